@@ -1,0 +1,272 @@
+/*
+** jn.h: junction's private header, shared by every csrc/ file.
+**
+** It holds the type names, the structures behind the four userdata types
+** (connection, model, association, instance) and the prototypes of the
+** functions that cross files.  Those are named jn_<concern>_<verb> and are
+** hidden from the dynamic symbol table; everything else is static.  Only
+** luaopen_junction_core is exported.
+*/
+#ifndef JN_H
+#define JN_H
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <stddef.h>
+#include <string.h>
+#include <sqlite3.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include "jn_compat.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define JN_INTERNAL __attribute__((visibility("hidden")))
+#define JN_EXPORT   __attribute__((visibility("default")))
+#else
+#define JN_INTERNAL
+#define JN_EXPORT
+#endif
+
+#ifndef JUNCTION_VERSION
+#define JUNCTION_VERSION "scm"
+#endif
+
+#define JN_CONN_MT   "junction.Connection"
+#define JN_MODEL_MT  "junction.Model"
+#define JN_ASSOC_MT  "junction.Association"
+#define JN_INST_MT   "junction.Instance"
+
+/* Registry key of junction.null, the value that stands for SQL NULL in
+** Model:update (a Lua table cannot hold nil). */
+#define JN_NULL "junction.null"
+
+/* Registry key of the table of instance methods every model starts with. */
+#define JN_INST_METHODS "junction.instance_methods"
+
+/* {====== Connection */
+
+/* Statements a connection keeps for itself, prepared on first use. */
+enum {
+  JN_CS_BEGIN, JN_CS_BEGIN_DEFERRED, JN_CS_BEGIN_EXCLUSIVE, JN_CS_COMMIT,
+  JN_CS_ROLLBACK, JN_CS_SAVEPOINT, JN_CS_RELEASE, JN_CS_ROLLBACK_TO,
+  JN_CS_WSAVE, JN_CS_WRELEASE, JN_CS_WROLLBACK_TO, JN_CS_COUNT
+};
+
+typedef struct jn_Conn {
+  sqlite3 *db;              /* NULL once closed */
+  int cache_ref;            /* registry: table sql text -> statement */
+  int ncached;              /* entries in that table */
+  int log_ref;              /* registry: the log function, or LUA_NOREF */
+  int params_ref;           /* registry: bound values of the next logged statement */
+  int nmodels;
+  sqlite3_stmt *st[JN_CS_COUNT];
+  void *scratch;            /* malloc'd, grows; owned by the connection */
+  size_t scratch_size;
+} jn_Conn;
+
+/* How an atomic operation protects its writes: not at all (one statement
+** is atomic by itself), by a transaction of its own, or by a savepoint
+** inside the caller's transaction.  A body run by jn_atomic finds its
+** jn_Write at stack index 1. */
+enum { JN_W_NONE, JN_W_TX, JN_W_SAVEPOINT };
+typedef struct jn_Write {
+  jn_Conn *c;
+  int mode;
+} jn_Write;
+
+/* }====== */
+
+/* {====== Models */
+
+enum {
+  JN_T_INTEGER, JN_T_TEXT, JN_T_STRING, JN_T_REAL, JN_T_BLOB, JN_T_BOOLEAN,
+  JN_T_DATE, JN_T_ANY
+};
+
+#define JN_F_NOTNULL   0x01
+#define JN_F_PK        0x02
+#define JN_F_AUTOINC   0x04
+#define JN_F_UNIQUE    0x08   /* UNIQUE on this column alone */
+#define JN_F_DEFAULT   0x10   /* defaultValue in the model's "defaults" table */
+
+typedef struct jn_Field {
+  const char *name;         /* anchored in the model's uservalue */
+  int type;
+  int flags;
+  int length;               /* STRING(n) */
+} jn_Field;
+
+/* Statements a model keeps, prepared on first use. */
+enum { JN_MS_INSERT, JN_MS_INSERT_PK, JN_MS_BY_PK, JN_MS_DELETE_PK, JN_MS_COUNT };
+
+typedef struct jn_Model {
+  jn_Conn *conn;            /* the connection userdata is anchored in the uservalue */
+  const char *name;
+  const char *table;
+  int nfields;
+  int pk;                   /* field index (0-based) of the primary key */
+  int created, updated;     /* timestamp field indices, or -1 */
+  int lookup_ref;           /* registry: name -> field index | method | true */
+  const char *sql[JN_MS_COUNT];   /* generated once, anchored in the uservalue */
+  const char *cols;         /* "c1", "c2", ...: every column, in field order */
+  sqlite3_stmt *st[JN_MS_COUNT];
+  jn_Field f[1];            /* nfields entries */
+} jn_Model;
+
+/* Model uservalue fields (string keys). */
+#define JN_UV_CONN      "conn"
+#define JN_UV_LOOKUP    "lookup"
+#define JN_UV_SQL       "sql"       /* name -> generated SQL text */
+#define JN_UV_DEFAULTS  "defaults"  /* field index (1-based) -> value or function */
+#define JN_UV_FIELDS    "fields"    /* field index (1-based) -> declaration table */
+#define JN_UV_ASSOCS    "assocs"    /* alias -> association */
+
+/* }====== */
+
+/* {====== Associations */
+
+enum { JN_A_BELONGS_TO, JN_A_HAS_ONE, JN_A_HAS_MANY, JN_A_BELONGS_TO_MANY };
+
+/* Batched inserts of links: one statement per row count up to this. */
+#define JN_LINK_BATCH 16
+
+/* Statements of a belongsToMany association, prepared on first use. */
+enum {
+  JN_AS_GET, JN_AS_GET_THROUGH, JN_AS_KEYS, JN_AS_COUNT, JN_AS_HAS, JN_AS_DELETE_JSON,
+  JN_AS_HAS_JSON, JN_AS_NSTMT
+};
+
+typedef struct jn_Assoc {
+  int kind;
+  jn_Model *source, *target, *through;   /* anchored in the uservalue */
+  int source_key;           /* field in source: sourceKey (has*, btm) or foreignKey (belongsTo) */
+  int target_key;           /* field in target: targetKey (belongsTo, btm) or foreignKey (has*) */
+  int fk, other;            /* btm: the junction's fields for source and target */
+  int through_extra;        /* btm: the junction has fields beyond keys and timestamps */
+  const char *alias;        /* anchored in the uservalue */
+  sqlite3_stmt *st[JN_AS_NSTMT];
+  sqlite3_stmt *del[JN_LINK_BATCH + 1];  /* DELETE of n links */
+  sqlite3_stmt *ins[JN_LINK_BATCH + 1];  /* INSERT of n links */
+} jn_Assoc;
+
+/* }====== */
+
+/* {====== Instances */
+
+typedef struct jn_Inst {
+  jn_Model *model;          /* the model userdata sits at uservalue[nfields + 1] */
+  int saved;                /* the row exists in the database */
+  unsigned char dirty[1];   /* one bit per field */
+} jn_Inst;
+
+/* }====== */
+
+/* {====== Growable SQL text, kept in a userdata so a raise cannot leak it */
+
+typedef struct jn_Buf {
+  char *p;
+  size_t n, cap;
+  int idx;                  /* stack index of the userdata holding p */
+} jn_Buf;
+
+JN_INTERNAL void jn_buf_init(lua_State *L, jn_Buf *b);
+JN_INTERNAL void jn_buf_addl(lua_State *L, jn_Buf *b, const char *s, size_t len);
+JN_INTERNAL void jn_buf_adds(lua_State *L, jn_Buf *b, const char *s);
+JN_INTERNAL void jn_buf_addident(lua_State *L, jn_Buf *b, const char *alias, const char *name);
+JN_INTERNAL void jn_buf_addint(lua_State *L, jn_Buf *b, long long v);
+JN_INTERNAL const char *jn_buf_cstr(lua_State *L, jn_Buf *b);
+
+/* }====== */
+
+/* jn_error.c */
+JN_INTERNAL int jn_pushfail(lua_State *L, jn_Conn *c, int rc);
+JN_INTERNAL const char *jn_typename(lua_State *L, int idx);
+
+/* jn_stmt.c */
+JN_INTERNAL sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **slot,
+                                       const char *sql, int *rc);
+JN_INTERNAL sqlite3_stmt *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql,
+                                         size_t len, int *rc);
+JN_INTERNAL int jn_stmt_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
+JN_INTERNAL int jn_stmt_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
+JN_INTERNAL int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, int type);
+JN_INTERNAL void jn_bind_i64(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, sqlite3_int64 v);
+JN_INTERNAL void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char *s, size_t n);
+JN_INTERNAL int jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int listidx, int n);
+JN_INTERNAL void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type);
+JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
+JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
+JN_INTERNAL size_t jn_timestamp(char *out);
+JN_INTERNAL void *jn_scratch(lua_State *L, jn_Conn *c, size_t size);
+JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
+
+/* jn_conn.c */
+JN_INTERNAL jn_Conn *jn_conn_check(lua_State *L, int idx);
+JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c);
+JN_INTERNAL int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
+JN_INTERNAL int jn_write_guard(lua_State *L, jn_Write *w);
+JN_INTERNAL void jn_conn_open(lua_State *L);
+
+/* jn_schema.c */
+JN_INTERNAL jn_Model *jn_model_check(lua_State *L, int idx);
+JN_INTERNAL jn_Model *jn_model_checkopen(lua_State *L, int idx);
+JN_INTERNAL int jn_model_field(lua_State *L, jn_Model *m, int nameidx);
+JN_INTERNAL int jn_model_fieldname(lua_State *L, jn_Model *m, const char *name);
+JN_INTERNAL void jn_model_uv(lua_State *L, int modelidx, const char *key);
+JN_INTERNAL void jn_model_lookup(lua_State *L, jn_Model *m);
+JN_INTERNAL int jn_schema_define(lua_State *L);
+JN_INTERNAL int jn_schema_sync(lua_State *L);
+JN_INTERNAL void jn_schema_open(lua_State *L);
+JN_INTERNAL void jn_check_ident(lua_State *L, const char *s, const char *what);
+
+/* jn_model.c */
+JN_INTERNAL void jn_model_open(lua_State *L);
+
+/* jn_instance.c */
+JN_INTERNAL jn_Inst *jn_inst_test(lua_State *L, int idx);
+JN_INTERNAL jn_Inst *jn_inst_check(lua_State *L, int idx);
+JN_INTERNAL jn_Inst *jn_inst_new(lua_State *L, jn_Model *m, int modelidx);
+JN_INTERNAL int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx,
+                              const char *ctx);
+JN_INTERNAL int jn_inst_insert(lua_State *L, int instidx);
+JN_INTERNAL void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
+                                 sqlite3_stmt *st, const int *cols, int ncols, int col0);
+JN_INTERNAL void jn_inst_get(lua_State *L, int instidx, int field);
+JN_INTERNAL void jn_inst_set(lua_State *L, int instidx, int field, int validx);
+JN_INTERNAL void jn_inst_pushmodel(lua_State *L, int instidx);
+JN_INTERNAL void jn_inst_open(lua_State *L);
+
+/* jn_query.c */
+typedef struct jn_Select {
+  int cols_idx;             /* stack index: userdata int[] of field indices */
+  int *cols;
+  int ncols;
+  int binds_idx;            /* stack index: array of values to bind */
+  int nbind;
+} jn_Select;
+
+JN_INTERNAL void jn_query_where(lua_State *L, jn_Model *m, int whereidx, const char *alias,
+                                jn_Buf *b, jn_Select *s, const char *ctx);
+JN_INTERNAL void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias,
+                               jn_Buf *b, jn_Select *s, const char *ctx);
+JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias,
+                                  jn_Buf *b, jn_Select *s, const char *ctx);
+JN_INTERNAL void jn_query_checkopts(lua_State *L, int optsidx, const char *const *allowed,
+                                    const char *ctx);
+JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st,
+                              const int *cols, int ncols, int one);
+JN_INTERNAL int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx,
+                              int one, const char *ctx);
+JN_INTERNAL void jn_json_add(lua_State *L, jn_Buf *b, int idx);
+JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
+JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
+
+/* jn_assoc.c */
+JN_INTERNAL jn_Assoc *jn_assoc_check(lua_State *L, int idx);
+JN_INTERNAL void jn_assoc_required(lua_State *L, jn_Model *m, int modelidx, int incidx,
+                                   jn_Buf *b, jn_Select *s, int *haswhere, const char *ctx);
+JN_INTERNAL void jn_assoc_include(lua_State *L, jn_Model *m, int modelidx, int listidx,
+                                  int incidx, const char *ctx);
+JN_INTERNAL void jn_assoc_open(lua_State *L);
+
+#endif /* JN_H */

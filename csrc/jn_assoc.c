@@ -1,0 +1,1437 @@
+/*
+** jn_assoc.c: associations.  db:_associate records one association (the
+** Lua side of junction has parsed and named it); for belongsToMany it also
+** makes the instance methods, each one C call over cached statements:
+** get, set, add, remove, has, count, create.  Eager loading (include) and
+** `required` for every kind of association live here too.
+**
+** Keys in lists (setGenres{1, genre, "3"}) become jn_Key values in the
+** connection's scratch memory: set and add diff them against the keys the
+** junction holds, and write only the difference.
+*/
+#include "jn.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct jn_Key {
+  int type;                 /* SQLITE_INTEGER, SQLITE_FLOAT or SQLITE_TEXT */
+  sqlite3_int64 i;
+  double d;
+  const char *s;            /* anchored on the Lua stack for the call */
+  size_t n;
+} jn_Key;
+
+/* Method roles of a belongsToMany association. */
+enum { R_GET, R_SET, R_ADD, R_ADDS, R_REMOVE, R_REMOVES, R_HAS, R_HASES, R_COUNT, R_CREATE };
+static const char *const roles[] = {
+  "get", "set", "add", "addMany", "remove", "removeMany", "has", "hasMany", "count", "create", NULL
+};
+static const char *const kinds[] = { "belongsTo", "hasOne", "hasMany", "belongsToMany", NULL };
+
+static const char *const get_opts[] = {
+  "where", "order", "limit", "offset", "attributes", "joinTableAttributes", NULL
+};
+static const char *const include_opts[] = {
+  "association", "as", "where", "required", "include", "attributes", "order", NULL
+};
+
+/* {====== Checking */
+
+jn_Assoc *jn_assoc_check(lua_State *L, int idx) {
+  return (jn_Assoc *)luaL_checkudata(L, idx, JN_ASSOC_MT);
+}
+
+/* The method's context ("Post:setGenres") from the closure's second upvalue. */
+static const char *method_name(lua_State *L) {
+  return lua_tostring(L, lua_upvalueindex(2));
+}
+
+/*
+** The association of the running method (upvalue 1) and its source
+** instance at index 1, saved: raises naming the method otherwise.
+*/
+static jn_Assoc *check_method(lua_State *L) {
+  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
+  jn_Inst *inst = jn_inst_test(L, 1);
+  if (inst == NULL || inst->model != a->source)
+    luaL_error(L, "%s: bad self (%s instance expected, got %s; call it with ':')",
+               method_name(L), a->source->name, jn_typename(L, 1));
+  jn_conn_checkopen(L, a->source->conn);
+  jn_inst_get(L, 1, a->source_key);
+  if (!inst->saved || lua_isnil(L, -1))
+    luaL_error(L, "%s: the %s is not saved yet (no %s)", method_name(L), a->source->name,
+               a->source->f[a->source_key].name);
+  lua_pop(L, 1);
+  return a;
+}
+
+/* }====== */
+
+/* {====== Keys */
+
+/*
+** The key at idx (a target instance or a key value) as a jn_Key.  Raises
+** for anything else, naming the method and the element.
+*/
+static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k) {
+  jn_Inst *inst;
+  int t;
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  inst = jn_inst_test(L, idx);
+  if (inst != NULL) {
+    if (inst->model != a->target)
+      luaL_error(L, "%s: bad argument (element %d is a %s instance, expected %s or its key)",
+                 method_name(L), elem, inst->model->name, a->target->name);
+    jn_inst_get(L, idx, a->target_key);
+    if (lua_isnil(L, -1))
+      luaL_error(L, "%s: bad argument (element %d: the %s is not saved yet)", method_name(L),
+                 elem, a->target->name);
+    lua_replace(L, idx);   /* the key value now sits where the instance was */
+  }
+  t = lua_type(L, idx);
+  memset(k, 0, sizeof *k);
+  if (t == LUA_TNUMBER) {
+    double d = (double)lua_tonumber(L, idx);
+    if (jn_to_i64(L, idx, &k->i)) {
+      k->type = SQLITE_INTEGER;
+    } else if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(sqlite3_int64)d) {
+      k->type = SQLITE_INTEGER;
+      k->i = (sqlite3_int64)d;
+    } else {
+      if (d != d) luaL_error(L, "%s: bad argument (element %d is NaN)", method_name(L), elem);
+      k->type = SQLITE_FLOAT;
+      k->d = d;
+    }
+  } else if (t == LUA_TSTRING) {
+    if (a->target->f[a->target_key].type == JN_T_INTEGER && jn_to_i64(L, idx, &k->i)) {
+      k->type = SQLITE_INTEGER;
+    } else {
+      k->type = SQLITE_TEXT;
+      k->s = lua_tolstring(L, idx, &k->n);
+    }
+  } else {
+    luaL_error(L, "%s: bad argument (element %d is a %s, expected %s or its key)",
+               method_name(L), elem, jn_typename(L, idx), a->target->name);
+  }
+}
+
+static int key_cmp(const jn_Key *x, const jn_Key *y) {
+  if (x->type != y->type) {
+    if (x->type == SQLITE_TEXT || y->type == SQLITE_TEXT) return x->type < y->type ? -1 : 1;
+    {   /* integer against float: compare as numbers */
+      double dx = x->type == SQLITE_INTEGER ? (double)x->i : x->d;
+      double dy = y->type == SQLITE_INTEGER ? (double)y->i : y->d;
+      return dx < dy ? -1 : dx > dy ? 1 : 0;
+    }
+  }
+  switch (x->type) {
+    case SQLITE_INTEGER: return x->i < y->i ? -1 : x->i > y->i ? 1 : 0;
+    case SQLITE_FLOAT: return x->d < y->d ? -1 : x->d > y->d ? 1 : 0;
+    default: {
+      size_t n = x->n < y->n ? x->n : y->n;
+      int r = memcmp(x->s, y->s, n);
+      if (r != 0) return r;
+      return x->n < y->n ? -1 : x->n > y->n ? 1 : 0;
+    }
+  }
+}
+
+static int key_qcmp(const void *x, const void *y) {
+  return key_cmp((const jn_Key *)x, (const jn_Key *)y);
+}
+
+/* Is k among keys[0..n)?  Binary search when sorted, else a scan: the lists
+** are a handful long in the common case, and sorted when they are not. */
+static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
+  int i;
+  if (sorted) return bsearch(k, keys, (size_t)n, sizeof *keys, key_qcmp) != NULL;
+  for (i = 0; i < n; i++)
+    if (key_cmp(&keys[i], k) == 0) return 1;
+  return 0;
+}
+
+/* Lists longer than this are sorted before they are diffed. */
+#define JN_KEYS_SCAN 24
+
+/*
+** Read the list (or single key) at idx into the scratch memory as distinct
+** keys.  Returns their number.  The values stay anchored in the list.
+*/
+static int collect_keys(lua_State *L, jn_Assoc *a, int idx, int single) {
+  jn_Conn *c = a->source->conn;
+  jn_Key *keys;
+  int i, n, k = 0;
+  if (single) {
+    keys = (jn_Key *)jn_scratch(L, c, sizeof(jn_Key));
+    to_key(L, a, idx, 1, &keys[0]);
+    return 1;
+  }
+  if (!lua_istable(L, idx) || jn_inst_test(L, idx) != NULL)
+    luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
+               method_name(L), a->target->name, jn_typename(L, idx));
+  n = (int)lua_rawlen(L, idx);
+  keys = (jn_Key *)jn_scratch(L, c, (size_t)(n + 1) * sizeof(jn_Key));
+  for (i = 1; i <= n; i++) {
+    jn_Key key;
+    lua_rawgeti(L, idx, i);
+    to_key(L, a, -1, i, &key);
+    if (key.type == SQLITE_TEXT) {   /* anchor the string in the list itself */
+      lua_rawseti(L, idx, i);
+      lua_rawgeti(L, idx, i);
+      key.s = lua_tolstring(L, -1, &key.n);
+    }
+    lua_pop(L, 1);
+    keys = (jn_Key *)c->scratch;
+    if (n > JN_KEYS_SCAN || !key_in(keys, k, &key, 0)) keys[k++] = key;
+  }
+  if (n > JN_KEYS_SCAN) {   /* sort, then drop duplicates */
+    int j = 0;
+    qsort(keys, (size_t)k, sizeof *keys, key_qcmp);
+    for (i = 0; i < k; i++)
+      if (j == 0 || key_cmp(&keys[j - 1], &keys[i]) != 0) keys[j++] = keys[i];
+    k = j;
+  }
+  return k;
+}
+
+/* Bind a key to parameter i. */
+static void bind_key(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const jn_Key *k) {
+  switch (k->type) {
+    case SQLITE_INTEGER: jn_bind_i64(L, c, st, i, k->i); break;
+    case SQLITE_FLOAT:
+      lua_pushnumber(L, (lua_Number)k->d);
+      jn_bind_value(L, c, st, i, -1, JN_T_REAL);
+      lua_pop(L, 1);
+      break;
+    default: jn_bind_text(L, c, st, i, k->s, k->n); break;
+  }
+}
+
+/* Append a key as a JSON value. */
+static void json_key(lua_State *L, jn_Buf *b, const jn_Key *k) {
+  if (k->type == SQLITE_INTEGER) {
+    jn_buf_addint(L, b, (long long)k->i);
+  } else {
+    if (k->type == SQLITE_FLOAT) lua_pushnumber(L, (lua_Number)k->d);
+    else lua_pushlstring(L, k->s, k->n);
+    jn_json_add(L, b, -1);
+    lua_pop(L, 1);
+  }
+}
+
+/* Bind the key of the source instance (at stack index self) to parameter i. */
+static void bind_source(lua_State *L, jn_Assoc *a, int self, sqlite3_stmt *st, int i) {
+  jn_inst_get(L, self, a->source_key);
+  jn_bind_value(L, a->source->conn, st, i, -1, a->source->f[a->source_key].type);
+  lua_pop(L, 1);
+}
+
+/* }====== */
+
+/* {====== SQL of a belongsToMany */
+
+/* Append the association's FROM: junction j joined to target t (btm), or target t. */
+static void add_from(lua_State *L, jn_Assoc *a, jn_Buf *b) {
+  jn_buf_adds(L, b, " FROM ");
+  if (a->kind == JN_A_BELONGS_TO_MANY) {
+    jn_buf_addident(L, b, NULL, a->through->table);
+    jn_buf_adds(L, b, " AS j JOIN ");
+    jn_buf_addident(L, b, NULL, a->target->table);
+    jn_buf_adds(L, b, " AS t ON ");
+    jn_buf_addident(L, b, "t", a->target->f[a->target_key].name);
+    jn_buf_adds(L, b, " = ");
+    jn_buf_addident(L, b, "j", a->through->f[a->other].name);
+  } else {
+    jn_buf_addident(L, b, NULL, a->target->table);
+    jn_buf_adds(L, b, " AS t");
+  }
+}
+
+/* Append the column that links a row to its parent: j.fk (btm) or t.key. */
+static void add_link(lua_State *L, jn_Assoc *a, jn_Buf *b) {
+  if (a->kind == JN_A_BELONGS_TO_MANY) jn_buf_addident(L, b, "j", a->through->f[a->fk].name);
+  else jn_buf_addident(L, b, "t", a->target->f[a->target_key].name);
+}
+
+/* The type of the link column, for reading it back. */
+static int link_type(jn_Assoc *a) {
+  return a->kind == JN_A_BELONGS_TO_MANY ? a->through->f[a->fk].type
+                                         : a->target->f[a->target_key].type;
+}
+
+/*
+** Which junction fields a belongsToMany read returns: opts.joinTableAttributes
+** (names), else all of them when the junction has fields of its own.  Pushes
+** a userdata int[] (and returns the count, 0 for none).
+*/
+static int through_cols(lua_State *L, jn_Assoc *a, int optsidx, int **cols) {
+  int n = 0, i;
+  jn_Model *j = a->through;
+  *cols = (int *)lua_newuserdata(L, (size_t)(j->nfields + 1) * sizeof(int));
+  if (a->kind != JN_A_BELONGS_TO_MANY) return 0;
+  if (optsidx && lua_istable(L, optsidx)) {
+    lua_getfield(L, optsidx, "joinTableAttributes");
+    if (!lua_isnil(L, -1)) {
+      int t = lua_gettop(L), k = (int)lua_rawlen(L, t);
+      if (!lua_istable(L, t))
+        luaL_error(L, "%s: bad option 'joinTableAttributes' (array of %s fields expected)",
+                   method_name(L), j->name);
+      for (i = 1; i <= k && n < j->nfields; i++) {
+        int f;
+        lua_rawgeti(L, t, i);
+        f = lua_type(L, -1) == LUA_TSTRING ? jn_model_field(L, j, -1) : -1;
+        if (f < 0)
+          luaL_error(L, "%s: bad joinTableAttributes '%s' (no such field in %s)", method_name(L),
+                     luaL_tolstring(L, -1, NULL), j->name);
+        lua_pop(L, 1);
+        (*cols)[n++] = f;
+      }
+      lua_pop(L, 1);
+      return n;
+    }
+    lua_pop(L, 1);
+  }
+  if (!a->through_extra) return 0;
+  for (i = 0; i < j->nfields; i++) (*cols)[n++] = i;
+  return n;
+}
+
+/* Append ", j.c1, j.c2" for the junction columns chosen. */
+static void add_through_cols(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *cols, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    jn_buf_adds(L, b, ", ");
+    jn_buf_addident(L, b, "j", a->through->f[cols[i]].name);
+  }
+}
+
+/*
+** Push the instances of a read: each row's target instance (columns from
+** 0, or from 1 when col0 is 1), with the junction row, when selected,
+** attached under the junction model's name.  arr: the array to append to.
+*/
+static void push_target_row(lua_State *L, jn_Assoc *a, int tmodel, int jmodel, int mt,
+                            sqlite3_stmt *st, const jn_Select *s, const int *tcols, int ntc,
+                            int col0) {
+  jn_inst_fromrow(L, a->target, tmodel, mt, st, s->cols, s->ncols, col0);
+  if (ntc > 0) {
+    lua_getuservalue(L, -1);
+    jn_inst_fromrow(L, a->through, jmodel, mt, st, tcols, ntc, col0 + s->ncols);
+    lua_setfield(L, -2, a->through->name);
+    lua_pop(L, 1);
+  }
+}
+
+/* Push the target and junction models (from the association's uservalue). */
+static void push_models(lua_State *L, int associdx, int *tmodel, int *jmodel) {
+  lua_getuservalue(L, associdx);
+  lua_getfield(L, -1, "target");
+  lua_getfield(L, -2, "through");
+  lua_remove(L, -3);
+  *jmodel = lua_gettop(L);
+  *tmodel = *jmodel - 1;
+}
+
+/* }====== */
+
+/*
+** The statement in slot of the running method's association (upvalue 1),
+** prepared on first use from the SQL text kept under key in its uservalue.
+*/
+static sqlite3_stmt *assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc) {
+  sqlite3_stmt *st;
+  if (a->st[slot] != NULL) return jn_stmt_slot(L, a->source->conn, &a->st[slot], NULL, rc);
+  lua_getuservalue(L, lua_upvalueindex(1));
+  lua_getfield(L, -1, key);
+  st = jn_stmt_slot(L, a->source->conn, &a->st[slot], lua_tostring(L, -1), rc);
+  lua_pop(L, 2);
+  return st;
+}
+
+/* {====== belongsToMany methods */
+
+/*** The associated instances.
+@function instance:getGenres
+@tparam[opt] table opts where, order, limit, offset, attributes, joinTableAttributes
+@treturn {Instance,...}|fail
+*/
+static int btm_get(lua_State *L) {
+  jn_Assoc *a = check_method(L);
+  jn_Conn *c = a->source->conn;
+  jn_Buf b;
+  jn_Select s;
+  sqlite3_stmt *st;
+  int rc, n = 0, tmodel, jmodel, mt, arr, ntc, *tcols;
+  lua_settop(L, 2);
+  jn_query_checkopts(L, 2, get_opts, method_name(L));
+  push_models(L, lua_upvalueindex(1), &tmodel, &jmodel);
+  jn_query_init(L, &s);
+  ntc = through_cols(L, a, 2, &tcols);
+  if (lua_isnil(L, 2) && (ntc == 0 || ntc == a->through->nfields)) {
+    /* the common call: a statement kept in the association */
+    lua_getuservalue(L, lua_upvalueindex(1));
+    lua_getfield(L, -1, ntc ? "get_through" : "get");
+    st = jn_stmt_slot(L, c, &a->st[ntc ? JN_AS_GET_THROUGH : JN_AS_GET], lua_tostring(L, -1), &rc);
+    lua_pop(L, 2);
+    s.cols = NULL;
+    s.ncols = a->target->nfields;
+  } else {
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "SELECT ");
+    jn_query_columns(L, a->target, 2, "t", &b, &s, method_name(L));
+    add_through_cols(L, a, &b, tcols, ntc);
+    add_from(L, a, &b);
+    jn_buf_adds(L, &b, " WHERE ");
+    add_link(L, a, &b);
+    jn_buf_adds(L, &b, " = ?");
+    jn_inst_get(L, 1, a->source_key);
+    jn_query_bind(L, &s, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 2, "where");
+    if (!lua_isnil(L, -1)) {
+      jn_buf_adds(L, &b, " AND ");
+      jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, method_name(L));
+    }
+    lua_pop(L, 1);
+    jn_query_tail(L, a->target, 2, "t", &b, &s, method_name(L));
+    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  }
+  if (st == NULL) return jn_pushfail(L, c, rc);
+  if (s.nbind) jn_bind_list(L, c, st, s.binds_idx, s.nbind);
+  else bind_source(L, a, 1, st, 1);
+  luaL_getmetatable(L, JN_INST_MT);
+  mt = lua_gettop(L);
+  lua_newtable(L);
+  arr = lua_gettop(L);
+  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+    push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 0);
+    lua_rawseti(L, arr, ++n);
+  }
+  if (rc != SQLITE_DONE) {
+    rc = jn_pushfail(L, c, rc);
+    sqlite3_reset(st);
+    return rc;
+  }
+  sqlite3_reset(st);
+  return 1;
+}
+
+/* The INSERT of n links (1 <= n <= JN_LINK_BATCH), kept in the association. */
+static sqlite3_stmt *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
+  jn_Model *j = a->through;
+  int ts = j->created >= 0 && j->updated >= 0, r;
+  jn_Buf b;
+  if (a->ins[n] != NULL) return jn_stmt_slot(L, j->conn, &a->ins[n], NULL, rc);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "INSERT INTO ");
+  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, " (");
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_adds(L, &b, ", ");
+  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  if (ts) {
+    jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, j->f[j->created].name);
+    jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, j->f[j->updated].name);
+  }
+  jn_buf_adds(L, &b, ") VALUES ");
+  for (r = 0; r < n; r++) {
+    char tmp[64];
+    if (ts)
+      snprintf(tmp, sizeof tmp, "%s(?1, ?%d, ?%d, ?%d)", r ? ", " : "", 2 * r + 2, 2 * r + 3, 2 * r + 3);
+    else
+      snprintf(tmp, sizeof tmp, "%s(?1, ?%d)", r ? ", " : "", r + 2);
+    jn_buf_adds(L, &b, tmp);
+  }
+  jn_stmt_slot(L, j->conn, &a->ins[n], jn_buf_cstr(L, &b), rc);
+  lua_pop(L, 1);
+  return a->ins[n];
+}
+
+/* The DELETE of n links (n <= JN_LINK_BATCH; more go through json_each). */
+static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
+  jn_Model *j = a->through;
+  sqlite3_stmt **slot = n <= JN_LINK_BATCH ? &a->del[n] : &a->st[JN_AS_DELETE_JSON];
+  jn_Buf b;
+  int r;
+  if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "DELETE FROM ");
+  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_adds(L, &b, " = ?1 AND ");
+  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  if (n > JN_LINK_BATCH) {
+    jn_buf_adds(L, &b, " IN (SELECT value FROM json_each(?2))");
+  } else {
+    jn_buf_adds(L, &b, " IN (");
+    for (r = 0; r < n; r++) jn_buf_adds(L, &b, r ? ", ?" : "?");
+    jn_buf_adds(L, &b, ")");
+  }
+  jn_stmt_slot(L, j->conn, slot, jn_buf_cstr(L, &b), rc);
+  lua_pop(L, 1);
+  return *slot;
+}
+
+/* Run the DELETE of the n keys (picked from keys[0..nk) by pick, or all). */
+static int delete_keys(lua_State *L, jn_Assoc *a, int self, const jn_Key *keys, int nk,
+                       const jn_Key *keep, int nkeep, int sorted, int n) {
+  jn_Conn *c = a->source->conn;
+  sqlite3_stmt *st;
+  int i, p = 1, rc;
+  jn_Buf b;
+  if (n == 0) return SQLITE_OK;
+  st = delete_stmt(L, a, n, &rc);
+  if (st == NULL) return rc;
+  bind_source(L, a, self, st, 1);
+  if (n > JN_LINK_BATCH) {
+    jn_buf_init(L, &b);
+    jn_buf_addl(L, &b, "[", 1);
+  }
+  for (i = 0; i < nk; i++) {
+    if (keep != NULL && key_in(keep, nkeep, &keys[i], sorted)) continue;
+    if (n > JN_LINK_BATCH) {
+      if (p++ > 1) jn_buf_addl(L, &b, ",", 1);
+      json_key(L, &b, &keys[i]);
+    } else {
+      bind_key(L, c, st, ++p, &keys[i]);
+    }
+  }
+  if (n > JN_LINK_BATCH) {
+    jn_buf_addl(L, &b, "]", 1);
+    lua_pushlstring(L, b.p, b.n);
+    jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
+    lua_pop(L, 2);
+  }
+  return jn_stmt_run(L, c, st);
+}
+
+/* Insert links to the keys of keys[0..nk) not in skip[0..nskip), n of them,
+** in statements of up to JN_LINK_BATCH rows, one timestamp per row. */
+static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, const jn_Key *keys, int nk,
+                       const jn_Key *skip, int nskip, int sorted, int n) {
+  jn_Conn *c = a->source->conn;
+  int ts = a->through->created >= 0 && a->through->updated >= 0;
+  char stamp[JN_LINK_BATCH][32];
+  int i = 0, rc;
+  while (n > 0) {
+    int m = n < JN_LINK_BATCH ? n : JN_LINK_BATCH, r = 0;
+    sqlite3_stmt *st = insert_stmt(L, a, m, &rc);
+    if (st == NULL) return rc;
+    bind_source(L, a, self, st, 1);
+    for (; r < m && i < nk; i++) {
+      if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
+      if (ts) {
+        size_t len = jn_timestamp(stamp[r]);
+        bind_key(L, c, st, 2 * r + 2, &keys[i]);
+        jn_bind_text(L, c, st, 2 * r + 3, stamp[r], len);
+      } else {
+        bind_key(L, c, st, r + 2, &keys[i]);
+      }
+      r++;
+    }
+    rc = jn_stmt_run(L, c, st);
+    if (rc != SQLITE_OK) return rc;
+    n -= m;
+    if (n > 0 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return rc;
+  }
+  return SQLITE_OK;
+}
+
+/*
+** Write opts.through (the table at thr) on the links to keys that are not
+** new: UPDATE junction SET ... WHERE fk = ? AND other = ?.  And, for new
+** links, INSERT them one by one with those fields.  Used only when the
+** caller gives through attributes; the plain path above stays fast.
+*/
+static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int thr, const jn_Key *k,
+                         int isnew) {
+  jn_Model *j = a->through;
+  jn_Conn *c = j->conn;
+  jn_Buf b;
+  jn_Select s;
+  sqlite3_stmt *st;
+  int i, rc, n = 0;
+  char stamp[32];
+  size_t slen = jn_timestamp(stamp);
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return rc;
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  if (isnew) {
+    jn_buf_adds(L, &b, "INSERT INTO ");
+    jn_buf_addident(L, &b, NULL, j->table);
+    jn_buf_adds(L, &b, " (");
+  } else {
+    jn_buf_adds(L, &b, "UPDATE ");
+    jn_buf_addident(L, &b, NULL, j->table);
+    jn_buf_adds(L, &b, " SET ");
+  }
+  for (i = 0; i < j->nfields; i++) {
+    int ts = i == j->created || i == j->updated;
+    if (i == a->fk || i == a->other || (!isnew && i == j->created)) continue;
+    if (ts) {
+      lua_pushlstring(L, stamp, slen);
+    } else {
+      lua_getfield(L, thr, j->f[i].name);
+      if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+    }
+    if (n++) jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, j->f[i].name);
+    if (!isnew) jn_buf_adds(L, &b, " = ?");
+    if (lua_type(L, -1) == LUA_TBOOLEAN) lua_pushinteger(L, lua_toboolean(L, -1));
+    else lua_pushvalue(L, -1);
+    jn_query_bind(L, &s, -1);
+    lua_pop(L, 2);
+  }
+  if (isnew) {
+    jn_buf_adds(L, &b, n ? ", " : "");
+    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+    jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+    jn_buf_adds(L, &b, ") VALUES (");
+    for (i = 0; i < n + 2; i++) jn_buf_adds(L, &b, i ? ", ?" : "?");
+    jn_buf_adds(L, &b, ")");
+  } else {
+    if (n == 0) { lua_pop(L, 2); return SQLITE_OK; }
+    jn_buf_adds(L, &b, " WHERE ");
+    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+    jn_buf_adds(L, &b, " = ? AND ");
+    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+    jn_buf_adds(L, &b, " = ?");
+  }
+  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  if (st == NULL) { lua_pop(L, 2); return rc; }
+  jn_bind_list(L, c, st, s.binds_idx, s.nbind);
+  bind_source(L, a, self, st, n + 1);
+  bind_key(L, c, st, n + 2, k);
+  rc = jn_stmt_run(L, c, st);
+  lua_pop(L, 2);
+  return rc;
+}
+
+/* Check opts.through: a table of the junction's own fields. Returns its index or 0. */
+static int check_through(lua_State *L, jn_Assoc *a, int optsidx) {
+  static const char *const set_opts[] = { "through", NULL };
+  int t;
+  jn_query_checkopts(L, optsidx, set_opts, method_name(L));
+  if (!lua_istable(L, optsidx)) return 0;
+  lua_getfield(L, optsidx, "through");
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+  t = lua_gettop(L);
+  if (!lua_istable(L, t))
+    luaL_error(L, "%s: bad option 'through' (table of %s fields expected)", method_name(L),
+               a->through->name);
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, a->through, -2) : -1;
+    int ty = lua_type(L, -1);
+    if (f < 0 || f == a->fk || f == a->other)
+      luaL_error(L, "%s: bad option 'through' (no field '%s' of %s to set)", method_name(L),
+                 luaL_tolstring(L, -2, NULL), a->through->name);
+    if (ty != LUA_TBOOLEAN && ty != LUA_TNUMBER && ty != LUA_TSTRING)
+      luaL_error(L, "%s: bad option 'through' (%s cannot be stored in '%s')", method_name(L),
+                 luaL_typename(L, -1), lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  lua_replace(L, optsidx);
+  return optsidx;
+}
+
+/*
+** Body of set and add under jn_atomic: [w, inst, list, thr|nil, nwant, del].
+** Reads the keys linked now, then deletes (set only) the ones not wanted and
+** inserts the ones missing; the links that stay are left alone.
+*/
+static int link_body(lua_State *L) {
+  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
+  jn_Conn *c = w->c;
+  int thr = lua_isnil(L, 4) ? 0 : 4;
+  int nwant = (int)lua_tointeger(L, 5), del = lua_toboolean(L, 6);
+  int ncur = 0, cap, rc, ndel = 0, nins = 0, nstmt, sorted, i, anchor = 0;
+  jn_Key *want, *cur;
+  sqlite3_stmt *st;
+  lua_settop(L, 6);
+  st = assoc_slot(L, a, JN_AS_KEYS, "keys", &rc);
+  if (st == NULL) return jn_pushfail(L, c, rc);
+  bind_source(L, a, 2, st, 1);
+  cap = nwant + 8;
+  jn_scratch(L, c, (size_t)(nwant + cap) * sizeof(jn_Key));
+  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+    jn_Key *k;
+    if (ncur == cap) {
+      cap *= 2;
+      jn_scratch(L, c, (size_t)(nwant + cap) * sizeof(jn_Key));
+    }
+    k = (jn_Key *)c->scratch + nwant + ncur++;
+    memset(k, 0, sizeof *k);
+    k->type = sqlite3_column_type(st, 0);
+    if (k->type == SQLITE_INTEGER) {
+      k->i = sqlite3_column_int64(st, 0);
+    } else if (k->type == SQLITE_FLOAT) {
+      k->d = sqlite3_column_double(st, 0);
+    } else {   /* text: keep a Lua copy alive for the call */
+      if (!anchor) { lua_newtable(L); anchor = lua_gettop(L); }
+      k->type = SQLITE_TEXT;
+      lua_pushlstring(L, (const char *)sqlite3_column_text(st, 0),
+                      (size_t)sqlite3_column_bytes(st, 0));
+      k->s = lua_tolstring(L, -1, &k->n);
+      lua_rawseti(L, anchor, ncur);
+    }
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return jn_pushfail(L, c, rc);
+  want = (jn_Key *)c->scratch;
+  cur = want + nwant;
+  sorted = nwant > JN_KEYS_SCAN || ncur > JN_KEYS_SCAN;
+  if (sorted) qsort(cur, (size_t)ncur, sizeof *cur, key_qcmp);
+  if (sorted && nwant <= JN_KEYS_SCAN) qsort(want, (size_t)nwant, sizeof *want, key_qcmp);
+  for (i = 0; del && i < ncur; i++)
+    if (!key_in(want, nwant, &cur[i], sorted)) ndel++;
+  for (i = 0; i < nwant; i++)
+    if (!key_in(cur, ncur, &want[i], sorted)) nins++;
+  nstmt = (ndel > 0) + (thr ? nwant : (nins + JN_LINK_BATCH - 1) / JN_LINK_BATCH);
+  if (nstmt > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if (del) {
+    rc = delete_keys(L, a, 2, cur, ncur, want, nwant, sorted, ndel);
+    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  }
+  if (thr) {
+    for (i = 0; i < nwant; i++) {
+      want = (jn_Key *)c->scratch;
+      cur = want + nwant;
+      rc = through_write(L, w, a, 2, thr, &want[i], !key_in(cur, ncur, &want[i], sorted));
+      if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    }
+  } else {
+    rc = insert_keys(L, w, a, 2, want, nwant, cur, ncur, sorted, nins);
+    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* set/add (many or one): check everything, then run link_body atomically. */
+static int link_method(lua_State *L, int single, int del) {
+  jn_Assoc *a = check_method(L);
+  int n, thr;
+  lua_settop(L, 3);
+  if (single && lua_isnil(L, 2))
+    luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
+               a->target->name);
+  thr = check_through(L, a, 3);
+  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
+  if (!single) {   /* the list is copied: keys are anchored in the copy */
+    int i, len;
+    if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL)
+      luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
+                 method_name(L), a->target->name, jn_typename(L, 2));
+    len = (int)lua_rawlen(L, 2);
+    lua_createtable(L, len, 0);
+    for (i = 1; i <= len; i++) { lua_rawgeti(L, 2, i); lua_rawseti(L, -2, i); }
+    lua_replace(L, 2);
+  }
+  n = collect_keys(L, a, 2, single);
+  lua_pushinteger(L, n);
+  lua_pushboolean(L, del);
+  return jn_atomic(L, a->source->conn, link_body, 1, 2);
+}
+
+static int btm_set(lua_State *L) { return link_method(L, 0, 1); }
+static int btm_add(lua_State *L) { return link_method(L, 1, 0); }
+static int btm_adds(lua_State *L) { return link_method(L, 0, 0); }
+
+/* remove/removes: one DELETE, atomic by itself. */
+static int unlink_method(lua_State *L, int single) {
+  jn_Assoc *a = check_method(L);
+  jn_Conn *c = a->source->conn;
+  int n, rc;
+  lua_settop(L, 2);
+  if (!single) {
+    int i, len;
+    if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL)
+      luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
+                 method_name(L), a->target->name, jn_typename(L, 2));
+    len = (int)lua_rawlen(L, 2);
+    lua_createtable(L, len, 0);
+    for (i = 1; i <= len; i++) { lua_rawgeti(L, 2, i); lua_rawseti(L, -2, i); }
+    lua_replace(L, 2);
+  } else if (lua_isnil(L, 2)) {
+    luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
+               a->target->name);
+  }
+  n = collect_keys(L, a, 2, single);
+  rc = delete_keys(L, a, 1, (jn_Key *)c->scratch, n, NULL, 0, 0, n);
+  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
+static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
+
+/* has/hases: true when every key is linked. */
+static int has_method(lua_State *L, int single) {
+  jn_Assoc *a = check_method(L);
+  jn_Conn *c = a->source->conn;
+  sqlite3_stmt *st;
+  int n, rc, i;
+  jn_Buf b;
+  const char *sql;
+  lua_settop(L, 2);
+  if (single && lua_isnil(L, 2))
+    luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
+               a->target->name);
+  if (!single) {
+    int len;
+    if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL)
+      luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
+                 method_name(L), a->target->name, jn_typename(L, 2));
+    len = (int)lua_rawlen(L, 2);
+    lua_createtable(L, len, 0);
+    for (i = 1; i <= len; i++) { lua_rawgeti(L, 2, i); lua_rawseti(L, -2, i); }
+    lua_replace(L, 2);
+  }
+  n = collect_keys(L, a, 2, single);
+  if (n == 0) { lua_pushboolean(L, 1); return 1; }
+  lua_getuservalue(L, lua_upvalueindex(1));
+  lua_getfield(L, -1, n == 1 ? "has" : "has_json");
+  sql = lua_tostring(L, -1);
+  st = jn_stmt_slot(L, c, &a->st[n == 1 ? JN_AS_HAS : JN_AS_HAS_JSON], sql, &rc);
+  lua_pop(L, 2);
+  if (st == NULL) return jn_pushfail(L, c, rc);
+  bind_source(L, a, 1, st, 1);
+  if (n == 1) {
+    bind_key(L, c, st, 2, (jn_Key *)c->scratch);
+  } else {
+    jn_Key *keys = (jn_Key *)c->scratch;
+    jn_buf_init(L, &b);
+    jn_buf_addl(L, &b, "[", 1);
+    for (i = 0; i < n; i++) {
+      if (i) jn_buf_addl(L, &b, ",", 1);
+      json_key(L, &b, &keys[i]);
+      keys = (jn_Key *)c->scratch;
+    }
+    jn_buf_addl(L, &b, "]", 1);
+    lua_pushlstring(L, b.p, b.n);
+    jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
+    lua_pop(L, 2);
+  }
+  rc = jn_stmt_step(L, c, st);
+  if (rc != SQLITE_ROW) {
+    rc = jn_pushfail(L, c, rc);
+    sqlite3_reset(st);
+    return rc;
+  }
+  lua_pushboolean(L, sqlite3_column_int64(st, 0) == (sqlite3_int64)n);
+  sqlite3_reset(st);
+  return 1;
+}
+
+static int btm_has(lua_State *L) { return has_method(L, 1); }
+static int btm_hases(lua_State *L) { return has_method(L, 0); }
+
+/*** How many are linked (opts.where filters the targets).
+@function instance:countGenres
+*/
+static int btm_count(lua_State *L) {
+  static const char *const count_opts[] = { "where", NULL };
+  jn_Assoc *a = check_method(L);
+  jn_Conn *c = a->source->conn;
+  sqlite3_stmt *st;
+  int rc;
+  lua_settop(L, 2);
+  jn_query_checkopts(L, 2, count_opts, method_name(L));
+  if (lua_istable(L, 2)) lua_getfield(L, 2, "where");
+  else lua_pushnil(L);
+  if (lua_isnil(L, -1)) {
+    const char *sql;
+    lua_getuservalue(L, lua_upvalueindex(1));
+    lua_getfield(L, -1, "count");
+    sql = lua_tostring(L, -1);
+    st = jn_stmt_slot(L, c, &a->st[JN_AS_COUNT], sql, &rc);
+    lua_pop(L, 2);
+    if (st == NULL) return jn_pushfail(L, c, rc);
+    bind_source(L, a, 1, st, 1);
+  } else {
+    jn_Buf b;
+    jn_Select s;
+    int w = lua_gettop(L);
+    jn_query_init(L, &s);
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "SELECT count(*)");
+    add_from(L, a, &b);
+    jn_buf_adds(L, &b, " WHERE ");
+    add_link(L, a, &b);
+    jn_buf_adds(L, &b, " = ? AND ");
+    jn_inst_get(L, 1, a->source_key);
+    jn_query_bind(L, &s, -1);
+    lua_pop(L, 1);
+    jn_query_where(L, a->target, w, "t", &b, &s, method_name(L));
+    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+    if (st == NULL) return jn_pushfail(L, c, rc);
+    jn_bind_list(L, c, st, s.binds_idx, s.nbind);
+  }
+  rc = jn_stmt_step(L, c, st);
+  if (rc != SQLITE_ROW) {
+    rc = jn_pushfail(L, c, rc);
+    sqlite3_reset(st);
+    return rc;
+  }
+  jn_push_i64(L, sqlite3_column_int64(st, 0));
+  sqlite3_reset(st);
+  return 1;
+}
+
+/* Body of create under jn_atomic: [w, inst, values, thr|nil, target model]. */
+static int create_body(lua_State *L) {
+  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
+  jn_Conn *c = w->c;
+  jn_Key k;
+  int inst, rc;
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+  inst = jn_inst_build(L, a->target, 5, 3, method_name(L));
+  rc = jn_inst_insert(L, inst);
+  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  lua_pushvalue(L, inst);
+  to_key(L, a, -1, 1, &k);
+  if (!lua_isnil(L, 4)) rc = through_write(L, w, a, 2, 4, &k, 1);
+  else rc = insert_keys(L, w, a, 2, &k, 1, NULL, 0, 0, 1);
+  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  lua_pushvalue(L, inst);
+  return 1;
+}
+
+/*** Create a target and link it, atomically.
+@function instance:createGenre
+*/
+static int btm_create(lua_State *L) {
+  jn_Assoc *a = check_method(L);
+  int thr;
+  lua_settop(L, 3);
+  thr = check_through(L, a, 3);
+  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
+  lua_pushnil(L);
+  lua_insert(L, 2);                      /* inst, nil, values, thr */
+  lua_remove(L, 2);
+  lua_getuservalue(L, lua_upvalueindex(1));
+  lua_getfield(L, -1, "target");
+  lua_remove(L, -2);                     /* inst, values, thr, target */
+  return jn_atomic(L, a->source->conn, create_body, 0, 2);
+}
+
+static const lua_CFunction role_fn[] = {
+  btm_get, btm_set, btm_add, btm_adds, btm_remove, btm_removes, btm_has, btm_hases, btm_count,
+  btm_create
+};
+
+/* }====== */
+
+/* {====== Declaring */
+
+/* The field named by opts[key] (or dflt when absent) in m; raises if none. */
+static int opt_field(lua_State *L, int optsidx, const char *key, jn_Model *m, int dflt,
+                     const char *ctx) {
+  int f;
+  lua_getfield(L, optsidx, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (dflt < 0) luaL_error(L, "%s: missing option '%s'", ctx, key);
+    return dflt;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "%s: bad option '%s' (field name expected, got %s)", ctx, key, luaL_typename(L, -1));
+  f = jn_model_field(L, m, -1);
+  if (f < 0)
+    luaL_error(L, "%s: bad option '%s' ('%s' is not a field of %s; declare it)", ctx, key,
+               lua_tostring(L, -1), m->name);
+  lua_pop(L, 1);
+  return f;
+}
+
+/* Generate and keep the fixed SQL of a belongsToMany (uservalue at uv). */
+static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
+  jn_Buf b;
+  int i;
+  jn_Model *j = a->through;
+  jn_buf_init(L, &b);
+  for (i = 0; i < 2; i++) {   /* get, and get with every junction column */
+    int k;
+    b.n = 0;
+    jn_buf_adds(L, &b, "SELECT ");
+    for (k = 0; k < a->target->nfields; k++) {
+      if (k) jn_buf_adds(L, &b, ", ");
+      jn_buf_addident(L, &b, "t", a->target->f[k].name);
+    }
+    for (k = 0; i && k < j->nfields; k++) {
+      jn_buf_adds(L, &b, ", ");
+      jn_buf_addident(L, &b, "j", j->f[k].name);
+    }
+    add_from(L, a, &b);
+    jn_buf_adds(L, &b, " WHERE ");
+    add_link(L, a, &b);
+    jn_buf_adds(L, &b, " = ?");
+    lua_pushlstring(L, b.p, b.n);
+    lua_setfield(L, uv, i ? "get_through" : "get");
+  }
+  b.n = 0;
+  jn_buf_adds(L, &b, "SELECT ");
+  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  jn_buf_adds(L, &b, " FROM ");
+  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_adds(L, &b, " = ?");
+  lua_pushlstring(L, b.p, b.n);
+  lua_setfield(L, uv, "keys");
+  b.n = 0;
+  jn_buf_adds(L, &b, "SELECT count(*) FROM ");
+  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_adds(L, &b, " = ?");
+  lua_pushlstring(L, b.p, b.n);
+  lua_setfield(L, uv, "count");
+  for (i = 0; i < 2; i++) {
+    b.n = 0;
+    jn_buf_adds(L, &b, i ? "SELECT count(DISTINCT " : "SELECT EXISTS (SELECT 1");
+    if (i) {
+      jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+      jn_buf_adds(L, &b, ")");
+    }
+    jn_buf_adds(L, &b, " FROM ");
+    jn_buf_addident(L, &b, NULL, j->table);
+    jn_buf_adds(L, &b, " WHERE ");
+    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+    jn_buf_adds(L, &b, " = ?1 AND ");
+    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+    jn_buf_adds(L, &b, i ? " IN (SELECT value FROM json_each(?2))" : " = ?2)");
+    lua_pushlstring(L, b.p, b.n);
+    lua_setfield(L, uv, i ? "has_json" : "has");
+  }
+  lua_pop(L, 1);
+}
+
+/* Make name -> closure(role) in the source's lookup; raise on a clash. */
+static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, const char *ctx) {
+  jn_model_lookup(L, a->source);
+  lua_pushnil(L);
+  while (lua_next(L, namesidx) != 0) {
+    int role = -1, i;
+    const char *r = lua_tostring(L, -1), *name = lua_tostring(L, -2);
+    for (i = 0; r != NULL && roles[i] != NULL; i++)
+      if (strcmp(r, roles[i]) == 0) role = i;
+    if (role < 0 || name == NULL) luaL_error(L, "%s: bad method role '%s'", ctx, r ? r : "?");
+    lua_getfield(L, -3, name);
+    if (!lua_isnil(L, -1))
+      luaL_error(L, "%s: method '%s' clashes with a field, method or association of %s", ctx,
+                 name, a->source->name);
+    lua_pop(L, 1);
+    lua_pushvalue(L, associdx);
+    lua_pushfstring(L, "%s:%s", a->source->name, name);
+    lua_pushcclosure(L, role_fn[role], 2);
+    lua_setfield(L, -4, name);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/*
+** db:_associate(source, kind, target, opts): record an association.  opts
+** has as (the alias), foreignKey, otherKey, sourceKey, targetKey, through
+** (a model), and for belongsToMany names (method name -> role).  Returns
+** the association.
+*/
+static int conn_associate(lua_State *L) {
+  jn_Model *src = jn_model_checkopen(L, 2);
+  int kind = luaL_checkoption(L, 3, NULL, kinds);
+  jn_Model *tgt = jn_model_checkopen(L, 4);
+  jn_Assoc *a;
+  char ctx[160];
+  const char *alias;
+  int uv, i;
+  luaL_checktype(L, 5, LUA_TTABLE);
+  lua_settop(L, 5);
+  lua_getfield(L, 5, "as");
+  alias = lua_tostring(L, -1);
+  if (alias == NULL) luaL_error(L, "db:associate: %s: missing alias", src->name);
+  snprintf(ctx, sizeof ctx, "db:associate: %s %s '%s'", src->name, kinds[kind], alias);
+  jn_check_ident(L, alias, ctx);
+  if (src->conn != tgt->conn) luaL_error(L, "%s: %s belongs to another connection", ctx, tgt->name);
+  jn_model_lookup(L, src);
+  lua_getfield(L, -1, alias);
+  if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: the name '%s' is already a field, method or association of %s", ctx, alias,
+               src->name);
+  lua_pop(L, 2);
+  a = (jn_Assoc *)lua_newuserdata(L, sizeof *a);      /* 7 */
+  memset(a, 0, sizeof *a);
+  luaL_setmetatable(L, JN_ASSOC_MT);
+  lua_createtable(L, 0, 12);                           /* 8: uservalue */
+  uv = 8;
+  lua_pushvalue(L, 2); lua_setfield(L, uv, "source");
+  lua_pushvalue(L, 4); lua_setfield(L, uv, "target");
+  lua_pushvalue(L, 6); lua_setfield(L, uv, "as");
+  a->kind = kind;
+  a->source = src;
+  a->target = tgt;
+  a->alias = alias;
+  a->through = tgt;
+  switch (kind) {
+    case JN_A_BELONGS_TO:
+      a->source_key = opt_field(L, 5, "foreignKey", src, -1, ctx);
+      a->target_key = opt_field(L, 5, "targetKey", tgt, tgt->pk, ctx);
+      break;
+    case JN_A_HAS_ONE:
+    case JN_A_HAS_MANY:
+      a->source_key = opt_field(L, 5, "sourceKey", src, src->pk, ctx);
+      a->target_key = opt_field(L, 5, "foreignKey", tgt, -1, ctx);
+      break;
+    default: {
+      jn_Model *j;
+      lua_getfield(L, 5, "through");
+      j = (jn_Model *)luaL_testudata(L, -1, JN_MODEL_MT);
+      if (j == NULL) luaL_error(L, "%s: missing option 'through' (the junction model)", ctx);
+      lua_setfield(L, uv, "through");
+      a->through = j;
+      a->source_key = opt_field(L, 5, "sourceKey", src, src->pk, ctx);
+      a->target_key = opt_field(L, 5, "targetKey", tgt, tgt->pk, ctx);
+      a->fk = opt_field(L, 5, "foreignKey", j, -1, ctx);
+      a->other = opt_field(L, 5, "otherKey", j, -1, ctx);
+      if (a->fk == a->other) luaL_error(L, "%s: foreignKey and otherKey are the same field", ctx);
+      for (i = 0; i < j->nfields; i++)
+        if (i != j->pk && i != a->fk && i != a->other && i != j->created && i != j->updated)
+          a->through_extra = 1;
+      break;
+    }
+  }
+  if (kind != JN_A_BELONGS_TO_MANY) { lua_pushvalue(L, 4); lua_setfield(L, uv, "through"); }
+  if (kind == JN_A_BELONGS_TO_MANY) btm_sql(L, a, uv);
+  lua_pushvalue(L, uv);
+  lua_setuservalue(L, 7);
+  /* the alias: a slot for what include loads; the junction's name on the target */
+  jn_model_uv(L, 2, JN_UV_ASSOCS);
+  lua_pushvalue(L, 7);
+  lua_setfield(L, -2, alias);
+  lua_pop(L, 1);
+  jn_model_lookup(L, src);
+  lua_pushvalue(L, 7);
+  lua_setfield(L, -2, alias);
+  lua_pop(L, 1);
+  if (kind == JN_A_BELONGS_TO_MANY) {
+    jn_model_lookup(L, tgt);
+    lua_getfield(L, -1, a->through->name);
+    if (lua_isnil(L, -1)) {
+      lua_pushvalue(L, 7);
+      lua_setfield(L, -3, a->through->name);
+    }
+    lua_pop(L, 2);
+    lua_getfield(L, 5, "names");
+    if (lua_istable(L, -1)) add_methods(L, a, 7, lua_gettop(L), ctx);
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, 7);
+  return 1;
+}
+
+/* Association:info(): a table, for lua/junction and the REPL. */
+static int assoc_info(lua_State *L) {
+  jn_Assoc *a = jn_assoc_check(L, 1);
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, kinds[a->kind]);
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, a->alias);
+  lua_setfield(L, -2, "as");
+  lua_getuservalue(L, 1);
+  lua_getfield(L, -1, "source");
+  lua_setfield(L, -3, "source");
+  lua_getfield(L, -1, "target");
+  lua_setfield(L, -3, "target");
+  if (a->kind == JN_A_BELONGS_TO_MANY) {
+    lua_getfield(L, -1, "through");
+    lua_setfield(L, -3, "through");
+    lua_pushstring(L, a->through->f[a->fk].name);
+    lua_setfield(L, -3, "foreignKey");
+    lua_pushstring(L, a->through->f[a->other].name);
+    lua_setfield(L, -3, "otherKey");
+  } else {
+    lua_pushstring(L, a->kind == JN_A_BELONGS_TO ? a->source->f[a->source_key].name
+                                                 : a->target->f[a->target_key].name);
+    lua_setfield(L, -3, "foreignKey");
+  }
+  lua_pop(L, 1);
+  lua_pushstring(L, a->source->f[a->source_key].name);
+  lua_setfield(L, -2, "sourceKey");
+  lua_pushstring(L, a->target->f[a->target_key].name);
+  lua_setfield(L, -2, "targetKey");
+  return 1;
+}
+
+static int assoc_tostring(lua_State *L) {
+  jn_Assoc *a = jn_assoc_check(L, 1);
+  lua_pushfstring(L, "junction.Association %s %s %s as '%s'", a->source->name, kinds[a->kind],
+                  a->target->name, a->alias);
+  return 1;
+}
+
+/* }====== */
+
+/* {====== Eager loading */
+
+/*
+** Read one include entry (key at -2, value at -1 of a lua_next loop over the
+** include table) into the association (pushed) and the spec table (pushed,
+** or nil).  Raises for an unknown alias or option.
+*/
+static jn_Assoc *include_entry(lua_State *L, jn_Model *m, int modelidx, const char *ctx) {
+  int k = lua_gettop(L) - 1, v = k + 1;
+  jn_Assoc *a;
+  const char *alias = NULL;
+  if (lua_type(L, k) == LUA_TSTRING) {
+    alias = lua_tostring(L, k);
+    if (!lua_istable(L, v) && !(lua_isboolean(L, v) && lua_toboolean(L, v)))
+      luaL_error(L, "%s: bad include '%s' (true or a table of options expected)", ctx, alias);
+  } else if (lua_type(L, v) == LUA_TSTRING) {
+    alias = lua_tostring(L, v);
+  } else if (lua_istable(L, v)) {
+    lua_getfield(L, v, "association");
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, v, "as"); }
+    alias = lua_tostring(L, -1);
+    lua_pop(L, 1);   /* anchored in the spec */
+    if (alias == NULL) luaL_error(L, "%s: bad include (missing 'association')", ctx);
+  } else {
+    luaL_error(L, "%s: bad include (%s)", ctx, luaL_typename(L, v));
+  }
+  jn_model_uv(L, modelidx, JN_UV_ASSOCS);
+  lua_getfield(L, -1, alias);
+  lua_remove(L, -2);
+  a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+  if (a == NULL) luaL_error(L, "%s: bad include '%s' (%s has no association of that name)", ctx,
+                            alias, m->name);
+  if (lua_istable(L, v)) {
+    jn_query_checkopts(L, v, include_opts, ctx);
+    lua_pushvalue(L, v);
+  } else {
+    lua_pushnil(L);
+  }
+  return a;
+}
+
+/* Append "EXISTS (SELECT 1 FROM ... WHERE link = "src"."key" [AND where])". */
+static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select *s,
+                       const char *ctx) {
+  jn_buf_adds(L, b, "EXISTS (SELECT 1");
+  add_from(L, a, b);
+  jn_buf_adds(L, b, " WHERE ");
+  add_link(L, a, b);
+  jn_buf_adds(L, b, " = ");
+  jn_buf_addident(L, b, NULL, a->source->table);
+  jn_buf_adds(L, b, ".");
+  jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
+  if (spec) {
+    lua_getfield(L, spec, "where");
+    if (!lua_isnil(L, -1)) {
+      jn_buf_adds(L, b, " AND ");
+      jn_query_where(L, a->target, lua_gettop(L), "t", b, s, ctx);
+    }
+    lua_pop(L, 1);
+  }
+  jn_buf_adds(L, b, ")");
+}
+
+/*
+** For each include with required = true, append " AND EXISTS (...)" (or
+** " WHERE EXISTS (...)") to the query of the model at modelidx, so that only
+** parents with a match are read.
+*/
+void jn_assoc_required(lua_State *L, jn_Model *m, int modelidx, int incidx, jn_Buf *b,
+                       jn_Select *s, int *haswhere, const char *ctx) {
+  if (!lua_istable(L, incidx))
+    luaL_error(L, "%s: bad option 'include' (table expected, got %s)", ctx, luaL_typename(L, incidx));
+  lua_pushnil(L);
+  while (lua_next(L, incidx) != 0) {
+    jn_Assoc *a = include_entry(L, m, modelidx, ctx);
+    int spec = lua_istable(L, -1) ? lua_gettop(L) : 0, required = 0;
+    if (spec) {
+      lua_getfield(L, spec, "required");
+      required = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+    if (required) {
+      jn_buf_adds(L, b, *haswhere ? " AND " : " WHERE ");
+      *haswhere = 1;
+      add_exists(L, a, spec, b, s, ctx);
+    }
+    lua_pop(L, 3);
+  }
+}
+
+/*
+** Load one include for the parents in the array at listidx: one statement
+** whatever their number, parents' keys bound as one JSON array.
+** Stack: ... assoc spec|nil (at -2, -1).
+*/
+static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, int spec,
+                         const char *ctx) {
+  jn_Conn *c = a->source->conn;
+  int tomany = a->kind == JN_A_HAS_MANY || a->kind == JN_A_BELONGS_TO_MANY;
+  int i, n = (int)lua_rawlen(L, listidx), map, kids, nk = 0, rc, tmodel, jmodel, mt, ntc, *tcols;
+  jn_Buf b, j;
+  jn_Select s;
+  sqlite3_stmt *st;
+  if (n == 0) return;
+  push_models(L, associdx, &tmodel, &jmodel);
+  lua_newtable(L);
+  map = lua_gettop(L);
+  jn_buf_init(L, &j);
+  jn_buf_addl(L, &j, "[", 1);
+  for (i = 1; i <= n; i++) {   /* key -> the array (to-many) or the parents (to-one) */
+    int p;
+    lua_rawgeti(L, listidx, i);
+    p = lua_gettop(L);
+    lua_getuservalue(L, p);
+    lua_rawgeti(L, -1, a->source_key + 1);
+    if (lua_isnil(L, -1)) {
+      if (tomany) { lua_newtable(L); lua_setfield(L, p + 1, a->alias); }
+      lua_settop(L, p - 1);
+      continue;
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, map);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, map);
+      if (nk++) jn_buf_addl(L, &j, ",", 1);
+      jn_json_add(L, &j, p + 2);
+    }
+    if (tomany) {
+      lua_setfield(L, p + 1, a->alias);
+    } else {
+      lua_pushvalue(L, p);
+      lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+    }
+    lua_settop(L, p - 1);
+  }
+  jn_buf_addl(L, &j, "]", 1);
+  if (nk == 0) return;
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT ");
+  add_link(L, a, &b);
+  jn_buf_adds(L, &b, ", ");
+  jn_query_columns(L, a->target, spec, "t", &b, &s, ctx);
+  ntc = through_cols(L, a, 0, &tcols);
+  add_through_cols(L, a, &b, tcols, ntc);
+  add_from(L, a, &b);
+  jn_buf_adds(L, &b, " WHERE ");
+  add_link(L, a, &b);
+  jn_buf_adds(L, &b, " IN (SELECT value FROM json_each(?))");
+  lua_pushlstring(L, j.p, j.n);
+  jn_query_bind(L, &s, -1);
+  lua_pop(L, 1);
+  if (spec) {
+    lua_getfield(L, spec, "where");
+    if (!lua_isnil(L, -1)) {
+      jn_buf_adds(L, &b, " AND ");
+      jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, ctx);
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);   /* only order applies to an include */
+    lua_getfield(L, spec, "order");
+    lua_setfield(L, -2, "order");
+    jn_query_tail(L, a->target, lua_gettop(L), "t", &b, &s, ctx);
+    lua_pop(L, 1);
+  }
+  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  if (st == NULL) {
+    jn_pushfail(L, c, rc);
+    lua_error(L);   /* include runs inside a read: surface as an error string */
+  }
+  jn_bind_list(L, c, st, s.binds_idx, s.nbind);
+  luaL_getmetatable(L, JN_INST_MT);
+  mt = lua_gettop(L);
+  lua_newtable(L);
+  kids = lua_gettop(L);
+  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+    push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, kids, (int)lua_rawlen(L, kids) + 1);
+    jn_push_column(L, st, 0, link_type(a));
+    lua_rawget(L, map);
+    if (lua_istable(L, -1)) {
+      if (tomany) {
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+      } else {
+        int k, np = (int)lua_rawlen(L, -1);
+        for (k = 1; k <= np; k++) {
+          lua_rawgeti(L, -1, k);
+          lua_getuservalue(L, -1);
+          lua_pushvalue(L, -4);
+          lua_setfield(L, -2, a->alias);
+          lua_pop(L, 2);
+        }
+      }
+    }
+    lua_pop(L, 2);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    jn_pushfail(L, c, rc);
+    lua_error(L);
+  }
+  if (spec) {
+    lua_getfield(L, spec, "include");
+    if (!lua_isnil(L, -1)) jn_assoc_include(L, a->target, tmodel, kids, lua_gettop(L), ctx);
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Eager loading: for the instances of the model at modelidx in the array
+** at listidx, load every association the include table at incidx names,
+** nested includes too.  A fixed number of statements per level.
+*/
+void jn_assoc_include(lua_State *L, jn_Model *m, int modelidx, int listidx, int incidx,
+                      const char *ctx) {
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 30, "include nested too deep");
+  lua_pushnil(L);
+  while (lua_next(L, incidx) != 0) {
+    int k = lua_gettop(L) - 1;
+    include_entry(L, m, modelidx, ctx);
+    load_include(L, (jn_Assoc *)lua_touserdata(L, k + 2), listidx, k + 2,
+                 lua_istable(L, k + 3) ? k + 3 : 0, ctx);
+    lua_settop(L, k);
+  }
+  lua_settop(L, top);
+}
+
+/* }====== */
+
+static const luaL_Reg assoc_meta[] = {
+  {"__tostring", assoc_tostring},
+  {NULL, NULL}
+};
+
+/* Register the association type and db:_associate (in "Connection" of the
+** module table at -1). */
+void jn_assoc_open(lua_State *L) {
+  luaL_newmetatable(L, JN_ASSOC_MT);
+  luaL_setfuncs(L, assoc_meta, 0);
+  lua_newtable(L);
+  lua_pushcfunction(L, assoc_info);
+  lua_setfield(L, -2, "info");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "Connection");
+  lua_pushcfunction(L, conn_associate);
+  lua_setfield(L, -2, "_associate");
+  lua_pop(L, 1);
+}

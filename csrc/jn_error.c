@@ -1,0 +1,50 @@
+/*
+** jn_error.c: the two error channels.
+**
+** Misuse raises (luaL_error with the model, method and argument named by
+** the caller).  A failure of the database returns exactly three values,
+** nil, message, code, through jn_pushfail: the message is copied out of
+** SQLite at once, because sqlite3_errmsg's text changes with the next call.
+*/
+#include "jn.h"
+
+/*
+** Push nil, SQLite's message and the extended result code; return 3.
+** [-0, +3, m]
+*/
+int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
+  int code = rc;
+  lua_pushnil(L);
+  if (c->db != NULL) {
+    int ext = sqlite3_extended_errcode(c->db);
+    /* sqlite3_errmsg answers "not an error" when the failing statement has
+    ** already been reset; fall back on the text of the code itself. */
+    if ((ext & 0xff) == (rc & 0xff)) {
+      code = ext;
+      lua_pushstring(L, sqlite3_errmsg(c->db));
+    } else {
+      lua_pushstring(L, sqlite3_errstr(rc));
+    }
+  } else {
+    lua_pushstring(L, sqlite3_errstr(rc));
+  }
+  lua_pushinteger(L, code);
+  return 3;
+}
+
+/*
+** A short description of the value at idx for error messages: the Lua type,
+** or "Post instance" / "junction model" for junction's own userdata.
+** [-0, +0, m]
+*/
+const char *jn_typename(lua_State *L, int idx) {
+  jn_Inst *inst = jn_inst_test(L, idx);
+  if (inst != NULL) {
+    lua_pushfstring(L, "%s instance", inst->model->name);
+    lua_replace(L, -1);
+    return lua_tostring(L, -1);
+  }
+  if (luaL_testudata(L, idx, JN_MODEL_MT) != NULL) return "model";
+  if (luaL_testudata(L, idx, JN_CONN_MT) != NULL) return "connection";
+  return luaL_typename(L, idx);
+}

@@ -1,0 +1,634 @@
+/*
+** jn_instance.c: instances, the rows as userdata.
+**
+** An instance is a jn_Inst (its model, whether its row exists, one dirty
+** bit per field) with a uservalue table: the field values at 1..n, the
+** model userdata at n+1 (which keeps it alive), and, under string keys,
+** what eager loading attached (post.Genres) and the junction row of a
+** belongsToMany result (genre.TagPostGenre).  Every instance of every model
+** shares the one junction.Instance metatable; the model's lookup table
+** resolves a name to a field index, a method or an association slot.
+*/
+#include "jn.h"
+#include <stdio.h>
+
+#define DIRTY_SET(i, k)    ((i)->dirty[(k) >> 3] |= (unsigned char)(1u << ((k) & 7)))
+#define DIRTY_GET(i, k)    (((i)->dirty[(k) >> 3] >> ((k) & 7)) & 1u)
+#define DIRTY_BYTES(m)     (((size_t)(m)->nfields + 7) / 8)
+
+/* {====== Creating */
+
+jn_Inst *jn_inst_test(lua_State *L, int idx) {
+  return (jn_Inst *)luaL_testudata(L, idx, JN_INST_MT);
+}
+
+jn_Inst *jn_inst_check(lua_State *L, int idx) {
+  return (jn_Inst *)luaL_checkudata(L, idx, JN_INST_MT);
+}
+
+/* Push a new instance with an empty uservalue and no row. [-0, +1, m] */
+jn_Inst *jn_inst_new(lua_State *L, jn_Model *m, int modelidx) {
+  size_t size = offsetof(jn_Inst, dirty) + DIRTY_BYTES(m) + 1;
+  jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
+  memset(inst, 0, size);
+  inst->model = m;
+  luaL_setmetatable(L, JN_INST_MT);
+  lua_createtable(L, m->nfields + 1, 0);
+  lua_pushvalue(L, modelidx);
+  lua_rawseti(L, -2, m->nfields + 1);
+  lua_setuservalue(L, -2);
+  return inst;
+}
+
+/*
+** Push an instance made from the current row of st: result columns col0,
+** col0+1, ... hold fields cols[0], cols[1], ... (all fields in order when
+** cols is NULL).  mtidx is the stack index of the instance metatable.
+** This is the hot path of every read: one userdata, one table, the values.
+** [-0, +1, m]
+*/
+void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
+                     sqlite3_stmt *st, const int *cols, int ncols, int col0) {
+  size_t size = offsetof(jn_Inst, dirty) + DIRTY_BYTES(m) + 1;
+  jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
+  int k;
+  memset(inst, 0, size);
+  inst->model = m;
+  inst->saved = 1;
+  lua_pushvalue(L, mtidx);
+  lua_setmetatable(L, -2);
+  lua_createtable(L, m->nfields + 1, 0);
+  for (k = 0; k < ncols; k++) {
+    int f = cols ? cols[k] : k;
+    jn_push_column(L, st, col0 + k, m->f[f].type);
+    lua_rawseti(L, -2, f + 1);
+  }
+  lua_pushvalue(L, modelidx);
+  lua_rawseti(L, -2, m->nfields + 1);
+  lua_setuservalue(L, -2);
+}
+
+/* Push the value of field (0-based) of the instance at instidx. [-0, +1, -] */
+void jn_inst_get(lua_State *L, int instidx, int field) {
+  lua_getuservalue(L, instidx);
+  lua_rawgeti(L, -1, field + 1);
+  lua_remove(L, -2);
+}
+
+/* Set field (0-based) to the value at validx, without marking it changed. */
+void jn_inst_set(lua_State *L, int instidx, int field, int validx) {
+  if (validx < 0) validx = lua_gettop(L) + validx + 1;
+  lua_getuservalue(L, instidx);
+  lua_pushvalue(L, validx);
+  lua_rawseti(L, -2, field + 1);
+  lua_pop(L, 1);
+}
+
+/* Push the model of the instance at instidx. [-0, +1, -] */
+void jn_inst_pushmodel(lua_State *L, int instidx) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
+  lua_getuservalue(L, instidx);
+  lua_rawgeti(L, -1, inst->model->nfields + 1);
+  lua_remove(L, -2);
+}
+
+/* Raise unless the value at idx can be stored in a column. */
+static void check_storable(lua_State *L, jn_Model *m, int f, int idx, const char *ctx) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+    luaL_error(L, "%s: bad value for field '%s.%s' (%s cannot be stored)", ctx, m->name,
+               m->f[f].name, luaL_typename(L, idx));
+}
+
+/*
+** Push a new unsaved instance of the model at modelidx holding the values
+** of the table at valuesidx (every key a field), with declared defaults
+** for the fields it leaves out.  Returns the instance's stack index.
+** [-0, +1, e]
+*/
+int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const char *ctx) {
+  jn_Inst *inst;
+  int i, instidx;
+  if (!lua_isnoneornil(L, valuesidx) && !lua_istable(L, valuesidx))
+    luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx,
+               luaL_typename(L, valuesidx));
+  inst = jn_inst_new(L, m, modelidx);
+  instidx = lua_gettop(L);
+  lua_getuservalue(L, instidx);
+  if (lua_istable(L, valuesidx)) {
+    lua_pushnil(L);
+    while (lua_next(L, valuesidx) != 0) {
+      int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
+      if (f < 0)
+        luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
+                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
+                   m->name);
+      check_storable(L, m, f, -1, ctx);
+      lua_rawseti(L, -3, f + 1);
+      DIRTY_SET(inst, f);
+    }
+  }
+  lua_pushnil(L);   /* defaults for what is left out */
+  jn_model_uv(L, modelidx, JN_UV_DEFAULTS);
+  lua_replace(L, -2);
+  for (i = 0; i < m->nfields; i++) {
+    if (!(m->f[i].flags & JN_F_DEFAULT)) continue;
+    lua_rawgeti(L, -2, i + 1);
+    if (!lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+    lua_pop(L, 1);
+    lua_rawgeti(L, -1, i + 1);
+    if (lua_isfunction(L, -1)) {
+      lua_call(L, 0, 1);
+      check_storable(L, m, i, -1, ctx);
+    }
+    lua_rawseti(L, -3, i + 1);
+    DIRTY_SET(inst, i);
+  }
+  lua_pop(L, 2);
+  return instidx;
+}
+
+/* }====== */
+
+/* {====== Writing rows */
+
+/*
+** INSERT the instance at instidx (every field, timestamps set now, the key
+** left to SQLite when it is an AUTOINCREMENT left nil).  On success the
+** instance holds its key and is saved, nothing changed.
+** Returns SQLITE_OK or the failing code (message readable by jn_pushfail).
+** [-0, +0, e]
+*/
+int jn_inst_insert(lua_State *L, int instidx) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
+  jn_Model *m = inst->model;
+  jn_Conn *c = m->conn;
+  sqlite3_stmt *st;
+  int rc, i, k = 0, uv, haskey;
+  char ts[32];
+  size_t tslen = 0;
+  lua_getuservalue(L, instidx);
+  uv = lua_gettop(L);
+  lua_rawgeti(L, uv, m->pk + 1);
+  haskey = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  st = jn_stmt_slot(L, c, &m->st[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT],
+                    m->sql[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT], &rc);
+  if (st == NULL) { lua_pop(L, 1); return rc; }
+  if (m->created >= 0 || m->updated >= 0) tslen = jn_timestamp(ts);
+  for (i = 0; i < m->nfields; i++) {
+    if (!haskey && i == m->pk && (m->f[i].flags & JN_F_AUTOINC)) continue;
+    k++;
+    lua_rawgeti(L, uv, i + 1);
+    if ((i == m->updated || i == m->created) && (i == m->updated || lua_isnil(L, -1))) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, ts, tslen);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, uv, i + 1);
+    }
+    if (jn_bind_value(L, c, st, k, -1, m->f[i].type) != 0)
+      luaL_error(L, "%s:save: bad value for field '%s' (%s cannot be stored)", m->name,
+                 m->f[i].name, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  rc = jn_stmt_run(L, c, st);
+  if (rc == SQLITE_OK) {
+    if (!haskey) {
+      jn_push_i64(L, sqlite3_last_insert_rowid(c->db));
+      lua_rawseti(L, uv, m->pk + 1);
+    }
+    inst->saved = 1;
+    memset(inst->dirty, 0, DIRTY_BYTES(m));
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* UPDATE the changed fields (and updated_at) of a saved instance. */
+static int update_row(lua_State *L, int instidx) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
+  jn_Model *m = inst->model;
+  jn_Conn *c = m->conn;
+  jn_Buf b;
+  sqlite3_stmt *st;
+  int i, k = 0, rc, uv;
+  char ts[32];
+  lua_getuservalue(L, instidx);
+  uv = lua_gettop(L);
+  if (m->updated >= 0) {
+    size_t n = jn_timestamp(ts);
+    lua_pushlstring(L, ts, n);
+    lua_rawseti(L, uv, m->updated + 1);
+    DIRTY_SET(inst, m->updated);
+  }
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "UPDATE ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " SET ");
+  for (i = 0; i < m->nfields; i++) {
+    if (!DIRTY_GET(inst, i)) continue;
+    if (k++) jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, m->f[i].name);
+    jn_buf_adds(L, &b, " = ?");
+  }
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, m->f[m->pk].name);
+  jn_buf_adds(L, &b, " = ?");
+  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  if (st == NULL) { lua_settop(L, uv - 1); return rc; }
+  k = 0;
+  for (i = 0; i <= m->nfields; i++) {
+    int f = i < m->nfields ? i : m->pk;
+    if (i < m->nfields && !DIRTY_GET(inst, i)) continue;
+    lua_rawgeti(L, uv, f + 1);
+    if (jn_bind_value(L, c, st, ++k, -1, m->f[f].type) != 0)
+      luaL_error(L, "%s:save: bad value for field '%s'", m->name, m->f[f].name);
+    lua_pop(L, 1);
+  }
+  rc = jn_stmt_run(L, c, st);
+  if (rc == SQLITE_OK) memset(inst->dirty, 0, DIRTY_BYTES(m));
+  lua_settop(L, uv - 1);
+  return rc;
+}
+
+/* }====== */
+
+/* {====== Methods */
+
+static jn_Inst *check_inst(lua_State *L, const char *method) {
+  jn_Inst *inst = (jn_Inst *)luaL_testudata(L, 1, JN_INST_MT);
+  if (inst == NULL)
+    luaL_error(L, "Instance:%s: bad self (instance expected, got %s; call it with ':')", method,
+               luaL_typename(L, 1));
+  jn_conn_checkopen(L, inst->model->conn);
+  return inst;
+}
+
+static int any_dirty(jn_Inst *inst) {
+  size_t i;
+  for (i = 0; i < DIRTY_BYTES(inst->model); i++)
+    if (inst->dirty[i]) return 1;
+  return 0;
+}
+
+/*** Insert a built instance, or UPDATE the changed fields of a saved one.
+@function instance:save
+@treturn Instance|fail
+*/
+static int inst_save(lua_State *L) {
+  jn_Inst *inst = check_inst(L, "save");
+  int rc = SQLITE_OK;
+  lua_settop(L, 1);
+  if (!inst->saved) rc = jn_inst_insert(L, 1);
+  else if (any_dirty(inst)) rc = update_row(L, 1);
+  if (rc != SQLITE_OK) return jn_pushfail(L, inst->model->conn, rc);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Set one field by name from a method: unknown names raise. */
+static void set_named(lua_State *L, jn_Inst *inst, int keyidx, int validx, const char *ctx) {
+  jn_Model *m = inst->model;
+  int f = lua_type(L, keyidx) == LUA_TSTRING ? jn_model_field(L, m, keyidx) : -1;
+  if (f < 0)
+    luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
+               lua_type(L, keyidx) == LUA_TSTRING ? lua_tostring(L, keyidx) : luaL_typename(L, keyidx),
+               m->name);
+  check_storable(L, m, f, validx, ctx);
+  jn_inst_get(L, 1, f);
+  if (!lua_rawequal(L, -1, validx)) {
+    if (f == m->pk && inst->saved)
+      luaL_error(L, "%s: the primary key '%s' of a saved %s cannot change", ctx, m->f[f].name, m->name);
+    jn_inst_set(L, 1, f, validx);
+    DIRTY_SET(inst, f);
+  }
+  lua_pop(L, 1);
+}
+
+/*** Set fields from a table, then save.
+@function instance:update
+*/
+static int inst_update(lua_State *L) {
+  jn_Inst *inst = check_inst(L, "update");
+  char ctx[96];
+  snprintf(ctx, sizeof ctx, "%s:update", inst->model->name);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_pushnil(L);
+  while (lua_next(L, 2) != 0) {
+    set_named(L, inst, 3, 4, ctx);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 1);
+  return inst_save(L);
+}
+
+/*** Read the row again.
+@function instance:reload
+@treturn Instance|fail
+*/
+static int inst_reload(lua_State *L) {
+  jn_Inst *inst = check_inst(L, "reload");
+  jn_Model *m = inst->model;
+  sqlite3_stmt *st;
+  int rc, i;
+  lua_settop(L, 1);
+  st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
+  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  jn_inst_get(L, 1, m->pk);
+  jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
+  lua_pop(L, 1);
+  rc = jn_stmt_step(L, m->conn, st);
+  if (rc == SQLITE_ROW) {
+    lua_getuservalue(L, 1);
+    for (i = 0; i < m->nfields; i++) {
+      jn_push_column(L, st, i, m->f[i].type);
+      lua_rawseti(L, -2, i + 1);
+    }
+    sqlite3_reset(st);
+    inst->saved = 1;
+    memset(inst->dirty, 0, DIRTY_BYTES(m));
+    lua_settop(L, 1);
+    return 1;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return jn_pushfail(L, m->conn, rc);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s:reload: the row is gone", m->name);
+  lua_pushinteger(L, SQLITE_NOTFOUND);
+  return 3;
+}
+
+/*** Delete the row.
+@function instance:destroy
+@treturn true|fail
+*/
+static int inst_destroy(lua_State *L) {
+  jn_Inst *inst = check_inst(L, "destroy");
+  jn_Model *m = inst->model;
+  sqlite3_stmt *st;
+  int rc;
+  lua_settop(L, 1);
+  st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_DELETE_PK], m->sql[JN_MS_DELETE_PK], &rc);
+  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  jn_inst_get(L, 1, m->pk);
+  jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
+  lua_pop(L, 1);
+  rc = jn_stmt_run(L, m->conn, st);
+  if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
+  inst->saved = 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/*** The changed fields: an array of names, or false; with a name, a boolean.
+@function instance:changed
+*/
+static int inst_changed(lua_State *L) {
+  jn_Inst *inst = check_inst(L, "changed");
+  jn_Model *m = inst->model;
+  int i, n = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    int f = lua_type(L, 2) == LUA_TSTRING ? jn_model_field(L, m, 2) : -1;
+    if (f < 0)
+      luaL_error(L, "%s:changed: bad field '%s' (no such field)", m->name, luaL_tolstring(L, 2, NULL));
+    lua_pushboolean(L, DIRTY_GET(inst, f));
+    return 1;
+  }
+  lua_newtable(L);
+  for (i = 0; i < m->nfields; i++)
+    if (DIRTY_GET(inst, i)) {
+      lua_pushstring(L, m->f[i].name);
+      lua_rawseti(L, -2, ++n);
+    }
+  if (n == 0) lua_pushboolean(L, 0);
+  return 1;
+}
+
+static void push_table(lua_State *L, int idx, int depth);
+
+/* Push a plain-table copy of the value at idx: instances and arrays of them. */
+static void push_plain(lua_State *L, int idx, int depth) {
+  if (jn_inst_test(L, idx) != NULL) {
+    push_table(L, idx, depth);
+  } else if (lua_istable(L, idx)) {
+    int i, n = (int)lua_rawlen(L, idx);
+    lua_createtable(L, n, 0);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      push_plain(L, lua_gettop(L), depth);
+      lua_rawseti(L, -3, i);
+      lua_pop(L, 1);
+    }
+  } else {
+    lua_pushvalue(L, idx);
+  }
+}
+
+/* Push the instance at idx as a plain table, loaded associations included. */
+static void push_table(lua_State *L, int idx, int depth) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, idx);
+  jn_Model *m = inst->model;
+  int i, uv;
+  if (depth > 32) luaL_error(L, "%s:toTable: associations nested too deep (a cycle?)", m->name);
+  lua_createtable(L, 0, m->nfields);
+  lua_getuservalue(L, idx);
+  uv = lua_gettop(L);
+  for (i = 0; i < m->nfields; i++) {
+    lua_rawgeti(L, uv, i + 1);
+    lua_setfield(L, uv - 1, m->f[i].name);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, uv) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      push_plain(L, lua_gettop(L), depth + 1);
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2);
+      lua_rawset(L, uv - 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/*** A plain table of the fields, with loaded associations as nested tables.
+@function instance:toTable
+*/
+static int inst_to_table(lua_State *L) {
+  check_inst(L, "toTable");
+  lua_settop(L, 1);
+  push_table(L, 1, 0);
+  return 1;
+}
+
+/* }====== */
+
+/* {====== Metamethods */
+
+/* Raise for a name that is no field, method or association. */
+static int no_such(lua_State *L, jn_Model *m, const char *what) {
+  return luaL_error(L, "%s: %s '%s' (no field, method or association of that name)", m->name,
+                    what, lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2));
+}
+
+/* inst.name: a field, a method, or what eager loading attached. */
+static int inst_index(lua_State *L) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
+  jn_Model *m = inst->model;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->lookup_ref);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  switch (lua_type(L, -1)) {
+    case LUA_TNUMBER:
+      lua_getuservalue(L, 1);
+      lua_rawgeti(L, -1, (int)lua_tointeger(L, -2));
+      return 1;
+    case LUA_TFUNCTION:
+      return 1;
+    case LUA_TNIL:
+      return no_such(L, m, "cannot read");
+    default:
+      lua_getuservalue(L, 1);
+      lua_pushvalue(L, 2);
+      lua_rawget(L, -2);
+      return 1;
+  }
+}
+
+/* inst.name = v: fields only; a new value marks the field changed. */
+static int inst_newindex(lua_State *L) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
+  jn_Model *m = inst->model;
+  char ctx[96];
+  lua_rawgeti(L, LUA_REGISTRYINDEX, m->lookup_ref);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  if (lua_type(L, -1) != LUA_TNUMBER) {
+    if (lua_isnil(L, -1)) return no_such(L, m, "cannot set");
+    return luaL_error(L, "%s: cannot set '%s' (it is a method or an association, not a field)",
+                      m->name, lua_tostring(L, 2));
+  }
+  lua_settop(L, 3);
+  snprintf(ctx, sizeof ctx, "%s", m->name);
+  set_named(L, inst, 2, 3, ctx);
+  return 0;
+}
+
+/* Two instances are equal when they hold the same row of the same model. */
+static int inst_eq(lua_State *L) {
+  jn_Inst *a = jn_inst_test(L, 1), *b = jn_inst_test(L, 2);
+  int eq = 0;
+  if (a != NULL && b != NULL && a->model == b->model && a->saved && b->saved) {
+    jn_inst_get(L, 1, a->model->pk);
+    jn_inst_get(L, 2, b->model->pk);
+    eq = !lua_isnil(L, -1) && lua_rawequal(L, -1, -2);
+  }
+  lua_pushboolean(L, a == b || eq);
+  return 1;
+}
+
+/* Append a value as a REPL user wants to read it: strings quoted. */
+static void add_repr(lua_State *L, jn_Buf *b, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t n, i;
+    const char *s = lua_tolstring(L, idx, &n);
+    jn_buf_addl(L, b, "\"", 1);
+    for (i = 0; i < n && i < 60; i++) {
+      char ch = s[i];
+      if (ch == '"' || ch == '\\') { jn_buf_addl(L, b, "\\", 1); jn_buf_addl(L, b, &ch, 1); }
+      else if (ch == '\n') jn_buf_adds(L, b, "\\n");
+      else if ((unsigned char)ch < 32) jn_buf_adds(L, b, "?");
+      else jn_buf_addl(L, b, &ch, 1);
+    }
+    if (n > 60) jn_buf_adds(L, b, "...");
+    jn_buf_addl(L, b, "\"", 1);
+  } else if (jn_inst_test(L, idx) != NULL) {
+    jn_Inst *inst = (jn_Inst *)lua_touserdata(L, idx);
+    jn_buf_adds(L, b, inst->model->name);
+    jn_buf_adds(L, b, "#");
+    jn_inst_get(L, idx, inst->model->pk);
+    jn_buf_adds(L, b, lua_isnil(L, -1) ? "new" : luaL_tolstring(L, -1, NULL));
+    lua_pop(L, lua_isnil(L, -1) ? 1 : 2);
+  } else if (lua_istable(L, idx)) {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "[%d]", (int)lua_rawlen(L, idx));
+    jn_buf_adds(L, b, tmp);
+  } else {
+    jn_buf_adds(L, b, luaL_tolstring(L, idx, NULL));
+    lua_pop(L, 1);
+  }
+}
+
+/* Post{post_id=1, text="Hello", ...; Genres=[3]} */
+static int inst_tostring(lua_State *L) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
+  jn_Model *m = inst->model;
+  jn_Buf b;
+  int i, uv, first = 1;
+  lua_settop(L, 1);
+  lua_getuservalue(L, 1);
+  uv = lua_gettop(L);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, m->name);
+  jn_buf_adds(L, &b, inst->saved ? "{" : "(new){");
+  for (i = 0; i < m->nfields; i++) {
+    if (i) jn_buf_adds(L, &b, ", ");
+    jn_buf_adds(L, &b, m->f[i].name);
+    jn_buf_adds(L, &b, "=");
+    lua_rawgeti(L, uv, i + 1);
+    add_repr(L, &b, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, uv) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      jn_buf_adds(L, &b, first ? "; " : ", ");
+      first = 0;
+      jn_buf_adds(L, &b, lua_tostring(L, -2));
+      jn_buf_adds(L, &b, "=");
+      add_repr(L, &b, lua_gettop(L));
+    }
+    lua_pop(L, 1);
+  }
+  jn_buf_adds(L, &b, "}");
+  lua_pushlstring(L, b.p, b.n);
+  return 1;
+}
+
+/* }====== */
+
+static const luaL_Reg inst_methods[] = {
+  {"save", inst_save},
+  {"update", inst_update},
+  {"reload", inst_reload},
+  {"destroy", inst_destroy},
+  {"changed", inst_changed},
+  {"toTable", inst_to_table},
+  {NULL, NULL}
+};
+
+static const luaL_Reg inst_meta[] = {
+  {"__index", inst_index},
+  {"__newindex", inst_newindex},
+  {"__eq", inst_eq},
+  {"__tostring", inst_tostring},
+  {NULL, NULL}
+};
+
+/*
+** Register the instance metatable and the shared instance methods (in the
+** registry, and as "Instance" in the module table at -1, where lua/junction
+** adds the snake_case names before any model copies them).
+*/
+void jn_inst_open(lua_State *L) {
+  luaL_newmetatable(L, JN_INST_MT);
+  luaL_setfuncs(L, inst_meta, 0);
+  lua_pushliteral(L, "junction.Instance");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  lua_newtable(L);
+  luaL_setfuncs(L, inst_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, JN_INST_METHODS);
+  lua_setfield(L, -2, "Instance");
+}

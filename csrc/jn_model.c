@@ -1,0 +1,494 @@
+/*
+** jn_model.c: the model's own methods: create, build, bulkCreate,
+** findByPk, findOne, findAll, count, findOrCreate, update and destroy,
+** and the model userdata's metatable.
+*/
+#include "jn.h"
+#include <stdio.h>
+
+/* "Post:findAll" for error messages, in a caller's buffer. */
+static const char *method_ctx(char *buf, size_t size, jn_Model *m, const char *method) {
+  snprintf(buf, size, "%s:%s", m->name, method);
+  return buf;
+}
+
+/* The model at 1, open, called with ':'. */
+static jn_Model *check_self(lua_State *L, const char *method) {
+  jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
+  if (m == NULL)
+    luaL_error(L, "Model:%s: bad self (model expected, got %s; call it with ':')", method,
+               luaL_typename(L, 1));
+  jn_conn_checkopen(L, m->conn);
+  return m;
+}
+
+/*** Build an unsaved instance.
+@function Model:build
+*/
+static int model_build(lua_State *L) {
+  char ctx[96];
+  jn_Model *m = check_self(L, "build");
+  lua_settop(L, 2);
+  jn_inst_build(L, m, 1, 2, method_ctx(ctx, sizeof ctx, m, "build"));
+  return 1;
+}
+
+/*** Insert a row.
+@function Model:create
+@tparam table values
+@treturn Instance|fail
+*/
+static int model_create(lua_State *L) {
+  char ctx[96];
+  jn_Model *m = check_self(L, "create");
+  int inst, rc;
+  lua_settop(L, 2);
+  inst = jn_inst_build(L, m, 1, 2, method_ctx(ctx, sizeof ctx, m, "create"));
+  rc = jn_inst_insert(L, inst);
+  if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
+  return 1;
+}
+
+/* Body of bulkCreate under jn_atomic: [w, model, list of built instances]. */
+static int bulk_body(lua_State *L) {
+  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  int i, n = (int)lua_rawlen(L, 3), rc;
+  for (i = 1; i <= n; i++) {
+    if (i == 2 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+    lua_rawgeti(L, 3, i);
+    rc = jn_inst_insert(L, lua_gettop(L));
+    if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 3);
+  return 1;
+}
+
+/*** Insert many rows in one transaction: all or none.
+@function Model:bulkCreate
+@tparam {table,...} list
+@treturn {Instance,...}|fail
+*/
+static int model_bulk_create(lua_State *L) {
+  char ctx[96];
+  jn_Model *m = check_self(L, "bulkCreate");
+  int i, n;
+  method_ctx(ctx, sizeof ctx, m, "bulkCreate");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  n = (int)lua_rawlen(L, 2);
+  lua_createtable(L, n, 0);
+  for (i = 1; i <= n; i++) {   /* every row checked before anything is written */
+    lua_rawgeti(L, 2, i);
+    jn_inst_build(L, m, 1, lua_gettop(L), ctx);
+    lua_rawseti(L, 3, i);
+    lua_pop(L, 1);
+  }
+  lua_remove(L, 2);
+  return jn_atomic(L, m->conn, bulk_body, 0, 0);
+}
+
+/*** Find by primary key.
+@function Model:findByPk
+@param key
+@tparam[opt] table opts attributes, include
+@treturn Instance|nil|fail
+*/
+static int model_find_by_pk(lua_State *L) {
+  static const char *const pk_opts[] = { "attributes", "include", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "findByPk");
+  sqlite3_stmt *st;
+  int rc;
+  method_ctx(ctx, sizeof ctx, m, "findByPk");
+  if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
+    luaL_error(L, "%s: bad argument #1 (key expected, got %s)", ctx, luaL_typename(L, 2));
+  if (!lua_isnoneornil(L, 3)) {
+    jn_query_checkopts(L, 3, pk_opts, ctx);
+    lua_settop(L, 3);
+    lua_newtable(L);                    /* 4: opts with where = { pk = key } */
+    lua_getfield(L, 3, "attributes");
+    lua_setfield(L, 4, "attributes");
+    lua_getfield(L, 3, "include");
+    lua_setfield(L, 4, "include");
+    lua_newtable(L);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, m->f[m->pk].name);
+    lua_setfield(L, 4, "where");
+    return jn_query_find(L, m, 1, 4, 1, ctx);
+  }
+  lua_settop(L, 2);
+  st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
+  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  jn_bind_value(L, m->conn, st, 1, 2, m->f[m->pk].type);
+  rc = jn_query_rows(L, m, 1, st, NULL, m->nfields, 1);
+  if (rc != 1) return rc;
+  lua_rawgeti(L, -1, 1);
+  return 1;
+}
+
+static int model_find_one(lua_State *L) {
+  char ctx[96];
+  jn_Model *m = check_self(L, "findOne");
+  lua_settop(L, 2);
+  return jn_query_find(L, m, 1, 2, 1, method_ctx(ctx, sizeof ctx, m, "findOne"));
+}
+
+static int model_find_all(lua_State *L) {
+  char ctx[96];
+  jn_Model *m = check_self(L, "findAll");
+  lua_settop(L, 2);
+  return jn_query_find(L, m, 1, 2, 0, method_ctx(ctx, sizeof ctx, m, "findAll"));
+}
+
+/* Append " WHERE ..." for opts.where at optsidx, when there is one. */
+static void add_where(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Select *s,
+                      const char *ctx) {
+  if (!lua_istable(L, optsidx)) return;
+  lua_getfield(L, optsidx, "where");
+  if (!lua_isnil(L, -1)) {
+    jn_buf_adds(L, b, " WHERE ");
+    jn_query_where(L, m, lua_gettop(L), NULL, b, s, ctx);
+  }
+  lua_pop(L, 1);
+}
+
+/* Run the statement in b with the binds of s; push the integer of its first
+** column (count) or of sqlite3_changes (write).  Returns 1 or the fail triple. */
+static int run_scalar(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s, int write) {
+  int rc;
+  sqlite3_stmt *st = jn_stmt_cached(L, m->conn, b->p, b->n, &rc);
+  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  jn_bind_list(L, m->conn, st, s->binds_idx, s->nbind);
+  rc = jn_stmt_step(L, m->conn, st);
+  if (rc == SQLITE_ROW && !write) {
+    jn_push_i64(L, sqlite3_column_int64(st, 0));
+    sqlite3_reset(st);
+    return 1;
+  }
+  if (rc == SQLITE_DONE && write) {
+    sqlite3_reset(st);
+    lua_pushinteger(L, sqlite3_changes(m->conn->db));
+    return 1;
+  }
+  rc = jn_pushfail(L, m->conn, rc);
+  sqlite3_reset(st);
+  return rc;
+}
+
+/*** Count rows.
+@function Model:count
+@tparam[opt] table opts where
+@treturn integer|fail
+*/
+static int model_count(lua_State *L) {
+  static const char *const count_opts[] = { "where", "include", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "count");
+  jn_Buf b;
+  jn_Select s;
+  method_ctx(ctx, sizeof ctx, m, "count");
+  lua_settop(L, 2);
+  jn_query_checkopts(L, 2, count_opts, ctx);
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT count(*) FROM ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  add_where(L, m, 2, &b, &s, ctx);
+  if (lua_istable(L, 2)) {
+    int haswhere;
+    lua_getfield(L, 2, "where");
+    haswhere = !lua_isnil(L, -1);
+    lua_getfield(L, 2, "include");
+    if (!lua_isnil(L, -1)) jn_assoc_required(L, m, 1, lua_gettop(L), &b, &s, &haswhere, ctx);
+    lua_pop(L, 2);
+  }
+  return run_scalar(L, m, &b, &s, 0);
+}
+
+/* Is the value at idx junction.null, the NULL that a Lua table can hold? */
+static int is_null(lua_State *L, int idx) {
+  int eq;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
+  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_NULL);
+  eq = lua_rawequal(L, -1, idx);
+  lua_pop(L, 1);
+  return eq;
+}
+
+/* Require opts.where (possibly empty) for a write over many rows. */
+static void need_where(lua_State *L, int optsidx, const char *ctx) {
+  int ok;
+  if (!lua_istable(L, optsidx))
+    luaL_error(L, "%s: bad options (table with 'where' expected, got %s)", ctx, luaL_typename(L, optsidx));
+  lua_getfield(L, optsidx, "where");
+  ok = lua_istable(L, -1);
+  lua_pop(L, 1);
+  if (!ok) luaL_error(L, "%s: missing option 'where' (use where = {} for every row)", ctx);
+}
+
+/*** Update the rows that match.
+@function Model:update
+@tparam table values
+@tparam table opts where
+@treturn integer|fail rows changed
+*/
+static int model_update(lua_State *L) {
+  static const char *const update_opts[] = { "where", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "update");
+  jn_Buf b;
+  jn_Select s;
+  int n = 0, i;
+  method_ctx(ctx, sizeof ctx, m, "update");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 3);
+  jn_query_checkopts(L, 3, update_opts, ctx);
+  need_where(L, 3, ctx);
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "UPDATE ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " SET ");
+  for (i = 0; i < m->nfields; i++) {   /* field order, so the text is stable */
+    lua_getfield(L, 2, m->f[i].name);
+    if (i == m->updated && lua_isnil(L, -1)) {
+      char ts[32];
+      size_t len = jn_timestamp(ts);
+      lua_pop(L, 1);
+      lua_pushlstring(L, ts, len);
+    }
+    if (is_null(L, -1)) {   /* junction.null: write NULL */
+      if (n++) jn_buf_adds(L, &b, ", ");
+      jn_buf_addident(L, &b, NULL, m->f[i].name);
+      jn_buf_adds(L, &b, " = NULL");
+    } else if (!lua_isnil(L, -1)) {
+      int t = lua_type(L, -1);
+      if (t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+        luaL_error(L, "%s: bad value for field '%s' (%s cannot be stored)", ctx, m->f[i].name,
+                   luaL_typename(L, -1));
+      if (n++) jn_buf_adds(L, &b, ", ");
+      jn_buf_addident(L, &b, NULL, m->f[i].name);
+      jn_buf_adds(L, &b, " = ?");
+      if (t == LUA_TBOOLEAN) lua_pushinteger(L, lua_toboolean(L, -1));
+      else lua_pushvalue(L, -1);
+      jn_query_bind(L, &s, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);   /* every key must be a field */
+  while (lua_next(L, 2) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING || jn_model_field(L, m, -1) < 0)
+      luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, luaL_tolstring(L, -1, NULL), m->name);
+  }
+  if (n == 0) luaL_error(L, "%s: bad argument #1 (no field to set)", ctx);
+  add_where(L, m, 3, &b, &s, ctx);
+  return run_scalar(L, m, &b, &s, 1);
+}
+
+/*** Delete the rows that match.
+@function Model:destroy
+@tparam table opts where
+@treturn integer|fail rows deleted
+*/
+static int model_destroy(lua_State *L) {
+  static const char *const destroy_opts[] = { "where", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "destroy");
+  jn_Buf b;
+  jn_Select s;
+  method_ctx(ctx, sizeof ctx, m, "destroy");
+  lua_settop(L, 2);
+  jn_query_checkopts(L, 2, destroy_opts, ctx);
+  need_where(L, 2, ctx);
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "DELETE FROM ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  add_where(L, m, 2, &b, &s, ctx);
+  return run_scalar(L, m, &b, &s, 1);
+}
+
+/* Body of findOrCreate under jn_atomic: [w, model, where, values]. */
+static int find_or_create_body(lua_State *L) {
+  jn_Model *m = (jn_Model *)lua_touserdata(L, 2);
+  char ctx[96];
+  int rc, inst;
+  method_ctx(ctx, sizeof ctx, m, "findOrCreate");
+  lua_newtable(L);                     /* 5: { where = where } */
+  lua_pushvalue(L, 3);
+  lua_setfield(L, 5, "where");
+  rc = jn_query_find(L, m, 2, 5, 1, ctx);
+  if (rc != 1) return rc;
+  if (!lua_isnil(L, -1)) {
+    lua_pushboolean(L, 0);
+    return 2;
+  }
+  lua_pop(L, 1);
+  inst = jn_inst_build(L, m, 2, 4, ctx);
+  rc = jn_inst_insert(L, inst);
+  if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
+  lua_pushboolean(L, 1);
+  return 2;
+}
+
+/*** Find the row matching where, or create it from where's plain values and defaults.
+@function Model:findOrCreate
+@tparam table opts where, defaults
+@treturn Instance,boolean|fail the instance and whether it was created
+*/
+static int model_find_or_create(lua_State *L) {
+  static const char *const foc_opts[] = { "where", "defaults", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "findOrCreate");
+  method_ctx(ctx, sizeof ctx, m, "findOrCreate");
+  lua_settop(L, 2);
+  jn_query_checkopts(L, 2, foc_opts, ctx);
+  need_where(L, 2, ctx);
+  lua_getfield(L, 2, "where");         /* 3 */
+  lua_newtable(L);                     /* 4: values = defaults + where's plain values */
+  lua_getfield(L, 2, "defaults");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_istable(L, -1)) luaL_error(L, "%s: bad option 'defaults' (table expected)", ctx);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, 4);
+    }
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, 3) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING && !lua_istable(L, -1)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, 4);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_remove(L, 2);                    /* model, where, values */
+  return jn_atomic(L, m->conn, find_or_create_body, 1, 0);
+}
+
+/* Model:_method(name, fn): give instances a method (lua/junction's associations). */
+static int model_add_method(lua_State *L) {
+  jn_Model *m = check_self(L, "_method");
+  const char *name = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  jn_model_lookup(L, m);
+  lua_getfield(L, -1, name);
+  if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: '%s' is already a field, method or association", m->name, name);
+  lua_pop(L, 1);
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, name);
+  return 0;
+}
+
+/* Model:_info(): a table describing the model, for lua/junction. */
+static int model_info(lua_State *L) {
+  jn_Model *m = check_self(L, "_info");
+  int i;
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, m->name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, m->table);
+  lua_setfield(L, -2, "tableName");
+  lua_pushstring(L, m->f[m->pk].name);
+  lua_setfield(L, -2, "primaryKey");
+  lua_createtable(L, m->nfields, 0);
+  for (i = 0; i < m->nfields; i++) {
+    lua_pushstring(L, m->f[i].name);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "fields");
+  jn_model_uv(L, 1, JN_UV_FIELDS);
+  lua_setfield(L, -2, "declarations");
+  jn_model_uv(L, 1, JN_UV_ASSOCS);
+  lua_setfield(L, -2, "associations");
+  jn_model_uv(L, 1, JN_UV_CONN);
+  lua_setfield(L, -2, "db");
+  if (m->updated >= 0) {
+    lua_pushstring(L, m->f[m->updated].name);
+    lua_setfield(L, -2, "updatedAt");
+  }
+  return 1;
+}
+
+/* Model.name, Model.tableName, then the methods. */
+static int model_index(lua_State *L) {
+  jn_Model *m = (jn_Model *)lua_touserdata(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k != NULL && lua_type(L, 2) == LUA_TSTRING) {
+    if (strcmp(k, "name") == 0) { lua_pushstring(L, m->name); return 1; }
+    if (strcmp(k, "tableName") == 0) { lua_pushstring(L, m->table); return 1; }
+    if (strcmp(k, "primaryKey") == 0) { lua_pushstring(L, m->f[m->pk].name); return 1; }
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static int model_tostring(lua_State *L) {
+  jn_Model *m = (jn_Model *)luaL_checkudata(L, 1, JN_MODEL_MT);
+  jn_Buf b;
+  int i;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "junction.Model ");
+  jn_buf_adds(L, &b, m->name);
+  jn_buf_adds(L, &b, " (table ");
+  jn_buf_adds(L, &b, m->table);
+  jn_buf_adds(L, &b, ": ");
+  for (i = 0; i < m->nfields; i++) {
+    if (i) jn_buf_adds(L, &b, ", ");
+    jn_buf_adds(L, &b, m->f[i].name);
+  }
+  jn_buf_adds(L, &b, ")");
+  lua_pushlstring(L, b.p, b.n);
+  return 1;
+}
+
+static int model_gc(lua_State *L) {
+  jn_Model *m = (jn_Model *)lua_touserdata(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, m->lookup_ref);
+  m->lookup_ref = LUA_NOREF;
+  return 0;
+}
+
+static const luaL_Reg model_methods[] = {
+  {"build", model_build},
+  {"create", model_create},
+  {"bulkCreate", model_bulk_create},
+  {"findByPk", model_find_by_pk},
+  {"findOne", model_find_one},
+  {"findAll", model_find_all},
+  {"count", model_count},
+  {"findOrCreate", model_find_or_create},
+  {"update", model_update},
+  {"destroy", model_destroy},
+  {"_method", model_add_method},
+  {"_info", model_info},
+  {NULL, NULL}
+};
+
+/* Register the model metatable; "Model" (the method table) goes into the
+** module table at -1 for lua/junction to extend. */
+void jn_model_open(lua_State *L) {
+  luaL_newmetatable(L, JN_MODEL_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, model_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "Model");
+  lua_pushcclosure(L, model_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, model_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, model_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,528 @@
+/*
+** jn_query.c: the query compiler.  A `where` table, `order`, `limit`,
+** `offset` and `attributes` become SQL text in a jn_Buf plus an array of
+** values to bind (jn_Select); names are checked against the model and
+** quoted, values are never spliced.  Then the rows become instances, and
+** `include` hands them to jn_assoc.c for eager loading.
+*/
+#include "jn.h"
+#include <stdio.h>
+
+/* An IN list longer than this is bound as one JSON array, so a list of any
+** length fits under SQLite's limit on variables and makes one SQL text. */
+#define JN_IN_INLINE 32
+
+static const char *const find_opts[] = {
+  "where", "order", "limit", "offset", "attributes", "include", NULL
+};
+
+/* {====== Binds */
+
+/* Start an empty bind list (pushes it). */
+void jn_query_init(lua_State *L, jn_Select *s) {
+  lua_newtable(L);
+  s->binds_idx = lua_gettop(L);
+  s->nbind = 0;
+  s->cols = NULL;
+  s->cols_idx = 0;
+  s->ncols = 0;
+}
+
+/* Append the value at idx to the bind list. */
+void jn_query_bind(lua_State *L, jn_Select *s, int idx) {
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, s->binds_idx, ++s->nbind);
+}
+
+/*
+** Push the value at idx as it is bound for field f: booleans as 0/1, a
+** number for a DATE as its UTC text (done by binding), anything that cannot
+** be stored raises.
+*/
+static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char *ctx) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TBOOLEAN) {
+    lua_pushinteger(L, lua_toboolean(L, idx));
+  } else if (t == LUA_TNUMBER || t == LUA_TSTRING) {
+    lua_pushvalue(L, idx);
+  } else if (jn_inst_test(L, idx) != NULL) {
+    /* an instance stands for its primary key */
+    jn_Inst *inst = (jn_Inst *)lua_touserdata(L, idx);
+    jn_inst_get(L, idx, inst->model->pk);
+  } else {
+    luaL_error(L, "%s: bad where value for field '%s.%s' (%s cannot be compared)", ctx, m->name,
+               m->f[f].name, luaL_typename(L, idx));
+  }
+}
+
+/* Append a Lua value as JSON (for json_each): numbers, strings, booleans. */
+void jn_json_add(lua_State *L, jn_Buf *b, int idx) {
+  char tmp[40];
+  switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        sqlite3_int64 v = 0;
+        jn_to_i64(L, idx, &v);
+        jn_buf_addint(L, b, (long long)v);
+      } else {
+        snprintf(tmp, sizeof tmp, "%.17g", (double)lua_tonumber(L, idx));
+        jn_buf_adds(L, b, tmp);
+      }
+      break;
+    case LUA_TBOOLEAN:
+      jn_buf_adds(L, b, lua_toboolean(L, idx) ? "1" : "0");
+      break;
+    case LUA_TSTRING: {
+      size_t n, i;
+      const char *s = lua_tolstring(L, idx, &n);
+      jn_buf_addl(L, b, "\"", 1);
+      for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+          tmp[0] = '\\'; tmp[1] = (char)ch;
+          jn_buf_addl(L, b, tmp, 2);
+        } else if (ch < 0x20) {
+          snprintf(tmp, sizeof tmp, "\\u%04x", ch);
+          jn_buf_adds(L, b, tmp);
+        } else {
+          jn_buf_addl(L, b, (const char *)&s[i], 1);
+        }
+      }
+      jn_buf_addl(L, b, "\"", 1);
+      break;
+    }
+    default:
+      jn_buf_adds(L, b, "null");
+      break;
+  }
+}
+
+/* }====== */
+
+/* {====== where */
+
+static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Buf *b,
+                      jn_Select *s, const char *ctx, int depth);
+
+/* "col IN (?, ...)" or, for a long list, "col IN (SELECT value FROM json_each(?))". */
+static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *alias, jn_Buf *b,
+                     jn_Select *s, int negate, const char *ctx) {
+  int i, n;
+  if (!lua_istable(L, list))
+    luaL_error(L, "%s: bad where for field '%s' (%s expects an array, got %s)", ctx, m->f[f].name,
+               negate ? "notIn" : "in", luaL_typename(L, list));
+  n = (int)lua_rawlen(L, list);
+  if (n == 0) {   /* nothing is IN an empty list */
+    jn_buf_adds(L, b, negate ? "1" : "0");
+    return;
+  }
+  jn_buf_addident(L, b, alias, m->f[f].name);
+  jn_buf_adds(L, b, negate ? " NOT IN (" : " IN (");
+  if (n <= JN_IN_INLINE) {
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, list, i);
+      push_bindable(L, m, f, lua_gettop(L), ctx);
+      jn_query_bind(L, s, -1);
+      lua_pop(L, 2);
+      jn_buf_adds(L, b, i > 1 ? ", ?" : "?");
+    }
+  } else {
+    jn_Buf j;
+    jn_buf_init(L, &j);
+    jn_buf_addl(L, &j, "[", 1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, list, i);
+      push_bindable(L, m, f, lua_gettop(L), ctx);
+      if (i > 1) jn_buf_addl(L, &j, ",", 1);
+      jn_json_add(L, &j, -1);
+      lua_pop(L, 2);
+    }
+    jn_buf_addl(L, &j, "]", 1);
+    lua_pushlstring(L, j.p, j.n);
+    jn_query_bind(L, s, -1);
+    lua_pop(L, 2);
+    jn_buf_adds(L, b, "SELECT value FROM json_each(?)");
+  }
+  jn_buf_adds(L, b, ")");
+}
+
+/* "col OP ?" */
+static void where_cmp(lua_State *L, jn_Model *m, int f, int val, const char *op,
+                      const char *alias, jn_Buf *b, jn_Select *s, const char *ctx) {
+  push_bindable(L, m, f, val, ctx);
+  jn_query_bind(L, s, -1);
+  lua_pop(L, 1);
+  jn_buf_addident(L, b, alias, m->f[f].name);
+  jn_buf_adds(L, b, op);
+}
+
+/* The conditions on field f given by the value at val. */
+static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *alias,
+                        jn_Buf *b, jn_Select *s, const char *ctx) {
+  static const char *const ops[] = {
+    "eq", "ne", "gt", "gte", "lt", "lte", "in", "_in", "notIn", "like", "notLike",
+    "between", "notBetween", "isNull", NULL
+  };
+  static const char *const sqlop[] = {
+    " = ?", " <> ?", " > ?", " >= ?", " < ?", " <= ?"
+  };
+  int n = 0;
+  if (!lua_istable(L, val) || jn_inst_test(L, val) != NULL) {
+    where_cmp(L, m, f, val, " = ?", alias, b, s, ctx);
+    return;
+  }
+  lua_rawgeti(L, val, 1);
+  n = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (n) {   /* { 1, 2, 3 }: the array shorthand for IN */
+    where_in(L, m, f, val, alias, b, s, 0, ctx);
+    return;
+  }
+  jn_buf_addl(L, b, "(", 1);
+  lua_pushnil(L);
+  while (lua_next(L, val) != 0) {
+    int op, v = lua_gettop(L);
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    for (op = 0; k != NULL && ops[op] != NULL; op++)
+      if (strcmp(k, ops[op]) == 0) break;
+    if (k == NULL || ops[op] == NULL)
+      luaL_error(L, "%s: bad where operator '%s' for field '%s' (eq ne gt gte lt lte in notIn like notLike between notBetween isNull)",
+                 ctx, k ? k : luaL_typename(L, -2), m->f[f].name);
+    if (n++) jn_buf_adds(L, b, " AND ");
+    if (op <= 5) {
+      where_cmp(L, m, f, v, sqlop[op], alias, b, s, ctx);
+    } else if (op <= 8) {
+      where_in(L, m, f, v, alias, b, s, op == 8, ctx);
+    } else if (op <= 10) {
+      where_cmp(L, m, f, v, op == 9 ? " LIKE ?" : " NOT LIKE ?", alias, b, s, ctx);
+    } else if (op <= 12) {
+      if (!lua_istable(L, v) || lua_rawlen(L, v) != 2)
+        luaL_error(L, "%s: bad where for field '%s' (%s expects { low, high })", ctx, m->f[f].name, k);
+      jn_buf_addident(L, b, alias, m->f[f].name);
+      jn_buf_adds(L, b, op == 11 ? " BETWEEN ? AND ?" : " NOT BETWEEN ? AND ?");
+      lua_rawgeti(L, v, 1);
+      push_bindable(L, m, f, lua_gettop(L), ctx);
+      jn_query_bind(L, s, -1);
+      lua_rawgeti(L, v, 2);
+      push_bindable(L, m, f, lua_gettop(L), ctx);
+      jn_query_bind(L, s, -1);
+      lua_pop(L, 4);
+    } else {
+      if (!lua_isboolean(L, v))
+        luaL_error(L, "%s: bad where for field '%s' (isNull expects a boolean)", ctx, m->f[f].name);
+      jn_buf_addident(L, b, alias, m->f[f].name);
+      jn_buf_adds(L, b, lua_toboolean(L, v) ? " IS NULL" : " IS NOT NULL");
+    }
+    lua_pop(L, 1);
+  }
+  if (n == 0) jn_buf_adds(L, b, "1");
+  jn_buf_addl(L, b, ")", 1);
+}
+
+/* "(w1 AND w2 ...)" or "(w1 OR w2 ...)" from an array of where tables. */
+static void where_list(lua_State *L, jn_Model *m, int list, const char *join, const char *alias,
+                       jn_Buf *b, jn_Select *s, const char *ctx, int depth) {
+  int i, n;
+  if (!lua_istable(L, list))
+    luaL_error(L, "%s: bad where ('%s' expects an array of where tables, got %s)", ctx,
+               join[1] == 'A' ? "and" : "or", luaL_typename(L, list));
+  n = (int)lua_rawlen(L, list);
+  if (n == 0) {
+    jn_buf_adds(L, b, join[1] == 'A' ? "1" : "0");
+    return;
+  }
+  jn_buf_addl(L, b, "(", 1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    if (i > 1) jn_buf_adds(L, b, join);
+    where_and(L, m, lua_gettop(L), alias, b, s, ctx, depth + 1);
+    lua_pop(L, 1);
+  }
+  jn_buf_addl(L, b, ")", 1);
+}
+
+/* Every condition of the where table at t, joined with AND. */
+static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Buf *b,
+                      jn_Select *s, const char *ctx, int depth) {
+  int n = 0;
+  if (depth > 64) luaL_error(L, "%s: bad where (nested too deep, a cycle?)", ctx);
+  if (!lua_istable(L, t))
+    luaL_error(L, "%s: bad where (table expected, got %s)", ctx, luaL_typename(L, t));
+  luaL_checkstack(L, 8, "where nested too deep");
+  jn_buf_addl(L, b, "(", 1);
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    int v = lua_gettop(L);
+    if (n++) jn_buf_adds(L, b, " AND ");
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      if (strcmp(k, "and") == 0 || strcmp(k, "_and") == 0) {
+        where_list(L, m, v, " AND ", alias, b, s, ctx, depth);
+      } else if (strcmp(k, "or") == 0 || strcmp(k, "_or") == 0) {
+        where_list(L, m, v, " OR ", alias, b, s, ctx, depth);
+      } else if (strcmp(k, "not") == 0 || strcmp(k, "_not") == 0) {
+        jn_buf_adds(L, b, "NOT ");
+        where_and(L, m, v, alias, b, s, ctx, depth + 1);
+      } else {
+        int f = jn_model_field(L, m, -2);
+        if (f < 0)
+          luaL_error(L, "%s: bad where field '%s' (no such field in %s)", ctx, k, m->name);
+        where_field(L, m, f, v, alias, b, s, ctx);
+      }
+    } else if (lua_istable(L, v)) {   /* { {a = 1}, {b = 2} }: all of them */
+      where_and(L, m, v, alias, b, s, ctx, depth + 1);
+    } else {
+      luaL_error(L, "%s: bad where key (%s)", ctx, luaL_typename(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  if (n == 0) jn_buf_adds(L, b, "1");
+  jn_buf_addl(L, b, ")", 1);
+}
+
+/*
+** Append the conditions of the where table at whereidx (alias."col" when an
+** alias is given) and their values to s.
+*/
+void jn_query_where(lua_State *L, jn_Model *m, int whereidx, const char *alias, jn_Buf *b,
+                    jn_Select *s, const char *ctx) {
+  where_and(L, m, whereidx, alias, b, s, ctx, 0);
+}
+
+/* }====== */
+
+/* {====== order, limit, offset, attributes */
+
+/* One order term: "name", "name DESC", or { "name", "DESC" }. */
+static void order_term(lua_State *L, jn_Model *m, int t, const char *alias, jn_Buf *b,
+                       const char *ctx) {
+  char name[80];
+  const char *dir = NULL, *sp;
+  int f;
+  if (lua_type(L, t) == LUA_TSTRING) {
+    const char *s = lua_tostring(L, t);
+    size_t n;
+    sp = strchr(s, ' ');
+    n = sp ? (size_t)(sp - s) : strlen(s);
+    if (n >= sizeof name) n = sizeof name - 1;
+    memcpy(name, s, n);
+    name[n] = '\0';
+    if (sp) dir = sp + 1;
+  } else if (lua_istable(L, t)) {
+    lua_rawgeti(L, t, 1);
+    lua_rawgeti(L, t, 2);
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "%s: bad order (field name expected in { name, direction })", ctx);
+    snprintf(name, sizeof name, "%s", lua_tostring(L, -2));
+    dir = lua_tostring(L, -1);   /* anchored in the order table */
+    lua_pop(L, 2);
+  } else {
+    luaL_error(L, "%s: bad order (string or table expected, got %s)", ctx, luaL_typename(L, t));
+    return;
+  }
+  f = jn_model_fieldname(L, m, name);
+  if (f < 0) luaL_error(L, "%s: bad order field '%s' (no such field in %s)", ctx, name, m->name);
+  jn_buf_addident(L, b, alias, m->f[f].name);
+  if (dir != NULL) {
+    if (sqlite3_stricmp(dir, "asc") == 0) jn_buf_adds(L, b, " ASC");
+    else if (sqlite3_stricmp(dir, "desc") == 0) jn_buf_adds(L, b, " DESC");
+    else luaL_error(L, "%s: bad order direction '%s' (ASC or DESC)", ctx, dir);
+  }
+}
+
+/* Append ORDER BY, LIMIT and OFFSET from the options table at optsidx. */
+void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias, jn_Buf *b,
+                   jn_Select *s, const char *ctx) {
+  int has_limit = 0;
+  if (!lua_istable(L, optsidx)) return;
+  lua_getfield(L, optsidx, "order");
+  if (!lua_isnil(L, -1)) {
+    int o = lua_gettop(L);
+    jn_buf_adds(L, b, " ORDER BY ");
+    if (lua_istable(L, o)) {
+      int i, n = (int)lua_rawlen(L, o);
+      /* { "name", "DESC" } is one term; anything else is a list of terms */
+      lua_rawgeti(L, o, 2);
+      if (n == 2 && lua_type(L, -1) == LUA_TSTRING &&
+          (sqlite3_stricmp(lua_tostring(L, -1), "asc") == 0 ||
+           sqlite3_stricmp(lua_tostring(L, -1), "desc") == 0)) {
+        lua_pop(L, 1);
+        order_term(L, m, o, alias, b, ctx);
+      } else {
+        lua_pop(L, 1);
+        if (n == 0) luaL_error(L, "%s: bad order (empty)", ctx);
+        for (i = 1; i <= n; i++) {
+          lua_rawgeti(L, o, i);
+          if (i > 1) jn_buf_adds(L, b, ", ");
+          order_term(L, m, lua_gettop(L), alias, b, ctx);
+          lua_pop(L, 1);
+        }
+      }
+    } else {
+      order_term(L, m, o, alias, b, ctx);
+    }
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, optsidx, "limit");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1) || lua_tonumber(L, -1) < 0)
+      luaL_error(L, "%s: bad option 'limit' (non-negative integer expected)", ctx);
+    jn_buf_adds(L, b, " LIMIT ?");
+    jn_query_bind(L, s, -1);
+    has_limit = 1;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, optsidx, "offset");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1) || lua_tonumber(L, -1) < 0)
+      luaL_error(L, "%s: bad option 'offset' (non-negative integer expected)", ctx);
+    if (!has_limit) jn_buf_adds(L, b, " LIMIT -1");
+    jn_buf_adds(L, b, " OFFSET ?");
+    jn_query_bind(L, s, -1);
+  }
+  lua_pop(L, 1);
+}
+
+/*
+** Append the selected columns (opts.attributes, the key always among them;
+** every field without) and record which field each one fills in s->cols.
+*/
+void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias, jn_Buf *b,
+                      jn_Select *s, const char *ctx) {
+  int i, n = 0, k = 0, haspk = 0;
+  if (lua_istable(L, optsidx)) {
+    lua_getfield(L, optsidx, "attributes");
+    if (!lua_isnil(L, -1)) {
+      int a = lua_gettop(L);
+      if (!lua_istable(L, a))
+        luaL_error(L, "%s: bad option 'attributes' (array of field names expected)", ctx);
+      n = (int)lua_rawlen(L, a);
+      s->cols = (int *)lua_newuserdata(L, (size_t)(n + 1) * sizeof(int));
+      s->cols_idx = lua_gettop(L);
+      for (i = 1; i <= n; i++) {
+        int f;
+        lua_rawgeti(L, a, i);
+        f = lua_type(L, -1) == LUA_TSTRING ? jn_model_field(L, m, -1) : -1;
+        if (f < 0)
+          luaL_error(L, "%s: bad attribute '%s' (no such field in %s)", ctx,
+                     luaL_tolstring(L, -1, NULL), m->name);
+        lua_pop(L, 1);
+        if (f == m->pk) haspk = 1;
+        s->cols[k++] = f;
+      }
+      if (!haspk) s->cols[k++] = m->pk;
+      s->ncols = k;
+      lua_replace(L, a);   /* keep the userdata where attributes was */
+      s->cols_idx = a;
+      for (i = 0; i < k; i++) {
+        if (i) jn_buf_adds(L, b, ", ");
+        jn_buf_addident(L, b, alias, m->f[s->cols[i]].name);
+      }
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  s->cols = NULL;
+  s->ncols = m->nfields;
+  if (alias == NULL) {
+    jn_buf_adds(L, b, m->cols);
+  } else {
+    for (i = 0; i < m->nfields; i++) {
+      if (i) jn_buf_adds(L, b, ", ");
+      jn_buf_addident(L, b, alias, m->f[i].name);
+    }
+  }
+}
+
+/* }====== */
+
+/* {====== Running */
+
+/*
+** Step st to the end, pushing an array of instances (or, with one, the
+** first instance or nil).  Returns 1, or the fail triple's 3.
+*/
+int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st, const int *cols,
+                  int ncols, int one) {
+  int rc, n = 0, mt, arr;
+  jn_Conn *c = m->conn;
+  luaL_getmetatable(L, JN_INST_MT);
+  mt = lua_gettop(L);
+  lua_newtable(L);
+  arr = lua_gettop(L);
+  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+    jn_inst_fromrow(L, m, modelidx, mt, st, cols, ncols, 0);
+    lua_rawseti(L, arr, ++n);
+    if (one) break;
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    int k = jn_pushfail(L, c, rc);
+    sqlite3_reset(st);
+    return k;
+  }
+  sqlite3_reset(st);
+  lua_remove(L, mt);
+  return 1;
+}
+
+/*
+** Model:findAll / findOne (one = 1) with the options at optsidx.  Pushes
+** the array (or the instance or nil) and returns 1, or returns the fail
+** triple.
+*/
+int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
+                  const char *ctx) {
+  jn_Buf b;
+  jn_Select s;
+  sqlite3_stmt *st;
+  int rc, haswhere = 0, incidx = 0, res;
+  if (optsidx < 0) optsidx = lua_gettop(L) + optsidx + 1;
+  jn_query_checkopts(L, optsidx, find_opts, ctx);
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT ");
+  jn_query_columns(L, m, optsidx, NULL, &b, &s, ctx);
+  jn_buf_adds(L, &b, " FROM ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  if (lua_istable(L, optsidx)) {
+    lua_getfield(L, optsidx, "where");
+    if (!lua_isnil(L, -1)) {
+      jn_buf_adds(L, &b, " WHERE ");
+      jn_query_where(L, m, lua_gettop(L), NULL, &b, &s, ctx);
+      haswhere = 1;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, optsidx, "include");
+    if (!lua_isnil(L, -1)) {
+      incidx = lua_gettop(L);
+      jn_assoc_required(L, m, modelidx, incidx, &b, &s, &haswhere, ctx);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  if (one) {
+    lua_newtable(L);   /* findOne: the given order, then LIMIT 1 */
+    if (lua_istable(L, optsidx)) {
+      lua_getfield(L, optsidx, "order");
+      lua_setfield(L, -2, "order");
+      lua_getfield(L, optsidx, "offset");
+      lua_setfield(L, -2, "offset");
+    }
+    lua_pushinteger(L, 1);
+    lua_setfield(L, -2, "limit");
+    jn_query_tail(L, m, lua_gettop(L), NULL, &b, &s, ctx);
+    lua_pop(L, 1);
+  } else {
+    jn_query_tail(L, m, optsidx, NULL, &b, &s, ctx);
+  }
+  st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
+  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  jn_bind_list(L, m->conn, st, s.binds_idx, s.nbind);
+  res = jn_query_rows(L, m, modelidx, st, s.cols, s.ncols, 0);
+  if (res != 1) return res;
+  if (incidx) jn_assoc_include(L, m, modelidx, lua_gettop(L), incidx, ctx);
+  if (one) lua_rawgeti(L, -1, 1);
+  return 1;
+}
+
+/* }====== */

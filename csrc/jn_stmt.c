@@ -1,0 +1,462 @@
+/*
+** jn_stmt.c: statements: the per-connection cache, binding values,
+** stepping (with the log hook), reading columns into Lua values, and the
+** growable SQL text buffer everything else builds its SQL in.
+**
+** Statements a model or an association always runs live in "slots" of
+** their C structures, prepared on first use.  Statements whose text
+** depends on the call (a where clause) are looked up by their text in the
+** connection's cache table.  Every statement is reset when it is acquired,
+** so one that a raise left half-used cannot poison the next call; the
+** connection finalizes them all when it closes.
+*/
+#include "jn.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Generic statements kept per connection before the cache is pruned. */
+#define JN_CACHE_MAX 256
+
+/* {====== SQL text buffer */
+
+void jn_buf_init(lua_State *L, jn_Buf *b) {
+  b->cap = 256;
+  b->n = 0;
+  b->p = (char *)lua_newuserdata(L, b->cap);
+  b->idx = lua_gettop(L);
+}
+
+/*
+** Make room for need more bytes (and a NUL): a larger userdata replaces the
+** old one in its stack slot, so the memory always belongs to Lua.
+*/
+static void buf_reserve(lua_State *L, jn_Buf *b, size_t need) {
+  size_t cap;
+  char *p;
+  if (b->n + need + 1 <= b->cap) return;
+  cap = b->cap * 2;
+  while (cap < b->n + need + 1) cap *= 2;
+  p = (char *)lua_newuserdata(L, cap);
+  memcpy(p, b->p, b->n);
+  lua_replace(L, b->idx);
+  b->p = p;
+  b->cap = cap;
+}
+
+void jn_buf_addl(lua_State *L, jn_Buf *b, const char *s, size_t len) {
+  buf_reserve(L, b, len);
+  memcpy(b->p + b->n, s, len);
+  b->n += len;
+}
+
+void jn_buf_adds(lua_State *L, jn_Buf *b, const char *s) {
+  jn_buf_addl(L, b, s, strlen(s));
+}
+
+/*
+** Append alias."name" (or "name" without an alias).  Names come only from
+** declarations, which jn_check_ident has vetted, so there is no quote in
+** them to double.
+*/
+void jn_buf_addident(lua_State *L, jn_Buf *b, const char *alias, const char *name) {
+  size_t len = strlen(name);
+  if (alias != NULL) {
+    jn_buf_adds(L, b, alias);
+    jn_buf_addl(L, b, ".", 1);
+  }
+  buf_reserve(L, b, len + 2);
+  b->p[b->n++] = '"';
+  memcpy(b->p + b->n, name, len);
+  b->n += len;
+  b->p[b->n++] = '"';
+}
+
+void jn_buf_addint(lua_State *L, jn_Buf *b, long long v) {
+  char tmp[32];
+  int n = snprintf(tmp, sizeof tmp, "%lld", v);
+  jn_buf_addl(L, b, tmp, (size_t)n);
+}
+
+/* The text so far, NUL-terminated; valid until the next append. */
+const char *jn_buf_cstr(lua_State *L, jn_Buf *b) {
+  buf_reserve(L, b, 0);
+  b->p[b->n] = '\0';
+  return b->p;
+}
+
+/* }====== */
+
+/* {====== Acquiring statements */
+
+/*
+** Start a fresh table for the values bound to the next logged statement.
+** [-0, +0, m]
+*/
+static void log_reset(lua_State *L, jn_Conn *c) {
+  lua_newtable(L);
+  lua_rawseti(L, LUA_REGISTRYINDEX, c->params_ref);
+}
+
+/*
+** The statement in *slot, prepared from sql on first use, else reset.
+** Returns NULL with *rc set when SQLite cannot prepare it (no such table,
+** say): a failure of the database, for the caller to return.
+** [-0, +0, m]
+*/
+sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **slot,
+                           const char *sql, int *rc) {
+  if (c->log_ref != LUA_NOREF) log_reset(L, c);
+  if (*slot != NULL) {
+    sqlite3_reset(*slot);
+    *rc = SQLITE_OK;
+    return *slot;
+  }
+  *rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+  if (*rc != SQLITE_OK) {
+    *slot = NULL;
+    return NULL;
+  }
+  return *slot;
+}
+
+/*
+** Drop the cached statements that are not running, to bound the cache.
+** [-0, +0, -]
+*/
+static void cache_prune(lua_State *L, jn_Conn *c, int cacheidx) {
+  lua_pushnil(L);
+  while (lua_next(L, cacheidx) != 0) {
+    sqlite3_stmt *st = (sqlite3_stmt *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (st != NULL && !sqlite3_stmt_busy(st)) {
+      sqlite3_finalize(st);
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, cacheidx);       /* clearing a field during lua_next is allowed */
+      c->ncached--;
+    }
+  }
+}
+
+/*
+** The statement for sql (len bytes), from the connection's cache or newly
+** prepared and cached.  NULL with *rc set when SQLite refuses it; NULL with
+** *rc == SQLITE_OK when the text holds no statement at all.
+** [-0, +0, m]
+*/
+sqlite3_stmt *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t len,
+                             int *rc) {
+  sqlite3_stmt *st = NULL;
+  int cacheidx;
+  if (c->log_ref != LUA_NOREF) log_reset(L, c);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->cache_ref);
+  cacheidx = lua_gettop(L);
+  lua_pushlstring(L, sql, len);
+  lua_rawget(L, cacheidx);
+  st = (sqlite3_stmt *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (st != NULL) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    lua_pop(L, 1);
+    *rc = SQLITE_OK;
+    return st;
+  }
+  if (c->ncached >= JN_CACHE_MAX) cache_prune(L, c, cacheidx);
+  *rc = sqlite3_prepare_v3(c->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+  if (*rc != SQLITE_OK || st == NULL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_pushlstring(L, sql, len);
+  lua_pushlightuserdata(L, st);
+  lua_rawset(L, cacheidx);
+  c->ncached++;
+  lua_pop(L, 1);
+  return st;
+}
+
+/*
+** Finalize every statement of the connection (slots and cache alike) and
+** empty the cache.  Called by close, before sqlite3_close_v2.
+** [-0, +0, m]
+*/
+void jn_stmt_finalize_all(lua_State *L, jn_Conn *c) {
+  sqlite3_stmt *st;
+  int i;
+  while ((st = sqlite3_next_stmt(c->db, NULL)) != NULL) sqlite3_finalize(st);
+  for (i = 0; i < JN_CS_COUNT; i++) c->st[i] = NULL;
+  lua_newtable(L);
+  lua_rawseti(L, LUA_REGISTRYINDEX, c->cache_ref);
+  c->ncached = 0;
+}
+
+/* }====== */
+
+/* {====== Binding */
+
+/* Remember a bound value for the log hook. [-0, +0, m] */
+static void log_param(lua_State *L, jn_Conn *c, int i, int idx) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->params_ref);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, i);
+  lua_pop(L, 1);
+}
+
+/*
+** Read an integer written out in decimal, the whole string: how a key
+** beyond 2^53 travels on Lua 5.1.  Returns 1 and sets *out on success.
+*/
+static int parse_i64(const char *s, size_t len, sqlite3_int64 *out) {
+  size_t i = 0;
+  int neg = 0;
+  unsigned long long v = 0;
+  if (len == 0 || len > 20) return 0;
+  if (s[0] == '-') { neg = 1; i = 1; }
+  if (i == len) return 0;
+  for (; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (unsigned long long)(s[i] - '0');
+    if (v > 9223372036854775808ULL) return 0;
+  }
+  if (!neg && v > 9223372036854775807ULL) return 0;
+  *out = neg ? (sqlite3_int64)(0 - v) : (sqlite3_int64)v;
+  return 1;
+}
+
+/*
+** The value at idx as an exact 64-bit integer: an integral number, or (for
+** keys beyond 2^53 on Lua 5.1) a decimal string.  Returns 0 otherwise.
+*/
+int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    if (lua_isinteger(L, idx)) {
+#if JN_LUA51
+      *out = (sqlite3_int64)lua_tonumber(L, idx);
+#else
+      *out = (sqlite3_int64)lua_tointeger(L, idx);
+#endif
+      return 1;
+    }
+    return 0;
+  }
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    return parse_i64(s, len, out);
+  }
+  return 0;
+}
+
+/* Seconds since the epoch as UTC text, "YYYY-MM-DD HH:MM:SS.mmm". */
+static size_t format_epoch(double secs, char *out) {
+  time_t t = (time_t)secs;
+  struct tm tm;
+  int ms = (int)((secs - (double)t) * 1000.0 + 0.5);
+  if (ms >= 1000) { t += 1; ms -= 1000; }
+  if (ms < 0) ms = 0;
+  gmtime_r(&t, &tm);
+  return (size_t)snprintf(out, 32, "%04d-%02d-%02d %02d:%02d:%02d.%03d",
+                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+/* The current UTC time as "YYYY-MM-DD HH:MM:SS.mmm" (23 bytes and a NUL). */
+size_t jn_timestamp(char *out) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return format_epoch((double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0, out);
+}
+
+/*
+** Bind the Lua value at idx to parameter i, as a value of field type type
+** (JN_T_ANY for none).  Returns 0, or -1 when the value's Lua type cannot
+** be stored (the caller raises, naming the field).
+** [-0, +0, m]
+*/
+int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, int type) {
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      sqlite3_bind_null(st, i);
+      break;
+    case LUA_TBOOLEAN:
+      sqlite3_bind_int(st, i, lua_toboolean(L, idx));
+      break;
+    case LUA_TNUMBER:
+      if (type == JN_T_DATE) {
+        char ts[32];
+        size_t n = format_epoch((double)lua_tonumber(L, idx), ts);
+        sqlite3_bind_text(st, i, ts, (int)n, SQLITE_TRANSIENT);
+      } else if (lua_isinteger(L, idx)) {
+        sqlite3_int64 v = 0;
+        jn_to_i64(L, idx, &v);
+        sqlite3_bind_int64(st, i, v);
+      } else {
+        sqlite3_bind_double(st, i, (double)lua_tonumber(L, idx));
+      }
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      sqlite3_int64 v;
+      if (type == JN_T_BLOB)
+        sqlite3_bind_blob64(st, i, s, (sqlite3_uint64)len, SQLITE_TRANSIENT);
+      else if (type == JN_T_INTEGER && parse_i64(s, len, &v))
+        sqlite3_bind_int64(st, i, v);
+      else
+        sqlite3_bind_text64(st, i, s, (sqlite3_uint64)len, SQLITE_TRANSIENT, SQLITE_UTF8);
+      break;
+    }
+    default:
+      return -1;
+  }
+  if (c->log_ref != LUA_NOREF) log_param(L, c, i, idx);
+  return 0;
+}
+
+void jn_bind_i64(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, sqlite3_int64 v) {
+  sqlite3_bind_int64(st, i, v);
+  if (c->log_ref != LUA_NOREF) {
+    jn_push_i64(L, v);
+    log_param(L, c, i, -1);
+    lua_pop(L, 1);
+  }
+}
+
+/* Bind text that outlives the statement's next step (SQLITE_STATIC). */
+void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char *s, size_t n) {
+  sqlite3_bind_text(st, i, s, (int)n, SQLITE_STATIC);
+  if (c->log_ref != LUA_NOREF) {
+    lua_pushlstring(L, s, n);
+    log_param(L, c, i, -1);
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Bind values 1..n of the array at listidx to parameters 1..n.  The query
+** compiler has already checked and converted them.
+** [-0, +0, m]
+*/
+int jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int listidx, int n) {
+  int i;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, listidx, i);
+    jn_bind_value(L, c, st, i, -1, JN_T_ANY);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* }====== */
+
+/* {====== Stepping and reading */
+
+/*
+** Step st; before its first step, hand its SQL and bound values to the
+** log function when there is one (the function may raise: the statement
+** has not run yet).
+** [-0, +0, e]
+*/
+int jn_stmt_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
+  if (c->log_ref != LUA_NOREF && !sqlite3_stmt_busy(st)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
+    lua_pushstring(L, sqlite3_sql(st));
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->params_ref);
+    log_reset(L, c);
+    lua_call(L, 2, 0);
+  }
+  return sqlite3_step(st);
+}
+
+/*
+** Run a statement that returns no rows (or whose rows do not matter) and
+** reset it.  Returns SQLITE_OK or the failing code; on failure the message
+** is still readable by jn_pushfail.
+** [-0, +0, e]
+*/
+int jn_stmt_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
+  int rc = jn_stmt_step(L, c, st);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+    sqlite3_reset(st);
+    return SQLITE_OK;
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
+/*
+** Push a 64-bit integer.  Lua 5.3/5.4 have them; on 5.1 and LuaJIT a value
+** beyond 2^53 would lose digits as a double, so it comes as decimal text.
+** [-0, +1, m]
+*/
+void jn_push_i64(lua_State *L, sqlite3_int64 v) {
+#if JN_LUA51
+  if (v >= -9007199254740992LL && v <= 9007199254740992LL) {
+    lua_pushnumber(L, (lua_Number)v);
+  } else {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    lua_pushstring(L, tmp);
+  }
+#else
+  lua_pushinteger(L, (lua_Integer)v);
+#endif
+}
+
+/*
+** Push column col of the current row as the Lua value for a field of the
+** given type: BOOLEAN columns come back as booleans.
+** [-0, +1, m]
+*/
+void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type) {
+  switch (sqlite3_column_type(st, col)) {
+    case SQLITE_INTEGER: {
+      sqlite3_int64 v = sqlite3_column_int64(st, col);
+      if (type == JN_T_BOOLEAN) lua_pushboolean(L, v != 0);
+      else jn_push_i64(L, v);
+      break;
+    }
+    case SQLITE_FLOAT: {
+      double d = sqlite3_column_double(st, col);
+      if (type == JN_T_BOOLEAN) lua_pushboolean(L, d != 0.0);
+      else lua_pushnumber(L, (lua_Number)d);
+      break;
+    }
+    case SQLITE_NULL:
+      lua_pushnil(L);
+      break;
+    case SQLITE_BLOB: {
+      const void *p = sqlite3_column_blob(st, col);
+      lua_pushlstring(L, (const char *)p, (size_t)sqlite3_column_bytes(st, col));
+      break;
+    }
+    default: {
+      const unsigned char *s = sqlite3_column_text(st, col);
+      lua_pushlstring(L, (const char *)s, (size_t)sqlite3_column_bytes(st, col));
+      break;
+    }
+  }
+}
+
+/*
+** At least size bytes of scratch memory owned by the connection (freed when
+** it closes, so a raise while it is in use leaks nothing).  Raises when
+** memory runs out.
+*/
+void *jn_scratch(lua_State *L, jn_Conn *c, size_t size) {
+  if (size > c->scratch_size) {
+    size_t cap = c->scratch_size ? c->scratch_size : 256;
+    void *p;
+    while (cap < size) cap *= 2;
+    p = realloc(c->scratch, cap);
+    if (p == NULL) luaL_error(L, "junction: not enough memory");
+    c->scratch = p;
+    c->scratch_size = cap;
+  }
+  return c->scratch;
+}
+
+/* }====== */

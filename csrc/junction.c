@@ -1,0 +1,34 @@
+/*
+** junction.c: luaopen_junction_core, which builds the module table and
+** lets each concern register itself, in dependency order.
+*/
+#include "jn.h"
+
+JN_EXPORT int luaopen_junction_core(lua_State *L);
+
+static int null_tostring(lua_State *L) {
+  lua_pushliteral(L, "junction.null");
+  return 1;
+}
+
+int luaopen_junction_core(lua_State *L) {
+  lua_newtable(L);
+  jn_inst_open(L);     /* first: define copies the instance methods */
+  jn_conn_open(L);
+  jn_schema_open(L);
+  jn_model_open(L);
+  jn_assoc_open(L);    /* after conn: adds db:_associate */
+  lua_newuserdata(L, 1);              /* junction.null */
+  lua_newtable(L);
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, JN_NULL);
+  lua_setfield(L, -2, "null");
+  lua_pushliteral(L, JUNCTION_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, sqlite3_libversion());
+  lua_setfield(L, -2, "sqlite_version");
+  return 1;
+}

@@ -1,0 +1,413 @@
+-- junction.assoc: associations declared as data.
+--
+--   db:associate {
+--     Post = { { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id", as = "Genres" } },
+--   }
+--
+-- Each entry has one kind key (belongsTo, hasOne, hasMany, belongsToMany)
+-- naming the target model; builders[kind] resolves the names, keys and
+-- defaults (Sequelize's) and records the association in the C core.  The
+-- belongsToMany methods are C; the to-one and hasMany methods are here, each
+-- one atomic through db:transaction.
+local inflect = require "junction.inflect"
+
+local M = {}
+local junction   -- the module, set by setup
+
+local option_keys = {
+  as = true, foreignKey = true, otherKey = true, sourceKey = true, targetKey = true,
+  through = true, onDelete = true, onUpdate = true,
+}
+local kinds = { "belongsTo", "hasOne", "hasMany", "belongsToMany" }
+
+local function raise(fmt, ...)
+  error("db:associate: " .. string.format(fmt, ...), 0)
+end
+
+local function has_field(model, name)
+  for _, f in ipairs(model:_info().fields) do
+    if f == name then return true end
+  end
+  return false
+end
+
+-- The first candidate that is a field of model.
+local function first_field(model, candidates)
+  for _, name in ipairs(candidates) do
+    if name and has_field(model, name) then return name end
+  end
+  return nil
+end
+
+-- The key a model is referred to by elsewhere: post_id for a key post_id,
+-- user_id (and userId) for a key id.
+local function key_candidates(model)
+  local pk = model.primaryKey
+  local lc = model.name:sub(1, 1):lower() .. model.name:sub(2)
+  return { pk ~= "id" and pk or nil, inflect.snake(model.name) .. "_" .. pk,
+           inflect.snake(model.name) .. "_id", lc .. "Id" }
+end
+
+-- singular, plural of the alias (as = string or { singular =, plural = }).
+local function alias_names(spec, target, tomany, ctx)
+  local as = spec.as
+  if type(as) == "table" then
+    if type(as.singular) ~= "string" or type(as.plural) ~= "string" then
+      raise("%s: bad option 'as' ({ singular = string, plural = string } expected)", ctx)
+    end
+    return as.singular, as.plural
+  elseif type(as) == "string" then
+    if tomany then return inflect.singular(as), as end
+    return as, inflect.plural(as)
+  elseif as == nil then
+    return target.name, inflect.plural(target.name)
+  end
+  raise("%s: bad option 'as' (string or table expected, got %s)", ctx, type(as))
+end
+
+-- name -> role for a to-many association, camelCase and snake_case.
+local function many_names(singular, plural, ctx)
+  if singular == plural then
+    raise("%s: singular and plural are both '%s'; give as = { singular = ..., plural = ... }", ctx, plural)
+  end
+  local names = {}
+  local function add(verb, noun, role)
+    names[verb .. noun] = role
+    names[verb .. "_" .. inflect.snake(noun)] = role
+  end
+  add("get", plural, "get"); add("set", plural, "set")
+  add("add", singular, "add"); add("add", plural, "addMany")
+  add("remove", singular, "remove"); add("remove", plural, "removeMany")
+  add("has", singular, "has"); add("has", plural, "hasMany")
+  add("count", plural, "count"); add("create", singular, "create")
+  return names
+end
+
+local function one_names(singular)
+  local names = {}
+  for _, verb in ipairs { "get", "set", "create" } do
+    names[verb .. singular] = verb
+    names[verb .. "_" .. inflect.snake(singular)] = verb
+  end
+  return names
+end
+
+-- {====== Lua-side methods (to-one and hasMany)
+
+local function copy(t)
+  local c = {}
+  if t then for k, v in pairs(t) do c[k] = v end end
+  return c
+end
+
+-- The keys of a list (or one value) of target instances or keys, distinct.
+local function keys_of(list, target, key, method, single)
+  if single then list = { list } end
+  if type(list) ~= "table" then
+    error(method .. ": bad argument #1 (array of " .. target.name .. " instances or keys expected, got "
+          .. type(list) .. ")", 3)
+  end
+  local keys, seen = {}, {}
+  for i, x in ipairs(list) do
+    local k = x
+    if type(x) == "userdata" then
+      local ok, v = pcall(function() return x[key] end)
+      if not ok or v == nil then
+        error(method .. ": bad argument (element " .. i .. " is not a saved " .. target.name .. ")", 3)
+      end
+      k = v
+    elseif type(x) ~= "number" and type(x) ~= "string" then
+      error(method .. ": bad argument (element " .. i .. " is a " .. type(x) .. ", expected "
+            .. target.name .. " or its key)", 3)
+    end
+    if not seen[k] then seen[k] = true; keys[#keys + 1] = k end
+  end
+  return keys
+end
+
+local function own_key(self, key, source, method)
+  local ok, v = pcall(function() return self[key] end)
+  if not ok then
+    error(method .. ": bad self (" .. source.name .. " instance expected; call it with ':')", 3)
+  end
+  if v == nil then error(method .. ": the " .. source.name .. " is not saved yet", 3) end
+  return v
+end
+
+local function has_many_methods(db, source, target, sk, fk, singular, plural)
+  local check, null = junction._check, junction.null
+  local tk = target.primaryKey
+  local fns = {}
+  local function scoped(self, opts, method)
+    if opts ~= nil and type(opts) ~= "table" then
+      error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 3)
+    end
+    local o = copy(opts)
+    local mine = { [fk] = own_key(self, sk, source, method) }
+    o.where = o.where and { ["and"] = { mine, o.where } } or mine
+    return o
+  end
+  fns.get = function(self, opts)
+    return target:findAll(scoped(self, opts, source.name .. ":get" .. plural))
+  end
+  fns.count = function(self, opts)
+    local o = scoped(self, opts, source.name .. ":count" .. plural)
+    return target:count { where = o.where }
+  end
+  local function has(self, list, single, method)
+    local k = own_key(self, sk, source, method)
+    local keys = keys_of(list, target, tk, method, single)
+    if #keys == 0 then return true end
+    local n, msg, code = target:count { where = { [fk] = k, [tk] = { ["in"] = keys } } }
+    if n == nil then return nil, msg, code end
+    return n == #keys
+  end
+  fns.has = function(self, x) return has(self, x, true, source.name .. ":has" .. singular) end
+  fns.hasMany = function(self, l) return has(self, l, false, source.name .. ":has" .. plural) end
+  -- link every key, failing (and so rolling back) when one is not a row
+  local function link(k, keys)
+    if #keys == 0 then return end
+    local n = check(target:update({ [fk] = k }, { where = { [tk] = { ["in"] = keys } } }))
+    if n ~= #keys then
+      junction.abort(target.name .. ": " .. (#keys - n) .. " of the keys given are not rows", 12)
+    end
+  end
+  local function add(self, list, single, method)
+    local k = own_key(self, sk, source, method)
+    local keys = keys_of(list, target, tk, method, single)
+    return db:transaction(function() link(k, keys) end)
+  end
+  fns.add = function(self, x) return add(self, x, true, source.name .. ":add" .. singular) end
+  fns.addMany = function(self, l) return add(self, l, false, source.name .. ":add" .. plural) end
+  fns.set = function(self, list)
+    local method = source.name .. ":set" .. plural
+    local k = own_key(self, sk, source, method)
+    local keys = keys_of(list, target, tk, method, false)
+    return db:transaction(function()
+      local where = { [fk] = k }
+      if #keys > 0 then where[tk] = { notIn = keys } end
+      check(target:update({ [fk] = null }, { where = where }))
+      link(k, keys)
+    end)
+  end
+  local function remove(self, list, single, method)
+    local k = own_key(self, sk, source, method)
+    local keys = keys_of(list, target, tk, method, single)
+    if #keys == 0 then return true end
+    local n, msg, code = target:update({ [fk] = null }, { where = { [fk] = k, [tk] = { ["in"] = keys } } })
+    if n == nil then return nil, msg, code end
+    return true
+  end
+  fns.remove = function(self, x) return remove(self, x, true, source.name .. ":remove" .. singular) end
+  fns.removeMany = function(self, l) return remove(self, l, false, source.name .. ":remove" .. plural) end
+  fns.create = function(self, values)
+    local v = copy(values)
+    v[fk] = own_key(self, sk, source, source.name .. ":create" .. singular)
+    return target:create(v)
+  end
+  return fns
+end
+
+local function belongs_to_methods(db, source, target, fk, tk, singular)
+  local check = junction._check
+  local fns = {}
+  fns.get = function(self)
+    local v = own_key(self, source.primaryKey, source, source.name .. ":get" .. singular) and self[fk]
+    if v == nil then return nil end
+    return target:findOne { where = { [tk] = v } }
+  end
+  fns.set = function(self, x)
+    local method = source.name .. ":set" .. singular
+    local v = x
+    if x ~= nil then v = keys_of(x, target, tk, method, true)[1] end
+    self[fk] = v
+    local ok, msg, code = self:save()
+    if not ok then return nil, msg, code end
+    return true
+  end
+  fns.create = function(self, values)
+    return db:transaction(function()
+      local t = check(target:create(values))
+      self[fk] = t[tk]
+      check(self:save())
+      return t
+    end)
+  end
+  return fns
+end
+
+local function has_one_methods(db, source, target, sk, fk, singular)
+  local check, null = junction._check, junction.null
+  local tk = target.primaryKey
+  local fns = {}
+  fns.get = function(self)
+    return target:findOne { where = { [fk] = own_key(self, sk, source, source.name .. ":get" .. singular) } }
+  end
+  fns.set = function(self, x)
+    local method = source.name .. ":set" .. singular
+    local k = own_key(self, sk, source, method)
+    local key = x ~= nil and keys_of(x, target, tk, method, true)[1] or nil
+    return db:transaction(function()
+      local where = { [fk] = k }
+      if key ~= nil then where[tk] = { ne = key } end
+      check(target:update({ [fk] = null }, { where = where }))
+      if key ~= nil then
+        local n = check(target:update({ [fk] = k }, { where = { [tk] = key } }))
+        if n ~= 1 then junction.abort(target.name .. ": no row with key " .. tostring(key), 12) end
+      end
+    end)
+  end
+  fns.create = function(self, values)
+    local v = copy(values)
+    v[fk] = own_key(self, sk, source, source.name .. ":create" .. singular)
+    return target:create(v)
+  end
+  return fns
+end
+
+local function register(source, names, fns)
+  for name, role in pairs(names) do source:_method(name, fns[role]) end
+end
+
+-- }======
+
+-- {====== Builders
+
+-- The junction model for through: a model of that name, one on that table,
+-- or one defined here (two keys, a composite unique, cascades).
+local function junction_model(db, source, target, spec, ctx)
+  local through = spec.through
+  if type(through) ~= "string" then
+    raise("%s: missing option 'through' (the junction model, or its table name)", ctx)
+  end
+  local jm = db:model(through)
+  if jm then return jm end
+  for _, m in pairs(db:_models()) do
+    if m.tableName == through then return m end
+  end
+  local fk = spec.foreignKey or key_candidates(source)[1] or (inflect.snake(source.name) .. "_id")
+  local ok = spec.otherKey or key_candidates(target)[1] or (inflect.snake(target.name) .. "_id")
+  if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
+  local T = junction.types
+  local group = "unique_" .. through
+  return db:define(through, {
+    tableName = through, underscored = true,
+    fields = {
+      [fk] = { type = T.INTEGER, allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade",
+               references = { model = source.tableName, key = source.primaryKey } },
+      [ok] = { type = T.INTEGER, allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade",
+               references = { model = target.tableName, key = target.primaryKey } },
+    },
+  })
+end
+
+-- The junction field that references model (by its table or name).
+local function referring_field(jm, model, other_than)
+  local found
+  for _, d in ipairs(jm:_info().declarations) do
+    if d.name ~= other_than and (d.ref_model == model.tableName or d.ref_model == model.name) then
+      if found then return nil end   -- ambiguous: two fields refer to it
+      found = d.name
+    end
+  end
+  return found
+end
+
+local builders = {}
+
+function builders.belongsTo(db, source, target, spec, ctx)
+  local singular = alias_names(spec, target, false, ctx)
+  local tk = spec.targetKey or target.primaryKey
+  local fk = spec.foreignKey or first_field(source, {
+    tk ~= "id" and tk or nil, inflect.snake(singular) .. "_" .. tk, inflect.snake(singular) .. "_id",
+    singular:sub(1, 1):lower() .. singular:sub(2) .. "Id" })
+  if not fk then raise("%s: no foreignKey given, and %s has no field like '%s_id'", ctx, source.name, inflect.snake(singular)) end
+  db:_associate(source, "belongsTo", target, { as = singular, foreignKey = fk, targetKey = tk })
+  register(source, one_names(singular), belongs_to_methods(db, source, target, fk, tk, singular))
+end
+
+local function has_builder(kind)
+  return function(db, source, target, spec, ctx)
+    local tomany = kind == "hasMany"
+    local singular, plural = alias_names(spec, target, tomany, ctx)
+    local sk = spec.sourceKey or source.primaryKey
+    local fk = spec.foreignKey or first_field(target, key_candidates(source))
+    if not fk then raise("%s: no foreignKey given, and %s has no field referring to %s", ctx, target.name, source.name) end
+    db:_associate(source, kind, target, { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
+    if tomany then
+      register(source, many_names(singular, plural, ctx), has_many_methods(db, source, target, sk, fk, singular, plural))
+    else
+      register(source, one_names(singular), has_one_methods(db, source, target, sk, fk, singular))
+    end
+  end
+end
+builders.hasOne = has_builder("hasOne")
+builders.hasMany = has_builder("hasMany")
+
+function builders.belongsToMany(db, source, target, spec, ctx)
+  local singular, plural = alias_names(spec, target, true, ctx)
+  local jm = junction_model(db, source, target, spec, ctx)
+  local fk = spec.foreignKey or referring_field(jm, source)
+  local ok = spec.otherKey or referring_field(jm, target, fk)
+  if not fk then raise("%s: give foreignKey (no single field of %s refers to %s)", ctx, jm.name, source.name) end
+  if not ok then raise("%s: give otherKey (no single field of %s refers to %s)", ctx, jm.name, target.name) end
+  db:_associate(source, "belongsToMany", target, {
+    as = plural, foreignKey = fk, otherKey = ok, through = jm,
+    sourceKey = spec.sourceKey, targetKey = spec.targetKey,
+    names = many_names(singular, plural, ctx),
+  })
+end
+
+-- }======
+
+-- Apply an association table; every entry is checked before any is made.
+function M.associate(db, tbl)
+  if type(tbl) ~= "table" then raise("bad argument #1 (table expected, got %s)", type(tbl)) end
+  local todo = {}
+  local names = {}
+  for name in pairs(tbl) do
+    if type(name) ~= "string" then raise("bad model name (%s)", type(name)) end
+    names[#names + 1] = name
+  end
+  table.sort(names)   -- a stable order, so a failure is reproducible
+  for _, name in ipairs(names) do
+    local list = tbl[name]
+    local source = db:model(name)
+    if not source then raise("%s: no model of that name is defined", name) end
+    if type(list) ~= "table" then raise("%s: bad value (array of associations expected, got %s)", name, type(list)) end
+    for i, spec in ipairs(list) do
+      if type(spec) ~= "table" then raise("%s: association %d is a %s, not a table", name, i, type(spec)) end
+      local kind
+      for _, k in ipairs(kinds) do
+        if spec[k] ~= nil then
+          if kind then raise("%s: association %d has two kinds (%s and %s)", name, i, kind, k) end
+          kind = k
+        end
+      end
+      if not kind then
+        local keys = {}
+        for k in pairs(spec) do keys[#keys + 1] = tostring(k) end
+        table.sort(keys)
+        raise("%s: don't know how to create association %d {%s} (belongsTo, hasOne, hasMany or belongsToMany expected)",
+              name, i, table.concat(keys, ", "))
+      end
+      for k in pairs(spec) do
+        if k ~= kind and not option_keys[k] then
+          raise("%s: %s '%s': bad option '%s' (unknown key)", name, kind, tostring(spec[kind]), tostring(k))
+        end
+      end
+      local target = db:model(spec[kind])
+      if not target then raise("%s: %s '%s': no model of that name is defined", name, kind, tostring(spec[kind])) end
+      todo[#todo + 1] = { source = source, kind = kind, target = target, spec = spec,
+                          ctx = name .. " " .. kind .. " " .. target.name }
+    end
+  end
+  for _, a in ipairs(todo) do builders[a.kind](db, a.source, a.target, a.spec, a.ctx) end
+  return true
+end
+
+function M.setup(mod)
+  junction = mod
+end
+
+return M

@@ -1,0 +1,122 @@
+-- junction: Sequelize's junction-model pattern for Lua, over SQLite.
+--
+-- `require "junction"` returns this module: the C core `junction.core` (the
+-- model layer: connections, models, instances, queries, belongsToMany) plus
+-- the parts that are naturally Lua: db:transaction (so its callback may
+-- yield under OpenResty), db:associate (associations declared as data), the
+-- to-one and hasMany methods, the models-directory loader, and the
+-- snake_case name of every method.
+local core = require "junction.core"
+local inflect = require "junction.inflect"
+
+local unpack = table.unpack or unpack   -- luacheck: ignore 143
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+
+local M = {
+  open = core.open,
+  types = core.types,
+  null = core.null,
+  version = core.version,
+  sqlite_version = core.sqlite_version,
+  inflect = inflect,
+}
+
+local Connection, Model, Instance = core.Connection, core.Model, core.Instance
+
+-- {====== Transactions
+
+-- A failure raised inside a transaction to roll it back and come out as
+-- nil, message, code (see M.abort).
+local Abort = {}
+Abort.__index = Abort
+Abort.__tostring = function(e) return tostring(e.message) end
+
+-- Roll back the transaction of db:transaction and return nil, message, code.
+-- Called inside a transaction's function; the message and code come out of
+-- db:transaction as its nil, message, code.
+function M.abort(message, code)
+  error(setmetatable({ message = message, code = code }, Abort), 0)
+end
+
+local begin_ops = { immediate = "begin", deferred = "begin deferred", exclusive = "begin exclusive" }
+
+--- Run fn(db) in a transaction: commit when it returns, roll back when it raises.
+-- Nested calls are savepoints.  Returns what fn returned (true for nothing),
+-- nil, message, code when COMMIT fails or fn called junction.abort.
+function Connection:transaction(opts, fn)
+  if type(opts) == "function" then opts, fn = fn, opts end
+  if type(fn) ~= "function" then
+    error("db:transaction: bad argument (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("db:transaction: bad options (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local mode = opts and opts.mode or "immediate"
+  if not begin_ops[mode] then
+    error("db:transaction: bad option 'mode' (immediate, deferred or exclusive expected)", 2)
+  end
+  local outer = self:_autocommit()
+  local ok, msg, code = self:_tx(outer and begin_ops[mode] or "savepoint")
+  if not ok then return nil, msg, code end
+  local res = pack(pcall(fn, self))
+  if not res[1] then
+    if outer then
+      if not self:_autocommit() then self:_tx("rollback") end
+    else
+      self:_tx("rollback to")
+      self:_tx("release")
+    end
+    local err = res[2]
+    if getmetatable(err) == Abort then return nil, err.message, err.code end
+    error(err, 0)
+  end
+  ok, msg, code = self:_tx(outer and "commit" or "release")
+  if not ok then
+    if outer and not self:_autocommit() then self:_tx("rollback") end
+    return nil, msg, code
+  end
+  if res.n == 1 then return true end
+  return unpack(res, 2, res.n)
+end
+
+-- Run fn in a transaction where a nil, message, code from any step rolls
+-- everything back: fn calls check(...) on each result.
+local function check(ok, msg, code, ...)
+  if ok == nil and msg ~= nil then M.abort(msg, code) end
+  return ok, msg, code, ...
+end
+M._check = check
+
+-- }======
+
+-- Association declarations and the methods written in Lua.
+local assoc = require "junction.assoc"
+assoc.setup(M, core)
+
+function Connection:associate(tbl)
+  return assoc.associate(self, tbl)
+end
+
+M.loadModels = function(db, dir)
+  return require("junction.loader").load(db, dir)
+end
+
+-- {====== snake_case names
+
+local function add_snake(methods)
+  local names = {}
+  for name in pairs(methods) do names[#names + 1] = name end
+  for _, name in ipairs(names) do
+    if name:sub(1, 1) ~= "_" then
+      local snake = inflect.snake(name)
+      if snake ~= name and methods[snake] == nil then methods[snake] = methods[name] end
+    end
+  end
+end
+add_snake(Connection)
+add_snake(Model)
+add_snake(Instance)
+
+-- }======
+
+return M
