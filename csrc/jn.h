@@ -40,6 +40,12 @@
 ** Model:update (a Lua table cannot hold nil). */
 #define JN_NULL "junction.null"
 
+/* Registry key of a weak table: model (light userdata) -> its lookup table,
+** name -> field index | method | association slot.  Weak, and keyed by
+** pointer, so that no strong reference from the registry keeps a model (and
+** through its methods, its connection) alive. */
+#define JN_LOOKUPS "junction.lookups"
+
 /* Registry key of the table of instance methods every model starts with. */
 #define JN_INST_METHODS "junction.instance_methods"
 
@@ -106,7 +112,6 @@ typedef struct jn_Model {
   int nfields;
   int pk;                   /* field index (0-based) of the primary key */
   int created, updated;     /* timestamp field indices, or -1 */
-  int lookup_ref;           /* registry: name -> field index | method | true */
   const char *sql[JN_MS_COUNT];   /* generated once, anchored in the uservalue */
   const char *cols;         /* "c1", "c2", ...: every column, in field order */
   sqlite3_stmt *st[JN_MS_COUNT];
@@ -217,7 +222,7 @@ JN_INTERNAL void jn_model_lookup(lua_State *L, jn_Model *m);
 JN_INTERNAL int jn_schema_define(lua_State *L);
 JN_INTERNAL int jn_schema_sync(lua_State *L);
 JN_INTERNAL void jn_schema_open(lua_State *L);
-JN_INTERNAL void jn_check_ident(lua_State *L, const char *s, const char *what);
+JN_INTERNAL void jn_check_ident(lua_State *L, int idx, const char *ctx);
 
 /* jn_model.c */
 JN_INTERNAL void jn_model_open(lua_State *L);

@@ -1059,7 +1059,11 @@ static int conn_associate(lua_State *L) {
   alias = lua_tostring(L, -1);
   if (alias == NULL) luaL_error(L, "db:associate: %s: missing alias", src->name);
   snprintf(ctx, sizeof ctx, "db:associate: %s %s '%s'", src->name, kinds[kind], alias);
-  jn_check_ident(L, alias, ctx);
+  {
+    char actx[200];
+    snprintf(actx, sizeof actx, "%s: bad option 'as'", ctx);
+    jn_check_ident(L, 6, actx);
+  }
   if (src->conn != tgt->conn) luaL_error(L, "%s: %s belongs to another connection", ctx, tgt->name);
   jn_model_lookup(L, src);
   lua_getfield(L, -1, alias);

@@ -331,9 +331,13 @@ static int conn_exec(lua_State *L) {
 static int conn_query(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1);
   size_t len;
-  const char *sql = luaL_checklstring(L, 2, &len);
+  const char *sql;
   int top = lua_gettop(L), rc, i, ncol, nrow = 0;
-  sqlite3_stmt *st = jn_stmt_cached(L, c, sql, len, &rc);
+  sqlite3_stmt *st;
+  if (lua_type(L, 2) != LUA_TSTRING)
+    luaL_error(L, "db:query: bad argument #1 (SQL string expected, got %s)", luaL_typename(L, 2));
+  sql = lua_tolstring(L, 2, &len);
+  st = jn_stmt_cached(L, c, sql, len, &rc);
   if (st == NULL) {
     if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
     return luaL_error(L, "db:query: bad argument #1 (no SQL statement in it)");

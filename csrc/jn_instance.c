@@ -312,7 +312,8 @@ static int inst_update(lua_State *L) {
   jn_Inst *inst = check_inst(L, "update");
   char ctx[96];
   snprintf(ctx, sizeof ctx, "%s:update", inst->model->name);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_istable(L, 2))
+    luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx, luaL_typename(L, 2));
   lua_settop(L, 2);
   lua_pushnil(L);
   while (lua_next(L, 2) != 0) {
@@ -475,7 +476,8 @@ static int no_such(lua_State *L, jn_Model *m, const char *what) {
 static int inst_index(lua_State *L) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
   jn_Model *m = inst->model;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, m->lookup_ref);
+  lua_pushlightuserdata(L, m);
+  lua_rawget(L, lua_upvalueindex(1));
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
   switch (lua_type(L, -1)) {
@@ -500,7 +502,8 @@ static int inst_newindex(lua_State *L) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
   jn_Model *m = inst->model;
   char ctx[96];
-  lua_rawgeti(L, LUA_REGISTRYINDEX, m->lookup_ref);
+  lua_pushlightuserdata(L, m);
+  lua_rawget(L, lua_upvalueindex(1));
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
   if (lua_type(L, -1) != LUA_TNUMBER) {
@@ -570,7 +573,7 @@ static int inst_tostring(lua_State *L) {
   uv = lua_gettop(L);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, m->name);
-  jn_buf_adds(L, &b, inst->saved ? "{" : "(new){");
+  jn_buf_adds(L, &b, "{");
   for (i = 0; i < m->nfields; i++) {
     if (i) jn_buf_adds(L, &b, ", ");
     jn_buf_adds(L, &b, m->f[i].name);
@@ -608,8 +611,6 @@ static const luaL_Reg inst_methods[] = {
 };
 
 static const luaL_Reg inst_meta[] = {
-  {"__index", inst_index},
-  {"__newindex", inst_newindex},
   {"__eq", inst_eq},
   {"__tostring", inst_tostring},
   {NULL, NULL}
@@ -621,8 +622,22 @@ static const luaL_Reg inst_meta[] = {
 ** adds the snake_case names before any model copies them).
 */
 void jn_inst_open(lua_State *L) {
+  lua_newtable(L);                      /* the weak lookups table */
+  lua_newtable(L);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, JN_LOOKUPS);
   luaL_newmetatable(L, JN_INST_MT);
   luaL_setfuncs(L, inst_meta, 0);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, inst_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, inst_newindex, 1);
+  lua_setfield(L, -2, "__newindex");
+  lua_remove(L, -2);
   lua_pushliteral(L, "junction.Instance");
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);

@@ -54,7 +54,7 @@ static int bulk_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   int i, n = (int)lua_rawlen(L, 3), rc;
   for (i = 1; i <= n; i++) {
-    if (i == 2 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+    if (i == 1 && n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
     lua_rawgeti(L, 3, i);
     rc = jn_inst_insert(L, lua_gettop(L));
     if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
@@ -74,7 +74,8 @@ static int model_bulk_create(lua_State *L) {
   jn_Model *m = check_self(L, "bulkCreate");
   int i, n;
   method_ctx(ctx, sizeof ctx, m, "bulkCreate");
-  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_istable(L, 2))
+    luaL_error(L, "%s: bad argument #1 (array of value tables expected, got %s)", ctx, luaL_typename(L, 2));
   lua_settop(L, 2);
   n = (int)lua_rawlen(L, 2);
   lua_createtable(L, n, 0);
@@ -242,7 +243,8 @@ static int model_update(lua_State *L) {
   jn_Select s;
   int n = 0, i;
   method_ctx(ctx, sizeof ctx, m, "update");
-  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_istable(L, 2))
+    luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx, luaL_typename(L, 2));
   lua_settop(L, 3);
   jn_query_checkopts(L, 3, update_opts, ctx);
   need_where(L, 3, ctx);
@@ -453,12 +455,6 @@ static int model_tostring(lua_State *L) {
   return 1;
 }
 
-static int model_gc(lua_State *L) {
-  jn_Model *m = (jn_Model *)lua_touserdata(L, 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, m->lookup_ref);
-  m->lookup_ref = LUA_NOREF;
-  return 0;
-}
 
 static const luaL_Reg model_methods[] = {
   {"build", model_build},
@@ -488,7 +484,5 @@ void jn_model_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, model_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, model_gc);
-  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 }

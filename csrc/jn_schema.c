@@ -38,21 +38,23 @@ static const char *const ref_actions[] = {
 /* {====== Identifiers and checks */
 
 /*
-** Raise unless s is a plain identifier: a letter or underscore, then
-** letters, digits, underscores (and dashes, which unique-group names use
-** but never reach SQL).  Everything junction writes into SQL passes here.
+** Raise unless the string at idx is a plain identifier: a letter or _,
+** then letters, digits and _, at most 64 bytes, no NUL.  Everything junction
+** writes into SQL as a name passes here.  ctx says where it came from.
 */
-void jn_check_ident(lua_State *L, const char *s, const char *what) {
-  const char *p = s;
-  if (*p == '\0' || !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_'))
-    luaL_error(L, "%s: bad identifier '%s' (a letter or _ first, then letters, digits, _)",
-               what, s);
-  for (p++; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-          *p == '_'))
-      luaL_error(L, "%s: bad identifier '%s' (a letter or _ first, then letters, digits, _)",
-                 what, s);
-  if ((p - s) > 64) luaL_error(L, "%s: bad identifier '%s' (longer than 64)", what, s);
+void jn_check_ident(lua_State *L, int idx, const char *ctx) {
+  size_t len, i;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  int ok = s != NULL && len > 0 && len <= 64 &&
+           ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_');
+  for (i = 1; ok && i < len; i++)
+    ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+         (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+  if (!ok) {
+    if (s == NULL) luaL_error(L, "%s (string expected, got %s)", ctx, luaL_typename(L, idx));
+    luaL_error(L, "%s (bad identifier '%s': a letter or _, then letters, digits and _, at most 64)",
+               ctx, s);
+  }
 }
 
 jn_Model *jn_model_check(lua_State *L, int idx) {
@@ -75,7 +77,10 @@ void jn_model_uv(lua_State *L, int modelidx, const char *key) {
 
 /* Push the model's lookup table. [-0, +1, -] */
 void jn_model_lookup(lua_State *L, jn_Model *m) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, m->lookup_ref);
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_LOOKUPS);
+  lua_pushlightuserdata(L, m);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
 }
 
 /* The 0-based index of the field named by the string at nameidx, or -1. */
@@ -118,16 +123,13 @@ static void push_type(lua_State *L, int code, int length) {
   luaL_setmetatable(L, JN_TYPE_MT);
 }
 
-/* T.STRING(n): a VARCHAR(n); other types take no length. */
-static int type_call(lua_State *L) {
-  int code, n;
-  lua_getfield(L, 1, "code");
-  code = (int)lua_tointeger(L, -1);
-  if (code != JN_T_STRING)
-    return luaL_error(L, "junction.types.%s takes no arguments", type_names[code]);
-  n = (int)luaL_checkinteger(L, 2);
-  luaL_argcheck(L, n > 0, 2, "length must be positive");
-  push_type(L, code, n);
+/* T.STRING(n): a VARCHAR(n).  T.STRING itself, uncalled, is VARCHAR(255). */
+static int type_string(lua_State *L) {
+  int n = (int)luaL_optinteger(L, 1, 255);
+  if (!lua_isnoneornil(L, 1) && !lua_isinteger(L, 1))
+    luaL_error(L, "junction.types.STRING: bad length (integer expected, got %s)", luaL_typename(L, 1));
+  luaL_argcheck(L, n > 0, 1, "length must be positive");
+  push_type(L, JN_T_STRING, n);
   return 1;
 }
 
@@ -140,14 +142,13 @@ static int type_tostring(lua_State *L) {
 static void new_types(lua_State *L) {
   int i;
   luaL_newmetatable(L, JN_TYPE_MT);
-  lua_pushcfunction(L, type_call);
-  lua_setfield(L, -2, "__call");
   lua_pushcfunction(L, type_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   lua_newtable(L);
   for (i = 0; type_names[i] != NULL; i++) {
-    push_type(L, i, i == JN_T_STRING ? 255 : 0);
+    if (i == JN_T_STRING) lua_pushcfunction(L, type_string);
+    else push_type(L, i, 0);
     lua_setfield(L, -2, type_names[i]);
   }
 }
@@ -167,6 +168,10 @@ static int check_type(lua_State *L, int idx, const char *ctx, int *length) {
         return code;
       }
     return luaL_error(L, "db:define: %s: bad option 'type' (unknown type '%s')", ctx, s);
+  }
+  if (lua_tocfunction(L, idx) == type_string) {   /* T.STRING, not called */
+    *length = 255;
+    return JN_T_STRING;
   }
   {
     int ok = lua_istable(L, idx) && lua_getmetatable(L, idx);
@@ -284,11 +289,15 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
     lua_getfield(L, ref, "key");
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "db:define: %s: bad option 'references' (model name expected in 'model')", ctx);
-    jn_check_ident(L, lua_tostring(L, -2), ctx);
+    {
+      char rctx[200];
+      snprintf(rctx, sizeof rctx, "db:define: %s: bad option 'references'", ctx);
+      jn_check_ident(L, lua_gettop(L) - 1, rctx);
+      if (!lua_isnil(L, -1)) jn_check_ident(L, lua_gettop(L), rctx);
+    }
     if (!lua_isnil(L, -1)) {
       if (lua_type(L, -1) != LUA_TSTRING)
         luaL_error(L, "db:define: %s: bad option 'references' (field name expected in 'key')", ctx);
-      jn_check_ident(L, lua_tostring(L, -1), ctx);
       lua_setfield(L, declidx, "ref_key");
     } else {
       lua_pop(L, 1);
@@ -444,9 +453,12 @@ static void build_lookup(lua_State *L, jn_Model *m, int uvidx) {
     lua_pushinteger(L, i + 1);
     lua_setfield(L, -2, m->f[i].name);
   }
-  lua_pushvalue(L, -1);
-  lua_setfield(L, uvidx, JN_UV_LOOKUP);
-  m->lookup_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_setfield(L, uvidx, JN_UV_LOOKUP);   /* the model holds it strongly */
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_LOOKUPS);
+  lua_pushlightuserdata(L, m);
+  lua_getfield(L, uvidx, JN_UV_LOOKUP);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
 }
 
 /* Add a timestamp field unless declared; returns its index. */
@@ -478,7 +490,7 @@ int jn_schema_define(lua_State *L) {
   int nf, i, timestamps, underscored, fieldsidx, orderidx, uvidx, declsidx, defidx;
   size_t size;
   jn_Model *m;
-  jn_check_ident(L, name, "db:define");
+  jn_check_ident(L, 2, "db:define: bad model name");
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_pushfstring(L, "db:define: %s", name);
   jn_query_checkopts(L, 3, define_opts, lua_tostring(L, -1));
@@ -500,7 +512,6 @@ int jn_schema_define(lua_State *L) {
   size = sizeof(jn_Model) + (size_t)(nf + 3) * sizeof(jn_Field);
   m = (jn_Model *)lua_newuserdata(L, size);          /* 6: the model */
   memset(m, 0, size);
-  m->lookup_ref = LUA_NOREF;
   m->conn = c;
   m->pk = -1;
   m->created = m->updated = -1;
@@ -525,7 +536,9 @@ int jn_schema_define(lua_State *L) {
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "db:define: %s: bad option 'tableName' (string expected, got %s)", name,
                luaL_typename(L, -1));
-  jn_check_ident(L, lua_tostring(L, -1), "db:define");
+  lua_pushfstring(L, "db:define: %s: bad option 'tableName'", name);
+  jn_check_ident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
+  lua_pop(L, 1);
   m->table = lua_tostring(L, -1);
   lua_setfield(L, uvidx, "table");
 
@@ -533,7 +546,9 @@ int jn_schema_define(lua_State *L) {
     lua_createtable(L, 0, 4);                        /* decl */
     lua_rawgeti(L, orderidx, i + 1);
     m->f[i].name = lua_tostring(L, -1);
-    jn_check_ident(L, m->f[i].name, name);
+    lua_pushfstring(L, "db:define: %s: bad field name", name);
+    jn_check_ident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
+    lua_pop(L, 1);
     lua_setfield(L, -2, "name");
     lua_pushvalue(L, -1);
     lua_rawseti(L, declsidx, i + 1);

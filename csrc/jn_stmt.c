@@ -270,6 +270,27 @@ size_t jn_timestamp(char *out) {
 }
 
 /*
+** Is s[0..n) well-formed UTF-8?  A string that is not is bytes: an untyped
+** value (db:query, a where on no declared type) binds it as a BLOB.
+*/
+static int is_utf8(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned char ch = s[i];
+    size_t k, need;
+    if (ch < 0x80) { i++; continue; }
+    if (ch >= 0xC2 && ch <= 0xDF) need = 1;
+    else if (ch >= 0xE0 && ch <= 0xEF) need = 2;
+    else if (ch >= 0xF0 && ch <= 0xF4) need = 3;
+    else return 0;
+    for (k = 1; k <= need; k++)
+      if (i + k >= n || (s[i + k] & 0xC0) != 0x80) return 0;
+    i += need + 1;
+  }
+  return 1;
+}
+
+/*
 ** Bind the Lua value at idx to parameter i, as a value of field type type
 ** (JN_T_ANY for none).  Returns 0, or -1 when the value's Lua type cannot
 ** be stored (the caller raises, naming the field).
@@ -301,7 +322,7 @@ int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, in
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
       sqlite3_int64 v;
-      if (type == JN_T_BLOB)
+      if (type == JN_T_BLOB || (type == JN_T_ANY && !is_utf8((const unsigned char *)s, len)))
         sqlite3_bind_blob64(st, i, s, (sqlite3_uint64)len, SQLITE_TRANSIENT);
       else if (type == JN_T_INTEGER && parse_i64(s, len, &v))
         sqlite3_bind_int64(st, i, v);

@@ -31,9 +31,10 @@ local function has_field(model, name)
   return false
 end
 
--- The first candidate that is a field of model.
+-- The first candidate that is a field of model (candidates may hold nils).
 local function first_field(model, candidates)
-  for _, name in ipairs(candidates) do
+  for i = 1, candidates.n or #candidates do
+    local name = candidates[i]
     if name and has_field(model, name) then return name end
   end
   return nil
@@ -44,7 +45,7 @@ end
 local function key_candidates(model)
   local pk = model.primaryKey
   local lc = model.name:sub(1, 1):lower() .. model.name:sub(2)
-  return { pk ~= "id" and pk or nil, inflect.snake(model.name) .. "_" .. pk,
+  return { n = 4, pk ~= "id" and pk or nil, inflect.snake(model.name) .. "_" .. pk,
            inflect.snake(model.name) .. "_id", lc .. "Id" }
 end
 
@@ -287,6 +288,7 @@ local function junction_model(db, source, target, spec, ctx)
   end
   local fk = spec.foreignKey or key_candidates(source)[1] or (inflect.snake(source.name) .. "_id")
   local ok = spec.otherKey or key_candidates(target)[1] or (inflect.snake(target.name) .. "_id")
+  if source == target then ok = spec.otherKey or ("other_" .. fk) end
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
   local T = junction.types
   local group = "unique_" .. through
@@ -318,7 +320,7 @@ local builders = {}
 function builders.belongsTo(db, source, target, spec, ctx)
   local singular = alias_names(spec, target, false, ctx)
   local tk = spec.targetKey or target.primaryKey
-  local fk = spec.foreignKey or first_field(source, {
+  local fk = spec.foreignKey or first_field(source, { n = 4,
     tk ~= "id" and tk or nil, inflect.snake(singular) .. "_" .. tk, inflect.snake(singular) .. "_id",
     singular:sub(1, 1):lower() .. singular:sub(2) .. "Id" })
   if not fk then raise("%s: no foreignKey given, and %s has no field like '%s_id'", ctx, source.name, inflect.snake(singular)) end
