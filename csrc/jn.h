@@ -66,6 +66,8 @@ typedef struct jn_Conn {
   int params_ref;           /* registry: bound values of the next logged statement */
   int nmodels;
   sqlite3_stmt *st[JN_CS_COUNT];
+  long long ts_sec;         /* the second ts_text was formatted for */
+  char ts_text[24];         /* "YYYY-MM-DD HH:MM:SS" of that second */
   void *scratch;            /* malloc'd, grows; owned by the connection */
   size_t scratch_size;
 } jn_Conn;
@@ -86,7 +88,8 @@ typedef struct jn_Write {
 
 enum {
   JN_T_INTEGER, JN_T_TEXT, JN_T_STRING, JN_T_REAL, JN_T_BLOB, JN_T_BOOLEAN,
-  JN_T_DATE, JN_T_ANY
+  JN_T_DATE, JN_T_ANY,
+  JN_T_GUESS                /* db:query: a string that is not UTF-8 is a BLOB */
 };
 
 #define JN_F_NOTNULL   0x01
@@ -135,9 +138,15 @@ enum { JN_A_BELONGS_TO, JN_A_HAS_ONE, JN_A_HAS_MANY, JN_A_BELONGS_TO_MANY };
 /* Batched inserts of links: one statement per row count up to this. */
 #define JN_LINK_BATCH 16
 
+/* Links are deleted one statement each (SQLite's one-pass delete through
+** the unique index, no temporary table), up to this many; more go in one
+** statement over json_each. */
+#define JN_DELETE_EACH 64
+
 /* Statements of a belongsToMany association, prepared on first use. */
 enum {
-  JN_AS_GET, JN_AS_GET_THROUGH, JN_AS_KEYS, JN_AS_COUNT, JN_AS_HAS, JN_AS_DELETE_JSON,
+  JN_AS_GET, JN_AS_GET_THROUGH, JN_AS_KEYS, JN_AS_COUNT, JN_AS_HAS, JN_AS_DELETE,
+  JN_AS_DELETE_JSON,
   JN_AS_HAS_JSON, JN_AS_NSTMT
 };
 
@@ -150,7 +159,6 @@ typedef struct jn_Assoc {
   int through_extra;        /* btm: the junction has fields beyond keys and timestamps */
   const char *alias;        /* anchored in the uservalue */
   sqlite3_stmt *st[JN_AS_NSTMT];
-  sqlite3_stmt *del[JN_LINK_BATCH + 1];  /* DELETE of n links */
   sqlite3_stmt *ins[JN_LINK_BATCH + 1];  /* INSERT of n links */
 } jn_Assoc;
 
@@ -197,11 +205,11 @@ JN_INTERNAL int jn_stmt_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
 JN_INTERNAL int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, int type);
 JN_INTERNAL void jn_bind_i64(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, sqlite3_int64 v);
 JN_INTERNAL void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char *s, size_t n);
-JN_INTERNAL int jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int listidx, int n);
+JN_INTERNAL int jn_is_utf8(const char *s, size_t n);
 JN_INTERNAL void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type);
 JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
 JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
-JN_INTERNAL size_t jn_timestamp(char *out);
+JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);
 JN_INTERNAL void *jn_scratch(lua_State *L, jn_Conn *c, size_t size);
 JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 
@@ -246,7 +254,8 @@ typedef struct jn_Select {
   int cols_idx;             /* stack index: userdata int[] of field indices */
   int *cols;
   int ncols;
-  int binds_idx;            /* stack index: array of values to bind */
+  int binds_idx;            /* stack index: array of values to bind; binds[-k]
+                               holds the field type of value k when it matters */
   int nbind;
 } jn_Select;
 
@@ -264,12 +273,15 @@ JN_INTERNAL int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsi
                               int one, const char *ctx);
 JN_INTERNAL void jn_json_add(lua_State *L, jn_Buf *b, int idx);
 JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
+JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
+JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, const jn_Select *s);
 JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
 
 /* jn_assoc.c */
 JN_INTERNAL jn_Assoc *jn_assoc_check(lua_State *L, int idx);
 JN_INTERNAL void jn_assoc_required(lua_State *L, jn_Model *m, int modelidx, int incidx,
                                    jn_Buf *b, jn_Select *s, int *haswhere, const char *ctx);
+JN_INTERNAL void jn_assoc_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k);
 JN_INTERNAL void jn_assoc_include(lua_State *L, jn_Model *m, int modelidx, int listidx,
                                   int incidx, const char *ctx);
 JN_INTERNAL void jn_assoc_open(lua_State *L);

@@ -397,7 +397,7 @@ static int btm_get(lua_State *L) {
     st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   }
   if (st == NULL) return jn_pushfail(L, c, rc);
-  if (s.nbind) jn_bind_list(L, c, st, s.binds_idx, s.nbind);
+  if (s.nbind) jn_bind_list(L, c, st, &s);
   else bind_source(L, a, 1, st, 1);
   luaL_getmetatable(L, JN_INST_MT);
   mt = lua_gettop(L);
@@ -449,12 +449,11 @@ static sqlite3_stmt *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
   return a->ins[n];
 }
 
-/* The DELETE of n links (n <= JN_LINK_BATCH; more go through json_each). */
-static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
+/* The DELETE of one link (each == 1), or of a JSON array of them. */
+static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
   jn_Model *j = a->through;
-  sqlite3_stmt **slot = n <= JN_LINK_BATCH ? &a->del[n] : &a->st[JN_AS_DELETE_JSON];
+  sqlite3_stmt **slot = each ? &a->st[JN_AS_DELETE] : &a->st[JN_AS_DELETE_JSON];
   jn_Buf b;
-  int r;
   if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "DELETE FROM ");
@@ -463,49 +462,54 @@ static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
   jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
   jn_buf_adds(L, &b, " = ?1 AND ");
   jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-  if (n > JN_LINK_BATCH) {
-    jn_buf_adds(L, &b, " IN (SELECT value FROM json_each(?2))");
-  } else {
-    jn_buf_adds(L, &b, " IN (");
-    for (r = 0; r < n; r++) jn_buf_adds(L, &b, r ? ", ?" : "?");
-    jn_buf_adds(L, &b, ")");
-  }
+  jn_buf_adds(L, &b, each ? " = ?2" : " IN (SELECT value FROM json_each(?2))");
   jn_stmt_slot(L, j->conn, slot, jn_buf_cstr(L, &b), rc);
   lua_pop(L, 1);
   return *slot;
 }
 
-/* Run the DELETE of the n keys (picked from keys[0..nk) by pick, or all). */
+/* Statements delete_keys runs for n keys. */
+#define DELETE_STMTS(n) ((n) > JN_DELETE_EACH ? 1 : (n))
+
+/*
+** Delete the links to the n keys of keys[0..nk) that are not in
+** keep[0..nkeep): one statement each, or one for them all when there are
+** many.  The caller holds a jn_write_guard when that is several statements.
+*/
 static int delete_keys(lua_State *L, jn_Assoc *a, int self, const jn_Key *keys, int nk,
                        const jn_Key *keep, int nkeep, int sorted, int n) {
   jn_Conn *c = a->source->conn;
   sqlite3_stmt *st;
-  int i, p = 1, rc;
+  int i, first = 1, rc = SQLITE_OK;
   jn_Buf b;
   if (n == 0) return SQLITE_OK;
-  st = delete_stmt(L, a, n, &rc);
+  st = delete_stmt(L, a, n <= JN_DELETE_EACH, &rc);
   if (st == NULL) return rc;
-  bind_source(L, a, self, st, 1);
-  if (n > JN_LINK_BATCH) {
+  if (n > JN_DELETE_EACH) {
     jn_buf_init(L, &b);
     jn_buf_addl(L, &b, "[", 1);
   }
-  for (i = 0; i < nk; i++) {
+  for (i = 0; i < nk && rc == SQLITE_OK; i++) {
     if (keep != NULL && key_in(keep, nkeep, &keys[i], sorted)) continue;
-    if (n > JN_LINK_BATCH) {
-      if (p++ > 1) jn_buf_addl(L, &b, ",", 1);
+    if (n > JN_DELETE_EACH) {
+      if (!first) jn_buf_addl(L, &b, ",", 1);
+      first = 0;
       json_key(L, &b, &keys[i]);
     } else {
-      bind_key(L, c, st, ++p, &keys[i]);
+      bind_source(L, a, self, st, 1);
+      bind_key(L, c, st, 2, &keys[i]);
+      rc = jn_stmt_run(L, c, st);
     }
   }
-  if (n > JN_LINK_BATCH) {
+  if (n > JN_DELETE_EACH) {
     jn_buf_addl(L, &b, "]", 1);
+    bind_source(L, a, self, st, 1);
     lua_pushlstring(L, b.p, b.n);
     jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
     lua_pop(L, 2);
+    rc = jn_stmt_run(L, c, st);
   }
-  return jn_stmt_run(L, c, st);
+  return rc;
 }
 
 /* Insert links to the keys of keys[0..nk) not in skip[0..nskip), n of them,
@@ -524,7 +528,7 @@ static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, const j
     for (; r < m && i < nk; i++) {
       if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
       if (ts) {
-        size_t len = jn_timestamp(stamp[r]);
+        size_t len = jn_timestamp(c, stamp[r]);
         bind_key(L, c, st, 2 * r + 2, &keys[i]);
         jn_bind_text(L, c, st, 2 * r + 3, stamp[r], len);
       } else {
@@ -555,7 +559,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   sqlite3_stmt *st;
   int i, rc, n = 0;
   char stamp[32];
-  size_t slen = jn_timestamp(stamp);
+  size_t slen = jn_timestamp(j->conn, stamp);
   if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return rc;
   jn_query_init(L, &s);
   jn_buf_init(L, &b);
@@ -582,7 +586,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
     if (!isnew) jn_buf_adds(L, &b, " = ?");
     if (lua_type(L, -1) == LUA_TBOOLEAN) lua_pushinteger(L, lua_toboolean(L, -1));
     else lua_pushvalue(L, -1);
-    jn_query_bind(L, &s, -1);
+    jn_query_bindt(L, &s, -1, j->f[i].type);
     lua_pop(L, 2);
   }
   if (isnew) {
@@ -603,7 +607,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   }
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return rc; }
-  jn_bind_list(L, c, st, s.binds_idx, s.nbind);
+  jn_bind_list(L, c, st, &s);
   bind_source(L, a, self, st, n + 1);
   bind_key(L, c, st, n + 2, k);
   rc = jn_stmt_run(L, c, st);
@@ -692,7 +696,7 @@ static int link_body(lua_State *L) {
     if (!key_in(want, nwant, &cur[i], sorted)) ndel++;
   for (i = 0; i < nwant; i++)
     if (!key_in(cur, ncur, &want[i], sorted)) nins++;
-  nstmt = (ndel > 0) + (thr ? nwant : (nins + JN_LINK_BATCH - 1) / JN_LINK_BATCH);
+  nstmt = DELETE_STMTS(ndel) + (thr ? nwant : (nins + JN_LINK_BATCH - 1) / JN_LINK_BATCH);
   if (nstmt > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
   if (del) {
     rc = delete_keys(L, a, 2, cur, ncur, want, nwant, sorted, ndel);
@@ -743,11 +747,22 @@ static int btm_set(lua_State *L) { return link_method(L, 0, 1); }
 static int btm_add(lua_State *L) { return link_method(L, 1, 0); }
 static int btm_adds(lua_State *L) { return link_method(L, 0, 0); }
 
-/* remove/removes: one DELETE, atomic by itself. */
+/* Body of remove under jn_atomic: [w, inst, list, n]. */
+static int unlink_body(lua_State *L) {
+  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
+  int n = (int)lua_tointeger(L, 4), rc;
+  if (DELETE_STMTS(n) > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  rc = delete_keys(L, a, 2, (jn_Key *)w->c->scratch, n, NULL, 0, 0, n);
+  if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* remove/removes: the deletes, all or none. */
 static int unlink_method(lua_State *L, int single) {
   jn_Assoc *a = check_method(L);
-  jn_Conn *c = a->source->conn;
-  int n, rc;
+  int n;
   lua_settop(L, 2);
   if (!single) {
     int i, len;
@@ -763,10 +778,8 @@ static int unlink_method(lua_State *L, int single) {
                a->target->name);
   }
   n = collect_keys(L, a, 2, single);
-  rc = delete_keys(L, a, 1, (jn_Key *)c->scratch, n, NULL, 0, 0, n);
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
-  lua_pushboolean(L, 1);
-  return 1;
+  lua_pushinteger(L, n);
+  return jn_atomic(L, a->source->conn, unlink_body, 0, 2);
 }
 
 static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
@@ -872,7 +885,7 @@ static int btm_count(lua_State *L) {
     jn_query_where(L, a->target, w, "t", &b, &s, method_name(L));
     st = jn_stmt_cached(L, c, b.p, b.n, &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
-    jn_bind_list(L, c, st, s.binds_idx, s.nbind);
+    jn_bind_list(L, c, st, &s);
   }
   rc = jn_stmt_step(L, c, st);
   if (rc != SQLITE_ROW) {
@@ -1247,6 +1260,35 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
 }
 
 /*
+** Add to cols[0..*k) the fields of m that the includes at incidx link by
+** (a parent read with `attributes` still needs them).  Entries that name no
+** association are left for include_entry to reject.
+*/
+void jn_assoc_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k) {
+  if (!lua_istable(L, incidx)) return;
+  jn_model_lookup(L, m);
+  lua_pushnil(L);
+  while (lua_next(L, incidx) != 0) {
+    jn_Assoc *a;
+    int i;
+    if (lua_type(L, -2) == LUA_TSTRING) lua_pushvalue(L, -2);
+    else if (lua_type(L, -1) == LUA_TSTRING) lua_pushvalue(L, -1);
+    else if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "association");
+      if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, -1, "as"); }
+    } else lua_pushnil(L);
+    lua_rawget(L, -4);
+    a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+    if (a != NULL && a->source == m) {
+      for (i = 0; i < *k && cols[i] != a->source_key; i++) {}
+      if (i == *k) cols[(*k)++] = a->source_key;
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
+/*
 ** For each include with required = true, append " AND EXISTS (...)" (or
 ** " WHERE EXISTS (...)") to the query of the model at modelidx, so that only
 ** parents with a match are read.
@@ -1357,7 +1399,7 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
     jn_pushfail(L, c, rc);
     lua_error(L);   /* include runs inside a read: surface as an error string */
   }
-  jn_bind_list(L, c, st, s.binds_idx, s.nbind);
+  jn_bind_list(L, c, st, &s);
   luaL_getmetatable(L, JN_INST_MT);
   mt = lua_gettop(L);
   lua_newtable(L);

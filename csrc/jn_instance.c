@@ -175,7 +175,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
   st = jn_stmt_slot(L, c, &m->st[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT],
                     m->sql[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT], &rc);
   if (st == NULL) { lua_pop(L, 1); return rc; }
-  if (m->created >= 0 || m->updated >= 0) tslen = jn_timestamp(ts);
+  if (m->created >= 0 || m->updated >= 0) tslen = jn_timestamp(c, ts);
   for (i = 0; i < m->nfields; i++) {
     if (!haskey && i == m->pk && (m->f[i].flags & JN_F_AUTOINC)) continue;
     k++;
@@ -216,7 +216,7 @@ static int update_row(lua_State *L, int instidx) {
   lua_getuservalue(L, instidx);
   uv = lua_gettop(L);
   if (m->updated >= 0) {
-    size_t n = jn_timestamp(ts);
+    size_t n = jn_timestamp(c, ts);
     lua_pushlstring(L, ts, n);
     lua_rawseti(L, uv, m->updated + 1);
     DIRTY_SET(inst, m->updated);

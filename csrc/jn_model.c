@@ -160,7 +160,7 @@ static int run_scalar(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s, int wr
   int rc;
   sqlite3_stmt *st = jn_stmt_cached(L, m->conn, b->p, b->n, &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
-  jn_bind_list(L, m->conn, st, s->binds_idx, s->nbind);
+  jn_bind_list(L, m->conn, st, s);
   rc = jn_stmt_step(L, m->conn, st);
   if (rc == SQLITE_ROW && !write) {
     jn_push_i64(L, sqlite3_column_int64(st, 0));
@@ -257,7 +257,7 @@ static int model_update(lua_State *L) {
     lua_getfield(L, 2, m->f[i].name);
     if (i == m->updated && lua_isnil(L, -1)) {
       char ts[32];
-      size_t len = jn_timestamp(ts);
+      size_t len = jn_timestamp(m->conn, ts);
       lua_pop(L, 1);
       lua_pushlstring(L, ts, len);
     }
@@ -275,7 +275,7 @@ static int model_update(lua_State *L) {
       jn_buf_adds(L, &b, " = ?");
       if (t == LUA_TBOOLEAN) lua_pushinteger(L, lua_toboolean(L, -1));
       else lua_pushvalue(L, -1);
-      jn_query_bind(L, &s, -1);
+      jn_query_bindt(L, &s, -1, m->f[i].type);
       lua_pop(L, 1);
     }
     lua_pop(L, 1);

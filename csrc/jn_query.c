@@ -11,6 +11,8 @@
 /* An IN list longer than this is bound as one JSON array, so a list of any
 ** length fits under SQLite's limit on variables and makes one SQL text. */
 #define JN_IN_INLINE 32
+/* Bound inline, a list stays under SQLite's default limit of 32766 variables. */
+#define JN_IN_MAX 30000
 
 static const char *const find_opts[] = {
   "where", "order", "limit", "offset", "attributes", "include", NULL
@@ -32,6 +34,38 @@ void jn_query_init(lua_State *L, jn_Select *s) {
 void jn_query_bind(lua_State *L, jn_Select *s, int idx) {
   lua_pushvalue(L, idx);
   lua_rawseti(L, s->binds_idx, ++s->nbind);
+}
+
+/* Append the value at idx, to be bound as a value of field type type (a
+** BLOB stays bytes, a number for a DATE becomes its UTC text). */
+void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type) {
+  jn_query_bind(L, s, idx);
+  if (type == JN_T_BLOB || type == JN_T_DATE) {
+    lua_pushinteger(L, type);
+    lua_rawseti(L, s->binds_idx, -s->nbind);
+  }
+}
+
+/* Bind the values of s to parameters 1..nbind, each with its type. */
+void jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, const jn_Select *s) {
+  int i;
+  for (i = 1; i <= s->nbind; i++) {
+    int type;
+    lua_rawgeti(L, s->binds_idx, -i);
+    type = lua_isnil(L, -1) ? JN_T_ANY : (int)lua_tointeger(L, -1);
+    lua_rawgeti(L, s->binds_idx, i);
+    jn_bind_value(L, c, st, i, -1, type);
+    lua_pop(L, 2);
+  }
+}
+
+/* Can the value at idx travel in a JSON array and come back the same? */
+static int json_safe(lua_State *L, int idx) {
+  size_t n;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) return lua_type(L, idx) == LUA_TNUMBER;
+  s = lua_tolstring(L, idx, &n);
+  return strlen(s) == n && jn_is_utf8(s, n);
 }
 
 /*
@@ -107,7 +141,7 @@ static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Bu
 /* "col IN (?, ...)" or, for a long list, "col IN (SELECT value FROM json_each(?))". */
 static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *alias, jn_Buf *b,
                      jn_Select *s, int negate, const char *ctx) {
-  int i, n;
+  int i, n, inline_;
   if (!lua_istable(L, list))
     luaL_error(L, "%s: bad where for field '%s' (%s expects an array, got %s)", ctx, m->f[f].name,
                negate ? "notIn" : "in", luaL_typename(L, list));
@@ -116,13 +150,26 @@ static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *ali
     jn_buf_adds(L, b, negate ? "1" : "0");
     return;
   }
+  {   /* JSON carries numbers and clean text; anything else is bound inline */
+    int safe = m->f[f].type != JN_T_BLOB && m->f[f].type != JN_T_DATE;
+    for (i = 1; safe && i <= n && n > JN_IN_INLINE; i++) {
+      lua_rawgeti(L, list, i);
+      push_bindable(L, m, f, lua_gettop(L), ctx);
+      safe = json_safe(L, -1);
+      lua_pop(L, 2);
+    }
+    inline_ = n <= JN_IN_INLINE || !safe;
+  }
+  if (inline_ && n > JN_IN_MAX)
+    luaL_error(L, "%s: bad where for field '%s' (an in list of more than %d values needs numbers or UTF-8 text without NUL bytes)",
+               ctx, m->f[f].name, JN_IN_MAX);
   jn_buf_addident(L, b, alias, m->f[f].name);
   jn_buf_adds(L, b, negate ? " NOT IN (" : " IN (");
-  if (n <= JN_IN_INLINE) {
+  if (inline_) {
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, list, i);
       push_bindable(L, m, f, lua_gettop(L), ctx);
-      jn_query_bind(L, s, -1);
+      jn_query_bindt(L, s, -1, m->f[f].type);
       lua_pop(L, 2);
       jn_buf_adds(L, b, i > 1 ? ", ?" : "?");
     }
@@ -150,7 +197,7 @@ static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *ali
 static void where_cmp(lua_State *L, jn_Model *m, int f, int val, const char *op,
                       const char *alias, jn_Buf *b, jn_Select *s, const char *ctx) {
   push_bindable(L, m, f, val, ctx);
-  jn_query_bind(L, s, -1);
+  jn_query_bindt(L, s, -1, m->f[f].type);
   lua_pop(L, 1);
   jn_buf_addident(L, b, alias, m->f[f].name);
   jn_buf_adds(L, b, op);
@@ -202,10 +249,10 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
       jn_buf_adds(L, b, op == 11 ? " BETWEEN ? AND ?" : " NOT BETWEEN ? AND ?");
       lua_rawgeti(L, v, 1);
       push_bindable(L, m, f, lua_gettop(L), ctx);
-      jn_query_bind(L, s, -1);
+      jn_query_bindt(L, s, -1, m->f[f].type);
       lua_rawgeti(L, v, 2);
       push_bindable(L, m, f, lua_gettop(L), ctx);
-      jn_query_bind(L, s, -1);
+      jn_query_bindt(L, s, -1, m->f[f].type);
       lua_pop(L, 4);
     } else {
       if (!lua_isboolean(L, v))
@@ -397,7 +444,7 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias,
       if (!lua_istable(L, a))
         luaL_error(L, "%s: bad option 'attributes' (array of field names expected)", ctx);
       n = (int)lua_rawlen(L, a);
-      s->cols = (int *)lua_newuserdata(L, (size_t)(n + 1) * sizeof(int));
+      s->cols = (int *)lua_newuserdata(L, (size_t)(n + 1 + m->nfields) * sizeof(int));
       s->cols_idx = lua_gettop(L);
       for (i = 1; i <= n; i++) {
         int f;
@@ -411,6 +458,9 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias,
         s->cols[k++] = f;
       }
       if (!haspk) s->cols[k++] = m->pk;
+      lua_getfield(L, optsidx, "include");   /* the keys includes link by */
+      jn_assoc_keycols(L, m, lua_gettop(L), s->cols, &k);
+      lua_pop(L, 1);
       s->ncols = k;
       lua_replace(L, a);   /* keep the userdata where attributes was */
       s->cols_idx = a;
@@ -517,7 +567,7 @@ int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
   }
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
-  jn_bind_list(L, m->conn, st, s.binds_idx, s.nbind);
+  jn_bind_list(L, m->conn, st, &s);
   res = jn_query_rows(L, m, modelidx, st, s.cols, s.ncols, 0);
   if (res != 1) return res;
   if (incidx) jn_assoc_include(L, m, modelidx, lua_gettop(L), incidx, ctx);

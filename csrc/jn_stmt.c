@@ -262,18 +262,51 @@ static size_t format_epoch(double secs, char *out) {
                           tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
-/* The current UTC time as "YYYY-MM-DD HH:MM:SS.mmm" (23 bytes and a NUL). */
-size_t jn_timestamp(char *out) {
+/* Write v as n decimal digits, zero-padded. */
+static void put_digits(char *out, int v, int n) {
+  while (n-- > 0) { out[n] = (char)('0' + v % 10); v /= 10; }
+}
+
+/*
+** The current UTC time as "YYYY-MM-DD HH:MM:SS.mmm" (23 bytes and a NUL),
+** one clock reading per call.  The date and time of day are formatted once
+** per second and kept in the connection (every row written takes a stamp,
+** and gmtime plus printf would cost more than the row's binding).
+*/
+size_t jn_timestamp(jn_Conn *c, char *out) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return format_epoch((double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0, out);
+  if ((long long)ts.tv_sec != c->ts_sec || c->ts_text[0] == '\0') {
+    struct tm tm;
+    time_t t = ts.tv_sec;
+    gmtime_r(&t, &tm);
+    put_digits(c->ts_text, tm.tm_year + 1900, 4);
+    c->ts_text[4] = '-';
+    put_digits(c->ts_text + 5, tm.tm_mon + 1, 2);
+    c->ts_text[7] = '-';
+    put_digits(c->ts_text + 8, tm.tm_mday, 2);
+    c->ts_text[10] = ' ';
+    put_digits(c->ts_text + 11, tm.tm_hour, 2);
+    c->ts_text[13] = ':';
+    put_digits(c->ts_text + 14, tm.tm_min, 2);
+    c->ts_text[16] = ':';
+    put_digits(c->ts_text + 17, tm.tm_sec, 2);
+    c->ts_text[19] = '\0';
+    c->ts_sec = (long long)ts.tv_sec;
+  }
+  memcpy(out, c->ts_text, 19);
+  out[19] = '.';
+  put_digits(out + 20, (int)(ts.tv_nsec / 1000000), 3);
+  out[23] = '\0';
+  return 23;
 }
 
 /*
 ** Is s[0..n) well-formed UTF-8?  A string that is not is bytes: an untyped
 ** value (db:query, a where on no declared type) binds it as a BLOB.
 */
-static int is_utf8(const unsigned char *s, size_t n) {
+int jn_is_utf8(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < n) {
     unsigned char ch = s[i];
@@ -322,7 +355,7 @@ int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, in
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
       sqlite3_int64 v;
-      if (type == JN_T_BLOB || (type == JN_T_ANY && !is_utf8((const unsigned char *)s, len)))
+      if (type == JN_T_BLOB || (type == JN_T_GUESS && !jn_is_utf8(s, len)))
         sqlite3_bind_blob64(st, i, s, (sqlite3_uint64)len, SQLITE_TRANSIENT);
       else if (type == JN_T_INTEGER && parse_i64(s, len, &v))
         sqlite3_bind_int64(st, i, v);
@@ -354,21 +387,6 @@ void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char 
     log_param(L, c, i, -1);
     lua_pop(L, 1);
   }
-}
-
-/*
-** Bind values 1..n of the array at listidx to parameters 1..n.  The query
-** compiler has already checked and converted them.
-** [-0, +0, m]
-*/
-int jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int listidx, int n) {
-  int i;
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, listidx, i);
-    jn_bind_value(L, c, st, i, -1, JN_T_ANY);
-    lua_pop(L, 1);
-  }
-  return 0;
 }
 
 /* }====== */
