@@ -323,7 +323,9 @@ function builders.belongsTo(db, source, target, spec, ctx)
   local fk = spec.foreignKey or first_field(source, { n = 4,
     tk ~= "id" and tk or nil, inflect.snake(singular) .. "_" .. tk, inflect.snake(singular) .. "_id",
     singular:sub(1, 1):lower() .. singular:sub(2) .. "Id" })
-  if not fk then raise("%s: no foreignKey given, and %s has no field like '%s_id'", ctx, source.name, inflect.snake(singular)) end
+  if not fk then
+    raise("%s: no foreignKey given, and %s has no field like '%s_id'", ctx, source.name, inflect.snake(singular))
+  end
   db:_associate(source, "belongsTo", target, { as = singular, foreignKey = fk, targetKey = tk })
   register(source, one_names(singular), belongs_to_methods(db, source, target, fk, tk, singular))
 end
@@ -334,10 +336,13 @@ local function has_builder(kind)
     local singular, plural = alias_names(spec, target, tomany, ctx)
     local sk = spec.sourceKey or source.primaryKey
     local fk = spec.foreignKey or first_field(target, key_candidates(source))
-    if not fk then raise("%s: no foreignKey given, and %s has no field referring to %s", ctx, target.name, source.name) end
+    if not fk then
+      raise("%s: no foreignKey given, and %s has no field referring to %s", ctx, target.name, source.name)
+    end
     db:_associate(source, kind, target, { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
     if tomany then
-      register(source, many_names(singular, plural, ctx), has_many_methods(db, source, target, sk, fk, singular, plural))
+      register(source, many_names(singular, plural, ctx),
+               has_many_methods(db, source, target, sk, fk, singular, plural))
     else
       register(source, one_names(singular), has_one_methods(db, source, target, sk, fk, singular))
     end
