@@ -40,6 +40,21 @@ end
 
 local begin_ops = { immediate = "begin", deferred = "begin deferred", exclusive = "begin exclusive" }
 
+-- pcall(fn, ...) that lets fn yield.  LuaJIT and Lua 5.2+ yield across
+-- pcall; PUC Lua 5.1 cannot, so there fn runs in a coroutine of its own and
+-- each of its yields is passed out to our caller and the answer back in.
+local protected_call = pcall
+if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+  protected_call = function(fn, ...)
+    local co = coroutine.create(fn)
+    local res = pack(coroutine.resume(co, ...))
+    while res[1] and coroutine.status(co) ~= "dead" do
+      res = pack(coroutine.resume(co, coroutine.yield(unpack(res, 2, res.n))))
+    end
+    return unpack(res, 1, res.n)
+  end
+end
+
 --- Run fn(db) in a transaction: commit when it returns, roll back when it raises.
 -- Nested calls are savepoints.  Returns what fn returned (true for nothing),
 -- nil, message, code when COMMIT fails or fn called junction.abort.
@@ -58,7 +73,7 @@ function Connection:transaction(opts, fn)
   local outer = self:_autocommit()
   local ok, msg, code = self:_tx(outer and begin_ops[mode] or "savepoint")
   if not ok then return nil, msg, code end
-  local res = pack(pcall(fn, self))
+  local res = pack(protected_call(fn, self))
   if not res[1] then
     if outer then
       if not self:_autocommit() then self:_tx("rollback") end

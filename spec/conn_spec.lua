@@ -1,0 +1,466 @@
+-- spec/conn_spec.lua: junction.open and its options, exec, query, transactions,
+-- close, reopen, tostring (docs/API.md "Module" and "Connection").
+local H = require "spec.helper"
+local junction = H.junction
+
+local function pragma(db, name)
+  local rows = assert(db:query("PRAGMA " .. name))
+  local row = rows[1]
+  local _, v = next(row)
+  return v
+end
+
+describe("junction module", function()
+  it("exposes version strings and the types", function()
+    assert.is_string(junction.version)
+    assert.is_string(junction.sqlite_version)
+    assert.matches("^3%.%d+%.%d+", junction.sqlite_version)
+    for _, t in ipairs { "INTEGER", "TEXT", "REAL", "BLOB", "BOOLEAN", "DATE" } do
+      assert.is_not_nil(junction.types[t], t)
+    end
+    local s60 = junction.types.STRING(60)        -- STRING is callable
+    assert.is_not_nil(s60)
+    assert.is_function(junction.loadModels)
+  end)
+
+  it("reports the linked SQLite version", function()
+    local db = H.open()
+    local v = db:query("SELECT sqlite_version() AS v")[1].v
+    assert.equal(v, junction.sqlite_version)
+    db:close()
+  end)
+
+  it("inflects singular, plural and snake case", function()
+    local I = junction.inflect
+    assert.equal("Genre", I.singular("Genres"))
+    assert.equal("Category", I.singular("Categories"))
+    assert.equal("Box", I.singular("Boxes"))
+    assert.equal("Genres", I.plural("Genre"))
+    assert.equal("Categories", I.plural("Category"))
+    assert.equal("Boxes", I.plural("Box"))
+    assert.equal("tag_post_genre", I.snake("TagPostGenre"))
+    assert.equal("post", I.snake("Post"))
+  end)
+end)
+
+describe("junction.open", function()
+  it("opens :memory: and returns a connection", function()
+    local db = junction.open(":memory:")
+    assert.is_userdata(db)
+    assert.is_true(db:close())
+  end)
+
+  it("returns nil, message, code for a path that cannot be opened", function()
+    local db, msg, code = junction.open("/nonexistent-dir-junction/x/y.sqlite3")
+    assert.is_nil(db)
+    assert.is_string(msg)
+    assert.is_number(code)
+  end)
+
+  it("defaults busy_timeout to 5000 and foreign_keys to on", function()
+    local db = H.open()
+    assert.equal(5000, pragma(db, "busy_timeout"))
+    assert.equal(1, pragma(db, "foreign_keys"))
+    db:close()
+  end)
+
+  it("applies busy_timeout", function()
+    local db = H.open { busy_timeout = 1234 }
+    assert.equal(1234, pragma(db, "busy_timeout"))
+    db:close()
+  end)
+
+  it("applies foreign_keys = false", function()
+    local db = H.open { foreign_keys = false }
+    assert.equal(0, pragma(db, "foreign_keys"))
+    -- and it is really off: a dangling reference is accepted
+    assert(db:exec("CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p_id INTEGER REFERENCES p(id))"))
+    assert.is_true(db:exec("INSERT INTO c(p_id) VALUES (42)"))
+    db:close()
+  end)
+
+  it("enforces foreign keys by default", function()
+    local db = H.open()
+    assert(db:exec("CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p_id INTEGER REFERENCES p(id))"))
+    local ok, msg, code = db:exec("INSERT INTO c(p_id) VALUES (42)")
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.equal(787, code)
+    db:close()
+  end)
+
+  it("applies journal_mode and synchronous on a file database", function()
+    local path = H.tmpname()
+    local db = assert(junction.open(path, { journal_mode = "wal", synchronous = "normal" }))
+    assert.equal("wal", pragma(db, "journal_mode"))
+    assert.equal(1, pragma(db, "synchronous"))
+    db:close()
+    H.rmdb(path)
+  end)
+
+  it("calls log(sql, params) before each statement with the bound values", function()
+    local log, entries = H.recorder()
+    local db = H.open { log = log }
+    local before = #entries
+    local rows = assert(db:query("SELECT ? + ? AS s, ? AS t", 1, 2, "x"))
+    assert.equal(3, rows[1].s)
+    local hits = H.matching(entries, "SELECT %? %+ %?", before + 1)
+    assert.equal(1, #hits)
+    assert.same({ 1, 2, "x" }, hits[1].params)
+    db:close()
+  end)
+
+  it("logs model statements with their parameters", function()
+    local log, entries = H.recorder()
+    local db = H.open { log = log }
+    local m = H.blog(db)
+    local n0 = #entries
+    assert(m.Post:create { text = "logged text" })
+    local inserts = H.matching(entries, "^%s*INSERT", n0 + 1)
+    assert.equal(1, #inserts)
+    local found = false
+    for _, v in pairs(inserts[1].params) do if v == "logged text" then found = true end end
+    assert.is_true(found, "the INSERT's params carry the bound text")
+    assert.matches("post", inserts[1].sql)
+    db:close()
+  end)
+
+  it("raises on an unknown option or a bad option type", function()
+    H.mentions(H.raises(junction.open, ":memory:", { busy_timout = 10 }), "busy_timout")
+    H.raises(junction.open, ":memory:", { log = "not a function" })
+    H.raises(junction.open, {})
+  end)
+end)
+
+describe("db:exec", function()
+  it("runs several statements and returns true", function()
+    local db = H.open()
+    assert.is_true(db:exec([[
+      CREATE TABLE t(a INTEGER, b TEXT);
+      INSERT INTO t VALUES (1, 'one');
+      INSERT INTO t VALUES (2, 'two');
+    ]]))
+    assert.equal(2, db:query("SELECT count(*) AS n FROM t")[1].n)
+    db:close()
+  end)
+
+  it("returns nil, message, code on a syntax error", function()
+    local db = H.open()
+    local ok, msg, code = db:exec("CREATE TABLEX t(a)")
+    assert.is_nil(ok)
+    assert.matches("syntax", msg)
+    assert.equal(1, code)
+    db:close()
+  end)
+
+  it("returns the extended code on a constraint failure", function()
+    local db = H.open()
+    assert(db:exec("CREATE TABLE t(a INTEGER UNIQUE)"))
+    assert(db:exec("INSERT INTO t VALUES (1)"))
+    local ok, msg, code = db:exec("INSERT INTO t VALUES (1)")
+    assert.is_nil(ok)
+    assert.matches("UNIQUE", msg)
+    assert.equal(2067, code)
+    db:close()
+  end)
+end)
+
+describe("db:query", function()
+  local db
+  before_each(function()
+    db = H.open()
+    assert(db:exec("CREATE TABLE t(id INTEGER PRIMARY KEY, s TEXT, r REAL, b BLOB, n INTEGER)"))
+  end)
+  after_each(function() db:close() end)
+
+  it("returns an array of rows keyed by column, NULL as nil", function()
+    assert(db:exec("INSERT INTO t(id, s, r, n) VALUES (1, 'a', 1.5, NULL), (2, 'b', 2.5, 7)"))
+    local rows = assert(db:query("SELECT id, s, r, n FROM t ORDER BY id"))
+    assert.equal(2, #rows)
+    assert.same({ id = 1, s = "a", r = 1.5 }, rows[1])
+    assert.same({ id = 2, s = "b", r = 2.5, n = 7 }, rows[2])
+  end)
+
+  it("returns an empty array when there are no rows", function()
+    local rows = db:query("SELECT * FROM t")
+    assert.same({}, rows)
+  end)
+
+  it("binds ? parameters from the varargs, including nil in the middle", function()
+    assert(db:query("INSERT INTO t(id, s, n) VALUES (?, ?, ?)", 5, nil, 9))
+    local row = db:query("SELECT s, n FROM t WHERE id = ?", 5)[1]
+    assert.is_nil(row.s)
+    assert.equal(9, row.n)
+  end)
+
+  it("never splices values: hostile text is stored verbatim", function()
+    local evil = "x'); DROP TABLE t; --"
+    assert(db:query("INSERT INTO t(id, s) VALUES (?, ?)", 1, evil))
+    assert.equal(evil, db:query("SELECT s FROM t WHERE id = 1")[1].s)
+    assert.equal(1, #db:query("SELECT name FROM sqlite_master WHERE name = 't'"))
+  end)
+
+  it("round-trips text with NUL bytes and binary blobs", function()
+    local s = "a\0b\0c"
+    local bytes = {}
+    for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+    local blob = table.concat(bytes)
+    assert(db:query("INSERT INTO t(id, s, b) VALUES (1, ?, ?)", s, blob))
+    local row = db:query("SELECT s, b, length(CAST(b AS BLOB)) AS lb FROM t")[1]
+    assert.equal(s, row.s)
+    assert.equal(blob, row.b)
+    assert.equal(256, row.lb)
+  end)
+
+  it("returns nil, message, code for bad SQL", function()
+    local ok, msg, code = db:query("SELEC 1")
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.is_number(code)
+  end)
+
+  it("raises when sql is not a string", function()
+    H.raises(function() db:query({}) end)
+  end)
+end)
+
+describe("db:changes and db:lastInsertId", function()
+  it("report the last write", function()
+    local db = H.open()
+    assert(db:exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)"))
+    assert(db:query("INSERT INTO t(v) VALUES (?)", 10))
+    assert.equal(1, db:lastInsertId())
+    assert(db:query("INSERT INTO t(v) VALUES (?), (?)", 11, 12))
+    assert.equal(3, db:last_insert_id())
+    assert(db:query("UPDATE t SET v = v + 1"))
+    assert.equal(3, db:changes())
+    db:close()
+  end)
+end)
+
+describe("db:transaction", function()
+  local db
+  local function count()
+    return db:query("SELECT count(*) AS n FROM t")[1].n
+  end
+  local function values()
+    local out = {}
+    for i, r in ipairs(db:query("SELECT v FROM t ORDER BY v")) do out[i] = r.v end
+    return out
+  end
+  before_each(function()
+    db = H.open()
+    assert(db:exec("CREATE TABLE t(v INTEGER UNIQUE)"))
+  end)
+  after_each(function() db:close() end)
+
+  it("commits when fn returns and passes the connection to fn", function()
+    local seen
+    local r = db:transaction(function(tdb)
+      seen = tdb
+      assert(tdb:query("INSERT INTO t VALUES (1)"))
+    end)
+    assert.is_true(r)
+    assert.equal(db, seen)
+    assert.equal(1, count())
+  end)
+
+  it("gives back what fn returned", function()
+    assert.equal(42, db:transaction(function() return 42 end))
+    local a, b = db:transaction(function() return "x", "y" end)
+    assert.equal("x", a)
+    assert.equal("y", b)
+  end)
+
+  it("rolls back and re-raises when fn raises", function()
+    local ok, err = pcall(db.transaction, db, function()
+      assert(db:query("INSERT INTO t VALUES (1)"))
+      error("boom")
+    end)
+    assert.is_false(ok)
+    assert.matches("boom", tostring(err))
+    assert.equal(0, count())
+  end)
+
+  it("re-raises the very error value (tables included)", function()
+    local e = { reason = "custom" }
+    local ok, err = pcall(db.transaction, db, function()
+      assert(db:query("INSERT INTO t VALUES (1)"))
+      error(e)
+    end)
+    assert.is_false(ok)
+    assert.equal(e, err)
+    assert.equal(0, count())
+  end)
+
+  it("nests as savepoints: an inner failure undoes only the inner part", function()
+    db:transaction(function()
+      assert(db:query("INSERT INTO t VALUES (1)"))
+      local ok = pcall(db.transaction, db, function()
+        assert(db:query("INSERT INTO t VALUES (2)"))
+        error("inner")
+      end)
+      assert.is_false(ok)
+      assert(db:query("INSERT INTO t VALUES (3)"))
+    end)
+    assert.same({ 1, 3 }, values())
+  end)
+
+  it("an outer failure undoes a committed inner savepoint", function()
+    pcall(db.transaction, db, function()
+      db:transaction(function() assert(db:query("INSERT INTO t VALUES (2)")) end)
+      error("outer")
+    end)
+    assert.equal(0, count())
+  end)
+
+  it("supports three levels of nesting", function()
+    local r = db:transaction(function()
+      assert(db:query("INSERT INTO t VALUES (1)"))
+      return db:transaction(function()
+        assert(db:query("INSERT INTO t VALUES (2)"))
+        pcall(db.transaction, db, function()
+          assert(db:query("INSERT INTO t VALUES (3)"))
+          error("level 3")
+        end)
+        return db:transaction(function()
+          assert(db:query("INSERT INTO t VALUES (4)"))
+          return "deep"
+        end)
+      end)
+    end)
+    assert.equal("deep", r)
+    assert.same({ 1, 2, 4 }, values())
+  end)
+
+  it("accepts opts.mode deferred and exclusive, and raises on another mode", function()
+    assert.is_true(db:transaction({ mode = "deferred" }, function() assert(db:query("INSERT INTO t VALUES (1)")) end))
+    assert.is_true(db:transaction({ mode = "exclusive" }, function() assert(db:query("INSERT INTO t VALUES (2)")) end))
+    assert.equal(2, count())
+    H.raises(function() db:transaction({ mode = "sometimes" }, function() end) end)
+  end)
+
+  it("raises when fn is not a function", function()
+    H.raises(function() db:transaction(42) end)
+    H.raises(function() db:transaction() end)
+  end)
+
+  it("leaves the connection usable after a rollback", function()
+    pcall(db.transaction, db, function() error("x") end)
+    assert.is_true(db:transaction(function() assert(db:query("INSERT INTO t VALUES (9)")) end))
+    assert.same({ 9 }, values())
+  end)
+
+  it("rolls back model writes too", function()
+    local m = H.blog(db)
+    pcall(db.transaction, db, function()
+      assert(m.Post:create { text = "a" })
+      assert(m.Genre:create { name = "g" })
+      error("undo")
+    end)
+    assert.equal(0, m.Post:count())
+    assert.equal(0, m.Genre:count())
+  end)
+
+  it("returns nil, message, code when COMMIT fails, and rolls back", function()
+    assert(db:exec([[
+      CREATE TABLE p(id INTEGER PRIMARY KEY);
+      CREATE TABLE c(p_id INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED);
+    ]]))
+    local ok, msg, code = db:transaction(function()
+      assert(db:query("INSERT INTO c(p_id) VALUES (99)"))   -- violation found at COMMIT
+      assert(db:query("INSERT INTO t VALUES (5)"))
+    end)
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.is_number(code)
+    assert.equal(19, code % 256)
+    assert.equal(0, db:query("SELECT count(*) AS n FROM c")[1].n)
+    assert.equal(0, count())
+    -- and no transaction is left open
+    assert.is_true(db:transaction(function() assert(db:query("INSERT INTO t VALUES (6)")) end))
+    assert.same({ 6 }, values())
+  end)
+end)
+
+describe("db:close", function()
+  it("returns true, and a second call does nothing", function()
+    local db = H.open()
+    assert.is_true(db:close())
+    assert.has_no.errors(function() db:close() end)
+  end)
+
+  it("makes any other use raise 'attempt to use a closed connection'", function()
+    local db = H.open()
+    local m = H.blog(db)
+    local post = assert(m.Post:create { text = "x" })
+    db:close()
+    local uses = {
+      function() db:query("SELECT 1") end,
+      function() db:exec("SELECT 1") end,
+      function() db:define("X", { fields = { a = { type = H.T.TEXT } } }) end,
+      function() db:sync() end,
+      function() db:transaction(function() end) end,
+      function() m.Post:findAll() end,
+      function() m.Post:create { text = "y" } end,
+      function() post:save() end,
+      function() post:getGenres() end,
+    }
+    for i, use in ipairs(uses) do
+      local ok, err = pcall(use)
+      assert.is_false(ok, "use #" .. i .. " did not raise")
+      assert.matches("attempt to use a closed connection", tostring(err), 1, true)
+    end
+  end)
+
+  it("commits nothing half-open: closing after writes keeps them in a file db", function()
+    local path = H.tmpname()
+    local db = assert(junction.open(path))
+    local m = H.blog(db)
+    assert(m.Post:create { text = "persisted" })
+    assert(m.Genre:create { name = "rock" })
+    assert(m.Post:findByPk(1):setGenres { 1 })
+    assert.is_true(db:close())
+
+    local db2 = assert(junction.open(path))
+    local rows = assert(db2:query("SELECT text FROM post"))
+    assert.same({ { text = "persisted" } }, rows)
+    local m2 = H.blog(db2)
+    local post = assert(m2.Post:findByPk(1))
+    assert.equal("persisted", post.text)
+    assert.same({ 1 }, H.ids(post:getGenres(), "genre_id"))
+    db2:close()
+    H.rmdb(path)
+  end)
+end)
+
+describe("tostring(db)", function()
+  it("names the path, the state and the number of models", function()
+    local db = H.open()
+    assert.equal("junction.Connection: :memory: (open, 0 models)", tostring(db))
+    H.define_blog(db)
+    assert.equal("junction.Connection: :memory: (open, 3 models)", tostring(db))
+    db:close()
+    local ok, s = pcall(tostring, db)
+    if ok then assert.is_nil(s:find("(open", 1, true)) end
+  end)
+
+  it("shows a file path", function()
+    local path = H.tmpname()
+    local db = assert(junction.open(path))
+    assert.matches(path, tostring(db), 1, true)
+    db:close()
+    H.rmdb(path)
+  end)
+end)
+
+describe("db:model", function()
+  it("finds a model by name, or nil", function()
+    local db = H.open()
+    local m = H.blog(db)
+    assert.equal(m.Post, db:model("Post"))
+    assert.equal(m.TagPostGenre, db:model("TagPostGenre"))
+    assert.is_nil(db:model("Nope"))
+    db:close()
+  end)
+end)

@@ -1,0 +1,183 @@
+-- spec/gc_spec.lua: lifecycle under the garbage collector (STYLE.md "Tests":
+-- use after close, collectgarbage twice, reopen the same file, close with live
+-- statements).
+local H = require "spec.helper"
+local junction = H.junction
+
+local gc = H.gc
+
+describe("garbage collection", function()
+  local path
+  before_each(function() path = H.tmpname() end)
+  after_each(function() H.rmdb(path) end)
+
+  it("instances are collected once dropped, also after close", function()
+    local weak = setmetatable({}, { __mode = "v" })
+    local function make()
+      local db = H.open()
+      local m = H.blog(db)
+      H.genres(m.Genre)
+      local p = assert(m.Post:create { text = "x" })
+      assert(p:setGenres { 1, 2 })
+      weak.post = p
+      weak.list = m.Post:findAll { include = { "Genres" } }
+      weak.genre = weak.list[1].Genres[1]
+      weak.db = db
+      weak.model = m.Post
+      db:close()
+    end
+    make()
+    gc()
+    assert.is_nil(weak.post)
+    assert.is_nil(weak.genre)
+    assert.is_nil(weak.list)
+    assert.is_nil(weak.model)
+    assert.is_nil(weak.db)
+  end)
+
+  it("instances outliving their closed connection do not crash", function()
+    local db = H.open()
+    local m = H.blog(db)
+    local p = assert(m.Post:create { text = "kept" })
+    local list = m.Post:findAll()
+    db:close()
+    db, m = nil, nil -- luacheck: ignore 311
+    gc()
+    -- reading may work or raise 'closed', but must not crash
+    local ok, v = pcall(function() return p.text end)
+    if ok then assert.equal("kept", v) end
+    pcall(tostring, p)
+    local ok2, err = pcall(function() return p:save() end)
+    if not ok2 then assert.matches("closed", tostring(err)) end
+    assert.equal(1, #list)
+    p, list = nil, nil -- luacheck: ignore 311
+    gc()
+  end)
+
+  it("a dropped connection is closed by the collector; the file reopens with its data", function()
+    local weak = setmetatable({}, { __mode = "v" })
+    local function make()
+      local db = assert(junction.open(path))
+      local m = H.blog(db)
+      assert(m.Post:create { text = "survives gc" })
+      H.genres(m.Genre, { "a" })
+      assert(m.Post:findByPk(1):setGenres { 1 })
+      weak.db = db
+    end
+    make()
+    gc()
+    assert.is_nil(weak.db, "the connection was collected")
+    local db = assert(junction.open(path, { busy_timeout = 0 }))
+    -- the old handle released its lock: a write transaction is possible at once
+    assert.is_true(db:exec("BEGIN IMMEDIATE; COMMIT;"))
+    local m = H.blog(db)
+    assert.equal("survives gc", m.Post:findByPk(1).text)
+    assert.same({ 1 }, H.ids(m.Post:findByPk(1):getGenres(), "genre_id"))
+    db:close()
+  end)
+
+  it("a connection dropped mid-transaction is rolled back by the collector", function()
+    local function make()
+      local db = assert(junction.open(path))
+      local m = H.blog(db)
+      assert(m.Post:create { text = "committed" })
+      assert(db:exec("BEGIN IMMEDIATE"))
+      assert(m.Post:create { text = "never committed" })
+    end
+    make()
+    gc()
+    local db = assert(junction.open(path, { busy_timeout = 0 }))
+    local rows = db:query("SELECT text FROM post ORDER BY post_id")
+    assert.same({ { text = "committed" } }, rows)
+    db:close()
+  end)
+
+  it("a kept instance keeps its model and connection usable", function()
+    local weak = setmetatable({}, { __mode = "v" })
+    local post, Model
+    local function make()
+      local db = H.open()
+      local m = H.blog(db)
+      H.genres(m.Genre, { "a", "b" })
+      post = assert(m.Post:create { text = "kept" })
+      Model = m.Genre
+      weak.db = db
+    end
+    make()
+    gc()
+    assert.is_not_nil(weak.db, "the connection is anchored by its models and instances")
+    post.text = "changed"
+    assert(post:save())
+    assert(post:reload())
+    assert.equal("changed", post.text)
+    assert(post:setGenres { 1, 2 })
+    assert.equal(2, post:countGenres())
+    assert.equal(2, Model:count())
+    gc()
+    assert(Model:create { name = "c" })
+    weak.db:close()
+  end)
+
+  it("close with live cached statements returns true and releases the file", function()
+    local db = assert(junction.open(path))
+    local m = H.blog(db)
+    H.genres(m.Genre)
+    local p = assert(m.Post:create { text = "x" })
+    for i = 1, 50 do
+      assert(p:setGenres { 1 + i % 5, 1 + (i + 1) % 5 })
+      m.Post:findAll { where = { text = { like = "%" .. i } } }
+      m.Genre:count { where = { genre_id = { gt = i % 5 } } }
+      assert(db:query("SELECT ? AS v", i))
+      p:getGenres { order = "name", limit = i }
+    end
+    assert.is_true(db:close())
+    local db2 = assert(junction.open(path, { busy_timeout = 0 }))
+    assert.is_true(db2:exec("BEGIN EXCLUSIVE; COMMIT;"))
+    db2:close()
+  end)
+
+  it("close inside a transaction callback leaves things consistent", function()
+    local db = assert(junction.open(path))
+    local m = H.blog(db)
+    assert(m.Post:create { text = "before" })
+    pcall(db.transaction, db, function()
+      assert(m.Post:create { text = "inside" })
+      db:close()
+    end)
+    gc()
+    local db2 = assert(junction.open(path))
+    local texts = H.ids(db2:query("SELECT text FROM post"), "text")
+    assert.is_true(texts[1] == "before")
+    db2:close()
+  end)
+
+  it("many connections opened and dropped do not leak file handles", function()
+    local function one(i)
+      local db = assert(junction.open(path))
+      assert(db:query("SELECT ?", i))
+    end
+    for i = 1, 300 do
+      one(i)
+      if i % 50 == 0 then gc() end
+    end
+    gc()
+    local db = assert(junction.open(path, { busy_timeout = 0 }))
+    assert.is_true(db:exec("BEGIN EXCLUSIVE; COMMIT;"))
+    db:close()
+  end)
+
+  it("models and instances outlive a collected log function's scope", function()
+    local db
+    do
+      local n = 0
+      db = H.open { log = function() n = n + 1 end }
+    end
+    gc()
+    local m = H.blog(db)
+    assert(m.Post:create { text = "x" })
+    gc()
+    assert.equal(1, m.Post:count())
+    db:close()
+    gc()
+  end)
+end)
