@@ -243,7 +243,8 @@ JN_INTERNAL int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int value
                               const char *ctx);
 JN_INTERNAL int jn_inst_insert(lua_State *L, int instidx);
 JN_INTERNAL void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
-                                 sqlite3_stmt *st, const int *cols, int ncols, int col0);
+                                 sqlite3_stmt *st, const int *cols, int ncols, int col0,
+                                 int nrec);
 JN_INTERNAL void jn_inst_get(lua_State *L, int instidx, int field);
 JN_INTERNAL void jn_inst_set(lua_State *L, int instidx, int field, int validx);
 JN_INTERNAL void jn_inst_pushmodel(lua_State *L, int instidx);
@@ -268,7 +269,7 @@ JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const 
 JN_INTERNAL void jn_query_checkopts(lua_State *L, int optsidx, const char *const *allowed,
                                     const char *ctx);
 JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st,
-                              const int *cols, int ncols, int one);
+                              const int *cols, int ncols, int one, int nrec);
 JN_INTERNAL int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx,
                               int one, const char *ctx);
 JN_INTERNAL void jn_json_add(lua_State *L, jn_Buf *b, int idx);

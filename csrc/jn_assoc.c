@@ -41,7 +41,8 @@ jn_Assoc *jn_assoc_check(lua_State *L, int idx) {
   return (jn_Assoc *)luaL_checkudata(L, idx, JN_ASSOC_MT);
 }
 
-/* The method's context ("Post:setGenres") from the closure's second upvalue. */
+/* Every method is a closure over (association, "Post:setGenres", the instance
+** metatable).  The method's context for messages is the second. */
 static const char *method_name(lua_State *L) {
   return lua_tostring(L, lua_upvalueindex(2));
 }
@@ -52,7 +53,12 @@ static const char *method_name(lua_State *L) {
 */
 static jn_Assoc *check_method(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
-  jn_Inst *inst = jn_inst_test(L, 1);
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
+  if (inst != NULL) {   /* the instance metatable is upvalue 3: no registry lookup */
+    if (!lua_getmetatable(L, 1)) inst = NULL;
+    else if (!lua_rawequal(L, -1, lua_upvalueindex(3))) { inst = NULL; lua_pop(L, 1); }
+    else lua_pop(L, 1);
+  }
   if (inst == NULL || inst->model != a->source)
     luaL_error(L, "%s: bad self (%s instance expected, got %s; call it with ':')",
                method_name(L), a->source->name, jn_typename(L, 1));
@@ -312,11 +318,11 @@ static void add_through_cols(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *co
 */
 static void push_target_row(lua_State *L, jn_Assoc *a, int tmodel, int jmodel, int mt,
                             sqlite3_stmt *st, const jn_Select *s, const int *tcols, int ntc,
-                            int col0) {
-  jn_inst_fromrow(L, a->target, tmodel, mt, st, s->cols, s->ncols, col0);
+                            int col0, int nrec) {
+  jn_inst_fromrow(L, a->target, tmodel, mt, st, s->cols, s->ncols, col0, nrec + (ntc > 0));
   if (ntc > 0) {
     lua_getuservalue(L, -1);
-    jn_inst_fromrow(L, a->through, jmodel, mt, st, tcols, ntc, col0 + s->ncols);
+    jn_inst_fromrow(L, a->through, jmodel, mt, st, tcols, ntc, col0 + s->ncols, 0);
     lua_setfield(L, -2, a->through->name);
     lua_pop(L, 1);
   }
@@ -365,17 +371,17 @@ static int btm_get(lua_State *L) {
   lua_settop(L, 2);
   jn_query_checkopts(L, 2, get_opts, method_name(L));
   push_models(L, lua_upvalueindex(1), &tmodel, &jmodel);
-  jn_query_init(L, &s);
-  ntc = through_cols(L, a, 2, &tcols);
-  if (lua_isnil(L, 2) && (ntc == 0 || ntc == a->through->nfields)) {
-    /* the common call: a statement kept in the association */
-    lua_getuservalue(L, lua_upvalueindex(1));
-    lua_getfield(L, -1, ntc ? "get_through" : "get");
-    st = jn_stmt_slot(L, c, &a->st[ntc ? JN_AS_GET_THROUGH : JN_AS_GET], lua_tostring(L, -1), &rc);
-    lua_pop(L, 2);
+  if (lua_isnil(L, 2)) {
+    /* the common call: a statement kept in the association, nothing built */
+    ntc = a->through_extra ? a->through->nfields : 0;
+    tcols = NULL;
+    st = assoc_slot(L, a, ntc ? JN_AS_GET_THROUGH : JN_AS_GET, ntc ? "get_through" : "get", &rc);
     s.cols = NULL;
     s.ncols = a->target->nfields;
+    s.nbind = 0;
   } else {
+    jn_query_init(L, &s);
+    ntc = through_cols(L, a, 2, &tcols);
     jn_buf_init(L, &b);
     jn_buf_adds(L, &b, "SELECT ");
     jn_query_columns(L, a->target, 2, "t", &b, &s, method_name(L));
@@ -399,12 +405,11 @@ static int btm_get(lua_State *L) {
   if (st == NULL) return jn_pushfail(L, c, rc);
   if (s.nbind) jn_bind_list(L, c, st, &s);
   else bind_source(L, a, 1, st, 1);
-  luaL_getmetatable(L, JN_INST_MT);
-  mt = lua_gettop(L);
+  mt = lua_upvalueindex(3);
   lua_newtable(L);
   arr = lua_gettop(L);
   while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
-    push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 0);
+    push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 0, 0);
     lua_rawseti(L, arr, ++n);
   }
   if (rc != SQLITE_DONE) {
@@ -792,7 +797,6 @@ static int has_method(lua_State *L, int single) {
   sqlite3_stmt *st;
   int n, rc, i;
   jn_Buf b;
-  const char *sql;
   lua_settop(L, 2);
   if (single && lua_isnil(L, 2))
     luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
@@ -809,11 +813,7 @@ static int has_method(lua_State *L, int single) {
   }
   n = collect_keys(L, a, 2, single);
   if (n == 0) { lua_pushboolean(L, 1); return 1; }
-  lua_getuservalue(L, lua_upvalueindex(1));
-  lua_getfield(L, -1, n == 1 ? "has" : "has_json");
-  sql = lua_tostring(L, -1);
-  st = jn_stmt_slot(L, c, &a->st[n == 1 ? JN_AS_HAS : JN_AS_HAS_JSON], sql, &rc);
-  lua_pop(L, 2);
+  st = assoc_slot(L, a, n == 1 ? JN_AS_HAS : JN_AS_HAS_JSON, n == 1 ? "has" : "has_json", &rc);
   if (st == NULL) return jn_pushfail(L, c, rc);
   bind_source(L, a, 1, st, 1);
   if (n == 1) {
@@ -860,12 +860,7 @@ static int btm_count(lua_State *L) {
   if (lua_istable(L, 2)) lua_getfield(L, 2, "where");
   else lua_pushnil(L);
   if (lua_isnil(L, -1)) {
-    const char *sql;
-    lua_getuservalue(L, lua_upvalueindex(1));
-    lua_getfield(L, -1, "count");
-    sql = lua_tostring(L, -1);
-    st = jn_stmt_slot(L, c, &a->st[JN_AS_COUNT], sql, &rc);
-    lua_pop(L, 2);
+    st = assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
     bind_source(L, a, 1, st, 1);
   } else {
@@ -1045,7 +1040,8 @@ static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, c
     lua_pop(L, 1);
     lua_pushvalue(L, associdx);
     lua_pushfstring(L, "%s:%s", a->source->name, name);
-    lua_pushcclosure(L, role_fn[role], 2);
+    luaL_getmetatable(L, JN_INST_MT);
+    lua_pushcclosure(L, role_fn[role], 3);
     lua_setfield(L, -4, name);
     lua_pop(L, 1);
   }
@@ -1325,6 +1321,7 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
   jn_Conn *c = a->source->conn;
   int tomany = a->kind == JN_A_HAS_MANY || a->kind == JN_A_BELONGS_TO_MANY;
   int i, n = (int)lua_rawlen(L, listidx), map, kids, nk = 0, rc, tmodel, jmodel, mt, ntc, *tcols;
+  int nkids = 0, nrec;
   jn_Buf b, j;
   jn_Select s;
   sqlite3_stmt *st;
@@ -1400,14 +1397,23 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
     lua_error(L);   /* include runs inside a read: surface as an error string */
   }
   jn_bind_list(L, c, st, &s);
+  nrec = 0;
+  if (spec) {   /* room for the nested includes on every child */
+    lua_getfield(L, spec, "include");
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2) != 0) { lua_pop(L, 1); nrec++; }
+    }
+    lua_pop(L, 1);
+  }
   luaL_getmetatable(L, JN_INST_MT);
   mt = lua_gettop(L);
   lua_newtable(L);
   kids = lua_gettop(L);
   while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
-    push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1);
+    push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1, nrec);
     lua_pushvalue(L, -1);
-    lua_rawseti(L, kids, (int)lua_rawlen(L, kids) + 1);
+    lua_rawseti(L, kids, ++nkids);
     jn_push_column(L, st, 0, link_type(a));
     lua_rawget(L, map);
     if (lua_istable(L, -1)) {

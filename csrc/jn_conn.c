@@ -133,11 +133,16 @@ static const char *const journal_modes[] = {
 };
 static const char *const sync_modes[] = { "off", "normal", "full", "extra", NULL };
 
-/* Run "PRAGMA name=value" for a value out of a fixed list (so nothing is spliced). */
+/*
+** Run "PRAGMA name=value" for a value out of a fixed list (so nothing is
+** spliced).  Switching a new file to WAL while another process does the same
+** answers SQLITE_BUSY at once, without the busy handler, so it is retried
+** here for up to timeout_ms.
+*/
 static int set_pragma(lua_State *L, jn_Conn *c, const char *name, int optsidx,
-                      const char *const *allowed) {
+                      const char *const *allowed, int timeout_ms) {
   char sql[64];
-  int i;
+  int i, rc, waited = 0;
   const char *v;
   lua_getfield(L, optsidx, name);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return SQLITE_OK; }
@@ -149,7 +154,9 @@ static int set_pragma(lua_State *L, jn_Conn *c, const char *name, int optsidx,
                       v ? v : luaL_typename(L, -1));
   lua_pop(L, 1);
   sqlite3_snprintf((int)sizeof sql, sql, "PRAGMA %s=%s", name, allowed[i]);
-  return sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+  while ((rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL)) == SQLITE_BUSY && waited < timeout_ms)
+    waited += sqlite3_sleep(10);
+  return rc;
 }
 
 /* Check the keys of the options table at idx against allowed. */
@@ -182,7 +189,7 @@ void jn_query_checkopts(lua_State *L, int idx, const char *const *allowed, const
 */
 static int conn_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int hasopts = !lua_isnoneornil(L, 2), rc;
+  int hasopts = !lua_isnoneornil(L, 2), rc, timeout = 5000;
   jn_Conn *c;
   jn_query_checkopts(L, 2, open_opts, "junction.open");
   lua_settop(L, 2);
@@ -223,7 +230,10 @@ static int conn_open(lua_State *L) {
   }
   if (rc == SQLITE_OK && hasopts) {
     lua_getfield(L, 2, "busy_timeout");
-    if (!lua_isnil(L, -1)) rc = sqlite3_busy_timeout(c->db, (int)lua_tonumber(L, -1));
+    if (!lua_isnil(L, -1)) {
+      timeout = (int)lua_tonumber(L, -1);
+      rc = sqlite3_busy_timeout(c->db, timeout);
+    }
     lua_pop(L, 1);
   }
   if (rc == SQLITE_OK) {
@@ -236,8 +246,8 @@ static int conn_open(lua_State *L) {
     rc = sqlite3_exec(c->db, fk ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
                       NULL, NULL, NULL);
   }
-  if (rc == SQLITE_OK && hasopts) rc = set_pragma(L, c, "journal_mode", 2, journal_modes);
-  if (rc == SQLITE_OK && hasopts) rc = set_pragma(L, c, "synchronous", 2, sync_modes);
+  if (rc == SQLITE_OK && hasopts) rc = set_pragma(L, c, "journal_mode", 2, journal_modes, timeout);
+  if (rc == SQLITE_OK && hasopts) rc = set_pragma(L, c, "synchronous", 2, sync_modes, timeout);
   if (rc != SQLITE_OK) {
     int n = jn_pushfail(L, c, rc);
     sqlite3_close_v2(c->db);

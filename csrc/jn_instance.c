@@ -43,12 +43,14 @@ jn_Inst *jn_inst_new(lua_State *L, jn_Model *m, int modelidx) {
 /*
 ** Push an instance made from the current row of st: result columns col0,
 ** col0+1, ... hold fields cols[0], cols[1], ... (all fields in order when
-** cols is NULL).  mtidx is the stack index of the instance metatable.
+** cols is NULL).  mtidx is the stack index of the instance metatable; nrec
+** the number of string keys (loaded associations) to make room for, so that
+** eager loading does not rehash every instance it attaches to.
 ** This is the hot path of every read: one userdata, one table, the values.
 ** [-0, +1, m]
 */
 void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
-                     sqlite3_stmt *st, const int *cols, int ncols, int col0) {
+                     sqlite3_stmt *st, const int *cols, int ncols, int col0, int nrec) {
   size_t size = offsetof(jn_Inst, dirty) + DIRTY_BYTES(m) + 1;
   jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
   int k;
@@ -57,7 +59,7 @@ void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
   inst->saved = 1;
   lua_pushvalue(L, mtidx);
   lua_setmetatable(L, -2);
-  lua_createtable(L, m->nfields + 1, 0);
+  lua_createtable(L, m->nfields + 1, nrec);
   for (k = 0; k < ncols; k++) {
     int f = cols ? cols[k] : k;
     jn_push_column(L, st, col0 + k, m->f[f].type);

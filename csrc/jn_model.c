@@ -122,7 +122,7 @@ static int model_find_by_pk(lua_State *L) {
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
   jn_bind_value(L, m->conn, st, 1, 2, m->f[m->pk].type);
-  rc = jn_query_rows(L, m, 1, st, NULL, m->nfields, 1);
+  rc = jn_query_rows(L, m, 1, st, NULL, m->nfields, 1, 0);
   if (rc != 1) return rc;
   lua_rawgeti(L, -1, 1);
   return 1;
@@ -449,6 +449,7 @@ static int model_tostring(lua_State *L) {
   for (i = 0; i < m->nfields; i++) {
     if (i) jn_buf_adds(L, &b, ", ");
     jn_buf_adds(L, &b, m->f[i].name);
+    if (i == m->pk) jn_buf_adds(L, &b, " (key)");
   }
   jn_buf_adds(L, &b, ")");
   lua_pushlstring(L, b.p, b.n);

@@ -493,7 +493,7 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias,
 ** first instance or nil).  Returns 1, or the fail triple's 3.
 */
 int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st, const int *cols,
-                  int ncols, int one) {
+                  int ncols, int one, int nrec) {
   int rc, n = 0, mt, arr;
   jn_Conn *c = m->conn;
   luaL_getmetatable(L, JN_INST_MT);
@@ -501,7 +501,7 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st, con
   lua_newtable(L);
   arr = lua_gettop(L);
   while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
-    jn_inst_fromrow(L, m, modelidx, mt, st, cols, ncols, 0);
+    jn_inst_fromrow(L, m, modelidx, mt, st, cols, ncols, 0, nrec);
     lua_rawseti(L, arr, ++n);
     if (one) break;
   }
@@ -513,6 +513,14 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st, con
   sqlite3_reset(st);
   lua_remove(L, mt);
   return 1;
+}
+
+/* How many entries the table at idx has (the includes of a query). */
+static int count_entries(lua_State *L, int idx) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) { lua_pop(L, 1); n++; }
+  return n;
 }
 
 /*
@@ -568,7 +576,7 @@ int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
   jn_bind_list(L, m->conn, st, &s);
-  res = jn_query_rows(L, m, modelidx, st, s.cols, s.ncols, 0);
+  res = jn_query_rows(L, m, modelidx, st, s.cols, s.ncols, 0, incidx ? count_entries(L, incidx) : 0);
   if (res != 1) return res;
   if (incidx) jn_assoc_include(L, m, modelidx, lua_gettop(L), incidx, ctx);
   if (one) lua_rawgeti(L, -1, 1);
