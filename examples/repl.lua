@@ -1,0 +1,112 @@
+-- examples/repl.lua: an in-memory blog to play with in an interactive Lua.
+--
+--   lua5.4 -i examples/repl.lua        (also lua5.3 -i, lua5.1 -i, luajit -i)
+--
+-- Defines the seed's three models on a ":memory:" connection, adds a few genres,
+-- posts and links, and leaves these globals for you:
+--   junction, db, Post, Genre, TagPostGenre, post (the first post), show (a printer)
+-- It finds junction in this checkout (lua/ and build/<version>/) before any installed copy.
+
+-- luacheck: globals junction db Post Genre TagPostGenre post show
+
+-- {====== find junction in this checkout
+local here = (debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".")
+local root = here .. "/.."
+local ver = type(jit) == "table" and "jit" or _VERSION:match("%d+%.%d+")
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/" .. ver .. "/?.so;"
+  .. ((ver == "5.1" or ver == "jit") and (root .. "/build/jit/?.so;" .. root .. "/build/5.1/?.so;") or "")
+  .. package.cpath
+-- }======
+
+junction = require "junction"
+local T = junction.types
+
+db = assert(junction.open(":memory:"))
+
+Post = db:define("Post", {
+  tableName = "post", timestamps = true, underscored = true,
+  fields = {
+    post_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
+    text    = { type = T.TEXT, allowNull = false },
+  },
+})
+
+Genre = db:define("Genre", {
+  tableName = "genre", timestamps = true, underscored = true,
+  fields = {
+    genre_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
+    name     = { type = T.STRING(60), allowNull = false, unique = true },
+  },
+})
+
+TagPostGenre = db:define("TagPostGenre", {
+  tableName = "tag_post_genre", timestamps = true, underscored = true,
+  fields = {
+    tag_post_genre_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+    post_id  = { type = T.INTEGER, references = { model = "post",  key = "post_id" },
+                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
+    genre_id = { type = T.INTEGER, references = { model = "genre", key = "genre_id" },
+                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
+  },
+})
+
+db:associate {
+  TagPostGenre = {
+    { belongsTo = "Post",  foreignKey = "post_id",  targetKey = "post_id",  as = "Post" },
+    { belongsTo = "Genre", foreignKey = "genre_id", targetKey = "genre_id", as = "Genre" },
+  },
+  Post  = { { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id",  as = "Genres" } },
+  Genre = { { belongsToMany = "Post",  through = "TagPostGenre", foreignKey = "genre_id", as = "Posts" } },
+}
+
+assert(db:sync())
+
+-- {====== a little data
+assert(Genre:bulkCreate { { name = "orm" }, { name = "lua" }, { name = "sqlite" }, { name = "c" } })
+post = assert(Post:create { text = "Junction models in Lua" })
+assert(post:setGenres { 1, 2, 3 })
+local second = assert(Post:create { text = "SQLite from OpenResty" })
+assert(second:setGenres { 2, 3 })
+assert(Post:create { text = "Sequelize, transcribed" })
+-- }======
+
+-- show(x): print a value; tables (arrays of instances too) one entry per line
+function show(x, indent)
+  indent = indent or ""
+  if type(x) ~= "table" then print(indent .. tostring(x)); return end
+  if next(x) == nil then print(indent .. "{}"); return end
+  local keys = {}
+  for k in pairs(x) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then return a < b end
+    return type(a) < type(b)
+  end)
+  for _, k in ipairs(keys) do
+    local v = x[k]
+    local label = type(k) == "number" and ("[" .. k .. "]") or tostring(k)
+    if type(v) == "table" then
+      print(indent .. label .. " =")
+      show(v, indent .. "  ")
+    else
+      print(indent .. label .. " = " .. tostring(v))
+    end
+  end
+end
+
+local eq = (ver == "5.1" or ver == "jit") and "= " or ""   -- 5.1's REPL prints "= expr"
+print(("junction %s (SQLite %s, %s): an in-memory blog is ready.")
+  :format(tostring(junction.version), tostring(junction.sqlite_version),
+          ver == "jit" and jit.version or _VERSION))
+print("  db    " .. tostring(db))
+print("  Post  " .. tostring(Post))
+print("  Genre " .. tostring(Genre))
+print("  post  " .. tostring(post))
+print("Globals: junction, db, Post, Genre, TagPostGenre, post, show. Try:")
+print("  " .. eq .. "post:getGenres()[1]")
+print("  show(post:getGenres())")
+print("  show(Post:findAll{ include = { \"Genres\" } })")
+print("  post:setGenres{ 1, 4 }; print(post:countGenres())")
+print("  " .. eq .. "post:setGenres{ 99 }          -- nil, message, 787 (a foreign key)")
+print("  show(post:toTable())")
+print("  show(db:query(\"SELECT * FROM tag_post_genre\"))")
