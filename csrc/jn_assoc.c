@@ -722,17 +722,18 @@ static int link_body(lua_State *L) {
   return 1;
 }
 
-/* set/add (many or one): check everything, then run link_body atomically. */
-static int link_method(lua_State *L, int single, int del) {
-  jn_Assoc *a = check_method(L);
-  int n, thr;
-  lua_settop(L, 3);
-  if (single && lua_isnil(L, 2))
-    luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
-               a->target->name);
-  thr = check_through(L, a, 3);
-  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
-  if (!single) {   /* the list is copied: keys are anchored in the copy */
+/*
+** The method's first argument (index 2) as keys in the scratch memory:
+** one instance or key (single), or an array of them, copied so that the
+** keys stay anchored whatever the caller does with its table.  Returns
+** how many distinct keys.
+*/
+static int keys_arg(lua_State *L, jn_Assoc *a, int single) {
+  if (single) {
+    if (lua_isnil(L, 2))
+      luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
+                 a->target->name);
+  } else {
     int i, len;
     if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL)
       luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
@@ -742,7 +743,17 @@ static int link_method(lua_State *L, int single, int del) {
     for (i = 1; i <= len; i++) { lua_rawgeti(L, 2, i); lua_rawseti(L, -2, i); }
     lua_replace(L, 2);
   }
-  n = collect_keys(L, a, 2, single);
+  return collect_keys(L, a, 2, single);
+}
+
+/* set/add (many or one): check everything, then run link_body atomically. */
+static int link_method(lua_State *L, int single, int del) {
+  jn_Assoc *a = check_method(L);
+  int n, thr;
+  lua_settop(L, 3);
+  thr = check_through(L, a, 3);
+  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
+  n = keys_arg(L, a, single);
   lua_pushinteger(L, n);
   lua_pushboolean(L, del);
   return jn_atomic(L, a->source->conn, link_body, 1, 2);
@@ -769,20 +780,7 @@ static int unlink_method(lua_State *L, int single) {
   jn_Assoc *a = check_method(L);
   int n;
   lua_settop(L, 2);
-  if (!single) {
-    int i, len;
-    if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL)
-      luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
-                 method_name(L), a->target->name, jn_typename(L, 2));
-    len = (int)lua_rawlen(L, 2);
-    lua_createtable(L, len, 0);
-    for (i = 1; i <= len; i++) { lua_rawgeti(L, 2, i); lua_rawseti(L, -2, i); }
-    lua_replace(L, 2);
-  } else if (lua_isnil(L, 2)) {
-    luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
-               a->target->name);
-  }
-  n = collect_keys(L, a, 2, single);
+  n = keys_arg(L, a, single);
   lua_pushinteger(L, n);
   return jn_atomic(L, a->source->conn, unlink_body, 0, 2);
 }
@@ -798,20 +796,7 @@ static int has_method(lua_State *L, int single) {
   int n, rc, i;
   jn_Buf b;
   lua_settop(L, 2);
-  if (single && lua_isnil(L, 2))
-    luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
-               a->target->name);
-  if (!single) {
-    int len;
-    if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL)
-      luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
-                 method_name(L), a->target->name, jn_typename(L, 2));
-    len = (int)lua_rawlen(L, 2);
-    lua_createtable(L, len, 0);
-    for (i = 1; i <= len; i++) { lua_rawgeti(L, 2, i); lua_rawseti(L, -2, i); }
-    lua_replace(L, 2);
-  }
-  n = collect_keys(L, a, 2, single);
+  n = keys_arg(L, a, single);
   if (n == 0) { lua_pushboolean(L, 1); return 1; }
   st = assoc_slot(L, a, n == 1 ? JN_AS_HAS : JN_AS_HAS_JSON, n == 1 ? "has" : "has_json", &rc);
   if (st == NULL) return jn_pushfail(L, c, rc);

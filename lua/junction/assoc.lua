@@ -135,6 +135,15 @@ local function own_key(self, key, source, method)
   return v
 end
 
+-- create<Target>(values) for hasOne/hasMany: the target, its key set to ours.
+local function create_linked(source, target, sk, fk, singular)
+  return function(self, values)
+    local v = copy(values)
+    v[fk] = own_key(self, sk, source, source.name .. ":create" .. singular)
+    return target:create(v)
+  end
+end
+
 local function has_many_methods(db, source, target, sk, fk, singular, plural)
   local check, null = junction._check, junction.null
   local tk = target.primaryKey
@@ -201,11 +210,7 @@ local function has_many_methods(db, source, target, sk, fk, singular, plural)
   end
   fns.remove = function(self, x) return remove(self, x, true, source.name .. ":remove" .. singular) end
   fns.removeMany = function(self, l) return remove(self, l, false, source.name .. ":remove" .. plural) end
-  fns.create = function(self, values)
-    local v = copy(values)
-    v[fk] = own_key(self, sk, source, source.name .. ":create" .. singular)
-    return target:create(v)
-  end
+  fns.create = create_linked(source, target, sk, fk, singular)
   return fns
 end
 
@@ -258,11 +263,7 @@ local function has_one_methods(db, source, target, sk, fk, singular)
       end
     end)
   end
-  fns.create = function(self, values)
-    local v = copy(values)
-    v[fk] = own_key(self, sk, source, source.name .. ":create" .. singular)
-    return target:create(v)
-  end
+  fns.create = create_linked(source, target, sk, fk, singular)
   return fns
 end
 
