@@ -65,6 +65,8 @@ typedef struct jn_Conn {
   int log_ref;              /* registry: the log function, or LUA_NOREF */
   int params_ref;           /* registry: bound values of the next logged statement */
   int nmodels;
+  int incall;               /* Lua callbacks (log, defaultValue) now running */
+  int inlog;                /* the log function is running */
   sqlite3_stmt *st[JN_CS_COUNT];
   long long ts_sec;         /* the second ts_text was formatted for */
   char ts_text[24];         /* "YYYY-MM-DD HH:MM:SS" of that second */
@@ -215,6 +217,7 @@ JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 
 /* jn_conn.c */
 JN_INTERNAL jn_Conn *jn_conn_check(lua_State *L, int idx);
+JN_INTERNAL void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log);
 JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c);
 JN_INTERNAL int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
 JN_INTERNAL int jn_write_guard(lua_State *L, jn_Write *w);

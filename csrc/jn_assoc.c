@@ -1197,8 +1197,8 @@ static jn_Assoc *include_entry(lua_State *L, jn_Model *m, int modelidx, const ch
   } else if (lua_istable(L, v)) {
     lua_getfield(L, v, "association");
     if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, v, "as"); }
-    alias = lua_tostring(L, -1);
-    lua_pop(L, 1);   /* anchored in the spec */
+    alias = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);   /* a string, so anchored in the spec */
     if (alias == NULL) luaL_error(L, "%s: bad include (missing 'association')", ctx);
   } else {
     luaL_error(L, "%s: bad include (%s)", ctx, luaL_typename(L, v));

@@ -30,6 +30,24 @@ jn_Conn *jn_conn_check(lua_State *L, int idx) {
   return c;
 }
 
+/*
+** Call the Lua function below nargs arguments on the stack: a log or
+** defaultValue function, user code that runs in the middle of an operation.
+** While it runs the connection cannot be closed (the operation still holds
+** its statements), and the log function, called between a statement's
+** binding and its step, may not run statements on the connection.
+** [-(nargs+1), +nresults, e]
+*/
+void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log) {
+  int status;
+  c->incall++;
+  c->inlog += log;
+  status = lua_pcall(L, nargs, nresults, 0);
+  c->incall--;
+  c->inlog -= log;
+  if (status != LUA_OK) lua_error(L);
+}
+
 /* }====== */
 
 /* {====== Atomic writes */
@@ -286,7 +304,10 @@ static int close_conn(lua_State *L, jn_Conn *c) {
 */
 static int conn_close(lua_State *L) {
   jn_Conn *c = to_conn(L, 1);
-  int rc = close_conn(L, c);
+  int rc;
+  if (c->incall)
+    return luaL_error(L, "db:close: the connection is in use (called from a log or defaultValue function)");
+  rc = close_conn(L, c);
   if (rc != SQLITE_OK) {
     lua_pushnil(L);
     lua_pushstring(L, sqlite3_errstr(rc));
@@ -323,7 +344,15 @@ static int conn_exec(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1);
   const char *sql = luaL_checkstring(L, 2);
   char *err = NULL;
-  int rc = sqlite3_exec(c->db, sql, NULL, NULL, &err);
+  int rc;
+  if (c->log_ref != LUA_NOREF) {   /* the script as one entry, no values */
+    if (c->inlog) luaL_error(L, "junction: the log function may not run statements on its own connection");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
+    lua_pushvalue(L, 2);
+    lua_newtable(L);
+    jn_conn_callback(L, c, 2, 0, 1);
+  }
+  rc = sqlite3_exec(c->db, sql, NULL, NULL, &err);
   if (rc != SQLITE_OK) {
     lua_pushnil(L);
     lua_pushstring(L, err ? err : sqlite3_errstr(rc));

@@ -140,7 +140,7 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
     lua_pop(L, 1);
     lua_rawgeti(L, -1, i + 1);
     if (lua_isfunction(L, -1)) {
-      lua_call(L, 0, 1);
+      jn_conn_callback(L, m->conn, 0, 1, 0);
       check_storable(L, m, i, -1, ctx);
     }
     lua_rawseti(L, -3, i + 1);

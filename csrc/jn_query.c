@@ -361,7 +361,9 @@ static void order_term(lua_State *L, jn_Model *m, int t, const char *alias, jn_B
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "%s: bad order (field name expected in { name, direction })", ctx);
     snprintf(name, sizeof name, "%s", lua_tostring(L, -2));
-    dir = lua_tostring(L, -1);   /* anchored in the order table */
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: bad order direction (string expected, got %s)", ctx, luaL_typename(L, -1));
+    dir = lua_tostring(L, -1);   /* a string, so anchored in the order table */
     lua_pop(L, 2);
   } else {
     luaL_error(L, "%s: bad order (string or table expected, got %s)", ctx, luaL_typename(L, t));

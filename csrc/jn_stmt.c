@@ -104,9 +104,15 @@ static void log_reset(lua_State *L, jn_Conn *c) {
 ** say): a failure of the database, for the caller to return.
 ** [-0, +0, m]
 */
+/* Raise when the log function tries to run a statement on its own connection. */
+static void check_not_logging(lua_State *L, jn_Conn *c) {
+  if (c->inlog)
+    luaL_error(L, "junction: the log function may not run statements on its own connection");
+}
+
 sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **slot,
                            const char *sql, int *rc) {
-  if (c->log_ref != LUA_NOREF) log_reset(L, c);
+  if (c->log_ref != LUA_NOREF) { check_not_logging(L, c); log_reset(L, c); }
   if (*slot != NULL) {
     sqlite3_reset(*slot);
     *rc = SQLITE_OK;
@@ -149,7 +155,7 @@ sqlite3_stmt *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t l
                              int *rc) {
   sqlite3_stmt *st = NULL;
   int cacheidx;
-  if (c->log_ref != LUA_NOREF) log_reset(L, c);
+  if (c->log_ref != LUA_NOREF) { check_not_logging(L, c); log_reset(L, c); }
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->cache_ref);
   cacheidx = lua_gettop(L);
   lua_pushlstring(L, sql, len);
@@ -405,7 +411,7 @@ int jn_stmt_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
     lua_pushstring(L, sqlite3_sql(st));
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->params_ref);
     log_reset(L, c);
-    lua_call(L, 2, 0);
+    jn_conn_callback(L, c, 2, 0, 1);
   }
   return sqlite3_step(st);
 }
