@@ -1306,7 +1306,7 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
   jn_Conn *c = a->source->conn;
   int tomany = a->kind == JN_A_HAS_MANY || a->kind == JN_A_BELONGS_TO_MANY;
   int i, n = (int)lua_rawlen(L, listidx), map, kids, nk = 0, rc, tmodel, jmodel, mt, ntc, *tcols;
-  int nkids = 0, nrec;
+  int nkids = 0, nrec, keypos, seen;
   jn_Buf b, j;
   jn_Select s;
   sqlite3_stmt *st;
@@ -1391,14 +1391,43 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
     }
     lua_pop(L, 1);
   }
+  /* An identity map: in a belongsToMany, the links to one target share one
+  ** instance (when no junction row rides on it), as with any other read of
+  ** the same row; keypos is the target key's column, or -1 for no sharing. */
+  keypos = -1;
+  if (a->kind == JN_A_BELONGS_TO_MANY && ntc == 0) {
+    for (i = 0; i < s.ncols && keypos < 0; i++)
+      if ((s.cols ? s.cols[i] : i) == a->target_key) keypos = 1 + i;
+  }
+  lua_newtable(L);
+  seen = lua_gettop(L);
   luaL_getmetatable(L, JN_INST_MT);
   mt = lua_gettop(L);
   lua_newtable(L);
   kids = lua_gettop(L);
   while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
-    push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1, nrec);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, kids, ++nkids);
+    int fresh = 1;
+    if (keypos >= 0) {
+      jn_push_column(L, st, keypos, a->target->f[a->target_key].type);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, seen);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1, nrec);
+        lua_pushvalue(L, -1);
+        lua_insert(L, -3);
+        lua_rawset(L, seen);
+      } else {
+        lua_remove(L, -2);
+        fresh = 0;
+      }
+    } else {
+      push_target_row(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1, nrec);
+    }
+    if (fresh) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, kids, ++nkids);
+    }
     jn_push_column(L, st, 0, link_type(a));
     lua_rawget(L, map);
     if (lua_istable(L, -1)) {
