@@ -509,10 +509,10 @@ static int delete_keys(lua_State *L, jn_Assoc *a, int self, const jn_Key *keys, 
   if (n > JN_DELETE_EACH) {
     jn_buf_addl(L, &b, "]", 1);
     bind_source(L, a, self, st, 1);
-    lua_pushlstring(L, b.p, b.n);
+    lua_pushlstring(L, b.p, b.n);            /* bound as is: kept until the step */
     jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
-    lua_pop(L, 2);
     rc = jn_stmt_run(L, c, st);
+    lua_pop(L, 2);
   }
   return rc;
 }
@@ -813,9 +813,8 @@ static int has_method(lua_State *L, int single) {
       keys = (jn_Key *)c->scratch;
     }
     jn_buf_addl(L, &b, "]", 1);
-    lua_pushlstring(L, b.p, b.n);
+    lua_pushlstring(L, b.p, b.n);            /* bound as is: stays on the stack past the step */
     jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
-    lua_pop(L, 2);
   }
   rc = jn_stmt_step(L, c, st);
   if (rc != SQLITE_ROW) {

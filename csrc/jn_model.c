@@ -6,9 +6,15 @@
 #include "jn.h"
 #include <stdio.h>
 
-/* "Post:findAll" for error messages, in a caller's buffer. */
+/* "Post:findAll" for error messages, in a caller's buffer (built on every
+** call, so by hand: printf would cost more than some whole calls). */
 static const char *method_ctx(char *buf, size_t size, jn_Model *m, const char *method) {
-  snprintf(buf, size, "%s:%s", m->name, method);
+  size_t n = strlen(m->name), k = strlen(method);
+  if (n + k + 2 > size) { n = size / 2 - 1; k = size - n - 2; }
+  memcpy(buf, m->name, n);
+  buf[n] = ':';
+  memcpy(buf + n + 1, method, k);
+  buf[n + 1 + k] = '\0';
   return buf;
 }
 

@@ -361,12 +361,15 @@ int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, in
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
       sqlite3_int64 v;
+      /* SQLITE_STATIC: the string stays on the Lua stack or in a table the
+      ** caller holds until the step, and every statement is bound afresh
+      ** before each step, so SQLite never reads a pointer that went stale. */
       if (type == JN_T_BLOB || (type == JN_T_GUESS && !jn_is_utf8(s, len)))
-        sqlite3_bind_blob64(st, i, s, (sqlite3_uint64)len, SQLITE_TRANSIENT);
+        sqlite3_bind_blob64(st, i, s, (sqlite3_uint64)len, SQLITE_STATIC);
       else if (type == JN_T_INTEGER && parse_i64(s, len, &v))
         sqlite3_bind_int64(st, i, v);
       else
-        sqlite3_bind_text64(st, i, s, (sqlite3_uint64)len, SQLITE_TRANSIENT, SQLITE_UTF8);
+        sqlite3_bind_text64(st, i, s, (sqlite3_uint64)len, SQLITE_STATIC, SQLITE_UTF8);
       break;
     }
     default:
