@@ -99,7 +99,8 @@ static void log_reset(lua_State *L, jn_Conn *c) {
 }
 
 /*
-** The statement in *slot, prepared from sql on first use, else reset.
+** The statement in *slot, prepared from sql on first use, else made ready
+** (reset if a raise left it running; every use binds all its parameters).
 ** Returns NULL with *rc set when SQLite cannot prepare it (no such table,
 ** say): a failure of the database, for the caller to return.
 ** [-0, +0, m]
@@ -114,7 +115,9 @@ sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **slot,
                            const char *sql, int *rc) {
   if (c->log_ref != LUA_NOREF) { check_not_logging(L, c); log_reset(L, c); }
   if (*slot != NULL) {
-    sqlite3_reset(*slot);
+    /* Every use resets its statement when done; one still running was
+    ** left by a raise in mid-step, and only that one needs the reset. */
+    if (sqlite3_stmt_busy(*slot)) sqlite3_reset(*slot);
     *rc = SQLITE_OK;
     return *slot;
   }
@@ -163,8 +166,7 @@ sqlite3_stmt *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t l
   st = (sqlite3_stmt *)lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (st != NULL) {
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    if (sqlite3_stmt_busy(st)) sqlite3_reset(st);   /* as in jn_stmt_slot */
     lua_pop(L, 1);
     *rc = SQLITE_OK;
     return st;
