@@ -65,6 +65,11 @@ typedef struct jn_Conn {
   int log_ref;              /* registry: the log function, or LUA_NOREF */
   int params_ref;           /* registry: bound values of the next logged statement */
   int nmodels;
+  int txdepth;              /* db:transaction nesting (0: none open) */
+  lua_State *owner;         /* the coroutine that opened it (anchored by owner_ref) */
+  int owner_ref;
+  int own;                  /* running the connection's own BEGIN/COMMIT/... */
+  const char *why;          /* message for the next jn_pushfail, when junction refused */
   int incall;               /* Lua callbacks (log, defaultValue) now running */
   int inlog;                /* the log function is running */
   sqlite3_stmt *st[JN_CS_COUNT];
@@ -208,6 +213,7 @@ JN_INTERNAL int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i,
 JN_INTERNAL void jn_bind_i64(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, sqlite3_int64 v);
 JN_INTERNAL void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char *s, size_t n);
 JN_INTERNAL int jn_is_utf8(const char *s, size_t n);
+JN_INTERNAL int jn_epoch_ok(double secs);
 JN_INTERNAL void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type);
 JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
 JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
@@ -218,6 +224,7 @@ JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 /* jn_conn.c */
 JN_INTERNAL jn_Conn *jn_conn_check(lua_State *L, int idx);
 JN_INTERNAL void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log);
+JN_INTERNAL int jn_conn_txcheck(lua_State *L, jn_Conn *c);
 JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c);
 JN_INTERNAL int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
 JN_INTERNAL int jn_write_guard(lua_State *L, jn_Write *w);

@@ -57,7 +57,33 @@ static int run_own(lua_State *L, jn_Conn *c, int which) {
   int rc;
   sqlite3_stmt *st = jn_stmt_slot(L, c, &c->st[which], conn_sql[which], &rc);
   if (st == NULL) return rc;
-  return jn_stmt_run(L, c, st);
+  c->own = 1;   /* not subject to jn_conn_txcheck: these make and end transactions */
+  rc = jn_stmt_run(L, c, st);
+  c->own = 0;
+  return rc;
+}
+
+/*
+** Inside db:transaction, may this coroutine run a statement?  Not when the
+** transaction's coroutine has yielded and another one runs meanwhile (two
+** OpenResty requests on one connection): its statements would join that
+** transaction and vanish with its rollback.  A coroutine the owner itself
+** resumed is fine: it runs inside the transaction's extent.  And not when
+** SQLite has already rolled the transaction back by itself (after a full
+** disk, say: what follows would commit on its own).  Returns SQLITE_OK, or
+** a code with c->why set for jn_pushfail.
+*/
+int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
+  if (c->txdepth == 0) return SQLITE_OK;
+  if (c->owner != L && lua_status(c->owner) == LUA_YIELD) {
+    c->why = "the connection is inside the transaction of a coroutine that has yielded";
+    return SQLITE_BUSY;
+  }
+  if (sqlite3_get_autocommit(c->db)) {
+    c->why = "the transaction was rolled back by an earlier error; nothing more is written until db:transaction returns";
+    return SQLITE_ABORT;
+  }
+  return SQLITE_OK;
 }
 
 /*
@@ -112,6 +138,7 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
   int nargs = lua_gettop(L), status, rc, i;
   w.c = c;
   w.mode = JN_W_NONE;
+  if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_pushfail(L, c, rc);
   if (readfirst && sqlite3_get_autocommit(c->db)) {
     rc = run_own(L, c, JN_CS_BEGIN);
     if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
@@ -225,7 +252,7 @@ static int conn_open(lua_State *L) {
   /* The userdata exists, closed, before the database is opened (liolib). */
   c = (jn_Conn *)lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
-  c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
+  c->cache_ref = c->log_ref = c->params_ref = c->owner_ref = LUA_NOREF;
   luaL_setmetatable(L, JN_CONN_MT);
   lua_createtable(L, 0, 2);
   lua_newtable(L);
@@ -280,6 +307,13 @@ static int conn_open(lua_State *L) {
   return 1;
 }
 
+/* Forget the transaction's owner. */
+static void drop_owner(lua_State *L, jn_Conn *c) {
+  luaL_unref(L, LUA_REGISTRYINDEX, c->owner_ref);
+  c->owner_ref = LUA_NOREF;
+  c->owner = NULL;
+}
+
 /* Close: finalize every statement, then the database.  Idempotent. */
 static int close_conn(lua_State *L, jn_Conn *c) {
   int rc = SQLITE_OK;
@@ -292,6 +326,8 @@ static int close_conn(lua_State *L, jn_Conn *c) {
   luaL_unref(L, LUA_REGISTRYINDEX, c->log_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->params_ref);
   c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
+  drop_owner(L, c);
+  c->txdepth = 0;
   free(c->scratch);
   c->scratch = NULL;
   c->scratch_size = 0;
@@ -344,7 +380,8 @@ static int conn_exec(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1);
   const char *sql = luaL_checkstring(L, 2);
   char *err = NULL;
-  int rc;
+  int rc = jn_conn_txcheck(L, c);
+  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
   if (c->log_ref != LUA_NOREF) {   /* the script as one entry, no values */
     if (c->inlog) luaL_error(L, "junction: the log function may not run statements on its own connection");
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
@@ -423,16 +460,71 @@ static int conn_last_insert_id(lua_State *L) {
   return 1;
 }
 
-/* db:_tx(op): the primitives of lua/junction's db:transaction. */
+
+/*
+** db:_tx("open", mode[, thread]) and db:_tx("close", ok): the primitives of
+** lua/junction's db:transaction.  open begins a transaction (BEGIN
+** IMMEDIATE, or the mode given) owned by thread (default: the calling
+** coroutine), or a savepoint inside the caller's own one; close commits or
+** releases (ok) or rolls back.  Both return true or fail.
+*/
 static int conn_tx(lua_State *L) {
-  static const char *const ops[] = {
-    "begin", "begin deferred", "begin exclusive", "commit", "rollback",
-    "savepoint", "release", "rollback to", NULL
-  };
+  static const char *const ops[] = { "open", "close", NULL };
+  static const char *const modes[] = { "immediate", "deferred", "exclusive", NULL };
   jn_Conn *c = jn_conn_check(L, 1);
-  int op = luaL_checkoption(L, 2, NULL, ops);
-  int rc = run_own(L, c, op);
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  int op = luaL_checkoption(L, 2, NULL, ops), rc;
+  if (op == 0) {
+    int mode = luaL_checkoption(L, 3, "immediate", modes);
+    lua_State *co = lua_isthread(L, 4) ? lua_tothread(L, 4) : L;
+    if (c->txdepth == 0) {
+      rc = run_own(L, c, JN_CS_BEGIN + mode);
+      if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+      if (lua_isthread(L, 4)) lua_pushvalue(L, 4);
+      else lua_pushthread(L);
+      c->owner_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* keeps the owner alive */
+      c->owner = co;
+    } else {
+      if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+      if ((rc = run_own(L, c, JN_CS_SAVEPOINT)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+    }
+    c->txdepth++;
+  } else {
+    int ok = lua_toboolean(L, 3);
+    if (c->txdepth == 0) return luaL_error(L, "db:_tx: no transaction is open");
+    if (c->txdepth == 1) {
+      /* SQLite may have rolled back already: then there is nothing to commit */
+      int lost = sqlite3_get_autocommit(c->db);
+      rc = ok && !lost ? run_own(L, c, JN_CS_COMMIT) : SQLITE_OK;
+      if (rc != SQLITE_OK || !ok || lost) {
+        int n = 0;
+        if (rc != SQLITE_OK) n = jn_pushfail(L, c, rc);
+        else if (ok && lost) {
+          c->why = "the transaction was rolled back by an error inside it";
+          n = jn_pushfail(L, c, SQLITE_ABORT);
+        }
+        if (!sqlite3_get_autocommit(c->db)) run_own(L, c, JN_CS_ROLLBACK);
+        c->txdepth = 0;
+        drop_owner(L, c);
+        if (n) return n;
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+      c->txdepth = 0;
+      drop_owner(L, c);
+    } else {
+      c->txdepth--;
+      if (sqlite3_get_autocommit(c->db)) {   /* lost with the outer one */
+        if (ok) {
+          c->why = "the transaction was rolled back by an error inside it";
+          return jn_pushfail(L, c, SQLITE_ABORT);
+        }
+      } else {
+        if (!ok) run_own(L, c, JN_CS_ROLLBACK_TO);
+        rc = run_own(L, c, JN_CS_RELEASE);
+        if (ok && rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+      }
+    }
+  }
   lua_pushboolean(L, 1);
   return 1;
 }

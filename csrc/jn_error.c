@@ -15,7 +15,10 @@
 int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
   int code = rc;
   lua_pushnil(L);
-  if (c->db != NULL) {
+  if (c->why != NULL) {   /* junction refused the statement itself */
+    lua_pushstring(L, c->why);
+    c->why = NULL;
+  } else if (c->db != NULL) {
     int ext = sqlite3_extended_errcode(c->db);
     /* sqlite3_errmsg answers "not an error" when the failing statement has
     ** already been reset; fall back on the text of the code itself. */

@@ -100,6 +100,9 @@ static void check_storable(lua_State *L, jn_Model *m, int f, int idx, const char
   if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
     luaL_error(L, "%s: bad value for field '%s.%s' (%s cannot be stored)", ctx, m->name,
                m->f[f].name, luaL_typename(L, idx));
+  if (t == LUA_TNUMBER && m->f[f].type == JN_T_DATE && !jn_epoch_ok((double)lua_tonumber(L, idx)))
+    luaL_error(L, "%s: bad value for DATE field '%s.%s' (%s is no time between the years 1 and 9999)",
+               ctx, m->name, m->f[f].name, lua_tostring(L, idx));
 }
 
 /*

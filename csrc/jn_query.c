@@ -54,7 +54,8 @@ void jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, const jn_Select *s
     lua_rawgeti(L, s->binds_idx, -i);
     type = lua_isnil(L, -1) ? JN_T_ANY : (int)lua_tointeger(L, -1);
     lua_rawgeti(L, s->binds_idx, i);
-    jn_bind_value(L, c, st, i, -1, type);
+    if (jn_bind_value(L, c, st, i, -1, type) != 0)   /* the compiler checked them all */
+      luaL_error(L, "junction: cannot bind value %d (%s)", i, luaL_typename(L, -1));
     lua_pop(L, 2);
   }
 }
@@ -75,6 +76,9 @@ static int json_safe(lua_State *L, int idx) {
 */
 static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char *ctx) {
   int t = lua_type(L, idx);
+  if (t == LUA_TNUMBER && m->f[f].type == JN_T_DATE && !jn_epoch_ok((double)lua_tonumber(L, idx)))
+    luaL_error(L, "%s: bad where value for DATE field '%s.%s' (%s is no time between the years 1 and 9999)",
+               ctx, m->name, m->f[f].name, lua_tostring(L, idx));
   if (t == LUA_TBOOLEAN) {
     lua_pushinteger(L, lua_toboolean(L, idx));
   } else if (t == LUA_TNUMBER || t == LUA_TSTRING) {

@@ -257,22 +257,49 @@ int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out) {
   return 0;
 }
 
-/* Seconds since the epoch as UTC text, "YYYY-MM-DD HH:MM:SS.mmm". */
-static size_t format_epoch(double secs, char *out) {
-  time_t t = (time_t)secs;
-  struct tm tm;
-  int ms = (int)((secs - (double)t) * 1000.0 + 0.5);
-  if (ms >= 1000) { t += 1; ms -= 1000; }
-  if (ms < 0) ms = 0;
-  gmtime_r(&t, &tm);
-  return (size_t)snprintf(out, 32, "%04d-%02d-%02d %02d:%02d:%02d.%03d",
-                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                          tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-}
-
 /* Write v as n decimal digits, zero-padded. */
 static void put_digits(char *out, int v, int n) {
   while (n-- > 0) { out[n] = (char)('0' + v % 10); v /= 10; }
+}
+
+static size_t format_epoch(double secs, char *out);
+
+/* Can a number be stored in a DATE field (a time between the years 1 and 9999)? */
+int jn_epoch_ok(double secs) {
+  char tmp[32];
+  return format_epoch(secs, tmp) != 0;
+}
+
+/*
+** Seconds since the epoch as UTC text, "YYYY-MM-DD HH:MM:SS.mmm" (23 bytes),
+** for years 1 to 9999; 0 for anything else (NaN, infinities, 1e300), which
+** the caller rejects as a bad value.
+*/
+static size_t format_epoch(double secs, char *out) {
+  time_t t;
+  struct tm tm;
+  int ms;
+  if (!(secs >= -62135596800.0 && secs < 253402300800.0)) return 0;
+  t = (time_t)secs;
+  ms = (int)((secs - (double)t) * 1000.0 + 0.5);
+  if (ms >= 1000) { t += 1; ms -= 1000; }
+  if (ms < 0) ms = 0;
+  if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999) return 0;
+  put_digits(out, tm.tm_year + 1900, 4);
+  out[4] = '-';
+  put_digits(out + 5, tm.tm_mon + 1, 2);
+  out[7] = '-';
+  put_digits(out + 8, tm.tm_mday, 2);
+  out[10] = ' ';
+  put_digits(out + 11, tm.tm_hour, 2);
+  out[13] = ':';
+  put_digits(out + 14, tm.tm_min, 2);
+  out[16] = ':';
+  put_digits(out + 17, tm.tm_sec, 2);
+  out[19] = '.';
+  put_digits(out + 20, ms, 3);
+  out[23] = '\0';
+  return 23;
 }
 
 /*
@@ -350,6 +377,7 @@ int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, in
       if (type == JN_T_DATE) {
         char ts[32];
         size_t n = format_epoch((double)lua_tonumber(L, idx), ts);
+        if (n == 0) { sqlite3_bind_null(st, i); return -1; }   /* no date: the caller raises */
         sqlite3_bind_text(st, i, ts, (int)n, SQLITE_TRANSIENT);
       } else if (lua_isinteger(L, idx)) {
         sqlite3_int64 v = 0;
@@ -375,6 +403,8 @@ int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, in
       break;
     }
     default:
+      /* never leave an older binding in place (it may point at a freed string) */
+      sqlite3_bind_null(st, i);
       return -1;
   }
   if (c->log_ref != LUA_NOREF) log_param(L, c, i, idx);
@@ -411,6 +441,10 @@ void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char 
 ** [-0, +0, e]
 */
 int jn_stmt_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
+  if (c->txdepth > 0 && !c->own && !sqlite3_stmt_busy(st)) {
+    int rc = jn_conn_txcheck(L, c);
+    if (rc != SQLITE_OK) return rc;
+  }
   if (c->log_ref != LUA_NOREF && !sqlite3_stmt_busy(st)) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
     lua_pushstring(L, sqlite3_sql(st));

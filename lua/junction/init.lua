@@ -38,26 +38,26 @@ function M.abort(message, code)
   error(setmetatable({ message = message, code = code }, Abort), 0)
 end
 
-local begin_ops = { immediate = "begin", deferred = "begin deferred", exclusive = "begin exclusive" }
+local modes = { immediate = true, deferred = true, exclusive = true }
 
--- pcall(fn, ...) that lets fn yield.  LuaJIT and Lua 5.2+ yield across
--- pcall; PUC Lua 5.1 cannot, so there fn runs in a coroutine of its own and
--- each of its yields is passed out to our caller and the answer back in.
-local protected_call = pcall
-if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
-  protected_call = function(fn, ...)
-    local co = coroutine.create(fn)
-    local res = pack(coroutine.resume(co, ...))
-    while res[1] and coroutine.status(co) ~= "dead" do
-      res = pack(coroutine.resume(co, coroutine.yield(unpack(res, 2, res.n))))
-    end
-    return unpack(res, 1, res.n)
+-- PUC Lua 5.1 cannot yield across pcall: there the function of an outer
+-- transaction runs in a coroutine of its own, each of its yields passed out
+-- to our caller and the answer back in.  (LuaJIT and 5.2+ yield across pcall.)
+local yield_in_coroutine = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
+
+local function resume_all(co, ...)
+  local res = pack(coroutine.resume(co, ...))
+  while res[1] and coroutine.status(co) ~= "dead" do
+    res = pack(coroutine.resume(co, coroutine.yield(unpack(res, 2, res.n))))
   end
+  return unpack(res, 1, res.n)
 end
 
 --- Run fn(db) in a transaction: commit when it returns, roll back when it raises.
--- Nested calls are savepoints.  Returns what fn returned (true for nothing),
--- nil, message, code when COMMIT fails or fn called junction.abort.
+-- Nested calls are savepoints.  Returns what fn returned (true for nothing);
+-- nil, message, code when COMMIT fails, SQLite rolled the transaction back
+-- by itself, or fn called junction.abort.  While it is open, the connection
+-- refuses statements from other coroutines (BUSY).
 function Connection:transaction(opts, fn)
   if type(opts) == "function" then opts, fn = fn, opts end
   if type(fn) ~= "function" then
@@ -67,29 +67,22 @@ function Connection:transaction(opts, fn)
     error("db:transaction: bad options (table expected, got " .. type(opts) .. ")", 2)
   end
   local mode = opts and opts.mode or "immediate"
-  if not begin_ops[mode] then
+  if not modes[mode] then
     error("db:transaction: bad option 'mode' (immediate, deferred or exclusive expected)", 2)
   end
-  local outer = self:_autocommit()
-  local ok, msg, code = self:_tx(outer and begin_ops[mode] or "savepoint")
+  local co = yield_in_coroutine and self:_autocommit() and coroutine.create(fn) or nil
+  local ok, msg, code = self:_tx("open", mode, co)
   if not ok then return nil, msg, code end
-  local res = pack(protected_call(fn, self))
+  local res
+  if co then res = pack(resume_all(co, self)) else res = pack(pcall(fn, self)) end
   if not res[1] then
-    if outer then
-      if not self:_autocommit() then self:_tx("rollback") end
-    else
-      self:_tx("rollback to")
-      self:_tx("release")
-    end
+    self:_tx("close", false)
     local err = res[2]
     if getmetatable(err) == Abort then return nil, err.message, err.code end
     error(err, 0)
   end
-  ok, msg, code = self:_tx(outer and "commit" or "release")
-  if not ok then
-    if outer and not self:_autocommit() then self:_tx("rollback") end
-    return nil, msg, code
-  end
+  ok, msg, code = self:_tx("close", true)
+  if not ok then return nil, msg, code end
   if res.n == 1 then return true end
   return unpack(res, 2, res.n)
 end
