@@ -680,6 +680,12 @@ static void column_def(lua_State *L, jn_Buf *b, jn_Model *m, int i, int declsidx
       luaL_error(L, "db:sync: %s.%s: references '%s', which is no model (give 'key')", m->name,
                  f->name, lua_tostring(L, -3));
     if (key == NULL) key = t->f[t->pk].name;
+    if (t != NULL) {   /* SQLite would only fail later, on every write ("foreign key mismatch") */
+      int k = jn_model_fieldname(L, t, key);
+      if (k < 0 || !(t->f[k].flags & (JN_F_PK | JN_F_UNIQUE)))
+        luaL_error(L, "db:sync: %s.%s: references %s.%s, which is not the primary key or a unique field of %s",
+                   m->name, f->name, t->table, key, t->name);
+    }
     jn_buf_adds(L, b, " REFERENCES ");
     jn_buf_addident(L, b, NULL, t ? t->table : lua_tostring(L, -3));
     jn_buf_adds(L, b, " (");

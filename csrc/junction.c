@@ -6,6 +6,22 @@
 
 JN_EXPORT int luaopen_junction_core(lua_State *L);
 
+/* junction.type(x): "connection", "model", "instance", or nil. */
+static int jn_type(lua_State *L) {
+  if (jn_inst_test(L, 1) != NULL) lua_pushliteral(L, "instance");
+  else if (luaL_testudata(L, 1, JN_MODEL_MT) != NULL) lua_pushliteral(L, "model");
+  else if (luaL_testudata(L, 1, JN_CONN_MT) != NULL) lua_pushliteral(L, "connection");
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* junction.modelof(instance): its model, or nil for anything else. */
+static int jn_modelof(lua_State *L) {
+  if (jn_inst_test(L, 1) == NULL) return 0;
+  jn_inst_pushmodel(L, 1);
+  return 1;
+}
+
 static int null_tostring(lua_State *L) {
   lua_pushliteral(L, "junction.null");
   return 1;
@@ -26,6 +42,10 @@ int luaopen_junction_core(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, JN_NULL);
   lua_setfield(L, -2, "null");
+  lua_pushcfunction(L, jn_type);
+  lua_setfield(L, -2, "type");
+  lua_pushcfunction(L, jn_modelof);
+  lua_setfield(L, -2, "modelof");
   lua_pushliteral(L, JUNCTION_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, sqlite3_libversion());

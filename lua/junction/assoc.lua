@@ -14,9 +14,11 @@ local inflect = require "junction.inflect"
 local M = {}
 local junction   -- the module, set by setup
 
+-- option -> the Lua types its value may have
 local option_keys = {
-  as = true, foreignKey = true, otherKey = true, sourceKey = true, targetKey = true,
-  through = true, onDelete = true, onUpdate = true,
+  as = { string = true, table = true }, foreignKey = { string = true }, otherKey = { string = true },
+  sourceKey = { string = true }, targetKey = { string = true }, through = { string = true },
+  onDelete = { string = true }, onUpdate = { string = true },
 }
 local kinds = { "belongsTo", "hasOne", "hasMany", "belongsToMany" }
 
@@ -117,6 +119,8 @@ local function keys_of(list, target, key, method, single)
         error(method .. ": bad argument (element " .. i .. " is not a saved " .. target.name .. ")", 3)
       end
       k = v
+    elseif x ~= x then
+      error(method .. ": bad argument (element " .. i .. " is NaN)", 3)
     elseif type(x) ~= "number" and type(x) ~= "string" then
       error(method .. ": bad argument (element " .. i .. " is a " .. type(x) .. ", expected "
             .. target.name .. " or its key)", 3)
@@ -126,11 +130,16 @@ local function keys_of(list, target, key, method, single)
   return keys
 end
 
-local function own_key(self, key, source, method)
-  local ok, v = pcall(function() return self[key] end)
-  if not ok then
-    error(method .. ": bad self (" .. source.name .. " instance expected; call it with ':')", 3)
+local function check_self(self, source, method, level)
+  if junction.modelof(self) ~= source then
+    error(method .. ": bad self (" .. source.name .. " instance expected, got " .. type(self)
+          .. "; call it with ':')", level + 1)
   end
+end
+
+local function own_key(self, key, source, method)
+  check_self(self, source, method, 3)
+  local v = self[key]
   if v == nil then error(method .. ": the " .. source.name .. " is not saved yet", 3) end
   return v
 end
@@ -224,6 +233,7 @@ local function belongs_to_methods(db, source, target, fk, tk, singular)
   end
   fns.set = function(self, x)
     local method = source.name .. ":set" .. singular
+    check_self(self, source, method, 2)
     local v = x
     if x ~= nil then v = keys_of(x, target, tk, method, true)[1] end
     self[fk] = v
@@ -232,6 +242,7 @@ local function belongs_to_methods(db, source, target, fk, tk, singular)
     return true
   end
   fns.create = function(self, values)
+    check_self(self, source, source.name .. ":create" .. singular, 2)
     return db:transaction(function()
       local t = check(target:create(values))
       self[fk] = t[tk]
@@ -399,10 +410,16 @@ function M.associate(db, tbl)
         raise("%s: don't know how to create association %d {%s} (belongsTo, hasOne, hasMany or belongsToMany expected)",
               name, i, table.concat(keys, ", "))
       end
-      for k in pairs(spec) do
+      for k, v in pairs(spec) do
         if k ~= kind and not option_keys[k] then
           raise("%s: %s '%s': bad option '%s' (unknown key)", name, kind, tostring(spec[kind]), tostring(k))
         end
+        if k ~= kind and not option_keys[k][type(v)] then
+          raise("%s: %s '%s': bad option '%s' (%s given)", name, kind, tostring(spec[kind]), k, type(v))
+        end
+      end
+      if type(spec[kind]) ~= "string" then
+        raise("%s: association %d: %s names no model (a string expected, got %s)", name, i, kind, type(spec[kind]))
       end
       local target = db:model(spec[kind])
       if not target then raise("%s: %s '%s': no model of that name is defined", name, kind, tostring(spec[kind])) end

@@ -28,7 +28,14 @@ local function split_last(word)
   return head, last
 end
 
+local function check_word(fn, word)
+  if type(word) ~= "string" then
+    error("junction.inflect." .. fn .. ": bad argument #1 (string expected, got " .. type(word) .. ")", 3)
+  end
+end
+
 function M.plural(word)
+  check_word("plural", word)
   local head, last = split_last(word)
   local low = last:lower()
   if uncountable[low] then return word end
@@ -41,6 +48,7 @@ function M.plural(word)
 end
 
 function M.singular(word)
+  check_word("singular", word)
   local head, last = split_last(word)
   local low = last:lower()
   if uncountable[low] then return word end
@@ -59,6 +67,7 @@ end
 
 -- "findByPk" -> "find_by_pk", "setGenres" -> "set_genres", "parseHTTPReply" -> "parse_http_reply"
 function M.snake(name)
+  check_word("snake", name)
   local s = name:gsub("(%u+)(%u%l)", "%1_%2"):gsub("([%l%d])(%u)", "%1_%2")
   return s:lower()
 end

@@ -16,6 +16,8 @@ local M = {
   open = core.open,
   types = core.types,
   null = core.null,
+  type = core.type,
+  modelof = core.modelof,
   version = core.version,
   sqlite_version = core.sqlite_version,
   inflect = inflect,
@@ -59,6 +61,9 @@ end
 -- by itself, or fn called junction.abort.  While it is open, the connection
 -- refuses statements from other coroutines (BUSY).
 function Connection:transaction(opts, fn)
+  if core.type(self) ~= "connection" then
+    error("db:transaction: bad self (connection expected, got " .. type(self) .. "; call it with ':')", 2)
+  end
   if type(opts) == "function" then opts, fn = fn, opts end
   if type(fn) ~= "function" then
     error("db:transaction: bad argument (function expected, got " .. type(fn) .. ")", 2)
@@ -102,6 +107,9 @@ local assoc = require "junction.assoc"
 assoc.setup(M, core)
 
 function Connection:associate(tbl)
+  if core.type(self) ~= "connection" then
+    error("db:associate: bad self (connection expected, got " .. type(self) .. "; call it with ':')", 2)
+  end
   return assoc.associate(self, tbl)
 end
 

@@ -13,7 +13,9 @@ local function lua_files(dir)
   local files = {}
   local ok, lfs = pcall(require, "lfs")
   if ok then
-    for name in lfs.dir(dir) do
+    local listed, iter, state = pcall(lfs.dir, dir)
+    if not listed then error("junction.loadModels: cannot list directory '" .. dir .. "'", 4) end
+    for name in iter, state do
       if name:match("%.lua$") then files[#files + 1] = name end
     end
   else
