@@ -1,0 +1,975 @@
+--[==[
+model_check.lua -- model-based check of the seed's many-to-many association.
+
+  lua model_check.lua SEED STEPS [EPISODE_LEN]
+
+Runs STEPS random operations on the seed's Post, Genre and TagPostGenre
+(DESIGN.md): setGenres, addGenre(s), removeGenre(s), hasGenre(s),
+countGenres, getGenres, post:createGenre, Post/Genre create and destroy
+(cascades), transactions that commit and transactions that raise (rolled
+back), nested transactions (savepoints), failing keys (genres that do not
+exist: nil, message, code and nothing changed), duplicates in lists, Genre
+instances mixed with keys, stale instances of destroyed rows, snake_case
+aliases. After every operation the database is compared with a plain-Lua
+model: for each post its set of genre ids, the posts, the genres and their
+names.
+
+The run is cut into episodes of EPISODE_LEN steps (default 300), each on a
+fresh database (every fourth one a WAL file database, the others
+":memory:"), each generated from its own PRNG stream (SEED, episode), so a
+failure can be replayed and shrunk within its episode. On a mismatch the
+script prints the seed, episode and step, shrinks the episode to a short
+failing sequence (dropping operations, unwrapping transactions, dropping list
+items), prints it as a standalone Lua script and exits 1.
+
+Prints "ok - model_check seed=S steps=N ..." and exits 0 when all went well.
+]==]
+
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+package.path = here .. "/?.lua;" .. package.path
+
+local rel = require "rel"
+local junction = require "junction"
+
+local SEED = tonumber(arg[1]) or 1
+local STEPS = tonumber(arg[2]) or 2000
+local EPISODE = tonumber(arg[3]) or 300
+local TMPDIR = os.getenv("RELIABILITY_TMP") or "/tmp"
+
+local unpack = rawget(table, "unpack") or unpack
+-- PUC Lua 5.1 cannot yield across pcall (ours, around db:transaction).
+local CAN_YIELD_ACROSS_PCALL = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
+local fmt = string.format
+
+-- ---------------------------------------------------------------------------
+-- Operation generation (state-independent: references are resolved against
+-- the model when the operation runs, so dropping operations keeps the rest
+-- meaningful)
+-- ---------------------------------------------------------------------------
+
+local OP_WEIGHTS = {
+  { "createPost", 6 }, { "createGenre", 7 }, { "destroyPost", 2 }, { "destroyGenre", 2 },
+  { "set", 14 }, { "add1", 6 }, { "addN", 8 }, { "rem1", 5 }, { "remN", 6 },
+  { "has1", 4 }, { "hasN", 4 }, { "count", 4 }, { "get", 4 }, { "createG", 4 },
+  { "tx", 6 }, { "stale", 1 }, { "inv", 12 }, { "include", 2 },
+}
+local INV_SUBS = { { "set", 4 }, { "addN", 3 }, { "add1", 2 }, { "remN", 2 }, { "rem1", 2 },
+  { "hasN", 1 }, { "has1", 1 }, { "count", 1 }, { "get", 1 } }
+
+local ITEM_WEIGHTS = { { "key", 10 }, { "inst", 6 }, { "missing", 1 }, { "dead", 1 } }
+
+local function gen_item(rng)
+  return { t = rng:weighted(ITEM_WEIGHTS), r = rng:next() }
+end
+
+local function gen_items(rng)
+  local n = rng:weighted { { 0, 1 }, { 1, 3 }, { 2, 4 }, { 3, 4 }, { 5, 3 }, { 9, 1 } }
+  local items = {}
+  for i = 1, n do
+    -- Duplicates: now and then repeat an earlier item.
+    if i > 1 and rng:chance(0.15) then
+      local prev = items[rng:int(1, i - 1)]
+      items[i] = { t = prev.t, r = prev.r }
+    else
+      items[i] = gen_item(rng)
+    end
+  end
+  return items
+end
+
+local gen_op
+
+local function gen_ops(rng, budget, depth)
+  local ops, used = {}, 0
+  while used < budget do
+    local op, n = gen_op(rng, depth, budget - used)
+    ops[#ops + 1] = op
+    used = used + n
+  end
+  return ops, used
+end
+
+local next_id = 0
+
+-- Returns the op and the number of steps it accounts for.
+function gen_op(rng, depth, budget)
+  next_id = next_id + 1
+  local kind = rng:weighted(OP_WEIGHTS)
+  local op = { k = kind, id = next_id, p = rng:next(), r = rng:next(),
+               snake = rng:chance(0.2), via = rng:chance(0.5) and "inst" or "model" }
+  if kind == "tx" and (depth >= 2 or budget < 3) then
+    op.k, kind = "set", "set"
+  end
+  if kind == "set" or kind == "addN" or kind == "remN" or kind == "hasN" then
+    op.items = gen_items(rng)
+  elseif kind == "add1" or kind == "rem1" or kind == "has1" then
+    op.items = { gen_item(rng) }
+  elseif kind == "createGenre" or kind == "createG" then
+    op.dup = rng:chance(0.15)
+  elseif kind == "inv" then
+    op.sub = rng:weighted(INV_SUBS)
+    op.items = (op.sub == "add1" or op.sub == "rem1" or op.sub == "has1") and { gen_item(rng) } or gen_items(rng)
+  elseif kind == "include" then
+    op.variant = rng:int(1, 3)
+  elseif kind == "count" then
+    op.where = rng:chance(0.5) and gen_items(rng) or nil
+  elseif kind == "get" then
+    op.variant = rng:int(1, 3)
+    op.limit = rng:int(0, 4)
+  elseif kind == "tx" then
+    op.raise = rng:chance(0.35)
+    op.co = rng:chance(0.25)
+    op.mode = rng:pick { false, false, "deferred", "exclusive", "immediate" }
+    local body, used = gen_ops(rng, rng:int(1, math.min(6, budget - 1)), depth + 1)
+    op.body = body
+    return op, used + 1
+  end
+  return op, 1
+end
+
+local function gen_episode(seed, episode, len)
+  local rng = rel.prng(seed, episode)
+  next_id = 0
+  return (gen_ops(rng, len, 0))
+end
+
+-- ---------------------------------------------------------------------------
+-- Running an episode
+-- ---------------------------------------------------------------------------
+
+local function copy_model(m)
+  local c = { posts = {}, genres = {}, dead_posts = {}, dead_genres = {} }
+  for pid, set in pairs(m.posts) do
+    local s = {}
+    for g in pairs(set) do s[g] = true end
+    c.posts[pid] = s
+  end
+  for g, name in pairs(m.genres) do c.genres[g] = name end
+  for k, v in pairs(m.dead_posts) do c.dead_posts[k] = v end
+  for k, v in pairs(m.dead_genres) do c.dead_genres[k] = v end
+  return c
+end
+
+local function sorted_keys(t)
+  local k = {}
+  for x in pairs(t) do k[#k + 1] = x end
+  table.sort(k)
+  return k
+end
+
+local function show(v)
+  if type(v) == "string" then return fmt("%q", v) end
+  return tostring(v)
+end
+
+local function show_ret(...)
+  local n = select("#", ...)
+  local t = {}
+  for i = 1, n do t[i] = show((select(i, ...))) end
+  return n == 0 and "(nothing)" or table.concat(t, ", ")
+end
+
+local FAIL = {}   -- marker metatable of failure objects raised through pcall
+
+-- Runs ops on a fresh database; returns nil when everything matched, or a
+-- failure { label, msg, step } ; `lines` collects the calls as Lua text.
+local function run_episode(ops, use_file, lines)
+  local path = ":memory:"
+  if use_file then
+    path = fmt("%s/junction-mc-%d-%d.sqlite3", TMPDIR, SEED, math.floor(rel.now() * 1000) % 1000000)
+    rel.rm_db(path)
+  end
+  local db = assert(junction.open(path, use_file and { journal_mode = "wal", synchronous = "off" } or nil))
+  local Post, Genre = rel.seed_models(db, junction)
+  assert(db:sync())
+
+  local model = { posts = {}, genres = {}, dead_posts = {}, dead_genres = {} }
+  local P, G = {}, {}           -- instances by id
+  local step = 0
+  local failure
+  local emit = lines and function(s) lines[#lines + 1] = s end or function() end
+  local indent = ""
+
+  local function fail(label, msg)
+    failure = failure or { label = label, msg = msg, step = step }
+    error(setmetatable({ label = label, msg = msg }, FAIL), 0)
+  end
+
+  local function is_fail(ok, msg, code)
+    return ok == nil and type(msg) == "string" and type(code) == "number"
+  end
+
+  local function expect_fail(what, ...)
+    local n, ok, msg, code = select("#", ...), ...
+    if not is_fail(ok, msg, code) or n ~= 3 then
+      fail("return", fmt("%s: expected nil, message, code; got %s", what, show_ret(...)))
+    end
+    if code % 256 ~= 19 then
+      fail("return", fmt("%s: expected a constraint code (19, 787, 2067 ...), got %s (%s)", what, show(code), msg))
+    end
+  end
+
+  local function expect_value(what, want, ...)
+    local got = ...
+    if got ~= want then
+      fail("return", fmt("%s: expected %s, got %s", what, show(want), show_ret(...)))
+    end
+  end
+
+  local function verify(what)
+    local rows, err = db:query("SELECT post_id, genre_id FROM tag_post_genre")
+    if not rows then fail("query", what .. ": db:query failed: " .. tostring(err)) end
+    local actual = {}
+    for _, r in ipairs(rows) do
+      local s = actual[r.post_id]
+      if not s then s = {}; actual[r.post_id] = s end
+      if s[r.genre_id] then fail("links", fmt("%s: duplicate link %s:%s", what, r.post_id, r.genre_id)) end
+      s[r.genre_id] = true
+    end
+    for pid, set in pairs(model.posts) do
+      local a, e = rel.set_str(actual[pid] or {}), rel.set_str(set)
+      if a ~= e then
+        fail("links", fmt("%s: post %d has genres {%s}, model says {%s}", what, pid, a, e))
+      end
+    end
+    for pid in pairs(actual) do
+      if not model.posts[pid] then
+        fail("links", fmt("%s: links of post %s, which the model says does not exist", what, tostring(pid)))
+      end
+    end
+    local prows = assert(db:query("SELECT post_id FROM post"))
+    local pset = {}
+    for _, r in ipairs(prows) do pset[r.post_id] = true end
+    if rel.set_str(pset) ~= rel.set_str(model.posts) then
+      fail("posts", fmt("%s: posts {%s}, model {%s}", what, rel.set_str(pset), rel.set_str(model.posts)))
+    end
+    local grows = assert(db:query("SELECT genre_id, name FROM genre"))
+    local gset = {}
+    for _, r in ipairs(grows) do
+      gset[r.genre_id] = true
+      if model.genres[r.genre_id] ~= r.name then
+        fail("genres", fmt("%s: genre %s named %s, model says %s", what, tostring(r.genre_id),
+          show(r.name), show(model.genres[r.genre_id])))
+      end
+    end
+    if rel.set_str(gset) ~= rel.set_str(model.genres) then
+      fail("genres", fmt("%s: genres {%s}, model {%s}", what, rel.set_str(gset), rel.set_str(model.genres)))
+    end
+  end
+
+  -- Reference resolution -------------------------------------------------
+
+  local function pick_post(r)
+    local ids = sorted_keys(model.posts)
+    if #ids == 0 then return nil end
+    return ids[1 + r % #ids]
+  end
+
+  local function pick_genre(r)
+    local ids = sorted_keys(model.genres)
+    if #ids == 0 then return nil end
+    return ids[1 + r % #ids]
+  end
+
+  local function post_inst(pid)
+    if not P[pid] then
+      P[pid] = Post:findByPk(pid)
+      if not P[pid] then fail("lookup", "Post:findByPk(" .. pid .. ") found nothing") end
+      emit(fmt("%sP[%d] = Post:findByPk(%d)", indent, pid, pid))
+    end
+    return P[pid], fmt("P[%d]", pid)
+  end
+
+  local function genre_inst(gid)
+    if not G[gid] then
+      G[gid] = Genre:findByPk(gid)
+      if not G[gid] then fail("lookup", "Genre:findByPk(" .. gid .. ") found nothing") end
+      emit(fmt("%sG[%d] = Genre:findByPk(%d)", indent, gid, gid))
+    end
+    return G[gid], fmt("G[%d]", gid)
+  end
+
+  -- items -> list of Lua values, their text, the ids, whether one is missing
+  -- items -> values (genres, or posts when side == "post"), their text, ids,
+  -- whether one is missing, whether one is a stale instance
+  local function resolve_items(items, side)
+    local pick, inst, dead_set, cache, letter = pick_genre, genre_inst, model.dead_genres, G, "G"
+    if side == "post" then
+      pick, inst, dead_set, cache, letter = pick_post, post_inst, model.dead_posts, P, "P"
+    end
+    local vals, texts, ids, missing, stale = {}, {}, {}, false, false
+    for i, it in ipairs(items) do
+      local t, gid = it.t, nil
+      if t == "key" or t == "inst" then
+        gid = pick(it.r)
+        if not gid then t = "missing" end
+      end
+      if t == "dead" then
+        local dead = sorted_keys(dead_set)
+        if #dead == 0 then
+          t = "missing"
+        else
+          gid = dead[1 + it.r % #dead]
+          missing = true
+          if cache[gid] and it.r % 2 == 0 then
+            vals[i], texts[i] = cache[gid], fmt("%s[%d]", letter, gid)
+            stale = true
+          else
+            vals[i], texts[i] = gid, tostring(gid)
+          end
+        end
+      end
+      if t == "missing" then
+        gid = 1000000 + it.r % 1000
+        missing = true
+        vals[i], texts[i] = gid, tostring(gid)
+      elseif t == "key" then
+        vals[i], texts[i] = gid, tostring(gid)
+      elseif t == "inst" then
+        vals[i], texts[i] = inst(gid)
+      end
+      ids[i] = gid
+    end
+    return vals, "{" .. table.concat(texts, ", ") .. "}", ids, missing, stale
+  end
+
+  local function name_of(method, snake)
+    if not snake then return method end
+    return (method:gsub("(%u)", function(c) return "_" .. c:lower() end))
+  end
+
+  local function call(obj, method, snake, ...)
+    local name = name_of(method, snake)
+    local f = obj[name]
+    if type(f) ~= "function" then fail("method", fmt("%s is not a function but %s", name, type(f))) end
+    return name, pcall(f, obj, ...)
+  end
+
+  -- A raise out of a call that should have worked or failed by return.
+  local function check_no_raise(what, ok, ...)
+    if not ok then
+      local e = ...
+      if getmetatable(e) == FAIL then error(e, 0) end
+      fail("raise", fmt("%s raised: %s", what, tostring(e)))
+    end
+    return ...
+  end
+
+  local exec_op
+
+  local co_depth = 0     -- > 0 inside a transaction run in a coroutine
+
+  local function exec_ops(ops_)
+    for _, op in ipairs(ops_) do
+      exec_op(op)
+      -- A transaction's function may yield (OpenResty): do so between calls.
+      if co_depth > 0 then coroutine.yield("tick") end
+    end
+  end
+
+  function exec_op(op)
+    step = step + 1
+    local k = op.k
+    local before = lines and #lines or 0
+    local line, expect_text
+
+    if k == "createPost" then
+      local text = "p" .. op.id
+      line = fmt("local p = Post:create{text = %q}", text)
+      local _, ok, inst, msg, code = call(Post, "create", false, { text = text })
+      inst = check_no_raise(line, ok, inst, msg, code)
+      if type(inst) ~= "userdata" then fail("return", line .. ": expected an instance, got " .. show_ret(inst, msg,
+          code)) end
+      local pid = inst.post_id
+      if type(pid) ~= "number" or model.posts[pid] or model.dead_posts[pid] then
+        -- AUTOINCREMENT: a deleted id is never handed out again (unless its
+        -- creation was rolled back, which dead_posts does not record).
+        fail("autoinc", fmt("%s: new post_id %s is not fresh", line, show(pid)))
+      end
+      P[pid] = inst
+      model.posts[pid] = {}
+      line = fmt("P[%d] = Post:create{text = %q}", pid, text)
+
+    elseif k == "createGenre" or k == "createG" then
+      local name = "g" .. op.id
+      local dupof
+      if op.dup then
+        local gid = pick_genre(op.r)
+        if gid then name, dupof = model.genres[gid], gid end
+      end
+      local pid, ptext
+      if k == "createG" then
+        pid = pick_post(op.p)
+        if not pid then step = step - 1; return end
+        local _
+        _, ptext = post_inst(pid)
+      end
+      local r
+      if k == "createGenre" then
+        line = fmt("Genre:create{name = %q}", name)
+        r = { call(Genre, "create", op.snake, { name = name }) }
+      else
+        line = fmt("%s:%s{name = %q}", ptext, name_of("createGenre", op.snake), name)
+        r = { call(P[pid], "createGenre", op.snake, { name = name }) }
+      end
+      check_no_raise(line, unpack(r, 2, 5))
+      if dupof then
+        expect_fail(line, unpack(r, 3, 5))
+        expect_text = "nil, msg, 2067 (unique name)"
+      else
+        local inst = r[3]
+        if type(inst) ~= "userdata" then fail("return", line .. ": expected an instance, got " .. show_ret(unpack(r,
+            3, 5))) end
+        local gid = inst.genre_id
+        if type(gid) ~= "number" or model.genres[gid] or model.dead_genres[gid] then
+          fail("autoinc", fmt("%s: new genre_id %s is not fresh", line, show(gid)))
+        end
+        if inst.name ~= name then fail("return", fmt("%s: instance name %s", line, show(inst.name))) end
+        G[gid] = inst
+        model.genres[gid] = name
+        if pid then model.posts[pid][gid] = true end
+        line = fmt("G[%d] = %s", gid, line)
+      end
+
+    elseif k == "destroyPost" or k == "destroyGenre" then
+      local isPost = k == "destroyPost"
+      local id
+      if isPost then id = pick_post(op.p) else id = pick_genre(op.r) end
+      if not id then step = step - 1; return end
+      local Model, key, tab = isPost and Post or Genre, isPost and "post_id" or "genre_id", isPost and P or G
+      if op.via == "inst" then
+        local inst, text
+        if isPost then inst, text = post_inst(id) else inst, text = genre_inst(id) end
+        line = fmt("%s:destroy()", text)
+        local _, ok, a, b, c = call(inst, "destroy", false)
+        a = check_no_raise(line, ok, a, b, c)
+        expect_value(line, true, a, b, c)
+        expect_text = "true"
+      else
+        line = fmt("%s:destroy{where = {%s = %d}}", isPost and "Post" or "Genre", key, id)
+        local _, ok, a, b, c = call(Model, "destroy", false, { where = { [key] = id } })
+        a = check_no_raise(line, ok, a, b, c)
+        expect_value(line, 1, a, b, c)
+        expect_text = "1"
+      end
+      if isPost then
+        model.posts[id] = nil
+        model.dead_posts[id] = true
+      else
+        model.genres[id] = nil
+        model.dead_genres[id] = true
+        for _, set in pairs(model.posts) do set[id] = nil end
+      end
+      local _ = tab
+
+    elseif k == "set" or k == "addN" or k == "add1" or k == "remN" or k == "rem1"
+        or k == "hasN" or k == "has1" then
+      local pid = pick_post(op.p)
+      if not pid then step = step - 1; return end
+      local pinst, ptext = post_inst(pid)
+      local vals, vtext, ids, missing, stale = resolve_items(op.items)
+      local method = ({ set = "setGenres", addN = "addGenres", add1 = "addGenre",
+                        remN = "removeGenres", rem1 = "removeGenre",
+                        hasN = "hasGenres", has1 = "hasGenre" })[k]
+      local single = k == "add1" or k == "rem1" or k == "has1"
+      local arg1 = single and vals[1] or vals
+      local atext = single and vtext:sub(2, -2) or vtext
+      line = fmt("%s:%s(%s)", ptext, name_of(method, op.snake), atext)
+      local _, ok, a, b, c = call(pinst, method, op.snake, arg1)
+      if stale and not ok and type(a) == "string" and getmetatable(a) ~= FAIL then
+        -- An instance whose row was destroyed may be refused as misuse.
+        ok, a, b, c = true, nil, "raised: " .. a, 19
+        if k ~= "set" and k ~= "addN" and k ~= "add1" then
+          emit(fmt("%s%s  --> raised (stale instance): %s", indent, line, b))
+          verify(line)
+          return
+        end
+      end
+      a = check_no_raise(line, ok, a, b, c)
+      local set = model.posts[pid]
+      if k == "set" or k == "addN" or k == "add1" then
+        if missing then
+          expect_fail(line, a, b, c)
+          expect_text = "nil, msg, 787 (no such genre), nothing changed"
+        else
+          expect_value(line, true, a, b, c)
+          expect_text = "true"
+          if k == "set" then
+            set = {}
+            model.posts[pid] = set
+          end
+          for _, g in ipairs(ids) do set[g] = true end
+        end
+      elseif k == "remN" or k == "rem1" then
+        expect_value(line, true, a, b, c)
+        expect_text = "true"
+        for _, g in ipairs(ids) do set[g] = nil end
+      else
+        local want = true
+        for _, g in ipairs(ids) do if not set[g] then want = false end end
+        expect_value(line, want, a, b, c)
+        expect_text = tostring(want)
+      end
+
+    elseif k == "inv" then
+      -- The same association from the Genre side: genre:setPosts etc.
+      local gid = pick_genre(op.r)
+      if not gid then step = step - 1; return end
+      local ginst, gtext = genre_inst(gid)
+      local sub = op.sub
+      local method = ({ set = "setPosts", addN = "addPosts", add1 = "addPost", remN = "removePosts",
+                        rem1 = "removePost", hasN = "hasPosts", has1 = "hasPost", count = "countPosts",
+                        get = "getPosts" })[sub]
+      local vals, vtext, ids, missing, stale = resolve_items(op.items, "post")
+      local single = sub == "add1" or sub == "rem1" or sub == "has1"
+      local arg1 = single and vals[1] or vals
+      local atext = single and vtext:sub(2, -2) or vtext
+      if sub == "count" or sub == "get" then arg1, atext = nil, "" end
+      line = fmt("%s:%s(%s)", gtext, name_of(method, op.snake), atext)
+      local _, ok, a, b, c = call(ginst, method, op.snake, arg1)
+      if stale and not ok and type(a) == "string" and getmetatable(a) ~= FAIL then
+        ok, a, b, c = true, nil, "raised: " .. a, 19
+        if sub ~= "set" and sub ~= "addN" and sub ~= "add1" then
+          emit(fmt("%s%s  --> raised (stale instance): %s", indent, line, b))
+          verify(line)
+          return
+        end
+      end
+      a = check_no_raise(line, ok, a, b, c)
+      -- the posts that have this genre, according to the model
+      local linked = {}
+      for pid, set in pairs(model.posts) do if set[gid] then linked[pid] = true end end
+      if sub == "set" or sub == "addN" or sub == "add1" then
+        if missing then
+          expect_fail(line, a, b, c)
+          expect_text = "nil, msg, 787 (no such post), nothing changed"
+        else
+          expect_value(line, true, a, b, c)
+          expect_text = "true"
+          if sub == "set" then
+            for pid in pairs(linked) do model.posts[pid][gid] = nil end
+          end
+          for _, pid in ipairs(ids) do model.posts[pid][gid] = true end
+        end
+      elseif sub == "remN" or sub == "rem1" then
+        expect_value(line, true, a, b, c)
+        expect_text = "true"
+        for _, pid in ipairs(ids) do if model.posts[pid] then model.posts[pid][gid] = nil end end
+      elseif sub == "hasN" or sub == "has1" then
+        local want = true
+        for _, pid in ipairs(ids) do if not linked[pid] then want = false end end
+        expect_value(line, want, a, b, c)
+        expect_text = tostring(want)
+      elseif sub == "count" then
+        local want = 0
+        for _ in pairs(linked) do want = want + 1 end
+        expect_value(line, want, a, b, c)
+        expect_text = tostring(want)
+      else
+        if type(a) ~= "table" then fail("return", line .. ": expected an array, got " .. show_ret(a, b, c)) end
+        local got = {}
+        for i, p in ipairs(a) do got[i] = p.post_id end
+        table.sort(got)
+        local gs, ws = table.concat(got, ","), rel.set_str(linked)
+        if gs ~= ws then fail("return", fmt("%s: got post ids {%s}, model {%s}", line, gs, ws)) end
+        expect_text = "{" .. ws .. "}"
+      end
+
+    elseif k == "include" then
+      -- Eager loading must show the same links.
+      local variant = op.variant
+      local call_text, res
+      if variant == 1 then
+        call_text = 'Post:findAll{include = {"Genres"}}'
+        res = { pcall(Post.findAll, Post, { include = { "Genres" } }) }
+      elseif variant == 2 then
+        call_text = 'Post:findAll{include = {{association = "Genres", required = true}}}'
+        res = { pcall(Post.findAll, Post, { include = { { association = "Genres", required = true } } }) }
+      else
+        call_text = 'Genre:findAll{include = {Posts = {include = {"Genres"}}}}'
+        res = { pcall(Genre.findAll, Genre, { include = { Posts = { include = { "Genres" } } } }) }
+      end
+      line = call_text
+      local list = check_no_raise(line, res[1], res[2], res[3], res[4])
+      if type(list) ~= "table" then fail("return", line .. ": expected an array, got " .. show_ret(unpack(res, 2,
+          4))) end
+      local seen = {}
+      local function check_post(p, where_)
+        local pid = p.post_id
+        local gl = p.Genres
+        if type(gl) ~= "table" then fail("return", fmt("%s: post %s has .Genres = %s", where_, show(pid), show(gl))) end
+        local got = {}
+        for _, g in ipairs(gl) do got[g.genre_id] = true end
+        local a_, e_ = rel.set_str(got), rel.set_str(model.posts[pid] or {})
+        if a_ ~= e_ then fail("return", fmt("%s: post %s .Genres {%s}, model {%s}", where_, show(pid), a_, e_)) end
+      end
+      if variant <= 2 then
+        for _, p in ipairs(list) do
+          seen[p.post_id] = true
+          check_post(p, line)
+        end
+        for pid, set in pairs(model.posts) do
+          if not seen[pid] and (variant == 1 or next(set) ~= nil) then
+            fail("return", fmt("%s: post %d missing from the result", line, pid))
+          end
+          if seen[pid] and variant == 2 and next(set) == nil then
+            fail("return", fmt("%s: post %d has no genre but came back with required = true", line, pid))
+          end
+        end
+        if #list ~= (function() local n = 0 for _ in pairs(seen) do n = n + 1 end return n end)() then
+          fail("return", line .. ": a post came back twice")
+        end
+      else
+        for _, g in ipairs(list) do
+          local posts = g.Posts
+          if type(posts) ~= "table" then fail("return", fmt("%s: genre %s has .Posts = %s", line, show(g.genre_id),
+              show(posts))) end
+          local got = {}
+          for _, p in ipairs(posts) do
+            got[p.post_id] = true
+            check_post(p, line .. " (nested)")
+          end
+          local want = {}
+          for pid, set in pairs(model.posts) do if set[g.genre_id] then want[pid] = true end end
+          if rel.set_str(got) ~= rel.set_str(want) then
+            fail("return", fmt("%s: genre %s .Posts {%s}, model {%s}", line, show(g.genre_id), rel.set_str(got),
+                rel.set_str(want)))
+          end
+        end
+      end
+      expect_text = "matches the model"
+
+    elseif k == "count" then
+      local pid = pick_post(op.p)
+      if not pid then step = step - 1; return end
+      local pinst, ptext = post_inst(pid)
+      local set, want, opts, otext = model.posts[pid], 0, nil, ""
+      if op.where then
+        local ids = {}
+        local seen = {}
+        for _, it in ipairs(op.where) do
+          local gid = pick_genre(it.r) or (1000000 + it.r % 1000)
+          ids[#ids + 1] = gid
+          if set[gid] and not seen[gid] then want = want + 1 end
+          seen[gid] = true
+        end
+        opts = { where = { genre_id = { ["in"] = ids } } }
+        local t = {}
+        for i, g in ipairs(ids) do t[i] = tostring(g) end
+        otext = fmt("{where = {genre_id = {[\"in\"] = {%s}}}}", table.concat(t, ", "))
+      else
+        for _ in pairs(set) do want = want + 1 end
+      end
+      line = fmt("%s:%s(%s)", ptext, name_of("countGenres", op.snake), otext)
+      local _, ok, a, b, c = call(pinst, "countGenres", op.snake, opts)
+      a = check_no_raise(line, ok, a, b, c)
+      expect_value(line, want, a, b, c)
+      expect_text = tostring(want)
+
+    elseif k == "get" then
+      local pid = pick_post(op.p)
+      if not pid then step = step - 1; return end
+      local pinst, ptext = post_inst(pid)
+      local set = model.posts[pid]
+      local want = sorted_keys(set)
+      local opts, otext, ordered
+      if op.variant == 2 then
+        opts = { order = "genre_id DESC", limit = op.limit }
+        otext = fmt("{order = \"genre_id DESC\", limit = %d}", op.limit)
+        local w = {}
+        for i = #want, math.max(1, #want - op.limit + 1), -1 do w[#w + 1] = want[i] end
+        want, ordered = w, true
+      elseif op.variant == 3 then
+        opts = { order = { { "genre_id", "ASC" } }, offset = op.limit, limit = 100 }
+        otext = fmt("{order = {{\"genre_id\", \"ASC\"}}, offset = %d, limit = 100}", op.limit)
+        local w = {}
+        for i = op.limit + 1, #want do w[#w + 1] = want[i] end
+        want, ordered = w, true
+      else
+        otext = ""
+      end
+      line = fmt("%s:%s(%s)", ptext, name_of("getGenres", op.snake), otext)
+      local _, ok, a, b, c = call(pinst, "getGenres", op.snake, opts)
+      a = check_no_raise(line, ok, a, b, c)
+      if type(a) ~= "table" then fail("return", line .. ": expected an array, got " .. show_ret(a, b, c)) end
+      local got = {}
+      for i, g in ipairs(a) do
+        got[i] = g.genre_id
+        if g.name ~= model.genres[g.genre_id] then
+          fail("return", fmt("%s: genre %s has name %s, model %s", line, show(g.genre_id), show(g.name),
+            show(model.genres[g.genre_id])))
+        end
+      end
+      if not ordered then table.sort(got) end
+      local gs, ws = table.concat(got, ","), table.concat(want, ",")
+      if gs ~= ws then fail("return", fmt("%s: got genre ids {%s}, model {%s}", line, gs, ws)) end
+      expect_text = "{" .. ws .. "}"
+
+    elseif k == "stale" then
+      -- A post instance whose row is gone: setGenres must not link to it.
+      local dead = sorted_keys(model.dead_posts)
+      local gid = pick_genre(op.r)
+      local pid = dead[1 + op.p % math.max(1, #dead)]
+      if not pid or not P[pid] or not gid then step = step - 1; return end
+      line = fmt("P[%d]:setGenres{%d} -- post %d was destroyed", pid, gid, pid)
+      local _, ok, a, b, c = call(P[pid], "setGenres", false, { gid })
+      if ok then
+        expect_fail(line, a, b, c)
+      elseif getmetatable(a) == FAIL then
+        error(a, 0)
+      elseif type(a) ~= "string" then
+        fail("raise", line .. ": raised a non-string " .. show(a))
+      end
+      expect_text = "a raise or nil, msg, code; nothing changed"
+
+    elseif k == "tx" then
+      local snap = copy_model(model)
+      local SENTINEL = { "rollback sentinel" }
+      local call_text = op.mode and fmt("db:transaction({mode = %q}, function()", op.mode)
+        or "db:transaction(function()"
+      emit(indent .. "pcall(" .. call_text:gsub("^db:transaction%(", "db.transaction, db, ", 1))
+      local saved_indent = indent
+      indent = indent .. "  "
+      local fn = function(d)
+        if d ~= db then fail("return", "transaction callback got " .. show(d) .. " instead of db") end
+        exec_ops(op.body)
+        if op.raise then
+          emit(indent .. "error(\"rollback\")")
+          error(SENTINEL, 0)
+        end
+        return "committed", 2
+      end
+      local ok, a, b
+      local function do_call()
+        if op.mode then return pcall(db.transaction, db, { mode = op.mode }, fn) end
+        return pcall(db.transaction, db, fn)
+      end
+      if op.co and CAN_YIELD_ACROSS_PCALL and co_depth == 0 then
+        -- The whole transaction in a coroutine that yields after every call;
+        -- the driver resumes it at once (one coroutine: no interleaving).
+        emit(indent .. "-- (this transaction runs in a coroutine that yields after each call)")
+        co_depth = co_depth + 1
+        local co = coroutine.create(do_call)
+        local r = { coroutine.resume(co) }
+        while r[1] and coroutine.status(co) ~= "dead" do r = { coroutine.resume(co) } end
+        co_depth = co_depth - 1
+        if not r[1] then
+          ok, a = false, r[2]
+        else
+          ok, a, b = r[2], r[3], r[4]
+        end
+      else
+        ok, a, b = do_call()
+      end
+      indent = saved_indent
+      emit(indent .. "end)")
+      if failure then error(setmetatable(failure, FAIL), 0) end
+      local what = fmt("transaction (%s, %d ops, %s)", op.mode or "default",
+        #op.body, op.raise and "raises" or "returns")
+      if op.raise then
+        if ok then fail("return", what .. ": returned instead of re-raising") end
+        if a ~= SENTINEL then
+          fail("return", what .. ": re-raised " .. show(a) .. " instead of the callback's error")
+        end
+        model.posts, model.genres = snap.posts, snap.genres
+        -- Ids created inside the rolled-back transaction may come again.
+        model.dead_posts, model.dead_genres = snap.dead_posts, snap.dead_genres
+        -- Instances are not transactional: drop every cached instance of a
+        -- live row (they are fetched again), keep the stale ones.
+        for id in pairs(P) do if not model.dead_posts[id] then P[id] = nil end end
+        for id in pairs(G) do if not model.dead_genres[id] then G[id] = nil end end
+      else
+        if not ok then
+          if getmetatable(a) == FAIL then error(a, 0) end
+          fail("raise", what .. " raised: " .. tostring(a))
+        end
+        if a ~= "committed" or b ~= 2 then
+          fail("return", what .. ": returned " .. show_ret(a, b) .. " instead of the callback's values")
+        end
+      end
+      verify("after " .. what)
+      return
+    end
+
+    if line then
+      local lt = {}
+      for pid in pairs(model.posts) do
+        for g in pairs(model.posts[pid]) do lt[#lt + 1] = fmt("%d:%d", pid, g) end
+      end
+      table.sort(lt)
+      emit(fmt("%s%s  --> %s; expected links: %q", indent, line, expect_text or "ok", table.concat(lt, " ")))
+    end
+    verify(line or k)
+    local _ = before
+  end
+
+  local ok, err = pcall(exec_ops, ops)
+  if not ok and not failure then
+    failure = { label = "raise", msg = "harness: " .. tostring(err), step = step }
+  end
+  if failure then emit("-- FAILS HERE: " .. failure.msg) end
+  pcall(db.close, db)
+  if use_file then rel.rm_db(path) end
+  return failure, step
+end
+
+-- ---------------------------------------------------------------------------
+-- Shrinking
+-- ---------------------------------------------------------------------------
+
+local function count_ops(ops)
+  local n = 0
+  for _, op in ipairs(ops) do
+    n = n + 1
+    if op.body then n = n + count_ops(op.body) end
+  end
+  return n
+end
+
+local function deep_copy(t)
+  if type(t) ~= "table" then return t end
+  local c = {}
+  for k, v in pairs(t) do c[k] = deep_copy(v) end
+  return c
+end
+
+-- All the lists of operations inside ops (ops itself, then tx bodies).
+local function op_lists(ops, acc)
+  acc = acc or {}
+  acc[#acc + 1] = ops
+  for _, op in ipairs(ops) do
+    if op.body then op_lists(op.body, acc) end
+  end
+  return acc
+end
+
+local function shrink(ops, use_file, label)
+  local runs = 0
+  local function still_fails(cand)
+    runs = runs + 1
+    local f = run_episode(cand, use_file)
+    return f and f.label == label
+  end
+  local best = deep_copy(ops)
+  local progress = true
+  while progress and runs < 3000 do
+    progress = false
+    -- Remove chunks from every list, big chunks first.
+    local lists = op_lists(best)
+    for li = 1, #lists do
+      local list = op_lists(best)[li]
+      if not list then break end
+      local chunk = math.max(1, math.floor(#list / 2))
+      while chunk >= 1 and runs < 3000 do
+        local i = 1
+        while i <= #list and runs < 3000 do
+          local removed = {}
+          for j = 1, chunk do removed[j] = table.remove(list, i) end
+          if #list > 0 or li > 1 then
+            if still_fails(best) then
+              progress = true
+            else
+              for j = chunk, 1, -1 do if removed[j] then table.insert(list, i, removed[j]) end end
+              i = i + chunk
+            end
+          else
+            for j = chunk, 1, -1 do if removed[j] then table.insert(list, i, removed[j]) end end
+            i = i + chunk
+          end
+        end
+        if chunk == 1 then break end
+        chunk = math.floor(chunk / 2)
+      end
+    end
+    -- Unwrap transactions; drop their raise/mode.
+    for _, list in ipairs(op_lists(best)) do
+      for i = 1, #list do
+        local op = list[i]
+        if op and op.body and runs < 3000 then
+          local saved = list[i]
+          table.remove(list, i)
+          for j = #saved.body, 1, -1 do table.insert(list, i, saved.body[j]) end
+          if still_fails(best) then
+            progress = true
+            break
+          end
+          for _ = 1, #saved.body do table.remove(list, i) end
+          table.insert(list, i, saved)
+          if saved.mode then
+            local m = saved.mode
+            saved.mode = false
+            if still_fails(best) then progress = true else saved.mode = m end
+          end
+        end
+      end
+    end
+    -- Drop list items; turn instances into keys.
+    for _, list in ipairs(op_lists(best)) do
+      for _, op in ipairs(list) do
+        if op.items then
+          local i = 1
+          while i <= #op.items and runs < 3000 do
+            local it = table.remove(op.items, i)
+            if #op.items > 0 and still_fails(best) then
+              progress = true
+            else
+              table.insert(op.items, i, it)
+              if it.t == "inst" then
+                it.t = "key"
+                if still_fails(best) then progress = true else it.t = "inst" end
+              end
+              i = i + 1
+            end
+          end
+        end
+        if op.snake then
+          op.snake = false
+          if not still_fails(best) then op.snake = true end
+        end
+      end
+    end
+  end
+  return best, runs
+end
+
+-- ---------------------------------------------------------------------------
+-- Main
+-- ---------------------------------------------------------------------------
+
+local t0 = rel.now()
+local total, episode = 0, 0
+local counts = {}
+while total < STEPS do
+  episode = episode + 1
+  local len = EPISODE
+  local ops = gen_episode(SEED, episode, math.max(len, 1))
+  for _, op in ipairs(op_lists(ops)) do
+    for _, o in ipairs(op) do counts[o.k] = (counts[o.k] or 0) + 1 end
+  end
+  local use_file = episode % 4 == 0
+  local failure, steps = run_episode(ops, use_file)
+  total = total + steps
+  if failure then
+    print(fmt("FAIL - model_check seed=%d episode=%d step=%d (%s): %s", SEED, episode, failure.step,
+      failure.label, failure.msg))
+    print(fmt("# replay: lua model_check.lua %d %d %d  (episode %d, %s database)", SEED, STEPS, EPISODE,
+      episode, use_file and "WAL file" or ":memory:"))
+    local small, runs = shrink(ops, use_file, failure.label)
+    local lines = {}
+    local f2 = run_episode(small, use_file, lines)
+    print(fmt("# shrunk from %d to %d operations in %d replays; failure: %s", count_ops(ops),
+      count_ops(small), runs, f2 and f2.msg or "(did not reproduce!)"))
+    print("# ---- reproduction " .. string.rep("-", 50))
+    io.write(rel.SEED_SOURCE)
+    print("local P, G = {}, {}")
+    for _, l in ipairs(lines) do print(l) end
+    print("print(links())  -- compare with the last 'expected links'")
+    print("# " .. string.rep("-", 68))
+    os.exit(1)
+  end
+end
+local dt = rel.now() - t0
+local kinds = {}
+for _, k in ipairs(sorted_keys(counts)) do kinds[#kinds + 1] = k .. "=" .. counts[k] end
+print(fmt("ok - model_check seed=%d steps=%d episodes=%d time=%.1fs (%s) [%s]", SEED, total, episode, dt,
+  _VERSION .. (jit and " LuaJIT" or ""), table.concat(kinds, " ")))
