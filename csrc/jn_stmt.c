@@ -206,6 +206,7 @@ void jn_stmt_finalize_all(lua_State *L, jn_Conn *c) {
 
 /* Remember a bound value for the log hook. [-0, +0, m] */
 static void log_param(lua_State *L, jn_Conn *c, int i, int idx) {
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;   /* before pushing the table */
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->params_ref);
   lua_pushvalue(L, idx);
   lua_rawseti(L, -2, i);

@@ -125,6 +125,26 @@ describe("junction.open", function()
     db:close()
   end)
 
+  it("logs the keys an association binds, position by position", function()
+    local log, entries = H.recorder()
+    local db = H.open { log = log }
+    local m = H.blog(db)
+    for i = 1, 3 do assert(m.Genre:create { name = "g" .. i }) end
+    local post = assert(m.Post:create { text = "p" })
+    local n0 = #entries
+    assert(post:setGenres { 1, 3 })
+    local inserts = H.matching(entries, "^%s*INSERT", n0 + 1)
+    assert.equal(1, #inserts)
+    local p = inserts[1].params
+    -- (post_id, genre_id, stamp, stamp): ?1 = post, ?2 = 1, ?4 = 3, ?3 and ?5 the stamps
+    assert.equal(post.post_id, p[1])
+    assert.equal(1, p[2])
+    assert.equal(3, p[4])
+    assert.is_string(p[3])
+    assert.matches("^%d%d%d%d%-%d%d%-%d%d ", p[3])
+    db:close()
+  end)
+
   it("raises on an unknown option or a bad option type", function()
     H.mentions(H.raises(junction.open, ":memory:", { busy_timout = 10 }), "busy_timout")
     H.raises(junction.open, ":memory:", { log = "not a function" })
