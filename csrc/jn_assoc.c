@@ -161,12 +161,14 @@ static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
 
 /*
 ** Read the list (or single key) at idx into the scratch memory as distinct
-** keys.  Returns their number.  The values stay anchored in the list.
+** keys.  Returns their number.  Numbers are copied; text keys are anchored
+** in a table of their own that replaces the list at idx (the caller's list
+** is never written to).
 */
 static int collect_keys(lua_State *L, jn_Assoc *a, int idx, int single) {
   jn_Conn *c = a->source->conn;
   jn_Key *keys;
-  int i, n, k = 0;
+  int i, n, k = 0, anchor = 0;
   if (single) {
     keys = (jn_Key *)jn_scratch(L, c, sizeof(jn_Key));
     to_key(L, a, idx, 1, &keys[0]);
@@ -181,10 +183,14 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int idx, int single) {
     jn_Key key;
     lua_rawgeti(L, idx, i);
     to_key(L, a, -1, i, &key);
-    if (key.type == SQLITE_TEXT) {   /* anchor the string in the list itself */
-      lua_rawseti(L, idx, i);
-      lua_rawgeti(L, idx, i);
-      key.s = lua_tolstring(L, -1, &key.n);
+    if (key.type == SQLITE_TEXT) {   /* anchor the string: in a table made on the first */
+      if (!anchor) {
+        lua_newtable(L);
+        lua_insert(L, -2);
+        anchor = lua_gettop(L) - 1;
+      }
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, anchor, i);
     }
     lua_pop(L, 1);
     keys = (jn_Key *)c->scratch;
@@ -197,6 +203,7 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int idx, int single) {
       if (j == 0 || key_cmp(&keys[j - 1], &keys[i]) != 0) keys[j++] = keys[i];
     k = j;
   }
+  if (anchor) lua_replace(L, idx);   /* the strings now live where the list was */
   return k;
 }
 
@@ -723,25 +730,18 @@ static int link_body(lua_State *L) {
 }
 
 /*
-** The method's first argument (index 2) as keys in the scratch memory:
-** one instance or key (single), or an array of them, copied so that the
-** keys stay anchored whatever the caller does with its table.  Returns
-** how many distinct keys.
+** The method's first argument (index 2) as keys in the scratch memory: one
+** instance or key (single), or an array of them.  Text keys stay anchored
+** at index 2 (collect_keys puts them there).  Returns how many distinct keys.
 */
 static int keys_arg(lua_State *L, jn_Assoc *a, int single) {
   if (single) {
     if (lua_isnil(L, 2))
       luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
                  a->target->name);
-  } else {
-    int i, len;
-    if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL)
-      luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
-                 method_name(L), a->target->name, jn_typename(L, 2));
-    len = (int)lua_rawlen(L, 2);
-    lua_createtable(L, len, 0);
-    for (i = 1; i <= len; i++) { lua_rawgeti(L, 2, i); lua_rawseti(L, -2, i); }
-    lua_replace(L, 2);
+  } else if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL) {
+    luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
+               method_name(L), a->target->name, jn_typename(L, 2));
   }
   return collect_keys(L, a, 2, single);
 }
