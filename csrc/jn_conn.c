@@ -171,12 +171,13 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
 /* {====== Opening and closing */
 
 static const char *const open_opts[] = {
-  "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "log", NULL
+  "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "temp_store", "log", NULL
 };
 static const char *const journal_modes[] = {
   "delete", "truncate", "persist", "memory", "wal", "off", NULL
 };
 static const char *const sync_modes[] = { "off", "normal", "full", "extra", NULL };
+static const char *const temp_stores[] = { "default", "file", "memory", NULL };
 
 /*
 ** Run "PRAGMA name=value" for a value out of a fixed list (so nothing is
@@ -293,6 +294,16 @@ static int conn_open(lua_State *L) {
   }
   if (rc == SQLITE_OK && hasopts) rc = set_pragma(L, c, "journal_mode", 2, journal_modes, timeout);
   if (rc == SQLITE_OK && hasopts) rc = set_pragma(L, c, "synchronous", 2, sync_modes, timeout);
+  /* temp_store=MEMORY unless told otherwise: every atomic association write
+  ** opens a savepoint, and SQLite spills its sub-journal to a temporary file
+  ** past 64 KiB, which costs a write system call per page in long transactions. */
+  if (rc == SQLITE_OK && hasopts) {
+    lua_getfield(L, 2, "temp_store");
+    if (!lua_isnil(L, -1)) { lua_pop(L, 1); rc = set_pragma(L, c, "temp_store", 2, temp_stores, timeout); }
+    else { lua_pop(L, 1); rc = sqlite3_exec(c->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL); }
+  } else if (rc == SQLITE_OK) {
+    rc = sqlite3_exec(c->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
+  }
   if (rc != SQLITE_OK) {
     int n = jn_pushfail(L, c, rc);
     sqlite3_close_v2(c->db);
