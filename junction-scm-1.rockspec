@@ -31,6 +31,7 @@ build = {
         "csrc/jn_assoc.c",
         "csrc/jn_conn.c",
         "csrc/jn_error.c",
+        "csrc/jn_include.c",
         "csrc/jn_instance.c",
         "csrc/jn_model.c",
         "csrc/jn_query.c",

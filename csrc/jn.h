@@ -290,6 +290,17 @@ JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
 
 /* jn_assoc.c */
 JN_INTERNAL jn_Assoc *jn_assoc_check(lua_State *L, int idx);
+JN_INTERNAL void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b);
+JN_INTERNAL void jn_assoc_link(lua_State *L, jn_Assoc *a, jn_Buf *b);
+JN_INTERNAL int jn_assoc_linktype(jn_Assoc *a);
+JN_INTERNAL int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols);
+JN_INTERNAL void jn_assoc_addthrough(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *cols, int n);
+JN_INTERNAL void jn_assoc_pushrow(lua_State *L, jn_Assoc *a, int tmodel, int jmodel, int mt,
+                                  sqlite3_stmt *st, const jn_Select *s, const int *tcols,
+                                  int ntc, int col0, int nrec);
+JN_INTERNAL void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel);
+
+/* jn_include.c */
 JN_INTERNAL void jn_assoc_required(lua_State *L, jn_Model *m, int modelidx, int incidx,
                                    jn_Buf *b, jn_Select *s, int *haswhere, const char *ctx);
 JN_INTERNAL void jn_assoc_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k);

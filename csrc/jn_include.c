@@ -1,0 +1,317 @@
+/*
+** jn_include.c: eager loading.  `include` on findAll/findOne/findByPk loads
+** the associations it names for every parent read, one statement per level
+** whatever the number of rows (the parents' keys bound as one JSON array),
+** nested includes too; `required` turns into an EXISTS on the parent query.
+** The association's SQL pieces come from jn_assoc.c.
+*/
+#include "jn.h"
+
+static const char *const include_opts[] = {
+  "association", "as", "where", "required", "include", "attributes", "order", NULL
+};
+
+/* {====== Eager loading */
+
+/*
+** Read one include entry (key at -2, value at -1 of a lua_next loop over the
+** include table) into the association (pushed) and the spec table (pushed,
+** or nil).  Raises for an unknown alias or option.
+*/
+static jn_Assoc *include_entry(lua_State *L, jn_Model *m, int modelidx, const char *ctx) {
+  int k = lua_gettop(L) - 1, v = k + 1;
+  jn_Assoc *a;
+  const char *alias = NULL;
+  if (lua_type(L, k) == LUA_TSTRING) {
+    alias = lua_tostring(L, k);
+    if (!lua_istable(L, v) && !(lua_isboolean(L, v) && lua_toboolean(L, v)))
+      luaL_error(L, "%s: bad include '%s' (true or a table of options expected)", ctx, alias);
+  } else if (lua_type(L, v) == LUA_TSTRING) {
+    alias = lua_tostring(L, v);
+  } else if (lua_istable(L, v)) {
+    lua_getfield(L, v, "association");
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, v, "as"); }
+    alias = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);   /* a string, so anchored in the spec */
+    if (alias == NULL) luaL_error(L, "%s: bad include (missing 'association')", ctx);
+  } else {
+    luaL_error(L, "%s: bad include (%s)", ctx, luaL_typename(L, v));
+  }
+  jn_model_uv(L, modelidx, JN_UV_ASSOCS);
+  lua_getfield(L, -1, alias);
+  lua_remove(L, -2);
+  a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+  if (a == NULL) luaL_error(L, "%s: bad include '%s' (%s has no association of that name)", ctx,
+                            alias, m->name);
+  if (lua_istable(L, v)) {
+    jn_query_checkopts(L, v, include_opts, ctx);
+    lua_pushvalue(L, v);
+  } else {
+    lua_pushnil(L);
+  }
+  return a;
+}
+
+/* Append "EXISTS (SELECT 1 FROM ... WHERE link = "src"."key" [AND where])". */
+static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select *s,
+                       const char *ctx) {
+  jn_buf_adds(L, b, "EXISTS (SELECT 1");
+  jn_assoc_from(L, a, b);
+  jn_buf_adds(L, b, " WHERE ");
+  jn_assoc_link(L, a, b);
+  jn_buf_adds(L, b, " = ");
+  jn_buf_addident(L, b, NULL, a->source->table);
+  jn_buf_adds(L, b, ".");
+  jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
+  if (spec) {
+    lua_getfield(L, spec, "where");
+    if (!lua_isnil(L, -1)) {
+      jn_buf_adds(L, b, " AND ");
+      jn_query_where(L, a->target, lua_gettop(L), "t", b, s, ctx);
+    }
+    lua_pop(L, 1);
+  }
+  jn_buf_adds(L, b, ")");
+}
+
+/*
+** Add to cols[0..*k) the fields of m that the includes at incidx link by
+** (a parent read with `attributes` still needs them).  Entries that name no
+** association are left for include_entry to reject.
+*/
+void jn_assoc_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k) {
+  if (!lua_istable(L, incidx)) return;
+  jn_model_lookup(L, m);
+  lua_pushnil(L);
+  while (lua_next(L, incidx) != 0) {
+    jn_Assoc *a;
+    int i;
+    if (lua_type(L, -2) == LUA_TSTRING) lua_pushvalue(L, -2);
+    else if (lua_type(L, -1) == LUA_TSTRING) lua_pushvalue(L, -1);
+    else if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "association");
+      if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, -1, "as"); }
+    } else lua_pushnil(L);
+    lua_rawget(L, -4);
+    a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+    if (a != NULL && a->source == m) {
+      for (i = 0; i < *k && cols[i] != a->source_key; i++) {}
+      if (i == *k) cols[(*k)++] = a->source_key;
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
+/*
+** For each include with required = true, append " AND EXISTS (...)" (or
+** " WHERE EXISTS (...)") to the query of the model at modelidx, so that only
+** parents with a match are read.
+*/
+void jn_assoc_required(lua_State *L, jn_Model *m, int modelidx, int incidx, jn_Buf *b,
+                       jn_Select *s, int *haswhere, const char *ctx) {
+  if (!lua_istable(L, incidx))
+    luaL_error(L, "%s: bad option 'include' (table expected, got %s)", ctx, luaL_typename(L, incidx));
+  lua_pushnil(L);
+  while (lua_next(L, incidx) != 0) {
+    jn_Assoc *a = include_entry(L, m, modelidx, ctx);
+    int spec = lua_istable(L, -1) ? lua_gettop(L) : 0, required = 0;
+    if (spec) {
+      lua_getfield(L, spec, "required");
+      required = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+    if (required) {
+      jn_buf_adds(L, b, *haswhere ? " AND " : " WHERE ");
+      *haswhere = 1;
+      add_exists(L, a, spec, b, s, ctx);
+    }
+    lua_pop(L, 3);
+  }
+}
+
+/*
+** Load one include for the parents in the array at listidx: one statement
+** whatever their number, parents' keys bound as one JSON array.
+** Stack: ... assoc spec|nil (at -2, -1).
+*/
+static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, int spec,
+                         const char *ctx) {
+  jn_Conn *c = a->source->conn;
+  int tomany = a->kind == JN_A_HAS_MANY || a->kind == JN_A_BELONGS_TO_MANY;
+  int i, n = (int)lua_rawlen(L, listidx), map, kids, nk = 0, rc, tmodel, jmodel, mt, ntc, *tcols;
+  int nkids = 0, nrec, keypos, seen;
+  jn_Buf b, j;
+  jn_Select s;
+  sqlite3_stmt *st;
+  if (n == 0) return;
+  jn_assoc_pushmodels(L, associdx, &tmodel, &jmodel);
+  lua_newtable(L);
+  map = lua_gettop(L);
+  jn_buf_init(L, &j);
+  jn_buf_addl(L, &j, "[", 1);
+  for (i = 1; i <= n; i++) {   /* key -> the array (to-many) or the parents (to-one) */
+    int p;
+    lua_rawgeti(L, listidx, i);
+    p = lua_gettop(L);
+    lua_getuservalue(L, p);
+    lua_rawgeti(L, -1, a->source_key + 1);
+    if (lua_isnil(L, -1)) {
+      if (tomany) { lua_newtable(L); lua_setfield(L, p + 1, a->alias); }
+      lua_settop(L, p - 1);
+      continue;
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, map);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, map);
+      if (nk++) jn_buf_addl(L, &j, ",", 1);
+      jn_json_add(L, &j, p + 2);
+    }
+    if (tomany) {
+      lua_setfield(L, p + 1, a->alias);
+    } else {
+      lua_pushvalue(L, p);
+      lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+    }
+    lua_settop(L, p - 1);
+  }
+  jn_buf_addl(L, &j, "]", 1);
+  if (nk == 0) return;
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT ");
+  jn_assoc_link(L, a, &b);
+  jn_buf_adds(L, &b, ", ");
+  jn_query_columns(L, a->target, spec, "t", &b, &s, ctx);
+  ntc = jn_assoc_throughcols(L, a, 0, &tcols);
+  jn_assoc_addthrough(L, a, &b, tcols, ntc);
+  jn_assoc_from(L, a, &b);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_assoc_link(L, a, &b);
+  jn_buf_adds(L, &b, " IN (SELECT value FROM json_each(?))");
+  lua_pushlstring(L, j.p, j.n);
+  jn_query_bind(L, &s, -1);
+  lua_pop(L, 1);
+  if (spec) {
+    lua_getfield(L, spec, "where");
+    if (!lua_isnil(L, -1)) {
+      jn_buf_adds(L, &b, " AND ");
+      jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, ctx);
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);   /* only order applies to an include */
+    lua_getfield(L, spec, "order");
+    lua_setfield(L, -2, "order");
+    jn_query_tail(L, a->target, lua_gettop(L), "t", &b, &s, ctx);
+    lua_pop(L, 1);
+  }
+  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  if (st == NULL) {
+    jn_pushfail(L, c, rc);
+    lua_error(L);   /* include runs inside a read: surface as an error string */
+  }
+  jn_bind_list(L, c, st, &s);
+  nrec = 0;
+  if (spec) {   /* room for the nested includes on every child */
+    lua_getfield(L, spec, "include");
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2) != 0) { lua_pop(L, 1); nrec++; }
+    }
+    lua_pop(L, 1);
+  }
+  /* An identity map: in a belongsToMany, the links to one target share one
+  ** instance (when no junction row rides on it), as with any other read of
+  ** the same row; keypos is the target key's column, or -1 for no sharing. */
+  keypos = -1;
+  if (a->kind == JN_A_BELONGS_TO_MANY && ntc == 0) {
+    for (i = 0; i < s.ncols && keypos < 0; i++)
+      if ((s.cols ? s.cols[i] : i) == a->target_key) keypos = 1 + i;
+  }
+  lua_newtable(L);
+  seen = lua_gettop(L);
+  luaL_getmetatable(L, JN_INST_MT);
+  mt = lua_gettop(L);
+  lua_newtable(L);
+  kids = lua_gettop(L);
+  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+    int fresh = 1;
+    if (keypos >= 0) {
+      jn_push_column(L, st, keypos, a->target->f[a->target_key].type);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, seen);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1, nrec);
+        lua_pushvalue(L, -1);
+        lua_insert(L, -3);
+        lua_rawset(L, seen);
+      } else {
+        lua_remove(L, -2);
+        fresh = 0;
+      }
+    } else {
+      jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1, nrec);
+    }
+    if (fresh) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, kids, ++nkids);
+    }
+    jn_push_column(L, st, 0, jn_assoc_linktype(a));
+    lua_rawget(L, map);
+    if (lua_istable(L, -1)) {
+      if (tomany) {
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+      } else {
+        int k, np = (int)lua_rawlen(L, -1);
+        for (k = 1; k <= np; k++) {
+          lua_rawgeti(L, -1, k);
+          lua_getuservalue(L, -1);
+          lua_pushvalue(L, -4);
+          lua_setfield(L, -2, a->alias);
+          lua_pop(L, 2);
+        }
+      }
+    }
+    lua_pop(L, 2);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    jn_pushfail(L, c, rc);
+    lua_error(L);
+  }
+  if (spec) {
+    lua_getfield(L, spec, "include");
+    if (!lua_isnil(L, -1)) jn_assoc_include(L, a->target, tmodel, kids, lua_gettop(L), ctx);
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Eager loading: for the instances of the model at modelidx in the array
+** at listidx, load every association the include table at incidx names,
+** nested includes too.  A fixed number of statements per level.
+*/
+void jn_assoc_include(lua_State *L, jn_Model *m, int modelidx, int listidx, int incidx,
+                      const char *ctx) {
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 30, "include nested too deep");
+  lua_pushnil(L);
+  while (lua_next(L, incidx) != 0) {
+    int k = lua_gettop(L) - 1;
+    include_entry(L, m, modelidx, ctx);
+    load_include(L, (jn_Assoc *)lua_touserdata(L, k + 2), listidx, k + 2,
+                 lua_istable(L, k + 3) ? k + 3 : 0, ctx);
+    lua_settop(L, k);
+  }
+  lua_settop(L, top);
+}
+
+/* }====== */
+
