@@ -58,8 +58,8 @@ end
 --- Run fn(db) in a transaction: commit when it returns, roll back when it raises.
 -- Nested calls are savepoints.  Returns what fn returned (true for nothing);
 -- nil, message, code when COMMIT fails, SQLite rolled the transaction back
--- by itself, or fn called junction.abort.  While it is open, the connection
--- refuses statements from other coroutines (BUSY).
+-- by itself, or fn called junction.abort.  While fn has yielded, the
+-- connection refuses statements from other coroutines (BUSY).
 function Connection:transaction(opts, fn)
   if core.type(self) ~= "connection" then
     error("db:transaction: bad self (connection expected, got " .. type(self) .. "; call it with ':')", 2)
