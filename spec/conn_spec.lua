@@ -403,6 +403,86 @@ describe("db:transaction", function()
   end)
 end)
 
+describe("db:transaction when SQLite rolls back or coroutines share the connection", function()
+  local db, m
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+  end)
+  after_each(function() db:close() end)
+
+  local function posts() return db:query("SELECT count(*) AS n FROM post")[1].n end
+
+  it("after SQLite's own rollback (a full table), nothing more commits and the call fails", function()
+    -- AUTOINCREMENT exhausted: the next genre is SQLITE_FULL, which rolls back the transaction
+    assert(m.Genre:create { genre_id = "9223372036854775807", name = "last" })   -- exact on 5.1 too
+    local before = posts()
+    local ok, msg, code = db:transaction(function()
+      assert(m.Post:create { text = "a" })
+      local g, gmsg, gcode = m.Genre:create { name = "one too many" }
+      assert.is_nil(g)
+      assert.equal(13, gcode % 256, gmsg)
+      local p, pmsg, pcode = m.Post:create { text = "b" }   -- must not autocommit
+      assert.is_nil(p)
+      assert.equal(4, pcode, pmsg)
+      return "done"
+    end)
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.equal(4, code)
+    assert.equal(before, posts())
+    assert(m.Post:create { text = "after" })   -- the connection works again
+    assert.equal(before + 1, posts())
+  end)
+
+  it("refuses another coroutine's statements while the owner has yielded", function()
+    local before = posts()
+    local owner = coroutine.create(function()
+      return db:transaction(function()
+        assert(m.Post:create { text = "from the owner" })
+        coroutine.yield("inside")
+        error("roll back")
+      end)
+    end)
+    assert.equal("inside", select(2, coroutine.resume(owner)))
+    -- another coroutine (here the main one) meanwhile
+    local p, msg, code = m.Post:create { text = "would vanish with the rollback" }
+    assert.is_nil(p)
+    assert.equal(5, code)
+    assert.matches("yielded", msg)
+    local ok2, _, code2 = db:transaction(function() return true end)
+    assert.is_nil(ok2)
+    assert.equal(5, code2)
+    local resumed, err = coroutine.resume(owner)
+    assert.is_false(resumed)
+    assert.matches("roll back", err)
+    assert.equal(before, posts())
+    assert(m.Post:create { text = "now" })     -- free again
+  end)
+
+  it("lets a coroutine the transaction's function resumes use it", function()
+    local before = posts()
+    assert(db:transaction(function()
+      local co = coroutine.wrap(function() return m.Post:create { text = "child" } end)
+      assert(co())
+      return true
+    end))
+    assert.equal(before + 1, posts())
+  end)
+end)
+
+describe("junction.open's temp_store", function()
+  it("is memory by default and can be chosen", function()
+    local db = H.open()
+    assert.equal(2, db:query("PRAGMA temp_store")[1].temp_store)
+    db:close()
+    db = assert(junction.open(":memory:", { temp_store = "file" }))
+    assert.equal(1, db:query("PRAGMA temp_store")[1].temp_store)
+    db:close()
+    H.raises(junction.open, ":memory:", { temp_store = "disk" })
+  end)
+end)
+
 describe("db:close", function()
   it("returns true, and a second call does nothing", function()
     local db = H.open()
