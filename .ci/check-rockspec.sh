@@ -3,7 +3,7 @@
 #   1. it lists exactly the csrc/*.c and lua/junction/**/*.lua that exist
 #      (prints the lines to add or remove otherwise);
 #   2. `luarocks lint` accepts it;
-#   3. `luarocks make` works offline for Lua 5.4 and for LuaJIT
+#   3. `luarocks make` works offline for Lua 5.4, 5.3, 5.1 and LuaJIT
 #      (LUA_INCDIR=/usr/include/luajit-2.1), and the installed tree alone
 #      (no ./, no build/, no lua/) serves `require "junction"`.
 # luarocks' builtin backend compiles in the source directory and leaves .o and
@@ -95,6 +95,8 @@ make_and_load() {
   fi
 }
 make_and_load 5.4 lua5.4 5.4
+make_and_load 5.3 lua5.3 5.3
+make_and_load 5.1 lua5.1 5.1
 make_and_load luajit luajit 5.1 LUA_INCDIR=/usr/include/luajit-2.1
 
 # the checkout must not have gained build droppings
