@@ -231,7 +231,6 @@ JN_INTERNAL int jn_write_guard(lua_State *L, jn_Write *w);
 JN_INTERNAL void jn_conn_open(lua_State *L);
 
 /* jn_schema.c */
-JN_INTERNAL jn_Model *jn_model_check(lua_State *L, int idx);
 JN_INTERNAL jn_Model *jn_model_checkopen(lua_State *L, int idx);
 JN_INTERNAL int jn_model_field(lua_State *L, jn_Model *m, int nameidx);
 JN_INTERNAL int jn_model_fieldname(lua_State *L, jn_Model *m, const char *name);
@@ -247,8 +246,6 @@ JN_INTERNAL void jn_model_open(lua_State *L);
 
 /* jn_instance.c */
 JN_INTERNAL jn_Inst *jn_inst_test(lua_State *L, int idx);
-JN_INTERNAL jn_Inst *jn_inst_check(lua_State *L, int idx);
-JN_INTERNAL jn_Inst *jn_inst_new(lua_State *L, jn_Model *m, int modelidx);
 JN_INTERNAL int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx,
                               const char *ctx);
 JN_INTERNAL int jn_inst_insert(lua_State *L, int instidx);
@@ -256,7 +253,6 @@ JN_INTERNAL void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mt
                                  sqlite3_stmt *st, const int *cols, int ncols, int col0,
                                  int nrec);
 JN_INTERNAL void jn_inst_get(lua_State *L, int instidx, int field);
-JN_INTERNAL void jn_inst_set(lua_State *L, int instidx, int field, int validx);
 JN_INTERNAL void jn_inst_pushmodel(lua_State *L, int instidx);
 JN_INTERNAL void jn_inst_open(lua_State *L);
 
@@ -289,7 +285,6 @@ JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, const 
 JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
 
 /* jn_assoc.c */
-JN_INTERNAL jn_Assoc *jn_assoc_check(lua_State *L, int idx);
 JN_INTERNAL void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b);
 JN_INTERNAL void jn_assoc_link(lua_State *L, jn_Assoc *a, jn_Buf *b);
 JN_INTERNAL int jn_assoc_linktype(jn_Assoc *a);

@@ -34,7 +34,7 @@ static const char *const get_opts[] = {
 
 /* {====== Checking */
 
-jn_Assoc *jn_assoc_check(lua_State *L, int idx) {
+static jn_Assoc *check_assoc(lua_State *L, int idx) {
   return (jn_Assoc *)luaL_checkudata(L, idx, JN_ASSOC_MT);
 }
 
@@ -1133,7 +1133,7 @@ static int conn_associate(lua_State *L) {
 
 /* Association:info(): a table, for lua/junction and the REPL. */
 static int assoc_info(lua_State *L) {
-  jn_Assoc *a = jn_assoc_check(L, 1);
+  jn_Assoc *a = check_assoc(L, 1);
   lua_createtable(L, 0, 8);
   lua_pushstring(L, kinds[a->kind]);
   lua_setfield(L, -2, "kind");
@@ -1165,7 +1165,7 @@ static int assoc_info(lua_State *L) {
 }
 
 static int assoc_tostring(lua_State *L) {
-  jn_Assoc *a = jn_assoc_check(L, 1);
+  jn_Assoc *a = check_assoc(L, 1);
   lua_pushfstring(L, "junction.Association %s %s %s as '%s'", a->source->name, kinds[a->kind],
                   a->target->name, a->alias);
   return 1;

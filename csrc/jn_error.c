@@ -37,15 +37,15 @@ int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
 
 /*
 ** A short description of the value at idx for error messages: the Lua type,
-** or "Post instance" / "junction model" for junction's own userdata.
-** [-0, +0, m]
+** or "Post instance" / "model" / "connection" for junction's own userdata.
+** Only called on the way to an error, so the string it may leave on the
+** stack (for an instance) does not matter.
+** [-0, +(0|1), m]
 */
 const char *jn_typename(lua_State *L, int idx) {
   jn_Inst *inst = jn_inst_test(L, idx);
   if (inst != NULL) {
-    lua_pushfstring(L, "%s instance", inst->model->name);
-    lua_replace(L, -1);
-    return lua_tostring(L, -1);
+    return lua_pushfstring(L, "%s instance", inst->model->name);
   }
   if (luaL_testudata(L, idx, JN_MODEL_MT) != NULL) return "model";
   if (luaL_testudata(L, idx, JN_CONN_MT) != NULL) return "connection";

@@ -22,12 +22,8 @@ jn_Inst *jn_inst_test(lua_State *L, int idx) {
   return (jn_Inst *)luaL_testudata(L, idx, JN_INST_MT);
 }
 
-jn_Inst *jn_inst_check(lua_State *L, int idx) {
-  return (jn_Inst *)luaL_checkudata(L, idx, JN_INST_MT);
-}
-
 /* Push a new instance with an empty uservalue and no row. [-0, +1, m] */
-jn_Inst *jn_inst_new(lua_State *L, jn_Model *m, int modelidx) {
+static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
   size_t size = offsetof(jn_Inst, dirty) + DIRTY_BYTES(m) + 1;
   jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
   memset(inst, 0, size);
@@ -78,7 +74,7 @@ void jn_inst_get(lua_State *L, int instidx, int field) {
 }
 
 /* Set field (0-based) to the value at validx, without marking it changed. */
-void jn_inst_set(lua_State *L, int instidx, int field, int validx) {
+static void set_field(lua_State *L, int instidx, int field, int validx) {
   if (validx < 0) validx = lua_gettop(L) + validx + 1;
   lua_getuservalue(L, instidx);
   lua_pushvalue(L, validx);
@@ -117,7 +113,7 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
   if (!lua_isnoneornil(L, valuesidx) && !lua_istable(L, valuesidx))
     luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx,
                luaL_typename(L, valuesidx));
-  inst = jn_inst_new(L, m, modelidx);
+  inst = new_inst(L, m, modelidx);
   instidx = lua_gettop(L);
   lua_getuservalue(L, instidx);
   if (lua_istable(L, valuesidx)) {
@@ -304,7 +300,7 @@ static void set_named(lua_State *L, jn_Inst *inst, int keyidx, int validx, const
   if (!lua_rawequal(L, -1, validx)) {
     if (f == m->pk && inst->saved)
       luaL_error(L, "%s: the primary key '%s' of a saved %s cannot change", ctx, m->f[f].name, m->name);
-    jn_inst_set(L, 1, f, validx);
+    set_field(L, 1, f, validx);
     DIRTY_SET(inst, f);
   }
   lua_pop(L, 1);

@@ -57,13 +57,13 @@ void jn_check_ident(lua_State *L, int idx, const char *ctx) {
   }
 }
 
-jn_Model *jn_model_check(lua_State *L, int idx) {
+static jn_Model *check_model(lua_State *L, int idx) {
   return (jn_Model *)luaL_checkudata(L, idx, JN_MODEL_MT);
 }
 
 /* The model at idx, whose connection must be open. */
 jn_Model *jn_model_checkopen(lua_State *L, int idx) {
-  jn_Model *m = jn_model_check(L, idx);
+  jn_Model *m = check_model(L, idx);
   jn_conn_checkopen(L, m->conn);
   return m;
 }
