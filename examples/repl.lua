@@ -2,7 +2,7 @@
 --
 --   lua5.4 -i examples/repl.lua        (also lua5.3 -i, lua5.1 -i, luajit -i)
 --
--- Defines the seed's three models on a ":memory:" connection, adds a few genres,
+-- Loads the seed's three models (examples/models/) on a ":memory:" connection, adds a few genres,
 -- posts and links, and leaves these globals for you:
 --   junction, db, Post, Genre, TagPostGenre, post (the first post), show (a printer)
 -- It finds junction in this checkout (lua/ and build/<version>/) before any installed copy.
@@ -20,46 +20,11 @@ package.cpath = root .. "/build/" .. ver .. "/?.so;"
 -- }======
 
 junction = require "junction"
-local T = junction.types
 
 db = assert(junction.open(":memory:"))
-
-Post = db:define("Post", {
-  tableName = "post", timestamps = true, underscored = true,
-  fields = {
-    post_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-    text    = { type = T.TEXT, allowNull = false },
-  },
-})
-
-Genre = db:define("Genre", {
-  tableName = "genre", timestamps = true, underscored = true,
-  fields = {
-    genre_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-    name     = { type = T.STRING(60), allowNull = false, unique = true },
-  },
-})
-
-TagPostGenre = db:define("TagPostGenre", {
-  tableName = "tag_post_genre", timestamps = true, underscored = true,
-  fields = {
-    tag_post_genre_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
-    post_id  = { type = T.INTEGER, references = { model = "post",  key = "post_id" },
-                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-    genre_id = { type = T.INTEGER, references = { model = "genre", key = "genre_id" },
-                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-  },
-})
-
-db:associate {
-  TagPostGenre = {
-    { belongsTo = "Post",  foreignKey = "post_id",  targetKey = "post_id",  as = "Post" },
-    { belongsTo = "Genre", foreignKey = "genre_id", targetKey = "genre_id", as = "Genre" },
-  },
-  Post  = { { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id",  as = "Genres" } },
-  Genre = { { belongsToMany = "Post",  through = "TagPostGenre", foreignKey = "genre_id", as = "Posts" } },
-}
-
+-- the seed's models, one file each, as in examples/models/
+local models = junction.loadModels(db, here .. "/models")
+Post, Genre, TagPostGenre = models.Post, models.Genre, models.TagPostGenre
 assert(db:sync())
 
 -- {====== a little data
