@@ -233,7 +233,7 @@ JN_INTERNAL void jn_conn_open(lua_State *L);
 /* jn_schema.c */
 JN_INTERNAL jn_Model *jn_model_checkopen(lua_State *L, int idx);
 JN_INTERNAL int jn_model_field(lua_State *L, jn_Model *m, int nameidx);
-JN_INTERNAL int jn_model_fieldname(lua_State *L, jn_Model *m, const char *name);
+JN_INTERNAL int jn_model_fieldname(jn_Model *m, const char *name);
 JN_INTERNAL void jn_model_uv(lua_State *L, int modelidx, const char *key);
 JN_INTERNAL void jn_model_lookup(lua_State *L, jn_Model *m);
 JN_INTERNAL int jn_schema_define(lua_State *L);

@@ -373,7 +373,7 @@ static void order_term(lua_State *L, jn_Model *m, int t, const char *alias, jn_B
     luaL_error(L, "%s: bad order (string or table expected, got %s)", ctx, luaL_typename(L, t));
     return;
   }
-  f = jn_model_fieldname(L, m, name);
+  f = jn_model_fieldname(m, name);
   if (f < 0) luaL_error(L, "%s: bad order field '%s' (no such field in %s)", ctx, name, m->name);
   jn_buf_addident(L, b, alias, m->f[f].name);
   if (dir != NULL) {

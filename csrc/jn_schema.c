@@ -96,9 +96,8 @@ int jn_model_field(lua_State *L, jn_Model *m, int nameidx) {
 }
 
 /* The 0-based index of the field name, or -1. */
-int jn_model_fieldname(lua_State *L, jn_Model *m, const char *name) {
+int jn_model_fieldname(jn_Model *m, const char *name) {
   int i;
-  (void)L;
   for (i = 0; i < m->nfields; i++)
     if (strcmp(m->f[i].name, name) == 0) return i;
   return -1;
@@ -462,8 +461,8 @@ static void build_lookup(lua_State *L, jn_Model *m, int uvidx) {
 }
 
 /* Add a timestamp field unless declared; returns its index. */
-static int timestamp_field(lua_State *L, jn_Model *m, int fieldsidx, int declsidx, const char *name) {
-  int i = jn_model_fieldname(L, m, name);
+static int timestamp_field(lua_State *L, jn_Model *m, int declsidx, const char *name) {
+  int i = jn_model_fieldname(m, name);
   if (i >= 0) return i;
   i = m->nfields++;
   lua_createtable(L, 0, 2);
@@ -474,7 +473,6 @@ static int timestamp_field(lua_State *L, jn_Model *m, int fieldsidx, int declsid
   m->f[i].type = JN_T_DATE;
   m->f[i].flags = JN_F_NOTNULL;
   m->f[i].length = 0;
-  (void)fieldsidx;
   return i;
 }
 
@@ -568,7 +566,7 @@ int jn_schema_define(lua_State *L) {
   }
   m->nfields = nf;
   if (m->pk < 0) {            /* no key declared: id INTEGER PRIMARY KEY AUTOINCREMENT */
-    if (jn_model_fieldname(L, m, "id") >= 0)
+    if (jn_model_fieldname(m, "id") >= 0)
       luaL_error(L, "db:define: %s: field 'id' is not a primary key, and no field is", name);
     memmove(&m->f[1], &m->f[0], (size_t)nf * sizeof(jn_Field));
     lua_createtable(L, 0, 1);
@@ -586,8 +584,8 @@ int jn_schema_define(lua_State *L) {
     m->pk = 0;
   }
   if (timestamps) {
-    m->created = timestamp_field(L, m, fieldsidx, declsidx, underscored ? "created_at" : "createdAt");
-    m->updated = timestamp_field(L, m, fieldsidx, declsidx, underscored ? "updated_at" : "updatedAt");
+    m->created = timestamp_field(L, m, declsidx, underscored ? "created_at" : "createdAt");
+    m->updated = timestamp_field(L, m, declsidx, underscored ? "updated_at" : "updatedAt");
   }
   lua_newtable(L);
   lua_pushvalue(L, -1);
@@ -681,7 +679,7 @@ static void column_def(lua_State *L, jn_Buf *b, jn_Model *m, int i, int declsidx
                  f->name, lua_tostring(L, -3));
     if (key == NULL) key = t->f[t->pk].name;
     if (t != NULL) {   /* SQLite would only fail later, on every write ("foreign key mismatch") */
-      int k = jn_model_fieldname(L, t, key);
+      int k = jn_model_fieldname(t, key);
       if (k < 0 || !(t->f[k].flags & (JN_F_PK | JN_F_UNIQUE)))
         luaL_error(L, "db:sync: %s.%s: references %s.%s, which is not the primary key or a unique field of %s",
                    m->name, f->name, t->table, key, t->name);

@@ -30,7 +30,6 @@ local Connection, Model, Instance = core.Connection, core.Model, core.Instance
 -- A failure raised inside a transaction to roll it back and come out as
 -- nil, message, code (see M.abort).
 local Abort = {}
-Abort.__index = Abort
 Abort.__tostring = function(e) return tostring(e.message) end
 
 -- Roll back the transaction of db:transaction and return nil, message, code.
