@@ -540,12 +540,6 @@ static int conn_tx(lua_State *L) {
   return 1;
 }
 
-static int conn_autocommit(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1);
-  lua_pushboolean(L, sqlite3_get_autocommit(c->db));
-  return 1;
-}
-
 /*** The model of that name, or nil.
 @function db:model
 */
@@ -579,7 +573,6 @@ static const luaL_Reg conn_methods[] = {
   {"changes", conn_changes},
   {"lastInsertId", conn_last_insert_id},
   {"_tx", conn_tx},
-  {"_autocommit", conn_autocommit},
   {"_models", conn_models},
   {NULL, NULL}
 };

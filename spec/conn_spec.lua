@@ -460,6 +460,26 @@ describe("db:transaction when SQLite rolls back or coroutines share the connecti
     assert(m.Post:create { text = "now" })     -- free again
   end)
 
+  it("lets a nested transaction's function yield too, on every runtime", function()
+    local before = posts()
+    local co = coroutine.create(function()
+      return db:transaction(function()
+        assert(m.Post:create { text = "outer" })
+        return db:transaction(function()
+          assert(m.Post:create { text = "inner" })
+          coroutine.yield("inner yielded")
+          return "done"
+        end)
+      end)
+    end)
+    assert.same({ true, "inner yielded" }, { coroutine.resume(co) })
+    local p, _, code = m.Post:create { text = "meanwhile" }
+    assert.is_nil(p)
+    assert.equal(5, code)
+    assert.same({ true, "done" }, { coroutine.resume(co) })
+    assert.equal(before + 2, posts())
+  end)
+
   it("lets a coroutine the transaction's function resumes use it", function()
     local before = posts()
     assert(db:transaction(function()

@@ -41,9 +41,10 @@ end
 
 local modes = { immediate = true, deferred = true, exclusive = true }
 
--- PUC Lua 5.1 cannot yield across pcall: there the function of an outer
--- transaction runs in a coroutine of its own, each of its yields passed out
--- to our caller and the answer back in.  (LuaJIT and 5.2+ yield across pcall.)
+-- PUC Lua 5.1 cannot yield across pcall: there a transaction's function runs
+-- in a coroutine of its own, each of its yields passed out to our caller and
+-- the answer back in.  (LuaJIT and 5.2+ yield across pcall.)  A nested one's
+-- coroutine is resumed by the outer one, so the connection lets it in.
 local yield_in_coroutine = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
 
 local function resume_all(co, ...)
@@ -74,7 +75,7 @@ function Connection:transaction(opts, fn)
   if not modes[mode] then
     error("db:transaction: bad option 'mode' (immediate, deferred or exclusive expected)", 2)
   end
-  local co = yield_in_coroutine and self:_autocommit() and coroutine.create(fn) or nil
+  local co = yield_in_coroutine and coroutine.create(fn) or nil
   local ok, msg, code = self:_tx("open", mode, co)
   if not ok then return nil, msg, code end
   local res
