@@ -77,6 +77,10 @@ typedef struct jn_Conn {
   char ts_text[24];         /* "YYYY-MM-DD HH:MM:SS" of that second */
   void *scratch;            /* malloc'd, grows; owned by the connection */
   size_t scratch_size;
+  int timeout_ms;           /* statement time limit (0: none) */
+  int timedout;             /* the progress handler interrupted the statement */
+  int stmt_running;         /* a statement has started and not finished */
+  long long stmt_t0;        /* monotonic ms when the running statement started */
 } jn_Conn;
 
 /* How an atomic operation protects its writes: not at all (one statement
@@ -222,10 +226,11 @@ JN_INTERNAL void *jn_scratch(lua_State *L, jn_Conn *c, size_t size);
 JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 
 /* jn_conn.c */
-JN_INTERNAL jn_Conn *jn_conn_check(lua_State *L, int idx);
+JN_INTERNAL jn_Conn *jn_conn_check(lua_State *L, int idx, const char *ctx);
 JN_INTERNAL void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log);
 JN_INTERNAL int jn_conn_txcheck(lua_State *L, jn_Conn *c);
-JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c);
+JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model,
+                                   const char *method);
 JN_INTERNAL int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
 JN_INTERNAL int jn_write_guard(lua_State *L, jn_Write *w);
 JN_INTERNAL void jn_conn_open(lua_State *L);

@@ -5,7 +5,9 @@
 ** multi-statement write all or nothing.
 */
 #include "jn.h"
+#include <limits.h>
 #include <stdlib.h>
+#include <time.h>
 
 static const char *const conn_sql[JN_CS_COUNT] = {
   "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE", "COMMIT", "ROLLBACK",
@@ -15,18 +17,33 @@ static const char *const conn_sql[JN_CS_COUNT] = {
 
 /* {====== Checking */
 
-static jn_Conn *to_conn(lua_State *L, int idx) {
-  return (jn_Conn *)luaL_checkudata(L, idx, JN_CONN_MT);
+/*
+** The connection at idx, open or closed (for close, __gc, __close and
+** __tostring); raises naming the metamethod or method otherwise.
+*/
+static jn_Conn *to_conn(lua_State *L, int idx, const char *ctx) {
+  jn_Conn *c = (jn_Conn *)luaL_testudata(L, idx, JN_CONN_MT);
+  if (c == NULL)
+    luaL_error(L, "%s: bad self (connection expected, got %s)", ctx, jn_typename(L, idx));
+  return c;
 }
 
-void jn_conn_checkopen(lua_State *L, jn_Conn *c) {
-  if (c->db == NULL) luaL_error(L, "attempt to use a closed connection");
+/*
+** Raise when c is closed, naming who asked: model and method ("Post",
+** "findAll"), or one context string ("db:exec", "Post:setGenres") with
+** method NULL.
+*/
+void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model, const char *method) {
+  if (c->db != NULL) return;
+  if (method != NULL)
+    luaL_error(L, "%s:%s: attempt to use a closed connection", model, method);
+  luaL_error(L, "%s: attempt to use a closed connection", model);
 }
 
 /* The open connection at idx; raises when it is not one or is closed. */
-jn_Conn *jn_conn_check(lua_State *L, int idx) {
-  jn_Conn *c = to_conn(L, idx);
-  jn_conn_checkopen(L, c);
+jn_Conn *jn_conn_check(lua_State *L, int idx, const char *ctx) {
+  jn_Conn *c = to_conn(L, idx, ctx);
+  jn_conn_checkopen(L, c, ctx, NULL);
   return c;
 }
 
@@ -168,16 +185,170 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
 
 /* }====== */
 
+/* {====== Statement time limit */
+
+/* VM instructions between two looks at the clock: a clock_gettime costs
+** about as much as a few dozen instructions, so this keeps the cost of a
+** time limit well under 1% while a runaway statement stops within a few
+** microseconds of its deadline. */
+#define JN_PROGRESS_OPS 1000
+
+/* Milliseconds of a clock that never goes back. */
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+** SQLite's trace hook (pure C, no Lua): a statement starts its first step
+** (SQLITE_TRACE_STMT; a trigger it fires reports a "-- TRIGGER" comment
+** instead of the statement's own text, and does not restart the clock), or
+** it has finished (SQLITE_TRACE_PROFILE: done, failed or reset).
+*/
+static int on_trace(unsigned type, void *ud, void *p, void *x) {
+  jn_Conn *c = (jn_Conn *)ud;
+  if (type == SQLITE_TRACE_STMT) {
+    if ((const char *)x == sqlite3_sql((sqlite3_stmt *)p)) {
+      c->stmt_t0 = now_ms();
+      c->stmt_running = 1;
+      c->timedout = 0;
+    }
+  } else if (type == SQLITE_TRACE_PROFILE) {
+    c->stmt_running = 0;
+  }
+  return 0;
+}
+
+/*
+** SQLite's progress handler (pure C, no Lua): interrupt the running
+** statement once it has run for timeout_ms.  Junction's own BEGIN, COMMIT
+** and ROLLBACK are never interrupted, nor is SQLite's reading of the schema
+** (no statement of the user's is running then).
+*/
+static int on_progress(void *ud) {
+  jn_Conn *c = (jn_Conn *)ud;
+  if (!c->stmt_running || c->own || c->timeout_ms <= 0) return 0;
+  if (now_ms() - c->stmt_t0 < c->timeout_ms) return 0;
+  c->timedout = 1;
+  return 1;
+}
+
+/* Install (ms > 0) or remove (ms == 0) the time limit of c's statements. */
+static void set_timeout(jn_Conn *c, int ms) {
+  c->timeout_ms = ms;
+  c->stmt_running = 0;
+  c->timedout = 0;
+  if (ms > 0) {
+    sqlite3_trace_v2(c->db, SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, on_trace, c);
+    sqlite3_progress_handler(c->db, JN_PROGRESS_OPS, on_progress, c);
+  } else {
+    sqlite3_trace_v2(c->db, 0, NULL, NULL);
+    sqlite3_progress_handler(c->db, 0, NULL, NULL);
+  }
+}
+
+/* }====== */
+
 /* {====== Opening and closing */
 
 static const char *const open_opts[] = {
-  "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "temp_store", "log", NULL
+  "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "temp_store", "log",
+  "timeout", NULL
 };
-static const char *const journal_modes[] = {
-  "delete", "truncate", "persist", "memory", "wal", "off", NULL
-};
+/* "memory" and "off" are refused: with them a crash in the middle of a
+** write leaves the file corrupt, and with "off" ROLLBACK itself (which
+** every failed atomic write relies on) is undefined. */
+static const char *const journal_modes[] = { "delete", "truncate", "persist", "wal", NULL };
 static const char *const sync_modes[] = { "off", "normal", "full", "extra", NULL };
 static const char *const temp_stores[] = { "default", "file", "memory", NULL };
+
+/* The options of junction.open, all read and checked before anything is
+** opened.  A choice is an index into its list, or -1 when not given. */
+typedef struct OpenOpts {
+  int busy_timeout;         /* ms */
+  int timeout;              /* statement time limit, ms (0: none) */
+  int foreign_keys;
+  int journal_mode, synchronous, temp_store;
+  int log;                  /* a log function was given */
+} OpenOpts;
+
+/* Push opts[name] without metamethods. [-0, +1, -] */
+static int rawfield(lua_State *L, int idx, const char *name) {
+  lua_pushstring(L, name);
+  lua_rawget(L, idx);
+  return lua_type(L, -1);
+}
+
+/*
+** opts[name] as a whole number of milliseconds from 0 to INT_MAX (dflt
+** when absent); raises for anything else, saying what was given.
+** [-0, +0, v]
+*/
+static int opt_ms(lua_State *L, int idx, const char *name, int dflt) {
+  lua_Number v;
+  int t = rawfield(L, idx, name);
+  if (t == LUA_TNIL) { lua_pop(L, 1); return dflt; }
+  if (t != LUA_TNUMBER)
+    luaL_error(L, "junction.open: bad option '%s' (number of milliseconds expected, got %s)",
+               name, luaL_typename(L, -1));
+  v = lua_tonumber(L, -1);
+  if (!(v >= 0 && v <= (lua_Number)INT_MAX && v == (lua_Number)(int)v))
+    luaL_error(L, "junction.open: bad option '%s' (a whole number of milliseconds from 0 to "
+               "%d expected, got %s)", name, INT_MAX, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+/* opts[name] as one of allowed (its index), or -1 when absent. [-0, +0, v] */
+static int opt_choice(lua_State *L, int idx, const char *name, const char *const *allowed) {
+  const char *v;
+  int i, t = rawfield(L, idx, name);
+  if (t == LUA_TNIL) { lua_pop(L, 1); return -1; }
+  if (t != LUA_TSTRING)
+    luaL_error(L, "junction.open: bad option '%s' (string expected, got %s)", name,
+               luaL_typename(L, -1));
+  v = lua_tostring(L, -1);
+  for (i = 0; allowed[i] != NULL; i++)
+    if (sqlite3_stricmp(v, allowed[i]) == 0) { lua_pop(L, 1); return i; }
+  if (allowed == journal_modes && (sqlite3_stricmp(v, "off") == 0 || sqlite3_stricmp(v, "memory") == 0))
+    luaL_error(L, "junction.open: bad option 'journal_mode' ('%s' is refused: a crash in the "
+               "middle of a write would corrupt the database; use 'delete', 'truncate', "
+               "'persist' or 'wal')", v);
+  return luaL_error(L, "junction.open: bad option '%s' (unknown value '%s')", name, v);
+}
+
+/*
+** Read and check every option of the table at idx (nil: none) into o, with
+** rawget, so that nothing the table does runs later.  Raises on misuse.
+*/
+static void read_opts(lua_State *L, int idx, OpenOpts *o) {
+  int t;
+  o->busy_timeout = 5000;
+  o->timeout = 0;
+  o->foreign_keys = 1;
+  o->journal_mode = o->synchronous = o->temp_store = -1;
+  o->log = 0;
+  if (lua_isnoneornil(L, idx)) return;
+  jn_query_checkopts(L, idx, open_opts, "junction.open");
+  t = rawfield(L, idx, "log");
+  if (t != LUA_TNIL && t != LUA_TFUNCTION)
+    luaL_error(L, "junction.open: bad option 'log' (function expected, got %s)",
+               luaL_typename(L, -1));
+  o->log = t == LUA_TFUNCTION;
+  lua_pop(L, 1);
+  t = rawfield(L, idx, "foreign_keys");
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+    luaL_error(L, "junction.open: bad option 'foreign_keys' (boolean expected, got %s)",
+               luaL_typename(L, -1));
+  if (t == LUA_TBOOLEAN) o->foreign_keys = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  o->busy_timeout = opt_ms(L, idx, "busy_timeout", 5000);
+  o->timeout = opt_ms(L, idx, "timeout", 0);
+  o->journal_mode = opt_choice(L, idx, "journal_mode", journal_modes);
+  o->synchronous = opt_choice(L, idx, "synchronous", sync_modes);
+  o->temp_store = opt_choice(L, idx, "temp_store", temp_stores);
+}
 
 /*
 ** Run "PRAGMA name=value" for a value out of a fixed list (so nothing is
@@ -185,23 +356,46 @@ static const char *const temp_stores[] = { "default", "file", "memory", NULL };
 ** answers SQLITE_BUSY at once, without the busy handler, so it is retried
 ** here for up to timeout_ms.
 */
-static int set_pragma(lua_State *L, jn_Conn *c, const char *name, int optsidx,
-                      const char *const *allowed, int timeout_ms) {
+static int set_pragma(jn_Conn *c, const char *name, const char *value, int timeout_ms) {
   char sql[64];
-  int i, rc, waited = 0;
-  const char *v;
-  lua_getfield(L, optsidx, name);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); return SQLITE_OK; }
-  v = lua_tostring(L, -1);
-  for (i = 0; v != NULL && allowed[i] != NULL; i++)
-    if (sqlite3_stricmp(v, allowed[i]) == 0) break;
-  if (v == NULL || allowed[i] == NULL)
-    return luaL_error(L, "junction.open: bad option '%s' (unknown value '%s')", name,
-                      v ? v : luaL_typename(L, -1));
-  lua_pop(L, 1);
-  sqlite3_snprintf((int)sizeof sql, sql, "PRAGMA %s=%s", name, allowed[i]);
+  int rc, waited = 0;
+  sqlite3_snprintf((int)sizeof sql, sql, "PRAGMA %s=%s", name, value);
   while ((rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL)) == SQLITE_BUSY && waited < timeout_ms)
     waited += sqlite3_sleep(10);
+  return rc;
+}
+
+/*
+** Set up a newly opened c->db as o says: extended codes, no double-quoted
+** string literals, the busy timeout, the pragmas, the time limit.
+*/
+static int setup_db(jn_Conn *c, const OpenOpts *o) {
+  int rc;
+  sqlite3_extended_result_codes(c->db, 1);
+  /* A double-quoted name that is no column must be an error, never the
+  ** string of that name: a column missing from a table would otherwise
+  ** read as its own name, and match it in a where. */
+  rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
+  if (rc != SQLITE_OK) {
+    c->why = "junction needs SQLite 3.29.0 or later (to turn double-quoted string literals off)";
+    return rc;
+  }
+  rc = sqlite3_busy_timeout(c->db, o->busy_timeout);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(c->db, o->foreign_keys ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
+                      NULL, NULL, NULL);
+  if (rc == SQLITE_OK && o->journal_mode >= 0)
+    rc = set_pragma(c, "journal_mode", journal_modes[o->journal_mode], o->busy_timeout);
+  if (rc == SQLITE_OK && o->synchronous >= 0)
+    rc = set_pragma(c, "synchronous", sync_modes[o->synchronous], o->busy_timeout);
+  /* temp_store=MEMORY unless told otherwise: every atomic association write
+  ** opens a savepoint, and SQLite spills its sub-journal to a temporary file
+  ** past 64 KiB, which costs a write system call per page in long transactions. */
+  if (rc == SQLITE_OK)
+    rc = set_pragma(c, "temp_store", o->temp_store >= 0 ? temp_stores[o->temp_store] : "memory",
+                    o->busy_timeout);
+  if (rc == SQLITE_OK) set_timeout(c, o->timeout);
   return rc;
 }
 
@@ -230,26 +424,20 @@ void jn_query_checkopts(lua_State *L, int idx, const char *const *allowed, const
 /*** Open a database.
 @function junction.open
 @tparam string path a file name, or ":memory:"
-@tparam[opt] table opts busy_timeout, foreign_keys, journal_mode, synchronous, log
+@tparam[opt] table opts busy_timeout, foreign_keys, journal_mode, synchronous, temp_store,
+timeout, log
 @treturn Connection|fail
 */
 static int conn_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int hasopts = !lua_isnoneornil(L, 2), rc, timeout = 5000;
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  int rc;
   jn_Conn *c;
-  jn_query_checkopts(L, 2, open_opts, "junction.open");
+  OpenOpts o;
+  if (strlen(path) != len)
+    luaL_error(L, "junction.open: bad argument #1 (path contains a NUL byte)");
+  read_opts(L, 2, &o);      /* every check before anything is created */
   lua_settop(L, 2);
-  if (hasopts) {
-    lua_getfield(L, 2, "log");
-    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-      luaL_error(L, "junction.open: bad option 'log' (function expected, got %s)",
-                 luaL_typename(L, -1));
-    lua_getfield(L, 2, "busy_timeout");
-    if (!lua_isnil(L, -1) && !lua_isnumber(L, -1))
-      luaL_error(L, "junction.open: bad option 'busy_timeout' (number expected, got %s)",
-                 luaL_typename(L, -1));
-    lua_pop(L, 2);
-  }
   /* The userdata exists, closed, before the database is opened (liolib). */
   c = (jn_Conn *)lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
@@ -265,56 +453,44 @@ static int conn_open(lua_State *L) {
   c->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   c->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (o.log) {
+    rawfield(L, 2, "log");
+    c->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
 
   /* NOMUTEX: a connection belongs to one Lua state, and a Lua state is never
   ** used by two threads at once, so SQLite's per-call mutex buys nothing. */
   rc = sqlite3_open_v2(path, &c->db,
                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-  if (rc == SQLITE_OK) {
-    sqlite3_extended_result_codes(c->db, 1);
-    rc = sqlite3_busy_timeout(c->db, 5000);
-  }
-  if (rc == SQLITE_OK && hasopts) {
-    lua_getfield(L, 2, "busy_timeout");
-    if (!lua_isnil(L, -1)) {
-      timeout = (int)lua_tonumber(L, -1);
-      rc = sqlite3_busy_timeout(c->db, timeout);
-    }
-    lua_pop(L, 1);
-  }
-  if (rc == SQLITE_OK) {
-    int fk = 1;
-    if (hasopts) {
-      lua_getfield(L, 2, "foreign_keys");
-      if (!lua_isnil(L, -1)) fk = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-    }
-    rc = sqlite3_exec(c->db, fk ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
-                      NULL, NULL, NULL);
-  }
-  if (rc == SQLITE_OK && hasopts) rc = set_pragma(L, c, "journal_mode", 2, journal_modes, timeout);
-  if (rc == SQLITE_OK && hasopts) rc = set_pragma(L, c, "synchronous", 2, sync_modes, timeout);
-  /* temp_store=MEMORY unless told otherwise: every atomic association write
-  ** opens a savepoint, and SQLite spills its sub-journal to a temporary file
-  ** past 64 KiB, which costs a write system call per page in long transactions. */
-  if (rc == SQLITE_OK && hasopts) {
-    lua_getfield(L, 2, "temp_store");
-    if (!lua_isnil(L, -1)) { lua_pop(L, 1); rc = set_pragma(L, c, "temp_store", 2, temp_stores, timeout); }
-    else { lua_pop(L, 1); rc = sqlite3_exec(c->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL); }
-  } else if (rc == SQLITE_OK) {
-    rc = sqlite3_exec(c->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
-  }
+  if (rc == SQLITE_OK) rc = setup_db(c, &o);
   if (rc != SQLITE_OK) {
     int n = jn_pushfail(L, c, rc);
     sqlite3_close_v2(c->db);
     c->db = NULL;
     return n;
   }
-  if (hasopts) {
-    lua_getfield(L, 2, "log");
-    if (lua_isfunction(L, -1)) c->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    else lua_pop(L, 1);
-  }
+  return 1;
+}
+
+/*** Set the time limit of each statement from now on; returns the limit
+it replaces.  0 removes it.
+@function db:setTimeout
+@tparam integer ms
+@treturn integer
+*/
+static int conn_set_timeout(lua_State *L) {
+  jn_Conn *c = jn_conn_check(L, 1, "db:setTimeout");
+  lua_Number v;
+  int old = c->timeout_ms;
+  if (lua_type(L, 2) != LUA_TNUMBER)
+    return luaL_error(L, "db:setTimeout: bad argument #1 (number of milliseconds expected, got %s)",
+                      luaL_typename(L, 2));
+  v = lua_tonumber(L, 2);
+  if (!(v >= 0 && v <= (lua_Number)INT_MAX && v == (lua_Number)(int)v))
+    return luaL_error(L, "db:setTimeout: bad argument #1 (a whole number of milliseconds from 0 "
+                      "to %d expected, got %s)", INT_MAX, lua_tostring(L, 2));
+  set_timeout(c, (int)v);
+  lua_pushinteger(L, old);
   return 1;
 }
 
@@ -345,15 +521,25 @@ static int close_conn(lua_State *L, jn_Conn *c) {
   return rc;
 }
 
+/*
+** Raise when a junction call is running on c: a log or defaultValue
+** function (or code they call) may not close the connection under the
+** call, which still holds its statements.  It can close it after.
+*/
+static void check_idle(lua_State *L, jn_Conn *c, const char *ctx) {
+  if (c->incall)
+    luaL_error(L, "%s: the connection is in use (called from a log or defaultValue "
+               "function while a call runs); close it after that call returns", ctx);
+}
+
 /*** Close the connection; a second call does nothing.
 @function db:close
 @treturn true|fail
 */
 static int conn_close(lua_State *L) {
-  jn_Conn *c = to_conn(L, 1);
+  jn_Conn *c = to_conn(L, 1, "db:close");
   int rc;
-  if (c->incall)
-    return luaL_error(L, "db:close: the connection is in use (called from a log or defaultValue function)");
+  check_idle(L, c, "db:close");
   rc = close_conn(L, c);
   if (rc != SQLITE_OK) {
     lua_pushnil(L);
@@ -365,13 +551,29 @@ static int conn_close(lua_State *L) {
   return 1;
 }
 
+/*
+** __gc.  The collector only finalizes a connection no call is using; a
+** program that calls __gc by hand while a call runs gets nothing done (the
+** connection closes when collected, or by db:close after the call).
+*/
 static int conn_gc(lua_State *L) {
-  close_conn(L, to_conn(L, 1));
+  jn_Conn *c = to_conn(L, 1, "junction.Connection:__gc");
+  if (!c->incall) close_conn(L, c);
   return 0;
 }
 
+#if LUA_VERSION_NUM >= 504
+/* __close (a <close> variable): as db:close, raising if a call is running. */
+static int conn_toclose(lua_State *L) {
+  jn_Conn *c = to_conn(L, 1, "junction.Connection:__close");
+  check_idle(L, c, "junction.Connection:__close");
+  close_conn(L, c);
+  return 0;
+}
+#endif
+
 static int conn_tostring(lua_State *L) {
-  jn_Conn *c = to_conn(L, 1);
+  jn_Conn *c = to_conn(L, 1, "junction.Connection:__tostring");
   lua_getuservalue(L, 1);
   lua_getfield(L, -1, "path");
   lua_pushfstring(L, "junction.Connection: %s (%s, %d model%s)", lua_tostring(L, -1),
@@ -388,7 +590,7 @@ static int conn_tostring(lua_State *L) {
 @treturn true|fail
 */
 static int conn_exec(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1);
+  jn_Conn *c = jn_conn_check(L, 1, "db:exec");
   const char *sql = luaL_checkstring(L, 2);
   char *err = NULL;
   int rc = jn_conn_txcheck(L, c);
@@ -402,8 +604,12 @@ static int conn_exec(lua_State *L) {
   }
   rc = sqlite3_exec(c->db, sql, NULL, NULL, &err);
   if (rc != SQLITE_OK) {
+    if (err == NULL || (rc & 0xff) == SQLITE_INTERRUPT) {
+      sqlite3_free(err);
+      return jn_pushfail(L, c, rc);
+    }
     lua_pushnil(L);
-    lua_pushstring(L, err ? err : sqlite3_errstr(rc));
+    lua_pushstring(L, err);
     lua_pushinteger(L, sqlite3_extended_errcode(c->db));
     sqlite3_free(err);
     return 3;
@@ -419,7 +625,7 @@ static int conn_exec(lua_State *L) {
 @treturn {table,...}|fail the rows, as tables column name -> value
 */
 static int conn_query(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1);
+  jn_Conn *c = jn_conn_check(L, 1, "db:query");
   size_t len;
   const char *sql;
   int top = lua_gettop(L), rc, i, ncol, nrow = 0;
@@ -460,13 +666,13 @@ static int conn_query(lua_State *L) {
 }
 
 static int conn_changes(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1);
+  jn_Conn *c = jn_conn_check(L, 1, "db:changes");
   lua_pushinteger(L, sqlite3_changes(c->db));
   return 1;
 }
 
 static int conn_last_insert_id(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1);
+  jn_Conn *c = jn_conn_check(L, 1, "db:lastInsertId");
   jn_push_i64(L, sqlite3_last_insert_rowid(c->db));
   return 1;
 }
@@ -482,7 +688,7 @@ static int conn_last_insert_id(lua_State *L) {
 static int conn_tx(lua_State *L) {
   static const char *const ops[] = { "open", "close", NULL };
   static const char *const modes[] = { "immediate", "deferred", "exclusive", NULL };
-  jn_Conn *c = jn_conn_check(L, 1);
+  jn_Conn *c = jn_conn_check(L, 1, "db:transaction");
   int op = luaL_checkoption(L, 2, NULL, ops), rc;
   if (op == 0) {
     int mode = luaL_checkoption(L, 3, "immediate", modes);
@@ -544,7 +750,7 @@ static int conn_tx(lua_State *L) {
 @function db:model
 */
 static int conn_model(lua_State *L) {
-  jn_conn_check(L, 1);
+  jn_conn_check(L, 1, "db:model");
   luaL_checkstring(L, 2);
   lua_getuservalue(L, 1);
   lua_getfield(L, -1, "models");
@@ -555,9 +761,24 @@ static int conn_model(lua_State *L) {
 
 /* db:_models(): the table name -> model (for the Lua side). */
 static int conn_models(lua_State *L) {
-  jn_conn_check(L, 1);
+  jn_conn_check(L, 1, "db:associate");
   lua_getuservalue(L, 1);
   lua_getfield(L, -1, "models");
+  return 1;
+}
+
+/*
+** junction._isopen(model or connection): whether its connection is open,
+** for the association methods written in Lua to name themselves in the
+** closed-connection error.
+*/
+static int conn_isopen(lua_State *L) {
+  jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
+  jn_Conn *c = m != NULL ? m->conn : (jn_Conn *)luaL_testudata(L, 1, JN_CONN_MT);
+  if (c == NULL)
+    return luaL_error(L, "junction._isopen: bad argument #1 (model or connection expected, got %s)",
+                      jn_typename(L, 1));
+  lua_pushboolean(L, c->db != NULL);
   return 1;
 }
 
@@ -570,6 +791,7 @@ static const luaL_Reg conn_methods[] = {
   {"exec", conn_exec},
   {"query", conn_query},
   {"close", conn_close},
+  {"setTimeout", conn_set_timeout},
   {"changes", conn_changes},
   {"lastInsertId", conn_last_insert_id},
   {"_tx", conn_tx},
@@ -580,7 +802,7 @@ static const luaL_Reg conn_methods[] = {
 static const luaL_Reg conn_meta[] = {
   {"__gc", conn_gc},
 #if LUA_VERSION_NUM >= 504
-  {"__close", conn_gc},
+  {"__close", conn_toclose},
 #endif
   {"__tostring", conn_tostring},
   {NULL, NULL}
@@ -601,4 +823,6 @@ void jn_conn_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, conn_open);
   lua_setfield(L, -2, "open");
+  lua_pushcfunction(L, conn_isopen);
+  lua_setfield(L, -2, "_isopen");
 }

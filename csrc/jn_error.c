@@ -18,6 +18,11 @@ int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
   if (c->why != NULL) {   /* junction refused the statement itself */
     lua_pushstring(L, c->why);
     c->why = NULL;
+  } else if ((rc & 0xff) == SQLITE_INTERRUPT && c->timedout) {   /* the time limit */
+    c->timedout = 0;
+    code = SQLITE_INTERRUPT;
+    lua_pushfstring(L, "interrupted: the statement ran longer than the connection's "
+                    "timeout of %d ms", c->timeout_ms);
   } else if (c->db != NULL) {
     int ext = sqlite3_extended_errcode(c->db);
     /* sqlite3_errmsg answers "not an error" when the failing statement has

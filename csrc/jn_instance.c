@@ -261,7 +261,7 @@ static jn_Inst *check_inst(lua_State *L, const char *method) {
   if (inst == NULL)
     luaL_error(L, "Instance:%s: bad self (instance expected, got %s; call it with ':')", method,
                luaL_typename(L, 1));
-  jn_conn_checkopen(L, inst->model->conn);
+  jn_conn_checkopen(L, inst->model->conn, inst->model->name, method);
   return inst;
 }
 

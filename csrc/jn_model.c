@@ -24,7 +24,7 @@ static jn_Model *check_self(lua_State *L, const char *method) {
   if (m == NULL)
     luaL_error(L, "Model:%s: bad self (model expected, got %s; call it with ':')", method,
                luaL_typename(L, 1));
-  jn_conn_checkopen(L, m->conn);
+  jn_conn_checkopen(L, m->conn, m->name, method);
   return m;
 }
 

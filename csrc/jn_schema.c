@@ -64,7 +64,7 @@ static jn_Model *check_model(lua_State *L, int idx) {
 /* The model at idx, whose connection must be open. */
 jn_Model *jn_model_checkopen(lua_State *L, int idx) {
   jn_Model *m = check_model(L, idx);
-  jn_conn_checkopen(L, m->conn);
+  jn_conn_checkopen(L, m->conn, m->name, NULL);
   return m;
 }
 
@@ -483,7 +483,7 @@ static int timestamp_field(lua_State *L, jn_Model *m, int declsidx, const char *
 @treturn Model
 */
 int jn_schema_define(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1);
+  jn_Conn *c = jn_conn_check(L, 1, "db:define");
   const char *name = luaL_checkstring(L, 2);
   int nf, i, timestamps, underscored, fieldsidx, orderidx, uvidx, declsidx, defidx;
   size_t size;
@@ -847,7 +847,7 @@ static int waits_for(lua_State *L, int idx, int pendingidx, int orderidx) {
 */
 int jn_schema_sync(lua_State *L) {
   static const char *const sync_opts[] = { "force", NULL };
-  jn_Conn *c = jn_conn_check(L, 1);
+  jn_Conn *c = jn_conn_check(L, 1, "db:sync");
   int force = 0, n, i, done, rc = SQLITE_OK, orderidx, pendingidx, seqidx;
   jn_query_checkopts(L, 2, sync_opts, "db:sync");
   if (lua_istable(L, 2)) {

@@ -584,3 +584,369 @@ describe("db:model", function()
     db:close()
   end)
 end)
+
+describe("junction.open checks its options first", function()
+  local function exists(path)
+    local f = io.open(path, "rb")
+    if f then f:close() return true end
+    return false
+  end
+
+  it("raises for a bad option value and creates no file", function()
+    local bad = {
+      { journal_mode = "bogus" },
+      { foreign_keys = true, journal_mode = "bogus" },
+      { synchronous = "sometimes" },
+      { temp_store = "disk" },
+      { busy_timeout = 2 ^ 31 },
+      { timeout = -1 },
+      { foreign_keys = "yes" },
+      { log = 42 },
+    }
+    for i, opts in ipairs(bad) do
+      local path = H.tmpname()
+      local ok = pcall(junction.open, path, opts)
+      assert.is_false(ok, "options #" .. i .. " were accepted")
+      assert.is_false(exists(path), "options #" .. i .. " created " .. path)
+      H.rmdb(path)
+    end
+  end)
+
+  it("reads the options table without its metamethods", function()
+    local called = false
+    local opts = setmetatable({}, { __index = function(_, k)
+      called = true
+      if k == "journal_mode" then return "off" end
+      error("__index ran for " .. tostring(k))
+    end })
+    local db = assert(junction.open(":memory:", opts))
+    assert.is_false(called)
+    assert.equal(5000, pragma(db, "busy_timeout"))
+    assert.is_true(db:close())
+  end)
+
+  it("refuses a path with a NUL byte instead of opening a shorter one", function()
+    local path = H.tmpname()
+    H.mentions(H.raises(junction.open, path .. "\0.bak"), "junction.open", "NUL")
+    assert.is_false(exists(path))
+  end)
+end)
+
+describe("junction.open's option ranges", function()
+  it("refuses a busy_timeout or timeout that is not a whole number of ms in the C int range", function()
+    for _, name in ipairs { "busy_timeout", "timeout" } do
+      for _, v in ipairs { 2 ^ 31, 1e100, math.huge, -1, 1.5, 0 / 0, "100" } do
+        local msg = H.raises(junction.open, ":memory:", { [name] = v })
+        H.mentions(msg, "junction.open", "'" .. name .. "'")
+      end
+    end
+    H.mentions(H.raises(junction.open, ":memory:", { busy_timeout = 2 ^ 31 }), "2147483647")
+  end)
+
+  it("accepts busy_timeout up to the largest C int, and 0 for no wait", function()
+    local db = H.open { busy_timeout = 2147483647 }
+    assert.equal(2147483647, pragma(db, "busy_timeout"))
+    db:close()
+    db = H.open { busy_timeout = 0 }
+    assert.equal(0, pragma(db, "busy_timeout"))
+    db:close()
+  end)
+
+  it("refuses journal_mode off and memory, which a crash would turn into a corrupt file", function()
+    for _, mode in ipairs { "off", "memory", "OFF" } do
+      local msg = H.raises(junction.open, ":memory:", { journal_mode = mode })
+      H.mentions(msg, "junction.open", "journal_mode", "corrupt", "wal")
+    end
+    for _, mode in ipairs { "delete", "truncate", "persist", "wal" } do
+      local path = H.tmpname()
+      local db = assert(junction.open(path, { journal_mode = mode }))
+      assert.equal(mode, pragma(db, "journal_mode"))
+      db:close()
+      H.rmdb(path)
+    end
+  end)
+
+  it("wants strings for the pragma options and a boolean for foreign_keys", function()
+    H.mentions(H.raises(junction.open, ":memory:", { synchronous = 1 }), "synchronous", "string expected")
+    H.mentions(H.raises(junction.open, ":memory:", { journal_mode = true }), "journal_mode", "string expected")
+    H.mentions(H.raises(junction.open, ":memory:", { foreign_keys = 0 }), "foreign_keys", "boolean expected")
+    local db = H.open { synchronous = "FULL" }
+    assert.equal(2, pragma(db, "synchronous"))
+    db:close()
+  end)
+end)
+
+describe("a column the table lacks", function()
+  it("is an error naming it, never a string of its own name", function()
+    local db = H.open()
+    assert(db:exec("CREATE TABLE note(id INTEGER PRIMARY KEY, body TEXT)"))
+    assert(db:exec("INSERT INTO note(body) VALUES ('a'), ('b')"))
+    local Note = db:define("Note", { tableName = "note", timestamps = false, fields = {
+      id = { type = H.T.INTEGER, primaryKey = true, autoIncrement = true },
+      body = { type = H.T.TEXT },
+      title = { type = H.T.TEXT },          -- added to the model, not to the table
+    } })
+    local rows, msg, code = Note:findAll()
+    assert.is_nil(rows)
+    assert.matches("title", msg)
+    assert.equal(1, code)
+    rows, msg = Note:findAll { where = { title = "title" } }
+    assert.is_nil(rows)
+    assert.matches("title", msg)
+    rows, msg = db:query('SELECT "nope" AS x FROM note')
+    assert.is_nil(rows)
+    assert.matches("nope", msg)
+    db:close()
+  end)
+
+  it("in DDL too: a double-quoted word in a CHECK is a name, not a string", function()
+    local db = H.open()
+    local ok, msg = db:exec('CREATE TABLE t(a TEXT, b TEXT CHECK (b <> "zzz"))')
+    if ok then   -- SQLite accepts the DDL and refuses the write
+      ok, msg = db:exec("INSERT INTO t VALUES ('x', 'y')")
+    end
+    assert.is_nil(ok)
+    assert.matches("zzz", msg)
+    db:close()
+  end)
+end)
+
+describe("junction.open's timeout", function()
+  local runaway = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) AS n FROM c"
+
+  it("interrupts a runaway statement with nil, message, 9", function()
+    local db = H.open { timeout = 50 }
+    local t0 = os.time()
+    local rows, msg, code = db:query(runaway)
+    assert.is_nil(rows)
+    assert.equal(9, code)
+    H.mentions(msg, "interrupted", "50 ms")
+    assert.is_true(os.time() - t0 < 5)
+    -- the connection is fine afterwards, and short statements run
+    assert.equal(3, db:query("SELECT 1 + 2 AS s")[1].s)
+    local ok, emsg, ecode = db:exec("CREATE TABLE t AS " .. runaway)
+    assert.is_nil(ok)
+    assert.equal(9, ecode, emsg)
+    db:close()
+  end)
+
+  it("interrupts a model read too", function()
+    local db = H.open { timeout = 50 }
+    local m = H.blog(db)
+    assert(db:exec("CREATE TRIGGER slow BEFORE INSERT ON post BEGIN SELECT count(*) FROM (" ..
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c); END"))
+    local p, msg, code = m.Post:create { text = "never" }
+    assert.is_nil(p)
+    assert.equal(9, code, msg)
+    assert.equal(0, m.Post:count())
+    db:close()
+  end)
+
+  it("inside db:transaction, an interrupted read fails only itself", function()
+    local db = H.open { timeout = 50 }
+    assert(db:exec("CREATE TABLE t(v INTEGER)"))
+    local r = db:transaction(function()
+      assert(db:query("INSERT INTO t VALUES (1)"))
+      local rows, _, code = db:query(runaway)
+      assert.is_nil(rows)
+      assert.equal(9, code)
+      assert(db:query("INSERT INTO t VALUES (2)"))
+      return "kept"
+    end)
+    assert.equal("kept", r)
+    assert.equal(2, db:query("SELECT count(*) AS n FROM t")[1].n)
+    db:close()
+  end)
+
+  it("inside db:transaction, an interrupted write rolls the transaction back and it fails", function()
+    local db = H.open { timeout = 50 }
+    assert(db:exec("CREATE TABLE t(v INTEGER)"))
+    local ok, msg, code = db:transaction(function()
+      assert(db:query("INSERT INTO t VALUES (1)"))
+      local rows, _, wcode = db:query("INSERT INTO t SELECT x FROM " ..
+        "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)")
+      assert.is_nil(rows)
+      assert.equal(9, wcode)
+      local again, _, acode = db:query("INSERT INTO t VALUES (2)")   -- must not autocommit
+      assert.is_nil(again)
+      assert.equal(4, acode)
+      return "done"
+    end)
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.equal(4, code)
+    assert.equal(0, db:query("SELECT count(*) AS n FROM t")[1].n)
+    assert.is_true(db:transaction(function() assert(db:query("INSERT INTO t VALUES (3)")) end))
+    db:close()
+  end)
+
+  it("counts from each statement's start, not from the connection's idle time", function()
+    local path = H.tmpname()
+    local db = assert(junction.open(path, { timeout = 20 }))
+    local ddl = {}
+    for i = 1, 400 do ddl[i] = "CREATE TABLE a" .. i .. "(x, y, z);" end   -- a long schema to read
+    assert(db:exec(table.concat(ddl)))
+    H.sleep(0.1)
+    local other = assert(junction.open(path))
+    assert(other:exec("CREATE TABLE b(y)"))     -- db reads the schema again on its next statement
+    other:close()
+    H.sleep(0.1)
+    assert.same({}, assert(db:query("SELECT * FROM b")))
+    assert.same({}, assert(db:query("SELECT * FROM a400")))
+    db:close()
+    H.rmdb(path)
+  end)
+
+  it("db:setTimeout changes it and returns the one it replaces; 0 removes it", function()
+    local db = H.open()
+    assert.equal(0, db:setTimeout(30))
+    local rows, _, code = db:query(runaway)
+    assert.is_nil(rows)
+    assert.equal(9, code)
+    assert.equal(30, db:set_timeout(0))
+    assert.equal(0, db:setTimeout(40))
+    H.mentions(H.raises(db.setTimeout, db, -1), "db:setTimeout")
+    H.mentions(H.raises(db.setTimeout, db, 2 ^ 31), "db:setTimeout")
+    H.mentions(H.raises(db.setTimeout, db), "db:setTimeout")
+    db:close()
+    H.mentions(H.raises(db.setTimeout, db, 10), "db:setTimeout", "closed connection")
+  end)
+end)
+
+describe("closing the connection while a call runs", function()
+  local db, m
+  before_each(function()
+    db = nil
+  end)
+  after_each(function() if db then db:close() end end)
+
+  local function with_log(fn)
+    local armed = false
+    db = H.open { log = function() if armed then armed = false; fn() end end }
+    m = H.blog(db)
+    H.genres(m.Genre, { "a", "b", "c" })
+    return function() armed = true end
+  end
+
+  it("db:close from the log function raises misuse and the connection stays open", function()
+    local arm = with_log(function() db:close() end)
+    arm()
+    H.mentions(H.raises(m.Post.findAll, m.Post), "db:close", "in use")
+    assert.equal(3, m.Genre:count())
+    arm()
+    H.mentions(H.raises(m.Post.create, m.Post, { text = "p" }), "db:close", "in use")
+    assert.equal(0, m.Post:count())
+    local post = assert(m.Post:create { text = "p" })
+    arm()
+    H.raises(post.setGenres, post, { 1, 2 })
+    assert.equal(0, #assert(post:getGenres()))
+    assert(post:setGenres { 1, 2 })
+    assert.equal(2, #assert(post:getGenres()))
+  end)
+
+  it("a close the log function catches leaves the call to finish", function()
+    local caught
+    local arm = with_log(function() caught = { pcall(db.close, db) } end)
+    arm()
+    assert.equal(3, #assert(m.Genre:findAll()))
+    assert.is_false(caught[1])
+    assert.is_true(db:close())
+    db = nil
+  end)
+
+  it("__gc called by hand from the log function does not close it", function()
+    local arm = with_log(function() getmetatable(db).__gc(db) end)
+    arm()
+    assert.equal(3, #assert(m.Genre:findAll()))
+    assert.matches("(open,", tostring(db), 1, true)
+    assert.equal(3, m.Genre:count())
+  end)
+
+  it("__close called from a defaultValue function raises misuse", function()
+    if not getmetatable(H.open()).__close then return end   -- Lua 5.4 only
+    db = H.open()
+    local W = db:define("W", { timestamps = false, fields = {
+      v = { type = H.T.TEXT, defaultValue = function()
+        getmetatable(db).__close(db)
+        return "d"
+      end } } })
+    assert(db:sync())
+    H.mentions(H.raises(W.create, W, {}), "__close", "in use")
+    assert.equal(0, W:count())
+    assert(W:create { v = "given" })
+  end)
+
+  it("db:close from a defaultValue function raises misuse", function()
+    db = H.open()
+    local W = db:define("W", { timestamps = false, fields = {
+      v = { type = H.T.TEXT, defaultValue = function() db:close() return "d" end } } })
+    assert(db:sync())
+    H.mentions(H.raises(W.bulkCreate, W, { {}, {} }), "db:close", "in use")
+    assert.equal(0, W:count())
+  end)
+end)
+
+describe("the connection's metamethods", function()
+  it("check their argument", function()
+    local db = H.open()
+    local mt = getmetatable(db)
+    local Post = H.blog(db).Post
+    for _, name in ipairs { "__tostring", "__gc", "__close" } do
+      if mt[name] then
+        for _, bad in ipairs { Post, io.stdout, {}, "x" } do
+          H.mentions(H.raises(mt[name], bad), name, "connection expected")
+        end
+      end
+    end
+    H.mentions(H.raises(db.close, Post), "db:close", "connection expected", "model")
+    db:close()
+  end)
+end)
+
+describe("the closed-connection error", function()
+  it("names the model and method, or db and the method", function()
+    local db = H.open()
+    local m = H.blog(db)
+    local post = assert(m.Post:create { text = "x" })
+    db:close()
+    local cases = {
+      { function() m.Post:findAll() end, "Post:findAll" },
+      { function() m.Post:count() end, "Post:count" },
+      { function() m.Genre:create { name = "g" } end, "Genre:create" },
+      { function() post:save() end, "Post:save" },
+      { function() post:getGenres() end, "Post:getGenres" },
+      { function() post:setGenres { 1 } end, "Post:setGenres" },
+      { function() db:query("SELECT 1") end, "db:query" },
+      { function() db:exec("SELECT 1") end, "db:exec" },
+      { function() db:sync() end, "db:sync" },
+      { function() db:transaction(function() end) end, "db:transaction" },
+    }
+    for _, case in ipairs(cases) do
+      H.mentions(H.raises(case[1]), case[2] .. ": attempt to use a closed connection")
+    end
+  end)
+end)
+
+describe("the closed-connection error of association methods written in Lua", function()
+  it("names the source model and the method", function()
+    local db = H.open()
+    local T = H.T
+    local A = db:define("Author", { fields = { id = { type = T.INTEGER, primaryKey = true, autoIncrement = true } } })
+    local B = db:define("Book", { fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      author_id = { type = T.INTEGER } } })
+    db:associate {
+      Author = { { hasMany = "Book", foreignKey = "author_id" } },
+      Book = { { belongsTo = "Author", foreignKey = "author_id" } },
+    }
+    assert(db:sync())
+    local a = assert(A:create {})
+    local b = assert(B:create { author_id = a.id })
+    db:close()
+    H.mentions(H.raises(a.getBooks, a), "Author:getBooks: attempt to use a closed connection")
+    H.mentions(H.raises(a.countBooks, a), "Author:countBooks: attempt to use a closed connection")
+    H.mentions(H.raises(a.setBooks, a, { 1 }), "Author:setBooks: attempt to use a closed connection")
+    H.mentions(H.raises(b.getAuthor, b), "Book:getAuthor: attempt to use a closed connection")
+    H.mentions(H.raises(b.setAuthor, b, 1), "Book:setAuthor: attempt to use a closed connection")
+  end)
+end)

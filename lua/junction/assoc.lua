@@ -10,6 +10,7 @@
 -- belongsToMany methods are C; the to-one and hasMany methods are here, each
 -- one atomic through db:transaction.
 local inflect = require "junction.inflect"
+local isopen = require("junction.core")._isopen
 
 local M = {}
 local junction   -- the module, set by setup
@@ -134,6 +135,9 @@ local function check_self(self, source, method, level)
   if junction.modelof(self) ~= source then
     error(method .. ": bad self (" .. source.name .. " instance expected, got " .. type(self)
           .. "; call it with ':')", level + 1)
+  end
+  if not isopen(source) then
+    error(method .. ": attempt to use a closed connection", level + 1)
   end
 end
 
