@@ -75,8 +75,6 @@ typedef struct jn_Conn {
   sqlite3_stmt *st[JN_CS_COUNT];
   long long ts_sec;         /* the second ts_text was formatted for */
   char ts_text[24];         /* "YYYY-MM-DD HH:MM:SS" of that second */
-  void *scratch;            /* malloc'd, grows; owned by the connection */
-  size_t scratch_size;
   int timeout_ms;           /* statement time limit (0: none) */
   int timedout;             /* the progress handler interrupted the statement */
   int stmt_running;         /* a statement has started and not finished */
@@ -150,15 +148,15 @@ enum { JN_A_BELONGS_TO, JN_A_HAS_ONE, JN_A_HAS_MANY, JN_A_BELONGS_TO_MANY };
 #define JN_LINK_BATCH 16
 
 /* Links are deleted one statement each (SQLite's one-pass delete through
-** the unique index, no temporary table), up to this many; more go in one
-** statement over json_each. */
+** the unique index, no temporary table), up to this many; more go in
+** statements of a chunk of keys each. */
 #define JN_DELETE_EACH 64
 
 /* Statements of a belongsToMany association, prepared on first use. */
 enum {
   JN_AS_GET, JN_AS_GET_THROUGH, JN_AS_KEYS, JN_AS_COUNT, JN_AS_HAS, JN_AS_DELETE,
-  JN_AS_DELETE_JSON,
-  JN_AS_HAS_JSON, JN_AS_NSTMT
+  JN_AS_DELETE_IN,
+  JN_AS_HAS_IN, JN_AS_NSTMT
 };
 
 typedef struct jn_Assoc {
@@ -222,7 +220,6 @@ JN_INTERNAL void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int typ
 JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
 JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
 JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);
-JN_INTERNAL void *jn_scratch(lua_State *L, jn_Conn *c, size_t size);
 JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 
 /* jn_conn.c */

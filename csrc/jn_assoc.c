@@ -5,19 +5,23 @@
 ** get, set, add, remove, has, count, create.  Eager loading (include) and
 ** `required` for every kind of association live here too.
 **
-** Keys in lists (setGenres{1, genre, "3"}) become jn_Key values in the
-** connection's scratch memory: set and add diff them against the keys the
-** junction holds, and write only the difference.
+** Keys in lists (setGenres{1, genre, "3"}) become jn_Key values in a key
+** array on the calling method's own stack, read one way for every kind of
+** association (hasMany and the to-one methods reach it through
+** Association:_keys): set and add diff them against the keys the junction
+** holds, and write only the difference.
 */
 #include "jn.h"
 #include <stdio.h>
 #include <stdlib.h>
 
 typedef struct jn_Key {
-  int type;                 /* SQLITE_INTEGER, SQLITE_FLOAT or SQLITE_TEXT */
+  int type;                 /* SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT or SQLITE_BLOB */
+  int pos;                  /* where in the list given it first came (1-based) */
+  int anchor;               /* text and blob: its slot in the key array's anchor table */
   sqlite3_int64 i;
   double d;
-  const char *s;            /* anchored on the Lua stack for the call */
+  const char *s;            /* anchored in the uservalue of its key array */
   size_t n;
 } jn_Key;
 
@@ -73,54 +77,120 @@ static jn_Assoc *check_method(lua_State *L) {
 /* {====== Keys */
 
 /*
-** The key at idx (a target instance or a key value) as a jn_Key.  Raises
-** for anything else, naming the method and the element.
+** A key list is a userdata array of jn_Key on the stack of the call that
+** reads it, never memory the connection shares: a call that user code
+** (log, defaultValue) makes in the middle cannot move or overwrite it.  Its
+** uservalue, the anchor table, holds the strings of its text and blob keys.
 */
-static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k) {
+
+/* Push a key array with room for cap keys and an empty anchor table. [-0, +1, m] */
+static jn_Key *new_keys(lua_State *L, int cap) {
+  jn_Key *keys = (jn_Key *)lua_newuserdata(L, (size_t)(cap > 0 ? cap : 1) * sizeof(jn_Key));
+  lua_newtable(L);
+  lua_setuservalue(L, -2);
+  return keys;
+}
+
+/*
+** Replace the key array at arr (n keys used) by a copy with room for cap,
+** sharing its anchor table.  Returns the new array. [-0, +0, m]
+*/
+static jn_Key *grow_keys(lua_State *L, int arr, int n, int cap) {
+  jn_Key *old = (jn_Key *)lua_touserdata(L, arr);
+  jn_Key *keys = (jn_Key *)lua_newuserdata(L, (size_t)cap * sizeof(jn_Key));
+  memcpy(keys, old, (size_t)n * sizeof(jn_Key));
+  lua_getuservalue(L, arr);
+  lua_setuservalue(L, -2);
+  lua_replace(L, arr);
+  return keys;
+}
+
+/* Anchor the string on top of the stack in the key array at arr (pops it)
+** and make k a text or blob key of it. [-1, +0, m] */
+static void anchor_key(lua_State *L, int arr, jn_Key *k, int type) {
+  k->type = type;
+  k->s = lua_tolstring(L, -1, &k->n);
+  lua_getuservalue(L, arr);
+  k->anchor = (int)lua_rawlen(L, -1) + 1;
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, k->anchor);
+  lua_pop(L, 1);
+}
+
+/* The field of the target that a key names: its primary key for hasOne and
+** hasMany (whose target_key is the target's foreign key), else targetKey. */
+static int key_field(jn_Assoc *a) {
+  return a->kind == JN_A_HAS_ONE || a->kind == JN_A_HAS_MANY ? a->target->pk : a->target_key;
+}
+
+/* Is a field of this type compared as text (a number given is its text)? */
+static int text_type(int type) {
+  return type == JN_T_TEXT || type == JN_T_STRING;
+}
+
+/*
+** The key at idx (a target instance or a key value) as a jn_Key, read as
+** the target key field's type: a string of digits for an INTEGER key is
+** that integer, an integer for a TEXT key is its text, a string for a BLOB
+** key is a blob.  Text is anchored in the key array at arr.  Raises for
+** anything else (a NaN or an infinity too), naming ctx and the element.
+** [-0, +0, e]
+*/
+static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int arr,
+                   const char *ctx) {
+  int kf = key_field(a), ftype = a->target->f[kf].type, t;
   jn_Inst *inst;
-  int t;
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   inst = jn_inst_test(L, idx);
   if (inst != NULL) {
     if (inst->model != a->target)
       luaL_error(L, "%s: bad argument (element %d is a %s instance, expected %s or its key)",
-                 method_name(L), elem, inst->model->name, a->target->name);
-    jn_inst_get(L, idx, a->target_key);
+                 ctx, elem, inst->model->name, a->target->name);
+    jn_inst_get(L, idx, kf);
     if (lua_isnil(L, -1))
-      luaL_error(L, "%s: bad argument (element %d: the %s is not saved yet)", method_name(L),
-                 elem, a->target->name);
+      luaL_error(L, "%s: bad argument (element %d: the %s is not saved yet)", ctx, elem,
+                 a->target->name);
     lua_replace(L, idx);   /* the key value now sits where the instance was */
   }
   t = lua_type(L, idx);
   memset(k, 0, sizeof *k);
+  k->pos = elem;
   if (t == LUA_TNUMBER) {
     double d = (double)lua_tonumber(L, idx);
     if (jn_to_i64(L, idx, &k->i)) {
       k->type = SQLITE_INTEGER;
+    } else if (d != d || d - d != 0) {
+      luaL_error(L, "%s: bad argument (element %d is %s, not a key)", ctx, elem,
+                 d != d ? "NaN" : d > 0 ? "infinite" : "-infinite");
     } else if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(sqlite3_int64)d) {
       k->type = SQLITE_INTEGER;
       k->i = (sqlite3_int64)d;
     } else {
-      if (d != d) luaL_error(L, "%s: bad argument (element %d is NaN)", method_name(L), elem);
       k->type = SQLITE_FLOAT;
       k->d = d;
     }
+    if (k->type == SQLITE_INTEGER && text_type(ftype)) {
+      char tmp[32];
+      snprintf(tmp, sizeof tmp, "%lld", (long long)k->i);
+      lua_pushstring(L, tmp);
+      anchor_key(L, arr, k, SQLITE_TEXT);
+    }
   } else if (t == LUA_TSTRING) {
-    if (a->target->f[a->target_key].type == JN_T_INTEGER && jn_to_i64(L, idx, &k->i)) {
+    if (ftype == JN_T_INTEGER && jn_to_i64(L, idx, &k->i)) {
       k->type = SQLITE_INTEGER;
     } else {
-      k->type = SQLITE_TEXT;
-      k->s = lua_tolstring(L, idx, &k->n);
+      lua_pushvalue(L, idx);
+      anchor_key(L, arr, k, ftype == JN_T_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
     }
   } else {
-    luaL_error(L, "%s: bad argument (element %d is a %s, expected %s or its key)",
-               method_name(L), elem, jn_typename(L, idx), a->target->name);
+    luaL_error(L, "%s: bad argument (element %d is a %s, expected %s or its key)", ctx, elem,
+               jn_typename(L, idx), a->target->name);
   }
 }
 
 static int key_cmp(const jn_Key *x, const jn_Key *y) {
   if (x->type != y->type) {
-    if (x->type == SQLITE_TEXT || y->type == SQLITE_TEXT) return x->type < y->type ? -1 : 1;
+    if (x->type >= SQLITE_TEXT || y->type >= SQLITE_TEXT) return x->type < y->type ? -1 : 1;
     {   /* integer against float: compare as numbers */
       double dx = x->type == SQLITE_INTEGER ? (double)x->i : x->d;
       double dy = y->type == SQLITE_INTEGER ? (double)y->i : y->d;
@@ -132,7 +202,7 @@ static int key_cmp(const jn_Key *x, const jn_Key *y) {
     case SQLITE_FLOAT: return x->d < y->d ? -1 : x->d > y->d ? 1 : 0;
     default: {
       size_t n = x->n < y->n ? x->n : y->n;
-      int r = memcmp(x->s, y->s, n);
+      int r = n ? memcmp(x->s, y->s, n) : 0;
       if (r != 0) return r;
       return x->n < y->n ? -1 : x->n > y->n ? 1 : 0;
     }
@@ -141,6 +211,17 @@ static int key_cmp(const jn_Key *x, const jn_Key *y) {
 
 static int key_qcmp(const void *x, const void *y) {
   return key_cmp((const jn_Key *)x, (const jn_Key *)y);
+}
+
+/* Order by key, then by place in the list: the first of equal keys leads. */
+static int key_poscmp(const void *x, const void *y) {
+  int r = key_cmp((const jn_Key *)x, (const jn_Key *)y);
+  return r != 0 ? r : ((const jn_Key *)x)->pos - ((const jn_Key *)y)->pos;
+}
+
+/* Order by place in the list only. */
+static int pos_cmp(const void *x, const void *y) {
+  return ((const jn_Key *)x)->pos - ((const jn_Key *)y)->pos;
 }
 
 /* Is k among keys[0..n)?  Binary search when sorted, else a scan: the lists
@@ -157,55 +238,87 @@ static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
 #define JN_KEYS_SCAN 24
 
 /*
-** Read the list (or single key) at idx into the scratch memory as distinct
-** keys.  Returns their number.  Numbers are copied; text keys are anchored
-** in a table of their own that replaces the list at idx (the caller's list
-** is never written to).
+** Raise unless the table at idx is a sequence of n elements: every key an
+** integer 1..n (a table with other keys, or with holes, is not a list).
+** [-0, +0, e]
 */
-static int collect_keys(lua_State *L, jn_Assoc *a, int idx, int single) {
-  jn_Conn *c = a->source->conn;
+static void check_sequence(lua_State *L, int idx, int n, const char *ctx) {
+  int count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int ok = 0;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      double d = (double)lua_tonumber(L, -1);
+      ok = d >= 1 && d <= (double)n && d == (double)(int)d;
+    }
+    if (!ok) {
+      const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
+                                                      : luaL_tolstring(L, -1, NULL);
+      luaL_error(L, "%s: bad argument #1 (a list expected, but it has the key %s)", ctx, key);
+    }
+    count++;
+  }
+  if (count != n)
+    luaL_error(L, "%s: bad argument #1 (a list expected, but it has holes)", ctx);
+}
+
+/*
+** Read the argument at idx as keys of a's target: one instance or key
+** (single), else a list of them (a sequence, read raw).  Pushes the key
+** array and returns the number of distinct keys: in the order given when
+** the list is short, sorted when it is long.  Raises on misuse, naming ctx.
+** [-0, +1, e]
+*/
+static int read_keys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx) {
   jn_Key *keys;
-  int i, n, k = 0, anchor = 0;
+  int i, n, k = 0, arr;
   if (single) {
-    keys = (jn_Key *)jn_scratch(L, c, sizeof(jn_Key));
-    to_key(L, a, idx, 1, &keys[0]);
+    if (lua_isnil(L, idx))
+      luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", ctx,
+                 a->target->name);
+    keys = new_keys(L, 1);
+    arr = lua_gettop(L);
+    lua_pushvalue(L, idx);
+    to_key(L, a, -1, 1, &keys[0], arr, ctx);
+    lua_pop(L, 1);
     return 1;
   }
   if (!lua_istable(L, idx) || jn_inst_test(L, idx) != NULL)
-    luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
-               method_name(L), a->target->name, jn_typename(L, idx));
+    luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)", ctx,
+               a->target->name, jn_typename(L, idx));
   n = (int)lua_rawlen(L, idx);
-  keys = (jn_Key *)jn_scratch(L, c, (size_t)(n + 1) * sizeof(jn_Key));
+  check_sequence(L, idx, n, ctx);
+  keys = new_keys(L, n);
+  arr = lua_gettop(L);
   for (i = 1; i <= n; i++) {
     jn_Key key;
     lua_rawgeti(L, idx, i);
-    to_key(L, a, -1, i, &key);
-    if (key.type == SQLITE_TEXT) {   /* anchor the string: in a table made on the first */
-      if (!anchor) {
-        lua_newtable(L);
-        lua_insert(L, -2);
-        anchor = lua_gettop(L) - 1;
-      }
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, anchor, i);
-    }
+    to_key(L, a, -1, i, &key, arr, ctx);
     lua_pop(L, 1);
-    keys = (jn_Key *)c->scratch;
     if (n > JN_KEYS_SCAN || !key_in(keys, k, &key, 0)) keys[k++] = key;
   }
-  if (n > JN_KEYS_SCAN) {   /* sort, then drop duplicates */
+  if (n > JN_KEYS_SCAN) {   /* sort, then drop duplicates (the first one stays) */
     int j = 0;
-    qsort(keys, (size_t)k, sizeof *keys, key_qcmp);
+    qsort(keys, (size_t)k, sizeof *keys, key_poscmp);
     for (i = 0; i < k; i++)
       if (j == 0 || key_cmp(&keys[j - 1], &keys[i]) != 0) keys[j++] = keys[i];
     k = j;
   }
-  if (anchor) lua_replace(L, idx);   /* the strings now live where the list was */
   return k;
 }
 
-/* Bind a key to parameter i. */
-static void bind_key(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const jn_Key *k) {
+/* Push the value of a key: what a Lua caller gets back. [-0, +1, -] */
+static void push_key(lua_State *L, const jn_Key *k) {
+  switch (k->type) {
+    case SQLITE_INTEGER: jn_push_i64(L, k->i); break;
+    case SQLITE_FLOAT: lua_pushnumber(L, (lua_Number)k->d); break;
+    default: lua_pushlstring(L, k->s, k->n); break;
+  }
+}
+
+/* Bind a key of the key array at arr to parameter i. */
+static void bind_key(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int arr, const jn_Key *k) {
   switch (k->type) {
     case SQLITE_INTEGER: jn_bind_i64(L, c, st, i, k->i); break;
     case SQLITE_FLOAT:
@@ -213,19 +326,13 @@ static void bind_key(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const jn
       jn_bind_value(L, c, st, i, -1, JN_T_REAL);
       lua_pop(L, 1);
       break;
+    case SQLITE_BLOB:   /* the anchored string itself: it outlives the step */
+      lua_getuservalue(L, arr);
+      lua_rawgeti(L, -1, k->anchor);
+      jn_bind_value(L, c, st, i, -1, JN_T_BLOB);
+      lua_pop(L, 2);
+      break;
     default: jn_bind_text(L, c, st, i, k->s, k->n); break;
-  }
-}
-
-/* Append a key as a JSON value. */
-static void json_key(lua_State *L, jn_Buf *b, const jn_Key *k) {
-  if (k->type == SQLITE_INTEGER) {
-    jn_buf_addint(L, b, (long long)k->i);
-  } else {
-    if (k->type == SQLITE_FLOAT) lua_pushnumber(L, (lua_Number)k->d);
-    else lua_pushlstring(L, k->s, k->n);
-    jn_json_add(L, b, -1);
-    lua_pop(L, 1);
   }
 }
 
@@ -458,10 +565,33 @@ static sqlite3_stmt *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
   return a->ins[n];
 }
 
-/* The DELETE of one link (each == 1), or of a JSON array of them. */
+/* Keys per statement of a long list: "IN (?2, ..., ?33)", the last chunk
+** padded with its last key (a key twice in an IN list changes nothing). */
+#define JN_KEYS_IN 32
+
+/* Append " IN (?2, ?3, ...)" of JN_KEYS_IN parameters from ?2. */
+static void add_in_list(lua_State *L, jn_Buf *b) {
+  int r;
+  char tmp[16];
+  jn_buf_adds(L, b, " IN (");
+  for (r = 0; r < JN_KEYS_IN; r++) {
+    snprintf(tmp, sizeof tmp, "%s?%d", r ? ", " : "", r + 2);
+    jn_buf_adds(L, b, tmp);
+  }
+  jn_buf_adds(L, b, ")");
+}
+
+/* Bind keys[0..m) (1 <= m <= JN_KEYS_IN) to ?2.., padded with the last. */
+static void bind_chunk(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int arr, const jn_Key *keys,
+                       int m) {
+  int r;
+  for (r = 0; r < JN_KEYS_IN; r++) bind_key(L, c, st, r + 2, arr, &keys[r < m ? r : m - 1]);
+}
+
+/* The DELETE of one link (each == 1), or of a chunk of JN_KEYS_IN. */
 static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
   jn_Model *j = a->through;
-  sqlite3_stmt **slot = each ? &a->st[JN_AS_DELETE] : &a->st[JN_AS_DELETE_JSON];
+  sqlite3_stmt **slot = each ? &a->st[JN_AS_DELETE] : &a->st[JN_AS_DELETE_IN];
   jn_Buf b;
   if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
   jn_buf_init(L, &b);
@@ -471,60 +601,59 @@ static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
   jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
   jn_buf_adds(L, &b, " = ?1 AND ");
   jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-  jn_buf_adds(L, &b, each ? " = ?2" : " IN (SELECT value FROM json_each(?2))");
+  if (each) jn_buf_adds(L, &b, " = ?2");
+  else add_in_list(L, &b);
   jn_stmt_slot(L, j->conn, slot, jn_buf_cstr(L, &b), rc);
   lua_pop(L, 1);
   return *slot;
 }
 
-/* Statements delete_keys runs for n keys. */
-#define DELETE_STMTS(n) ((n) > JN_DELETE_EACH ? 1 : (n))
-
 /*
-** Delete the links to the n keys of keys[0..nk) that are not in
-** keep[0..nkeep): one statement each, or one for them all when there are
-** many.  The caller holds a jn_write_guard when that is several statements.
+** Delete the links to the n keys of keys[0..nk) (of the key array at arr)
+** that are not in keep[0..nkeep): one statement each, or one per chunk of
+** JN_KEYS_IN when there are many.  Every key is bound, whatever the length
+** of the list.  The caller holds a jn_write_guard when n > 1.
 */
-static int delete_keys(lua_State *L, jn_Assoc *a, int self, const jn_Key *keys, int nk,
+static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Key *keys, int nk,
                        const jn_Key *keep, int nkeep, int sorted, int n) {
   jn_Conn *c = a->source->conn;
   sqlite3_stmt *st;
-  int i, first = 1, rc = SQLITE_OK;
-  jn_Buf b;
+  int i, m = 0, rc = SQLITE_OK, each = n <= JN_DELETE_EACH;
+  jn_Key *chunk;
   if (n == 0) return SQLITE_OK;
-  st = delete_stmt(L, a, n <= JN_DELETE_EACH, &rc);
-  if (st == NULL) return rc;
-  if (n > JN_DELETE_EACH) {
-    jn_buf_init(L, &b);
-    jn_buf_addl(L, &b, "[", 1);
-  }
-  for (i = 0; i < nk && rc == SQLITE_OK; i++) {
+  chunk = new_keys(L, JN_KEYS_IN);   /* copies of keys of arr: its anchors hold their text */
+  st = delete_stmt(L, a, each, &rc);
+  for (i = 0; st != NULL && i < nk && rc == SQLITE_OK; i++) {
     if (keep != NULL && key_in(keep, nkeep, &keys[i], sorted)) continue;
-    if (n > JN_DELETE_EACH) {
-      if (!first) jn_buf_addl(L, &b, ",", 1);
-      first = 0;
-      json_key(L, &b, &keys[i]);
-    } else {
+    if (each) {
       bind_source(L, a, self, st, 1);
-      bind_key(L, c, st, 2, &keys[i]);
+      bind_key(L, c, st, 2, arr, &keys[i]);
       rc = jn_stmt_run(L, c, st);
+      continue;
+    }
+    chunk[m++] = keys[i];
+    if (m == JN_KEYS_IN) {
+      bind_source(L, a, self, st, 1);
+      bind_chunk(L, c, st, arr, chunk, m);
+      rc = jn_stmt_run(L, c, st);
+      m = 0;
     }
   }
-  if (n > JN_DELETE_EACH) {
-    jn_buf_addl(L, &b, "]", 1);
+  if (st != NULL && rc == SQLITE_OK && m > 0) {
     bind_source(L, a, self, st, 1);
-    lua_pushlstring(L, b.p, b.n);            /* bound as is: kept until the step */
-    jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
+    bind_chunk(L, c, st, arr, chunk, m);
     rc = jn_stmt_run(L, c, st);
-    lua_pop(L, 2);
   }
+  lua_pop(L, 1);
   return rc;
 }
 
-/* Insert links to the keys of keys[0..nk) not in skip[0..nskip), n of them,
-** in statements of up to JN_LINK_BATCH rows, one timestamp per row. */
-static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, const jn_Key *keys, int nk,
-                       const jn_Key *skip, int nskip, int sorted, int n) {
+/* Insert links to the keys of keys[0..nk) (key array at arr) not in
+** skip[0..nskip), n of them, in statements of up to JN_LINK_BATCH rows, one
+** timestamp per row. */
+static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr,
+                       const jn_Key *keys, int nk, const jn_Key *skip, int nskip, int sorted,
+                       int n) {
   jn_Conn *c = a->source->conn;
   int ts = a->through->created >= 0 && a->through->updated >= 0;
   char stamp[JN_LINK_BATCH][32];
@@ -538,10 +667,10 @@ static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, const j
       if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
       if (ts) {
         size_t len = jn_timestamp(c, stamp[r]);
-        bind_key(L, c, st, 2 * r + 2, &keys[i]);
+        bind_key(L, c, st, 2 * r + 2, arr, &keys[i]);
         jn_bind_text(L, c, st, 2 * r + 3, stamp[r], len);
       } else {
-        bind_key(L, c, st, r + 2, &keys[i]);
+        bind_key(L, c, st, r + 2, arr, &keys[i]);
       }
       r++;
     }
@@ -554,13 +683,11 @@ static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, const j
 }
 
 /*
-** Write opts.through (the table at thr) on the links to keys that are not
-** new: UPDATE junction SET ... WHERE fk = ? AND other = ?.  And, for new
-** links, INSERT them one by one with those fields.  Used only when the
-** caller gives through attributes; the plain path above stays fast.
+** Write opts.through (the table at thr) on the link to a key that is
+** already linked: UPDATE junction SET ... WHERE fk = ? AND other = ?.
 */
-static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int thr, const jn_Key *k,
-                         int isnew) {
+static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int thr, int arr,
+                         const jn_Key *k) {
   jn_Model *j = a->through;
   jn_Conn *c = j->conn;
   jn_Buf b;
@@ -572,70 +699,206 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return rc;
   jn_query_init(L, &s);
   jn_buf_init(L, &b);
-  if (isnew) {
-    jn_buf_adds(L, &b, "INSERT INTO ");
-    jn_buf_addident(L, &b, NULL, j->table);
-    jn_buf_adds(L, &b, " (");
-  } else {
-    jn_buf_adds(L, &b, "UPDATE ");
-    jn_buf_addident(L, &b, NULL, j->table);
-    jn_buf_adds(L, &b, " SET ");
-  }
+  jn_buf_adds(L, &b, "UPDATE ");
+  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, " SET ");
   for (i = 0; i < j->nfields; i++) {
-    int ts = i == j->created || i == j->updated;
-    if (i == a->fk || i == a->other || (!isnew && i == j->created)) continue;
-    if (ts) {
+    if (i == a->fk || i == a->other || i == j->created) continue;
+    if (i == j->updated) {
       lua_pushlstring(L, stamp, slen);
     } else {
-      lua_getfield(L, thr, j->f[i].name);
+      lua_getfield(L, thr, j->f[i].name);   /* thr is junction's own copy: no metamethods */
       if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
     }
     if (n++) jn_buf_adds(L, &b, ", ");
     jn_buf_addident(L, &b, NULL, j->f[i].name);
-    if (!isnew) jn_buf_adds(L, &b, " = ?");
+    jn_buf_adds(L, &b, " = ?");
     if (lua_type(L, -1) == LUA_TBOOLEAN) lua_pushinteger(L, lua_toboolean(L, -1));
     else lua_pushvalue(L, -1);
     jn_query_bindt(L, &s, -1, j->f[i].type);
     lua_pop(L, 2);
   }
-  if (isnew) {
-    jn_buf_adds(L, &b, n ? ", " : "");
-    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
-    jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-    jn_buf_adds(L, &b, ") VALUES (");
-    for (i = 0; i < n + 2; i++) jn_buf_adds(L, &b, i ? ", ?" : "?");
-    jn_buf_adds(L, &b, ")");
-  } else {
-    if (n == 0) { lua_pop(L, 2); return SQLITE_OK; }
-    jn_buf_adds(L, &b, " WHERE ");
-    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
-    jn_buf_adds(L, &b, " = ? AND ");
-    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-    jn_buf_adds(L, &b, " = ?");
-  }
+  if (n == 0) { lua_pop(L, 2); return SQLITE_OK; }
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_adds(L, &b, " = ? AND ");
+  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  jn_buf_adds(L, &b, " = ?");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return rc; }
   jn_bind_list(L, c, st, &s);
   bind_source(L, a, self, st, n + 1);
-  bind_key(L, c, st, n + 2, k);
+  bind_key(L, c, st, n + 2, arr, k);
   rc = jn_stmt_run(L, c, st);
   lua_pop(L, 2);
   return rc;
 }
 
-/* Check opts.through: a table of the junction's own fields. Returns its index or 0. */
+/*
+** Insert one link the way Model:create inserts a row: the junction's
+** defaultValue functions are called, opts.through (the table at thr, or 0)
+** is written, timestamps are set.  jmodel: the junction model's index.
+** [-0, +0, e]
+*/
+static int insert_row(lua_State *L, jn_Assoc *a, int self, int thr, const jn_Key *k, int jmodel) {
+  int top = lua_gettop(L), values, inst, rc;
+  lua_newtable(L);
+  values = lua_gettop(L);
+  if (thr) {
+    lua_pushnil(L);
+    while (lua_next(L, thr) != 0) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, values);
+    }
+  }
+  jn_inst_get(L, self, a->source_key);
+  lua_setfield(L, values, a->through->f[a->fk].name);
+  push_key(L, k);
+  lua_setfield(L, values, a->through->f[a->other].name);
+  inst = jn_inst_build(L, a->through, jmodel, values, method_name(L));
+  rc = jn_inst_insert(L, inst);
+  lua_settop(L, top);
+  return rc;
+}
+
+/* Has the junction model (at jmodel) a defaultValue function of a field
+** other than the two keys?  Then new links are inserted by insert_row. */
+static int through_fdefaults(lua_State *L, jn_Assoc *a, int jmodel) {
+  jn_Model *j = a->through;
+  int i, found = 0;
+  jn_model_uv(L, jmodel, JN_UV_DEFAULTS);
+  for (i = 0; lua_istable(L, -1) && i < j->nfields && !found; i++) {
+    if (!(j->f[i].flags & JN_F_DEFAULT) || i == a->fk || i == a->other) continue;
+    lua_rawgeti(L, -1, i + 1);
+    found = lua_isfunction(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+/*
+** Does a row of m have field f equal to the value on top of the stack (which
+** it pops)?  1 yes, 0 no, -1 when the read fails. [-1, +0, e]
+*/
+static int row_exists(lua_State *L, jn_Model *m, int f) {
+  jn_Conn *c = m->conn;
+  jn_Buf b;
+  sqlite3_stmt *st;
+  int rc, found;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT 1 FROM ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, m->f[f].name);
+  jn_buf_adds(L, &b, " = ? LIMIT 1");
+  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  if (st == NULL) { lua_pop(L, 2); return -1; }
+  jn_bind_value(L, c, st, 1, -2, m->f[f].type);
+  rc = jn_stmt_step(L, c, st);
+  found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+  sqlite3_reset(st);
+  lua_pop(L, 2);
+  return found;
+}
+
+/* Append a key to a message: a number as it is, text quoted. */
+static void add_key_text(lua_State *L, jn_Buf *b, const jn_Key *k) {
+  char tmp[40];
+  switch (k->type) {
+    case SQLITE_INTEGER: snprintf(tmp, sizeof tmp, "%lld", (long long)k->i); break;
+    case SQLITE_FLOAT: snprintf(tmp, sizeof tmp, "%.17g", k->d); break;
+    default:
+      jn_buf_addl(L, b, "'", 1);
+      jn_buf_addl(L, b, k->s, k->n);
+      jn_buf_addl(L, b, "'", 1);
+      return;
+  }
+  jn_buf_adds(L, b, tmp);
+}
+
+/*
+** The failure rc of a link write.  A foreign-key failure says why: the keys
+** of keys[0..n) not in skip[0..nskip) that are no rows of the target
+** (nil, "Post:setGenres: genre_id 99, 98 not found", code, { missing =
+** { 99, 98 } }, in the order given), or that the source row itself is gone
+** (details { gone = true }).  Anything else comes back as it is.
+** [-0, +(3|4), e]
+*/
+static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *keys, int n,
+                     const jn_Key *skip, int nskip, int sorted) {
+  jn_Conn *c = a->source->conn;
+  int base, i, nmiss = 0, r;
+  jn_Key *miss;
+  jn_Buf b;
+  if (c->db == NULL || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
+    return jn_pushfail(L, c, rc);
+  jn_pushfail(L, c, rc);
+  base = lua_gettop(L) - 2;                    /* nil, message, code */
+  jn_inst_get(L, self, a->source_key);
+  if ((r = row_exists(L, a->source, a->source_key)) < 0) return 3 + (lua_settop(L, base + 2), 0);
+  if (r == 0) {
+    jn_inst_get(L, self, a->source_key);
+    lua_pushfstring(L, "%s: the %s is gone (no row with %s = %s)", method_name(L), a->source->name,
+                    a->source->f[a->source_key].name, luaL_tolstring(L, -1, NULL));
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 2);
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "gone");
+    return 4;
+  }
+  miss = new_keys(L, n);
+  for (i = 0; i < n; i++) {
+    if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
+    push_key(L, &keys[i]);
+    if ((r = row_exists(L, a->target, a->target_key)) < 0) break;
+    if (r == 0) miss[nmiss++] = keys[i];
+  }
+  if (r < 0 || nmiss == 0) { lua_settop(L, base + 2); return 3; }
+  qsort(miss, (size_t)nmiss, sizeof *miss, pos_cmp);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, method_name(L));
+  jn_buf_adds(L, &b, ": ");
+  jn_buf_adds(L, &b, a->target->f[a->target_key].name);
+  for (i = 0; i < nmiss; i++) {
+    jn_buf_adds(L, &b, i ? ", " : " ");
+    add_key_text(L, &b, &miss[i]);
+  }
+  jn_buf_adds(L, &b, " not found");
+  lua_pushlstring(L, b.p, b.n);
+  lua_replace(L, base + 1);
+  lua_settop(L, base + 2);
+  lua_createtable(L, 0, 1);
+  lua_createtable(L, nmiss, 0);
+  for (i = 0; i < nmiss; i++) {
+    push_key(L, &miss[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "missing");
+  return 4;
+}
+
+/*
+** Check opts.through: a table of the junction's own fields.  It is read raw
+** and copied, so that nothing the caller's tables do can change it later.
+** Returns its index (the copy replaces the options at optsidx) or 0.
+*/
 static int check_through(lua_State *L, jn_Assoc *a, int optsidx) {
   static const char *const set_opts[] = { "through", NULL };
-  int t;
+  int t, copy;
   jn_query_checkopts(L, optsidx, set_opts, method_name(L));
   if (!lua_istable(L, optsidx)) return 0;
-  lua_getfield(L, optsidx, "through");
+  lua_pushliteral(L, "through");
+  lua_rawget(L, optsidx);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
   t = lua_gettop(L);
   if (!lua_istable(L, t))
     luaL_error(L, "%s: bad option 'through' (table of %s fields expected)", method_name(L),
                a->through->name);
+  lua_newtable(L);
+  copy = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, a->through, -2) : -1;
@@ -646,16 +909,69 @@ static int check_through(lua_State *L, jn_Assoc *a, int optsidx) {
     if (ty != LUA_TBOOLEAN && ty != LUA_TNUMBER && ty != LUA_TSTRING)
       luaL_error(L, "%s: bad option 'through' (%s cannot be stored in '%s')", method_name(L),
                  luaL_typename(L, -1), lua_tostring(L, -2));
-    lua_pop(L, 1);
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, copy);
   }
   lua_replace(L, optsidx);
+  lua_pop(L, 1);
   return optsidx;
 }
 
+/* Push the junction model of the running method's association. [-0, +1, -] */
+static int push_through(lua_State *L) {
+  lua_getuservalue(L, lua_upvalueindex(1));
+  lua_getfield(L, -1, "through");
+  lua_remove(L, -2);
+  return lua_gettop(L);
+}
+
 /*
-** Body of set and add under jn_atomic: [w, inst, list, thr|nil, nwant, del].
+** Read the keys the source (at self) is linked to now into a new key array
+** (pushed).  Returns their number, or -1 with *rc set when the read fails.
+** [-0, +1, e]
+*/
+static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
+  jn_Conn *c = a->source->conn;
+  int n = 0, cap = 8, arr;
+  jn_Key *cur = new_keys(L, cap);
+  sqlite3_stmt *st;
+  arr = lua_gettop(L);
+  st = assoc_slot(L, a, JN_AS_KEYS, "keys", rc);
+  if (st == NULL) return -1;
+  bind_source(L, a, self, st, 1);
+  while ((*rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+    jn_Key *k;
+    int type = sqlite3_column_type(st, 0);
+    if (type == SQLITE_NULL) continue;
+    if (n == cap) {
+      cap *= 2;
+      cur = grow_keys(L, arr, n, cap);
+    }
+    k = &cur[n++];
+    memset(k, 0, sizeof *k);
+    k->type = type;
+    if (type == SQLITE_INTEGER) {
+      k->i = sqlite3_column_int64(st, 0);
+    } else if (type == SQLITE_FLOAT) {
+      k->d = sqlite3_column_double(st, 0);
+    } else {   /* text or blob: a Lua copy, anchored */
+      const char *s = type == SQLITE_BLOB ? (const char *)sqlite3_column_blob(st, 0)
+                                          : (const char *)sqlite3_column_text(st, 0);
+      lua_pushlstring(L, s != NULL ? s : "", (size_t)sqlite3_column_bytes(st, 0));
+      anchor_key(L, arr, k, type == SQLITE_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
+    }
+  }
+  sqlite3_reset(st);
+  if (*rc != SQLITE_DONE) return -1;
+  return n;
+}
+
+/*
+** Body of set and add under jn_atomic: [w, inst, keys, thr|nil, nwant, del].
 ** Reads the keys linked now, then deletes (set only) the ones not wanted and
-** inserts the ones missing; the links that stay are left alone.
+** inserts the ones missing; the links that stay are left alone.  More than
+** one row written: all under a guard, so a failure half-way undoes them.
 */
 static int link_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
@@ -663,41 +979,13 @@ static int link_body(lua_State *L) {
   jn_Conn *c = w->c;
   int thr = lua_isnil(L, 4) ? 0 : 4;
   int nwant = (int)lua_tointeger(L, 5), del = lua_toboolean(L, 6);
-  int ncur = 0, cap, rc, ndel = 0, nins = 0, nstmt, sorted, i, anchor = 0;
-  jn_Key *want, *cur;
-  sqlite3_stmt *st;
+  int ncur, rc, ndel = 0, nins = 0, sorted, i, slow, jmodel;
+  jn_Key *want = (jn_Key *)lua_touserdata(L, 3), *cur;
   lua_settop(L, 6);
-  st = assoc_slot(L, a, JN_AS_KEYS, "keys", &rc);
-  if (st == NULL) return jn_pushfail(L, c, rc);
-  bind_source(L, a, 2, st, 1);
-  cap = nwant + 8;
-  jn_scratch(L, c, (size_t)(nwant + cap) * sizeof(jn_Key));
-  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
-    jn_Key *k;
-    if (ncur == cap) {
-      cap *= 2;
-      jn_scratch(L, c, (size_t)(nwant + cap) * sizeof(jn_Key));
-    }
-    k = (jn_Key *)c->scratch + nwant + ncur++;
-    memset(k, 0, sizeof *k);
-    k->type = sqlite3_column_type(st, 0);
-    if (k->type == SQLITE_INTEGER) {
-      k->i = sqlite3_column_int64(st, 0);
-    } else if (k->type == SQLITE_FLOAT) {
-      k->d = sqlite3_column_double(st, 0);
-    } else {   /* text: keep a Lua copy alive for the call */
-      if (!anchor) { lua_newtable(L); anchor = lua_gettop(L); }
-      k->type = SQLITE_TEXT;
-      lua_pushlstring(L, (const char *)sqlite3_column_text(st, 0),
-                      (size_t)sqlite3_column_bytes(st, 0));
-      k->s = lua_tolstring(L, -1, &k->n);
-      lua_rawseti(L, anchor, ncur);
-    }
-  }
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) return jn_pushfail(L, c, rc);
-  want = (jn_Key *)c->scratch;
-  cur = want + nwant;
+  jmodel = push_through(L);                      /* 7 */
+  ncur = linked_keys(L, a, 2, &rc);              /* 8 */
+  if (ncur < 0) return jn_pushfail(L, c, rc);
+  cur = (jn_Key *)lua_touserdata(L, 8);
   sorted = nwant > JN_KEYS_SCAN || ncur > JN_KEYS_SCAN;
   if (sorted) qsort(cur, (size_t)ncur, sizeof *cur, key_qcmp);
   if (sorted && nwant <= JN_KEYS_SCAN) qsort(want, (size_t)nwant, sizeof *want, key_qcmp);
@@ -705,42 +993,25 @@ static int link_body(lua_State *L) {
     if (!key_in(want, nwant, &cur[i], sorted)) ndel++;
   for (i = 0; i < nwant; i++)
     if (!key_in(cur, ncur, &want[i], sorted)) nins++;
-  nstmt = DELETE_STMTS(ndel) + (thr ? nwant : (nins + JN_LINK_BATCH - 1) / JN_LINK_BATCH);
-  if (nstmt > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+  slow = thr || (nins > 0 && through_fdefaults(L, a, jmodel));
+  if (ndel + (thr ? nwant : nins) > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK)
+    return jn_pushfail(L, c, rc);
   if (del) {
-    rc = delete_keys(L, a, 2, cur, ncur, want, nwant, sorted, ndel);
+    rc = delete_keys(L, a, 2, 8, cur, ncur, want, nwant, sorted, ndel);
     if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
   }
-  if (thr) {
+  if (slow) {
     for (i = 0; i < nwant; i++) {
-      want = (jn_Key *)c->scratch;
-      cur = want + nwant;
-      rc = through_write(L, w, a, 2, thr, &want[i], !key_in(cur, ncur, &want[i], sorted));
-      if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+      if (key_in(cur, ncur, &want[i], sorted)) rc = thr ? through_write(L, w, a, 2, thr, 3, &want[i]) : SQLITE_OK;
+      else rc = insert_row(L, a, 2, thr, &want[i], jmodel);
+      if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, want, nwant, cur, ncur, sorted);
     }
   } else {
-    rc = insert_keys(L, w, a, 2, want, nwant, cur, ncur, sorted, nins);
-    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    rc = insert_keys(L, w, a, 2, 3, want, nwant, cur, ncur, sorted, nins);
+    if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, want, nwant, cur, ncur, sorted);
   }
   lua_pushboolean(L, 1);
   return 1;
-}
-
-/*
-** The method's first argument (index 2) as keys in the scratch memory: one
-** instance or key (single), or an array of them.  Text keys stay anchored
-** at index 2 (collect_keys puts them there).  Returns how many distinct keys.
-*/
-static int keys_arg(lua_State *L, jn_Assoc *a, int single) {
-  if (single) {
-    if (lua_isnil(L, 2))
-      luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", method_name(L),
-                 a->target->name);
-  } else if (!lua_istable(L, 2) || jn_inst_test(L, 2) != NULL) {
-    luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)",
-               method_name(L), a->target->name, jn_typename(L, 2));
-  }
-  return collect_keys(L, a, 2, single);
 }
 
 /* set/add (many or one): check everything, then run link_body atomically. */
@@ -750,7 +1021,8 @@ static int link_method(lua_State *L, int single, int del) {
   lua_settop(L, 3);
   thr = check_through(L, a, 3);
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
-  n = keys_arg(L, a, single);
+  n = read_keys(L, a, 2, single, method_name(L));
+  lua_replace(L, 2);                              /* the key array replaces the list */
   lua_pushinteger(L, n);
   lua_pushboolean(L, del);
   return jn_atomic(L, a->source->conn, link_body, 1, 2);
@@ -760,13 +1032,13 @@ static int btm_set(lua_State *L) { return link_method(L, 0, 1); }
 static int btm_add(lua_State *L) { return link_method(L, 1, 0); }
 static int btm_adds(lua_State *L) { return link_method(L, 0, 0); }
 
-/* Body of remove under jn_atomic: [w, inst, list, n]. */
+/* Body of remove under jn_atomic: [w, inst, keys, n]. */
 static int unlink_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
-  if (DELETE_STMTS(n) > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
-  rc = delete_keys(L, a, 2, (jn_Key *)w->c->scratch, n, NULL, 0, 0, n);
+  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  rc = delete_keys(L, a, 2, 3, (jn_Key *)lua_touserdata(L, 3), n, NULL, 0, 0, n);
   if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
   lua_pushboolean(L, 1);
   return 1;
@@ -777,7 +1049,8 @@ static int unlink_method(lua_State *L, int single) {
   jn_Assoc *a = check_method(L);
   int n;
   lua_settop(L, 2);
-  n = keys_arg(L, a, single);
+  n = read_keys(L, a, 2, single, method_name(L));
+  lua_replace(L, 2);
   lua_pushinteger(L, n);
   return jn_atomic(L, a->source->conn, unlink_body, 0, 2);
 }
@@ -785,43 +1058,45 @@ static int unlink_method(lua_State *L, int single) {
 static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
 static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
 
+/* Body of has under jn_atomic (one read, so every chunk sees the same
+** links): [w, inst, keys, n].  Counts the linked keys chunk by chunk. */
+static int has_body(lua_State *L) {
+  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
+  jn_Conn *c = w->c;
+  jn_Key *keys = (jn_Key *)lua_touserdata(L, 3);
+  int n = (int)lua_tointeger(L, 4), rc, i;
+  sqlite3_int64 found = 0;
+  sqlite3_stmt *st;
+  st = assoc_slot(L, a, n == 1 ? JN_AS_HAS : JN_AS_HAS_IN, n == 1 ? "has" : "has_in", &rc);
+  if (st == NULL) return jn_pushfail(L, c, rc);
+  for (i = 0; i < n; i += JN_KEYS_IN) {
+    bind_source(L, a, 2, st, 1);
+    if (n == 1) bind_key(L, c, st, 2, 3, &keys[0]);
+    else bind_chunk(L, c, st, 3, &keys[i], n - i < JN_KEYS_IN ? n - i : JN_KEYS_IN);
+    rc = jn_stmt_step(L, c, st);
+    if (rc != SQLITE_ROW) {
+      rc = jn_pushfail(L, c, rc);
+      sqlite3_reset(st);
+      return rc;
+    }
+    found += sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+  }
+  lua_pushboolean(L, found == (sqlite3_int64)n);
+  return 1;
+}
+
 /* has/hases: true when every key is linked. */
 static int has_method(lua_State *L, int single) {
   jn_Assoc *a = check_method(L);
-  jn_Conn *c = a->source->conn;
-  sqlite3_stmt *st;
-  int n, rc, i;
-  jn_Buf b;
+  int n;
   lua_settop(L, 2);
-  n = keys_arg(L, a, single);
+  n = read_keys(L, a, 2, single, method_name(L));
+  lua_replace(L, 2);
   if (n == 0) { lua_pushboolean(L, 1); return 1; }
-  st = assoc_slot(L, a, n == 1 ? JN_AS_HAS : JN_AS_HAS_JSON, n == 1 ? "has" : "has_json", &rc);
-  if (st == NULL) return jn_pushfail(L, c, rc);
-  bind_source(L, a, 1, st, 1);
-  if (n == 1) {
-    bind_key(L, c, st, 2, (jn_Key *)c->scratch);
-  } else {
-    jn_Key *keys = (jn_Key *)c->scratch;
-    jn_buf_init(L, &b);
-    jn_buf_addl(L, &b, "[", 1);
-    for (i = 0; i < n; i++) {
-      if (i) jn_buf_addl(L, &b, ",", 1);
-      json_key(L, &b, &keys[i]);
-      keys = (jn_Key *)c->scratch;
-    }
-    jn_buf_addl(L, &b, "]", 1);
-    lua_pushlstring(L, b.p, b.n);            /* bound as is: stays on the stack past the step */
-    jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
-  }
-  rc = jn_stmt_step(L, c, st);
-  if (rc != SQLITE_ROW) {
-    rc = jn_pushfail(L, c, rc);
-    sqlite3_reset(st);
-    return rc;
-  }
-  lua_pushboolean(L, sqlite3_column_int64(st, 0) == (sqlite3_int64)n);
-  sqlite3_reset(st);
-  return 1;
+  lua_pushinteger(L, n);
+  return jn_atomic(L, a->source->conn, has_body, n > JN_KEYS_IN, 2);
 }
 
 static int btm_has(lua_State *L) { return has_method(L, 1); }
@@ -879,17 +1154,21 @@ static int create_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   jn_Conn *c = w->c;
-  jn_Key k;
-  int inst, rc;
+  jn_Key *k;
+  int inst, rc, arr, jmodel, thr = lua_isnil(L, 4) ? 0 : 4;
   if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
   inst = jn_inst_build(L, a->target, 5, 3, method_name(L));
   rc = jn_inst_insert(L, inst);
   if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  k = new_keys(L, 1);
+  arr = lua_gettop(L);
   lua_pushvalue(L, inst);
-  to_key(L, a, -1, 1, &k);
-  if (!lua_isnil(L, 4)) rc = through_write(L, w, a, 2, 4, &k, 1);
-  else rc = insert_keys(L, w, a, 2, &k, 1, NULL, 0, 0, 1);
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  to_key(L, a, -1, 1, k, arr, method_name(L));
+  lua_pop(L, 1);
+  jmodel = push_through(L);
+  if (thr || through_fdefaults(L, a, jmodel)) rc = insert_row(L, a, 2, thr, k, jmodel);
+  else rc = insert_keys(L, w, a, 2, arr, k, 1, NULL, 0, 0, 1);
+  if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, k, 1, NULL, 0, 0);
   lua_pushvalue(L, inst);
   return 1;
 }
@@ -997,9 +1276,10 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
     jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
     jn_buf_adds(L, &b, " = ?1 AND ");
     jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-    jn_buf_adds(L, &b, i ? " IN (SELECT value FROM json_each(?2))" : " = ?2)");
+    if (i) add_in_list(L, &b);
+    else jn_buf_adds(L, &b, " = ?2)");
     lua_pushlstring(L, b.p, b.n);
-    lua_setfield(L, uv, i ? "has_json" : "has");
+    lua_setfield(L, uv, i ? "has_in" : "has");
   }
   lua_pop(L, 1);
 }
@@ -1089,6 +1369,9 @@ static int conn_associate(lua_State *L) {
       lua_getfield(L, 5, "through");
       j = (jn_Model *)luaL_testudata(L, -1, JN_MODEL_MT);
       if (j == NULL) luaL_error(L, "%s: missing option 'through' (the junction model)", ctx);
+      if (j->conn != src->conn)
+        luaL_error(L, "%s: %s (through) belongs to another connection", ctx, j->name);
+      jn_model_checkopen(L, -1);
       lua_setfield(L, uv, "through");
       a->through = j;
       a->source_key = opt_field(L, 5, "sourceKey", src, src->pk, ctx);
@@ -1164,6 +1447,31 @@ static int assoc_info(lua_State *L) {
   return 1;
 }
 
+/*
+** Association:_keys(list, single, method): the keys of a list (or of one
+** value when single) read exactly as the belongsToMany methods read them,
+** distinct, as an array; misuse raises naming method.  The hasMany and
+** to-one methods of lua/junction read their keys through it.
+** [-3, +1, e]
+*/
+static int assoc_keys(lua_State *L) {
+  jn_Assoc *a = check_assoc(L, 1);
+  int single = lua_toboolean(L, 3), n, i, arr;
+  const char *ctx = luaL_checkstring(L, 4);
+  jn_Key *keys;
+  lua_settop(L, 4);
+  n = read_keys(L, a, 2, single, ctx);
+  arr = lua_gettop(L);
+  keys = (jn_Key *)lua_touserdata(L, arr);
+  if (n > JN_KEYS_SCAN) qsort(keys, (size_t)n, sizeof *keys, pos_cmp);   /* the order given */
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    push_key(L, &keys[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 static int assoc_tostring(lua_State *L) {
   jn_Assoc *a = check_assoc(L, 1);
   lua_pushfstring(L, "junction.Association %s %s %s as '%s'", a->source->name, kinds[a->kind],
@@ -1186,6 +1494,8 @@ void jn_assoc_open(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, assoc_info);
   lua_setfield(L, -2, "info");
+  lua_pushcfunction(L, assoc_keys);
+  lua_setfield(L, -2, "_keys");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_getfield(L, -1, "Connection");

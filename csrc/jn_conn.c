@@ -515,9 +515,6 @@ static int close_conn(lua_State *L, jn_Conn *c) {
   c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
   drop_owner(L, c);
   c->txdepth = 0;
-  free(c->scratch);
-  c->scratch = NULL;
-  c->scratch_size = 0;
   return rc;
 }
 

@@ -526,22 +526,4 @@ void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type) {
   }
 }
 
-/*
-** At least size bytes of scratch memory owned by the connection (freed when
-** it closes, so a raise while it is in use leaks nothing).  Raises when
-** memory runs out.
-*/
-void *jn_scratch(lua_State *L, jn_Conn *c, size_t size) {
-  if (size > c->scratch_size) {
-    size_t cap = c->scratch_size ? c->scratch_size : 256;
-    void *p;
-    while (cap < size) cap *= 2;
-    p = realloc(c->scratch, cap);
-    if (p == NULL) luaL_error(L, "junction: not enough memory");
-    c->scratch = p;
-    c->scratch_size = cap;
-  }
-  return c->scratch;
-}
-
 /* }====== */

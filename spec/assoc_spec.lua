@@ -879,3 +879,359 @@ describe("declaration order", function()
     db:close()
   end)
 end)
+
+describe("association key lists", function()
+  local db, m, post, Author, Book, ann
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+    H.genres(m.Genre)                       -- 1..5
+    post = assert(m.Post:create { text = "p" })
+    Author, Book = library(db)
+    ann = assert(Author:create { name = "Ann" })
+    for i = 1, 4 do assert(Book:create { title = "B" .. i }) end
+  end)
+  after_each(function() db:close() end)
+
+  it("a list with a key that is not 1..n is a misuse error and writes nothing", function()
+    assert.is_true(post:setGenres { 1, 2 })
+    assert.is_true(ann:setBooks { 1, 2 })
+    local bad = { { name = "a" }, { [2] = 2, [3] = 3 }, { 1, 2, x = 3 }, { 1, [1.5] = 2 } }
+    local calls = {
+      function(l) return post:setGenres(l) end, function(l) return post:addGenres(l) end,
+      function(l) return post:removeGenres(l) end, function(l) return post:hasGenres(l) end,
+      function(l) return ann:setBooks(l) end, function(l) return ann:addBooks(l) end,
+      function(l) return ann:removeBooks(l) end, function(l) return ann:hasBooks(l) end,
+    }
+    for _, call in ipairs(calls) do
+      for _, list in ipairs(bad) do
+        H.mentions(H.raises(call, list), "bad argument #1", "a list expected")
+      end
+    end
+    H.mentions(H.raises(function() return post:setGenres { name = "a" } end),
+               "Post:setGenres", "key 'name'")
+    H.mentions(H.raises(function() return ann:setBooks { name = "a" } end),
+               "Author:setBooks", "key 'name'")
+    assert.same({ 1, 2 }, genre_ids_of(db, 1))
+    assert.equal(2, ann:countBooks())
+    -- nil stays misuse; an empty list clears
+    H.mentions(H.raises(function() return post:setGenres(nil) end), "Post:setGenres", "got nil")
+    H.mentions(H.raises(function() return ann:setBooks(nil) end), "Author:setBooks", "got nil")
+    assert.is_true(post:setGenres {})
+    assert.is_true(ann:setBooks {})
+    assert.same({}, genre_ids_of(db, 1))
+    assert.equal(0, ann:countBooks())
+  end)
+
+  it("a list is read raw: its metamethods are not called", function()
+    local list = setmetatable({ 1, 2 }, { __index = function() error("read through __index") end,
+                                          __len = function() error("read through __len") end })
+    assert.is_true(post:setGenres(list))
+    assert.is_true(ann:setBooks(list))
+    assert.same({ 1, 2 }, genre_ids_of(db, 1))
+  end)
+
+  it("belongsToMany and hasMany read the same keys the same way", function()
+    -- a key and the same key as a string are one key
+    assert.is_true(post:addGenres { 1, "1" })
+    assert.is_true(ann:addBooks { 1, "1" })
+    assert.same({ 1 }, genre_ids_of(db, 1))
+    assert.equal(1, ann:countBooks())
+    assert.is_true(post:hasGenres { 1, "1" })
+    assert.is_true(ann:hasBooks { 1, "1" })
+    assert.is_true(post:hasGenre("1"))
+    assert.is_true(ann:hasBook("1"))
+    assert.is_false(post:hasGenres { 1, 2 })
+    assert.is_false(ann:hasBooks { 1, 2 })
+    -- a wrong-model instance: the same message
+    local other = assert(m.Post:create { text = "q" })
+    local e1 = H.raises(function() local r = post:addGenres { other }; return r end)
+    local e2 = H.raises(function() local r = ann:addBooks { other }; return r end)
+    local function shape(e, method, target)
+      return (e:gsub("^[^:]*:%d+: ", ""):gsub(method, "M"):gsub(target, "T"))
+    end
+    assert.equal(shape(e1, "Post:addGenres", "Genre"), shape(e2, "Author:addBooks", "Book"))
+    H.mentions(e1, "assoc_spec.lua")
+    H.mentions(e2, "assoc_spec.lua")
+    H.mentions(e2, "Author:addBooks", "element 1 is a Post instance, expected Book or its key")
+    -- a key that is no row: the same message shape, code and details
+    local ok1, msg1, code1, d1 = post:addGenres { 1, 99, 98 }
+    local ok2, msg2, code2, d2 = ann:addBooks { 1, 99, 98 }
+    assert.is_nil(ok1); assert.is_nil(ok2)
+    assert.equal("Post:addGenres: genre_id 99, 98 not found", msg1)
+    assert.equal("Author:addBooks: book_id 99, 98 not found", msg2)
+    assert.equal(code1, code2)
+    assert.same({ missing = { 99, 98 } }, d1)
+    assert.same(d1, d2)
+    -- NaN and infinities are misuse for both
+    for _, bad in ipairs { 0 / 0, math.huge, -math.huge } do
+      H.mentions(H.raises(function() return post:hasGenres { bad } end), "Post:hasGenres", "element 1")
+      H.mentions(H.raises(function() return ann:hasBooks { bad } end), "Author:hasBooks", "element 1")
+    end
+  end)
+
+  it("a TEXT primary key given as a number is its text", function()
+    db:define("Tag", { tableName = "tag", timestamps = false, fields = {
+      code = { type = T.TEXT, primaryKey = true } } })
+    db:define("Label", { tableName = "label", timestamps = false, fields = {
+      label_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      code = { type = T.TEXT, references = { model = "tag", key = "code" }, onDelete = "cascade" },
+      post_id = { type = T.INTEGER, references = { model = "post", key = "post_id" }, onDelete = "cascade" } } })
+    assert(db:associate { Post = { { belongsToMany = "Tag", through = "Label", foreignKey = "post_id",
+                                     otherKey = "code", as = "Tags" } } })
+    assert(db:sync())
+    assert(db:model("Tag"):create { code = "7" })
+    assert(db:model("Tag"):create { code = "x\0y" })
+    assert.is_true(post:setTags { 7, "7" })
+    assert.is_true(post:hasTag(7))
+    assert.is_true(post:hasTags { "7", 7 })
+    assert.is_true(post:addTag("x\0y"))
+    assert.is_true(post:hasTags { "x\0y", 7 })
+    assert.is_false(post:hasTag("x"))
+    assert.equal(2, post:countTags())
+  end)
+
+  -- Long lists (above the chunk and the per-key delete sizes) and short ones
+  -- give the same answers for every kind of key.
+  for _, n in ipairs { 3, 40, 200 } do
+    it("a list of " .. n .. " keys with NUL-containing text keys works as a short one", function()
+      db:define("Tag", { tableName = "tag", timestamps = false, fields = {
+        code = { type = T.TEXT, primaryKey = true } } })
+      db:define("Label", { tableName = "label", timestamps = false, fields = {
+        label_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+        code = { type = T.TEXT, references = { model = "tag", key = "code" }, onDelete = "cascade" },
+        post_id = { type = T.INTEGER, references = { model = "post", key = "post_id" }, onDelete = "cascade" } } })
+      assert(db:associate { Post = { { belongsToMany = "Tag", through = "Label", foreignKey = "post_id",
+                                       otherKey = "code", as = "Tags" } } })
+      assert(db:sync())
+      local Tag = db:model("Tag")
+      local keys = {}
+      for i = 1, n do
+        keys[i] = "k\0" .. i
+        assert(Tag:create { code = keys[i] })
+        assert(Tag:create { code = "k" .. i })      -- what a truncated key would hit
+      end
+      assert.is_true(post:setTags(keys))
+      assert.equal(n, post:countTags())
+      assert.is_true(post:hasTags(keys))
+      local plain = {}
+      for i = 1, n do plain[i] = "k" .. i end
+      assert.is_false(post:hasTags(plain))
+      assert.is_true(post:removeTags(plain))        -- none of them is linked
+      assert.equal(n, post:countTags())
+      assert.is_true(post:removeTags(keys))
+      assert.equal(0, post:countTags())
+      assert.is_true(post:setTags(keys))
+      assert.is_true(post:setTags {})
+      assert.equal(0, post:countTags())
+    end)
+
+    it("a list of " .. n .. " keys with a non-finite number is misuse, like a short one", function()
+      local ids = {}
+      for i = 1, n do ids[i] = (i % 5) + 1 end
+      assert.is_true(post:setGenres(ids))
+      for _, bad in ipairs { 0 / 0, math.huge, -math.huge } do
+        local l = {}
+        for i = 1, n do l[i] = ids[i] end
+        l[n] = bad
+        for _, call in ipairs { "setGenres", "addGenres", "removeGenres", "hasGenres" } do
+          H.mentions(H.raises(function() return post[call](post, l) end), "Post:" .. call,
+                     "element " .. n)
+        end
+      end
+      local linked = genre_ids_of(db, 1)
+      assert.is_true(post:hasGenres(ids))
+      assert.equal(math.min(n, 5), #linked)
+    end)
+  end
+
+  it("hasGenres and removeGenres of many keys answer right", function()
+    for i = 6, 300 do assert(m.Genre:create { name = "g" .. i }) end
+    local all, even = {}, {}
+    for i = 1, 300 do all[i] = i; if i % 2 == 0 then even[#even + 1] = i end end
+    assert.is_true(post:setGenres(even))
+    assert.is_true(post:hasGenres(even))
+    assert.is_false(post:hasGenres(all))
+    assert.is_true(post:removeGenres(all))
+    assert.equal(0, post:countGenres())
+  end)
+end)
+
+describe("association writes with a re-entrant log", function()
+  it("a log function that runs another association call cannot disturb the keys of this one", function()
+    local db, other
+    local armed, inside = false, false
+    local errs = {}
+    db = H.open { log = function(sql)
+      if armed and not inside and (sql:match("^DELETE") or sql:match("^INSERT") or sql:match("^SELECT")) then
+        inside = true
+        local ids = {}
+        for i = 1, 3000 do ids[i] = 10000 - i end
+        local ok, err = pcall(function() return other:hasGenres(ids) end)
+        if not ok then errs[#errs + 1] = err end
+        inside = false
+      end
+    end }
+    local m = H.blog(db)
+    for i = 1, 80 do assert(m.Genre:create { name = "g" .. i }) end
+    local post = assert(m.Post:create { text = "p" })
+    other = assert(m.Post:create { text = "q" })
+    local first, second = {}, {}
+    for i = 1, 70 do first[i] = i end
+    for i = 1, 40 do second[i] = 80 - i end
+    assert.is_true(post:setGenres(first))
+    armed = true
+    assert.is_true(post:setGenres(second))
+    assert.is_true(post:hasGenres(second))
+    assert.is_true(post:removeGenres { 79, 78, 77 })
+    armed = false
+    assert.is_true(#errs > 0)
+    local want = {}
+    for i = 4, 40 do want[#want + 1] = 80 - i end
+    table.sort(want)
+    assert.same(want, genre_ids_of(db, 1))
+    db:close()
+  end)
+end)
+
+describe("association writes are all or nothing", function()
+  local db, m, post
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+    for i = 1, 100 do assert(m.Genre:create { name = "g" .. i }) end
+    post = assert(m.Post:create { text = "p" })
+  end)
+  after_each(function() db:close() end)
+
+  local function many(a, b)
+    local l = {}
+    for i = a, b do l[#l + 1] = i end
+    return l
+  end
+
+  -- A trigger that lets 89 rows through and refuses the 90th with RAISE(FAIL),
+  -- which keeps what the statement did before it unless junction undoes it.
+  local function refuse_90th(op)
+    local row = op == "DELETE" and "OLD" or "NEW"
+    assert(db:exec("CREATE TEMP TABLE seen (n INTEGER); CREATE TEMP TRIGGER t BEFORE " .. op
+      .. " ON tag_post_genre BEGIN INSERT INTO seen VALUES (" .. row .. ".genre_id);"
+      .. " SELECT RAISE(FAIL, 'refused') WHERE (SELECT count(*) FROM seen) >= 90; END"))
+  end
+  local cases = {
+    removeGenres = { op = "DELETE", before = many(1, 95), run = function() return post:removeGenres(many(1, 95)) end },
+    setGenres = { op = "DELETE", before = many(1, 95), run = function() return post:setGenres {} end },
+    addGenres = { op = "INSERT", before = {}, run = function() return post:addGenres(many(1, 95)) end },
+  }
+  for name, case in pairs(cases) do
+    for _, intx in ipairs { false, true } do
+      it(name .. " of 95 keys failing at the 90th row leaves every link as it was"
+         .. (intx and " (inside a transaction)" or ""), function()
+        assert.is_true(post:setGenres(case.before))
+        refuse_90th(case.op)
+        if intx then
+          assert.is_true(db:transaction(function()
+            local ok, msg = case.run()
+            assert.is_nil(ok)
+            H.mentions(msg, "refused")
+          end))
+        else
+          local ok, msg = case.run()
+          assert.is_nil(ok)
+          H.mentions(msg, "refused")
+        end
+        assert.same(case.before, genre_ids_of(db, 1))
+      end)
+    end
+  end
+
+  it("a hasMany removeBooks under a failing trigger leaves every book as it was", function()
+    local Author, Book = library(db)
+    local ann = assert(Author:create { name = "Ann" })
+    for i = 1, 20 do assert(Book:create { title = "B" .. i }) end
+    assert.is_true(ann:setBooks(many(1, 20)))
+    assert(db:exec("CREATE TEMP TABLE seen (n INTEGER); CREATE TEMP TRIGGER t BEFORE UPDATE ON book"
+      .. " BEGIN INSERT INTO seen VALUES (OLD.book_id);"
+      .. " SELECT RAISE(FAIL, 'refused') WHERE (SELECT count(*) FROM seen) >= 15; END"))
+    local ok, msg = ann:removeBooks(many(1, 20))
+    assert.is_nil(ok)
+    H.mentions(msg, "refused")
+    assert.equal(20, ann:countBooks())
+  end)
+end)
+
+describe("a link to a key that is not a row", function()
+  local db, m, post
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+    H.genres(m.Genre)
+    post = assert(m.Post:create { text = "p" })
+  end)
+  after_each(function() db:close() end)
+
+  it("setGenres says which keys do not exist, in the order given, and writes nothing", function()
+    assert.is_true(post:setGenres { 2 })
+    local ok, msg, code, details = post:setGenres { 1, 99, 98 }
+    assert.is_nil(ok)
+    assert.equal("Post:setGenres: genre_id 99, 98 not found", msg)
+    assert.equal(787, code)
+    assert.same({ missing = { 99, 98 } }, details)
+    assert.same({ 2 }, genre_ids_of(db, 1))
+    -- through attributes take the other path: the same answer
+    ok, msg, code, details = post:setGenres({ 1, 97 }, { through = {} })
+    assert.is_nil(ok)
+    assert.equal(787, code)
+    assert.equal("Post:setGenres: genre_id 97 not found", msg)
+    assert.same({ missing = { 97 } }, details)
+  end)
+
+  it("a source row deleted meanwhile is told apart from missing keys", function()
+    assert(db:exec("DELETE FROM post WHERE post_id = 1"))
+    local ok, msg, code, details = post:setGenres { 1, 2 }
+    assert.is_nil(ok)
+    assert.equal(787, code)
+    H.mentions(msg, "Post:setGenres", "the Post is gone", "post_id = 1")
+    assert.same({ gone = true }, details)
+    ok, msg = post:createGenre { name = "new" }
+    assert.is_nil(ok)
+    H.mentions(msg, "Post:createGenre", "the Post is gone")
+    assert.equal(5, m.Genre:count())
+  end)
+end)
+
+describe("the junction model of a belongsToMany", function()
+  it("must be a model of the same connection", function()
+    local db1, db2 = H.open(), H.open()
+    local Post, Genre = H.define_blog(db1)
+    local _, _, Other = H.define_blog(db2)
+    H.mentions(H.raises(function()
+      db1:_associate(Post, "belongsToMany", Genre, { as = "Genres", foreignKey = "post_id",
+                                                     otherKey = "genre_id", through = Other })
+    end), "another connection")
+    db1:close(); db2:close()
+  end)
+
+  it("has its defaultValue functions called for each new link", function()
+    local db = H.open()
+    local n = 0
+    local m = H.blog(db, { weight = { type = T.INTEGER, defaultValue = function() n = n + 1; return 10 * n end } })
+    H.genres(m.Genre)
+    local post = assert(m.Post:create { text = "p" })
+    assert.is_true(post:setGenres { 1, 2 })
+    assert.is_true(post:addGenre(3))
+    assert.is_true(post:setGenres { 1, 2, 3, 4 })   -- only 4 is new
+    assert(post:createGenre { name = "new" })
+    assert.equal(5, n)
+    local rows = assert(db:query("SELECT genre_id, weight FROM tag_post_genre ORDER BY genre_id"))
+    local w = {}
+    for _, r in ipairs(rows) do w[#w + 1] = r.weight end
+    assert.same({ 10, 20, 30, 40, 50 }, w)
+    -- a given through value wins over the default
+    assert.is_true(post:removeGenre(4))
+    assert.is_true(post:addGenre(4, { through = { weight = 7 } }))
+    assert.equal(5, n)
+    assert.equal(7, assert(db:query("SELECT weight FROM tag_post_genre WHERE genre_id = 4"))[1].weight)
+    db:close()
+  end)
+end)

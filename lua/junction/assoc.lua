@@ -104,36 +104,46 @@ local function copy(t)
   return c
 end
 
--- The keys of a list (or one value) of target instances or keys, distinct.
-local function keys_of(list, target, key, method, single)
-  if single then list = { list } end
-  if type(list) ~= "table" then
-    error(method .. ": bad argument #1 (array of " .. target.name .. " instances or keys expected, got "
-          .. type(list) .. ")", 3)
-  end
-  local keys, seen = {}, {}
-  for i, x in ipairs(list) do
-    local k = x
-    if type(x) == "userdata" then
-      local ok, v = pcall(function() return x[key] end)
-      if not ok or v == nil then
-        error(method .. ": bad argument (element " .. i .. " is not a saved " .. target.name .. ")", 3)
-      end
-      k = v
-    elseif x ~= x then
-      error(method .. ": bad argument (element " .. i .. " is NaN)", 3)
-    elseif type(x) ~= "number" and type(x) ~= "string" then
-      error(method .. ": bad argument (element " .. i .. " is a " .. type(x) .. ", expected "
-            .. target.name .. " or its key)", 3)
-    end
-    if not seen[k] then seen[k] = true; keys[#keys + 1] = k end
-  end
+-- The keys of a list (or one value) of target instances or keys, distinct,
+-- read by the C core exactly as the belongsToMany methods read theirs.
+-- A misuse raised there points at the caller, level frames up.
+local function keys_of(assoc, list, method, single, level)
+  local ok, keys = pcall(assoc._keys, assoc, list, single, method)
+  if not ok then error(keys, level) end
   return keys
+end
+
+-- "Post:addComments: comment_id 99, 'x' not found", and its details, for
+-- the keys of `keys` that `found` (key -> true) lacks: what belongsToMany
+-- says when a foreign key fails.
+local NOT_FOUND = 787   -- SQLITE_CONSTRAINT_FOREIGNKEY
+local function not_found(method, tk, keys, found)
+  local missing, shown = {}, {}
+  for _, key in ipairs(keys) do
+    if not found[key] then
+      missing[#missing + 1] = key
+      shown[#shown + 1] = type(key) == "string" and ("'" .. key .. "'") or tostring(key)
+    end
+  end
+  return method .. ": " .. tk .. " " .. table.concat(shown, ", ") .. " not found", { missing = missing }
+end
+
+-- The keys of `keys` that are rows of target (key -> true).
+local function existing(target, tk, keys)
+  local found = {}
+  local rows = junction._check(target:findAll { where = { [tk] = { ["in"] = keys } }, attributes = { tk } })
+  for _, row in ipairs(rows) do found[row[tk]] = true end
+  return found
+end
+
+local function describe(self)
+  local model = junction.modelof(self)
+  return model and (model.name .. " instance") or type(self)
 end
 
 local function check_self(self, source, method, level)
   if junction.modelof(self) ~= source then
-    error(method .. ": bad self (" .. source.name .. " instance expected, got " .. type(self)
+    error(method .. ": bad self (" .. source.name .. " instance expected, got " .. describe(self)
           .. "; call it with ':')", level + 1)
   end
   if not isopen(source) then
@@ -157,7 +167,7 @@ local function create_linked(source, target, sk, fk, singular)
   end
 end
 
-local function has_many_methods(db, source, target, sk, fk, singular, plural)
+local function has_many_methods(db, assoc, source, target, sk, fk, singular, plural)
   local check, null = junction._check, junction.null
   local tk = target.primaryKey
   local fns = {}
@@ -177,57 +187,73 @@ local function has_many_methods(db, source, target, sk, fk, singular, plural)
     local o = scoped(self, opts, source.name .. ":count" .. plural)
     return target:count { where = o.where }
   end
-  local function has(self, list, single, method)
+  local function has(self, keys, method)
     local k = own_key(self, sk, source, method)
-    local keys = keys_of(list, target, tk, method, single)
     if #keys == 0 then return true end
     local n, msg, code = target:count { where = { [fk] = k, [tk] = { ["in"] = keys } } }
     if n == nil then return nil, msg, code end
     return n == #keys
   end
-  fns.has = function(self, x) return has(self, x, true, source.name .. ":has" .. singular) end
-  fns.hasMany = function(self, l) return has(self, l, false, source.name .. ":has" .. plural) end
-  -- link every key, failing (and so rolling back) when one is not a row
-  local function link(k, keys)
+  -- each public method reads its keys itself, so that a misuse points at its caller
+  local function method_of(verb, single, helper)
+    local method = source.name .. ":" .. verb .. (single and singular or plural)
+    return function(self, x)
+      local keys = keys_of(assoc, x, method, single, 3)
+      return helper(self, keys, method)
+    end
+  end
+  fns.has = method_of("has", true, has)
+  fns.hasMany = method_of("has", false, has)
+  -- Link every key in the running transaction; when one is not a row, abort
+  -- it with the keys that are not (their details left in out.details).
+  local function link(k, keys, method, out)
     if #keys == 0 then return end
     local n = check(target:update({ [fk] = k }, { where = { [tk] = { ["in"] = keys } } }))
     if n ~= #keys then
-      junction.abort(target.name .. ": " .. (#keys - n) .. " of the keys given are not rows", 12)
+      local msg, details = not_found(method, tk, keys, existing(target, tk, keys))
+      out.details = details
+      junction.abort(msg, NOT_FOUND)
     end
   end
-  local function add(self, list, single, method)
-    local k = own_key(self, sk, source, method)
-    local keys = keys_of(list, target, tk, method, single)
-    return db:transaction(function() link(k, keys) end)
+  -- db:transaction's nil, message, code, with the details of a missing key.
+  local function finish(out, ok, msg, code, ...)
+    if ok == nil and out.details then return nil, msg, code, out.details end
+    return ok, msg, code, ...
   end
-  fns.add = function(self, x) return add(self, x, true, source.name .. ":add" .. singular) end
-  fns.addMany = function(self, l) return add(self, l, false, source.name .. ":add" .. plural) end
+  local function add(self, keys, method)
+    local k = own_key(self, sk, source, method)
+    local out = {}
+    return finish(out, db:transaction(function() link(k, keys, method, out) end))
+  end
+  fns.add = method_of("add", true, add)
+  fns.addMany = method_of("add", false, add)
   fns.set = function(self, list)
     local method = source.name .. ":set" .. plural
+    local keys = keys_of(assoc, list, method, false, 3)
     local k = own_key(self, sk, source, method)
-    local keys = keys_of(list, target, tk, method, false)
-    return db:transaction(function()
+    local out = {}
+    return finish(out, db:transaction(function()
       local where = { [fk] = k }
       if #keys > 0 then where[tk] = { notIn = keys } end
       check(target:update({ [fk] = null }, { where = where }))
-      link(k, keys)
+      link(k, keys, method, out)
+    end))
+  end
+  -- one UPDATE, but of many rows: in a transaction, so a failure half-way undoes it
+  local function remove(self, keys, method)
+    local k = own_key(self, sk, source, method)
+    if #keys == 0 then return true end
+    return db:transaction(function()
+      check(target:update({ [fk] = null }, { where = { [fk] = k, [tk] = { ["in"] = keys } } }))
     end)
   end
-  local function remove(self, list, single, method)
-    local k = own_key(self, sk, source, method)
-    local keys = keys_of(list, target, tk, method, single)
-    if #keys == 0 then return true end
-    local n, msg, code = target:update({ [fk] = null }, { where = { [fk] = k, [tk] = { ["in"] = keys } } })
-    if n == nil then return nil, msg, code end
-    return true
-  end
-  fns.remove = function(self, x) return remove(self, x, true, source.name .. ":remove" .. singular) end
-  fns.removeMany = function(self, l) return remove(self, l, false, source.name .. ":remove" .. plural) end
+  fns.remove = method_of("remove", true, remove)
+  fns.removeMany = method_of("remove", false, remove)
   fns.create = create_linked(source, target, sk, fk, singular)
   return fns
 end
 
-local function belongs_to_methods(db, source, target, fk, tk, singular)
+local function belongs_to_methods(db, assoc, source, target, fk, tk, singular)
   local check = junction._check
   local fns = {}
   fns.get = function(self)
@@ -239,7 +265,7 @@ local function belongs_to_methods(db, source, target, fk, tk, singular)
     local method = source.name .. ":set" .. singular
     check_self(self, source, method, 2)
     local v = x
-    if x ~= nil then v = keys_of(x, target, tk, method, true)[1] end
+    if x ~= nil then v = keys_of(assoc, x, method, true, 3)[1] end
     self[fk] = v
     local ok, msg, code = self:save()
     if not ok then return nil, msg, code end
@@ -257,7 +283,7 @@ local function belongs_to_methods(db, source, target, fk, tk, singular)
   return fns
 end
 
-local function has_one_methods(db, source, target, sk, fk, singular)
+local function has_one_methods(db, assoc, source, target, sk, fk, singular)
   local check, null = junction._check, junction.null
   local tk = target.primaryKey
   local fns = {}
@@ -267,16 +293,22 @@ local function has_one_methods(db, source, target, sk, fk, singular)
   fns.set = function(self, x)
     local method = source.name .. ":set" .. singular
     local k = own_key(self, sk, source, method)
-    local key = x ~= nil and keys_of(x, target, tk, method, true)[1] or nil
-    return db:transaction(function()
+    local key = x ~= nil and keys_of(assoc, x, method, true, 3)[1] or nil
+    local details, why
+    local ok, msg, code = db:transaction(function()
       local where = { [fk] = k }
       if key ~= nil then where[tk] = { ne = key } end
       check(target:update({ [fk] = null }, { where = where }))
       if key ~= nil then
         local n = check(target:update({ [fk] = k }, { where = { [tk] = key } }))
-        if n ~= 1 then junction.abort(target.name .. ": no row with key " .. tostring(key), 12) end
+        if n ~= 1 then
+          why, details = not_found(method, tk, { key }, {})
+          junction.abort(why, NOT_FOUND)
+        end
       end
     end)
+    if ok == nil and details then return nil, msg, code, details end
+    return ok, msg, code
   end
   fns.create = create_linked(source, target, sk, fk, singular)
   return fns
@@ -342,8 +374,8 @@ function builders.belongsTo(db, source, target, spec, ctx)
   if not fk then
     raise("%s: no foreignKey given, and %s has no field like '%s_id'", ctx, source.name, inflect.snake(singular))
   end
-  db:_associate(source, "belongsTo", target, { as = singular, foreignKey = fk, targetKey = tk })
-  register(source, one_names(singular), belongs_to_methods(db, source, target, fk, tk, singular))
+  local assoc = db:_associate(source, "belongsTo", target, { as = singular, foreignKey = fk, targetKey = tk })
+  register(source, one_names(singular), belongs_to_methods(db, assoc, source, target, fk, tk, singular))
 end
 
 local function has_builder(kind)
@@ -355,12 +387,13 @@ local function has_builder(kind)
     if not fk then
       raise("%s: no foreignKey given, and %s has no field referring to %s", ctx, target.name, source.name)
     end
-    db:_associate(source, kind, target, { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
+    local assoc = db:_associate(source, kind, target,
+                                { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
     if tomany then
       register(source, many_names(singular, plural, ctx),
-               has_many_methods(db, source, target, sk, fk, singular, plural))
+               has_many_methods(db, assoc, source, target, sk, fk, singular, plural))
     else
-      register(source, one_names(singular), has_one_methods(db, source, target, sk, fk, singular))
+      register(source, one_names(singular), has_one_methods(db, assoc, source, target, sk, fk, singular))
     end
   end
 end
