@@ -36,6 +36,12 @@
 #define JN_ASSOC_MT  "junction.Association"
 #define JN_INST_MT   "junction.Instance"
 
+/* The code of a returned failure for a value its field cannot hold (and,
+** later, a failed validation): nil, message, JN_VALIDATION, details.  Its
+** low byte (232) is no SQLite primary result code, so it never collides
+** with an extended one. */
+#define JN_VALIDATION 1000
+
 /* Registry key of junction.null, the value that stands for SQL NULL in
 ** Model:update (a Lua table cannot hold nil). */
 #define JN_NULL "junction.null"
@@ -219,6 +225,7 @@ JN_INTERNAL int jn_epoch_ok(double secs);
 JN_INTERNAL void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type);
 JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
 JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
+JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
 JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);
 JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 
@@ -251,6 +258,9 @@ JN_INTERNAL jn_Inst *jn_inst_test(lua_State *L, int idx);
 JN_INTERNAL int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx,
                               const char *ctx);
 JN_INTERNAL int jn_inst_insert(lua_State *L, int instidx);
+JN_INTERNAL int jn_inst_check(lua_State *L, int instidx);
+JN_INTERNAL int jn_inst_value(lua_State *L, jn_Model *m, int f, int idx, int errsidx);
+JN_INTERNAL int jn_inst_invalid(lua_State *L, jn_Model *m, int errsidx);
 JN_INTERNAL void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
                                  sqlite3_stmt *st, const int *cols, int ncols, int col0,
                                  int nrec);

@@ -10,10 +10,20 @@
 
 /*
 ** Push nil, SQLite's message and the extended result code; return 3.
+** For rc == JN_VALIDATION (a value refused before any SQL ran) the caller
+** has pushed the message and the details table: push nil, message, code,
+** details; return 4.
 ** [-0, +3, m]
 */
 int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
   int code = rc;
+  if (rc == JN_VALIDATION) {   /* a value refused: message and details are on top */
+    lua_pushnil(L);
+    lua_pushvalue(L, -3);
+    lua_pushinteger(L, JN_VALIDATION);
+    lua_pushvalue(L, -4);
+    return 4;
+  }
   lua_pushnil(L);
   if (c->why != NULL) {   /* junction refused the statement itself */
     lua_pushstring(L, c->why);

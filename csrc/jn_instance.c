@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #define DIRTY_SET(i, k)    ((i)->dirty[(k) >> 3] |= (unsigned char)(1u << ((k) & 7)))
+#define DIRTY_CLR(i, k)    ((i)->dirty[(k) >> 3] &= (unsigned char)~(1u << ((k) & 7)))
 #define DIRTY_GET(i, k)    (((i)->dirty[(k) >> 3] >> ((k) & 7)) & 1u)
 #define DIRTY_BYTES(m)     (((size_t)(m)->nfields + 7) / 8)
 
@@ -90,15 +91,17 @@ void jn_inst_pushmodel(lua_State *L, int instidx) {
   lua_remove(L, -2);
 }
 
-/* Raise unless the value at idx can be stored in a column. */
+/*
+** Raise unless the value at idx is one a column could hold at all (nil, a
+** boolean, a number, a string): a table or a function in a field is a
+** mistake in the program.  Whether the value suits the field's type is
+** data, checked when the row is written (jn_inst_value).
+*/
 static void check_storable(lua_State *L, jn_Model *m, int f, int idx, const char *ctx) {
   int t = lua_type(L, idx);
   if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
     luaL_error(L, "%s: bad value for field '%s.%s' (%s cannot be stored)", ctx, m->name,
                m->f[f].name, luaL_typename(L, idx));
-  if (t == LUA_TNUMBER && m->f[f].type == JN_T_DATE && !jn_epoch_ok((double)lua_tonumber(L, idx)))
-    luaL_error(L, "%s: bad value for DATE field '%s.%s' (%s is no time between the years 1 and 9999)",
-               ctx, m->name, m->f[f].name, lua_tostring(L, idx));
 }
 
 /*
@@ -151,49 +154,222 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
 
 /* }====== */
 
+/* {====== Checking values against their fields */
+
+/* Append the value at idx as a message shows it: strings quoted and cut. */
+static void add_value(lua_State *L, jn_Buf *b, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t n, i;
+    const char *s = lua_tolstring(L, idx, &n);
+    jn_buf_addl(L, b, "\"", 1);
+    for (i = 0; i < n && i < 40; i++) {
+      char ch = s[i];
+      if (ch == '"' || ch == '\\') { jn_buf_addl(L, b, "\\", 1); jn_buf_addl(L, b, &ch, 1); }
+      else if ((unsigned char)ch < 32) jn_buf_adds(L, b, "?");
+      else jn_buf_addl(L, b, &ch, 1);
+    }
+    if (n > 40) jn_buf_adds(L, b, "...");
+    jn_buf_addl(L, b, "\"", 1);
+  } else if (lua_type(L, idx) == LUA_TNUMBER) {
+    char tmp[48];
+    lua_Number d = lua_tonumber(L, idx);
+#if !JN_LUA51
+    if (lua_isinteger(L, idx)) snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
+    else
+#endif
+    if (d != d) snprintf(tmp, sizeof tmp, "nan");
+    else snprintf(tmp, sizeof tmp, "%.17g", (double)d);
+    jn_buf_adds(L, b, tmp);
+  } else if (lua_type(L, idx) == LUA_TBOOLEAN) {
+    jn_buf_adds(L, b, lua_toboolean(L, idx) ? "true" : "false");
+  } else {
+    jn_buf_adds(L, b, luaL_typename(L, idx));
+  }
+}
+
+/*
+** Record that field f cannot take the value at validx: errors[name] =
+** "Model.field: <value> <reason>" in the table at errsidx, made in that
+** slot on the first error.  The reason is on top and is popped.
+** [-1, +0, m]
+*/
+static void add_error(lua_State *L, jn_Model *m, int f, int validx, int errsidx) {
+  jn_Buf b;
+  if (lua_isnil(L, errsidx)) {
+    lua_newtable(L);
+    lua_replace(L, errsidx);
+  }
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, m->name);
+  jn_buf_adds(L, &b, ".");
+  jn_buf_adds(L, &b, m->f[f].name);
+  jn_buf_adds(L, &b, ": ");
+  if (!lua_isnil(L, validx)) {
+    add_value(L, &b, validx);
+    jn_buf_adds(L, &b, " ");
+  }
+  jn_buf_adds(L, &b, lua_tostring(L, b.idx - 1));
+  lua_pushlstring(L, b.p, b.n);
+  lua_setfield(L, errsidx, m->f[f].name);
+  lua_pop(L, 2);   /* the buffer and the reason */
+}
+
+/*
+** The value at idx as field f stores it: pushes the converted value and
+** returns 1 (see jn_value_conv), or records the failure in the errors slot
+** at errsidx and returns 0, pushing nothing.  nil in a field that does not
+** allow NULL is such a failure.
+** [-0, +(0|1), m]
+*/
+int jn_inst_value(lua_State *L, jn_Model *m, int f, int idx, int errsidx) {
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  if (lua_isnil(L, idx) && (m->f[f].flags & JN_F_NOTNULL)) {
+    lua_pushliteral(L, "cannot be null (allowNull is false)");
+    add_error(L, m, f, idx, errsidx);
+    return 0;
+  }
+  if (jn_value_conv(L, idx, m->f[f].type, m->f[f].length)) return 1;
+  add_error(L, m, f, idx, errsidx);
+  return 0;
+}
+
+/*
+** Push the failure recorded in the errors table at errsidx: the message
+** (the first failing field's, in field order, and how many more) and the
+** details { errors = { field = message, ... } }.  Returns JN_VALIDATION,
+** for jn_pushfail to turn into nil, message, code, details.
+** [-0, +2, m]
+*/
+int jn_inst_invalid(lua_State *L, jn_Model *m, int errsidx) {
+  int i, n = 0;
+  for (i = 0; i < m->nfields; i++) {
+    lua_getfield(L, errsidx, m->f[i].name);
+    if (!lua_isnil(L, -1) && n++ == 0) continue;   /* keep the first */
+    lua_pop(L, 1);
+  }
+  if (n > 1) {
+    lua_pushfstring(L, " (and %d more field%s)", n - 1, n > 2 ? "s" : "");
+    lua_concat(L, 2);
+  }
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, errsidx);
+  lua_setfield(L, -2, "errors");
+  return JN_VALIDATION;
+}
+
+/* }====== */
+
 /* {====== Writing rows */
+
+/* Is field i written by an INSERT (insert) or an UPDATE of the instance?
+** An INSERT writes every field but an AUTOINCREMENT key left nil; an
+** UPDATE the fields changed (by the dirty bits given) and the update stamp. */
+static int writes_field(jn_Model *m, const unsigned char *dirty, int insert, int haskey, int i) {
+  if (!insert) return ((dirty[i >> 3] >> (i & 7)) & 1u) || i == m->updated;
+  return haskey || i != m->pk || !(m->f[i].flags & JN_F_AUTOINC);
+}
+
+/*
+** Push what a write of the instance (uservalue at uv) stores, one slot per
+** field in field order: each written field's value converted to its type
+** (jn_inst_value), the timestamps' text ts (nil when ts is NULL), nil in
+** the slots of fields not written.  A value that cannot be stored is
+** recorded in the errors slot at errsidx and its raw value fills the slot.
+** The slots also pin every value that is bound until the statement is done,
+** whatever a log function does to the instance meanwhile.
+** [-0, +nfields, m]
+*/
+static void push_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, int uv,
+                     int errsidx, int insert, int haskey, const char *ts, size_t tslen) {
+  jn_Model *m = inst->model;
+  int i;
+  luaL_checkstack(L, m->nfields + LUA_MINSTACK, "too many fields");
+  for (i = 0; i < m->nfields; i++) {
+    if (!writes_field(m, dirty, insert, haskey, i)) { lua_pushnil(L); continue; }
+    lua_rawgeti(L, uv, i + 1);
+    if (i == m->updated || (insert && i == m->created && lua_isnil(L, -1))) {
+      lua_pop(L, 1);
+      if (ts != NULL) lua_pushlstring(L, ts, tslen); else lua_pushnil(L);
+      continue;
+    }
+    /* an INTEGER key left nil: SQLite assigns the rowid */
+    if (insert && i == m->pk && !haskey && m->f[i].type == JN_T_INTEGER) continue;
+    if (jn_inst_value(L, m, i, -1, errsidx)) lua_replace(L, -2);
+  }
+}
+
+/* Store the written slots (from base + 1) into the instance: it then holds
+** exactly what the row holds, and those fields are unchanged. */
+static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, int uv, int base,
+                      int insert, int haskey) {
+  int i;
+  for (i = 0; i < inst->model->nfields; i++) {
+    if (!writes_field(inst->model, dirty, insert, haskey, i)) continue;
+    lua_pushvalue(L, base + 1 + i);
+    lua_rawseti(L, uv, i + 1);
+    DIRTY_CLR(inst, i);
+  }
+}
+
+/*
+** Check the values of the unsaved instance at instidx as an INSERT would
+** write them, writing nothing.  Returns SQLITE_OK, or JN_VALIDATION with
+** the message and details pushed (jn_inst_invalid).
+** [-0, +(0|2), m]
+*/
+int jn_inst_check(lua_State *L, int instidx) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
+  int uv, haskey;
+  lua_getuservalue(L, instidx);
+  uv = lua_gettop(L);
+  lua_rawgeti(L, uv, inst->model->pk + 1);
+  haskey = !lua_isnil(L, -1);
+  lua_pushnil(L);                       /* the errors slot */
+  push_row(L, inst, inst->dirty, uv, uv + 2, 1, haskey, NULL, 0);
+  if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, inst->model, uv + 2);
+  lua_settop(L, uv - 1);
+  return SQLITE_OK;
+}
 
 /*
 ** INSERT the instance at instidx (every field, timestamps set now, the key
-** left to SQLite when it is an AUTOINCREMENT left nil).  On success the
-** instance holds its key and is saved, nothing changed.
+** left to SQLite when it is an AUTOINCREMENT left nil).  Every value is
+** checked against its field first: when one cannot be stored nothing runs
+** and JN_VALIDATION returns with the message and details pushed.  On
+** success the instance holds what the row holds (values converted, its
+** key, the timestamps) and is saved, nothing changed.
 ** Returns SQLITE_OK or the failing code (message readable by jn_pushfail).
-** [-0, +0, e]
+** [-0, +(0|2), e]
 */
 int jn_inst_insert(lua_State *L, int instidx) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
   jn_Model *m = inst->model;
   jn_Conn *c = m->conn;
   sqlite3_stmt *st;
-  int rc, i, k = 0, uv, haskey;
+  int rc, i, k = 0, uv, haskey, base;
   char ts[32];
   size_t tslen = 0;
   lua_getuservalue(L, instidx);
   uv = lua_gettop(L);
   lua_rawgeti(L, uv, m->pk + 1);
   haskey = !lua_isnil(L, -1);
-  lua_pop(L, 1);
+  lua_pushnil(L);                       /* uv + 2: the errors slot */
+  if (m->created >= 0 || m->updated >= 0) tslen = jn_timestamp(c, ts);
+  base = lua_gettop(L);
+  push_row(L, inst, inst->dirty, uv, uv + 2, 1, haskey, ts, tslen);
+  if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
   st = jn_stmt_slot(L, c, &m->st[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT],
                     m->sql[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT], &rc);
-  if (st == NULL) { lua_pop(L, 1); return rc; }
-  if (m->created >= 0 || m->updated >= 0) tslen = jn_timestamp(c, ts);
+  if (st == NULL) { lua_settop(L, uv - 1); return rc; }
   for (i = 0; i < m->nfields; i++) {
-    if (!haskey && i == m->pk && (m->f[i].flags & JN_F_AUTOINC)) continue;
-    k++;
-    lua_rawgeti(L, uv, i + 1);
-    if ((i == m->updated || i == m->created) && (i == m->updated || lua_isnil(L, -1))) {
-      lua_pop(L, 1);
-      lua_pushlstring(L, ts, tslen);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, uv, i + 1);
-    }
-    if (jn_bind_value(L, c, st, k, -1, m->f[i].type) != 0)
+    if (!writes_field(m, inst->dirty, 1, haskey, i)) continue;
+    if (jn_bind_value(L, c, st, ++k, base + 1 + i, m->f[i].type) != 0)
       luaL_error(L, "%s:save: bad value for field '%s' (%s cannot be stored)", m->name,
-                 m->f[i].name, luaL_typename(L, -1));
-    lua_pop(L, 1);
+                 m->f[i].name, luaL_typename(L, base + 1 + i));
   }
   rc = jn_stmt_run(L, c, st);
   if (rc == SQLITE_OK) {
+    store_row(L, inst, inst->dirty, uv, base, 1, haskey);
     if (!haskey) {
       jn_push_i64(L, sqlite3_last_insert_rowid(c->db));
       lua_rawseti(L, uv, m->pk + 1);
@@ -201,33 +377,44 @@ int jn_inst_insert(lua_State *L, int instidx) {
     inst->saved = 1;
     memset(inst->dirty, 0, DIRTY_BYTES(m));
   }
-  lua_pop(L, 1);
+  lua_settop(L, uv - 1);
   return rc;
 }
 
-/* UPDATE the changed fields (and updated_at) of a saved instance. */
+/*
+** UPDATE the changed fields (and the update stamp) of a saved instance,
+** checked first as jn_inst_insert does.  Returns SQLITE_OK, the failing
+** code, or JN_VALIDATION with the message and details pushed.
+** [-0, +(0|2), e]
+*/
 static int update_row(lua_State *L, int instidx) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
   jn_Model *m = inst->model;
   jn_Conn *c = m->conn;
   jn_Buf b;
   sqlite3_stmt *st;
-  int i, k = 0, rc, uv;
+  int i, k = 0, rc, uv, base;
   char ts[32];
+  size_t tslen = 0;
+  unsigned char *dirty;
   lua_getuservalue(L, instidx);
   uv = lua_gettop(L);
-  if (m->updated >= 0) {
-    size_t n = jn_timestamp(c, ts);
-    lua_pushlstring(L, ts, n);
-    lua_rawseti(L, uv, m->updated + 1);
-    DIRTY_SET(inst, m->updated);
-  }
+  lua_rawgeti(L, uv, m->pk + 1);        /* uv + 1: the key, pinned until the step */
+  lua_pushnil(L);                       /* uv + 2: the errors slot */
+  /* uv + 3: the fields this UPDATE writes (a log function may change the
+  ** instance, and so its dirty bits, while the statement runs) */
+  dirty = (unsigned char *)lua_newuserdata(L, DIRTY_BYTES(m));
+  memcpy(dirty, inst->dirty, DIRTY_BYTES(m));
+  if (m->updated >= 0) tslen = jn_timestamp(c, ts);
+  base = lua_gettop(L);
+  push_row(L, inst, dirty, uv, uv + 2, 0, 1, ts, tslen);
+  if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
   jn_buf_addident(L, &b, NULL, m->table);
   jn_buf_adds(L, &b, " SET ");
   for (i = 0; i < m->nfields; i++) {
-    if (!DIRTY_GET(inst, i)) continue;
+    if (!writes_field(m, dirty, 0, 1, i)) continue;
     if (k++) jn_buf_adds(L, &b, ", ");
     jn_buf_addident(L, &b, NULL, m->f[i].name);
     jn_buf_adds(L, &b, " = ?");
@@ -240,14 +427,13 @@ static int update_row(lua_State *L, int instidx) {
   k = 0;
   for (i = 0; i <= m->nfields; i++) {
     int f = i < m->nfields ? i : m->pk;
-    if (i < m->nfields && !DIRTY_GET(inst, i)) continue;
-    lua_rawgeti(L, uv, f + 1);
-    if (jn_bind_value(L, c, st, ++k, -1, m->f[f].type) != 0)
+    int idx = i < m->nfields ? base + 1 + i : uv + 1;
+    if (i < m->nfields && !writes_field(m, dirty, 0, 1, i)) continue;
+    if (jn_bind_value(L, c, st, ++k, idx, m->f[f].type) != 0)
       luaL_error(L, "%s:save: bad value for field '%s'", m->name, m->f[f].name);
-    lua_pop(L, 1);
   }
   rc = jn_stmt_run(L, c, st);
-  if (rc == SQLITE_OK) memset(inst->dirty, 0, DIRTY_BYTES(m));
+  if (rc == SQLITE_OK) store_row(L, inst, dirty, uv, base, 0, 1);
   lua_settop(L, uv - 1);
   return rc;
 }
@@ -337,9 +523,8 @@ static int inst_reload(lua_State *L) {
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
-  jn_inst_get(L, 1, m->pk);
+  jn_inst_get(L, 1, m->pk);   /* 2: stays on the stack until the step is done */
   jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
-  lua_pop(L, 1);
   rc = jn_stmt_step(L, m->conn, st);
   if (rc == SQLITE_ROW) {
     lua_getuservalue(L, 1);
@@ -373,11 +558,11 @@ static int inst_destroy(lua_State *L) {
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_DELETE_PK], m->sql[JN_MS_DELETE_PK], &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
-  jn_inst_get(L, 1, m->pk);
+  jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
   jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
-  lua_pop(L, 1);
   rc = jn_stmt_run(L, m->conn, st);
   if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
+  lua_pop(L, 1);
   inst->saved = 0;
   lua_pushboolean(L, 1);
   return 1;
@@ -647,4 +832,6 @@ void jn_inst_open(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, JN_INST_METHODS);
   lua_setfield(L, -2, "Instance");
+  lua_pushinteger(L, JN_VALIDATION);
+  lua_setfield(L, -2, "VALIDATION");
 }

@@ -88,6 +88,13 @@ static int model_bulk_create(lua_State *L) {
   for (i = 1; i <= n; i++) {   /* every row checked before anything is written */
     lua_rawgeti(L, 2, i);
     jn_inst_build(L, m, 1, lua_gettop(L), ctx);
+    if (jn_inst_check(L, lua_gettop(L)) == JN_VALIDATION) {
+      lua_pushfstring(L, "%s (row %d)", lua_tostring(L, -2), i);
+      lua_replace(L, -3);
+      lua_pushinteger(L, i);
+      lua_setfield(L, -2, "index");
+      return jn_pushfail(L, m->conn, JN_VALIDATION);
+    }
     lua_rawseti(L, 3, i);
     lua_pop(L, 1);
   }
@@ -247,7 +254,7 @@ static int model_update(lua_State *L) {
   jn_Model *m = check_self(L, "update");
   jn_Buf b;
   jn_Select s;
-  int n = 0, i;
+  int n = 0, i, errs;
   method_ctx(ctx, sizeof ctx, m, "update");
   if (!lua_istable(L, 2))
     luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx, luaL_typename(L, 2));
@@ -255,12 +262,15 @@ static int model_update(lua_State *L) {
   jn_query_checkopts(L, 3, update_opts, ctx);
   need_where(L, 3, ctx);
   jn_query_init(L, &s);
+  lua_pushnil(L);                      /* the errors slot: values that cannot be stored */
+  errs = lua_gettop(L);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
   jn_buf_addident(L, &b, NULL, m->table);
   jn_buf_adds(L, &b, " SET ");
   for (i = 0; i < m->nfields; i++) {   /* field order, so the text is stable */
-    lua_getfield(L, 2, m->f[i].name);
+    lua_pushstring(L, m->f[i].name);   /* raw: the values are data, not code to run */
+    lua_rawget(L, 2);
     if (i == m->updated && lua_isnil(L, -1)) {
       char ts[32];
       size_t len = jn_timestamp(m->conn, ts);
@@ -268,22 +278,24 @@ static int model_update(lua_State *L) {
       lua_pushlstring(L, ts, len);
     }
     if (is_null(L, -1)) {   /* junction.null: write NULL */
+      lua_pushnil(L);
+      if (!jn_inst_value(L, m, i, -1, errs)) lua_pushnil(L);   /* allowNull = false */
+      lua_pop(L, 2);
       if (n++) jn_buf_adds(L, &b, ", ");
       jn_buf_addident(L, &b, NULL, m->f[i].name);
       jn_buf_adds(L, &b, " = NULL");
     } else if (!lua_isnil(L, -1)) {
       int t = lua_type(L, -1);
-      if ((t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING) ||
-          (t == LUA_TNUMBER && m->f[i].type == JN_T_DATE && !jn_epoch_ok((double)lua_tonumber(L, -1))))
+      if (t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
         luaL_error(L, "%s: bad value for field '%s' (%s cannot be stored)", ctx, m->f[i].name,
-                   t == LUA_TNUMBER ? "that number" : luaL_typename(L, -1));
+                   luaL_typename(L, -1));
       if (n++) jn_buf_adds(L, &b, ", ");
       jn_buf_addident(L, &b, NULL, m->f[i].name);
       jn_buf_adds(L, &b, " = ?");
-      if (t == LUA_TBOOLEAN) lua_pushinteger(L, lua_toboolean(L, -1));
-      else lua_pushvalue(L, -1);
-      jn_query_bindt(L, &s, -1, m->f[i].type);
-      lua_pop(L, 1);
+      if (jn_inst_value(L, m, i, -1, errs)) {
+        jn_query_bindt(L, &s, -1, m->f[i].type);
+        lua_pop(L, 1);
+      }
     }
     lua_pop(L, 1);
   }
@@ -295,6 +307,10 @@ static int model_update(lua_State *L) {
   }
   if (n == 0) luaL_error(L, "%s: bad argument #1 (no field to set)", ctx);
   add_where(L, m, 3, &b, &s, ctx);
+  if (!lua_isnil(L, errs)) {           /* checked before any SQL runs */
+    jn_inst_invalid(L, m, errs);
+    return jn_pushfail(L, m->conn, JN_VALIDATION);
+  }
   return run_scalar(L, m, &b, &s, 1);
 }
 
@@ -344,6 +360,30 @@ static int find_or_create_body(lua_State *L) {
   return 2;
 }
 
+/*
+** Check the values of the table at idx (field name -> value) against their
+** fields, as a create would store them; names that are no field are left
+** for the create to refuse.  Returns SQLITE_OK, or JN_VALIDATION with the
+** message and details pushed.
+** [-0, +(0|2), m]
+*/
+static int check_values(lua_State *L, jn_Model *m, int idx) {
+  int errs, f;
+  lua_pushnil(L);
+  errs = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
+    if (f >= 0 && (lua_type(L, -1) == LUA_TBOOLEAN || lua_type(L, -1) == LUA_TNUMBER ||
+                   lua_type(L, -1) == LUA_TSTRING) && jn_inst_value(L, m, f, -1, errs))
+      lua_pop(L, 1);
+    lua_pop(L, 1);
+  }
+  if (!lua_isnil(L, errs)) return jn_inst_invalid(L, m, errs);
+  lua_pop(L, 1);
+  return SQLITE_OK;
+}
+
 /*** Find the row matching where, or create it from where's plain values and defaults.
 @function Model:findOrCreate
 @tparam table opts where, defaults
@@ -381,6 +421,7 @@ static int model_find_or_create(lua_State *L) {
     }
   }
   lua_remove(L, 2);                    /* model, where, values */
+  if (check_values(L, m, 3) == JN_VALIDATION) return jn_pushfail(L, m->conn, JN_VALIDATION);
   return jn_atomic(L, m->conn, find_or_create_body, 1, 0);
 }
 

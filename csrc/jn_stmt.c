@@ -359,6 +359,225 @@ int jn_is_utf8(const char *str, size_t n) {
   return 1;
 }
 
+/* Converting values to their field's type (checked before anything binds) */
+
+/* Days in month mon (1..12) of year y. */
+static int month_days(int y, int mon) {
+  static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+  if (mon == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+  return days[mon - 1];
+}
+
+/* Read exactly n digits at s[*i] into *v; 0 when they are not all there. */
+static int take_digits(const char *s, size_t len, size_t *i, int n, int *v) {
+  int k;
+  *v = 0;
+  if (*i + (size_t)n > len) return 0;
+  for (k = 0; k < n; k++) {
+    char ch = s[*i + (size_t)k];
+    if (ch < '0' || ch > '9') return 0;
+    *v = *v * 10 + (ch - '0');
+  }
+  *i += (size_t)n;
+  return 1;
+}
+
+/*
+** Is s[0..len) a date in an ISO-8601 form, every part in range?
+** YYYY-MM-DD, then optionally [T or space]HH:MM, :SS, .fraction (1 to 9
+** digits), and after a time optionally Z or +HH:MM / -HH:MM.  junction's
+** own timestamps ("YYYY-MM-DD HH:MM:SS.mmm") are one of these forms, and
+** SQLite's date functions read every one of them.
+*/
+static int is_date(const char *s, size_t len) {
+  size_t i = 0;
+  int y, mon, d, h, mi, sec, n;
+  if (!take_digits(s, len, &i, 4, &y) || y < 1 || i >= len || s[i++] != '-' ||
+      !take_digits(s, len, &i, 2, &mon) || mon < 1 || mon > 12 || i >= len || s[i++] != '-' ||
+      !take_digits(s, len, &i, 2, &d) || d < 1 || d > month_days(y, mon))
+    return 0;
+  if (i == len) return 1;
+  if (s[i] != 'T' && s[i] != ' ') return 0;
+  i++;
+  if (!take_digits(s, len, &i, 2, &h) || h > 23 || i >= len || s[i++] != ':' ||
+      !take_digits(s, len, &i, 2, &mi) || mi > 59)
+    return 0;
+  if (i < len && s[i] == ':') {
+    i++;
+    if (!take_digits(s, len, &i, 2, &sec) || sec > 59) return 0;
+    if (i < len && s[i] == '.') {
+      i++;
+      for (n = 0; i < len && s[i] >= '0' && s[i] <= '9'; n++) i++;
+      if (n < 1 || n > 9) return 0;
+    }
+  }
+  if (i == len) return 1;
+  if (s[i] == 'Z') return i + 1 == len;
+  if (s[i] != '+' && s[i] != '-') return 0;
+  i++;
+  if (!take_digits(s, len, &i, 2, &h) || h > 23 || i >= len || s[i++] != ':' ||
+      !take_digits(s, len, &i, 2, &mi) || mi > 59)
+    return 0;
+  return i == len;
+}
+
+/* Read a whole string as a finite decimal number (no spaces, hex, inf or nan). */
+static int parse_real(const char *s, size_t len, double *out) {
+  size_t i;
+  char *end;
+  if (len == 0 || len > 64 || strlen(s) != len) return 0;
+  for (i = 0; i < len; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
+          s[i] == '+' || s[i] == '-'))
+      return 0;
+  *out = strtod(s, &end);
+  return end == s + len && *out - *out == 0.0;
+}
+
+/* Characters (UTF-8 sequences; any other byte counts as one) in s[0..len). */
+static size_t count_chars(const char *s, size_t len) {
+  size_t i, n = 0;
+  for (i = 0; i < len; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80) n++;
+  return n;
+}
+
+/*
+** The integral value of a number with no fraction, within the 64-bit
+** range; 0 for a fraction, an infinity or NaN.
+*/
+static int number_i64(lua_State *L, int idx, sqlite3_int64 *out) {
+  double d;
+#if !JN_LUA51
+  if (lua_isinteger(L, idx)) { *out = (sqlite3_int64)lua_tointeger(L, idx); return 1; }
+#endif
+  d = (double)lua_tonumber(L, idx);
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != (double)(sqlite3_int64)d)
+    return 0;
+  *out = (sqlite3_int64)d;
+  return 1;
+}
+
+/* Push a number as the text SQLite would store for it in a TEXT column. */
+static void push_number_text(lua_State *L, int idx) {
+  char tmp[64];
+  sqlite3_int64 v;
+  double d = (double)lua_tonumber(L, idx);
+#if !JN_LUA51
+  if (lua_isinteger(L, idx)) d = 0.0;   /* a Lua integer: every digit */
+#endif
+  if (number_i64(L, idx, &v) && (d == 0.0 || (v > -1000000000000000LL && v < 1000000000000000LL))) {
+    snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+  } else {
+    snprintf(tmp, sizeof tmp, "%.15g", d);
+    if (strtod(tmp, NULL) != d) snprintf(tmp, sizeof tmp, "%.17g", d);
+  }
+  lua_pushstring(L, tmp);
+}
+
+/*
+** Convert the value at idx to what a field of the given type stores, as a
+** reload reads it back.  Pushes the converted value and returns 1, or
+** pushes the reason it cannot be stored ("is not an integer") and returns
+** 0.  nil stays nil (allowNull is the caller's).  What converts:
+**   INTEGER  an integral number within 64 bits; a decimal integer string
+**   REAL     a number other than NaN; a decimal number string
+**   BOOLEAN  true, false; the numbers 1 and 0 (as SQLite stores them)
+**   TEXT, STRING(n)  a string (STRING: at most n characters); a finite
+**            number becomes its decimal text
+**   BLOB     a string
+**   DATE     a string in an ISO-8601 form (see is_date), kept as given; a
+**            number of seconds since 1970, as UTC text
+** Any other Lua type (a table, a function) is the caller's to refuse.
+** [-0, +1, m]
+*/
+int jn_value_conv(lua_State *L, int idx, int type, int length) {
+  int t = lua_type(L, idx);
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  if (t == LUA_TNIL) { lua_pushnil(L); return 1; }
+  switch (type) {
+    case JN_T_INTEGER: {
+      sqlite3_int64 v;
+      size_t len;
+      const char *s;
+      if (t == LUA_TNUMBER && number_i64(L, idx, &v)) { jn_push_i64(L, v); return 1; }
+      if (t == LUA_TSTRING) {
+        s = lua_tolstring(L, idx, &len);
+        if (parse_i64(s, len, &v)) { jn_push_i64(L, v); return 1; }
+      }
+      lua_pushliteral(L, "is not an integer");
+      return 0;
+    }
+    case JN_T_REAL: {
+      double d;
+      size_t len;
+      const char *s;
+      if (t == LUA_TNUMBER && lua_tonumber(L, idx) == lua_tonumber(L, idx)) {
+        lua_pushnumber(L, lua_tonumber(L, idx));
+        return 1;
+      }
+      if (t == LUA_TSTRING) {
+        s = lua_tolstring(L, idx, &len);
+        if (parse_real(s, len, &d)) { lua_pushnumber(L, (lua_Number)d); return 1; }
+      }
+      lua_pushliteral(L, "is not a number");
+      return 0;
+    }
+    case JN_T_BOOLEAN:
+      if (t == LUA_TBOOLEAN) { lua_pushvalue(L, idx); return 1; }
+      if (t == LUA_TNUMBER && (lua_tonumber(L, idx) == 0 || lua_tonumber(L, idx) == 1)) {
+        lua_pushboolean(L, lua_tonumber(L, idx) == 1);
+        return 1;
+      }
+      lua_pushliteral(L, "is not a boolean (true or false)");
+      return 0;
+    case JN_T_TEXT:
+    case JN_T_STRING:
+      if (t == LUA_TNUMBER) {
+        double d = (double)lua_tonumber(L, idx);
+        if (d - d != 0.0) { lua_pushliteral(L, "is not text"); return 0; }
+        push_number_text(L, idx);
+      } else if (t == LUA_TSTRING) {
+        lua_pushvalue(L, idx);
+      } else {
+        lua_pushliteral(L, "is not text");
+        return 0;
+      }
+      if (type == JN_T_STRING && length > 0) {
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if ((size_t)length < len && count_chars(s, len) > (size_t)length) {
+          lua_pop(L, 1);
+          lua_pushfstring(L, "is longer than %d characters", length);
+          return 0;
+        }
+      }
+      return 1;
+    case JN_T_BLOB:
+      if (t == LUA_TSTRING) { lua_pushvalue(L, idx); return 1; }
+      lua_pushliteral(L, "is not a string of bytes");
+      return 0;
+    case JN_T_DATE:
+      if (t == LUA_TNUMBER) {
+        char ts[32];
+        size_t n = format_epoch((double)lua_tonumber(L, idx), ts);
+        if (n != 0) { lua_pushlstring(L, ts, n); return 1; }
+        lua_pushliteral(L, "is not a date (seconds since 1970, within the years 1 to 9999)");
+        return 0;
+      }
+      if (t == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        if (is_date(s, len)) { lua_pushvalue(L, idx); return 1; }
+      }
+      lua_pushliteral(L, "is not a date (YYYY-MM-DD, optionally HH:MM[:SS[.fff]] and a zone)");
+      return 0;
+    default:
+      lua_pushvalue(L, idx);
+      return 1;
+  }
+}
+
 /*
 ** Bind the Lua value at idx to parameter i, as a value of field type type
 ** (JN_T_ANY for none).  Returns 0, or -1 when the value's Lua type cannot

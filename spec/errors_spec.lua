@@ -151,9 +151,22 @@ describe("database failures return nil, message, code", function()
     assert.equal(1, m.Genre:count())
   end)
 
-  it("NOT NULL -> 1299", function()
-    local msg = is_fail(1299, m.Post:create {})
-    assert.matches("NOT NULL", msg)
+  -- A value is data: refused by junction before any SQL, as a fourth value
+  -- the details name every field that failed.
+  local function is_invalid(...)
+    assert.equal(4, select("#", ...), "nil, message, code, details")
+    local ok, msg, code, details = ...
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.equal(H.junction.VALIDATION, code)
+    assert.is_table(details.errors)
+    return msg, details
+  end
+
+  it("a NULL in a NOT NULL field -> junction.VALIDATION with details, before SQL", function()
+    local msg, details = is_invalid(m.Post:create {})
+    assert.equal("Post.text: cannot be null (allowNull is false)", msg)
+    assert.equal(msg, details.errors.text)
     assert.equal(0, m.Post:count())
   end)
 
@@ -180,7 +193,7 @@ describe("database failures return nil, message, code", function()
   it("instance update", function()
     local p = assert(m.Post:create { text = "p" })
     p.text = nil
-    is_fail(1299, p:save())
+    is_invalid(p:save())
     assert.equal("p", db:query("SELECT text FROM post")[1].text)
   end)
 

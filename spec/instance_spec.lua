@@ -349,8 +349,12 @@ describe("value round trips", function()
     assert.equal("blob", db:query("SELECT typeof(b) AS ty FROM vals")[1].ty)
   end)
 
-  it("STRING(n) does not enforce the length", function()
-    assert.equal("longer than five", roundtrip({ s = "longer than five" }).s)
+  it("STRING(n) keeps up to n characters (UTF-8 counted as characters)", function()
+    assert.equal("fünf!", roundtrip({ s = "fünf!" }).s)
+    local ok, msg, code = W:create { s = "longer than five" }
+    assert.is_nil(ok)
+    assert.equal(H.junction.VALIDATION, code)
+    assert.equal('Vals.s: "longer than five" is longer than 5 characters', msg)
   end)
 
   local hostile = {

@@ -16,6 +16,7 @@ local M = {
   open = core.open,
   types = core.types,
   null = core.null,
+  VALIDATION = core.VALIDATION,   -- the code of a value its field cannot hold
   type = core.type,
   modelof = core.modelof,
   version = core.version,
