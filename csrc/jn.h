@@ -184,6 +184,7 @@ typedef struct jn_Assoc {
 typedef struct jn_Inst {
   jn_Model *model;          /* the model userdata sits at uservalue[nfields + 1] */
   int saved;                /* the row exists in the database */
+  int destroyed;            /* destroy() deleted its row: no more writes or reads */
   unsigned char dirty[1];   /* one bit per field */
 } jn_Inst;
 

@@ -64,6 +64,7 @@ static jn_Assoc *check_method(lua_State *L) {
     luaL_error(L, "%s: bad self (%s instance expected, got %s; call it with ':')",
                method_name(L), a->source->name, jn_typename(L, 1));
   jn_conn_checkopen(L, a->source->conn, method_name(L), NULL);
+  if (inst->destroyed) luaL_error(L, "%s: instance was destroyed", method_name(L));
   jn_inst_get(L, 1, a->source_key);
   if (!inst->saved || lua_isnil(L, -1))
     luaL_error(L, "%s: the %s is not saved yet (no %s)", method_name(L), a->source->name,

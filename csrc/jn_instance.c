@@ -451,6 +451,15 @@ static jn_Inst *check_inst(lua_State *L, const char *method) {
   return inst;
 }
 
+/* As check_inst, for the methods that write or read its row: a destroyed
+** instance has none, and must not bring it back. */
+static jn_Inst *check_live(lua_State *L, const char *method) {
+  jn_Inst *inst = check_inst(L, method);
+  if (inst->destroyed)
+    luaL_error(L, "%s:%s: instance was destroyed", inst->model->name, method);
+  return inst;
+}
+
 static int any_dirty(jn_Inst *inst) {
   size_t i;
   for (i = 0; i < DIRTY_BYTES(inst->model); i++)
@@ -463,7 +472,7 @@ static int any_dirty(jn_Inst *inst) {
 @treturn Instance|fail
 */
 static int inst_save(lua_State *L) {
-  jn_Inst *inst = check_inst(L, "save");
+  jn_Inst *inst = check_live(L, "save");
   int rc = SQLITE_OK;
   lua_settop(L, 1);
   if (!inst->saved) rc = jn_inst_insert(L, 1);
@@ -496,7 +505,7 @@ static void set_named(lua_State *L, jn_Inst *inst, int keyidx, int validx, const
 @function instance:update
 */
 static int inst_update(lua_State *L) {
-  jn_Inst *inst = check_inst(L, "update");
+  jn_Inst *inst = check_live(L, "update");
   char ctx[96];
   snprintf(ctx, sizeof ctx, "%s:update", inst->model->name);
   if (!lua_istable(L, 2))
@@ -516,7 +525,7 @@ static int inst_update(lua_State *L) {
 @treturn Instance|fail
 */
 static int inst_reload(lua_State *L) {
-  jn_Inst *inst = check_inst(L, "reload");
+  jn_Inst *inst = check_live(L, "reload");
   jn_Model *m = inst->model;
   sqlite3_stmt *st;
   int rc, i;
@@ -551,7 +560,7 @@ static int inst_reload(lua_State *L) {
 @treturn true|fail
 */
 static int inst_destroy(lua_State *L) {
-  jn_Inst *inst = check_inst(L, "destroy");
+  jn_Inst *inst = check_live(L, "destroy");
   jn_Model *m = inst->model;
   sqlite3_stmt *st;
   int rc;
@@ -564,6 +573,7 @@ static int inst_destroy(lua_State *L) {
   if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
   lua_pop(L, 1);
   inst->saved = 0;
+  inst->destroyed = 1;
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -779,7 +789,7 @@ static int inst_tostring(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  jn_buf_adds(L, &b, "}");
+  jn_buf_adds(L, &b, inst->destroyed ? "} (destroyed)" : "}");
   lua_pushlstring(L, b.p, b.n);
   return 1;
 }

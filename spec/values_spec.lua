@@ -252,6 +252,44 @@ describe("the instance create and save return holds what a reload returns", func
   end)
 end)
 
+describe("a destroyed instance stays destroyed", function()
+  local db, m
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+  end)
+  after_each(function() db:close() end)
+
+  it("save, update, reload and destroy raise; nothing comes back", function()
+    local p = assert(m.Post:create { text = "a" })
+    assert.is_true(p:destroy())
+    assert.equal("Post:save: instance was destroyed", H.raises(function() p:save() end):match("Post:save:.*$"))
+    H.mentions(H.raises(function() p:update { text = "b" } end), "Post:update", "destroyed")
+    H.mentions(H.raises(function() p:reload() end), "Post:reload", "destroyed")
+    H.mentions(H.raises(function() p:destroy() end), "Post:destroy", "destroyed")
+    p.text = "again"
+    H.mentions(H.raises(function() p:save() end), "destroyed")
+    assert.equal(0, m.Post:count())
+  end)
+
+  it("tostring shows it is destroyed; reading its fields still works", function()
+    local p = assert(m.Post:create { text = "a" })
+    assert(p:destroy())
+    assert.matches("(destroyed)", tostring(p), 1, true)
+    assert.equal("a", p.text)
+    assert.equal("a", p:toTable().text)
+  end)
+
+  it("association methods on it raise", function()
+    assert(m.Genre:create { name = "g" })
+    local p = assert(m.Post:create { text = "a" })
+    assert(p:destroy())
+    H.mentions(H.raises(function() p:setGenres { 1 } end), "Post:setGenres", "destroyed")
+    H.mentions(H.raises(function() p:getGenres() end), "Post:getGenres", "destroyed")
+    assert.equal(0, m.TagPostGenre:count())
+  end)
+end)
+
 describe("a log function that changes the values being saved", function()
   local function setup(on_log)
     local db = H.open { log = function(sql, params) on_log(sql, params) end }
