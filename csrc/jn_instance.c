@@ -668,9 +668,24 @@ static int no_such(lua_State *L, jn_Model *m, const char *what) {
                     what, lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2));
 }
 
+/*
+** The instance at 1 for the metamethod what, which runs as a closure whose
+** upvalue 2 is the instance metatable (no registry lookup on the hot path):
+** a metamethod fetched with getmetatable can be called with anything.
+*/
+static jn_Inst *self_inst(lua_State *L, const char *what) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
+  if (inst == NULL || lua_type(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, 1) ||
+      !lua_rawequal(L, -1, lua_upvalueindex(2)))
+    luaL_error(L, "junction.Instance.%s: bad self (instance expected, got %s)", what,
+               luaL_typename(L, 1));
+  lua_pop(L, 1);
+  return inst;
+}
+
 /* inst.name: a field, a method, or what eager loading attached. */
 static int inst_index(lua_State *L) {
-  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
+  jn_Inst *inst = self_inst(L, "__index");
   jn_Model *m = inst->model;
   lua_pushlightuserdata(L, m);
   lua_rawget(L, lua_upvalueindex(1));
@@ -695,7 +710,7 @@ static int inst_index(lua_State *L) {
 
 /* inst.name = v: fields only; a new value marks the field changed. */
 static int inst_newindex(lua_State *L) {
-  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
+  jn_Inst *inst = self_inst(L, "__newindex");
   jn_Model *m = inst->model;
   char ctx[96];
   lua_pushlightuserdata(L, m);
@@ -760,10 +775,14 @@ static void add_repr(lua_State *L, jn_Buf *b, int idx) {
 
 /* Post{post_id=1, text="Hello", ...; Genres=[3]} */
 static int inst_tostring(lua_State *L) {
-  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
-  jn_Model *m = inst->model;
+  jn_Inst *inst = jn_inst_test(L, 1);
+  jn_Model *m;
   jn_Buf b;
   int i, uv, first = 1;
+  if (inst == NULL)
+    luaL_error(L, "junction.Instance.__tostring: bad self (instance expected, got %s)",
+               luaL_typename(L, 1));
+  m = inst->model;
   lua_settop(L, 1);
   lua_getuservalue(L, 1);
   uv = lua_gettop(L);
@@ -827,11 +846,13 @@ void jn_inst_open(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, JN_LOOKUPS);
   luaL_newmetatable(L, JN_INST_MT);
   luaL_setfuncs(L, inst_meta, 0);
+  lua_pushvalue(L, -2);                 /* upvalues: the lookups, the metatable */
   lua_pushvalue(L, -2);
-  lua_pushcclosure(L, inst_index, 1);
+  lua_pushcclosure(L, inst_index, 2);
   lua_setfield(L, -2, "__index");
   lua_pushvalue(L, -2);
-  lua_pushcclosure(L, inst_newindex, 1);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, inst_newindex, 2);
   lua_setfield(L, -2, "__newindex");
   lua_remove(L, -2);
   lua_pushliteral(L, "junction.Instance");

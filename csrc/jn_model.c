@@ -472,8 +472,11 @@ static int model_info(lua_State *L) {
 
 /* Model.name, Model.tableName, then the methods. */
 static int model_index(lua_State *L) {
-  jn_Model *m = (jn_Model *)lua_touserdata(L, 1);
-  const char *k = lua_tostring(L, 2);
+  jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
+  const char *k;
+  if (m == NULL)
+    luaL_error(L, "junction.Model.__index: bad self (model expected, got %s)", luaL_typename(L, 1));
+  k = lua_tostring(L, 2);
   if (k != NULL && lua_type(L, 2) == LUA_TSTRING) {
     if (strcmp(k, "name") == 0) { lua_pushstring(L, m->name); return 1; }
     if (strcmp(k, "tableName") == 0) { lua_pushstring(L, m->table); return 1; }

@@ -290,6 +290,92 @@ describe("a destroyed instance stays destroyed", function()
   end)
 end)
 
+describe("metamethods check their argument", function()
+  local db, m
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+  end)
+  after_each(function() db:close() end)
+
+  local wrong = { {}, 1, "x", true, io.stdout, function() end }
+
+  local function each_metamethod(obj, fn)
+    local mt = getmetatable(obj)
+    assert.is_table(mt)
+    for name, f in pairs(mt) do
+      if type(f) == "function" then fn(name, f) end
+    end
+  end
+
+  local function objects()
+    local p = assert(m.Post:create { text = "a" })
+    local a = next(m.Post:_info().associations or {})
+    a = a and m.Post:_info().associations[a]
+    return { instance = p, model = m.Post, association = a }
+  end
+
+  for _, kind in ipairs { "instance", "model", "association" } do
+    it("of the " .. kind .. " raise a clear error on a wrong first argument", function()
+      local all = objects()
+      local obj = all[kind]
+      if obj == nil then return end
+      local others = { db }
+      for other, o in pairs(all) do
+        if other ~= kind then others[#others + 1] = o end
+      end
+      each_metamethod(obj, function(name, f)
+        for _, bad in ipairs(wrong) do
+          local ok, err = pcall(f, bad, "text", "v")
+          if not ok then
+            assert.is_string(err, name)
+          end
+        end
+        for _, bad in ipairs(others) do
+          local ok, err = pcall(f, bad, "text", "v")
+          if not ok then
+            assert.is_string(err, name)
+          end
+        end
+      end)
+      -- the instance metamethods by name: raise, never crash
+      if kind == "instance" then
+        local mt = getmetatable(obj)
+        for _, bad in ipairs(wrong) do
+          H.mentions(H.raises(function() return mt.__index(bad, "text") end), "junction.Instance", "__index")
+          H.mentions(H.raises(function() mt.__newindex(bad, "text", "v") end), "junction.Instance", "__newindex")
+          H.mentions(H.raises(function() return mt.__tostring(bad) end), "junction.Instance", "__tostring")
+          assert.is_false(mt.__eq(bad, obj))
+        end
+        -- a model userdata is not an instance either
+        H.mentions(H.raises(function() return mt.__index(m.Post, "text") end), "instance expected")
+      elseif kind == "model" then
+        local mt = getmetatable(obj)
+        for _, bad in ipairs(wrong) do
+          H.mentions(H.raises(function() return mt.__index(bad, "findAll") end), "junction.Model")
+          assert.has_error(function() return mt.__tostring(bad) end)
+        end
+        H.mentions(H.raises(function() return mt.__index(objects().instance, "findAll") end), "model expected")
+      end
+    end)
+  end
+
+  it("of the connection raise on a wrong first argument", function()
+    local mt = getmetatable(db)
+    local all = objects()
+    local bads = { all.instance, all.model, all.association }
+    for _, v in ipairs(wrong) do bads[#bads + 1] = v end
+    for name, f in pairs(mt) do
+      if type(f) == "function" then
+        for _, bad in ipairs(bads) do
+          local ok, err = pcall(f, bad)
+          if not ok then assert.is_string(err, name) end
+        end
+      end
+    end
+  end)
+end)
+
 describe("a log function that changes the values being saved", function()
   local function setup(on_log)
     local db = H.open { log = function(sql, params) on_log(sql, params) end }
