@@ -103,7 +103,13 @@ void jn_json_add(lua_State *L, jn_Buf *b, int idx) {
         jn_to_i64(L, idx, &v);
         jn_buf_addint(L, b, (long long)v);
       } else {
-        snprintf(tmp, sizeof tmp, "%.17g", (double)lua_tonumber(L, idx));
+        /* JSON has no NaN or infinity: NaN is null (SQLite binds a NaN as
+        ** NULL too), an infinity a number too large for a double, which
+        ** SQLite reads back as that infinity. */
+        double d = (double)lua_tonumber(L, idx);
+        if (d != d) strcpy(tmp, "null");
+        else if (d - d != 0) strcpy(tmp, d > 0 ? "9e999" : "-9e999");
+        else snprintf(tmp, sizeof tmp, "%.17g", d);
         jn_buf_adds(L, b, tmp);
       }
       break;

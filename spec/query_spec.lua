@@ -457,3 +457,27 @@ describe("query options", function()
     db:close()
   end)
 end)
+
+describe("in lists with non-finite numbers", function()
+  -- A REAL column holding the infinities; a NaN matches nothing (SQLite binds it as NULL).
+  for _, size in ipairs { 0, 5000 } do
+    it("answer alike, short or long (padded with " .. size .. " misses)", function()
+      local db = H.open()
+      local R = db:define("R", { tableName = "r", timestamps = false, fields = {
+        id = { type = T.INTEGER, primaryKey = true }, x = { type = T.REAL } } })
+      assert(db:sync())
+      assert(db:exec("INSERT INTO r(id, x) VALUES (1, 1.5), (2, 9e999), (3, -9e999)"))
+      local function list(...)
+        local l = {}
+        for i = 1, size do l[#l + 1] = -i - 0.25 end
+        for _, v in ipairs { ... } do l[#l + 1] = v end
+        return l
+      end
+      assert.same({ 2 }, H.ids(R:findAll { where = { x = { ["in"] = list(math.huge) } } }, "id"))
+      assert.same({ 2, 3 }, H.ids(R:findAll { where = { x = { ["in"] = list(math.huge, -math.huge) } } }, "id"))
+      assert.same({ 1 }, H.ids(R:findAll { where = { x = { ["in"] = list(1.5, 0 / 0) } } }, "id"))
+      assert.equal(0, R:count { where = { x = { ["in"] = list(0 / 0) } } })
+      db:close()
+    end)
+  end
+end)
