@@ -266,7 +266,8 @@ static void check_sequence(lua_State *L, int idx, int n, const char *ctx) {
 
 /*
 ** Read the argument at idx as keys of a's target: one instance or key
-** (single), else a list of them (a sequence, read raw).  Pushes the key
+** (single), else a list of them (a sequence, read raw); a table given for
+** one is a list, an instance given for a list is one.  Pushes the key
 ** array and returns the number of distinct keys: in the order given when
 ** the list is short, sorted when it is long.  Raises on misuse, naming ctx.
 ** [-0, +1, e]
@@ -274,6 +275,9 @@ static void check_sequence(lua_State *L, int idx, int n, const char *ctx) {
 static int read_keys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx) {
   jn_Key *keys;
   int i, n, k = 0, arr;
+  /* Sequelize's leniency: addGenre{1, 2} is a list, addGenres(genre) one instance */
+  if (single && lua_istable(L, idx)) single = 0;
+  else if (!single && jn_inst_test(L, idx) != NULL) single = 1;
   if (single) {
     if (lua_isnil(L, idx))
       luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", ctx,

@@ -339,12 +339,12 @@ describe("belongsToMany (the seed)", function()
       { "setGenres", function(p) return p:setGenres("1,2") end },
       { "setGenres", function(p) return p:setGenres { {} } end },
       { "setGenres", function(p) return p:setGenres { true } end },
-      { "addGenre", function(p) return p:addGenre({}) end },
+      { "addGenre", function(p) return p:addGenre({ {} }) end },
       { "addGenre", function(p) return p:addGenre(nil) end },
       { "addGenres", function(p) return p:addGenres(3) end },
       { "removeGenre", function(p) return p:removeGenre("x" == "y") end },
       { "removeGenres", function(p) return p:removeGenres("all") end },
-      { "hasGenre", function(p) return p:hasGenre({}) end },
+      { "hasGenre", function(p) return p:hasGenre({ true }) end },
       { "hasGenres", function(p) return p:hasGenres(1) end },
       { "countGenres", function(p) return p:countGenres(5) end },
       { "createGenre", function(p) return p:createGenre("blues") end },
@@ -1232,6 +1232,78 @@ describe("the junction model of a belongsToMany", function()
     assert.is_true(post:addGenre(4, { through = { weight = 7 } }))
     assert.equal(5, n)
     assert.equal(7, assert(db:query("SELECT weight FROM tag_post_genre WHERE genre_id = 4"))[1].weight)
+    db:close()
+  end)
+end)
+
+describe("Sequelize's method names and leniency", function()
+  it("a lower-case alias gives camelCase method names; snake_case stays", function()
+    local db = H.open()
+    db:define("User", { tableName = "users", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true }, name = { type = T.TEXT } } })
+    db:define("Group", { tableName = "groups", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true }, name = { type = T.TEXT } } })
+    db:define("Note", { tableName = "notes", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true }, text = { type = T.TEXT },
+      user_id = { type = T.INTEGER, references = { model = "users", key = "id" } } } })
+    db:define("Membership", { tableName = "membership", timestamps = false, fields = {
+      user_id = { type = T.INTEGER, references = { model = "users", key = "id" }, unique = "u" },
+      group_id = { type = T.INTEGER, references = { model = "groups", key = "id" }, unique = "u" } } })
+    assert(db:associate {
+      User = { { belongsToMany = "Group", through = "Membership", as = "groups" },
+               { hasMany = "Note", as = "notes", foreignKey = "user_id" } },
+      Note = { { belongsTo = "User", as = "owner", foreignKey = "user_id" } },
+    })
+    assert(db:sync())
+    local u = assert(db:model("User"):create { name = "u" })
+    assert(db:model("Group"):create { name = "g" })
+    local note = assert(db:model("Note"):create { text = "n" })
+    assert.is_true(u:setGroups { 1 })
+    assert.is_true(u:addGroup(1))
+    assert.is_true(u:has_group(1))
+    assert.equal(1, u:countGroups())
+    assert.is_true(u:addNote(1))
+    assert.equal(1, #u:getNotes())
+    assert.equal(1, u:count_notes())
+    assert.is_true(note:setOwner(u))
+    assert.equal(u, note:getOwner())
+    assert.equal(u, note:get_owner())
+    local ok, lower = pcall(function() return u.addgroup end)
+    assert.is_true(not ok or lower == nil)
+    H.mentions(H.raises(function() local r = u:addGroup { {} }; return r end), "User:addGroup")
+    H.mentions(H.raises(function() local r = u:addNote { {} }; return r end), "User:addNote")
+    H.mentions(H.raises(function() local r = note:setOwner { u }; return r end), "Note:setOwner", "got table")
+    db:close()
+  end)
+
+  it("addGenre takes a list and addGenres one instance, for every method pair", function()
+    local db = H.open()
+    local m = H.blog(db)
+    local g = H.genres(m.Genre)
+    local post = assert(m.Post:create { text = "p" })
+    assert.is_true(post:addGenre { 1, g[2] })
+    assert.is_true(post:addGenres(g[3]))
+    assert.same({ 1, 2, 3 }, genre_ids_of(db, 1))
+    assert.is_true(post:hasGenre { 1, 2 })
+    assert.is_true(post:hasGenres(g[3]))
+    assert.is_false(post:hasGenres(g[4]))
+    assert.is_true(post:removeGenre { 1, 2 })
+    assert.is_true(post:removeGenres(g[3]))
+    assert.same({}, genre_ids_of(db, 1))
+    assert.is_true(post:setGenres(g[5]))
+    assert.same({ 5 }, genre_ids_of(db, 1))
+    -- keys stay strict: a plural method wants a list of them
+    H.mentions(H.raises(function() local r = post:addGenres(3); return r end), "Post:addGenres")
+    local Author, Book = library(db)
+    local ann = assert(Author:create { name = "Ann" })
+    local books = {}
+    for i = 1, 3 do books[i] = assert(Book:create { title = "B" .. i }) end
+    assert.is_true(ann:addBook { 1, books[2] })
+    assert.is_true(ann:addBooks(books[3]))
+    assert.is_true(ann:hasBooks(books[3]))
+    assert.is_true(ann:hasBook { 1, 2 })
+    assert.is_true(ann:removeBooks(books[3]))
+    assert.equal(2, ann:countBooks())
     db:close()
   end)
 end)

@@ -69,6 +69,11 @@ local function alias_names(spec, target, tomany, ctx)
   raise("%s: bad option 'as' (string or table expected, got %s)", ctx, type(as))
 end
 
+-- "groups" -> "Groups": method names are camelCase whatever the alias's case.
+local function cap(word)
+  return word:sub(1, 1):upper() .. word:sub(2)
+end
+
 -- name -> role for a to-many association, camelCase and snake_case.
 local function many_names(singular, plural, ctx)
   if singular == plural then
@@ -76,7 +81,7 @@ local function many_names(singular, plural, ctx)
   end
   local names = {}
   local function add(verb, noun, role)
-    names[verb .. noun] = role
+    names[verb .. cap(noun)] = role
     names[verb .. "_" .. inflect.snake(noun)] = role
   end
   add("get", plural, "get"); add("set", plural, "set")
@@ -90,7 +95,7 @@ end
 local function one_names(singular)
   local names = {}
   for _, verb in ipairs { "get", "set", "create" } do
-    names[verb .. singular] = verb
+    names[verb .. cap(singular)] = verb
     names[verb .. "_" .. inflect.snake(singular)] = verb
   end
   return names
@@ -136,6 +141,14 @@ local function existing(target, tk, keys)
   return found
 end
 
+-- The one key of a to-one set (no list there: a table is misuse).
+local function one_key(assoc, x, method, target)
+  if type(x) == "table" then
+    error(method .. ": bad argument #1 (" .. target.name .. " instance or key expected, got table)", 3)
+  end
+  return keys_of(assoc, x, method, true, 4)[1]
+end
+
 local function describe(self)
   local model = junction.modelof(self)
   return model and (model.name .. " instance") or type(self)
@@ -168,6 +181,7 @@ local function create_linked(source, target, sk, fk, singular)
 end
 
 local function has_many_methods(db, assoc, source, target, sk, fk, singular, plural)
+  singular, plural = cap(singular), cap(plural)
   local check, null = junction._check, junction.null
   local tk = target.primaryKey
   local fns = {}
@@ -254,6 +268,7 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
 end
 
 local function belongs_to_methods(db, assoc, source, target, fk, tk, singular)
+  singular = cap(singular)
   local check = junction._check
   local fns = {}
   fns.get = function(self)
@@ -265,7 +280,7 @@ local function belongs_to_methods(db, assoc, source, target, fk, tk, singular)
     local method = source.name .. ":set" .. singular
     check_self(self, source, method, 2)
     local v = x
-    if x ~= nil then v = keys_of(assoc, x, method, true, 3)[1] end
+    if x ~= nil then v = one_key(assoc, x, method, target) end
     self[fk] = v
     local ok, msg, code = self:save()
     if not ok then return nil, msg, code end
@@ -284,6 +299,7 @@ local function belongs_to_methods(db, assoc, source, target, fk, tk, singular)
 end
 
 local function has_one_methods(db, assoc, source, target, sk, fk, singular)
+  singular = cap(singular)
   local check, null = junction._check, junction.null
   local tk = target.primaryKey
   local fns = {}
@@ -293,7 +309,7 @@ local function has_one_methods(db, assoc, source, target, sk, fk, singular)
   fns.set = function(self, x)
     local method = source.name .. ":set" .. singular
     local k = own_key(self, sk, source, method)
-    local key = x ~= nil and keys_of(assoc, x, method, true, 3)[1] or nil
+    local key = x ~= nil and one_key(assoc, x, method, target) or nil
     local details, why
     local ok, msg, code = db:transaction(function()
       local where = { [fk] = k }
