@@ -96,7 +96,7 @@ demo: deps
 repl: build/5.4/junction/core.so
 	$(RUN54) lua5.4 -i examples/repl.lua
 
-LINT_DIRS = $(wildcard lua spec bench examples test)
+LINT_DIRS = $(wildcard lua spec bench examples test bin)
 lint:
 	luacheck --no-color $(LINT_DIRS)
 

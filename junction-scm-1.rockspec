@@ -46,7 +46,14 @@ build = {
     },
     junction = "lua/junction/init.lua",
     ["junction.assoc"] = "lua/junction/assoc.lua",
+    ["junction.console"] = "lua/junction/console.lua",
+    ["junction.erd"] = "lua/junction/erd.lua",
     ["junction.inflect"] = "lua/junction/inflect.lua",
     ["junction.loader"] = "lua/junction/loader.lua",
+    ["junction.migrate"] = "lua/junction/migrate.lua",
+  },
+  -- the `junction` command: migrate, rollback, status, erd, console
+  install = {
+    bin = { junction = "bin/junction" },
   },
 }

@@ -71,7 +71,7 @@ if out=$(luarocks lint "$spec" 2>&1); then ok "luarocks lint"; else bad "luarock
 
 # 3. luarocks make, offline, into a scratch tree, from a scratch copy ----------
 mkdir -p "$tmp/src"
-cp -r "$spec" csrc lua "$tmp/src/"
+cp -r "$spec" csrc lua bin "$tmp/src/"
 # make_and_load LABEL INTERPRETER LUA_ABI [VAR=VALUE...]
 make_and_load() {
   local label=$1 lua=$2 abi=$3; shift 3
@@ -92,6 +92,12 @@ make_and_load() {
     ok "luarocks make ($label) + require from the installed tree: $out"
   else
     bad "luarocks make ($label) installed a tree that does not load: $out"
+  fi
+  # the installed command finds the installed module (luarocks wraps it)
+  if out=$(cd / && "$tree/bin/junction" --help 2>&1) && grep -q '^usage: junction' <<<"$out"; then
+    ok "luarocks make ($label) installed the junction command"
+  else
+    bad "luarocks make ($label): bin/junction --help failed: $out"
   fi
 }
 make_and_load 5.4 lua5.4 5.4

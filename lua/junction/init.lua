@@ -118,6 +118,13 @@ M.loadModels = function(db, dir)
   return require("junction.loader").load(db, dir)
 end
 
+-- Migrations (lua/junction/migrate.lua) and the entity-relationship diagram
+-- (lua/junction/erd.lua), loaded on first use.
+function M.migrate(db, source) return require("junction.migrate").migrate(db, source) end
+function M.rollback(db, source, n) return require("junction.migrate").rollback(db, source, n) end
+function M.migrationStatus(db, source) return require("junction.migrate").status(db, source) end
+function M.erd(db, opts) return require("junction.erd").dot(db, opts) end
+
 -- {====== snake_case names
 
 local function add_snake(methods)

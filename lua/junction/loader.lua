@@ -8,19 +8,21 @@
 -- file may name a model defined by a later one.
 local M = {}
 
--- The *.lua files of dir, sorted: lfs when present, else ls.
-local function lua_files(dir)
+-- The *.lua files of dir, sorted: lfs when present, else ls.  ctx names the
+-- caller in errors.
+local function lua_files(dir, ctx)
+  ctx = ctx or "junction.loadModels"
   local files = {}
   local ok, lfs = pcall(require, "lfs")
   if ok then
     local listed, iter, state = pcall(lfs.dir, dir)
-    if not listed then error("junction.loadModels: cannot list directory '" .. dir .. "'", 4) end
+    if not listed then error(ctx .. ": cannot list directory '" .. dir .. "'", 4) end
     for name in iter, state do
       if name:match("%.lua$") then files[#files + 1] = name end
     end
   else
     local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "'")
-    if not p then error("junction.loadModels: cannot list '" .. dir .. "'", 3) end
+    if not p then error(ctx .. ": cannot list '" .. dir .. "'", 3) end
     for name in p:lines() do
       if name:match("%.lua$") then files[#files + 1] = name end
     end
@@ -29,6 +31,7 @@ local function lua_files(dir)
   table.sort(files)
   return files
 end
+M.lua_files = lua_files
 
 function M.load(db, dir)
   if type(dir) ~= "string" then
