@@ -36,28 +36,10 @@ assert(second:setGenres { 2, 3 })
 assert(Post:create { text = "Sequelize, transcribed" })
 -- }======
 
--- show(x): print a value; tables (arrays of instances too) one entry per line
-function show(x, indent)
-  indent = indent or ""
-  if type(x) ~= "table" then print(indent .. tostring(x)); return end
-  if next(x) == nil then print(indent .. "{}"); return end
-  local keys = {}
-  for k in pairs(x) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then return a < b end
-    return type(a) < type(b)
-  end)
-  for _, k in ipairs(keys) do
-    local v = x[k]
-    local label = type(k) == "number" and ("[" .. k .. "]") or tostring(k)
-    if type(v) == "table" then
-      print(indent .. label .. " =")
-      show(v, indent .. "  ")
-    else
-      print(indent .. label .. " = " .. tostring(v))
-    end
-  end
-end
+-- show(x): print a value readably (junction.console's printer): an instance
+-- with its loaded associations, an array of instances one per line
+local format = require("junction.console").format
+function show(x) print(format(x)) end
 
 local eq = (ver == "5.1" or ver == "jit") and "= " or ""   -- 5.1's REPL prints "= expr"
 print(("junction %s (SQLite %s, %s): an in-memory blog is ready.")

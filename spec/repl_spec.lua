@@ -154,7 +154,12 @@ describe("examples/repl.lua (" .. (rawget(_G, "jit") and jit.version or _VERSION
     env.print = function(s) lines[#lines + 1] = s end
     env.show(env.post:getGenres({ order = "genre_id" }))
     env.print = saved
-    assert.are.equal(3, #lines)
-    assert.matches('^%[1%] = Genre{', lines[1])
+    lines = table.concat(lines, "\n")
+    local rows = {}
+    for line in lines:gmatch("[^\n]+") do rows[#rows + 1] = line end
+    assert.are.equal(4, #rows)
+    assert.matches('^%[1%] Genre{genre_id=1, name="orm"', rows[1])
+    assert.matches('^%[3%] Genre{', rows[3])
+    assert.are.equal("(3 rows)", rows[4])
   end)
 end)
