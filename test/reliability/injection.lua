@@ -102,6 +102,19 @@ local function must_raise(what, f, ...)
   end
 end
 
+-- Does s fit Genre.name, a STRING(60) (60 characters, UTF-8 sequences counting one)?
+local function fits(s)
+  return select(2, s:gsub("[^\128-\191]", "")) <= 60
+end
+
+-- A value its field cannot hold: nil, message, junction.VALIDATION, details.
+local function refused(what, v, msg, code, details)
+  if v ~= nil or type(msg) ~= "string" or code ~= junction.VALIDATION or type(details) ~= "table" then
+    fail(fmt("%s gave %s, %s, %s (want nil, msg, junction.VALIDATION, details)", what, tostring(v),
+        tostring(msg), tostring(code)))
+  end
+end
+
 -- An anchor genre every post is linked to, plus one per string.
 local anchor = assert(Genre:create { name = "anchor" })
 
@@ -170,8 +183,14 @@ for idx, s in ipairs(CATALOGUE) do
     must(tag .. ": reload 3", pcall(p.reload, p))
     if p.text ~= s then fail(tag .. ": after save text is " .. show(p.text)) end
     must(tag .. ": update", pcall(p.update, p, { text = s }))
-    -- genres named by the string, linked, found by where
-    local g = must(tag .. ": Genre:create", pcall(Genre.create, Genre, { name = s }))
+    -- genres named by the string, linked, found by where; a name longer than
+    -- Genre.name's STRING(60) is a value refused before any SQL
+    local g
+    if fits(s) then
+      g = must(tag .. ": Genre:create", pcall(Genre.create, Genre, { name = s }))
+    else
+      refused(tag .. ": Genre:create", Genre:create { name = s })
+    end
     if g then
       ngenres = ngenres + 1
       if g.name ~= s then fail(tag .. ": genre name " .. show(g.name)) end
@@ -187,7 +206,12 @@ for idx, s in ipairs(CATALOGUE) do
       if gp and (#gp ~= 1 or gp[1].text ~= s) then fail(tag .. ": getPosts where found " .. #gp) end
       local byname = must(tag .. ": Genre:findOne", pcall(Genre.findOne, Genre, { where = { name = s } }))
       if not byname or byname.genre_id ~= g.genre_id then fail(tag .. ": Genre:findOne by name") end
-      local cg = must(tag .. ": createGenre", pcall(p.createGenre, p, { name = s .. "#2" }))
+      local cg
+      if fits(s .. "#2") then
+        cg = must(tag .. ": createGenre", pcall(p.createGenre, p, { name = s .. "#2" }))
+      else
+        refused(tag .. ": createGenre", p:createGenre { name = s .. "#2" })
+      end
       if cg then
         ngenres, nlinks = ngenres + 1, nlinks + 1
         if cg.name ~= s .. "#2" then fail(tag .. ": createGenre name " .. show(cg.name)) end
