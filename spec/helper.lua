@@ -32,54 +32,46 @@ function H.rmdb(path)
   for _, suffix in ipairs { "", "-wal", "-shm", "-journal" } do os.remove(path .. suffix) end
 end
 
--- The seed's three models exactly as in DESIGN.md ("The seed, transcribed").
--- extra_junction_fields: optional table of extra fields for TagPostGenre (e.g. weight).
-function H.define_blog(db, extra_junction_fields)
-  local T = junction.types
-  local Post = db:define("Post", {
-    tableName = "post", timestamps = true, underscored = true,
-    fields = {
-      post_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-      text    = { type = T.TEXT, allowNull = false },
-    },
-  })
-  local Genre = db:define("Genre", {
-    tableName = "genre", timestamps = true, underscored = true,
-    fields = {
-      genre_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-      name     = { type = T.STRING(60), allowNull = false, unique = true },
-    },
-  })
-  local jfields = {
-    tag_post_genre_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
-    post_id  = { type = T.INTEGER, references = { model = "post",  key = "post_id" },
-                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-    genre_id = { type = T.INTEGER, references = { model = "genre", key = "genre_id" },
-                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-  }
-  for k, v in pairs(extra_junction_fields or {}) do jfields[k] = v end
-  local TagPostGenre = db:define("TagPostGenre", {
-    tableName = "tag_post_genre", timestamps = true, underscored = true,
-    fields = jfields,
-  })
-  return Post, Genre, TagPostGenre
-end
+-- The seed's three models, from their one definition in examples/models/
+-- (one file per model, each returning function(db, types) -> model,
+-- associations).  extra_junction_fields: optional table of extra fields for
+-- TagPostGenre (e.g. weight), added to its declaration as it is defined.
+-- Returns Post, Genre, TagPostGenre and the associations the files declare.
+local SEED = { "post", "genre", "tag_post_genre" }
 
-H.blog_associations = function()
-  return {
-    TagPostGenre = {
-      { belongsTo = "Post",  foreignKey = "post_id",  targetKey = "post_id",  as = "Post" },
-      { belongsTo = "Genre", foreignKey = "genre_id", targetKey = "genre_id", as = "Genre" },
-    },
-    Post  = { { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id",  as = "Genres" } },
-    Genre = { { belongsToMany = "Post",  through = "TagPostGenre", foreignKey = "genre_id", as = "Posts" } },
-  }
+function H.define_blog(db, extra_junction_fields)
+  -- what the model files see as db: define adds the extra junction fields
+  local shim = setmetatable({}, { __index = function(_, k)
+    local v = db[k]
+    if type(v) == "function" then return function(_, ...) return v(db, ...) end end
+    return v
+  end })
+  function shim.define(_, name, spec)
+    if name == "TagPostGenre" and extra_junction_fields then
+      local fields = {}
+      for k, v in pairs(spec.fields) do fields[k] = v end
+      for k, v in pairs(extra_junction_fields) do fields[k] = v end
+      local copy = {}
+      for k, v in pairs(spec) do copy[k] = v end
+      copy.fields = fields
+      spec = copy
+    end
+    return db:define(name, spec)
+  end
+  local models, assocs = {}, {}
+  for i, file in ipairs(SEED) do
+    local define = assert(loadfile("examples/models/" .. file .. ".lua"))()
+    local model, list = define(shim, junction.types)
+    models[i] = model
+    assocs[model.name] = list
+  end
+  return models[1], models[2], models[3], assocs
 end
 
 -- Defines, associates and syncs the blog; returns { Post=, Genre=, TagPostGenre= }.
 function H.blog(db, extra_junction_fields)
-  local Post, Genre, TagPostGenre = H.define_blog(db, extra_junction_fields)
-  assert(db:associate(H.blog_associations()) == true)
+  local Post, Genre, TagPostGenre, assocs = H.define_blog(db, extra_junction_fields)
+  assert(db:associate(assocs) == true)
   assert(db:sync())
   return { Post = Post, Genre = Genre, TagPostGenre = TagPostGenre }
 end

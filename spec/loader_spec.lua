@@ -3,54 +3,14 @@
 local H = require "spec.helper"
 local junction = H.junction
 
-local FILES = {
-  ["post.lua"] = [[
-return function(db, types)
-  local Post = db:define("Post", {
-    tableName = "post", timestamps = true, underscored = true,
-    fields = {
-      post_id = { type = types.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-      text    = { type = types.TEXT, allowNull = false },
-    },
-  })
-  return Post, {
-    { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id", as = "Genres" },
-  }
+-- The seed's models as examples/models/ has them (their one definition),
+-- copied into a fresh directory by each test.
+local FILES = {}
+for _, name in ipairs { "post.lua", "genre.lua", "tag_post_genre.lua" } do
+  local f = assert(io.open("examples/models/" .. name, "rb"))
+  FILES[name] = f:read("*a")
+  f:close()
 end
-]],
-  ["genre.lua"] = [[
-return function(db, types)
-  local Genre = db:define("Genre", {
-    tableName = "genre", timestamps = true, underscored = true,
-    fields = {
-      genre_id = { type = types.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-      name     = { type = types.STRING(60), allowNull = false, unique = true },
-    },
-  })
-  return Genre, {
-    { belongsToMany = "Post", through = "TagPostGenre", foreignKey = "genre_id", as = "Posts" },
-  }
-end
-]],
-  ["tag_post_genre.lua"] = [[
-return function(db, types)
-  local TagPostGenre = db:define("TagPostGenre", {
-    tableName = "tag_post_genre", timestamps = true, underscored = true,
-    fields = {
-      tag_post_genre_id = { type = types.INTEGER, primaryKey = true, autoIncrement = true },
-      post_id  = { type = types.INTEGER, references = { model = "post",  key = "post_id" },
-                   onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-      genre_id = { type = types.INTEGER, references = { model = "genre", key = "genre_id" },
-                   onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-    },
-  })
-  return TagPostGenre, {
-    { belongsTo = "Post",  foreignKey = "post_id",  targetKey = "post_id",  as = "Post" },
-    { belongsTo = "Genre", foreignKey = "genre_id", targetKey = "genre_id", as = "Genre" },
-  }
-end
-]],
-}
 
 local function write_models(dir, files)
   for name, text in pairs(files) do H.writefile(dir .. "/" .. name, text) end
