@@ -125,8 +125,10 @@ rockspec: deps
 rockspec-update:
 	@bash .ci/check-rockspec.sh --write
 
+# The blog workload against bench/raw_blog.c, both schemas, Lua 5.4 then LuaJIT.
 bench: deps build
-	bash bench/run.sh
+	bash bench/run.sh --no-build --lua lua5.4
+	bash bench/run.sh --no-build --lua luajit
 
 bench-scale: deps build
 	bash bench/run.sh --scale

@@ -4,15 +4,18 @@
 # phase, and the top functions of each (callgrind_annotate).
 #
 #   bench/callgrind.sh [--P N] [--lua lua5.4|lua5.3|lua5.1|luajit] [--top N]
-#                      [--phase NAME[,NAME...]|all|worst|costliest] [--no-build]
+#                      [--schema ddl|sync] [--phase NAME[,NAME...]|all|worst|costliest]
+#                      [--no-build]
 #
 # --P       posts (default 2000; G=200, K=5)
+# --schema  the tables: the workload's DDL (default) or what db:sync() makes
+#           from examples/models/ (raw C copies them: bench/run.sh says how)
 # --top     functions listed per table (default 25)
 # --phase   which phases get their function tables: names (a,b,c), "all",
 #           "worst" (default: the three phases of 2-8 with the highest Ir
 #           ratio junction / raw C) or "costliest" (the three with most Ir)
 #
-# raw_c_blog runs under callgrind too (cut at its fflush after each phase
+# bench/raw_blog runs under callgrind too (cut at its fflush after each phase
 # line), so the first table gives Ir per call of both and their ratio, and
 # how junction's instructions split between SQLite, junction's C, the Lua VM
 # and libc.
@@ -32,15 +35,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 
-P=2000 G=200 K=5 lua=lua5.4 top=25 which=worst do_build=1
+P=2000 G=200 K=5 lua=lua5.4 top=25 which=worst do_build=1 schema=ddl
 while [ $# -gt 0 ]; do
   case $1 in
     --P|--p) P=$2; shift 2 ;;
     --lua)   lua=$2; shift 2 ;;
     --top)   top=$2; shift 2 ;;
     --phase) which=$2; shift 2 ;;
+    --schema) case $2 in ddl|sync) schema=$2 ;;
+                *) echo "callgrind.sh: --schema must be ddl or sync" >&2; exit 2 ;; esac; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "callgrind.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -58,35 +63,43 @@ command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null ||
 cdir=$repo/build/$luaver
 [ -f "$cdir/junction/core.so" ] || { echo "callgrind.sh: $cdir/junction/core.so is missing (make build)" >&2; exit 1; }
 
-shared=${SHARED_BENCH:-$(dirname "$repo")/shared/bench}
 build=$here/build
-out=$here/results/callgrind-$(date -u +%Y%m%dT%H%M%SZ)-$lua-P$P
-mkdir -p "$out"
+out=$here/results/callgrind-$(date -u +%Y%m%dT%H%M%SZ)-$lua-$schema-P$P
+mkdir -p "$out" "$build"
 db=$out/blog.db
 rm -f "$db" "$db-wal" "$db-shm"
 lpath="$repo/lua/?.lua;$repo/lua/?/init.lua;;"
 lcpath="$cdir/?.so;;"
+jn_env=("LUA_PATH=$lpath" "LUA_CPATH=$lcpath" "LUA_PATH_5_3=$lpath" "LUA_CPATH_5_3=$lcpath"
+        "LUA_PATH_5_4=$lpath" "LUA_CPATH_5_4=$lcpath")
 
-echo "callgrind.sh: valgrind --tool=callgrind $lua bench/blog.lua (P=$P G=$G K=$K) ..." >&2
-env JUNCTION_BENCH_MARK=1 \
-    "LUA_PATH=$lpath" "LUA_CPATH=$lcpath" "LUA_PATH_5_3=$lpath" "LUA_CPATH_5_3=$lcpath" \
-    "LUA_PATH_5_4=$lpath" "LUA_CPATH_5_4=$lcpath" \
+# raw C, built as bench/run.sh builds it; on the sync schema it copies the
+# tables from a database that blog.lua --schema-only made.
+if [ ! -x "$build/raw_blog" ] || [ "$here/raw_blog.c" -nt "$build/raw_blog" ]; then
+  "${CC:-cc}" -std=c99 -O2 -Wall -Wextra -o "$build/raw_blog" "$here/raw_blog.c" -lsqlite3 >&2
+fi
+raw_cmd=("$build/raw_blog")
+if [ "$schema" = sync ]; then
+  env "${jn_env[@]}" "$lua" "$here/blog.lua" --schema sync --schema-only "$out/sync-schema.db" >&2
+  raw_cmd+=(--schema-from "$out/sync-schema.db")
+fi
+
+echo "callgrind.sh: valgrind --tool=callgrind $lua bench/blog.lua --schema $schema (P=$P G=$G K=$K) ..." >&2
+env JUNCTION_BENCH_MARK=1 "${jn_env[@]}" \
   valgrind --tool=callgrind --dump-before=fwrite \
     --callgrind-out-file="$out/callgrind.out" --log-file="$out/valgrind.log" \
-    "$lua" "$here/blog.lua" "$db" "$P" "$G" "$K" >"$out/blog.txt" ||
+    "$lua" "$here/blog.lua" --schema "$schema" "$db" "$P" "$G" "$K" >"$out/blog.txt" ||
   { echo "callgrind.sh: the run failed; see $out/valgrind.log" >&2; cat "$out/blog.txt" >&2; exit 1; }
 rm -f "$db" "$db-wal" "$db-shm"
 
 # The raw C reference under callgrind too, for Ir per call side by side. It
-# prints with printf and fflush(stdout) after each phase, so it is cut at fflush.
-mkdir -p "$build" "$out/raw"
-cp -p "$shared/raw_c_blog.c" "$build/raw_c_blog.c"
-env -u CFLAGS -u LDLIBS make -s -C "$build" -f "$shared/Makefile" raw_c_blog >&2
-echo "callgrind.sh: valgrind --tool=callgrind raw_c_blog (P=$P G=$G K=$K) ..." >&2
+# flushes stdout after each phase line, so it is cut at fflush.
+mkdir -p "$out/raw"
+echo "callgrind.sh: valgrind --tool=callgrind raw_blog, $schema schema (P=$P G=$G K=$K) ..." >&2
 valgrind --tool=callgrind --dump-before=fflush \
     --callgrind-out-file="$out/raw/callgrind.out" --log-file="$out/raw/valgrind.log" \
-    "$build/raw_c_blog" "$db" "$P" "$G" "$K" >"$out/raw/blog.txt" ||
-  { echo "callgrind.sh: raw_c_blog failed; see $out/raw/valgrind.log" >&2; exit 1; }
+    "${raw_cmd[@]}" "$db" "$P" "$G" "$K" >"$out/raw/blog.txt" ||
+  { echo "callgrind.sh: raw_blog failed; see $out/raw/valgrind.log" >&2; exit 1; }
 rm -f "$db" "$db-wal" "$db-shm"
 
 mapfile -t phases < <(awk '{ print $1 }' "$out/blog.txt")
@@ -124,7 +137,7 @@ objects() {  # FILE
 
 ir() { awk '/^totals:/ { print $2 }' "$1"; }
 
-echo "== instructions (Ir) per phase, P=$P, $lua; profiles in ${out#$repo/}/"
+echo "== instructions (Ir) per phase, P=$P, $lua, $schema schema; profiles in ${out#$repo/}/"
 printf '%-14s %12s %12s %8s   %s\n' phase "raw Ir/call" "jn Ir/call" "jn/raw" "junction's Ir by object (self, %)"
 for k in 1 2 3 4 5 6 7 8; do
   n=$(ir "$out/callgrind.out.$k"); nr=$(ir "$out/raw/callgrind.out.$k")

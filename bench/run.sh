@@ -1,38 +1,50 @@
 #!/usr/bin/env bash
-# bench/run.sh -- the blog workload (../shared/bench/WORKLOAD.md): junction
-# (bench/blog.lua) against the hand-written SQLite C reference (raw_c_blog.c),
-# in one run on one machine. `make bench` calls it.
+# bench/run.sh -- the blog workload (bench/WORKLOAD.md): junction
+# (bench/blog.lua) against the hand-written SQLite C reference
+# (bench/raw_blog.c), in one run on one machine, on two schemas. `make bench`
+# calls it; it needs nothing outside the repository.
 #
 #   bench/run.sh [--rounds N] [--P N] [--G N] [--K N] [--lua lua5.4|lua5.3|lua5.1|luajit]
-#                [--ci | --scale] [--no-build]
+#                [--schema ddl|sync|both] [--ci | --scale] [--cross-check DIR] [--no-build]
 #
-# default   R rounds (5); each round runs raw C and junction once each on a
-#           fresh database file, alternating (odd rounds raw C first, even
-#           rounds junction first). Per phase it prints the median calls/s of
-#           each, the median of the per-round ratios junction/raw C, the
-#           target, and whether every round's checksums agree; then the
-#           median peak RSS of each and their ratio. Exit status 1 if any
-#           checksum disagrees or a program fails (missed targets do not fail).
-# --ci      P=300, 1 round; checks only that each phase's checksum agrees with
-#           raw C and ends with "N passed, N failed".
+# schemas   ddl:  the workload's DDL text (one UNIQUE index on the junction table);
+#           sync: the tables db:sync() makes from examples/models/ (what a user
+#           gets), made once per run by `blog.lua --schema sync --schema-only`;
+#           raw C copies them from that database (raw_blog --schema-from), so
+#           both programs run on the same tables and indexes.
+#           Default both (--scale: ddl).
+# default   R rounds (5); each round runs, per schema, raw C and junction once
+#           each on a fresh database file, alternating (odd rounds raw C
+#           first, even rounds junction first). Per schema and phase it prints
+#           the median calls/s of each, the median of the per-round ratios
+#           junction/raw C, the target, and whether every round's checksums
+#           agree; then the median peak RSS of each and their ratio. Exit
+#           status 1 if any checksum disagrees or a program fails (missed
+#           targets do not fail).
+# --ci      P=300, 1 round, both schemas; checks only that each phase's
+#           checksum agrees with raw C and ends with "N passed, N failed".
 # --scale   P = 1e4, 1e5, 1e6 (one round each unless --rounds is given):
 #           per-call cost in microseconds per phase at each P, and the ratio
 #           of the cost at P=1e6 to the cost at P=1e4 ("last/first"; target <= 1.3 for
 #           junction). eager is one call, so its cost is counted per post.
 #           Takes many minutes.
+# --cross-check DIR
+#           also builds DIR/raw_c_blog.c (another implementation of the same
+#           workload, e.g. the one the workload was specified with), runs it
+#           once on the ddl schema and checks that its eight checksums equal
+#           raw_blog's. Not needed for anything else.
 #
 # Results are printed and written to bench/results/.
-# Environment: SHARED_BENCH (default ../shared/bench beside the repo);
-# SCALE_PS (default "10000 100000 1000000") the P values of --scale.
+# Environment: SCALE_PS (default "10000 100000 1000000") the P values of --scale;
+# CC (default cc) builds raw_blog, with its own flags (-O2), whatever CFLAGS says.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-shared=${SHARED_BENCH:-$(dirname "$repo")/shared/bench}
 build=$here/build
 results=$here/results
 
-rounds= P=20000 G=200 K=5 lua=lua5.4 mode=compare do_build=1
+rounds= P=20000 G=200 K=5 lua=lua5.4 mode=compare do_build=1 schemas= xref=
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -42,15 +54,18 @@ while [ $# -gt 0 ]; do
     --lua)    lua=$2; shift 2 ;;
     --ci)     mode=ci; shift ;;
     --scale)  mode=scale; shift ;;
+    --schema) case $2 in ddl|sync) schemas=$2 ;; both) schemas="ddl sync" ;;
+                *) echo "run.sh: --schema must be ddl, sync or both" >&2; exit 2 ;; esac; shift 2 ;;
+    --cross-check) xref=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 case $mode in
-  ci)      P=300; rounds=1 ;;
-  scale)   rounds=${rounds:-1} ;;
-  compare) rounds=${rounds:-5} ;;
+  ci)      P=300; rounds=1; schemas=${schemas:-ddl sync} ;;
+  scale)   rounds=${rounds:-1}; schemas=${schemas:-ddl} ;;
+  compare) rounds=${rounds:-5}; schemas=${schemas:-ddl sync} ;;
 esac
 case $lua in
   lua5.4) luaver=5.4 ;;
@@ -63,10 +78,19 @@ esac
 # --- build -------------------------------------------------------------------
 
 mkdir -p "$build" "$results"
-# raw C: shared/ is read-only, so its source is copied here and built with its
-# own Makefile (its CFLAGS, -O2), whatever CFLAGS the caller has set.
-cp -p "$shared/raw_c_blog.c" "$build/raw_c_blog.c"
-env -u CFLAGS -u LDLIBS make -s -C "$build" -f "$shared/Makefile" raw_c_blog >&2
+# raw C: bench/raw_blog.c, rebuilt when the source is newer than the binary.
+# build_c SRC OUT
+build_c() {
+  if [ ! -x "$2" ] || [ "$1" -nt "$2" ]; then
+    "${CC:-cc}" -std=c99 -O2 -Wall -Wextra -o "$2" "$1" -lsqlite3 >&2 ||
+      { echo "run.sh: cannot build $1 (needs a C compiler and libsqlite3-dev: make deps)" >&2; exit 1; }
+  fi
+}
+build_c "$here/raw_blog.c" "$build/raw_blog"
+if [ -n "$xref" ]; then
+  [ -f "$xref/raw_c_blog.c" ] || { echo "run.sh: --cross-check: $xref/raw_c_blog.c is missing" >&2; exit 2; }
+  build_c "$xref/raw_c_blog.c" "$build/xref_blog"
+fi
 if [ "$do_build" = 1 ]; then
   make -s -C "$repo" build >&2
 fi
@@ -77,7 +101,6 @@ command -v "$lua" >/dev/null || { echo "run.sh: $lua is not installed" >&2; exit
 
 lpath="$repo/lua/?.lua;$repo/lua/?/init.lua;;"
 lcpath="$cdir/?.so;;"
-raw_cmd=("$build/raw_c_blog")
 jn_cmd=(env "LUA_PATH=$lpath" "LUA_CPATH=$lcpath" "LUA_PATH_5_3=$lpath" "LUA_CPATH_5_3=$lcpath"
         "LUA_PATH_5_4=$lpath" "LUA_CPATH_5_4=$lcpath" "$lua" "$here/blog.lua")
 
@@ -86,38 +109,52 @@ jn_cmd=(env "LUA_PATH=$lpath" "LUA_CPATH=$lcpath" "LUA_PATH_5_3=$lpath" "LUA_CPA
 work=$build/run.$$
 mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
-data=$work/data          # lines: P round impl phase calls seconds calls/s checksum
+data=$work/data          # lines: schema P round impl phase calls seconds calls/s checksum
 failed_runs=0
 
-# run_one IMPL ROUND P: one program on a fresh database; appends to $data.
+# The sync schema: the tables and indexes db:sync() makes from
+# examples/models/, in a database of their own that raw C copies them from.
+template=$work/sync-schema.db
+case " $schemas " in *" sync "*)
+  "${jn_cmd[@]}" --schema sync --schema-only "$template" >&2 ||
+    { echo "run.sh: blog.lua --schema sync --schema-only failed" >&2; exit 1; } ;;
+esac
+
+# run_one SCHEMA IMPL ROUND P: one program on a fresh database; appends to $data.
 run_one() {
-  local impl=$1 round=$2 p=$3 db=$work/blog.db
+  local schema=$1 impl=$2 round=$3 p=$4 db=$work/blog.db
   local -a cmd
-  if [ "$impl" = raw ]; then cmd=("${raw_cmd[@]}"); else cmd=("${jn_cmd[@]}"); fi
+  case $impl in
+    raw)      cmd=("$build/raw_blog"); [ "$schema" = sync ] && cmd+=(--schema-from "$template") ;;
+    xref)     cmd=("$build/xref_blog") ;;
+    junction) cmd=("${jn_cmd[@]}" --schema "$schema") ;;
+  esac
   rm -f "$db" "$db-wal" "$db-shm"
   if /usr/bin/time -v -o "$work/time" "${cmd[@]}" "$db" "$p" "$G" "$K" >"$work/out" 2>"$work/err" &&
      [ "$(wc -l <"$work/out")" -eq 8 ]; then
-    awk -v p="$p" -v r="$round" -v i="$impl" '{ print p, r, i, $0 }' "$work/out" >>"$data"
-    awk -v p="$p" -v r="$round" -v i="$impl" \
-        '/Maximum resident set size/ { print p, r, i, "peak_rss_kib", 1, 0, $NF, 0 }' "$work/time" >>"$data"
+    awk -v s="$schema" -v p="$p" -v r="$round" -v i="$impl" '{ print s, p, r, i, $0 }' "$work/out" >>"$data"
+    awk -v s="$schema" -v p="$p" -v r="$round" -v i="$impl" \
+        '/Maximum resident set size/ { print s, p, r, i, "peak_rss_kib", 1, 0, $NF, 0 }' "$work/time" >>"$data"
   else
     failed_runs=$((failed_runs + 1))
-    echo "run.sh: $impl (P=$p, round $round) failed; output and error:" >&2
+    echo "run.sh: $impl ($schema schema, P=$p, round $round) failed; output and error:" >&2
     sed 's/^/  out: /' "$work/out" >&2
     { grep -v -e '^	' -e '^Command exited' "$work/err" || true; } | tail -n 20 | sed 's/^/  err: /' >&2
     { grep -e 'Exit status' -e 'signal' "$work/time" || true; } | sed 's/^/  /' >&2
-    awk -v p="$p" -v r="$round" -v i="$impl" '{ print p, r, i, $0 }' "$work/out" >>"$data"
+    awk -v s="$schema" -v p="$p" -v r="$round" -v i="$impl" '{ print s, p, r, i, $0 }' "$work/out" >>"$data"
   fi
   rm -f "$db" "$db-wal" "$db-shm"
 }
 
-# run_rounds P: R alternating rounds at P.
+# run_rounds P: R alternating rounds at P, each over every schema.
 run_rounds() {
-  local p=$1 r
+  local p=$1 r s
   for r in $(seq 1 "$rounds"); do
-    echo "run.sh: P=$p round $r/$rounds" >&2
-    if [ $((r % 2)) = 1 ]; then run_one raw "$r" "$p"; run_one junction "$r" "$p"
-    else run_one junction "$r" "$p"; run_one raw "$r" "$p"; fi
+    for s in $schemas; do
+      echo "run.sh: P=$p round $r/$rounds, $s schema" >&2
+      if [ $((r % 2)) = 1 ]; then run_one "$s" raw "$r" "$p"; run_one "$s" junction "$r" "$p"
+      else run_one "$s" junction "$r" "$p"; run_one "$s" raw "$r" "$p"; fi
+    done
   done
 }
 
@@ -141,12 +178,12 @@ function show(p, impl, ph,   r) {  # the first value that differs, without creat
   return "missing"
 }
 BEGIN { nph = split("insert_genres insert_posts set_initial get_all set_shift eager count_has remove_all", PH, " ") }
-{ cps[$1, $2, $3, $4] = $7; sec[$1, $2, $3, $4] = $6; ck[$1, $2, $3, $4] = $8; calls[$1, $4] = $5 }
+$1 == S { cps[$2, $3, $4, $5] = $8; sec[$2, $3, $4, $5] = $7; ck[$2, $3, $4, $5] = $9; calls[$2, $5] = $6 }
 '
 
-# compare/ci table at one P; prints "CHECKS <passed> <failed>" last.
+# compare/ci table at one P for schema $1; prints "CHECKS <passed> <failed>" last.
 compare_table() {
-  awk -v P="$P" -v R="$rounds" -v mode="$mode" "$awk_lib"'
+  awk -v S="$1" -v P="$P" -v R="$rounds" -v mode="$mode" "$awk_lib"'
 END {
   printf "%-14s %14s %14s %12s %-10s %s\n", "phase", "raw C calls/s", "junction c/s", "junction/raw", " target", "checksums"
   passed = failed = 0
@@ -181,9 +218,10 @@ END {
 }' "$data"
 }
 
-# scale table: per-call microseconds per phase at each P, and growth 1e6/1e4.
+# scale table for schema $1: per-call microseconds per phase at each P, and growth 1e6/1e4.
 scale_table() {
-  awk -v R="$rounds" -v PS="$*" "$awk_lib"'
+  local schema=$1; shift
+  awk -v S="$schema" -v R="$rounds" -v PS="$*" "$awk_lib"'
 END {
   np = split(PS, Ps, " ")
   passed = failed = 0
@@ -229,23 +267,48 @@ out=$results/$stamp-$lua-$mode.txt
   echo "# junction $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '(no commit)')$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (modified tree)')"
 } >"$out"
 
+title() {
+  case $1 in
+    ddl)  echo "== schema ddl: the workload's DDL (UNIQUE (post_id, genre_id) on tag_post_genre)" ;;
+    sync) echo "== schema sync: db:sync() from examples/models/ (UNIQUE (genre_id, post_id) and an index on (post_id, genre_id)); raw C on the same tables" ;;
+  esac
+}
+table=
 if [ "$mode" = scale ]; then
   Ps=${SCALE_PS:-10000 100000 1000000}   # SCALE_PS: for trying the script out
   for p in $Ps; do run_rounds "$p"; done
-  table=$(scale_table $Ps)
+  for s in $schemas; do table+=$(title "$s")$'\n'$(scale_table "$s" $Ps)$'\n\n'; done
 else
   run_rounds "$P"
   echo "# P=$P" >>"$out"
-  table=$(compare_table)
+  for s in $schemas; do table+=$(title "$s")$'\n'$(compare_table "$s")$'\n\n'; done
 fi
 
-checks=$(printf '%s\n' "$table" | awk '$1 == "CHECKS" { print $2, $3 }')
+# --cross-check: the other implementation once on the ddl schema, its
+# checksums against raw_blog's (round 1, ddl schema; run for it if needed).
+if [ -n "$xref" ]; then
+  p=$P; [ "$mode" = scale ] && p=${Ps%% *}
+  case " $schemas " in *" ddl "*) ;; *) run_one ddl raw 1 "$p" ;; esac
+  run_one ddl xref 1 "$p"
+  table+=$(awk -v P="$p" -v src="$xref/raw_c_blog.c" '
+    $1 == "ddl" && $2 == P && $3 == 1 && $5 != "peak_rss_kib" { ck[$4, $5] = $9; if ($4 == "raw") ph[++n] = $5 }
+    END {
+      bad = 0
+      for (k = 1; k <= n; k++) if (!(("xref", ph[k]) in ck) || ck["xref", ph[k]] != ck["raw", ph[k]]) {
+        bad++; printf "cross-check: %s differs: raw_blog %s, %s %s\n", ph[k], ck["raw", ph[k]], src, ck["xref", ph[k]] }
+      printf "cross-check against %s (P=%d, ddl schema): %d of %d checksums agree\n", src, P, n - bad, n
+      print "CHECKS", n - bad, bad
+    }' "$data")$'\n'
+fi
+
+while [ "${table%$'\n'}" != "$table" ]; do table=${table%$'\n'}; done
+checks=$(printf '%s\n' "$table" | awk '$1 == "CHECKS" { p += $2; f += $3 } END { print p + 0, f + 0 }')
 passed=${checks% *} failed=${checks#* }
 {
   printf '%s\n' "$table" | grep -v '^CHECKS '
   if [ "$mode" = ci ]; then echo "$passed passed, $failed failed"; fi
 } | tee -a "$out"
-{ echo; echo "# raw data: P round impl phase calls seconds calls/s checksum"; cat "$data"; } >>"$out"
+{ echo; echo "# raw data: schema P round impl phase calls seconds calls/s checksum"; cat "$data"; } >>"$out"
 echo "run.sh: results written to ${out#$repo/}" >&2
 
 if [ "$failed" -ne 0 ] || [ "$failed_runs" -ne 0 ]; then
