@@ -815,6 +815,14 @@ static int inst_tostring(lua_State *L) {
 
 /* }====== */
 
+/* junction._destroyed(x): whether x is an instance that destroy() deleted
+** (for the association methods written in Lua). */
+static int inst_destroyed(lua_State *L) {
+  jn_Inst *inst = jn_inst_test(L, 1);
+  lua_pushboolean(L, inst != NULL && inst->destroyed);
+  return 1;
+}
+
 static const luaL_Reg inst_methods[] = {
   {"save", inst_save},
   {"update", inst_update},
@@ -865,4 +873,6 @@ void jn_inst_open(lua_State *L) {
   lua_setfield(L, -2, "Instance");
   lua_pushinteger(L, JN_VALIDATION);
   lua_setfield(L, -2, "VALIDATION");
+  lua_pushcfunction(L, inst_destroyed);
+  lua_setfield(L, -2, "_destroyed");
 }

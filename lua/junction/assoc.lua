@@ -11,6 +11,7 @@
 -- one atomic through db:transaction.
 local inflect = require "junction.inflect"
 local isopen = require("junction.core")._isopen
+local destroyed = require("junction.core")._destroyed
 
 local M = {}
 local junction   -- the module, set by setup
@@ -166,6 +167,7 @@ end
 
 local function own_key(self, key, source, method)
   check_self(self, source, method, 3)
+  if destroyed(self) then error(method .. ": instance was destroyed", 3) end
   local v = self[key]
   if v == nil then error(method .. ": the " .. source.name .. " is not saved yet", 3) end
   return v
