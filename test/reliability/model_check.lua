@@ -22,6 +22,14 @@ script prints the seed, episode and step, shrinks the episode to a short
 failing sequence (dropping operations, unwrapping transactions, dropping list
 items), prints it as a standalone Lua script and exits 1.
 
+On top of that it searches for whole classes of defect (MC_CLASSES, see
+below and docs/RELIABILITY.md): empty where tables, lists that are not
+sequences, values a field cannot hold, instances that must equal a reload,
+destroyed instances, log functions that re-enter, close or raise, argument
+tables with metamethods, abandoned yielded transactions, and transactions
+whose function returns nil, err. A fourth model, Note (a field of every
+type, Post hasMany Note), serves them.
+
 Prints "ok - model_check seed=S steps=N ..." and exits 0 when all went well.
 ]==]
 
@@ -42,6 +50,34 @@ local CAN_YIELD_ACROSS_PCALL = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
 local fmt = string.format
 
 -- ---------------------------------------------------------------------------
+-- Classes of defect (docs/RELIABILITY.md, "Classes"): each is a kind of
+-- operation (or a variant of one) whose expectation is the contract of
+-- DESIGN.md: misuse raises and changes nothing, a bad value returns
+-- nil, message, code and changes nothing, the database equals the model.
+-- MC_CLASSES=all (or a comma list, or "none") replaces the default list,
+-- which holds the classes that pass on main.
+-- ---------------------------------------------------------------------------
+
+local ALL_CLASSES = { "empty_where", "nonarray", "nonarray_model", "wrongtype", "roundtrip", "destroyed", "vanished",
+  "reenter_log", "mm_options", "abandon", "tx_nil_err" }
+local DEFAULT_CLASSES = "nonarray,wrongtype,roundtrip,destroyed"
+
+local CLASSES, OP_CLASSES = {}, {}
+do
+  local spec = os.getenv("MC_CLASSES") or DEFAULT_CLASSES
+  if spec == "all" then spec = table.concat(ALL_CLASSES, ",") end
+  for w in spec:gmatch("[%w_]+") do
+    local known = w == "none"
+    for _, c in ipairs(ALL_CLASSES) do if c == w then known = true end end
+    if not known then error("MC_CLASSES: unknown class '" .. w .. "'", 0) end
+    if w ~= "none" and not CLASSES[w] then
+      CLASSES[w] = true
+      if w ~= "tx_nil_err" then OP_CLASSES[#OP_CLASSES + 1] = w end
+    end
+  end
+end
+
+-- ---------------------------------------------------------------------------
 -- Operation generation (state-independent: references are resolved against
 -- the model when the operation runs, so dropping operations keeps the rest
 -- meaningful)
@@ -53,6 +89,14 @@ local OP_WEIGHTS = {
   { "has1", 4 }, { "hasN", 4 }, { "count", 4 }, { "get", 4 }, { "createG", 4 },
   { "tx", 6 }, { "stale", 1 }, { "inv", 12 }, { "include", 2 },
 }
+if #OP_CLASSES > 0 then OP_WEIGHTS[#OP_WEIGHTS + 1] = { "cls", 2 * #OP_CLASSES } end
+-- The operations a class wraps (log and metamethod classes): what they do
+-- is checked as usual.
+local REENTER_INNER = { set = true, add1 = true, addN = true, rem1 = true, remN = true, has1 = true,
+  hasN = true, count = true, get = true, createG = true, createPost = true, createGenre = true,
+  destroyPost = true, destroyGenre = true, include = true, inv = true }
+local MM_INNER = { set = true, addN = true, remN = true, hasN = true, count = true, get = true,
+  include = true }
 local INV_SUBS = { { "set", 4 }, { "addN", 3 }, { "add1", 2 }, { "remN", 2 }, { "rem1", 2 },
   { "hasN", 1 }, { "has1", 1 }, { "count", 1 }, { "get", 1 } }
 
@@ -100,6 +144,34 @@ function gen_op(rng, depth, budget)
   if kind == "tx" and (depth >= 2 or budget < 3) then
     op.k, kind = "set", "set"
   end
+  if kind == "cls" then
+    local choice = {}
+    for _, c in ipairs(OP_CLASSES) do
+      if c ~= "abandon" or (depth == 0 and budget >= 3) then choice[#choice + 1] = c end
+    end
+    if depth >= 2 or #choice == 0 then
+      op.k, kind = "set", "set"
+    else
+      op.cls = rng:pick(choice)
+      op.v = rng:int(0, 999999)
+      if op.cls == "reenter_log" or op.cls == "mm_options" then
+        local allowed = op.cls == "mm_options" and MM_INNER or REENTER_INNER
+        local inner
+        repeat inner = gen_op(rng, 2, 1) until allowed[inner.k]
+        if inner.k == "inv" and op.cls == "mm_options" then inner.sub = "set" end
+        op.inner = inner
+        op.act = op.cls == "mm_options" and rng:pick { "plain", "raise", "close", "query" }
+          or rng:pick { "query", "mutate", "raise", "raise", "raise_tx", "close" }
+        op.at = rng:int(1, 4)
+      elseif op.cls == "abandon" then
+        op.close = rng:chance(0.5)
+        local body, used = gen_ops(rng, rng:int(1, math.min(4, budget - 1)), depth + 1)
+        op.body = body
+        return op, used + 1
+      end
+      return op, 1
+    end
+  end
   if kind == "set" or kind == "addN" or kind == "remN" or kind == "hasN" then
     op.items = gen_items(rng)
   elseif kind == "add1" or kind == "rem1" or kind == "has1" then
@@ -118,6 +190,7 @@ function gen_op(rng, depth, budget)
     op.limit = rng:int(0, 4)
   elseif kind == "tx" then
     op.raise = rng:chance(0.35)
+    op.retnil = CLASSES.tx_nil_err and not op.raise and rng:chance(0.3)
     op.co = rng:chance(0.25)
     op.mode = rng:pick { false, false, "deferred", "exclusive", "immediate" }
     local body, used = gen_ops(rng, rng:int(1, math.min(6, budget - 1)), depth + 1)
@@ -147,6 +220,8 @@ local function copy_model(m)
   for g, name in pairs(m.genres) do c.genres[g] = name end
   for k, v in pairs(m.dead_posts) do c.dead_posts[k] = v end
   for k, v in pairs(m.dead_genres) do c.dead_genres[k] = v end
+  c.notes = {}
+  for k, v in pairs(m.notes or {}) do c.notes[k] = v end
   return c
 end
 
@@ -170,6 +245,7 @@ local function show_ret(...)
 end
 
 local FAIL = {}   -- marker metatable of failure objects raised through pcall
+local EPISODE_END = {}   -- raised when a class closed the connection: the episode ends there
 
 -- Runs ops on a fresh database; returns nil when everything matched, or a
 -- failure { label, msg, step } ; `lines` collects the calls as Lua text.
@@ -179,11 +255,66 @@ local function run_episode(ops, use_file, lines)
     path = fmt("%s/junction-mc-%d-%d.sqlite3", TMPDIR, SEED, math.floor(rel.now() * 1000) % 1000000)
     rel.rm_db(path)
   end
-  local db = assert(junction.open(path, use_file and { journal_mode = "wal", synchronous = "off" } or nil))
-  local Post, Genre = rel.seed_models(db, junction)
+  -- The log function of the reenter_log class: inert until an operation
+  -- arms it (logst.act), then at the logst.at-th statement it re-enters
+  -- junction, closes the connection, raises, or rewrites its params.
+  local db, Post, Genre, Note
+  local logst = { n = 0 }
+  local LOG_RAISE = setmetatable({}, { __tostring = function() return "model_check log raise" end })
+  local function log_fn(_, params)
+    local act = logst.act
+    if not act then return end
+    logst.n = logst.n + 1
+    if logst.n < logst.at then return end
+    logst.act, logst.fired = nil, true
+    if act == "raise" or act == "raise_tx" then
+      error(LOG_RAISE, 0)
+    elseif act == "close" then
+      db:close()                      -- a refused close raises, which is fine too
+      logst.closed = true
+    elseif act == "mutate" then
+      if type(params) == "table" then
+        for i = 1, #params + 1 do params[i] = string.rep("m", 64) .. i end
+      end
+      collectgarbage()
+    elseif act == "query" then
+      local long = {}
+      for i = 1, 40 do long[i] = 2000000 + i end
+      pcall(Post.count, Post)
+      pcall(Post.findAll, Post, { include = { "Genres" } })
+      local okf, p = pcall(Post.findOne, Post, { where = { post_id = { gt = 0 } } })
+      if okf and p then
+        pcall(p.hasGenres, p, long)
+        pcall(p.removeGenres, p, long)   -- a write that changes nothing: no such genres
+        pcall(p.getNotes, p)
+      end
+      collectgarbage()
+    end
+  end
+
+  local oopts = use_file and { journal_mode = "wal", synchronous = "off" } or {}
+  if CLASSES.reenter_log then oopts.log = log_fn end
+  db = assert(junction.open(path, oopts))
+  Post, Genre = rel.seed_models(db, junction)
+  -- A fourth model for the classes: a field of every type, and a hasMany.
+  local T = junction.types
+  Note = db:define("Note", {
+    tableName = "note", underscored = true,
+    fields = {
+      note_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      post_id = { type = T.INTEGER, references = { model = "post", key = "post_id" }, onDelete = "set null" },
+      n_int = { type = T.INTEGER }, n_text = { type = T.TEXT }, n_str = { type = T.STRING(20) },
+      n_real = { type = T.REAL }, n_bool = { type = T.BOOLEAN }, n_date = { type = T.DATE },
+      n_blob = { type = T.BLOB },
+    },
+  })
+  db:associate {
+    Post = { { hasMany = "Note", foreignKey = "post_id", as = "Notes" } },
+    Note = { { belongsTo = "Post", foreignKey = "post_id", as = "Post" } },
+  }
   assert(db:sync())
 
-  local model = { posts = {}, genres = {}, dead_posts = {}, dead_genres = {} }
+  local model = { posts = {}, genres = {}, dead_posts = {}, dead_genres = {}, notes = {} }
   local P, G = {}, {}           -- instances by id
   local step = 0
   local failure
@@ -216,7 +347,8 @@ local function run_episode(ops, use_file, lines)
     end
   end
 
-  local function verify(what)
+  local function verify(what, conn)
+    local db = conn or db   -- luacheck: ignore 431
     local rows, err = db:query("SELECT post_id, genre_id FROM tag_post_genre")
     if not rows then fail("query", what .. ": db:query failed: " .. tostring(err)) end
     local actual = {}
@@ -255,6 +387,30 @@ local function run_episode(ops, use_file, lines)
     if rel.set_str(gset) ~= rel.set_str(model.genres) then
       fail("genres", fmt("%s: genres {%s}, model {%s}", what, rel.set_str(gset), rel.set_str(model.genres)))
     end
+    local nrows = assert(db:query("SELECT note_id, post_id FROM note"))
+    local nset = {}
+    for _, r in ipairs(nrows) do
+      nset[r.note_id] = true
+      if model.notes[r.note_id] ~= (r.post_id or false) then
+        fail("notes", fmt("%s: note %s has post_id %s, model says %s", what, tostring(r.note_id),
+          show(r.post_id), show(model.notes[r.note_id])))
+      end
+    end
+    if rel.set_str(nset) ~= rel.set_str(model.notes) then
+      fail("notes", fmt("%s: notes {%s}, model {%s}", what, rel.set_str(nset), rel.set_str(model.notes)))
+    end
+  end
+
+  -- Every column of every row (what verify does not model: post texts,
+  -- timestamps, note values), for the operations that must change nothing.
+  local function digest()
+    local r = assert(db:query("SELECT (SELECT group_concat(post_id || quote(text) || quote(updated_at), '|') "
+      .. "FROM post) AS p, (SELECT group_concat(genre_id || quote(name) || quote(updated_at), '|') FROM genre) AS g, "
+      .. "(SELECT group_concat(note_id || quote(post_id) || quote(n_int) || quote(n_text) || quote(n_str) || "
+      .. "quote(n_real) || quote(n_bool) || quote(n_date) || quote(n_blob), '|') FROM note) AS n, "
+      .. "(SELECT group_concat(post_id || ':' || genre_id || quote(updated_at), '|') FROM tag_post_genre) AS t"))
+    local d = r[1]
+    return tostring(d.p) .. "#" .. tostring(d.g) .. "#" .. tostring(d.n) .. "#" .. tostring(d.t)
   end
 
   -- Reference resolution -------------------------------------------------
@@ -338,11 +494,65 @@ local function run_episode(ops, use_file, lines)
     return (method:gsub("(%u)", function(c) return "_" .. c:lower() end))
   end
 
+  -- The mm_options class: argument tables get a metatable whose
+  -- metamethods record that junction called them (it must read arguments
+  -- raw), then raise, close the connection or query through junction.
+  local mm_act, mm_hit = nil, nil
+  local function mm_fn(name)
+    return function()
+      mm_hit = mm_hit or name
+      local a = mm_act
+      if a == "raise" then error("model_check " .. name .. " raise", 0)
+      elseif a == "close" then pcall(db.close, db)
+      elseif a == "query" then pcall(Post.count, Post); collectgarbage()
+      end
+      return nil
+    end
+  end
+  local MM = { __index = mm_fn("__index"), __newindex = mm_fn("__newindex"), __len = mm_fn("__len"),
+               __pairs = mm_fn("__pairs"), __ipairs = mm_fn("__ipairs"), __call = mm_fn("__call") }
+  local function mmw(t)
+    if mm_act and type(t) == "table" then return setmetatable(t, MM) end
+    return t
+  end
+  local function mm_check(what)
+    if mm_hit then
+      local h = mm_hit
+      mm_hit, mm_act = nil, nil
+      fail("metamethod", fmt("%s: junction called %s of an argument table (arguments must be read raw)", what, h))
+    end
+  end
+
   local function call(obj, method, snake, ...)
     local name = name_of(method, snake)
     local f = obj[name]
     if type(f) ~= "function" then fail("method", fmt("%s is not a function but %s", name, type(f))) end
-    return name, pcall(f, obj, ...)
+    if logst.armed then logst.act, logst.armed = logst.armed, nil end
+    if logst.act then
+      local t = {}
+      for i = 1, select("#", ...) do
+        local a = select(i, ...)
+        if type(a) == "table" then
+          local u = {}
+          for j, x in ipairs(a) do u[j] = show(x) end
+          a = "{" .. table.concat(u, ", ") .. "}"
+        else
+          a = show(a)
+        end
+        t[i] = a
+      end
+      logst.call = fmt("%s:%s(%s)", tostring(obj):match("^[^{]*"), name, table.concat(t, ", "))
+    end
+    local function ret(ok, ...)
+      logst.act = nil
+      if logst.fired and logst.ack == nil then
+        local a, b, c = ...
+        logst.ack = ok and not (a == nil and type(b) == "string" and type(c) == "number")
+      end
+      mm_check(name)
+      return name, ok, ...
+    end
+    return ret(pcall(f, obj, ...))
   end
 
   -- A raise out of a call that should have worked or failed by return.
@@ -367,7 +577,468 @@ local function run_episode(ops, use_file, lines)
     end
   end
 
+  -- {====== the classes of defect (see CLASSES above)
+
+  -- pcall's results as "raise", err / "fail", msg, code / "ok", values
+  local function outcome(ok, ...)
+    if not ok then
+      local e = ...
+      if getmetatable(e) == FAIL then error(e, 0) end
+      return "raise", e
+    end
+    local a, b, c = ...
+    if a == nil and type(b) == "string" and type(c) == "number" then return "fail", b, c end
+    return "ok", ...
+  end
+
+  local function expect_raise(what, word, ...)
+    local kind, e = outcome(...)
+    if kind ~= "raise" then
+      fail("misuse", fmt("%s: expected a raised misuse error, got %s", what, show_ret(select(2, ...))))
+    end
+    if type(e) ~= "string" then fail("misuse", fmt("%s: raised a %s, not a message", what, type(e))) end
+    if word and not e:lower():find(word:lower(), 1, true) then
+      fail("misuse", fmt("%s: the message does not say %q: %s", what, word, e))
+    end
+    return e
+  end
+
+  local function unchanged(what, before)
+    local after = digest()
+    if after ~= before then fail("changed", fmt("%s changed the data:\n#   %s\n# ->%s", what, before, after)) end
+    verify(what)
+  end
+
+  local function end_of_tx_rollback(snap)
+    model.posts, model.genres, model.notes = snap.posts, snap.genres, snap.notes
+    model.dead_posts, model.dead_genres = snap.dead_posts, snap.dead_genres
+    for id in pairs(P) do if not model.dead_posts[id] then P[id] = nil end end
+    for id in pairs(G) do if not model.dead_genres[id] then G[id] = nil end end
+  end
+
+  local function a_note()
+    local ids = sorted_keys(model.notes)
+    if #ids > 0 then return ids[1] end
+    local n = Note:create { n_int = 1, n_text = "t" }
+    if not n then fail("return", "Note:create{n_int = 1, n_text = \"t\"} failed") end
+    model.notes[n.note_id] = false
+    emit(fmt("%sNote:create{n_int = 1, n_text = \"t\"}", indent))
+    return n.note_id
+  end
+
+  -- Each gives a where that is empty, or has a branch that is, for a
+  -- model whose key is k (a live key value v), and its text.
+  local EMPTY_WHERES = {
+    function() return {}, "{}" end,
+    function(k) return { [k] = nil }, fmt("{ %s = nil }", k) end,
+    function() return { ["and"] = {} }, "{ [\"and\"] = {} }" end,
+    function() return { ["or"] = { {} } }, "{ [\"or\"] = { {} } }" end,
+    function() return { ["not"] = {} }, "{ [\"not\"] = {} }" end,
+    function(k, v) return { ["or"] = { { [k] = v }, { [k] = nil } } },
+      fmt("{ [\"or\"] = { { %s = %s }, { %s = nil } } }", k, tostring(v), k) end,
+    function(k, v) return { [k] = v, ["and"] = { {} } }, fmt("{ %s = %s, [\"and\"] = { {} } }", k, tostring(v)) end,
+    function() return { ["not"] = { ["or"] = {} } }, "{ [\"not\"] = { [\"or\"] = {} } }" end,
+  }
+
+  local function cls_empty_where(op)
+    local mk = EMPTY_WHERES[1 + op.v % #EMPTY_WHERES]
+    local pid, gid = pick_post(op.p), pick_genre(op.r)
+    local targets = {
+      { "Post:findOne", "post_id", function(x) return pcall(Post.findOne, Post, { where = x }) end },
+      { "Post:findAll", "post_id", function(x) return pcall(Post.findAll, Post, { where = x }) end },
+      { "Genre:count", "genre_id", function(x) return pcall(Genre.count, Genre, { where = x }) end },
+      { "Post:update", "post_id", function(x) return pcall(Post.update, Post, { text = "all" }, { where = x }) end },
+      { "Genre:update", "genre_id", function(x)
+          return pcall(Genre.update, Genre, { name = "all" }, { where = x }) end },
+      { "Post:destroy", "post_id", function(x) return pcall(Post.destroy, Post, { where = x }) end },
+      { "Genre:destroy", "genre_id", function(x) return pcall(Genre.destroy, Genre, { where = x }) end },
+      { "Note:update", "note_id", function(x) return pcall(Note.update, Note, { n_int = 0 }, { where = x }) end },
+      { "Post:findAll{include}", "genre_id", function(x)
+          return pcall(Post.findAll, Post, { include = { { association = "Genres", where = x } } }) end },
+    }
+    if pid then
+      local p = post_inst(pid)
+      targets[#targets + 1] = { "post:getGenres", "genre_id", function(x)
+          return pcall(p.getGenres, p, { where = x }) end }
+      targets[#targets + 1] = { "post:countGenres", "genre_id", function(x)
+          return pcall(p.countGenres, p, { where = x }) end }
+      targets[#targets + 1] = { "post:getNotes", "note_id", function(x) return pcall(p.getNotes, p, { where = x }) end }
+      targets[#targets + 1] = { "post:countNotes", "note_id", function(x)
+          return pcall(p.countNotes, p, { where = x }) end }
+    end
+    if gid then
+      local g = genre_inst(gid)
+      targets[#targets + 1] = { "genre:getPosts", "post_id", function(x)
+          return pcall(g.getPosts, g, { where = x }) end }
+    end
+    local t = targets[1 + op.p % #targets]
+    local w, wtext = mk(t[2], 1)
+    local line = fmt("%s{ where = %s }", t[1], wtext)
+    local before = digest()
+    expect_raise(line, "where", t[3](w))
+    unchanged(line, before)
+    emit(fmt("%s%s  --> raises (an empty where), nothing changed", indent, line))
+  end
+
+  local NONARRAYS = {
+    { "{ name = \"a\" }", function() return { name = "a" } end },
+    { "{ [2] = a, [3] = b }", function(a, b) return { [2] = a, [3] = b } end },
+    { "{ a, b, x = 1 }", function(a, b) return { a, b, x = 1 } end },
+    { "{ [1] = a, [3] = b }", function(a, b) return { [1] = a, [3] = b } end },
+    { "{ [1.5] = a }", function(a) return { [1.5] = a } end },
+    { "{ [0] = a, b }", function(a, b) return { [0] = a, b } end },
+    { "nil", function() return nil end },
+  }
+
+  local function cls_nonarray(op)
+    local l = NONARRAYS[1 + op.v % #NONARRAYS]
+    local pid, gid = pick_post(op.p), pick_genre(op.r)
+    if not pid or not gid then step = step - 1; return end
+    local p, ptext = post_inst(pid)
+    local g, gtext = genre_inst(gid)
+    local nid = a_note()
+    local gids, pids = sorted_keys(model.genres), sorted_keys(model.posts)
+    local ga, gb = gids[1], gids[#gids]
+    local pa, pb = pids[1], pids[#pids]
+    local targets = {
+      { ptext, p, "setGenres", ga, gb }, { ptext, p, "addGenres", ga, gb },
+      { ptext, p, "removeGenres", ga, gb }, { ptext, p, "hasGenres", ga, gb },
+      { gtext, g, "setPosts", pa, pb }, { gtext, g, "addPosts", pa, pb },
+      { gtext, g, "removePosts", pa, pb }, { gtext, g, "hasPosts", pa, pb },
+      { ptext, p, "setNotes", nid, nid }, { ptext, p, "addNotes", nid, nid },
+      { ptext, p, "removeNotes", nid, nid }, { ptext, p, "hasNotes", nid, nid },
+    }
+    local t = targets[1 + op.p % #targets]
+    if op.cls == "nonarray_model" then
+      t = { "Genre", Genre, "bulkCreate", { name = "bulk a" .. op.id }, { name = "bulk b" .. op.id } }
+    end
+    local line = fmt("%s:%s(%s)", t[1], t[3], l[1])
+    local before = digest()
+    expect_raise(line, t[3]:gsub("^%l+", ""):sub(1, -2), pcall(t[2][t[3]], t[2], l[2](t[4], t[5])))
+    unchanged(line, before)
+    emit(fmt("%s%s  --> raises (not a list), nothing changed", indent, line))
+  end
+
+  local BAD_VALUES = {
+    n_int = { { "\"many\"", "many" }, { "7.5", 7.5 }, { "math.huge", math.huge }, { "-math.huge", -math.huge },
+              { "0/0", 0 / 0 }, { "true", true }, { "\"views + 1\"", "views + 1" }, { "\"12abc\"", "12abc" } },
+    n_bool = { { "\"yes\"", "yes" }, { "0.5", 0.5 }, { "\"no\"", "no" } },
+    n_text = { { "true", true } },
+    n_str = { { "true", true } },
+    n_real = { { "\"abc\"", "abc" }, { "true", true }, { "0/0", 0 / 0 } },
+    n_date = { { "\"not a date\"", "not a date" }, { "true", true }, { "\"yesterday\"", "yesterday" } },
+    n_blob = { { "true", true } },
+  }
+  local BAD_FIELDS = { "n_int", "n_bool", "n_text", "n_str", "n_real", "n_date", "n_blob", "post.text", "genre.name" }
+
+  local function cls_wrongtype(op)
+    local f = BAD_FIELDS[1 + op.v % #BAD_FIELDS]
+    local vals = BAD_VALUES[f] or { { "true", true }, { "false", false } }
+    local bv = vals[1 + op.r % #vals]
+    local vtext, v = bv[1], bv[2]
+    local nid = a_note()
+    local before = digest()
+    local via = op.p % 8
+    local line, res
+    if f == "post.text" or f == "genre.name" then
+      local pid = pick_post(op.p)
+      via = via % 4
+      if via == 0 then
+        line = fmt("Post:create{ text = %s }", vtext)
+        res = { pcall(Post.create, Post, { text = v }) }
+      elseif via == 1 then
+        line = fmt("Genre:create{ name = %s }", vtext)
+        res = { pcall(Genre.create, Genre, { name = v }) }
+      elseif via == 2 and pid then
+        local p, ptext = post_inst(pid)
+        line = fmt("%s:createGenre{ name = %s }", ptext, vtext)
+        res = { pcall(p.createGenre, p, { name = v }) }
+      else
+        line = fmt("Post:update({ text = %s }, { where = { post_id = %d } })", vtext, pid or 1)
+        res = { pcall(Post.update, Post, { text = v }, { where = { post_id = pid or 1 } }) }
+      end
+    elseif via == 0 or via == 1 then
+      local other = f == "n_int" and "n_str" or "n_int"
+      line = fmt("Note:create{ %s = %s, %s = 1 }", f, vtext, other)
+      res = { pcall(Note.create, Note, { [f] = v, [other] = other == "n_int" and 1 or "1" }) }
+    elseif via == 2 then
+      line = fmt("Note:update({ %s = %s }, { where = { note_id = %d } })", f, vtext, nid)
+      res = { pcall(Note.update, Note, { [f] = v }, { where = { note_id = nid } }) }
+    elseif via == 3 then
+      local n = assert(Note:findByPk(nid))
+      line = fmt("Note:findByPk(%d):update{ %s = %s }", nid, f, vtext)
+      res = { pcall(n.update, n, { [f] = v }) }
+    elseif via == 4 then
+      local n = assert(Note:findByPk(nid))
+      line = fmt("n = Note:findByPk(%d); n.%s = %s; n:save()", nid, f, vtext)
+      local okset, e = pcall(function() n[f] = v end)
+      if okset then res = { pcall(n.save, n) } else res = { false, e } end
+    elseif via == 5 then
+      line = fmt("Note:bulkCreate{ { n_int = 1 }, { %s = %s } }", f, vtext)
+      res = { pcall(Note.bulkCreate, Note, { { n_int = 1 }, { [f] = v } }) }
+    elseif via == 6 then
+      local wf = f == "n_text" and "n_str" or "n_text"
+      line = fmt("Note:findOrCreate{ where = { %s = \"foc%d\" }, defaults = { %s = %s } }", wf, op.id, f, vtext)
+      res = { pcall(Note.findOrCreate, Note, { where = { [wf] = "foc" .. op.id }, defaults = { [f] = v } }) }
+    else
+      local pid = pick_post(op.p)
+      if not pid then step = step - 1; return end
+      local p, ptext = post_inst(pid)
+      line = fmt("%s:createNote{ %s = %s }", ptext, f, vtext)
+      res = { pcall(p.createNote, p, { [f] = v }) }
+    end
+    local kind = outcome(unpack(res, 1, 5))
+    -- (an assignment that raises before save is fine: the value never got in)
+    if kind ~= "fail" and not (via == 4 and kind == "raise" and not f:find("%.")) then
+      fail("value", fmt("%s: expected nil, message, code (a value the field cannot hold), got %s%s", line,
+        kind == "raise" and "a raise: " or "", show_ret(unpack(res, 2, 5))))
+    end
+    unchanged(line, before)
+    emit(fmt("%s%s  --> nil, message, code; nothing changed", indent, line))
+  end
+
+  -- A value of every type that each field holds; create, save and update
+  -- give back the instance a reload would.
+  local GOOD = {
+    n_int = { 0, 5, -3, 2 ^ 40, 7.0 }, n_text = { "t", "", "a\0b" }, n_str = { "s" },
+    n_real = { 1.5, 2, -0.25 }, n_bool = { true, false }, n_date = { "2026-01-02 03:04:05", 1e9, 86400 },
+    n_blob = { "\0\1\2", "" },
+  }
+  local function same(a, b)
+    return type(a) == type(b) and (a == b) and tostring(a) == tostring(b)
+  end
+
+  local function cls_roundtrip(op)
+    local values, texts = {}, {}
+    local r = op.v
+    for _, f in ipairs { "n_int", "n_text", "n_str", "n_real", "n_bool", "n_date", "n_blob" } do
+      if r % 3 ~= 0 then
+        local c = GOOD[f]
+        values[f] = c[1 + r % #c]
+        texts[#texts + 1] = f .. " = " .. show(values[f])
+      end
+      r = math.floor(r / 3)
+    end
+    local line = "Note:create{ " .. table.concat(texts, ", ") .. " }"
+    local kind, n = outcome(pcall(Note.create, Note, values))
+    if kind ~= "ok" or type(n) ~= "userdata" then
+      fail("roundtrip", fmt("%s: expected an instance, got %s: %s", line, kind, tostring(n)))
+    end
+    model.notes[n.note_id] = false
+    local function compare(what, inst)
+      local fresh = Note:findByPk(inst.note_id)
+      if not fresh then fail("roundtrip", what .. ": the row is not there") end
+      for _, f in ipairs { "note_id", "n_int", "n_text", "n_str", "n_real", "n_bool", "n_date", "n_blob" } do
+        if not same(inst[f], fresh[f]) then
+          fail("roundtrip", fmt("%s: the instance holds %s = %s (%s), a reload gives %s (%s)", what, f,
+            show(inst[f]), type(inst[f]), show(fresh[f]), type(fresh[f])))
+        end
+      end
+    end
+    compare(line, n)
+    -- and after update (of the fields not set at create)
+    local upd, utexts = {}, {}
+    for f, c in pairs(GOOD) do
+      if values[f] == nil then upd[f] = c[1 + op.r % #c]; utexts[#utexts + 1] = f .. " = " .. show(upd[f]) end
+    end
+    table.sort(utexts)
+    if next(upd) then
+      local uline = line .. ":update{ " .. table.concat(utexts, ", ") .. " }"
+      local k2, n2 = outcome(pcall(n.update, n, upd))
+      if k2 ~= "ok" then fail("roundtrip", fmt("%s: expected the instance, got %s", uline, k2)) end
+      compare(uline, n2)
+      compare(uline .. " (the instance itself)", n)
+    end
+    verify(line)
+    emit(fmt("%s%s  --> the instance equals a reload", indent, line))
+  end
+
+  local function cls_destroyed(op)
+    local isPost = op.v % 2 == 0
+    local id
+    if isPost then id = pick_post(op.p) else id = pick_genre(op.r) end
+    if not id then step = step - 1; return end
+    local inst, text
+    if isPost then inst, text = post_inst(id) else inst, text = genre_inst(id) end
+    local key, Model, field = isPost and "post_id" or "genre_id", isPost and Post or Genre, isPost and "text" or "name"
+    -- (vanished: the row is deleted through the model, the instance is not told)
+    local by_model = op.cls == "vanished"
+    local dline
+    if by_model then
+      dline = fmt("%s:destroy{ where = { %s = %d } }", isPost and "Post" or "Genre", key, id)
+      expect_value(dline, 1, Model:destroy { where = { [key] = id } })
+    else
+      dline = text .. ":destroy()"
+      expect_value(dline, true, inst:destroy())
+    end
+    if isPost then
+      model.posts[id], model.dead_posts[id] = nil, true
+      for nid, p in pairs(model.notes) do if p == id then model.notes[nid] = false end end
+    else
+      model.genres[id], model.dead_genres[id] = nil, true
+      for _, set in pairs(model.posts) do set[id] = nil end
+    end
+    verify(dline)
+    local live_g, live_p = pick_genre(op.r), pick_post(op.p)
+    local acts = {
+      { "save()", function() return inst:save() end },
+      { field .. " = \"back\"; save()", function() inst[field] = "back" .. op.id; return inst:save() end },
+      { "update{ " .. field .. " = \"back\" }", function() return inst:update { [field] = "back" .. op.id } end },
+      { "reload()", function() return inst:reload() end },
+      { "destroy()", function() return inst:destroy() end },
+    }
+    if isPost and live_g then
+      acts[#acts + 1] = { "setGenres{" .. live_g .. "}", function() return inst:setGenres { live_g } end }
+      acts[#acts + 1] = { "addGenre(" .. live_g .. ")", function() return inst:addGenre(live_g) end }
+      acts[#acts + 1] = { "createNote{}", function() return inst:createNote { n_int = 1 } end }
+    elseif not isPost and live_p then
+      acts[#acts + 1] = { "addPost(" .. live_p .. ")", function() return inst:addPost(live_p) end }
+    end
+    local a = acts[1 + op.r % #acts]
+    local line = fmt("%s; %s:%s", dline, text, a[1])
+    local before = digest()
+    local res = { pcall(a[2]) }
+    local kind = outcome(unpack(res, 1, 5))
+    if kind == "ok" then
+      -- Only a second destroy may answer true (nothing to do); nothing else
+      -- on a row that is gone may be acknowledged.
+      if not (a[1] == "destroy()" and res[2] == true) then
+        fail("destroyed", fmt("%s: acknowledged on a destroyed row: %s", line, show_ret(unpack(res, 2, 4))))
+      end
+    end
+    unchanged(line, before)
+    if not by_model then
+      local okt, s = pcall(tostring, inst)
+      if not okt or not tostring(s):find("destroyed", 1, true) then
+        fail("destroyed", fmt("%s: tostring does not say destroyed: %s", dline, tostring(s)))
+      end
+    end
+    emit(fmt("%s%s  --> raises or nil, msg, code; nothing changed", indent, line))
+  end
+
+  -- Runs the inner operation with the log armed; see log_fn.
+  local function cls_reenter_log(op)
+    local inner, act = op.inner, op.act
+    emit(fmt("%s-- the log function will %s at the %d%s statement of the next call", indent, act, op.at,
+      op.at == 1 and "st" or op.at == 2 and "nd" or op.at == 3 and "rd" or "th"))
+    logst.n, logst.at, logst.fired, logst.closed, logst.ack = 0, op.at, false, false, nil
+    if act == "query" or act == "mutate" then
+      -- Re-entering (reads, and a write that changes nothing) or rewriting
+      -- the params table must not change what the call does.
+      logst.armed = act
+      exec_op(inner)
+      logst.armed, logst.act = nil, nil
+      return
+    end
+    local snap = copy_model(model)
+    local saved_step = step
+    local ok, e
+    if act == "raise_tx" then
+      -- armed for the whole transaction: BEGIN, the call's statements, COMMIT
+      logst.act = act
+      ok, e = pcall(db.transaction, db, function() exec_op(inner) end)
+      logst.act = nil
+    else
+      logst.armed = act
+      ok, e = pcall(exec_op, inner)
+      logst.armed, logst.act = nil, nil
+    end
+    if not logst.fired then
+      if not ok then error(e, 0) end
+      return
+    end
+    step = saved_step + 1
+    emit(fmt("%s-- the call: %s", indent, tostring(logst.call)))
+    if not ok and logst.ack then error(e, 0) end   -- acknowledged, then wrong: a real failure
+    if not ok then
+      -- The call was refused or raised (the log's error or the close):
+      -- nothing of it may have been written.
+      failure = nil
+      end_of_tx_rollback(snap)
+    end
+    if logst.closed then
+      if use_file then
+        local db2 = assert(junction.open(path))
+        verify("after the log function closed the connection (through a new connection)", db2)
+        db2:close()
+      end
+      error(EPISODE_END, 0)
+    end
+    verify(fmt("after a call whose log function did %s (%s)", act, ok and "acknowledged" or "refused"))
+  end
+
+  -- A transaction in a coroutine that yields inside it and is then dropped
+  -- (collected) or closed: its writes are gone, the connection is free.
+  local function cls_abandon(op)
+    local snap = copy_model(model)
+    local how = (op.close and coroutine.close) and "closed" or "dropped"
+    emit(fmt("%sco = coroutine.create(function() db:transaction(function() -- yields after each call; %s",
+      indent, how))
+    co_depth = co_depth + 1
+    local co = coroutine.create(function()
+      return db:transaction(function() exec_ops(op.body) end)
+    end)
+    local k = 1 + op.v % #op.body
+    local r
+    for _ = 1, k do
+      r = { coroutine.resume(co) }
+      if not r[1] then co_depth = co_depth - 1; error(r[2], 0) end
+      if coroutine.status(co) == "dead" then break end
+    end
+    co_depth = co_depth - 1
+    if coroutine.status(co) == "dead" then
+      -- it ran to the end (fewer yields than expected): a plain commit
+      emit(indent .. "end) end)")
+      verify("a transaction that ran to its end")
+      return
+    end
+    if how == "closed" then coroutine.close(co) end
+    co = nil      -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    emit(fmt("%send) end); coroutine.resume(co) x%d; %s; collectgarbage()", indent, k,
+      how == "closed" and "coroutine.close(co)" or "co = nil"))
+    end_of_tx_rollback(snap)
+    verify("after a transaction whose coroutine yielded and was " .. how)
+    -- A write after it is acknowledged only when it committed.
+    local line = "Post:create{ text = \"after\" }"
+    local kind, p = outcome(pcall(Post.create, Post, { text = "after" }))
+    if kind ~= "ok" then
+      fail("abandon", fmt("%s after a transaction whose coroutine was %s: %s %s", line, how, kind, tostring(p)))
+    end
+    model.posts[p.post_id] = {}
+    P[p.post_id] = p
+    verify(line)
+    if use_file then
+      local db2 = assert(junction.open(path))
+      verify(line .. " (through a new connection: committed)", db2)
+      db2:close()
+    end
+  end
+
+  local function exec_cls(op)
+    step = step + 1
+    local c = op.cls
+    if c == "empty_where" then cls_empty_where(op)
+    elseif c == "nonarray" or c == "nonarray_model" then cls_nonarray(op)
+    elseif c == "wrongtype" then cls_wrongtype(op)
+    elseif c == "roundtrip" then cls_roundtrip(op)
+    elseif c == "destroyed" or c == "vanished" then cls_destroyed(op)
+    elseif c == "reenter_log" then step = step - 1; cls_reenter_log(op)
+    elseif c == "mm_options" then
+      step = step - 1
+      mm_act, mm_hit = op.act, nil
+      local ok, e = pcall(exec_op, op.inner)
+      mm_act = nil
+      if not ok then error(e, 0) end
+    elseif c == "abandon" then cls_abandon(op)
+    end
+  end
+
+  -- }======
+
   function exec_op(op)
+    if op.k == "cls" then return exec_cls(op) end
     step = step + 1
     local k = op.k
     local before = lines and #lines or 0
@@ -472,7 +1143,7 @@ local function run_episode(ops, use_file, lines)
                         remN = "removeGenres", rem1 = "removeGenre",
                         hasN = "hasGenres", has1 = "hasGenre" })[k]
       local single = k == "add1" or k == "rem1" or k == "has1"
-      local arg1 = single and vals[1] or vals
+      local arg1 = single and vals[1] or mmw(vals)
       local atext = single and vtext:sub(2, -2) or vtext
       line = fmt("%s:%s(%s)", ptext, name_of(method, op.snake), atext)
       local _, ok, a, b, c = call(pinst, method, op.snake, arg1)
@@ -522,7 +1193,7 @@ local function run_episode(ops, use_file, lines)
                         get = "getPosts" })[sub]
       local vals, vtext, ids, missing, stale = resolve_items(op.items, "post")
       local single = sub == "add1" or sub == "rem1" or sub == "has1"
-      local arg1 = single and vals[1] or vals
+      local arg1 = single and vals[1] or mmw(vals)
       local atext = single and vtext:sub(2, -2) or vtext
       if sub == "count" or sub == "get" then arg1, atext = nil, "" end
       line = fmt("%s:%s(%s)", gtext, name_of(method, op.snake), atext)
@@ -579,17 +1250,20 @@ local function run_episode(ops, use_file, lines)
       -- Eager loading must show the same links.
       local variant = op.variant
       local call_text, res
+      if logst.armed then logst.act, logst.armed = logst.armed, nil end
       if variant == 1 then
         call_text = 'Post:findAll{include = {"Genres"}}'
-        res = { pcall(Post.findAll, Post, { include = { "Genres" } }) }
+        res = { pcall(Post.findAll, Post, mmw { include = mmw { "Genres" } }) }
       elseif variant == 2 then
         call_text = 'Post:findAll{include = {{association = "Genres", required = true}}}'
-        res = { pcall(Post.findAll, Post, { include = { { association = "Genres", required = true } } }) }
+        res = { pcall(Post.findAll, Post, mmw { include = mmw { mmw { association = "Genres", required = true } } }) }
       else
         call_text = 'Genre:findAll{include = {Posts = {include = {"Genres"}}}}'
-        res = { pcall(Genre.findAll, Genre, { include = { Posts = { include = { "Genres" } } } }) }
+        res = { pcall(Genre.findAll, Genre, mmw { include = mmw { Posts = mmw { include = { "Genres" } } } }) }
       end
+      mm_check(call_text)
       line = call_text
+      logst.act = nil
       local list = check_no_raise(line, res[1], res[2], res[3], res[4])
       if type(list) ~= "table" then fail("return", line .. ": expected an array, got " .. show_ret(unpack(res, 2,
           4))) end
@@ -653,7 +1327,7 @@ local function run_episode(ops, use_file, lines)
           if set[gid] and not seen[gid] then want = want + 1 end
           seen[gid] = true
         end
-        opts = { where = { genre_id = { ["in"] = ids } } }
+        opts = mmw { where = mmw { genre_id = mmw { ["in"] = mmw(ids) } } }
         local t = {}
         for i, g in ipairs(ids) do t[i] = tostring(g) end
         otext = fmt("{where = {genre_id = {[\"in\"] = {%s}}}}", table.concat(t, ", "))
@@ -674,13 +1348,13 @@ local function run_episode(ops, use_file, lines)
       local want = sorted_keys(set)
       local opts, otext, ordered
       if op.variant == 2 then
-        opts = { order = "genre_id DESC", limit = op.limit }
+        opts = mmw { order = "genre_id DESC", limit = op.limit }
         otext = fmt("{order = \"genre_id DESC\", limit = %d}", op.limit)
         local w = {}
         for i = #want, math.max(1, #want - op.limit + 1), -1 do w[#w + 1] = want[i] end
         want, ordered = w, true
       elseif op.variant == 3 then
-        opts = { order = { { "genre_id", "ASC" } }, offset = op.limit, limit = 100 }
+        opts = mmw { order = mmw { { "genre_id", "ASC" } }, offset = op.limit, limit = 100 }
         otext = fmt("{order = {{\"genre_id\", \"ASC\"}}, offset = %d, limit = 100}", op.limit)
         local w = {}
         for i = op.limit + 1, #want do w[#w + 1] = want[i] end
@@ -737,9 +1411,13 @@ local function run_episode(ops, use_file, lines)
           emit(indent .. "error(\"rollback\")")
           error(SENTINEL, 0)
         end
+        if op.retnil then
+          emit(indent .. "return nil, \"model_check says no\"")
+          return nil, "model_check says no"
+        end
         return "committed", 2
       end
-      local ok, a, b
+      local ok, a, b, c
       local function do_call()
         if op.mode then return pcall(db.transaction, db, { mode = op.mode }, fn) end
         return pcall(db.transaction, db, fn)
@@ -756,22 +1434,32 @@ local function run_episode(ops, use_file, lines)
         if not r[1] then
           ok, a = false, r[2]
         else
-          ok, a, b = r[2], r[3], r[4]
+          ok, a, b, c = r[2], r[3], r[4], r[5]
         end
       else
-        ok, a, b = do_call()
+        ok, a, b, c = do_call()
       end
       indent = saved_indent
       emit(indent .. "end)")
       if failure then error(setmetatable(failure, FAIL), 0) end
       local what = fmt("transaction (%s, %d ops, %s)", op.mode or "default",
-        #op.body, op.raise and "raises" or "returns")
-      if op.raise then
-        if ok then fail("return", what .. ": returned instead of re-raising") end
-        if a ~= SENTINEL then
+        #op.body, op.raise and "raises" or op.retnil and "returns nil, err" or "returns")
+      if not ok and a == EPISODE_END then error(a, 0) end
+      if op.retnil and not op.raise then
+        if not ok then
+          if getmetatable(a) == FAIL then error(a, 0) end
+          fail("raise", what .. " raised: " .. tostring(a))
+        end
+        if a ~= nil or b ~= "model_check says no" or type(c) ~= "number" then
+          fail("return", what .. ": returned " .. show_ret(a, b, c) .. " instead of nil, message, code (rolled back)")
+        end
+      end
+      if op.raise or op.retnil then
+        if op.raise and ok then fail("return", what .. ": returned instead of re-raising") end
+        if op.raise and a ~= SENTINEL then
           fail("return", what .. ": re-raised " .. show(a) .. " instead of the callback's error")
         end
-        model.posts, model.genres = snap.posts, snap.genres
+        model.posts, model.genres, model.notes = snap.posts, snap.genres, snap.notes
         -- Ids created inside the rolled-back transaction may come again.
         model.dead_posts, model.dead_genres = snap.dead_posts, snap.dead_genres
         -- Instances are not transactional: drop every cached instance of a
@@ -804,6 +1492,7 @@ local function run_episode(ops, use_file, lines)
   end
 
   local ok, err = pcall(exec_ops, ops)
+  if not ok and err == EPISODE_END and not failure then ok = true end
   if not ok and not failure then
     failure = { label = "raise", msg = "harness: " .. tostring(err), step = step }
   end
@@ -944,7 +1633,10 @@ while total < STEPS do
   local len = EPISODE
   local ops = gen_episode(SEED, episode, math.max(len, 1))
   for _, op in ipairs(op_lists(ops)) do
-    for _, o in ipairs(op) do counts[o.k] = (counts[o.k] or 0) + 1 end
+    for _, o in ipairs(op) do
+      local key = o.k == "cls" and o.cls or o.retnil and "tx_nil_err" or o.k
+      counts[key] = (counts[key] or 0) + 1
+    end
   end
   local use_file = episode % 4 == 0
   local failure, steps = run_episode(ops, use_file)
@@ -971,5 +1663,7 @@ end
 local dt = rel.now() - t0
 local kinds = {}
 for _, k in ipairs(sorted_keys(counts)) do kinds[#kinds + 1] = k .. "=" .. counts[k] end
-print(fmt("ok - model_check seed=%d steps=%d episodes=%d time=%.1fs (%s) [%s]", SEED, total, episode, dt,
-  _VERSION .. (jit and " LuaJIT" or ""), table.concat(kinds, " ")))
+local on = {}
+for _, c in ipairs(ALL_CLASSES) do if CLASSES[c] then on[#on + 1] = c end end
+print(fmt("ok - model_check seed=%d steps=%d episodes=%d time=%.1fs (%s) classes=%s [%s]", SEED, total, episode, dt,
+  _VERSION .. (jit and " LuaJIT" or ""), #on > 0 and table.concat(on, ",") or "none", table.concat(kinds, " ")))
