@@ -58,6 +58,29 @@ local TRACE = os.getenv("FUZZ_TRACE")
 local EXCLUDE = {}
 for w in (os.getenv("FUZZ_EXCLUDE") or ""):gmatch("[%w_]+") do EXCLUDE[w] = true end
 
+-- Classes of call added on top of the above (docs/RELIABILITY.md, "Classes"):
+--   mt_wrong      every metamethod of every junction type, called by hand with
+--                 a first argument of another type (and other wrong ones)
+--   mm_args       option tables, where clauses and key lists that carry a
+--                 metatable whose __index/__len/__pairs/__newindex raise,
+--                 close the connection or call back into junction
+--   forged_types  field types that are forged tables, or a real type whose
+--                 code was changed for the duration of one define
+-- FUZZ_CLASSES=all (or a comma list, or "none") replaces the default list,
+-- which holds the classes that pass on main.
+local ALL_FUZZ_CLASSES = { "mt_wrong", "mm_args", "forged_types" }
+local CLASS = {}
+do
+  local spec = os.getenv("FUZZ_CLASSES") or "none"
+  if spec == "all" then spec = table.concat(ALL_FUZZ_CLASSES, ",") end
+  for w in spec:gmatch("[%w_]+") do
+    local known = w == "none"
+    for _, c in ipairs(ALL_FUZZ_CLASSES) do if c == w then known = true end end
+    if not known then error("FUZZ_CLASSES: unknown class '" .. w .. "'", 0) end
+    CLASS[w] = w ~= "none" or nil
+  end
+end
+
 local rng = rel.prng(SEED, 99)
 local trace = assert(io.open(TRACE, "w"))
 trace:setvbuf("line")
@@ -243,6 +266,28 @@ local LEN_LIES = setmetatable({ 1, 2 }, { __len = function() return 1e9 end })
 local BIG_ARRAY = {}
 for i = 1, 5000 do BIG_ARRAY[i] = i end
 
+-- mm_args: t with a metatable whose reading metamethods call back: raise,
+-- close the world's connection, query through junction, or collect garbage.
+local function mm_table(t)
+  local act = rng:pick { "raise", "close", "query", "collect", "none" }
+  local function f()
+    if act == "raise" then error("fuzz metamethod raise", 0)
+    elseif act == "close" then
+      if W.db and not EXCLUDE.close then W.closed_by_callback = true; W.db:close() end
+    elseif act == "query" then
+      if W.Post then pcall(W.Post.findAll, W.Post, { include = { "Genres" } }) end
+      if W.db then pcall(W.db.query, W.db, "SELECT * FROM tag_post_genre") end
+    elseif act == "collect" then collectgarbage()
+    end
+  end
+  return setmetatable(t, {
+    __index = function() f(); return nil end,
+    __newindex = function(x, k, v) f(); rawset(x, k, v) end,
+    __len = function() f(); return 3 end,
+    __pairs = function(x) f(); return next, x, nil end,
+  })
+end
+
 local DEAD_CO = coroutine.create(function() end)
 coroutine.resume(DEAD_CO)
 
@@ -338,8 +383,15 @@ if EXCLUDE.date then FIELDS = { "post_id", "text", "genre_id", "name" } end
 local OPS = { "eq", "ne", "gt", "gte", "lt", "lte", "in", "notIn", "like", "notLike", "between",
   "notBetween", "isNull", "_in", "bogus" }
 
-local gen_where
+local gen_where, gen_where_plain
 function gen_where(depth)
+  local w = gen_where_plain(depth)
+  if CLASS.mm_args and type(w) == "table" and getmetatable(w) == nil and rng:chance(0.15) then
+    return mm_table(w)
+  end
+  return w
+end
+function gen_where_plain(depth)
   depth = depth or 0
   local r = rng:int(1, 10)
   if r == 1 or depth > 3 then return gen_value(3) end
@@ -378,6 +430,7 @@ local function gen_opts()
                              { { association = "Genres", where = gen_where(2) } }, gen_value(2) }
     else o[k] = gen_value(2) end
   end
+  if CLASS.mm_args and rng:chance(0.15) then return mm_table(o) end
   return o
 end
 
@@ -395,7 +448,11 @@ end
 
 local function gen_list()
   if rng:chance(0.2) then return gen_value(1) end
-  return gen_table(1)
+  local t = gen_table(1)
+  if CLASS.mm_args and type(t) == "table" and getmetatable(t) == nil and rng:chance(0.2) then
+    return mm_table(t)
+  end
+  return t
 end
 
 -- ---------------------------------------------------------------------------
@@ -521,7 +578,10 @@ T(3, function()
       local fname = rng:chance(0.7) and ("f" .. rng:int(1, 5)) or gen_value(2)
       if fname ~= nil and rawequal(fname, fname) then
         fields[fname] = rng:chance(0.7) and {
-          type = rng:pick { junction.types.INTEGER, junction.types.TEXT, junction.types.BLOB, gen_value(2) },
+          type = rng:pick { junction.types.INTEGER, junction.types.TEXT, junction.types.BLOB, gen_value(2),
+            CLASS.forged_types and { code = rng:pick { 99, -1, 2 ^ 31, 1e300, 0 / 0, 6.5, "x" },
+              sql = rng:pick { "INTEGER", "TEXT", "x\"); DROP TABLE post; --" }, length = rng:pick { 0, -1, 1e12 } }
+              or junction.types.TEXT },
           primaryKey = rng:chance(0.2) or nil, allowNull = rng:chance(0.5),
           unique = rng:pick { nil, true, "u1", gen_value(3) },
           defaultValue = rng:pick { nil, 1, "d", FUNCS[1], FUNCS[3], gen_value(3) },
@@ -540,6 +600,21 @@ T(3, function()
     spec = gen_value(1)
   end
   local name = rng:pick { "Fz" .. rng:int(1, 50), "Post", "Genre", "", "a b", "Fz\0", gen_value(2) }
+  if CLASS.forged_types and rng:chance(0.1) then
+    -- A real type whose code is changed (when it can be) during one define.
+    local tname = rng:pick { "INTEGER", "TEXT", "BOOLEAN", "DATE", "REAL", "BLOB" }
+    local ty = junction.types[tname]
+    local forged = rng:pick { 99, -1, 2 ^ 40, 0 / 0, "x" }
+    local fname = "f" .. rng:int(1, 5)
+    return "define with " .. tname .. ".code = " .. tostring(forged), function(c, n, sp)
+      local ok, old = pcall(function() return ty.code end)
+      local set = ok and pcall(function() ty.code = forged end)
+      local r = pack(pcall(c.define, c, n, sp))
+      if set then pcall(function() ty.code = old end) end
+      if not r[1] then error(r[2], 0) end
+      return unpack(r, 2, r.n)
+    end, { conn(), name, { fields = { [fname] = { type = ty } } } }, 3, { names = { "define", "type" } }
+  end
   return method_call(conn(), "define", function() return { name, spec, n = 2 } end,
     { names = { "define" } })
 end)
@@ -725,6 +800,62 @@ T(3, function()
     return { n = 0 }
   end, { write = not m:find("^get"), nilok = m:find("^get") ~= nil, names = { "TagPostGenre", "Post", "Genre" } })
 end)
+
+-- mt_wrong: every metamethod of every junction type, with wrong arguments.
+if CLASS.mt_wrong then
+  T(4, function()
+    local w = W
+    local objs = { w.db, w.other.db, w.closed.db, w.Post, w.TPG, w.closed.Post, pick_instance(), pick_instance(),
+                   junction.null, junction.types.INTEGER, junction.types.DATE }
+    local okS, str = pcall(junction.types.STRING, 10)
+    if okS then objs[#objs + 1] = str end
+    local x = rng:pick(objs)
+    local mt = x ~= nil and getmetatable(x)
+    if type(mt) ~= "table" then return "no metatable", function() return true end, {}, 0, {} end
+    local names = {}
+    for k, v in next, mt do
+      if type(k) == "string" and type(v) == "function" and not (k == "__gc" and EXCLUDE.gc) then
+        names[#names + 1] = k
+      end
+    end
+    if #names == 0 then return "no metamethod", function() return true end, {}, 0, {} end
+    table.sort(names)
+    local k = rng:pick(names)
+    local kind = junction.type and junction.type(x)
+    local wrong
+    for _ = 1, 10 do
+      wrong = rng:pick { {}, RAISING, "x", 1, 0 / 0, true, io.stdout, DEAD_CO, w.db, w.closed.db, w.Post,
+        w.closed.Post, pick_instance(), junction.null, junction.types.TEXT, rng:pick(FUNCS), nil }
+      if wrong == nil or not junction.type or junction.type(wrong) ~= kind or rawequal(wrong, junction.null) then
+        if not rawequal(wrong, x) and not (type(wrong) == "userdata" and getmetatable(wrong) == mt) then break end
+      end
+    end
+    if junction.type and wrong ~= nil and junction.type(wrong) == kind and kind ~= nil then wrong = {} end
+    local a = { wrong, gen_value(1), gen_value(1) }
+    if rng:chance(0.3) then a[1], a[2] = x, wrong end     -- (__eq and friends: wrong second operand)
+    if k == "__gc" or k == "__close" then
+      -- a finalizer given the wrong object must not close or free it
+      a[1] = wrong
+    end
+    local target = mt[k]
+    local dbs = { w.db, w.other.db }
+    return "metamethod " .. k .. " of " .. tostring(kind or type(x)), function(...)
+      local open_before = {}
+      for i, d in ipairs(dbs) do open_before[i] = pcall(d.changes, d) end
+      local r = pack(pcall(target, ...))
+      for i, d in ipairs(dbs) do
+        if open_before[i] and not pcall(d.changes, d) and not (i == 1 and W.closed_by_callback) then
+          violation("metamethod", fmt("%s of a %s, given a wrong argument, closed a connection", k,
+            tostring(kind or type(x))))
+          if i == 1 then W.closed_by_callback = true end
+        end
+      end
+      if not r[1] then error(r[2], 0) end
+      return unpack(r, 2, r.n)
+    end, a, 3, { names = { k, "Connection", "Model", "Instance", "connection", "model", "instance", "junction",
+      "null", "type", "expected" }, nilok = true }
+  end)
+end
 
 -- ---------------------------------------------------------------------------
 -- Checks
