@@ -570,27 +570,29 @@ static sqlite3_stmt *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
   return a->ins[n];
 }
 
-/* Keys per statement of a long list: "IN (?2, ..., ?33)", the last chunk
-** padded with its last key (a key twice in an IN list changes nothing). */
+/* Keys per statement of a list: "IN (?2, ..., ?33)", a chunk that is not
+** full padded with its last key (a key twice in an IN list changes
+** nothing); has uses a small statement for a short list or a last chunk. */
 #define JN_KEYS_IN 32
+#define JN_KEYS_IN_SMALL 4
 
-/* Append " IN (?2, ?3, ...)" of JN_KEYS_IN parameters from ?2. */
-static void add_in_list(lua_State *L, jn_Buf *b) {
+/* Append " IN (?2, ?3, ...)" of k parameters from ?2. */
+static void add_in_list(lua_State *L, jn_Buf *b, int k) {
   int r;
   char tmp[16];
   jn_buf_adds(L, b, " IN (");
-  for (r = 0; r < JN_KEYS_IN; r++) {
+  for (r = 0; r < k; r++) {
     snprintf(tmp, sizeof tmp, "%s?%d", r ? ", " : "", r + 2);
     jn_buf_adds(L, b, tmp);
   }
   jn_buf_adds(L, b, ")");
 }
 
-/* Bind keys[0..m) (1 <= m <= JN_KEYS_IN) to ?2.., padded with the last. */
+/* Bind keys[0..m) (1 <= m <= k) to ?2..?(k+1), padded with the last. */
 static void bind_chunk(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int arr, const jn_Key *keys,
-                       int m) {
+                       int m, int k) {
   int r;
-  for (r = 0; r < JN_KEYS_IN; r++) bind_key(L, c, st, r + 2, arr, &keys[r < m ? r : m - 1]);
+  for (r = 0; r < k; r++) bind_key(L, c, st, r + 2, arr, &keys[r < m ? r : m - 1]);
 }
 
 /* The DELETE of one link (each == 1), or of a chunk of JN_KEYS_IN. */
@@ -607,7 +609,7 @@ static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
   jn_buf_adds(L, &b, " = ?1 AND ");
   jn_buf_addident(L, &b, NULL, j->f[a->other].name);
   if (each) jn_buf_adds(L, &b, " = ?2");
-  else add_in_list(L, &b);
+  else add_in_list(L, &b, JN_KEYS_IN);
   jn_stmt_slot(L, j->conn, slot, jn_buf_cstr(L, &b), rc);
   lua_pop(L, 1);
   return *slot;
@@ -626,7 +628,7 @@ static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Ke
   int i, m = 0, rc = SQLITE_OK, each = n <= JN_DELETE_EACH;
   jn_Key *chunk;
   if (n == 0) return SQLITE_OK;
-  chunk = new_keys(L, JN_KEYS_IN);   /* copies of keys of arr: its anchors hold their text */
+  chunk = each ? NULL : new_keys(L, JN_KEYS_IN);   /* copies of keys of arr: its anchors hold their text */
   st = delete_stmt(L, a, each, &rc);
   for (i = 0; st != NULL && i < nk && rc == SQLITE_OK; i++) {
     if (keep != NULL && key_in(keep, nkeep, &keys[i], sorted)) continue;
@@ -639,17 +641,17 @@ static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Ke
     chunk[m++] = keys[i];
     if (m == JN_KEYS_IN) {
       bind_source(L, a, self, st, 1);
-      bind_chunk(L, c, st, arr, chunk, m);
+      bind_chunk(L, c, st, arr, chunk, m, JN_KEYS_IN);
       rc = jn_stmt_run(L, c, st);
       m = 0;
     }
   }
   if (st != NULL && rc == SQLITE_OK && m > 0) {
     bind_source(L, a, self, st, 1);
-    bind_chunk(L, c, st, arr, chunk, m);
+    bind_chunk(L, c, st, arr, chunk, m, JN_KEYS_IN);
     rc = jn_stmt_run(L, c, st);
   }
-  lua_pop(L, 1);
+  if (!each) lua_pop(L, 1);
   return rc;
 }
 
@@ -772,6 +774,10 @@ static int insert_row(lua_State *L, jn_Assoc *a, int self, int thr, const jn_Key
 static int through_fdefaults(lua_State *L, jn_Assoc *a, int jmodel) {
   jn_Model *j = a->through;
   int i, found = 0;
+  for (i = 0; i < j->nfields && !found; i++)   /* most junctions have no default at all */
+    found = (j->f[i].flags & JN_F_DEFAULT) && i != a->fk && i != a->other;
+  if (!found) return 0;
+  found = 0;
   jn_model_uv(L, jmodel, JN_UV_DEFAULTS);
   for (i = 0; lua_istable(L, -1) && i < j->nfields && !found; i++) {
     if (!(j->f[i].flags & JN_F_DEFAULT) || i == a->fk || i == a->other) continue;
@@ -1063,22 +1069,25 @@ static int unlink_method(lua_State *L, int single) {
 static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
 static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
 
-/* Body of has under jn_atomic (one read, so every chunk sees the same
-** links): [w, inst, keys, n].  Counts the linked keys chunk by chunk. */
-static int has_body(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
-  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
-  jn_Conn *c = w->c;
-  jn_Key *keys = (jn_Key *)lua_touserdata(L, 3);
-  int n = (int)lua_tointeger(L, 4), rc, i;
+/*
+** Push whether the source (at self) is linked to every one of the n keys of
+** the key array at arr, counted chunk by chunk; or fail. [-0, +1|3, e]
+*/
+static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
+  jn_Conn *c = a->source->conn;
+  jn_Key *keys = (jn_Key *)lua_touserdata(L, arr);
+  int rc, i, m, k;
   sqlite3_int64 found = 0;
   sqlite3_stmt *st;
-  st = assoc_slot(L, a, n == 1 ? JN_AS_HAS : JN_AS_HAS_IN, n == 1 ? "has" : "has_in", &rc);
-  if (st == NULL) return jn_pushfail(L, c, rc);
-  for (i = 0; i < n; i += JN_KEYS_IN) {
-    bind_source(L, a, 2, st, 1);
-    if (n == 1) bind_key(L, c, st, 2, 3, &keys[0]);
-    else bind_chunk(L, c, st, 3, &keys[i], n - i < JN_KEYS_IN ? n - i : JN_KEYS_IN);
+  for (i = 0; i < n; i += m) {
+    m = n - i < JN_KEYS_IN ? n - i : JN_KEYS_IN;
+    k = m == 1 ? 1 : m <= JN_KEYS_IN_SMALL ? JN_KEYS_IN_SMALL : JN_KEYS_IN;
+    st = k == 1 ? assoc_slot(L, a, JN_AS_HAS, "has", &rc)
+       : k == JN_KEYS_IN ? assoc_slot(L, a, JN_AS_HAS_IN, "has_in", &rc)
+       : assoc_slot(L, a, JN_AS_HAS_IN_SMALL, "has_in_small", &rc);
+    if (st == NULL) return jn_pushfail(L, c, rc);
+    bind_source(L, a, self, st, 1);
+    bind_chunk(L, c, st, arr, &keys[i], m, k);
     rc = jn_stmt_step(L, c, st);
     if (rc != SQLITE_ROW) {
       rc = jn_pushfail(L, c, rc);
@@ -1092,6 +1101,13 @@ static int has_body(lua_State *L) {
   return 1;
 }
 
+/* Body of has under jn_atomic, for more keys than one statement takes (one
+** read transaction, so every chunk sees the same links): [w, inst, keys, n]. */
+static int has_body(lua_State *L) {
+  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
+  return has_run(L, a, 2, 3, (int)lua_tointeger(L, 4));
+}
+
 /* has/hases: true when every key is linked. */
 static int has_method(lua_State *L, int single) {
   jn_Assoc *a = check_method(L);
@@ -1100,8 +1116,9 @@ static int has_method(lua_State *L, int single) {
   n = read_keys(L, a, 2, single, method_name(L));
   lua_replace(L, 2);
   if (n == 0) { lua_pushboolean(L, 1); return 1; }
+  if (n <= JN_KEYS_IN) return has_run(L, a, 1, 2, n);   /* one statement: consistent by itself */
   lua_pushinteger(L, n);
-  return jn_atomic(L, a->source->conn, has_body, n > JN_KEYS_IN, 2);
+  return jn_atomic(L, a->source->conn, has_body, 1, 2);
 }
 
 static int btm_has(lua_State *L) { return has_method(L, 1); }
@@ -1268,7 +1285,8 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
   jn_buf_adds(L, &b, " = ?");
   lua_pushlstring(L, b.p, b.n);
   lua_setfield(L, uv, "count");
-  for (i = 0; i < 2; i++) {
+  for (i = 0; i < 3; i++) {   /* has: one key, a small chunk, a full chunk */
+    static const char *const has_keys[] = { "has", "has_in_small", "has_in" };
     b.n = 0;
     jn_buf_adds(L, &b, i ? "SELECT count(DISTINCT " : "SELECT EXISTS (SELECT 1");
     if (i) {
@@ -1281,10 +1299,10 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
     jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
     jn_buf_adds(L, &b, " = ?1 AND ");
     jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-    if (i) add_in_list(L, &b);
+    if (i) add_in_list(L, &b, i == 1 ? JN_KEYS_IN_SMALL : JN_KEYS_IN);
     else jn_buf_adds(L, &b, " = ?2)");
     lua_pushlstring(L, b.p, b.n);
-    lua_setfield(L, uv, i ? "has_in" : "has");
+    lua_setfield(L, uv, has_keys[i]);
   }
   lua_pop(L, 1);
 }
