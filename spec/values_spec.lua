@@ -365,6 +365,22 @@ describe("metamethods check their argument", function()
     end)
   end
 
+  it("of junction.types values and junction.null never crash on a wrong argument", function()
+    local all = objects()
+    local bads = { all.instance, all.model, all.association, db }
+    for _, v in ipairs(wrong) do bads[#bads + 1] = v end
+    for _, obj in ipairs { T.INTEGER, T.STRING(3), junction.null } do
+      for name, f in pairs(getmetatable(obj)) do
+        if type(f) == "function" then
+          for _, bad in ipairs(bads) do
+            local ok, err = pcall(f, bad)
+            if not ok then assert.is_string(err, name) end
+          end
+        end
+      end
+    end
+  end)
+
   it("of the connection raise on a wrong first argument", function()
     local mt = getmetatable(db)
     local all = objects()
