@@ -991,6 +991,31 @@ describe("association key lists", function()
     assert.equal(2, post:countTags())
   end)
 
+  it("a BLOB primary key given as a string binds as a blob, for belongsToMany and hasMany", function()
+    db:define("Bin", { tableName = "bin", timestamps = false, fields = {
+      bkey = { type = T.BLOB, primaryKey = true }, post_id = { type = T.INTEGER } } })
+    db:define("BinLink", { tableName = "bin_link", timestamps = false, fields = {
+      bkey = { type = T.BLOB, references = { model = "bin", key = "bkey" }, onDelete = "cascade" },
+      post_id = { type = T.INTEGER, references = { model = "post", key = "post_id" }, onDelete = "cascade" } } })
+    assert(db:associate { Post = {
+      { belongsToMany = "Bin", through = "BinLink", foreignKey = "post_id", otherKey = "bkey", as = "Bins" },
+      { hasMany = "Bin", as = "Blobs", foreignKey = "post_id" } } })
+    assert(db:sync())
+    assert(db:model("Bin"):create { bkey = "a\0b" })
+    assert(db:model("Bin"):create { bkey = "xyz" })
+    assert.same({ true }, { post:setBins { "a\0b", "xyz" } })
+    assert.is_true(post:hasBins { "xyz", "a\0b" })
+    assert.is_false(post:hasBin("a"))
+    assert.equal("blob", db:query("SELECT DISTINCT typeof(bkey) AS t FROM bin_link")[1].t)
+    assert.same({ true }, { post:setBlobs { "a\0b", "xyz" } })
+    assert.is_true(post:hasBlobs { "xyz", "a\0b" })
+    local ok, msg, code, details = post:addBlobs { "zzz" }
+    assert.is_nil(ok)
+    assert.equal("Post:addBlobs: bkey 'zzz' not found", msg)
+    assert.equal(787, code)
+    assert.same({ missing = { "zzz" } }, details)
+  end)
+
   -- Long lists (above the chunk and the per-key delete sizes) and short ones
   -- give the same answers for every kind of key.
   for _, n in ipairs { 3, 34, 40, 200 } do

@@ -232,9 +232,10 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
     end
   end
   -- db:transaction's nil, message, code, with the details of a missing key.
-  local function finish(out, ok, msg, code, ...)
+  local function finish(out, ...)
+    local ok, msg, code = ...
     if ok == nil and out.details then return nil, msg, code, out.details end
-    return ok, msg, code, ...
+    return ...
   end
   local function add(self, keys, method)
     local k = own_key(self, sk, source, method)
