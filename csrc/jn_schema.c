@@ -107,22 +107,29 @@ int jn_model_fieldname(jn_Model *m, const char *name) {
 
 /* {====== junction.types */
 
-/* A type value: a table {code=, length=, sql=} sharing the type metatable. */
+/*
+** A type value: a userdata holding the type's code and length, with no
+** writable field, so a declaration can only name a type junction made.
+*/
+typedef struct jn_Type {
+  int code;
+  int length;
+} jn_Type;
+
 static void push_type(lua_State *L, int code, int length) {
-  char sql[48];
-  lua_createtable(L, 0, 3);
-  lua_pushinteger(L, code);
-  lua_setfield(L, -2, "code");
-  lua_pushinteger(L, length);
-  lua_setfield(L, -2, "length");
-  if (code == JN_T_STRING) snprintf(sql, sizeof sql, "VARCHAR(%d)", length);
-  else snprintf(sql, sizeof sql, "%s", type_sql[code]);
-  lua_pushstring(L, sql);
-  lua_setfield(L, -2, "sql");
+  jn_Type *t = (jn_Type *)lua_newuserdata(L, sizeof(jn_Type));
+  t->code = code;
+  t->length = length;
   luaL_setmetatable(L, JN_TYPE_MT);
 }
 
-/* T.STRING(n): a VARCHAR(n).  T.STRING itself, uncalled, is VARCHAR(255). */
+/* The SQL column type of a type value ("INTEGER", "VARCHAR(60)"). */
+static void type_sqlname(const jn_Type *t, char *out, size_t size) {
+  if (t->code == JN_T_STRING) snprintf(out, size, "VARCHAR(%d)", t->length);
+  else snprintf(out, size, "%s", type_sql[t->code]);
+}
+
+/* T.STRING(n): a VARCHAR(n). */
 static int type_string(lua_State *L) {
   int n = (int)luaL_optinteger(L, 1, 255);
   if (!lua_isnoneornil(L, 1) && !lua_isinteger(L, 1))
@@ -132,8 +139,43 @@ static int type_string(lua_State *L) {
   return 1;
 }
 
+static jn_Type *check_typeval(lua_State *L, const char *ctx) {
+  jn_Type *t = (jn_Type *)luaL_testudata(L, 1, JN_TYPE_MT);
+  if (t == NULL)
+    luaL_error(L, "junction.Type.%s: bad self (type expected, got %s)", ctx, luaL_typename(L, 1));
+  return t;
+}
+
 static int type_tostring(lua_State *L) {
-  lua_getfield(L, 1, "sql");
+  char sql[48];
+  type_sqlname(check_typeval(L, "__tostring"), sql, sizeof sql);
+  lua_pushstring(L, sql);
+  return 1;
+}
+
+/* Read-only fields: name ("STRING"), length (STRING's n, else 0), sql. */
+static int type_index(lua_State *L) {
+  jn_Type *t = check_typeval(L, "__index");
+  const char *k = lua_tostring(L, 2);
+  char sql[48];
+  if (k != NULL && strcmp(k, "name") == 0) lua_pushstring(L, type_names[t->code]);
+  else if (k != NULL && strcmp(k, "length") == 0) lua_pushinteger(L, t->length);
+  else if (k != NULL && strcmp(k, "sql") == 0) {
+    type_sqlname(t, sql, sizeof sql);
+    lua_pushstring(L, sql);
+  } else lua_pushnil(L);
+  return 1;
+}
+
+static int type_newindex(lua_State *L) {
+  check_typeval(L, "__newindex");
+  return luaL_error(L, "junction.types: a type value is read-only");
+}
+
+static int type_eq(lua_State *L) {
+  jn_Type *a = (jn_Type *)luaL_testudata(L, 1, JN_TYPE_MT);
+  jn_Type *b = (jn_Type *)luaL_testudata(L, 2, JN_TYPE_MT);
+  lua_pushboolean(L, a != NULL && b != NULL && a->code == b->code && a->length == b->length);
   return 1;
 }
 
@@ -143,6 +185,12 @@ static void new_types(lua_State *L) {
   luaL_newmetatable(L, JN_TYPE_MT);
   lua_pushcfunction(L, type_tostring);
   lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, type_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, type_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, type_eq);
+  lua_setfield(L, -2, "__eq");
   lua_pop(L, 1);
   lua_newtable(L);
   for (i = 0; type_names[i] != NULL; i++) {
@@ -156,39 +204,35 @@ static void new_types(lua_State *L) {
 
 /* {====== db:define */
 
-/* Read the type at idx (a junction.types value or its name); raise if bad. */
+/*
+** Read the type at idx, which must be a value of junction.types; raise
+** naming what was given otherwise (a type's name as a string, T.STRING
+** not called).
+*/
 static int check_type(lua_State *L, int idx, const char *ctx, int *length) {
-  int code;
+  jn_Type *t;
   if (lua_type(L, idx) == LUA_TSTRING) {
     const char *s = lua_tostring(L, idx);
+    int code;
     for (code = 0; type_names[code] != NULL; code++)
-      if (strcmp(s, type_names[code]) == 0) {
-        *length = code == JN_T_STRING ? 255 : 0;
-        return code;
-      }
-    return luaL_error(L, "db:define: %s: bad option 'type' (unknown type '%s')", ctx, s);
+      if (strcmp(s, type_names[code]) == 0)
+        return luaL_error(L, "db:define: %s: bad option 'type' (the string '%s'; write junction.types.%s%s)",
+                          ctx, s, s, code == JN_T_STRING ? "(n)" : "");
+    return luaL_error(L, "db:define: %s: bad option 'type' (unknown type '%s'; a junction.types value expected)",
+                      ctx, s);
   }
-  if (lua_tocfunction(L, idx) == type_string) {   /* T.STRING, not called */
-    *length = 255;
-    return JN_T_STRING;
-  }
-  {
-    int ok = lua_istable(L, idx) && lua_getmetatable(L, idx);
-    if (ok) {
-      luaL_getmetatable(L, JN_TYPE_MT);
-      ok = lua_rawequal(L, -1, -2);
-      lua_pop(L, 2);
-    }
-    if (!ok)
-      return luaL_error(L, "db:define: %s: bad option 'type' (a junction.types value expected, got %s)",
-                        ctx, luaL_typename(L, idx));
-  }
-  lua_getfield(L, idx, "code");
-  code = (int)lua_tointeger(L, -1);
-  lua_getfield(L, idx, "length");
-  *length = (int)lua_tointeger(L, -1);
-  lua_pop(L, 2);
-  return code;
+  if (lua_tocfunction(L, idx) == type_string)
+    return luaL_error(L, "db:define: %s: bad option 'type' (junction.types.STRING is a function: "
+                      "call it with the length, junction.types.STRING(255))", ctx);
+  t = (jn_Type *)luaL_testudata(L, idx, JN_TYPE_MT);
+  if (t == NULL)
+    return luaL_error(L, "db:define: %s: bad option 'type' (a junction.types value expected, got %s)",
+                      ctx, luaL_typename(L, idx));
+  /* junction made it, but check anyway: the code indexes tables */
+  if (t->code < 0 || t->code > JN_T_DATE || (t->code == JN_T_STRING) != (t->length > 0))
+    return luaL_error(L, "db:define: %s: bad option 'type' (not a junction.types value)", ctx);
+  *length = t->length;
+  return t->code;
 }
 
 static int opt_bool(lua_State *L, int tidx, const char *key, int dflt, const char *ctx) {
@@ -274,8 +318,19 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
       luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s cannot be stored)", ctx,
                  luaL_typename(L, -1));
     f->flags |= JN_F_DEFAULT;
-    lua_pushvalue(L, -1);
-    lua_setfield(L, declidx, "default");
+    if (t == LUA_TFUNCTION) {   /* its results are checked at each create */
+      lua_pushvalue(L, -1);
+    } else if (!jn_value_conv(L, lua_gettop(L), f->type, f->length)) {
+      const char *why = lua_tostring(L, -1);
+      if (t == LUA_TSTRING)
+        luaL_error(L, "db:define: %s: bad option 'defaultValue' ('%s' %s)", ctx, lua_tostring(L, -2), why);
+      if (t == LUA_TBOOLEAN)
+        luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s %s)", ctx,
+                   lua_toboolean(L, -2) ? "true" : "false", why);
+      lua_pushvalue(L, -2);
+      luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s %s)", ctx, lua_tostring(L, -1), why);
+    }
+    lua_setfield(L, declidx, "default");   /* as the field stores it */
   }
   lua_pop(L, 1);
   lua_getfield(L, specidx, "references");
@@ -619,6 +674,11 @@ int jn_schema_define(lua_State *L) {
 
 /* {====== db:sync */
 
+/* The code of sync's failure when a table differs from its model: nil,
+** message, JN_SCHEMA, details.  Like JN_VALIDATION, its low byte (233) is
+** no SQLite primary result code. */
+#define JN_SCHEMA 1001
+
 /* The model whose table (or name) is ref, among the connection's; pushes it or nil. */
 static void find_by_table(lua_State *L, int orderidx, const char *ref) {
   int i, n = (int)lua_rawlen(L, orderidx);
@@ -626,14 +686,120 @@ static void find_by_table(lua_State *L, int orderidx, const char *ref) {
     jn_Model *m;
     lua_rawgeti(L, orderidx, i);
     m = (jn_Model *)lua_touserdata(L, -1);
-    if (strcmp(m->table, ref) == 0 || strcmp(m->name, ref) == 0) return;
+    if (sqlite3_stricmp(m->table, ref) == 0 || strcmp(m->name, ref) == 0) return;
     lua_pop(L, 1);
   }
   lua_pushnil(L);
 }
 
-/* Append one column definition of field i of the model at modelidx. */
-static void column_def(lua_State *L, jn_Buf *b, jn_Model *m, int i, int declsidx, int orderidx) {
+/*
+** Run one statement of junction's own (DDL, or a read of the schema whose
+** rows are pushed as an array of tables, column name -> value, when rows
+** is set), with the string at argidx bound to its ?, if argidx != 0.
+** Statements come from the connection's cache, so a raise leaks nothing.
+** Returns the SQLite code; on failure pushes an empty array.
+*/
+static int run_own_sql(lua_State *L, jn_Conn *c, const char *sql, int argidx, int rows) {
+  int rc, n = 0, k;
+  sqlite3_stmt *st = jn_stmt_cached(L, c, sql, strlen(sql), &rc);
+  if (rows) lua_newtable(L);
+  if (st == NULL) return rc != SQLITE_OK ? rc : SQLITE_MISUSE;
+  if (argidx != 0) {
+    size_t len;
+    const char *s = lua_tolstring(L, argidx, &len);
+    sqlite3_bind_text(st, 1, s, (int)len, SQLITE_TRANSIENT);
+  }
+  if (!rows) {
+    rc = jn_stmt_run(L, c, st);
+    sqlite3_clear_bindings(st);
+    return rc;
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    lua_newtable(L);
+    for (k = 0; k < sqlite3_column_count(st); k++) {
+      if (sqlite3_column_type(st, k) == SQLITE_NULL) continue;
+      if (sqlite3_column_type(st, k) == SQLITE_INTEGER)
+        lua_pushinteger(L, (lua_Integer)sqlite3_column_int64(st, k));
+      else
+        lua_pushstring(L, (const char *)sqlite3_column_text(st, k));
+      lua_setfield(L, -2, sqlite3_column_name(st, k));
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Does the main database hold a table of that name (the string at idx)? */
+static int table_exists(lua_State *L, jn_Conn *c, int idx, int *rc) {
+  int found;
+  *rc = run_own_sql(L, c, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
+                    idx, 1);
+  found = lua_rawlen(L, -1) > 0;
+  lua_pop(L, 1);
+  return found;
+}
+
+/*
+** The target of field i's references: pushes the referenced table's name
+** and the key's and returns 1, or pushes nothing and returns 0.  Raises
+** when the reference cannot work: it names no model of the connection and
+** no table of the database, or a field that is not a key of its model.
+*/
+static int push_ref(lua_State *L, jn_Conn *c, jn_Model *m, int i, int declsidx, int orderidx) {
+  jn_Model *t;
+  const char *key;
+  int top = lua_gettop(L), rc;
+  lua_rawgeti(L, declsidx, i + 1);
+  lua_getfield(L, -1, "ref_model");
+  if (lua_isnil(L, -1)) { lua_settop(L, top); return 0; }
+  find_by_table(L, orderidx, lua_tostring(L, -1));
+  t = (jn_Model *)lua_touserdata(L, -1);
+  lua_getfield(L, -3, "ref_key");
+  key = lua_tostring(L, -1);
+  if (t == NULL) {
+    if (!table_exists(L, c, top + 2, &rc))
+      luaL_error(L, "db:sync: %s.%s: references '%s', which is no model of this connection "
+                 "and no table of the database", m->name, m->f[i].name, lua_tostring(L, top + 2));
+    if (key == NULL)
+      luaL_error(L, "db:sync: %s.%s: references '%s', which is no model (give 'key')", m->name,
+                 m->f[i].name, lua_tostring(L, top + 2));
+    lua_pushvalue(L, top + 2);
+  } else {   /* SQLite would only fail later, on every write ("foreign key mismatch") */
+    int k;
+    if (key == NULL) key = t->f[t->pk].name;
+    k = jn_model_fieldname(t, key);
+    if (k < 0 || !(t->f[k].flags & (JN_F_PK | JN_F_UNIQUE)))
+      luaL_error(L, "db:sync: %s.%s: references %s.%s, which is not the primary key or a unique field of %s",
+                 m->name, m->f[i].name, t->table, key, t->name);
+    lua_pushstring(L, t->table);
+  }
+  lua_pushstring(L, key);
+  lua_replace(L, top + 2);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 2);
+  return 1;
+}
+
+/* The referential action key ("onDelete") of field i, upper case, with
+** SQLite's default: pushes it. */
+static void push_action(lua_State *L, int declsidx, int i, const char *key) {
+  luaL_Buffer lb;
+  const char *s;
+  lua_rawgeti(L, declsidx, i + 1);
+  lua_getfield(L, -1, key);
+  s = lua_isnil(L, -1) ? "no action" : lua_tostring(L, -1);
+  luaL_buffinit(L, &lb);
+  for (; *s; s++) luaL_addchar(&lb, (char)((*s >= 'a' && *s <= 'z') ? *s - 'a' + 'A' : *s));
+  luaL_pushresult(&lb);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Append one column definition of field i of the model. */
+static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, int declsidx,
+                       int orderidx) {
   jn_Field *f = &m->f[i];
   char tmp[48];
   jn_buf_addident(L, b, NULL, f->name);
@@ -665,39 +831,22 @@ static void column_def(lua_State *L, jn_Buf *b, jn_Model *m, int i, int declsidx
     jn_buf_adds(L, b, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  lua_getfield(L, -1, "ref_model");
-  if (!lua_isnil(L, -1)) {
-    jn_Model *t;
-    const char *key;
-    find_by_table(L, orderidx, lua_tostring(L, -1));
-    t = (jn_Model *)lua_touserdata(L, -1);
-    lua_getfield(L, -3, "ref_key");
-    key = lua_tostring(L, -1);
-    if (key == NULL && t == NULL)
-      luaL_error(L, "db:sync: %s.%s: references '%s', which is no model (give 'key')", m->name,
-                 f->name, lua_tostring(L, -3));
-    if (key == NULL) key = t->f[t->pk].name;
-    if (t != NULL) {   /* SQLite would only fail later, on every write ("foreign key mismatch") */
-      int k = jn_model_fieldname(t, key);
-      if (k < 0 || !(t->f[k].flags & (JN_F_PK | JN_F_UNIQUE)))
-        luaL_error(L, "db:sync: %s.%s: references %s.%s, which is not the primary key or a unique field of %s",
-                   m->name, f->name, t->table, key, t->name);
-    }
+  lua_pop(L, 2);
+  if (push_ref(L, c, m, i, declsidx, orderidx)) {
     jn_buf_adds(L, b, " REFERENCES ");
-    jn_buf_addident(L, b, NULL, t ? t->table : lua_tostring(L, -3));
+    jn_buf_addident(L, b, NULL, lua_tostring(L, -2));
     jn_buf_adds(L, b, " (");
-    jn_buf_addident(L, b, NULL, key);
+    jn_buf_addident(L, b, NULL, lua_tostring(L, -1));
     jn_buf_adds(L, b, ")");
     lua_pop(L, 2);
-    lua_getfield(L, -2, "onDelete");
-    if (!lua_isnil(L, -1)) { jn_buf_adds(L, b, " ON DELETE "); jn_buf_adds(L, b, lua_tostring(L, -1)); }
-    lua_pop(L, 1);
-    lua_getfield(L, -2, "onUpdate");
-    if (!lua_isnil(L, -1)) { jn_buf_adds(L, b, " ON UPDATE "); jn_buf_adds(L, b, lua_tostring(L, -1)); }
-    lua_pop(L, 1);
+    push_action(L, declsidx, i, "onDelete");
+    push_action(L, declsidx, i, "onUpdate");
+    jn_buf_adds(L, b, " ON DELETE ");
+    jn_buf_adds(L, b, lua_tostring(L, -2));
+    jn_buf_adds(L, b, " ON UPDATE ");
+    jn_buf_adds(L, b, lua_tostring(L, -1));
+    lua_pop(L, 2);
   }
-  lua_pop(L, 2);
 }
 
 /* The unique-group name of field i, or NULL. */
@@ -710,26 +859,44 @@ static const char *unique_group(lua_State *L, int declsidx, int i) {
   return g;
 }
 
+/* Is field i the first of its composite unique group (or in none: -1)? */
+static int group_first(lua_State *L, jn_Model *m, int declsidx, int i) {
+  const char *g = unique_group(L, declsidx, i);
+  int j;
+  (void)m;
+  if (g == NULL) return -1;
+  for (j = 0; j < i; j++) {
+    const char *h = unique_group(L, declsidx, j);
+    if (h != NULL && strcmp(g, h) == 0) return 0;
+  }
+  return 1;
+}
+
+/* Append the columns of field i's unique group (all fields of the group
+** in field order, led by field i when lead). */
+static void group_cols(lua_State *L, jn_Buf *b, jn_Model *m, int declsidx, int i, int lead) {
+  const char *g = unique_group(L, declsidx, i);
+  int j, first = 1;
+  if (lead) {
+    jn_buf_addident(L, b, NULL, m->f[i].name);
+    first = 0;
+  }
+  for (j = 0; g != NULL && j < m->nfields; j++) {
+    const char *h = unique_group(L, declsidx, j);
+    if ((lead && j == i) || h == NULL || strcmp(g, h) != 0) continue;
+    if (!first) jn_buf_adds(L, b, ", ");
+    jn_buf_addident(L, b, NULL, m->f[j].name);
+    first = 0;
+  }
+}
+
 /* Append the composite UNIQUE constraints, one per group, fields in order. */
 static void unique_groups(lua_State *L, jn_Buf *b, jn_Model *m, int declsidx) {
-  int i, j;
+  int i;
   for (i = 0; i < m->nfields; i++) {
-    const char *g = unique_group(L, declsidx, i);
-    int first = 1;
-    if (g == NULL) continue;
-    for (j = 0; j < i; j++) {   /* only at the group's first field */
-      const char *h = unique_group(L, declsidx, j);
-      if (h != NULL && strcmp(g, h) == 0) break;
-    }
-    if (j < i) continue;
+    if (group_first(L, m, declsidx, i) != 1) continue;
     jn_buf_adds(L, b, ",\n  UNIQUE (");
-    for (j = i; j < m->nfields; j++) {
-      const char *h = unique_group(L, declsidx, j);
-      if (h == NULL || strcmp(g, h) != 0) continue;
-      if (!first) jn_buf_adds(L, b, ", ");
-      jn_buf_addident(L, b, NULL, m->f[j].name);
-      first = 0;
-    }
+    group_cols(L, b, m, declsidx, i, 0);
     jn_buf_adds(L, b, ")");
   }
 }
@@ -739,29 +906,40 @@ static void unique_groups(lua_State *L, jn_Buf *b, jn_Model *m, int declsidx) {
 ** first field of a composite group?
 */
 static int unique_leads(lua_State *L, jn_Model *m, int declsidx, int i) {
-  const char *g;
-  int j;
   if (m->f[i].flags & (JN_F_PK | JN_F_UNIQUE)) return 1;
-  g = unique_group(L, declsidx, i);
-  if (g == NULL) return 0;
-  for (j = 0; j < i; j++) {
-    const char *h = unique_group(L, declsidx, j);
-    if (h != NULL && strcmp(g, h) == 0) return 0;
-  }
-  return 1;
+  return group_first(L, m, declsidx, i) == 1;
 }
 
-/* Run one DDL statement (text in b); returns rc. */
-static int run_ddl(lua_State *L, jn_Conn *c, jn_Buf *b) {
+/* Does field i get an index of its own: a foreign key no unique index leads with? */
+static int wants_index(lua_State *L, jn_Model *m, int declsidx, int i) {
+  int ref;
+  lua_rawgeti(L, declsidx, i + 1);
+  lua_getfield(L, -1, "ref_model");
+  ref = !lua_isnil(L, -1);
+  lua_pop(L, 2);
+  return ref && !unique_leads(L, m, declsidx, i);
+}
+
+/*
+** CREATE INDEX for foreign key field i: named "<table>.<field>" (a name no
+** other table and field can give, identifiers holding no dot), on the
+** field, then the other fields of its composite unique group.
+*/
+static int create_index(lua_State *L, jn_Conn *c, jn_Model *m, int declsidx, int i) {
+  jn_Buf b;
   int rc;
-  sqlite3_stmt *st = NULL;
-  const char *sql = jn_buf_cstr(L, b);
-  rc = sqlite3_prepare_v2(c->db, sql, (int)b->n, &st, NULL);
-  if (rc == SQLITE_OK) {
-    rc = jn_stmt_step(L, c, st);
-    if (rc == SQLITE_DONE) rc = SQLITE_OK;
-  }
-  sqlite3_finalize(st);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "CREATE INDEX IF NOT EXISTS ");
+  lua_pushfstring(L, "%s.%s", m->table, m->f[i].name);
+  jn_buf_addident(L, &b, NULL, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  jn_buf_adds(L, &b, " ON ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " (");
+  group_cols(L, &b, m, declsidx, i, 1);
+  jn_buf_adds(L, &b, ")");
+  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+  lua_pop(L, 1);
   return rc;
 }
 
@@ -773,50 +951,373 @@ static int create_table(lua_State *L, jn_Conn *c, int modelidx, int orderidx) {
   jn_model_uv(L, modelidx, JN_UV_FIELDS);
   declsidx = lua_gettop(L);
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "CREATE TABLE IF NOT EXISTS ");
+  jn_buf_adds(L, &b, "CREATE TABLE ");
   jn_buf_addident(L, &b, NULL, m->table);
   jn_buf_adds(L, &b, " (\n  ");
   for (i = 0; i < m->nfields; i++) {
     if (i) jn_buf_adds(L, &b, ",\n  ");
-    column_def(L, &b, m, i, declsidx, orderidx);
+    column_def(L, c, &b, m, i, declsidx, orderidx);
   }
   unique_groups(L, &b, m, declsidx);
   jn_buf_adds(L, &b, "\n)");
-  rc = run_ddl(L, c, &b);
-  /* An index on each foreign key no unique index leads with; inside a
-  ** composite group it also covers the group's other fields. */
-  for (i = 0; rc == SQLITE_OK && i < m->nfields; i++) {
-    const char *g;
-    int j;
-    lua_rawgeti(L, declsidx, i + 1);
-    lua_getfield(L, -1, "ref_model");
-    j = lua_isnil(L, -1);
-    lua_pop(L, 2);
-    if (j || unique_leads(L, m, declsidx, i)) continue;
-    b.n = 0;
-    jn_buf_adds(L, &b, "CREATE INDEX IF NOT EXISTS ");
-    {
-      char name[160];
-      snprintf(name, sizeof name, "%s_%s", m->table, m->f[i].name);
-      jn_buf_addident(L, &b, NULL, name);
-    }
-    jn_buf_adds(L, &b, " ON ");
-    jn_buf_addident(L, &b, NULL, m->table);
-    jn_buf_adds(L, &b, " (");
-    jn_buf_addident(L, &b, NULL, m->f[i].name);
-    g = unique_group(L, declsidx, i);
-    for (j = 0; g != NULL && j < m->nfields; j++) {
-      const char *h = unique_group(L, declsidx, j);
-      if (j == i || h == NULL || strcmp(g, h) != 0) continue;
-      jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, m->f[j].name);
-    }
-    jn_buf_adds(L, &b, ")");
-    rc = run_ddl(L, c, &b);
-  }
+  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+  for (i = 0; rc == SQLITE_OK && i < m->nfields; i++)
+    if (wants_index(L, m, declsidx, i)) rc = create_index(L, c, m, declsidx, i);
   lua_pop(L, 2);
   return rc;
 }
+
+/* {====== Comparing an existing table with its model */
+
+/* SQLite's affinity of a declared column type (the rules of its
+** "Determination Of Column Affinity"): 'I', 'T', 'B', 'R' or 'N'. */
+static char affinity(const char *type) {
+  char up[64];
+  size_t k;
+  for (k = 0; type[k] && k < sizeof up - 1; k++)
+    up[k] = (char)((type[k] >= 'a' && type[k] <= 'z') ? type[k] - 'a' + 'A' : type[k]);
+  up[k] = '\0';
+  if (strstr(up, "INT")) return 'I';
+  if (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT")) return 'T';
+  if (strstr(up, "BLOB") || up[0] == '\0') return 'B';
+  if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB")) return 'R';
+  return 'N';
+}
+
+/* Where sync collects what it found: problems (fail) and warnings. */
+typedef struct jn_Diff {
+  jn_Conn *c;
+  jn_Model *m;
+  int probs, warns;         /* stack indices of the two arrays */
+  int declsidx, orderidx;
+  int alter;
+} jn_Diff;
+
+/* Add the string on top to the array at idx (pops it). */
+static void diff_add(lua_State *L, int idx) {
+  lua_rawseti(L, idx, (int)lua_rawlen(L, idx) + 1);
+}
+
+/* The row of rows (array at rowsidx) whose field key equals name, ignoring
+** case; 0 when none. */
+static int find_row(lua_State *L, int rowsidx, const char *key, const char *name) {
+  int i, n = (int)lua_rawlen(L, rowsidx);
+  for (i = 1; i <= n; i++) {
+    const char *v;
+    lua_rawgeti(L, rowsidx, i);
+    lua_getfield(L, -1, key);
+    v = lua_tostring(L, -1);
+    lua_pop(L, 2);   /* v stays anchored in the row */
+    if (v != NULL && sqlite3_stricmp(v, name) == 0) return i;
+  }
+  return 0;
+}
+
+/* Field k of row i of the array at rowsidx, as a string (NULL) or integer. */
+static const char *row_str(lua_State *L, int rowsidx, int i, const char *k) {
+  const char *v;
+  lua_rawgeti(L, rowsidx, i);
+  lua_getfield(L, -1, k);
+  v = lua_tostring(L, -1);
+  lua_pop(L, 2);
+  return v;
+}
+
+static lua_Integer row_int(lua_State *L, int rowsidx, int i, const char *k) {
+  lua_Integer v;
+  lua_rawgeti(L, rowsidx, i);
+  lua_getfield(L, -1, k);
+  v = lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return v;
+}
+
+/* Can ALTER TABLE ADD COLUMN add field i?  NULL if so, else why not. */
+static const char *why_not_addable(lua_State *L, jn_Diff *d, int i) {
+  jn_Field *f = &d->m->f[i];
+  int dflt, ref;
+  if (f->flags & JN_F_PK) return "a primary key";
+  if ((f->flags & JN_F_UNIQUE) || unique_group(L, d->declsidx, i) != NULL) return "unique";
+  lua_rawgeti(L, d->declsidx, i + 1);
+  lua_getfield(L, -1, "default");
+  dflt = !lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION;
+  lua_getfield(L, -2, "ref_model");
+  ref = !lua_isnil(L, -1);
+  lua_pop(L, 3);
+  if ((f->flags & JN_F_NOTNULL) && !dflt) return "NOT NULL without a literal defaultValue";
+  if (ref && dflt) return "a foreign key with a defaultValue";
+  return NULL;
+}
+
+/* The columns: each field present, with its type affinity, NOT NULL and
+** key as declared; columns the model lacks.  Returns an SQLite code. */
+static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
+  jn_Model *m = d->m;
+  int cols, i, n, rc;
+  rc = run_own_sql(L, d->c, "SELECT name, type, \"notnull\" AS nn, dflt_value AS dv, pk "
+                   "FROM pragma_table_info(?)", tblidx, 1);
+  cols = lua_gettop(L);
+  if (rc != SQLITE_OK) return rc;
+  for (i = 0; i < m->nfields; i++) {
+    jn_Field *f = &m->f[i];
+    int r = find_row(L, cols, "name", f->name), nn, pk;
+    char want;
+    if (r == 0) {
+      const char *why = why_not_addable(L, d, i);
+      if (d->alter && why == NULL) {
+        jn_Buf b;
+        jn_buf_init(L, &b);
+        jn_buf_adds(L, &b, "ALTER TABLE ");
+        jn_buf_addident(L, &b, NULL, m->table);
+        jn_buf_adds(L, &b, " ADD COLUMN ");
+        column_def(L, d->c, &b, m, i, d->declsidx, d->orderidx);
+        rc = run_own_sql(L, d->c, jn_buf_cstr(L, &b), 0, 0);
+        lua_pop(L, 1);
+        if (rc != SQLITE_OK) return rc;
+        continue;
+      }
+      if (d->alter)
+        lua_pushfstring(L, "%s: table %s lacks column %s, which alter cannot add (%s)", m->name,
+                        m->table, f->name, why);
+      else
+        lua_pushfstring(L, "%s: table %s lacks column %s", m->name, m->table, f->name);
+      diff_add(L, d->probs);
+      continue;
+    }
+    want = affinity(type_sql[f->type]);
+    if (affinity(row_str(L, cols, r, "type") ? row_str(L, cols, r, "type") : "") != want) {
+      lua_pushfstring(L, "%s: column %s.%s is %s in the table, %s in the model", m->name, m->table,
+                      f->name, row_str(L, cols, r, "type"), type_sql[f->type]);
+      diff_add(L, d->probs);
+    }
+    pk = row_int(L, cols, r, "pk") > 0;
+    if (pk != ((f->flags & JN_F_PK) != 0)) {
+      lua_pushfstring(L, "%s: column %s.%s is %sthe primary key in the table, %sin the model", m->name,
+                      m->table, f->name, pk ? "" : "not ", pk ? "not " : "");
+      diff_add(L, d->probs);
+    }
+    nn = row_int(L, cols, r, "nn") != 0;
+    if (!(pk && f->type == JN_T_INTEGER) && nn != ((f->flags & JN_F_NOTNULL) != 0)) {
+      lua_pushfstring(L, "%s: column %s.%s is %s in the table, %s in the model", m->name, m->table,
+                      f->name, nn ? "NOT NULL" : "nullable", nn ? "nullable" : "NOT NULL");
+      diff_add(L, d->probs);
+    }
+  }
+  n = (int)lua_rawlen(L, cols);
+  for (i = 1; i <= n; i++) {
+    const char *name = row_str(L, cols, i, "name");
+    int k;
+    for (k = 0; k < m->nfields; k++)
+      if (sqlite3_stricmp(m->f[k].name, name) == 0) break;
+    if (k < m->nfields) continue;
+    if (row_int(L, cols, i, "nn") && row_str(L, cols, i, "dv") == NULL && row_int(L, cols, i, "pk") == 0) {
+      lua_pushfstring(L, "%s: table %s has column %s, NOT NULL without a default, which the model lacks "
+                      "(every create would fail)", m->name, m->table, name);
+      diff_add(L, d->probs);
+    } else {
+      lua_pushfstring(L, "%s: table %s has column %s, which the model lacks", m->name, m->table, name);
+      diff_add(L, d->warns);
+    }
+  }
+  lua_pop(L, 1);
+  return SQLITE_OK;
+}
+
+/* The foreign keys: each declared reference present with its target and
+** actions, none the model does not declare. */
+static int diff_fkeys(lua_State *L, jn_Diff *d, int tblidx) {
+  jn_Model *m = d->m;
+  int fks, i, n, rc;
+  rc = run_own_sql(L, d->c, "SELECT \"table\" AS tbl, \"from\" AS fr, \"to\" AS tt, on_update AS ou, "
+                   "on_delete AS od FROM pragma_foreign_key_list(?)", tblidx, 1);
+  fks = lua_gettop(L);
+  if (rc != SQLITE_OK) return rc;
+  for (i = 0; i < m->nfields; i++) {
+    int r = find_row(L, fks, "fr", m->f[i].name);
+    const char *tt;
+    if (!push_ref(L, d->c, m, i, d->declsidx, d->orderidx)) {
+      if (r != 0) {
+        lua_pushfstring(L, "%s: column %s.%s references %s in the table, nothing in the model", m->name,
+                        m->table, m->f[i].name, row_str(L, fks, r, "tbl"));
+        diff_add(L, d->probs);
+      }
+      continue;
+    }
+    push_action(L, d->declsidx, i, "onDelete");
+    push_action(L, d->declsidx, i, "onUpdate");
+    if (r == 0) {
+      lua_pushfstring(L, "%s: column %s.%s references nothing in the table, %s (%s) in the model", m->name,
+                      m->table, m->f[i].name, lua_tostring(L, -4), lua_tostring(L, -3));
+      diff_add(L, d->probs);
+    } else {
+      tt = row_str(L, fks, r, "tt");
+      if (sqlite3_stricmp(row_str(L, fks, r, "tbl"), lua_tostring(L, -4)) != 0 ||
+          (tt != NULL && sqlite3_stricmp(tt, lua_tostring(L, -3)) != 0)) {
+        lua_pushfstring(L, "%s: column %s.%s references %s (%s) in the table, %s (%s) in the model",
+                        m->name, m->table, m->f[i].name, row_str(L, fks, r, "tbl"), tt ? tt : "its key",
+                        lua_tostring(L, -4), lua_tostring(L, -3));
+        diff_add(L, d->probs);
+      }
+      if (sqlite3_stricmp(row_str(L, fks, r, "od"), lua_tostring(L, -2)) != 0) {
+        lua_pushfstring(L, "%s: foreign key %s.%s is ON DELETE %s in the table, ON DELETE %s in the model",
+                        m->name, m->table, m->f[i].name, row_str(L, fks, r, "od"), lua_tostring(L, -2));
+        diff_add(L, d->probs);
+      }
+      if (sqlite3_stricmp(row_str(L, fks, r, "ou"), lua_tostring(L, -1)) != 0) {
+        lua_pushfstring(L, "%s: foreign key %s.%s is ON UPDATE %s in the table, ON UPDATE %s in the model",
+                        m->name, m->table, m->f[i].name, row_str(L, fks, r, "ou"), lua_tostring(L, -1));
+        diff_add(L, d->probs);
+      }
+    }
+    lua_pop(L, 4);
+  }
+  n = (int)lua_rawlen(L, fks);
+  for (i = 1; i <= n; i++) {   /* a foreign key on a column that is no field */
+    if (jn_model_fieldname(m, row_str(L, fks, i, "fr")) >= 0) continue;
+    lua_pushfstring(L, "%s: table %s has a foreign key on %s, which the model lacks", m->name, m->table,
+                    row_str(L, fks, i, "fr"));
+    diff_add(L, d->probs);
+  }
+  lua_pop(L, 1);
+  return SQLITE_OK;
+}
+
+/*
+** Push the fields of an index (its name at nameidx) as a string of one
+** character per field of the model, '1' where the field is in the index,
+** or nil when it holds a column that is no field; and set *lead to the
+** field the index starts with (-1 if none).
+*/
+static int push_index_key(lua_State *L, jn_Diff *d, int nameidx, int *lead) {
+  int rows, n, i, rc;
+  luaL_Buffer lb;
+  char *mark;
+  rc = run_own_sql(L, d->c, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", nameidx, 1);
+  rows = lua_gettop(L);
+  *lead = -1;
+  if (rc != SQLITE_OK) return rc;
+  mark = (char *)lua_newuserdata(L, (size_t)d->m->nfields + 1);
+  memset(mark, '0', (size_t)d->m->nfields);
+  n = (int)lua_rawlen(L, rows);
+  for (i = 1; i <= n; i++) {
+    const char *col = row_str(L, rows, i, "name");
+    int k;
+    for (k = 0; col != NULL && k < d->m->nfields; k++)
+      if (sqlite3_stricmp(d->m->f[k].name, col) == 0) break;
+    if (col == NULL || k == d->m->nfields) {   /* an expression or another column */
+      if (i == 1) *lead = -1;
+      lua_pop(L, 2);
+      lua_pushnil(L);
+      return SQLITE_OK;
+    }
+    if (i == 1) *lead = k;
+    mark[k] = '1';
+  }
+  luaL_buffinit(L, &lb);
+  luaL_addlstring(&lb, mark, (size_t)d->m->nfields);
+  luaL_pushresult(&lb);
+  lua_replace(L, rows);
+  lua_pop(L, 1);
+  return SQLITE_OK;
+}
+
+/* The unique constraints (a single UNIQUE, a composite group), and the
+** indexes sync makes on foreign keys (only warned about, or made with alter). */
+static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
+  jn_Model *m = d->m;
+  int ixs, want, have, led, i, j, n, rc;
+  rc = run_own_sql(L, d->c, "SELECT name, origin, partial FROM pragma_index_list(?)", tblidx, 1);
+  ixs = lua_gettop(L);
+  if (rc != SQLITE_OK) return rc;
+  lua_newtable(L);   /* want: key -> field that names it */
+  want = lua_gettop(L);
+  lua_newtable(L);   /* have: key of each UNIQUE constraint -> true */
+  have = lua_gettop(L);
+  lua_newtable(L);   /* led: field index + 1 -> true when an index starts with it */
+  led = lua_gettop(L);
+  for (i = 0; i < m->nfields; i++) {
+    char *mark;
+    int g = group_first(L, m, d->declsidx, i);
+    if ((m->f[i].flags & JN_F_PK) || (!(m->f[i].flags & JN_F_UNIQUE) && g != 1)) continue;
+    mark = (char *)lua_newuserdata(L, (size_t)m->nfields);
+    memset(mark, '0', (size_t)m->nfields);
+    mark[i] = '1';
+    if (g == 1) {
+      const char *gi = unique_group(L, d->declsidx, i);
+      for (j = i + 1; j < m->nfields; j++) {
+        const char *h = unique_group(L, d->declsidx, j);
+        if (h != NULL && strcmp(h, gi) == 0) mark[j] = '1';
+      }
+    }
+    lua_pushlstring(L, mark, (size_t)m->nfields);
+    lua_pushinteger(L, i);
+    lua_rawset(L, want);
+    lua_pop(L, 1);
+  }
+  n = (int)lua_rawlen(L, ixs);
+  for (i = 1; i <= n; i++) {
+    int lead;
+    const char *origin = row_str(L, ixs, i, "origin");
+    lua_rawgeti(L, ixs, i);
+    lua_getfield(L, -1, "name");
+    rc = push_index_key(L, d, lua_gettop(L), &lead);
+    if (rc != SQLITE_OK) return rc;
+    if (lead >= 0 && row_int(L, ixs, i, "partial") == 0) {
+      lua_pushboolean(L, 1);
+      lua_rawseti(L, led, lead + 1);
+    }
+    /* a UNIQUE over a column that is no field: diff_columns has said so */
+    if (origin != NULL && strcmp(origin, "u") == 0 && !lua_isnil(L, -1)) {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, want);
+      if (lua_isnil(L, -1)) {
+        lua_pushfstring(L, "%s: table %s has a UNIQUE constraint (%s) that the model does not declare",
+                        m->name, m->table, row_str(L, ixs, i, "name"));
+        diff_add(L, d->probs);
+      }
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, have);
+    }
+    lua_pop(L, 3);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, want) != 0) {
+    int f = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, have);
+    if (lua_isnil(L, -1)) {
+      jn_Buf b;
+      jn_buf_init(L, &b);
+      if (m->f[f].flags & JN_F_UNIQUE) jn_buf_addident(L, &b, NULL, m->f[f].name);
+      else group_cols(L, &b, m, d->declsidx, f, 0);
+      lua_pushfstring(L, "%s: table %s lacks UNIQUE (%s)", m->name, m->table, jn_buf_cstr(L, &b));
+      diff_add(L, d->probs);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  for (i = 0; i < m->nfields; i++) {
+    if (!wants_index(L, m, d->declsidx, i)) continue;
+    lua_rawgeti(L, led, i + 1);
+    j = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (j) continue;
+    if (d->alter) {
+      if ((rc = create_index(L, d->c, m, d->declsidx, i)) != SQLITE_OK) return rc;
+    } else {
+      lua_pushfstring(L, "%s: table %s lacks the index on its foreign key %s (db:sync{ alter = true } "
+                      "creates it)", m->name, m->table, m->f[i].name);
+      diff_add(L, d->warns);
+    }
+  }
+  lua_pop(L, 4);
+  return SQLITE_OK;
+}
+
+/* }====== */
 
 /* Does the model at idx reference a model still to be created (in pending)? */
 static int waits_for(lua_State *L, int idx, int pendingidx, int orderidx) {
@@ -840,20 +1341,118 @@ static int waits_for(lua_State *L, int idx, int pendingidx, int orderidx) {
   return waits;
 }
 
-/*** Create the tables of every model (and with force, drop them first).
+/*
+** Body of db:sync under jn_atomic: [w, db, order, seq, force, alter].
+** Drops (force), then per model in seq: creates the table, or compares
+** the existing one with the model.  Any difference but in indexes fails
+** the whole sync, which then writes nothing.
+*/
+static int sync_body(lua_State *L) {
+  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Conn *c = w->c;
+  int orderidx = 3, seqidx = 4, force = lua_toboolean(L, 5), n, i, rc;
+  jn_Diff d;
+  n = (int)lua_rawlen(L, seqidx);
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+  /* every reference must work before anything is written */
+  for (i = 1; i <= n; i++) {
+    jn_Model *m;
+    int k, declsidx;
+    lua_rawgeti(L, seqidx, i);
+    m = (jn_Model *)lua_touserdata(L, -1);
+    jn_model_uv(L, lua_gettop(L), JN_UV_FIELDS);
+    declsidx = lua_gettop(L);
+    for (k = 0; k < m->nfields; k++)
+      if (push_ref(L, c, m, k, declsidx, orderidx)) lua_pop(L, 2);
+    lua_pop(L, 2);
+  }
+  for (i = n; force && i >= 1; i--) {
+    jn_Buf b;
+    jn_Model *m;
+    lua_rawgeti(L, seqidx, i);
+    m = (jn_Model *)lua_touserdata(L, -1);
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "DROP TABLE IF EXISTS ");
+    jn_buf_addident(L, &b, NULL, m->table);
+    rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    lua_pop(L, 2);
+  }
+  d.c = c;
+  d.orderidx = orderidx;
+  d.alter = lua_toboolean(L, 6);
+  lua_newtable(L);
+  d.probs = lua_gettop(L);
+  lua_newtable(L);
+  d.warns = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    int midx, tblidx;
+    lua_rawgeti(L, seqidx, i);
+    midx = lua_gettop(L);
+    d.m = (jn_Model *)lua_touserdata(L, midx);
+    lua_pushstring(L, d.m->table);
+    tblidx = lua_gettop(L);
+    if (!table_exists(L, c, tblidx, &rc) && rc == SQLITE_OK) {
+      rc = create_table(L, c, midx, orderidx);
+    } else if (rc == SQLITE_OK) {
+      jn_model_uv(L, midx, JN_UV_FIELDS);
+      d.declsidx = lua_gettop(L);
+      rc = diff_columns(L, &d, tblidx);
+      if (rc == SQLITE_OK) rc = diff_fkeys(L, &d, tblidx);
+      if (rc == SQLITE_OK) rc = diff_indexes(L, &d, tblidx);
+      lua_pop(L, 1);
+    }
+    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    lua_pop(L, 2);
+  }
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, d.probs);
+  lua_setfield(L, -2, "problems");
+  lua_pushvalue(L, d.warns);
+  lua_setfield(L, -2, "warnings");
+  if (lua_rawlen(L, d.probs) > 0) {
+    luaL_Buffer lb;
+    int np = (int)lua_rawlen(L, d.probs);
+    luaL_buffinit(L, &lb);
+    for (i = 1; i <= np; i++) {
+      if (i > 1) luaL_addstring(&lb, "; ");
+      lua_rawgeti(L, d.probs, i);
+      luaL_addvalue(&lb);
+    }
+    luaL_addstring(&lb, d.alter ? " (run a migration; alter adds columns and indexes, and changes "
+                   "nothing else)" : " (run a migration or db:sync{ alter = true })");
+    luaL_pushresult(&lb);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushinteger(L, JN_SCHEMA);
+    lua_pushvalue(L, -4);
+    return 4;
+  }
+  lua_pushboolean(L, 1);
+  if (lua_rawlen(L, d.warns) == 0) return 1;
+  lua_insert(L, -2);
+  return 2;
+}
+
+/*** Create the tables of every model (and with force, drop them first);
+compare the tables that exist with their models.
 @function db:sync
-@tparam[opt] table opts force
+@tparam[opt] table opts force, alter
 @treturn true|fail
 */
 int jn_schema_sync(lua_State *L) {
-  static const char *const sync_opts[] = { "force", NULL };
+  static const char *const sync_opts[] = { "force", "alter", NULL };
   jn_Conn *c = jn_conn_check(L, 1, "db:sync");
-  int force = 0, n, i, done, rc = SQLITE_OK, orderidx, pendingidx, seqidx;
+  int force = 0, alter = 0, n, i, done, orderidx, pendingidx, seqidx;
   jn_query_checkopts(L, 2, sync_opts, "db:sync");
   if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "force");
+    lua_pushliteral(L, "force");
+    lua_rawget(L, 2);
     force = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    lua_pushliteral(L, "alter");
+    lua_rawget(L, 2);
+    alter = lua_toboolean(L, -1);
+    lua_pop(L, 2);
   }
   lua_settop(L, 1);
   lua_getuservalue(L, 1);
@@ -905,39 +1504,27 @@ int jn_schema_sync(lua_State *L) {
       }
     }
   }
-  rc = sqlite3_exec(c->db, "SAVEPOINT jn_sync", NULL, NULL, NULL);
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
-  for (i = n; force && rc == SQLITE_OK && i >= 1; i--) {
-    jn_Buf b;
-    jn_Model *m;
-    lua_rawgeti(L, seqidx, i);
-    m = (jn_Model *)lua_touserdata(L, -1);
-    jn_buf_init(L, &b);
-    jn_buf_adds(L, &b, "DROP TABLE IF EXISTS ");
-    jn_buf_addident(L, &b, NULL, m->table);
-    rc = run_ddl(L, c, &b);
-    lua_pop(L, 2);
-  }
-  for (i = 1; rc == SQLITE_OK && i <= n; i++) {
-    lua_rawgeti(L, seqidx, i);
-    rc = create_table(L, c, lua_gettop(L), orderidx);
-    lua_pop(L, 1);
-  }
-  if (rc != SQLITE_OK) {
-    int k = jn_pushfail(L, c, rc);
-    sqlite3_exec(c->db, "ROLLBACK TO jn_sync; RELEASE jn_sync", NULL, NULL, NULL);
-    return k;
-  }
-  rc = sqlite3_exec(c->db, "RELEASE jn_sync", NULL, NULL, NULL);
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
-  lua_pushboolean(L, 1);
-  return 1;
+  /* [db, order, seq, force, alter], run all or nothing */
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, orderidx);
+  lua_pushvalue(L, seqidx);
+  lua_pushboolean(L, force);
+  lua_pushboolean(L, alter);
+  lua_replace(L, 5);
+  lua_replace(L, 4);
+  lua_replace(L, 3);
+  lua_replace(L, 2);
+  lua_replace(L, 1);
+  lua_settop(L, 5);
+  return jn_atomic(L, c, sync_body, 1, 0);
 }
 
 /* }====== */
 
-/* Leave junction.types in the module table at -1. */
+/* Leave junction.types and junction.SCHEMA in the module table at -1. */
 void jn_schema_open(lua_State *L) {
   new_types(L);
   lua_setfield(L, -2, "types");
+  lua_pushinteger(L, JN_SCHEMA);
+  lua_setfield(L, -2, "SCHEMA");
 }

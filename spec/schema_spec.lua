@@ -498,3 +498,243 @@ describe("db:sync", function()
     H.mentions(H.raises(function() db:sync { forse = true } end), "forse")
   end)
 end)
+
+describe("db:sync on a table that already exists", function()
+  local path, db
+  before_each(function() path = H.tmpname() end)
+  after_each(function()
+    if db then db:close() end
+    H.rmdb(path)
+  end)
+
+  -- The table as first_fields make it, then a connection whose model has fields.
+  local function reopen(first_fields, fields, opts)
+    local d0 = assert(H.junction.open(path))
+    d0:define("Post", { tableName = "post", timestamps = false, fields = first_fields })
+    assert(d0:sync())
+    d0:close()
+    db = assert(H.junction.open(path))
+    return db:define("Post", { tableName = "post", timestamps = false, fields = fields }), opts
+  end
+
+  it("returns true when the table matches its model", function()
+    reopen({ text = { type = T.TEXT } }, { text = { type = T.TEXT } })
+    local ok, extra = db:sync()
+    assert.is_true(ok)
+    assert.is_nil(extra)
+  end)
+
+  it("fails naming a column the table lacks, and writes nothing", function()
+    local Post = reopen({ text = { type = T.TEXT } }, { text = { type = T.TEXT }, title = { type = T.TEXT } })
+    db:define("Other", { fields = { x = { type = T.TEXT } } })   -- a table still to create
+    local ok, msg, code, details = db:sync()
+    assert.is_nil(ok)
+    assert.equal("Post: table post lacks column title (run a migration or db:sync{ alter = true })", msg)
+    assert.equal(H.junction.SCHEMA, code)
+    assert.same({ "Post: table post lacks column title" }, details.problems)
+    assert.is_nil(H.ddl(db, "Other"))               -- nothing created
+    assert.is_nil(columns(db, "post").title)
+    assert.is_true(db:exec("BEGIN"))                -- and no transaction left open
+    assert.is_true(db:exec("ROLLBACK"))
+    assert.equal(0, Post:count())
+  end)
+
+  it("fails naming a changed NOT NULL, type affinity and primary key", function()
+    reopen({ code = { type = T.TEXT, primaryKey = true }, n = { type = T.INTEGER }, s = { type = T.TEXT } },
+           { code = { type = T.INTEGER, primaryKey = true }, n = { type = T.INTEGER, allowNull = false },
+             s = { type = T.REAL } })
+    local ok, msg, code, details = db:sync()
+    assert.is_nil(ok)
+    assert.equal(H.junction.SCHEMA, code)
+    H.mentions(msg, "column post.code is TEXT in the table, INTEGER in the model",
+               "column post.n is nullable in the table, NOT NULL in the model",
+               "column post.s is TEXT in the table, REAL in the model")
+    assert.equal(3, #details.problems)
+  end)
+
+  it("fails naming a changed or missing foreign key and its actions", function()
+    local d0 = assert(H.junction.open(path))
+    d0:define("Genre", { tableName = "genre", fields = { name = { type = T.TEXT, unique = true } } })
+    d0:define("Post", { tableName = "post", fields = {
+      genre_id = { type = T.INTEGER, references = { model = "genre", key = "id" }, onDelete = "cascade" },
+      other_id = { type = T.INTEGER } } })
+    assert(d0:sync())
+    d0:close()
+    db = assert(H.junction.open(path))
+    db:define("Genre", { tableName = "genre", fields = { name = { type = T.TEXT, unique = true } } })
+    db:define("Post", { tableName = "post", fields = {
+      genre_id = { type = T.INTEGER, references = { model = "genre", key = "id" }, onDelete = "restrict" },
+      other_id = { type = T.INTEGER, references = { model = "genre", key = "id" } } } })
+    local ok, msg, code = db:sync()
+    assert.is_nil(ok)
+    assert.equal(H.junction.SCHEMA, code)
+    H.mentions(msg, "foreign key post.genre_id is ON DELETE CASCADE in the table, ON DELETE RESTRICT in the model",
+               "column post.other_id references nothing in the table, genre (id) in the model")
+  end)
+
+  it("fails naming a UNIQUE constraint the table lacks or has", function()
+    reopen({ a = { type = T.TEXT, unique = true }, b = { type = T.TEXT } },
+           { a = { type = T.TEXT }, b = { type = T.TEXT, unique = true } })
+    local ok, msg = db:sync()
+    assert.is_nil(ok)
+    H.mentions(msg, "table post lacks UNIQUE (\"b\")", "table post has a UNIQUE constraint")
+  end)
+
+  it("reports a missing foreign-key index as a warning, without failing; alter creates it", function()
+    local d0 = assert(H.junction.open(path))
+    d0:define("Genre", { tableName = "genre", fields = { name = { type = T.TEXT } } })
+    d0:define("Post", { tableName = "post", fields = {
+      genre_id = { type = T.INTEGER, references = { model = "genre", key = "id" } } } })
+    assert(d0:sync())
+    assert(d0:exec('DROP INDEX "post.genre_id"'))
+    d0:close()
+    db = assert(H.junction.open(path))
+    db:define("Genre", { tableName = "genre", fields = { name = { type = T.TEXT } } })
+    db:define("Post", { tableName = "post", fields = {
+      genre_id = { type = T.INTEGER, references = { model = "genre", key = "id" } } } })
+    local ok, extra = db:sync()
+    assert.is_true(ok)
+    assert.equal(1, #extra.warnings)
+    H.mentions(extra.warnings[1], "Post: table post lacks the index on its foreign key genre_id")
+    assert.is_nil(H.ddl(db, "post.genre_id"))      -- a warning changes nothing
+    assert.is_true(db:sync { alter = true })
+    assert.is_string(H.ddl(db, "post.genre_id"))
+    assert.is_true(db:sync())
+  end)
+
+  it("alter = true adds the columns it can, and fails naming those it cannot", function()
+    reopen({ text = { type = T.TEXT } },
+           { text = { type = T.TEXT }, title = { type = T.TEXT, defaultValue = "untitled" },
+             views = { type = T.INTEGER, allowNull = false } })
+    local ok, msg, code, details = db:sync { alter = true }
+    assert.is_nil(ok)
+    assert.equal(H.junction.SCHEMA, code)
+    assert.equal(1, #details.problems)
+    H.mentions(msg, "lacks column views, which alter cannot add (NOT NULL without a literal defaultValue)")
+    assert.is_nil(columns(db, "post").title)       -- all or nothing
+    db:close()
+    db = assert(H.junction.open(path))
+    local Post = db:define("Post", { tableName = "post", timestamps = false, fields = {
+      text = { type = T.TEXT }, title = { type = T.TEXT, defaultValue = "untitled" },
+      views = { type = T.INTEGER, allowNull = false, defaultValue = 0 } } })
+    assert.is_true(db:sync { alter = true })
+    assert.is_true(db:sync())
+    local p = assert(Post:create { text = "x" })
+    assert.equal("untitled", p.title)
+    assert.equal(0, p.views)
+  end)
+
+  it("an extra column the model lacks is a warning; NOT NULL without default a failure", function()
+    reopen({ text = { type = T.TEXT }, note = { type = T.TEXT } }, { text = { type = T.TEXT } })
+    local ok, extra = db:sync()
+    assert.is_true(ok)
+    H.mentions(extra.warnings[1], "table post has column note, which the model lacks")
+    db:close()
+    H.rmdb(path)
+    reopen({ text = { type = T.TEXT }, must = { type = T.TEXT, allowNull = false } }, { text = { type = T.TEXT } })
+    local ok2, msg = db:sync()
+    assert.is_nil(ok2)
+    H.mentions(msg, "has column must, NOT NULL without a default")
+  end)
+end)
+
+describe("db:sync and its transaction", function()
+  local path, db
+  before_each(function() path = H.tmpname() end)
+  after_each(function()
+    if db then db:close() end
+    H.rmdb(path)
+  end)
+
+  it("a misuse error inside db:sync leaves no transaction open, and later writes are durable", function()
+    db = assert(H.junction.open(path))
+    db:define("Genre", { tableName = "genre", fields = { name = { type = T.TEXT } } })
+    db:define("Post", { tableName = "post", fields = {
+      genre_name = { type = T.TEXT, references = { model = "genre", key = "name" } } } })   -- not unique
+    H.mentions(H.raises(function() db:sync() end), "db:sync: Post.genre_name: references genre.name",
+               "not the primary key or a unique field")
+    assert.is_true(db:exec("BEGIN"))
+    assert.is_true(db:exec("ROLLBACK"))
+    assert.is_nil(H.ddl(db, "genre"))               -- rolled back
+    assert.is_true(db:exec("CREATE TABLE kept (x INTEGER)"))
+    assert.is_true(db:exec("INSERT INTO kept VALUES (1)"))
+    local other = assert(H.junction.open(path))
+    assert.equal(1, #assert(other:query("SELECT x FROM kept")))
+    other:close()
+  end)
+
+  it("a misuse error inside db:sync in a transaction rolls back to sync's savepoint only", function()
+    db = assert(H.junction.open(path))
+    db:define("Post", { tableName = "post", fields = {
+      genre_id = { type = T.INTEGER, references = { model = "nope", key = "id" } } } })
+    assert.is_true(db:exec("BEGIN"))
+    assert.is_true(db:exec("CREATE TABLE mine (x INTEGER)"))
+    H.raises(function() db:sync() end)
+    assert.is_string(H.ddl(db, "mine"))
+    assert.is_true(db:exec("COMMIT"))
+    assert.is_true(db:exec("BEGIN"))
+    assert.is_true(db:exec("ROLLBACK"))
+  end)
+end)
+
+describe("declarations checked when declared", function()
+  local db
+  before_each(function() db = H.open() end)
+  after_each(function() db:close() end)
+
+  it("type values are read-only userdata, and a forged one is refused", function()
+    H.mentions(H.raises(function() T.INTEGER.code = 99 end), "read-only")
+    H.mentions(H.raises(function() T.STRING(10).length = 1e9 end), "read-only")
+    assert.equal("VARCHAR(60)", tostring(T.STRING(60)))
+    assert.equal("INTEGER", T.INTEGER.name)
+    assert.equal(60, T.STRING(60).length)
+    local forged = setmetatable({ code = 1e6, length = 0 }, { __tostring = function() return "INTEGER" end })
+    H.mentions(H.raises(function() db:define("W", { fields = { a = { type = forged } } }) end),
+               "W.a", "a junction.types value expected")
+  end)
+
+  it("type = \"TEXT\" (a string) and type = T.STRING (not called) are misuse errors", function()
+    H.mentions(H.raises(function() db:define("W", { fields = { a = { type = "TEXT" } } }) end),
+               "db:define: W.a: bad option 'type'", "write junction.types.TEXT")
+    H.mentions(H.raises(function() db:define("W", { fields = { a = { type = T.STRING } } }) end),
+               "db:define: W.a: bad option 'type'", "junction.types.STRING(255)")
+  end)
+
+  it("a literal defaultValue its field cannot hold is refused at define", function()
+    H.mentions(H.raises(function()
+      db:define("W", { fields = { n = { type = T.INTEGER, defaultValue = "abc" } } })
+    end), "db:define: W.n: bad option 'defaultValue' ('abc' is not an integer)")
+    H.mentions(H.raises(function()
+      db:define("W", { fields = { b = { type = T.BOOLEAN, defaultValue = "yes" } } })
+    end), "W.b", "defaultValue")
+    H.mentions(H.raises(function()
+      db:define("W", { fields = { s = { type = T.STRING(2), defaultValue = "abc" } } })
+    end), "W.s", "defaultValue")
+    local W = db:define("W", { fields = { n = { type = T.INTEGER, defaultValue = "7" },
+                                          f = { type = T.INTEGER, defaultValue = function() return 1 end } } })
+    assert(db:sync())
+    local w = assert(W:create {})
+    assert.equal(7, w.n)
+    assert.equal(1, w.f)
+  end)
+
+  it("references to a model that is not defined and no table is refused at sync, naming it", function()
+    db:define("W", { fields = { x_id = { type = T.INTEGER, references = { model = "nope", key = "id" } } } })
+    H.mentions(H.raises(function() db:sync() end), "db:sync: W.x_id: references 'nope'",
+               "no model of this connection and no table of the database")
+    assert.is_nil(H.ddl(db, "W"))
+    assert(db:exec("CREATE TABLE nope (id INTEGER PRIMARY KEY)"))
+    assert.is_true(db:sync())                       -- a table made by hand will do
+  end)
+
+  it("index names of table a_b field c and table a field b_c do not collide", function()
+    db:define("P", { tableName = "p", fields = { name = { type = T.TEXT } } })
+    db:define("AB", { tableName = "a_b", fields = {
+      c = { type = T.INTEGER, references = { model = "p", key = "id" } } } })
+    db:define("A", { tableName = "a", fields = {
+      b_c = { type = T.INTEGER, references = { model = "p", key = "id" } } } })
+    assert.is_true(db:sync())
+    assert.is_table(leading_index(db, "a_b", "c", false))
+    assert.is_table(leading_index(db, "a", "b_c", false))
+  end)
+end)

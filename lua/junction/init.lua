@@ -17,6 +17,7 @@ local M = {
   types = core.types,
   null = core.null,
   VALIDATION = core.VALIDATION,   -- the code of a value its field cannot hold
+  SCHEMA = core.SCHEMA,           -- the code of db:sync when a table differs from its model
   type = core.type,
   modelof = core.modelof,
   version = core.version,
