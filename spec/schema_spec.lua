@@ -738,3 +738,89 @@ describe("declarations checked when declared", function()
     assert.is_table(leading_index(db, "a", "b_c", false))
   end)
 end)
+
+describe("association-level onDelete/onUpdate", function()
+  local db
+  before_each(function() db = H.open() end)
+  after_each(function() db:close() end)
+
+  local function post_genre()
+    local Post = db:define("Post", { tableName = "post", fields = { text = { type = T.TEXT } } })
+    local Genre = db:define("Genre", { tableName = "genre", fields = { name = { type = T.TEXT } } })
+    return Post, Genre
+  end
+
+  it("RESTRICT on a junction model junction defines: deleting a linked row fails with 1811", function()
+    local Post, Genre = post_genre()
+    assert(db:associate {
+      Post = { { belongsToMany = "Genre", through = "post_genre", as = "Genres", onDelete = "restrict" } },
+      Genre = { { belongsToMany = "Post", through = "post_genre", as = "Posts" } },
+    })
+    assert(db:sync())
+    assert.equal("RESTRICT", fkeys(db, "post_genre").post_id.on_delete)
+    assert.equal("CASCADE", fkeys(db, "post_genre").genre_id.on_delete)   -- the other side keeps the default
+    local p = assert(Post:create { text = "a" })
+    local g = assert(Genre:create { name = "rock" })
+    assert(p:setGenres { g })
+    local ok, msg, code = p:destroy()
+    assert.is_nil(ok)
+    assert.equal(1811, code)
+    H.mentions(msg, "FOREIGN KEY")
+    assert.equal(1, Post:count())
+    assert.is_true(g:destroy())                    -- cascades
+    assert.equal(0, #p:getGenres())
+    assert.is_true(p:destroy())
+  end)
+
+  it("SET NULL on a junction model the user defines, whose field declares no action", function()
+    local Post = post_genre()
+    db:define("Tag", { tableName = "tag", fields = {
+      post_id = { type = T.INTEGER, references = { model = "post", key = "id" } },
+      genre_id = { type = T.INTEGER, references = { model = "genre", key = "id" } } } })
+    assert(db:associate { Post = { { belongsToMany = "Genre", through = "Tag", as = "Genres",
+                                     onDelete = "set null", onUpdate = "cascade" } } })
+    assert(db:sync())
+    local fk = fkeys(db, "tag").post_id
+    assert.equal("SET NULL", fk.on_delete)
+    assert.equal("CASCADE", fk.on_update)
+    assert.equal("NO ACTION", fkeys(db, "tag").genre_id.on_delete)
+    local p = assert(Post:create { text = "a" })
+    assert(db:exec("INSERT INTO genre (id, name, createdAt, updatedAt) VALUES (1, 'g', '', '')"))
+    assert(p:setGenres { 1 })
+    assert.is_true(p:destroy())
+    local rows = assert(db:query("SELECT post_id, genre_id FROM tag"))
+    assert.equal(1, #rows)
+    assert.is_nil(rows[1].post_id)
+  end)
+
+  it("hasMany onDelete on a foreign key field without references adds the constraint", function()
+    local Author = db:define("Author", { tableName = "author", fields = { name = { type = T.TEXT } } })
+    local Book = db:define("Book", { tableName = "book", fields = { author_id = { type = T.INTEGER } } })
+    assert(db:associate { Author = { { hasMany = "Book", as = "Books", onDelete = "cascade" } } })
+    assert(db:sync())
+    assert.equal("author", fkeys(db, "book").author_id.table)
+    assert.equal("CASCADE", fkeys(db, "book").author_id.on_delete)
+    local a = assert(Author:create { name = "x" })
+    assert(Book:create { author_id = a.id })
+    assert.is_true(a:destroy())
+    assert.equal(0, Book:count())
+  end)
+
+  it("an action that contradicts the field's own raises, naming both", function()
+    post_genre()
+    db:define("Tag", { tableName = "tag", fields = {
+      post_id = { type = T.INTEGER, references = { model = "post", key = "id" }, onDelete = "cascade" },
+      genre_id = { type = T.INTEGER, references = { model = "genre", key = "id" } } } })
+    H.mentions(H.raises(function()
+      db:associate { Post = { { belongsToMany = "Genre", through = "Tag", as = "Genres", onDelete = "restrict" } } }
+    end), "bad option 'onDelete' ('restrict', but Tag.post_id declares onDelete = 'cascade')")
+  end)
+
+  it("an unknown action raises before any association is made", function()
+    post_genre()
+    H.mentions(H.raises(function()
+      db:associate { Post = { { belongsToMany = "Genre", through = "pg", as = "Genres", onDelete = "nuke" } } }
+    end), "bad option 'onDelete' (unknown action 'nuke')")
+    assert.is_nil(db:model("pg"))
+  end)
+end)

@@ -23,6 +23,8 @@ local option_keys = {
   onDelete = { string = true }, onUpdate = { string = true },
 }
 local kinds = { "belongsTo", "hasOne", "hasMany", "belongsToMany" }
+local ref_actions = { cascade = true, ["set null"] = true, ["set default"] = true, restrict = true,
+                      ["no action"] = true }
 
 local function raise(fmt, ...)
   error("db:associate: " .. string.format(fmt, ...), 0)
@@ -359,7 +361,7 @@ local function junction_model(db, source, target, spec, ctx)
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
   local T = junction.types
   local group = "unique_" .. through
-  return db:define(through, {
+  local made = db:define(through, {
     tableName = through, underscored = true,
     fields = {
       [fk] = { type = T.INTEGER, allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade",
@@ -368,6 +370,10 @@ local function junction_model(db, source, target, spec, ctx)
                references = { model = target.tableName, key = target.primaryKey } },
     },
   })
+  for _, d in ipairs(made:_info().declarations) do   -- defaults an association may change
+    d.auto_onDelete, d.auto_onUpdate = true, true
+  end
+  return made
 end
 
 -- The junction field that references model (by its table or name).
@@ -382,6 +388,34 @@ local function referring_field(jm, model, other_than)
   return found
 end
 
+-- Association-level onDelete/onUpdate go on the foreign key the association
+-- owns (belongsTo: the source's; hasOne/hasMany: the target's; belongsToMany:
+-- the junction's column for the source), adding its references when it has
+-- none.  Where the field declares an action of its own, they must agree:
+-- junction's defaults (the cascades of a junction model it defines) give way.
+local function apply_actions(model, fk, refmodel, refkey, spec, ctx)
+  if spec.onDelete == nil and spec.onUpdate == nil then return end
+  local decl
+  for _, d in ipairs(model:_info().declarations) do
+    if d.name == fk then decl = d end
+  end
+  if decl.ref_model == nil then
+    decl.ref_model, decl.ref_key = refmodel.tableName, refkey
+  elseif decl.ref_model ~= refmodel.tableName and decl.ref_model ~= refmodel.name then
+    raise("%s: onDelete/onUpdate: %s.%s references %s, not %s", ctx, model.name, fk, decl.ref_model, refmodel.name)
+  end
+  for _, key in ipairs { "onDelete", "onUpdate" } do
+    local v = spec[key] and spec[key]:lower()
+    if v ~= nil then
+      if decl[key] ~= nil and decl[key] ~= v and not decl["auto_" .. key] then
+        raise("%s: bad option '%s' ('%s', but %s.%s declares %s = '%s')", ctx, key, spec[key], model.name, fk,
+              key, decl[key])
+      end
+      decl[key], decl["auto_" .. key] = v, nil
+    end
+  end
+end
+
 local builders = {}
 
 function builders.belongsTo(db, source, target, spec, ctx)
@@ -393,6 +427,7 @@ function builders.belongsTo(db, source, target, spec, ctx)
   if not fk then
     raise("%s: no foreignKey given, and %s has no field like '%s_id'", ctx, source.name, inflect.snake(singular))
   end
+  apply_actions(source, fk, target, tk, spec, ctx)
   local assoc = db:_associate(source, "belongsTo", target, { as = singular, foreignKey = fk, targetKey = tk })
   register(source, one_names(singular), belongs_to_methods(db, assoc, source, target, fk, tk, singular))
 end
@@ -406,6 +441,7 @@ local function has_builder(kind)
     if not fk then
       raise("%s: no foreignKey given, and %s has no field referring to %s", ctx, target.name, source.name)
     end
+    apply_actions(target, fk, source, sk, spec, ctx)
     local assoc = db:_associate(source, kind, target,
                                 { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
     if tomany then
@@ -426,6 +462,7 @@ function builders.belongsToMany(db, source, target, spec, ctx)
   local ok = spec.otherKey or referring_field(jm, target, fk)
   if not fk then raise("%s: give foreignKey (no single field of %s refers to %s)", ctx, jm.name, source.name) end
   if not ok then raise("%s: give otherKey (no single field of %s refers to %s)", ctx, jm.name, target.name) end
+  apply_actions(jm, fk, source, spec.sourceKey or source.primaryKey, spec, ctx)
   db:_associate(source, "belongsToMany", target, {
     as = plural, foreignKey = fk, otherKey = ok, through = jm,
     sourceKey = spec.sourceKey, targetKey = spec.targetKey,
@@ -472,6 +509,9 @@ function M.associate(db, tbl)
         end
         if k ~= kind and not option_keys[k][type(v)] then
           raise("%s: %s '%s': bad option '%s' (%s given)", name, kind, tostring(spec[kind]), k, type(v))
+        end
+        if (k == "onDelete" or k == "onUpdate") and not ref_actions[v:lower()] then
+          raise("%s: %s '%s': bad option '%s' (unknown action '%s')", name, kind, tostring(spec[kind]), k, v)
         end
       end
       if type(spec[kind]) ~= "string" then

@@ -11,8 +11,9 @@
 --
 -- Every answer is JSON. Failures are a status and {"error": "...", ...}:
 -- 400 bad JSON or bad arguments, 404 unknown post or route, 405 wrong method,
--- 409 duplicate, 422 a constraint (an unknown genre id: SQLite code 787),
--- 503 database busy or unavailable, 500 a bug (the message goes to error.log).
+-- 409 duplicate or still referenced, 422 a constraint or a refused value (an
+-- unknown genre id: SQLite code 787), 503 database busy or unavailable, 500 a
+-- bug or a schema that differs from the models (the message goes to error.log).
 --
 -- One junction connection per nginx worker, opened in init_worker_by_lua (never
 -- in init_by_lua: that runs in the master, and a SQLite connection must not
@@ -66,16 +67,27 @@ local function fail(status, message, extra)
   return send(status, body)
 end
 
+-- The constraint codes a junction call can return (docs/API.md, "Two error
+-- channels"), as an HTTP status and error text.
+local constraint_answers = {
+  [787]  = { 422, nil },                       -- FOREIGNKEY: a key that is no row
+  [1811] = { 409, "still referenced" },        -- TRIGGER: ON DELETE/UPDATE RESTRICT, RAISE()
+  [2067] = { 409, "already exists" },          -- UNIQUE
+  [1555] = { 409, "already exists" },          -- PRIMARYKEY
+  [1299] = { 422, "missing value" },           -- NOTNULL
+  [275]  = { 422, "constraint failed" },       -- CHECK
+  [junction.VALIDATION] = { 422, "invalid value" },
+}
+
 -- A database failure (nil, message, code from junction) as an HTTP answer.
 -- `what` names the thing a foreign key failure points at ("genre id").
 local function db_fail(msg, code, what)
   code = tonumber(code) or 0
   local primary = code % 256
   local extra = { detail = msg, code = code }
-  if code == 787 then                                   -- SQLITE_CONSTRAINT_FOREIGNKEY
-    return fail(422, "unknown " .. (what or "reference"), extra)
-  elseif code == 2067 or code == 1555 then              -- UNIQUE, PRIMARYKEY
-    return fail(409, "already exists", extra)
+  local answer = constraint_answers[code]
+  if answer then
+    return fail(answer[1], answer[2] or ("unknown " .. (what or "reference")), extra)
   elseif primary == 19 then                             -- any other constraint
     return fail(422, "constraint failed", extra)
   elseif primary == 5 or primary == 6 then              -- BUSY, LOCKED
