@@ -384,7 +384,8 @@ int jn_inst_insert(lua_State *L, int instidx) {
 /*
 ** UPDATE the changed fields (and the update stamp) of a saved instance,
 ** checked first as jn_inst_insert does.  Returns SQLITE_OK, the failing
-** code, or JN_VALIDATION with the message and details pushed.
+** code, SQLITE_NOTFOUND when no row has the instance's key any more, or
+** JN_VALIDATION with the message and details pushed.
 ** [-0, +(0|2), e]
 */
 static int update_row(lua_State *L, int instidx) {
@@ -433,6 +434,7 @@ static int update_row(lua_State *L, int instidx) {
       luaL_error(L, "%s:save: bad value for field '%s'", m->name, m->f[f].name);
   }
   rc = jn_stmt_run(L, c, st);
+  if (rc == SQLITE_OK && sqlite3_changes(c->db) == 0) rc = SQLITE_NOTFOUND;   /* deleted elsewhere */
   if (rc == SQLITE_OK) store_row(L, inst, dirty, uv, base, 0, 1);
   lua_settop(L, uv - 1);
   return rc;
@@ -460,6 +462,27 @@ static jn_Inst *check_live(lua_State *L, const char *method) {
   return inst;
 }
 
+/*
+** Does the row of the saved instance at 1 still exist?  SQLITE_OK when it
+** does, SQLITE_NOTFOUND when it was deleted elsewhere, or the failing code.
+** What a save with nothing to write answers, so that it never acknowledges
+** a row that is gone.
+** [-0, +0, e]
+*/
+static int row_exists(lua_State *L, jn_Inst *inst) {
+  jn_Model *m = inst->model;
+  sqlite3_stmt *st;
+  int rc;
+  st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
+  if (st == NULL) return rc;
+  jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
+  jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
+  rc = jn_stmt_step(L, m->conn, st);
+  sqlite3_reset(st);
+  lua_pop(L, 1);
+  return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
+}
+
 static int any_dirty(jn_Inst *inst) {
   size_t i;
   for (i = 0; i < DIRTY_BYTES(inst->model); i++)
@@ -477,6 +500,13 @@ static int inst_save(lua_State *L) {
   lua_settop(L, 1);
   if (!inst->saved) rc = jn_inst_insert(L, 1);
   else if (any_dirty(inst)) rc = update_row(L, 1);
+  else rc = row_exists(L, inst);
+  if (rc == SQLITE_NOTFOUND) {   /* an UPDATE of no row is no success */
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s:save: the row is gone (deleted elsewhere)", inst->model->name);
+    lua_pushinteger(L, SQLITE_NOTFOUND);
+    return 3;
+  }
   if (rc != SQLITE_OK) return jn_pushfail(L, inst->model->conn, rc);
   lua_settop(L, 1);
   return 1;

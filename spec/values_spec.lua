@@ -295,6 +295,28 @@ describe("a destroyed instance stays destroyed", function()
   end)
 end)
 
+describe("saving an instance whose row was deleted elsewhere", function()
+  it("fails with code 12 instead of answering success for an UPDATE of no row", function()
+    local db = H.open()
+    local m = H.blog(db)
+    local g = assert(m.Genre:create { name = "a" })
+    assert.equal(1, m.Genre:destroy { where = { genre_id = g.genre_id } })
+    local ok, msg, code = g:update { name = "back" }
+    assert.is_nil(ok)
+    assert.equal("Genre:save: the row is gone (deleted elsewhere)", msg)
+    assert.equal(12, code)
+    assert.is_true(g:changed("name"))
+    local h = assert(m.Genre:create { name = "b" })
+    assert.equal(1, m.Genre:destroy { where = { genre_id = h.genre_id } })
+    ok, msg, code = h:save()   -- nothing changed: still no success for a row that is gone
+    assert.is_nil(ok)
+    assert.equal("Genre:save: the row is gone (deleted elsewhere)", msg)
+    assert.equal(12, code)
+    assert.equal(0, m.Genre:count())
+    db:close()
+  end)
+end)
+
 describe("metamethods check their argument", function()
   local db, m
   before_each(function()
