@@ -226,7 +226,13 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
   -- it with the keys that are not (their details left in out.details).
   local function link(k, keys, method, out)
     if #keys == 0 then return end
-    local n = check(target:update({ [fk] = k }, { where = { [tk] = { ["in"] = keys } } }))
+    local n, err, code = target:update({ [fk] = k }, { where = { [tk] = { ["in"] = keys } } })
+    if n == nil and code == NOT_FOUND and check(source:count { where = { [sk] = k } }) == 0 then
+      out.details = { gone = true }   -- our own row was deleted meanwhile
+      junction.abort(method .. ": the " .. source.name .. " is gone (no row with " .. sk .. " = "
+                     .. tostring(k) .. ")", NOT_FOUND)
+    end
+    check(n, err, code)
     if n ~= #keys then
       local msg, details = not_found(method, tk, keys, existing(target, tk, keys))
       out.details = details
