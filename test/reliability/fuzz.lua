@@ -68,10 +68,13 @@ for w in (os.getenv("FUZZ_EXCLUDE") or ""):gmatch("[%w_]+") do EXCLUDE[w] = true
 --                 code was changed for the duration of one define
 -- FUZZ_CLASSES=all (or a comma list, or "none") replaces the default list,
 -- which holds the classes that pass on main.
-local ALL_FUZZ_CLASSES = { "mt_wrong", "mm_args", "forged_types" }
+--   log_mutate    the world's log function, in the middle of a call, rewrites
+--                 the call's argument tables and the fields of its instances
+--                 (and of the world's), then collects garbage
+local ALL_FUZZ_CLASSES = { "mt_wrong", "mm_args", "forged_types", "log_mutate" }
 local CLASS = {}
 do
-  local spec = os.getenv("FUZZ_CLASSES") or "none"
+  local spec = os.getenv("FUZZ_CLASSES") or "log_mutate"
   if spec == "all" then spec = table.concat(ALL_FUZZ_CLASSES, ",") end
   for w in spec:gmatch("[%w_]+") do
     local known = w == "none"
@@ -125,6 +128,7 @@ end
 -- ---------------------------------------------------------------------------
 
 local W = {}                -- current world
+local SHARED = {}           -- tables every call may get: never rewritten
 local log_mode = nil        -- what the world's log function does now
 
 local function log_fn()
@@ -144,6 +148,21 @@ local function log_fn()
   elseif m == "reenter" then
     local r = { pcall(W.Post.count, W.Post) }
     local _ = r
+  elseif m == "mutate" then
+    -- What junction binds must not be what a callback can change or free.
+    for _, a in ipairs(W.cur_args or {}) do
+      if type(a) == "table" and not SHARED[a] then
+        for k, v in next, a do
+          if type(v) ~= "table" then rawset(a, k, rng:pick { "mutated " .. tostring(k), 0 / 0, 2 ^ 63, false }) end
+        end
+      elseif junction.type and junction.type(a) == "instance" then
+        for _, f in ipairs { "text", "name", "post_id", "genre_id" } do
+          pcall(function() a[f] = string.rep("z", 100) end)
+        end
+      end
+    end
+    for _, p in ipairs(W.posts) do pcall(function() p.text = "mutated" .. rng:next() end) end
+    collectgarbage()
   end
 end
 
@@ -265,6 +284,8 @@ local RAISING = setmetatable({}, {
 local LEN_LIES = setmetatable({ 1, 2 }, { __len = function() return 1e9 end })
 local BIG_ARRAY = {}
 for i = 1, 5000 do BIG_ARRAY[i] = i end
+for _, t in ipairs { DEEP_MED, DEEP_BIG, CYCLIC, CYCLIC_WHERE, RAISING, LEN_LIES, BIG_ARRAY } do SHARED[t] = true end
+for _, t in pairs(junction.types) do if type(t) == "table" then SHARED[t] = true end end
 
 -- mm_args: t with a metatable whose reading metamethods call back: raise,
 -- close the world's connection, query through junction, or collect garbage.
@@ -1010,6 +1031,7 @@ end
 local t0 = rel.now()
 new_world()
 local LOG_MODES = { "raise", "raise_table", "yield", "close", "reenter" }
+if CLASS.log_mutate then LOG_MODES[#LOG_MODES + 1] = "mutate"; LOG_MODES[#LOG_MODES + 1] = "mutate" end
 
 for i = 1, CALLS do
   stats.calls = i
@@ -1030,6 +1052,7 @@ for i = 1, CALLS do
     local desc = describe(label, args, n)
     trace:write(i, " ", desc, log_mode and (" [log " .. log_mode .. "]") or "", "\n")
     local before = meta.write and digest() or nil
+    W.cur_args = args
     local res
     if rng:chance(0.1) and not EXCLUDE.coroutine then
       stats.in_coroutine = stats.in_coroutine + 1

@@ -59,8 +59,8 @@ local fmt = string.format
 -- ---------------------------------------------------------------------------
 
 local ALL_CLASSES = { "empty_where", "nonarray", "nonarray_model", "wrongtype", "roundtrip", "destroyed", "vanished",
-  "reenter_log", "mm_options", "abandon", "tx_nil_err" }
-local DEFAULT_CLASSES = "nonarray,wrongtype,roundtrip,destroyed"
+  "reenter_log", "raising_log", "mm_options", "abandon", "tx_nil_err" }
+local DEFAULT_CLASSES = "nonarray,wrongtype,roundtrip,destroyed,reenter_log"
 
 local CLASSES, OP_CLASSES = {}, {}
 do
@@ -154,14 +154,15 @@ function gen_op(rng, depth, budget)
     else
       op.cls = rng:pick(choice)
       op.v = rng:int(0, 999999)
-      if op.cls == "reenter_log" or op.cls == "mm_options" then
+      if op.cls == "reenter_log" or op.cls == "raising_log" or op.cls == "mm_options" then
         local allowed = op.cls == "mm_options" and MM_INNER or REENTER_INNER
         local inner
         repeat inner = gen_op(rng, 2, 1) until allowed[inner.k]
         if inner.k == "inv" and op.cls == "mm_options" then inner.sub = "set" end
         op.inner = inner
-        op.act = op.cls == "mm_options" and rng:pick { "plain", "raise", "close", "query" }
-          or rng:pick { "query", "mutate", "raise", "raise", "raise_tx", "close" }
+        if op.cls == "mm_options" then op.act = rng:pick { "plain", "raise", "close", "query" }
+        elseif op.cls == "reenter_log" then op.act = rng:pick { "query", "mutate" }
+        else op.act = rng:pick { "raise", "raise", "raise_tx", "close" } end
         op.at = rng:int(1, 4)
       elseif op.cls == "abandon" then
         op.close = rng:chance(0.5)
@@ -273,8 +274,17 @@ local function run_episode(ops, use_file, lines)
       db:close()                      -- a refused close raises, which is fine too
       logst.closed = true
     elseif act == "mutate" then
+      -- the params it is given, and the caller's own argument tables (a key
+      -- list, a values table): junction must have read them already
       if type(params) == "table" then
         for i = 1, #params + 1 do params[i] = string.rep("m", 64) .. i end
+      end
+      for _, t in ipairs(logst.args or {}) do
+        if type(t) == "table" then
+          for k, v in next, t do
+            if type(v) ~= "table" then rawset(t, k, type(k) == "number" and 3000000 + k or string.rep("m", 70)) end
+          end
+        end
       end
       collectgarbage()
     elseif act == "query" then
@@ -293,7 +303,7 @@ local function run_episode(ops, use_file, lines)
   end
 
   local oopts = use_file and { journal_mode = "wal", synchronous = "off" } or {}
-  if CLASSES.reenter_log then oopts.log = log_fn end
+  if CLASSES.reenter_log or CLASSES.raising_log then oopts.log = log_fn end
   db = assert(junction.open(path, oopts))
   Post, Genre = rel.seed_models(db, junction)
   -- A fourth model for the classes: a field of every type, and a hasMany.
@@ -529,6 +539,7 @@ local function run_episode(ops, use_file, lines)
     if type(f) ~= "function" then fail("method", fmt("%s is not a function but %s", name, type(f))) end
     if logst.armed then logst.act, logst.armed = logst.armed, nil end
     if logst.act then
+      logst.args = { ... }
       local t = {}
       for i = 1, select("#", ...) do
         local a = select(i, ...)
@@ -1024,7 +1035,7 @@ local function run_episode(ops, use_file, lines)
     elseif c == "wrongtype" then cls_wrongtype(op)
     elseif c == "roundtrip" then cls_roundtrip(op)
     elseif c == "destroyed" or c == "vanished" then cls_destroyed(op)
-    elseif c == "reenter_log" then step = step - 1; cls_reenter_log(op)
+    elseif c == "reenter_log" or c == "raising_log" then step = step - 1; cls_reenter_log(op)
     elseif c == "mm_options" then
       step = step - 1
       mm_act, mm_hit = op.act, nil
