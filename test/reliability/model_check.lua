@@ -59,7 +59,7 @@ local fmt = string.format
 -- ---------------------------------------------------------------------------
 
 local ALL_CLASSES = { "empty_where", "nonarray", "nonarray_model", "wrongtype", "roundtrip", "destroyed", "vanished",
-  "reenter_log", "raising_log", "mm_options", "abandon", "tx_nil_err" }
+  "reenter_log", "log_args", "raising_log", "mm_options", "abandon", "tx_nil_err" }
 local DEFAULT_CLASSES = "nonarray,wrongtype,roundtrip,destroyed,reenter_log"
 
 local CLASSES, OP_CLASSES = {}, {}
@@ -154,7 +154,7 @@ function gen_op(rng, depth, budget)
     else
       op.cls = rng:pick(choice)
       op.v = rng:int(0, 999999)
-      if op.cls == "reenter_log" or op.cls == "raising_log" or op.cls == "mm_options" then
+      if op.cls == "reenter_log" or op.cls == "log_args" or op.cls == "raising_log" or op.cls == "mm_options" then
         local allowed = op.cls == "mm_options" and MM_INNER or REENTER_INNER
         local inner
         repeat inner = gen_op(rng, 2, 1) until allowed[inner.k]
@@ -162,6 +162,7 @@ function gen_op(rng, depth, budget)
         op.inner = inner
         if op.cls == "mm_options" then op.act = rng:pick { "plain", "raise", "close", "query" }
         elseif op.cls == "reenter_log" then op.act = rng:pick { "query", "mutate" }
+        elseif op.cls == "log_args" then op.act = "mutate_args"
         else op.act = rng:pick { "raise", "raise", "raise_tx", "close" } end
         op.at = rng:int(1, 4)
       elseif op.cls == "abandon" then
@@ -274,11 +275,14 @@ local function run_episode(ops, use_file, lines)
       db:close()                      -- a refused close raises, which is fine too
       logst.closed = true
     elseif act == "mutate" then
-      -- the params it is given, and the caller's own argument tables (a key
-      -- list, a values table): junction must have read them already
+      -- the params it is given: junction's own copy
       if type(params) == "table" then
         for i = 1, #params + 1 do params[i] = string.rep("m", 64) .. i end
       end
+      collectgarbage()
+    elseif act == "mutate_args" then
+      -- the caller's own argument tables (a key list, a values table):
+      -- junction must have read them before it runs any user code
       for _, t in ipairs(logst.args or {}) do
         if type(t) == "table" then
           for k, v in next, t do
@@ -303,7 +307,7 @@ local function run_episode(ops, use_file, lines)
   end
 
   local oopts = use_file and { journal_mode = "wal", synchronous = "off" } or {}
-  if CLASSES.reenter_log or CLASSES.raising_log then oopts.log = log_fn end
+  if CLASSES.reenter_log or CLASSES.log_args or CLASSES.raising_log then oopts.log = log_fn end
   db = assert(junction.open(path, oopts))
   Post, Genre = rel.seed_models(db, junction)
   -- A fourth model for the classes: a field of every type, and a hasMany.
@@ -933,7 +937,7 @@ local function run_episode(ops, use_file, lines)
     emit(fmt("%s-- the log function will %s at the %d%s statement of the next call", indent, act, op.at,
       op.at == 1 and "st" or op.at == 2 and "nd" or op.at == 3 and "rd" or "th"))
     logst.n, logst.at, logst.fired, logst.closed, logst.ack = 0, op.at, false, false, nil
-    if act == "query" or act == "mutate" then
+    if act == "query" or act == "mutate" or act == "mutate_args" then
       -- Re-entering (reads, and a write that changes nothing) or rewriting
       -- the params table must not change what the call does.
       logst.armed = act
@@ -1035,7 +1039,7 @@ local function run_episode(ops, use_file, lines)
     elseif c == "wrongtype" then cls_wrongtype(op)
     elseif c == "roundtrip" then cls_roundtrip(op)
     elseif c == "destroyed" or c == "vanished" then cls_destroyed(op)
-    elseif c == "reenter_log" or c == "raising_log" then step = step - 1; cls_reenter_log(op)
+    elseif c == "reenter_log" or c == "log_args" or c == "raising_log" then step = step - 1; cls_reenter_log(op)
     elseif c == "mm_options" then
       step = step - 1
       mm_act, mm_hit = op.act, nil
