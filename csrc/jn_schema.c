@@ -25,8 +25,9 @@ static const char *const type_sql[] = {
 };
 
 static const char *const define_opts[] = {
-  "tableName", "timestamps", "underscored", "fields", NULL
+  "tableName", "timestamps", "underscored", "fields", "indexes", "foreignKeyIndexes", NULL
 };
+static const char *const index_opts[] = { "fields", "unique", "name", NULL };
 static const char *const field_opts[] = {
   "type", "allowNull", "primaryKey", "autoIncrement", "defaultValue", "unique",
   "references", "onDelete", "onUpdate", "comment", NULL
@@ -531,6 +532,88 @@ static int timestamp_field(lua_State *L, jn_Model *m, int declsidx, const char *
   return i;
 }
 
+/*
+** Check spec.indexes, an array of { fields = { name, ... }, unique =, name = }
+** naming fields of the model, and keep it in uv.indexes as an array of
+** { name = ..., unique = bool, cols = { 0-based field index, ... } }.
+** The default name is "<table>.<field>.<field>...": identifiers hold no
+** dot, so it is no other table's.
+*/
+static void check_indexes(lua_State *L, jn_Model *m, int specidx, int uvidx) {
+  int n, i, k, nc, list, out;
+  lua_pushliteral(L, "indexes");
+  lua_rawget(L, specidx);
+  list = lua_gettop(L);
+  lua_newtable(L);
+  out = lua_gettop(L);
+  if (!lua_isnil(L, list)) {
+    if (!lua_istable(L, list))
+      luaL_error(L, "db:define: %s: bad option 'indexes' (array expected, got %s)", m->name,
+                 luaL_typename(L, list));
+    n = (int)lua_rawlen(L, list);
+    for (i = 1; i <= n; i++) {
+      int ix, fl, cols;
+      luaL_Buffer lb;
+      char ctx[120];
+      snprintf(ctx, sizeof ctx, "db:define: %s: index %d", m->name, i);
+      lua_rawgeti(L, list, i);
+      ix = lua_gettop(L);
+      if (!lua_istable(L, ix))
+        luaL_error(L, "%s (table expected, got %s)", ctx, luaL_typename(L, ix));
+      jn_query_checkopts(L, ix, index_opts, ctx);
+      lua_createtable(L, 0, 3);                      /* the kept index */
+      lua_pushliteral(L, "fields");
+      lua_rawget(L, ix);
+      fl = lua_gettop(L);
+      nc = lua_istable(L, fl) ? (int)lua_rawlen(L, fl) : 0;
+      if (nc == 0)
+        luaL_error(L, "%s: bad option 'fields' (a non-empty array of field names expected)", ctx);
+      lua_createtable(L, nc, 0);
+      cols = lua_gettop(L);
+      luaL_buffinit(L, &lb);   /* the default name, built meanwhile */
+      luaL_addstring(&lb, m->table);
+      for (k = 1; k <= nc; k++) {
+        int f;
+        lua_rawgeti(L, fl, k);
+        f = lua_type(L, -1) == LUA_TSTRING ? jn_model_fieldname(m, lua_tostring(L, -1)) : -1;
+        if (f < 0)
+          luaL_error(L, "%s: bad option 'fields' (%s is no field of %s)", ctx,
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1), m->name);
+        lua_pop(L, 1);
+        lua_pushinteger(L, f);
+        lua_rawseti(L, cols, k);
+        luaL_addchar(&lb, '.');
+        luaL_addstring(&lb, m->f[f].name);
+      }
+      luaL_pushresult(&lb);
+      lua_pushliteral(L, "name");
+      lua_rawget(L, ix);
+      if (!lua_isnil(L, -1)) {
+        int nameidx = lua_gettop(L);
+        jn_check_ident(L, nameidx, lua_pushfstring(L, "%s: bad option 'name'", ctx));
+        lua_pop(L, 1);
+        lua_replace(L, -2);
+      } else {
+        lua_pop(L, 1);
+      }
+      lua_setfield(L, fl - 1, "name");
+      lua_setfield(L, fl - 1, "cols");
+      lua_pop(L, 1);                                 /* fields */
+      lua_pushliteral(L, "unique");
+      lua_rawget(L, ix);
+      if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+        luaL_error(L, "%s: bad option 'unique' (boolean expected, got %s)", ctx, luaL_typename(L, -1));
+      lua_pushboolean(L, lua_toboolean(L, -1));
+      lua_setfield(L, -3, "unique");
+      lua_pop(L, 1);
+      lua_rawseti(L, out, i);
+      lua_pop(L, 1);                                 /* the spec entry */
+    }
+  }
+  lua_setfield(L, uvidx, "indexes");
+  lua_pop(L, 1);
+}
+
 /*** Define a model.
 @function db:define
 @tparam string name
@@ -642,6 +725,9 @@ int jn_schema_define(lua_State *L) {
     m->created = timestamp_field(L, m, declsidx, underscored ? "created_at" : "createdAt");
     m->updated = timestamp_field(L, m, declsidx, underscored ? "updated_at" : "updatedAt");
   }
+  check_indexes(L, m, 3, uvidx);
+  lua_pushboolean(L, opt_bool(L, 3, "foreignKeyIndexes", 1, name));
+  lua_setfield(L, uvidx, "fk_indexes");
   lua_newtable(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, uvidx, JN_UV_SQL);
@@ -910,14 +996,82 @@ static int unique_leads(lua_State *L, jn_Model *m, int declsidx, int i) {
   return group_first(L, m, declsidx, i) == 1;
 }
 
-/* Does field i get an index of its own: a foreign key no unique index leads with? */
-static int wants_index(lua_State *L, jn_Model *m, int declsidx, int i) {
-  int ref;
+/*
+** Does field i get an index of its own: a foreign key that no unique index
+** and no declared index leads with, unless foreignKeyIndexes is false?
+*/
+static int wants_index(lua_State *L, jn_Model *m, int modelidx, int declsidx, int i) {
+  int ref, n, k, led = 0;
   lua_rawgeti(L, declsidx, i + 1);
   lua_getfield(L, -1, "ref_model");
   ref = !lua_isnil(L, -1);
   lua_pop(L, 2);
-  return ref && !unique_leads(L, m, declsidx, i);
+  if (!ref || unique_leads(L, m, declsidx, i)) return 0;
+  jn_model_uv(L, modelidx, "fk_indexes");
+  ref = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!ref) return 0;
+  jn_model_uv(L, modelidx, "indexes");
+  n = (int)lua_rawlen(L, -1);
+  for (k = 1; k <= n && !led; k++) {
+    lua_rawgeti(L, -1, k);
+    lua_getfield(L, -1, "cols");
+    lua_rawgeti(L, -1, 1);
+    led = (int)lua_tointeger(L, -1) == i;
+    lua_pop(L, 3);
+  }
+  lua_pop(L, 1);
+  return !led;
+}
+
+/*
+** CREATE [UNIQUE] INDEX for declared index k of the model at modelidx.
+** Raises when its name is already an index of another table (SQLite's IF
+** NOT EXISTS would skip it without a word).
+*/
+static int create_declared(lua_State *L, jn_Conn *c, int modelidx, int k) {
+  jn_Model *m = (jn_Model *)lua_touserdata(L, modelidx);
+  jn_Buf b;
+  int rc, n, j, ix;
+  jn_model_uv(L, modelidx, "indexes");
+  lua_rawgeti(L, -1, k);
+  ix = lua_gettop(L);
+  lua_getfield(L, ix, "name");
+  rc = run_own_sql(L, c, "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ? COLLATE NOCASE",
+                   ix + 1, 1);
+  if (rc != SQLITE_OK) return rc;
+  lua_rawgeti(L, -1, 1);
+  if (!lua_isnil(L, -1)) {
+    const char *t;
+    lua_getfield(L, -1, "tbl_name");
+    t = lua_tostring(L, -1);
+    if (t != NULL && sqlite3_stricmp(t, m->table) != 0)
+      luaL_error(L, "db:sync: %s: index name '%s' is already an index of table %s", m->name,
+                 lua_tostring(L, ix + 1), t);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  jn_buf_init(L, &b);
+  lua_getfield(L, ix, "unique");
+  jn_buf_adds(L, &b, lua_toboolean(L, -1) ? "CREATE UNIQUE INDEX IF NOT EXISTS " : "CREATE INDEX IF NOT EXISTS ");
+  lua_pop(L, 1);
+  jn_buf_addident(L, &b, NULL, lua_tostring(L, ix + 1));
+  jn_buf_adds(L, &b, " ON ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " (");
+  lua_getfield(L, ix, "cols");
+  n = (int)lua_rawlen(L, -1);
+  for (j = 1; j <= n; j++) {
+    lua_rawgeti(L, -1, j);
+    if (j > 1) jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, m->f[lua_tointeger(L, -1)].name);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  jn_buf_adds(L, &b, ")");
+  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+  lua_pop(L, 4);
+  return rc;
 }
 
 /*
@@ -947,7 +1101,7 @@ static int create_index(lua_State *L, jn_Conn *c, jn_Model *m, int declsidx, int
 static int create_table(lua_State *L, jn_Conn *c, int modelidx, int orderidx) {
   jn_Model *m = (jn_Model *)lua_touserdata(L, modelidx);
   jn_Buf b;
-  int i, rc, declsidx;
+  int i, n, rc, declsidx;
   jn_model_uv(L, modelidx, JN_UV_FIELDS);
   declsidx = lua_gettop(L);
   jn_buf_init(L, &b);
@@ -962,7 +1116,11 @@ static int create_table(lua_State *L, jn_Conn *c, int modelidx, int orderidx) {
   jn_buf_adds(L, &b, "\n)");
   rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
   for (i = 0; rc == SQLITE_OK && i < m->nfields; i++)
-    if (wants_index(L, m, declsidx, i)) rc = create_index(L, c, m, declsidx, i);
+    if (wants_index(L, m, modelidx, declsidx, i)) rc = create_index(L, c, m, declsidx, i);
+  jn_model_uv(L, modelidx, "indexes");
+  n = (int)lua_rawlen(L, -1);
+  lua_pop(L, 1);
+  for (i = 1; rc == SQLITE_OK && i <= n; i++) rc = create_declared(L, c, modelidx, i);
   lua_pop(L, 2);
   return rc;
 }
@@ -989,7 +1147,7 @@ typedef struct jn_Diff {
   jn_Conn *c;
   jn_Model *m;
   int probs, warns;         /* stack indices of the two arrays */
-  int declsidx, orderidx;
+  int declsidx, orderidx, modelidx;
   int alter;
 } jn_Diff;
 
@@ -1225,16 +1383,19 @@ static int push_index_key(lua_State *L, jn_Diff *d, int nameidx, int *lead) {
 ** indexes sync makes on foreign keys (only warned about, or made with alter). */
 static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
   jn_Model *m = d->m;
-  int ixs, want, have, led, i, j, n, rc;
-  rc = run_own_sql(L, d->c, "SELECT name, origin, partial FROM pragma_index_list(?)", tblidx, 1);
+  int ixs, found, want, have, led, i, j, n, rc;
+  rc = run_own_sql(L, d->c, "SELECT name, origin, partial, \"unique\" AS u FROM pragma_index_list(?)",
+                   tblidx, 1);
   ixs = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
+  lua_newtable(L);   /* found: "<key>|<unique>" of every full index -> true */
   lua_newtable(L);   /* want: key -> field that names it */
   want = lua_gettop(L);
   lua_newtable(L);   /* have: key of each UNIQUE constraint -> true */
   have = lua_gettop(L);
   lua_newtable(L);   /* led: field index + 1 -> true when an index starts with it */
   led = lua_gettop(L);
+  found = ixs + 1;
   for (i = 0; i < m->nfields; i++) {
     char *mark;
     int g = group_first(L, m, d->declsidx, i);
@@ -1265,6 +1426,11 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
     if (lead >= 0 && row_int(L, ixs, i, "partial") == 0) {
       lua_pushboolean(L, 1);
       lua_rawseti(L, led, lead + 1);
+    }
+    if (!lua_isnil(L, -1) && row_int(L, ixs, i, "partial") == 0) {
+      lua_pushfstring(L, "%s|%d", lua_tostring(L, -1), (int)row_int(L, ixs, i, "u"));
+      lua_pushboolean(L, 1);
+      lua_rawset(L, found);
     }
     /* a UNIQUE over a column that is no field: diff_columns has said so */
     if (origin != NULL && strcmp(origin, "u") == 0 && !lua_isnil(L, -1)) {
@@ -1299,8 +1465,42 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
     }
     lua_pop(L, 1);
   }
+  jn_model_uv(L, d->modelidx, "indexes");   /* the declared indexes */
+  for (i = 1; i <= (int)lua_rawlen(L, -1); i++) {
+    char *mark = (char *)lua_newuserdata(L, (size_t)m->nfields);
+    int unique, k, nc;
+    memset(mark, '0', (size_t)m->nfields);
+    lua_rawgeti(L, -2, i);
+    lua_getfield(L, -1, "cols");
+    nc = (int)lua_rawlen(L, -1);
+    for (k = 1; k <= nc; k++) {
+      lua_rawgeti(L, -1, k);
+      mark[lua_tointeger(L, -1)] = '1';
+      lua_pop(L, 1);
+    }
+    lua_getfield(L, -2, "unique");
+    unique = lua_toboolean(L, -1);
+    lua_pushlstring(L, mark, (size_t)m->nfields);
+    lua_pushfstring(L, "%s|%d", lua_tostring(L, -1), unique);
+    lua_rawget(L, found);
+    j = lua_toboolean(L, -1);
+    lua_pop(L, 4);
+    if (!j) {
+      if (d->alter) {
+        if ((rc = create_declared(L, d->c, d->modelidx, i)) != SQLITE_OK) return rc;
+      } else {
+        lua_getfield(L, -1, "name");
+        lua_pushfstring(L, "%s: table %s lacks the %sindex %s (db:sync{ alter = true } creates it)", m->name,
+                        m->table, unique ? "UNIQUE " : "", lua_tostring(L, -1));
+        diff_add(L, unique ? d->probs : d->warns);
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
   for (i = 0; i < m->nfields; i++) {
-    if (!wants_index(L, m, d->declsidx, i)) continue;
+    if (!wants_index(L, m, d->modelidx, d->declsidx, i)) continue;
     lua_rawgeti(L, led, i + 1);
     j = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -1313,7 +1513,7 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
       diff_add(L, d->warns);
     }
   }
-  lua_pop(L, 4);
+  lua_pop(L, 5);
   return SQLITE_OK;
 }
 
@@ -1397,6 +1597,7 @@ static int sync_body(lua_State *L) {
     } else if (rc == SQLITE_OK) {
       jn_model_uv(L, midx, JN_UV_FIELDS);
       d.declsidx = lua_gettop(L);
+      d.modelidx = midx;
       rc = diff_columns(L, &d, tblidx);
       if (rc == SQLITE_OK) rc = diff_fkeys(L, &d, tblidx);
       if (rc == SQLITE_OK) rc = diff_indexes(L, &d, tblidx);

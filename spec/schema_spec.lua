@@ -824,3 +824,79 @@ describe("association-level onDelete/onUpdate", function()
     assert.is_nil(db:model("pg"))
   end)
 end)
+
+describe("declared indexes", function()
+  local db
+  before_each(function() db = H.open() end)
+  after_each(function() db:close() end)
+
+  local function index_named(tbl, name)
+    for _, ix in ipairs(indexes(db, tbl)) do
+      if ix.name == name then return ix end
+    end
+  end
+
+  it("indexes = { { fields = ..., unique = ..., name = ... } } are created by db:sync", function()
+    local P = db:define("P", { tableName = "p", fields = { a = { type = T.TEXT }, b = { type = T.INTEGER } },
+      indexes = { { fields = { "b", "a" } }, { fields = { "a" }, unique = true, name = "p_a_once" } } })
+    assert.is_true(db:sync())
+    local ix = index_named("p", "p.b.a")
+    assert.same({ "b", "a" }, ix.cols)
+    assert.is_false(ix.unique)
+    assert.is_true(index_named("p", "p_a_once").unique)
+    assert(P:create { a = "x" })
+    local ok, _, code = P:create { a = "x" }
+    assert.is_nil(ok)
+    assert.equal(2067, code)
+  end)
+
+  it("raises on a bad declaration, naming model, index and option", function()
+    H.mentions(H.raises(function()
+      db:define("P", { fields = { a = { type = T.TEXT } }, indexes = { { fields = { "nope" } } } })
+    end), "db:define: P: index 1: bad option 'fields' (nope is no field of P)")
+    H.mentions(H.raises(function()
+      db:define("P", { fields = { a = { type = T.TEXT } }, indexes = { { fields = { "a" }, uniq = true } } })
+    end), "uniq")
+    H.mentions(H.raises(function()
+      db:define("P", { fields = { a = { type = T.TEXT } }, indexes = { { fields = {} } } })
+    end), "non-empty array")
+  end)
+
+  it("an index name that another table's index has raises at sync", function()
+    db:define("P", { fields = { a = { type = T.TEXT } }, indexes = { { fields = { "a" }, name = "same" } } })
+    db:define("Q", { fields = { a = { type = T.TEXT } }, indexes = { { fields = { "a" }, name = "same" } } })
+    H.mentions(H.raises(function() db:sync() end), "index name 'same' is already an index of table")
+  end)
+
+  it("a declared index missing from an existing table: a warning, or a failure when unique; alter creates", function()
+    local path = H.tmpname()
+    local d0 = assert(H.junction.open(path))
+    d0:define("P", { tableName = "p", fields = { a = { type = T.TEXT }, b = { type = T.TEXT } } })
+    assert(d0:sync())
+    d0:close()
+    local d1 = assert(H.junction.open(path))
+    d1:define("P", { tableName = "p", fields = { a = { type = T.TEXT }, b = { type = T.TEXT } },
+                     indexes = { { fields = { "a" } }, { fields = { "b" }, unique = true } } })
+    local ok, msg = d1:sync()
+    assert.is_nil(ok)
+    H.mentions(msg, "table p lacks the UNIQUE index p.b")
+    local _, _, _, details = d1:sync()
+    H.mentions(details.warnings[1], "table p lacks the index p.a")
+    assert.is_true(d1:sync { alter = true })
+    assert.is_true(d1:sync())
+    d1:close()
+    H.rmdb(path)
+  end)
+
+  it("foreignKeyIndexes = false makes no foreign-key index; a declared index leading with one replaces it", function()
+    db:define("G", { tableName = "g", fields = { name = { type = T.TEXT } } })
+    db:define("P", { tableName = "p", foreignKeyIndexes = false, fields = {
+      g_id = { type = T.INTEGER, references = { model = "g", key = "id" } } } })
+    db:define("Q", { tableName = "q", indexes = { { fields = { "g_id", "n" } } }, fields = {
+      g_id = { type = T.INTEGER, references = { model = "g", key = "id" } }, n = { type = T.INTEGER } } })
+    assert.is_true(db:sync())
+    assert.equal(0, #indexes(db, "p"))
+    assert.equal(1, #indexes(db, "q"))
+    assert.same({ "g_id", "n" }, indexes(db, "q")[1].cols)
+  end)
+end)
