@@ -765,6 +765,12 @@ static int insert_row(lua_State *L, jn_Assoc *a, int self, int thr, const jn_Key
   lua_setfield(L, values, a->through->f[a->other].name);
   inst = jn_inst_build(L, a->through, jmodel, values, method_name(L));
   rc = jn_inst_insert(L, inst);
+  if (rc == JN_VALIDATION) {   /* keep its message and details, on top */
+    lua_replace(L, top + 2);
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 2);
+    return rc;
+  }
   lua_settop(L, top);
   return rc;
 }
@@ -843,7 +849,8 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   int base, i, nmiss = 0, r;
   jn_Key *miss;
   jn_Buf b;
-  if (c->db == NULL || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
+  if (rc == JN_VALIDATION || (rc & 0xff) != SQLITE_CONSTRAINT || c->db == NULL
+      || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
     return jn_pushfail(L, c, rc);
   jn_pushfail(L, c, rc);
   base = lua_gettop(L) - 2;                    /* nil, message, code */
@@ -893,12 +900,15 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
 
 /*
 ** Check opts.through: a table of the junction's own fields.  It is read raw
-** and copied, so that nothing the caller's tables do can change it later.
-** Returns its index (the copy replaces the options at optsidx) or 0.
+** and copied, each value converted as its field stores it (so nothing the
+** caller's tables do can change it later).  Returns its index (the copy
+** replaces the options at optsidx), 0 when there is none, or -1 with the
+** message and details of values their fields cannot hold pushed (a value
+** failure, for jn_pushfail with JN_VALIDATION).
 */
 static int check_through(lua_State *L, jn_Assoc *a, int optsidx) {
   static const char *const set_opts[] = { "through", NULL };
-  int t, copy;
+  int t, copy, errs;
   jn_query_checkopts(L, optsidx, set_opts, method_name(L));
   if (!lua_istable(L, optsidx)) return 0;
   lua_pushliteral(L, "through");
@@ -910,6 +920,8 @@ static int check_through(lua_State *L, jn_Assoc *a, int optsidx) {
                a->through->name);
   lua_newtable(L);
   copy = lua_gettop(L);
+  lua_pushnil(L);                        /* the errors slot */
+  errs = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, a->through, -2) : -1;
@@ -920,10 +932,18 @@ static int check_through(lua_State *L, jn_Assoc *a, int optsidx) {
     if (ty != LUA_TBOOLEAN && ty != LUA_TNUMBER && ty != LUA_TSTRING)
       luaL_error(L, "%s: bad option 'through' (%s cannot be stored in '%s')", method_name(L),
                  luaL_typename(L, -1), lua_tostring(L, -2));
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, copy);
+    if (jn_inst_value(L, a->through, f, -1, errs)) {   /* key value converted */
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2);
+      lua_rawset(L, copy);
+    }
+    lua_pop(L, 1);
   }
+  if (!lua_isnil(L, errs)) {
+    jn_inst_invalid(L, a->through, errs);
+    return -1;
+  }
+  lua_pop(L, 1);
   lua_replace(L, optsidx);
   lua_pop(L, 1);
   return optsidx;
@@ -1030,10 +1050,11 @@ static int link_method(lua_State *L, int single, int del) {
   jn_Assoc *a = check_method(L);
   int n, thr;
   lua_settop(L, 3);
-  thr = check_through(L, a, 3);
-  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
   n = read_keys(L, a, 2, single, method_name(L));
   lua_replace(L, 2);                              /* the key array replaces the list */
+  thr = check_through(L, a, 3);
+  if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
+  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
   lua_pushinteger(L, n);
   lua_pushboolean(L, del);
   return jn_atomic(L, a->source->conn, link_body, 1, 2);
@@ -1203,6 +1224,7 @@ static int btm_create(lua_State *L) {
   int thr;
   lua_settop(L, 3);
   thr = check_through(L, a, 3);
+  if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
   lua_pushnil(L);
   lua_insert(L, 2);                      /* inst, nil, values, thr */

@@ -1239,6 +1239,43 @@ describe("a link to a key that is not a row", function()
 end)
 
 describe("the junction model of a belongsToMany", function()
+  it("refuses through values and defaults its fields cannot hold, as a value failure, writing nothing", function()
+    local db = H.open()
+    local m = H.blog(db, { weight = { type = T.INTEGER } })
+    H.genres(m.Genre)
+    local post = assert(m.Post:create { text = "p" })
+    assert.is_true(post:setGenres({ 1 }, { through = { weight = 1 } }))
+    for _, call in ipairs {
+      function() return post:setGenres({ 1, 2 }, { through = { weight = "heavy" } }) end,
+      function() return post:addGenre(3, { through = { weight = "heavy" } }) end,
+      function() return post:createGenre({ name = "new" }, { through = { weight = "heavy" } }) end,
+    } do
+      local ok, msg, code, details = call()
+      assert.is_nil(ok)
+      H.mentions(msg, "TagPostGenre.weight", "heavy")
+      assert.equal(H.junction.VALIDATION, code)
+      assert.is_table(details.errors)
+      assert.is_string(details.errors.weight)
+    end
+    assert.same({ 1 }, genre_ids_of(db, 1))
+    assert.equal(1, assert(db:query("SELECT weight FROM tag_post_genre"))[1].weight)
+    assert.equal(5, m.Genre:count())
+    db:close()
+    db = H.open()
+    m = H.blog(db, { weight = { type = T.INTEGER, defaultValue = function() return "heavy" end } })
+    H.genres(m.Genre)
+    post = assert(m.Post:create { text = "p" })
+    local ok, msg, code = post:setGenres { 1, 2 }
+    assert.is_nil(ok)
+    H.mentions(msg, "TagPostGenre.weight")
+    assert.equal(H.junction.VALIDATION, code)
+    ok = post:createGenre { name = "new" }
+    assert.is_nil(ok)
+    assert.equal(0, post:countGenres())
+    assert.equal(5, m.Genre:count())
+    db:close()
+  end)
+
   it("must be a model of the same connection", function()
     local db1, db2 = H.open(), H.open()
     local Post, Genre = H.define_blog(db1)
