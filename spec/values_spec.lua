@@ -181,6 +181,15 @@ describe("values are checked against their field's type", function()
     assert.equal(0, V:count())
   end)
 
+  it("bulkCreate of a table that is not a list raises and inserts nothing", function()
+    H.mentions(H.raises(function() V:bulkCreate { [1] = { i = 1 }, [3] = { i = 3 } } end),
+      "Vals:bulkCreate", "a list of value tables expected")
+    H.mentions(H.raises(function() V:bulkCreate { { i = 1 }, extra = { i = 2 } } end),
+      "Vals:bulkCreate", "'extra'")
+    assert.equal(0, V:count())
+    assert.same({}, assert(V:bulkCreate {}))
+  end)
+
   it("findOrCreate refuses bad defaults before any SQL", function()
     local ok, msg, code = V:findOrCreate { where = { t = "k" }, defaults = { i = "many" } }
     assert.is_nil(ok)
