@@ -55,6 +55,19 @@
 /* Registry key of the table of instance methods every model starts with. */
 #define JN_INST_METHODS "junction.instance_methods"
 
+/*
+** Push t[k] of the table at idx without calling its __index (nil when idx
+** is not a table): options are read raw, so that a metatable on an options
+** table never runs user code in the middle of a call.  [-0, +1, -]
+*/
+static inline int jn_optfield(lua_State *L, int idx, const char *k) {
+  if (!lua_istable(L, idx)) { lua_pushnil(L); return LUA_TNIL; }
+  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+  lua_pushstring(L, k);
+  lua_rawget(L, idx);
+  return lua_type(L, -1);
+}
+
 /* {====== Connection */
 
 /* Statements a connection keeps for itself, prepared on first use. */
@@ -296,6 +309,7 @@ JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
 JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
 JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, const jn_Select *s);
 JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
+JN_INTERNAL int jn_query_isnull(lua_State *L, int idx);
 
 /* jn_assoc.c */
 JN_INTERNAL void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b);
@@ -309,11 +323,11 @@ JN_INTERNAL void jn_assoc_pushrow(lua_State *L, jn_Assoc *a, int tmodel, int jmo
 JN_INTERNAL void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel);
 
 /* jn_include.c */
-JN_INTERNAL void jn_assoc_required(lua_State *L, jn_Model *m, int modelidx, int incidx,
-                                   jn_Buf *b, jn_Select *s, int *haswhere, const char *ctx);
+JN_INTERNAL void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
+                                   jn_Select *s, int *haswhere, const char *ctx);
 JN_INTERNAL void jn_assoc_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k);
-JN_INTERNAL void jn_assoc_include(lua_State *L, jn_Model *m, int modelidx, int listidx,
-                                  int incidx, const char *ctx);
+JN_INTERNAL int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int incidx,
+                                 const char *ctx);
 JN_INTERNAL void jn_assoc_open(lua_State *L);
 
 #endif /* JN_H */

@@ -38,8 +38,13 @@ int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
     /* sqlite3_errmsg answers "not an error" when the failing statement has
     ** already been reset; fall back on the text of the code itself. */
     if ((ext & 0xff) == (rc & 0xff)) {
+      const char *msg = sqlite3_errmsg(c->db);
       code = ext;
-      lua_pushstring(L, sqlite3_errmsg(c->db));
+      /* the first thing a new program meets: its tables were never made */
+      if (strncmp(msg, "no such table: ", 15) == 0)
+        lua_pushfstring(L, "%s (run db:sync() to create the tables of the models)", msg);
+      else
+        lua_pushstring(L, msg);
     } else {
       lua_pushstring(L, sqlite3_errstr(rc));
     }

@@ -14,35 +14,111 @@ static const char *const include_opts[] = {
 /* {====== Eager loading */
 
 /*
-** Read one include entry (key at -2, value at -1 of a lua_next loop over the
-** include table) into the association (pushed) and the spec table (pushed,
-** or nil).  Raises for an unknown alias or option.
+** Push the association of m that an include entry names (key at k, value at
+** v), or nil when it names none: by alias as the key ({ Genres = {...} }),
+** as a string ({ "Genres" }), as `association` (or `as`) of a spec table,
+** or as the target model itself ({ Genre }, the Sequelize habit) when
+** exactly one association of m leads to it.  *alias gets the name the
+** entry gave (NULL for a model).  Raises on an entry of no such shape.
+** [-0, +1, e]
 */
-static jn_Assoc *include_entry(lua_State *L, jn_Model *m, int modelidx, const char *ctx) {
-  int k = lua_gettop(L) - 1, v = k + 1;
-  jn_Assoc *a;
-  const char *alias = NULL;
+static jn_Assoc *push_entry_assoc(lua_State *L, jn_Model *m, int k, int v, const char **alias,
+                                  const char *ctx) {
+  jn_Model *target = NULL;
+  jn_Assoc *found = NULL;
+  *alias = NULL;
   if (lua_type(L, k) == LUA_TSTRING) {
-    alias = lua_tostring(L, k);
-    if (!lua_istable(L, v) && !(lua_isboolean(L, v) && lua_toboolean(L, v)))
-      luaL_error(L, "%s: bad include '%s' (true or a table of options expected)", ctx, alias);
+    *alias = lua_tostring(L, k);
   } else if (lua_type(L, v) == LUA_TSTRING) {
-    alias = lua_tostring(L, v);
+    *alias = lua_tostring(L, v);
+  } else if ((target = (jn_Model *)luaL_testudata(L, v, JN_MODEL_MT)) != NULL) {
   } else if (lua_istable(L, v)) {
-    lua_getfield(L, v, "association");
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, v, "as"); }
-    alias = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    lua_pop(L, 1);   /* a string, so anchored in the spec */
-    if (alias == NULL) luaL_error(L, "%s: bad include (missing 'association')", ctx);
+    if (jn_optfield(L, v, "association") == LUA_TNIL) { lua_pop(L, 1); jn_optfield(L, v, "as"); }
+    if (lua_type(L, -1) == LUA_TSTRING) *alias = lua_tostring(L, -1);   /* anchored in v */
+    else if ((target = (jn_Model *)luaL_testudata(L, -1, JN_MODEL_MT)) == NULL)
+      luaL_error(L, "%s: bad include (missing 'association')", ctx);
+    lua_pop(L, 1);
   } else {
     luaL_error(L, "%s: bad include (%s)", ctx, luaL_typename(L, v));
   }
-  jn_model_uv(L, modelidx, JN_UV_ASSOCS);
-  lua_getfield(L, -1, alias);
-  lua_remove(L, -2);
-  a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
-  if (a == NULL) luaL_error(L, "%s: bad include '%s' (%s has no association of that name)", ctx,
-                            alias, m->name);
+  jn_model_lookup(L, m);                        /* lookup */
+  if (*alias != NULL) {
+    lua_getfield(L, -1, *alias);                 /* lookup value */
+  } else {   /* a model: the one association of m that leads to it */
+    lua_pushnil(L);                              /* lookup found */
+    lua_pushnil(L);
+    while (lua_next(L, -3) != 0) {               /* lookup found key value */
+      jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+      if (a != NULL && a->source == m && a->target == target) {
+        if (found != NULL)
+          luaL_error(L, "%s: bad include (%s has two associations to %s: name one, as in "
+                     "include = { \"%s\" })", ctx, m->name, target->name, a->alias);
+        found = a;
+        lua_replace(L, -3);                      /* lookup found=value key */
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+  }
+  lua_remove(L, -2);                             /* value */
+  found = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+  if (found == NULL || found->source != m) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    found = NULL;
+  }
+  return found;
+}
+
+/* Push "Genres, Posts": the aliases of m's associations, sorted. [-0, +1, m] */
+static void push_aliases(lua_State *L, jn_Model *m) {
+  const char *names[64];
+  int n = 0, i, j;
+  jn_Buf b;
+  jn_model_lookup(L, m);
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+    if (a != NULL && a->source == m && n < 64) {
+      for (i = n++; i > 0 && strcmp(names[i - 1], a->alias) > 0; i--) names[i] = names[i - 1];
+      names[i] = a->alias;   /* anchored in the association, which the lookup keeps */
+    }
+    lua_pop(L, 1);
+  }
+  jn_buf_init(L, &b);
+  for (j = 0; j < n; j++) {
+    if (j) jn_buf_adds(L, &b, ", ");
+    jn_buf_adds(L, &b, names[j]);
+  }
+  if (n == 0) jn_buf_adds(L, &b, "none");
+  lua_pushlstring(L, b.p, b.n);
+  lua_replace(L, -3);   /* over the lookup table */
+  lua_pop(L, 1);        /* the buffer */
+}
+
+/*
+** Read one include entry (key at -2, value at -1 of a lua_next loop over the
+** include table) into the association (pushed) and the spec table (pushed,
+** or nil).  Raises for an unknown alias or option, naming the associations
+** that exist.
+*/
+static jn_Assoc *include_entry(lua_State *L, jn_Model *m, const char *ctx) {
+  int k = lua_gettop(L) - 1, v = k + 1;
+  const char *alias;
+  jn_Assoc *a;
+  if (lua_type(L, k) == LUA_TSTRING && !lua_istable(L, v) &&
+      !(lua_isboolean(L, v) && lua_toboolean(L, v)))
+    luaL_error(L, "%s: bad include '%s' (true or a table of options expected)", ctx,
+               lua_tostring(L, k));
+  a = push_entry_assoc(L, m, k, v, &alias, ctx);
+  if (a == NULL) {
+    push_aliases(L, m);
+    if (alias != NULL)
+      luaL_error(L, "%s: bad include '%s' (%s has no association of that name; it has %s)", ctx,
+                 alias, m->name, lua_tostring(L, -1));
+    luaL_error(L, "%s: bad include (%s has no association to %s; it has %s)", ctx, m->name,
+               ((jn_Model *)lua_touserdata(L, lua_istable(L, v) ? -3 : v))->name, lua_tostring(L, -1));
+  }
   if (lua_istable(L, v)) {
     jn_query_checkopts(L, v, include_opts, ctx);
     lua_pushvalue(L, v);
@@ -64,7 +140,7 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
   jn_buf_adds(L, b, ".");
   jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
   if (spec) {
-    lua_getfield(L, spec, "where");
+    jn_optfield(L, spec, "where");
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, b, " AND ");
       jn_query_where(L, a->target, lua_gettop(L), "t", b, s, ctx);
@@ -81,43 +157,34 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
 */
 void jn_assoc_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k) {
   if (!lua_istable(L, incidx)) return;
-  jn_model_lookup(L, m);
   lua_pushnil(L);
   while (lua_next(L, incidx) != 0) {
-    jn_Assoc *a;
-    int i;
-    if (lua_type(L, -2) == LUA_TSTRING) lua_pushvalue(L, -2);
-    else if (lua_type(L, -1) == LUA_TSTRING) lua_pushvalue(L, -1);
-    else if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, "association");
-      if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_getfield(L, -1, "as"); }
-    } else lua_pushnil(L);
-    lua_rawget(L, -4);
-    a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
-    if (a != NULL && a->source == m) {
+    const char *alias;
+    int i, top = lua_gettop(L);
+    jn_Assoc *a = push_entry_assoc(L, m, top - 1, top, &alias, "include");
+    if (a != NULL) {
       for (i = 0; i < *k && cols[i] != a->source_key; i++) {}
       if (i == *k) cols[(*k)++] = a->source_key;
     }
     lua_pop(L, 2);
   }
-  lua_pop(L, 1);
 }
 
 /*
 ** For each include with required = true, append " AND EXISTS (...)" (or
-** " WHERE EXISTS (...)") to the query of the model at modelidx, so that only
+** " WHERE EXISTS (...)") to the query of m, so that only
 ** parents with a match are read.
 */
-void jn_assoc_required(lua_State *L, jn_Model *m, int modelidx, int incidx, jn_Buf *b,
+void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
                        jn_Select *s, int *haswhere, const char *ctx) {
   if (!lua_istable(L, incidx))
     luaL_error(L, "%s: bad option 'include' (table expected, got %s)", ctx, luaL_typename(L, incidx));
   lua_pushnil(L);
   while (lua_next(L, incidx) != 0) {
-    jn_Assoc *a = include_entry(L, m, modelidx, ctx);
+    jn_Assoc *a = include_entry(L, m, ctx);
     int spec = lua_istable(L, -1) ? lua_gettop(L) : 0, required = 0;
     if (spec) {
-      lua_getfield(L, spec, "required");
+      jn_optfield(L, spec, "required");
       required = lua_toboolean(L, -1);
       lua_pop(L, 1);
     }
@@ -135,8 +202,8 @@ void jn_assoc_required(lua_State *L, jn_Model *m, int modelidx, int incidx, jn_B
 ** whatever their number, parents' keys bound as one JSON array.
 ** Stack: ... assoc spec|nil (at -2, -1).
 */
-static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, int spec,
-                         const char *ctx) {
+static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, int spec,
+                        const char *ctx) {
   jn_Conn *c = a->source->conn;
   int tomany = a->kind == JN_A_HAS_MANY || a->kind == JN_A_BELONGS_TO_MANY;
   int i, n = (int)lua_rawlen(L, listidx), map, kids, nk = 0, rc, tmodel, jmodel, mt, ntc, *tcols;
@@ -144,7 +211,7 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
   jn_Buf b, j;
   jn_Select s;
   sqlite3_stmt *st;
-  if (n == 0) return;
+  if (n == 0) return 0;
   jn_assoc_pushmodels(L, associdx, &tmodel, &jmodel);
   lua_newtable(L);
   map = lua_gettop(L);
@@ -181,7 +248,7 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
     lua_settop(L, p - 1);
   }
   jn_buf_addl(L, &j, "]", 1);
-  if (nk == 0) return;
+  if (nk == 0) return 0;
   jn_query_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT ");
@@ -198,27 +265,24 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
   jn_query_bind(L, &s, -1);
   lua_pop(L, 1);
   if (spec) {
-    lua_getfield(L, spec, "where");
+    jn_optfield(L, spec, "where");
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, &b, " AND ");
       jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, ctx);
     }
     lua_pop(L, 1);
     lua_newtable(L);   /* only order applies to an include */
-    lua_getfield(L, spec, "order");
+    jn_optfield(L, spec, "order");
     lua_setfield(L, -2, "order");
     jn_query_tail(L, a->target, lua_gettop(L), "t", &b, &s, ctx);
     lua_pop(L, 1);
   }
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
-  if (st == NULL) {
-    jn_pushfail(L, c, rc);
-    lua_error(L);   /* include runs inside a read: surface as an error string */
-  }
+  if (st == NULL) return jn_pushfail(L, c, rc);
   jn_bind_list(L, c, st, &s);
   nrec = 0;
   if (spec) {   /* room for the nested includes on every child */
-    lua_getfield(L, spec, "include");
+    jn_optfield(L, spec, "include");
     if (lua_istable(L, -1)) {
       lua_pushnil(L);
       while (lua_next(L, -2) != 0) { lua_pop(L, 1); nrec++; }
@@ -282,35 +346,47 @@ static void load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, i
     lua_pop(L, 2);
   }
   sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    jn_pushfail(L, c, rc);
-    lua_error(L);
-  }
+  if (rc != SQLITE_DONE) return jn_pushfail(L, c, rc);
   if (spec) {
-    lua_getfield(L, spec, "include");
-    if (!lua_isnil(L, -1)) jn_assoc_include(L, a->target, tmodel, kids, lua_gettop(L), ctx);
+    jn_optfield(L, spec, "include");
+    if (!lua_isnil(L, -1)) {
+      rc = jn_assoc_include(L, a->target, kids, lua_gettop(L), ctx);
+      if (rc != 0) return rc;
+    }
     lua_pop(L, 1);
   }
+  return 0;
 }
 
 /*
-** Eager loading: for the instances of the model at modelidx in the array
-** at listidx, load every association the include table at incidx names,
-** nested includes too.  A fixed number of statements per level.
+** Eager loading: for the instances of m in the array at listidx, load every
+** association the include table at incidx names, nested includes too.  A
+** fixed number of statements per level.  Returns 0, or 3 with the fail
+** triple of a database failure on top of the stack (a read answers
+** nil, message, code; it never raises a failure).
 */
-void jn_assoc_include(lua_State *L, jn_Model *m, int modelidx, int listidx, int incidx,
-                      const char *ctx) {
+int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int incidx, const char *ctx) {
   int top = lua_gettop(L);
   luaL_checkstack(L, 30, "include nested too deep");
   lua_pushnil(L);
   while (lua_next(L, incidx) != 0) {
-    int k = lua_gettop(L) - 1;
-    include_entry(L, m, modelidx, ctx);
-    load_include(L, (jn_Assoc *)lua_touserdata(L, k + 2), listidx, k + 2,
-                 lua_istable(L, k + 3) ? k + 3 : 0, ctx);
+    int k = lua_gettop(L) - 1, rc;
+    include_entry(L, m, ctx);
+    rc = load_include(L, (jn_Assoc *)lua_touserdata(L, k + 2), listidx, k + 2,
+                      lua_istable(L, k + 3) ? k + 3 : 0, ctx);
+    if (rc != 0) {   /* keep the triple, drop the rest */
+      int i, n = lua_gettop(L);
+      for (i = 1; i <= 3; i++) {
+        lua_pushvalue(L, n - 3 + i);
+        lua_replace(L, top + i);
+      }
+      lua_settop(L, top + 3);
+      return 3;
+    }
     lua_settop(L, k);
   }
   lua_settop(L, top);
+  return 0;
 }
 
 /* }====== */

@@ -144,9 +144,9 @@ static int model_find_by_pk(lua_State *L) {
     jn_query_checkopts(L, 3, pk_opts, ctx);
     lua_settop(L, 3);
     lua_newtable(L);                    /* 4: opts with where = { pk = key } */
-    lua_getfield(L, 3, "attributes");
+    jn_optfield(L, 3, "attributes");
     lua_setfield(L, 4, "attributes");
-    lua_getfield(L, 3, "include");
+    jn_optfield(L, 3, "include");
     lua_setfield(L, 4, "include");
     lua_newtable(L);
     lua_pushvalue(L, 2);
@@ -182,7 +182,7 @@ static int model_find_all(lua_State *L) {
 static void add_where(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Select *s,
                       const char *ctx) {
   if (!lua_istable(L, optsidx)) return;
-  lua_getfield(L, optsidx, "where");
+  jn_optfield(L, optsidx, "where");
   if (!lua_isnil(L, -1)) {
     jn_buf_adds(L, b, " WHERE ");
     jn_query_where(L, m, lua_gettop(L), NULL, b, s, ctx);
@@ -190,11 +190,12 @@ static void add_where(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Sele
   lua_pop(L, 1);
 }
 
-/* Run the statement in b with the binds of s; push the integer of its first
-** column (count) or of sqlite3_changes (write).  Returns 1 or the fail triple. */
-static int run_scalar(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s, int write) {
+/* Run sql with the binds of s; push the integer of its first column
+** (count) or of sqlite3_changes (write).  Returns 1 or the fail triple. */
+static int run_scalar(lua_State *L, jn_Model *m, const char *sql, size_t len, jn_Select *s,
+                      int write) {
   int rc;
-  sqlite3_stmt *st = jn_stmt_cached(L, m->conn, b->p, b->n, &rc);
+  sqlite3_stmt *st = jn_stmt_cached(L, m->conn, sql, len, &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
   jn_bind_list(L, m->conn, st, s);
   rc = jn_stmt_step(L, m->conn, st);
@@ -211,6 +212,36 @@ static int run_scalar(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s, int wr
   rc = jn_pushfail(L, m->conn, rc);
   sqlite3_reset(st);
   return rc;
+}
+
+/*
+** Body of update and destroy under jn_atomic: [w, model, sql, binds].  One
+** statement, but over many rows: a trigger's RAISE(FAIL) keeps the rows a
+** statement changed before the failure, so it runs under a savepoint (or a
+** transaction) of its own and comes back all or nothing.
+*/
+static int write_body(lua_State *L) {
+  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Model *m = (jn_Model *)lua_touserdata(L, 2);
+  jn_Select s;
+  size_t len;
+  const char *sql = lua_tolstring(L, 3, &len);
+  int rc = jn_write_guard(L, w);
+  if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  s.binds_idx = 4;
+  s.nbind = (int)lua_rawlen(L, 4);
+  return run_scalar(L, m, sql, len, &s, 1);
+}
+
+/* Run the write compiled into b and s atomically; the stack from index 2
+** up is replaced by its arguments.  Returns the count or the fail triple. */
+static int run_write(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s) {
+  lua_pushlstring(L, b->p, b->n);
+  lua_pushvalue(L, s->binds_idx);
+  lua_replace(L, 3);
+  lua_replace(L, 2);
+  lua_settop(L, 3);                    /* model, sql, binds */
+  return jn_atomic(L, m->conn, write_body, 0, 0);
 }
 
 /*** Count rows.
@@ -234,35 +265,44 @@ static int model_count(lua_State *L) {
   add_where(L, m, 2, &b, &s, ctx);
   if (lua_istable(L, 2)) {
     int haswhere;
-    lua_getfield(L, 2, "where");
+    jn_optfield(L, 2, "where");
     haswhere = !lua_isnil(L, -1);
-    lua_getfield(L, 2, "include");
-    if (!lua_isnil(L, -1)) jn_assoc_required(L, m, 1, lua_gettop(L), &b, &s, &haswhere, ctx);
+    jn_optfield(L, 2, "include");
+    if (!lua_isnil(L, -1)) jn_assoc_required(L, m, lua_gettop(L), &b, &s, &haswhere, ctx);
     lua_pop(L, 2);
   }
-  return run_scalar(L, m, &b, &s, 0);
+  return run_scalar(L, m, b.p, b.n, &s, 0);
 }
 
-/* Is the value at idx junction.null, the NULL that a Lua table can hold? */
-static int is_null(lua_State *L, int idx) {
-  int eq;
-  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
-  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-  lua_getfield(L, LUA_REGISTRYINDEX, JN_NULL);
-  eq = lua_rawequal(L, -1, idx);
+/* opts[k] as a flag: absent or false is 0, true is 1, anything else raises. */
+static int opt_flag(lua_State *L, int optsidx, const char *k, const char *ctx) {
+  int t = jn_optfield(L, optsidx, k), v = lua_toboolean(L, -1);
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+    luaL_error(L, "%s: bad option '%s' (true expected, got %s)", ctx, k, luaL_typename(L, -1));
   lua_pop(L, 1);
-  return eq;
+  return v;
 }
 
-/* Require opts.where (possibly empty) for a write over many rows. */
-static void need_where(lua_State *L, int optsidx, const char *ctx) {
-  int ok;
+/*
+** Which rows a write over many rows touches, said explicitly: opts.where
+** (never empty: the where compiler refuses that) or opts.all = true
+** (destroy also takes Sequelize's truncate = true), not both.  Nothing
+** given is a mistake, never "every row".  Returns 1 for every row.
+*/
+static int write_rows(lua_State *L, int optsidx, int destroy, const char *ctx) {
+  int where, all;
   if (!lua_istable(L, optsidx))
-    luaL_error(L, "%s: bad options (table with 'where' expected, got %s)", ctx, luaL_typename(L, optsidx));
-  lua_getfield(L, optsidx, "where");
-  ok = lua_istable(L, -1);
+    luaL_error(L, "%s: bad options (table with 'where' or all = true expected, got %s)", ctx,
+               luaL_typename(L, optsidx));
+  where = jn_optfield(L, optsidx, "where") != LUA_TNIL;
   lua_pop(L, 1);
-  if (!ok) luaL_error(L, "%s: missing option 'where' (use where = {} for every row)", ctx);
+  all = opt_flag(L, optsidx, "all", ctx);
+  if (destroy) all |= opt_flag(L, optsidx, "truncate", ctx);
+  if (where && all) luaL_error(L, "%s: bad options (both 'where' and every row: say one)", ctx);
+  if (!where && !all)
+    luaL_error(L, "%s: missing option 'where' (say { all = true } to %s every row)", ctx,
+               destroy ? "destroy" : "update");
+  return all;
 }
 
 /*** Update the rows that match.
@@ -272,7 +312,7 @@ static void need_where(lua_State *L, int optsidx, const char *ctx) {
 @treturn integer|fail rows changed
 */
 static int model_update(lua_State *L) {
-  static const char *const update_opts[] = { "where", NULL };
+  static const char *const update_opts[] = { "where", "all", NULL };
   char ctx[96];
   jn_Model *m = check_self(L, "update");
   jn_Buf b;
@@ -283,7 +323,7 @@ static int model_update(lua_State *L) {
     luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx, luaL_typename(L, 2));
   lua_settop(L, 3);
   jn_query_checkopts(L, 3, update_opts, ctx);
-  need_where(L, 3, ctx);
+  write_rows(L, 3, 0, ctx);
   jn_query_init(L, &s);
   lua_pushnil(L);                      /* the errors slot: values that cannot be stored */
   errs = lua_gettop(L);
@@ -300,7 +340,7 @@ static int model_update(lua_State *L) {
       lua_pop(L, 1);
       lua_pushlstring(L, ts, len);
     }
-    if (is_null(L, -1)) {   /* junction.null: write NULL */
+    if (jn_query_isnull(L, -1)) {   /* junction.null: write NULL */
       lua_pushnil(L);
       if (!jn_inst_value(L, m, i, -1, errs)) lua_pushnil(L);   /* allowNull = false */
       lua_pop(L, 2);
@@ -334,7 +374,7 @@ static int model_update(lua_State *L) {
     jn_inst_invalid(L, m, errs);
     return jn_pushfail(L, m->conn, JN_VALIDATION);
   }
-  return run_scalar(L, m, &b, &s, 1);
+  return run_write(L, m, &b, &s);
 }
 
 /*** Delete the rows that match.
@@ -343,7 +383,7 @@ static int model_update(lua_State *L) {
 @treturn integer|fail rows deleted
 */
 static int model_destroy(lua_State *L) {
-  static const char *const destroy_opts[] = { "where", NULL };
+  static const char *const destroy_opts[] = { "where", "all", "truncate", NULL };
   char ctx[96];
   jn_Model *m = check_self(L, "destroy");
   jn_Buf b;
@@ -351,13 +391,13 @@ static int model_destroy(lua_State *L) {
   method_ctx(ctx, sizeof ctx, m, "destroy");
   lua_settop(L, 2);
   jn_query_checkopts(L, 2, destroy_opts, ctx);
-  need_where(L, 2, ctx);
+  write_rows(L, 2, 1, ctx);
   jn_query_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "DELETE FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
   add_where(L, m, 2, &b, &s, ctx);
-  return run_scalar(L, m, &b, &s, 1);
+  return run_write(L, m, &b, &s);
 }
 
 /* Body of findOrCreate under jn_atomic: [w, model, where, values]. */
@@ -419,10 +459,12 @@ static int model_find_or_create(lua_State *L) {
   method_ctx(ctx, sizeof ctx, m, "findOrCreate");
   lua_settop(L, 2);
   jn_query_checkopts(L, 2, foc_opts, ctx);
-  need_where(L, 2, ctx);
-  lua_getfield(L, 2, "where");         /* 3 */
+  if (jn_optfield(L, 2, "where") != LUA_TTABLE)
+    luaL_error(L, "%s: missing option 'where' (a table of the values to find)", ctx);
+  lua_pop(L, 1);
+  jn_optfield(L, 2, "where");         /* 3 */
   lua_newtable(L);                     /* 4: values = defaults + where's plain values */
-  lua_getfield(L, 2, "defaults");
+  jn_optfield(L, 2, "defaults");
   if (!lua_isnil(L, -1)) {
     if (!lua_istable(L, -1)) luaL_error(L, "%s: bad option 'defaults' (table expected)", ctx);
     lua_pushnil(L);

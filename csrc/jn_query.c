@@ -145,6 +145,23 @@ void jn_json_add(lua_State *L, jn_Buf *b, int idx) {
 
 /* {====== where */
 
+/* A where table that is given and empty is a mistake, never "every row": in
+** Lua { id = params.id } is {} when params.id is nil, so an empty where is
+** what a missing value looks like.  Every row is said explicitly. */
+#define EMPTY_WHY "a nil value such as { id = params.id } leaves it empty; " \
+                  "omit where to read every row, say { all = true } to update or destroy every row"
+
+/* Is the value at idx junction.null, the NULL that a Lua table can hold? */
+int jn_query_isnull(lua_State *L, int idx) {
+  int eq;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
+  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_NULL);
+  eq = lua_rawequal(L, -1, idx);
+  lua_pop(L, 1);
+  return eq;
+}
+
 static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Buf *b,
                       jn_Select *s, const char *ctx, int depth);
 
@@ -224,6 +241,11 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
     " = ?", " <> ?", " > ?", " >= ?", " < ?", " <= ?"
   };
   int n = 0;
+  if (jn_query_isnull(L, val)) {   /* { text = junction.null }: IS NULL */
+    jn_buf_addident(L, b, alias, m->f[f].name);
+    jn_buf_adds(L, b, " IS NULL");
+    return;
+  }
   if (!lua_istable(L, val) || jn_inst_test(L, val) != NULL) {
     where_cmp(L, m, f, val, " = ?", alias, b, s, ctx);
     return;
@@ -246,7 +268,10 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
       luaL_error(L, "%s: bad where operator '%s' for field '%s' (eq ne gt gte lt lte in notIn like notLike between notBetween isNull)",
                  ctx, k ? k : luaL_typename(L, -2), m->f[f].name);
     if (n++) jn_buf_adds(L, b, " AND ");
-    if (op <= 5) {
+    if (op <= 1 && jn_query_isnull(L, v)) {   /* eq / ne junction.null: IS [NOT] NULL */
+      jn_buf_addident(L, b, alias, m->f[f].name);
+      jn_buf_adds(L, b, op == 0 ? " IS NULL" : " IS NOT NULL");
+    } else if (op <= 5) {
       where_cmp(L, m, f, v, sqlop[op], alias, b, s, ctx);
     } else if (op <= 8) {
       where_in(L, m, f, v, alias, b, s, op == 8, ctx);
@@ -272,7 +297,9 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
     }
     lua_pop(L, 1);
   }
-  if (n == 0) jn_buf_adds(L, b, "1");
+  if (n == 0)   /* { id = { eq = params.id } } with no id */
+    luaL_error(L, "%s: bad where for field '%s' (an empty operator table: %s)", ctx,
+               m->f[f].name, EMPTY_WHY);
   jn_buf_addl(L, b, ")", 1);
 }
 
@@ -284,10 +311,9 @@ static void where_list(lua_State *L, jn_Model *m, int list, const char *join, co
     luaL_error(L, "%s: bad where ('%s' expects an array of where tables, got %s)", ctx,
                join[1] == 'A' ? "and" : "or", luaL_typename(L, list));
   n = (int)lua_rawlen(L, list);
-  if (n == 0) {
-    jn_buf_adds(L, b, join[1] == 'A' ? "1" : "0");
-    return;
-  }
+  if (n == 0)
+    luaL_error(L, "%s: bad where ('%s' has no conditions: %s)", ctx,
+               join[1] == 'A' ? "and" : "or", EMPTY_WHY);
   jn_buf_addl(L, b, "(", 1);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, list, i);
@@ -313,7 +339,12 @@ static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Bu
     if (n++) jn_buf_adds(L, b, " AND ");
     if (lua_type(L, -2) == LUA_TSTRING) {
       const char *k = lua_tostring(L, -2);
-      if (strcmp(k, "and") == 0 || strcmp(k, "_and") == 0) {
+      /* A field's name wins: a model with a field named "or" still says
+      ** "_or" for the operator (the underscore spellings are never fields'). */
+      int f = jn_model_field(L, m, -2);
+      if (f >= 0) {
+        where_field(L, m, f, v, alias, b, s, ctx);
+      } else if (strcmp(k, "and") == 0 || strcmp(k, "_and") == 0) {
         where_list(L, m, v, " AND ", alias, b, s, ctx, depth);
       } else if (strcmp(k, "or") == 0 || strcmp(k, "_or") == 0) {
         where_list(L, m, v, " OR ", alias, b, s, ctx, depth);
@@ -321,10 +352,7 @@ static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Bu
         jn_buf_adds(L, b, "NOT ");
         where_and(L, m, v, alias, b, s, ctx, depth + 1);
       } else {
-        int f = jn_model_field(L, m, -2);
-        if (f < 0)
-          luaL_error(L, "%s: bad where field '%s' (no such field in %s)", ctx, k, m->name);
-        where_field(L, m, f, v, alias, b, s, ctx);
+        luaL_error(L, "%s: bad where field '%s' (no such field in %s)", ctx, k, m->name);
       }
     } else if (lua_istable(L, v)) {   /* { {a = 1}, {b = 2} }: all of them */
       where_and(L, m, v, alias, b, s, ctx, depth + 1);
@@ -333,7 +361,9 @@ static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Bu
     }
     lua_pop(L, 1);
   }
-  if (n == 0) jn_buf_adds(L, b, "1");
+  if (n == 0)
+    luaL_error(L, "%s: bad where (%s)", ctx, depth == 0 ? "an empty table: " EMPTY_WHY
+                                                         : "a branch with no conditions: " EMPTY_WHY);
   jn_buf_addl(L, b, ")", 1);
 }
 
@@ -394,7 +424,7 @@ void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias, jn
                    jn_Select *s, const char *ctx) {
   int has_limit = 0;
   if (!lua_istable(L, optsidx)) return;
-  lua_getfield(L, optsidx, "order");
+  jn_optfield(L, optsidx, "order");
   if (!lua_isnil(L, -1)) {
     int o = lua_gettop(L);
     jn_buf_adds(L, b, " ORDER BY ");
@@ -422,7 +452,7 @@ void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias, jn
     }
   }
   lua_pop(L, 1);
-  lua_getfield(L, optsidx, "limit");
+  jn_optfield(L, optsidx, "limit");
   if (!lua_isnil(L, -1)) {
     if (!lua_isinteger(L, -1) || lua_tonumber(L, -1) < 0)
       luaL_error(L, "%s: bad option 'limit' (non-negative integer expected)", ctx);
@@ -431,7 +461,7 @@ void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias, jn
     has_limit = 1;
   }
   lua_pop(L, 1);
-  lua_getfield(L, optsidx, "offset");
+  jn_optfield(L, optsidx, "offset");
   if (!lua_isnil(L, -1)) {
     if (!lua_isinteger(L, -1) || lua_tonumber(L, -1) < 0)
       luaL_error(L, "%s: bad option 'offset' (non-negative integer expected)", ctx);
@@ -450,7 +480,7 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias,
                       jn_Select *s, const char *ctx) {
   int i, n = 0, k = 0, haspk = 0;
   if (lua_istable(L, optsidx)) {
-    lua_getfield(L, optsidx, "attributes");
+    jn_optfield(L, optsidx, "attributes");
     if (!lua_isnil(L, -1)) {
       int a = lua_gettop(L);
       if (!lua_istable(L, a))
@@ -470,7 +500,7 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias,
         s->cols[k++] = f;
       }
       if (!haspk) s->cols[k++] = m->pk;
-      lua_getfield(L, optsidx, "include");   /* the keys includes link by */
+      jn_optfield(L, optsidx, "include");   /* the keys includes link by */
       jn_assoc_keycols(L, m, lua_gettop(L), s->cols, &k);
       lua_pop(L, 1);
       s->ncols = k;
@@ -555,17 +585,17 @@ int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
   jn_buf_adds(L, &b, " FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
   if (lua_istable(L, optsidx)) {
-    lua_getfield(L, optsidx, "where");
+    jn_optfield(L, optsidx, "where");
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, &b, " WHERE ");
       jn_query_where(L, m, lua_gettop(L), NULL, &b, &s, ctx);
       haswhere = 1;
     }
     lua_pop(L, 1);
-    lua_getfield(L, optsidx, "include");
+    jn_optfield(L, optsidx, "include");
     if (!lua_isnil(L, -1)) {
       incidx = lua_gettop(L);
-      jn_assoc_required(L, m, modelidx, incidx, &b, &s, &haswhere, ctx);
+      jn_assoc_required(L, m, incidx, &b, &s, &haswhere, ctx);
     } else {
       lua_pop(L, 1);
     }
@@ -573,9 +603,9 @@ int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
   if (one) {
     lua_newtable(L);   /* findOne: the given order, then LIMIT 1 */
     if (lua_istable(L, optsidx)) {
-      lua_getfield(L, optsidx, "order");
+      jn_optfield(L, optsidx, "order");
       lua_setfield(L, -2, "order");
-      lua_getfield(L, optsidx, "offset");
+      jn_optfield(L, optsidx, "offset");
       lua_setfield(L, -2, "offset");
     }
     lua_pushinteger(L, 1);
@@ -590,7 +620,7 @@ int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
   jn_bind_list(L, m->conn, st, &s);
   res = jn_query_rows(L, m, modelidx, st, s.cols, s.ncols, 0, incidx ? count_entries(L, incidx) : 0);
   if (res != 1) return res;
-  if (incidx) jn_assoc_include(L, m, modelidx, lua_gettop(L), incidx, ctx);
+  if (incidx && (res = jn_assoc_include(L, m, lua_gettop(L), incidx, ctx)) != 0) return res;
   if (one) lua_rawgeti(L, -1, 1);
   return 1;
 }

@@ -31,7 +31,7 @@ describe("misuse raises", function()
       { "Post", "findOne", "ordr" } },
     { "count unknown option", function(M) return M.Genre:count { wehre = {} } end, { "Genre", "count", "wehre" } },
     { "update unknown field",
-      function(M) return M.Post:update({ txet = "x" }, { where = {} }) end,
+      function(M) return M.Post:update({ txet = "x" }, { all = true }) end,
       { "Post", "update", "txet" } },
     { "update unknown option",
       function(M) return M.Post:update({ text = "x" }, { whre = {} }) end,
@@ -200,7 +200,7 @@ describe("database failures return nil, message, code", function()
   it("Model:update writes nothing when one row fails", function()
     assert(m.Genre:create { name = "a" })
     assert(m.Genre:create { name = "b" })
-    is_fail(2067, m.Genre:update({ name = "same" }, { where = {} }))
+    is_fail(2067, m.Genre:update({ name = "same" }, { all = true }))
     assert.same({ "a", "b" }, H.ids(m.Genre:findAll(), "name"))
   end)
 

@@ -36,7 +36,6 @@ end
 
 -- { label, where, expected ids }
 local CASES = {
-  { "empty where", {}, { 1, 2, 3, 4, 5, 6 } },
   { "equality shorthand", { name = "apple" }, { 1 } },
   { "equality shorthand, integer", { n = 4 }, { 4 } },
   { "two fields are ANDed", { tag = "red", n = 3 }, { 3 } },
@@ -379,7 +378,7 @@ describe("Model:update and Model:destroy", function()
     assert(db:sync())
     assert(U:create { k = "a" })
     assert(U:create { k = "b" })
-    local ok2, msg2, code2 = U:update({ k = "same" }, { where = {} })
+    local ok2, msg2, code2 = U:update({ k = "same" }, { all = true })
     assert.is_nil(ok2)
     assert.is_string(msg2)
     assert.equal(2067, code2)
@@ -387,7 +386,7 @@ describe("Model:update and Model:destroy", function()
   end)
 
   it("update raises on an unknown field", function()
-    H.mentions(H.raises(function() Item:update({ nope = 1 }, { where = {} }) end), "Item", "update", "nope")
+    H.mentions(H.raises(function() Item:update({ nope = 1 }, { all = true }) end), "Item", "update", "nope")
   end)
 
   it("destroy returns the number of rows deleted", function()
