@@ -1,47 +1,16 @@
--- The seed's blog, transcribed: Post, Genre and the junction model
--- TagPostGenre on table tag_post_genre, associated as the seed does it.
+-- The seed's blog: Post, Genre and the junction model TagPostGenre on table
+-- tag_post_genre, one file each in examples/models/ (the seed's models
+-- directory style; the README shows the same models written out in one file).
 --   lua5.4 examples/blog.lua [blog.sqlite3]        (make demo runs it)
 local junction = require "junction"
 
 local path = arg and arg[1] or "blog.sqlite3"
+local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
 local db = assert(junction.open(path, { journal_mode = "wal" }))
-local T = junction.types
 
-local Post = db:define("Post", {
-  tableName = "post", timestamps = true, underscored = true,
-  fields = {
-    post_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-    text    = { type = T.TEXT, allowNull = false },
-  },
-})
-
-local Genre = db:define("Genre", {
-  tableName = "genre", timestamps = true, underscored = true,
-  fields = {
-    genre_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-    name     = { type = T.STRING(60), allowNull = false, unique = true },
-  },
-})
-
-db:define("TagPostGenre", {
-  tableName = "tag_post_genre", timestamps = true, underscored = true,
-  fields = {
-    tag_post_genre_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
-    post_id  = { type = T.INTEGER, references = { model = "post",  key = "post_id" },
-                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-    genre_id = { type = T.INTEGER, references = { model = "genre", key = "genre_id" },
-                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-  },
-})
-
-db:associate {
-  TagPostGenre = {
-    { belongsTo = "Post",  foreignKey = "post_id",  targetKey = "post_id",  as = "Post" },
-    { belongsTo = "Genre", foreignKey = "genre_id", targetKey = "genre_id", as = "Genre" },
-  },
-  Post  = { { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id",  as = "Genres" } },
-  Genre = { { belongsToMany = "Post",  through = "TagPostGenre", foreignKey = "genre_id", as = "Posts" } },
-}
+-- defines the three models, then applies the associations they declare
+local models = junction.loadModels(db, here .. "/models")
+local Post, Genre = models.Post, models.Genre
 
 assert(db:sync())
 print("synced " .. tostring(db))
