@@ -469,8 +469,9 @@ static void push_number_text(lua_State *L, int idx) {
   if (number_i64(L, idx, &v) && (d == 0.0 || (v > -1000000000000000LL && v < 1000000000000000LL))) {
     snprintf(tmp, sizeof tmp, "%lld", (long long)v);
   } else {
-    snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d) snprintf(tmp, sizeof tmp, "%.17g", d);
+    /* SQLite's own formatting: the same whatever the C locale's decimal point */
+    sqlite3_snprintf((int)sizeof tmp, tmp, "%.15g", d);
+    if (strtod(tmp, NULL) != d) sqlite3_snprintf((int)sizeof tmp, tmp, "%.17g", d);
   }
   lua_pushstring(L, tmp);
 }
