@@ -243,7 +243,7 @@ static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
 ** integer 1..n (a table with other keys, or with holes, is not a list).
 ** [-0, +0, e]
 */
-static void check_sequence(lua_State *L, int idx, int n, const char *ctx) {
+static void check_sequence(lua_State *L, int idx, int n, const char *ctx, const char *what) {
   int count = 0;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -256,12 +256,12 @@ static void check_sequence(lua_State *L, int idx, int n, const char *ctx) {
     if (!ok) {
       const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
                                                       : luaL_tolstring(L, -1, NULL);
-      luaL_error(L, "%s: bad argument #1 (a list expected, but it has the key %s)", ctx, key);
+      luaL_error(L, "%s: bad %s (a list expected, but it has the key %s)", ctx, what, key);
     }
     count++;
   }
   if (count != n)
-    luaL_error(L, "%s: bad argument #1 (a list expected, but it has holes)", ctx);
+    luaL_error(L, "%s: bad %s (a list expected, but it has holes)", ctx, what);
 }
 
 /*
@@ -293,7 +293,7 @@ static int read_keys(lua_State *L, jn_Assoc *a, int idx, int single, const char 
     luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)", ctx,
                a->target->name, jn_typename(L, idx));
   n = (int)lua_rawlen(L, idx);
-  check_sequence(L, idx, n, ctx);
+  check_sequence(L, idx, n, ctx, "argument #1");
   keys = new_keys(L, n);
   arr = lua_gettop(L);
   for (i = 1; i <= n; i++) {
@@ -392,12 +392,14 @@ int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols) {
   *cols = (int *)lua_newuserdata(L, (size_t)(j->nfields + 1) * sizeof(int));
   if (a->kind != JN_A_BELONGS_TO_MANY) return 0;
   if (optsidx && lua_istable(L, optsidx)) {
-    lua_getfield(L, optsidx, "joinTableAttributes");
+    lua_pushliteral(L, "joinTableAttributes");
+    lua_rawget(L, optsidx);
     if (!lua_isnil(L, -1)) {
       int t = lua_gettop(L), k = (int)lua_rawlen(L, t);
       if (!lua_istable(L, t))
         luaL_error(L, "%s: bad option 'joinTableAttributes' (array of %s fields expected)",
                    method_name(L), j->name);
+      check_sequence(L, t, k, method_name(L), "option 'joinTableAttributes'");
       for (i = 1; i <= k && n < j->nfields; i++) {
         int f;
         lua_rawgeti(L, t, i);
@@ -457,6 +459,24 @@ void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel) {
 /* }====== */
 
 /*
+** Replace the options table at idx (when it is one) by a raw copy of its
+** fields, so that whatever reads them later never runs the caller's
+** metamethods (which might close the connection or re-enter junction).
+** [-0, +0, m]
+*/
+static void copy_options(lua_State *L, int idx) {
+  if (!lua_istable(L, idx)) return;
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_replace(L, idx);
+}
+
+/*
 ** The statement in slot of the running method's association (upvalue 1),
 ** prepared on first use from the SQL text kept under key in its uservalue.
 */
@@ -485,6 +505,7 @@ static int btm_get(lua_State *L) {
   sqlite3_stmt *st;
   int rc, n = 0, tmodel, jmodel, mt, arr, ntc, *tcols;
   lua_settop(L, 2);
+  copy_options(L, 2);
   jn_query_checkopts(L, 2, get_opts, method_name(L));
   jn_assoc_pushmodels(L, lua_upvalueindex(1), &tmodel, &jmodel);
   if (lua_isnil(L, 2)) {
@@ -509,7 +530,8 @@ static int btm_get(lua_State *L) {
     jn_inst_get(L, 1, a->source_key);
     jn_query_bind(L, &s, -1);
     lua_pop(L, 1);
-    lua_getfield(L, 2, "where");
+    lua_pushliteral(L, "where");
+    lua_rawget(L, 2);
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, &b, " AND ");
       jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, method_name(L));
@@ -1052,6 +1074,7 @@ static int link_method(lua_State *L, int single, int del) {
   lua_settop(L, 3);
   n = read_keys(L, a, 2, single, method_name(L));
   lua_replace(L, 2);                              /* the key array replaces the list */
+  copy_options(L, 3);
   thr = check_through(L, a, 3);
   if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
@@ -1155,9 +1178,14 @@ static int btm_count(lua_State *L) {
   sqlite3_stmt *st;
   int rc;
   lua_settop(L, 2);
+  copy_options(L, 2);
   jn_query_checkopts(L, 2, count_opts, method_name(L));
-  if (lua_istable(L, 2)) lua_getfield(L, 2, "where");
-  else lua_pushnil(L);
+  if (lua_istable(L, 2)) {
+    lua_pushliteral(L, "where");
+    lua_rawget(L, 2);
+  } else {
+    lua_pushnil(L);
+  }
   if (lua_isnil(L, -1)) {
     st = assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
@@ -1223,6 +1251,7 @@ static int btm_create(lua_State *L) {
   jn_Assoc *a = check_method(L);
   int thr;
   lua_settop(L, 3);
+  copy_options(L, 3);
   thr = check_through(L, a, 3);
   if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }

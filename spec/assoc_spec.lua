@@ -923,6 +923,24 @@ describe("association key lists", function()
     assert.equal(0, ann:countBooks())
   end)
 
+  it("association methods read their options raw; joinTableAttributes must be a list", function()
+    assert.is_true(post:setGenres { 1, 2 })
+    local trap = { __index = function() error("read through __index") end }
+    assert.equal(2, #post:getGenres(setmetatable({ order = "genre_id" }, trap)))
+    assert.equal(2, post:countGenres(setmetatable({}, trap)))
+    assert.equal(1, post:countGenres(setmetatable({ where = { genre_id = 2 } }, trap)))
+    assert.equal(2, #post:getGenres { joinTableAttributes = setmetatable({ "post_id" }, trap) })
+    assert.is_true(post:addGenre(3, setmetatable({ through = {} }, trap)))
+    assert(post:createGenre({ name = "new" }, setmetatable({}, trap)))
+    local ptrap = { __index = trap.__index, __pairs = function() error("read through __pairs") end }
+    assert.is_true(ann:setBooks { 1, 2 })
+    assert.equal(2, #ann:getBooks(setmetatable({ order = "book_id" }, ptrap)))
+    assert.equal(1, ann:countBooks(setmetatable({ where = { book_id = 2 } }, ptrap)))
+    assert(ann:createBook(setmetatable({ title = "new" }, ptrap)))
+    H.mentions(H.raises(function() local r = post:getGenres { joinTableAttributes = { x = "post_id" } }; return r end),
+               "Post:getGenres", "joinTableAttributes", "a list expected")
+  end)
+
   it("a list is read raw: its metamethods are not called", function()
     local list = setmetatable({ 1, 2 }, { __index = function() error("read through __index") end,
                                           __len = function() error("read through __len") end })

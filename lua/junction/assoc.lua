@@ -106,9 +106,10 @@ end
 
 -- {====== Lua-side methods (to-one and hasMany)
 
+-- A raw copy (next, not pairs: the caller's __pairs is not run).
 local function copy(t)
   local c = {}
-  if t then for k, v in pairs(t) do c[k] = v end end
+  if t then for k, v in next, t do c[k] = v end end
   return c
 end
 
