@@ -601,12 +601,10 @@ static sqlite3_stmt *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
 /* Append " IN (?2, ?3, ...)" of k parameters from ?2. */
 static void add_in_list(lua_State *L, jn_Buf *b, int k) {
   int r;
-  char tmp[16];
-  jn_buf_adds(L, b, " IN (");
-  for (r = 0; r < k; r++) {
-    snprintf(tmp, sizeof tmp, "%s?%d", r ? ", " : "", r + 2);
-    jn_buf_adds(L, b, tmp);
-  }
+  /* "?2, ?, ?": SQLite numbers a bare ? one past the largest so far, and
+  ** looks a numbered one up in a list, which is slow for long lists */
+  jn_buf_adds(L, b, " IN (?2");
+  for (r = 1; r < k; r++) jn_buf_addl(L, b, ", ?", 3);
   jn_buf_adds(L, b, ")");
 }
 
@@ -1113,6 +1111,33 @@ static int unlink_method(lua_State *L, int single) {
 static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
 static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
 
+/* The most keys has counts in one statement (SQLite's limit on parameters,
+** ?1 being the source, rounded down to whole chunks). */
+static int has_max(jn_Assoc *a) {
+  int lim = sqlite3_limit(a->source->conn->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) - 1;
+  return lim / JN_KEYS_IN * JN_KEYS_IN;
+}
+
+/* The has statement for k keys (a whole number of chunks), from the cache. */
+static sqlite3_stmt *has_stmt(lua_State *L, jn_Assoc *a, int k, int *rc) {
+  jn_Model *j = a->through;
+  jn_Buf b;
+  sqlite3_stmt *st;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT count(DISTINCT ");
+  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  jn_buf_adds(L, &b, ") FROM ");
+  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_adds(L, &b, " = ?1 AND ");
+  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  add_in_list(L, &b, k);
+  st = jn_stmt_cached(L, j->conn, b.p, b.n, rc);
+  lua_pop(L, 1);
+  return st;
+}
+
 /*
 ** Push whether the source (at self) is linked to every one of the n keys of
 ** the key array at arr, counted chunk by chunk; or fail. [-0, +1|3, e]
@@ -1123,6 +1148,23 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   int rc, i, m, k;
   sqlite3_int64 found = 0;
   sqlite3_stmt *st;
+  if (n > JN_KEYS_IN && n <= has_max(a)) {   /* one statement, one snapshot */
+    k = (n + JN_KEYS_IN - 1) / JN_KEYS_IN * JN_KEYS_IN;
+    st = has_stmt(L, a, k, &rc);
+    if (st == NULL) return jn_pushfail(L, c, rc);
+    bind_source(L, a, self, st, 1);
+    bind_chunk(L, c, st, arr, keys, n, k);
+    rc = jn_stmt_step(L, c, st);
+    if (rc != SQLITE_ROW) {
+      rc = jn_pushfail(L, c, rc);
+      sqlite3_reset(st);
+      return rc;
+    }
+    found = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    lua_pushboolean(L, found == (sqlite3_int64)n);
+    return 1;
+  }
   for (i = 0; i < n; i += m) {
     m = n - i < JN_KEYS_IN ? n - i : JN_KEYS_IN;
     k = m == 1 ? 1 : m <= JN_KEYS_IN_SMALL ? JN_KEYS_IN_SMALL : JN_KEYS_IN;
@@ -1145,8 +1187,8 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   return 1;
 }
 
-/* Body of has under jn_atomic, for more keys than one statement takes (one
-** read transaction, so every chunk sees the same links): [w, inst, keys, n]. */
+/* Body of has under jn_atomic, for more keys than one statement takes (a
+** transaction, so every chunk sees the same links): [w, inst, keys, n]. */
 static int has_body(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   return has_run(L, a, 2, 3, (int)lua_tointeger(L, 4));
@@ -1160,7 +1202,7 @@ static int has_method(lua_State *L, int single) {
   n = read_keys(L, a, 2, single, method_name(L));
   lua_replace(L, 2);
   if (n == 0) { lua_pushboolean(L, 1); return 1; }
-  if (n <= JN_KEYS_IN) return has_run(L, a, 1, 2, n);   /* one statement: consistent by itself */
+  if (n <= has_max(a)) return has_run(L, a, 1, 2, n);   /* one statement: consistent by itself */
   lua_pushinteger(L, n);
   return jn_atomic(L, a->source->conn, has_body, 1, 2);
 }

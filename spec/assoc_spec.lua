@@ -1088,6 +1088,22 @@ describe("association key lists", function()
     end)
   end
 
+  it("hasGenres of more keys than one statement can bind answers right", function()
+    assert(db:exec([[
+      WITH RECURSIVE c(x) AS (SELECT 6 UNION ALL SELECT x + 1 FROM c WHERE x < 40000)
+      INSERT INTO genre(genre_id, name, created_at, updated_at) SELECT x, 'g' || x, '', '' FROM c;
+      INSERT INTO tag_post_genre(post_id, genre_id, created_at, updated_at)
+        SELECT 1, genre_id, '', '' FROM genre;
+    ]]))
+    local all = {}
+    for i = 1, 40000 do all[i] = i end
+    assert.is_true(post:hasGenres(all))
+    all[40001] = 40001
+    assert.is_false(post:hasGenres(all))
+    assert.is_true(post:removeGenres(all))
+    assert.equal(0, post:countGenres())
+  end)
+
   it("hasGenres and removeGenres of many keys answer right", function()
     for i = 6, 300 do assert(m.Genre:create { name = "g" .. i }) end
     local all, even = {}, {}
