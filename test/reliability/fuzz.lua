@@ -74,7 +74,7 @@ for w in (os.getenv("FUZZ_EXCLUDE") or ""):gmatch("[%w_]+") do EXCLUDE[w] = true
 local ALL_FUZZ_CLASSES = { "mt_wrong", "mm_args", "forged_types", "log_mutate" }
 local CLASS = {}
 do
-  local spec = os.getenv("FUZZ_CLASSES") or "log_mutate"
+  local spec = os.getenv("FUZZ_CLASSES") or "mt_wrong,forged_types,log_mutate"
   if spec == "all" then spec = table.concat(ALL_FUZZ_CLASSES, ",") end
   for w in spec:gmatch("[%w_]+") do
     local known = w == "none"
@@ -627,10 +627,11 @@ T(3, function()
     local ty = junction.types[tname]
     local forged = rng:pick { 99, -1, 2 ^ 40, 0 / 0, "x" }
     local fname = "f" .. rng:int(1, 5)
+    name = "Fz" .. rng:int(1, 50)
     return "define with " .. tname .. ".code = " .. tostring(forged), function(c, n, sp)
       local ok, old = pcall(function() return ty.code end)
       local set = ok and pcall(function() ty.code = forged end)
-      local r = pack(pcall(c.define, c, n, sp))
+      local r = pack(pcall(function() return c:define(n, sp) end))
       if set then pcall(function() ty.code = old end) end
       if not r[1] then error(r[2], 0) end
       return unpack(r, 2, r.n)

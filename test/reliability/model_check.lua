@@ -60,7 +60,7 @@ local fmt = string.format
 
 local ALL_CLASSES = { "empty_where", "nonarray", "nonarray_model", "wrongtype", "roundtrip", "destroyed", "vanished",
   "reenter_log", "log_args", "raising_log", "mm_options", "abandon", "tx_nil_err" }
-local DEFAULT_CLASSES = "nonarray,wrongtype,roundtrip,destroyed,reenter_log"
+local DEFAULT_CLASSES = "nonarray,nonarray_model,wrongtype,roundtrip,destroyed,vanished,reenter_log"
 
 local CLASSES, OP_CLASSES = {}, {}
 do
