@@ -397,11 +397,58 @@ static int name_less(lua_State *L, int fieldsidx, int names, int a, int b) {
 }
 
 /*
+** spec.fields as an array of { name, spec } pairs: replace it at fieldsidx
+** by the table name -> spec, and push the names in declaration order.
+*/
+static int field_pairs(lua_State *L, int fieldsidx, const char *model) {
+  int n = (int)lua_rawlen(L, fieldsidx), i, byname, names;
+  lua_newtable(L);
+  byname = lua_gettop(L);
+  lua_createtable(L, n, 0);
+  names = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, fieldsidx) != 0) {   /* nothing but 1..n */
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n)
+      luaL_error(L, "db:define: %s: bad option 'fields' (an array of { name, spec } pairs, or a table "
+                 "name -> spec; not both)", model);
+  }
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, fieldsidx, i);
+    if (!lua_istable(L, -1))
+      luaL_error(L, "db:define: %s: bad field %d (a { name, spec } pair expected, got %s)", model, i,
+                 luaL_typename(L, -1));
+    lua_rawgeti(L, -1, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "db:define: %s: bad field %d (a name expected first, got %s)", model, i,
+                 luaL_typename(L, -1));
+    lua_pushvalue(L, -1);
+    lua_rawget(L, byname);
+    if (!lua_isnil(L, -1))
+      luaL_error(L, "db:define: %s: field '%s' is declared twice", model, lua_tostring(L, -2));
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, names, i);
+    lua_rawgeti(L, -2, 2);
+    lua_rawset(L, byname);
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, byname);
+  lua_replace(L, fieldsidx);
+  lua_remove(L, byname);
+  return n;
+}
+
+/*
 ** Push an array of the names in spec.fields, in column order: the primary
 ** key first, then by name (a Lua table keeps no declaration order).
 */
 static int field_order(lua_State *L, int fieldsidx, const char *model) {
   int n = 0, i, j, names;
+  lua_rawgeti(L, fieldsidx, 1);
+  i = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (i) return field_pairs(L, fieldsidx, model);
   lua_newtable(L);
   names = lua_gettop(L);
   lua_pushnil(L);

@@ -900,3 +900,38 @@ describe("declared indexes", function()
     assert.same({ "g_id", "n" }, indexes(db, "q")[1].cols)
   end)
 end)
+
+describe("fields as an array of { name, spec } pairs", function()
+  local db
+  before_each(function() db = H.open() end)
+  after_each(function() db:close() end)
+
+  it("gives the columns in declaration order", function()
+    local P = db:define("P", { tableName = "p", timestamps = false, fields = {
+      { "zeta", { type = T.TEXT } },
+      { "p_id", { type = T.INTEGER, primaryKey = true, autoIncrement = true } },
+      { "alpha", { type = T.INTEGER, allowNull = false } },
+    } })
+    assert.is_true(db:sync())
+    local names = {}
+    for _, r in ipairs(assert(db:query("SELECT name FROM pragma_table_info('p') ORDER BY cid"))) do
+      names[#names + 1] = r.name
+    end
+    assert.same({ "zeta", "p_id", "alpha" }, names)
+    local p = assert(P:create { zeta = "z", alpha = 1 })
+    assert.equal(1, p.p_id)
+    assert.equal(p, P:findByPk(1))
+  end)
+
+  it("raises on a name declared twice, a bad pair, or pairs mixed with names", function()
+    H.mentions(H.raises(function()
+      db:define("P", { fields = { { "a", { type = T.TEXT } }, { "a", { type = T.TEXT } } } })
+    end), "db:define: P: field 'a' is declared twice")
+    H.mentions(H.raises(function()
+      db:define("P", { fields = { { "a", { type = T.TEXT } }, { 2, { type = T.TEXT } } } })
+    end), "db:define: P: bad field 2 (a name expected first")
+    H.mentions(H.raises(function()
+      db:define("P", { fields = { { "a", { type = T.TEXT } }, b = { type = T.TEXT } } })
+    end), "not both")
+  end)
+end)
