@@ -875,7 +875,10 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   jn_pushfail(L, c, rc);
   base = lua_gettop(L) - 2;                    /* nil, message, code */
   jn_inst_get(L, self, a->source_key);
-  if ((r = row_exists(L, a->source, a->source_key)) < 0) return 3 + (lua_settop(L, base + 2), 0);
+  if ((r = row_exists(L, a->source, a->source_key)) < 0) {
+    lua_settop(L, base + 2);
+    return 3;
+  }
   if (r == 0) {
     jn_inst_get(L, self, a->source_key);
     lua_pushfstring(L, "%s: the %s is gone (no row with %s = %s)", method_name(L), a->source->name,
@@ -907,14 +910,15 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   jn_buf_adds(L, &b, " not found");
   lua_pushlstring(L, b.p, b.n);
   lua_replace(L, base + 1);
-  lua_settop(L, base + 2);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 1);                    /* the details, while miss is on the stack */
   lua_createtable(L, nmiss, 0);
   for (i = 0; i < nmiss; i++) {
     push_key(L, &miss[i]);
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "missing");
+  lua_replace(L, base + 3);                    /* over miss, no longer read */
+  lua_settop(L, base + 3);
   return 4;
 }
 

@@ -1245,6 +1245,23 @@ describe("a link to a key that is not a row", function()
     assert.same({ missing = { 97 } }, details)
   end)
 
+  it("the missing keys are right under a collector that runs at every step", function()
+    if _VERSION == "Lua 5.4" then collectgarbage("incremental", 1, 1000)
+    else collectgarbage("setpause", 1); collectgarbage("setstepmul", 1000) end
+    local ok, err = pcall(function()
+      for _ = 1, 30 do
+        local r, msg, code, details = post:setGenres { 1, 99, 98 }
+        assert.is_nil(r)
+        assert.equal("Post:setGenres: genre_id 99, 98 not found", msg)
+        assert.equal(787, code)
+        assert.same({ missing = { 99, 98 } }, details)
+      end
+    end)
+    if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100)
+    else collectgarbage("setpause", 200); collectgarbage("setstepmul", 200) end
+    assert(ok, err)
+  end)
+
   it("a source row deleted meanwhile is told apart from missing keys", function()
     assert(db:exec("DELETE FROM post WHERE post_id = 1"))
     local ok, msg, code, details = post:setGenres { 1, 2 }
@@ -1273,6 +1290,18 @@ describe("a link to a key that is not a row", function()
 end)
 
 describe("the junction model of a belongsToMany", function()
+  it("a through name that cannot be made a model is db:associate's misuse", function()
+    local db = H.open()
+    H.define_blog(db)
+    local err = H.raises(function()
+      db:associate { Post = { { belongsToMany = "Genre", through = "$x" } } }
+    end)
+    H.mentions(err, "db:associate: Post belongsToMany Genre: bad option 'through'", "'$x'")
+    assert.is_nil(err:find("assoc.lua", 1, true))
+    db:close()
+  end)
+
+
   it("refuses through values and defaults its fields cannot hold, as a value failure, writing nothing", function()
     local db = H.open()
     local m = H.blog(db, { weight = { type = T.INTEGER } })

@@ -368,7 +368,7 @@ local function junction_model(db, source, target, spec, ctx)
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
   local T = junction.types
   local group = "unique_" .. through
-  local made = db:define(through, {
+  local defined, made = pcall(db.define, db, through, {
     tableName = through, underscored = true,
     fields = {
       [fk] = { type = T.INTEGER, allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade",
@@ -377,6 +377,10 @@ local function junction_model(db, source, target, spec, ctx)
                references = { model = target.tableName, key = target.primaryKey } },
     },
   })
+  if not defined then   -- a name db:define refuses: say it as this call's misuse
+    raise("%s: bad option 'through' ('%s' names no model, and no junction model can be made of it: %s)",
+          ctx, through, (tostring(made):gsub("^[^:]*:%d+: ", "")))
+  end
   for _, d in ipairs(made:_info().declarations) do   -- defaults an association may change
     d.auto_onDelete, d.auto_onUpdate = true, true
   end
