@@ -84,9 +84,11 @@ typedef struct jn_Conn {
   int log_ref;              /* registry: the log function, or LUA_NOREF */
   int params_ref;           /* registry: bound values of the next logged statement */
   int nmodels;
-  int txdepth;              /* db:transaction nesting (0: none open) */
-  lua_State *owner;         /* the coroutine that opened it (anchored by owner_ref) */
-  int owner_ref;
+  struct jn_TxFrame *tx;    /* db:transaction's transaction and savepoints, outermost first */
+  int txdepth;              /* entries in use (0: none open) */
+  int txcap;                /* entries allocated (malloc'd, freed on close) */
+  unsigned long txserial;   /* the last serial given to a transaction token */
+  int nzombie;              /* tokens of transactions ended under a suspended function */
   int own;                  /* running the connection's own BEGIN/COMMIT/... */
   const char *why;          /* message for the next jn_pushfail, when junction refused */
   int incall;               /* Lua callbacks (log, defaultValue) now running */
@@ -99,6 +101,31 @@ typedef struct jn_Conn {
   int stmt_running;         /* a statement has started and not finished */
   long long stmt_t0;        /* monotonic ms when the running statement started */
 } jn_Conn;
+
+/*
+** One db:transaction that is open: the outermost is the transaction, the
+** others savepoints.  Its token is a userdata that lives as a local of the
+** db:transaction call (lua/junction/init.lua) on the owner's stack; the
+** token's uservalue holds the owner and the connection, so both stay valid
+** until the token is collected, and the token's __gc sets abandoned.
+*/
+typedef struct jn_TxFrame {
+  unsigned long serial;     /* the token's serial */
+  void *token;              /* the token (compared, read only while !abandoned) */
+  lua_State *owner;         /* the coroutine that called db:transaction */
+  int abandoned;            /* the token was collected: nobody can end it */
+  int gc_tried;             /* a full collection was run to find out */
+  int hint_level, hint_local;   /* where the token was last found on the owner's stack */
+} jn_TxFrame;
+
+/* The token of a db:transaction (JN_TX_MT). */
+typedef struct jn_TxToken {
+  jn_Conn *c;               /* NULL once collected */
+  unsigned long serial;     /* 0 until its transaction has begun */
+  int killed;               /* ended by an enclosing transaction while it was open */
+} jn_TxToken;
+
+#define JN_TX_MT     "junction.Transaction"
 
 /* How an atomic operation protects its writes: not at all (one statement
 ** is atomic by itself), by a transaction of its own, or by a savepoint

@@ -69,34 +69,208 @@ void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log
 
 /* {====== Atomic writes */
 
-/* Run one of the connection's own statements. [-0, +0, e] */
-static int run_own(lua_State *L, jn_Conn *c, int which) {
+/*
+** Run one of the connection's own statements (BEGIN, COMMIT, ROLLBACK,
+** SAVEPOINT...) straight through SQLite: no log, no check, no Lua at all,
+** so nothing a user callback does can stop a transaction from ending.
+** Returns SQLITE_OK or the failing code (the message stays readable).
+** [-0, +0, -]
+*/
+static int run_own(jn_Conn *c, int which) {
   int rc;
-  sqlite3_stmt *st = jn_stmt_slot(L, c, &c->st[which], conn_sql[which], &rc);
-  if (st == NULL) return rc;
-  c->own = 1;   /* not subject to jn_conn_txcheck: these make and end transactions */
-  rc = jn_stmt_run(L, c, st);
+  sqlite3_stmt *st = c->st[which];
+  if (st == NULL) {
+    rc = sqlite3_prepare_v3(c->db, conn_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                            &c->st[which], NULL);
+    if (rc != SQLITE_OK) {
+      c->st[which] = NULL;
+      return rc;
+    }
+    st = c->st[which];
+  }
+  if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+  c->own = 1;   /* never interrupted by the time limit */
+  rc = sqlite3_step(st);
   c->own = 0;
-  return rc;
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* {====== Transaction frames */
+
+enum { TX_LIVE, TX_YIELDED, TX_DEAD };
+
+/*
+** Is the token of frame f a local of one of co's Lua frames?  Finding it
+** there is the proof that its db:transaction call is still running.  The
+** level and local where it was last found are tried first: a transaction's
+** statements usually come from the same place.
+*/
+static int stack_holds(lua_State *co, jn_TxFrame *f) {
+  lua_Debug ar;
+  int level, n, hit;
+  const char *name;
+  if (!lua_checkstack(co, 2)) return 1;   /* cannot look: assume it is there */
+  if (f->hint_level >= 0 && lua_getstack(co, f->hint_level, &ar) &&
+      lua_getlocal(co, &ar, f->hint_local) != NULL) {
+    hit = lua_touserdata(co, -1) == f->token;
+    lua_pop(co, 1);
+    if (hit) return 1;
+  }
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "S", &ar) || ar.what[0] == 'C') continue;
+    for (n = 1; (name = lua_getlocal(co, &ar, n)) != NULL; n++) {
+      hit = lua_touserdata(co, -1) == f->token;
+      lua_pop(co, 1);
+      if (hit) {
+        f->hint_level = level;
+        f->hint_local = n;
+        return 1;
+      }
+    }
+  }
+  return 0;
 }
 
 /*
-** Inside db:transaction, may this coroutine run a statement?  Not when the
-** transaction's coroutine has yielded and another one runs meanwhile (two
-** OpenResty requests on one connection): its statements would join that
-** transaction and vanish with its rollback.  A coroutine the owner itself
-** resumed is fine: it runs inside the transaction's extent.  And not when
-** SQLite has already rolled the transaction back by itself (after a full
-** disk, say: what follows would commit on its own).  Returns SQLITE_OK, or
-** a code with c->why set for jn_pushfail.
+** The state of frame i seen from the running coroutine L: LIVE when its
+** db:transaction call is still on its owner's stack and the owner is L or
+** an ancestor of L (a coroutine in "normal" status resumed the chain that
+** leads to L); YIELDED when the owner is suspended inside it; DEAD when
+** nobody can end it any more: its token was collected, or its owner
+** finished, died, was closed (coroutine.close) or reset and reused (nginx
+** reuses the coroutines of finished requests) and no longer holds it.
 */
-int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
-  if (c->txdepth == 0) return SQLITE_OK;
-  if (c->owner != L && lua_status(c->owner) == LUA_YIELD) {
+static int frame_state(lua_State *L, jn_Conn *c, int i) {
+  jn_TxFrame *f = &c->tx[i];
+  lua_State *co = f->owner;
+  lua_Debug ar;
+  if (f->abandoned) return TX_DEAD;
+  if (co != L) {
+    int st = lua_status(co);
+    if (st == LUA_YIELD) return TX_YIELDED;
+    if (st != LUA_OK || !lua_getstack(co, 0, &ar)) return TX_DEAD;
+  }
+  return stack_holds(co, f) ? TX_LIVE : TX_DEAD;
+}
+
+/*
+** End frames top..from, innermost first, undoing their work: a frame that
+** is ended this way never committed anything.  kill: their tokens may
+** still come back (a suspended function of a coroutine): mark them, so
+** that whatever they run later fails instead of writing outside them.
+*/
+static void end_frames(jn_Conn *c, int from, int kill) {
+  while (c->txdepth > from) {
+    jn_TxFrame *f = &c->tx[--c->txdepth];
+    if (kill && !f->abandoned) {
+      ((jn_TxToken *)f->token)->killed = 1;
+      c->nzombie++;
+    }
+    if (!sqlite3_get_autocommit(c->db)) {
+      if (c->txdepth == 0) {
+        run_own(c, JN_CS_ROLLBACK);
+      } else {
+        run_own(c, JN_CS_ROLLBACK_TO);
+        run_own(c, JN_CS_RELEASE);
+      }
+    }
+  }
+}
+
+/* A full garbage collection, run protected: finalizers may raise. */
+static int full_gc(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  return 0;
+}
+
+/*
+** Roll back every frame that nobody can end any more (and the frames
+** above it), then say whether L may run a statement now: SQLITE_OK, or
+** SQLITE_BUSY (with c->why) while the innermost frame's owner has yielded.
+** Before refusing, one full collection per frame finds out whether that
+** owner is garbage (a dropped coroutine, an aborted nginx request).
+*/
+static int reap(lua_State *L, jn_Conn *c) {
+  int i, st, prev, dead, top;
+again:
+  dead = -1;
+  prev = top = TX_LIVE;
+  for (i = c->txdepth - 1; i >= 0; i--) {
+    /* below a live frame of the same owner, a frame is live too: its call
+    ** is deeper in the same stack */
+    if (i < c->txdepth - 1 && prev == TX_LIVE && !c->tx[i].abandoned &&
+        c->tx[i].owner == c->tx[i + 1].owner)
+      st = TX_LIVE;
+    else
+      st = frame_state(L, c, i);
+    if (i == c->txdepth - 1) top = st;
+    if (st == TX_DEAD) dead = i;
+    prev = st;
+  }
+  if (dead >= 0) {
+    end_frames(c, dead, 0);
+    goto again;
+  }
+  if (top == TX_YIELDED) {
+    jn_TxFrame *f = &c->tx[c->txdepth - 1];
+    if (!f->gc_tried) {
+      f->gc_tried = 1;
+      c->incall++;   /* a finalizer may not close the connection under us */
+      lua_pushcfunction(L, full_gc);
+      if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
+      c->incall--;
+      goto again;
+    }
     c->why = "the connection is inside the transaction of a coroutine that has yielded";
     return SQLITE_BUSY;
   }
-  if (sqlite3_get_autocommit(c->db)) {
+  return SQLITE_OK;
+}
+
+/* Does a Lua frame of L hold the token of a transaction that was ended under it? */
+static int in_killed(lua_State *L) {
+  lua_Debug ar;
+  int level, n;
+  const char *name;
+  luaL_checkstack(L, 4, NULL);
+  for (level = 0; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "S", &ar) || ar.what[0] == 'C') continue;
+    for (n = 1; (name = lua_getlocal(L, &ar, n)) != NULL; n++) {
+      jn_TxToken *t = (jn_TxToken *)luaL_testudata(L, -1, JN_TX_MT);
+      int hit = t != NULL && t->killed;
+      lua_pop(L, 1);
+      if (hit) return 1;
+    }
+  }
+  return 0;
+}
+
+/* }====== */
+
+/*
+** May the running coroutine run a statement now?  Not inside a
+** db:transaction that has already been ended around it (it would write
+** outside any transaction).  Not while the transaction's function has
+** yielded and another coroutine runs meanwhile (two OpenResty requests on
+** one connection): its statements would join that transaction and vanish
+** with its rollback; a coroutine the owner itself resumed is fine.  A
+** transaction nobody can end any more (its coroutine dropped, closed or
+** reused) is rolled back first.  And not when SQLite has already rolled
+** the transaction back by itself (after a full disk, say: what follows
+** would commit on its own).  Returns SQLITE_OK, or a code with c->why set
+** for jn_pushfail.
+*/
+int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
+  int rc;
+  if (c->nzombie > 0 && in_killed(L)) {
+    c->why = "the transaction this runs in was already rolled back (it was left suspended "
+             "when the transaction around it ended)";
+    return SQLITE_ABORT;
+  }
+  if (c->txdepth == 0) return SQLITE_OK;
+  if ((rc = reap(L, c)) != SQLITE_OK) return rc;
+  if (c->txdepth > 0 && sqlite3_get_autocommit(c->db)) {
     c->why = "the transaction was rolled back by an earlier error; nothing more is written until db:transaction returns";
     return SQLITE_ABORT;
   }
@@ -107,16 +281,16 @@ int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
 ** Undo (ok == 0) or keep (ok != 0) what was written under mode.  Rolling
 ** back ignores its own failures: SQLite may already have rolled back.
 */
-static int write_end(lua_State *L, jn_Conn *c, int mode, int ok) {
+static int write_end(jn_Conn *c, int mode, int ok) {
   int rc = SQLITE_OK;
   if (mode == JN_W_TX) {
-    if (ok) rc = run_own(L, c, JN_CS_COMMIT);
+    if (ok) rc = run_own(c, JN_CS_COMMIT);
     if (!ok || rc != SQLITE_OK) {
-      if (!sqlite3_get_autocommit(c->db)) run_own(L, c, JN_CS_ROLLBACK);
+      if (!sqlite3_get_autocommit(c->db)) run_own(c, JN_CS_ROLLBACK);
     }
   } else if (mode == JN_W_SAVEPOINT) {
-    if (!ok) run_own(L, c, JN_CS_WROLLBACK_TO);
-    rc = run_own(L, c, JN_CS_WRELEASE);
+    if (!ok) run_own(c, JN_CS_WROLLBACK_TO);
+    rc = run_own(c, JN_CS_WRELEASE);
   }
   return rc;
 }
@@ -127,12 +301,13 @@ static int write_end(lua_State *L, jn_Conn *c, int mode, int ok) {
 */
 int jn_write_guard(lua_State *L, jn_Write *w) {
   int rc;
+  (void)L;
   if (w->mode != JN_W_NONE) return SQLITE_OK;
   if (sqlite3_get_autocommit(w->c->db)) {
-    rc = run_own(L, w->c, JN_CS_BEGIN);
+    rc = run_own(w->c, JN_CS_BEGIN);
     if (rc == SQLITE_OK) w->mode = JN_W_TX;
   } else {
-    rc = run_own(L, w->c, JN_CS_WSAVE);
+    rc = run_own(w->c, JN_CS_WSAVE);
     if (rc == SQLITE_OK) w->mode = JN_W_SAVEPOINT;
   }
   return rc;
@@ -157,7 +332,7 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
   w.mode = JN_W_NONE;
   if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_pushfail(L, c, rc);
   if (readfirst && sqlite3_get_autocommit(c->db)) {
-    rc = run_own(L, c, JN_CS_BEGIN);
+    rc = run_own(c, JN_CS_BEGIN);
     if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
     w.mode = JN_W_TX;
   }
@@ -168,14 +343,14 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
   lua_insert(L, 2);
   status = lua_pcall(L, nargs + 1, LUA_MULTRET, 0);
   if (status != LUA_OK) {
-    write_end(L, c, w.mode, 0);
+    write_end(c, w.mode, 0);
     return lua_error(L);
   }
   if (lua_gettop(L) == 0 || lua_isnil(L, 1)) {
-    write_end(L, c, w.mode, 0);
+    write_end(c, w.mode, 0);
     return lua_gettop(L);
   }
-  rc = write_end(L, c, w.mode, 1);
+  rc = write_end(c, w.mode, 1);
   if (rc != SQLITE_OK) {
     lua_settop(L, 0);
     return jn_pushfail(L, c, rc);
@@ -441,7 +616,7 @@ static int conn_open(lua_State *L) {
   /* The userdata exists, closed, before the database is opened (liolib). */
   c = (jn_Conn *)lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
-  c->cache_ref = c->log_ref = c->params_ref = c->owner_ref = LUA_NOREF;
+  c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
   luaL_setmetatable(L, JN_CONN_MT);
   lua_createtable(L, 0, 2);
   lua_newtable(L);
@@ -494,13 +669,6 @@ static int conn_set_timeout(lua_State *L) {
   return 1;
 }
 
-/* Forget the transaction's owner. */
-static void drop_owner(lua_State *L, jn_Conn *c) {
-  luaL_unref(L, LUA_REGISTRYINDEX, c->owner_ref);
-  c->owner_ref = LUA_NOREF;
-  c->owner = NULL;
-}
-
 /* Close: finalize every statement, then the database.  Idempotent. */
 static int close_conn(lua_State *L, jn_Conn *c) {
   int rc = SQLITE_OK;
@@ -513,8 +681,10 @@ static int close_conn(lua_State *L, jn_Conn *c) {
   luaL_unref(L, LUA_REGISTRYINDEX, c->log_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->params_ref);
   c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
-  drop_owner(L, c);
-  c->txdepth = 0;
+  free(c->tx);   /* SQLite rolled back whatever was open */
+  c->tx = NULL;
+  c->txdepth = c->txcap = 0;
+  c->nzombie = 0;
   return rc;
 }
 
@@ -675,73 +845,144 @@ static int conn_last_insert_id(lua_State *L) {
 }
 
 
+/* {====== Transactions */
+
+/* The token at idx; raises for anything else. */
+static jn_TxToken *check_token(lua_State *L, int idx) {
+  jn_TxToken *t = (jn_TxToken *)luaL_testudata(L, idx, JN_TX_MT);
+  if (t == NULL)
+    luaL_error(L, "db:_tx: bad argument #2 (transaction token expected, got %s)",
+               jn_typename(L, idx));
+  return t;
+}
+
 /*
-** db:_tx("open", mode[, thread]) and db:_tx("close", ok): the primitives of
-** lua/junction's db:transaction.  open begins a transaction (BEGIN
-** IMMEDIATE, or the mode given) owned by thread (default: the calling
-** coroutine), or a savepoint inside the caller's own one; close commits or
-** releases (ok) or rolls back.  Both return true or fail.
+** A token is collected: its db:transaction call can no longer end its
+** transaction (the coroutine that held it was dropped).  Mark the frame;
+** the next statement on the connection rolls it back (jn_conn_txcheck).
+** Pure C: a finalizer runs at any allocation.
+*/
+static int tx_gc(lua_State *L) {
+  jn_TxToken *t = (jn_TxToken *)luaL_testudata(L, 1, JN_TX_MT);
+  jn_Conn *c;
+  int i;
+  if (t == NULL || t->c == NULL) return 0;
+  c = t->c;
+  t->c = NULL;
+  if (t->killed) {
+    t->killed = 0;
+    if (c->nzombie > 0) c->nzombie--;
+  }
+  for (i = 0; i < c->txdepth; i++)
+    if (c->tx[i].serial == t->serial) c->tx[i].abandoned = 1;
+  return 0;
+}
+
+static int tx_tostring(lua_State *L) {
+  lua_pushliteral(L, "junction.Transaction");
+  return 1;
+}
+
+/*
+** db:_tx("open", mode): begin a transaction (BEGIN IMMEDIATE, or the mode
+** given), or a savepoint inside the caller's own one; returns its token,
+** which db:transaction keeps as a local until it calls
+** db:_tx("close", token, ok): commit or release (ok), or roll back.  Frames
+** above the token's (transactions opened inside it whose function never
+** returned: a coroutine it left suspended) are rolled back first.  Both
+** return the token / true, or fail.
 */
 static int conn_tx(lua_State *L) {
   static const char *const ops[] = { "open", "close", NULL };
   static const char *const modes[] = { "immediate", "deferred", "exclusive", NULL };
   jn_Conn *c = jn_conn_check(L, 1, "db:transaction");
   int op = luaL_checkoption(L, 2, NULL, ops), rc;
+  if (c->inlog)
+    luaL_error(L, "junction: the log function may not run statements on its own connection");
   if (op == 0) {
     int mode = luaL_checkoption(L, 3, "immediate", modes);
-    lua_State *co = lua_isthread(L, 4) ? lua_tothread(L, 4) : L;
-    if (c->txdepth == 0) {
-      rc = run_own(L, c, JN_CS_BEGIN + mode);
-      if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
-      if (lua_isthread(L, 4)) lua_pushvalue(L, 4);
-      else lua_pushthread(L);
-      c->owner_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* keeps the owner alive */
-      c->owner = co;
-    } else {
-      if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_pushfail(L, c, rc);
-      if ((rc = run_own(L, c, JN_CS_SAVEPOINT)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+    jn_TxToken *t;
+    jn_TxFrame *f;
+    if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+    /* everything that may raise comes before BEGIN */
+    if (c->txdepth == c->txcap) {
+      int cap = c->txcap ? c->txcap * 2 : 4;
+      jn_TxFrame *p = (jn_TxFrame *)realloc(c->tx, (size_t)cap * sizeof *p);
+      if (p == NULL) return luaL_error(L, "junction: not enough memory");
+      c->tx = p;
+      c->txcap = cap;
     }
-    c->txdepth++;
+    t = (jn_TxToken *)lua_newuserdata(L, sizeof *t);
+    t->c = NULL;
+    t->serial = 0;
+    t->killed = 0;
+    luaL_setmetatable(L, JN_TX_MT);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);   /* the connection outlives the token */
+    lua_pushthread(L);
+    lua_rawseti(L, -2, 2);   /* so does the owner */
+    lua_setuservalue(L, -2);
+    rc = run_own(c, c->txdepth == 0 ? JN_CS_BEGIN + mode : JN_CS_SAVEPOINT);
+    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    t->c = c;
+    t->serial = ++c->txserial;
+    f = &c->tx[c->txdepth++];
+    f->serial = t->serial;
+    f->token = t;
+    f->owner = L;
+    f->abandoned = 0;
+    f->gc_tried = 0;
+    f->hint_level = -1;
+    f->hint_local = 0;
+    return 1;
   } else {
-    int ok = lua_toboolean(L, 3);
-    if (c->txdepth == 0) return luaL_error(L, "db:_tx: no transaction is open");
-    if (c->txdepth == 1) {
-      /* SQLite may have rolled back already: then there is nothing to commit */
-      int lost = sqlite3_get_autocommit(c->db);
-      rc = ok && !lost ? run_own(L, c, JN_CS_COMMIT) : SQLITE_OK;
+    jn_TxToken *t = check_token(L, 3);
+    int ok = lua_toboolean(L, 4), i, lost;
+    if (t->killed) {
+      t->killed = 0;
+      t->serial = 0;
+      if (c->nzombie > 0) c->nzombie--;
+      if (!ok) { lua_pushboolean(L, 1); return 1; }
+      c->why = "the transaction was rolled back: the transaction around it ended while its "
+               "function was suspended";
+      return jn_pushfail(L, c, SQLITE_ABORT);
+    }
+    for (i = c->txdepth - 1; i >= 0; i--)
+      if (c->tx[i].serial == t->serial && t->serial != 0) break;
+    if (i < 0) return luaL_error(L, "db:_tx: that transaction is not open");
+    end_frames(c, i + 1, 1);     /* what it left open inside it never finished */
+    c->txdepth = i;              /* from here on the frame is gone, whatever happens */
+    t->serial = 0;
+    lost = sqlite3_get_autocommit(c->db);   /* SQLite rolled back already */
+    if (i == 0) {
+      rc = ok && !lost ? run_own(c, JN_CS_COMMIT) : SQLITE_OK;
       if (rc != SQLITE_OK || !ok || lost) {
         int n = 0;
         if (rc != SQLITE_OK) n = jn_pushfail(L, c, rc);
-        else if (ok && lost) {
-          c->why = "the transaction was rolled back by an error inside it";
-          n = jn_pushfail(L, c, SQLITE_ABORT);
-        }
-        if (!sqlite3_get_autocommit(c->db)) run_own(L, c, JN_CS_ROLLBACK);
-        c->txdepth = 0;
-        drop_owner(L, c);
+        if (!sqlite3_get_autocommit(c->db)) run_own(c, JN_CS_ROLLBACK);
         if (n) return n;
-        lua_pushboolean(L, 1);
-        return 1;
-      }
-      c->txdepth = 0;
-      drop_owner(L, c);
-    } else {
-      c->txdepth--;
-      if (sqlite3_get_autocommit(c->db)) {   /* lost with the outer one */
-        if (ok) {
+        if (ok && lost) {
           c->why = "the transaction was rolled back by an error inside it";
           return jn_pushfail(L, c, SQLITE_ABORT);
         }
-      } else {
-        if (!ok) run_own(L, c, JN_CS_ROLLBACK_TO);
-        rc = run_own(L, c, JN_CS_RELEASE);
-        if (ok && rc != SQLITE_OK) return jn_pushfail(L, c, rc);
       }
+    } else if (lost) {           /* lost with the outer one */
+      if (ok) {
+        c->why = "the transaction was rolled back by an error inside it";
+        return jn_pushfail(L, c, SQLITE_ABORT);
+      }
+    } else {
+      if (!ok) run_own(c, JN_CS_ROLLBACK_TO);
+      rc = run_own(c, JN_CS_RELEASE);
+      if (ok && rc != SQLITE_OK) return jn_pushfail(L, c, rc);
     }
   }
   lua_pushboolean(L, 1);
   return 1;
 }
+
+/* }====== */
 
 /*** The model of that name, or nil.
 @function db:model
@@ -810,6 +1051,14 @@ static const luaL_Reg conn_meta[] = {
 ** (as "Connection", for lua/junction to extend) in the module table at -1.
 */
 void jn_conn_open(lua_State *L) {
+  luaL_newmetatable(L, JN_TX_MT);
+  lua_pushcfunction(L, tx_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, tx_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "junction.Transaction");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
   luaL_newmetatable(L, JN_CONN_MT);
   luaL_setfuncs(L, conn_meta, 0);
   lua_newtable(L);

@@ -662,7 +662,7 @@ void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char 
 ** [-0, +0, e]
 */
 int jn_stmt_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
-  if (c->txdepth > 0 && !c->own && !sqlite3_stmt_busy(st)) {
+  if ((c->txdepth > 0 || c->nzombie > 0) && !c->own && !sqlite3_stmt_busy(st)) {
     int rc = jn_conn_txcheck(L, c);
     if (rc != SQLITE_OK) return rc;
   }

@@ -42,6 +42,7 @@ function M.abort(message, code)
 end
 
 local modes = { immediate = true, deferred = true, exclusive = true }
+local tx_options = { mode = true }
 
 -- PUC Lua 5.1 cannot yield across pcall: there a transaction's function runs
 -- in a coroutine of its own, each of its yields passed out to our caller and
@@ -49,19 +50,42 @@ local modes = { immediate = true, deferred = true, exclusive = true }
 -- coroutine is resumed by the outer one, so the connection lets it in.
 local yield_in_coroutine = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
 
+-- On PUC Lua 5.1, can the running coroutine yield from resume_all?  Not in
+-- the main thread, nor under a C function (pcall, say) of its own stack.
+local function can_yield()
+  if coroutine.running() == nil then return false end
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if info == nil then return true end
+    if info.what == "C" then return false end
+    level = level + 1
+  end
+end
+
+-- Resume co until it finishes, passing its yields out to our caller.  When
+-- our caller cannot yield, the transaction is given up: the same error as
+-- a yield there, raised after the rollback.
 local function resume_all(co, ...)
   local res = pack(coroutine.resume(co, ...))
   while res[1] and coroutine.status(co) ~= "dead" do
+    if not can_yield() then
+      return false, "attempt to yield across metamethod/C-call boundary"
+    end
     res = pack(coroutine.resume(co, coroutine.yield(unpack(res, 2, res.n))))
   end
   return unpack(res, 1, res.n)
 end
 
---- Run fn(db) in a transaction: commit when it returns, roll back when it raises.
--- Nested calls are savepoints.  Returns what fn returned (true for nothing);
--- nil, message, code when COMMIT fails, SQLite rolled the transaction back
--- by itself, or fn called junction.abort.  While fn has yielded, the
--- connection refuses statements from other coroutines (BUSY).
+--- Run fn(db) in a transaction: commit when it returns, roll back when it
+-- raises, calls junction.abort or returns nil, err.  Nested calls are
+-- savepoints.  Returns what fn returned (true for nothing); nil, message,
+-- code when COMMIT fails, SQLite rolled the transaction back by itself, fn
+-- called junction.abort, or fn returned nil, message[, code, ...].  While fn
+-- has yielded, the connection refuses statements from other coroutines
+-- (BUSY).  The token the connection gives the transaction stays a local of
+-- this call: when the call is gone without ending it (its coroutine dropped,
+-- closed or reused), the connection rolls the transaction back.
 function Connection:transaction(opts, fn)
   if core.type(self) ~= "connection" then
     error("db:transaction: bad self (connection expected, got " .. type(self) .. "; call it with ':')", 2)
@@ -70,26 +94,48 @@ function Connection:transaction(opts, fn)
   if type(fn) ~= "function" then
     error("db:transaction: bad argument (function expected, got " .. type(fn) .. ")", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("db:transaction: bad options (table expected, got " .. type(opts) .. ")", 2)
+  local mode = "immediate"
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error("db:transaction: bad options (table expected, got " .. type(opts) .. ")", 2)
+    end
+    for k in next, opts do
+      if not tx_options[k] then
+        error("db:transaction: bad option '" .. (type(k) == "string" and k or type(k)) ..
+              "' (unknown key)", 2)
+      end
+    end
+    mode = rawget(opts, "mode") or mode
   end
-  local mode = opts and opts.mode or "immediate"
   if not modes[mode] then
     error("db:transaction: bad option 'mode' (immediate, deferred or exclusive expected)", 2)
   end
-  local co = yield_in_coroutine and coroutine.create(fn) or nil
-  local ok, msg, code = self:_tx("open", mode, co)
-  if not ok then return nil, msg, code end
+  local token, msg, code = self:_tx("open", mode)
+  if not token then return nil, msg, code end
   local res
-  if co then res = pack(resume_all(co, self)) else res = pack(pcall(fn, self)) end
+  if yield_in_coroutine then
+    local co = coroutine.create(function(db)
+      local held = token   -- the coroutine's statements are the transaction's
+      local r = pack(fn(db))
+      return r, held
+    end)
+    res = pack(resume_all(co, self))
+    if res[1] then res = pack(true, unpack(res[2], 1, res[2].n)) end
+  else
+    res = pack(pcall(fn, self))
+  end
   if not res[1] then
-    self:_tx("close", false)
+    self:_tx("close", token, false)
     local err = res[2]
     if getmetatable(err) == Abort then return nil, err.message, err.code end
     error(err, 0)
   end
-  ok, msg, code = self:_tx("close", true)
-  if not ok then return nil, msg, code end
+  if res[2] == nil and res[3] ~= nil then   -- fn returned nil, err: a failure
+    self:_tx("close", token, false)
+    return unpack(res, 2, res.n)
+  end
+  local ok, cmsg, ccode = self:_tx("close", token, true)
+  if not ok then return nil, cmsg, ccode end
   if res.n == 1 then return true end
   return unpack(res, 2, res.n)
 end
