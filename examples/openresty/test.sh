@@ -386,4 +386,108 @@ if command -v sqlite3 >/dev/null; then
 fi
 # }======
 
+# {====== a client that goes away in the middle of a transaction
+# Its own nginx: one worker (every request on one connection), lua_check_client_abort
+# on, the coroutine cache of lua-nginx-module on (default) and off
+# (lua_thread_cache_max_entries 0). /tx/slow writes a row in db:transaction and
+# sleeps 2 s; curl gives up after 0.5 s, so nginx aborts the request while the
+# transaction has yielded. Every later write must answer 201 only when it
+# committed, be visible to another process at once, and survive nginx; the
+# aborted transaction's rows must never appear.
+ABORT_CONF=conf/abort-test.conf
+ABORT_DB=$HERE/data/abort.sqlite3
+abort_rows() { # the rows of abort_row, comma-separated, read by another process
+  JUNCTION_DB=$ABORT_DB "$LUAJ" -e '
+    local db = assert(require("junction").open(os.getenv("JUNCTION_DB"), { busy_timeout = 2000 }))
+    local rows, msg = db:query("SELECT v FROM abort_row ORDER BY v")
+    if not rows then io.write("error: ", msg) os.exit(1) end
+    local out = {}
+    for i, r in ipairs(rows) do out[i] = r.v end
+    io.write(table.concat(out, ","))' 2>&1
+}
+other_write() { # another process writes a row (the database is not locked)
+  V=$1 JUNCTION_DB=$ABORT_DB "$LUAJ" -e '
+    local db = assert(require("junction").open(os.getenv("JUNCTION_DB"), { busy_timeout = 2000 }))
+    assert(db:query("INSERT INTO abort_row VALUES (?)", assert(os.getenv("V"))))' 2>&1
+}
+for cache in on off; do
+  rm -f "$ABORT_DB" "$ABORT_DB-wal" "$ABORT_DB-shm" "$LOGS/abort-error.log"
+  cache_line=
+  [ "$cache" = off ] && cache_line="lua_thread_cache_max_entries 0;"
+  cat >"$HERE/$ABORT_CONF" <<CONF
+$USER_LINE
+worker_processes 1;
+pid logs/nginx.pid;
+error_log logs/abort-error.log notice;
+env JUNCTION_DB;
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+events { worker_connections 64; }
+http {
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    access_log off;
+    lua_package_path "\$prefix/lua/?.lua;\$prefix/../../lua/?.lua;\$prefix/../../lua/?/init.lua;;";
+    lua_package_cpath "\$prefix/../../build/jit/?.so;;";
+    $cache_line
+    init_worker_by_lua_block { require("abort_app").init_worker() }
+    exit_worker_by_lua_block { require("abort_app").exit_worker() }
+    server {
+        listen 127.0.0.1:$PORT;
+        lua_check_client_abort on;
+        location = /tx/slow  { content_by_lua_block { require("abort_app").slow() } }
+        location = /tx/write { content_by_lua_block { require("abort_app").write() } }
+    }
+}
+CONF
+  export JUNCTION_DB=$ABORT_DB
+  CONF=$ABORT_CONF
+  if ! ngx 2>"$WORK/start.err"; then
+    bad "abort test (coroutine cache $cache): nginx failed to start: $(cat "$WORK/start.err")"
+    continue
+  fi
+  MASTER=$(cat "$LOGS/nginx.pid" 2>/dev/null)
+  for _ in $(seq 100); do
+    req GET /tx/write?v=before
+    [ "$CODE" = 201 ] && break
+    sleep 0.1
+  done
+  [ "$CODE" = 201 ] || { bad "abort test (coroutine cache $cache): no 201 for the first write: $CODE $BODY"; stop_nginx; continue; }
+  curl -s -o /dev/null --max-time 0.5 "$BASE/tx/slow?sleep=2"
+  curl_rc=$?
+  sleep 0.5
+  acked=before
+  failed_writes=
+  for i in 1 2 3 4 5; do
+    req GET "/tx/write?v=after-$i"
+    if [ "$CODE" = 201 ]; then acked="$acked,after-$i"; else failed_writes="$failed_writes after-$i:$CODE:$BODY"; fi
+  done
+  [ "$curl_rc" = 28 ] && [ -z "$failed_writes" ] &&
+    ok "abort test (coroutine cache $cache): client gave up mid-transaction (curl rc 28), the next 5 writes answered 201" ||
+    bad "abort test (coroutine cache $cache): curl rc $curl_rc (28 expected), failed writes:$failed_writes"
+  rows=$(abort_rows)
+  want=$(echo "$acked" | tr , '\n' | sort | paste -sd, -)
+  [ "$rows" = "$want" ] &&
+    ok "abort test (coroutine cache $cache): another process sees exactly the acknowledged rows ($rows)" ||
+    bad "abort test (coroutine cache $cache): another process sees '$rows', want '$want'"
+  out=$(other_write other) && ok "abort test (coroutine cache $cache): another process can write (no lock held)" ||
+    bad "abort test (coroutine cache $cache): another process cannot write: $out"
+  sleep 2      # the aborted handler's sleep is over
+  req GET "/tx/write?v=late"
+  expect "abort test (coroutine cache $cache): a write after the aborted sleep ended -> 201" 201 "j.v == 'late'"
+  stop_nginx || bad "abort test (coroutine cache $cache): nginx did not stop on QUIT"
+  rows=$(abort_rows)
+  want=$(echo "$acked,other,late" | tr , '\n' | sort | paste -sd, -)
+  [ "$rows" = "$want" ] &&
+    ok "abort test (coroutine cache $cache): after nginx stopped every acknowledged row is there, none of the aborted transaction" ||
+    bad "abort test (coroutine cache $cache): after nginx stopped the rows are '$rows', want '$want'"
+  if grep -E '\[(error|alert|crit|emerg)\]' "$LOGS/abort-error.log" >"$WORK/errors"; then
+    bad "abort test (coroutine cache $cache): abort-error.log: $(head -n 3 "$WORK/errors")"
+  fi
+done
+# }======
+
 finish
