@@ -58,9 +58,10 @@ local fmt = string.format
 -- which holds the classes that pass on main.
 -- ---------------------------------------------------------------------------
 
-local ALL_CLASSES = { "empty_where", "nonarray", "nonarray_model", "wrongtype", "roundtrip", "destroyed", "vanished",
+local ALL_CLASSES = { "empty_where", "empty_where_include", "nonarray", "nonarray_model", "wrongtype", "roundtrip",
+  "destroyed", "vanished",
   "reenter_log", "log_args", "raising_log", "mm_options", "abandon", "tx_nil_err" }
-local DEFAULT_CLASSES = "nonarray,nonarray_model,wrongtype,roundtrip,destroyed,vanished,reenter_log"
+local DEFAULT_CLASSES = "empty_where,nonarray,nonarray_model,wrongtype,roundtrip,destroyed,vanished,reenter_log"
 
 local CLASSES, OP_CLASSES = {}, {}
 do
@@ -517,8 +518,8 @@ local function run_episode(ops, use_file, lines)
   -- raw), then raise, close the connection or query through junction.
   local mm_act, mm_hit = nil, nil
   local function mm_fn(name)
-    return function()
-      mm_hit = mm_hit or name
+    return function(_, k)
+      mm_hit = mm_hit or (name == "__index" or name == "__newindex") and fmt("%s (key %s)", name, show(k)) or name
       local a = mm_act
       if a == "raise" then error("model_check " .. name .. " raise", 0)
       elseif a == "close" then pcall(db.close, db)
@@ -672,9 +673,9 @@ local function run_episode(ops, use_file, lines)
       { "Post:destroy", "post_id", function(x) return pcall(Post.destroy, Post, { where = x }) end },
       { "Genre:destroy", "genre_id", function(x) return pcall(Genre.destroy, Genre, { where = x }) end },
       { "Note:update", "note_id", function(x) return pcall(Note.update, Note, { n_int = 0 }, { where = x }) end },
-      { "Post:findAll{include}", "genre_id", function(x)
-          return pcall(Post.findAll, Post, { include = { { association = "Genres", where = x } } }) end },
     }
+    local include = { "Post:findAll{include}", "genre_id", function(x)
+      return pcall(Post.findAll, Post, { include = { { association = "Genres", where = x } } }) end }
     if pid then
       local p = post_inst(pid)
       targets[#targets + 1] = { "post:getGenres", "genre_id", function(x)
@@ -691,6 +692,7 @@ local function run_episode(ops, use_file, lines)
           return pcall(g.getPosts, g, { where = x }) end }
     end
     local t = targets[1 + op.p % #targets]
+    if op.cls == "empty_where_include" then t = include end
     local w, wtext = mk(t[2], 1)
     local line = fmt("%s{ where = %s }", t[1], wtext)
     local before = digest()
@@ -1040,7 +1042,7 @@ local function run_episode(ops, use_file, lines)
   local function exec_cls(op)
     step = step + 1
     local c = op.cls
-    if c == "empty_where" then cls_empty_where(op)
+    if c == "empty_where" or c == "empty_where_include" then cls_empty_where(op)
     elseif c == "nonarray" or c == "nonarray_model" then cls_nonarray(op)
     elseif c == "wrongtype" then cls_wrongtype(op)
     elseif c == "roundtrip" then cls_roundtrip(op)
@@ -1348,7 +1350,7 @@ local function run_episode(ops, use_file, lines)
           if set[gid] and not seen[gid] then want = want + 1 end
           seen[gid] = true
         end
-        opts = mmw { where = mmw { genre_id = mmw { ["in"] = mmw(ids) } } }
+        opts = mmw { where = mmw { genre_id = mmw { ["in"] = mmw { unpack(ids) } } } }
         local t = {}
         for i, g in ipairs(ids) do t[i] = tostring(g) end
         otext = fmt("{where = {genre_id = {[\"in\"] = {%s}}}}", table.concat(t, ", "))
