@@ -74,7 +74,7 @@ for w in (os.getenv("FUZZ_EXCLUDE") or ""):gmatch("[%w_]+") do EXCLUDE[w] = true
 local ALL_FUZZ_CLASSES = { "mt_wrong", "mm_args", "forged_types", "log_mutate" }
 local CLASS = {}
 do
-  local spec = os.getenv("FUZZ_CLASSES") or "forged_types,log_mutate"
+  local spec = os.getenv("FUZZ_CLASSES") or "mt_wrong,mm_args,forged_types,log_mutate"
   if spec == "all" then spec = table.concat(ALL_FUZZ_CLASSES, ",") end
   for w in spec:gmatch("[%w_]+") do
     local known = w == "none"
