@@ -61,7 +61,8 @@ local fmt = string.format
 local ALL_CLASSES = { "empty_where", "empty_where_include", "nonarray", "nonarray_model", "wrongtype", "roundtrip",
   "destroyed", "vanished",
   "reenter_log", "log_args", "raising_log", "mm_options", "abandon", "tx_nil_err" }
-local DEFAULT_CLASSES = "empty_where,nonarray,nonarray_model,wrongtype,roundtrip,destroyed,vanished,reenter_log,mm_options"
+local DEFAULT_CLASSES = "empty_where,nonarray,nonarray_model,wrongtype,roundtrip,destroyed,vanished,"
+  .. "reenter_log,mm_options"
 
 local CLASSES, OP_CLASSES = {}, {}
 do
