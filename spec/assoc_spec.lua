@@ -1374,6 +1374,35 @@ describe("the junction model of a belongsToMany", function()
   end)
 end)
 
+describe("misuse inside the Lua association methods", function()
+  it("names the association method and points at its caller", function()
+    local db = H.open()
+    local Author, Book = library(db)
+    local ann = assert(Author:create { name = "Ann" })
+    local book = assert(Book:create { title = "B" })
+    local cases = {
+      { "Author:createBook", "Book:create", function() local r = ann:createBook { nope = 1 }; return r end },
+      { "Author:createBook", "table of values expected", function() local r = ann:createBook(5); return r end },
+      { "Author:createProfile", "Profile:create", function() local r = ann:createProfile { nope = 1 }; return r end },
+      { "Book:createAuthor", "Author:create", function() local r = book:createAuthor { nope = 1 }; return r end },
+      { "Book:createAuthor", "table of values expected", function() local r = book:createAuthor "x"; return r end },
+    }
+    for _, c in ipairs(cases) do
+      local err = H.raises(c[3])
+      H.mentions(err, c[1], c[2], "assoc_spec.lua")
+      assert.is_nil(err:find("junction/assoc.lua", 1, true))
+    end
+    assert.equal(1, Book:count())
+    assert.equal(1, Author:count())
+    assert(book:destroy())
+    H.mentions(H.raises(function() local r = book:setAuthor(ann); return r end), "Book:setAuthor", "destroyed")
+    H.mentions(H.raises(function() local r = book:createAuthor { name = "x" }; return r end),
+               "Book:createAuthor", "destroyed")
+    assert.equal(1, Author:count())
+    db:close()
+  end)
+end)
+
 describe("Sequelize's method names and leniency", function()
   it("a lower-case alias gives camelCase method names; snake_case stays", function()
     local db = H.open()

@@ -176,12 +176,32 @@ local function own_key(self, key, source, method)
   return v
 end
 
+-- The results of a pcall; a misuse it caught is raised again as method's,
+-- at the caller of the public method (level 3 from here), the message of
+-- the inner call kept: "Author:createBook: Book:create: bad field 'x' ...".
+local function as_method(method, ok, ...)
+  if ok then return ... end
+  local e = ...
+  if type(e) ~= "string" then error(e, 0) end
+  error(method .. ": " .. (e:gsub("^[^:]*:%d+: ", "")), 3)
+end
+
+local function check_values(values, method)
+  if values ~= nil and type(values) ~= "table" then
+    error(method .. ": bad argument #1 (table of values expected, got " .. type(values) .. ")", 3)
+  end
+end
+
 -- create<Target>(values) for hasOne/hasMany: the target, its key set to ours.
 local function create_linked(source, target, sk, fk, singular)
+  local method = source.name .. ":create" .. cap(singular)
   return function(self, values)
+    local k = own_key(self, sk, source, method)
+    check_values(values, method)
     local v = copy(values)
-    v[fk] = own_key(self, sk, source, source.name .. ":create" .. singular)
-    return target:create(v)
+    v[fk] = k
+    local inst, msg, code, details = as_method(method, pcall(target.create, target, v))
+    return inst, msg, code, details   -- not a tail call: as_method's level counts this frame
   end
 end
 
@@ -291,21 +311,26 @@ local function belongs_to_methods(db, assoc, source, target, fk, tk, singular)
   fns.set = function(self, x)
     local method = source.name .. ":set" .. singular
     check_self(self, source, method, 2)
+    if destroyed(self) then error(method .. ": instance was destroyed", 2) end
     local v = x
     if x ~= nil then v = one_key(assoc, x, method, target) end
     self[fk] = v
-    local ok, msg, code = self:save()
+    local ok, msg, code = as_method(method, pcall(self.save, self))
     if not ok then return nil, msg, code end
     return true
   end
   fns.create = function(self, values)
-    check_self(self, source, source.name .. ":create" .. singular, 2)
-    return db:transaction(function()
-      local t = check(target:create(values))
-      self[fk] = t[tk]
+    local method = source.name .. ":create" .. singular
+    check_self(self, source, method, 2)
+    if destroyed(self) then error(method .. ": instance was destroyed", 2) end
+    check_values(values, method)
+    local t, msg, code, details = as_method(method, pcall(db.transaction, db, function()
+      local made = check(target:create(values))
+      self[fk] = made[tk]
       check(self:save())
-      return t
-    end)
+      return made
+    end))
+    return t, msg, code, details
   end
   return fns
 end
