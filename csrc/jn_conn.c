@@ -4,7 +4,9 @@
 ** db:transaction is built on, and jn_atomic, which makes every
 ** multi-statement write all or nothing.
 */
+#define _GNU_SOURCE         /* dladdr */
 #include "jn.h"
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <time.h>
@@ -14,6 +16,11 @@ static const char *const conn_sql[JN_CS_COUNT] = {
   "SAVEPOINT jn_tx", "RELEASE jn_tx", "ROLLBACK TO jn_tx",
   "SAVEPOINT jn_w", "RELEASE jn_w", "ROLLBACK TO jn_w"
 };
+
+/* Registry key of a weak-valued table: connection (light userdata) -> its
+** userdata, while it is alive.  The collector takes a connection out of it
+** before running its __gc, which so tells a collection from a call by hand. */
+#define JN_CONNS "junction.conns"
 
 /* {====== Checking */
 
@@ -628,6 +635,11 @@ static int conn_open(lua_State *L) {
   c->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   c->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_CONNS);
+  lua_pushlightuserdata(L, c);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
   if (o.log) {
     rawfield(L, 2, "log");
     c->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -688,15 +700,55 @@ static int close_conn(lua_State *L, jn_Conn *c) {
   return rc;
 }
 
+/* Closing while a call runs. */
+
+/* The start of the shared object (or program) that holds fn's code. */
+static void *code_base(lua_CFunction fn) {
+  Dl_info info;
+  void *p = NULL;
+  if (fn == NULL) return NULL;
+  memcpy(&p, &fn, sizeof p < sizeof fn ? sizeof p : sizeof fn);   /* no cast ISO C forbids */
+  if (dladdr(p, &info) == 0) return NULL;
+  return info.dli_fbase;
+}
+
 /*
-** Raise when a junction call is running on c: a log or defaultValue
-** function (or code they call) may not close the connection under the
-** call, which still holds its statements.  It can close it after.
+** Is one of junction's C functions running further down L's stack?  Then
+** the caller is user code that junction called in the middle of a call (a
+** log or defaultValue function, a metamethod of an argument, a finalizer
+** the collector ran during an allocation), and that call may hold
+** statements of any connection.  Only close asks, so the walk costs nothing
+** elsewhere.
+*/
+static int in_junction_call(lua_State *L) {
+  lua_Debug ar;
+  int level;
+  void *self = code_base(conn_open);
+  if (self == NULL) return 0;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_CFunction f;
+    lua_getinfo(L, "f", &ar);
+    f = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    if (f != NULL && code_base(f) == self) return 1;
+  }
+  return 0;
+}
+
+/*
+** Raise when c may not be closed now: a call on it is running (a log or
+** defaultValue function of its own), or any junction call is, further down
+** this coroutine's stack.  The call finishes with its statements intact;
+** the program can close the connection after it returns.
 */
 static void check_idle(lua_State *L, jn_Conn *c, const char *ctx) {
+  if (c->db == NULL) return;
   if (c->incall)
     luaL_error(L, "%s: the connection is in use (called from a log or defaultValue "
                "function while a call runs); close it after that call returns", ctx);
+  if (in_junction_call(L))
+    luaL_error(L, "%s: the connection may be in use (called from a metamethod or "
+               "finalizer while a junction call runs); close it after that call returns", ctx);
 }
 
 /*** Close the connection; a second call does nothing.
@@ -719,13 +771,21 @@ static int conn_close(lua_State *L) {
 }
 
 /*
-** __gc.  The collector only finalizes a connection no call is using; a
-** program that calls __gc by hand while a call runs gets nothing done (the
-** connection closes when collected, or by db:close after the call).
+** __gc.  The collector only finalizes a connection no call is using (but
+** maybe while a call on another connection runs), and it is closed.  Called
+** by hand on a live connection while a junction call runs, it does nothing:
+** the connection closes when collected, or by db:close after the call.
 */
 static int conn_gc(lua_State *L) {
   jn_Conn *c = to_conn(L, 1, "junction.Connection:__gc");
-  if (!c->incall) close_conn(L, c);
+  int alive;
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_CONNS);
+  lua_pushlightuserdata(L, c);
+  lua_rawget(L, -2);
+  alive = lua_rawequal(L, -1, 1);
+  lua_pop(L, 2);
+  if (alive && c->db != NULL && (c->incall || in_junction_call(L))) return 0;
+  close_conn(L, c);
   return 0;
 }
 
@@ -1051,6 +1111,12 @@ static const luaL_Reg conn_meta[] = {
 ** (as "Connection", for lua/junction to extend) in the module table at -1.
 */
 void jn_conn_open(lua_State *L) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, JN_CONNS);
   luaL_newmetatable(L, JN_TX_MT);
   lua_pushcfunction(L, tx_gc);
   lua_setfield(L, -2, "__gc");

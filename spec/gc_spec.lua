@@ -181,3 +181,81 @@ describe("garbage collection", function()
     gc()
   end)
 end)
+
+describe("a finalizer that closes the connection during a call", function()
+  -- finalizers with a __gc: tables from Lua 5.2 on, newproxy on 5.1 and LuaJIT
+  local newproxy = rawget(_G, "newproxy")
+  local function with_gc(fn)
+    if newproxy then
+      local u = newproxy(true)
+      getmetatable(u).__gc = fn
+      return u
+    end
+    return setmetatable({}, { __gc = fn })
+  end
+
+  local function fill(db)
+    local m = H.blog(db)
+    assert(db:exec([[INSERT INTO post(text, created_at, updated_at)
+      WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500)
+      SELECT 'post number ' || x, '2024-01-01 00:00:00', '2024-01-01 00:00:00' FROM c]]))
+    return m
+  end
+
+  -- Rounds of Post:findAll on a fresh connection, the collector running all
+  -- the time (pause 0) and finalizers always waiting for it (each one that
+  -- runs outside a call makes another); on_gc(db) runs in each finalizer
+  -- that runs during a call.  Returns how many did.  A round whose finalizer
+  -- ran just before the call began (and closed the connection: fine then)
+  -- counts for nothing.
+  local function rounds(on_gc)
+    local during, calling, db = 0, false, nil
+    local function arm()
+      with_gc(function()
+        if calling then during = during + 1; on_gc(db) else arm() end
+      end)
+    end
+    local pause = collectgarbage("setpause", 0)
+    for _ = 1, 50 do arm() end
+    for _ = 1, 100 do
+      db = H.open()
+      local m = fill(db)
+      for _ = 1, 20 do arm() end
+      local ok, rows = pcall(function()
+        calling = true
+        return m.Post.findAll(m.Post)
+      end)
+      calling = false
+      if ok then
+        assert.equal(500, #rows)
+        assert.matches("(open,", tostring(db), 1, true)
+        assert.equal(500, m.Post:count())
+        assert.is_true(db:close())
+        if during > 0 then break end
+      else
+        assert.matches("Post:findAll: attempt to use a closed connection", tostring(rows))
+      end
+    end
+    collectgarbage("setpause", pause)
+    calling = true   -- the finalizers left over do nothing
+    return during
+  end
+
+  it("is refused while the call runs, and the call finishes with every row", function()
+    local refused = 0
+    local during = rounds(function(db)
+      local ok, err = pcall(db.close, db)
+      if not ok then
+        refused = refused + 1
+        assert(tostring(err):find("db:close: the connection may be in use", 1, true), err)
+      end
+    end)
+    assert.is_true(during > 0, "no finalizer ran during a call")
+    assert.is_true(refused > 0, "no close was refused")
+  end)
+
+  it("calling __gc by hand on the live connection does nothing until the call returns", function()
+    local during = rounds(function(db) getmetatable(db).__gc(db) end)
+    assert.is_true(during > 0, "no finalizer ran during a call")
+  end)
+end)
