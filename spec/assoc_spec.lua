@@ -1290,6 +1290,16 @@ describe("a link to a key that is not a row", function()
 end)
 
 describe("the junction model of a belongsToMany", function()
+  it("db:associate on a closed connection says so, as db:associate", function()
+    local db = H.open()
+    H.define_blog(db)
+    db:close()
+    local err = H.raises(function()
+      db:associate { Post = { { belongsToMany = "Genre", through = "TagPostGenre" } } }
+    end)
+    H.mentions(err, "db:associate: attempt to use a closed connection")
+  end)
+
   it("a through name that cannot be made a model is db:associate's misuse", function()
     local db = H.open()
     H.define_blog(db)

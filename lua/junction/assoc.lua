@@ -510,6 +510,7 @@ end
 
 -- Apply an association table; every entry is checked before any is made.
 function M.associate(db, tbl)
+  if not isopen(db) then raise("attempt to use a closed connection") end
   if type(tbl) ~= "table" then raise("bad argument #1 (table expected, got %s)", type(tbl)) end
   local todo = {}
   local names = {}
