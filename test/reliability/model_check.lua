@@ -62,7 +62,7 @@ local ALL_CLASSES = { "empty_where", "empty_where_include", "nonarray", "nonarra
   "destroyed", "vanished",
   "reenter_log", "log_args", "raising_log", "mm_options", "abandon", "tx_nil_err" }
 local DEFAULT_CLASSES = "empty_where,nonarray,nonarray_model,wrongtype,roundtrip,destroyed,vanished,"
-  .. "reenter_log,mm_options"
+  .. "reenter_log,log_args,raising_log,mm_options,abandon,tx_nil_err"
 
 local CLASSES, OP_CLASSES = {}, {}
 do
@@ -195,6 +195,7 @@ function gen_op(rng, depth, budget)
   elseif kind == "tx" then
     op.raise = rng:chance(0.35)
     op.retnil = CLASSES.tx_nil_err and not op.raise and rng:chance(0.3)
+    op.retcode = op.retnil and rng:chance(0.5) and 77 or nil
     op.co = rng:chance(0.25)
     op.mode = rng:pick { false, false, "deferred", "exclusive", "immediate" }
     local body, used = gen_ops(rng, rng:int(1, math.min(6, budget - 1)), depth + 1)
@@ -589,12 +590,13 @@ local function run_episode(ops, use_file, lines)
   local exec_op
 
   local co_depth = 0     -- > 0 inside a transaction run in a coroutine
+  local no_yield = 0     -- > 0 under our own pcall on PUC 5.1 (no yield across it)
 
   local function exec_ops(ops_)
     for _, op in ipairs(ops_) do
       exec_op(op)
       -- A transaction's function may yield (OpenResty): do so between calls.
-      if co_depth > 0 then coroutine.yield("tick") end
+      if co_depth > 0 and no_yield == 0 then coroutine.yield("tick") end
     end
   end
 
@@ -1436,8 +1438,8 @@ local function run_episode(ops, use_file, lines)
           error(SENTINEL, 0)
         end
         if op.retnil then
-          emit(indent .. "return nil, \"model_check says no\"")
-          return nil, "model_check says no"
+          emit(indent .. "return nil, \"model_check says no\"" .. (op.retcode and ", 77" or ""))
+          return nil, "model_check says no", op.retcode
         end
         return "committed", 2
       end
@@ -1461,7 +1463,9 @@ local function run_episode(ops, use_file, lines)
           ok, a, b, c = r[2], r[3], r[4], r[5]
         end
       else
+        if not CAN_YIELD_ACROSS_PCALL then no_yield = no_yield + 1 end
         ok, a, b, c = do_call()
+        if not CAN_YIELD_ACROSS_PCALL then no_yield = no_yield - 1 end
       end
       indent = saved_indent
       emit(indent .. "end)")
@@ -1474,8 +1478,10 @@ local function run_episode(ops, use_file, lines)
           if getmetatable(a) == FAIL then error(a, 0) end
           fail("raise", what .. " raised: " .. tostring(a))
         end
-        if a ~= nil or b ~= "model_check says no" or type(c) ~= "number" then
-          fail("return", what .. ": returned " .. show_ret(a, b, c) .. " instead of nil, message, code (rolled back)")
+        -- (API.md: db:transaction then returns nil, msg, code: what fn returned)
+        if a ~= nil or b ~= "model_check says no" or c ~= op.retcode then
+          fail("return", what .. ": returned " .. show_ret(a, b, c) .. " instead of nil, \"model_check says no\", "
+            .. tostring(op.retcode) .. " (rolled back)")
         end
       end
       if op.raise or op.retnil then
