@@ -125,10 +125,12 @@ rockspec: deps
 rockspec-update:
 	@bash .ci/check-rockspec.sh --write
 
-# The blog workload against bench/raw_blog.c, both schemas, Lua 5.4 then LuaJIT.
+# The blog workload against bench/raw_blog.c, both schemas, Lua 5.4 then LuaJIT
+# (docs/PERFORMANCE.md); BENCH_ROUNDS alternating rounds each.
+BENCH_ROUNDS ?= 9
 bench: deps build
-	bash bench/run.sh --no-build --lua lua5.4
-	bash bench/run.sh --no-build --lua luajit
+	bash bench/run.sh --no-build --rounds $(BENCH_ROUNDS) --lua lua5.4
+	bash bench/run.sh --no-build --rounds $(BENCH_ROUNDS) --lua luajit
 
 bench-scale: deps build
 	bash bench/run.sh --scale
