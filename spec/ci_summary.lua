@@ -1,7 +1,6 @@
 -- busted output handler: the normal plainTerminal output, then one machine line
 --   BUSTED_COUNTS passed=N failed=N errors=N pending=N
 -- usage: busted -o spec/ci_summary.lua ...   (.ci/busted.sh sums these lines)
--- From ../shared/recipes/RUNTIMES.md section 5.
 return function(options)
   local busted = require 'busted'
   local handler = require 'busted.outputHandlers.plainTerminal'(options)

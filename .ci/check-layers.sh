@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# .ci/check-layers.sh -- csrc/ in layers that only call downward.
+#
+# LAYERS lists the C files bottom to top. A file may call functions defined
+# in files below it (or in itself), never above. The calls are read from the
+# objects' symbol tables (nm): a cross-file function is an undefined symbol
+# of the caller and a defined one of the callee, so comments and strings
+# cannot fool it. Each call that goes up is listed; KNOWN holds those we
+# already carry (the layering work in HACKING.md removes them), so CI fails
+# on a new one, and says when a known one is gone (then delete its line).
+#
+#   .ci/check-layers.sh          check (builds build/5.4 first when needed)
+#   .ci/check-layers.sh --graph  print every file-to-file edge
+set -u
+cd "$(dirname "$0")/.."
+
+LAYERS=(jn_stmt jn_error jn_conn jn_schema jn_instance jn_query jn_assoc jn_include jn_model junction)
+
+# caller -> callee edges that go up today, one per line
+KNOWN=$(cat <<'LIST'
+jn_conn -> jn_schema
+jn_error -> jn_instance
+jn_query -> jn_include
+jn_stmt -> jn_conn
+LIST
+)
+
+objdir=build/5.4/obj
+make --no-print-directory -s build/5.4/junction/core.so >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+
+declare -A rank
+for i in "${!LAYERS[@]}"; do rank[${LAYERS[$i]}]=$i; done
+pass=0 fail=0
+
+# symbol -> defining file
+declare -A def
+for f in csrc/*.c; do
+  b=$(basename "$f" .c)
+  if [ -z "${rank[$b]+x}" ]; then
+    echo "FAIL - csrc/$b.c is in no layer: add it to LAYERS in $0"; fail=$((fail + 1)); continue
+  fi
+  for s in $(nm --defined-only "$objdir/$b.o" | awk '$2 ~ /^[TDBR]$/ { print $3 }'); do def[$s]=$b; done
+done
+
+edges=()
+for f in csrc/*.c; do
+  b=$(basename "$f" .c)
+  [ -n "${rank[$b]+x}" ] || continue
+  for s in $(nm --undefined-only "$objdir/$b.o" | awk '{ print $2 }'); do
+    callee=${def[$s]:-}
+    [ -n "$callee" ] && [ "$callee" != "$b" ] && edges+=("$b -> $callee $s")
+  done
+done
+
+if [ "${1:-}" = --graph ]; then printf '%s\n' "${edges[@]}" | awk '{ print $1, $2, $3 }' | sort -u; exit 0; fi
+
+up=$(for e in "${edges[@]}"; do
+  read -r from _ to sym <<<"$e"
+  [ "${rank[$to]}" -gt "${rank[$from]}" ] && echo "$from -> $to ($sym)"
+done | sort -u)
+
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  pair=${line% (*}
+  if grep -qxF "$pair" <<<"$KNOWN"; then continue; fi
+  echo "FAIL - $line: a call to a layer above"; fail=$((fail + 1))
+done <<<"$up"
+while IFS= read -r known; do
+  [ -n "$known" ] || continue
+  if ! grep -q "^$known (" <<<"$up"; then echo "note - $known no longer goes up: delete it from KNOWN"; fi
+done <<<"$KNOWN"
+
+n_up=$(grep -c . <<<"$up")
+n_known=$(grep -c . <<<"$KNOWN")
+[ "$fail" -gt 0 ] || { pass=1; echo "ok   - no new call to a layer above (${n_known} known upward edges carried, ${n_up} upward calls)"; }
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
