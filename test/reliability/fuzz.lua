@@ -546,8 +546,9 @@ T(2, function()
   if rng:chance(0.7) then
     opts = {}
     for _ = 1, rng:int(0, 3) do
-      local k = rng:pick { "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "log", "bogus" }
-      opts[k] = rng:chance(0.5) and rng:pick { 0, 100, -1, true, false, "wal", "delete", "normal",
+      local k = rng:pick { "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "log", "bogus",
+        "timeout", "temp_store" }
+      opts[k] = rng:chance(0.5) and rng:pick { 0, 100, -1, 2 ^ 31, 1.5, true, false, "wal", "delete", "normal",
         "off", "full", "memory", "wal; DROP TABLE post", "'; DROP TABLE genre; --", "extra",
         FUNCS[3], FUNCS[1] } or gen_value(2)
     end
