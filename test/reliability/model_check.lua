@@ -661,9 +661,55 @@ local function run_episode(ops, use_file, lines)
       fmt("{ [\"or\"] = { { %s = %s }, { %s = nil } } }", k, tostring(v), k) end,
     function(k, v) return { [k] = v, ["and"] = { {} } }, fmt("{ %s = %s, [\"and\"] = { {} } }", k, tostring(v)) end,
     function() return { ["not"] = { ["or"] = {} } }, "{ [\"not\"] = { [\"or\"] = {} } }" end,
+    function(k) return { [k] = {} }, fmt("{ %s = {} }", k) end,
   }
 
+  -- "Every row" said explicitly (all = true), and its misuses: both a
+  -- where and all, or neither.
+  local function cls_every_row(op, v)
+    local before = digest()
+    if v == 0 then
+      local n = 0
+      for _ in pairs(model.genres) do n = n + 1 end
+      local line = "Genre:destroy{ all = true }"
+      local kind, got = outcome(pcall(Genre.destroy, Genre, { all = true }))
+      if kind ~= "ok" or got ~= n then fail("all", fmt("%s: expected %d, got %s %s", line, n, kind, show(got))) end
+      for gid in pairs(model.genres) do model.dead_genres[gid] = true end
+      model.genres = {}
+      for _, set in pairs(model.posts) do for g in pairs(set) do set[g] = nil end end
+      verify(line)
+      emit(fmt("%s%s  --> %d", indent, line, n))
+    elseif v == 1 then
+      local n = 0
+      for _ in pairs(model.posts) do n = n + 1 end
+      local text = "every " .. op.id
+      local line = fmt("Post:update({ text = %q }, { all = true })", text)
+      local kind, got = outcome(pcall(Post.update, Post, { text = text }, { all = true }))
+      if kind ~= "ok" or got ~= n then fail("all", fmt("%s: expected %d, got %s %s", line, n, kind, show(got))) end
+      local r = assert(db:query("SELECT count(*) AS n FROM post WHERE text = ?", text))
+      if r[1].n ~= n then fail("all", fmt("%s: %d rows hold the text, want %d", line, r[1].n, n)) end
+      verify(line)
+      emit(fmt("%s%s  --> %d", indent, line, n))
+    else
+      local pid = pick_post(op.p) or 1
+      local calls = {
+        { fmt("Post:destroy{ where = { post_id = %d }, all = true }", pid),
+          function() return pcall(Post.destroy, Post, { where = { post_id = pid }, all = true }) end },
+        { fmt("Post:update({ text = \"x\" }, { where = { post_id = %d }, all = true })", pid),
+          function() return pcall(Post.update, Post, { text = "x" }, { where = { post_id = pid }, all = true }) end },
+        { "Genre:destroy{}", function() return pcall(Genre.destroy, Genre, {}) end },
+        { "Genre:update({ name = \"x\" }, {})", function() return pcall(Genre.update, Genre, { name = "x" }, {}) end },
+        { "Post:destroy()", function() return pcall(Post.destroy, Post) end },
+      }
+      local c = calls[1 + op.r % #calls]
+      expect_raise(c[1], nil, c[2]())
+      unchanged(c[1], before)
+      emit(fmt("%s%s  --> raises, nothing changed", indent, c[1]))
+    end
+  end
+
   local function cls_empty_where(op)
+    if op.cls == "empty_where" and op.v % 25 < 4 then return cls_every_row(op, op.v % 25) end
     local mk = EMPTY_WHERES[1 + op.v % #EMPTY_WHERES]
     local pid, gid = pick_post(op.p), pick_genre(op.r)
     local targets = {
