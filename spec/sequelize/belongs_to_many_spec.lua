@@ -344,4 +344,402 @@ describe("BelongsToMany", function()
       assert.equal(Task:findByPk(50), list[1])
     end)
   end)
+
+  describe("createAssociations", function()
+    it("creates a new associated object", function()
+      db = S.open()
+      local User, Task = user_tasks(db)
+      local task = assert(Task:create { title = "task" })
+      local created = assert(task:createUser { username = "foo" })
+      assert.matches("^User{", tostring(created))
+      assert.equal("foo", created.username)
+      assert.equal(1, #task:getUsers())
+      assert.equal(User:findByPk(created.id), created)
+    end)
+
+    it("supports transactions", function()
+      db = S.open()
+      local _, Task = user_tasks(db)
+      local task = assert(Task:create { title = "task" })
+      db:transaction(function()
+        assert(task:createUser { username = "foo" })
+        assert.equal(1, #task:getUsers())
+        junction.abort("rolled back")
+      end)
+      assert.equal(0, #task:getUsers())
+    end)
+
+    it("supports setting through table attributes", function()
+      db = S.open()
+      S.define(db, "user", {})
+      local Group = S.define(db, "group", {})
+      local UserGroups = S.define(db, "user_groups", {
+        isAdmin = T.BOOLEAN,
+        userId = { type = T.INTEGER, references = { model = "user", key = "id" } },
+        groupId = { type = T.INTEGER, references = { model = "group", key = "id" } },
+      })
+      assert(db:associate {
+        user = { { belongsToMany = "group", through = "user_groups" } },
+        group = { { belongsToMany = "user", through = "user_groups" } },
+      })
+      assert(db:sync())
+      local group = assert(Group:create {})
+      assert(group:createUser({ id = 1 }, { through = { isAdmin = true } }))
+      assert(group:createUser({ id = 2 }, { through = { isAdmin = false } }))
+      local rows = assert(UserGroups:findAll { order = "userId" })
+      assert.equal(1, rows[1].userId)
+      assert.is_true(rows[1].isAdmin)
+      assert.equal(2, rows[2].userId)
+      assert.is_false(rows[2].isAdmin)
+    end)
+  end)
+
+  describe("addAssociations", function()
+    it("supports both single instance and array", function()
+      db = S.open()
+      local User, Task = user_tasks(db)
+      local user = assert(User:create { id = 12 })
+      local t1 = assert(Task:create { id = 50, title = "get started" })
+      local t2 = assert(Task:create { id = 52, title = "get done" })
+      assert(user:addTask(t1))
+      assert(user:addTask { t2 })
+      assert.same({ "get done", "get started" }, S.sorted(user:getTasks(), "title"))
+    end)
+
+    it("supports transactions", function()
+      db = S.open()
+      local User, Task = user_tasks(db)
+      local user = assert(User:create { username = "foo" })
+      local task = assert(Task:create { title = "task" })
+      db:transaction(function()
+        assert(task:addUser(user))
+        assert.is_true(task:hasUser(user))
+        junction.abort("rolled back")
+      end)
+      assert.is_false(task:hasUser(user))
+    end)
+
+    it("supports transactions when updating a through model", function()
+      db = S.open()
+      local User = S.define(db, "User", { username = T.STRING(255) })
+      local Task = S.define(db, "Task", { title = T.STRING(255) })
+      S.define(db, "UserTask", {
+        status = T.STRING(255),
+        user_id = { type = T.INTEGER, references = { model = "User", key = "id" } },
+        task_id = { type = T.INTEGER, references = { model = "Task", key = "id" } },
+      })
+      assert(db:associate {
+        User = { { belongsToMany = "Task", through = "UserTask" } },
+        Task = { { belongsToMany = "User", through = "UserTask" } },
+      })
+      assert(db:sync())
+      local user = assert(User:create { username = "foo" })
+      local task = assert(Task:create { title = "task" })
+      assert(task:addUser(user, { through = { status = "pending" } }))
+      db:transaction(function()
+        assert(task:addUser(user, { through = { status = "completed" } }))
+        assert.equal("completed", user:getTasks()[1].UserTask.status)
+        junction.abort("rolled back")
+      end)
+      assert.equal("pending", user:getTasks()[1].UserTask.status)
+    end)
+
+    it("supports passing the primary key instead of an object", function()
+      db = S.open()
+      local User, Task = user_tasks(db)
+      local user = assert(User:create { id = 12 })
+      local task = assert(Task:create { id = 50, title = "get started" })
+      assert(user:addTask(task.id))
+      assert.equal("get started", user:getTasks()[1].title)
+    end)
+
+    it("should not pass indexes to the join table", function()
+      db = S.open()
+      S.define(db, "User", { username = T.STRING(255) },
+        { indexes = { { name = "username_unique", unique = true, fields = { "username" } } } })
+      S.define(db, "Task", { title = T.STRING(255) },
+        { indexes = { { name = "title_index", fields = { "title" } } } })
+      assert(db:associate {
+        User = { { belongsToMany = "Task", through = "UserTasks" } },
+        Task = { { belongsToMany = "User", through = "UserTasks" } },
+      })
+      assert(db:sync())
+      local rows = assert(db:query("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"
+        .. " AND name IN ('username_unique', 'title_index') ORDER BY name"))
+      assert.same({ { name = "title_index", tbl_name = "Task" }, { name = "username_unique", tbl_name = "User" } }, rows)
+    end)
+
+    it("should catch EmptyResultError when rejectOnEmpty is set", function()
+      db = S.open()
+      local User, Task = user_tasks(db)
+      local user = assert(User:create { id = 12 })
+      assert(user:addTask(assert(Task:create { id = 50, title = "get started" })))
+      assert.equal("get started", user:getTasks()[1].title)
+    end)
+
+    it("should returns array of intermediate table", function()
+      -- junction: add returns true (the junction rows are read with getTasks or the junction model)
+      db = S.open()
+      local User, Task = user_tasks(db)
+      local user, task = assert(User:create {}), assert(Task:create {})
+      assert.is_true(user:addTask(task))
+      local rows = assert(db:model("UserTasks"):findAll())
+      assert.equal(1, #rows)
+      assert.equal(user.id, rows[1].user_id)
+      assert.equal(task.id, rows[1].task_id)
+    end)
+  end)
+
+  describe("addMultipleAssociations", function()
+    it("supports both single instance and array", function()
+      db = S.open()
+      local User, Task = user_tasks(db)
+      local user = assert(User:create { id = 12 })
+      local t1 = assert(Task:create { id = 50, title = "get started" })
+      local t2 = assert(Task:create { id = 52, title = "get done" })
+      assert(user:addTasks(t1))
+      assert(user:addTasks { t2 })
+      assert.same({ "get done", "get started" }, S.sorted(user:getTasks(), "title"))
+    end)
+
+    it("adds associations without removing the current ones", function()
+      db = S.open()
+      local User, Task = user_tasks(db)
+      assert(User:bulkCreate { { username = "foo " }, { username = "bar " }, { username = "baz " } })
+      local task = assert(Task:create { title = "task" })
+      local users = assert(User:findAll())
+      assert(task:setUsers { users[1] })
+      assert(task:addUsers { users[2], users[3] })
+      assert.equal(3, #task:getUsers())
+      assert.is_true(task:addUsers { users[1] })
+      assert.is_true(task:addUsers { users[1].id })
+      assert.equal(3, #task:getUsers())
+    end)
+  end)
+
+  describe("through model validations", function()
+    -- junction has no `validate`; the role's length limit is its STRING(50) type, and a
+    -- value its field cannot hold is returned as a failure (nil, message, VALIDATION)
+    local project, employee
+    before_each(function()
+      db = S.open()
+      local Project = S.define(db, "Project", { name = T.STRING(255) })
+      local Employee = S.define(db, "Employee", { name = T.STRING(255) })
+      S.define(db, "Participation", {
+        role = { type = T.STRING(50), allowNull = false },
+        project_id = { type = T.INTEGER, references = { model = "Project", key = "id" } },
+        employee_id = { type = T.INTEGER, references = { model = "Employee", key = "id" } },
+      })
+      assert(db:associate {
+        Project = { { belongsToMany = "Employee", as = "Participants", through = "Participation" } },
+        Employee = { { belongsToMany = "Project", as = "Participations", through = "Participation" } },
+      })
+      assert(db:sync())
+      project = assert(Project:create { name = "project 1" })
+      employee = assert(Employee:create { name = "employee 1" })
+    end)
+    local too_long = string.rep("x", 51)
+
+    it("runs on add", function()
+      local ok, _, code = project:addParticipant(employee, { through = { role = too_long } })
+      assert.is_nil(ok)
+      assert.equal(junction.VALIDATION, code)
+      assert.equal(0, project:countParticipants())
+    end)
+
+    it("runs on set", function()
+      local ok, _, code = project:setParticipants({ employee }, { through = { role = too_long } })
+      assert.is_nil(ok)
+      assert.equal(junction.VALIDATION, code)
+      assert.equal(0, project:countParticipants())
+    end)
+
+    it("runs on create", function()
+      local ok, _, code = project:createParticipant({ name = "employee 2" }, { through = { role = too_long } })
+      assert.is_nil(ok)
+      assert.equal(junction.VALIDATION, code)
+      assert.equal(1, db:model("Employee"):count())
+    end)
+  end)
+
+  describe("optimizations using bulk create, destroy and update", function()
+    local User, Task, log
+    before_each(function()
+      db, log = S.logged()
+      User = S.define(db, "User", { username = T.STRING(255) }, { timestamps = false })
+      Task = S.define(db, "Task", { title = T.STRING(255) }, { timestamps = false })
+      assert(db:associate {
+        User = { { belongsToMany = "Task", through = "UserTasks" } },
+        Task = { { belongsToMany = "User", through = "UserTasks" } },
+      })
+      assert(db:sync())
+    end)
+
+    it("uses one insert into statement", function()
+      local user = assert(User:create { username = "foo" })
+      local t1 = assert(Task:create { id = 12, title = "task1" })
+      local t2 = assert(Task:create { id = 15, title = "task2" })
+      for i = #log, 1, -1 do log[i] = nil end
+      assert(user:setTasks { t1, t2 })
+      assert.equal(1, S.count_matching(log, "^SELECT"))
+      assert.equal(1, S.count_matching(log, "^INSERT"))
+    end)
+  end)
+
+  describe("join table creation", function()
+    it("should work with non integer primary keys", function()
+      db = S.open()
+      local n = 0
+      local Beacon = S.define(db, "Beacon", {
+        id = { type = T.TEXT, primaryKey = true,
+               defaultValue = function() n = n + 1 return ("00000000-0000-4000-8000-%012d"):format(n) end },
+        name = T.STRING(255),
+      })
+      local Usar = S.define(db, "Usar", { name = T.STRING(255) })
+      assert(db:associate {
+        Beacon = { { belongsToMany = "Usar", through = "UserBeacons" } },
+        Usar = { { belongsToMany = "Beacon", through = "UserBeacons" } },
+      })
+      assert(db:sync())
+      local beacon = assert(Beacon:create { name = "b" })
+      local usar = assert(Usar:create { name = "u" })
+      assert(usar:addBeacon(beacon))
+      assert.equal(beacon, usar:getBeacons()[1])
+      assert.equal(usar, beacon:getUsars()[1])
+    end)
+  end)
+
+  describe("foreign keys", function()
+    local function columns(name)
+      local out = {}
+      for _, r in ipairs(assert(db:query("SELECT name FROM pragma_table_info(?) ORDER BY name", name))) do
+        out[#out + 1] = r.name
+      end
+      return out
+    end
+
+    it("should correctly generate underscored keys", function()
+      db = S.open()
+      S.define(db, "User", {}, { tableName = "users", underscored = true, timestamps = false })
+      S.define(db, "Place", {}, { tableName = "places", underscored = true, timestamps = false })
+      assert(db:associate {
+        User = { { belongsToMany = "Place", through = "user_places" } },
+        Place = { { belongsToMany = "User", through = "user_places" } },
+      })
+      assert(db:sync())
+      local cols = columns("user_places")
+      assert.truthy(table.concat(cols, ","):find("place_id", 1, true))
+      assert.truthy(table.concat(cols, ","):find("user_id", 1, true))
+    end)
+
+    it("should infer otherKey from paired BTM relationship with a through string defined", function()
+      db = S.open()
+      local User = S.define(db, "User", {})
+      local Place = S.define(db, "Place", {})
+      assert(db:associate {
+        User = { { belongsToMany = "Place", through = "user_places", foreignKey = "user_id" } },
+        Place = { { belongsToMany = "User", through = "user_places", foreignKey = "place_id" } },
+      })
+      assert(db:sync())
+      local user, place = assert(User:create {}), assert(Place:create {})
+      assert(user:addPlace(place))
+      assert.same({ { user_id = user.id, place_id = place.id } },
+        assert(db:query("SELECT user_id, place_id FROM user_places")))
+      assert.equal(user, place:getUsers()[1])
+    end)
+
+    it("should infer otherKey from paired BTM relationship with a through model defined", function()
+      db = S.open()
+      local User = S.define(db, "User", {})
+      local Place = S.define(db, "Place", {})
+      S.define(db, "UserPlace", {
+        id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+        user_id = { type = T.INTEGER, references = { model = "User", key = "id" } },
+        place_id = { type = T.INTEGER, references = { model = "Place", key = "id" } },
+      }, { timestamps = false })
+      assert(db:associate {
+        User = { { belongsToMany = "Place", through = "UserPlace", foreignKey = "user_id" } },
+        Place = { { belongsToMany = "User", through = "UserPlace", foreignKey = "place_id" } },
+      })
+      assert(db:sync())
+      assert.same({ "id", "place_id", "user_id" }, columns("UserPlace"))
+      local user, place = assert(User:create {}), assert(Place:create {})
+      assert(place:addUser(user))
+      assert.equal(place, user:getPlaces()[1])
+    end)
+  end)
+
+  describe("foreign key with fields specified", function()
+    -- Sequelize's foreignKey = { field = 'user_id', name = 'userId' } renames a column;
+    -- junction has no field/attribute split, so the key is the column name
+    local User, Project, log
+    before_each(function()
+      db, log = S.logged()
+      User = S.define(db, "User", { name = T.STRING(255) })
+      Project = S.define(db, "Project", { name = T.STRING(255) })
+      S.define(db, "Puppy", { breed = T.STRING(255) })
+      assert(db:associate {
+        User = { { belongsToMany = "Project", through = "user_projects", as = "Projects",
+                   foreignKey = "user_id", otherKey = "project_id" } },
+        Project = { { belongsToMany = "User", through = "user_projects", as = "Users",
+                      foreignKey = "project_id", otherKey = "user_id" } },
+      })
+    end)
+    local function statements()
+      local n = 0
+      for _, sql in ipairs(log) do
+        if not sql:find("^BEGIN") and not sql:find("^COMMIT") then n = n + 1 end
+      end
+      for i = #log, 1, -1 do log[i] = nil end
+      return n
+    end
+
+    it("should correctly get associations even after a child instance is deleted", function()
+      assert(db:sync())
+      local user = assert(User:create { name = "Matt" })
+      local p1 = assert(Project:create { name = "Good Will Hunting" })
+      local p2 = assert(Project:create { name = "The Departed" })
+      statements()
+      assert(user:addProjects { p1, p2 })
+      assert.equal(2, statements())
+      local projects = assert(user:getProjects())
+      assert.equal(1, statements())
+      assert(projects[1]:destroy())
+      local found = assert(User:findOne { where = { id = user.id }, include = { { association = Project, as = "Projects" } } })
+      assert.equal(1, #found.Projects)
+    end)
+
+    it("should correctly get associations when doubly linked", function()
+      assert(db:sync())
+      local user = assert(User:create { name = "Matt" })
+      local project = assert(Project:create { name = "Good Will Hunting" })
+      statements()
+      assert(user:addProject(project))
+      assert.equal(2, statements())
+      local projects = assert(user:getProjects())
+      assert.equal(1, statements())
+      assert.equal(project, projects[1])
+      assert(user:removeProject(projects[1]))
+      assert.equal(1, statements())
+    end)
+
+    it("should be able to handle nested includes properly", function()
+      local Group = S.define(db, "Group", { groupName = T.STRING(255) })
+      assert(db:associate {
+        Group = { { belongsToMany = "User", through = "group_users", as = "Users", foreignKey = "group_id", otherKey = "user_id" } },
+        User = { { belongsToMany = "Group", through = "group_users", as = "Groups", foreignKey = "user_id", otherKey = "group_id" } },
+      })
+      assert(db:sync())
+      local group = assert(Group:create { groupName = "The Illuminati" })
+      local user = assert(User:create { name = "Matt" })
+      local project = assert(Project:create { name = "Good Will Hunting" })
+      assert(user:addProject(project))
+      assert(group:addUser(user))
+      local groups = assert(Group:findAll {
+        where = { id = group.id },
+        include = { Users = { include = { "Projects" } } },
+      })
+      assert.equal("Good Will Hunting", groups[1].Users[1].Projects[1].name)
+    end)
+  end)
 end)
