@@ -409,7 +409,7 @@ local function junction_model(db, source, target, spec, ctx)
   for _, d in ipairs(made:_info().declarations) do   -- defaults an association may change
     d.auto_onDelete, d.auto_onUpdate = true, true
   end
-  return made
+  return made, fk, ok   -- its keys: for a model to itself both fields refer to it
 end
 
 -- The junction field that references model (by its table or name).
@@ -493,9 +493,9 @@ builders.hasMany = has_builder("hasMany")
 
 function builders.belongsToMany(db, source, target, spec, ctx)
   local singular, plural = alias_names(spec, target, true, ctx)
-  local jm = junction_model(db, source, target, spec, ctx)
-  local fk = spec.foreignKey or referring_field(jm, source)
-  local ok = spec.otherKey or referring_field(jm, target, fk)
+  local jm, made_fk, made_ok = junction_model(db, source, target, spec, ctx)
+  local fk = spec.foreignKey or made_fk or referring_field(jm, source)
+  local ok = spec.otherKey or made_ok or referring_field(jm, target, fk)
   if not fk then raise("%s: give foreignKey (no single field of %s refers to %s)", ctx, jm.name, source.name) end
   if not ok then raise("%s: give otherKey (no single field of %s refers to %s)", ctx, jm.name, target.name) end
   apply_actions(jm, fk, source, spec.sourceKey or source.primaryKey, spec, ctx)
