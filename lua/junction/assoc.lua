@@ -78,19 +78,18 @@ local function cap(word)
 end
 
 -- name -> role for a to-many association, camelCase and snake_case.
-local function many_names(singular, plural, ctx)
-  if singular == plural then
-    raise("%s: singular and plural are both '%s'; give as = { singular = ..., plural = ... }", ctx, plural)
-  end
+-- When the alias has one form for both (as = "staff", or { singular = "sheep", plural = "sheep" }),
+-- addStaff, removeStaff and hasStaff are the one-instance methods, which take a list too.
+local function many_names(singular, plural)
   local names = {}
   local function add(verb, noun, role)
     names[verb .. cap(noun)] = role
     names[verb .. "_" .. inflect.snake(noun)] = role
   end
   add("get", plural, "get"); add("set", plural, "set")
-  add("add", singular, "add"); add("add", plural, "addMany")
-  add("remove", singular, "remove"); add("remove", plural, "removeMany")
-  add("has", singular, "has"); add("has", plural, "hasMany")
+  add("add", plural, "addMany"); add("add", singular, "add")
+  add("remove", plural, "removeMany"); add("remove", singular, "remove")
+  add("has", plural, "hasMany"); add("has", singular, "has")
   add("count", plural, "count"); add("create", singular, "create")
   return names
 end
@@ -481,7 +480,7 @@ local function has_builder(kind)
     local assoc = db:_associate(source, kind, target,
                                 { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
     if tomany then
-      register(source, many_names(singular, plural, ctx),
+      register(source, many_names(singular, plural),
                has_many_methods(db, assoc, source, target, sk, fk, singular, plural))
     else
       register(source, one_names(singular), has_one_methods(db, assoc, source, target, sk, fk, singular))
@@ -492,6 +491,10 @@ builders.hasOne = has_builder("hasOne")
 builders.hasMany = has_builder("hasMany")
 
 function builders.belongsToMany(db, source, target, spec, ctx)
+  if source == target and spec.as == nil then
+    -- getPersons would not say which way the link goes (children or parents?)
+    raise("%s: missing option 'as' (a belongsToMany of a model to itself needs a name, e.g. as = \"Friends\")", ctx)
+  end
   local singular, plural = alias_names(spec, target, true, ctx)
   local jm, made_fk, made_ok = junction_model(db, source, target, spec, ctx)
   local fk = spec.foreignKey or made_fk or referring_field(jm, source)
@@ -502,7 +505,7 @@ function builders.belongsToMany(db, source, target, spec, ctx)
   db:_associate(source, "belongsToMany", target, {
     as = plural, foreignKey = fk, otherKey = ok, through = jm,
     sourceKey = spec.sourceKey, targetKey = spec.targetKey,
-    names = many_names(singular, plural, ctx),
+    names = many_names(singular, plural),
   })
 end
 

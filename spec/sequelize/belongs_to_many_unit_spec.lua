@@ -1,0 +1,192 @@
+-- spec/sequelize/belongs_to_many_unit_spec.lua: Sequelize v6's
+-- test/unit/associations/belongs-to-many.test.js, ported to junction. Sequelize's unit
+-- tests read the association objects; junction has no association introspection yet,
+-- so each case checks the same thing by what the association does.
+local S = require "spec.sequelize.support"
+local T = S.T
+
+describe("belongsToMany", function()
+  local db
+  before_each(function() db = S.open() end)
+  after_each(function() db:close() end)
+
+  it("throws when invalid model is passed", function()
+    S.define(db, "User", {})
+    assert.has_error(function() db:associate { User = { { belongsToMany = 42, through = "x" } } } end,
+      "db:associate: User: association 1: belongsToMany names no model (a string expected, got number)")
+    assert.has_error(function() db:associate { User = { { belongsToMany = "Nope", through = "x" } } } end,
+      "db:associate: User: belongsToMany 'Nope': no model of that name is defined")
+  end)
+
+  describe("proper syntax", function()
+    it("throws an AssociationError if the through option is undefined, true, or null", function()
+      S.define(db, "User", {}); S.define(db, "Task", {})
+      assert.has_error(function() db:associate { User = { { belongsToMany = "Task", through = true } } } end,
+        "db:associate: User: belongsToMany 'Task': bad option 'through' (boolean given)")
+      assert.has_error(function() db:associate { User = { { belongsToMany = "Task" } } } end,
+        "db:associate: User belongsToMany Task: missing option 'through' (the junction model, or its table name)")
+    end)
+
+    it("throws an AssociationError for a self-association defined without an alias", function()
+      S.define(db, "User", {})
+      assert.has_error(function() db:associate { User = { { belongsToMany = "User", through = "jointable" } } } end,
+        "db:associate: User belongsToMany User: missing option 'as' (a belongsToMany of a model to itself"
+        .. " needs a name, e.g. as = \"Friends\")")
+    end)
+  end)
+
+  describe("timestamps", function()
+    it("follows the global timestamps true option", function()
+      S.define(db, "User", {}); S.define(db, "Task", {})
+      assert(db:associate { User = { { belongsToMany = "Task", through = "user_task1" } } })
+      -- junction's made junction model keeps snake_case timestamps
+      local fields = table.concat(db:model("user_task1"):_info().fields, ",")
+      assert.truthy(fields:find("created_at", 1, true))
+      assert.truthy(fields:find("updated_at", 1, true))
+    end)
+  end)
+
+  describe("optimizations using bulk create, destroy and update", function()
+    it("uses one insert into statement", function()
+      db:close()
+      local log
+      db, log = S.logged()
+      local User = S.define(db, "User", { username = T.STRING(255) }, { timestamps = false })
+      local Task = S.define(db, "Task", { title = T.STRING(255) }, { timestamps = false })
+      assert(db:associate {
+        User = { { belongsToMany = "Task", through = "UserTasks" } },
+        Task = { { belongsToMany = "User", through = "UserTasks" } },
+      })
+      assert(db:sync())
+      local user = assert(User:create { id = 1, username = "foo" })
+      local t1, t2 = assert(Task:create { id = 12, title = "task1" }), assert(Task:create { id = 15, title = "task2" })
+      for i = #log, 1, -1 do log[i] = nil end
+      assert(user:setTasks { t1, t2 })
+      assert.equal(1, S.count_matching(log, "^INSERT"))
+    end)
+  end)
+
+  describe("foreign keys", function()
+    it("should infer otherKey from paired BTM relationship with a through string defined", function()
+      local User, Place = S.define(db, "User", {}), S.define(db, "Place", {})
+      assert(db:associate {
+        User = { { belongsToMany = "Place", through = "user_places", foreignKey = "user_id" } },
+        Place = { { belongsToMany = "User", through = "user_places", foreignKey = "place_id" } },
+      })
+      assert(db:sync())
+      local user, place = assert(User:create {}), assert(Place:create {})
+      assert(place:addUser(user))
+      assert.same({ { user_id = user.id, place_id = place.id } },
+        assert(db:query("SELECT user_id, place_id FROM user_places")))
+    end)
+  end)
+
+  describe("associations on the join table", function()
+    local User, Project, UserProjects
+    before_each(function()
+      User, Project = S.define(db, "User", {}), S.define(db, "Project", {})
+      UserProjects = S.define(db, "UserProjects", {
+        user_id = { type = T.INTEGER, references = { model = "User", key = "id" } },
+        project_id = { type = T.INTEGER, references = { model = "Project", key = "id" } },
+      })
+      assert(db:associate { UserProjects = { { belongsTo = "User" } } })
+      assert(db:associate {
+        User = { { belongsToMany = "Project", through = "UserProjects" } },
+        Project = { { belongsToMany = "User", through = "UserProjects" } },
+      })
+      assert(db:associate { UserProjects = { { belongsTo = "Project" } } })
+      assert(db:sync())
+    end)
+
+    it("should work for belongsTo associations defined before belongsToMany", function()
+      local user, project = assert(User:create {}), assert(Project:create {})
+      assert(user:addProject(project))
+      local link = assert(UserProjects:findOne { where = { user_id = user.id } })
+      assert.equal(user, link:getUser())
+    end)
+
+    it("should work for belongsTo associations defined after belongsToMany", function()
+      local user, project = assert(User:create {}), assert(Project:create {})
+      assert(user:addProject(project))
+      local link = assert(UserProjects:findOne { where = { user_id = user.id } })
+      assert.equal(project, link:getProject())
+    end)
+  end)
+
+  describe("self-associations", function()
+    it("does not pair multiple self associations with different through arguments", function()
+      local User = S.define(db, "user", {})
+      assert(db:associate { user = {
+        { belongsToMany = "user", as = "Followers", through = "userFollowers" },
+        { belongsToMany = "user", as = "Invites", foreignKey = "InviteeId", through = "invite" },
+      } })
+      assert(db:sync())
+      local a, b, c = assert(User:create {}), assert(User:create {}), assert(User:create {})
+      assert(a:addFollower(b))
+      assert(a:addInvite(c))
+      assert.same({ b.id }, S.sorted(a:getFollowers(), "id"))
+      assert.same({ c.id }, S.sorted(a:getInvites(), "id"))
+    end)
+
+    it("works with singular and plural name for self-associations", function()
+      local Service = S.define(db, "service", {})
+      assert(db:associate { service = {
+        { belongsToMany = "service", through = "Supplements", as = "supplements",
+          foreignKey = "service_id", otherKey = "supplement_id" },
+        { belongsToMany = "service", through = "Supplements", as = { singular = "supplemented", plural = "supplemented" },
+          foreignKey = "supplement_id", otherKey = "service_id" },
+      } })
+      assert(db:sync())
+      local s1, s2, s3 = assert(Service:create {}), assert(Service:create {}), assert(Service:create {})
+      for _, m in ipairs { "getSupplements", "addSupplement", "addSupplements", "getSupplemented", "addSupplemented" } do
+        assert.is_function(s1[m], m)
+      end
+      assert.has_error(function() return s1.getSupplementeds end)
+      assert.has_error(function() return s1.addSupplementeds end)
+      assert(s1:addSupplement(s2))
+      assert(s3:addSupplemented(s1))        -- one instance
+      assert(s3:addSupplemented { s2 })     -- a list
+      assert.is_true(s3:hasSupplemented(s1))
+      assert.is_true(s3:hasSupplemented { s1, s2 })
+      -- s3 is supplemented by s1 and s2: s3 is a supplement of each
+      assert.same({ s2.id, s3.id }, S.sorted(s1:getSupplements(), "id"))
+      assert.same({ s3.id }, S.sorted(s2:getSupplements(), "id"))
+      assert.same({ s1.id }, S.sorted(s2:getSupplemented(), "id"))
+      assert.same({ s1.id, s2.id }, S.sorted(s3:getSupplemented(), "id"))
+    end)
+  end)
+
+  describe("constraints", function()
+    it("work properly when through is a string", function()
+      local User, Group = S.define(db, "User", {}), S.define(db, "Group", {})
+      assert(db:associate {
+        User = { { belongsToMany = "Group", as = "MyGroups", through = "group_user", onUpdate = "RESTRICT", onDelete = "SET NULL" } },
+        Group = { { belongsToMany = "User", as = "MyUsers", through = "group_user", onUpdate = "SET NULL", onDelete = "RESTRICT" } },
+      })
+      assert(db:sync())
+      local fks = {}
+      for _, r in ipairs(assert(db:query("SELECT \"from\" AS col, on_update, on_delete FROM pragma_foreign_key_list('group_user')"))) do
+        fks[r.col] = r.on_update .. "/" .. r.on_delete
+      end
+      assert.same({ user_id = "RESTRICT/SET NULL", group_id = "SET NULL/RESTRICT" }, fks)
+    end)
+
+    it("work properly when through is a model", function()
+      S.define(db, "User", {}); S.define(db, "Group", {})
+      S.define(db, "GroupUser", {
+        user_id = { type = T.INTEGER, references = { model = "User", key = "id" } },
+        group_id = { type = T.INTEGER, references = { model = "Group", key = "id" } },
+      }, { tableName = "user_groups" })
+      assert(db:associate {
+        User = { { belongsToMany = "Group", as = "MyGroups", through = "GroupUser", onUpdate = "RESTRICT", onDelete = "SET NULL" } },
+        Group = { { belongsToMany = "User", as = "MyUsers", through = "GroupUser", onUpdate = "SET NULL", onDelete = "RESTRICT" } },
+      })
+      assert(db:sync())
+      local fks = {}
+      for _, r in ipairs(assert(db:query("SELECT \"from\" AS col, on_update, on_delete FROM pragma_foreign_key_list('user_groups')"))) do
+        fks[r.col] = r.on_update .. "/" .. r.on_delete
+      end
+      assert.same({ user_id = "RESTRICT/SET NULL", group_id = "SET NULL/RESTRICT" }, fks)
+    end)
+  end)
+end)
