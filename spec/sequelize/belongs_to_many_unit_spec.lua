@@ -158,7 +158,7 @@ describe("belongsToMany", function()
 
   describe("constraints", function()
     it("work properly when through is a string", function()
-      local User, Group = S.define(db, "User", {}), S.define(db, "Group", {})
+      S.define(db, "User", {}); S.define(db, "Group", {})
       assert(db:associate {
         User = { { belongsToMany = "Group", as = "MyGroups", through = "group_user", onUpdate = "RESTRICT", onDelete = "SET NULL" } },
         Group = { { belongsToMany = "User", as = "MyUsers", through = "group_user", onUpdate = "SET NULL", onDelete = "RESTRICT" } },
