@@ -34,11 +34,11 @@ local Connection, Model, Instance = core.Connection, core.Model, core.Instance
 local Abort = {}
 Abort.__tostring = function(e) return tostring(e.message) end
 
--- Roll back the transaction of db:transaction and return nil, message, code.
--- Called inside a transaction's function; the message and code come out of
--- db:transaction as its nil, message, code.
-function M.abort(message, code)
-  error(setmetatable({ message = message, code = code }, Abort), 0)
+-- Roll back the transaction of db:transaction and return nil, message, code
+-- (and details, when given).  Called inside a transaction's function; they
+-- come out of db:transaction as its nil, message, code, details.
+function M.abort(message, code, details)
+  error(setmetatable({ message = message, code = code, details = details }, Abort), 0)
 end
 
 local modes = { immediate = true, deferred = true, exclusive = true }
@@ -127,7 +127,7 @@ function Connection:transaction(opts, fn)
   if not res[1] then
     self:_tx("close", token, false)
     local err = res[2]
-    if getmetatable(err) == Abort then return nil, err.message, err.code end
+    if getmetatable(err) == Abort then return nil, err.message, err.code, err.details end
     error(err, 0)
   end
   if res[2] == nil and res[3] ~= nil then   -- fn returned nil, err: a failure
@@ -142,9 +142,9 @@ end
 
 -- Run fn in a transaction where a nil, message, code from any step rolls
 -- everything back: fn calls check(...) on each result.
-local function check(ok, msg, code, ...)
-  if ok == nil and msg ~= nil then M.abort(msg, code) end
-  return ok, msg, code, ...
+local function check(ok, msg, code, details, ...)
+  if ok == nil and msg ~= nil then M.abort(msg, code, details) end
+  return ok, msg, code, details, ...
 end
 M._check = check
 
