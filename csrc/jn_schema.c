@@ -497,18 +497,25 @@ static void gen_sql(lua_State *L, jn_Model *m, int sqlidx) {
   m->cols = keep_sql(L, sqlidx, "cols", &b);
   for (n = 0; n < 2; n++) {   /* n == 0: the key is left to SQLite */
     int k = 0;
+    size_t mark;
     b.n = 0;
     jn_buf_adds(L, &b, "INSERT INTO ");
     jn_buf_addident(L, &b, NULL, m->table);
+    mark = b.n;
     jn_buf_adds(L, &b, " (");
     for (i = 0; i < m->nfields; i++) {
       if (n == 0 && i == m->pk && (m->f[i].flags & JN_F_AUTOINC)) continue;
       if (k++) jn_buf_adds(L, &b, ", ");
       jn_buf_addident(L, &b, NULL, m->f[i].name);
     }
-    jn_buf_adds(L, &b, ") VALUES (");
-    for (i = 0; i < k; i++) jn_buf_adds(L, &b, i ? ", ?" : "?");
-    jn_buf_adds(L, &b, ")");
+    if (k == 0) {   /* a model of only its autoincrement key: Model:create{} */
+      b.n = mark;
+      jn_buf_adds(L, &b, " DEFAULT VALUES");
+    } else {
+      jn_buf_adds(L, &b, ") VALUES (");
+      for (i = 0; i < k; i++) jn_buf_adds(L, &b, i ? ", ?" : "?");
+      jn_buf_adds(L, &b, ")");
+    }
     m->sql[n == 0 ? JN_MS_INSERT : JN_MS_INSERT_PK] =
       keep_sql(L, sqlidx, n == 0 ? "insert" : "insert_pk", &b);
   }
