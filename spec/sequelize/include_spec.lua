@@ -111,7 +111,7 @@ describe("Include", function()
         include = { { association = Entity, required = true, include = {
           { association = User, required = true },
           -- Sequelize filters the junction (through.where tag_name); tag_name refers to nametag
-          { association = Sentient, as = "tags", required = true, where = { nametag = { "bob" } } },
+          { as = "tags", required = true, where = { nametag = { "bob" } } },
         } } },
         limit = 5, offset = 0,
       })
