@@ -76,6 +76,16 @@ static int json_safe(lua_State *L, int idx) {
 */
 static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char *ctx) {
   int t = lua_type(L, idx);
+  jn_Inst *inst = jn_inst_test(L, idx);
+  if (inst != NULL) {   /* an instance stands for its primary key, checked as any value */
+    jn_inst_get(L, idx, inst->model->pk);
+    if (lua_isnil(L, -1))
+      luaL_error(L, "%s: bad where value for field '%s.%s' (the %s is not saved yet)", ctx, m->name,
+                 m->f[f].name, inst->model->name);
+    push_bindable(L, m, f, lua_gettop(L), ctx);
+    lua_remove(L, -2);
+    return;
+  }
   if (t == LUA_TNUMBER && m->f[f].type == JN_T_DATE && !jn_epoch_ok((double)lua_tonumber(L, idx)))
     luaL_error(L, "%s: bad where value for DATE field '%s.%s' (%s is no time between the years 1 and 9999)",
                ctx, m->name, m->f[f].name, lua_tostring(L, idx));
@@ -83,10 +93,6 @@ static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char 
     lua_pushinteger(L, lua_toboolean(L, idx));
   } else if (t == LUA_TNUMBER || t == LUA_TSTRING) {
     lua_pushvalue(L, idx);
-  } else if (jn_inst_test(L, idx) != NULL) {
-    /* an instance stands for its primary key */
-    jn_Inst *inst = (jn_Inst *)lua_touserdata(L, idx);
-    jn_inst_get(L, idx, inst->model->pk);
   } else {
     luaL_error(L, "%s: bad where value for field '%s.%s' (%s cannot be compared)", ctx, m->name,
                m->f[f].name, luaL_typename(L, idx));

@@ -183,6 +183,15 @@ describe("where details", function()
     assert.equal(1, m.Comment:destroy { where = { post_id = junction.null } })
   end)
 
+  it("an instance stands for its key, checked like any value of the field", function()
+    local g = m.Genre:build { name = "unsaved" }
+    H.mentions(H.raises(function() return m.Post:findAll { where = { post_id = g } } end),
+               "Post:findAll", "post_id", "not saved yet")
+    local p = m.Post:build { post_id = math.huge, text = "x" }   -- a key no DATE can be
+    H.mentions(H.raises(function() return m.Post:findAll { where = { created_at = p } } end),
+               "Post:findAll", "DATE field 'Post.created_at'")
+  end)
+
   it("a field named like an operator is the field; _and, _or and _not stay operators", function()
     local Odd = db:define("Odd", {
       timestamps = false,
