@@ -286,8 +286,6 @@ JN_INTERNAL int jn_model_field(lua_State *L, jn_Model *m, int nameidx);
 JN_INTERNAL int jn_model_fieldname(jn_Model *m, const char *name);
 JN_INTERNAL void jn_model_uv(lua_State *L, int modelidx, const char *key);
 JN_INTERNAL void jn_model_lookup(lua_State *L, jn_Model *m);
-JN_INTERNAL int jn_schema_define(lua_State *L);
-JN_INTERNAL int jn_schema_sync(lua_State *L);
 JN_INTERNAL void jn_schema_open(lua_State *L);
 JN_INTERNAL void jn_check_ident(lua_State *L, int idx, const char *ctx);
 

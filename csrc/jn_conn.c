@@ -1083,8 +1083,6 @@ static int conn_isopen(lua_State *L) {
 /* }====== */
 
 static const luaL_Reg conn_methods[] = {
-  {"define", jn_schema_define},
-  {"sync", jn_schema_sync},
   {"model", conn_model},
   {"exec", conn_exec},
   {"query", conn_query},

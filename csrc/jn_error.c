@@ -63,7 +63,8 @@ int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
 ** [-0, +(0|1), m]
 */
 const char *jn_typename(lua_State *L, int idx) {
-  jn_Inst *inst = jn_inst_test(L, idx);
+  /* the metatable itself, not jn_inst_test: the error layer sits below instances */
+  jn_Inst *inst = (jn_Inst *)luaL_testudata(L, idx, JN_INST_MT);
   if (inst != NULL) {
     return lua_pushfstring(L, "%s instance", inst->model->name);
   }

@@ -674,7 +674,7 @@ static void check_indexes(lua_State *L, jn_Model *m, int specidx, int uvidx) {
 @tparam table spec tableName, timestamps, underscored, fields
 @treturn Model
 */
-int jn_schema_define(lua_State *L) {
+static int schema_define(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1, "db:define");
   const char *name = luaL_checkstring(L, 2);
   int nf, i, timestamps, underscored, fieldsidx, orderidx, uvidx, declsidx, defidx;
@@ -1695,7 +1695,7 @@ compare the tables that exist with their models.
 @tparam[opt] table opts force, alter
 @treturn true|fail
 */
-int jn_schema_sync(lua_State *L) {
+static int schema_sync(lua_State *L) {
   static const char *const sync_opts[] = { "force", "alter", NULL };
   jn_Conn *c = jn_conn_check(L, 1, "db:sync");
   int force = 0, alter = 0, n, i, done, orderidx, pendingidx, seqidx;
@@ -1782,4 +1782,10 @@ void jn_schema_open(lua_State *L) {
   lua_setfield(L, -2, "types");
   lua_pushinteger(L, JN_SCHEMA);
   lua_setfield(L, -2, "SCHEMA");
+  lua_getfield(L, -1, "Connection");   /* db:define and db:sync, next to jn_conn's methods */
+  lua_pushcfunction(L, schema_define);
+  lua_setfield(L, -2, "define");
+  lua_pushcfunction(L, schema_sync);
+  lua_setfield(L, -2, "sync");
+  lua_pop(L, 1);
 }
