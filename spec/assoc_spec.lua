@@ -1501,3 +1501,22 @@ describe("belongsToMany from a model to itself", function()
     db:close()
   end)
 end)
+
+describe("belongsToMany through a table name", function()
+  it("between models whose primary keys share a name makes <model>_<key> columns", function()
+    local db = H.open()
+    local User = db:define("User", { fields = { name = { type = T.STRING(40), primaryKey = true } } })
+    local Hobby = db:define("Hobby", { fields = { name = { type = T.STRING(40), primaryKey = true } } })
+    assert(db:associate {
+      User = { { belongsToMany = "Hobby", through = "user_hobby" } },
+      Hobby = { { belongsToMany = "User", through = "user_hobby" } },
+    })
+    assert(db:sync())
+    local alice = assert(User:create { name = "Alice" })
+    assert(alice:addHobby(assert(Hobby:create { name = "archery" })))
+    assert.same({ { user_name = "Alice", hobby_name = "archery" } },
+      assert(db:query("SELECT user_name, hobby_name FROM user_hobby")))
+    assert.equal(alice, (Hobby:findByPk("archery")):getUsers()[1])
+    db:close()
+  end)
+end)

@@ -389,6 +389,11 @@ local function junction_model(db, source, target, spec, ctx)
   local fk = spec.foreignKey or key_candidates(source)[1] or (inflect.snake(source.name) .. "_id")
   local ok = spec.otherKey or key_candidates(target)[1] or (inflect.snake(target.name) .. "_id")
   if source == target then ok = spec.otherKey or ("other_" .. fk) end
+  if fk == ok and not spec.foreignKey and not spec.otherKey then
+    -- two keys of the same name (both primary keys are "name"): user_name, hobby_name
+    fk = inflect.snake(source.name) .. "_" .. source.primaryKey
+    ok = inflect.snake(target.name) .. "_" .. target.primaryKey
+  end
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
   local T = junction.types
   local group = "unique_" .. through
