@@ -321,14 +321,13 @@ JN_INTERNAL void jn_query_where(lua_State *L, jn_Model *m, int whereidx, const c
                                 jn_Buf *b, jn_Select *s, const char *ctx);
 JN_INTERNAL void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias,
                                jn_Buf *b, jn_Select *s, const char *ctx);
-JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias,
-                                  jn_Buf *b, jn_Select *s, const char *ctx);
+JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const int *link,
+                                  int nlink, const char *alias, jn_Buf *b, jn_Select *s,
+                                  const char *ctx);
 JN_INTERNAL void jn_query_checkopts(lua_State *L, int optsidx, const char *const *allowed,
                                     const char *ctx);
 JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st,
                               const int *cols, int ncols, int one, int nrec);
-JN_INTERNAL int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx,
-                              int one, const char *ctx);
 JN_INTERNAL void jn_json_add(lua_State *L, jn_Buf *b, int idx);
 JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
 JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
@@ -350,7 +349,8 @@ JN_INTERNAL void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, in
 /* jn_include.c */
 JN_INTERNAL void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
                                    jn_Select *s, int *haswhere, const char *ctx);
-JN_INTERNAL void jn_assoc_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k);
+JN_INTERNAL int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
+                                const char *ctx);
 JN_INTERNAL int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int incidx,
                                  const char *ctx);
 JN_INTERNAL void jn_assoc_open(lua_State *L);

@@ -521,7 +521,7 @@ static int btm_get(lua_State *L) {
     ntc = jn_assoc_throughcols(L, a, 2, &tcols);
     jn_buf_init(L, &b);
     jn_buf_adds(L, &b, "SELECT ");
-    jn_query_columns(L, a->target, 2, "t", &b, &s, method_name(L));
+    jn_query_columns(L, a->target, 2, NULL, 0, "t", &b, &s, method_name(L));
     jn_assoc_addthrough(L, a, &b, tcols, ntc);
     jn_assoc_from(L, a, &b);
     jn_buf_adds(L, &b, " WHERE ");

@@ -3,9 +3,15 @@
 ** the associations it names for every parent read, one statement per level
 ** whatever the number of rows (the parents' keys bound as one JSON array),
 ** nested includes too; `required` turns into an EXISTS on the parent query.
-** The association's SQL pieces come from jn_assoc.c.
+** The association's SQL pieces come from jn_assoc.c.  jn_include_find is the
+** find of findAll/findOne/findByPk: the query jn_query.c compiles, then its
+** includes.
 */
 #include "jn.h"
+
+static const char *const find_opts[] = {
+  "where", "order", "limit", "offset", "attributes", "include", NULL
+};
 
 static const char *const include_opts[] = {
   "association", "as", "where", "required", "include", "attributes", "order", NULL
@@ -155,7 +161,7 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
 ** (a parent read with `attributes` still needs them).  Entries that name no
 ** association are left for include_entry to reject.
 */
-void jn_assoc_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k) {
+static void include_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k) {
   if (!lua_istable(L, incidx)) return;
   lua_pushnil(L);
   while (lua_next(L, incidx) != 0) {
@@ -254,7 +260,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   jn_buf_adds(L, &b, "SELECT ");
   jn_assoc_link(L, a, &b);
   jn_buf_adds(L, &b, ", ");
-  jn_query_columns(L, a->target, spec, "t", &b, &s, ctx);
+  jn_query_columns(L, a->target, spec, NULL, 0, "t", &b, &s, ctx);
   ntc = jn_assoc_throughcols(L, a, 0, &tcols);
   jn_assoc_addthrough(L, a, &b, tcols, ntc);
   jn_assoc_from(L, a, &b);
@@ -387,6 +393,80 @@ int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int incidx, const c
   }
   lua_settop(L, top);
   return 0;
+}
+
+/* How many entries the table at idx has (the includes of a query). */
+static int count_entries(lua_State *L, int idx) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) { lua_pop(L, 1); n++; }
+  return n;
+}
+
+/*
+** Model:findAll / findOne (one = 1) with the options at optsidx: the query
+** compiled by jn_query.c, then its includes loaded.  It lives here, above
+** both, because a find runs eager loading.  Pushes the array (or the
+** instance or nil) and returns 1, or returns the fail triple.
+*/
+int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
+                    const char *ctx) {
+  jn_Buf b;
+  jn_Select s;
+  sqlite3_stmt *st;
+  int rc, haswhere = 0, incidx = 0, res, nlink = 0, *link;
+  if (optsidx < 0) optsidx = lua_gettop(L) + optsidx + 1;
+  jn_query_checkopts(L, optsidx, find_opts, ctx);
+  /* the keys the includes link by, read even when attributes leave them out */
+  link = (int *)lua_newuserdata(L, (size_t)m->nfields * sizeof(int));
+  if (jn_optfield(L, optsidx, "include") == LUA_TTABLE)
+    include_keycols(L, m, lua_gettop(L), link, &nlink);
+  lua_pop(L, 1);
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT ");
+  jn_query_columns(L, m, optsidx, link, nlink, NULL, &b, &s, ctx);
+  jn_buf_adds(L, &b, " FROM ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  if (lua_istable(L, optsidx)) {
+    jn_optfield(L, optsidx, "where");
+    if (!lua_isnil(L, -1)) {
+      jn_buf_adds(L, &b, " WHERE ");
+      jn_query_where(L, m, lua_gettop(L), NULL, &b, &s, ctx);
+      haswhere = 1;
+    }
+    lua_pop(L, 1);
+    jn_optfield(L, optsidx, "include");
+    if (!lua_isnil(L, -1)) {
+      incidx = lua_gettop(L);
+      jn_assoc_required(L, m, incidx, &b, &s, &haswhere, ctx);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  if (one) {
+    lua_newtable(L);   /* findOne: the given order, then LIMIT 1 */
+    if (lua_istable(L, optsidx)) {
+      jn_optfield(L, optsidx, "order");
+      lua_setfield(L, -2, "order");
+      jn_optfield(L, optsidx, "offset");
+      lua_setfield(L, -2, "offset");
+    }
+    lua_pushinteger(L, 1);
+    lua_setfield(L, -2, "limit");
+    jn_query_tail(L, m, lua_gettop(L), NULL, &b, &s, ctx);
+    lua_pop(L, 1);
+  } else {
+    jn_query_tail(L, m, optsidx, NULL, &b, &s, ctx);
+  }
+  st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
+  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  jn_bind_list(L, m->conn, st, &s);
+  res = jn_query_rows(L, m, modelidx, st, s.cols, s.ncols, 0, incidx ? count_entries(L, incidx) : 0);
+  if (res != 1) return res;
+  if (incidx && (res = jn_assoc_include(L, m, lua_gettop(L), incidx, ctx)) != 0) return res;
+  if (one) lua_rawgeti(L, -1, 1);
+  return 1;
 }
 
 /* }====== */

@@ -152,7 +152,7 @@ static int model_find_by_pk(lua_State *L) {
     lua_pushvalue(L, 2);
     lua_setfield(L, -2, m->f[m->pk].name);
     lua_setfield(L, 4, "where");
-    return jn_query_find(L, m, 1, 4, 1, ctx);
+    return jn_include_find(L, m, 1, 4, 1, ctx);
   }
   lua_settop(L, 2);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
@@ -168,14 +168,14 @@ static int model_find_one(lua_State *L) {
   char ctx[96];
   jn_Model *m = check_self(L, "findOne");
   lua_settop(L, 2);
-  return jn_query_find(L, m, 1, 2, 1, method_ctx(ctx, sizeof ctx, m, "findOne"));
+  return jn_include_find(L, m, 1, 2, 1, method_ctx(ctx, sizeof ctx, m, "findOne"));
 }
 
 static int model_find_all(lua_State *L) {
   char ctx[96];
   jn_Model *m = check_self(L, "findAll");
   lua_settop(L, 2);
-  return jn_query_find(L, m, 1, 2, 0, method_ctx(ctx, sizeof ctx, m, "findAll"));
+  return jn_include_find(L, m, 1, 2, 0, method_ctx(ctx, sizeof ctx, m, "findAll"));
 }
 
 /* Append " WHERE ..." for opts.where at optsidx, when there is one. */
@@ -409,7 +409,7 @@ static int find_or_create_body(lua_State *L) {
   lua_newtable(L);                     /* 5: { where = where } */
   lua_pushvalue(L, 3);
   lua_setfield(L, 5, "where");
-  rc = jn_query_find(L, m, 2, 5, 1, ctx);
+  rc = jn_include_find(L, m, 2, 5, 1, ctx);
   if (rc != 1) return rc;
   if (!lua_isnil(L, -1)) {
     lua_pushboolean(L, 0);

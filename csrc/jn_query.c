@@ -2,8 +2,9 @@
 ** jn_query.c: the query compiler.  A `where` table, `order`, `limit`,
 ** `offset` and `attributes` become SQL text in a jn_Buf plus an array of
 ** values to bind (jn_Select); names are checked against the model and
-** quoted, values are never spliced.  Then the rows become instances, and
-** `include` hands them to jn_assoc.c for eager loading.
+** quoted, values are never spliced.  jn_query_rows turns the rows of a
+** statement into instances.  It compiles and reads; the finds that also run
+** eager loading are jn_include_find, one layer up.
 */
 #include "jn.h"
 #include <stdio.h>
@@ -13,10 +14,6 @@
 #define JN_IN_INLINE 32
 /* Bound inline, a list stays under SQLite's default limit of 32766 variables. */
 #define JN_IN_MAX 30000
-
-static const char *const find_opts[] = {
-  "where", "order", "limit", "offset", "attributes", "include", NULL
-};
 
 /* {====== Binds */
 
@@ -482,9 +479,9 @@ void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias, jn
 ** Append the selected columns (opts.attributes, the key always among them;
 ** every field without) and record which field each one fills in s->cols.
 */
-void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias, jn_Buf *b,
-                      jn_Select *s, const char *ctx) {
-  int i, n = 0, k = 0, haspk = 0;
+void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const int *link, int nlink,
+                      const char *alias, jn_Buf *b, jn_Select *s, const char *ctx) {
+  int i, j, n = 0, k = 0, haspk = 0;
   if (lua_istable(L, optsidx)) {
     jn_optfield(L, optsidx, "attributes");
     if (!lua_isnil(L, -1)) {
@@ -506,9 +503,10 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const char *alias,
         s->cols[k++] = f;
       }
       if (!haspk) s->cols[k++] = m->pk;
-      jn_optfield(L, optsidx, "include");   /* the keys includes link by */
-      jn_assoc_keycols(L, m, lua_gettop(L), s->cols, &k);
-      lua_pop(L, 1);
+      for (j = 0; j < nlink; j++) {   /* the keys the caller's includes link by */
+        for (i = 0; i < k && s->cols[i] != link[j]; i++) {}
+        if (i == k) s->cols[k++] = link[j];
+      }
       s->ncols = k;
       lua_replace(L, a);   /* keep the userdata where attributes was */
       s->cols_idx = a;
@@ -560,74 +558,6 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st, con
   }
   sqlite3_reset(st);
   lua_remove(L, mt);
-  return 1;
-}
-
-/* How many entries the table at idx has (the includes of a query). */
-static int count_entries(lua_State *L, int idx) {
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) { lua_pop(L, 1); n++; }
-  return n;
-}
-
-/*
-** Model:findAll / findOne (one = 1) with the options at optsidx.  Pushes
-** the array (or the instance or nil) and returns 1, or returns the fail
-** triple.
-*/
-int jn_query_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
-                  const char *ctx) {
-  jn_Buf b;
-  jn_Select s;
-  sqlite3_stmt *st;
-  int rc, haswhere = 0, incidx = 0, res;
-  if (optsidx < 0) optsidx = lua_gettop(L) + optsidx + 1;
-  jn_query_checkopts(L, optsidx, find_opts, ctx);
-  jn_query_init(L, &s);
-  jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "SELECT ");
-  jn_query_columns(L, m, optsidx, NULL, &b, &s, ctx);
-  jn_buf_adds(L, &b, " FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
-  if (lua_istable(L, optsidx)) {
-    jn_optfield(L, optsidx, "where");
-    if (!lua_isnil(L, -1)) {
-      jn_buf_adds(L, &b, " WHERE ");
-      jn_query_where(L, m, lua_gettop(L), NULL, &b, &s, ctx);
-      haswhere = 1;
-    }
-    lua_pop(L, 1);
-    jn_optfield(L, optsidx, "include");
-    if (!lua_isnil(L, -1)) {
-      incidx = lua_gettop(L);
-      jn_assoc_required(L, m, incidx, &b, &s, &haswhere, ctx);
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-  if (one) {
-    lua_newtable(L);   /* findOne: the given order, then LIMIT 1 */
-    if (lua_istable(L, optsidx)) {
-      jn_optfield(L, optsidx, "order");
-      lua_setfield(L, -2, "order");
-      jn_optfield(L, optsidx, "offset");
-      lua_setfield(L, -2, "offset");
-    }
-    lua_pushinteger(L, 1);
-    lua_setfield(L, -2, "limit");
-    jn_query_tail(L, m, lua_gettop(L), NULL, &b, &s, ctx);
-    lua_pop(L, 1);
-  } else {
-    jn_query_tail(L, m, optsidx, NULL, &b, &s, ctx);
-  }
-  st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
-  if (st == NULL) return jn_pushfail(L, m->conn, rc);
-  jn_bind_list(L, m->conn, st, &s);
-  res = jn_query_rows(L, m, modelidx, st, s.cols, s.ncols, 0, incidx ? count_entries(L, incidx) : 0);
-  if (res != 1) return res;
-  if (incidx && (res = jn_assoc_include(L, m, lua_gettop(L), incidx, ctx)) != 0) return res;
-  if (one) lua_rawgeti(L, -1, 1);
   return 1;
 }
 
