@@ -507,11 +507,41 @@ function builders.belongsToMany(db, source, target, spec, ctx)
   if not fk then raise("%s: give foreignKey (no single field of %s refers to %s)", ctx, jm.name, source.name) end
   if not ok then raise("%s: give otherKey (no single field of %s refers to %s)", ctx, jm.name, target.name) end
   apply_actions(jm, fk, source, spec.sourceKey or source.primaryKey, spec, ctx)
+  local names = many_names(singular, plural)
+  -- A target with validators or hooks is created through its Model:create,
+  -- then linked by the C add method, in one transaction.
+  local creates = {}
+  if junction._hooked(target) then
+    for name, role in pairs(names) do
+      if role == "create" then creates[#creates + 1] = name; names[name] = nil end
+    end
+  end
   db:_associate(source, "belongsToMany", target, {
     as = plural, foreignKey = fk, otherKey = ok, through = jm,
     sourceKey = spec.sourceKey, targetKey = spec.targetKey,
-    names = many_names(singular, plural),
+    names = names,
   })
+  if #creates > 0 then
+    local add = "add" .. cap(singular)
+    local function create(self, values, opts)
+      local method = source.name .. ":create" .. cap(singular)
+      if destroyed(self) then error(method .. ": instance was destroyed", 2) end
+      if type(values) ~= "table" then
+        error(method .. ": bad argument #1 (table of values expected, got " .. type(values) .. ")", 2)
+      end
+      if opts ~= nil and type(opts) ~= "table" then
+        error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 2)
+      end
+      return db:transaction(function()
+        local inst, msg, code, details = target:create(values)
+        if not inst then return nil, msg, code, details end
+        local linked, lmsg, lcode, ldetails = self[add](self, inst, opts)
+        if not linked then return nil, lmsg, lcode, ldetails end
+        return inst
+      end)
+    end
+    for _, name in ipairs(creates) do source:_method(name, create) end
+  end
 end
 
 -- }======

@@ -150,6 +150,12 @@ M._check = check
 
 -- }======
 
+-- Validations and hooks (lua/junction/hooks.lua): db:define takes them
+-- out of the spec it gives the C core.
+local hooks = require "junction.hooks"
+hooks.setup(M, core)
+M._hooked = function(model) return hooks.entry(model) ~= nil end
+
 -- Association declarations and the methods written in Lua.
 local assoc = require "junction.assoc"
 assoc.setup(M, core)

@@ -1,0 +1,226 @@
+-- Validations and hooks (lua/junction/hooks.lua): declared in db:define,
+-- run from Lua, inside the write they belong to.
+local H = require "spec.helper"
+local junction = H.junction
+local T = H.T
+
+local function count(db, tbl)
+  return db:query("SELECT count(*) AS n FROM " .. tbl)[1].n
+end
+
+-- Post (with the given field validators, model validators and hooks),
+-- Genre, and the two linked through TagPostGenre.
+local function models(opts)
+  opts = opts or {}
+  local db = H.open()
+  local Post = db:define("Post", {
+    fields = {
+      title = { type = T.TEXT, validate = opts.title },
+      views = { type = T.INTEGER, validate = opts.views },
+    },
+    validate = opts.validate,
+    hooks = opts.post_hooks,
+  })
+  local Genre = db:define("Genre", {
+    fields = { name = { type = T.TEXT, validate = opts.genre_name } },
+    hooks = opts.genre_hooks,
+  })
+  db:associate { Post = { { belongsToMany = "Genre", through = "TagPostGenre", as = "Genres" } } }
+  assert(db:sync())
+  return db, Post, Genre
+end
+
+describe("validations", function()
+  local cases = {
+    -- validate table, a value refused (and its message), a value taken
+    { { notEmpty = true }, "  ", "must not be empty", "a" },
+    { { len = { 2, 4 } }, "a", "must be 2 to 4 characters long", "ab" },
+    { { len = { 2, 4 } }, "abcde", "must be 2 to 4 characters long", "abcd" },
+    { { len = { nil, 2 } }, "abc", "must be at most 2 characters long", "ab" },
+    { { len = { 2 } }, "\195\169", "must be at least 2 characters long", "\195\169\195\169" },
+    { { min = 3 }, "2", "must be at least 3", "3" },
+    { { max = 3 }, "4", "must be at most 3", "3" },
+    { { isIn = { "a", "b" } }, "c", 'must be one of "a", "b"', "b" },
+    { { is = "^%u" }, "lower", 'does not match the pattern "^%u"', "Upper" },
+    { { isEmail = true }, "no at sign", "is not an email address", "a.b@example.org" },
+    { { isEmail = true }, "a@b", "is not an email address", "a+tag@mail.example.com" },
+    { { custom = function(v) return v ~= "bad", "is bad" end }, "bad", "is bad", "good" },
+    { { custom = function(v) return v ~= "bad" end }, "bad", "is not valid", "good" },
+  }
+  for _, c in ipairs(cases) do
+    local spec, bad, msg, good = c[1], c[2], c[3], c[4]
+    local k = next(spec)
+    it("validator " .. k .. " refuses " .. string.format("%q", bad) .. " and takes " ..
+       string.format("%q", good), function()
+      local db, Post = models { title = spec }
+      local p, m, code, details = Post:create { title = bad }
+      assert.is_nil(p)
+      assert.are.equal("Post.title: " .. msg, m)
+      assert.are.equal(junction.VALIDATION, code)
+      assert.are.same({ errors = { title = msg } }, details)
+      assert.are.equal(0, count(db, "post"))
+      assert.truthy(Post:create { title = good })
+      assert.are.equal(1, count(db, "post"))
+    end)
+  end
+
+  it("names the model and every failing field, and writes nothing", function()
+    local db, Post = models {
+      title = { notEmpty = true }, views = { min = 0 },
+      validate = { positive = function(p) return (p.views or 0) < 100, "views too high" end },
+    }
+    local p, msg, code, details = Post:create { title = "", views = -1 }
+    assert.is_nil(p)
+    assert.are.equal("Post.title: must not be empty; Post.views: must be at least 0", msg)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.same({ title = "must not be empty", views = "must be at least 0" }, details.errors)
+    p, msg, code, details = Post:create { title = "x", views = 200 }
+    assert.is_nil(p)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.equal("Post.positive: views too high", msg)
+    assert.are.same({ positive = "views too high" }, details.errors)
+    assert.are.equal(0, count(db, "post"))
+  end)
+
+  it("leaves a nil value to allowNull", function()
+    local _, Post = models { title = { notEmpty = true, len = { 2, 3 } } }
+    assert.truthy(Post:create { views = 1 })
+  end)
+
+  it("inst:validate() runs the validators without saving", function()
+    local db, Post = models { title = { len = { 2, 10 } } }
+    local p = Post:build { title = "x" }
+    local ok, msg, code, details = p:validate()
+    assert.is_nil(ok)
+    assert.are.equal("Post.title: must be 2 to 10 characters long", msg)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.same({ title = "must be 2 to 10 characters long" }, details.errors)
+    p.title = "enough"
+    assert.is_true(p:validate())
+    assert.are.equal(0, count(db, "post"))
+    local Plain = db:define("Plain", { fields = { a = { type = T.TEXT } } })
+    assert.is_true(Plain:build { a = "" }:validate())
+  end)
+
+  it("save and update of a saved instance check its changed fields and leave the row as it was", function()
+    local db, Post = models { title = { notEmpty = true }, views = { max = 10 } }
+    local p = assert(Post:create { title = "a", views = 1 })
+    p.views = 11
+    local ok, msg, code = p:save()
+    assert.is_nil(ok)
+    assert.are.equal("Post.views: must be at most 10", msg)
+    assert.are.equal(junction.VALIDATION, code)
+    ok, msg = p:update { title = "" }
+    assert.is_nil(ok)
+    assert.matches("Post.title: must not be empty", msg, 1, true)
+    local row = db:query("SELECT title, views FROM post")[1]
+    assert.are.same({ title = "a", views = 1 }, { title = row.title, views = row.views })
+    assert.truthy(p:update { title = "b", views = 2 })
+    assert.are.equal("b", db:query("SELECT title FROM post")[1].title)
+  end)
+
+  it("Model:update checks the values it is given", function()
+    local db, Post = models { views = { max = 10 } }
+    assert.truthy(Post:create { title = "a", views = 1 })
+    local n, msg, code, details = Post:update({ views = 11 }, { where = { title = "a" } })
+    assert.is_nil(n)
+    assert.are.equal("Post.views: must be at most 10", msg)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.same({ views = "must be at most 10" }, details.errors)
+    assert.are.equal(1, db:query("SELECT views FROM post")[1].views)
+    assert.are.equal(1, Post:update({ views = 5 }, { where = { title = "a" } }))
+  end)
+
+  it("bulkCreate names the failing row and writes no row", function()
+    local db, Post = models { title = { notEmpty = true } }
+    local list, msg, code, details = Post:bulkCreate { { title = "a" }, { title = "b" }, { title = "" } }
+    assert.is_nil(list)
+    assert.are.equal("Post.title: must not be empty (row 3)", msg)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.equal(3, details.index)
+    assert.are.equal(0, count(db, "post"))
+    assert.are.equal(2, #assert(Post:bulkCreate { { title = "a" }, { title = "b" } }))
+  end)
+
+  it("findOrCreate validates what it would create", function()
+    local db, Post = models { views = { min = 0 } }
+    local p, msg, code = Post:findOrCreate { where = { title = "a" }, defaults = { views = -1 } }
+    assert.is_nil(p)
+    assert.are.equal("Post.views: must be at least 0", msg)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.equal(0, count(db, "post"))
+    local created
+    p, created = Post:findOrCreate { where = { title = "a" }, defaults = { views = 1 } }
+    assert.are.equal(1, p.views)
+    assert.is_true(created)
+    local again
+    again, created = Post:findOrCreate { where = { title = "a" } }
+    assert.are.equal(p, again)
+    assert.is_false(created)
+  end)
+
+  it("a validator that raises raises, and nothing is written", function()
+    local db, Post = models { title = { custom = function() error("boom") end } }
+    assert.has_error(function() Post:create { title = "a" } end)
+    assert.are.equal(0, count(db, "post"))
+  end)
+
+  it("a failing validation inside createGenre writes neither the genre nor the link", function()
+    local db, Post, Genre = models { genre_name = { notEmpty = true } }
+    local post = assert(Post:create { title = "p" })
+    local g, msg, code = post:createGenre { name = "" }
+    assert.is_nil(g)
+    assert.are.equal("Genre.name: must not be empty", msg)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.equal(0, count(db, "genre"))
+    assert.are.equal(0, count(db, "TagPostGenre"))
+    g = assert(post:createGenre { name = "ok" })
+    assert.are.equal("ok", g.name)
+    assert.are.equal(1, #post:getGenres())
+    assert.are.equal(1, #Genre:findAll())
+  end)
+
+  it("bad declarations raise at db:define", function()
+    local db = H.open()
+    assert.has_error(function()
+      db:define("A", { fields = { t = { type = T.TEXT, validate = { lenn = { 1, 2 } } } } })
+    end, "db:define: A.t: bad option 'validate.lenn' (unknown validator)")
+    assert.has_error(function()
+      db:define("A", { fields = { t = { type = T.TEXT, validate = { len = "2" } } } })
+    end, "db:define: A.t: bad option 'validate.len' ({ min, max } of numbers expected)")
+    assert.has_error(function()
+      db:define("A", { fields = { t = { type = T.TEXT, validate = { is = "[" } } } })
+    end, "db:define: A.t: bad option 'validate.is' (a Lua pattern expected)")
+    assert.has_error(function()
+      db:define("A", { fields = { t = { type = T.TEXT } }, validate = { x = 1 } })
+    end, "db:define: A: bad option 'validate' (name = function expected, got x = number)")
+    assert.has_error(function()
+      db:define("A", { fields = { t = { type = T.TEXT } }, hooks = { beforeCreat = print } })
+    end, "db:define: A: bad option 'hooks.beforeCreat' (unknown hook)")
+    assert.has_error(function()
+      db:define("A", { fields = { t = { type = T.TEXT } }, hooks = { beforeCreate = true } })
+    end, "db:define: A: bad option 'hooks.beforeCreate' (function or list of functions expected, got boolean)")
+  end)
+
+  it("takes validate in fields given as { name, spec } pairs", function()
+    local db = H.open()
+    local A = db:define("A", { fields = { { "t", { type = T.TEXT, validate = { notEmpty = true } } } } })
+    assert(db:sync())
+    local a, msg = A:create { t = "" }
+    assert.is_nil(a)
+    assert.are.equal("A.t: must not be empty", msg)
+  end)
+
+  it("a model without validators or hooks keeps the C methods", function()
+    local db = H.open()
+    local Plain = db:define("Plain", { fields = { a = { type = T.TEXT } } })
+    assert(db:sync())
+    local p = assert(Plain:create { a = "x" })
+    for _, name in ipairs { "save", "update", "destroy" } do
+      assert.are.equal("C", debug.getinfo(p[name], "S").what, name)
+    end
+    local _, Post = models { title = { notEmpty = true } }
+    local q = assert(Post:create { title = "x" })
+    assert.are.equal("Lua", debug.getinfo(q.save, "S").what)
+  end)
+end)
