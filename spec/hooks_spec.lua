@@ -224,3 +224,144 @@ describe("validations", function()
     assert.are.equal("Lua", debug.getinfo(q.save, "S").what)
   end)
 end)
+
+describe("hooks", function()
+  it("run in order around create, update and destroy", function()
+    local calls = {}
+    local hooks = {}
+    for _, name in ipairs { "beforeValidate", "afterValidate", "beforeCreate", "afterCreate",
+                            "beforeUpdate", "afterUpdate", "beforeSave", "afterSave",
+                            "beforeDestroy", "afterDestroy" } do
+      hooks[name] = function(inst) calls[#calls + 1] = name .. ":" .. tostring(inst.title) end
+    end
+    local _, Post = models { post_hooks = hooks }
+    local p = assert(Post:create { title = "a" })
+    assert.are.same({ "beforeValidate:a", "afterValidate:a", "beforeCreate:a", "beforeSave:a",
+                      "afterCreate:a", "afterSave:a" }, calls)
+    calls = {}
+    assert(p:update { title = "b" })
+    assert.are.same({ "beforeValidate:b", "afterValidate:b", "beforeUpdate:b", "beforeSave:b",
+                      "afterUpdate:b", "afterSave:b" }, calls)
+    calls = {}
+    assert.is_true(p:destroy())
+    assert.are.same({ "beforeDestroy:b", "afterDestroy:b" }, calls)
+  end)
+
+  it("a before hook may change the instance that is written", function()
+    local db, Post = models { post_hooks = { beforeSave = function(p) p.views = (p.views or 0) + 1 end } }
+    local p = assert(Post:create { title = "a" })
+    assert.are.equal(1, p.views)
+    assert.are.equal(1, db:query("SELECT views FROM post")[1].views)
+  end)
+
+  it("an after hook that returns nil, err rolls the write back", function()
+    local db, Post = models { post_hooks = {
+      afterCreate = function(p) if p.title == "no" then return nil, "refused", 77 end end,
+      afterUpdate = function(p) if p.title == "no" then return nil, "refused" end end,
+      afterDestroy = function() return nil, "keep it" end,
+    } }
+    local p, msg, code = Post:create { title = "no" }
+    assert.is_nil(p)
+    assert.are.equal("refused", msg)
+    assert.are.equal(77, code)
+    assert.are.equal(0, count(db, "post"))
+    p = assert(Post:create { title = "yes" })
+    local ok
+    ok, msg, code = p:update { title = "no" }
+    assert.is_nil(ok)
+    assert.are.equal("refused", msg)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.equal("yes", db:query("SELECT title FROM post")[1].title)
+    ok, msg = p:destroy()
+    assert.is_nil(ok)
+    assert.are.equal("keep it", msg)
+    assert.are.equal(1, count(db, "post"))
+  end)
+
+  it("a hook that raises rolls the write back and the error goes on", function()
+    local db, Post = models { post_hooks = { afterSave = function() error("hook failed", 0) end } }
+    assert.has_error(function() Post:create { title = "a" } end, "hook failed")
+    assert.are.equal(0, count(db, "post"))
+    assert.is_true(db:transaction(function() end))   -- no transaction left open
+  end)
+
+  it("beforeBulkCreate and afterBulkCreate run around bulkCreate, which they can undo", function()
+    local seen = {}
+    local db, Post = models { post_hooks = {
+      beforeBulkCreate = function(list) seen.before = #list end,
+      afterBulkCreate = function(list)
+        seen.after = #list
+        if list[1].title == "stop" then return nil, "stopped" end
+      end,
+    } }
+    assert.are.equal(2, #assert(Post:bulkCreate { { title = "a" }, { title = "b" } }))
+    assert.are.same({ before = 2, after = 2 }, seen)
+    local list, msg = Post:bulkCreate { { title = "stop" } }
+    assert.is_nil(list)
+    assert.are.equal("stopped", msg)
+    assert.are.equal(2, count(db, "post"))
+  end)
+
+  it("createGenre runs the target's create hooks, and a failing one writes nothing", function()
+    local calls = {}
+    local db, Post = models { genre_hooks = {
+      beforeCreate = function(g) calls[#calls + 1] = "before:" .. g.name end,
+      afterCreate = function(g)
+        calls[#calls + 1] = "after:" .. g.name
+        if g.name == "bad" then return nil, "no bad genres" end
+      end,
+    } }
+    local post = assert(Post:create { title = "p" })
+    assert.truthy(post:createGenre { name = "good" })
+    local g, msg = post:createGenre { name = "bad" }
+    assert.is_nil(g)
+    assert.are.equal("no bad genres", msg)
+    assert.are.same({ "before:good", "after:good", "before:bad", "after:bad" }, calls)
+    assert.are.equal(1, count(db, "genre"))
+    assert.are.equal(1, count(db, "TagPostGenre"))
+  end)
+
+  it("setGenres writes links without the junction model's hooks", function()
+    local db = H.open()
+    local ran = false
+    local Post = db:define("Post", { fields = { title = { type = T.TEXT } } })
+    local Genre = db:define("Genre", { fields = { name = { type = T.TEXT } } })
+    db:define("TagPostGenre", {
+      fields = {
+        post_id = { type = T.INTEGER, references = { model = "Post", key = "id" } },
+        genre_id = { type = T.INTEGER, references = { model = "Genre", key = "id" } },
+      },
+      hooks = { beforeCreate = function() ran = true end },
+    })
+    db:associate { Post = { { belongsToMany = "Genre", through = "TagPostGenre", as = "Genres" } } }
+    assert(db:sync())
+    local post = assert(Post:create { title = "p" })
+    local g = assert(Genre:create { name = "g" })
+    assert.is_true(post:setGenres { g })
+    assert.is_false(ran)
+    assert.are.equal(1, count(db, "TagPostGenre"))
+  end)
+
+  it("hooks may yield inside a coroutine", function()
+    local db, Post = models { post_hooks = {
+      beforeCreate = function(p) p.views = coroutine.yield("paused") end,
+      afterDestroy = function() coroutine.yield("destroyed") end,
+    } }
+    local co = coroutine.create(function()
+      local p = assert(Post:create { title = "a" })
+      assert.is_true(p:destroy())
+      return p.views
+    end)
+    local ok, v = coroutine.resume(co)
+    assert.is_true(ok)
+    assert.are.equal("paused", v)
+    ok, v = coroutine.resume(co, 42)
+    assert.is_true(ok)
+    assert.are.equal("destroyed", v)
+    ok, v = coroutine.resume(co)
+    assert.is_true(ok, v)
+    assert.are.equal(42, v)
+    assert.are.equal("dead", coroutine.status(co))
+    assert.are.equal(0, count(db, "post"))
+  end)
+end)
