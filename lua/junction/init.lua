@@ -156,6 +156,9 @@ local hooks = require "junction.hooks"
 hooks.setup(M, core)
 M._hooked = function(model) return hooks.entry(model) ~= nil end
 
+-- Model:findAndCountAll and Model:paginated (lua/junction/pages.lua).
+require("junction.pages").setup(core)
+
 -- Association declarations and the methods written in Lua.
 local assoc = require "junction.assoc"
 assoc.setup(M, core)
