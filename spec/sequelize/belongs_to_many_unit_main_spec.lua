@@ -1,0 +1,60 @@
+-- spec/sequelize/belongs_to_many_unit_main_spec.lua: cases of Sequelize's main-branch
+-- packages/core/test/unit/associations/belongs-to-many.test.ts that v6's unit test lacks,
+-- ported to junction.
+local S = require "spec.sequelize.support"
+
+describe("belongsToMany", function()
+  local db
+  before_each(function() db = S.open() end)
+  after_each(function() db:close() end)
+
+  it("creates the join table when through is a string", function()
+    S.define(db, "User", {}); S.define(db, "Group", {})
+    assert(db:associate {
+      User = { { belongsToMany = "Group", as = "MyGroups", through = "GroupUser" } },
+      Group = { { belongsToMany = "User", as = "MyUsers", through = "GroupUser" } },
+    })
+    assert.is_not_nil(db:model("GroupUser"))
+    assert(db:sync())
+    assert.same({ { name = "GroupUser" } },
+      assert(db:query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'GroupUser'")))
+  end)
+
+  it("errors when trying to define the same association", function()
+    S.define(db, "User", {}); S.define(db, "Post", {})
+    assert(db:associate { Post = { { belongsToMany = "User", through = "UserPost" } } })
+    assert.has_error(function()
+      db:associate { Post = { { belongsToMany = "User", through = "UserPost" } } }
+    end, "db:associate: Post belongsToMany 'Users': the name 'Users' is already a field, method or association of Post")
+  end)
+
+  describe("foreign keys", function()
+    local function columns(tbl)
+      local out = {}
+      for _, r in ipairs(assert(db:query("SELECT name, \"notnull\" AS nn FROM pragma_table_info(?)", tbl))) do
+        out[r.name] = r.nn
+      end
+      return out
+    end
+
+    it("should create non-null foreign keys by default", function()
+      S.define(db, "A", {}); S.define(db, "B", {})
+      assert(db:associate { A = { { belongsToMany = "B", through = "AB" } } })
+      assert(db:sync())
+      local cols = columns("AB")
+      assert.equal(1, cols.a_id)
+      assert.equal(1, cols.b_id)
+    end)
+
+    it("should add FKs with onDelete=cascade by default", function()
+      S.define(db, "A", {}); S.define(db, "B", {})
+      assert(db:associate { A = { { belongsToMany = "B", through = "AB" } } })
+      assert(db:sync())
+      local actions = {}
+      for _, r in ipairs(assert(db:query("SELECT \"from\" AS col, on_delete FROM pragma_foreign_key_list('AB')"))) do
+        actions[r.col] = r.on_delete
+      end
+      assert.same({ a_id = "CASCADE", b_id = "CASCADE" }, actions)
+    end)
+  end)
+end)
