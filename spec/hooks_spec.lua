@@ -365,3 +365,25 @@ describe("hooks", function()
     assert.are.equal(0, count(db, "post"))
   end)
 end)
+
+describe("examples/validations_hooks.lua", function()
+  it("runs, printing what its comments say", function()
+    local out = {}
+    local env = setmetatable({ print = function(...)
+      local t = { n = select("#", ...), ... }
+      for i = 1, t.n do t[i] = tostring(t[i]) end
+      out[#out + 1] = table.concat(t, "\t", 1, t.n)
+    end }, { __index = _G })
+    local chunk = assert(loadfile("examples/validations_hooks.lua"))
+    if setfenv then setfenv(chunk, env) else chunk = assert(loadfile("examples/validations_hooks.lua", "t", env)) end
+    chunk()
+    assert.are.equal("nil\tPost.text: must be 3 to 200 characters long; Post.noShouting: write it in lower case"
+                     .. "\ttrue\tmust be 3 to 200 characters long", out[1])
+    assert.are.equal("Junction models in Lua\tcreated post 1", out[2])
+    assert.matches('^nil\tGenre.name: does not match the pattern "%^%[a%-z%]%[a%-z0%-9%-%]%*%$"\t0$', out[3])
+    assert.are.equal("nil\tthe lua genre stays", out[4])
+    assert.are.equal("1", out[5])
+    assert.are.equal("24\t3\t4", out[7])
+    assert.are.equal("5\t11", out[8])
+  end)
+end)
