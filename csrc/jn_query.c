@@ -89,7 +89,17 @@ static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char 
   if (t == LUA_TBOOLEAN) {
     lua_pushinteger(L, lua_toboolean(L, idx));
   } else if (t == LUA_TNUMBER || t == LUA_TSTRING) {
-    lua_pushvalue(L, idx);
+    /* Compared as the field stores it (7 is "7" for a TEXT field, "7" is 7
+    ** for an INTEGER one), not left to SQLite's affinity, which a long list
+    ** bound through json_each does not get.  A value the field cannot hold
+    ** stays as given and matches nothing. */
+    if (!jn_value_conv(L, idx, m->f[f].type, 0)) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, idx);
+    } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+      lua_pushinteger(L, lua_toboolean(L, -1));
+      lua_remove(L, -2);
+    }
   } else {
     luaL_error(L, "%s: bad where value for field '%s.%s' (%s cannot be compared)", ctx, m->name,
                m->f[f].name, luaL_typename(L, idx));
@@ -154,6 +164,24 @@ void jn_json_add(lua_State *L, jn_Buf *b, int idx) {
 #define EMPTY_WHY "a nil value such as { id = params.id } leaves it empty; " \
                   "omit where to read every row, say { all = true } to update or destroy every row"
 
+/*
+** How the table at idx is keyed: 1 for a list (keys exactly 1..n, n > 0),
+** 0 for no integer key at all (a table of conditions), -1 for a mix or a
+** list with holes, which is a mistake: a key outside 1..n would otherwise
+** be dropped without a word.  [-0, +0, -]
+*/
+static int table_shape(lua_State *L, int idx) {
+  int n = (int)lua_rawlen(L, idx), count = 0, ints = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    count++;
+    if (lua_type(L, -1) == LUA_TNUMBER) ints++;
+  }
+  if (ints == 0) return 0;
+  return count == n && ints == n ? 1 : -1;
+}
+
 /* Is the value at idx junction.null, the NULL that a Lua table can hold? */
 int jn_query_isnull(lua_State *L, int idx) {
   int eq;
@@ -175,6 +203,9 @@ static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *ali
   if (!lua_istable(L, list))
     luaL_error(L, "%s: bad where for field '%s' (%s expects an array, got %s)", ctx, m->f[f].name,
                negate ? "notIn" : "in", luaL_typename(L, list));
+  if (table_shape(L, list) < 0)
+    luaL_error(L, "%s: bad where for field '%s' (%s expects a list: keys 1..n, no others)", ctx,
+               m->f[f].name, negate ? "notIn" : "in");
   n = (int)lua_rawlen(L, list);
   if (n == 0) {   /* nothing is IN an empty list */
     jn_buf_adds(L, b, negate ? "1" : "0");
@@ -253,9 +284,10 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
     where_cmp(L, m, f, val, " = ?", alias, b, s, ctx);
     return;
   }
-  lua_rawgeti(L, val, 1);
-  n = !lua_isnil(L, -1);
-  lua_pop(L, 1);
+  n = table_shape(L, val);
+  if (n < 0)   /* { 1, 2, ne = 3 }: a list or operators, not both */
+    luaL_error(L, "%s: bad where for field '%s' (a list of values and operators mixed)", ctx,
+               m->f[f].name);
   if (n) {   /* { 1, 2, 3 }: the array shorthand for IN */
     where_in(L, m, f, val, alias, b, s, 0, ctx);
     return;
@@ -313,10 +345,36 @@ static void where_list(lua_State *L, jn_Model *m, int list, const char *join, co
   if (!lua_istable(L, list))
     luaL_error(L, "%s: bad where ('%s' expects an array of where tables, got %s)", ctx,
                join[1] == 'A' ? "and" : "or", luaL_typename(L, list));
+  switch (table_shape(L, list)) {
+    case 0:   /* { a = 1, b = 2 }: one table of conditions (Sequelize's object form) */
+      lua_pushnil(L);
+      if (lua_next(L, list) == 0)
+        luaL_error(L, "%s: bad where ('%s' has no conditions: %s)", ctx,
+                   join[1] == 'A' ? "and" : "or", EMPTY_WHY);
+      lua_pop(L, 2);
+      if (join[1] == 'A') { where_and(L, m, list, alias, b, s, ctx, depth + 1); return; }
+      break;
+    case -1:
+      luaL_error(L, "%s: bad where ('%s' expects a list of where tables: keys 1..n, no others)",
+                 ctx, join[1] == 'A' ? "and" : "or");
+  }
   n = (int)lua_rawlen(L, list);
-  if (n == 0)
-    luaL_error(L, "%s: bad where ('%s' has no conditions: %s)", ctx,
-               join[1] == 'A' ? "and" : "or", EMPTY_WHY);
+  if (n == 0) {   /* or = { a = 1, b = 2 }: each condition a branch */
+    int k = 0;
+    jn_buf_addl(L, b, "(", 1);
+    lua_pushnil(L);
+    while (lua_next(L, list) != 0) {
+      if (k++) jn_buf_adds(L, b, join);
+      lua_newtable(L);            /* { key = value }: one branch */
+      lua_pushvalue(L, -3);
+      lua_pushvalue(L, -3);
+      lua_rawset(L, -3);
+      where_and(L, m, lua_gettop(L), alias, b, s, ctx, depth + 1);
+      lua_pop(L, 2);
+    }
+    jn_buf_addl(L, b, ")", 1);
+    return;
+  }
   jn_buf_addl(L, b, "(", 1);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, list, i);

@@ -291,3 +291,51 @@ describe("option tables are read raw", function()
     assert.equal(2, #m.Post:findAll(inherits))
   end)
 end)
+
+describe("where lists", function()
+  local db, Item
+  before_each(function()
+    db = H.open()
+    Item = db:define("Item", { timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true }, sku = { type = T.TEXT }, n = { type = T.INTEGER } } })
+    assert(db:sync())
+    for i = 1, 40 do assert(Item:create { id = i, sku = tostring(i), n = i }) end
+  end)
+  after_each(function() db:close() end)
+
+  it("compare values as the field stores them, in short and long lists alike", function()
+    for _, len in ipairs { 2, 32, 33, 40 } do
+      local nums, strs = {}, {}
+      for i = 1, len do nums[i], strs[i] = i, tostring(i) end
+      assert.equal(len, Item:count { where = { sku = nums } }, len)
+      assert.equal(len, Item:count { where = { sku = { ["in"] = nums } } }, len)
+      assert.equal(40 - len, Item:count { where = { sku = { notIn = nums } } }, len)
+      assert.equal(len, Item:count { where = { n = strs } }, len)
+      assert.equal(40 - len, Item:count { where = { n = { notIn = strs } } }, len)
+    end
+    assert.equal(0, Item:destroy { where = { sku = { notIn = (function()
+      local t = {} for i = 1, 40 do t[i] = i end return t end)() } } })
+    assert.equal(40, Item:count())
+  end)
+
+  it("with a key outside 1..n, or values mixed with operators, raise and change nothing", function()
+    local keep = { 1 }
+    keep[3] = 3
+    H.mentions(H.raises(function() return Item:destroy { where = { id = { notIn = keep } } } end),
+               "Item:destroy", "notIn expects a list")
+    H.mentions(H.raises(function() return Item:destroy { where = { id = keep } } end), "Item:destroy")
+    H.mentions(H.raises(function() return Item:destroy { where = { id = { 1, 2, 3, ne = 2 } } } end),
+               "Item:destroy", "mixed")
+    local c = { { id = { gte = 1 } } }
+    c.extra = { sku = "none" }
+    H.mentions(H.raises(function() return Item:destroy { where = { _and = c } } end),
+               "Item:destroy", "'and' expects a list")
+    assert.equal(40, Item:count())
+  end)
+
+  it("and/or take Sequelize's object form: { a = 1, b = 2 }", function()
+    assert.equal(1, Item:count { where = { _and = { sku = "3", n = 3 } } })
+    assert.equal(0, Item:count { where = { _and = { sku = "3", n = 4 } } })
+    assert.equal(2, Item:count { where = { _or = { sku = "3", n = 4 } } })
+  end)
+end)
