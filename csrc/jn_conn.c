@@ -820,7 +820,11 @@ static int conn_exec(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1, "db:exec");
   const char *sql = luaL_checkstring(L, 2);
   char *err = NULL;
-  int rc = jn_conn_txcheck(L, c);
+  int rc;
+  if (lua_gettop(L) > 2)   /* a value given here would be dropped without a word */
+    luaL_error(L, "db:exec: takes no values (%d given): bind them with db:query, one statement",
+               lua_gettop(L) - 2);
+  rc = jn_conn_txcheck(L, c);
   if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
   if (c->log_ref != LUA_NOREF) {   /* the script as one entry, no values */
     if (c->inlog) luaL_error(L, "junction: the log function may not run statements on its own connection");
@@ -864,6 +868,15 @@ static int conn_query(lua_State *L) {
   if (st == NULL) {
     if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
     return luaL_error(L, "db:query: bad argument #1 (no SQL statement in it)");
+  }
+  if (strlen(sqlite3_sql(st)) < len) {   /* text after the first statement */
+    sqlite3_stmt *next = NULL;
+    const char *rest = sql + strlen(sqlite3_sql(st));
+    int more = sqlite3_prepare_v2(c->db, rest, (int)(len - (size_t)(rest - sql)), &next, NULL);
+    sqlite3_finalize(next);
+    if (more != SQLITE_OK || next != NULL)   /* a second statement would never run */
+      return luaL_error(L, "db:query: bad argument #1 (more than one statement: db:query runs "
+                        "one, db:exec several)");
   }
   if (top - 2 != sqlite3_bind_parameter_count(st))
     return luaL_error(L, "db:query: %d value%s given for %d parameter%s", top - 2,

@@ -149,4 +149,18 @@ describe("the junction command", function()
     assert.truthy(out:find("line 1\nline 2\n", 1, true), out)
     assert.falsy(out:find("table: 0x", 1, true), out)
   end)
+
+  it("keeps the console running past a value or an error whose __tostring raises", function()
+    local out, status = junction_cmd("console", table.concat({
+      'x = setmetatable({}, { __tostring = function() error("no") end })',
+      "x",
+      "error(x)",
+      "1 + 1",
+      "",
+    }, "\n"))
+    assert.equal(0, status, out)
+    assert.truthy(out:find("> <table that cannot be shown:", 1, true), out)
+    assert.truthy(out:find("> error: <table that cannot be shown:", 1, true), out)
+    assert.truthy(out:find("> 2\n", 1, true), out)
+  end)
 end)

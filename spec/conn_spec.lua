@@ -952,3 +952,23 @@ describe("the closed-connection error of association methods written in Lua", fu
     H.mentions(H.raises(b.setAuthor, b, 1), "Book:setAuthor: attempt to use a closed connection")
   end)
 end)
+
+describe("the raw way out refuses what it would drop", function()
+  it("db:query raises on a second statement instead of never running it", function()
+    local db = H.open()
+    assert(db:exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a'), ('b')"))
+    H.mentions(H.raises(db.query, db, "UPDATE t SET v = 'x' WHERE id = 1; UPDATE t SET v = 'y' WHERE id = 2"),
+               "db:query", "more than one statement")
+    assert.same({ { v = "a" }, { v = "b" } }, db:query("SELECT v FROM t ORDER BY id"))
+    assert.same({ { x = 1 } }, db:query("SELECT 1 AS x;  -- a comment after it is fine"))
+    db:close()
+  end)
+
+  it("db:exec raises when given values instead of ignoring them", function()
+    local db = H.open()
+    assert(db:exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a')"))
+    H.mentions(H.raises(db.exec, db, "UPDATE t SET v = ? WHERE id = 1", "z"), "db:exec", "takes no values")
+    assert.same({ { v = "a" } }, db:query("SELECT v FROM t"))
+    db:close()
+  end)
+end)

@@ -82,10 +82,15 @@ format = function(v, indent, depth, out)
   out[#out + 1] = indent .. "}"
 end
 
---- The text a person reads for value v (several lines for tables).
+--- The text a person reads for value v (several lines for tables).  A
+-- value whose __tostring raises is shown as such, never raised.
 function M.format(v)
   local out = {}
-  format(v, "", 0, out)
+  local ok, err = pcall(format, v, "", 0, out)
+  if not ok then
+    local okm, msg = pcall(tostring, err)
+    return "<" .. type(v) .. " that cannot be shown: " .. (okm and msg or "?") .. ">"
+  end
   return table.concat(out, "\n")
 end
 
@@ -131,7 +136,7 @@ function M.run(env, banner, input, output)
       buffer = nil
       local res = pack(pcall(fn))
       if not res[1] then
-        output:write("error: ", tostring(res[2]), "\n")
+        output:write("error: ", type(res[2]) == "string" and res[2] or M.format(res[2]), "\n")
       else
         -- several results (nil, message, code) on one line when each fits one
         local parts, multi = {}, false

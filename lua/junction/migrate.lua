@@ -20,8 +20,16 @@ local M = {}
 
 local RECORDS = "junction_migrations"
 
+-- Raise a mistake at the first caller outside this file (the migration).
+local HERE = debug.getinfo(1, "S").source
 local function raise(fmt, ...)
-  error(string.format(fmt, ...), 3)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or info.source ~= HERE then break end
+    level = level + 1
+  end
+  error(string.format(fmt, ...), level)
 end
 
 -- {====== SQL text
@@ -119,6 +127,8 @@ end
 
 -- {====== Reading a table back (for the rebuild procedure)
 
+local swap   -- defined below, used by the rebuilds
+
 local function must(db, sql, ...)
   local rows, msg, code = db:query(sql, ...)
   if not rows then error({ msg = msg, code = code }, 0) end
@@ -213,6 +223,19 @@ local function table_sql(tbl, d, name, newdef)
   return "CREATE TABLE " .. quote(tbl) .. " (" .. table.concat(defs, ", ") .. ")"
 end
 
+-- Drop table tbl and give the rebuilt table tmp its name, keeping the
+-- AUTOINCREMENT high-water mark (dropping the table drops its sqlite_sequence
+-- row, and a key used before would be handed out again).
+swap = function(db, tbl, tmp, d)
+  local seq = d.autoinc and must(db, "SELECT seq FROM sqlite_sequence WHERE name = ?", tbl)[1]
+  run(db, "DROP TABLE " .. quote(tbl))
+  run(db, string.format("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(tbl)))
+  if seq then
+    must(db, "DELETE FROM sqlite_sequence WHERE name = ?", tbl)
+    must(db, "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", tbl, seq.seq)
+  end
+end
+
 -- SQLite's documented procedure for a change ALTER TABLE cannot make: a new
 -- table, the rows copied, the old dropped, the new renamed, the indexes and
 -- triggers made again.  Runs inside the migration's transaction, with
@@ -226,8 +249,7 @@ local function rebuild(db, tbl, d, name, newdef)
   run(db, table_sql(tmp, d, name, newdef))
   run(db, string.format("INSERT INTO %s (%s) SELECT %s FROM %s", quote(tmp), quoted_list(keep),
                         quoted_list(keep), quote(tbl)))
-  run(db, "DROP TABLE " .. quote(tbl))
-  run(db, string.format("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(tbl)))
+  swap(db, tbl, tmp, d)
   for _, r in ipairs(d.extra) do
     -- an index or trigger on a dropped column goes with it
     local mentions = newdef == nil and r.sql:find('"' .. name:gsub('"', '""') .. '"', 1, true)
@@ -305,8 +327,7 @@ function Schema:addColumn(tbl, name, spec)
   run(self.db, table_sql(tmp, d, name, def))
   run(self.db, string.format("INSERT INTO %s (%s) SELECT %s FROM %s", quote(tmp), quoted_list(keep),
                              quoted_list(keep), quote(tbl)))
-  run(self.db, "DROP TABLE " .. quote(tbl))
-  run(self.db, string.format("ALTER TABLE %s RENAME TO %s", quote(tmp), quote(tbl)))
+  swap(self.db, tbl, tmp, d)
   for _, r in ipairs(d.extra) do run(self.db, r.sql) end
 end
 
@@ -473,12 +494,15 @@ local function run_one(db, m, step, record_sql, ctx)
     end
   end
   local fine, ok, msg, code = pcall(db.transaction, db, function()
-    local fine, err = pcall(step, new_schema(db), db)
+    local fine, err, msg2, code2 = pcall(step, new_schema(db), db)
     if not fine then
       if type(err) == "table" and err.msg then
         require("junction").abort(m.name .. ": " .. tostring(err.msg), err.code)
       end
       error(err, 0)
+    end
+    if err == nil and msg2 ~= nil then   -- the step returned nil, err: a failure
+      require("junction").abort(m.name .. ": " .. tostring(msg2), code2)
     end
     local bad = must(db, "PRAGMA foreign_key_check")
     if #bad > 0 then
