@@ -522,7 +522,9 @@ static void set_named(lua_State *L, jn_Inst *inst, int keyidx, int validx, const
                m->name);
   check_storable(L, m, f, validx, ctx);
   jn_inst_get(L, 1, f);
-  if (!lua_rawequal(L, -1, validx)) {
+  /* nil on a saved row always counts as a change: an instance read with
+  ** `attributes` holds nil for the fields it did not read, whatever the row has */
+  if (!lua_rawequal(L, -1, validx) || (lua_isnil(L, validx) && inst->saved && f != m->pk)) {
     if (f == m->pk && inst->saved)
       luaL_error(L, "%s: the primary key '%s' of a saved %s cannot change", ctx, m->f[f].name, m->name);
     set_field(L, 1, f, validx);

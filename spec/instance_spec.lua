@@ -405,3 +405,18 @@ describe("an empty create", function()
     db:close()
   end)
 end)
+
+describe("an instance read with attributes", function()
+  it("writes NULL for a field set to nil that it did not read", function()
+    local db = H.open()
+    local P = db:define("P", { timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true }, text = { type = T.TEXT }, views = { type = T.INTEGER } } })
+    assert(db:sync())
+    assert(P:create { id = 1, text = "a", views = 5 })
+    local p = P:findAll { attributes = { "text" } }[1]
+    p.views = nil
+    assert(p:save())
+    assert.is_nil(P:findByPk(1).views)
+    db:close()
+  end)
+end)
