@@ -1520,3 +1520,29 @@ describe("belongsToMany through a table name", function()
     db:close()
   end)
 end)
+
+describe("belongsToMany keys from the junction's references", function()
+  it("links by the keys the junction fields reference when sourceKey and targetKey are not given", function()
+    local db = H.open()
+    local User = db:define("User", { fields = { user_code = { type = T.TEXT, unique = true } } })
+    local Place = db:define("Place", { fields = { place_code = { type = T.TEXT, unique = true } } })
+    db:define("UserPlace", { fields = {
+      user_code = { type = T.TEXT, references = { model = "User", key = "user_code" } },
+      place_code = { type = T.TEXT, references = { model = "Place", key = "place_code" } },
+    } })
+    assert(db:associate {
+      User = { { belongsToMany = "Place", through = "UserPlace" } },
+      Place = { { belongsToMany = "User", through = "UserPlace" } },
+    })
+    assert(db:sync())
+    local user = assert(User:create { user_code = "u1" })
+    local place = assert(Place:create { place_code = "p1" })
+    assert.is_true(user:addPlace(place))
+    assert.same({ { user_code = "u1", place_code = "p1" } },
+      assert(db:query("SELECT user_code, place_code FROM UserPlace")))
+    assert.equal(place, user:getPlaces()[1])
+    assert.equal(user, place:getUsers()[1])
+    assert.is_true(place:hasUser("u1"))
+    db:close()
+  end)
+end)

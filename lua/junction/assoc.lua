@@ -428,6 +428,16 @@ local function referring_field(jm, model, other_than)
   return found
 end
 
+-- The key of model that the junction field refers to, when it declares one.
+local function referenced_key(jm, field, model)
+  for _, d in ipairs(jm:_info().declarations) do
+    if d.name == field and (d.ref_model == model.tableName or d.ref_model == model.name) then
+      return d.ref_key
+    end
+  end
+  return nil
+end
+
 -- Association-level onDelete/onUpdate go on the foreign key the association
 -- owns (belongsTo: the source's; hasOne/hasMany: the target's; belongsToMany:
 -- the junction's column for the source), adding its references when it has
@@ -506,7 +516,11 @@ function builders.belongsToMany(db, source, target, spec, ctx)
   local ok = spec.otherKey or made_ok or referring_field(jm, target, fk)
   if not fk then raise("%s: give foreignKey (no single field of %s refers to %s)", ctx, jm.name, source.name) end
   if not ok then raise("%s: give otherKey (no single field of %s refers to %s)", ctx, jm.name, target.name) end
-  apply_actions(jm, fk, source, spec.sourceKey or source.primaryKey, spec, ctx)
+  -- sourceKey/targetKey not given: the keys the junction's fields reference (a junction field
+  -- place_code referencing Place.place_code links by place_code, not by Place's primary key)
+  local sk = spec.sourceKey or referenced_key(jm, fk, source)
+  local tk = spec.targetKey or referenced_key(jm, ok, target)
+  apply_actions(jm, fk, source, sk or source.primaryKey, spec, ctx)
   local names = many_names(singular, plural)
   -- A target with validators or hooks is created through its Model:create,
   -- then linked by the C add method, in one transaction.
@@ -518,7 +532,7 @@ function builders.belongsToMany(db, source, target, spec, ctx)
   end
   db:_associate(source, "belongsToMany", target, {
     as = plural, foreignKey = fk, otherKey = ok, through = jm,
-    sourceKey = spec.sourceKey, targetKey = spec.targetKey,
+    sourceKey = sk, targetKey = tk,
     names = names,
   })
   if #creates > 0 then
