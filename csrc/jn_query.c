@@ -75,6 +75,10 @@ static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char 
   int t = lua_type(L, idx);
   jn_Inst *inst = jn_inst_test(L, idx);
   if (inst != NULL) {   /* an instance stands for its primary key, checked as any value */
+    if (inst->model->conn != m->conn || (f == m->pk && inst->model != m))
+      luaL_error(L, "%s: bad where value for field '%s.%s' (a %s instance%s cannot stand for it)",
+                 ctx, m->name, m->f[f].name, inst->model->name,
+                 inst->model->conn != m->conn ? " of another connection" : "");
     jn_inst_get(L, idx, inst->model->pk);
     if (lua_isnil(L, -1))
       luaL_error(L, "%s: bad where value for field '%s.%s' (the %s is not saved yet)", ctx, m->name,

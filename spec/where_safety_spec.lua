@@ -184,12 +184,22 @@ describe("where details", function()
   end)
 
   it("an instance stands for its key, checked like any value of the field", function()
-    local g = m.Genre:build { name = "unsaved" }
-    H.mentions(H.raises(function() return m.Post:findAll { where = { post_id = g } } end),
+    local unsaved = m.Post:build { text = "unsaved" }
+    H.mentions(H.raises(function() return m.Post:findAll { where = { post_id = unsaved } } end),
                "Post:findAll", "post_id", "not saved yet")
     local p = m.Post:build { post_id = math.huge, text = "x" }   -- a key no DATE can be
     H.mentions(H.raises(function() return m.Post:findAll { where = { created_at = p } } end),
                "Post:findAll", "DATE field 'Post.created_at'")
+  end)
+
+  it("an instance of another model cannot stand for a model's own key", function()
+    local g = assert(m.Genre:findByPk(2))
+    H.mentions(H.raises(function() return m.Post:destroy { where = { post_id = g } } end),
+               "Post:destroy", "a Genre instance cannot stand for it")
+    assert.equal(2, m.Post:count())
+    local p = assert(m.Post:findByPk(2))
+    assert.equal(1, m.Post:count { where = { post_id = p } })
+    assert.equal(1, m.TagPostGenre:count { where = { post_id = p } })
   end)
 
   it("a field named like an operator is the field; _and, _or and _not stay operators", function()
