@@ -211,6 +211,57 @@ describe("validations", function()
     assert.are.equal("A.t: must not be empty", msg)
   end)
 
+  it("a model with validators raises the same misuse errors as one without", function()
+    local db = H.open()
+    local A = db:define("A", { fields = { t = { type = T.TEXT } } })
+    local B = db:define("B", { fields = { t = { type = T.TEXT, validate = { notEmpty = true } } } })
+    assert(db:sync())
+    local function misuse(M, f)
+      local ok, err = pcall(f, M, assert(M:create { t = "x" }))
+      assert.is_false(ok)
+      return (tostring(err):gsub(M.name, "M"))
+    end
+    -- not tail calls: the error's position is the caller's line
+    for _, f in ipairs {
+      function(_, x) return (x:update { nope = 1 }) end,
+      function(_, x) return (x:update { [1] = 1 }) end,
+      function(_, x) return (x:update { id = 99 }) end,
+      function(_, x) return (x:update { t = {} }) end,
+      function(_, x) return (x:update(5)) end,
+      function(M) return (M:create { nope = 1 }) end,
+      function(M) return (M:create(7)) end,
+      function(M) return (M:bulkCreate { { nope = 1 } }) end,
+      function(M) return (M:findOrCreate { where = {} }) end,
+    } do
+      assert.are.equal(misuse(A, f), misuse(B, f))
+    end
+  end)
+
+  it("a misuse raised through the Lua methods names the caller's line", function()
+    local db = H.open()
+    local A = db:define("A", { fields = { t = { type = T.TEXT } } })
+    local B = db:define("B", { fields = { t = { type = T.TEXT, validate = { notEmpty = true } } } })
+    assert(db:sync())
+    local function where(f)
+      local ok, err = pcall(f)
+      assert.is_false(ok)
+      return (tostring(err):match("^([^:]+:%d+): "))
+    end
+    local here = debug.getinfo(1, "S").short_src .. ":"
+    for _, M in ipairs { A, B } do
+      local x = assert(M:create { t = "x" })
+      local line = debug.getinfo(1, "l").currentline
+      assert.are.equal(here .. (line + 1), where(function() local r = M:create(7); return r end))
+      assert.are.equal(here .. (line + 2), where(function() local r = M:bulkCreate(7); return r end))
+      assert.are.equal(here .. (line + 3), where(function() local r = M:update(7); return r end))
+      assert.are.equal(here .. (line + 4), where(function() local r = M:findOrCreate(7); return r end))
+      assert.are.equal(here .. (line + 5), where(function() local r = M:build(7); return r end))
+      assert.are.equal(here .. (line + 6), where(function() local r = x:update(7); return r end))
+      assert.are.equal(here .. (line + 7), where(function() local r = db:define("C", 7); return r end))
+      assert.are.equal(here .. (line + 8), where(function() local r = x:update { nope = 1 }; return r end))
+    end
+  end)
+
   it("a model without validators or hooks keeps the C methods", function()
     local db = H.open()
     local Plain = db:define("Plain", { fields = { a = { type = T.TEXT } } })

@@ -11,9 +11,9 @@
 -- the C save/update/destroy (the C define copies the shared instance
 -- methods into each model's lookup when it defines the model, so a model
 -- with validators or hooks is defined while those three are its own Lua
--- versions); the shared Model methods create, bulkCreate, update and
--- findOrCreate look the model up in the weak table and tail-call C when it
--- has no entry.
+-- versions); the shared Model methods build, create, bulkCreate, update
+-- and findOrCreate look the model up in the weak table and call C when it
+-- has no entry (in pcall, see checked).
 local M = {}
 
 local unpack = table.unpack or unpack   -- luacheck: ignore 143
@@ -299,6 +299,20 @@ end
 -- The C methods, kept before anything replaces them.
 local C = {}
 
+-- The wrappers call the C methods in pcall: a misuse the C core raises
+-- names the position of the wrapper's caller, as when the C method is
+-- called directly (from a Lua frame, and PUC Lua keeps the frame of a
+-- wrapper that tail-calls a C function).  An error that already has a
+-- position (user code the C core called) goes on unchanged.
+local function checked(ok, ...)
+  if ok then return ... end
+  local err = ...
+  if type(err) == "string" and not err:find("^[^:\n]+:%d+: ") then error(err, 3) end
+  error(err, 0)
+end
+
+local function pass(...) return ... end
+
 -- Built instances of models with an entry, not saved yet (the C core does
 -- not tell a built instance from a saved one).
 local unsaved = setmetatable({}, { __mode = "k" })
@@ -336,17 +350,11 @@ local function save(e, model, inst)
   return inst
 end
 
--- "Post:build: ..." -> "Post:create: ..." for a misuse raised by build on
--- behalf of another method.
-local function build(model, values, method)
+-- Build an unsaved instance of values, or nil when building raises (a
+-- misuse: the caller then lets the C method raise its own error).
+local function build(model, values)
   local ok, inst = pcall(C.build, model, values)
-  if not ok then
-    if type(inst) == "string" then
-      local prefix = model.name .. ":build"
-      if inst:sub(1, #prefix) == prefix then inst = model.name .. ":" .. method .. inst:sub(#prefix + 1) end
-    end
-    error(inst, 0)
-  end
+  if not ok then return nil end
   unsaved[inst] = true
   return inst
 end
@@ -355,6 +363,8 @@ end
 -- into the model's lookup while they stand in the shared method table.
 -- They find their model through the instance (an entry must not hold its
 -- model: the weak-keyed table would keep it alive on Lua 5.1).
+local function set(inst, k, v) inst[k] = v end
+
 local function instance_methods(e)
   local m = {}
   local function mine(self)
@@ -363,17 +373,25 @@ local function instance_methods(e)
   end
   function m.save(self, ...)
     local model = mine(self)
-    if not model then return C.save(self, ...) end
+    if not model then return pass(checked(pcall(C.save, self, ...))) end
     return save(e, model, self)
   end
   function m.update(self, values, ...)
     local model = mine(self)
-    if not model or type(values) ~= "table" then return C.update(self, values, ...) end
-    for k, v in next, values do self[k] = v end
+    if not model or type(values) ~= "table" then return pass(checked(pcall(C.update, self, values, ...))) end
+    local name = model.name
+    for k, v in next, values do   -- as the C update sets them, with its messages
+      if type(k) ~= "string" or not e.isfield[k] then
+        error(string.format("%s:update: bad field '%s' (no such field in %s)", name,
+                            type(k) == "string" and k or type(k), name), 2)
+      end
+      local ok, err = pcall(set, self, k, v)
+      if not ok then error((tostring(err):gsub("^.-" .. name .. ": ", name .. ":update: ", 1)), 2) end
+    end
     return save(e, model, self)
   end
   function m.destroy(self, ...)
-    if not e.hooked or not mine(self) then return C.destroy(self, ...) end
+    if not e.hooked or not mine(self) then return pass(checked(pcall(C.destroy, self, ...))) end
     return dbof(e):transaction(function()
       local r, msg, code, details = run(e, "beforeDestroy", self)
       if r then r, msg, code, details = C.destroy(self) end
@@ -410,20 +428,23 @@ function M.setup(mod, c)
   C.modelUpdate, C.findOrCreate = Model.update, Model.findOrCreate
 
   function Connection.define(self, name, spec, ...)
-    if type(spec) ~= "table" or core.type(self) ~= "connection" then return C.define(self, name, spec, ...) end
+    if type(spec) ~= "table" or core.type(self) ~= "connection" then
+      return pass(checked(pcall(C.define, self, name, spec, ...)))
+    end
     local s, e = strip(name, spec)
     local model
     if e == nil then
-      model = C.define(self, name, s, ...)
+      model = checked(pcall(C.define, self, name, s, ...))
     else
       local own = instance_methods(e)
       Instance.save, Instance.update, Instance.destroy = own.save, own.update, own.destroy
       local ok, res = pcall(C.define, self, name, s, ...)
       Instance.save, Instance.update, Instance.destroy = C.save, C.update, C.destroy
-      if not ok then error(res, 0) end
-      model = res
+      model = checked(ok, res)
       e.db = setmetatable({ self }, { __mode = "v" })
       e.order = model:_info().fields
+      e.isfield = {}
+      for _, f in ipairs(e.order) do e.isfield[f] = true end
       entries[model] = e
     end
     local hasfield = false
@@ -434,26 +455,30 @@ function M.setup(mod, c)
 
   -- The shared Model methods: a model without an entry goes straight to C.
   function Model.build(self, values, ...)
-    if entries[self] == nil then return C.build(self, values, ...) end
-    local inst = C.build(self, values, ...)
+    if entries[self] == nil then return pass(checked(pcall(C.build, self, values, ...))) end
+    local inst = checked(pcall(C.build, self, values, ...))
     unsaved[inst] = true
     return inst
   end
 
   function Model.create(self, values, ...)
     local e = entries[self]
-    if e == nil then return C.create(self, values, ...) end
-    return save(e, self, build(self, values, "create"))
+    if e == nil then return pass(checked(pcall(C.create, self, values, ...))) end
+    local inst = build(self, values)
+    if inst == nil then return pass(checked(pcall(C.create, self, values, ...))) end
+    return save(e, self, inst)
   end
 
   function Model.bulkCreate(self, list, ...)
     local e = entries[self]
-    if e == nil or type(list) ~= "table" then return C.bulkCreate(self, list, ...) end
+    if e == nil or type(list) ~= "table" then return pass(checked(pcall(C.bulkCreate, self, list, ...))) end
+    -- a row that cannot be built stops the checks: the C bulkCreate raises for it
     local function check()
       for i = 1, #list do
-        local values = rawget(list, i)
-        if type(values) == "table" then
-          local ok, msg, code, details = validate(e, self, build(self, values, "bulkCreate"), nil)
+        local inst = build(self, rawget(list, i))
+        if inst == nil then return true end
+        do
+          local ok, msg, code, details = validate(e, self, inst, nil)
           if not ok then
             details.index = i
             return nil, msg .. " (row " .. i .. ")", code, details
@@ -465,7 +490,7 @@ function M.setup(mod, c)
     if not e.hooked then
       local ok, msg, code, details = check()
       if not ok then return nil, msg, code, details end
-      return C.bulkCreate(self, list, ...)
+      return pass(checked(pcall(C.bulkCreate, self, list, ...)))
     end
     local rest = { n = select("#", ...), ... }
     return dbof(e):transaction(function()
@@ -483,39 +508,50 @@ function M.setup(mod, c)
   -- the values given run, no hook does.
   function Model.update(self, values, ...)
     local e = entries[self]
-    if e == nil or type(values) ~= "table" then return C.modelUpdate(self, values, ...) end
+    if e == nil or type(values) ~= "table" then return pass(checked(pcall(C.modelUpdate, self, values, ...))) end
     local fields = {}
     for _, f in ipairs(self:_info().fields) do
       if rawget(values, f) ~= nil then fields[#fields + 1] = f end
     end
     local ok, msg, code, details = validate(e, self, values, fields, true)
     if not ok then return nil, msg, code, details end
-    return C.modelUpdate(self, values, ...)
+    return pass(checked(pcall(C.modelUpdate, self, values, ...)))
   end
 
   -- findOrCreate creates through Model:create, so validators and hooks run.
   function Model.findOrCreate(self, opts, ...)
     local e = entries[self]
     if e == nil or type(opts) ~= "table" or type(rawget(opts, "where")) ~= "table" then
-      return C.findOrCreate(self, opts, ...)
+      return pass(checked(pcall(C.findOrCreate, self, opts, ...)))
     end
     for k in next, opts do
-      if k ~= "where" and k ~= "defaults" then return C.findOrCreate(self, opts, ...) end
+      if k ~= "where" and k ~= "defaults" then return pass(checked(pcall(C.findOrCreate, self, opts, ...))) end
     end
     local where, defaults = rawget(opts, "where"), rawget(opts, "defaults")
-    if defaults ~= nil and type(defaults) ~= "table" then return C.findOrCreate(self, opts, ...) end
-    return dbof(e):transaction(function()
-      local found, msg, code = self:findOne { where = where }
+    if defaults ~= nil and type(defaults) ~= "table" then
+      return pass(checked(pcall(C.findOrCreate, self, opts, ...)))
+    end
+    local misuse = false
+    local r = { dbof(e):transaction(function()
+      local ok, found, msg, code = pcall(self.findOne, self, { where = where })
+      if not ok then misuse = true; return nil end
       if found then return found, false end
       if msg ~= nil then return nil, msg, code end
       local values = defaults and copy(defaults) or {}
       for k, v in next, where do
         if type(k) == "string" and type(v) ~= "table" then values[k] = v end
       end
-      local inst, m2, c2, d2 = save(e, self, build(self, values, "findOrCreate"))
+      local inst = build(self, values)
+      if inst == nil then misuse = true; return nil end
+      local m2, c2, d2
+      inst, m2, c2, d2 = save(e, self, inst)
       if not inst then return nil, m2, c2, d2 end
       return inst, true
-    end)
+    end) }
+    if misuse then   -- the C findOrCreate raises the misuse, and writes nothing
+      return pass(checked(pcall(C.findOrCreate, self, opts, ...)))
+    end
+    return unpack(r, 1, 4)
   end
 end
 
