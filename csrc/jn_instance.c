@@ -127,6 +127,10 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
         luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
                    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
                    m->name);
+      if (jn_query_isnull(L, -1)) {   /* junction.null: NULL said explicitly, no default */
+        lua_pop(L, 1);
+        lua_pushnil(L);
+      }
       check_storable(L, m, f, -1, ctx);
       lua_rawseti(L, -3, f + 1);
       DIRTY_SET(inst, f);
@@ -136,10 +140,7 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
   jn_model_uv(L, modelidx, JN_UV_DEFAULTS);
   lua_replace(L, -2);
   for (i = 0; i < m->nfields; i++) {
-    if (!(m->f[i].flags & JN_F_DEFAULT)) continue;
-    lua_rawgeti(L, -2, i + 1);
-    if (!lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
-    lua_pop(L, 1);
+    if (!(m->f[i].flags & JN_F_DEFAULT) || DIRTY_GET(inst, i)) continue;   /* given */
     lua_rawgeti(L, -1, i + 1);
     if (lua_isfunction(L, -1)) {
       jn_conn_callback(L, m->conn, 0, 1, 0);

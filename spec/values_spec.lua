@@ -481,3 +481,27 @@ describe("a log function that changes the values being saved", function()
     db:close()
   end)
 end)
+
+describe("junction.null in create and findOrCreate", function()
+  it("writes NULL explicitly, instead of the default, and where it is refused says so", function()
+    local H2 = require "spec.helper"
+    local T2, junction2 = H2.T, H2.junction   -- luacheck: ignore 431
+    local db = H2.open()
+    local P = db:define("P", { timestamps = false, fields = {
+      id = { type = T2.INTEGER, primaryKey = true }, text = { type = T2.TEXT },
+      views = { type = T2.INTEGER, defaultValue = 3 },
+      req = { type = T2.TEXT, allowNull = false, defaultValue = "r" } } })
+    assert(db:sync())
+    local p = assert(P:create { id = 1, text = "a", views = junction2.null })
+    assert.is_nil(p.views)
+    assert.is_nil(P:findByPk(1).views)
+    local q, created = P:findOrCreate { where = { text = "n", views = junction2.null } }
+    assert.is_true(created)
+    assert.is_nil(q.views)
+    assert.equal(1, P:count { where = { text = "n", views = junction2.null } })
+    local ok, _, code = P:create { id = 3, req = junction2.null }
+    assert.is_nil(ok)
+    assert.equal(junction2.VALIDATION, code)
+    db:close()
+  end)
+end)
