@@ -393,6 +393,31 @@ describe("hooks", function()
     assert.are.equal(1, count(db, "TagPostGenre"))
   end)
 
+  it("hooks may yield inside a hasMany create", function()
+    local db = H.open()
+    local Author = db:define("Author", { fields = { name = { type = T.TEXT } } })
+    db:define("Book", {
+      fields = { title = { type = T.TEXT }, author_id = { type = T.INTEGER } },
+      hooks = { beforeCreate = function(b) b.title = coroutine.yield("title?") end },
+    })
+    db:associate { Author = { { hasMany = "Book" } } }
+    assert(db:sync())
+    local a = assert(Author:create { name = "a" })
+    local co = coroutine.create(function() return a:createBook { title = "x" } end)
+    local ok, v = coroutine.resume(co)
+    assert.is_true(ok, v)
+    assert.are.equal("title?", v)
+    ok, v = coroutine.resume(co, "given")
+    assert.is_true(ok, v)
+    assert.are.equal("given", v.title)
+    assert.are.equal(1, v.author_id)
+    assert.are.equal("given", db:query("SELECT title FROM Book")[1].title)
+    assert.has_error(function() a:createBook { nope = 1 } end)
+    local okm, err = pcall(function() local r = a:createBook { nope = 1 }; return r end)
+    assert.is_false(okm)
+    assert.matches("Author:createBook: ", err, 1, true)
+  end)
+
   it("hooks may yield inside a coroutine", function()
     local db, Post = models { post_hooks = {
       beforeCreate = function(p) p.views = coroutine.yield("paused") end,
