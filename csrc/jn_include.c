@@ -181,6 +181,36 @@ static void include_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, in
 ** " WHERE EXISTS (...)") to the query of m, so that only
 ** parents with a match are read.
 */
+/*
+** Compile, and throw away, the where of the include spec at spec and of the
+** includes nested in it: a mistake in one (an empty where, an unknown field)
+** raises before the parent query runs, whether or not it finds rows to load
+** the include for.  [-0, +0, e]
+*/
+static void check_include(lua_State *L, jn_Assoc *a, int spec, const char *ctx) {
+  int top = lua_gettop(L);
+  if (jn_optfield(L, spec, "where") != LUA_TNIL) {
+    jn_Buf b;
+    jn_Select s;
+    int w = lua_gettop(L);
+    jn_query_init(L, &s);
+    jn_buf_init(L, &b);
+    jn_query_where(L, a->target, w, "t", &b, &s, ctx);
+  }
+  lua_settop(L, top);
+  if (jn_optfield(L, spec, "include") == LUA_TTABLE) {
+    int inc = lua_gettop(L);
+    luaL_checkstack(L, 8, "include nested too deep");
+    lua_pushnil(L);
+    while (lua_next(L, inc) != 0) {
+      jn_Assoc *kid = include_entry(L, a->target, ctx);
+      if (lua_istable(L, -1)) check_include(L, kid, lua_gettop(L), ctx);
+      lua_pop(L, 3);
+    }
+  }
+  lua_settop(L, top);
+}
+
 void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
                        jn_Select *s, int *haswhere, const char *ctx) {
   if (!lua_istable(L, incidx))
@@ -199,6 +229,7 @@ void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
       *haswhere = 1;
       add_exists(L, a, spec, b, s, ctx);
     }
+    if (spec) check_include(L, a, spec, ctx);
     lua_pop(L, 3);
   }
 }

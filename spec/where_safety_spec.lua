@@ -349,3 +349,21 @@ describe("where lists", function()
     assert.equal(2, Item:count { where = { _or = { sku = "3", n = 4 } } })
   end)
 end)
+
+describe("an include's where is checked before the parent query runs", function()
+  it("with no parent rows, on a to-one include, and nested", function()
+    local db, m = setup()
+    assert(m.Comment:destroy { all = true })
+    assert(m.Post:destroy { all = true })
+    H.mentions(H.raises(function() return m.Post:findAll { include = { Genres = { where = {} } } } end),
+               "Post:findAll", "where")
+    H.mentions(H.raises(function() return m.TagPostGenre:findAll { include = { Post = { where = {} } } } end),
+               "TagPostGenre:findAll", "where")
+    H.mentions(H.raises(function()
+      return m.Genre:findAll { include = { Posts = { include = { Comments = { where = { body = nil } } } } } }
+    end), "Genre:findAll", "where")
+    H.mentions(H.raises(function() return m.Genre:findAll { include = { Posts = { where = { nope = 1 } } } } end),
+               "Genre:findAll", "nope")
+    db:close()
+  end)
+end)
