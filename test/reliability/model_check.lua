@@ -62,7 +62,7 @@ local ALL_CLASSES = { "empty_where", "empty_where_include", "nonarray", "nonarra
   "destroyed", "vanished",
   "reenter_log", "log_args", "raising_log", "mm_options", "abandon", "tx_nil_err" }
 local DEFAULT_CLASSES = "empty_where,nonarray,nonarray_model,wrongtype,roundtrip,destroyed,vanished,"
-  .. "reenter_log,log_args,raising_log,mm_options,abandon,tx_nil_err"
+  .. "empty_where_include,reenter_log,log_args,raising_log,mm_options,abandon,tx_nil_err"
 
 local CLASSES, OP_CLASSES = {}, {}
 do
