@@ -282,6 +282,7 @@ static size_t format_epoch(double secs, char *out) {
   int ms;
   if (!(secs >= -62135596800.0 && secs < 253402300800.0)) return 0;
   t = (time_t)secs;
+  if ((double)t > secs) t -= 1;   /* floor, also before 1970 */
   ms = (int)((secs - (double)t) * 1000.0 + 0.5);
   if (ms >= 1000) { t += 1; ms -= 1000; }
   if (ms < 0) ms = 0;
@@ -382,20 +383,34 @@ static int take_digits(const char *s, size_t len, size_t *i, int n, int *v) {
   return 1;
 }
 
+/* Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian). */
+static long long days_from_civil(int y, int m, int d) {
+  long long era;
+  unsigned yoe, doy, doe;
+  y -= m <= 2;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = (unsigned)(y - era * 400);
+  doy = (153u * (unsigned)(m > 2 ? m - 3 : m + 9) + 2) / 5 + (unsigned)d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (long long)doe - 719468;
+}
+
 /*
-** Is s[0..len) a date in an ISO-8601 form, every part in range?
-** YYYY-MM-DD, then optionally [T or space]HH:MM, :SS, .fraction (1 to 9
-** digits), and after a time optionally Z or +HH:MM / -HH:MM.  junction's
-** own timestamps ("YYYY-MM-DD HH:MM:SS.mmm") are one of these forms, and
-** SQLite's date functions read every one of them.
+** Read s[0..len) as a date in an ISO-8601 form, every part in range, into
+** seconds since the epoch (UTC).  YYYY-MM-DD, then optionally [T or space]
+** HH:MM, :SS, .fraction (1 to 9 digits), and after a time optionally Z or
+** +HH:MM / -HH:MM (no offset: UTC).  Returns 0 for anything else.
+** junction's own timestamps ("YYYY-MM-DD HH:MM:SS.mmm") are one of these.
 */
-static int is_date(const char *s, size_t len) {
+static int parse_date(const char *s, size_t len, double *secs) {
   size_t i = 0;
-  int y, mon, d, h, mi, sec, n;
+  int y, mon, d, h = 0, mi = 0, sec = 0, n, oh, om;
+  double frac = 0, scale = 1;
   if (!take_digits(s, len, &i, 4, &y) || y < 1 || i >= len || s[i++] != '-' ||
       !take_digits(s, len, &i, 2, &mon) || mon < 1 || mon > 12 || i >= len || s[i++] != '-' ||
       !take_digits(s, len, &i, 2, &d) || d < 1 || d > month_days(y, mon))
     return 0;
+  *secs = (double)days_from_civil(y, mon, d) * 86400.0;
   if (i == len) return 1;
   if (s[i] != 'T' && s[i] != ' ') return 0;
   i++;
@@ -407,17 +422,22 @@ static int is_date(const char *s, size_t len) {
     if (!take_digits(s, len, &i, 2, &sec) || sec > 59) return 0;
     if (i < len && s[i] == '.') {
       i++;
-      for (n = 0; i < len && s[i] >= '0' && s[i] <= '9'; n++) i++;
+      for (n = 0; i < len && s[i] >= '0' && s[i] <= '9'; n++, i++) {
+        scale /= 10;
+        frac += (s[i] - '0') * scale;
+      }
       if (n < 1 || n > 9) return 0;
     }
   }
+  *secs += h * 3600.0 + mi * 60.0 + sec + frac;
   if (i == len) return 1;
   if (s[i] == 'Z') return i + 1 == len;
   if (s[i] != '+' && s[i] != '-') return 0;
-  i++;
-  if (!take_digits(s, len, &i, 2, &h) || h > 23 || i >= len || s[i++] != ':' ||
-      !take_digits(s, len, &i, 2, &mi) || mi > 59)
+  n = s[i++] == '-' ? -1 : 1;
+  if (!take_digits(s, len, &i, 2, &oh) || oh > 23 || i >= len || s[i++] != ':' ||
+      !take_digits(s, len, &i, 2, &om) || om > 59)
     return 0;
+  *secs -= n * (oh * 3600.0 + om * 60.0);   /* local time minus its offset: UTC */
   return i == len;
 }
 
@@ -487,8 +507,8 @@ static void push_number_text(lua_State *L, int idx) {
 **   TEXT, STRING(n)  a string (STRING: at most n characters); a finite
 **            number becomes its decimal text
 **   BLOB     a string
-**   DATE     a string in an ISO-8601 form (see is_date), kept as given; a
-**            number of seconds since 1970, as UTC text
+**   DATE     a string in an ISO-8601 form (see parse_date) or a number of
+**            seconds since 1970, both as junction's UTC text
 ** Any other Lua type (a table, a function) is the caller's to refuse.
 ** [-0, +1, m]
 */
@@ -569,7 +589,12 @@ int jn_value_conv(lua_State *L, int idx, int type, int length) {
       if (t == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        if (is_date(s, len)) { lua_pushvalue(L, idx); return 1; }
+        double secs;
+        if (parse_date(s, len, &secs)) {   /* every form stored as junction's UTC text */
+          char ts[32];
+          size_t n = format_epoch(secs, ts);
+          if (n > 0) { lua_pushlstring(L, ts, n); return 1; }
+        }
       }
       lua_pushliteral(L, "is not a date (YYYY-MM-DD, optionally HH:MM[:SS[.fff]] and a zone)");
       return 0;

@@ -82,12 +82,15 @@ describe("values are checked against their field's type", function()
     { "fünf!", "s", "fünf!" },
     { 2.5, "r", 2.5 }, { "2.5", "r", 2.5 }, { 3, "r", 3 },
     { "\0\255", "b", "\0\255" },
-    { "2024-02-29", "d", "2024-02-29" },
-    { "2024-02-29 13:14", "d", "2024-02-29 13:14" },
-    { "2024-02-29T13:14:15Z", "d", "2024-02-29T13:14:15Z" },
+    -- every form is stored as junction's own UTC text, so dates compare and sort right
+    { "2024-02-29", "d", "2024-02-29 00:00:00.000" },
+    { "2024-02-29 13:14", "d", "2024-02-29 13:14:00.000" },
+    { "2024-02-29T13:14:15Z", "d", "2024-02-29 13:14:15.000" },
     { "2024-02-29 13:14:15.678", "d", "2024-02-29 13:14:15.678" },
-    { "2024-02-29T13:14:15.123456+05:30", "d", "2024-02-29T13:14:15.123456+05:30" },
+    { "2024-02-29T13:14:15.123456+05:30", "d", "2024-02-29 07:44:15.123" },
+    { "2024-03-01T01:00:00+02:00", "d", "2024-02-29 23:00:00.000" },
     { 86400, "d", "1970-01-02 00:00:00.000" },
+    { -0.5, "d", "1969-12-31 23:59:59.500" },
   }
   for _, case in ipairs(accepted) do
     local value, field, held = case[1], case[2], case[3]
@@ -502,6 +505,25 @@ describe("junction.null in create and findOrCreate", function()
     local ok, _, code = P:create { id = 3, req = junction2.null }
     assert.is_nil(ok)
     assert.equal(junction2.VALIDATION, code)
+    db:close()
+  end)
+end)
+
+describe("DATE values in every accepted form", function()
+  it("compare and sort as times, with each other and with junction's timestamps", function()
+    local H2 = require "spec.helper"
+    local T2 = H2.T   -- luacheck: ignore 431
+    local db = H2.open()
+    local Ev = db:define("Ev", { fields = { at = { type = T2.DATE } } })
+    assert(db:sync())
+    assert(Ev:create { at = 1704103200 })                     -- 2024-01-01 10:00 UTC
+    assert(Ev:create { at = "2024-01-01T12:00:00+05:00" })    -- 07:00 UTC
+    assert.equal(2, Ev:count { where = { at = { gt = "2024-01-01T00:00:00Z" } } })
+    assert.equal(1, Ev:count { where = { at = { lt = "2024-01-01 08:00" } } })
+    assert.equal(1, Ev:count { where = { at = "2024-01-01T10:00:00.000+00:00" } })
+    local rows = Ev:findAll { order = { "at" } }
+    assert.same({ "2024-01-01 07:00:00.000", "2024-01-01 10:00:00.000" }, { rows[1].at, rows[2].at })
+    assert.equal(2, Ev:count { where = { createdAt = { gt = os.date("!%Y-%m-%dT00:00:00Z") } } })
     db:close()
   end)
 end)
