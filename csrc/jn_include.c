@@ -161,13 +161,14 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
 ** (a parent read with `attributes` still needs them).  Entries that name no
 ** association are left for include_entry to reject.
 */
-static void include_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k) {
+static void include_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, int *k,
+                            const char *ctx) {
   if (!lua_istable(L, incidx)) return;
   lua_pushnil(L);
   while (lua_next(L, incidx) != 0) {
     const char *alias;
     int i, top = lua_gettop(L);
-    jn_Assoc *a = push_entry_assoc(L, m, top - 1, top, &alias, "include");
+    jn_Assoc *a = push_entry_assoc(L, m, top - 1, top, &alias, ctx);
     if (a != NULL) {
       for (i = 0; i < *k && cols[i] != a->source_key; i++) {}
       if (i == *k) cols[(*k)++] = a->source_key;
@@ -451,7 +452,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   /* the keys the includes link by, read even when attributes leave them out */
   link = (int *)lua_newuserdata(L, (size_t)m->nfields * sizeof(int));
   if (jn_optfield(L, optsidx, "include") == LUA_TTABLE)
-    include_keycols(L, m, lua_gettop(L), link, &nlink);
+    include_keycols(L, m, lua_gettop(L), link, &nlink, ctx);
   lua_pop(L, 1);
   jn_query_init(L, &s);
   jn_buf_init(L, &b);

@@ -676,12 +676,18 @@ static void check_indexes(lua_State *L, jn_Model *m, int specidx, int uvidx) {
 */
 static int schema_define(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1, "db:define");
-  const char *name = luaL_checkstring(L, 2);
+  const char *name;
   int nf, i, timestamps, underscored, fieldsidx, orderidx, uvidx, declsidx, defidx;
   size_t size;
   jn_Model *m;
   jn_check_ident(L, 2, "db:define: bad model name");
-  luaL_checktype(L, 3, LUA_TTABLE);
+  /* said in full: db:define may be called through a wrapper, where luaL's
+  ** "bad argument #2 to '?'" would name nothing */
+  if (lua_type(L, 2) != LUA_TSTRING)
+    luaL_error(L, "db:define: bad argument #1 (model name expected, got %s)", luaL_typename(L, 2));
+  name = lua_tostring(L, 2);
+  if (!lua_istable(L, 3))
+    luaL_error(L, "db:define: bad argument #2 (table expected, got %s)", luaL_typename(L, 3));
   lua_pushfstring(L, "db:define: %s", name);
   jn_query_checkopts(L, 3, define_opts, lua_tostring(L, -1));
   lua_settop(L, 3);
