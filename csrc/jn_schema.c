@@ -238,7 +238,7 @@ static int check_type(lua_State *L, int idx, const char *ctx, int *length) {
 
 static int opt_bool(lua_State *L, int tidx, const char *key, int dflt, const char *ctx) {
   int v = dflt;
-  lua_getfield(L, tidx, key);
+  jn_optfield(L, tidx, key);
   if (!lua_isnil(L, -1)) {
     if (!lua_isboolean(L, -1))
       luaL_error(L, "db:define: %s: bad option '%s' (boolean expected, got %s)", ctx, key,
@@ -255,7 +255,7 @@ static void check_action(lua_State *L, int declidx, int specidx, const char *key
   char low[16];
   const char *v;
   size_t n, k;
-  lua_getfield(L, specidx, key);
+  jn_optfield(L, specidx, key);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return; }
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "db:define: %s: bad option '%s' (string expected, got %s)", ctx, key,
@@ -288,7 +288,7 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
     snprintf(octx, sizeof octx, "db:define: %s", ctx);
     jn_query_checkopts(L, specidx, field_opts, octx);
   }
-  lua_getfield(L, specidx, "type");
+  jn_optfield(L, specidx, "type");
   if (lua_isnil(L, -1)) luaL_error(L, "db:define: %s: missing option 'type'", ctx);
   f->type = check_type(L, lua_gettop(L), ctx, &length);
   f->length = length;
@@ -301,7 +301,7 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
     f->flags |= JN_F_AUTOINC;
   }
   if (!opt_bool(L, specidx, "allowNull", !(f->flags & JN_F_PK), ctx)) f->flags |= JN_F_NOTNULL;
-  lua_getfield(L, specidx, "unique");
+  jn_optfield(L, specidx, "unique");
   if (lua_type(L, -1) == LUA_TBOOLEAN) {
     if (lua_toboolean(L, -1)) f->flags |= JN_F_UNIQUE;
   } else if (lua_type(L, -1) == LUA_TSTRING) {
@@ -312,7 +312,7 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
                ctx, luaL_typename(L, -1));
   }
   lua_pop(L, 1);
-  lua_getfield(L, specidx, "defaultValue");
+  jn_optfield(L, specidx, "defaultValue");
   if (!lua_isnil(L, -1)) {
     int t = lua_type(L, -1);
     if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TFUNCTION)
@@ -334,14 +334,14 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
     lua_setfield(L, declidx, "default");   /* as the field stores it */
   }
   lua_pop(L, 1);
-  lua_getfield(L, specidx, "references");
+  jn_optfield(L, specidx, "references");
   if (!lua_isnil(L, -1)) {
     int ref = lua_gettop(L);
     if (!lua_istable(L, ref))
       luaL_error(L, "db:define: %s: bad option 'references' (table expected, got %s)", ctx,
                  luaL_typename(L, ref));
-    lua_getfield(L, ref, "model");
-    lua_getfield(L, ref, "key");
+    jn_optfield(L, ref, "model");
+    jn_optfield(L, ref, "key");
     if (lua_type(L, -2) != LUA_TSTRING)
       luaL_error(L, "db:define: %s: bad option 'references' (model name expected in 'model')", ctx);
     {
@@ -361,8 +361,8 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
     check_action(L, declidx, specidx, "onDelete", ctx);
     check_action(L, declidx, specidx, "onUpdate", ctx);
   } else {
-    lua_getfield(L, specidx, "onDelete");
-    lua_getfield(L, specidx, "onUpdate");
+    jn_optfield(L, specidx, "onDelete");
+    jn_optfield(L, specidx, "onUpdate");
     if (!lua_isnil(L, -1) || !lua_isnil(L, -2))
       luaL_error(L, "db:define: %s: bad option 'onDelete'/'onUpdate' (only with 'references')", ctx);
     lua_pop(L, 2);
@@ -376,7 +376,7 @@ static int is_pk(lua_State *L, int fieldsidx, int nameidx) {
   lua_pushvalue(L, nameidx);
   lua_rawget(L, fieldsidx);
   if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, "primaryKey");
+    jn_optfield(L, -1, "primaryKey");
     pk = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
@@ -698,7 +698,7 @@ static int schema_define(lua_State *L) {
   lua_settop(L, 3);
   timestamps = opt_bool(L, 3, "timestamps", 1, name);
   underscored = opt_bool(L, 3, "underscored", 0, name);
-  lua_getfield(L, 3, "fields");                      /* 4: fields */
+  jn_optfield(L, 3, "fields");                      /* 4: fields */
   fieldsidx = 4;
   if (!lua_istable(L, fieldsidx))
     luaL_error(L, "db:define: %s: bad option 'fields' (table expected, got %s)", name,
@@ -727,7 +727,7 @@ static int schema_define(lua_State *L) {
   lua_pushstring(L, name);
   m->name = lua_tostring(L, -1);
   lua_setfield(L, uvidx, "name");
-  lua_getfield(L, 3, "tableName");
+  jn_optfield(L, 3, "tableName");
   if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushstring(L, name); }
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "db:define: %s: bad option 'tableName' (string expected, got %s)", name,

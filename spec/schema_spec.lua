@@ -935,3 +935,27 @@ describe("fields as an array of { name, spec } pairs", function()
     end), "not both")
   end)
 end)
+
+describe("db:define and db:associate read their declarations raw", function()
+  it("never run a metamethod of the spec, a field's spec or the association table", function()
+    local H2 = require "spec.helper"
+    local T2 = H2.T   -- luacheck: ignore 431
+    local db = H2.open()
+    local ran = 0
+    local function trap(t)
+      return setmetatable(t, {
+        __index = function() ran = ran + 1; error("__index ran") end,
+        __pairs = function() ran = ran + 1; error("__pairs ran") end,
+      })
+    end
+    local A = db:define("A", trap { timestamps = false, fields = trap {
+      id = trap { type = T2.INTEGER, primaryKey = true },
+      name = trap { type = T2.TEXT, references = trap { model = "a", key = "id" } },
+    } })
+    assert(db:associate(trap { A = { trap { hasMany = "A", foreignKey = "name", as = "Kids" } } }))
+    assert(db:sync())
+    assert(A:create { id = 1 })
+    assert.equal(0, ran)
+    db:close()
+  end)
+end)

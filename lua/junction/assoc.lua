@@ -567,13 +567,25 @@ end
 
 -- }======
 
+-- A copy of t made with next, nested tables too (to depth 3): declarations
+-- are read raw, so no metamethod of the caller's tables runs while they are.
+local function raw_copy(t, depth)
+  if type(t) ~= "table" or depth == 0 then return t end
+  local c = {}
+  for k, v in next, t do
+    c[k] = type(v) == "table" and depth > 1 and raw_copy(v, depth - 1) or v
+  end
+  return c
+end
+
 -- Apply an association table; every entry is checked before any is made.
 function M.associate(db, tbl)
   if not isopen(db) then raise("attempt to use a closed connection") end
   if type(tbl) ~= "table" then raise("bad argument #1 (table expected, got %s)", type(tbl)) end
+  tbl = raw_copy(tbl, 4)   -- name -> list -> spec -> as = { singular, plural }
   local todo = {}
   local names = {}
-  for name in pairs(tbl) do
+  for name in next, tbl do
     if type(name) ~= "string" then raise("bad model name (%s)", type(name)) end
     names[#names + 1] = name
   end
@@ -594,12 +606,12 @@ function M.associate(db, tbl)
       end
       if not kind then
         local keys = {}
-        for k in pairs(spec) do keys[#keys + 1] = tostring(k) end
+        for k in next, spec do keys[#keys + 1] = tostring(k) end
         table.sort(keys)
         raise("%s: don't know how to create association %d {%s} (belongsTo, hasOne, hasMany or belongsToMany expected)",
               name, i, table.concat(keys, ", "))
       end
-      for k, v in pairs(spec) do
+      for k, v in next, spec do
         if k ~= kind and not option_keys[k] then
           raise("%s: %s '%s': bad option '%s' (unknown key)", name, kind, tostring(spec[kind]), tostring(k))
         end
