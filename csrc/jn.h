@@ -35,6 +35,7 @@
 #define JN_MODEL_MT  "junction.Model"
 #define JN_ASSOC_MT  "junction.Association"
 #define JN_INST_MT   "junction.Instance"
+#define JN_LIST_MT   "junction.List"   /* the arrays of instances reads return */
 
 /* The code of a returned failure for a value its field cannot hold (and,
 ** later, a failed validation): nil, message, JN_VALIDATION, details.  Its
@@ -305,6 +306,7 @@ JN_INTERNAL void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mt
                                  int nrec);
 JN_INTERNAL void jn_inst_get(lua_State *L, int instidx, int field);
 JN_INTERNAL void jn_inst_pushmodel(lua_State *L, int instidx);
+JN_INTERNAL void jn_inst_newlist(lua_State *L, int narr);
 JN_INTERNAL void jn_inst_open(lua_State *L);
 
 /* jn_query.c */

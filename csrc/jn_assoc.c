@@ -544,7 +544,7 @@ static int btm_get(lua_State *L) {
   if (s.nbind) jn_bind_list(L, c, st, &s);
   else bind_source(L, a, 1, st, 1);
   mt = lua_upvalueindex(3);
-  lua_newtable(L);
+  jn_inst_newlist(L, 0);
   arr = lua_gettop(L);
   while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
     jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 0, 0);

@@ -262,7 +262,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
     lua_getuservalue(L, p);
     lua_rawgeti(L, -1, a->source_key + 1);
     if (lua_isnil(L, -1)) {
-      if (tomany) { lua_newtable(L); lua_setfield(L, p + 1, a->alias); }
+      if (tomany) { jn_inst_newlist(L, 0); lua_setfield(L, p + 1, a->alias); }
       lua_settop(L, p - 1);
       continue;
     }
@@ -270,7 +270,8 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
     lua_rawget(L, map);
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
-      lua_newtable(L);
+      if (tomany) jn_inst_newlist(L, 0);   /* the parent's array of the targets */
+      else lua_newtable(L);                /* the parents sharing this key */
       lua_pushvalue(L, -2);
       lua_pushvalue(L, -2);
       lua_rawset(L, map);

@@ -877,7 +877,51 @@ static const luaL_Reg inst_meta[] = {
 ** registry, and as "Instance" in the module table at -1, where lua/junction
 ** adds the snake_case names before any model copies them).
 */
+/* {====== Lists of instances */
+
+/*
+** Push a new array for the instances a read returns, with the shared
+** junction.List metatable: a plain array (ipairs, #, table.sort, JSON
+** encoders all see one) whose tostring says what it holds.  [-0, +1, m]
+*/
+void jn_inst_newlist(lua_State *L, int narr) {
+  lua_createtable(L, narr, 0);
+  luaL_getmetatable(L, JN_LIST_MT);
+  lua_setmetatable(L, -2);
+}
+
+/* "[Genre{genre_id=1, ...}, Genre{...}] (2 rows)": the first few, and the count. */
+static int list_tostring(lua_State *L) {
+  int n, i, shown;
+  jn_Buf b;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = (int)lua_rawlen(L, 1);
+  shown = n < 5 ? n : 5;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "[");
+  for (i = 1; i <= shown; i++) {
+    size_t len;
+    const char *s;
+    lua_rawgeti(L, 1, i);
+    s = luaL_tolstring(L, -1, &len);
+    if (i > 1) jn_buf_adds(L, &b, ", ");
+    jn_buf_addl(L, &b, s, len);
+    lua_pop(L, 2);
+  }
+  if (shown < n) jn_buf_adds(L, &b, ", ...");
+  jn_buf_adds(L, &b, n == 1 ? "] (1 row)" : "] (");
+  if (n != 1) { jn_buf_addint(L, &b, n); jn_buf_adds(L, &b, " rows)"); }
+  lua_pushlstring(L, b.p, b.n);
+  return 1;
+}
+
+/* }====== */
+
 void jn_inst_open(lua_State *L) {
+  luaL_newmetatable(L, JN_LIST_MT);
+  lua_pushcfunction(L, list_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
   lua_newtable(L);                      /* the weak lookups table */
   lua_newtable(L);
   lua_pushliteral(L, "v");

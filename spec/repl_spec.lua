@@ -163,3 +163,27 @@ describe("examples/repl.lua (" .. (rawget(_G, "jit") and jit.version or _VERSION
     assert.are.equal("(3 rows)", rows[4])
   end)
 end)
+
+describe("tostring of what a read returns", function()
+  it("tells a person what an array of instances, a loaded association and an empty result hold", function()
+    local H = require "spec.helper"
+    local db = H.open()
+    local m = H.blog(db)
+    H.genres(m.Genre, { "a", "b", "c", "d", "e", "f" })
+    local post = assert(m.Post:create { text = "p" })
+    assert(post:setGenres { 1, 2 })
+    local all = m.Genre:findAll()
+    assert.matches('^%[Genre{genre_id=1, name="a".-, %.%.%.%] %(6 rows%)$', tostring(all))
+    assert.matches('^%[Genre{genre_id=1.-Genre{genre_id=2.-%] %(2 rows%)$', tostring(post:getGenres()))
+    local loaded = m.Post:findAll { include = { "Genres" } }[1].Genres
+    assert.matches("%(2 rows%)$", tostring(loaded))
+    assert.equal("[] (0 rows)", tostring(m.Post:findAll { where = { text = "none" } }))
+    assert.matches('^%[Post{post_id=1, text="p".-%] %(1 row%)$', tostring(m.Post:findAll()))
+    -- still plain arrays
+    assert.equal(6, #all)
+    table.sort(all, function(x, y) return x.genre_id > y.genre_id end)
+    assert.equal(6, all[1].genre_id)
+    db:close()
+    assert.matches("^Genre{genre_id=6", tostring(all[1]))
+  end)
+end)

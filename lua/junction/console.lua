@@ -58,10 +58,8 @@ format = function(v, indent, depth, out)
     out[#out + 1] = indent .. (type(v) == "string" and string.format("%q", v) or tostring(v))
     return
   end
-  if getmetatable(v) and getmetatable(v).__tostring then out[#out + 1] = indent .. tostring(v); return end
-  if next(v) == nil then out[#out + 1] = indent .. "{}"; return end
-  if depth >= MAX_DEPTH then out[#out + 1] = indent .. "{...}"; return end
-  if is_array(v) and junction.type(v[1]) == "instance" then
+  if depth >= MAX_DEPTH and next(v) ~= nil then out[#out + 1] = indent .. "{...}"; return end
+  if next(v) ~= nil and is_array(v) and junction.type(v[1]) == "instance" then
     for i = 1, #v do
       local sub = {}
       format(v[i], "", depth + 1, sub)
@@ -71,6 +69,8 @@ format = function(v, indent, depth, out)
     out[#out + 1] = indent .. "(" .. #v .. (#v == 1 and " row)" or " rows)")
     return
   end
+  if getmetatable(v) and getmetatable(v).__tostring then out[#out + 1] = indent .. tostring(v); return end
+  if next(v) == nil then out[#out + 1] = indent .. "{}"; return end
   out[#out + 1] = indent .. "{"
   for _, k in ipairs(sorted_keys(v)) do
     local sub = {}
