@@ -48,9 +48,11 @@ build = {
     ["junction.assoc"] = "lua/junction/assoc.lua",
     ["junction.console"] = "lua/junction/console.lua",
     ["junction.erd"] = "lua/junction/erd.lua",
+    ["junction.hooks"] = "lua/junction/hooks.lua",
     ["junction.inflect"] = "lua/junction/inflect.lua",
     ["junction.loader"] = "lua/junction/loader.lua",
     ["junction.migrate"] = "lua/junction/migrate.lua",
+    ["junction.pages"] = "lua/junction/pages.lua",
   },
   -- the `junction` command: migrate, rollback, status, erd, console
   install = {

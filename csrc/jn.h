@@ -268,6 +268,7 @@ JN_INTERNAL void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int typ
 JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
 JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
 JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
+JN_INTERNAL int jn_value_isnull(lua_State *L, int idx);
 JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);
 JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 
@@ -335,7 +336,6 @@ JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
 JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
 JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, const jn_Select *s);
 JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
-JN_INTERNAL int jn_query_isnull(lua_State *L, int idx);
 
 /* jn_assoc.c */
 JN_INTERNAL void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b);

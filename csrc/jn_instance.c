@@ -127,7 +127,7 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
         luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
                    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
                    m->name);
-      if (jn_query_isnull(L, -1)) {   /* junction.null: NULL said explicitly, no default */
+      if (jn_value_isnull(L, -1)) {   /* junction.null: NULL said explicitly, no default */
         lua_pop(L, 1);
         lua_pushnil(L);
       }

@@ -340,7 +340,7 @@ static int model_update(lua_State *L) {
       lua_pop(L, 1);
       lua_pushlstring(L, ts, len);
     }
-    if (jn_query_isnull(L, -1)) {   /* junction.null: write NULL */
+    if (jn_value_isnull(L, -1)) {   /* junction.null: write NULL */
       lua_pushnil(L);
       if (!jn_inst_value(L, m, i, -1, errs)) lua_pushnil(L);   /* allowNull = false */
       lua_pop(L, 2);

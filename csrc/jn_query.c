@@ -186,16 +186,6 @@ static int table_shape(lua_State *L, int idx) {
   return count == n && ints == n ? 1 : -1;
 }
 
-/* Is the value at idx junction.null, the NULL that a Lua table can hold? */
-int jn_query_isnull(lua_State *L, int idx) {
-  int eq;
-  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
-  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-  lua_getfield(L, LUA_REGISTRYINDEX, JN_NULL);
-  eq = lua_rawequal(L, -1, idx);
-  lua_pop(L, 1);
-  return eq;
-}
 
 static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Buf *b,
                       jn_Select *s, const char *ctx, int depth);
@@ -279,7 +269,7 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
     " = ?", " <> ?", " > ?", " >= ?", " < ?", " <= ?"
   };
   int n = 0;
-  if (jn_query_isnull(L, val)) {   /* { text = junction.null }: IS NULL */
+  if (jn_value_isnull(L, val)) {   /* { text = junction.null }: IS NULL */
     jn_buf_addident(L, b, alias, m->f[f].name);
     jn_buf_adds(L, b, " IS NULL");
     return;
@@ -307,7 +297,7 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
       luaL_error(L, "%s: bad where operator '%s' for field '%s' (eq ne gt gte lt lte in notIn like notLike between notBetween isNull)",
                  ctx, k ? k : luaL_typename(L, -2), m->f[f].name);
     if (n++) jn_buf_adds(L, b, " AND ");
-    if (op <= 1 && jn_query_isnull(L, v)) {   /* eq / ne junction.null: IS [NOT] NULL */
+    if (op <= 1 && jn_value_isnull(L, v)) {   /* eq / ne junction.null: IS [NOT] NULL */
       jn_buf_addident(L, b, alias, m->f[f].name);
       jn_buf_adds(L, b, op == 0 ? " IS NULL" : " IS NOT NULL");
     } else if (op <= 5) {

@@ -496,6 +496,17 @@ static void push_number_text(lua_State *L, int idx) {
   lua_pushstring(L, tmp);
 }
 
+/* Is the value at idx junction.null, the NULL that a Lua table can hold? */
+int jn_value_isnull(lua_State *L, int idx) {
+  int eq;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
+  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_NULL);
+  eq = lua_rawequal(L, -1, idx);
+  lua_pop(L, 1);
+  return eq;
+}
+
 /*
 ** Convert the value at idx to what a field of the given type stores, as a
 ** reload reads it back.  Pushes the converted value and returns 1, or
