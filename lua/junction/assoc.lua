@@ -320,9 +320,16 @@ local function belongs_to_methods(db, assoc, source, target, fk, tk, singular)
     if destroyed(self) then error(method .. ": instance was destroyed", 2) end
     local v = x
     if x ~= nil then v = one_key(assoc, x, method, target) end
+    local before = self[fk]
     self[fk] = v
-    local ok, msg, code = as_method(method, pcall(self.save, self))
-    if not ok then return nil, msg, code end
+    local ok, msg, code, details = as_method(method, pcall(self.save, self))
+    if not ok then
+      self[fk] = before   -- the instance keeps what the row holds
+      if code == NOT_FOUND and v ~= nil then   -- say which key, as the other kinds do
+        msg, details = not_found(method, tk, { v }, {})
+      end
+      return nil, msg, code, details
+    end
     return true
   end
   fns.create = function(self, values)
