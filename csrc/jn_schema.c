@@ -737,6 +737,22 @@ static int schema_define(lua_State *L) {
   lua_pop(L, 1);
   m->table = lua_tostring(L, -1);
   lua_setfield(L, uvidx, "table");
+  {   /* one table, one model: SQLite's table names ignore case, so "Post" is "post" */
+    int k, n;
+    lua_getuservalue(L, 1);
+    lua_getfield(L, -1, "order");
+    n = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+    for (k = 1; k <= n; k++) {
+      jn_Model *o;
+      lua_rawgeti(L, -1, k);
+      o = (jn_Model *)lua_touserdata(L, -1);
+      if (o != NULL && sqlite3_stricmp(o->table, m->table) == 0)
+        luaL_error(L, "db:define: %s: table '%s' is already the table of model %s%s", name, m->table,
+                   o->name, strcmp(o->table, m->table) ? " (SQLite's table names ignore case)" : "");
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+  }
 
   for (i = 0; i < nf; i++) {
     lua_createtable(L, 0, 4);                        /* decl */

@@ -959,3 +959,19 @@ describe("db:define and db:associate read their declarations raw", function()
     db:close()
   end)
 end)
+
+describe("one table, one model", function()
+  it("a second model on the same table, or one differing only by case, raises at define", function()
+    local H2 = require "spec.helper"
+    local T2 = H2.T   -- luacheck: ignore 431
+    local db = H2.open()
+    db:define("Post", { fields = { id = { type = T2.INTEGER, primaryKey = true } } })
+    H2.mentions(H2.raises(db.define, db, "post", { fields = { id = { type = T2.INTEGER, primaryKey = true } } }),
+                "db:define: post", "already the table of model Post", "ignore case")
+    H2.mentions(H2.raises(db.define, db, "Other", { tableName = "Post",
+                                                   fields = { id = { type = T2.INTEGER, primaryKey = true } } }),
+                "db:define: Other", "already the table of model Post")
+    assert.is_nil(db:model("post"))
+    db:close()
+  end)
+end)
