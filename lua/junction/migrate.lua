@@ -431,7 +431,8 @@ local function as_migration(name, v, ctx)
 end
 
 -- The migrations of a directory or a table, in order.
-local function load_migrations(source, ctx)
+-- names_only: a directory's files are listed, not run (status needs no more).
+local function load_migrations(source, ctx, names_only)
   local list = {}
   if type(source) == "string" then
     local probe = io.open(source, "r")
@@ -439,9 +440,13 @@ local function load_migrations(source, ctx)
     probe:close()
     for _, file in ipairs(require("junction.loader").lua_files(source, ctx)) do
       local name = file:gsub("%.lua$", "")
-      local chunk, err = loadfile(source .. "/" .. file)
-      if not chunk then raise("%s: %s", ctx, err) end
-      list[#list + 1] = as_migration(name, chunk(), ctx)
+      if names_only then
+        list[#list + 1] = { name = name }
+      else
+        local chunk, err = loadfile(source .. "/" .. file)
+        if not chunk then raise("%s: %s", ctx, err) end
+        list[#list + 1] = as_migration(name, chunk(), ctx)
+      end
     end
   elseif type(source) == "table" then
     if source[1] ~= nil then
@@ -572,7 +577,7 @@ end
 -- (missing = true).
 function M.status(db, source)
   local ctx = "junction.migrationStatus"
-  local list = load_migrations(source, ctx)
+  local list = load_migrations(source, ctx, true)
   local ok, msg, code = ensure_records(db)
   if not ok then return nil, msg, code end
   local done, order = applied(db)
