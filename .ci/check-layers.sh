@@ -18,7 +18,6 @@ LAYERS=(jn_stmt jn_error jn_conn jn_schema jn_instance jn_query jn_assoc jn_incl
 
 # caller -> callee edges that go up today, one per line
 KNOWN=$(cat <<'LIST'
-jn_stmt -> jn_conn
 LIST
 )
 

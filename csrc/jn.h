@@ -257,8 +257,6 @@ JN_INTERNAL sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **
                                        const char *sql, int *rc);
 JN_INTERNAL sqlite3_stmt *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql,
                                          size_t len, int *rc);
-JN_INTERNAL int jn_stmt_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
-JN_INTERNAL int jn_stmt_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
 JN_INTERNAL int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, int type);
 JN_INTERNAL void jn_bind_i64(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, sqlite3_int64 v);
 JN_INTERNAL void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char *s, size_t n);
@@ -276,6 +274,8 @@ JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 JN_INTERNAL jn_Conn *jn_conn_check(lua_State *L, int idx, const char *ctx);
 JN_INTERNAL void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log);
 JN_INTERNAL int jn_conn_txcheck(lua_State *L, jn_Conn *c);
+JN_INTERNAL int jn_conn_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
+JN_INTERNAL int jn_conn_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
 JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model,
                                    const char *method);
 JN_INTERNAL int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);

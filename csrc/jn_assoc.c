@@ -546,7 +546,7 @@ static int btm_get(lua_State *L) {
   mt = lua_upvalueindex(3);
   jn_inst_newlist(L, 0);
   arr = lua_gettop(L);
-  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+  while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 0, 0);
     lua_rawseti(L, arr, ++n);
   }
@@ -655,21 +655,21 @@ static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Ke
     if (each) {
       bind_source(L, a, self, st, 1);
       bind_key(L, c, st, 2, arr, &keys[i]);
-      rc = jn_stmt_run(L, c, st);
+      rc = jn_conn_run(L, c, st);
       continue;
     }
     chunk[m++] = keys[i];
     if (m == JN_KEYS_IN) {
       bind_source(L, a, self, st, 1);
       bind_chunk(L, c, st, arr, chunk, m, JN_KEYS_IN);
-      rc = jn_stmt_run(L, c, st);
+      rc = jn_conn_run(L, c, st);
       m = 0;
     }
   }
   if (st != NULL && rc == SQLITE_OK && m > 0) {
     bind_source(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, chunk, m, JN_KEYS_IN);
-    rc = jn_stmt_run(L, c, st);
+    rc = jn_conn_run(L, c, st);
   }
   if (!each) lua_pop(L, 1);
   return rc;
@@ -701,7 +701,7 @@ static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr
       }
       r++;
     }
-    rc = jn_stmt_run(L, c, st);
+    rc = jn_conn_run(L, c, st);
     if (rc != SQLITE_OK) return rc;
     n -= m;
     if (n > 0 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return rc;
@@ -756,7 +756,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   jn_bind_list(L, c, st, &s);
   bind_source(L, a, self, st, n + 1);
   bind_key(L, c, st, n + 2, arr, k);
-  rc = jn_stmt_run(L, c, st);
+  rc = jn_conn_run(L, c, st);
   lua_pop(L, 2);
   return rc;
 }
@@ -833,7 +833,7 @@ static int row_exists(lua_State *L, jn_Model *m, int f) {
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return -1; }
   jn_bind_value(L, c, st, 1, -2, m->f[f].type);
-  rc = jn_stmt_step(L, c, st);
+  rc = jn_conn_step(L, c, st);
   found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
   sqlite3_reset(st);
   lua_pop(L, 2);
@@ -995,7 +995,7 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
   st = assoc_slot(L, a, JN_AS_KEYS, "keys", rc);
   if (st == NULL) return -1;
   bind_source(L, a, self, st, 1);
-  while ((*rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+  while ((*rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     jn_Key *k;
     int type = sqlite3_column_type(st, 0);
     if (type == SQLITE_NULL) continue;
@@ -1158,7 +1158,7 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
     if (st == NULL) return jn_pushfail(L, c, rc);
     bind_source(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, keys, n, k);
-    rc = jn_stmt_step(L, c, st);
+    rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
       rc = jn_pushfail(L, c, rc);
       sqlite3_reset(st);
@@ -1178,7 +1178,7 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
     if (st == NULL) return jn_pushfail(L, c, rc);
     bind_source(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, &keys[i], m, k);
-    rc = jn_stmt_step(L, c, st);
+    rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
       rc = jn_pushfail(L, c, rc);
       sqlite3_reset(st);
@@ -1255,7 +1255,7 @@ static int btm_count(lua_State *L) {
     if (st == NULL) return jn_pushfail(L, c, rc);
     jn_bind_list(L, c, st, &s);
   }
-  rc = jn_stmt_step(L, c, st);
+  rc = jn_conn_step(L, c, st);
   if (rc != SQLITE_ROW) {
     rc = jn_pushfail(L, c, rc);
     sqlite3_reset(st);

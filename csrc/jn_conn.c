@@ -367,6 +367,50 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
 
 /* }====== */
 
+/* {====== Running statements */
+
+/*
+** Step st; before its first step, check that the running coroutine may use
+** the connection now (jn_conn_txcheck) and hand the statement's SQL and
+** bound values to the log function when there is one (the function may
+** raise: the statement has not run yet).  Every statement of a call goes
+** through here, so it lives with the transaction state it checks.
+** [-0, +0, e]
+*/
+int jn_conn_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
+  if ((c->txdepth > 0 || c->nzombie > 0) && !c->own && !sqlite3_stmt_busy(st)) {
+    int rc = jn_conn_txcheck(L, c);
+    if (rc != SQLITE_OK) return rc;
+  }
+  if (c->log_ref != LUA_NOREF && !sqlite3_stmt_busy(st)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
+    lua_pushstring(L, sqlite3_sql(st));
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->params_ref);
+    lua_newtable(L);                    /* the next statement's values start empty */
+    lua_rawseti(L, LUA_REGISTRYINDEX, c->params_ref);
+    jn_conn_callback(L, c, 2, 0, 1);
+  }
+  return sqlite3_step(st);
+}
+
+/*
+** Run a statement that returns no rows (or whose rows do not matter) and
+** reset it.  Returns SQLITE_OK or the failing code; on failure the message
+** is still readable by jn_pushfail.
+** [-0, +0, e]
+*/
+int jn_conn_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
+  int rc = jn_conn_step(L, c, st);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+    sqlite3_reset(st);
+    return SQLITE_OK;
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* }====== */
+
 /* {====== Statement time limit */
 
 /* VM instructions between two looks at the clock: a clock_gettime costs
@@ -888,7 +932,7 @@ static int conn_query(lua_State *L) {
                         luaL_typename(L, i));
   ncol = sqlite3_column_count(st);
   lua_newtable(L);
-  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+  while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     lua_createtable(L, 0, ncol);
     for (i = 0; i < ncol; i++) {
       jn_push_column(L, st, i, JN_T_ANY);

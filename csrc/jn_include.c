@@ -342,7 +342,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   mt = lua_gettop(L);
   lua_newtable(L);
   kids = lua_gettop(L);
-  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+  while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     int fresh = 1;
     if (keypos >= 0) {
       jn_push_column(L, st, keypos, a->target->f[a->target_key].type);

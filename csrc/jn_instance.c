@@ -368,7 +368,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
       luaL_error(L, "%s:save: bad value for field '%s' (%s cannot be stored)", m->name,
                  m->f[i].name, luaL_typename(L, base + 1 + i));
   }
-  rc = jn_stmt_run(L, c, st);
+  rc = jn_conn_run(L, c, st);
   if (rc == SQLITE_OK) {
     store_row(L, inst, inst->dirty, uv, base, 1, haskey);
     if (!haskey) {
@@ -434,7 +434,7 @@ static int update_row(lua_State *L, int instidx) {
     if (jn_bind_value(L, c, st, ++k, idx, m->f[f].type) != 0)
       luaL_error(L, "%s:save: bad value for field '%s'", m->name, m->f[f].name);
   }
-  rc = jn_stmt_run(L, c, st);
+  rc = jn_conn_run(L, c, st);
   if (rc == SQLITE_OK && sqlite3_changes(c->db) == 0) rc = SQLITE_NOTFOUND;   /* deleted elsewhere */
   if (rc == SQLITE_OK) store_row(L, inst, dirty, uv, base, 0, 1);
   lua_settop(L, uv - 1);
@@ -478,7 +478,7 @@ static int row_exists(lua_State *L, jn_Inst *inst) {
   if (st == NULL) return rc;
   jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
   jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
-  rc = jn_stmt_step(L, m->conn, st);
+  rc = jn_conn_step(L, m->conn, st);
   sqlite3_reset(st);
   lua_pop(L, 1);
   return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
@@ -567,7 +567,7 @@ static int inst_reload(lua_State *L) {
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
   jn_inst_get(L, 1, m->pk);   /* 2: stays on the stack until the step is done */
   jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
-  rc = jn_stmt_step(L, m->conn, st);
+  rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW) {
     lua_getuservalue(L, 1);
     for (i = 0; i < m->nfields; i++) {
@@ -602,7 +602,7 @@ static int inst_destroy(lua_State *L) {
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
   jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
   jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
-  rc = jn_stmt_run(L, m->conn, st);
+  rc = jn_conn_run(L, m->conn, st);
   if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
   lua_pop(L, 1);
   inst->saved = 0;

@@ -198,7 +198,7 @@ static int run_scalar(lua_State *L, jn_Model *m, const char *sql, size_t len, jn
   sqlite3_stmt *st = jn_stmt_cached(L, m->conn, sql, len, &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
   jn_bind_list(L, m->conn, st, s);
-  rc = jn_stmt_step(L, m->conn, st);
+  rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW && !write) {
     jn_push_i64(L, sqlite3_column_int64(st, 0));
     sqlite3_reset(st);

@@ -598,7 +598,7 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st, con
   mt = lua_gettop(L);
   jn_inst_newlist(L, 0);
   arr = lua_gettop(L);
-  while ((rc = jn_stmt_step(L, c, st)) == SQLITE_ROW) {
+  while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     jn_inst_fromrow(L, m, modelidx, mt, st, cols, ncols, 0, nrec);
     lua_rawseti(L, arr, ++n);
     if (one) break;

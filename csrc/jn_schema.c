@@ -872,7 +872,7 @@ static int run_own_sql(lua_State *L, jn_Conn *c, const char *sql, int argidx, in
     sqlite3_bind_text(st, 1, s, (int)len, SQLITE_TRANSIENT);
   }
   if (!rows) {
-    rc = jn_stmt_run(L, c, st);
+    rc = jn_conn_run(L, c, st);
     sqlite3_clear_bindings(st);
     return rc;
   }

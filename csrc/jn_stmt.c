@@ -1,7 +1,9 @@
 /*
-** jn_stmt.c: statements: the per-connection cache, binding values,
-** stepping (with the log hook), reading columns into Lua values, and the
-** growable SQL text buffer everything else builds its SQL in.
+** jn_stmt.c: statements: the per-connection cache, binding values and
+** converting them to their field's type, reading columns into Lua values,
+** and the growable SQL text buffer everything else builds its SQL in.
+** Stepping is the connection's (jn_conn_step in jn_conn.c), which checks the
+** transaction state first.
 **
 ** Statements a model or an association always runs live in "slots" of
 ** their C structures, prepared on first use.  Statements whose text
@@ -98,6 +100,12 @@ static void log_reset(lua_State *L, jn_Conn *c) {
   lua_rawseti(L, LUA_REGISTRYINDEX, c->params_ref);
 }
 
+/* Raise when the log function tries to run a statement on its own connection. */
+static void check_not_logging(lua_State *L, jn_Conn *c) {
+  if (c->inlog)
+    luaL_error(L, "junction: the log function may not run statements on its own connection");
+}
+
 /*
 ** The statement in *slot, prepared from sql on first use, else made ready
 ** (reset if a raise left it running; every use binds all its parameters).
@@ -105,11 +113,6 @@ static void log_reset(lua_State *L, jn_Conn *c) {
 ** say): a failure of the database, for the caller to return.
 ** [-0, +0, m]
 */
-/* Raise when the log function tries to run a statement on its own connection. */
-static void check_not_logging(lua_State *L, jn_Conn *c) {
-  if (c->inlog)
-    luaL_error(L, "junction: the log function may not run statements on its own connection");
-}
 
 sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **slot,
                            const char *sql, int *rc) {
@@ -690,43 +693,6 @@ void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char 
 /* }====== */
 
 /* {====== Stepping and reading */
-
-/*
-** Step st; before its first step, hand its SQL and bound values to the
-** log function when there is one (the function may raise: the statement
-** has not run yet).
-** [-0, +0, e]
-*/
-int jn_stmt_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
-  if ((c->txdepth > 0 || c->nzombie > 0) && !c->own && !sqlite3_stmt_busy(st)) {
-    int rc = jn_conn_txcheck(L, c);
-    if (rc != SQLITE_OK) return rc;
-  }
-  if (c->log_ref != LUA_NOREF && !sqlite3_stmt_busy(st)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
-    lua_pushstring(L, sqlite3_sql(st));
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->params_ref);
-    log_reset(L, c);
-    jn_conn_callback(L, c, 2, 0, 1);
-  }
-  return sqlite3_step(st);
-}
-
-/*
-** Run a statement that returns no rows (or whose rows do not matter) and
-** reset it.  Returns SQLITE_OK or the failing code; on failure the message
-** is still readable by jn_pushfail.
-** [-0, +0, e]
-*/
-int jn_stmt_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
-  int rc = jn_stmt_step(L, c, st);
-  if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
-    sqlite3_reset(st);
-    return SQLITE_OK;
-  }
-  sqlite3_reset(st);
-  return rc;
-}
 
 /*
 ** Push a 64-bit integer.  Lua 5.3/5.4 have them; on 5.1 and LuaJIT a value
