@@ -220,8 +220,11 @@ void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
   while (lua_next(L, incidx) != 0) {
     jn_Assoc *a = include_entry(L, m, ctx);
     int spec = lua_istable(L, -1) ? lua_gettop(L) : 0, required = 0;
-    if (spec) {
-      jn_optfield(L, spec, "required");
+    if (spec) {   /* a where makes an include required unless required = false (Sequelize's rule) */
+      if (jn_optfield(L, spec, "required") == LUA_TNIL) {
+        lua_pop(L, 1);
+        jn_optfield(L, spec, "where");
+      }
       required = lua_toboolean(L, -1);
       lua_pop(L, 1);
     }

@@ -58,8 +58,17 @@ describe("include", function()
     assert.same({ 1, 2 }, H.ids(gs[2].Posts, "post_id"))
   end)
 
-  it("with where: only matching children, all parents", function()
+  it("with where: only matching children, and only parents with a match (Sequelize's rule)", function()
     local posts = m.Post:findAll { include = { Genres = { where = { name = "jazz" } } }, order = "post_id" }
+    assert.equal(2, #posts)
+    assert.same({ 2 }, H.ids(posts[1].Genres, "genre_id"))
+    assert.same({ 2 }, H.ids(posts[2].Genres, "genre_id"))
+    assert.equal(2, m.Post:count { include = { Genres = { where = { name = "jazz" } } } })
+  end)
+
+  it("with where and required = false: only matching children, all parents", function()
+    local posts = m.Post:findAll {
+      include = { Genres = { where = { name = "jazz" }, required = false } }, order = "post_id" }
     assert.equal(3, #posts)
     assert.same({ 2 }, H.ids(posts[1].Genres, "genre_id"))
     assert.same({ 2 }, H.ids(posts[2].Genres, "genre_id"))
@@ -81,9 +90,12 @@ describe("include", function()
 
   it("the { association = 'Genres', where = ... } form", function()
     local posts = m.Post:findAll {
-      include = { { association = "Genres", where = { genre_id = { gt = 2 } } } }, order = "post_id" }
+      include = { { association = "Genres", where = { genre_id = { gt = 2 } }, required = false } },
+      order = "post_id" }
     assert.same({}, posts[1].Genres)
     assert.same({ 3, 4 }, H.ids(posts[2].Genres, "genre_id"))
+    posts = m.Post:findAll { include = { { association = "Genres", where = { genre_id = { gt = 2 } } } } }
+    assert.same({ 2 }, H.ids(posts, "post_id"))
   end)
 
   it("limit and offset count parents, not joined rows", function()
