@@ -157,20 +157,30 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
 
 /* {====== Checking values against their fields */
 
+/*
+** Append the string at idx quoted, its first max bytes: quotes and
+** backslashes escaped, a newline as \n, other control bytes as ?, and
+** "..." when it was cut.  [-0, +0, m]
+*/
+static void add_quoted(lua_State *L, jn_Buf *b, int idx, size_t max) {
+  size_t n, i;
+  const char *s = lua_tolstring(L, idx, &n);
+  jn_buf_addl(L, b, "\"", 1);
+  for (i = 0; i < n && i < max; i++) {
+    char ch = s[i];
+    if (ch == '"' || ch == '\\') { jn_buf_addl(L, b, "\\", 1); jn_buf_addl(L, b, &ch, 1); }
+    else if (ch == '\n') jn_buf_adds(L, b, "\\n");
+    else if ((unsigned char)ch < 32) jn_buf_adds(L, b, "?");
+    else jn_buf_addl(L, b, &ch, 1);
+  }
+  if (n > max) jn_buf_adds(L, b, "...");
+  jn_buf_addl(L, b, "\"", 1);
+}
+
 /* Append the value at idx as a message shows it: strings quoted and cut. */
 static void add_value(lua_State *L, jn_Buf *b, int idx) {
   if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n, i;
-    const char *s = lua_tolstring(L, idx, &n);
-    jn_buf_addl(L, b, "\"", 1);
-    for (i = 0; i < n && i < 40; i++) {
-      char ch = s[i];
-      if (ch == '"' || ch == '\\') { jn_buf_addl(L, b, "\\", 1); jn_buf_addl(L, b, &ch, 1); }
-      else if ((unsigned char)ch < 32) jn_buf_adds(L, b, "?");
-      else jn_buf_addl(L, b, &ch, 1);
-    }
-    if (n > 40) jn_buf_adds(L, b, "...");
-    jn_buf_addl(L, b, "\"", 1);
+    add_quoted(L, b, idx, 40);
   } else if (lua_type(L, idx) == LUA_TNUMBER) {
     char tmp[48];
     lua_Number d = lua_tonumber(L, idx);
@@ -777,18 +787,7 @@ static int inst_eq(lua_State *L) {
 /* Append a value as a REPL user wants to read it: strings quoted. */
 static void add_repr(lua_State *L, jn_Buf *b, int idx) {
   if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n, i;
-    const char *s = lua_tolstring(L, idx, &n);
-    jn_buf_addl(L, b, "\"", 1);
-    for (i = 0; i < n && i < 60; i++) {
-      char ch = s[i];
-      if (ch == '"' || ch == '\\') { jn_buf_addl(L, b, "\\", 1); jn_buf_addl(L, b, &ch, 1); }
-      else if (ch == '\n') jn_buf_adds(L, b, "\\n");
-      else if ((unsigned char)ch < 32) jn_buf_adds(L, b, "?");
-      else jn_buf_addl(L, b, &ch, 1);
-    }
-    if (n > 60) jn_buf_adds(L, b, "...");
-    jn_buf_addl(L, b, "\"", 1);
+    add_quoted(L, b, idx, 60);
   } else if (jn_inst_test(L, idx) != NULL) {
     jn_Inst *inst = (jn_Inst *)lua_touserdata(L, idx);
     jn_buf_adds(L, b, inst->model->name);
