@@ -239,13 +239,16 @@ end
 -- SQLite's documented procedure for a change ALTER TABLE cannot make: a new
 -- table, the rows copied, the old dropped, the new renamed, the indexes and
 -- triggers made again.  Runs inside the migration's transaction, with
--- foreign keys off (the runner sees to both).
-local function rebuild(db, tbl, d, name, newdef)
+-- foreign keys off (the runner sees to both).  Column `name` is dropped
+-- (newdef nil), changed to newdef, or, with added, appended as newdef (the
+-- rows get its default, or NULL).
+local function rebuild(db, tbl, d, name, newdef, added)
   local tmp = tbl .. "__junction_new"
-  local keep = {}
+  local keep = {}   -- the columns whose values are copied
   for _, c in ipairs(d.columns) do
     if c.name ~= name or newdef then keep[#keep + 1] = c.name end
   end
+  if added then d.columns[#d.columns + 1] = { name = name, pk = 0, notnull = 0, type = "" } end
   run(db, table_sql(tmp, d, name, newdef))
   run(db, string.format("INSERT INTO %s (%s) SELECT %s FROM %s", quote(tmp), quoted_list(keep),
                         quoted_list(keep), quote(tbl)))
@@ -318,17 +321,7 @@ function Schema:addColumn(tbl, name, spec)
     if c.name == name then raise("%s: table '%s' has a column '%s' already", ctx, tbl, name) end
   end
   local ok = self.db:exec("ALTER TABLE " .. quote(tbl) .. " ADD COLUMN " .. def)
-  if ok then return end
-  -- rebuild with the column appended: rows get its default (or NULL)
-  d.columns[#d.columns + 1] = { name = name, pk = 0, notnull = 0, type = "", cid = #d.columns }
-  local tmp = tbl .. "__junction_new"
-  local keep = {}
-  for i = 1, #d.columns - 1 do keep[i] = d.columns[i].name end
-  run(self.db, table_sql(tmp, d, name, def))
-  run(self.db, string.format("INSERT INTO %s (%s) SELECT %s FROM %s", quote(tmp), quoted_list(keep),
-                             quoted_list(keep), quote(tbl)))
-  swap(self.db, tbl, tmp, d)
-  for _, r in ipairs(d.extra) do run(self.db, r.sql) end
+  if not ok then rebuild(self.db, tbl, d, name, def, true) end
 end
 
 --- removeColumn(table, name): the column and the indexes, unique constraints
