@@ -267,6 +267,8 @@ JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
 JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
 JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
 JN_INTERNAL int jn_value_isnull(lua_State *L, int idx);
+JN_INTERNAL void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *what,
+                               const char *expected);
 JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);
 JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 

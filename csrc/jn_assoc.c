@@ -239,32 +239,6 @@ static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
 #define JN_KEYS_SCAN 24
 
 /*
-** Raise unless the table at idx is a sequence of n elements: every key an
-** integer 1..n (a table with other keys, or with holes, is not a list).
-** [-0, +0, e]
-*/
-static void check_sequence(lua_State *L, int idx, int n, const char *ctx, const char *what) {
-  int count = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    int ok = 0;
-    lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      double d = (double)lua_tonumber(L, -1);
-      ok = d >= 1 && d <= (double)n && d == (double)(int)d;
-    }
-    if (!ok) {
-      const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
-                                                      : luaL_tolstring(L, -1, NULL);
-      luaL_error(L, "%s: bad %s (a list expected, but it has the key %s)", ctx, what, key);
-    }
-    count++;
-  }
-  if (count != n)
-    luaL_error(L, "%s: bad %s (a list expected, but it has holes)", ctx, what);
-}
-
-/*
 ** Read the argument at idx as keys of a's target: one instance or key
 ** (single), else a list of them (a sequence, read raw); a table given for
 ** one is a list, an instance given for a list is one.  Pushes the key
@@ -293,7 +267,7 @@ static int read_keys(lua_State *L, jn_Assoc *a, int idx, int single, const char 
     luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)", ctx,
                a->target->name, jn_typename(L, idx));
   n = (int)lua_rawlen(L, idx);
-  check_sequence(L, idx, n, ctx, "argument #1");
+  jn_list_check(L, idx, n, ctx, "argument #1", "a list");
   keys = new_keys(L, n);
   arr = lua_gettop(L);
   for (i = 1; i <= n; i++) {
@@ -399,7 +373,7 @@ int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols) {
       if (!lua_istable(L, t))
         luaL_error(L, "%s: bad option 'joinTableAttributes' (array of %s fields expected)",
                    method_name(L), j->name);
-      check_sequence(L, t, k, method_name(L), "option 'joinTableAttributes'");
+      jn_list_check(L, t, k, method_name(L), "option 'joinTableAttributes'", "a list");
       for (i = 1; i <= k && n < j->nfields; i++) {
         int f;
         lua_rawgeti(L, t, i);

@@ -70,28 +70,6 @@ static int bulk_body(lua_State *L) {
   return 1;
 }
 
-/*
-** Raise unless the table at idx is a list of n elements: every key an
-** integer 1..n.  A table with other keys, or with holes, would insert some
-** of its rows and silently leave out the rest.
-** [-0, +0, e]
-*/
-static void check_list(lua_State *L, int idx, int n, const char *ctx) {
-  int count = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    double d = lua_type(L, -2) == LUA_TNUMBER ? (double)lua_tonumber(L, -2) : 0.0;
-    lua_pop(L, 1);
-    if (!(d >= 1 && d <= (double)n && d == (double)(int)d))
-      luaL_error(L, "%s: bad argument #1 (a list of value tables expected, but it has the key %s)",
-                 ctx, lua_type(L, -1) == LUA_TSTRING ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
-                                                     : luaL_tolstring(L, -1, NULL));
-    count++;
-  }
-  if (count != n)
-    luaL_error(L, "%s: bad argument #1 (a list of value tables expected, but it has holes)", ctx);
-}
-
 /*** Insert many rows in one transaction: all or none.
 @function Model:bulkCreate
 @tparam {table,...} list
@@ -106,7 +84,7 @@ static int model_bulk_create(lua_State *L) {
     luaL_error(L, "%s: bad argument #1 (array of value tables expected, got %s)", ctx, luaL_typename(L, 2));
   lua_settop(L, 2);
   n = (int)lua_rawlen(L, 2);
-  check_list(L, 2, n, ctx);
+  jn_list_check(L, 2, n, ctx, "argument #1", "a list of value tables");
   lua_createtable(L, n, 0);
   for (i = 1; i <= n; i++) {   /* every row checked before anything is written */
     lua_rawgeti(L, 2, i);

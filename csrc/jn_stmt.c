@@ -511,6 +511,29 @@ int jn_value_isnull(lua_State *L, int idx) {
 }
 
 /*
+** Raise unless the table at idx is a list of n elements: every key an
+** integer 1..n.  A table with other keys, or with holes, would have some of
+** its elements used and the rest left out without a word.  The message is
+** "ctx: bad what (expected expected, but it has the key 'x')".
+** [-0, +0, e]
+*/
+void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *what,
+                   const char *expected) {
+  int count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    double d = lua_type(L, -2) == LUA_TNUMBER ? (double)lua_tonumber(L, -2) : 0.0;
+    lua_pop(L, 1);
+    if (!(d >= 1 && d <= (double)n && d == (double)(int)d))
+      luaL_error(L, "%s: bad %s (%s expected, but it has the key %s)", ctx, what, expected,
+                 lua_type(L, -1) == LUA_TSTRING ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
+                                                : luaL_tolstring(L, -1, NULL));
+    count++;
+  }
+  if (count != n) luaL_error(L, "%s: bad %s (%s expected, but it has holes)", ctx, what, expected);
+}
+
+/*
 ** Convert the value at idx to what a field of the given type stores, as a
 ** reload reads it back.  Pushes the converted value and returns 1, or
 ** pushes the reason it cannot be stored ("is not an integer") and returns
