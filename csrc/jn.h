@@ -27,6 +27,8 @@
 #define JN_EXPORT
 #endif
 
+#include "jn_engine.h"
+
 #ifndef JUNCTION_VERSION
 #define JUNCTION_VERSION "scm"
 #endif

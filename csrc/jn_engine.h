@@ -1,0 +1,198 @@
+/*
+** jn_engine.h: the engine seam.  Every call the core makes to a database
+** goes through the functions here, and every piece of SQL text that differs
+** between engines comes from the connection's dialect (jn_Dialect).
+**
+** SQLite is the engine junction is built around: for it these inline
+** functions are the sqlite3_ call itself (c->eng is NULL), so the seam costs
+** it nothing.  Another engine (PostgreSQL, compiled in when JN_WITH_PG is
+** defined) is reached through its jn_Engine table, which the connection
+** points to.  A build without another engine compiles the branch away.
+**
+** Result codes and column types are SQLite's numbers: they are junction's
+** documented codes (docs/API.md, "Errors"), and another engine maps its own
+** onto them (PostgreSQL: SQLSTATE 23505 -> SQLITE_CONSTRAINT_UNIQUE, ...).
+** The statement protocol is SQLite's too: prepare once, bind 1-based
+** parameters, step until JN_ROW stops, reset to run again, finalize.
+*/
+#ifndef JN_ENGINE_H
+#define JN_ENGINE_H
+
+#include <stddef.h>
+#include <sqlite3.h>
+
+/* A prepared statement of any engine (an sqlite3_stmt for SQLite). */
+typedef struct jn_St jn_St;
+
+/*
+** The operations of an engine other than SQLite.  db is the engine's
+** connection handle (jn_Conn.db).  Texts passed to bind_text/bind_blob are
+** copied by the engine (the caller's string may die after the call); texts
+** returned stay valid until the next step, reset or finalize of that
+** statement.  Every function that returns an int returns a result code.
+*/
+typedef struct jn_Engine {
+  const char *name;                       /* "postgres" */
+  /* prepare the first statement of sql (len bytes); *used is how many bytes
+  ** it took (so a caller can tell there is more text); *out NULL when the
+  ** text holds no statement */
+  int (*prepare)(void *db, const char *sql, size_t len, jn_St **out, size_t *used);
+  int (*finalize)(jn_St *st);
+  int (*step)(jn_St *st);                 /* JN_ROW, JN_DONE or an error */
+  int (*reset)(jn_St *st);
+  int (*busy)(jn_St *st);                 /* stepped and not reset */
+  const char *(*sql)(jn_St *st);          /* the text as given to prepare */
+  int (*nparams)(jn_St *st);
+  int (*bind_null)(jn_St *st, int i);
+  int (*bind_int64)(jn_St *st, int i, sqlite3_int64 v);
+  int (*bind_double)(jn_St *st, int i, double v);
+  int (*bind_text)(jn_St *st, int i, const char *s, size_t n);
+  int (*bind_blob)(jn_St *st, int i, const void *p, size_t n);
+  int (*ncols)(jn_St *st);
+  const char *(*colname)(jn_St *st, int col);
+  int (*coltype)(jn_St *st, int col);     /* SQLITE_INTEGER .. SQLITE_NULL */
+  sqlite3_int64 (*col_int64)(jn_St *st, int col);
+  double (*col_double)(jn_St *st, int col);
+  const void *(*col_bytes)(jn_St *st, int col, size_t *n);   /* text or blob */
+  sqlite3_int64 (*changes)(void *db);     /* rows the last statement changed */
+  int (*autocommit)(void *db);            /* no transaction is open */
+  int (*errcode)(void *db);               /* of the last failure, mapped */
+  const char *(*errmsg)(void *db);
+  const char *(*sqlstate)(void *db);      /* the engine's own code, or NULL */
+  int (*exec)(void *db, const char *sql); /* run statements, no results, no binds */
+  void (*finalize_all)(void *db);
+  int (*close)(void *db);
+} jn_Engine;
+
+/*
+** The SQL an engine speaks where engines differ.  Upper layers write "?"
+** placeholders everywhere; an engine that numbers them ($1, $2) rewrites
+** the text once, when it prepares it.
+*/
+typedef struct jn_Dialect {
+  const char *name;                       /* "sqlite", "postgres" */
+  const char *begin_immediate;            /* a transaction that writes */
+  const char *begin_deferred;
+  const char *begin_exclusive;
+  const char *ddl_type[8];                /* per JN_T_*, for CREATE TABLE */
+  const char *autoinc_key;                /* column text of an autoincrement key */
+  const char *offset_only;                /* LIMIT for an OFFSET without one ("" = none) */
+  int returning_key;                      /* INSERT reports its key by RETURNING */
+  int savepoint_every_write;              /* a failed statement aborts the transaction */
+  const char *lock_parent;                /* suffix locking a row read in a write, or "" */
+  int max_params;                         /* binds one statement may take */
+} jn_Dialect;
+
+/* The dialects (jn_conn.c holds SQLite's). */
+JN_INTERNAL extern const jn_Dialect jn_sqlite_dialect;
+
+#ifdef JN_WITH_PG
+/* jn_pg.c: the PostgreSQL engine over libpq.  jn_pg_open connects with a
+** libpq conninfo string or URI; on failure it returns NULL and writes a
+** message (at most msgsize bytes, NUL-terminated) into msg. */
+JN_INTERNAL extern const jn_Engine jn_pg_engine;
+JN_INTERNAL extern const jn_Dialect jn_pg_dialect;
+JN_INTERNAL void *jn_pg_open(const char *conninfo, char *msg, size_t msgsize);
+#endif
+
+/*
+** The calls.  e is the connection's engine (jn_Conn.eng): NULL for SQLite,
+** which is then called directly.
+*/
+#ifdef JN_WITH_PG
+#define JN_ENG(e, other, sqlite) ((e) != NULL ? (e)->other : (sqlite))
+#else
+#define JN_ENG(e, other, sqlite) ((void)(e), (sqlite))
+#endif
+#define JN_SQ(st) ((sqlite3_stmt *)(void *)(st))
+
+static inline int jn_e_step(const jn_Engine *e, jn_St *st) {
+  return JN_ENG(e, step(st), sqlite3_step(JN_SQ(st)));
+}
+static inline int jn_e_reset(const jn_Engine *e, jn_St *st) {
+  return JN_ENG(e, reset(st), sqlite3_reset(JN_SQ(st)));
+}
+static inline int jn_e_finalize(const jn_Engine *e, jn_St *st) {
+  return JN_ENG(e, finalize(st), sqlite3_finalize(JN_SQ(st)));
+}
+static inline int jn_e_busy(const jn_Engine *e, jn_St *st) {
+  return JN_ENG(e, busy(st), sqlite3_stmt_busy(JN_SQ(st)));
+}
+static inline const char *jn_e_sql(const jn_Engine *e, jn_St *st) {
+  return JN_ENG(e, sql(st), sqlite3_sql(JN_SQ(st)));
+}
+static inline int jn_e_nparams(const jn_Engine *e, jn_St *st) {
+  return JN_ENG(e, nparams(st), sqlite3_bind_parameter_count(JN_SQ(st)));
+}
+static inline int jn_e_bind_null(const jn_Engine *e, jn_St *st, int i) {
+  return JN_ENG(e, bind_null(st, i), sqlite3_bind_null(JN_SQ(st), i));
+}
+static inline int jn_e_bind_int64(const jn_Engine *e, jn_St *st, int i, sqlite3_int64 v) {
+  return JN_ENG(e, bind_int64(st, i, v), sqlite3_bind_int64(JN_SQ(st), i, v));
+}
+static inline int jn_e_bind_double(const jn_Engine *e, jn_St *st, int i, double v) {
+  return JN_ENG(e, bind_double(st, i, v), sqlite3_bind_double(JN_SQ(st), i, v));
+}
+/* The string must outlive the statement's next step (SQLite keeps a
+** pointer: SQLITE_STATIC); pass copy = 1 when it may not. */
+static inline int jn_e_bind_text(const jn_Engine *e, jn_St *st, int i, const char *s,
+                                 size_t n, int copy) {
+  return JN_ENG(e, bind_text(st, i, s, n),
+                sqlite3_bind_text64(JN_SQ(st), i, s, (sqlite3_uint64)n,
+                                    copy ? SQLITE_TRANSIENT : SQLITE_STATIC, SQLITE_UTF8));
+}
+static inline int jn_e_bind_blob(const jn_Engine *e, jn_St *st, int i, const void *p,
+                                 size_t n) {
+  return JN_ENG(e, bind_blob(st, i, p, n),
+                sqlite3_bind_blob64(JN_SQ(st), i, p, (sqlite3_uint64)n, SQLITE_STATIC));
+}
+static inline int jn_e_ncols(const jn_Engine *e, jn_St *st) {
+  return JN_ENG(e, ncols(st), sqlite3_column_count(JN_SQ(st)));
+}
+static inline const char *jn_e_colname(const jn_Engine *e, jn_St *st, int col) {
+  return JN_ENG(e, colname(st, col), sqlite3_column_name(JN_SQ(st), col));
+}
+static inline int jn_e_coltype(const jn_Engine *e, jn_St *st, int col) {
+  return JN_ENG(e, coltype(st, col), sqlite3_column_type(JN_SQ(st), col));
+}
+static inline sqlite3_int64 jn_e_col_int64(const jn_Engine *e, jn_St *st, int col) {
+  return JN_ENG(e, col_int64(st, col), sqlite3_column_int64(JN_SQ(st), col));
+}
+static inline double jn_e_col_double(const jn_Engine *e, jn_St *st, int col) {
+  return JN_ENG(e, col_double(st, col), sqlite3_column_double(JN_SQ(st), col));
+}
+/* The bytes of a TEXT or BLOB column (text first: SQLite's order of calls). */
+static inline const void *jn_e_col_text(const jn_Engine *e, jn_St *st, int col, size_t *n) {
+#ifdef JN_WITH_PG
+  if (e != NULL) return e->col_bytes(st, col, n);
+#endif
+  {
+    const void *p = sqlite3_column_text(JN_SQ(st), col);
+    *n = (size_t)sqlite3_column_bytes(JN_SQ(st), col);
+    return p;
+  }
+}
+static inline const void *jn_e_col_blob(const jn_Engine *e, jn_St *st, int col, size_t *n) {
+#ifdef JN_WITH_PG
+  if (e != NULL) return e->col_bytes(st, col, n);
+#endif
+  {
+    const void *p = sqlite3_column_blob(JN_SQ(st), col);
+    *n = (size_t)sqlite3_column_bytes(JN_SQ(st), col);
+    return p;
+  }
+}
+static inline sqlite3_int64 jn_e_changes(const jn_Engine *e, void *db) {
+  return JN_ENG(e, changes(db), (sqlite3_int64)sqlite3_changes((sqlite3 *)db));
+}
+static inline int jn_e_autocommit(const jn_Engine *e, void *db) {
+  return JN_ENG(e, autocommit(db), sqlite3_get_autocommit((sqlite3 *)db));
+}
+static inline int jn_e_errcode(const jn_Engine *e, void *db) {
+  return JN_ENG(e, errcode(db), sqlite3_extended_errcode((sqlite3 *)db));
+}
+static inline const char *jn_e_errmsg(const jn_Engine *e, void *db) {
+  return JN_ENG(e, errmsg(db), sqlite3_errmsg((sqlite3 *)db));
+}
+
+#endif /* JN_ENGINE_H */
