@@ -165,6 +165,8 @@ static inline double jn_e_col_double(const jn_Engine *e, jn_St *st, int col) {
 static inline const void *jn_e_col_text(const jn_Engine *e, jn_St *st, int col, size_t *n) {
 #ifdef JN_WITH_PG
   if (e != NULL) return e->col_bytes(st, col, n);
+#else
+  (void)e;
 #endif
   {
     const void *p = sqlite3_column_text(JN_SQ(st), col);
@@ -175,6 +177,8 @@ static inline const void *jn_e_col_text(const jn_Engine *e, jn_St *st, int col, 
 static inline const void *jn_e_col_blob(const jn_Engine *e, jn_St *st, int col, size_t *n) {
 #ifdef JN_WITH_PG
   if (e != NULL) return e->col_bytes(st, col, n);
+#else
+  (void)e;
 #endif
   {
     const void *p = sqlite3_column_blob(JN_SQ(st), col);
