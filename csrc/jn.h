@@ -81,7 +81,9 @@ enum {
 };
 
 typedef struct jn_Conn {
-  sqlite3 *db;              /* NULL once closed */
+  void *db;                 /* the engine's handle (sqlite3 *); NULL once closed */
+  const jn_Engine *eng;     /* NULL: SQLite, called directly (jn_engine.h) */
+  const jn_Dialect *dialect;
   int cache_ref;            /* registry: table sql text -> statement */
   int ncached;              /* entries in that table */
   int log_ref;              /* registry: the log function, or LUA_NOREF */
@@ -96,7 +98,7 @@ typedef struct jn_Conn {
   const char *why;          /* message for the next jn_pushfail, when junction refused */
   int incall;               /* Lua callbacks (log, defaultValue) now running */
   int inlog;                /* the log function is running */
-  sqlite3_stmt *st[JN_CS_COUNT];
+  jn_St *st[JN_CS_COUNT];
   long long ts_sec;         /* the second ts_text was formatted for */
   char ts_text[24];         /* "YYYY-MM-DD HH:MM:SS" of that second */
   int timeout_ms;           /* statement time limit (0: none) */
@@ -175,7 +177,7 @@ typedef struct jn_Model {
   int created, updated;     /* timestamp field indices, or -1 */
   const char *sql[JN_MS_COUNT];   /* generated once, anchored in the uservalue */
   const char *cols;         /* "c1", "c2", ...: every column, in field order */
-  sqlite3_stmt *st[JN_MS_COUNT];
+  jn_St *st[JN_MS_COUNT];
   jn_Field f[1];            /* nfields entries */
 } jn_Model;
 
@@ -216,8 +218,8 @@ typedef struct jn_Assoc {
   int fk, other;            /* btm: the junction's fields for source and target */
   int through_extra;        /* btm: the junction has fields beyond keys and timestamps */
   const char *alias;        /* anchored in the uservalue */
-  sqlite3_stmt *st[JN_AS_NSTMT];
-  sqlite3_stmt *ins[JN_LINK_BATCH + 1];  /* INSERT of n links */
+  jn_St *st[JN_AS_NSTMT];
+  jn_St *ins[JN_LINK_BATCH + 1];  /* INSERT of n links */
 } jn_Assoc;
 
 /* }====== */
@@ -255,16 +257,17 @@ JN_INTERNAL int jn_pushfail(lua_State *L, jn_Conn *c, int rc);
 JN_INTERNAL const char *jn_typename(lua_State *L, int idx);
 
 /* jn_stmt.c */
-JN_INTERNAL sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **slot,
+JN_INTERNAL jn_St *jn_stmt_slot(lua_State *L, jn_Conn *c, jn_St **slot,
                                        const char *sql, int *rc);
-JN_INTERNAL sqlite3_stmt *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql,
+JN_INTERNAL jn_St *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql,
                                          size_t len, int *rc);
-JN_INTERNAL int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, int type);
-JN_INTERNAL void jn_bind_i64(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, sqlite3_int64 v);
-JN_INTERNAL void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char *s, size_t n);
+JN_INTERNAL int jn_bind_value(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type);
+JN_INTERNAL void jn_bind_i64(lua_State *L, jn_Conn *c, jn_St *st, int i, sqlite3_int64 v);
+JN_INTERNAL void jn_bind_text(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, size_t n);
 JN_INTERNAL int jn_is_utf8(const char *s, size_t n);
 JN_INTERNAL int jn_epoch_ok(double secs);
-JN_INTERNAL void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type);
+JN_INTERNAL void jn_push_column(lua_State *L, const jn_Engine *e, jn_St *st, int col,
+                               int type);
 JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
 JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
 JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
@@ -278,8 +281,8 @@ JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 JN_INTERNAL jn_Conn *jn_conn_check(lua_State *L, int idx, const char *ctx);
 JN_INTERNAL void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log);
 JN_INTERNAL int jn_conn_txcheck(lua_State *L, jn_Conn *c);
-JN_INTERNAL int jn_conn_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
-JN_INTERNAL int jn_conn_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st);
+JN_INTERNAL int jn_conn_step(lua_State *L, jn_Conn *c, jn_St *st);
+JN_INTERNAL int jn_conn_run(lua_State *L, jn_Conn *c, jn_St *st);
 JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model,
                                    const char *method);
 JN_INTERNAL int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
@@ -307,7 +310,7 @@ JN_INTERNAL int jn_inst_check(lua_State *L, int instidx);
 JN_INTERNAL int jn_inst_value(lua_State *L, jn_Model *m, int f, int idx, int errsidx);
 JN_INTERNAL int jn_inst_invalid(lua_State *L, jn_Model *m, int errsidx);
 JN_INTERNAL void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
-                                 sqlite3_stmt *st, const int *cols, int ncols, int col0,
+                                 jn_St *st, const int *cols, int ncols, int col0,
                                  int nrec);
 JN_INTERNAL void jn_inst_get(lua_State *L, int instidx, int field);
 JN_INTERNAL void jn_inst_pushmodel(lua_State *L, int instidx);
@@ -333,12 +336,12 @@ JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const 
                                   const char *ctx);
 JN_INTERNAL void jn_query_checkopts(lua_State *L, int optsidx, const char *const *allowed,
                                     const char *ctx);
-JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st,
+JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st,
                               const int *cols, int ncols, int one, int nrec);
 JN_INTERNAL void jn_json_add(lua_State *L, jn_Buf *b, int idx);
 JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
 JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
-JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, const jn_Select *s);
+JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s);
 JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
 
 /* jn_assoc.c */
@@ -348,7 +351,7 @@ JN_INTERNAL int jn_assoc_linktype(jn_Assoc *a);
 JN_INTERNAL int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols);
 JN_INTERNAL void jn_assoc_addthrough(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *cols, int n);
 JN_INTERNAL void jn_assoc_pushrow(lua_State *L, jn_Assoc *a, int tmodel, int jmodel, int mt,
-                                  sqlite3_stmt *st, const jn_Select *s, const int *tcols,
+                                  jn_St *st, const jn_Select *s, const int *tcols,
                                   int ntc, int col0, int nrec);
 JN_INTERNAL void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel);
 

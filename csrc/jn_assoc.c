@@ -297,7 +297,7 @@ static void push_key(lua_State *L, const jn_Key *k) {
 }
 
 /* Bind a key of the key array at arr to parameter i. */
-static void bind_key(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int arr, const jn_Key *k) {
+static void bind_key(lua_State *L, jn_Conn *c, jn_St *st, int i, int arr, const jn_Key *k) {
   switch (k->type) {
     case SQLITE_INTEGER: jn_bind_i64(L, c, st, i, k->i); break;
     case SQLITE_FLOAT:
@@ -316,7 +316,7 @@ static void bind_key(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int arr,
 }
 
 /* Bind the key of the source instance (at stack index self) to parameter i. */
-static void bind_source(lua_State *L, jn_Assoc *a, int self, sqlite3_stmt *st, int i) {
+static void bind_source(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i) {
   jn_inst_get(L, self, a->source_key);
   jn_bind_value(L, a->source->conn, st, i, -1, a->source->f[a->source_key].type);
   lua_pop(L, 1);
@@ -409,7 +409,7 @@ void jn_assoc_addthrough(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *cols, 
 ** attached under the junction model's name.  arr: the array to append to.
 */
 void jn_assoc_pushrow(lua_State *L, jn_Assoc *a, int tmodel, int jmodel, int mt,
-                            sqlite3_stmt *st, const jn_Select *s, const int *tcols, int ntc,
+                            jn_St *st, const jn_Select *s, const int *tcols, int ntc,
                             int col0, int nrec) {
   jn_inst_fromrow(L, a->target, tmodel, mt, st, s->cols, s->ncols, col0, nrec + (ntc > 0));
   if (ntc > 0) {
@@ -454,8 +454,8 @@ static void copy_options(lua_State *L, int idx) {
 ** The statement in slot of the running method's association (upvalue 1),
 ** prepared on first use from the SQL text kept under key in its uservalue.
 */
-static sqlite3_stmt *assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc) {
-  sqlite3_stmt *st;
+static jn_St *assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc) {
+  jn_St *st;
   if (a->st[slot] != NULL) return jn_stmt_slot(L, a->source->conn, &a->st[slot], NULL, rc);
   lua_getuservalue(L, lua_upvalueindex(1));
   lua_getfield(L, -1, key);
@@ -476,7 +476,7 @@ static int btm_get(lua_State *L) {
   jn_Conn *c = a->source->conn;
   jn_Buf b;
   jn_Select s;
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc, n = 0, tmodel, jmodel, mt, arr, ntc, *tcols;
   lua_settop(L, 2);
   copy_options(L, 2);
@@ -526,15 +526,15 @@ static int btm_get(lua_State *L) {
   }
   if (rc != SQLITE_DONE) {
     rc = jn_pushfail(L, c, rc);
-    sqlite3_reset(st);
+    jn_e_reset(c->eng, st);
     return rc;
   }
-  sqlite3_reset(st);
+  jn_e_reset(c->eng, st);
   return 1;
 }
 
 /* The INSERT of n links (1 <= n <= JN_LINK_BATCH), kept in the association. */
-static sqlite3_stmt *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
+static jn_St *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
   jn_Model *j = a->through;
   int ts = j->created >= 0 && j->updated >= 0, r;
   jn_Buf b;
@@ -583,16 +583,16 @@ static void add_in_list(lua_State *L, jn_Buf *b, int k) {
 }
 
 /* Bind keys[0..m) (1 <= m <= k) to ?2..?(k+1), padded with the last. */
-static void bind_chunk(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int arr, const jn_Key *keys,
+static void bind_chunk(lua_State *L, jn_Conn *c, jn_St *st, int arr, const jn_Key *keys,
                        int m, int k) {
   int r;
   for (r = 0; r < k; r++) bind_key(L, c, st, r + 2, arr, &keys[r < m ? r : m - 1]);
 }
 
 /* The DELETE of one link (each == 1), or of a chunk of JN_KEYS_IN. */
-static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
+static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
   jn_Model *j = a->through;
-  sqlite3_stmt **slot = each ? &a->st[JN_AS_DELETE] : &a->st[JN_AS_DELETE_IN];
+  jn_St **slot = each ? &a->st[JN_AS_DELETE] : &a->st[JN_AS_DELETE_IN];
   jn_Buf b;
   if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
   jn_buf_init(L, &b);
@@ -618,7 +618,7 @@ static sqlite3_stmt *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
 static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Key *keys, int nk,
                        const jn_Key *keep, int nkeep, int sorted, int n) {
   jn_Conn *c = a->source->conn;
-  sqlite3_stmt *st;
+  jn_St *st;
   int i, m = 0, rc = SQLITE_OK, each = n <= JN_DELETE_EACH;
   jn_Key *chunk;
   if (n == 0) return SQLITE_OK;
@@ -661,7 +661,7 @@ static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr
   int i = 0, rc;
   while (n > 0) {
     int m = n < JN_LINK_BATCH ? n : JN_LINK_BATCH, r = 0;
-    sqlite3_stmt *st = insert_stmt(L, a, m, &rc);
+    jn_St *st = insert_stmt(L, a, m, &rc);
     if (st == NULL) return rc;
     bind_source(L, a, self, st, 1);
     for (; r < m && i < nk; i++) {
@@ -693,7 +693,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   jn_Conn *c = j->conn;
   jn_Buf b;
   jn_Select s;
-  sqlite3_stmt *st;
+  jn_St *st;
   int i, rc, n = 0;
   char stamp[32];
   size_t slen = jn_timestamp(j->conn, stamp);
@@ -796,7 +796,7 @@ static int through_fdefaults(lua_State *L, jn_Assoc *a, int jmodel) {
 static int row_exists(lua_State *L, jn_Model *m, int f) {
   jn_Conn *c = m->conn;
   jn_Buf b;
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc, found;
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT 1 FROM ");
@@ -809,7 +809,7 @@ static int row_exists(lua_State *L, jn_Model *m, int f) {
   jn_bind_value(L, c, st, 1, -2, m->f[f].type);
   rc = jn_conn_step(L, c, st);
   found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-  sqlite3_reset(st);
+  jn_e_reset(c->eng, st);
   lua_pop(L, 2);
   return found;
 }
@@ -844,7 +844,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   jn_Key *miss;
   jn_Buf b;
   if (rc == JN_VALIDATION || (rc & 0xff) != SQLITE_CONSTRAINT || c->db == NULL
-      || sqlite3_extended_errcode(c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
+      || jn_e_errcode(c->eng, c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
     return jn_pushfail(L, c, rc);
   jn_pushfail(L, c, rc);
   base = lua_gettop(L) - 2;                    /* nil, message, code */
@@ -964,14 +964,14 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
   jn_Conn *c = a->source->conn;
   int n = 0, cap = 8, arr;
   jn_Key *cur = new_keys(L, cap);
-  sqlite3_stmt *st;
+  jn_St *st;
   arr = lua_gettop(L);
   st = assoc_slot(L, a, JN_AS_KEYS, "keys", rc);
   if (st == NULL) return -1;
   bind_source(L, a, self, st, 1);
   while ((*rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     jn_Key *k;
-    int type = sqlite3_column_type(st, 0);
+    int type = jn_e_coltype(c->eng, st, 0);
     if (type == SQLITE_NULL) continue;
     if (n == cap) {
       cap *= 2;
@@ -981,17 +981,18 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
     memset(k, 0, sizeof *k);
     k->type = type;
     if (type == SQLITE_INTEGER) {
-      k->i = sqlite3_column_int64(st, 0);
+      k->i = jn_e_col_int64(c->eng, st, 0);
     } else if (type == SQLITE_FLOAT) {
-      k->d = sqlite3_column_double(st, 0);
+      k->d = jn_e_col_double(c->eng, st, 0);
     } else {   /* text or blob: a Lua copy, anchored */
-      const char *s = type == SQLITE_BLOB ? (const char *)sqlite3_column_blob(st, 0)
-                                          : (const char *)sqlite3_column_text(st, 0);
-      lua_pushlstring(L, s != NULL ? s : "", (size_t)sqlite3_column_bytes(st, 0));
+      size_t len;
+      const char *s = type == SQLITE_BLOB ? (const char *)jn_e_col_blob(c->eng, st, 0, &len)
+                                          : (const char *)jn_e_col_text(c->eng, st, 0, &len);
+      lua_pushlstring(L, s != NULL ? s : "", len);
       anchor_key(L, arr, k, type == SQLITE_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
     }
   }
-  sqlite3_reset(st);
+  jn_e_reset(c->eng, st);
   if (*rc != SQLITE_DONE) return -1;
   return n;
 }
@@ -1092,15 +1093,15 @@ static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
 /* The most keys has counts in one statement (SQLite's limit on parameters,
 ** ?1 being the source, rounded down to whole chunks). */
 static int has_max(jn_Assoc *a) {
-  int lim = sqlite3_limit(a->source->conn->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) - 1;
+  int lim = sqlite3_limit(JN_SQDB(a->source->conn->db), SQLITE_LIMIT_VARIABLE_NUMBER, -1) - 1;
   return lim / JN_KEYS_IN * JN_KEYS_IN;
 }
 
 /* The has statement for k keys (a whole number of chunks), from the cache. */
-static sqlite3_stmt *has_stmt(lua_State *L, jn_Assoc *a, int k, int *rc) {
+static jn_St *has_stmt(lua_State *L, jn_Assoc *a, int k, int *rc) {
   jn_Model *j = a->through;
   jn_Buf b;
-  sqlite3_stmt *st;
+  jn_St *st;
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT count(DISTINCT ");
   jn_buf_addident(L, &b, NULL, j->f[a->other].name);
@@ -1125,7 +1126,7 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   jn_Key *keys = (jn_Key *)lua_touserdata(L, arr);
   int rc, i, m, k;
   sqlite3_int64 found = 0;
-  sqlite3_stmt *st;
+  jn_St *st;
   if (n > JN_KEYS_IN && n <= has_max(a)) {   /* one statement, one snapshot */
     k = (n + JN_KEYS_IN - 1) / JN_KEYS_IN * JN_KEYS_IN;
     st = has_stmt(L, a, k, &rc);
@@ -1135,11 +1136,11 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
     rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
       rc = jn_pushfail(L, c, rc);
-      sqlite3_reset(st);
+      jn_e_reset(c->eng, st);
       return rc;
     }
-    found = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    found = jn_e_col_int64(c->eng, st, 0);
+    jn_e_reset(c->eng, st);
     lua_pushboolean(L, found == (sqlite3_int64)n);
     return 1;
   }
@@ -1155,11 +1156,11 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
     rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
       rc = jn_pushfail(L, c, rc);
-      sqlite3_reset(st);
+      jn_e_reset(c->eng, st);
       return rc;
     }
-    found += sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    found += jn_e_col_int64(c->eng, st, 0);
+    jn_e_reset(c->eng, st);
   }
   lua_pushboolean(L, found == (sqlite3_int64)n);
   return 1;
@@ -1195,7 +1196,7 @@ static int btm_count(lua_State *L) {
   static const char *const count_opts[] = { "where", NULL };
   jn_Assoc *a = check_method(L);
   jn_Conn *c = a->source->conn;
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc;
   lua_settop(L, 2);
   copy_options(L, 2);
@@ -1232,11 +1233,11 @@ static int btm_count(lua_State *L) {
   rc = jn_conn_step(L, c, st);
   if (rc != SQLITE_ROW) {
     rc = jn_pushfail(L, c, rc);
-    sqlite3_reset(st);
+    jn_e_reset(c->eng, st);
     return rc;
   }
-  jn_push_i64(L, sqlite3_column_int64(st, 0));
-  sqlite3_reset(st);
+  jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
+  jn_e_reset(c->eng, st);
   return 1;
 }
 

@@ -11,8 +11,21 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* SQLite's SQL where engines differ (jn_engine.h). */
+const jn_Dialect jn_sqlite_dialect = {
+  "sqlite", "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE",
+  { "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT", "" },
+  "INTEGER PRIMARY KEY AUTOINCREMENT",
+  " LIMIT -1",
+  0,    /* the key comes from sqlite3_last_insert_rowid */
+  0,    /* a failed statement leaves the transaction usable */
+  "",   /* BEGIN IMMEDIATE already holds the write lock */
+  0     /* ask sqlite3_limit */
+};
+
+/* The connection's own statements; the three BEGINs come from the dialect. */
 static const char *const conn_sql[JN_CS_COUNT] = {
-  "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE", "COMMIT", "ROLLBACK",
+  NULL, NULL, NULL, "COMMIT", "ROLLBACK",
   "SAVEPOINT jn_tx", "RELEASE jn_tx", "ROLLBACK TO jn_tx",
   "SAVEPOINT jn_w", "RELEASE jn_w", "ROLLBACK TO jn_w"
 };
@@ -85,21 +98,24 @@ void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log
 */
 static int run_own(jn_Conn *c, int which) {
   int rc;
-  sqlite3_stmt *st = c->st[which];
+  jn_St *st = c->st[which];
   if (st == NULL) {
-    rc = sqlite3_prepare_v3(c->db, conn_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
-                            &c->st[which], NULL);
+    const char *sql = which == JN_CS_BEGIN ? c->dialect->begin_immediate
+                    : which == JN_CS_BEGIN_DEFERRED ? c->dialect->begin_deferred
+                    : which == JN_CS_BEGIN_EXCLUSIVE ? c->dialect->begin_exclusive
+                    : conn_sql[which];
+    rc = jn_e_prepare(c->eng, c->db, sql, strlen(sql), &c->st[which], NULL);
     if (rc != SQLITE_OK) {
       c->st[which] = NULL;
       return rc;
     }
     st = c->st[which];
   }
-  if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+  if (jn_e_busy(c->eng, st)) jn_e_reset(c->eng, st);
   c->own = 1;   /* never interrupted by the time limit */
-  rc = sqlite3_step(st);
+  rc = jn_e_step(c->eng, st);
   c->own = 0;
-  sqlite3_reset(st);
+  jn_e_reset(c->eng, st);
   return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
@@ -174,7 +190,7 @@ static void end_frames(jn_Conn *c, int from, int kill) {
       ((jn_TxToken *)f->token)->killed = 1;
       c->nzombie++;
     }
-    if (!sqlite3_get_autocommit(c->db)) {
+    if (!jn_e_autocommit(c->eng, c->db)) {
       if (c->txdepth == 0) {
         run_own(c, JN_CS_ROLLBACK);
       } else {
@@ -277,7 +293,7 @@ int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
   }
   if (c->txdepth == 0) return SQLITE_OK;
   if ((rc = reap(L, c)) != SQLITE_OK) return rc;
-  if (c->txdepth > 0 && sqlite3_get_autocommit(c->db)) {
+  if (c->txdepth > 0 && jn_e_autocommit(c->eng, c->db)) {
     c->why = "the transaction was rolled back by an earlier error; nothing more is written until db:transaction returns";
     return SQLITE_ABORT;
   }
@@ -293,7 +309,7 @@ static int write_end(jn_Conn *c, int mode, int ok) {
   if (mode == JN_W_TX) {
     if (ok) rc = run_own(c, JN_CS_COMMIT);
     if (!ok || rc != SQLITE_OK) {
-      if (!sqlite3_get_autocommit(c->db)) run_own(c, JN_CS_ROLLBACK);
+      if (!jn_e_autocommit(c->eng, c->db)) run_own(c, JN_CS_ROLLBACK);
     }
   } else if (mode == JN_W_SAVEPOINT) {
     if (!ok) run_own(c, JN_CS_WROLLBACK_TO);
@@ -310,7 +326,7 @@ int jn_write_guard(lua_State *L, jn_Write *w) {
   int rc;
   (void)L;
   if (w->mode != JN_W_NONE) return SQLITE_OK;
-  if (sqlite3_get_autocommit(w->c->db)) {
+  if (jn_e_autocommit(w->c->eng, w->c->db)) {
     rc = run_own(w->c, JN_CS_BEGIN);
     if (rc == SQLITE_OK) w->mode = JN_W_TX;
   } else {
@@ -338,7 +354,7 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
   w.c = c;
   w.mode = JN_W_NONE;
   if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_pushfail(L, c, rc);
-  if (readfirst && sqlite3_get_autocommit(c->db)) {
+  if (readfirst && jn_e_autocommit(c->eng, c->db)) {
     rc = run_own(c, JN_CS_BEGIN);
     if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
     w.mode = JN_W_TX;
@@ -377,20 +393,20 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
 ** through here, so it lives with the transaction state it checks.
 ** [-0, +0, e]
 */
-int jn_conn_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
-  if ((c->txdepth > 0 || c->nzombie > 0) && !c->own && !sqlite3_stmt_busy(st)) {
+int jn_conn_step(lua_State *L, jn_Conn *c, jn_St *st) {
+  if ((c->txdepth > 0 || c->nzombie > 0) && !c->own && !jn_e_busy(c->eng, st)) {
     int rc = jn_conn_txcheck(L, c);
     if (rc != SQLITE_OK) return rc;
   }
-  if (c->log_ref != LUA_NOREF && !sqlite3_stmt_busy(st)) {
+  if (c->log_ref != LUA_NOREF && !jn_e_busy(c->eng, st)) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
-    lua_pushstring(L, sqlite3_sql(st));
+    lua_pushstring(L, jn_e_sql(c->eng, st));
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->params_ref);
     lua_newtable(L);                    /* the next statement's values start empty */
     lua_rawseti(L, LUA_REGISTRYINDEX, c->params_ref);
     jn_conn_callback(L, c, 2, 0, 1);
   }
-  return sqlite3_step(st);
+  return jn_e_step(c->eng, st);
 }
 
 /*
@@ -399,13 +415,13 @@ int jn_conn_step(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
 ** is still readable by jn_pushfail.
 ** [-0, +0, e]
 */
-int jn_conn_run(lua_State *L, jn_Conn *c, sqlite3_stmt *st) {
+int jn_conn_run(lua_State *L, jn_Conn *c, jn_St *st) {
   int rc = jn_conn_step(L, c, st);
   if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
-    sqlite3_reset(st);
+    jn_e_reset(c->eng, st);
     return SQLITE_OK;
   }
-  sqlite3_reset(st);
+  jn_e_reset(c->eng, st);
   return rc;
 }
 
@@ -435,7 +451,7 @@ static long long now_ms(void) {
 static int on_trace(unsigned type, void *ud, void *p, void *x) {
   jn_Conn *c = (jn_Conn *)ud;
   if (type == SQLITE_TRACE_STMT) {
-    if ((const char *)x == sqlite3_sql((sqlite3_stmt *)p)) {
+    if ((const char *)x == jn_e_sql(c->eng, (jn_St *)p)) {
       c->stmt_t0 = now_ms();
       c->stmt_running = 1;
       c->timedout = 0;
@@ -466,11 +482,11 @@ static void set_timeout(jn_Conn *c, int ms) {
   c->stmt_running = 0;
   c->timedout = 0;
   if (ms > 0) {
-    sqlite3_trace_v2(c->db, SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, on_trace, c);
-    sqlite3_progress_handler(c->db, JN_PROGRESS_OPS, on_progress, c);
+    sqlite3_trace_v2(JN_SQDB(c->db), SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, on_trace, c);
+    sqlite3_progress_handler(JN_SQDB(c->db), JN_PROGRESS_OPS, on_progress, c);
   } else {
-    sqlite3_trace_v2(c->db, 0, NULL, NULL);
-    sqlite3_progress_handler(c->db, 0, NULL, NULL);
+    sqlite3_trace_v2(JN_SQDB(c->db), 0, NULL, NULL);
+    sqlite3_progress_handler(JN_SQDB(c->db), 0, NULL, NULL);
   }
 }
 
@@ -586,7 +602,7 @@ static int set_pragma(jn_Conn *c, const char *name, const char *value, int timeo
   char sql[64];
   int rc, waited = 0;
   sqlite3_snprintf((int)sizeof sql, sql, "PRAGMA %s=%s", name, value);
-  while ((rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL)) == SQLITE_BUSY && waited < timeout_ms)
+  while ((rc = sqlite3_exec(JN_SQDB(c->db), sql, NULL, NULL, NULL)) == SQLITE_BUSY && waited < timeout_ms)
     waited += sqlite3_sleep(10);
   return rc;
 }
@@ -597,19 +613,19 @@ static int set_pragma(jn_Conn *c, const char *name, const char *value, int timeo
 */
 static int setup_db(jn_Conn *c, const OpenOpts *o) {
   int rc;
-  sqlite3_extended_result_codes(c->db, 1);
+  sqlite3_extended_result_codes(JN_SQDB(c->db), 1);
   /* A double-quoted name that is no column must be an error, never the
   ** string of that name: a column missing from a table would otherwise
   ** read as its own name, and match it in a where. */
-  rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
+  rc = sqlite3_db_config(JN_SQDB(c->db), SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_db_config(JN_SQDB(c->db), SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
   if (rc != SQLITE_OK) {
     c->why = "junction needs SQLite 3.29.0 or later (to turn double-quoted string literals off)";
     return rc;
   }
-  rc = sqlite3_busy_timeout(c->db, o->busy_timeout);
+  rc = sqlite3_busy_timeout(JN_SQDB(c->db), o->busy_timeout);
   if (rc == SQLITE_OK)
-    rc = sqlite3_exec(c->db, o->foreign_keys ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
+    rc = sqlite3_exec(JN_SQDB(c->db), o->foreign_keys ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
                       NULL, NULL, NULL);
   if (rc == SQLITE_OK && o->journal_mode >= 0)
     rc = set_pragma(c, "journal_mode", journal_modes[o->journal_mode], o->busy_timeout);
@@ -667,6 +683,7 @@ static int conn_open(lua_State *L) {
   /* The userdata exists, closed, before the database is opened (liolib). */
   c = (jn_Conn *)lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
+  c->dialect = &jn_sqlite_dialect;   /* and c->eng NULL: SQLite */
   c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
   luaL_setmetatable(L, JN_CONN_MT);
   lua_createtable(L, 0, 2);
@@ -691,12 +708,16 @@ static int conn_open(lua_State *L) {
 
   /* NOMUTEX: a connection belongs to one Lua state, and a Lua state is never
   ** used by two threads at once, so SQLite's per-call mutex buys nothing. */
-  rc = sqlite3_open_v2(path, &c->db,
-                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  {
+    sqlite3 *db = NULL;
+    rc = sqlite3_open_v2(path, &db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    c->db = db;
+  }
   if (rc == SQLITE_OK) rc = setup_db(c, &o);
   if (rc != SQLITE_OK) {
     int n = jn_pushfail(L, c, rc);
-    sqlite3_close_v2(c->db);
+    sqlite3_close_v2(JN_SQDB(c->db));
     c->db = NULL;
     return n;
   }
@@ -730,7 +751,7 @@ static int close_conn(lua_State *L, jn_Conn *c) {
   int rc = SQLITE_OK;
   if (c->db != NULL) {
     jn_stmt_finalize_all(L, c);
-    rc = sqlite3_close_v2(c->db);
+    rc = c->eng != NULL ? c->eng->close(c->db) : sqlite3_close_v2(JN_SQDB(c->db));
     c->db = NULL;
   }
   luaL_unref(L, LUA_REGISTRYINDEX, c->cache_ref);
@@ -877,7 +898,7 @@ static int conn_exec(lua_State *L) {
     lua_newtable(L);
     jn_conn_callback(L, c, 2, 0, 1);
   }
-  rc = sqlite3_exec(c->db, sql, NULL, NULL, &err);
+  rc = sqlite3_exec(JN_SQDB(c->db), sql, NULL, NULL, &err);
   if (rc != SQLITE_OK) {
     if (err == NULL || (rc & 0xff) == SQLITE_INTERRUPT) {
       sqlite3_free(err);
@@ -885,7 +906,7 @@ static int conn_exec(lua_State *L) {
     }
     lua_pushnil(L);
     lua_pushstring(L, err);
-    lua_pushinteger(L, sqlite3_extended_errcode(c->db));
+    lua_pushinteger(L, jn_e_errcode(c->eng, c->db));
     sqlite3_free(err);
     return 3;
   }
@@ -904,7 +925,7 @@ static int conn_query(lua_State *L) {
   size_t len;
   const char *sql;
   int top = lua_gettop(L), rc, i, ncol, nrow = 0;
-  sqlite3_stmt *st;
+  jn_St *st;
   if (lua_type(L, 2) != LUA_TSTRING)
     luaL_error(L, "db:query: bad argument #1 (SQL string expected, got %s)", luaL_typename(L, 2));
   sql = lua_tolstring(L, 2, &len);
@@ -913,51 +934,51 @@ static int conn_query(lua_State *L) {
     if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
     return luaL_error(L, "db:query: bad argument #1 (no SQL statement in it)");
   }
-  if (strlen(sqlite3_sql(st)) < len) {   /* text after the first statement */
-    sqlite3_stmt *next = NULL;
-    const char *rest = sql + strlen(sqlite3_sql(st));
-    int more = sqlite3_prepare_v2(c->db, rest, (int)(len - (size_t)(rest - sql)), &next, NULL);
-    sqlite3_finalize(next);
+  if (strlen(jn_e_sql(c->eng, st)) < len) {   /* text after the first statement */
+    jn_St *next = NULL;
+    const char *rest = sql + strlen(jn_e_sql(c->eng, st));
+    int more = jn_e_prepare(c->eng, c->db, rest, len - (size_t)(rest - sql), &next, NULL);
+    if (next != NULL) jn_e_finalize(c->eng, next);
     if (more != SQLITE_OK || next != NULL)   /* a second statement would never run */
       return luaL_error(L, "db:query: bad argument #1 (more than one statement: db:query runs "
                         "one, db:exec several)");
   }
-  if (top - 2 != sqlite3_bind_parameter_count(st))
+  if (top - 2 != jn_e_nparams(c->eng, st))
     return luaL_error(L, "db:query: %d value%s given for %d parameter%s", top - 2,
-                      top - 2 == 1 ? "" : "s", sqlite3_bind_parameter_count(st),
-                      sqlite3_bind_parameter_count(st) == 1 ? "" : "s");
+                      top - 2 == 1 ? "" : "s", jn_e_nparams(c->eng, st),
+                      jn_e_nparams(c->eng, st) == 1 ? "" : "s");
   for (i = 3; i <= top; i++)
     if (jn_bind_value(L, c, st, i - 2, i, JN_T_GUESS) != 0)
       return luaL_error(L, "db:query: bad argument #%d (%s cannot be bound)", i - 1,
                         luaL_typename(L, i));
-  ncol = sqlite3_column_count(st);
+  ncol = jn_e_ncols(c->eng, st);
   lua_newtable(L);
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     lua_createtable(L, 0, ncol);
     for (i = 0; i < ncol; i++) {
-      jn_push_column(L, st, i, JN_T_ANY);
-      lua_setfield(L, -2, sqlite3_column_name(st, i));
+      jn_push_column(L, c->eng, st, i, JN_T_ANY);
+      lua_setfield(L, -2, jn_e_colname(c->eng, st, i));
     }
     lua_rawseti(L, -2, ++nrow);
   }
   if (rc != SQLITE_DONE) {
     int n = jn_pushfail(L, c, rc);
-    sqlite3_reset(st);
+    jn_e_reset(c->eng, st);
     return n;
   }
-  sqlite3_reset(st);
+  jn_e_reset(c->eng, st);
   return 1;
 }
 
 static int conn_changes(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1, "db:changes");
-  lua_pushinteger(L, sqlite3_changes(c->db));
+  lua_pushinteger(L, jn_e_changes(c->eng, c->db));
   return 1;
 }
 
 static int conn_last_insert_id(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1, "db:lastInsertId");
-  jn_push_i64(L, sqlite3_last_insert_rowid(c->db));
+  jn_push_i64(L, jn_e_last_id(c->eng, c->db));
   return 1;
 }
 
@@ -1071,13 +1092,13 @@ static int conn_tx(lua_State *L) {
     end_frames(c, i + 1, 1);     /* what it left open inside it never finished */
     c->txdepth = i;              /* from here on the frame is gone, whatever happens */
     t->serial = 0;
-    lost = sqlite3_get_autocommit(c->db);   /* SQLite rolled back already */
+    lost = jn_e_autocommit(c->eng, c->db);   /* SQLite rolled back already */
     if (i == 0) {
       rc = ok && !lost ? run_own(c, JN_CS_COMMIT) : SQLITE_OK;
       if (rc != SQLITE_OK || !ok || lost) {
         int n = 0;
         if (rc != SQLITE_OK) n = jn_pushfail(L, c, rc);
-        if (!sqlite3_get_autocommit(c->db)) run_own(c, JN_CS_ROLLBACK);
+        if (!jn_e_autocommit(c->eng, c->db)) run_own(c, JN_CS_ROLLBACK);
         if (n) return n;
         if (ok && lost) {
           c->why = "the transaction was rolled back by an error inside it";

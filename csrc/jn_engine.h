@@ -55,6 +55,7 @@ typedef struct jn_Engine {
   double (*col_double)(jn_St *st, int col);
   const void *(*col_bytes)(jn_St *st, int col, size_t *n);   /* text or blob */
   sqlite3_int64 (*changes)(void *db);     /* rows the last statement changed */
+  sqlite3_int64 (*last_id)(void *db);     /* key the last INSERT generated */
   int (*autocommit)(void *db);            /* no transaction is open */
   int (*errcode)(void *db);               /* of the last failure, mapped */
   const char *(*errmsg)(void *db);
@@ -105,7 +106,25 @@ JN_INTERNAL void *jn_pg_open(const char *conninfo, char *msg, size_t msgsize);
 #define JN_ENG(e, other, sqlite) ((void)(e), (sqlite))
 #endif
 #define JN_SQ(st) ((sqlite3_stmt *)(void *)(st))
+#define JN_SQDB(db) ((sqlite3 *)(db))   /* the handle, where only SQLite can be open */
 
+/* Prepare the first statement of sql (len bytes): *out is NULL when the
+** text holds none; *used (when not NULL) is how many bytes it took. */
+static inline int jn_e_prepare(const jn_Engine *e, void *db, const char *sql, size_t len,
+                               jn_St **out, size_t *used) {
+#ifdef JN_WITH_PG
+  if (e != NULL) return e->prepare(db, sql, len, out, used);
+#else
+  (void)e;
+#endif
+  {
+    const char *tail = sql;
+    int rc = sqlite3_prepare_v3((sqlite3 *)db, sql, (int)len, SQLITE_PREPARE_PERSISTENT,
+                                (sqlite3_stmt **)(void *)out, &tail);
+    if (used != NULL) *used = (size_t)(tail - sql);
+    return rc;
+  }
+}
 static inline int jn_e_step(const jn_Engine *e, jn_St *st) {
   return JN_ENG(e, step(st), sqlite3_step(JN_SQ(st)));
 }
@@ -189,11 +208,17 @@ static inline const void *jn_e_col_blob(const jn_Engine *e, jn_St *st, int col, 
 static inline sqlite3_int64 jn_e_changes(const jn_Engine *e, void *db) {
   return JN_ENG(e, changes(db), (sqlite3_int64)sqlite3_changes((sqlite3 *)db));
 }
+static inline sqlite3_int64 jn_e_last_id(const jn_Engine *e, void *db) {
+  return JN_ENG(e, last_id(db), sqlite3_last_insert_rowid((sqlite3 *)db));
+}
 static inline int jn_e_autocommit(const jn_Engine *e, void *db) {
   return JN_ENG(e, autocommit(db), sqlite3_get_autocommit((sqlite3 *)db));
 }
 static inline int jn_e_errcode(const jn_Engine *e, void *db) {
   return JN_ENG(e, errcode(db), sqlite3_extended_errcode((sqlite3 *)db));
+}
+static inline int jn_e_exec(const jn_Engine *e, void *db, const char *sql) {
+  return JN_ENG(e, exec(db, sql), sqlite3_exec((sqlite3 *)db, sql, NULL, NULL, NULL));
 }
 static inline const char *jn_e_errmsg(const jn_Engine *e, void *db) {
   return JN_ENG(e, errmsg(db), sqlite3_errmsg((sqlite3 *)db));

@@ -34,11 +34,11 @@ int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
     lua_pushfstring(L, "interrupted: the statement ran longer than the connection's "
                     "timeout of %d ms", c->timeout_ms);
   } else if (c->db != NULL) {
-    int ext = sqlite3_extended_errcode(c->db);
+    int ext = jn_e_errcode(c->eng, c->db);
     /* sqlite3_errmsg answers "not an error" when the failing statement has
     ** already been reset; fall back on the text of the code itself. */
     if ((ext & 0xff) == (rc & 0xff)) {
-      const char *msg = sqlite3_errmsg(c->db);
+      const char *msg = jn_e_errmsg(c->eng, c->db);
       code = ext;
       /* the first thing a new program meets: its tables were never made */
       if (strncmp(msg, "no such table: ", 15) == 0)

@@ -251,7 +251,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   int nkids = 0, nrec, keypos, seen;
   jn_Buf b, j;
   jn_Select s;
-  sqlite3_stmt *st;
+  jn_St *st;
   if (n == 0) return 0;
   jn_assoc_pushmodels(L, associdx, &tmodel, &jmodel);
   lua_newtable(L);
@@ -348,7 +348,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     int fresh = 1;
     if (keypos >= 0) {
-      jn_push_column(L, st, keypos, a->target->f[a->target_key].type);
+      jn_push_column(L, c->eng, st, keypos, a->target->f[a->target_key].type);
       lua_pushvalue(L, -1);
       lua_rawget(L, seen);
       if (lua_isnil(L, -1)) {
@@ -368,7 +368,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
       lua_pushvalue(L, -1);
       lua_rawseti(L, kids, ++nkids);
     }
-    jn_push_column(L, st, 0, jn_assoc_linktype(a));
+    jn_push_column(L, c->eng, st, 0, jn_assoc_linktype(a));
     lua_rawget(L, map);
     if (lua_istable(L, -1)) {
       if (tomany) {
@@ -387,7 +387,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
     }
     lua_pop(L, 2);
   }
-  sqlite3_reset(st);
+  jn_e_reset(c->eng, st);
   if (rc != SQLITE_DONE) return jn_pushfail(L, c, rc);
   if (spec) {
     jn_optfield(L, spec, "include");
@@ -449,7 +449,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
                     const char *ctx) {
   jn_Buf b;
   jn_Select s;
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc, haswhere = 0, incidx = 0, res, nlink = 0, *link;
   if (optsidx < 0) optsidx = lua_gettop(L) + optsidx + 1;
   jn_query_checkopts(L, optsidx, find_opts, ctx);

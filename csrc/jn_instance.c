@@ -47,7 +47,7 @@ static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
 ** [-0, +1, m]
 */
 void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
-                     sqlite3_stmt *st, const int *cols, int ncols, int col0, int nrec) {
+                     jn_St *st, const int *cols, int ncols, int col0, int nrec) {
   size_t size = offsetof(jn_Inst, dirty) + DIRTY_BYTES(m) + 1;
   jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
   int k;
@@ -59,7 +59,7 @@ void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
   lua_createtable(L, m->nfields + 1, nrec);
   for (k = 0; k < ncols; k++) {
     int f = cols ? cols[k] : k;
-    jn_push_column(L, st, col0 + k, m->f[f].type);
+    jn_push_column(L, m->conn->eng, st, col0 + k, m->f[f].type);
     lua_rawseti(L, -2, f + 1);
   }
   lua_pushvalue(L, modelidx);
@@ -356,7 +356,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
   jn_Model *m = inst->model;
   jn_Conn *c = m->conn;
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc, i, k = 0, uv, haskey, base;
   char ts[32];
   size_t tslen = 0;
@@ -382,7 +382,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
   if (rc == SQLITE_OK) {
     store_row(L, inst, inst->dirty, uv, base, 1, haskey);
     if (!haskey) {
-      jn_push_i64(L, sqlite3_last_insert_rowid(c->db));
+      jn_push_i64(L, jn_e_last_id(c->eng, c->db));
       lua_rawseti(L, uv, m->pk + 1);
     }
     inst->saved = 1;
@@ -404,7 +404,7 @@ static int update_row(lua_State *L, int instidx) {
   jn_Model *m = inst->model;
   jn_Conn *c = m->conn;
   jn_Buf b;
-  sqlite3_stmt *st;
+  jn_St *st;
   int i, k = 0, rc, uv, base;
   char ts[32];
   size_t tslen = 0;
@@ -445,7 +445,7 @@ static int update_row(lua_State *L, int instidx) {
       luaL_error(L, "%s:save: bad value for field '%s'", m->name, m->f[f].name);
   }
   rc = jn_conn_run(L, c, st);
-  if (rc == SQLITE_OK && sqlite3_changes(c->db) == 0) rc = SQLITE_NOTFOUND;   /* deleted elsewhere */
+  if (rc == SQLITE_OK && jn_e_changes(c->eng, c->db) == 0) rc = SQLITE_NOTFOUND;   /* deleted elsewhere */
   if (rc == SQLITE_OK) store_row(L, inst, dirty, uv, base, 0, 1);
   lua_settop(L, uv - 1);
   return rc;
@@ -482,14 +482,14 @@ static jn_Inst *check_live(lua_State *L, const char *method) {
 */
 static int row_exists(lua_State *L, jn_Inst *inst) {
   jn_Model *m = inst->model;
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc;
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
   if (st == NULL) return rc;
   jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
   jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
   rc = jn_conn_step(L, m->conn, st);
-  sqlite3_reset(st);
+  jn_e_reset(m->conn->eng, st);
   lua_pop(L, 1);
   return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc;
 }
@@ -570,7 +570,7 @@ static int inst_update(lua_State *L) {
 static int inst_reload(lua_State *L) {
   jn_Inst *inst = check_live(L, "reload");
   jn_Model *m = inst->model;
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc, i;
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
@@ -581,16 +581,16 @@ static int inst_reload(lua_State *L) {
   if (rc == SQLITE_ROW) {
     lua_getuservalue(L, 1);
     for (i = 0; i < m->nfields; i++) {
-      jn_push_column(L, st, i, m->f[i].type);
+      jn_push_column(L, m->conn->eng, st, i, m->f[i].type);
       lua_rawseti(L, -2, i + 1);
     }
-    sqlite3_reset(st);
+    jn_e_reset(m->conn->eng, st);
     inst->saved = 1;
     memset(inst->dirty, 0, DIRTY_BYTES(m));
     lua_settop(L, 1);
     return 1;
   }
-  sqlite3_reset(st);
+  jn_e_reset(m->conn->eng, st);
   if (rc != SQLITE_DONE) return jn_pushfail(L, m->conn, rc);
   lua_pushnil(L);
   lua_pushfstring(L, "%s:reload: the row is gone", m->name);
@@ -605,7 +605,7 @@ static int inst_reload(lua_State *L) {
 static int inst_destroy(lua_State *L) {
   jn_Inst *inst = check_live(L, "destroy");
   jn_Model *m = inst->model;
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc;
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_DELETE_PK], m->sql[JN_MS_DELETE_PK], &rc);

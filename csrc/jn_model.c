@@ -113,7 +113,7 @@ static int model_find_by_pk(lua_State *L) {
   static const char *const pk_opts[] = { "attributes", "include", NULL };
   char ctx[96];
   jn_Model *m = check_self(L, "findByPk");
-  sqlite3_stmt *st;
+  jn_St *st;
   int rc;
   method_ctx(ctx, sizeof ctx, m, "findByPk");
   if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
@@ -173,22 +173,22 @@ static void add_where(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Sele
 static int run_scalar(lua_State *L, jn_Model *m, const char *sql, size_t len, jn_Select *s,
                       int write) {
   int rc;
-  sqlite3_stmt *st = jn_stmt_cached(L, m->conn, sql, len, &rc);
+  jn_St *st = jn_stmt_cached(L, m->conn, sql, len, &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
   jn_bind_list(L, m->conn, st, s);
   rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW && !write) {
-    jn_push_i64(L, sqlite3_column_int64(st, 0));
-    sqlite3_reset(st);
+    jn_push_i64(L, jn_e_col_int64(m->conn->eng, st, 0));
+    jn_e_reset(m->conn->eng, st);
     return 1;
   }
   if (rc == SQLITE_DONE && write) {
-    sqlite3_reset(st);
-    lua_pushinteger(L, sqlite3_changes(m->conn->db));
+    jn_e_reset(m->conn->eng, st);
+    lua_pushinteger(L, jn_e_changes(m->conn->eng, m->conn->db));
     return 1;
   }
   rc = jn_pushfail(L, m->conn, rc);
-  sqlite3_reset(st);
+  jn_e_reset(m->conn->eng, st);
   return rc;
 }
 

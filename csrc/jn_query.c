@@ -44,7 +44,7 @@ void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type) {
 }
 
 /* Bind the values of s to parameters 1..nbind, each with its type. */
-void jn_bind_list(lua_State *L, jn_Conn *c, sqlite3_stmt *st, const jn_Select *s) {
+void jn_bind_list(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s) {
   int i;
   for (i = 1; i <= s->nbind; i++) {
     int type;
@@ -590,7 +590,7 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const int *link, i
 ** Step st to the end, pushing an array of instances (or, with one, the
 ** first instance or nil).  Returns 1, or the fail triple's 3.
 */
-int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st, const int *cols,
+int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const int *cols,
                   int ncols, int one, int nrec) {
   int rc, n = 0, mt, arr;
   jn_Conn *c = m->conn;
@@ -605,10 +605,10 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, sqlite3_stmt *st, con
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     int k = jn_pushfail(L, c, rc);
-    sqlite3_reset(st);
+    jn_e_reset(c->eng, st);
     return k;
   }
-  sqlite3_reset(st);
+  jn_e_reset(c->eng, st);
   lua_remove(L, mt);
   return 1;
 }

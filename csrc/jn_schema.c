@@ -861,35 +861,38 @@ static void find_by_table(lua_State *L, int orderidx, const char *ref) {
 ** Statements come from the connection's cache, so a raise leaks nothing.
 ** Returns the SQLite code; on failure pushes an empty array.
 */
+static void push_text(lua_State *L, jn_Conn *c, jn_St *st, int col) {
+  size_t n;
+  const char *t = (const char *)jn_e_col_text(c->eng, st, col, &n);
+  lua_pushlstring(L, t, n);
+}
+
 static int run_own_sql(lua_State *L, jn_Conn *c, const char *sql, int argidx, int rows) {
   int rc, n = 0, k;
-  sqlite3_stmt *st = jn_stmt_cached(L, c, sql, strlen(sql), &rc);
+  jn_St *st = jn_stmt_cached(L, c, sql, strlen(sql), &rc);
   if (rows) lua_newtable(L);
   if (st == NULL) return rc != SQLITE_OK ? rc : SQLITE_MISUSE;
   if (argidx != 0) {
     size_t len;
     const char *s = lua_tolstring(L, argidx, &len);
-    sqlite3_bind_text(st, 1, s, (int)len, SQLITE_TRANSIENT);
+    jn_e_bind_text(c->eng, st, 1, s, len, 1);
   }
   if (!rows) {
-    rc = jn_conn_run(L, c, st);
-    sqlite3_clear_bindings(st);
-    return rc;
+    return jn_conn_run(L, c, st);
   }
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((rc = jn_e_step(c->eng, st)) == SQLITE_ROW) {
     lua_newtable(L);
-    for (k = 0; k < sqlite3_column_count(st); k++) {
-      if (sqlite3_column_type(st, k) == SQLITE_NULL) continue;
-      if (sqlite3_column_type(st, k) == SQLITE_INTEGER)
-        lua_pushinteger(L, (lua_Integer)sqlite3_column_int64(st, k));
+    for (k = 0; k < jn_e_ncols(c->eng, st); k++) {
+      if (jn_e_coltype(c->eng, st, k) == SQLITE_NULL) continue;
+      if (jn_e_coltype(c->eng, st, k) == SQLITE_INTEGER)
+        lua_pushinteger(L, (lua_Integer)jn_e_col_int64(c->eng, st, k));
       else
-        lua_pushstring(L, (const char *)sqlite3_column_text(st, k));
-      lua_setfield(L, -2, sqlite3_column_name(st, k));
+        push_text(L, c, st, k);
+      lua_setfield(L, -2, jn_e_colname(c->eng, st, k));
     }
     lua_rawseti(L, -2, ++n);
   }
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
+  jn_e_reset(c->eng, st);
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

@@ -114,17 +114,17 @@ static void check_not_logging(lua_State *L, jn_Conn *c) {
 ** [-0, +0, m]
 */
 
-sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **slot,
+jn_St *jn_stmt_slot(lua_State *L, jn_Conn *c, jn_St **slot,
                            const char *sql, int *rc) {
   if (c->log_ref != LUA_NOREF) { check_not_logging(L, c); log_reset(L, c); }
   if (*slot != NULL) {
     /* Every use resets its statement when done; one still running was
     ** left by a raise in mid-step, and only that one needs the reset. */
-    if (sqlite3_stmt_busy(*slot)) sqlite3_reset(*slot);
+    if (jn_e_busy(c->eng, *slot)) jn_e_reset(c->eng, *slot);
     *rc = SQLITE_OK;
     return *slot;
   }
-  *rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+  *rc = jn_e_prepare(c->eng, c->db, sql, strlen(sql), slot, NULL);
   if (*rc != SQLITE_OK) {
     *slot = NULL;
     return NULL;
@@ -139,10 +139,10 @@ sqlite3_stmt *jn_stmt_slot(lua_State *L, jn_Conn *c, sqlite3_stmt **slot,
 static void cache_prune(lua_State *L, jn_Conn *c, int cacheidx) {
   lua_pushnil(L);
   while (lua_next(L, cacheidx) != 0) {
-    sqlite3_stmt *st = (sqlite3_stmt *)lua_touserdata(L, -1);
+    jn_St *st = (jn_St *)lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (st != NULL && !sqlite3_stmt_busy(st)) {
-      sqlite3_finalize(st);
+    if (st != NULL && !jn_e_busy(c->eng, st)) {
+      jn_e_finalize(c->eng, st);
       lua_pushvalue(L, -1);
       lua_pushnil(L);
       lua_rawset(L, cacheidx);       /* clearing a field during lua_next is allowed */
@@ -157,25 +157,25 @@ static void cache_prune(lua_State *L, jn_Conn *c, int cacheidx) {
 ** *rc == SQLITE_OK when the text holds no statement at all.
 ** [-0, +0, m]
 */
-sqlite3_stmt *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t len,
+jn_St *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t len,
                              int *rc) {
-  sqlite3_stmt *st = NULL;
+  jn_St *st = NULL;
   int cacheidx;
   if (c->log_ref != LUA_NOREF) { check_not_logging(L, c); log_reset(L, c); }
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->cache_ref);
   cacheidx = lua_gettop(L);
   lua_pushlstring(L, sql, len);
   lua_rawget(L, cacheidx);
-  st = (sqlite3_stmt *)lua_touserdata(L, -1);
+  st = (jn_St *)lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (st != NULL) {
-    if (sqlite3_stmt_busy(st)) sqlite3_reset(st);   /* as in jn_stmt_slot */
+    if (jn_e_busy(c->eng, st)) jn_e_reset(c->eng, st);   /* as in jn_stmt_slot */
     lua_pop(L, 1);
     *rc = SQLITE_OK;
     return st;
   }
   if (c->ncached >= JN_CACHE_MAX) cache_prune(L, c, cacheidx);
-  *rc = sqlite3_prepare_v3(c->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+  *rc = jn_e_prepare(c->eng, c->db, sql, len, &st, NULL);
   if (*rc != SQLITE_OK || st == NULL) {
     lua_pop(L, 1);
     return NULL;
@@ -194,9 +194,14 @@ sqlite3_stmt *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t l
 ** [-0, +0, m]
 */
 void jn_stmt_finalize_all(lua_State *L, jn_Conn *c) {
-  sqlite3_stmt *st;
+  jn_St *st;
   int i;
-  while ((st = sqlite3_next_stmt(c->db, NULL)) != NULL) sqlite3_finalize(st);
+#ifdef JN_WITH_PG
+  if (c->eng != NULL) c->eng->finalize_all(c->db);
+  else
+#endif
+  while ((st = (jn_St *)(void *)sqlite3_next_stmt((sqlite3 *)c->db, NULL)) != NULL)
+    jn_e_finalize(c->eng, st);
   for (i = 0; i < JN_CS_COUNT; i++) c->st[i] = NULL;
   lua_newtable(L);
   lua_rawseti(L, LUA_REGISTRYINDEX, c->cache_ref);
@@ -647,27 +652,27 @@ int jn_value_conv(lua_State *L, int idx, int type, int length) {
 ** be stored (the caller raises, naming the field).
 ** [-0, +0, m]
 */
-int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, int type) {
+int jn_bind_value(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type) {
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
-      sqlite3_bind_null(st, i);
+      jn_e_bind_null(c->eng, st, i);
       break;
     case LUA_TBOOLEAN:
-      sqlite3_bind_int(st, i, lua_toboolean(L, idx));
+      jn_e_bind_int64(c->eng, st, i, lua_toboolean(L, idx));
       break;
     case LUA_TNUMBER:
       if (type == JN_T_DATE) {
         char ts[32];
         size_t n = format_epoch((double)lua_tonumber(L, idx), ts);
-        if (n == 0) { sqlite3_bind_null(st, i); return -1; }   /* no date: the caller raises */
-        sqlite3_bind_text(st, i, ts, (int)n, SQLITE_TRANSIENT);
+        if (n == 0) { jn_e_bind_null(c->eng, st, i); return -1; }   /* no date: the caller raises */
+        jn_e_bind_text(c->eng, st, i, ts, n, 1);
       } else if (lua_isinteger(L, idx)) {
         sqlite3_int64 v = 0;
         jn_to_i64(L, idx, &v);
-        sqlite3_bind_int64(st, i, v);
+        jn_e_bind_int64(c->eng, st, i, v);
       } else {
-        sqlite3_bind_double(st, i, (double)lua_tonumber(L, idx));
+        jn_e_bind_double(c->eng, st, i, (double)lua_tonumber(L, idx));
       }
       break;
     case LUA_TSTRING: {
@@ -678,24 +683,24 @@ int jn_bind_value(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, int idx, in
       ** caller holds until the step, and every statement is bound afresh
       ** before each step, so SQLite never reads a pointer that went stale. */
       if (type == JN_T_BLOB || (type == JN_T_GUESS && !jn_is_utf8(s, len)))
-        sqlite3_bind_blob64(st, i, s, (sqlite3_uint64)len, SQLITE_STATIC);
+        jn_e_bind_blob(c->eng, st, i, s, len);
       else if (type == JN_T_INTEGER && parse_i64(s, len, &v))
-        sqlite3_bind_int64(st, i, v);
+        jn_e_bind_int64(c->eng, st, i, v);
       else
-        sqlite3_bind_text64(st, i, s, (sqlite3_uint64)len, SQLITE_STATIC, SQLITE_UTF8);
+        jn_e_bind_text(c->eng, st, i, s, len, 0);
       break;
     }
     default:
       /* never leave an older binding in place (it may point at a freed string) */
-      sqlite3_bind_null(st, i);
+      jn_e_bind_null(c->eng, st, i);
       return -1;
   }
   if (c->log_ref != LUA_NOREF) log_param(L, c, i, idx);
   return 0;
 }
 
-void jn_bind_i64(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, sqlite3_int64 v) {
-  sqlite3_bind_int64(st, i, v);
+void jn_bind_i64(lua_State *L, jn_Conn *c, jn_St *st, int i, sqlite3_int64 v) {
+  jn_e_bind_int64(c->eng, st, i, v);
   if (c->log_ref != LUA_NOREF) {
     jn_push_i64(L, v);
     log_param(L, c, i, -1);
@@ -704,8 +709,8 @@ void jn_bind_i64(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, sqlite3_int6
 }
 
 /* Bind text that outlives the statement's next step (SQLITE_STATIC). */
-void jn_bind_text(lua_State *L, jn_Conn *c, sqlite3_stmt *st, int i, const char *s, size_t n) {
-  sqlite3_bind_text(st, i, s, (int)n, SQLITE_STATIC);
+void jn_bind_text(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, size_t n) {
+  jn_e_bind_text(c->eng, st, i, s, n, 0);
   if (c->log_ref != LUA_NOREF) {
     lua_pushlstring(L, s, n);
     log_param(L, c, i, -1);
@@ -741,16 +746,18 @@ void jn_push_i64(lua_State *L, sqlite3_int64 v) {
 ** given type: BOOLEAN columns come back as booleans.
 ** [-0, +1, m]
 */
-void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type) {
-  switch (sqlite3_column_type(st, col)) {
+void jn_push_column(lua_State *L, const jn_Engine *e, jn_St *st, int col, int type) {
+  size_t n;
+  const void *p;
+  switch (jn_e_coltype(e, st, col)) {
     case SQLITE_INTEGER: {
-      sqlite3_int64 v = sqlite3_column_int64(st, col);
+      sqlite3_int64 v = jn_e_col_int64(e, st, col);
       if (type == JN_T_BOOLEAN) lua_pushboolean(L, v != 0);
       else jn_push_i64(L, v);
       break;
     }
     case SQLITE_FLOAT: {
-      double d = sqlite3_column_double(st, col);
+      double d = jn_e_col_double(e, st, col);
       if (type == JN_T_BOOLEAN) lua_pushboolean(L, d != 0.0);
       else lua_pushnumber(L, (lua_Number)d);
       break;
@@ -758,16 +765,14 @@ void jn_push_column(lua_State *L, sqlite3_stmt *st, int col, int type) {
     case SQLITE_NULL:
       lua_pushnil(L);
       break;
-    case SQLITE_BLOB: {
-      const void *p = sqlite3_column_blob(st, col);
-      lua_pushlstring(L, (const char *)p, (size_t)sqlite3_column_bytes(st, col));
+    case SQLITE_BLOB:
+      p = jn_e_col_blob(e, st, col, &n);
+      lua_pushlstring(L, (const char *)p, n);
       break;
-    }
-    default: {
-      const unsigned char *s = sqlite3_column_text(st, col);
-      lua_pushlstring(L, (const char *)s, (size_t)sqlite3_column_bytes(st, col));
+    default:
+      p = jn_e_col_text(e, st, col, &n);
+      lua_pushlstring(L, (const char *)p, n);
       break;
-    }
   }
 }
 
