@@ -37,6 +37,7 @@ build = {
         "csrc/jn_query.c",
         "csrc/jn_schema.c",
         "csrc/jn_stmt.c",
+        "csrc/jn_sync.c",
         "csrc/junction.c",
       },
       libraries = { "sqlite3" },

@@ -297,6 +297,10 @@ JN_INTERNAL void jn_model_uv(lua_State *L, int modelidx, const char *key);
 JN_INTERNAL void jn_model_lookup(lua_State *L, jn_Model *m);
 JN_INTERNAL void jn_schema_open(lua_State *L);
 JN_INTERNAL void jn_check_ident(lua_State *L, int idx, const char *ctx);
+JN_INTERNAL const char *jn_schema_sqltype(int code);
+
+/* jn_sync.c */
+JN_INTERNAL void jn_sync_open(lua_State *L);
 
 /* jn_model.c */
 JN_INTERNAL void jn_model_open(lua_State *L);

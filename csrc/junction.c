@@ -32,6 +32,7 @@ int luaopen_junction_core(lua_State *L) {
   jn_inst_open(L);     /* first: define copies the instance methods */
   jn_conn_open(L);
   jn_schema_open(L);
+  jn_sync_open(L);
   jn_model_open(L);
   jn_assoc_open(L);    /* after conn: adds db:_associate */
   lua_newuserdata(L, 1);              /* junction.null */
