@@ -29,6 +29,7 @@ build = {
     ["junction.core"] = {
       sources = {
         "csrc/jn_assoc.c",
+        "csrc/jn_assocm.c",
         "csrc/jn_conn.c",
         "csrc/jn_error.c",
         "csrc/jn_include.c",

@@ -358,6 +358,19 @@ JN_INTERNAL void jn_assoc_pushrow(lua_State *L, jn_Assoc *a, int tmodel, int jmo
                                   jn_St *st, const jn_Select *s, const int *tcols,
                                   int ntc, int col0, int nrec);
 JN_INTERNAL void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel);
+JN_INTERNAL const char *jn_assoc_method(lua_State *L);
+JN_INTERNAL int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);
+JN_INTERNAL void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i);
+JN_INTERNAL jn_St *jn_assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc);
+JN_INTERNAL int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx);
+JN_INTERNAL int jn_assoc_linkbody(lua_State *L);
+JN_INTERNAL int jn_assoc_unlinkbody(lua_State *L);
+JN_INTERNAL int jn_assoc_hasmax(jn_Assoc *a);
+JN_INTERNAL int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n);
+JN_INTERNAL int jn_assoc_hasbody(lua_State *L);
+JN_INTERNAL int jn_assoc_createbody(lua_State *L);
+JN_INTERNAL jn_Assoc *jn_assoc_declare(lua_State *L, char *ctx, size_t ctxsize);
+JN_INTERNAL void jn_assoc_open(lua_State *L);
 
 /* jn_include.c */
 JN_INTERNAL void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
@@ -366,6 +379,8 @@ JN_INTERNAL int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int opt
                                 const char *ctx);
 JN_INTERNAL int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int incidx,
                                  const char *ctx);
-JN_INTERNAL void jn_assoc_open(lua_State *L);
+
+/* jn_assocm.c */
+JN_INTERNAL void jn_assocm_open(lua_State *L);
 
 #endif /* JN_H */

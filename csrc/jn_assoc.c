@@ -1,9 +1,9 @@
 /*
-** jn_assoc.c: associations.  db:_associate records one association (the
-** Lua side of junction has parsed and named it); for belongsToMany it also
-** makes the instance methods, each one C call over cached statements:
-** get, set, add, remove, has, count, create.  Eager loading (include) and
-** `required` for every kind of association live here too.
+** jn_assoc.c: the association core.  Declaring an association (its keys
+** checked, a belongsToMany's fixed SQL generated), reading keys, the SQL of
+** each method, and the bodies of the writes that run under jn_atomic.  The
+** Lua-facing methods that call them are in jn_assocm.c; eager loading
+** (include, required) is in jn_include.c.
 **
 ** Keys in lists (setGenres{1, genre, "3"}) become jn_Key values in a key
 ** array on the calling method's own stack, read one way for every kind of
@@ -25,16 +25,7 @@ typedef struct jn_Key {
   size_t n;
 } jn_Key;
 
-/* Method roles of a belongsToMany association. */
-enum { R_GET, R_SET, R_ADD, R_ADDS, R_REMOVE, R_REMOVES, R_HAS, R_HASES, R_COUNT, R_CREATE };
-static const char *const roles[] = {
-  "get", "set", "add", "addMany", "remove", "removeMany", "has", "hasMany", "count", "create", NULL
-};
 static const char *const kinds[] = { "belongsTo", "hasOne", "hasMany", "belongsToMany", NULL };
-
-static const char *const get_opts[] = {
-  "where", "order", "limit", "offset", "attributes", "joinTableAttributes", NULL
-};
 
 /* {====== Checking */
 
@@ -44,33 +35,8 @@ static jn_Assoc *check_assoc(lua_State *L, int idx) {
 
 /* Every method is a closure over (association, "Post:setGenres", the instance
 ** metatable).  The method's context for messages is the second. */
-static const char *method_name(lua_State *L) {
+const char *jn_assoc_method(lua_State *L) {
   return lua_tostring(L, lua_upvalueindex(2));
-}
-
-/*
-** The association of the running method (upvalue 1) and its source
-** instance at index 1, saved: raises naming the method otherwise.
-*/
-static jn_Assoc *check_method(lua_State *L) {
-  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
-  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
-  if (inst != NULL) {   /* the instance metatable is upvalue 3: no registry lookup */
-    if (!lua_getmetatable(L, 1)) inst = NULL;
-    else if (!lua_rawequal(L, -1, lua_upvalueindex(3))) { inst = NULL; lua_pop(L, 1); }
-    else lua_pop(L, 1);
-  }
-  if (inst == NULL || inst->model != a->source)
-    luaL_error(L, "%s: bad self (%s instance expected, got %s; call it with ':')",
-               method_name(L), a->source->name, jn_typename(L, 1));
-  jn_conn_checkopen(L, a->source->conn, method_name(L), NULL);
-  if (inst->destroyed) luaL_error(L, "%s: instance was destroyed", method_name(L));
-  jn_inst_get(L, 1, a->source_key);
-  if (!inst->saved || lua_isnil(L, -1))
-    luaL_error(L, "%s: the %s is not saved yet (no %s)", method_name(L), a->source->name,
-               a->source->f[a->source_key].name);
-  lua_pop(L, 1);
-  return a;
 }
 
 /* }====== */
@@ -246,7 +212,7 @@ static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
 ** the list is short, sorted when it is long.  Raises on misuse, naming ctx.
 ** [-0, +1, e]
 */
-static int read_keys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx) {
+int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx) {
   jn_Key *keys;
   int i, n, k = 0, arr;
   /* Sequelize's leniency: addGenre{1, 2} is a list, addGenres(genre) one instance */
@@ -316,7 +282,7 @@ static void bind_key(lua_State *L, jn_Conn *c, jn_St *st, int i, int arr, const 
 }
 
 /* Bind the key of the source instance (at stack index self) to parameter i. */
-static void bind_source(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i) {
+void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i) {
   jn_inst_get(L, self, a->source_key);
   jn_bind_value(L, a->source->conn, st, i, -1, a->source->f[a->source_key].type);
   lua_pop(L, 1);
@@ -372,14 +338,14 @@ int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols) {
       int t = lua_gettop(L), k = (int)lua_rawlen(L, t);
       if (!lua_istable(L, t))
         luaL_error(L, "%s: bad option 'joinTableAttributes' (array of %s fields expected)",
-                   method_name(L), j->name);
-      jn_list_check(L, t, k, method_name(L), "option 'joinTableAttributes'", "a list");
+                   jn_assoc_method(L), j->name);
+      jn_list_check(L, t, k, jn_assoc_method(L), "option 'joinTableAttributes'", "a list");
       for (i = 1; i <= k && n < j->nfields; i++) {
         int f;
         lua_rawgeti(L, t, i);
         f = lua_type(L, -1) == LUA_TSTRING ? jn_model_field(L, j, -1) : -1;
         if (f < 0)
-          luaL_error(L, "%s: bad joinTableAttributes '%s' (no such field in %s)", method_name(L),
+          luaL_error(L, "%s: bad joinTableAttributes '%s' (no such field in %s)", jn_assoc_method(L),
                      luaL_tolstring(L, -1, NULL), j->name);
         lua_pop(L, 1);
         (*cols)[n++] = f;
@@ -432,29 +398,12 @@ void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel) {
 
 /* }====== */
 
-/*
-** Replace the options table at idx (when it is one) by a raw copy of its
-** fields, so that whatever reads them later never runs the caller's
-** metamethods (which might close the connection or re-enter junction).
-** [-0, +0, m]
-*/
-static void copy_options(lua_State *L, int idx) {
-  if (!lua_istable(L, idx)) return;
-  lua_newtable(L);
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -4);
-  }
-  lua_replace(L, idx);
-}
 
 /*
 ** The statement in slot of the running method's association (upvalue 1),
 ** prepared on first use from the SQL text kept under key in its uservalue.
 */
-static jn_St *assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc) {
+jn_St *jn_assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc) {
   jn_St *st;
   if (a->st[slot] != NULL) return jn_stmt_slot(L, a->source->conn, &a->st[slot], NULL, rc);
   lua_getuservalue(L, lua_upvalueindex(1));
@@ -464,74 +413,7 @@ static jn_St *assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, i
   return st;
 }
 
-/* {====== belongsToMany methods */
-
-/*** The associated instances.
-@function instance:getGenres
-@tparam[opt] table opts where, order, limit, offset, attributes, joinTableAttributes
-@treturn {Instance,...}|fail
-*/
-static int btm_get(lua_State *L) {
-  jn_Assoc *a = check_method(L);
-  jn_Conn *c = a->source->conn;
-  jn_Buf b;
-  jn_Select s;
-  jn_St *st;
-  int rc, n = 0, tmodel, jmodel, mt, arr, ntc, *tcols;
-  lua_settop(L, 2);
-  copy_options(L, 2);
-  jn_query_checkopts(L, 2, get_opts, method_name(L));
-  jn_assoc_pushmodels(L, lua_upvalueindex(1), &tmodel, &jmodel);
-  if (lua_isnil(L, 2)) {
-    /* the common call: a statement kept in the association, nothing built */
-    ntc = a->through_extra ? a->through->nfields : 0;
-    tcols = NULL;
-    st = assoc_slot(L, a, ntc ? JN_AS_GET_THROUGH : JN_AS_GET, ntc ? "get_through" : "get", &rc);
-    s.cols = NULL;
-    s.ncols = a->target->nfields;
-    s.nbind = 0;
-  } else {
-    jn_query_init(L, &s);
-    ntc = jn_assoc_throughcols(L, a, 2, &tcols);
-    jn_buf_init(L, &b);
-    jn_buf_adds(L, &b, "SELECT ");
-    jn_query_columns(L, a->target, 2, NULL, 0, "t", &b, &s, method_name(L));
-    jn_assoc_addthrough(L, a, &b, tcols, ntc);
-    jn_assoc_from(L, a, &b);
-    jn_buf_adds(L, &b, " WHERE ");
-    jn_assoc_link(L, a, &b);
-    jn_buf_adds(L, &b, " = ?");
-    jn_inst_get(L, 1, a->source_key);
-    jn_query_bind(L, &s, -1);
-    lua_pop(L, 1);
-    lua_pushliteral(L, "where");
-    lua_rawget(L, 2);
-    if (!lua_isnil(L, -1)) {
-      jn_buf_adds(L, &b, " AND ");
-      jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, method_name(L));
-    }
-    lua_pop(L, 1);
-    jn_query_tail(L, a->target, 2, "t", &b, &s, method_name(L));
-    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
-  }
-  if (st == NULL) return jn_pushfail(L, c, rc);
-  if (s.nbind) jn_bind_list(L, c, st, &s);
-  else bind_source(L, a, 1, st, 1);
-  mt = lua_upvalueindex(3);
-  jn_inst_newlist(L, 0);
-  arr = lua_gettop(L);
-  while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
-    jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 0, 0);
-    lua_rawseti(L, arr, ++n);
-  }
-  if (rc != SQLITE_DONE) {
-    rc = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return rc;
-  }
-  jn_e_reset(c->eng, st);
-  return 1;
-}
+/* {====== belongsToMany reads and writes */
 
 /* The INSERT of n links (1 <= n <= JN_LINK_BATCH), kept in the association. */
 static jn_St *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
@@ -627,21 +509,21 @@ static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Ke
   for (i = 0; st != NULL && i < nk && rc == SQLITE_OK; i++) {
     if (keep != NULL && key_in(keep, nkeep, &keys[i], sorted)) continue;
     if (each) {
-      bind_source(L, a, self, st, 1);
+      jn_assoc_bindsource(L, a, self, st, 1);
       bind_key(L, c, st, 2, arr, &keys[i]);
       rc = jn_conn_run(L, c, st);
       continue;
     }
     chunk[m++] = keys[i];
     if (m == JN_KEYS_IN) {
-      bind_source(L, a, self, st, 1);
+      jn_assoc_bindsource(L, a, self, st, 1);
       bind_chunk(L, c, st, arr, chunk, m, JN_KEYS_IN);
       rc = jn_conn_run(L, c, st);
       m = 0;
     }
   }
   if (st != NULL && rc == SQLITE_OK && m > 0) {
-    bind_source(L, a, self, st, 1);
+    jn_assoc_bindsource(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, chunk, m, JN_KEYS_IN);
     rc = jn_conn_run(L, c, st);
   }
@@ -663,7 +545,7 @@ static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr
     int m = n < JN_LINK_BATCH ? n : JN_LINK_BATCH, r = 0;
     jn_St *st = insert_stmt(L, a, m, &rc);
     if (st == NULL) return rc;
-    bind_source(L, a, self, st, 1);
+    jn_assoc_bindsource(L, a, self, st, 1);
     for (; r < m && i < nk; i++) {
       if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
       if (ts) {
@@ -728,7 +610,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return rc; }
   jn_bind_list(L, c, st, &s);
-  bind_source(L, a, self, st, n + 1);
+  jn_assoc_bindsource(L, a, self, st, n + 1);
   bind_key(L, c, st, n + 2, arr, k);
   rc = jn_conn_run(L, c, st);
   lua_pop(L, 2);
@@ -757,7 +639,7 @@ static int insert_row(lua_State *L, jn_Assoc *a, int self, int thr, const jn_Key
   lua_setfield(L, values, a->through->f[a->fk].name);
   push_key(L, k);
   lua_setfield(L, values, a->through->f[a->other].name);
-  inst = jn_inst_build(L, a->through, jmodel, values, method_name(L));
+  inst = jn_inst_build(L, a->through, jmodel, values, jn_assoc_method(L));
   rc = jn_inst_insert(L, inst);
   if (rc == JN_VALIDATION) {   /* keep its message and details, on top */
     lua_replace(L, top + 2);
@@ -855,7 +737,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   }
   if (r == 0) {
     jn_inst_get(L, self, a->source_key);
-    lua_pushfstring(L, "%s: the %s is gone (no row with %s = %s)", method_name(L), a->source->name,
+    lua_pushfstring(L, "%s: the %s is gone (no row with %s = %s)", jn_assoc_method(L), a->source->name,
                     a->source->f[a->source_key].name, luaL_tolstring(L, -1, NULL));
     lua_replace(L, base + 1);
     lua_settop(L, base + 2);
@@ -874,7 +756,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   if (r < 0 || nmiss == 0) { lua_settop(L, base + 2); return 3; }
   qsort(miss, (size_t)nmiss, sizeof *miss, pos_cmp);
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, method_name(L));
+  jn_buf_adds(L, &b, jn_assoc_method(L));
   jn_buf_adds(L, &b, ": ");
   jn_buf_adds(L, &b, a->target->f[a->target_key].name);
   for (i = 0; i < nmiss; i++) {
@@ -904,17 +786,17 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
 ** message and details of values their fields cannot hold pushed (a value
 ** failure, for jn_pushfail with JN_VALIDATION).
 */
-static int check_through(lua_State *L, jn_Assoc *a, int optsidx) {
+int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx) {
   static const char *const set_opts[] = { "through", NULL };
   int t, copy, errs;
-  jn_query_checkopts(L, optsidx, set_opts, method_name(L));
+  jn_query_checkopts(L, optsidx, set_opts, jn_assoc_method(L));
   if (!lua_istable(L, optsidx)) return 0;
   lua_pushliteral(L, "through");
   lua_rawget(L, optsidx);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
   t = lua_gettop(L);
   if (!lua_istable(L, t))
-    luaL_error(L, "%s: bad option 'through' (table of %s fields expected)", method_name(L),
+    luaL_error(L, "%s: bad option 'through' (table of %s fields expected)", jn_assoc_method(L),
                a->through->name);
   lua_newtable(L);
   copy = lua_gettop(L);
@@ -925,10 +807,10 @@ static int check_through(lua_State *L, jn_Assoc *a, int optsidx) {
     int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, a->through, -2) : -1;
     int ty = lua_type(L, -1);
     if (f < 0 || f == a->fk || f == a->other)
-      luaL_error(L, "%s: bad option 'through' (no field '%s' of %s to set)", method_name(L),
+      luaL_error(L, "%s: bad option 'through' (no field '%s' of %s to set)", jn_assoc_method(L),
                  luaL_tolstring(L, -2, NULL), a->through->name);
     if (ty != LUA_TBOOLEAN && ty != LUA_TNUMBER && ty != LUA_TSTRING)
-      luaL_error(L, "%s: bad option 'through' (%s cannot be stored in '%s')", method_name(L),
+      luaL_error(L, "%s: bad option 'through' (%s cannot be stored in '%s')", jn_assoc_method(L),
                  luaL_typename(L, -1), lua_tostring(L, -2));
     if (jn_inst_value(L, a->through, f, -1, errs)) {   /* key value converted */
       lua_pushvalue(L, -3);
@@ -966,9 +848,9 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
   jn_Key *cur = new_keys(L, cap);
   jn_St *st;
   arr = lua_gettop(L);
-  st = assoc_slot(L, a, JN_AS_KEYS, "keys", rc);
+  st = jn_assoc_slot(L, a, JN_AS_KEYS, "keys", rc);
   if (st == NULL) return -1;
-  bind_source(L, a, self, st, 1);
+  jn_assoc_bindsource(L, a, self, st, 1);
   while ((*rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     jn_Key *k;
     int type = jn_e_coltype(c->eng, st, 0);
@@ -1003,7 +885,7 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
 ** inserts the ones missing; the links that stay are left alone.  More than
 ** one row written: all under a guard, so a failure half-way undoes them.
 */
-static int link_body(lua_State *L) {
+int jn_assoc_linkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   jn_Conn *c = w->c;
@@ -1044,28 +926,10 @@ static int link_body(lua_State *L) {
   return 1;
 }
 
-/* set/add (many or one): check everything, then run link_body atomically. */
-static int link_method(lua_State *L, int single, int del) {
-  jn_Assoc *a = check_method(L);
-  int n, thr;
-  lua_settop(L, 3);
-  n = read_keys(L, a, 2, single, method_name(L));
-  lua_replace(L, 2);                              /* the key array replaces the list */
-  copy_options(L, 3);
-  thr = check_through(L, a, 3);
-  if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
-  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
-  lua_pushinteger(L, n);
-  lua_pushboolean(L, del);
-  return jn_atomic(L, a->source->conn, link_body, 1, 2);
-}
 
-static int btm_set(lua_State *L) { return link_method(L, 0, 1); }
-static int btm_add(lua_State *L) { return link_method(L, 1, 0); }
-static int btm_adds(lua_State *L) { return link_method(L, 0, 0); }
 
 /* Body of remove under jn_atomic: [w, inst, keys, n]. */
-static int unlink_body(lua_State *L) {
+int jn_assoc_unlinkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
@@ -1076,23 +940,11 @@ static int unlink_body(lua_State *L) {
   return 1;
 }
 
-/* remove/removes: the deletes, all or none. */
-static int unlink_method(lua_State *L, int single) {
-  jn_Assoc *a = check_method(L);
-  int n;
-  lua_settop(L, 2);
-  n = read_keys(L, a, 2, single, method_name(L));
-  lua_replace(L, 2);
-  lua_pushinteger(L, n);
-  return jn_atomic(L, a->source->conn, unlink_body, 0, 2);
-}
 
-static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
-static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
 
 /* The most keys has counts in one statement (SQLite's limit on parameters,
 ** ?1 being the source, rounded down to whole chunks). */
-static int has_max(jn_Assoc *a) {
+int jn_assoc_hasmax(jn_Assoc *a) {
   int lim = sqlite3_limit(JN_SQDB(a->source->conn->db), SQLITE_LIMIT_VARIABLE_NUMBER, -1) - 1;
   return lim / JN_KEYS_IN * JN_KEYS_IN;
 }
@@ -1121,17 +973,17 @@ static jn_St *has_stmt(lua_State *L, jn_Assoc *a, int k, int *rc) {
 ** Push whether the source (at self) is linked to every one of the n keys of
 ** the key array at arr, counted chunk by chunk; or fail. [-0, +1|3, e]
 */
-static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
+int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   jn_Conn *c = a->source->conn;
   jn_Key *keys = (jn_Key *)lua_touserdata(L, arr);
   int rc, i, m, k;
   sqlite3_int64 found = 0;
   jn_St *st;
-  if (n > JN_KEYS_IN && n <= has_max(a)) {   /* one statement, one snapshot */
+  if (n > JN_KEYS_IN && n <= jn_assoc_hasmax(a)) {   /* one statement, one snapshot */
     k = (n + JN_KEYS_IN - 1) / JN_KEYS_IN * JN_KEYS_IN;
     st = has_stmt(L, a, k, &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
-    bind_source(L, a, self, st, 1);
+    jn_assoc_bindsource(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, keys, n, k);
     rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
@@ -1147,11 +999,11 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   for (i = 0; i < n; i += m) {
     m = n - i < JN_KEYS_IN ? n - i : JN_KEYS_IN;
     k = m == 1 ? 1 : m <= JN_KEYS_IN_SMALL ? JN_KEYS_IN_SMALL : JN_KEYS_IN;
-    st = k == 1 ? assoc_slot(L, a, JN_AS_HAS, "has", &rc)
-       : k == JN_KEYS_IN ? assoc_slot(L, a, JN_AS_HAS_IN, "has_in", &rc)
-       : assoc_slot(L, a, JN_AS_HAS_IN_SMALL, "has_in_small", &rc);
+    st = k == 1 ? jn_assoc_slot(L, a, JN_AS_HAS, "has", &rc)
+       : k == JN_KEYS_IN ? jn_assoc_slot(L, a, JN_AS_HAS_IN, "has_in", &rc)
+       : jn_assoc_slot(L, a, JN_AS_HAS_IN_SMALL, "has_in_small", &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
-    bind_source(L, a, self, st, 1);
+    jn_assoc_bindsource(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, &keys[i], m, k);
     rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
@@ -1168,94 +1020,29 @@ static int has_run(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
 
 /* Body of has under jn_atomic, for more keys than one statement takes (a
 ** transaction, so every chunk sees the same links): [w, inst, keys, n]. */
-static int has_body(lua_State *L) {
+int jn_assoc_hasbody(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
-  return has_run(L, a, 2, 3, (int)lua_tointeger(L, 4));
+  return jn_assoc_hasrun(L, a, 2, 3, (int)lua_tointeger(L, 4));
 }
 
-/* has/hases: true when every key is linked. */
-static int has_method(lua_State *L, int single) {
-  jn_Assoc *a = check_method(L);
-  int n;
-  lua_settop(L, 2);
-  n = read_keys(L, a, 2, single, method_name(L));
-  lua_replace(L, 2);
-  if (n == 0) { lua_pushboolean(L, 1); return 1; }
-  if (n <= has_max(a)) return has_run(L, a, 1, 2, n);   /* one statement: consistent by itself */
-  lua_pushinteger(L, n);
-  return jn_atomic(L, a->source->conn, has_body, 1, 2);
-}
 
-static int btm_has(lua_State *L) { return has_method(L, 1); }
-static int btm_hases(lua_State *L) { return has_method(L, 0); }
 
-/*** How many are linked (opts.where filters the targets).
-@function instance:countGenres
-*/
-static int btm_count(lua_State *L) {
-  static const char *const count_opts[] = { "where", NULL };
-  jn_Assoc *a = check_method(L);
-  jn_Conn *c = a->source->conn;
-  jn_St *st;
-  int rc;
-  lua_settop(L, 2);
-  copy_options(L, 2);
-  jn_query_checkopts(L, 2, count_opts, method_name(L));
-  if (lua_istable(L, 2)) {
-    lua_pushliteral(L, "where");
-    lua_rawget(L, 2);
-  } else {
-    lua_pushnil(L);
-  }
-  if (lua_isnil(L, -1)) {
-    st = assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
-    bind_source(L, a, 1, st, 1);
-  } else {
-    jn_Buf b;
-    jn_Select s;
-    int w = lua_gettop(L);
-    jn_query_init(L, &s);
-    jn_buf_init(L, &b);
-    jn_buf_adds(L, &b, "SELECT count(*)");
-    jn_assoc_from(L, a, &b);
-    jn_buf_adds(L, &b, " WHERE ");
-    jn_assoc_link(L, a, &b);
-    jn_buf_adds(L, &b, " = ? AND ");
-    jn_inst_get(L, 1, a->source_key);
-    jn_query_bind(L, &s, -1);
-    lua_pop(L, 1);
-    jn_query_where(L, a->target, w, "t", &b, &s, method_name(L));
-    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
-    jn_bind_list(L, c, st, &s);
-  }
-  rc = jn_conn_step(L, c, st);
-  if (rc != SQLITE_ROW) {
-    rc = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return rc;
-  }
-  jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
-  jn_e_reset(c->eng, st);
-  return 1;
-}
 
 /* Body of create under jn_atomic: [w, inst, values, thr|nil, target model]. */
-static int create_body(lua_State *L) {
+int jn_assoc_createbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   jn_Conn *c = w->c;
   jn_Key *k;
   int inst, rc, arr, jmodel, thr = lua_isnil(L, 4) ? 0 : 4;
   if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
-  inst = jn_inst_build(L, a->target, 5, 3, method_name(L));
+  inst = jn_inst_build(L, a->target, 5, 3, jn_assoc_method(L));
   rc = jn_inst_insert(L, inst);
   if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
   k = new_keys(L, 1);
   arr = lua_gettop(L);
   lua_pushvalue(L, inst);
-  to_key(L, a, -1, 1, k, arr, method_name(L));
+  to_key(L, a, -1, 1, k, arr, jn_assoc_method(L));
   lua_pop(L, 1);
   jmodel = push_through(L);
   if (thr || through_fdefaults(L, a, jmodel)) rc = insert_row(L, a, 2, thr, k, jmodel);
@@ -1264,31 +1051,6 @@ static int create_body(lua_State *L) {
   lua_pushvalue(L, inst);
   return 1;
 }
-
-/*** Create a target and link it, atomically.
-@function instance:createGenre
-*/
-static int btm_create(lua_State *L) {
-  jn_Assoc *a = check_method(L);
-  int thr;
-  lua_settop(L, 3);
-  copy_options(L, 3);
-  thr = check_through(L, a, 3);
-  if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
-  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
-  lua_pushnil(L);
-  lua_insert(L, 2);                      /* inst, nil, values, thr */
-  lua_remove(L, 2);
-  lua_getuservalue(L, lua_upvalueindex(1));
-  lua_getfield(L, -1, "target");
-  lua_remove(L, -2);                     /* inst, values, thr, target */
-  return jn_atomic(L, a->source->conn, create_body, 0, 2);
-}
-
-static const lua_CFunction role_fn[] = {
-  btm_get, btm_set, btm_add, btm_adds, btm_remove, btm_removes, btm_has, btm_hases, btm_count,
-  btm_create
-};
 
 /* }====== */
 
@@ -1379,51 +1141,84 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
   lua_pop(L, 1);
 }
 
-/* Make name -> closure(role) in the source's lookup; raise on a clash. */
-static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, const char *ctx) {
-  jn_model_lookup(L, a->source);
-  lua_pushnil(L);
-  while (lua_next(L, namesidx) != 0) {
-    int role = -1, i;
-    const char *r = lua_tostring(L, -1), *name = lua_tostring(L, -2);
-    for (i = 0; r != NULL && roles[i] != NULL; i++)
-      if (strcmp(r, roles[i]) == 0) role = i;
-    if (role < 0 || name == NULL) luaL_error(L, "%s: bad method role '%s'", ctx, r ? r : "?");
-    lua_getfield(L, -3, name);
-    if (!lua_isnil(L, -1))
-      luaL_error(L, "%s: method '%s' clashes with a field, method or association of %s", ctx,
-                 name, a->source->name);
-    lua_pop(L, 1);
-    lua_pushvalue(L, associdx);
-    lua_pushfstring(L, "%s:%s", a->source->name, name);
-    luaL_getmetatable(L, JN_INST_MT);
-    lua_pushcclosure(L, role_fn[role], 3);
-    lua_setfield(L, -4, name);
-    lua_pop(L, 1);
+/* Read the keys of an association of kind from opts (at 5): the source's
+** and target's fields, and for belongsToMany the junction (set in the
+** uservalue at uv) and its two key fields. */
+static void declare_keys(lua_State *L, jn_Assoc *a, int uv, const char *ctx) {
+  jn_Model *src = a->source, *tgt = a->target, *j;
+  int i;
+  switch (a->kind) {
+    case JN_A_BELONGS_TO:
+      a->source_key = opt_field(L, 5, "foreignKey", src, -1, ctx);
+      a->target_key = opt_field(L, 5, "targetKey", tgt, tgt->pk, ctx);
+      return;
+    case JN_A_HAS_ONE:
+    case JN_A_HAS_MANY:
+      a->source_key = opt_field(L, 5, "sourceKey", src, src->pk, ctx);
+      a->target_key = opt_field(L, 5, "foreignKey", tgt, -1, ctx);
+      return;
+    default: break;
   }
+  lua_getfield(L, 5, "through");
+  j = (jn_Model *)luaL_testudata(L, -1, JN_MODEL_MT);
+  if (j == NULL) luaL_error(L, "%s: missing option 'through' (the junction model)", ctx);
+  if (j->conn != src->conn)
+    luaL_error(L, "%s: %s (through) belongs to another connection", ctx, j->name);
+  jn_model_checkopen(L, -1);
+  lua_setfield(L, uv, "through");
+  a->through = j;
+  a->source_key = opt_field(L, 5, "sourceKey", src, src->pk, ctx);
+  a->target_key = opt_field(L, 5, "targetKey", tgt, tgt->pk, ctx);
+  a->fk = opt_field(L, 5, "foreignKey", j, -1, ctx);
+  a->other = opt_field(L, 5, "otherKey", j, -1, ctx);
+  if (a->fk == a->other) luaL_error(L, "%s: foreignKey and otherKey are the same field", ctx);
+  for (i = 0; i < j->nfields; i++)
+    if (i != j->pk && i != a->fk && i != a->other && i != j->created && i != j->updated)
+      a->through_extra = 1;
+}
+
+/* Make the association (at 7) known by its alias: a slot for what include
+** loads in the source's associations and lookup, and for belongsToMany the
+** junction's name on the target. */
+static void declare_names(lua_State *L, jn_Assoc *a) {
+  jn_model_uv(L, 2, JN_UV_ASSOCS);
+  lua_pushvalue(L, 7);
+  lua_setfield(L, -2, a->alias);
   lua_pop(L, 1);
+  jn_model_lookup(L, a->source);
+  lua_pushvalue(L, 7);
+  lua_setfield(L, -2, a->alias);
+  lua_pop(L, 1);
+  if (a->kind != JN_A_BELONGS_TO_MANY) return;
+  jn_model_lookup(L, a->target);
+  lua_getfield(L, -1, a->through->name);
+  if (lua_isnil(L, -1)) {
+    lua_pushvalue(L, 7);
+    lua_setfield(L, -3, a->through->name);
+  }
+  lua_pop(L, 2);
 }
 
 /*
-** db:_associate(source, kind, target, opts): record an association.  opts
-** has as (the alias), foreignKey, otherKey, sourceKey, targetKey, through
-** (a model), and for belongsToMany names (method name -> role).  Returns
-** the association.
+** The declaration part of db:_associate(source, kind, target, opts), at
+** 1..5: opts has as (the alias), foreignKey, otherKey, sourceKey,
+** targetKey, through (a model).  Checks them, leaves the association at 7
+** (the alias at 6) and the message context ("db:associate: Post
+** belongsToMany 'genres'") in ctx.  Raises on misuse.
 */
-static int conn_associate(lua_State *L) {
+jn_Assoc *jn_assoc_declare(lua_State *L, char *ctx, size_t ctxsize) {
   jn_Model *src = jn_model_checkopen(L, 2);
   int kind = luaL_checkoption(L, 3, NULL, kinds);
   jn_Model *tgt = jn_model_checkopen(L, 4);
   jn_Assoc *a;
-  char ctx[160];
   const char *alias;
-  int uv, i;
+  int uv;
   luaL_checktype(L, 5, LUA_TTABLE);
   lua_settop(L, 5);
   lua_getfield(L, 5, "as");
   alias = lua_tostring(L, -1);
   if (alias == NULL) luaL_error(L, "db:associate: %s: missing alias", src->name);
-  snprintf(ctx, sizeof ctx, "db:associate: %s %s '%s'", src->name, kinds[kind], alias);
+  snprintf(ctx, ctxsize, "db:associate: %s %s '%s'", src->name, kinds[kind], alias);
   {
     char actx[200];
     snprintf(actx, sizeof actx, "%s: bad option 'as'", ctx);
@@ -1449,64 +1244,13 @@ static int conn_associate(lua_State *L) {
   a->target = tgt;
   a->alias = alias;
   a->through = tgt;
-  switch (kind) {
-    case JN_A_BELONGS_TO:
-      a->source_key = opt_field(L, 5, "foreignKey", src, -1, ctx);
-      a->target_key = opt_field(L, 5, "targetKey", tgt, tgt->pk, ctx);
-      break;
-    case JN_A_HAS_ONE:
-    case JN_A_HAS_MANY:
-      a->source_key = opt_field(L, 5, "sourceKey", src, src->pk, ctx);
-      a->target_key = opt_field(L, 5, "foreignKey", tgt, -1, ctx);
-      break;
-    default: {
-      jn_Model *j;
-      lua_getfield(L, 5, "through");
-      j = (jn_Model *)luaL_testudata(L, -1, JN_MODEL_MT);
-      if (j == NULL) luaL_error(L, "%s: missing option 'through' (the junction model)", ctx);
-      if (j->conn != src->conn)
-        luaL_error(L, "%s: %s (through) belongs to another connection", ctx, j->name);
-      jn_model_checkopen(L, -1);
-      lua_setfield(L, uv, "through");
-      a->through = j;
-      a->source_key = opt_field(L, 5, "sourceKey", src, src->pk, ctx);
-      a->target_key = opt_field(L, 5, "targetKey", tgt, tgt->pk, ctx);
-      a->fk = opt_field(L, 5, "foreignKey", j, -1, ctx);
-      a->other = opt_field(L, 5, "otherKey", j, -1, ctx);
-      if (a->fk == a->other) luaL_error(L, "%s: foreignKey and otherKey are the same field", ctx);
-      for (i = 0; i < j->nfields; i++)
-        if (i != j->pk && i != a->fk && i != a->other && i != j->created && i != j->updated)
-          a->through_extra = 1;
-      break;
-    }
-  }
+  declare_keys(L, a, uv, ctx);
   if (kind != JN_A_BELONGS_TO_MANY) { lua_pushvalue(L, 4); lua_setfield(L, uv, "through"); }
   if (kind == JN_A_BELONGS_TO_MANY) btm_sql(L, a, uv);
   lua_pushvalue(L, uv);
   lua_setuservalue(L, 7);
-  /* the alias: a slot for what include loads; the junction's name on the target */
-  jn_model_uv(L, 2, JN_UV_ASSOCS);
-  lua_pushvalue(L, 7);
-  lua_setfield(L, -2, alias);
-  lua_pop(L, 1);
-  jn_model_lookup(L, src);
-  lua_pushvalue(L, 7);
-  lua_setfield(L, -2, alias);
-  lua_pop(L, 1);
-  if (kind == JN_A_BELONGS_TO_MANY) {
-    jn_model_lookup(L, tgt);
-    lua_getfield(L, -1, a->through->name);
-    if (lua_isnil(L, -1)) {
-      lua_pushvalue(L, 7);
-      lua_setfield(L, -3, a->through->name);
-    }
-    lua_pop(L, 2);
-    lua_getfield(L, 5, "names");
-    if (lua_istable(L, -1)) add_methods(L, a, 7, lua_gettop(L), ctx);
-    lua_pop(L, 1);
-  }
-  lua_pushvalue(L, 7);
-  return 1;
+  declare_names(L, a);
+  return a;
 }
 
 /* Association:info(): a table, for lua/junction and the REPL. */
@@ -1555,7 +1299,7 @@ static int assoc_keys(lua_State *L) {
   const char *ctx = luaL_checkstring(L, 4);
   jn_Key *keys;
   lua_settop(L, 4);
-  n = read_keys(L, a, 2, single, ctx);
+  n = jn_assoc_readkeys(L, a, 2, single, ctx);
   arr = lua_gettop(L);
   keys = (jn_Key *)lua_touserdata(L, arr);
   if (n > JN_KEYS_SCAN) qsort(keys, (size_t)n, sizeof *keys, pos_cmp);   /* the order given */
@@ -1581,8 +1325,7 @@ static const luaL_Reg assoc_meta[] = {
   {NULL, NULL}
 };
 
-/* Register the association type and db:_associate (in "Connection" of the
-** module table at -1). */
+/* Register the association type. */
 void jn_assoc_open(lua_State *L) {
   luaL_newmetatable(L, JN_ASSOC_MT);
   luaL_setfuncs(L, assoc_meta, 0);
@@ -1592,9 +1335,5 @@ void jn_assoc_open(lua_State *L) {
   lua_pushcfunction(L, assoc_keys);
   lua_setfield(L, -2, "_keys");
   lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_getfield(L, -1, "Connection");
-  lua_pushcfunction(L, conn_associate);
-  lua_setfield(L, -2, "_associate");
   lua_pop(L, 1);
 }

@@ -34,7 +34,8 @@ int luaopen_junction_core(lua_State *L) {
   jn_schema_open(L);
   jn_sync_open(L);
   jn_model_open(L);
-  jn_assoc_open(L);    /* after conn: adds db:_associate */
+  jn_assoc_open(L);
+  jn_assocm_open(L);   /* after conn: adds db:_associate */
   lua_newuserdata(L, 1);              /* junction.null */
   lua_newtable(L);
   lua_pushcfunction(L, null_tostring);

@@ -1,0 +1,321 @@
+/*
+** jn_assocm.c: the association methods Lua calls.  db:_associate (the
+** Lua side of junction has parsed and named the association; the core in
+** jn_assoc.c declares it) and, for belongsToMany, the instance methods it
+** makes, each one C call over cached statements: get, set, add, remove,
+** has, count, create.  Each checks its arguments, reads the keys and runs
+** the core's body under jn_atomic.  A method is a closure over
+** (association, "Post:setGenres", the instance metatable).
+*/
+#include "jn.h"
+
+/* Method roles of a belongsToMany association. */
+enum { R_GET, R_SET, R_ADD, R_ADDS, R_REMOVE, R_REMOVES, R_HAS, R_HASES, R_COUNT, R_CREATE };
+
+static const char *const roles[] = {
+  "get", "set", "add", "addMany", "remove", "removeMany", "has", "hasMany", "count", "create", NULL
+};
+
+static const char *const get_opts[] = {
+  "where", "order", "limit", "offset", "attributes", "joinTableAttributes", NULL
+};
+
+/* {====== belongsToMany methods */
+
+/*
+** The association of the running method (upvalue 1) and its source
+** instance at index 1, saved: raises naming the method otherwise.
+*/
+static jn_Assoc *check_method(lua_State *L) {
+  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
+  if (inst != NULL) {   /* the instance metatable is upvalue 3: no registry lookup */
+    if (!lua_getmetatable(L, 1)) inst = NULL;
+    else if (!lua_rawequal(L, -1, lua_upvalueindex(3))) { inst = NULL; lua_pop(L, 1); }
+    else lua_pop(L, 1);
+  }
+  if (inst == NULL || inst->model != a->source)
+    luaL_error(L, "%s: bad self (%s instance expected, got %s; call it with ':')",
+               jn_assoc_method(L), a->source->name, jn_typename(L, 1));
+  jn_conn_checkopen(L, a->source->conn, jn_assoc_method(L), NULL);
+  if (inst->destroyed) luaL_error(L, "%s: instance was destroyed", jn_assoc_method(L));
+  jn_inst_get(L, 1, a->source_key);
+  if (!inst->saved || lua_isnil(L, -1))
+    luaL_error(L, "%s: the %s is not saved yet (no %s)", jn_assoc_method(L), a->source->name,
+               a->source->f[a->source_key].name);
+  lua_pop(L, 1);
+  return a;
+}
+
+/*
+** Replace the options table at idx (when it is one) by a raw copy of its
+** fields, so that whatever reads them later never runs the caller's
+** metamethods (which might close the connection or re-enter junction).
+** [-0, +0, m]
+*/
+static void copy_options(lua_State *L, int idx) {
+  if (!lua_istable(L, idx)) return;
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_replace(L, idx);
+}
+
+/*** The associated instances.
+@function instance:getGenres
+@tparam[opt] table opts where, order, limit, offset, attributes, joinTableAttributes
+@treturn {Instance,...}|fail
+*/
+static int btm_get(lua_State *L) {
+  jn_Assoc *a = check_method(L);
+  jn_Conn *c = a->source->conn;
+  jn_Buf b;
+  jn_Select s;
+  jn_St *st;
+  int rc, n = 0, tmodel, jmodel, mt, arr, ntc, *tcols;
+  lua_settop(L, 2);
+  copy_options(L, 2);
+  jn_query_checkopts(L, 2, get_opts, jn_assoc_method(L));
+  jn_assoc_pushmodels(L, lua_upvalueindex(1), &tmodel, &jmodel);
+  if (lua_isnil(L, 2)) {
+    /* the common call: a statement kept in the association, nothing built */
+    ntc = a->through_extra ? a->through->nfields : 0;
+    tcols = NULL;
+    st = jn_assoc_slot(L, a, ntc ? JN_AS_GET_THROUGH : JN_AS_GET, ntc ? "get_through" : "get", &rc);
+    s.cols = NULL;
+    s.ncols = a->target->nfields;
+    s.nbind = 0;
+  } else {
+    jn_query_init(L, &s);
+    ntc = jn_assoc_throughcols(L, a, 2, &tcols);
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "SELECT ");
+    jn_query_columns(L, a->target, 2, NULL, 0, "t", &b, &s, jn_assoc_method(L));
+    jn_assoc_addthrough(L, a, &b, tcols, ntc);
+    jn_assoc_from(L, a, &b);
+    jn_buf_adds(L, &b, " WHERE ");
+    jn_assoc_link(L, a, &b);
+    jn_buf_adds(L, &b, " = ?");
+    jn_inst_get(L, 1, a->source_key);
+    jn_query_bind(L, &s, -1);
+    lua_pop(L, 1);
+    lua_pushliteral(L, "where");
+    lua_rawget(L, 2);
+    if (!lua_isnil(L, -1)) {
+      jn_buf_adds(L, &b, " AND ");
+      jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, jn_assoc_method(L));
+    }
+    lua_pop(L, 1);
+    jn_query_tail(L, a->target, 2, "t", &b, &s, jn_assoc_method(L));
+    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  }
+  if (st == NULL) return jn_pushfail(L, c, rc);
+  if (s.nbind) jn_bind_list(L, c, st, &s);
+  else jn_assoc_bindsource(L, a, 1, st, 1);
+  mt = lua_upvalueindex(3);
+  jn_inst_newlist(L, 0);
+  arr = lua_gettop(L);
+  while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
+    jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 0, 0);
+    lua_rawseti(L, arr, ++n);
+  }
+  if (rc != SQLITE_DONE) {
+    rc = jn_pushfail(L, c, rc);
+    jn_e_reset(c->eng, st);
+    return rc;
+  }
+  jn_e_reset(c->eng, st);
+  return 1;
+}
+
+/* set/add (many or one): check everything, then run jn_assoc_linkbody atomically. */
+static int link_method(lua_State *L, int single, int del) {
+  jn_Assoc *a = check_method(L);
+  int n, thr;
+  lua_settop(L, 3);
+  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
+  lua_replace(L, 2);                              /* the key array replaces the list */
+  copy_options(L, 3);
+  thr = jn_assoc_checkthrough(L, a, 3);
+  if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
+  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
+  lua_pushinteger(L, n);
+  lua_pushboolean(L, del);
+  return jn_atomic(L, a->source->conn, jn_assoc_linkbody, 1, 2);
+}
+
+static int btm_set(lua_State *L) { return link_method(L, 0, 1); }
+
+static int btm_add(lua_State *L) { return link_method(L, 1, 0); }
+
+static int btm_adds(lua_State *L) { return link_method(L, 0, 0); }
+
+/* remove/removes: the deletes, all or none. */
+static int unlink_method(lua_State *L, int single) {
+  jn_Assoc *a = check_method(L);
+  int n;
+  lua_settop(L, 2);
+  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
+  lua_replace(L, 2);
+  lua_pushinteger(L, n);
+  return jn_atomic(L, a->source->conn, jn_assoc_unlinkbody, 0, 2);
+}
+
+static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
+
+static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
+
+/* has/hases: true when every key is linked. */
+static int has_method(lua_State *L, int single) {
+  jn_Assoc *a = check_method(L);
+  int n;
+  lua_settop(L, 2);
+  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
+  lua_replace(L, 2);
+  if (n == 0) { lua_pushboolean(L, 1); return 1; }
+  if (n <= jn_assoc_hasmax(a)) return jn_assoc_hasrun(L, a, 1, 2, n);   /* one statement: consistent by itself */
+  lua_pushinteger(L, n);
+  return jn_atomic(L, a->source->conn, jn_assoc_hasbody, 1, 2);
+}
+
+static int btm_has(lua_State *L) { return has_method(L, 1); }
+
+static int btm_hases(lua_State *L) { return has_method(L, 0); }
+
+/*** How many are linked (opts.where filters the targets).
+@function instance:countGenres
+*/
+static int btm_count(lua_State *L) {
+  static const char *const count_opts[] = { "where", NULL };
+  jn_Assoc *a = check_method(L);
+  jn_Conn *c = a->source->conn;
+  jn_St *st;
+  int rc;
+  lua_settop(L, 2);
+  copy_options(L, 2);
+  jn_query_checkopts(L, 2, count_opts, jn_assoc_method(L));
+  if (lua_istable(L, 2)) {
+    lua_pushliteral(L, "where");
+    lua_rawget(L, 2);
+  } else {
+    lua_pushnil(L);
+  }
+  if (lua_isnil(L, -1)) {
+    st = jn_assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
+    if (st == NULL) return jn_pushfail(L, c, rc);
+    jn_assoc_bindsource(L, a, 1, st, 1);
+  } else {
+    jn_Buf b;
+    jn_Select s;
+    int w = lua_gettop(L);
+    jn_query_init(L, &s);
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "SELECT count(*)");
+    jn_assoc_from(L, a, &b);
+    jn_buf_adds(L, &b, " WHERE ");
+    jn_assoc_link(L, a, &b);
+    jn_buf_adds(L, &b, " = ? AND ");
+    jn_inst_get(L, 1, a->source_key);
+    jn_query_bind(L, &s, -1);
+    lua_pop(L, 1);
+    jn_query_where(L, a->target, w, "t", &b, &s, jn_assoc_method(L));
+    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+    if (st == NULL) return jn_pushfail(L, c, rc);
+    jn_bind_list(L, c, st, &s);
+  }
+  rc = jn_conn_step(L, c, st);
+  if (rc != SQLITE_ROW) {
+    rc = jn_pushfail(L, c, rc);
+    jn_e_reset(c->eng, st);
+    return rc;
+  }
+  jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
+  jn_e_reset(c->eng, st);
+  return 1;
+}
+
+/*** Create a target and link it, atomically.
+@function instance:createGenre
+*/
+static int btm_create(lua_State *L) {
+  jn_Assoc *a = check_method(L);
+  int thr;
+  lua_settop(L, 3);
+  copy_options(L, 3);
+  thr = jn_assoc_checkthrough(L, a, 3);
+  if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
+  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
+  lua_pushnil(L);
+  lua_insert(L, 2);                      /* inst, nil, values, thr */
+  lua_remove(L, 2);
+  lua_getuservalue(L, lua_upvalueindex(1));
+  lua_getfield(L, -1, "target");
+  lua_remove(L, -2);                     /* inst, values, thr, target */
+  return jn_atomic(L, a->source->conn, jn_assoc_createbody, 0, 2);
+}
+
+/* }====== */
+
+/* {====== Declaring */
+
+static const lua_CFunction role_fn[] = {
+  btm_get, btm_set, btm_add, btm_adds, btm_remove, btm_removes, btm_has, btm_hases, btm_count,
+  btm_create
+};
+
+/* Make name -> closure(role) in the source's lookup; raise on a clash. */
+static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, const char *ctx) {
+  jn_model_lookup(L, a->source);
+  lua_pushnil(L);
+  while (lua_next(L, namesidx) != 0) {
+    int role = -1, i;
+    const char *r = lua_tostring(L, -1), *name = lua_tostring(L, -2);
+    for (i = 0; r != NULL && roles[i] != NULL; i++)
+      if (strcmp(r, roles[i]) == 0) role = i;
+    if (role < 0 || name == NULL) luaL_error(L, "%s: bad method role '%s'", ctx, r ? r : "?");
+    lua_getfield(L, -3, name);
+    if (!lua_isnil(L, -1))
+      luaL_error(L, "%s: method '%s' clashes with a field, method or association of %s", ctx,
+                 name, a->source->name);
+    lua_pop(L, 1);
+    lua_pushvalue(L, associdx);
+    lua_pushfstring(L, "%s:%s", a->source->name, name);
+    luaL_getmetatable(L, JN_INST_MT);
+    lua_pushcclosure(L, role_fn[role], 3);
+    lua_setfield(L, -4, name);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/*
+** db:_associate(source, kind, target, opts): record an association.  opts
+** has as (the alias), foreignKey, otherKey, sourceKey, targetKey, through
+** (a model), and for belongsToMany names (method name -> role).  Returns
+** the association.
+*/
+static int conn_associate(lua_State *L) {
+  char ctx[160];
+  jn_Assoc *a = jn_assoc_declare(L, ctx, sizeof ctx);
+  if (a->kind == JN_A_BELONGS_TO_MANY) {
+    lua_getfield(L, 5, "names");
+    if (lua_istable(L, -1)) add_methods(L, a, 7, lua_gettop(L), ctx);
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, 7);
+  return 1;
+}
+
+/* }====== */
+
+/* Add db:_associate to "Connection" of the module table at -1. */
+void jn_assocm_open(lua_State *L) {
+  lua_getfield(L, -1, "Connection");
+  lua_pushcfunction(L, conn_associate);
+  lua_setfield(L, -2, "_associate");
+  lua_pop(L, 1);
+}
