@@ -279,6 +279,72 @@ static void check_action(lua_State *L, int declidx, int specidx, const char *key
   lua_setfield(L, declidx, key);
 }
 
+/* The field's defaultValue (in the spec at specidx): a function, or a value
+** the field can hold, kept in the declaration at declidx as it stores it. */
+static void check_default(lua_State *L, jn_Field *f, int specidx, int declidx, const char *ctx) {
+  jn_optfield(L, specidx, "defaultValue");
+  if (!lua_isnil(L, -1)) {
+    int t = lua_type(L, -1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TFUNCTION)
+      luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s cannot be stored)", ctx,
+                 luaL_typename(L, -1));
+    f->flags |= JN_F_DEFAULT;
+    if (t == LUA_TFUNCTION) {   /* its results are checked at each create */
+      lua_pushvalue(L, -1);
+    } else if (!jn_value_conv(L, lua_gettop(L), f->type, f->length)) {
+      const char *why = lua_tostring(L, -1);
+      if (t == LUA_TSTRING)
+        luaL_error(L, "db:define: %s: bad option 'defaultValue' ('%s' %s)", ctx, lua_tostring(L, -2), why);
+      if (t == LUA_TBOOLEAN)
+        luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s %s)", ctx,
+                   lua_toboolean(L, -2) ? "true" : "false", why);
+      lua_pushvalue(L, -2);
+      luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s %s)", ctx, lua_tostring(L, -1), why);
+    }
+    lua_setfield(L, declidx, "default");   /* as the field stores it */
+  }
+  lua_pop(L, 1);
+}
+
+/* The field's references, onDelete and onUpdate (in the spec at specidx),
+** kept in the declaration at declidx as ref_model, ref_key and actions. */
+static void check_references(lua_State *L, int specidx, int declidx, const char *ctx) {
+  jn_optfield(L, specidx, "references");
+  if (!lua_isnil(L, -1)) {
+    int ref = lua_gettop(L);
+    if (!lua_istable(L, ref))
+      luaL_error(L, "db:define: %s: bad option 'references' (table expected, got %s)", ctx,
+                 luaL_typename(L, ref));
+    jn_optfield(L, ref, "model");
+    jn_optfield(L, ref, "key");
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "db:define: %s: bad option 'references' (model name expected in 'model')", ctx);
+    {
+      char rctx[200];
+      snprintf(rctx, sizeof rctx, "db:define: %s: bad option 'references'", ctx);
+      jn_check_ident(L, lua_gettop(L) - 1, rctx);
+      if (!lua_isnil(L, -1)) jn_check_ident(L, lua_gettop(L), rctx);
+    }
+    if (!lua_isnil(L, -1)) {
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "db:define: %s: bad option 'references' (field name expected in 'key')", ctx);
+      lua_setfield(L, declidx, "ref_key");
+    } else {
+      lua_pop(L, 1);
+    }
+    lua_setfield(L, declidx, "ref_model");
+    check_action(L, declidx, specidx, "onDelete", ctx);
+    check_action(L, declidx, specidx, "onUpdate", ctx);
+  } else {
+    jn_optfield(L, specidx, "onDelete");
+    jn_optfield(L, specidx, "onUpdate");
+    if (!lua_isnil(L, -1) || !lua_isnil(L, -2))
+      luaL_error(L, "db:define: %s: bad option 'onDelete'/'onUpdate' (only with 'references')", ctx);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
 /*
 ** Check one field's declaration (the table at specidx) and fill the
 ** normalized declaration table at declidx and *f.
@@ -318,62 +384,8 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
                ctx, luaL_typename(L, -1));
   }
   lua_pop(L, 1);
-  jn_optfield(L, specidx, "defaultValue");
-  if (!lua_isnil(L, -1)) {
-    int t = lua_type(L, -1);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TFUNCTION)
-      luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s cannot be stored)", ctx,
-                 luaL_typename(L, -1));
-    f->flags |= JN_F_DEFAULT;
-    if (t == LUA_TFUNCTION) {   /* its results are checked at each create */
-      lua_pushvalue(L, -1);
-    } else if (!jn_value_conv(L, lua_gettop(L), f->type, f->length)) {
-      const char *why = lua_tostring(L, -1);
-      if (t == LUA_TSTRING)
-        luaL_error(L, "db:define: %s: bad option 'defaultValue' ('%s' %s)", ctx, lua_tostring(L, -2), why);
-      if (t == LUA_TBOOLEAN)
-        luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s %s)", ctx,
-                   lua_toboolean(L, -2) ? "true" : "false", why);
-      lua_pushvalue(L, -2);
-      luaL_error(L, "db:define: %s: bad option 'defaultValue' (%s %s)", ctx, lua_tostring(L, -1), why);
-    }
-    lua_setfield(L, declidx, "default");   /* as the field stores it */
-  }
-  lua_pop(L, 1);
-  jn_optfield(L, specidx, "references");
-  if (!lua_isnil(L, -1)) {
-    int ref = lua_gettop(L);
-    if (!lua_istable(L, ref))
-      luaL_error(L, "db:define: %s: bad option 'references' (table expected, got %s)", ctx,
-                 luaL_typename(L, ref));
-    jn_optfield(L, ref, "model");
-    jn_optfield(L, ref, "key");
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "db:define: %s: bad option 'references' (model name expected in 'model')", ctx);
-    {
-      char rctx[200];
-      snprintf(rctx, sizeof rctx, "db:define: %s: bad option 'references'", ctx);
-      jn_check_ident(L, lua_gettop(L) - 1, rctx);
-      if (!lua_isnil(L, -1)) jn_check_ident(L, lua_gettop(L), rctx);
-    }
-    if (!lua_isnil(L, -1)) {
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "db:define: %s: bad option 'references' (field name expected in 'key')", ctx);
-      lua_setfield(L, declidx, "ref_key");
-    } else {
-      lua_pop(L, 1);
-    }
-    lua_setfield(L, declidx, "ref_model");
-    check_action(L, declidx, specidx, "onDelete", ctx);
-    check_action(L, declidx, specidx, "onUpdate", ctx);
-  } else {
-    jn_optfield(L, specidx, "onDelete");
-    jn_optfield(L, specidx, "onUpdate");
-    if (!lua_isnil(L, -1) || !lua_isnil(L, -2))
-      luaL_error(L, "db:define: %s: bad option 'onDelete'/'onUpdate' (only with 'references')", ctx);
-    lua_pop(L, 2);
-  }
-  lua_pop(L, 1);
+  check_default(L, f, specidx, declidx, ctx);
+  check_references(L, specidx, declidx, ctx);
 }
 
 /* Is the field named by the string at nameidx declared as a primary key? */
@@ -592,6 +604,66 @@ static int timestamp_field(lua_State *L, jn_Model *m, int declsidx, const char *
   return i;
 }
 
+/* Check entry i of the array of indexes at list and keep it as out[i]. */
+static void check_index(lua_State *L, jn_Model *m, int list, int i, int out) {
+  int ix, fl, cols, k, nc;
+  luaL_Buffer lb;
+  char ctx[120];
+  snprintf(ctx, sizeof ctx, "db:define: %s: index %d", m->name, i);
+  lua_rawgeti(L, list, i);
+  ix = lua_gettop(L);
+  if (!lua_istable(L, ix))
+    luaL_error(L, "%s (table expected, got %s)", ctx, luaL_typename(L, ix));
+  jn_query_checkopts(L, ix, index_opts, ctx);
+  lua_createtable(L, 0, 3);                      /* the kept index */
+  lua_pushliteral(L, "fields");
+  lua_rawget(L, ix);
+  fl = lua_gettop(L);
+  nc = lua_istable(L, fl) ? (int)lua_rawlen(L, fl) : 0;
+  if (nc == 0)
+    luaL_error(L, "%s: bad option 'fields' (a non-empty array of field names expected)", ctx);
+  lua_createtable(L, nc, 0);
+  cols = lua_gettop(L);
+  luaL_buffinit(L, &lb);   /* the default name, built meanwhile */
+  luaL_addstring(&lb, m->table);
+  for (k = 1; k <= nc; k++) {
+    int f;
+    lua_rawgeti(L, fl, k);
+    f = lua_type(L, -1) == LUA_TSTRING ? jn_model_fieldname(m, lua_tostring(L, -1)) : -1;
+    if (f < 0)
+      luaL_error(L, "%s: bad option 'fields' (%s is no field of %s)", ctx,
+                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1), m->name);
+    lua_pop(L, 1);
+    lua_pushinteger(L, f);
+    lua_rawseti(L, cols, k);
+    luaL_addchar(&lb, '.');
+    luaL_addstring(&lb, m->f[f].name);
+  }
+  luaL_pushresult(&lb);
+  lua_pushliteral(L, "name");
+  lua_rawget(L, ix);
+  if (!lua_isnil(L, -1)) {
+    int nameidx = lua_gettop(L);
+    jn_check_ident(L, nameidx, lua_pushfstring(L, "%s: bad option 'name'", ctx));
+    lua_pop(L, 1);
+    lua_replace(L, -2);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_setfield(L, fl - 1, "name");
+  lua_setfield(L, fl - 1, "cols");
+  lua_pop(L, 1);                                 /* fields */
+  lua_pushliteral(L, "unique");
+  lua_rawget(L, ix);
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+    luaL_error(L, "%s: bad option 'unique' (boolean expected, got %s)", ctx, luaL_typename(L, -1));
+  lua_pushboolean(L, lua_toboolean(L, -1));
+  lua_setfield(L, -3, "unique");
+  lua_pop(L, 1);
+  lua_rawseti(L, out, i);
+  lua_pop(L, 1);                                 /* the spec entry */
+}
+
 /*
 ** Check spec.indexes, an array of { fields = { name, ... }, unique =, name = }
 ** naming fields of the model, and keep it in uv.indexes as an array of
@@ -600,7 +672,7 @@ static int timestamp_field(lua_State *L, jn_Model *m, int declsidx, const char *
 ** dot, so it is no other table's.
 */
 static void check_indexes(lua_State *L, jn_Model *m, int specidx, int uvidx) {
-  int n, i, k, nc, list, out;
+  int n, i, list, out;
   lua_pushliteral(L, "indexes");
   lua_rawget(L, specidx);
   list = lua_gettop(L);
@@ -611,67 +683,178 @@ static void check_indexes(lua_State *L, jn_Model *m, int specidx, int uvidx) {
       luaL_error(L, "db:define: %s: bad option 'indexes' (array expected, got %s)", m->name,
                  luaL_typename(L, list));
     n = (int)lua_rawlen(L, list);
-    for (i = 1; i <= n; i++) {
-      int ix, fl, cols;
-      luaL_Buffer lb;
-      char ctx[120];
-      snprintf(ctx, sizeof ctx, "db:define: %s: index %d", m->name, i);
-      lua_rawgeti(L, list, i);
-      ix = lua_gettop(L);
-      if (!lua_istable(L, ix))
-        luaL_error(L, "%s (table expected, got %s)", ctx, luaL_typename(L, ix));
-      jn_query_checkopts(L, ix, index_opts, ctx);
-      lua_createtable(L, 0, 3);                      /* the kept index */
-      lua_pushliteral(L, "fields");
-      lua_rawget(L, ix);
-      fl = lua_gettop(L);
-      nc = lua_istable(L, fl) ? (int)lua_rawlen(L, fl) : 0;
-      if (nc == 0)
-        luaL_error(L, "%s: bad option 'fields' (a non-empty array of field names expected)", ctx);
-      lua_createtable(L, nc, 0);
-      cols = lua_gettop(L);
-      luaL_buffinit(L, &lb);   /* the default name, built meanwhile */
-      luaL_addstring(&lb, m->table);
-      for (k = 1; k <= nc; k++) {
-        int f;
-        lua_rawgeti(L, fl, k);
-        f = lua_type(L, -1) == LUA_TSTRING ? jn_model_fieldname(m, lua_tostring(L, -1)) : -1;
-        if (f < 0)
-          luaL_error(L, "%s: bad option 'fields' (%s is no field of %s)", ctx,
-                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1), m->name);
-        lua_pop(L, 1);
-        lua_pushinteger(L, f);
-        lua_rawseti(L, cols, k);
-        luaL_addchar(&lb, '.');
-        luaL_addstring(&lb, m->f[f].name);
-      }
-      luaL_pushresult(&lb);
-      lua_pushliteral(L, "name");
-      lua_rawget(L, ix);
-      if (!lua_isnil(L, -1)) {
-        int nameidx = lua_gettop(L);
-        jn_check_ident(L, nameidx, lua_pushfstring(L, "%s: bad option 'name'", ctx));
-        lua_pop(L, 1);
-        lua_replace(L, -2);
-      } else {
-        lua_pop(L, 1);
-      }
-      lua_setfield(L, fl - 1, "name");
-      lua_setfield(L, fl - 1, "cols");
-      lua_pop(L, 1);                                 /* fields */
-      lua_pushliteral(L, "unique");
-      lua_rawget(L, ix);
-      if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-        luaL_error(L, "%s: bad option 'unique' (boolean expected, got %s)", ctx, luaL_typename(L, -1));
-      lua_pushboolean(L, lua_toboolean(L, -1));
-      lua_setfield(L, -3, "unique");
-      lua_pop(L, 1);
-      lua_rawseti(L, out, i);
-      lua_pop(L, 1);                                 /* the spec entry */
-    }
+    for (i = 1; i <= n; i++) check_index(L, m, list, i, out);
   }
   lua_setfield(L, uvidx, "indexes");
   lua_pop(L, 1);
+}
+
+/* The stack of db:define, slot by slot, as its phases fill it. */
+enum {
+  D_CONN = 1, D_NAME, D_SPEC,
+  D_FIELDS,                 /* spec.fields */
+  D_ORDER,                  /* the field names in order */
+  D_MODEL, D_UV,            /* the model and its uservalue */
+  D_DECLS, D_DEFAULTS       /* uservalue.fields and uservalue.defaults */
+};
+
+/* Parse: check the arguments and options of db:define, and that the name
+** is free; read timestamps and underscored.  Leaves spec.fields and the
+** field names in order at D_FIELDS and D_ORDER; returns the number of
+** fields declared. */
+static int define_parse(lua_State *L, const char *name, int *timestamps, int *underscored) {
+  if (!lua_istable(L, D_SPEC))
+    luaL_error(L, "db:define: bad argument #2 (table expected, got %s)", luaL_typename(L, D_SPEC));
+  lua_pushfstring(L, "db:define: %s", name);
+  jn_query_checkopts(L, D_SPEC, define_opts, lua_tostring(L, -1));
+  lua_settop(L, D_SPEC);
+  lua_getuservalue(L, D_CONN);
+  lua_getfield(L, -1, "models");
+  lua_getfield(L, -1, name);
+  if (!lua_isnil(L, -1)) luaL_error(L, "db:define: model '%s' is already defined", name);
+  lua_settop(L, D_SPEC);
+  *timestamps = opt_bool(L, D_SPEC, "timestamps", 1, name);
+  *underscored = opt_bool(L, D_SPEC, "underscored", 0, name);
+  jn_optfield(L, D_SPEC, "fields");
+  if (!lua_istable(L, D_FIELDS))
+    luaL_error(L, "db:define: %s: bad option 'fields' (table expected, got %s)", name,
+               luaL_typename(L, D_FIELDS));
+  return field_order(L, D_FIELDS, name);
+}
+
+/* Allocate: the model with room for nf fields and its implicit ones, its
+** uservalue, declarations and defaults (D_MODEL .. D_DEFAULTS). */
+static jn_Model *define_alloc(lua_State *L, jn_Conn *c, const char *name, int nf) {
+  size_t size = sizeof(jn_Model) + (size_t)(nf + 3) * sizeof(jn_Field);
+  jn_Model *m = (jn_Model *)lua_newuserdata(L, size);
+  memset(m, 0, size);
+  m->conn = c;
+  m->pk = -1;
+  m->created = m->updated = -1;
+  luaL_setmetatable(L, JN_MODEL_MT);
+  lua_createtable(L, 0, 8);
+  lua_pushvalue(L, D_CONN);
+  lua_setfield(L, D_UV, JN_UV_CONN);
+  lua_newtable(L);
+  lua_pushvalue(L, D_DECLS);
+  lua_setfield(L, D_UV, JN_UV_FIELDS);
+  lua_newtable(L);
+  lua_pushvalue(L, D_DEFAULTS);
+  lua_setfield(L, D_UV, JN_UV_DEFAULTS);
+  lua_pushstring(L, name);
+  m->name = lua_tostring(L, -1);
+  lua_setfield(L, D_UV, "name");
+  return m;
+}
+
+/* The model's table: spec.tableName or its name, a table no other model of
+** the connection has (SQLite's table names ignore case: "Post" is "post"). */
+static void define_table(lua_State *L, jn_Model *m) {
+  int k, n;
+  jn_optfield(L, D_SPEC, "tableName");
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushstring(L, m->name); }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "db:define: %s: bad option 'tableName' (string expected, got %s)", m->name,
+               luaL_typename(L, -1));
+  lua_pushfstring(L, "db:define: %s: bad option 'tableName'", m->name);
+  jn_check_ident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  m->table = lua_tostring(L, -1);
+  lua_setfield(L, D_UV, "table");
+  lua_getuservalue(L, D_CONN);
+  lua_getfield(L, -1, "order");
+  n = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+  for (k = 1; k <= n; k++) {
+    jn_Model *o;
+    lua_rawgeti(L, -1, k);
+    o = (jn_Model *)lua_touserdata(L, -1);
+    if (o != NULL && sqlite3_stricmp(o->table, m->table) == 0)
+      luaL_error(L, "db:define: %s: table '%s' is already the table of model %s%s", m->name,
+                 m->table, o->name,
+                 strcmp(o->table, m->table) ? " (SQLite's table names ignore case)" : "");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
+/* Field i of the model from its spec: checked, its declaration and default
+** kept; at most one primary key. */
+static void define_field(lua_State *L, jn_Model *m, int i) {
+  lua_createtable(L, 0, 4);                        /* decl */
+  lua_rawgeti(L, D_ORDER, i + 1);
+  m->f[i].name = lua_tostring(L, -1);
+  lua_pushfstring(L, "db:define: %s: bad field name", m->name);
+  jn_check_ident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "name");
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, D_DECLS, i + 1);
+  lua_rawgeti(L, D_ORDER, i + 1);
+  lua_rawget(L, D_FIELDS);                         /* decl spec */
+  check_field(L, &m->f[i], lua_gettop(L), lua_gettop(L) - 1, m->name);
+  lua_getfield(L, -2, "default");
+  if (!lua_isnil(L, -1)) lua_rawseti(L, D_DEFAULTS, i + 1);
+  else lua_pop(L, 1);
+  if (m->f[i].flags & JN_F_PK) {
+    if (m->pk >= 0)
+      luaL_error(L, "db:define: %s: more than one primary key ('%s' and '%s'); use unique for a composite key",
+                 m->name, m->f[m->pk].name, m->f[i].name);
+    m->pk = i;
+  }
+  lua_pop(L, 2);
+}
+
+/* No key declared: id INTEGER PRIMARY KEY AUTOINCREMENT, in front. */
+static void define_id(lua_State *L, jn_Model *m) {
+  int i, nf = m->nfields;
+  if (jn_model_fieldname(m, "id") >= 0)
+    luaL_error(L, "db:define: %s: field 'id' is not a primary key, and no field is", m->name);
+  memmove(&m->f[1], &m->f[0], (size_t)nf * sizeof(jn_Field));
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "id");
+  m->f[0].name = lua_tostring(L, -1);
+  lua_setfield(L, -2, "name");
+  for (i = nf; i >= 1; i--) { lua_rawgeti(L, D_DECLS, i); lua_rawseti(L, D_DECLS, i + 1); }
+  lua_rawseti(L, D_DECLS, 1);
+  for (i = nf; i >= 1; i--) { lua_rawgeti(L, D_DEFAULTS, i); lua_rawseti(L, D_DEFAULTS, i + 1); }
+  lua_pushnil(L);
+  lua_rawseti(L, D_DEFAULTS, 1);
+  m->f[0].type = JN_T_INTEGER;
+  m->f[0].flags = JN_F_PK | JN_F_AUTOINC | JN_F_NOTNULL;
+  m->nfields = nf + 1;
+  m->pk = 0;
+}
+
+/* Generate: the fixed SQL, the empty associations, the lookup table. */
+static void define_generate(lua_State *L, jn_Model *m) {
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, D_UV, JN_UV_SQL);
+  gen_sql(L, m, lua_gettop(L));
+  lua_newtable(L);
+  lua_setfield(L, D_UV, JN_UV_ASSOCS);
+  lua_pushvalue(L, D_UV);
+  lua_setuservalue(L, D_MODEL);
+  build_lookup(L, m, D_UV);
+}
+
+/* Register: models[name] = model; order[#order + 1] = model. */
+static void define_register(lua_State *L, jn_Conn *c, const char *name) {
+  lua_getuservalue(L, D_CONN);
+  lua_getfield(L, -1, "models");
+  lua_pushvalue(L, D_MODEL);
+  lua_setfield(L, -2, name);
+  lua_getfield(L, -2, "order");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, "order");
+  }
+  lua_pushvalue(L, D_MODEL);
+  lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+  lua_pop(L, 3);
+  c->nmodels++;
 }
 
 /*** Define a model.
@@ -681,160 +864,33 @@ static void check_indexes(lua_State *L, jn_Model *m, int specidx, int uvidx) {
 @treturn Model
 */
 static int schema_define(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1, "db:define");
+  jn_Conn *c = jn_conn_check(L, D_CONN, "db:define");
   const char *name;
-  int nf, i, timestamps, underscored, fieldsidx, orderidx, uvidx, declsidx, defidx;
-  size_t size;
+  int nf, i, timestamps, underscored;
   jn_Model *m;
-  jn_check_ident(L, 2, "db:define: bad model name");
+  jn_check_ident(L, D_NAME, "db:define: bad model name");
   /* said in full: db:define may be called through a wrapper, where luaL's
   ** "bad argument #2 to '?'" would name nothing */
-  if (lua_type(L, 2) != LUA_TSTRING)
-    luaL_error(L, "db:define: bad argument #1 (model name expected, got %s)", luaL_typename(L, 2));
-  name = lua_tostring(L, 2);
-  if (!lua_istable(L, 3))
-    luaL_error(L, "db:define: bad argument #2 (table expected, got %s)", luaL_typename(L, 3));
-  lua_pushfstring(L, "db:define: %s", name);
-  jn_query_checkopts(L, 3, define_opts, lua_tostring(L, -1));
-  lua_settop(L, 3);
-  lua_getuservalue(L, 1);
-  lua_getfield(L, -1, "models");
-  lua_getfield(L, -1, name);
-  if (!lua_isnil(L, -1)) luaL_error(L, "db:define: model '%s' is already defined", name);
-  lua_settop(L, 3);
-  timestamps = opt_bool(L, 3, "timestamps", 1, name);
-  underscored = opt_bool(L, 3, "underscored", 0, name);
-  jn_optfield(L, 3, "fields");                      /* 4: fields */
-  fieldsidx = 4;
-  if (!lua_istable(L, fieldsidx))
-    luaL_error(L, "db:define: %s: bad option 'fields' (table expected, got %s)", name,
-               luaL_typename(L, fieldsidx));
-  nf = field_order(L, fieldsidx, name);              /* 5: names in order */
-  orderidx = 5;
-  size = sizeof(jn_Model) + (size_t)(nf + 3) * sizeof(jn_Field);
-  m = (jn_Model *)lua_newuserdata(L, size);          /* 6: the model */
-  memset(m, 0, size);
-  m->conn = c;
-  m->pk = -1;
-  m->created = m->updated = -1;
-  luaL_setmetatable(L, JN_MODEL_MT);
-  lua_createtable(L, 0, 8);                          /* 7: uservalue */
-  uvidx = 7;
-  lua_pushvalue(L, 1);
-  lua_setfield(L, uvidx, JN_UV_CONN);
-  lua_newtable(L);                                   /* 8: declarations */
-  declsidx = 8;
-  lua_pushvalue(L, declsidx);
-  lua_setfield(L, uvidx, JN_UV_FIELDS);
-  lua_newtable(L);                                   /* 9: defaults */
-  defidx = 9;
-  lua_pushvalue(L, defidx);
-  lua_setfield(L, uvidx, JN_UV_DEFAULTS);
-  lua_pushstring(L, name);
-  m->name = lua_tostring(L, -1);
-  lua_setfield(L, uvidx, "name");
-  jn_optfield(L, 3, "tableName");
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushstring(L, name); }
-  if (lua_type(L, -1) != LUA_TSTRING)
-    luaL_error(L, "db:define: %s: bad option 'tableName' (string expected, got %s)", name,
-               luaL_typename(L, -1));
-  lua_pushfstring(L, "db:define: %s: bad option 'tableName'", name);
-  jn_check_ident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
-  lua_pop(L, 1);
-  m->table = lua_tostring(L, -1);
-  lua_setfield(L, uvidx, "table");
-  {   /* one table, one model: SQLite's table names ignore case, so "Post" is "post" */
-    int k, n;
-    lua_getuservalue(L, 1);
-    lua_getfield(L, -1, "order");
-    n = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
-    for (k = 1; k <= n; k++) {
-      jn_Model *o;
-      lua_rawgeti(L, -1, k);
-      o = (jn_Model *)lua_touserdata(L, -1);
-      if (o != NULL && sqlite3_stricmp(o->table, m->table) == 0)
-        luaL_error(L, "db:define: %s: table '%s' is already the table of model %s%s", name, m->table,
-                   o->name, strcmp(o->table, m->table) ? " (SQLite's table names ignore case)" : "");
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 2);
-  }
-
-  for (i = 0; i < nf; i++) {
-    lua_createtable(L, 0, 4);                        /* decl */
-    lua_rawgeti(L, orderidx, i + 1);
-    m->f[i].name = lua_tostring(L, -1);
-    lua_pushfstring(L, "db:define: %s: bad field name", name);
-    jn_check_ident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    lua_setfield(L, -2, "name");
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, declsidx, i + 1);
-    lua_rawgeti(L, orderidx, i + 1);
-    lua_rawget(L, fieldsidx);                        /* decl spec */
-    check_field(L, &m->f[i], lua_gettop(L), lua_gettop(L) - 1, name);
-    lua_getfield(L, -2, "default");
-    if (!lua_isnil(L, -1)) lua_rawseti(L, defidx, i + 1);
-    else lua_pop(L, 1);
-    if (m->f[i].flags & JN_F_PK) {
-      if (m->pk >= 0)
-        luaL_error(L, "db:define: %s: more than one primary key ('%s' and '%s'); use unique for a composite key",
-                   name, m->f[m->pk].name, m->f[i].name);
-      m->pk = i;
-    }
-    lua_pop(L, 2);
-  }
+  if (lua_type(L, D_NAME) != LUA_TSTRING)
+    luaL_error(L, "db:define: bad argument #1 (model name expected, got %s)",
+               luaL_typename(L, D_NAME));
+  name = lua_tostring(L, D_NAME);
+  nf = define_parse(L, name, &timestamps, &underscored);
+  m = define_alloc(L, c, name, nf);
+  define_table(L, m);
+  for (i = 0; i < nf; i++) define_field(L, m, i);
   m->nfields = nf;
-  if (m->pk < 0) {            /* no key declared: id INTEGER PRIMARY KEY AUTOINCREMENT */
-    if (jn_model_fieldname(m, "id") >= 0)
-      luaL_error(L, "db:define: %s: field 'id' is not a primary key, and no field is", name);
-    memmove(&m->f[1], &m->f[0], (size_t)nf * sizeof(jn_Field));
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "id");
-    m->f[0].name = lua_tostring(L, -1);
-    lua_setfield(L, -2, "name");
-    for (i = nf; i >= 1; i--) { lua_rawgeti(L, declsidx, i); lua_rawseti(L, declsidx, i + 1); }
-    lua_rawseti(L, declsidx, 1);
-    for (i = nf; i >= 1; i--) { lua_rawgeti(L, defidx, i); lua_rawseti(L, defidx, i + 1); }
-    lua_pushnil(L);
-    lua_rawseti(L, defidx, 1);
-    m->f[0].type = JN_T_INTEGER;
-    m->f[0].flags = JN_F_PK | JN_F_AUTOINC | JN_F_NOTNULL;
-    m->nfields = ++nf;
-    m->pk = 0;
-  }
+  if (m->pk < 0) define_id(L, m);
   if (timestamps) {
-    m->created = timestamp_field(L, m, declsidx, underscored ? "created_at" : "createdAt");
-    m->updated = timestamp_field(L, m, declsidx, underscored ? "updated_at" : "updatedAt");
+    m->created = timestamp_field(L, m, D_DECLS, underscored ? "created_at" : "createdAt");
+    m->updated = timestamp_field(L, m, D_DECLS, underscored ? "updated_at" : "updatedAt");
   }
-  check_indexes(L, m, 3, uvidx);
-  lua_pushboolean(L, opt_bool(L, 3, "foreignKeyIndexes", 1, name));
-  lua_setfield(L, uvidx, "fk_indexes");
-  lua_newtable(L);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, uvidx, JN_UV_SQL);
-  gen_sql(L, m, lua_gettop(L));
-  lua_newtable(L);
-  lua_setfield(L, uvidx, JN_UV_ASSOCS);
-  lua_pushvalue(L, uvidx);
-  lua_setuservalue(L, 6);
-  build_lookup(L, m, uvidx);
-  /* register: models[name] = model; order[#order + 1] = model */
-  lua_getuservalue(L, 1);
-  lua_getfield(L, -1, "models");
-  lua_pushvalue(L, 6);
-  lua_setfield(L, -2, name);
-  lua_getfield(L, -2, "order");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -4, "order");
-  }
-  lua_pushvalue(L, 6);
-  lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
-  c->nmodels++;
-  lua_pushvalue(L, 6);
+  check_indexes(L, m, D_SPEC, D_UV);
+  lua_pushboolean(L, opt_bool(L, D_SPEC, "foreignKeyIndexes", 1, name));
+  lua_setfield(L, D_UV, "fk_indexes");
+  define_generate(L, m);
+  define_register(L, c, name);
+  lua_pushvalue(L, D_MODEL);
   return 1;
 }
 
