@@ -24,6 +24,14 @@ JN_CFLAGS := -std=c99 -O2 -g -fPIC -fvisibility=hidden \
              -Wdeclaration-after-statement -Werror \
              -DJUNCTION_VERSION=\"$(VERSION)\"
 JN_LDLIBS := -lsqlite3
+# PostgreSQL (csrc/jn_pg.c) is compiled in when libpq is installed
+# (pkg-config libpq); `make JN_PG=0` builds the SQLite engine alone.
+ifneq ($(JN_PG),0)
+ifeq ($(shell pkg-config --exists libpq && echo yes),yes)
+JN_CFLAGS += -DJN_WITH_PG $(shell pkg-config --cflags libpq)
+JN_LDLIBS += $(shell pkg-config --libs libpq)
+endif
+endif
 # the sanitizer build adds these (later -O1 wins over -O2)
 SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # CFLAGS / LDFLAGS from the command line are appended (make CFLAGS=-O0)
@@ -61,7 +69,7 @@ build: $(SOS)
 
 # Rebuild everything when the flags or the list of sources change (a .c added
 # or removed): build/.config holds both and is rewritten only when it differs.
-CONFIG_TEXT := $(JN_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) | $(SRCS)
+CONFIG_TEXT := $(JN_CFLAGS) $(JN_LDLIBS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) | $(SRCS)
 $(shell mkdir -p build && { printf '%s\n' '$(subst ','\'',$(CONFIG_TEXT))' | \
   cmp -s - build/.config || printf '%s\n' '$(subst ','\'',$(CONFIG_TEXT))' > build/.config; })
 

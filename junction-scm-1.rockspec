@@ -35,6 +35,7 @@ build = {
         "csrc/jn_include.c",
         "csrc/jn_instance.c",
         "csrc/jn_model.c",
+        "csrc/jn_pg.c",
         "csrc/jn_query.c",
         "csrc/jn_schema.c",
         "csrc/jn_stmt.c",

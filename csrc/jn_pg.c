@@ -1,0 +1,771 @@
+/*
+** jn_pg.c: the PostgreSQL engine behind the seam (jn_engine.h), over libpq.
+** Compiled in when JN_WITH_PG is defined (the Makefile does so when
+** pkg-config finds libpq); otherwise this file is empty.
+**
+** The core speaks SQLite's statement protocol (prepare, bind, step, reset,
+** finalize) and SQLite's codes; this file maps them onto libpq:
+**   - prepare cuts the first statement off the text, rewrites its "?" and
+**     "?N" placeholders (outside quotes, identifiers and comments) to "$n",
+**     and sends it once with PQprepare under a name of its own (jn1, jn2,
+**     ...).  The original text is kept for sql(): the statement cache and
+**     the log function see what the caller wrote.
+**   - values are bound as text parameters (a blob as a binary one), and the
+**     first step after a reset runs PQexecPrepared; the steps walk the rows
+**     of its result.
+**   - a failure keeps PostgreSQL's message and SQLSTATE, mapped to the
+**     SQLite code junction documents (23505 -> SQLITE_CONSTRAINT_UNIQUE...).
+**   - finalize defers the DEALLOCATE of the statement's name: the names pile
+**     up and go in one round trip the next time a statement is prepared
+**     outside a transaction (never inside one: a failure there would abort
+**     the user's transaction).
+** Memory: statements are malloc'd, like SQLite's; the connection finalizes
+** every one of them when it closes (jn_stmt_finalize_all), so none outlives it.
+*/
+#include "jn.h"
+
+#ifndef JN_WITH_PG
+typedef int jn_pg_not_built;   /* ISO C wants something in a translation unit */
+#else
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <errno.h>
+
+/* PostgreSQL type OIDs (pg_type.h, stable since 7.x) */
+#define OID_BOOL    16
+#define OID_BYTEA   17
+#define OID_INT8    20
+#define OID_INT2    21
+#define OID_INT4    23
+#define OID_OID     26
+#define OID_FLOAT4  700
+#define OID_FLOAT8  701
+#define OID_NUMERIC 1700
+
+/* DEALLOCATEs kept before they are sent anyway (outside a transaction) */
+#define PG_DEALLOC_BATCH 32
+
+typedef struct PgParam {
+  char *buf;           /* the value's bytes (text, or raw for a blob) */
+  size_t cap;
+  int len;
+  int isnull;
+  int binary;          /* a blob: sent in binary format */
+} PgParam;
+
+typedef struct PgConn PgConn;
+
+struct jn_St {
+  PgConn *pc;
+  jn_St *prev, *next;  /* the connection's list of statements */
+  char *sql;           /* the text as given (up to its ';') */
+  char name[24];       /* the prepared statement's name */
+  int nparams;
+  PgParam *params;
+  PGresult *res;       /* the result being walked, or NULL */
+  int stepped;         /* stepped since the last reset */
+  int row;             /* the current row (-1 before the first) */
+  int nrows;
+  int ncols;           /* from the description (-1: not asked for yet) */
+  char **colnames;     /* copies, from the description */
+  unsigned char *unesc;   /* the bytea of the current row's column unesc_col */
+  size_t unesc_len;
+  int unesc_col;
+};
+
+struct PgConn {
+  PGconn *conn;
+  unsigned long serial;   /* the last statement name given */
+  jn_St *stmts;
+  int errcode;            /* of the last failure, mapped */
+  char *errmsg;           /* malloc'd */
+  char sqlstate[6];
+  sqlite3_int64 changes;
+  int inserted;           /* an INSERT has run on this session: lastval() is defined */
+  char *dealloc;          /* "DEALLOCATE jn1;DEALLOCATE jn2;..." not sent yet */
+  size_t dealloc_len, dealloc_cap;
+  int ndealloc;
+};
+
+/* {====== Errors */
+
+static void set_error(PgConn *pc, int code, const char *state, const char *msg) {
+  size_t n;
+  char *p;
+  pc->errcode = code;
+  if (state != NULL) {
+    strncpy(pc->sqlstate, state, 5);
+    pc->sqlstate[5] = '\0';
+  } else {
+    pc->sqlstate[0] = '\0';
+  }
+  if (msg == NULL) msg = "unknown PostgreSQL error";
+  n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;   /* libpq ends with \n */
+  p = (char *)malloc(n + 1);
+  if (p != NULL) {
+    memcpy(p, msg, n);
+    p[n] = '\0';
+  }
+  free(pc->errmsg);
+  pc->errmsg = p;
+}
+
+/* SQLSTATE -> the SQLite code junction documents for that failure. */
+static int map_state(const char *s) {
+  if (s == NULL || s[0] == '\0') return SQLITE_ERROR;
+  if (strcmp(s, "23505") == 0) return SQLITE_CONSTRAINT_UNIQUE;
+  if (strcmp(s, "23503") == 0) return SQLITE_CONSTRAINT_FOREIGNKEY;
+  if (strcmp(s, "23502") == 0) return SQLITE_CONSTRAINT_NOTNULL;
+  if (strcmp(s, "23514") == 0) return SQLITE_CONSTRAINT_CHECK;
+  if (strncmp(s, "23", 2) == 0) return SQLITE_CONSTRAINT;
+  if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0) return SQLITE_BUSY;
+  if (strcmp(s, "55P03") == 0) return SQLITE_BUSY;   /* lock_not_available */
+  if (strcmp(s, "57014") == 0) return SQLITE_INTERRUPT;   /* query_canceled */
+  if (strncmp(s, "08", 2) == 0) return SQLITE_IOERR;       /* connection exception */
+  if (strcmp(s, "53100") == 0) return SQLITE_FULL;          /* disk_full */
+  if (strcmp(s, "53200") == 0) return SQLITE_NOMEM;         /* out_of_memory */
+  return SQLITE_ERROR;
+}
+
+/*
+** Record the failure of res (NULL: libpq could not even make a result).
+** A failure with no SQLSTATE while the connection is gone is a lost
+** connection (SQLITE_IOERR).  Returns the mapped code.
+*/
+static int fail_result(PgConn *pc, const PGresult *res) {
+  const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  int code;
+  if (msg == NULL || msg[0] == '\0') msg = res != NULL ? PQresultErrorMessage(res) : NULL;
+  if (msg == NULL || msg[0] == '\0') msg = PQerrorMessage(pc->conn);
+  if ((state == NULL || state[0] == '\0') && PQstatus(pc->conn) == CONNECTION_BAD) {
+    code = SQLITE_IOERR;
+    state = "08006";   /* connection_failure */
+  } else {
+    code = map_state(state);
+  }
+  set_error(pc, code, state, msg);
+  return code;
+}
+
+static int fail_nomem(PgConn *pc) {
+  set_error(pc, SQLITE_NOMEM, NULL, "out of memory");
+  return SQLITE_NOMEM;
+}
+
+/* }====== */
+
+/* {====== Statement text */
+
+static int is_space(char ch) {
+  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+static int is_identch(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || is_digit(ch) || ch == '_' ||
+         (unsigned char)ch >= 0x80;
+}
+
+/*
+** Scan the first statement of sql[0..len): where it ends (after its ';', or
+** len), whether it holds anything but blanks and comments, and (when out is
+** not NULL) its text with "?" / "?N" rewritten to "$n", without the ';'.
+** *nparams is the highest parameter number.  Quoted strings ('...', E'...'
+** with backslashes, $tag$...$tag$), quoted identifiers and comments are
+** copied as they are.
+*/
+static size_t scan_sql(const char *sql, size_t len, char *out, size_t *outlen, int *nparams,
+                       int *nonblank) {
+  size_t i = 0, o = 0;
+  int next = 0, maxp = 0;
+#define EMIT(ch) do { if (out != NULL) out[o] = (ch); o++; } while (0)
+  *nonblank = 0;
+  while (i < len) {
+    char ch = sql[i];
+    if (ch == ';') { i++; break; }
+    if (ch == '-' && i + 1 < len && sql[i + 1] == '-') {          /* -- comment */
+      while (i < len && sql[i] != '\n') { EMIT(sql[i]); i++; }
+      continue;
+    }
+    if (ch == '/' && i + 1 < len && sql[i + 1] == '*') {          /* nested block comment */
+      int depth = 0;
+      while (i < len) {
+        if (sql[i] == '/' && i + 1 < len && sql[i + 1] == '*') {
+          depth++; EMIT('/'); EMIT('*'); i += 2; continue;
+        }
+        if (sql[i] == '*' && i + 1 < len && sql[i + 1] == '/') {
+          depth--; EMIT('*'); EMIT('/'); i += 2;
+          if (depth == 0) break;
+          continue;
+        }
+        EMIT(sql[i]); i++;
+      }
+      continue;
+    }
+    if (is_space(ch)) { EMIT(ch); i++; continue; }
+    *nonblank = 1;
+    if (ch == '\'' || ch == '"') {                                /* string or identifier */
+      int backslash = ch == '\'' && i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+                      (i < 2 || !is_identch(sql[i - 2]));
+      EMIT(ch); i++;
+      while (i < len) {
+        if (backslash && sql[i] == '\\' && i + 1 < len) {
+          EMIT(sql[i]); EMIT(sql[i + 1]); i += 2; continue;
+        }
+        if (sql[i] == ch) {
+          EMIT(ch); i++;
+          if (i < len && sql[i] == ch) { EMIT(ch); i++; continue; }   /* doubled */
+          break;
+        }
+        EMIT(sql[i]); i++;
+      }
+      continue;
+    }
+    if (ch == '$' && (i == 0 || !is_identch(sql[i - 1]))) {
+      size_t j = i + 1;
+      if (j < len && is_digit(sql[j])) {                          /* $n written out */
+        int v = 0;
+        while (j < len && is_digit(sql[j])) {
+          if (v < 100000) v = v * 10 + (sql[j] - '0');
+          j++;
+        }
+        if (v > maxp) maxp = v;
+        while (i < j) { EMIT(sql[i]); i++; }
+        continue;
+      }
+      while (j < len && is_identch(sql[j]) && !is_digit(sql[i + 1])) j++;
+      if (j < len && sql[j] == '$') {                             /* $tag$ ... $tag$ */
+        size_t taglen = j - i + 1, k = j + 1;
+        while (k < len && !(sql[k] == '$' && k + taglen <= len &&
+                            memcmp(sql + k, sql + i, taglen) == 0))
+          k++;
+        k = k < len ? k + taglen : len;
+        while (i < k) { EMIT(sql[i]); i++; }
+        continue;
+      }
+    }
+    if (ch == '?') {                                              /* a placeholder */
+      char num[16];
+      int v, n, k;
+      size_t j = i + 1;
+      if (j < len && is_digit(sql[j])) {
+        v = 0;
+        while (j < len && is_digit(sql[j])) {
+          if (v < 100000) v = v * 10 + (sql[j] - '0');
+          j++;
+        }
+        if (v > next) next = v;
+      } else {
+        v = ++next;
+      }
+      if (v > maxp) maxp = v;
+      n = snprintf(num, sizeof num, "$%d", v);
+      for (k = 0; k < n; k++) EMIT(num[k]);
+      i = j;
+      continue;
+    }
+    if (is_identch(ch)) {                        /* a whole word: E'...' is seen by its quote */
+      while (i < len && is_identch(sql[i])) { EMIT(sql[i]); i++; }
+      continue;
+    }
+    EMIT(ch); i++;
+  }
+#undef EMIT
+  if (outlen != NULL) *outlen = o;
+  *nparams = maxp;
+  return i;
+}
+
+/* }====== */
+
+/* {====== Statements */
+
+static void drop_result(jn_St *st) {
+  if (st->res != NULL) PQclear(st->res);
+  st->res = NULL;
+  if (st->unesc != NULL) PQfreemem(st->unesc);
+  st->unesc = NULL;
+  st->unesc_col = -1;
+  st->row = -1;
+  st->nrows = 0;
+  st->stepped = 0;
+}
+
+static void free_st(jn_St *st) {
+  int i;
+  drop_result(st);
+  for (i = 0; i < st->nparams; i++) free(st->params[i].buf);
+  for (i = 0; i < st->ncols; i++) free(st->colnames[i]);
+  free(st->params);
+  free(st->colnames);
+  free(st->sql);
+  free(st);
+}
+
+/* Send the DEALLOCATEs of finalized statements (outside a transaction only). */
+static void flush_dealloc(PgConn *pc) {
+  PGresult *res;
+  if (pc->ndealloc == 0 || PQtransactionStatus(pc->conn) != PQTRANS_IDLE) return;
+  res = PQexec(pc->conn, pc->dealloc);
+  PQclear(res);   /* a name already gone (a server restart) is no reason to stop */
+  pc->dealloc_len = 0;
+  pc->ndealloc = 0;
+  if (pc->dealloc != NULL) pc->dealloc[0] = '\0';
+}
+
+static void defer_dealloc(PgConn *pc, const char *name) {
+  size_t need = pc->dealloc_len + strlen(name) + 13;
+  if (need > pc->dealloc_cap) {
+    size_t cap = pc->dealloc_cap ? pc->dealloc_cap * 2 : 512;
+    char *p;
+    while (cap < need) cap *= 2;
+    p = (char *)realloc(pc->dealloc, cap);
+    if (p == NULL) return;   /* the name stays prepared until the connection closes */
+    pc->dealloc = p;
+    pc->dealloc_cap = cap;
+  }
+  pc->dealloc_len += (size_t)sprintf(pc->dealloc + pc->dealloc_len, "DEALLOCATE %s;", name);
+  pc->ndealloc++;
+}
+
+static int pg_prepare(void *db, const char *sql, size_t len, jn_St **out, size_t *used) {
+  PgConn *pc = (PgConn *)db;
+  size_t end, n;
+  int nparams, nonblank, i;
+  char *text;
+  jn_St *st;
+  PGresult *res;
+  *out = NULL;
+  end = scan_sql(sql, len, NULL, &n, &nparams, &nonblank);
+  if (used != NULL) *used = end;
+  if (!nonblank) return SQLITE_OK;
+  if (pc->ndealloc >= PG_DEALLOC_BATCH) flush_dealloc(pc);
+  text = (char *)malloc(n + 1);
+  st = (jn_St *)calloc(1, sizeof *st);
+  if (text == NULL || st == NULL) {
+    free(text);
+    free(st);
+    return fail_nomem(pc);
+  }
+  scan_sql(sql, len, text, NULL, &nparams, &nonblank);
+  text[n] = '\0';
+  st->pc = pc;
+  st->row = -1;
+  st->ncols = -1;
+  st->unesc_col = -1;
+  st->sql = (char *)malloc(end + 1);
+  st->params = (PgParam *)calloc(nparams > 0 ? (size_t)nparams : 1, sizeof *st->params);
+  if (st->sql == NULL || st->params == NULL) {
+    free(text);
+    free(st->sql);
+    free(st->params);
+    free(st);
+    return fail_nomem(pc);
+  }
+  memcpy(st->sql, sql, end);
+  st->sql[end] = '\0';
+  st->nparams = nparams;
+  for (i = 0; i < nparams; i++) st->params[i].isnull = 1;
+  snprintf(st->name, sizeof st->name, "jn%lu", ++pc->serial);
+  res = PQprepare(pc->conn, st->name, text, nparams, NULL);
+  free(text);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    int rc = fail_result(pc, res);
+    PQclear(res);
+    free_st(st);
+    return rc;
+  }
+  PQclear(res);
+  st->next = pc->stmts;
+  if (pc->stmts != NULL) pc->stmts->prev = st;
+  pc->stmts = st;
+  *out = st;
+  return SQLITE_OK;
+}
+
+static void unlink_st(jn_St *st) {
+  PgConn *pc = st->pc;
+  if (st->prev != NULL) st->prev->next = st->next;
+  else pc->stmts = st->next;
+  if (st->next != NULL) st->next->prev = st->prev;
+}
+
+static int pg_finalize(jn_St *st) {
+  if (st == NULL) return SQLITE_OK;
+  unlink_st(st);
+  defer_dealloc(st->pc, st->name);
+  free_st(st);
+  return SQLITE_OK;
+}
+
+static int pg_reset(jn_St *st) {
+  drop_result(st);
+  return SQLITE_OK;
+}
+
+static int pg_busy(jn_St *st) { return st->stepped; }
+static const char *pg_sql(jn_St *st) { return st->sql; }
+static int pg_nparams(jn_St *st) { return st->nparams; }
+
+/* The parameter i (1-based) with room for n bytes, or NULL. */
+static PgParam *param(jn_St *st, int i, size_t n) {
+  PgParam *p;
+  if (i < 1 || i > st->nparams) {
+    set_error(st->pc, SQLITE_RANGE, NULL, "column index out of range");
+    return NULL;
+  }
+  p = &st->params[i - 1];
+  if (n + 1 > p->cap) {
+    size_t cap = p->cap ? p->cap : 32;
+    char *b;
+    while (cap < n + 1) cap *= 2;
+    b = (char *)realloc(p->buf, cap);
+    if (b == NULL) { fail_nomem(st->pc); return NULL; }
+    p->buf = b;
+    p->cap = cap;
+  }
+  p->isnull = 0;
+  p->binary = 0;
+  return p;
+}
+
+static int pg_bind_null(jn_St *st, int i) {
+  if (i < 1 || i > st->nparams) return SQLITE_RANGE;
+  st->params[i - 1].isnull = 1;
+  return SQLITE_OK;
+}
+
+static int pg_bind_int64(jn_St *st, int i, sqlite3_int64 v) {
+  PgParam *p = param(st, i, 24);
+  if (p == NULL) return st->pc->errcode;
+  p->len = snprintf(p->buf, p->cap, "%lld", (long long)v);
+  return SQLITE_OK;
+}
+
+static int pg_bind_double(jn_St *st, int i, double v) {
+  PgParam *p = param(st, i, 32);
+  if (p == NULL) return st->pc->errcode;
+  if (v != v) p->len = snprintf(p->buf, p->cap, "NaN");
+  else if (v > 1.7976931348623157e308) p->len = snprintf(p->buf, p->cap, "Infinity");
+  else if (v < -1.7976931348623157e308) p->len = snprintf(p->buf, p->cap, "-Infinity");
+  else p->len = snprintf(p->buf, p->cap, "%.17g", v);
+  return SQLITE_OK;
+}
+
+static int pg_bind_text(jn_St *st, int i, const char *s, size_t n) {
+  PgParam *p = param(st, i, n);
+  if (p == NULL) return st->pc->errcode;
+  memcpy(p->buf, s, n);
+  p->buf[n] = '\0';   /* text parameters are read up to a NUL */
+  p->len = (int)n;
+  return SQLITE_OK;
+}
+
+static int pg_bind_blob(jn_St *st, int i, const void *s, size_t n) {
+  PgParam *p = param(st, i, n);
+  if (p == NULL) return st->pc->errcode;
+  if (n > 0) memcpy(p->buf, s, n);
+  p->len = (int)n;
+  p->binary = 1;
+  return SQLITE_OK;
+}
+
+/* Does the command tag say the statement changed rows? */
+static int is_write_tag(const char *tag) {
+  return strncmp(tag, "INSERT", 6) == 0 || strncmp(tag, "UPDATE", 6) == 0 ||
+         strncmp(tag, "DELETE", 6) == 0 || strncmp(tag, "MERGE", 5) == 0;
+}
+
+static void note_command(PgConn *pc, PGresult *res) {
+  const char *tag = PQcmdStatus(res);
+  if (tag != NULL && is_write_tag(tag)) {
+    pc->changes = strtoll(PQcmdTuples(res), NULL, 10);
+    if (tag[0] == 'I') pc->inserted = 1;
+  }
+}
+
+static int pg_step(jn_St *st) {
+  PgConn *pc = st->pc;
+  if (!st->stepped) {
+    const char *vals[64] = { NULL }, **v = vals;
+    int lens[64] = { 0 }, fmts[64] = { 0 }, *l = lens, *f = fmts, i, n = st->nparams;
+    ExecStatusType s;
+    if (n > 64) {
+      v = (const char **)malloc((size_t)n * sizeof *v);
+      l = (int *)malloc((size_t)n * sizeof *l);
+      f = (int *)malloc((size_t)n * sizeof *f);
+      if (v == NULL || l == NULL || f == NULL) {
+        free((void *)v); free(l); free(f);
+        return fail_nomem(pc);
+      }
+    }
+    for (i = 0; i < n; i++) {
+      PgParam *p = &st->params[i];
+      v[i] = p->isnull ? NULL : p->buf != NULL ? p->buf : "";
+      l[i] = p->len;
+      f[i] = p->binary;
+    }
+    st->stepped = 1;
+    st->res = PQexecPrepared(pc->conn, st->name, n, v, l, f, 0);
+    if (v != vals) { free((void *)v); free(l); free(f); }
+    s = PQresultStatus(st->res);
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+      int rc = fail_result(pc, st->res);
+      PQclear(st->res);
+      st->res = NULL;
+      return rc;
+    }
+    note_command(pc, st->res);
+    st->nrows = PQntuples(st->res);
+    st->row = -1;
+  }
+  if (st->res == NULL) return SQLITE_MISUSE;   /* stepped again after a failure */
+  if (st->unesc != NULL) { PQfreemem(st->unesc); st->unesc = NULL; st->unesc_col = -1; }
+  if (st->row + 1 < st->nrows) {
+    st->row++;
+    return SQLITE_ROW;
+  }
+  st->row = st->nrows;
+  return SQLITE_DONE;
+}
+
+/*
+** The columns before the first step (db:query names them before it steps):
+** asked of the server once per statement, one round trip that statements
+** only ever stepped never pay.  Returns 0 when the server cannot say.
+*/
+static int describe(jn_St *st) {
+  PGresult *res;
+  int i, n;
+  if (st->ncols >= 0) return 1;
+  res = PQdescribePrepared(st->pc->conn, st->name);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    fail_result(st->pc, res);
+    PQclear(res);
+    return 0;
+  }
+  n = PQnfields(res);
+  st->colnames = (char **)calloc(n > 0 ? (size_t)n : 1, sizeof *st->colnames);
+  if (st->colnames == NULL) { PQclear(res); return 0; }
+  for (i = 0; i < n; i++) {
+    const char *cn = PQfname(res, i);
+    size_t cl = strlen(cn);
+    st->colnames[i] = (char *)malloc(cl + 1);
+    if (st->colnames[i] == NULL) break;
+    memcpy(st->colnames[i], cn, cl + 1);
+  }
+  st->ncols = i;
+  PQclear(res);
+  return i == n;
+}
+
+static int pg_ncols(jn_St *st) {
+  if (st->res != NULL) return PQnfields(st->res);
+  return describe(st) ? st->ncols : 0;
+}
+
+static const char *pg_colname(jn_St *st, int col) {
+  if (st->res != NULL) return col >= 0 && col < PQnfields(st->res) ? PQfname(st->res, col) : NULL;
+  if (!describe(st)) return NULL;
+  return col >= 0 && col < st->ncols ? st->colnames[col] : NULL;
+}
+
+/* The type of col in the result being walked. */
+static Oid ctype(jn_St *st, int col) { return PQftype(st->res, col); }
+
+/* The current row's text of col, or NULL (SQL NULL or no row). */
+static const char *cell(jn_St *st, int col, int *len) {
+  if (st->res == NULL || st->row < 0 || st->row >= st->nrows || col < 0 ||
+      col >= PQnfields(st->res) ||
+      PQgetisnull(st->res, st->row, col))
+    return NULL;
+  if (len != NULL) *len = PQgetlength(st->res, st->row, col);
+  return PQgetvalue(st->res, st->row, col);
+}
+
+static int pg_coltype(jn_St *st, int col) {
+  if (cell(st, col, NULL) == NULL) return SQLITE_NULL;
+  switch (ctype(st, col)) {
+    case OID_INT2: case OID_INT4: case OID_INT8: case OID_OID: case OID_BOOL:
+      return SQLITE_INTEGER;
+    case OID_FLOAT4: case OID_FLOAT8: case OID_NUMERIC:
+      return SQLITE_FLOAT;
+    case OID_BYTEA:
+      return SQLITE_BLOB;
+    default:
+      return SQLITE_TEXT;
+  }
+}
+
+static sqlite3_int64 pg_col_int64(jn_St *st, int col) {
+  const char *s = cell(st, col, NULL);
+  if (s == NULL) return 0;
+  if (ctype(st, col) == OID_BOOL) return s[0] == 't';
+  if (ctype(st, col) == OID_FLOAT4 || ctype(st, col) == OID_FLOAT8 ||
+      ctype(st, col) == OID_NUMERIC)
+    return (sqlite3_int64)strtod(s, NULL);
+  return (sqlite3_int64)strtoll(s, NULL, 10);
+}
+
+static double pg_col_double(jn_St *st, int col) {
+  const char *s = cell(st, col, NULL);
+  if (s == NULL) return 0.0;
+  if (ctype(st, col) == OID_BOOL) return s[0] == 't' ? 1.0 : 0.0;
+  return strtod(s, NULL);
+}
+
+static const void *pg_col_bytes(jn_St *st, int col, size_t *n) {
+  int len = 0;
+  const char *s = cell(st, col, &len);
+  *n = 0;
+  if (s == NULL) return NULL;
+  if (ctype(st, col) == OID_BYTEA) {
+    if (st->unesc_col != col) {
+      if (st->unesc != NULL) PQfreemem(st->unesc);
+      st->unesc = PQunescapeBytea((const unsigned char *)s, &st->unesc_len);
+      st->unesc_col = st->unesc != NULL ? col : -1;
+      if (st->unesc == NULL) return NULL;
+    }
+    *n = st->unesc_len;
+    return st->unesc;
+  }
+  if (ctype(st, col) == OID_BOOL) {   /* as SQLite reads the text of 1 / 0 */
+    *n = 1;
+    return s[0] == 't' ? "1" : "0";
+  }
+  *n = (size_t)len;
+  return s;
+}
+
+/* }====== */
+
+/* {====== The connection */
+
+static sqlite3_int64 pg_changes(void *db) { return ((PgConn *)db)->changes; }
+
+/*
+** The key the last INSERT generated: lastval().  Asked only after an
+** INSERT ran on this session (before one, lastval() fails, and a failure
+** would abort the transaction around it).
+*/
+static sqlite3_int64 pg_last_id(void *db) {
+  PgConn *pc = (PgConn *)db;
+  PGresult *res;
+  sqlite3_int64 v = 0;
+  if (!pc->inserted || PQtransactionStatus(pc->conn) == PQTRANS_INERROR) return 0;
+  res = PQexec(pc->conn, "SELECT lastval()");
+  if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+    v = (sqlite3_int64)strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return v;
+}
+
+/* No transaction open.  A failed one (INERROR) is still open: it needs its
+** ROLLBACK. */
+static int pg_autocommit(void *db) {
+  return PQtransactionStatus(((PgConn *)db)->conn) == PQTRANS_IDLE;
+}
+
+static int pg_errcode(void *db) { return ((PgConn *)db)->errcode; }
+
+static const char *pg_errmsg(void *db) {
+  PgConn *pc = (PgConn *)db;
+  return pc->errmsg != NULL ? pc->errmsg : "not an error";
+}
+
+static const char *pg_sqlstate(void *db) {
+  PgConn *pc = (PgConn *)db;
+  return pc->sqlstate[0] != '\0' ? pc->sqlstate : NULL;
+}
+
+static int pg_exec(void *db, const char *sql) {
+  PgConn *pc = (PgConn *)db;
+  PGresult *res = PQexec(pc->conn, sql);
+  ExecStatusType s = PQresultStatus(res);
+  int rc = SQLITE_OK;
+  if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY)
+    rc = fail_result(pc, res);
+  else
+    note_command(pc, res);
+  PQclear(res);
+  return rc;
+}
+
+static void pg_finalize_all(void *db) {
+  PgConn *pc = (PgConn *)db;
+  while (pc->stmts != NULL) pg_finalize(pc->stmts);
+}
+
+static int pg_close(void *db) {
+  PgConn *pc = (PgConn *)db;
+  while (pc->stmts != NULL) {   /* the names die with the session */
+    jn_St *st = pc->stmts;
+    unlink_st(st);
+    free_st(st);
+  }
+  PQfinish(pc->conn);
+  free(pc->errmsg);
+  free(pc->dealloc);
+  free(pc);
+  return SQLITE_OK;
+}
+
+/* A notice (a NOTICE of CREATE TABLE IF NOT EXISTS...) is not printed on stderr. */
+static void quiet(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+void *jn_pg_open(const char *conninfo, char *msg, size_t msgsize) {
+  PgConn *pc;
+  PGconn *conn = PQconnectdb(conninfo);
+  if (conn == NULL) {
+    snprintf(msg, msgsize, "out of memory");
+    return NULL;
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    size_t n;
+    snprintf(msg, msgsize, "%s", PQerrorMessage(conn));
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    PQfinish(conn);
+    return NULL;
+  }
+  pc = (PgConn *)calloc(1, sizeof *pc);
+  if (pc == NULL) {
+    snprintf(msg, msgsize, "out of memory");
+    PQfinish(conn);
+    return NULL;
+  }
+  pc->conn = conn;
+  PQsetNoticeProcessor(conn, quiet, NULL);
+  return pc;
+}
+
+const jn_Engine jn_pg_engine = {
+  "postgres",
+  pg_prepare, pg_finalize, pg_step, pg_reset, pg_busy, pg_sql, pg_nparams,
+  pg_bind_null, pg_bind_int64, pg_bind_double, pg_bind_text, pg_bind_blob,
+  pg_ncols, pg_colname, pg_coltype, pg_col_int64, pg_col_double, pg_col_bytes,
+  pg_changes, pg_last_id, pg_autocommit, pg_errcode, pg_errmsg, pg_sqlstate,
+  pg_exec, pg_finalize_all, pg_close
+};
+
+/* PostgreSQL's SQL where engines differ (jn_engine.h). */
+const jn_Dialect jn_pg_dialect = {
+  "postgres", "BEGIN", "BEGIN", "BEGIN ISOLATION LEVEL SERIALIZABLE",
+  { "bigint", "text", "varchar", "double precision", "bytea", "boolean", "text", "" },
+  "bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+  "",
+  1,    /* INSERT ... RETURNING */
+  1,    /* a failed statement aborts the whole transaction */
+  " FOR NO KEY UPDATE",
+  65535
+};
+
+/* }====== */
+
+#endif /* JN_WITH_PG */
