@@ -945,7 +945,9 @@ int jn_assoc_unlinkbody(lua_State *L) {
 /* The most keys has counts in one statement (SQLite's limit on parameters,
 ** ?1 being the source, rounded down to whole chunks). */
 int jn_assoc_hasmax(jn_Assoc *a) {
-  int lim = sqlite3_limit(JN_SQDB(a->source->conn->db), SQLITE_LIMIT_VARIABLE_NUMBER, -1) - 1;
+  jn_Conn *c = a->source->conn;
+  int lim = (c->dialect->max_params > 0 ? c->dialect->max_params
+             : sqlite3_limit(JN_SQDB(c->db), SQLITE_LIMIT_VARIABLE_NUMBER, -1)) - 1;
   return lim / JN_KEYS_IN * JN_KEYS_IN;
 }
 

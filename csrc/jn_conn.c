@@ -8,6 +8,7 @@
 #include "jn.h"
 #include <dlfcn.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -481,6 +482,12 @@ static void set_timeout(jn_Conn *c, int ms) {
   c->timeout_ms = ms;
   c->stmt_running = 0;
   c->timedout = 0;
+  if (c->eng != NULL) {   /* the server keeps the clock: statement_timeout */
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d", ms);
+    jn_e_exec(c->eng, c->db, sql);
+    return;
+  }
   if (ms > 0) {
     sqlite3_trace_v2(JN_SQDB(c->db), SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, on_trace, c);
     sqlite3_progress_handler(JN_SQDB(c->db), JN_PROGRESS_OPS, on_progress, c);
@@ -498,6 +505,17 @@ static const char *const open_opts[] = {
   "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "temp_store", "log",
   "timeout", NULL
 };
+/* junction.open{ engine = ..., conninfo | path = ..., options... } */
+static const char *const open_table_opts[] = {
+  "engine", "conninfo", "path",
+  "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "temp_store", "log",
+  "timeout", NULL
+};
+/* the options that only mean something to SQLite */
+static const char *const sqlite_only_opts[] = {
+  "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "temp_store", NULL
+};
+static const char *const engines[] = { "sqlite", "postgres", NULL };
 /* "memory" and "off" are refused: with them a crash in the middle of a
 ** write leaves the file corrupt, and with "off" ROLLBACK itself (which
 ** every failed atomic write relies on) is undefined. */
@@ -564,15 +582,21 @@ static int opt_choice(lua_State *L, int idx, const char *name, const char *const
 ** Read and check every option of the table at idx (nil: none) into o, with
 ** rawget, so that nothing the table does runs later.  Raises on misuse.
 */
-static void read_opts(lua_State *L, int idx, OpenOpts *o) {
-  int t;
+static void read_opts(lua_State *L, int idx, OpenOpts *o, int table_form, int pg) {
+  int t, i;
   o->busy_timeout = 5000;
   o->timeout = 0;
   o->foreign_keys = 1;
   o->journal_mode = o->synchronous = o->temp_store = -1;
   o->log = 0;
   if (lua_isnoneornil(L, idx)) return;
-  jn_query_checkopts(L, idx, open_opts, "junction.open");
+  jn_query_checkopts(L, idx, table_form ? open_table_opts : open_opts, "junction.open");
+  for (i = 0; pg && sqlite_only_opts[i] != NULL; i++) {
+    if (rawfield(L, idx, sqlite_only_opts[i]) != LUA_TNIL)
+      luaL_error(L, "junction.open: bad option '%s' (SQLite only: PostgreSQL has no such "
+                 "setting)", sqlite_only_opts[i]);
+    lua_pop(L, 1);
+  }
   t = rawfield(L, idx, "log");
   if (t != LUA_TNIL && t != LUA_TFUNCTION)
     luaL_error(L, "junction.open: bad option 'log' (function expected, got %s)",
@@ -663,25 +687,92 @@ void jn_query_checkopts(lua_State *L, int idx, const char *const *allowed, const
   }
 }
 
+/* Is path a PostgreSQL URL (postgresql:// or postgres://)? */
+static int is_pg_url(const char *path) {
+  return strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0;
+}
+
+/*
+** What junction.open's arguments ask for: the engine (0 SQLite, 1
+** PostgreSQL), its path or conninfo at *target (a string on the stack), and
+** the index of the options table (0: none).  Raises on misuse.
+*/
+static int open_target(lua_State *L, const char **target, int *optidx) {
+  size_t len;
+  int eng;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    int t;
+    if (!lua_isnoneornil(L, 2))
+      luaL_error(L, "junction.open: bad argument #2 (the options go in the table of argument #1)");
+    t = rawfield(L, 1, "engine");
+    if (t != LUA_TSTRING)
+      luaL_error(L, "junction.open: bad option 'engine' (\"sqlite\" or \"postgres\" expected, "
+                 "got %s)", luaL_typename(L, -1));
+    for (eng = 0; engines[eng] != NULL; eng++)
+      if (strcmp(lua_tostring(L, -1), engines[eng]) == 0) break;
+    if (engines[eng] == NULL)
+      luaL_error(L, "junction.open: bad option 'engine' (\"sqlite\" or \"postgres\" expected, "
+                 "got '%s')", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (rawfield(L, 1, eng == 1 ? "path" : "conninfo") != LUA_TNIL)
+      luaL_error(L, "junction.open: bad option '%s' (engine '%s' takes '%s')",
+                 eng == 1 ? "path" : "conninfo", engines[eng], eng == 1 ? "conninfo" : "path");
+    lua_pop(L, 1);
+    if (rawfield(L, 1, eng == 1 ? "conninfo" : "path") != LUA_TSTRING)
+      luaL_error(L, "junction.open: bad option '%s' (string expected, got %s)",
+                 eng == 1 ? "conninfo" : "path", luaL_typename(L, -1));
+    lua_replace(L, 3);   /* slot 3: the target */
+    *optidx = 1;
+  } else {
+    luaL_checklstring(L, 1, &len);
+    lua_settop(L, 2);
+    lua_pushvalue(L, 1);
+    eng = is_pg_url(lua_tostring(L, 1));
+    *optidx = 2;
+  }
+  *target = lua_tolstring(L, 3, &len);
+  if (strlen(*target) != len)
+    luaL_error(L, "junction.open: bad argument #1 (path contains a NUL byte)");
+  return eng;
+}
+
+/* A failed open: nil, message, SQLITE_CANTOPEN[, details]. */
+static int open_failed(lua_State *L, const char *msg, const char *sqlstate) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  lua_pushinteger(L, SQLITE_CANTOPEN);
+  if (sqlstate == NULL) return 3;
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, sqlstate);
+  lua_setfield(L, -2, "sqlstate");
+  return 4;
+}
+
 /*** Open a database.
 @function junction.open
-@tparam string path a file name, or ":memory:"
+@tparam string|table path a file name, ":memory:", a postgresql:// URL, or a
+table { engine = "sqlite", path = ... } / { engine = "postgres", conninfo = ... } with the options
 @tparam[opt] table opts busy_timeout, foreign_keys, journal_mode, synchronous, temp_store,
 timeout, log
 @treturn Connection|fail
 */
 static int conn_open(lua_State *L) {
-  size_t len;
-  const char *path = luaL_checklstring(L, 1, &len);
-  int rc;
+  const char *path;
+  int rc, optidx, pg;
   jn_Conn *c;
   OpenOpts o;
-  if (strlen(path) != len)
-    luaL_error(L, "junction.open: bad argument #1 (path contains a NUL byte)");
-  read_opts(L, 2, &o);      /* every check before anything is created */
   lua_settop(L, 2);
+  lua_pushnil(L);
+  pg = open_target(L, &path, &optidx);
+  read_opts(L, optidx, &o, optidx == 1, pg);  /* every check before anything is created */
+#ifndef JN_WITH_PG
+  if (pg)
+    return open_failed(L, "junction was built without PostgreSQL (libpq): rebuild it with "
+                       "libpq installed (Debian: libpq-dev)", NULL);
+#endif
+  lua_settop(L, 3);
   /* The userdata exists, closed, before the database is opened (liolib). */
-  c = (jn_Conn *)lua_newuserdata(L, sizeof *c);
+  c = (jn_Conn *)lua_newuserdata(L, sizeof *c);   /* slot 4 */
   memset(c, 0, sizeof *c);
   c->dialect = &jn_sqlite_dialect;   /* and c->eng NULL: SQLite */
   c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
@@ -689,7 +780,8 @@ static int conn_open(lua_State *L) {
   lua_createtable(L, 0, 2);
   lua_newtable(L);
   lua_setfield(L, -2, "models");
-  lua_pushvalue(L, 1);
+  if (pg) lua_pushliteral(L, "postgres");   /* never the conninfo: it may hold a password */
+  else lua_pushvalue(L, 3);
   lua_setfield(L, -2, "path");
   lua_setuservalue(L, -2);
   lua_newtable(L);
@@ -698,14 +790,27 @@ static int conn_open(lua_State *L) {
   c->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, LUA_REGISTRYINDEX, JN_CONNS);
   lua_pushlightuserdata(L, c);
-  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 4);
   lua_rawset(L, -3);
   lua_pop(L, 1);
   if (o.log) {
-    rawfield(L, 2, "log");
+    rawfield(L, optidx, "log");
     c->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
 
+#ifdef JN_WITH_PG
+  if (pg) {
+    char msg[512];
+    void *db = jn_pg_open(path, msg, sizeof msg);
+    if (db == NULL) return open_failed(L, msg, "08001");
+    c->db = db;
+    c->eng = &jn_pg_engine;
+    c->dialect = &jn_pg_dialect;
+    if (o.timeout > 0) set_timeout(c, o.timeout);
+    lua_settop(L, 4);
+    return 1;
+  }
+#endif
   /* NOMUTEX: a connection belongs to one Lua state, and a Lua state is never
   ** used by two threads at once, so SQLite's per-call mutex buys nothing. */
   {
@@ -721,6 +826,16 @@ static int conn_open(lua_State *L) {
     c->db = NULL;
     return n;
   }
+  lua_settop(L, 4);
+  return 1;
+}
+
+/*** The engine of the connection: "sqlite" or "postgres".
+@function db:engine
+*/
+static int conn_engine(lua_State *L) {
+  jn_Conn *c = to_conn(L, 1, "db:engine");
+  lua_pushstring(L, c->dialect->name);
   return 1;
 }
 
@@ -897,6 +1012,12 @@ static int conn_exec(lua_State *L) {
     lua_pushvalue(L, 2);
     lua_newtable(L);
     jn_conn_callback(L, c, 2, 0, 1);
+  }
+  if (c->eng != NULL) {
+    rc = jn_e_exec(c->eng, c->db, sql);
+    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    lua_pushboolean(L, 1);
+    return 1;
   }
   rc = sqlite3_exec(JN_SQDB(c->db), sql, NULL, NULL, &err);
   if (rc != SQLITE_OK) {
@@ -1162,6 +1283,7 @@ static int conn_isopen(lua_State *L) {
 
 static const luaL_Reg conn_methods[] = {
   {"model", conn_model},
+  {"engine", conn_engine},
   {"exec", conn_exec},
   {"query", conn_query},
   {"close", conn_close},

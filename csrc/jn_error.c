@@ -10,6 +10,9 @@
 
 /*
 ** Push nil, SQLite's message and the extended result code; return 3.
+** On an engine with codes of its own (PostgreSQL's SQLSTATE), the code is
+** the SQLite code it maps to, and a fourth value follows: a details table
+** with the engine's code as `sqlstate`; return 4.
 ** For rc == JN_VALIDATION (a value refused before any SQL ran) the caller
 ** has pushed the message and the details table: push nil, message, code,
 ** details; return 4.
@@ -39,12 +42,20 @@ int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
     ** already been reset; fall back on the text of the code itself. */
     if ((ext & 0xff) == (rc & 0xff)) {
       const char *msg = jn_e_errmsg(c->eng, c->db);
+      const char *state = c->eng != NULL ? c->eng->sqlstate(c->db) : NULL;
       code = ext;
       /* the first thing a new program meets: its tables were never made */
-      if (strncmp(msg, "no such table: ", 15) == 0)
+      if (strncmp(msg, "no such table: ", 15) == 0 || (state != NULL && strcmp(state, "42P01") == 0))
         lua_pushfstring(L, "%s (run db:sync() to create the tables of the models)", msg);
       else
         lua_pushstring(L, msg);
+      if (state != NULL) {
+        lua_pushinteger(L, code);
+        lua_createtable(L, 0, 1);
+        lua_pushstring(L, state);
+        lua_setfield(L, -2, "sqlstate");
+        return 4;
+      }
     } else {
       lua_pushstring(L, sqlite3_errstr(rc));
     }
