@@ -461,61 +461,62 @@ static const char *why_not_addable(lua_State *L, jn_Diff *d, int i) {
   return NULL;
 }
 
-/* The columns: each field present, with its type affinity, NOT NULL and
-** key as declared; columns the model lacks.  Returns an SQLite code. */
-static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
+/* Field i, which the table lacks: added with alter when it can be, else a
+** problem. */
+static int missing_column(lua_State *L, jn_Diff *d, int i) {
   jn_Model *m = d->m;
-  int cols, i, n, rc;
-  rc = run_own_sql(L, d->c, "SELECT name, type, \"notnull\" AS nn, dflt_value AS dv, pk "
-                   "FROM pragma_table_info(?)", tblidx, 1);
-  cols = lua_gettop(L);
-  if (rc != SQLITE_OK) return rc;
-  for (i = 0; i < m->nfields; i++) {
-    jn_Field *f = &m->f[i];
-    int r = find_row(L, cols, "name", f->name), nn, pk;
-    char want;
-    if (r == 0) {
-      const char *why = why_not_addable(L, d, i);
-      if (d->alter && why == NULL) {
-        jn_Buf b;
-        jn_buf_init(L, &b);
-        jn_buf_adds(L, &b, "ALTER TABLE ");
-        jn_buf_addident(L, &b, NULL, m->table);
-        jn_buf_adds(L, &b, " ADD COLUMN ");
-        column_def(L, d->c, &b, m, i, d->declsidx, d->orderidx);
-        rc = run_own_sql(L, d->c, jn_buf_cstr(L, &b), 0, 0);
-        lua_pop(L, 1);
-        if (rc != SQLITE_OK) return rc;
-        continue;
-      }
-      if (d->alter)
-        lua_pushfstring(L, "%s: table %s lacks column %s, which alter cannot add (%s)", m->name,
-                        m->table, f->name, why);
-      else
-        lua_pushfstring(L, "%s: table %s lacks column %s", m->name, m->table, f->name);
-      diff_add(L, d->probs);
-      continue;
-    }
-    want = affinity(jn_schema_sqltype(f->type));
-    if (affinity(row_str(L, cols, r, "type") ? row_str(L, cols, r, "type") : "") != want) {
-      lua_pushfstring(L, "%s: column %s.%s is %s in the table, %s in the model", m->name, m->table,
-                      f->name, row_str(L, cols, r, "type"), jn_schema_sqltype(f->type));
-      diff_add(L, d->probs);
-    }
-    pk = row_int(L, cols, r, "pk") > 0;
-    if (pk != ((f->flags & JN_F_PK) != 0)) {
-      lua_pushfstring(L, "%s: column %s.%s is %sthe primary key in the table, %sin the model", m->name,
-                      m->table, f->name, pk ? "" : "not ", pk ? "not " : "");
-      diff_add(L, d->probs);
-    }
-    nn = row_int(L, cols, r, "nn") != 0;
-    if (!(pk && f->type == JN_T_INTEGER) && nn != ((f->flags & JN_F_NOTNULL) != 0)) {
-      lua_pushfstring(L, "%s: column %s.%s is %s in the table, %s in the model", m->name, m->table,
-                      f->name, nn ? "NOT NULL" : "nullable", nn ? "nullable" : "NOT NULL");
-      diff_add(L, d->probs);
-    }
+  const char *why = why_not_addable(L, d, i);
+  int rc;
+  if (d->alter && why == NULL) {
+    jn_Buf b;
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "ALTER TABLE ");
+    jn_buf_addident(L, &b, NULL, m->table);
+    jn_buf_adds(L, &b, " ADD COLUMN ");
+    column_def(L, d->c, &b, m, i, d->declsidx, d->orderidx);
+    rc = run_own_sql(L, d->c, jn_buf_cstr(L, &b), 0, 0);
+    lua_pop(L, 1);
+    return rc;
   }
-  n = (int)lua_rawlen(L, cols);
+  if (d->alter)
+    lua_pushfstring(L, "%s: table %s lacks column %s, which alter cannot add (%s)", m->name,
+                    m->table, m->f[i].name, why);
+  else
+    lua_pushfstring(L, "%s: table %s lacks column %s", m->name, m->table, m->f[i].name);
+  diff_add(L, d->probs);
+  return SQLITE_OK;
+}
+
+/* Field f against row r of the table's columns (at cols): its affinity,
+** primary key and NOT NULL. */
+static void compare_column(lua_State *L, jn_Diff *d, jn_Field *f, int cols, int r) {
+  jn_Model *m = d->m;
+  char want = affinity(jn_schema_sqltype(f->type));
+  int nn, pk;
+  if (affinity(row_str(L, cols, r, "type") ? row_str(L, cols, r, "type") : "") != want) {
+    lua_pushfstring(L, "%s: column %s.%s is %s in the table, %s in the model", m->name, m->table,
+                    f->name, row_str(L, cols, r, "type"), jn_schema_sqltype(f->type));
+    diff_add(L, d->probs);
+  }
+  pk = row_int(L, cols, r, "pk") > 0;
+  if (pk != ((f->flags & JN_F_PK) != 0)) {
+    lua_pushfstring(L, "%s: column %s.%s is %sthe primary key in the table, %sin the model", m->name,
+                    m->table, f->name, pk ? "" : "not ", pk ? "not " : "");
+    diff_add(L, d->probs);
+  }
+  nn = row_int(L, cols, r, "nn") != 0;
+  if (!(pk && f->type == JN_T_INTEGER) && nn != ((f->flags & JN_F_NOTNULL) != 0)) {
+    lua_pushfstring(L, "%s: column %s.%s is %s in the table, %s in the model", m->name, m->table,
+                    f->name, nn ? "NOT NULL" : "nullable", nn ? "nullable" : "NOT NULL");
+    diff_add(L, d->probs);
+  }
+}
+
+/* The table's columns (at cols) the model lacks: a problem when NOT NULL
+** without a default, else a warning. */
+static void extra_columns(lua_State *L, jn_Diff *d, int cols) {
+  jn_Model *m = d->m;
+  int i, n = (int)lua_rawlen(L, cols);
   for (i = 1; i <= n; i++) {
     const char *name = row_str(L, cols, i, "name");
     int k;
@@ -531,6 +532,23 @@ static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
       diff_add(L, d->warns);
     }
   }
+}
+
+/* The columns: each field present, with its type affinity, NOT NULL and
+** key as declared; columns the model lacks.  Returns an SQLite code. */
+static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
+  jn_Model *m = d->m;
+  int cols, i, rc;
+  rc = run_own_sql(L, d->c, "SELECT name, type, \"notnull\" AS nn, dflt_value AS dv, pk "
+                   "FROM pragma_table_info(?)", tblidx, 1);
+  cols = lua_gettop(L);
+  if (rc != SQLITE_OK) return rc;
+  for (i = 0; i < m->nfields; i++) {
+    int r = find_row(L, cols, "name", m->f[i].name);
+    if (r != 0) compare_column(L, d, &m->f[i], cols, r);
+    else if ((rc = missing_column(L, d, i)) != SQLITE_OK) return rc;
+  }
+  extra_columns(L, d, cols);
   lua_pop(L, 1);
   return SQLITE_OK;
 }
@@ -633,23 +651,20 @@ static int push_index_key(lua_State *L, jn_Diff *d, int nameidx, int *lead) {
   return SQLITE_OK;
 }
 
-/* The unique constraints (a single UNIQUE, a composite group), and the
-** indexes sync makes on foreign keys (only warned about, or made with alter). */
-static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
+/* The tables diff_indexes compares, at these stack indices. */
+typedef struct jn_Ixs {
+  int ixs;                  /* the table's indexes (pragma_index_list rows) */
+  int found;                /* "<key>|<unique>" of every full index -> true */
+  int want;                 /* key of each UNIQUE the model declares -> field that names it */
+  int have;                 /* key of each UNIQUE constraint of the table -> true */
+  int led;                  /* field index + 1 -> true when an index starts with it */
+} jn_Ixs;
+
+/* Fill want: the key (a mark per field) of each single UNIQUE field and of
+** each composite group, under its first field. */
+static void wanted_uniques(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
   jn_Model *m = d->m;
-  int ixs, found, want, have, led, i, j, n, rc;
-  rc = run_own_sql(L, d->c, "SELECT name, origin, partial, \"unique\" AS u FROM pragma_index_list(?)",
-                   tblidx, 1);
-  ixs = lua_gettop(L);
-  if (rc != SQLITE_OK) return rc;
-  lua_newtable(L);   /* found: "<key>|<unique>" of every full index -> true */
-  lua_newtable(L);   /* want: key -> field that names it */
-  want = lua_gettop(L);
-  lua_newtable(L);   /* have: key of each UNIQUE constraint -> true */
-  have = lua_gettop(L);
-  lua_newtable(L);   /* led: field index + 1 -> true when an index starts with it */
-  led = lua_gettop(L);
-  found = ixs + 1;
+  int i, j;
   for (i = 0; i < m->nfields; i++) {
     char *mark;
     int g = group_first(L, m, d->declsidx, i);
@@ -666,48 +681,60 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
     }
     lua_pushlstring(L, mark, (size_t)m->nfields);
     lua_pushinteger(L, i);
-    lua_rawset(L, want);
+    lua_rawset(L, x->want);
     lua_pop(L, 1);
   }
-  n = (int)lua_rawlen(L, ixs);
+}
+
+/* Read the table's indexes into found, have and led; a UNIQUE constraint
+** the model does not declare is a problem. */
+static int existing_indexes(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
+  jn_Model *m = d->m;
+  int i, rc, n = (int)lua_rawlen(L, x->ixs);
   for (i = 1; i <= n; i++) {
     int lead;
-    const char *origin = row_str(L, ixs, i, "origin");
-    lua_rawgeti(L, ixs, i);
+    const char *origin = row_str(L, x->ixs, i, "origin");
+    lua_rawgeti(L, x->ixs, i);
     lua_getfield(L, -1, "name");
     rc = push_index_key(L, d, lua_gettop(L), &lead);
     if (rc != SQLITE_OK) return rc;
-    if (lead >= 0 && row_int(L, ixs, i, "partial") == 0) {
+    if (lead >= 0 && row_int(L, x->ixs, i, "partial") == 0) {
       lua_pushboolean(L, 1);
-      lua_rawseti(L, led, lead + 1);
+      lua_rawseti(L, x->led, lead + 1);
     }
-    if (!lua_isnil(L, -1) && row_int(L, ixs, i, "partial") == 0) {
-      lua_pushfstring(L, "%s|%d", lua_tostring(L, -1), (int)row_int(L, ixs, i, "u"));
+    if (!lua_isnil(L, -1) && row_int(L, x->ixs, i, "partial") == 0) {
+      lua_pushfstring(L, "%s|%d", lua_tostring(L, -1), (int)row_int(L, x->ixs, i, "u"));
       lua_pushboolean(L, 1);
-      lua_rawset(L, found);
+      lua_rawset(L, x->found);
     }
     /* a UNIQUE over a column that is no field: diff_columns has said so */
     if (origin != NULL && strcmp(origin, "u") == 0 && !lua_isnil(L, -1)) {
       lua_pushvalue(L, -1);
-      lua_rawget(L, want);
+      lua_rawget(L, x->want);
       if (lua_isnil(L, -1)) {
         lua_pushfstring(L, "%s: table %s has a UNIQUE constraint (%s) that the model does not declare",
-                        m->name, m->table, row_str(L, ixs, i, "name"));
+                        m->name, m->table, row_str(L, x->ixs, i, "name"));
         diff_add(L, d->probs);
       }
       lua_pop(L, 1);
       lua_pushvalue(L, -1);
       lua_pushboolean(L, 1);
-      lua_rawset(L, have);
+      lua_rawset(L, x->have);
     }
     lua_pop(L, 3);
   }
+  return SQLITE_OK;
+}
+
+/* Each UNIQUE the model declares and the table lacks is a problem. */
+static void missing_uniques(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
+  jn_Model *m = d->m;
   lua_pushnil(L);
-  while (lua_next(L, want) != 0) {
+  while (lua_next(L, x->want) != 0) {
     int f = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     lua_pushvalue(L, -1);
-    lua_rawget(L, have);
+    lua_rawget(L, x->have);
     if (lua_isnil(L, -1)) {
       jn_Buf b;
       jn_buf_init(L, &b);
@@ -719,6 +746,13 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
     }
     lua_pop(L, 1);
   }
+}
+
+/* Each index of spec.indexes the table lacks: created with alter, else a
+** problem (UNIQUE) or a warning. */
+static int missing_declared(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
+  jn_Model *m = d->m;
+  int i, j, rc;
   jn_model_uv(L, d->modelidx, "indexes");   /* the declared indexes */
   for (i = 1; i <= (int)lua_rawlen(L, -1); i++) {
     char *mark = (char *)lua_newuserdata(L, (size_t)m->nfields);
@@ -736,7 +770,7 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
     unique = lua_toboolean(L, -1);
     lua_pushlstring(L, mark, (size_t)m->nfields);
     lua_pushfstring(L, "%s|%d", lua_tostring(L, -1), unique);
-    lua_rawget(L, found);
+    lua_rawget(L, x->found);
     j = lua_toboolean(L, -1);
     lua_pop(L, 4);
     if (!j) {
@@ -753,9 +787,16 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
+  return SQLITE_OK;
+}
+
+/* Each foreign key no index starts with: indexed with alter, else a warning. */
+static int missing_fk_indexes(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
+  jn_Model *m = d->m;
+  int i, j, rc;
   for (i = 0; i < m->nfields; i++) {
     if (!wants_index(L, m, d->modelidx, d->declsidx, i)) continue;
-    lua_rawgeti(L, led, i + 1);
+    lua_rawgeti(L, x->led, i + 1);
     j = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (j) continue;
@@ -767,6 +808,32 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
       diff_add(L, d->warns);
     }
   }
+  return SQLITE_OK;
+}
+
+/* The unique constraints (a single UNIQUE, a composite group), the
+** declared indexes, and the indexes sync makes on foreign keys (only warned
+** about, or made with alter). */
+static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
+  jn_Ixs x;
+  int rc;
+  rc = run_own_sql(L, d->c, "SELECT name, origin, partial, \"unique\" AS u FROM pragma_index_list(?)",
+                   tblidx, 1);
+  x.ixs = lua_gettop(L);
+  if (rc != SQLITE_OK) return rc;
+  lua_newtable(L);
+  x.found = lua_gettop(L);
+  lua_newtable(L);
+  x.want = lua_gettop(L);
+  lua_newtable(L);
+  x.have = lua_gettop(L);
+  lua_newtable(L);
+  x.led = lua_gettop(L);
+  wanted_uniques(L, d, &x);
+  if ((rc = existing_indexes(L, d, &x)) != SQLITE_OK) return rc;
+  missing_uniques(L, d, &x);
+  if ((rc = missing_declared(L, d, &x)) != SQLITE_OK) return rc;
+  if ((rc = missing_fk_indexes(L, d, &x)) != SQLITE_OK) return rc;
   lua_pop(L, 5);
   return SQLITE_OK;
 }
@@ -795,6 +862,94 @@ static int waits_for(lua_State *L, int idx, int pendingidx, int orderidx) {
   return waits;
 }
 
+/* Check that every reference of the models in seq works, before anything
+** is written (push_ref raises when one does not). */
+static void check_refs(lua_State *L, jn_Conn *c, int seqidx, int orderidx) {
+  int i, k, declsidx, n = (int)lua_rawlen(L, seqidx);
+  for (i = 1; i <= n; i++) {
+    jn_Model *m;
+    lua_rawgeti(L, seqidx, i);
+    m = (jn_Model *)lua_touserdata(L, -1);
+    jn_model_uv(L, lua_gettop(L), JN_UV_FIELDS);
+    declsidx = lua_gettop(L);
+    for (k = 0; k < m->nfields; k++)
+      if (push_ref(L, c, m, k, declsidx, orderidx)) lua_pop(L, 2);
+    lua_pop(L, 2);
+  }
+}
+
+/* Drop the tables of the models in seq, the last created first. */
+static int drop_tables(lua_State *L, jn_Conn *c, int seqidx) {
+  int i, rc;
+  for (i = (int)lua_rawlen(L, seqidx); i >= 1; i--) {
+    jn_Buf b;
+    jn_Model *m;
+    lua_rawgeti(L, seqidx, i);
+    m = (jn_Model *)lua_touserdata(L, -1);
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "DROP TABLE IF EXISTS ");
+    jn_buf_addident(L, &b, NULL, m->table);
+    rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+    if (rc != SQLITE_OK) return rc;
+    lua_pop(L, 2);
+  }
+  return SQLITE_OK;
+}
+
+/* Create the table of the model at midx, or compare the one that exists
+** with it (what differs goes into d's arrays). */
+static int sync_model(lua_State *L, jn_Diff *d, int midx) {
+  int tblidx, rc;
+  d->m = (jn_Model *)lua_touserdata(L, midx);
+  lua_pushstring(L, d->m->table);
+  tblidx = lua_gettop(L);
+  if (!table_exists(L, d->c, tblidx, &rc) && rc == SQLITE_OK) {
+    rc = create_table(L, d->c, midx, d->orderidx);
+  } else if (rc == SQLITE_OK) {
+    jn_model_uv(L, midx, JN_UV_FIELDS);
+    d->declsidx = lua_gettop(L);
+    d->modelidx = midx;
+    rc = diff_columns(L, d, tblidx);
+    if (rc == SQLITE_OK) rc = diff_fkeys(L, d, tblidx);
+    if (rc == SQLITE_OK) rc = diff_indexes(L, d, tblidx);
+    lua_pop(L, 1);
+  }
+  if (rc == SQLITE_OK) lua_pop(L, 1);
+  return rc;
+}
+
+/* What sync returns: true (and the details when there are warnings), or
+** with problems nil, every problem in one message, JN_SCHEMA, details. */
+static int sync_result(lua_State *L, const jn_Diff *d) {
+  int i, np = (int)lua_rawlen(L, d->probs);
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, d->probs);
+  lua_setfield(L, -2, "problems");
+  lua_pushvalue(L, d->warns);
+  lua_setfield(L, -2, "warnings");
+  if (np > 0) {
+    luaL_Buffer lb;
+    luaL_buffinit(L, &lb);
+    for (i = 1; i <= np; i++) {
+      if (i > 1) luaL_addstring(&lb, "; ");
+      lua_rawgeti(L, d->probs, i);
+      luaL_addvalue(&lb);
+    }
+    luaL_addstring(&lb, d->alter ? " (run a migration; alter adds columns and indexes, and changes "
+                   "nothing else)" : " (run a migration or db:sync{ alter = true })");
+    luaL_pushresult(&lb);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushinteger(L, JN_SCHEMA);
+    lua_pushvalue(L, -4);
+    return 4;
+  }
+  lua_pushboolean(L, 1);
+  if (lua_rawlen(L, d->warns) == 0) return 1;
+  lua_insert(L, -2);
+  return 2;
+}
+
 /*
 ** Body of db:sync under jn_atomic: [w, db, order, seq, force, alter].
 ** Drops (force), then per model in seq: creates the table, or compares
@@ -808,30 +963,8 @@ static int sync_body(lua_State *L) {
   jn_Diff d;
   n = (int)lua_rawlen(L, seqidx);
   if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
-  /* every reference must work before anything is written */
-  for (i = 1; i <= n; i++) {
-    jn_Model *m;
-    int k, declsidx;
-    lua_rawgeti(L, seqidx, i);
-    m = (jn_Model *)lua_touserdata(L, -1);
-    jn_model_uv(L, lua_gettop(L), JN_UV_FIELDS);
-    declsidx = lua_gettop(L);
-    for (k = 0; k < m->nfields; k++)
-      if (push_ref(L, c, m, k, declsidx, orderidx)) lua_pop(L, 2);
-    lua_pop(L, 2);
-  }
-  for (i = n; force && i >= 1; i--) {
-    jn_Buf b;
-    jn_Model *m;
-    lua_rawgeti(L, seqidx, i);
-    m = (jn_Model *)lua_touserdata(L, -1);
-    jn_buf_init(L, &b);
-    jn_buf_adds(L, &b, "DROP TABLE IF EXISTS ");
-    jn_buf_addident(L, &b, NULL, m->table);
-    rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
-    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
-    lua_pop(L, 2);
-  }
+  check_refs(L, c, seqidx, orderidx);
+  if (force && (rc = drop_tables(L, c, seqidx)) != SQLITE_OK) return jn_pushfail(L, c, rc);
   d.c = c;
   d.orderidx = orderidx;
   d.alter = lua_toboolean(L, 6);
@@ -840,53 +973,53 @@ static int sync_body(lua_State *L) {
   lua_newtable(L);
   d.warns = lua_gettop(L);
   for (i = 1; i <= n; i++) {
-    int midx, tblidx;
     lua_rawgeti(L, seqidx, i);
-    midx = lua_gettop(L);
-    d.m = (jn_Model *)lua_touserdata(L, midx);
-    lua_pushstring(L, d.m->table);
-    tblidx = lua_gettop(L);
-    if (!table_exists(L, c, tblidx, &rc) && rc == SQLITE_OK) {
-      rc = create_table(L, c, midx, orderidx);
-    } else if (rc == SQLITE_OK) {
-      jn_model_uv(L, midx, JN_UV_FIELDS);
-      d.declsidx = lua_gettop(L);
-      d.modelidx = midx;
-      rc = diff_columns(L, &d, tblidx);
-      if (rc == SQLITE_OK) rc = diff_fkeys(L, &d, tblidx);
-      if (rc == SQLITE_OK) rc = diff_indexes(L, &d, tblidx);
+    if ((rc = sync_model(L, &d, lua_gettop(L))) != SQLITE_OK) return jn_pushfail(L, c, rc);
+    lua_pop(L, 1);
+  }
+  return sync_result(L, &d);
+}
+
+/* Move each model of order (in definition order) that is pending and
+** references no other pending model (all: each pending model) from pending
+** to seq, after its first done entries.  Returns how many it moved. */
+static int take_ready(lua_State *L, int orderidx, int pendingidx, int seqidx, int done, int all) {
+  int i, n = (int)lua_rawlen(L, orderidx), taken = 0;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, orderidx, i);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, pendingidx);
+    if (lua_toboolean(L, -1) && (all || !waits_for(L, lua_gettop(L) - 1, pendingidx, orderidx))) {
       lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, seqidx, done + ++taken);
+      lua_pushnil(L);
+      lua_rawset(L, pendingidx);
+    } else {
+      lua_pop(L, 2);
     }
-    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
-    lua_pop(L, 2);
   }
-  lua_createtable(L, 0, 2);
-  lua_pushvalue(L, d.probs);
-  lua_setfield(L, -2, "problems");
-  lua_pushvalue(L, d.warns);
-  lua_setfield(L, -2, "warnings");
-  if (lua_rawlen(L, d.probs) > 0) {
-    luaL_Buffer lb;
-    int np = (int)lua_rawlen(L, d.probs);
-    luaL_buffinit(L, &lb);
-    for (i = 1; i <= np; i++) {
-      if (i > 1) luaL_addstring(&lb, "; ");
-      lua_rawgeti(L, d.probs, i);
-      luaL_addvalue(&lb);
-    }
-    luaL_addstring(&lb, d.alter ? " (run a migration; alter adds columns and indexes, and changes "
-                   "nothing else)" : " (run a migration or db:sync{ alter = true })");
-    luaL_pushresult(&lb);
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    lua_pushinteger(L, JN_SCHEMA);
-    lua_pushvalue(L, -4);
-    return 4;
+  return taken;
+}
+
+/* Push the creation order of the models in order (at orderidx): a model
+** after the models it references. */
+static void sync_order(lua_State *L, int orderidx) {
+  int n = (int)lua_rawlen(L, orderidx), i, done, pendingidx, seqidx, taken;
+  lua_newtable(L);
+  pendingidx = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, orderidx, i);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, pendingidx);
   }
-  lua_pushboolean(L, 1);
-  if (lua_rawlen(L, d.warns) == 0) return 1;
-  lua_insert(L, -2);
-  return 2;
+  lua_newtable(L);
+  seqidx = lua_gettop(L);
+  for (done = 0; done < n; done += taken) {
+    taken = take_ready(L, orderidx, pendingidx, seqidx, done, 0);
+    if (taken == 0) taken = take_ready(L, orderidx, pendingidx, seqidx, done, 1);   /* a cycle */
+  }
+  lua_remove(L, pendingidx);
 }
 
 /*** Create the tables of every model (and with force, drop them first);
@@ -898,7 +1031,7 @@ compare the tables that exist with their models.
 static int schema_sync(lua_State *L) {
   static const char *const sync_opts[] = { "force", "alter", NULL };
   jn_Conn *c = jn_conn_check(L, 1, "db:sync");
-  int force = 0, alter = 0, n, i, done, orderidx, pendingidx, seqidx;
+  int force = 0, alter = 0, orderidx;
   jn_query_checkopts(L, 2, sync_opts, "db:sync");
   if (lua_istable(L, 2)) {
     lua_pushliteral(L, "force");
@@ -914,63 +1047,11 @@ static int schema_sync(lua_State *L) {
   lua_getfield(L, -1, "order");
   if (lua_isnil(L, -1)) { lua_pushboolean(L, 1); return 1; }
   orderidx = lua_gettop(L);
-  n = (int)lua_rawlen(L, orderidx);
-  /* creation order: a model after the models it references */
-  lua_newtable(L);
-  pendingidx = lua_gettop(L);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, orderidx, i);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, pendingidx);
-  }
-  lua_newtable(L);
-  seqidx = lua_gettop(L);
-  for (done = 0; done < n;) {
-    int progress = 0;
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, orderidx, i);
-      lua_pushvalue(L, -1);
-      lua_rawget(L, pendingidx);
-      if (lua_toboolean(L, -1) && !waits_for(L, lua_gettop(L) - 1, pendingidx, orderidx)) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_rawseti(L, seqidx, ++done);
-        lua_pushnil(L);
-        lua_rawset(L, pendingidx);
-        progress = 1;
-      } else {
-        lua_pop(L, 2);
-      }
-    }
-    if (!progress) {   /* a cycle: take the rest in definition order */
-      for (i = 1; i <= n; i++) {
-        lua_rawgeti(L, orderidx, i);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, pendingidx);
-        if (lua_toboolean(L, -1)) {
-          lua_pop(L, 1);
-          lua_pushvalue(L, -1);
-          lua_rawseti(L, seqidx, ++done);
-          lua_pushnil(L);
-          lua_rawset(L, pendingidx);
-        } else {
-          lua_pop(L, 2);
-        }
-      }
-    }
-  }
-  /* [db, order, seq, force, alter], run all or nothing */
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, orderidx);
-  lua_pushvalue(L, seqidx);
+  sync_order(L, orderidx);                      /* [db, uv, order, seq] */
+  lua_remove(L, 2);
   lua_pushboolean(L, force);
   lua_pushboolean(L, alter);
-  lua_replace(L, 5);
-  lua_replace(L, 4);
-  lua_replace(L, 3);
-  lua_replace(L, 2);
-  lua_replace(L, 1);
-  lua_settop(L, 5);
+  /* [db, order, seq, force, alter], run all or nothing */
   return jn_atomic(L, c, sync_body, 1, 0);
 }
 
