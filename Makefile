@@ -9,7 +9,7 @@
 #   make valgrind      busted under valgrind (lua5.1 by default: VALGRIND_LUA=5.4 for 5.4)
 #   make rockspec      luarocks make (offline) for 5.4 and LuaJIT + the rockspec is complete
 #   make rockspec-update   rewrite the rockspec's file lists from csrc/ and lua/junction/
-#   make bench | bench-scale | soak | openresty-test
+#   make bench | bench-scale | bench-openresty | soak | openresty-test
 #   make deps          install missing Debian packages (.ci/packages)
 #   make clean
 #
@@ -62,7 +62,7 @@ RUN54 := LUA_PATH_5_4='$(LPATH);;' LUA_CPATH_5_4='build/5.4/?.so;;'
 DEMO_DB ?= blog.sqlite3
 
 .DEFAULT_GOAL := build
-.PHONY: build deps test demo repl lint asan valgrind rockspec rockspec-update bench bench-scale soak \
+.PHONY: build deps test demo repl lint asan valgrind rockspec rockspec-update bench bench-scale bench-openresty soak \
         openresty-test clean
 
 build: $(SOS)
@@ -142,6 +142,11 @@ bench: deps build
 
 bench-scale: deps build
 	bash bench/run.sh --scale
+
+# GET /posts/:id/genres of examples/openresty against the same nginx answering a
+# constant string from Lua, side by side with wrk (docs/PERFORMANCE.md, "OpenResty")
+bench-openresty: deps build
+	bash examples/openresty/bench.sh
 
 soak: deps build
 	bash test/reliability/run.sh --soak

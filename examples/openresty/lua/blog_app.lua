@@ -32,7 +32,8 @@ local MAX_LIMIT = 100
 -- {====== JSON out --------------------------------------------------------------
 
 -- lua-cjson 2.1.0 (Debian's) encodes an empty table as {}; this API never sends an
--- empty object, so here an empty table is an empty array ("Genres": []).
+-- empty object, so here an empty table is an empty array ("Genres": []). A table
+-- that holds no table (a row from toTable) goes to cjson.encode whole, in one call.
 local function encode(v)
   if type(v) ~= "table" then return cjson.encode(v) end
   local n = #v
@@ -41,13 +42,13 @@ local function encode(v)
     for i = 1, n do out[i] = encode(v[i]) end
     return "[" .. table.concat(out, ",") .. "]"
   end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
-  for i, k in ipairs(keys) do
-    local val = v[k]
-    if val == nil then val = v[tonumber(k)] end
-    out[i] = cjson.encode(k) .. ":" .. encode(val)
+  local flat = true
+  for _, val in pairs(v) do
+    if type(val) == "table" then flat = false break end
+  end
+  if flat then return cjson.encode(v) end
+  for k, val in pairs(v) do
+    out[#out + 1] = cjson.encode(tostring(k)) .. ":" .. encode(val)
   end
   return "{" .. table.concat(out, ",") .. "}"
 end
