@@ -148,7 +148,9 @@ typedef struct jn_Write {
 
 enum {
   JN_T_INTEGER, JN_T_TEXT, JN_T_STRING, JN_T_REAL, JN_T_BLOB, JN_T_BOOLEAN,
-  JN_T_DATE, JN_T_ANY,
+  JN_T_DATE, JN_T_DATEONLY, JN_T_JSON, JN_T_ENUM, JN_T_UUID,
+  JN_T_BIGINT,              /* a type value only: a field declared BIGINT is INTEGER */
+  JN_T_ANY,
   JN_T_GUESS                /* db:query: a string that is not UTF-8 is a BLOB */
 };
 
@@ -163,6 +165,8 @@ typedef struct jn_Field {
   int type;
   int flags;
   int length;               /* STRING(n) */
+  const char *enums;        /* ENUM: the values, each NUL-terminated, then an empty
+                               one; anchored in the model's uservalue; else NULL */
 } jn_Field;
 
 /* Statements a model keeps, prepared on first use. */
@@ -252,6 +256,10 @@ JN_INTERNAL const char *jn_buf_cstr(lua_State *L, jn_Buf *b);
 
 /* }====== */
 
+/* Registry key of the metatable that marks a table as a JSON array (an
+** empty one included): what JSON values and toTable give arrays. */
+#define JN_ARRAY_MT "junction.array"
+
 /* jn_error.c */
 JN_INTERNAL int jn_pushfail(lua_State *L, jn_Conn *c, int rc);
 JN_INTERNAL const char *jn_typename(lua_State *L, int idx);
@@ -272,6 +280,11 @@ JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
 JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
 JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
 JN_INTERNAL int jn_value_isnull(lua_State *L, int idx);
+JN_INTERNAL int jn_value_storable(lua_State *L, int idx, int type);
+JN_INTERNAL int jn_enum_has(const char *enums, const char *s, size_t len);
+JN_INTERNAL const char *jn_json_encode(lua_State *L, jn_Buf *b, int idx);
+JN_INTERNAL const char *jn_json_decode(lua_State *L, const char *s, size_t len);
+JN_INTERNAL void jn_uuid4(char *out);
 JN_INTERNAL void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *what,
                                const char *expected);
 JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);

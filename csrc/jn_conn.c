@@ -15,7 +15,8 @@
 /* SQLite's SQL where engines differ (jn_engine.h). */
 const jn_Dialect jn_sqlite_dialect = {
   "sqlite", "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE",
-  { "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT", "" },
+  { "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT",
+    "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER" },   /* DATEONLY JSON ENUM UUID BIGINT */
   "INTEGER PRIMARY KEY AUTOINCREMENT",
   " LIMIT -1",
   0,    /* the key comes from sqlite3_last_insert_rowid */

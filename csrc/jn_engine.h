@@ -75,7 +75,7 @@ typedef struct jn_Dialect {
   const char *begin_immediate;            /* a transaction that writes */
   const char *begin_deferred;
   const char *begin_exclusive;
-  const char *ddl_type[8];                /* per JN_T_*, for CREATE TABLE */
+  const char *ddl_type[16];               /* per JN_T_* below JN_T_ANY, for CREATE TABLE */
   const char *autoinc_key;                /* column text of an autoincrement key */
   const char *offset_only;                /* LIMIT for an OFFSET without one ("" = none) */
   int returning_key;                      /* INSERT reports its key by RETURNING */

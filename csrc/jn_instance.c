@@ -11,6 +11,7 @@
 */
 #include "jn.h"
 #include <stdio.h>
+#include <time.h>
 
 #define DIRTY_SET(i, k)    ((i)->dirty[(k) >> 3] |= (unsigned char)(1u << ((k) & 7)))
 #define DIRTY_CLR(i, k)    ((i)->dirty[(k) >> 3] &= (unsigned char)~(1u << ((k) & 7)))
@@ -93,13 +94,12 @@ void jn_inst_pushmodel(lua_State *L, int instidx) {
 
 /*
 ** Raise unless the value at idx is one a column could hold at all (nil, a
-** boolean, a number, a string): a table or a function in a field is a
-** mistake in the program.  Whether the value suits the field's type is
-** data, checked when the row is written (jn_inst_value).
+** boolean, a number, a string; a table in a JSON field): a function, or a
+** table elsewhere, is a mistake in the program.  Whether the value suits
+** the field's type is data, checked when the row is written (jn_inst_value).
 */
 static void check_storable(lua_State *L, jn_Model *m, int f, int idx, const char *ctx) {
-  int t = lua_type(L, idx);
-  if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+  if (!jn_value_storable(L, idx, m->f[f].type))
     luaL_error(L, "%s: bad value for field '%s.%s' (%s cannot be stored)", ctx, m->name,
                m->f[f].name, luaL_typename(L, idx));
 }
@@ -225,6 +225,24 @@ static void add_error(lua_State *L, jn_Model *m, int f, int validx, int errsidx)
   lua_pop(L, 2);   /* the buffer and the reason */
 }
 
+/* Record that the value at validx is none of field f's ENUM values. */
+static void add_enum_error(lua_State *L, jn_Model *m, int f, int validx, int errsidx) {
+  jn_Buf b;
+  const char *v;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "is not one of the ENUM's values (");
+  for (v = m->f[f].enums; *v != '\0'; v += strlen(v) + 1) {
+    if (v != m->f[f].enums) jn_buf_adds(L, &b, ", ");
+    lua_pushstring(L, v);
+    add_quoted(L, &b, lua_gettop(L), 40);
+    lua_pop(L, 1);
+  }
+  jn_buf_adds(L, &b, ")");
+  lua_pushlstring(L, b.p, b.n);
+  lua_remove(L, b.idx);
+  add_error(L, m, f, validx, errsidx);
+}
+
 /*
 ** The value at idx as field f stores it: pushes the converted value and
 ** returns 1 (see jn_value_conv), or records the failure in the errors slot
@@ -239,7 +257,16 @@ int jn_inst_value(lua_State *L, jn_Model *m, int f, int idx, int errsidx) {
     add_error(L, m, f, idx, errsidx);
     return 0;
   }
-  if (jn_value_conv(L, idx, m->f[f].type, m->f[f].length)) return 1;
+  if (jn_value_conv(L, idx, m->f[f].type, m->f[f].length)) {
+    size_t len;
+    const char *s;
+    if (m->f[f].enums == NULL || lua_isnil(L, -1)) return 1;
+    s = lua_tolstring(L, -1, &len);
+    if (jn_enum_has(m->f[f].enums, s, len)) return 1;
+    lua_pop(L, 1);
+    add_enum_error(L, m, f, idx, errsidx);
+    return 0;
+  }
   add_error(L, m, f, idx, errsidx);
   return 0;
 }
@@ -316,7 +343,14 @@ static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, i
   int i;
   for (i = 0; i < inst->model->nfields; i++) {
     if (!writes_field(inst->model, dirty, insert, haskey, i)) continue;
-    lua_pushvalue(L, base + 1 + i);
+    if (inst->model->f[i].type == JN_T_JSON && lua_type(L, base + 1 + i) == LUA_TSTRING) {
+      /* the JSON text read back, as a reload gives it (and not the caller's table) */
+      size_t len;
+      const char *text = lua_tolstring(L, base + 1 + i, &len);
+      if (jn_json_decode(L, text, len) != NULL) lua_error(L);   /* it was just written */
+    } else {
+      lua_pushvalue(L, base + 1 + i);
+    }
     lua_rawseti(L, uv, i + 1);
     DIRTY_CLR(inst, i);
   }
@@ -535,7 +569,9 @@ static void set_named(lua_State *L, jn_Inst *inst, int keyidx, int validx, const
   jn_inst_get(L, 1, f);
   /* nil on a saved row always counts as a change: an instance read with
   ** `attributes` holds nil for the fields it did not read, whatever the row has */
-  if (!lua_rawequal(L, -1, validx) || (lua_isnil(L, validx) && inst->saved && f != m->pk)) {
+  /* a table (JSON) may have changed inside: setting it always counts */
+  if (!lua_rawequal(L, -1, validx) || (lua_isnil(L, validx) && inst->saved && f != m->pk) ||
+      lua_istable(L, validx)) {
     if (f == m->pk && inst->saved)
       luaL_error(L, "%s: the primary key '%s' of a saved %s cannot change", ctx, m->f[f].name, m->name);
     set_field(L, 1, f, validx);
@@ -647,13 +683,20 @@ static int inst_changed(lua_State *L) {
 
 static void push_table(lua_State *L, int idx, int depth);
 
-/* Push a plain-table copy of the value at idx: instances and arrays of them. */
+/*
+** Push a plain-table copy of the value at idx: instances and arrays of them.
+** An array (a List, a loaded to-many association) comes out with the array
+** marker as its metatable, so that JSON encoders write it as an array,
+** [] when empty.
+*/
 static void push_plain(lua_State *L, int idx, int depth) {
   if (jn_inst_test(L, idx) != NULL) {
     push_table(L, idx, depth);
   } else if (lua_istable(L, idx)) {
     int i, n = (int)lua_rawlen(L, idx);
     lua_createtable(L, n, 0);
+    lua_getfield(L, LUA_REGISTRYINDEX, JN_ARRAY_MT);
+    lua_setmetatable(L, -2);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, idx, i);
       push_plain(L, lua_gettop(L), depth);
@@ -698,6 +741,139 @@ static int inst_to_table(lua_State *L) {
   check_inst(L, "toTable");
   lua_settop(L, 1);
   push_table(L, 1, 0);
+  return 1;
+}
+
+/*
+** Push a copy of the value at idx for encoding: instances as their toTable,
+** lists and marked arrays as marked arrays, other tables key by key (their
+** values copied alike), anything else as it is.  [-0, +1, e]
+*/
+static void push_deep(lua_State *L, int idx, int depth) {
+  int marked = 0;
+  if (jn_inst_test(L, idx) != NULL) { push_table(L, idx, depth); return; }
+  if (!lua_istable(L, idx) || depth > 128) { lua_pushvalue(L, idx); return; }
+  luaL_checkstack(L, 6, "too deep");
+  if (lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, JN_LIST_MT);
+    lua_getfield(L, LUA_REGISTRYINDEX, JN_ARRAY_MT);
+    marked = lua_rawequal(L, -1, -3) || lua_rawequal(L, -2, -3);
+    lua_pop(L, 3);
+  }
+  lua_newtable(L);
+  if (marked) {
+    lua_getfield(L, LUA_REGISTRYINDEX, JN_ARRAY_MT);
+    lua_setmetatable(L, -2);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    push_deep(L, lua_gettop(L), depth + 1);
+    lua_replace(L, -2);
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
+/*** The JSON text of a value: an instance (its toTable), a list of them, or
+plain tables (see the JSON type for the shapes).
+@function junction.toJSON
+@treturn string|fail  nil, message, junction.VALIDATION for a value JSON cannot write
+*/
+static int json_to(lua_State *L) {
+  jn_Buf b;
+  const char *why;
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  if (jn_inst_test(L, 1) != NULL || lua_istable(L, 1)) {
+    push_deep(L, 1, 0);
+    lua_replace(L, 1);
+  }
+  jn_buf_init(L, &b);
+  why = jn_json_encode(L, &b, 1);
+  if (why != NULL) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "junction.toJSON: the value %s", why);
+    lua_pushinteger(L, JN_VALIDATION);
+    return 3;
+  }
+  lua_pushlstring(L, b.p, b.n);
+  return 1;
+}
+
+/*** The Lua value of JSON text: objects as tables, arrays as tables marked
+junction.array, null as junction.null.
+@function junction.fromJSON
+@treturn any|fail  nil, message, junction.VALIDATION for text that is not JSON
+*/
+static int json_from(lua_State *L) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, 1) != LUA_TSTRING)
+    luaL_error(L, "junction.fromJSON: bad argument #1 (string expected, got %s)", luaL_typename(L, 1));
+  s = lua_tolstring(L, 1, &len);
+  if (jn_json_decode(L, s, len) != NULL) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushinteger(L, JN_VALIDATION);
+    return 3;
+  }
+  return 1;
+}
+
+/*** Mark a table as a JSON array (an empty one is then [], not {}).
+@function junction.array
+@tparam[opt] table t
+@treturn table t (a new empty table without one)
+*/
+static int json_array(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
+  else if (!lua_istable(L, 1))
+    luaL_error(L, "junction.array: bad argument #1 (table expected, got %s)", luaL_typename(L, 1));
+  lua_settop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_ARRAY_MT);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+/* junction._setArrayMetatable(mt): use mt (a JSON module's own array
+** metatable, such as lua-cjson's array_mt) as the array marker. */
+static int json_set_array_mt(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, JN_ARRAY_MT);
+  return 0;
+}
+
+/*** A random version-4 UUID (from /dev/urandom), for defaultValue.
+@function junction.UUIDV4
+@treturn string
+*/
+static int value_uuidv4(lua_State *L) {
+  char u[40];
+  jn_uuid4(u);
+  if (u[0] == '\0') luaL_error(L, "junction.UUIDV4: cannot read random bytes from /dev/urandom");
+  lua_pushlstring(L, u, 36);
+  return 1;
+}
+
+/*** The current time in seconds since 1970 (milliseconds in the fraction),
+for defaultValue: a DATE field stores it as its UTC text, DATEONLY its day.
+@function junction.NOW
+@treturn number
+*/
+static int value_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)(ts.tv_nsec / 1000000) / 1000.0);
+  return 1;
+}
+
+/* list:toTable(): the list as plain tables (junction.List's method). */
+static int list_to_table(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  push_plain(L, 1, 0);
   return 1;
 }
 
@@ -797,8 +973,17 @@ static void add_repr(lua_State *L, jn_Buf *b, int idx) {
     lua_pop(L, lua_isnil(L, -1) ? 1 : 2);
   } else if (lua_istable(L, idx)) {
     char tmp[32];
-    snprintf(tmp, sizeof tmp, "[%d]", (int)lua_rawlen(L, idx));
-    jn_buf_adds(L, b, tmp);
+    int n = (int)lua_rawlen(L, idx), object = 0;
+    if (n == 0) {   /* a JSON object: {...}; an empty list stays [0] */
+      lua_pushnil(L);
+      object = lua_next(L, idx) != 0;
+      if (object) lua_pop(L, 2);
+    }
+    if (object) jn_buf_adds(L, b, "{...}");
+    else {
+      snprintf(tmp, sizeof tmp, "[%d]", n);
+      jn_buf_adds(L, b, tmp);
+    }
   } else {
     jn_buf_adds(L, b, luaL_tolstring(L, idx, NULL));
     lua_pop(L, 1);
@@ -862,6 +1047,7 @@ static const luaL_Reg inst_methods[] = {
   {"destroy", inst_destroy},
   {"changed", inst_changed},
   {"toTable", inst_to_table},
+  {"toJSON", json_to},
   {NULL, NULL}
 };
 
@@ -917,9 +1103,19 @@ static int list_tostring(lua_State *L) {
 /* }====== */
 
 void jn_inst_open(lua_State *L) {
+  lua_createtable(L, 0, 1);             /* the array marker */
+  lua_pushliteral(L, "junction.array");
+  lua_setfield(L, -2, "__name");
+  lua_setfield(L, LUA_REGISTRYINDEX, JN_ARRAY_MT);
   luaL_newmetatable(L, JN_LIST_MT);
   lua_pushcfunction(L, list_tostring);
   lua_setfield(L, -2, "__tostring");
+  lua_createtable(L, 0, 2);             /* list:toTable(), list:toJSON() */
+  lua_pushcfunction(L, list_to_table);
+  lua_setfield(L, -2, "toTable");
+  lua_pushcfunction(L, json_to);
+  lua_setfield(L, -2, "toJSON");
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_newtable(L);                      /* the weak lookups table */
   lua_newtable(L);
@@ -951,4 +1147,16 @@ void jn_inst_open(lua_State *L) {
   lua_setfield(L, -2, "VALIDATION");
   lua_pushcfunction(L, inst_destroyed);
   lua_setfield(L, -2, "_destroyed");
+  lua_pushcfunction(L, json_to);
+  lua_setfield(L, -2, "toJSON");
+  lua_pushcfunction(L, json_from);
+  lua_setfield(L, -2, "fromJSON");
+  lua_pushcfunction(L, json_array);
+  lua_setfield(L, -2, "array");
+  lua_pushcfunction(L, json_set_array_mt);
+  lua_setfield(L, -2, "_setArrayMetatable");
+  lua_pushcfunction(L, value_uuidv4);
+  lua_setfield(L, -2, "UUIDV4");
+  lua_pushcfunction(L, value_now);
+  lua_setfield(L, -2, "NOW");
 }

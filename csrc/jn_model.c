@@ -326,8 +326,7 @@ static int model_update(lua_State *L) {
       jn_buf_addident(L, &b, NULL, m->f[i].name);
       jn_buf_adds(L, &b, " = NULL");
     } else if (!lua_isnil(L, -1)) {
-      int t = lua_type(L, -1);
-      if (t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+      if (!jn_value_storable(L, -1, m->f[i].type))
         luaL_error(L, "%s: bad value for field '%s' (%s cannot be stored)", ctx, m->f[i].name,
                    luaL_typename(L, -1));
       if (n++) jn_buf_adds(L, &b, ", ");

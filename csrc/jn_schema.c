@@ -16,12 +16,17 @@
 #define JN_TYPE_MT "junction.Type"
 
 static const char *const type_names[] = {
-  "INTEGER", "TEXT", "STRING", "REAL", "BLOB", "BOOLEAN", "DATE", NULL
+  "INTEGER", "TEXT", "STRING", "REAL", "BLOB", "BOOLEAN", "DATE",
+  "DATEONLY", "JSON", "ENUM", "UUID", "BIGINT", NULL
 };
 /* The column type each junction type gets in CREATE TABLE.  DATE is TEXT,
-** not DATETIME, whose NUMERIC affinity would turn "2024" into a number. */
+** not DATETIME, whose NUMERIC affinity would turn "2024" into a number;
+** likewise DATEONLY, JSON (JSON text "12" must stay text), ENUM and UUID.
+** BIGINT is never a field's type: a field declared BIGINT is INTEGER,
+** which is 64 bits in SQLite. */
 static const char *const type_sql[] = {
-  "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT", NULL
+  "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT",
+  "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER", NULL
 };
 
 static const char *const define_opts[] = {
@@ -136,6 +141,36 @@ static void type_sqlname(const jn_Type *t, char *out, size_t size) {
   else snprintf(out, size, "%s", type_sql[t->code]);
 }
 
+/*
+** T.ENUM("a", "b", ...): a TEXT field holding one of the values.  The type
+** value's uservalue is the list of values; a value is a non-empty string
+** without NUL, each given once.
+*/
+static int type_enum(lua_State *L) {
+  int n = lua_gettop(L), i, j;
+  if (n == 0) luaL_error(L, "junction.types.ENUM: no values (ENUM(\"a\", \"b\", ...) expected)");
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *s;
+    if (lua_type(L, i) != LUA_TSTRING)
+      luaL_error(L, "junction.types.ENUM: bad value #%d (string expected, got %s)", i,
+                 luaL_typename(L, i));
+    s = lua_tolstring(L, i, &len);
+    if (len == 0 || strlen(s) != len)
+      luaL_error(L, "junction.types.ENUM: bad value #%d (an empty string or one with a NUL)", i);
+    for (j = 1; j < i; j++)
+      if (lua_rawequal(L, i, j)) luaL_error(L, "junction.types.ENUM: value '%s' given twice", s);
+  }
+  push_type(L, JN_T_ENUM, n);
+  lua_createtable(L, n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setuservalue(L, -2);
+  return 1;
+}
+
 /* T.STRING(n): a VARCHAR(n). */
 static int type_string(lua_State *L) {
   int n = (int)luaL_optinteger(L, 1, 255);
@@ -202,6 +237,7 @@ static void new_types(lua_State *L) {
   lua_newtable(L);
   for (i = 0; type_names[i] != NULL; i++) {
     if (i == JN_T_STRING) lua_pushcfunction(L, type_string);
+    else if (i == JN_T_ENUM) lua_pushcfunction(L, type_enum);
     else push_type(L, i, 0);
     lua_setfield(L, -2, type_names[i]);
   }
@@ -231,15 +267,42 @@ static int check_type(lua_State *L, int idx, const char *ctx, int *length) {
   if (lua_tocfunction(L, idx) == type_string)
     return luaL_error(L, "db:define: %s: bad option 'type' (junction.types.STRING is a function: "
                       "call it with the length, junction.types.STRING(255))", ctx);
+  if (lua_tocfunction(L, idx) == type_enum)
+    return luaL_error(L, "db:define: %s: bad option 'type' (junction.types.ENUM is a function: "
+                      "call it with the values, junction.types.ENUM(\"a\", \"b\"))", ctx);
   t = (jn_Type *)luaL_testudata(L, idx, JN_TYPE_MT);
   if (t == NULL)
     return luaL_error(L, "db:define: %s: bad option 'type' (a junction.types value expected, got %s)",
                       ctx, luaL_typename(L, idx));
   /* junction made it, but check anyway: the code indexes tables */
-  if (t->code < 0 || t->code > JN_T_DATE || (t->code == JN_T_STRING) != (t->length > 0))
+  if (t->code < 0 || t->code >= JN_T_ANY ||
+      (t->code == JN_T_STRING || t->code == JN_T_ENUM) != (t->length > 0))
     return luaL_error(L, "db:define: %s: bad option 'type' (not a junction.types value)", ctx);
   *length = t->length;
-  return t->code;
+  return t->code == JN_T_BIGINT ? JN_T_INTEGER : t->code;
+}
+
+/*
+** The values of the ENUM type value on top as one string in the field's
+** declaration at declidx ("enum", which anchors it): each value and a NUL,
+** then a NUL; f->enums points at it.
+*/
+static void enum_values(lua_State *L, jn_Field *f, int declidx) {
+  luaL_Buffer lb;
+  int i, n = f->length, uv;
+  lua_getuservalue(L, -1);
+  uv = lua_gettop(L);
+  luaL_buffinit(L, &lb);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, uv, i);
+    luaL_addvalue(&lb);
+    luaL_addchar(&lb, '\0');
+  }
+  luaL_addchar(&lb, '\0');
+  luaL_pushresult(&lb);
+  f->enums = lua_tostring(L, -1);
+  lua_setfield(L, declidx, "enum");
+  lua_pop(L, 1);
 }
 
 static int opt_bool(lua_State *L, int tidx, const char *key, int dflt, const char *ctx) {
@@ -364,6 +427,7 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
   if (lua_isnil(L, -1)) luaL_error(L, "db:define: %s: missing option 'type'", ctx);
   f->type = check_type(L, lua_gettop(L), ctx, &length);
   f->length = length;
+  if (f->type == JN_T_ENUM) enum_values(L, f, declidx);
   lua_pop(L, 1);
   f->flags = 0;
   if (opt_bool(L, specidx, "primaryKey", 0, ctx)) f->flags |= JN_F_PK | JN_F_NOTNULL;

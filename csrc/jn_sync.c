@@ -137,6 +137,26 @@ static void push_action(lua_State *L, int declsidx, int i, const char *key) {
   lua_pop(L, 1);
 }
 
+/* Append an ENUM's CHECK: CHECK ("col" IN ('a', 'b')), the values quoted as
+** SQL string literals (quotes doubled). */
+static void enum_check(lua_State *L, jn_Buf *b, const jn_Field *f) {
+  const char *v = f->enums;
+  jn_buf_adds(L, b, " CHECK (");
+  jn_buf_addident(L, b, NULL, f->name);
+  jn_buf_adds(L, b, " IN (");
+  for (; *v != '\0'; v += strlen(v) + 1) {
+    const char *q;
+    if (v != f->enums) jn_buf_adds(L, b, ", ");
+    jn_buf_adds(L, b, "'");
+    for (q = v; *q != '\0'; q++) {
+      if (*q == '\'') jn_buf_adds(L, b, "''");
+      else jn_buf_addl(L, b, q, 1);
+    }
+    jn_buf_adds(L, b, "'");
+  }
+  jn_buf_adds(L, b, "))");
+}
+
 /* Append one column definition of field i of the model. */
 static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, int declsidx,
                        int orderidx) {
@@ -144,8 +164,11 @@ static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, 
   char tmp[48];
   jn_buf_addident(L, b, NULL, f->name);
   if (f->type == JN_T_STRING) snprintf(tmp, sizeof tmp, " VARCHAR(%d)", f->length);
-  else snprintf(tmp, sizeof tmp, " %s", jn_schema_sqltype(f->type));
+  else snprintf(tmp, sizeof tmp, " %s", c->dialect->ddl_type[f->type] != NULL &&
+                c->dialect->ddl_type[f->type][0] != '\0' ? c->dialect->ddl_type[f->type]
+                                                          : jn_schema_sqltype(f->type));
   jn_buf_adds(L, b, tmp);
+  if (f->enums != NULL) enum_check(L, b, f);
   if (f->flags & JN_F_PK) {
     jn_buf_adds(L, b, " PRIMARY KEY");
     if (f->flags & JN_F_AUTOINC) jn_buf_adds(L, b, " AUTOINCREMENT");

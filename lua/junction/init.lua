@@ -23,7 +23,21 @@ local M = {
   version = core.version,
   sqlite_version = core.sqlite_version,
   inflect = inflect,
+  toJSON = core.toJSON,           -- JSON text of an instance, a list, a table (the JSON type's codec)
+  fromJSON = core.fromJSON,
+  array = core.array,             -- mark a table as a JSON array: junction.array{} is []
+  UUIDV4 = core.UUIDV4,           -- defaultValue: a random UUID
+  NOW = core.NOW,                 -- defaultValue: the current time (DATE, DATEONLY)
 }
+
+-- Arrays junction makes (toTable's lists, JSON arrays read back) carry the
+-- array metatable of the installed lua-cjson when it has one (OpenResty's
+-- array_mt), so cjson.encode writes them as arrays, [] when empty.
+do
+  local ok, cjson = pcall(require, "cjson")
+  local mt = ok and type(cjson) == "table" and (rawget(cjson, "array_mt") or rawget(cjson, "empty_array_mt"))
+  if type(mt) == "table" then core._setArrayMetatable(mt) end
+end
 
 local Connection, Model, Instance = core.Connection, core.Model, core.Instance
 

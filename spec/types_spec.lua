@@ -1,0 +1,349 @@
+-- spec/types_spec.lua: the richer types (docs/API.md "Types"): JSON, ENUM, UUID,
+-- DATEONLY, BIGINT, and junction.UUIDV4 / junction.NOW as defaults.  Each one
+-- refuses what it cannot hold (a returned VALIDATION failure, nothing written),
+-- and what it accepts round-trips: the instance holds what a reload reads.
+local H = require "spec.helper"
+local T = H.T
+local junction = H.junction
+
+local function count_rows(db, tbl)
+  return db:query("SELECT count(*) AS n FROM " .. tbl)[1].n
+end
+
+describe("the JSON type", function()
+  local db, Doc
+  before_each(function()
+    db = H.open()
+    Doc = db:define("Doc", { tableName = "doc", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      meta = { type = T.JSON },
+    }})
+    assert(db:sync())
+  end)
+  after_each(function() db:close() end)
+
+  it("stores a table as JSON text and reads it back as a table", function()
+    local d = assert(Doc:create{ meta = { name = "x", tags = { "a", "b" }, n = 3, ok = true } })
+    local raw = db:query("SELECT meta FROM doc")[1].meta
+    assert.equal('{"n":3,"name":"x","ok":true,"tags":["a","b"]}', raw)
+    local r = assert(Doc:findByPk(d.id))
+    assert.same({ name = "x", tags = { "a", "b" }, n = 3, ok = true }, r.meta)
+    assert.same(r.meta, d.meta)
+    assert.is_true(r == d)
+  end)
+
+  it("keeps an empty array and an empty object apart, and junction.null as null", function()
+    local d = assert(Doc:create{ meta = { list = junction.array(), obj = {}, none = junction.null } })
+    assert.equal('{"list":[],"none":null,"obj":{}}', db:query("SELECT meta FROM doc")[1].meta)
+    local r = assert(Doc:findByPk(d.id))
+    assert.equal(junction.null, r.meta.none)
+    assert.equal('{"list":[],"none":null,"obj":{}}', junction.toJSON(r.meta))
+    -- saved back unchanged, the text is the same
+    r.meta = r.meta
+    assert(r:save())
+    assert.equal('{"list":[],"none":null,"obj":{}}', db:query("SELECT meta FROM doc")[1].meta)
+  end)
+
+  it("round-trips strings with escapes, unicode, numbers and nesting", function()
+    local v = { s = "a\"b\\c\n\t\1é😀", f = 0.1, neg = -2.5e-8, big = 2 ^ 53, deep = { { { 1 } } } }
+    local d = assert(Doc:create{ meta = v })
+    local r = assert(Doc:findByPk(d.id))
+    assert.same(v, r.meta)
+    assert.same(v, d.meta)
+  end)
+
+  it("holds scalars too", function()
+    for _, v in ipairs{ "text", 42, 1.5, true, false } do
+      local d = assert(Doc:create{ meta = v })
+      assert.equal(v, d.meta)
+      assert.equal(v, assert(Doc:findByPk(d.id)).meta)
+    end
+  end)
+
+  it("refuses a table that is neither an array nor an object, and NaN, as returned failures", function()
+    local cases = {
+      { { 1, 2, x = 3 }, "neither an array" },
+      { { [1] = 1, [3] = 3 }, "neither an array" },
+      { { f = function() end }, "function" },
+      { { x = 0 / 0 }, "NaN" },
+      { { s = "\255" }, "UTF%-8" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, msg, code, details = Doc:create{ meta = c[1] }
+      assert.is_nil(ok)
+      assert.equal(junction.VALIDATION, code)
+      assert.truthy(msg:find("Doc.meta", 1, true), msg)
+      assert.truthy(msg:find(c[2]), msg)
+      assert.truthy(details.errors.meta)
+    end
+    local cyc = {}
+    cyc.self = cyc
+    local ok, msg = Doc:create{ meta = cyc }
+    assert.is_nil(ok)
+    assert.truthy(msg:find("too deep"), msg)
+    assert.equal(0, count_rows(db, "doc"))
+  end)
+
+  it("marks a field changed when its table is set again after changing inside", function()
+    local d = assert(Doc:create{ meta = { n = 1 } })
+    local t = d.meta
+    t.n = 2
+    d.meta = t
+    assert.same({ "meta" }, d:changed())
+    assert(d:save())
+    assert.equal(2, assert(Doc:findByPk(d.id)).meta.n)
+  end)
+
+  it("takes a table in Model:update", function()
+    local d = assert(Doc:create{ meta = { n = 1 } })
+    assert(Doc:update({ meta = { n = 5, list = { 1 } } }, { where = { id = d.id } }))
+    assert.same({ n = 5, list = { 1 } }, assert(d:reload()).meta)
+  end)
+
+  it("a table is still refused in a field of another type", function()
+    local Other = db:define("Other", { tableName = "other", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true }, t = { type = T.TEXT } } })
+    assert.has_error(function() Other:build{ t = {} } end,
+      "Other:build: bad value for field 'Other.t' (table cannot be stored)")
+  end)
+
+  it("reading text that is not JSON raises, naming it", function()
+    db:exec("INSERT INTO doc (id, meta) VALUES (1, '{oops')")
+    assert.has_error(function() Doc:findByPk(1) end)
+    local ok, err = pcall(Doc.findByPk, Doc, 1)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("not JSON", 1, true))
+  end)
+end)
+
+describe("junction.toJSON and junction.fromJSON", function()
+  it("decode what they encode, arrays marked so that [] stays []", function()
+    local v = junction.fromJSON('{"a":[],"b":{},"c":[1,{"d":null}],"e":"\\u00e9\\ud83d\\ude00"}')
+    assert.equal("é😀", v.e)
+    assert.equal(junction.null, v.c[2].d)
+    assert.equal('{"a":[],"b":{},"c":[1,{"d":null}],"e":"é😀"}', junction.toJSON(v))
+  end)
+
+  it("return a failure for bad text and for values JSON cannot write", function()
+    for _, text in ipairs{ "", "[1,", "{1:2}", "[01]", "tru", '"\\ud800"', "[1] x", '"a\1"' } do
+      local v, msg, code = junction.fromJSON(text)
+      assert.is_nil(v)
+      assert.equal(junction.VALIDATION, code)
+      assert.truthy(msg:find("invalid JSON"), text)
+    end
+    local v, msg, code = junction.toJSON{ print }
+    assert.is_nil(v)
+    assert.equal(junction.VALIDATION, code)
+    assert.truthy(msg:find("function"))
+  end)
+
+  it("raise for a misuse", function()
+    assert.has_error(function() junction.fromJSON(1) end,
+      "junction.fromJSON: bad argument #1 (string expected, got number)")
+    assert.has_error(function() junction.array(1) end,
+      "junction.array: bad argument #1 (table expected, got number)")
+  end)
+end)
+
+describe("the ENUM type", function()
+  local db, P
+  before_each(function()
+    db = H.open()
+    P = db:define("Pub", { tableName = "pub", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      status = { type = T.ENUM("draft", "live", "it's"), allowNull = false, defaultValue = "draft" },
+    }})
+    assert(db:sync())
+  end)
+  after_each(function() db:close() end)
+
+  it("accepts its values and refuses others before any SQL, naming the values", function()
+    local p = assert(P:create{})
+    assert.equal("draft", p.status)
+    assert(P:create{ status = "it's" })
+    local ok, msg, code, details = P:create{ status = "gone" }
+    assert.is_nil(ok)
+    assert.equal(junction.VALIDATION, code)
+    assert.equal([[Pub.status: "gone" is not one of the ENUM's values ("draft", "live", "it's")]], msg)
+    assert.equal(msg, details.errors.status)
+    ok, msg = P:create{ status = 1 }
+    assert.is_nil(ok)
+    assert.truthy(msg:find("ENUM"))
+    p.status = "nope"
+    ok, msg, code = p:save()
+    assert.is_nil(ok)
+    assert.truthy(msg:find("ENUM"))
+    assert.equal(junction.VALIDATION, code)
+    assert.equal("draft", assert(p:reload()).status)
+    ok, msg, code = P:update({ status = "nope" }, { where = { id = p.id } })
+    assert.is_nil(ok)
+    assert.truthy(msg:find("ENUM"))
+    assert.equal(junction.VALIDATION, code)
+    assert.equal(2, count_rows(db, "pub"))
+  end)
+
+  it("is a CHECK constraint in the table", function()
+    local sql = db:query("SELECT sql FROM sqlite_master WHERE name = 'pub'")[1].sql
+    assert.truthy(sql:find([["status" TEXT CHECK ("status" IN ('draft', 'live', 'it''s'))]], 1, true), sql)
+    local ok = pcall(db.exec, db, "INSERT INTO pub (status) VALUES ('raw')")
+    local n = count_rows(db, "pub")
+    assert.is_true(not ok or n == 0)
+    assert.equal(0, n)
+  end)
+
+  it("raises for a bad declaration", function()
+    assert.has_error(function() T.ENUM() end)
+    assert.has_error(function() T.ENUM("a", 1) end,
+      "junction.types.ENUM: bad value #2 (string expected, got number)")
+    assert.has_error(function() T.ENUM("a", "a") end, "junction.types.ENUM: value 'a' given twice")
+    assert.has_error(function()
+      db:define("E2", { tableName = "e2", fields = { s = { type = T.ENUM } } })
+    end)
+  end)
+end)
+
+describe("the UUID type and junction.UUIDV4", function()
+  local db, U
+  before_each(function()
+    db = H.open()
+    U = db:define("U", { tableName = "u", timestamps = false, fields = {
+      id = { type = T.UUID, primaryKey = true, defaultValue = junction.UUIDV4 },
+      other = { type = T.UUID },
+    }})
+    assert(db:sync())
+  end)
+  after_each(function() db:close() end)
+
+  it("gives each row a random version-4 key", function()
+    local seen = {}
+    for _ = 1, 50 do
+      local u = assert(U:create{})
+      assert.truthy(u.id:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"), u.id)
+      assert.is_nil(seen[u.id])
+      seen[u.id] = true
+      assert.is_true(assert(U:findByPk(u.id)) == u)
+    end
+  end)
+
+  it("stores a given UUID in lower case and refuses what is not one", function()
+    local u = assert(U:create{ other = "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11" })
+    assert.equal("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", u.other)
+    assert.equal(u.other, assert(U:findByPk(u.id)).other)
+    for _, bad in ipairs{ "a0eebc99", "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+                          "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", 12 } do
+      local ok, msg, code = U:create{ other = bad }
+      assert.is_nil(ok)
+      assert.equal(junction.VALIDATION, code)
+      assert.truthy(msg:find("is not a UUID", 1, true), msg)
+    end
+  end)
+end)
+
+describe("the DATEONLY type and junction.NOW", function()
+  local db, E
+  before_each(function()
+    db = H.open()
+    E = db:define("Ev", { tableName = "ev", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      day = { type = T.DATEONLY },
+      at = { type = T.DATE, defaultValue = junction.NOW },
+      today = { type = T.DATEONLY, defaultValue = junction.NOW },
+    }})
+    assert(db:sync())
+  end)
+  after_each(function() db:close() end)
+
+  it("stores YYYY-MM-DD, and seconds since 1970 as their UTC day", function()
+    local e = assert(E:create{ day = "2024-02-29" })
+    assert.equal("2024-02-29", e.day)
+    assert.equal("2024-02-29", assert(E:findByPk(e.id)).day)
+    e = assert(E:create{ day = 86400 * 365 + 3600 })
+    assert.equal("1971-01-01", e.day)
+  end)
+
+  it("refuses a date that does not exist and one with a time", function()
+    for _, bad in ipairs{ "2023-02-29", "2024-13-01", "2024-01-01 10:00", "20240101", true } do
+      local ok, msg, code = E:create{ day = bad }
+      assert.is_nil(ok)
+      assert.equal(junction.VALIDATION, code)
+      assert.truthy(msg:find("is not a date", 1, true), msg)
+    end
+  end)
+
+  it("junction.NOW is the current time: a DATE stamp and a DATEONLY day", function()
+    local before = os.time()
+    local e = assert(E:create{})
+    assert.truthy(e.today:match("^%d%d%d%d%-%d%d%-%d%d$"), e.today)
+    assert.truthy(e.at:match("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d$"), e.at)
+    assert.equal(e.today, e.at:sub(1, 10))
+    assert.equal(os.date("!%Y-%m-%d", before):sub(1, 7), e.today:sub(1, 7))
+    assert.is_true(math.abs(junction.NOW() - os.time()) < 5)
+  end)
+end)
+
+describe("BIGINT", function()
+  it("is a 64-bit INTEGER field; beyond 2^53 on Lua 5.1 and LuaJIT it reads as decimal text", function()
+    local db = H.open()
+    local B = db:define("Big", { tableName = "big", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      n = { type = T.BIGINT },
+    }})
+    assert(db:sync())
+    assert.equal("BIGINT", T.BIGINT.name)
+    local b = assert(B:create{ n = "9007199254740993" })
+    local r = assert(B:findByPk(b.id))
+    if H.has_int then
+      assert.equal(9007199254740993, r.n)
+    else
+      assert.equal("9007199254740993", r.n)
+    end
+    assert.equal(r.n, b.n)
+    assert.equal("integer", db:query("SELECT typeof(n) AS t FROM big")[1].t)
+    assert.equal("9007199254740993", db:query("SELECT CAST(n AS TEXT) AS t FROM big")[1].t)
+    local small = assert(B:create{ n = 42 })
+    assert.equal(42, assert(B:findByPk(small.id)).n)
+    db:close()
+  end)
+end)
+
+describe("toTable and JSON out", function()
+  local db, m
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+  end)
+  after_each(function() db:close() end)
+
+  it("lists and loaded associations are arrays: [] when empty", function()
+    local p = assert(m.Post:create{ text = "hello" })
+    local posts = m.Post:findAll{ include = { "Genres" } }
+    local t = posts:toTable()
+    assert.equal(1, #t)
+    assert.equal("hello", t[1].text)
+    assert.same({}, t[1].Genres)
+    local json = junction.toJSON(posts)
+    assert.truthy(json:find('"Genres":[]', 1, true), json)
+    assert.equal("[", json:sub(1, 1))
+    assert.equal("[]", m.Post:findAll{ where = { text = "none" } }:toJSON())
+    assert.equal("[]", junction.toJSON(m.Post:findAll{ where = { text = "none" } }:toTable()))
+    assert(p:setGenres{ assert(m.Genre:create{ name = "g" }) })
+    local one = m.Post:findByPk(p.post_id, { include = { "Genres" } })
+    json = one:toJSON()
+    assert.truthy(json:find('"Genres":[{', 1, true), json)
+    assert.truthy(json:find('"text":"hello"', 1, true), json)
+  end)
+
+  it("toTable gives lua-cjson arrays and objects", function()
+    local ok, cjson = pcall(require, "cjson")
+    if not ok then return end
+    local p = assert(m.Post:create{ text = "x" })
+    assert(p:setGenres{ assert(m.Genre:create{ name = "a" }) })
+    local t = m.Post:findAll{ include = { "Genres" } }:toTable()
+    local back = cjson.decode(cjson.encode(t))
+    assert.equal("x", back[1].text)
+    assert.equal("a", back[1].Genres[1].name)
+    if rawget(cjson, "array_mt") or rawget(cjson, "empty_array_mt") then
+      assert.equal("[]", cjson.encode(m.Post:findAll{ where = { text = "none" } }:toTable()))
+    end
+  end)
+end)
