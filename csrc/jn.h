@@ -367,9 +367,19 @@ JN_INTERNAL void jn_assoc_link(lua_State *L, jn_Assoc *a, jn_Buf *b);
 JN_INTERNAL int jn_assoc_linktype(jn_Assoc *a);
 JN_INTERNAL int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols);
 JN_INTERNAL void jn_assoc_addthrough(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *cols, int n);
-JN_INTERNAL void jn_assoc_pushrow(lua_State *L, jn_Assoc *a, int tmodel, int jmodel, int mt,
-                                  jn_St *st, const jn_Select *s, const int *tcols,
-                                  int ntc, int col0, int nrec);
+/* How a read of an association turns each row into instances. */
+typedef struct jn_Rows {
+  jn_Assoc *a;
+  int tmodel, jmodel;       /* stack indices of the target and junction models */
+  int mt;                   /* stack index of the instance metatable */
+  const jn_Select *s;       /* the target's columns */
+  const int *tcols;         /* the junction's columns chosen (ntc of them) */
+  int ntc;
+  int col0;                 /* the row's first target column */
+  int nrec;                 /* room for nested includes in each instance */
+} jn_Rows;
+
+JN_INTERNAL void jn_assoc_pushrow(lua_State *L, const jn_Rows *r, jn_St *st);
 JN_INTERNAL void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel);
 JN_INTERNAL const char *jn_assoc_method(lua_State *L);
 JN_INTERNAL int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);

@@ -370,17 +370,18 @@ void jn_assoc_addthrough(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *cols, 
 }
 
 /*
-** Push the instances of a read: each row's target instance (columns from
-** 0, or from 1 when col0 is 1), with the junction row, when selected,
-** attached under the junction model's name.  arr: the array to append to.
+** Push the instance of the row st is on: the target instance (its columns
+** from r->col0), with the junction row, when r selects junction columns,
+** attached under the junction model's name.
 */
-void jn_assoc_pushrow(lua_State *L, jn_Assoc *a, int tmodel, int jmodel, int mt,
-                            jn_St *st, const jn_Select *s, const int *tcols, int ntc,
-                            int col0, int nrec) {
-  jn_inst_fromrow(L, a->target, tmodel, mt, st, s->cols, s->ncols, col0, nrec + (ntc > 0));
-  if (ntc > 0) {
+void jn_assoc_pushrow(lua_State *L, const jn_Rows *r, jn_St *st) {
+  const jn_Select *s = r->s;
+  jn_Assoc *a = r->a;
+  jn_inst_fromrow(L, a->target, r->tmodel, r->mt, st, s->cols, s->ncols, r->col0,
+                  r->nrec + (r->ntc > 0));
+  if (r->ntc > 0) {
     lua_getuservalue(L, -1);
-    jn_inst_fromrow(L, a->through, jmodel, mt, st, tcols, ntc, col0 + s->ncols, 0);
+    jn_inst_fromrow(L, a->through, r->jmodel, r->mt, st, r->tcols, r->ntc, r->col0 + s->ncols, 0);
     lua_setfield(L, -2, a->through->name);
     lua_pop(L, 1);
   }

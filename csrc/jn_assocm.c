@@ -65,6 +65,35 @@ static void copy_options(lua_State *L, int idx) {
   lua_replace(L, idx);
 }
 
+/* The statement of a get with options (at 2): built, from the cache. */
+static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int *rc) {
+  jn_Buf b;
+  int *tcols;
+  jn_query_init(L, s);
+  r->ntc = jn_assoc_throughcols(L, a, 2, &tcols);
+  r->tcols = tcols;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT ");
+  jn_query_columns(L, a->target, 2, NULL, 0, "t", &b, s, jn_assoc_method(L));
+  jn_assoc_addthrough(L, a, &b, tcols, r->ntc);
+  jn_assoc_from(L, a, &b);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_assoc_link(L, a, &b);
+  jn_buf_adds(L, &b, " = ?");
+  jn_inst_get(L, 1, a->source_key);
+  jn_query_bind(L, s, -1);
+  lua_pop(L, 1);
+  lua_pushliteral(L, "where");
+  lua_rawget(L, 2);
+  if (!lua_isnil(L, -1)) {
+    jn_buf_adds(L, &b, " AND ");
+    jn_query_where(L, a->target, lua_gettop(L), "t", &b, s, jn_assoc_method(L));
+  }
+  lua_pop(L, 1);
+  jn_query_tail(L, a->target, 2, "t", &b, s, jn_assoc_method(L));
+  return jn_stmt_cached(L, a->source->conn, b.p, b.n, rc);
+}
+
 /*** The associated instances.
 @function instance:getGenres
 @tparam[opt] table opts where, order, limit, offset, attributes, joinTableAttributes
@@ -73,54 +102,38 @@ static void copy_options(lua_State *L, int idx) {
 static int btm_get(lua_State *L) {
   jn_Assoc *a = check_method(L);
   jn_Conn *c = a->source->conn;
-  jn_Buf b;
   jn_Select s;
+  jn_Rows r;
   jn_St *st;
-  int rc, n = 0, tmodel, jmodel, mt, arr, ntc, *tcols;
+  int rc, n = 0, arr;
   lua_settop(L, 2);
   copy_options(L, 2);
   jn_query_checkopts(L, 2, get_opts, jn_assoc_method(L));
-  jn_assoc_pushmodels(L, lua_upvalueindex(1), &tmodel, &jmodel);
+  r.a = a;
+  r.s = &s;
+  r.col0 = 0;
+  r.nrec = 0;
+  r.mt = lua_upvalueindex(3);
+  jn_assoc_pushmodels(L, lua_upvalueindex(1), &r.tmodel, &r.jmodel);
   if (lua_isnil(L, 2)) {
     /* the common call: a statement kept in the association, nothing built */
-    ntc = a->through_extra ? a->through->nfields : 0;
-    tcols = NULL;
-    st = jn_assoc_slot(L, a, ntc ? JN_AS_GET_THROUGH : JN_AS_GET, ntc ? "get_through" : "get", &rc);
+    r.ntc = a->through_extra ? a->through->nfields : 0;
+    r.tcols = NULL;
+    st = jn_assoc_slot(L, a, r.ntc ? JN_AS_GET_THROUGH : JN_AS_GET,
+                       r.ntc ? "get_through" : "get", &rc);
     s.cols = NULL;
     s.ncols = a->target->nfields;
     s.nbind = 0;
   } else {
-    jn_query_init(L, &s);
-    ntc = jn_assoc_throughcols(L, a, 2, &tcols);
-    jn_buf_init(L, &b);
-    jn_buf_adds(L, &b, "SELECT ");
-    jn_query_columns(L, a->target, 2, NULL, 0, "t", &b, &s, jn_assoc_method(L));
-    jn_assoc_addthrough(L, a, &b, tcols, ntc);
-    jn_assoc_from(L, a, &b);
-    jn_buf_adds(L, &b, " WHERE ");
-    jn_assoc_link(L, a, &b);
-    jn_buf_adds(L, &b, " = ?");
-    jn_inst_get(L, 1, a->source_key);
-    jn_query_bind(L, &s, -1);
-    lua_pop(L, 1);
-    lua_pushliteral(L, "where");
-    lua_rawget(L, 2);
-    if (!lua_isnil(L, -1)) {
-      jn_buf_adds(L, &b, " AND ");
-      jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, jn_assoc_method(L));
-    }
-    lua_pop(L, 1);
-    jn_query_tail(L, a->target, 2, "t", &b, &s, jn_assoc_method(L));
-    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+    st = get_stmt(L, a, &s, &r, &rc);
   }
   if (st == NULL) return jn_pushfail(L, c, rc);
   if (s.nbind) jn_bind_list(L, c, st, &s);
   else jn_assoc_bindsource(L, a, 1, st, 1);
-  mt = lua_upvalueindex(3);
   jn_inst_newlist(L, 0);
   arr = lua_gettop(L);
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
-    jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 0, 0);
+    jn_assoc_pushrow(L, &r, st);
     lua_rawseti(L, arr, ++n);
   }
   if (rc != SQLITE_DONE) {

@@ -239,26 +239,16 @@ void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
 }
 
 /*
-** Load one include for the parents in the array at listidx: one statement
-** whatever their number, parents' keys bound as one JSON array.
-** Stack: ... assoc spec|nil (at -2, -1).
+** Collect keys: map each parent's key (of the parents in the array at
+** listidx) to the parent's array of targets (to-many, set on the parent
+** now) or to the parents sharing it (to-one), and append each distinct key
+** to the JSON array j.  A parent without a key gets an empty array
+** (to-many).  Returns the number of distinct keys.
 */
-static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, int spec,
-                        const char *ctx) {
-  jn_Conn *c = a->source->conn;
-  int tomany = a->kind == JN_A_HAS_MANY || a->kind == JN_A_BELONGS_TO_MANY;
-  int i, n = (int)lua_rawlen(L, listidx), map, kids, nk = 0, rc, tmodel, jmodel, mt, ntc, *tcols;
-  int nkids = 0, nrec, keypos, seen;
-  jn_Buf b, j;
-  jn_Select s;
-  jn_St *st;
-  if (n == 0) return 0;
-  jn_assoc_pushmodels(L, associdx, &tmodel, &jmodel);
-  lua_newtable(L);
-  map = lua_gettop(L);
-  jn_buf_init(L, &j);
-  jn_buf_addl(L, &j, "[", 1);
-  for (i = 1; i <= n; i++) {   /* key -> the array (to-many) or the parents (to-one) */
+static int collect_keys(lua_State *L, jn_Assoc *a, int listidx, int map, int tomany, jn_Buf *j) {
+  int i, nk = 0, n = (int)lua_rawlen(L, listidx);
+  jn_buf_addl(L, j, "[", 1);
+  for (i = 1; i <= n; i++) {
     int p;
     lua_rawgeti(L, listidx, i);
     p = lua_gettop(L);
@@ -278,8 +268,8 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
       lua_pushvalue(L, -2);
       lua_pushvalue(L, -2);
       lua_rawset(L, map);
-      if (nk++) jn_buf_addl(L, &j, ",", 1);
-      jn_json_add(L, &j, p + 2);
+      if (nk++) jn_buf_addl(L, j, ",", 1);
+      jn_json_add(L, j, p + 2);
     }
     if (tomany) {
       lua_setfield(L, p + 1, a->alias);
@@ -289,62 +279,108 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
     }
     lua_settop(L, p - 1);
   }
-  jn_buf_addl(L, &j, "]", 1);
-  if (nk == 0) return 0;
-  jn_query_init(L, &s);
+  jn_buf_addl(L, j, "]", 1);
+  return nk;
+}
+
+/*
+** Build SQL: the statement reading the targets of every key of the JSON
+** array j at once (the link column first), with the include's where and
+** order (spec, or 0); the junction columns it reads go to r.  From the
+** cache; NULL with *rc on failure.
+*/
+static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, const jn_Buf *j, jn_Select *s,
+                           const char *ctx, int *rc) {
+  jn_Assoc *a = r->a;
+  jn_Buf b;
+  int *tcols;
+  jn_query_init(L, s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT ");
   jn_assoc_link(L, a, &b);
   jn_buf_adds(L, &b, ", ");
-  jn_query_columns(L, a->target, spec, NULL, 0, "t", &b, &s, ctx);
-  ntc = jn_assoc_throughcols(L, a, 0, &tcols);
-  jn_assoc_addthrough(L, a, &b, tcols, ntc);
+  jn_query_columns(L, a->target, spec, NULL, 0, "t", &b, s, ctx);
+  r->ntc = jn_assoc_throughcols(L, a, 0, &tcols);
+  r->tcols = tcols;
+  jn_assoc_addthrough(L, a, &b, tcols, r->ntc);
   jn_assoc_from(L, a, &b);
   jn_buf_adds(L, &b, " WHERE ");
   jn_assoc_link(L, a, &b);
   jn_buf_adds(L, &b, " IN (SELECT value FROM json_each(?))");
-  lua_pushlstring(L, j.p, j.n);
-  jn_query_bind(L, &s, -1);
+  lua_pushlstring(L, j->p, j->n);
+  jn_query_bind(L, s, -1);
   lua_pop(L, 1);
   if (spec) {
     jn_optfield(L, spec, "where");
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, &b, " AND ");
-      jn_query_where(L, a->target, lua_gettop(L), "t", &b, &s, ctx);
+      jn_query_where(L, a->target, lua_gettop(L), "t", &b, s, ctx);
     }
     lua_pop(L, 1);
     lua_newtable(L);   /* only order applies to an include */
     jn_optfield(L, spec, "order");
     lua_setfield(L, -2, "order");
-    jn_query_tail(L, a->target, lua_gettop(L), "t", &b, &s, ctx);
+    jn_query_tail(L, a->target, lua_gettop(L), "t", &b, s, ctx);
     lua_pop(L, 1);
   }
-  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
-  if (st == NULL) return jn_pushfail(L, c, rc);
-  jn_bind_list(L, c, st, &s);
-  nrec = 0;
-  if (spec) {   /* room for the nested includes on every child */
-    jn_optfield(L, spec, "include");
-    if (lua_istable(L, -1)) {
-      lua_pushnil(L);
-      while (lua_next(L, -2) != 0) { lua_pop(L, 1); nrec++; }
+  return jn_stmt_cached(L, a->source->conn, b.p, b.n, rc);
+}
+
+/* The number of nested includes of the include spec (0: none), for room
+** in every child. */
+static int nested_count(lua_State *L, int spec) {
+  int n = 0;
+  if (!spec) return 0;
+  jn_optfield(L, spec, "include");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) { lua_pop(L, 1); n++; }
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
+/* Give the target on top to the parents whose key is the row's link column
+** (in map): appended to the array of each (to-many), or set on each
+** (to-one).  Pops nothing. */
+static void give_to_parents(lua_State *L, jn_Assoc *a, jn_St *st, int map, int tomany) {
+  jn_push_column(L, a->source->conn->eng, st, 0, jn_assoc_linktype(a));
+  lua_rawget(L, map);
+  if (lua_istable(L, -1)) {
+    if (tomany) {
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+    } else {
+      int k, np = (int)lua_rawlen(L, -1);
+      for (k = 1; k <= np; k++) {
+        lua_rawgeti(L, -1, k);
+        lua_getuservalue(L, -1);
+        lua_pushvalue(L, -4);
+        lua_setfield(L, -2, a->alias);
+        lua_pop(L, 2);
+      }
     }
-    lua_pop(L, 1);
   }
-  /* An identity map: in a belongsToMany, the links to one target share one
-  ** instance (when no junction row rides on it), as with any other read of
-  ** the same row; keypos is the target key's column, or -1 for no sharing. */
-  keypos = -1;
-  if (a->kind == JN_A_BELONGS_TO_MANY && ntc == 0) {
-    for (i = 0; i < s.ncols && keypos < 0; i++)
-      if ((s.cols ? s.cols[i] : i) == a->target_key) keypos = 1 + i;
+  lua_pop(L, 1);
+}
+
+/*
+** Distribute rows: step st, make each row's target (once per target key in
+** a belongsToMany without junction columns: an identity map, as with any
+** other read of the same row), give it to its parents, and append each new
+** target to the array at kids.  Returns the last step's code.
+*/
+static int distribute_rows(lua_State *L, const jn_Rows *r, jn_St *st, int map, int kids,
+                           int tomany) {
+  jn_Assoc *a = r->a;
+  jn_Conn *c = a->source->conn;
+  int i, rc, seen, nkids = 0, keypos = -1;   /* keypos: the target key's column, or -1 */
+  if (a->kind == JN_A_BELONGS_TO_MANY && r->ntc == 0) {
+    for (i = 0; i < r->s->ncols && keypos < 0; i++)
+      if ((r->s->cols ? r->s->cols[i] : i) == a->target_key) keypos = 1 + i;
   }
   lua_newtable(L);
   seen = lua_gettop(L);
-  luaL_getmetatable(L, JN_INST_MT);
-  mt = lua_gettop(L);
-  lua_newtable(L);
-  kids = lua_gettop(L);
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     int fresh = 1;
     if (keypos >= 0) {
@@ -353,7 +389,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
       lua_rawget(L, seen);
       if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
-        jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1, nrec);
+        jn_assoc_pushrow(L, r, st);
         lua_pushvalue(L, -1);
         lua_insert(L, -3);
         lua_rawset(L, seen);
@@ -362,31 +398,52 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
         fresh = 0;
       }
     } else {
-      jn_assoc_pushrow(L, a, tmodel, jmodel, mt, st, &s, tcols, ntc, 1, nrec);
+      jn_assoc_pushrow(L, r, st);
     }
     if (fresh) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, kids, ++nkids);
     }
-    jn_push_column(L, c->eng, st, 0, jn_assoc_linktype(a));
-    lua_rawget(L, map);
-    if (lua_istable(L, -1)) {
-      if (tomany) {
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
-      } else {
-        int k, np = (int)lua_rawlen(L, -1);
-        for (k = 1; k <= np; k++) {
-          lua_rawgeti(L, -1, k);
-          lua_getuservalue(L, -1);
-          lua_pushvalue(L, -4);
-          lua_setfield(L, -2, a->alias);
-          lua_pop(L, 2);
-        }
-      }
-    }
-    lua_pop(L, 2);
+    give_to_parents(L, a, st, map, tomany);
+    lua_pop(L, 1);
   }
+  lua_remove(L, seen);
+  return rc;
+}
+
+/*
+** Load one include for the parents in the array at listidx: one statement
+** whatever their number, parents' keys bound as one JSON array; then the
+** include's own includes for the targets read.  spec: the include's spec
+** table, or 0.  Returns 0, or the number of values of a failure pushed.
+*/
+static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, int spec,
+                        const char *ctx) {
+  jn_Conn *c = a->source->conn;
+  int tomany = a->kind == JN_A_HAS_MANY || a->kind == JN_A_BELONGS_TO_MANY;
+  int map, kids, rc;
+  jn_Buf j;
+  jn_Select s;
+  jn_Rows r;
+  jn_St *st;
+  if (lua_rawlen(L, listidx) == 0) return 0;
+  r.a = a;
+  r.s = &s;
+  r.col0 = 1;
+  jn_assoc_pushmodels(L, associdx, &r.tmodel, &r.jmodel);
+  lua_newtable(L);
+  map = lua_gettop(L);
+  jn_buf_init(L, &j);
+  if (collect_keys(L, a, listidx, map, tomany, &j) == 0) return 0;
+  st = include_stmt(L, &r, spec, &j, &s, ctx, &rc);
+  if (st == NULL) return jn_pushfail(L, c, rc);
+  jn_bind_list(L, c, st, &s);
+  r.nrec = nested_count(L, spec);
+  luaL_getmetatable(L, JN_INST_MT);
+  r.mt = lua_gettop(L);
+  lua_newtable(L);
+  kids = lua_gettop(L);
+  rc = distribute_rows(L, &r, st, map, kids, tomany);
   jn_e_reset(c->eng, st);
   if (rc != SQLITE_DONE) return jn_pushfail(L, c, rc);
   if (spec) {
