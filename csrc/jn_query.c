@@ -187,12 +187,24 @@ static int table_shape(lua_State *L, int idx) {
 }
 
 
-static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Buf *b,
-                      jn_Select *s, const char *ctx, int depth);
+/* What the where compiler appends to, and for whom: the model, the alias
+** of its table (or NULL), the SQL text, the values to bind, the context of
+** messages. */
+typedef struct jn_Where {
+  jn_Model *m;
+  const char *alias;
+  jn_Buf *b;
+  jn_Select *s;
+  const char *ctx;
+} jn_Where;
+
+static void where_and(lua_State *L, const jn_Where *w, int t, int depth);
 
 /* "col IN (?, ...)" or, for a long list, "col IN (SELECT value FROM json_each(?))". */
-static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *alias, jn_Buf *b,
-                     jn_Select *s, int negate, const char *ctx) {
+static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negate) {
+  jn_Model *m = w->m;
+  jn_Buf *b = w->b;
+  const char *ctx = w->ctx;
   int i, n, inline_;
   if (!lua_istable(L, list))
     luaL_error(L, "%s: bad where for field '%s' (%s expects an array, got %s)", ctx, m->f[f].name,
@@ -218,13 +230,13 @@ static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *ali
   if (inline_ && n > JN_IN_MAX)
     luaL_error(L, "%s: bad where for field '%s' (an in list of more than %d values needs numbers or UTF-8 text without NUL bytes)",
                ctx, m->f[f].name, JN_IN_MAX);
-  jn_buf_addident(L, b, alias, m->f[f].name);
+  jn_buf_addident(L, b, w->alias, m->f[f].name);
   jn_buf_adds(L, b, negate ? " NOT IN (" : " IN (");
   if (inline_) {
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, list, i);
       push_bindable(L, m, f, lua_gettop(L), ctx);
-      jn_query_bindt(L, s, -1, m->f[f].type);
+      jn_query_bindt(L, w->s, -1, m->f[f].type);
       lua_pop(L, 2);
       jn_buf_adds(L, b, i > 1 ? ", ?" : "?");
     }
@@ -241,7 +253,7 @@ static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *ali
     }
     jn_buf_addl(L, &j, "]", 1);
     lua_pushlstring(L, j.p, j.n);
-    jn_query_bind(L, s, -1);
+    jn_query_bind(L, w->s, -1);
     lua_pop(L, 2);
     jn_buf_adds(L, b, "SELECT value FROM json_each(?)");
   }
@@ -249,33 +261,70 @@ static void where_in(lua_State *L, jn_Model *m, int f, int list, const char *ali
 }
 
 /* "col OP ?" */
-static void where_cmp(lua_State *L, jn_Model *m, int f, int val, const char *op,
-                      const char *alias, jn_Buf *b, jn_Select *s, const char *ctx) {
-  push_bindable(L, m, f, val, ctx);
-  jn_query_bindt(L, s, -1, m->f[f].type);
+static void where_cmp(lua_State *L, const jn_Where *w, int f, int val, const char *op) {
+  jn_Model *m = w->m;
+  push_bindable(L, m, f, val, w->ctx);
+  jn_query_bindt(L, w->s, -1, m->f[f].type);
   lua_pop(L, 1);
-  jn_buf_addident(L, b, alias, m->f[f].name);
-  jn_buf_adds(L, b, op);
+  jn_buf_addident(L, w->b, w->alias, m->f[f].name);
+  jn_buf_adds(L, w->b, op);
+}
+
+/* The condition of operator op (ops[op], named k) on field f with the
+** value at v. */
+static void where_op(lua_State *L, const jn_Where *w, int f, int op, const char *k, int v) {
+  static const char *const sqlop[] = {
+    " = ?", " <> ?", " > ?", " >= ?", " < ?", " <= ?"
+  };
+  jn_Model *m = w->m;
+  jn_Buf *b = w->b;
+  const char *ctx = w->ctx;
+  if (op <= 1 && jn_value_isnull(L, v)) {   /* eq / ne junction.null: IS [NOT] NULL */
+    jn_buf_addident(L, b, w->alias, m->f[f].name);
+    jn_buf_adds(L, b, op == 0 ? " IS NULL" : " IS NOT NULL");
+  } else if (op <= 5) {
+    where_cmp(L, w, f, v, sqlop[op]);
+  } else if (op <= 8) {
+    where_in(L, w, f, v, op == 8);
+  } else if (op <= 10) {
+    where_cmp(L, w, f, v, op == 9 ? " LIKE ?" : " NOT LIKE ?");
+  } else if (op <= 12) {
+    if (!lua_istable(L, v) || lua_rawlen(L, v) != 2)
+      luaL_error(L, "%s: bad where for field '%s' (%s expects { low, high })", ctx, m->f[f].name, k);
+    jn_buf_addident(L, b, w->alias, m->f[f].name);
+    jn_buf_adds(L, b, op == 11 ? " BETWEEN ? AND ?" : " NOT BETWEEN ? AND ?");
+    lua_rawgeti(L, v, 1);
+    push_bindable(L, m, f, lua_gettop(L), ctx);
+    jn_query_bindt(L, w->s, -1, m->f[f].type);
+    lua_rawgeti(L, v, 2);
+    push_bindable(L, m, f, lua_gettop(L), ctx);
+    jn_query_bindt(L, w->s, -1, m->f[f].type);
+    lua_pop(L, 4);
+  } else {
+    if (!lua_isboolean(L, v))
+      luaL_error(L, "%s: bad where for field '%s' (isNull expects a boolean)", ctx, m->f[f].name);
+    jn_buf_addident(L, b, w->alias, m->f[f].name);
+    jn_buf_adds(L, b, lua_toboolean(L, v) ? " IS NULL" : " IS NOT NULL");
+  }
 }
 
 /* The conditions on field f given by the value at val. */
-static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *alias,
-                        jn_Buf *b, jn_Select *s, const char *ctx) {
+static void where_field(lua_State *L, const jn_Where *w, int f, int val) {
   static const char *const ops[] = {
     "eq", "ne", "gt", "gte", "lt", "lte", "in", "_in", "notIn", "like", "notLike",
     "between", "notBetween", "isNull", NULL
   };
-  static const char *const sqlop[] = {
-    " = ?", " <> ?", " > ?", " >= ?", " < ?", " <= ?"
-  };
+  jn_Model *m = w->m;
+  jn_Buf *b = w->b;
+  const char *ctx = w->ctx;
   int n = 0;
   if (jn_value_isnull(L, val)) {   /* { text = junction.null }: IS NULL */
-    jn_buf_addident(L, b, alias, m->f[f].name);
+    jn_buf_addident(L, b, w->alias, m->f[f].name);
     jn_buf_adds(L, b, " IS NULL");
     return;
   }
   if (!lua_istable(L, val) || jn_inst_test(L, val) != NULL) {
-    where_cmp(L, m, f, val, " = ?", alias, b, s, ctx);
+    where_cmp(L, w, f, val, " = ?");
     return;
   }
   n = table_shape(L, val);
@@ -283,7 +332,7 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
     luaL_error(L, "%s: bad where for field '%s' (a list of values and operators mixed)", ctx,
                m->f[f].name);
   if (n) {   /* { 1, 2, 3 }: the array shorthand for IN */
-    where_in(L, m, f, val, alias, b, s, 0, ctx);
+    where_in(L, w, f, val, 0);
     return;
   }
   jn_buf_addl(L, b, "(", 1);
@@ -297,33 +346,7 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
       luaL_error(L, "%s: bad where operator '%s' for field '%s' (eq ne gt gte lt lte in notIn like notLike between notBetween isNull)",
                  ctx, k ? k : luaL_typename(L, -2), m->f[f].name);
     if (n++) jn_buf_adds(L, b, " AND ");
-    if (op <= 1 && jn_value_isnull(L, v)) {   /* eq / ne junction.null: IS [NOT] NULL */
-      jn_buf_addident(L, b, alias, m->f[f].name);
-      jn_buf_adds(L, b, op == 0 ? " IS NULL" : " IS NOT NULL");
-    } else if (op <= 5) {
-      where_cmp(L, m, f, v, sqlop[op], alias, b, s, ctx);
-    } else if (op <= 8) {
-      where_in(L, m, f, v, alias, b, s, op == 8, ctx);
-    } else if (op <= 10) {
-      where_cmp(L, m, f, v, op == 9 ? " LIKE ?" : " NOT LIKE ?", alias, b, s, ctx);
-    } else if (op <= 12) {
-      if (!lua_istable(L, v) || lua_rawlen(L, v) != 2)
-        luaL_error(L, "%s: bad where for field '%s' (%s expects { low, high })", ctx, m->f[f].name, k);
-      jn_buf_addident(L, b, alias, m->f[f].name);
-      jn_buf_adds(L, b, op == 11 ? " BETWEEN ? AND ?" : " NOT BETWEEN ? AND ?");
-      lua_rawgeti(L, v, 1);
-      push_bindable(L, m, f, lua_gettop(L), ctx);
-      jn_query_bindt(L, s, -1, m->f[f].type);
-      lua_rawgeti(L, v, 2);
-      push_bindable(L, m, f, lua_gettop(L), ctx);
-      jn_query_bindt(L, s, -1, m->f[f].type);
-      lua_pop(L, 4);
-    } else {
-      if (!lua_isboolean(L, v))
-        luaL_error(L, "%s: bad where for field '%s' (isNull expects a boolean)", ctx, m->f[f].name);
-      jn_buf_addident(L, b, alias, m->f[f].name);
-      jn_buf_adds(L, b, lua_toboolean(L, v) ? " IS NULL" : " IS NOT NULL");
-    }
+    where_op(L, w, f, op, k, v);
     lua_pop(L, 1);
   }
   if (n == 0)   /* { id = { eq = params.id } } with no id */
@@ -333,8 +356,9 @@ static void where_field(lua_State *L, jn_Model *m, int f, int val, const char *a
 }
 
 /* "(w1 AND w2 ...)" or "(w1 OR w2 ...)" from an array of where tables. */
-static void where_list(lua_State *L, jn_Model *m, int list, const char *join, const char *alias,
-                       jn_Buf *b, jn_Select *s, const char *ctx, int depth) {
+static void where_list(lua_State *L, const jn_Where *w, int list, const char *join, int depth) {
+  jn_Buf *b = w->b;
+  const char *ctx = w->ctx;
   int i, n;
   if (!lua_istable(L, list))
     luaL_error(L, "%s: bad where ('%s' expects an array of where tables, got %s)", ctx,
@@ -346,7 +370,7 @@ static void where_list(lua_State *L, jn_Model *m, int list, const char *join, co
         luaL_error(L, "%s: bad where ('%s' has no conditions: %s)", ctx,
                    join[1] == 'A' ? "and" : "or", EMPTY_WHY);
       lua_pop(L, 2);
-      if (join[1] == 'A') { where_and(L, m, list, alias, b, s, ctx, depth + 1); return; }
+      if (join[1] == 'A') { where_and(L, w, list, depth + 1); return; }
       break;
     case -1:
       luaL_error(L, "%s: bad where ('%s' expects a list of where tables: keys 1..n, no others)",
@@ -363,7 +387,7 @@ static void where_list(lua_State *L, jn_Model *m, int list, const char *join, co
       lua_pushvalue(L, -3);
       lua_pushvalue(L, -3);
       lua_rawset(L, -3);
-      where_and(L, m, lua_gettop(L), alias, b, s, ctx, depth + 1);
+      where_and(L, w, lua_gettop(L), depth + 1);
       lua_pop(L, 2);
     }
     jn_buf_addl(L, b, ")", 1);
@@ -373,15 +397,16 @@ static void where_list(lua_State *L, jn_Model *m, int list, const char *join, co
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, list, i);
     if (i > 1) jn_buf_adds(L, b, join);
-    where_and(L, m, lua_gettop(L), alias, b, s, ctx, depth + 1);
+    where_and(L, w, lua_gettop(L), depth + 1);
     lua_pop(L, 1);
   }
   jn_buf_addl(L, b, ")", 1);
 }
 
 /* Every condition of the where table at t, joined with AND. */
-static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Buf *b,
-                      jn_Select *s, const char *ctx, int depth) {
+static void where_and(lua_State *L, const jn_Where *w, int t, int depth) {
+  jn_Buf *b = w->b;
+  const char *ctx = w->ctx;
   int n = 0;
   if (depth > 64) luaL_error(L, "%s: bad where (nested too deep, a cycle?)", ctx);
   if (!lua_istable(L, t))
@@ -396,21 +421,21 @@ static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Bu
       const char *k = lua_tostring(L, -2);
       /* A field's name wins: a model with a field named "or" still says
       ** "_or" for the operator (the underscore spellings are never fields'). */
-      int f = jn_model_field(L, m, -2);
+      int f = jn_model_field(L, w->m, -2);
       if (f >= 0) {
-        where_field(L, m, f, v, alias, b, s, ctx);
+        where_field(L, w, f, v);
       } else if (strcmp(k, "and") == 0 || strcmp(k, "_and") == 0) {
-        where_list(L, m, v, " AND ", alias, b, s, ctx, depth);
+        where_list(L, w, v, " AND ", depth);
       } else if (strcmp(k, "or") == 0 || strcmp(k, "_or") == 0) {
-        where_list(L, m, v, " OR ", alias, b, s, ctx, depth);
+        where_list(L, w, v, " OR ", depth);
       } else if (strcmp(k, "not") == 0 || strcmp(k, "_not") == 0) {
         jn_buf_adds(L, b, "NOT ");
-        where_and(L, m, v, alias, b, s, ctx, depth + 1);
+        where_and(L, w, v, depth + 1);
       } else {
-        luaL_error(L, "%s: bad where field '%s' (no such field in %s)", ctx, k, m->name);
+        luaL_error(L, "%s: bad where field '%s' (no such field in %s)", ctx, k, w->m->name);
       }
     } else if (lua_istable(L, v)) {   /* { {a = 1}, {b = 2} }: all of them */
-      where_and(L, m, v, alias, b, s, ctx, depth + 1);
+      where_and(L, w, v, depth + 1);
     } else {
       luaL_error(L, "%s: bad where key (%s)", ctx, luaL_typename(L, -2));
     }
@@ -428,7 +453,13 @@ static void where_and(lua_State *L, jn_Model *m, int t, const char *alias, jn_Bu
 */
 void jn_query_where(lua_State *L, jn_Model *m, int whereidx, const char *alias, jn_Buf *b,
                     jn_Select *s, const char *ctx) {
-  where_and(L, m, whereidx, alias, b, s, ctx, 0);
+  jn_Where w;
+  w.m = m;
+  w.alias = alias;
+  w.b = b;
+  w.s = s;
+  w.ctx = ctx;
+  where_and(L, &w, whereidx, 0);
 }
 
 /* }====== */
