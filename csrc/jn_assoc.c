@@ -1079,31 +1079,38 @@ static int opt_field(lua_State *L, int optsidx, const char *key, jn_Model *m, in
   return f;
 }
 
+/* Keep the SQL of get, and of get with every junction column, in the
+** uservalue at uv (b: a buffer to write it in). */
+static void btm_get_sql(lua_State *L, jn_Assoc *a, int uv, jn_Buf *b) {
+  jn_Model *j = a->through;
+  int i, k;
+  for (i = 0; i < 2; i++) {
+    b->n = 0;
+    jn_buf_adds(L, b, "SELECT ");
+    for (k = 0; k < a->target->nfields; k++) {
+      if (k) jn_buf_adds(L, b, ", ");
+      jn_buf_addident(L, b, "t", a->target->f[k].name);
+    }
+    for (k = 0; i && k < j->nfields; k++) {
+      jn_buf_adds(L, b, ", ");
+      jn_buf_addident(L, b, "j", j->f[k].name);
+    }
+    jn_assoc_from(L, a, b);
+    jn_buf_adds(L, b, " WHERE ");
+    jn_assoc_link(L, a, b);
+    jn_buf_adds(L, b, " = ?");
+    lua_pushlstring(L, b->p, b->n);
+    lua_setfield(L, uv, i ? "get_through" : "get");
+  }
+}
+
 /* Generate and keep the fixed SQL of a belongsToMany (uservalue at uv). */
 static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
   jn_Buf b;
   int i;
   jn_Model *j = a->through;
   jn_buf_init(L, &b);
-  for (i = 0; i < 2; i++) {   /* get, and get with every junction column */
-    int k;
-    b.n = 0;
-    jn_buf_adds(L, &b, "SELECT ");
-    for (k = 0; k < a->target->nfields; k++) {
-      if (k) jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, "t", a->target->f[k].name);
-    }
-    for (k = 0; i && k < j->nfields; k++) {
-      jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, "j", j->f[k].name);
-    }
-    jn_assoc_from(L, a, &b);
-    jn_buf_adds(L, &b, " WHERE ");
-    jn_assoc_link(L, a, &b);
-    jn_buf_adds(L, &b, " = ?");
-    lua_pushlstring(L, b.p, b.n);
-    lua_setfield(L, uv, i ? "get_through" : "get");
-  }
+  btm_get_sql(L, a, uv, &b);
   b.n = 0;
   jn_buf_adds(L, &b, "SELECT ");
   jn_buf_addident(L, &b, NULL, j->f[a->other].name);

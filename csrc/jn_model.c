@@ -283,32 +283,12 @@ static int write_rows(lua_State *L, int optsidx, int destroy, const char *ctx) {
   return all;
 }
 
-/*** Update the rows that match.
-@function Model:update
-@tparam table values
-@tparam table opts where
-@treturn integer|fail rows changed
-*/
-static int model_update(lua_State *L) {
-  static const char *const update_opts[] = { "where", "all", NULL };
-  char ctx[96];
-  jn_Model *m = check_self(L, "update");
-  jn_Buf b;
-  jn_Select s;
-  int n = 0, i, errs;
-  method_ctx(ctx, sizeof ctx, m, "update");
-  if (!lua_istable(L, 2))
-    luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx, luaL_typename(L, 2));
-  lua_settop(L, 3);
-  jn_query_checkopts(L, 3, update_opts, ctx);
-  write_rows(L, 3, 0, ctx);
-  jn_query_init(L, &s);
-  lua_pushnil(L);                      /* the errors slot: values that cannot be stored */
-  errs = lua_gettop(L);
-  jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "UPDATE ");
-  jn_buf_addident(L, &b, NULL, m->table);
-  jn_buf_adds(L, &b, " SET ");
+/* The SET list of Model:update from the values at 2, in field order (so
+** the text is stable), values bound to s; a value its field cannot hold
+** goes to the errors at errs.  Returns the number of fields set. */
+static int update_set(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s, int errs,
+                      const char *ctx) {
+  int i, n = 0;
   for (i = 0; i < m->nfields; i++) {   /* field order, so the text is stable */
     lua_pushstring(L, m->f[i].name);   /* raw: the values are data, not code to run */
     lua_rawget(L, 2);
@@ -322,23 +302,53 @@ static int model_update(lua_State *L) {
       lua_pushnil(L);
       if (!jn_inst_value(L, m, i, -1, errs)) lua_pushnil(L);   /* allowNull = false */
       lua_pop(L, 2);
-      if (n++) jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, m->f[i].name);
-      jn_buf_adds(L, &b, " = NULL");
+      if (n++) jn_buf_adds(L, b, ", ");
+      jn_buf_addident(L, b, NULL, m->f[i].name);
+      jn_buf_adds(L, b, " = NULL");
     } else if (!lua_isnil(L, -1)) {
       if (!jn_value_storable(L, -1, m->f[i].type))
         luaL_error(L, "%s: bad value for field '%s' (%s cannot be stored)", ctx, m->f[i].name,
                    luaL_typename(L, -1));
-      if (n++) jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, m->f[i].name);
-      jn_buf_adds(L, &b, " = ?");
+      if (n++) jn_buf_adds(L, b, ", ");
+      jn_buf_addident(L, b, NULL, m->f[i].name);
+      jn_buf_adds(L, b, " = ?");
       if (jn_inst_value(L, m, i, -1, errs)) {
-        jn_query_bindt(L, &s, -1, m->f[i].type);
+        jn_query_bindt(L, s, -1, m->f[i].type);
         lua_pop(L, 1);
       }
     }
     lua_pop(L, 1);
   }
+  return n;
+}
+
+/*** Update the rows that match.
+@function Model:update
+@tparam table values
+@tparam table opts where
+@treturn integer|fail rows changed
+*/
+static int model_update(lua_State *L) {
+  static const char *const update_opts[] = { "where", "all", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "update");
+  jn_Buf b;
+  jn_Select s;
+  int n, errs;
+  method_ctx(ctx, sizeof ctx, m, "update");
+  if (!lua_istable(L, 2))
+    luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx, luaL_typename(L, 2));
+  lua_settop(L, 3);
+  jn_query_checkopts(L, 3, update_opts, ctx);
+  write_rows(L, 3, 0, ctx);
+  jn_query_init(L, &s);
+  lua_pushnil(L);                      /* the errors slot: values that cannot be stored */
+  errs = lua_gettop(L);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "UPDATE ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " SET ");
+  n = update_set(L, m, &b, &s, errs, ctx);
   lua_pushnil(L);   /* every key must be a field */
   while (lua_next(L, 2) != 0) {
     lua_pop(L, 1);
