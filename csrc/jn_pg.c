@@ -68,6 +68,7 @@ struct jn_St {
   int stepped;         /* stepped since the last reset */
   int row;             /* the current row (-1 before the first) */
   int nrows;
+  int guard;          /* not transaction control: inside a transaction, runs in a savepoint */
   int ncols;           /* from the description (-1: not asked for yet) */
   char **colnames;     /* copies, from the description */
   unsigned char *unesc;   /* the bytea of the current row's column unesc_col */
@@ -331,6 +332,108 @@ static void defer_dealloc(PgConn *pc, const char *name) {
   pc->ndealloc++;
 }
 
+/*
+** Is the statement transaction control (BEGIN, COMMIT, SAVEPOINT...)?  The
+** text is the rewritten one: blanks and comments may lead.
+*/
+static int txn_control(const char *s) {
+  static const char *const words[] = {
+    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", NULL
+  };
+  int i;
+  for (;;) {
+    while (is_space(*s)) s++;
+    if (s[0] == '-' && s[1] == '-') { while (*s && *s != '\n') s++; continue; }
+    if (s[0] == '/' && s[1] == '*') {
+      const char *e = strstr(s + 2, "*/");
+      s = e != NULL ? e + 2 : s + strlen(s);
+      continue;
+    }
+    break;
+  }
+  for (i = 0; words[i] != NULL; i++) {
+    size_t n = strlen(words[i]), k;
+    for (k = 0; k < n && s[k] != '\0' && (s[k] & ~0x20) == words[i][k]; k++) {}
+    if (k == n && !is_identch(s[n])) return 1;
+  }
+  return 0;
+}
+
+/* Send a request of st: its Parse (text not NULL) or its Bind/Execute. */
+static int send_request(PgConn *pc, jn_St *st, const char *text, int n, const char *const *v,
+                        const int *l, const int *f) {
+  if (text != NULL) return PQsendPrepare(pc->conn, st->name, text, st->nparams, NULL);
+  return PQsendQueryPrepared(pc->conn, st->name, n, v, l, f, 0);
+}
+
+/* The same, waiting for its result. */
+static PGresult *run_request(PgConn *pc, jn_St *st, const char *text, int n,
+                             const char *const *v, const int *l, const int *f) {
+  if (text != NULL) return PQprepare(pc->conn, st->name, text, st->nparams, NULL);
+  return PQexecPrepared(pc->conn, st->name, n, v, l, f, 0);
+}
+
+static int result_failed(const PGresult *res) {
+  ExecStatusType s = PQresultStatus(res);
+  return s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY;
+}
+
+/*
+** Run a request of st (prepare it: text not NULL; else execute it).  Inside
+** an open transaction it runs in a savepoint of its own, so that its
+** failure fails only itself, as on SQLite, instead of aborting the
+** transaction around it: SAVEPOINT, the request and RELEASE go in one
+** pipeline (one round trip); a failure costs one more (ROLLBACK TO).
+*/
+static PGresult *request(PgConn *pc, jn_St *st, const char *text, int n, const char *const *v,
+                         const int *l, const int *f) {
+  PGresult *res = NULL, *r;
+  int q;
+  if (!st->guard || PQtransactionStatus(pc->conn) != PQTRANS_INTRANS)
+    return run_request(pc, st, text, n, v, l, f);
+#ifdef LIBPQ_HAS_PIPELINING
+  if (!PQenterPipelineMode(pc->conn)) return run_request(pc, st, text, n, v, l, f);
+  if (!PQsendQueryParams(pc->conn, "SAVEPOINT jn_st", 0, NULL, NULL, NULL, NULL, 0) ||
+      !send_request(pc, st, text, n, v, l, f) ||
+      !PQsendQueryParams(pc->conn, "RELEASE SAVEPOINT jn_st", 0, NULL, NULL, NULL, NULL, 0) ||
+      !PQpipelineSync(pc->conn)) {
+    /* the connection is gone: nothing more will come */
+    PQexitPipelineMode(pc->conn);
+    return NULL;
+  }
+  for (q = 0; q < 3; q++) {   /* each request's results end with a NULL */
+    while ((r = PQgetResult(pc->conn)) != NULL) {
+      if (q == 1 && res == NULL) res = r;
+      else PQclear(r);
+    }
+    if (PQstatus(pc->conn) == CONNECTION_BAD) break;
+  }
+  while ((r = PQgetResult(pc->conn)) != NULL) {   /* up to the sync */
+    ExecStatusType s = PQresultStatus(r);
+    PQclear(r);
+    if (s == PGRES_PIPELINE_SYNC) break;
+  }
+  PQexitPipelineMode(pc->conn);
+#else
+  r = PQexec(pc->conn, "SAVEPOINT jn_st");
+  PQclear(r);
+  res = run_request(pc, st, text, n, v, l, f);
+  if (!result_failed(res)) {
+    r = PQexec(pc->conn, "RELEASE SAVEPOINT jn_st");
+    PQclear(r);
+  }
+  (void)q;
+  (void)send_request;
+#endif
+  if (res == NULL || result_failed(res)) {
+    if (PQtransactionStatus(pc->conn) == PQTRANS_INERROR) {
+      r = PQexec(pc->conn, "ROLLBACK TO SAVEPOINT jn_st; RELEASE SAVEPOINT jn_st");
+      PQclear(r);
+    }
+  }
+  return res;
+}
+
 static int pg_prepare(void *db, const char *sql, size_t len, jn_St **out, size_t *used) {
   PgConn *pc = (PgConn *)db;
   size_t end, n;
@@ -370,7 +473,8 @@ static int pg_prepare(void *db, const char *sql, size_t len, jn_St **out, size_t
   st->nparams = nparams;
   for (i = 0; i < nparams; i++) st->params[i].isnull = 1;
   snprintf(st->name, sizeof st->name, "jn%lu", ++pc->serial);
-  res = PQprepare(pc->conn, st->name, text, nparams, NULL);
+  st->guard = !txn_control(text);
+  res = request(pc, st, text, 0, NULL, NULL, NULL);
   free(text);
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {
     int rc = fail_result(pc, res);
@@ -509,7 +613,7 @@ static int pg_step(jn_St *st) {
       f[i] = p->binary;
     }
     st->stepped = 1;
-    st->res = PQexecPrepared(pc->conn, st->name, n, v, l, f, 0);
+    st->res = request(pc, st, NULL, n, v, l, f);
     if (v != vals) { free((void *)v); free(l); free(f); }
     s = PQresultStatus(st->res);
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
@@ -764,7 +868,13 @@ const jn_Dialect jn_pg_dialect = {
   1,    /* INSERT ... RETURNING */
   1,    /* a failed statement aborts the whole transaction */
   " FOR NO KEY UPDATE",
-  65535
+  65535,
+  "SELECT tablename AS name FROM pg_catalog.pg_tables "
+  "WHERE schemaname = current_schema() AND lower(tablename) = lower(?)",
+  "SELECT tablename AS tbl_name FROM pg_catalog.pg_indexes "
+  "WHERE schemaname = current_schema() AND lower(indexname) = lower(?)",
+  "TRUE", "FALSE",
+  0     /* db:sync creates missing tables; an existing one is not compared yet */
 };
 
 /* }====== */
