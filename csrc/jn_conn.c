@@ -22,7 +22,11 @@ const jn_Dialect jn_sqlite_dialect = {
   0,    /* the key comes from sqlite3_last_insert_rowid */
   0,    /* a failed statement leaves the transaction usable */
   "",   /* BEGIN IMMEDIATE already holds the write lock */
-  0     /* ask sqlite3_limit */
+  0,    /* ask sqlite3_limit */
+  "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
+  "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ? COLLATE NOCASE",
+  "1", "0",
+  1     /* PRAGMA table_info and friends */
 };
 
 /* The connection's own statements; the three BEGINs come from the dialect. */

@@ -82,6 +82,11 @@ typedef struct jn_Dialect {
   int savepoint_every_write;              /* a failed statement aborts the transaction */
   const char *lock_parent;                /* suffix locking a row read in a write, or "" */
   int max_params;                         /* binds one statement may take */
+  /* the schema: reading the catalog, and literals in DDL */
+  const char *find_table;                 /* a row (column name) per table named ?, any case */
+  const char *find_index;                 /* the table (column tbl_name) of the index named ? */
+  const char *bool_true, *bool_false;     /* a BOOLEAN column's DEFAULT */
+  int compares_tables;                    /* db:sync can compare a table with its model */
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

@@ -551,7 +551,7 @@ void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias, jn
   if (!lua_isnil(L, -1)) {
     if (!lua_isinteger(L, -1) || lua_tonumber(L, -1) < 0)
       luaL_error(L, "%s: bad option 'offset' (non-negative integer expected)", ctx);
-    if (!has_limit) jn_buf_adds(L, b, " LIMIT -1");
+    if (!has_limit) jn_buf_adds(L, b, m->conn->dialect->offset_only);
     jn_buf_adds(L, b, " OFFSET ?");
     jn_query_bind(L, s, -1);
   }

@@ -74,8 +74,7 @@ static int run_own_sql(lua_State *L, jn_Conn *c, const char *sql, int argidx, in
 /* Does the main database hold a table of that name (the string at idx)? */
 static int table_exists(lua_State *L, jn_Conn *c, int idx, int *rc) {
   int found;
-  *rc = run_own_sql(L, c, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
-                    idx, 1);
+  *rc = run_own_sql(L, c, c->dialect->find_table, idx, 1);
   found = lua_rawlen(L, -1) > 0;
   lua_pop(L, 1);
   return found;
@@ -161,17 +160,17 @@ static void enum_check(lua_State *L, jn_Buf *b, const jn_Field *f) {
 static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, int declsidx,
                        int orderidx) {
   jn_Field *f = &m->f[i];
-  char tmp[48];
+  char tmp[80];
   jn_buf_addident(L, b, NULL, f->name);
   if (f->type == JN_T_STRING) snprintf(tmp, sizeof tmp, " VARCHAR(%d)", f->length);
+  else if (f->flags & JN_F_AUTOINC) snprintf(tmp, sizeof tmp, " %s", c->dialect->autoinc_key);
   else snprintf(tmp, sizeof tmp, " %s", c->dialect->ddl_type[f->type] != NULL &&
                 c->dialect->ddl_type[f->type][0] != '\0' ? c->dialect->ddl_type[f->type]
                                                           : jn_schema_sqltype(f->type));
   jn_buf_adds(L, b, tmp);
   if (f->enums != NULL) enum_check(L, b, f);
-  if (f->flags & JN_F_PK) {
+  if ((f->flags & JN_F_PK) && !(f->flags & JN_F_AUTOINC)) {
     jn_buf_adds(L, b, " PRIMARY KEY");
-    if (f->flags & JN_F_AUTOINC) jn_buf_adds(L, b, " AUTOINCREMENT");
   }
   /* An INTEGER key is the rowid and never NULL; any other key needs saying. */
   if ((f->flags & JN_F_NOTNULL) && !((f->flags & JN_F_PK) && f->type == JN_T_INTEGER))
@@ -184,7 +183,8 @@ static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, 
     /* A literal from the declaration, quoted by SQLite's own %Q. */
     char *lit;
     if (lua_type(L, -1) == LUA_TBOOLEAN)
-      lit = sqlite3_mprintf(" DEFAULT %d", lua_toboolean(L, -1));
+      lit = sqlite3_mprintf(" DEFAULT %s", lua_toboolean(L, -1) ? c->dialect->bool_true
+                                                                   : c->dialect->bool_false);
     else if (lua_type(L, -1) == LUA_TNUMBER)
       lit = sqlite3_mprintf(" DEFAULT %s", lua_tostring(L, -1));
     else
@@ -314,8 +314,7 @@ static int create_declared(lua_State *L, jn_Conn *c, int modelidx, int k) {
   lua_rawgeti(L, -1, k);
   ix = lua_gettop(L);
   lua_getfield(L, ix, "name");
-  rc = run_own_sql(L, c, "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ? COLLATE NOCASE",
-                   ix + 1, 1);
+  rc = run_own_sql(L, c, c->dialect->find_index, ix + 1, 1);
   if (rc != SQLITE_OK) return rc;
   lua_rawgeti(L, -1, 1);
   if (!lua_isnil(L, -1)) {
@@ -928,6 +927,10 @@ static int sync_model(lua_State *L, jn_Diff *d, int midx) {
   tblidx = lua_gettop(L);
   if (!table_exists(L, d->c, tblidx, &rc) && rc == SQLITE_OK) {
     rc = create_table(L, d->c, midx, d->orderidx);
+  } else if (rc == SQLITE_OK && !d->c->dialect->compares_tables) {
+    lua_pushfstring(L, "%s: table %s exists and was not compared with the model (db:sync "
+                    "compares tables on SQLite only)", d->m->name, d->m->table);
+    diff_add(L, d->warns);
   } else if (rc == SQLITE_OK) {
     jn_model_uv(L, midx, JN_UV_FIELDS);
     d->declsidx = lua_gettop(L);
