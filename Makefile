@@ -2,6 +2,8 @@
 #
 #   make [build]       build/{5.1,jit,5.3,5.4}/junction/core.so from every csrc/*.c
 #   make test          deps + build + busted under lua5.1, luajit, lua5.3, lua5.4
+#   make test-pg       spec/postgres_spec.lua on a private PostgreSQL server (.ci/pg.sh),
+#                      Lua 5.4 then LuaJIT; says why when it skips (never under CI=true)
 #   make demo          deps + build + examples/blog.lua (lua5.4) on a fresh blog.sqlite3
 #   make repl          lua5.4 -i examples/repl.lua with the paths set
 #   make lint          luacheck (.luacheckrc)
@@ -28,6 +30,7 @@ JN_LDLIBS := -lsqlite3
 # (pkg-config libpq); `make JN_PG=0` builds the SQLite engine alone.
 ifneq ($(JN_PG),0)
 ifeq ($(shell pkg-config --exists libpq && echo yes),yes)
+PG_BUILT := yes
 JN_CFLAGS += -DJN_WITH_PG $(shell pkg-config --cflags libpq)
 JN_LDLIBS += $(shell pkg-config --libs libpq)
 endif
@@ -62,7 +65,7 @@ RUN54 := LUA_PATH_5_4='$(LPATH);;' LUA_CPATH_5_4='build/5.4/?.so;;'
 DEMO_DB ?= blog.sqlite3
 
 .DEFAULT_GOAL := build
-.PHONY: build deps test demo repl lint asan valgrind rockspec rockspec-update bench bench-scale bench-openresty soak \
+.PHONY: build deps test test-pg demo repl lint asan valgrind rockspec rockspec-update bench bench-scale bench-openresty soak \
         openresty-test clean
 
 build: $(SOS)
@@ -95,6 +98,21 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory build
 	@bash .ci/busted.sh $(ABIS)
+
+# PostgreSQL: a throwaway server started and stopped by .ci/pg.sh (also when
+# the specs fail). Skipped, saying why, where PostgreSQL cannot run; CI (CI=true,
+# as .ci/run sets it) installs it, so there a skip is a failure.
+test-pg: deps
+	@$(MAKE) --no-print-directory build/5.4/junction/core.so build/jit/junction/core.so
+	@why=; \
+	if [ -z "$(PG_BUILT)" ]; then why="junction is built without PostgreSQL (pkg-config finds no libpq: apt-get install libpq-dev)"; \
+	elif ! why=$$(bash .ci/pg.sh check); then :; else why=; fi; \
+	if [ -n "$$why" ]; then \
+	  echo "test-pg: skipped: $$why"; \
+	  if [ "$${CI:-}" = true ]; then echo "test-pg: CI must not skip the PostgreSQL suite"; echo "0 passed, 1 failed"; exit 1; fi; \
+	  exit 0; \
+	fi; \
+	bash .ci/pg.sh run -- bash .ci/busted.sh --spec=spec/postgres_spec.lua 5.4 jit
 
 demo: deps
 	@$(MAKE) --no-print-directory build/5.4/junction/core.so
