@@ -54,6 +54,7 @@ build = {
     ["junction.hooks"] = "lua/junction/hooks.lua",
     ["junction.inflect"] = "lua/junction/inflect.lua",
     ["junction.loader"] = "lua/junction/loader.lua",
+    ["junction.methods"] = "lua/junction/methods.lua",
     ["junction.migrate"] = "lua/junction/migrate.lua",
     ["junction.pages"] = "lua/junction/pages.lua",
   },

@@ -192,6 +192,7 @@ typedef struct jn_Model {
 #define JN_UV_DEFAULTS  "defaults"  /* field index (1-based) -> value or function */
 #define JN_UV_FIELDS    "fields"    /* field index (1-based) -> declaration table */
 #define JN_UV_ASSOCS    "assocs"    /* alias -> association */
+#define JN_UV_OWN       "own"       /* the model's own class methods and values */
 
 /* }====== */
 

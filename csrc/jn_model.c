@@ -477,19 +477,35 @@ static int model_find_or_create(lua_State *L) {
   return jn_atomic(L, m->conn, find_or_create_body, 1, 0);
 }
 
-/* Model:_method(name, fn): give instances a method (lua/junction's associations). */
+/* Model:_method(name, fn[, replace]): give instances a method (lua/junction's
+** associations, soft delete, instance methods).  With replace, name must
+** already be a method (never a field or an association), and the method
+** it was is returned. */
 static int model_add_method(lua_State *L) {
   jn_Model *m = check_self(L, "_method");
   const char *name = luaL_checkstring(L, 2);
+  int replace = lua_toboolean(L, 4);
   luaL_checktype(L, 3, LUA_TFUNCTION);
   jn_model_lookup(L, m);
   lua_getfield(L, -1, name);
-  if (!lua_isnil(L, -1))
+  if (replace && !lua_isfunction(L, -1))
+    luaL_error(L, "%s: '%s' is not a method", m->name, name);
+  if (!replace && !lua_isnil(L, -1))
     luaL_error(L, "%s: '%s' is already a field, method or association", m->name, name);
-  lua_pop(L, 1);
+  lua_insert(L, -2);
   lua_pushvalue(L, 3);
   lua_setfield(L, -2, name);
-  return 0;
+  lua_pop(L, 1);
+  return replace ? 1 : 0;
+}
+
+/* Model:_now(): the text junction writes in timestamps, now. */
+static int model_now(lua_State *L) {
+  jn_Model *m = check_self(L, "_now");
+  char stamp[32];
+  size_t n = jn_timestamp(m->conn, stamp);
+  lua_pushlstring(L, stamp, n);
+  return 1;
 }
 
 /* Model:_info(): a table describing the model, for lua/junction. */
@@ -522,7 +538,34 @@ static int model_info(lua_State *L) {
   return 1;
 }
 
-/* Model.name, Model.tableName, then the methods. */
+/* Push the model's own table (class methods and values set on the model,
+** and the methods lua/junction gives one model), made on first use.
+** [-0, +1, m] */
+static void push_own(lua_State *L, int modelidx) {
+  lua_getuservalue(L, modelidx);
+  lua_pushliteral(L, JN_UV_OWN);
+  lua_rawget(L, -2);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushliteral(L, JN_UV_OWN);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_remove(L, -2);
+}
+
+/* Model:_own(): the model's own table, for lua/junction (scopes, soft
+** delete, class methods).  [-0, +1, m] */
+static int model_own(lua_State *L) {
+  if (luaL_testudata(L, 1, JN_MODEL_MT) == NULL)
+    luaL_error(L, "Model:_own: bad self (model expected, got %s)", luaL_typename(L, 1));
+  push_own(L, 1);
+  return 1;
+}
+
+/* Model.name, Model.tableName, then the model's own table, then the
+** methods every model has. */
 static int model_index(lua_State *L) {
   jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
   const char *k;
@@ -534,9 +577,44 @@ static int model_index(lua_State *L) {
     if (strcmp(k, "tableName") == 0) { lua_pushstring(L, m->table); return 1; }
     if (strcmp(k, "primaryKey") == 0) { lua_pushstring(L, m->f[m->pk].name); return 1; }
   }
+  lua_getuservalue(L, 1);
+  lua_pushliteral(L, JN_UV_OWN);
+  lua_rawget(L, -2);
+  if (lua_istable(L, -1)) {
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    if (!lua_isnil(L, -1)) return 1;
+  }
+  lua_settop(L, 2);
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
   return 1;
+}
+
+/* Model.key = value: a class method (or any value) of this model alone, in
+** its own table.  The names every model answers to (its methods, name,
+** tableName, primaryKey, instance) cannot be replaced: junction's own Lua
+** calls them.  Setting nil removes what was set.  Raises on misuse. */
+static int model_newindex(lua_State *L) {
+  jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
+  const char *k;
+  if (m == NULL)
+    luaL_error(L, "junction.Model.__newindex: bad self (model expected, got %s)", luaL_typename(L, 1));
+  if (lua_type(L, 2) != LUA_TSTRING)
+    luaL_error(L, "%s: cannot set a %s key (names are strings)", m->name, luaL_typename(L, 2));
+  k = lua_tostring(L, 2);
+  lua_settop(L, 3);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  if (!lua_isnil(L, -1) || strcmp(k, "name") == 0 || strcmp(k, "tableName") == 0 ||
+      strcmp(k, "primaryKey") == 0 || strcmp(k, "instance") == 0)
+    luaL_error(L, "%s: cannot set '%s' (every model has it; choose another name)", m->name, k);
+  lua_pop(L, 1);
+  push_own(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
 }
 
 static int model_tostring(lua_State *L) {
@@ -573,6 +651,8 @@ static const luaL_Reg model_methods[] = {
   {"destroy", model_destroy},
   {"_method", model_add_method},
   {"_info", model_info},
+  {"_own", model_own},
+  {"_now", model_now},
   {NULL, NULL}
 };
 
@@ -584,8 +664,11 @@ void jn_model_open(lua_State *L) {
   luaL_setfuncs(L, model_methods, 0);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "Model");
+  lua_pushvalue(L, -1);
   lua_pushcclosure(L, model_index, 1);
-  lua_setfield(L, -2, "__index");
+  lua_setfield(L, -3, "__index");
+  lua_pushcclosure(L, model_newindex, 1);
+  lua_setfield(L, -2, "__newindex");
   lua_pushcfunction(L, model_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);

@@ -289,6 +289,12 @@ local function run(e, name, ...)
   end
   return true
 end
+M.run = run
+
+-- Functions extend(db, name, spec) -> spec, after(model) that other modules
+-- (junction.scopes, junction.methods) add: db:define calls each with the
+-- spec before taking its own options out, and after with the new model.
+M.extenders = {}
 
 local function dbof(e)
   local db = e.db[1]
@@ -431,6 +437,8 @@ function M.setup(mod, c)
     if type(spec) ~= "table" or core.type(self) ~= "connection" then
       return pass(checked(pcall(C.define, self, name, spec, ...)))
     end
+    local after = {}
+    for i, extend in ipairs(M.extenders) do spec, after[i] = extend(self, name, spec) end
     local s, e = strip(name, spec)
     local model
     if e == nil then
@@ -450,6 +458,7 @@ function M.setup(mod, c)
     local hasfield = false
     for _, f in ipairs(model:_info().fields) do if f == "validate" then hasfield = true end end
     if not hasfield then model:_method("validate", validate_method) end
+    for _, f in ipairs(after) do f(model) end
     return model
   end
 

@@ -173,6 +173,9 @@ M._hooked = function(model) return hooks.entry(model) ~= nil end
 -- Model:findAndCountAll and Model:paginated (lua/junction/pages.lua).
 require("junction.pages").setup(core)
 
+-- A model's own class and instance methods (lua/junction/methods.lua).
+require("junction.methods").setup()
+
 -- Association declarations and the methods written in Lua.
 local assoc = require "junction.assoc"
 assoc.setup(M, core)

@@ -1,0 +1,65 @@
+-- junction.methods: a model's own methods.
+--
+-- Class methods are set on the model itself (`function Post:summary() end`):
+-- the C core keeps them in the model's own table, consulted before the
+-- methods every model shares.  Instance methods are set on `Model.instance`
+-- (`function Post.instance:summary() end`), a table made here for each model
+-- whose assignments go into the model's lookup, the one the shared
+-- junction.Instance metatable consults: no metatable per model.
+local inflect = require "junction.inflect"
+
+local M = {}
+
+local Methods = {}
+-- Each Model.instance table holds its state under this key (a weak-keyed
+-- table would keep the model alive on Lua 5.1: the state refers to it).
+local STATE = {}
+
+Methods.__index = function(self, k)
+  return rawget(self, STATE).methods[k]
+end
+
+Methods.__newindex = function(self, k, v)
+  local st = rawget(self, STATE)
+  local model = st.model
+  if type(k) ~= "string" then
+    error(model.name .. ".instance: bad method name (string expected, got " .. type(k) .. ")", 2)
+  end
+  if type(v) ~= "function" then
+    error(model.name .. ".instance." .. k .. ": bad method (function expected, got " .. type(v) .. ")", 2)
+  end
+  if st.methods[k] ~= nil then
+    error(model.name .. ".instance." .. k .. ": already set (an instance method is set once)", 2)
+  end
+  local ok, err = pcall(model._method, model, k, v)
+  if not ok then
+    error(model.name .. ".instance." .. k .. ": " ..
+          (tostring(err):match("'[^']*' is already a field, method or association") or tostring(err)), 2)
+  end
+  st.methods[k] = v
+  -- the snake_case name too, when it is free
+  local snake = inflect.snake(k)
+  if snake ~= k then pcall(model._method, model, snake, v) end
+end
+
+Methods.__tostring = function(self)
+  return "instance methods of " .. rawget(self, STATE).model.name
+end
+
+-- The Model.instance table of model.
+local function instance_table(model)
+  local t = setmetatable({}, Methods)
+  rawset(t, STATE, { model = model, methods = {} })
+  return t
+end
+
+function M.setup()
+  local extenders = require("junction.hooks").extenders
+  extenders[#extenders + 1] = function(_, _, spec)
+    return spec, function(model)
+      model:_own().instance = instance_table(model)
+    end
+  end
+end
+
+return M
