@@ -57,6 +57,7 @@ build = {
     ["junction.methods"] = "lua/junction/methods.lua",
     ["junction.migrate"] = "lua/junction/migrate.lua",
     ["junction.pages"] = "lua/junction/pages.lua",
+    ["junction.scopes"] = "lua/junction/scopes.lua",
   },
   -- the `junction` command: migrate, rollback, status, erd, console
   install = {

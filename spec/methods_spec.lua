@@ -35,7 +35,7 @@ describe("class methods", function()
 
   it("the names every model has cannot be replaced", function()
     local _, Post = posts()
-    for _, name in ipairs { "findAll", "find_all", "create", "name", "tableName", "primaryKey", "instance" } do
+    for _, name in ipairs { "findAll", "find_all", "create", "name", "tableName", "primaryKey", "instance", "scope" } do
       assert.error_matches(function() Post[name] = function() end end,
         "Post: cannot set '" .. name .. "' (every model has it; choose another name)", 1, true)
     end

@@ -173,6 +173,11 @@ M._hooked = function(model) return hooks.entry(model) ~= nil end
 -- Model:findAndCountAll and Model:paginated (lua/junction/pages.lua).
 require("junction.pages").setup(core)
 
+-- Scopes and soft delete (lua/junction/scopes.lua): db:define takes
+-- defaultScope, scopes and paranoid out of the spec.
+local scopes = require "junction.scopes"
+scopes.setup(M, core)
+
 -- A model's own class and instance methods (lua/junction/methods.lua).
 require("junction.methods").setup()
 
@@ -184,7 +189,9 @@ function Connection:associate(tbl)
   if core.type(self) ~= "connection" then
     error("db:associate: bad self (connection expected, got " .. type(self) .. "; call it with ':')", 2)
   end
-  return assoc.associate(self, tbl)
+  local ok = assoc.associate(self, tbl)
+  scopes.associated(self)
+  return ok
 end
 
 M.loadModels = function(db, dir)

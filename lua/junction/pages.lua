@@ -2,6 +2,10 @@
 -- over the C findAll and count.
 local M = {}
 
+-- Does a self that is not a model stand for one (a scoped model)?  Set by
+-- junction.scopes.
+function M.accepts() return false end
+
 local core   -- set by setup
 
 local function copy(t)
@@ -11,7 +15,7 @@ local function copy(t)
 end
 
 local function check_model(self, method)
-  if core.type(self) ~= "model" then
+  if core.type(self) ~= "model" and not M.accepts(self) then
     error("Model:" .. method .. ": bad self (model expected, got " .. type(self) .. "; call it with ':')", 3)
   end
 end
@@ -31,14 +35,15 @@ local function find_and_count_all(self, opts)
     if rows == nil then return nil, msg, code end
     local n
     n, msg, code = self:count { where = opts and rawget(opts, "where"),
-                                include = opts and rawget(opts, "include") }
+                                include = opts and rawget(opts, "include"),
+                                paranoid = opts and rawget(opts, "paranoid") }
     if n == nil then return nil, msg, code end
     return { rows = rows, count = n }
   end)
 end
 
 local paged_opts = { per_page = true, perPage = true, where = true, order = true, include = true,
-                     attributes = true }
+                     attributes = true, paranoid = true }
 
 local Pager = {}
 Pager.__index = Pager
@@ -58,7 +63,8 @@ end
 --- The number of items over all pages, or fail.
 function Pager:totalItems()
   if getmetatable(self) ~= Pager then error("totalItems: bad self (paginator expected; call it with ':')", 2) end
-  return self.model:count { where = self.opts.where, include = self.opts.include }
+  return self.model:count { where = self.opts.where, include = self.opts.include,
+                            paranoid = self.opts.paranoid }
 end
 
 --- The number of pages (0 when there is no item), or fail.
