@@ -32,6 +32,7 @@ build = {
         "csrc/jn_assocm.c",
         "csrc/jn_conn.c",
         "csrc/jn_error.c",
+        "csrc/jn_hasmany.c",
         "csrc/jn_include.c",
         "csrc/jn_instance.c",
         "csrc/jn_model.c",

@@ -215,6 +215,9 @@ enum {
   JN_AS_HAS_IN, JN_AS_HAS_IN_SMALL, JN_AS_NSTMT
 };
 
+/* Statements of a hasMany or hasOne association (jn_hasmany.c). */
+#define JN_HM_NSTMT 15
+
 typedef struct jn_Assoc {
   int kind;
   jn_Model *source, *target, *through;   /* anchored in the uservalue */
@@ -225,6 +228,7 @@ typedef struct jn_Assoc {
   const char *alias;        /* anchored in the uservalue */
   jn_St *st[JN_AS_NSTMT];
   jn_St *ins[JN_LINK_BATCH + 1];  /* INSERT of n links */
+  jn_St *hm[JN_HM_NSTMT];   /* hasMany/hasOne: the statements of jn_hasmany.c */
 } jn_Assoc;
 
 /* }====== */
@@ -384,6 +388,7 @@ JN_INTERNAL void jn_assoc_pushrow(lua_State *L, const jn_Rows *r, jn_St *st);
 JN_INTERNAL void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel);
 JN_INTERNAL const char *jn_assoc_method(lua_State *L);
 JN_INTERNAL int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);
+JN_INTERNAL int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);
 JN_INTERNAL void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i);
 JN_INTERNAL jn_St *jn_assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc);
 JN_INTERNAL int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx);
@@ -405,6 +410,10 @@ JN_INTERNAL int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int inc
                                  const char *ctx);
 
 /* jn_assocm.c */
+JN_INTERNAL jn_Assoc *jn_assocm_checkself(lua_State *L);
 JN_INTERNAL void jn_assocm_open(lua_State *L);
+
+/* jn_hasmany.c */
+JN_INTERNAL void jn_hasmany_open(lua_State *L);
 
 #endif /* JN_H */

@@ -7,9 +7,9 @@
 **
 ** Keys in lists (setGenres{1, genre, "3"}) become jn_Key values in a key
 ** array on the calling method's own stack, read one way for every kind of
-** association (hasMany and the to-one methods reach it through
-** Association:_keys): set and add diff them against the keys the junction
-** holds, and write only the difference.
+** association (jn_hasmany.c reaches it through jn_assoc_keylist, the Lua
+** methods through Association:_keys): set and add diff them against the
+** keys the junction holds, and write only the difference.
 */
 #include "jn.h"
 #include <stdio.h>
@@ -1297,19 +1297,17 @@ static int assoc_info(lua_State *L) {
 }
 
 /*
-** Association:_keys(list, single, method): the keys of a list (or of one
-** value when single) read exactly as the belongsToMany methods read them,
-** distinct, as an array; misuse raises naming method.  The hasMany and
-** to-one methods of lua/junction read their keys through it.
-** [-3, +1, e]
+** The keys of the argument at idx (a list, or one value when single) read
+** exactly as the belongsToMany methods read them: pushes an array of the
+** distinct key values, in the order given, and returns their number.
+** Misuse raises naming ctx.  The hasMany and hasOne methods (jn_hasmany.c)
+** read their keys through it.
+** [-0, +1, e]
 */
-static int assoc_keys(lua_State *L) {
-  jn_Assoc *a = check_assoc(L, 1);
-  int single = lua_toboolean(L, 3), n, i, arr;
-  const char *ctx = luaL_checkstring(L, 4);
+int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx) {
+  int n, i, arr;
   jn_Key *keys;
-  lua_settop(L, 4);
-  n = jn_assoc_readkeys(L, a, 2, single, ctx);
+  n = jn_assoc_readkeys(L, a, idx, single, ctx);
   arr = lua_gettop(L);
   keys = (jn_Key *)lua_touserdata(L, arr);
   if (n > JN_KEYS_SCAN) qsort(keys, (size_t)n, sizeof *keys, pos_cmp);   /* the order given */
@@ -1318,6 +1316,21 @@ static int assoc_keys(lua_State *L) {
     push_key(L, &keys[i]);
     lua_rawseti(L, -2, i + 1);
   }
+  lua_remove(L, arr);
+  return n;
+}
+
+/*
+** Association:_keys(list, single, method): the keys as jn_assoc_keylist
+** reads them, for the methods lua/junction keeps (targets with hooks).
+** [-3, +1, e]
+*/
+static int assoc_keys(lua_State *L) {
+  jn_Assoc *a = check_assoc(L, 1);
+  int single = lua_toboolean(L, 3);
+  const char *ctx = luaL_checkstring(L, 4);
+  lua_settop(L, 4);
+  jn_assoc_keylist(L, a, 2, single, ctx);
   return 1;
 }
 

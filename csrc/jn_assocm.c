@@ -47,6 +47,12 @@ static jn_Assoc *check_method(lua_State *L) {
   return a;
 }
 
+/* check_method for the hasMany and hasOne methods of jn_hasmany.c, closures
+** of the same three upvalues. */
+jn_Assoc *jn_assocm_checkself(lua_State *L) {
+  return check_method(L);
+}
+
 /*
 ** Replace the options table at idx (when it is one) by a raw copy of its
 ** fields, so that whatever reads them later never runs the caller's

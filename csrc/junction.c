@@ -36,6 +36,7 @@ int luaopen_junction_core(lua_State *L) {
   jn_model_open(L);
   jn_assoc_open(L);
   jn_assocm_open(L);   /* after conn: adds db:_associate */
+  jn_hasmany_open(L);  /* after assoc: adds Association:_method */
   lua_newuserdata(L, 1);              /* junction.null */
   lua_newtable(L);
   lua_pushcfunction(L, null_tostring);

@@ -7,8 +7,9 @@
 -- Each entry has one kind key (belongsTo, hasOne, hasMany, belongsToMany)
 -- naming the target model; builders[kind] resolves the names, keys and
 -- defaults (Sequelize's) and records the association in the C core.  The
--- belongsToMany methods are C; the to-one and hasMany methods are here, each
--- one atomic through db:transaction.
+-- belongsToMany methods are C, and so are hasMany's set/add/remove/has/count
+-- and hasOne's set (csrc/jn_hasmany.c) for a target without hooks or
+-- validators; the others are here, each one atomic through db:transaction.
 local inflect = require "junction.inflect"
 local isopen = require("junction.core")._isopen
 local destroyed = require("junction.core")._destroyed
@@ -380,8 +381,23 @@ local function has_one_methods(db, assoc, source, target, sk, fk, singular)
   return fns
 end
 
-local function register(source, names, fns)
-  for name, role in pairs(names) do source:_method(name, fns[role]) end
+-- The roles whose method is C (Association:_method): hasMany's reads and
+-- writes and hasOne's set, each one call over statements the association
+-- keeps.  A target with hooks or validators keeps the Lua methods above,
+-- over Model:update, so that hooks.lua's wrappers run for it.
+local c_roles = {
+  hasMany = { set = "set", add = "add", addMany = "addMany", remove = "remove",
+              removeMany = "removeMany", has = "has", hasMany = "hasMany", count = "count" },
+  hasOne = { set = "setOne" },
+}
+
+local function register(source, names, fns, assoc, kind, target)
+  local c = not junction._hooked(target) and c_roles[kind] or {}
+  for name, role in pairs(names) do
+    local fn = fns[role]
+    if c[role] then fn = assoc:_method(c[role], source.name .. ":" .. name) end
+    source:_method(name, fn)
+  end
 end
 
 -- }======
@@ -493,7 +509,8 @@ function builders.belongsTo(db, source, target, spec, ctx)
   end
   apply_actions(source, fk, target, tk, spec, ctx)
   local assoc = db:_associate(source, "belongsTo", target, { as = singular, foreignKey = fk, targetKey = tk })
-  register(source, one_names(singular), belongs_to_methods(db, assoc, source, target, fk, tk, singular))
+  register(source, one_names(singular), belongs_to_methods(db, assoc, source, target, fk, tk, singular), assoc,
+           "belongsTo", target)
 end
 
 local function has_builder(kind)
@@ -510,9 +527,10 @@ local function has_builder(kind)
                                 { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
     if tomany then
       register(source, many_names(singular, plural),
-               has_many_methods(db, assoc, source, target, sk, fk, singular, plural))
+               has_many_methods(db, assoc, source, target, sk, fk, singular, plural), assoc, kind, target)
     else
-      register(source, one_names(singular), has_one_methods(db, assoc, source, target, sk, fk, singular))
+      register(source, one_names(singular), has_one_methods(db, assoc, source, target, sk, fk, singular),
+               assoc, kind, target)
     end
   end
 end
