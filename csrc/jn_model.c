@@ -103,6 +103,51 @@ static int model_bulk_create(lua_State *L) {
   return jn_atomic(L, m->conn, bulk_body, 0, 0);
 }
 
+/*
+** opts.rejectOnEmpty of the options at optsidx (a table): when given, the
+** options are replaced by a copy without it, and the message a find that
+** finds nothing returns is pushed ("Post:findOne: no row found", or the
+** string given); its stack index is returned.  0 when it is absent or
+** false (nothing pushed).  Raises for a value that is neither.
+*/
+static int take_reject(lua_State *L, int optsidx, const char *ctx) {
+  int t, flag, copy;
+  if (!lua_istable(L, optsidx)) return 0;
+  t = jn_optfield(L, optsidx, "rejectOnEmpty");
+  if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  if (t != LUA_TBOOLEAN && t != LUA_TSTRING)
+    luaL_error(L, "%s: bad option 'rejectOnEmpty' (true or a message expected, got %s)", ctx,
+               luaL_typename(L, -1));
+  flag = lua_gettop(L);
+  lua_newtable(L);
+  copy = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, optsidx) != 0) {   /* key value */
+    if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "rejectOnEmpty") == 0) {
+      lua_pop(L, 1);
+    } else {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, copy);
+    }
+  }
+  lua_replace(L, optsidx);
+  if (t == LUA_TBOOLEAN) {
+    if (!lua_toboolean(L, flag)) { lua_pop(L, 1); return 0; }
+    lua_pushfstring(L, "%s: no row found", ctx);
+    lua_replace(L, flag);
+  }
+  return flag;
+}
+
+/* The result of a find at the top: nil becomes the failure of rejectOnEmpty
+** (code SQLITE_NOTFOUND, 12) when msgidx is not 0. */
+static int rejected(lua_State *L, jn_Model *m, int msgidx, int nres) {
+  if (msgidx == 0 || nres != 1 || !lua_isnil(L, -1)) return nres;
+  m->conn->why = lua_tostring(L, msgidx);   /* stays on the stack until pushed */
+  return jn_pushfail(L, m->conn, SQLITE_NOTFOUND);
+}
+
 /*** Find by primary key.
 @function Model:findByPk
 @param key
@@ -114,23 +159,25 @@ static int model_find_by_pk(lua_State *L) {
   char ctx[96];
   jn_Model *m = check_self(L, "findByPk");
   jn_St *st;
-  int rc;
+  int rc, rej;
   method_ctx(ctx, sizeof ctx, m, "findByPk");
   if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
     luaL_error(L, "%s: bad argument #1 (key expected, got %s)", ctx, luaL_typename(L, 2));
   if (!lua_isnoneornil(L, 3)) {
-    jn_query_checkopts(L, 3, pk_opts, ctx);
     lua_settop(L, 3);
-    lua_newtable(L);                    /* 4: opts with where = { pk = key } */
+    rej = take_reject(L, 3, ctx);       /* 4: its message, when given */
+    jn_query_checkopts(L, 3, pk_opts, ctx);
+    lua_settop(L, 4);
+    lua_newtable(L);                    /* 5: opts with where = { pk = key } */
     jn_optfield(L, 3, "attributes");
-    lua_setfield(L, 4, "attributes");
+    lua_setfield(L, 5, "attributes");
     jn_optfield(L, 3, "include");
-    lua_setfield(L, 4, "include");
+    lua_setfield(L, 5, "include");
     lua_newtable(L);
     lua_pushvalue(L, 2);
     lua_setfield(L, -2, m->f[m->pk].name);
-    lua_setfield(L, 4, "where");
-    return jn_include_find(L, m, 1, 4, 1, ctx);
+    lua_setfield(L, 5, "where");
+    return rejected(L, m, rej, jn_include_find(L, m, 1, 5, 1, ctx));
   }
   lua_settop(L, 2);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
@@ -145,8 +192,11 @@ static int model_find_by_pk(lua_State *L) {
 static int model_find_one(lua_State *L) {
   char ctx[96];
   jn_Model *m = check_self(L, "findOne");
+  int rej;
   lua_settop(L, 2);
-  return jn_include_find(L, m, 1, 2, 1, method_ctx(ctx, sizeof ctx, m, "findOne"));
+  method_ctx(ctx, sizeof ctx, m, "findOne");
+  rej = take_reject(L, 2, ctx);
+  return rejected(L, m, rej, jn_include_find(L, m, 1, 2, 1, ctx));
 }
 
 static int model_find_all(lua_State *L) {
@@ -385,6 +435,124 @@ static int model_destroy(lua_State *L) {
   jn_buf_addident(L, &b, NULL, m->table);
   add_where(L, m, 2, &b, &s, ctx);
   return run_write(L, m, &b, &s);
+}
+
+/*** Add to numeric fields of the rows that match, in one statement:
+** `UPDATE t SET "f" = "f" + ?, ..., "updatedAt" = ? WHERE ...`.
+@function Model:_increment
+@tparam table by field name -> number (lua/junction's increment and decrement)
+@tparam table opts where or all = true
+@treturn integer|fail rows changed
+*/
+static int model_increment(lua_State *L) {
+  static const char *const inc_opts[] = { "where", "all", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "increment");
+  jn_Buf b;
+  jn_Select s;
+  int i, n = 0;
+  method_ctx(ctx, sizeof ctx, m, "increment");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 3);
+  jn_query_checkopts(L, 3, inc_opts, ctx);
+  write_rows(L, 3, 0, ctx);
+  lua_pushnil(L);   /* every key a numeric field, every value a finite number */
+  while (lua_next(L, 2) != 0) {
+    int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
+    double d = lua_tonumber(L, -1);
+    if (f < 0)
+      luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, luaL_tolstring(L, -2, NULL), m->name);
+    if (m->f[f].type != JN_T_INTEGER && m->f[f].type != JN_T_REAL)
+      luaL_error(L, "%s: bad field '%s' (an INTEGER or REAL field expected)", ctx, m->f[f].name);
+    if (lua_type(L, -1) != LUA_TNUMBER || d != d || d - d != 0 || d > 9.2e18 || d < -9.2e18)
+      luaL_error(L, "%s: bad argument 'by' (a finite number expected, got %s)", ctx, luaL_typename(L, -1));
+    if (m->f[f].type == JN_T_INTEGER && d != (double)(sqlite3_int64)d)
+      luaL_error(L, "%s: bad argument 'by' (a whole number expected for INTEGER field '%s')", ctx,
+                 m->f[f].name);
+    lua_pop(L, 1);
+  }
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "UPDATE ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " SET ");
+  for (i = 0; i < m->nfields; i++) {   /* field order, so the text is stable */
+    lua_pushstring(L, m->f[i].name);
+    lua_rawget(L, 2);
+    if (!lua_isnil(L, -1)) {
+      if (n++) jn_buf_adds(L, &b, ", ");
+      jn_buf_addident(L, &b, NULL, m->f[i].name);
+      jn_buf_adds(L, &b, " = ");
+      jn_buf_addident(L, &b, NULL, m->f[i].name);
+      jn_buf_adds(L, &b, " + ?");
+      jn_query_bindt(L, &s, -1, m->f[i].type);
+    }
+    lua_pop(L, 1);
+  }
+  if (n == 0) luaL_error(L, "%s: bad argument #1 (no field to increment)", ctx);
+  if (m->updated >= 0) {
+    char ts[32];
+    size_t len = jn_timestamp(m->conn, ts);
+    jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, m->f[m->updated].name);
+    jn_buf_adds(L, &b, " = ?");
+    lua_pushlstring(L, ts, len);
+    jn_query_bindt(L, &s, -1, m->f[m->updated].type);
+    lua_pop(L, 1);
+  }
+  add_where(L, m, 3, &b, &s, ctx);
+  return run_write(L, m, &b, &s);
+}
+
+/*** One aggregate of a field over the rows that match:
+** `SELECT sum("f") FROM t WHERE ...` (sum, max, min, avg).
+@function Model:_aggregate
+@tparam string fn sum, max, min or avg
+@tparam string field
+@tparam[opt] table opts where
+@treturn number|string|nil|fail max and min as the field reads; nil when no row matches
+*/
+static int model_aggregate(lua_State *L) {
+  static const char *const fns[] = { "sum", "max", "min", "avg", NULL };
+  static const char *const agg_opts[] = { "where", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "aggregate");
+  int fn = luaL_checkoption(L, 2, NULL, fns), f, rc;
+  jn_Buf b;
+  jn_Select s;
+  jn_St *st;
+  method_ctx(ctx, sizeof ctx, m, fns[fn]);
+  f = lua_type(L, 3) == LUA_TSTRING ? jn_model_field(L, m, 3) : -1;
+  if (f < 0)
+    luaL_error(L, "%s: bad argument #1 (a field of %s expected, got %s)", ctx, m->name,
+               lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : luaL_typename(L, 3));
+  if (fn != 1 && fn != 2 && m->f[f].type != JN_T_INTEGER && m->f[f].type != JN_T_REAL)
+    luaL_error(L, "%s: bad argument #1 (an INTEGER or REAL field expected, '%s' is not)", ctx,
+               m->f[f].name);
+  lua_settop(L, 4);
+  jn_query_checkopts(L, 4, agg_opts, ctx);
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT ");
+  jn_buf_adds(L, &b, fns[fn]);
+  jn_buf_adds(L, &b, "(");
+  jn_buf_addident(L, &b, NULL, m->f[f].name);
+  jn_buf_adds(L, &b, ") FROM ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  add_where(L, m, 4, &b, &s, ctx);
+  st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
+  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  jn_bind_list(L, m->conn, st, &s);
+  rc = jn_conn_step(L, m->conn, st);
+  if (rc == SQLITE_ROW) {
+    if (fn == 0 && jn_e_coltype(m->conn->eng, st, 0) == SQLITE_NULL) lua_pushinteger(L, 0);
+    else jn_push_column(L, m->conn->eng, st, 0, fn == 1 || fn == 2 ? m->f[f].type : JN_T_ANY);
+    jn_e_reset(m->conn->eng, st);
+    return 1;
+  }
+  rc = jn_pushfail(L, m->conn, rc);
+  jn_e_reset(m->conn->eng, st);
+  return rc;
 }
 
 /* Body of findOrCreate under jn_atomic: [w, model, where, values]. */
@@ -653,6 +821,8 @@ static const luaL_Reg model_methods[] = {
   {"_info", model_info},
   {"_own", model_own},
   {"_now", model_now},
+  {"_increment", model_increment},
+  {"_aggregate", model_aggregate},
   {NULL, NULL}
 };
 

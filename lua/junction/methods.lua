@@ -46,6 +46,30 @@ Methods.__tostring = function(self)
   return "instance methods of " .. rawget(self, STATE).model.name
 end
 
+-- inst:increment(field, by) / inst:increment{ field = by, ... } and
+-- decrement: Model:increment on the instance's row, then the row read back
+-- (as reload does: changes not saved are dropped).  Returns the instance or
+-- fail.
+local function instance_increment(name)
+  return function(self, field, by)
+    local model = require("junction.core").modelof(self)
+    if model == nil then error(name .. ": bad self (instance expected, got " .. type(self) .. ")", 2) end
+    local pk = model.primaryKey
+    local key = self[pk]
+    if key == nil then error(model.name .. ":" .. name .. ": the instance is not saved", 2) end
+    local n, msg, code
+    if type(field) == "table" then n, msg, code = model[name](model, field, { where = { [pk] = key } })
+    else n, msg, code = model[name](model, field, by or 1, { where = { [pk] = key } })
+    end
+    if n == nil then return nil, msg, code end
+    if n == 0 then return nil, model.name .. ":" .. name .. ": the row is gone (deleted elsewhere)", 12 end
+    local ok
+    ok, msg, code = self:reload()
+    if not ok then return nil, msg, code end
+    return self
+  end
+end
+
 -- The Model.instance table of model.
 local function instance_table(model)
   local t = setmetatable({}, Methods)
@@ -58,6 +82,11 @@ function M.setup()
   extenders[#extenders + 1] = function(_, _, spec)
     return spec, function(model)
       model:_own().instance = instance_table(model)
+      local has = {}
+      for _, f in ipairs(model:_info().fields) do has[f] = true end
+      for _, name in ipairs { "increment", "decrement" } do
+        if not has[name] then model:_method(name, instance_increment(name)) end
+      end
     end
   end
 end

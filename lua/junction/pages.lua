@@ -43,14 +43,38 @@ local function find_and_count_all(self, opts)
 end
 
 local paged_opts = { per_page = true, perPage = true, where = true, order = true, include = true,
-                     attributes = true, paranoid = true }
+                     attributes = true, paranoid = true, keyset = true }
 
 local Pager = {}
 Pager.__index = Pager
 
---- The items of page n (1 for the first), or fail.
+-- A keyset paginator's page: the items after the key `after` (nil: the
+-- first page), and the key to give for the next page (nil after the last).
+local function keyset_page(self, after)
+  local o = copy(self.opts)
+  local k, dir = self.keyset[1], self.keyset[2]
+  o.order, o.limit = { { k, dir } }, self.per_page
+  if after ~= nil then
+    if type(after) == "table" or type(after) == "function" or type(after) == "userdata" then
+      error(self.model.name .. ":paginated:getPage: bad argument #1 (the last key of the previous page " ..
+            "expected, got " .. type(after) .. ")", 3)
+    end
+    local cond = { [k] = { [dir == "DESC" and "lt" or "gt"] = after } }
+    o.where = o.where and { _and = { o.where, cond } } or cond
+  end
+  local items, msg, code = self.model:findAll(o)
+  if items == nil then return nil, msg, code end
+  local nxt
+  if #items == self.per_page then nxt = items[#items][k] end
+  return items, nxt
+end
+
+--- The items of page n (1 for the first), or fail.  A keyset paginator
+-- takes the last key of the previous page instead (nil for the first) and
+-- returns the items and the key of the next page.
 function Pager:getPage(n)
   if getmetatable(self) ~= Pager then error("getPage: bad self (paginator expected; call it with ':')", 2) end
+  if self.keyset then return keyset_page(self, n) end
   if type(n) ~= "number" or n < 1 or n ~= math.floor(n) or n ~= n or n == math.huge then
     error(self.model.name .. ":paginated:getPage: bad argument #1 (a page number from 1 expected, got "
           .. tostring(n) .. ")", 2)
@@ -81,13 +105,20 @@ end
 function Pager:eachItem()
   if getmetatable(self) ~= Pager then error("eachItem: bad self (paginator expected; call it with ':')", 2) end
   local page, items, i = 0, {}, 0
+  local after
   return function()
     i = i + 1
     if items[i] == nil then
       if page > 0 and #items < self.per_page then return nil end
+      if page > 0 and self.keyset and after == nil then return nil end
       page = page + 1
       local msg, code
-      items, msg, code = self:getPage(page)
+      if self.keyset then
+        items, msg, code = self:getPage(after)
+        if items ~= nil then after, msg = msg, nil end
+      else
+        items, msg, code = self:getPage(page)
+      end
       if items == nil then
         error(self.model.name .. ":paginated:eachItem: " .. tostring(msg) .. " (" .. tostring(code) .. ")", 2)
       end
@@ -122,8 +153,31 @@ local function paginated(self, opts)
     error(method .. ": bad option 'per_page' (a whole number from 1 expected, got " .. tostring(per) .. ")", 2)
   end
   o.per_page, o.perPage = nil, nil
-  if o.order == nil then o.order = self.primaryKey end
-  return setmetatable({ model = self, opts = o, per_page = per }, Pager)
+  local keyset = o.keyset
+  o.keyset = nil
+  if keyset ~= nil then
+    if keyset == true then keyset = { self.primaryKey, "ASC" }
+    elseif type(keyset) == "string" then keyset = { keyset, "ASC" }
+    elseif type(keyset) == "table" and type(rawget(keyset, 1)) == "string" then
+      local dir = rawget(keyset, 2) or "ASC"
+      if type(dir) ~= "string" or (dir:upper() ~= "ASC" and dir:upper() ~= "DESC") then
+        error(method .. ": bad option 'keyset' (direction ASC or DESC expected)", 2)
+      end
+      keyset = { rawget(keyset, 1), dir:upper() }
+    else
+      error(method .. ": bad option 'keyset' (true, a field name or { field, \"DESC\" } expected, got " ..
+            type(keyset) .. ")", 2)
+    end
+    if o.order ~= nil then error(method .. ": bad options (keyset orders the pages: give no order)", 2) end
+    local known = false
+    for _, f in ipairs(self:_info().fields) do if f == keyset[1] then known = true end end
+    if not known then
+      error(method .. ": bad option 'keyset' (no field '" .. keyset[1] .. "' in " .. self.name .. ")", 2)
+    end
+  elseif o.order == nil then
+    o.order = self.primaryKey
+  end
+  return setmetatable({ model = self, opts = o, per_page = per, keyset = keyset }, Pager)
 end
 
 function M.setup(c)

@@ -44,6 +44,8 @@ local takes = {
   findByPk = { where = true, attributes = true, include = true },
   count = { where = true, include = true },
   update = { where = true }, destroy = { where = true }, restore = { where = true },
+  increment = { where = true }, decrement = { where = true },
+  sum = { where = true }, max = { where = true }, min = { where = true }, avg = { where = true },
 }
 
 local function copy(t)
@@ -265,13 +267,15 @@ local function find_by_pk(model, scope, key, opts)
   end
   if opts ~= nil then
     for k in next, opts do
-      if k ~= "attributes" and k ~= "include" and not (k == "paranoid" and e and e.paranoid) then
+      if k ~= "attributes" and k ~= "include" and k ~= "rejectOnEmpty"
+         and not (k == "paranoid" and e and e.paranoid) then
         error(model.name .. ":findByPk: bad option '" .. kname(k) .. "' (unknown key)", 0)
       end
     end
   end
   local o = apply(model, scope, opts, "findByPk")
   o.where = and_where(o.where, { [model.primaryKey] = key })
+  if o.rejectOnEmpty == true then o.rejectOnEmpty = model.name .. ":findByPk: no row found" end
   return checked(pcall(B.findOne, model, o))
 end
 
@@ -299,6 +303,41 @@ end
 
 local function update(model, scope, values, opts)
   return checked(pcall(B.update, model, values, write_opts(model, scope, opts, "update", {})))
+end
+
+-- Model:increment(field, by, opts), Model:increment({ field = by, ... },
+-- opts) and decrement: one UPDATE ... SET "f" = "f" + ? over the rows
+-- that match (where or all = true, as update).
+local function incrementer(method, sign)
+  return function(model, scope, field, by, opts)
+    local map
+    if type(field) == "string" then
+      if type(by) == "table" and opts == nil then by, opts = 1, by end
+      if by == nil then by = 1 end
+      map = { [field] = by }
+    elseif type(field) == "table" then
+      map, opts = copy(field), by
+    else
+      error(model.name .. ":" .. method .. ": bad argument #1 (a field name or a table of field = amount " ..
+            "expected, got " .. type(field) .. ")", 0)
+    end
+    if sign < 0 then
+      for k, v in next, map do if type(v) == "number" then map[k] = -v end end
+    end
+    local o = write_opts(model, scope, opts, method, {})
+    return renamed("increment", method, pcall(model._increment, model, map, o))
+  end
+end
+local increment, decrement = incrementer("increment", 1), incrementer("decrement", -1)
+
+-- Model:sum/max/min/avg(field, opts): one aggregate over the rows that
+-- match opts.where (and the scope's, without the deleted rows).
+local function aggregate(fn)
+  return function(model, scope, field, opts)
+    local o = apply(model, scope, opts, fn)
+    if type(o) == "table" and next(o) == nil then o = nil end
+    return checked(pcall(model._aggregate, model, fn, field, o))
+  end
 end
 
 -- Model:destroy: of a paranoid model, sets deletedAt on the rows not
@@ -359,7 +398,8 @@ local Scoped = {}
 -- function(model, scope, ...).
 local scoped_methods = {
   findAll = find_all, findOne = find_one, count = count, findByPk = find_by_pk,
-  update = update, destroy = destroy,
+  update = update, destroy = destroy, increment = increment, decrement = decrement,
+  sum = aggregate("sum"), max = aggregate("max"), min = aggregate("min"), avg = aggregate("avg"),
 }
 
 -- The scope a list of scope names (and { name, args... } tables) gives,
@@ -625,6 +665,17 @@ function M.setup(mod, c)
   junction, core = mod, c
   null = c.null
   local Model = c.Model
+  -- increment, decrement and the aggregates of every model: the model's
+  -- own (a scope, soft delete) are set by install
+  for _, name in ipairs { "increment", "decrement", "sum", "max", "min", "avg" } do
+    local f = scoped_methods[name]
+    Model[name] = function(self, ...)
+      if core.type(self) ~= "model" then
+        error("Model:" .. name .. ": bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+      end
+      return f(self, nil, ...)
+    end
+  end
   for name in next, scoped_methods do B[name] = Model[name] end
   B.findOrCreate = Model.findOrCreate
   -- findAndCountAll and paginated (junction.pages) take a scoped model as
