@@ -49,6 +49,7 @@ build = {
       defines = { 'JUNCTION_VERSION="scm"' },
     },
     junction = "lua/junction/init.lua",
+    ["junction.accessors"] = "lua/junction/accessors.lua",
     ["junction.assoc"] = "lua/junction/assoc.lua",
     ["junction.console"] = "lua/junction/console.lua",
     ["junction.erd"] = "lua/junction/erd.lua",

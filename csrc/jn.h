@@ -55,6 +55,12 @@
 ** through its methods, its connection) alive. */
 #define JN_LOOKUPS "junction.lookups"
 
+/* Registry key of a weak table: model (light userdata) -> its accessors,
+** name -> { get = f, set = f, field = index or nil (VIRTUAL) }, anchored in
+** the model's uservalue under "accessors".  Only models that declare get,
+** set or VIRTUAL fields have one (jn_Model.accessors). */
+#define JN_ACCESSORS "junction.accessors"
+
 /* Registry key of the table of instance methods every model starts with. */
 #define JN_INST_METHODS "junction.instance_methods"
 
@@ -150,6 +156,7 @@ enum {
   JN_T_INTEGER, JN_T_TEXT, JN_T_STRING, JN_T_REAL, JN_T_BLOB, JN_T_BOOLEAN,
   JN_T_DATE, JN_T_DATEONLY, JN_T_JSON, JN_T_ENUM, JN_T_UUID,
   JN_T_BIGINT,              /* a type value only: a field declared BIGINT is INTEGER */
+  JN_T_VIRTUAL,             /* a type value only: require "junction" takes VIRTUAL fields out */
   JN_T_ANY,
   JN_T_GUESS                /* db:query: a string that is not UTF-8 is a BLOB */
 };
@@ -182,6 +189,7 @@ typedef struct jn_Model {
   const char *sql[JN_MS_COUNT];   /* generated once, anchored in the uservalue */
   const char *cols;         /* "c1", "c2", ...: every column, in field order */
   jn_St *st[JN_MS_COUNT];
+  int accessors;            /* fields with get/set, or VIRTUAL fields (JN_ACCESSORS) */
   jn_Field f[1];            /* nfields entries */
 } jn_Model;
 

@@ -13,6 +13,12 @@
 #include <stdio.h>
 #include <time.h>
 
+#if defined(__GNUC__)
+#define JN_NOINLINE __attribute__((noinline))
+#else
+#define JN_NOINLINE
+#endif
+
 #define DIRTY_SET(i, k)    ((i)->dirty[(k) >> 3] |= (unsigned char)(1u << ((k) & 7)))
 #define DIRTY_CLR(i, k)    ((i)->dirty[(k) >> 3] &= (unsigned char)~(1u << ((k) & 7)))
 #define DIRTY_GET(i, k)    (((i)->dirty[(k) >> 3] >> ((k) & 7)) & 1u)
@@ -104,6 +110,138 @@ static void check_storable(lua_State *L, jn_Model *m, int f, int idx, const char
                m->f[f].name, luaL_typename(L, idx));
 }
 
+/* {====== Getters, setters and VIRTUAL fields
+**
+** Only a model that declares them (jn_Model.accessors) looks here: its
+** accessors table (registry JN_ACCESSORS, by model) maps a name to
+** { get, set, field, name }.  The get and set functions are user code run
+** from __index, __newindex, build and toTable, that is from C: they may
+** raise, which becomes an error naming the field, and they must not yield
+** (a yield inside one is such an error).  A VIRTUAL field has no column:
+** without a set, what is assigned to it is kept in the instance's
+** uservalue under its name.
+*/
+
+static void set_named(lua_State *L, int instidx, jn_Inst *inst, int keyidx, int validx,
+                      const char *ctx);
+
+/* Push the accessor entry of the name at keyidx, when the model has one:
+** returns 1, or 0 with nothing pushed. [-0, +(0|1), -] */
+static int push_accessor(lua_State *L, jn_Model *m, int keyidx) {
+  if (keyidx < 0) keyidx = lua_gettop(L) + keyidx + 1;
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_ACCESSORS);
+  lua_pushlightuserdata(L, m);
+  lua_rawget(L, -2);
+  if (lua_istable(L, -1)) {
+    lua_pushvalue(L, keyidx);
+    lua_rawget(L, -2);
+    if (lua_istable(L, -1)) {
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
+/*
+** Call the get or set (what) of the accessor at entryidx, below its nargs
+** arguments, for nres results.  With guard (in the middle of a create) the
+** connection cannot be closed meanwhile; a raise, or a yield, inside
+** becomes an error naming model and field.
+** [-(nargs+1), +nres, e]
+*/
+static void call_accessor(lua_State *L, jn_Model *m, int entryidx, const char *what, int nargs,
+                          int nres, int guard) {
+  int status;
+  m->conn->incall += guard;
+  status = lua_pcall(L, nargs, nres, 0);
+  m->conn->incall -= guard;
+  if (status != LUA_OK) {
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+    lua_getfield(L, entryidx, "name");
+    luaL_error(L, "%s.%s: its %s function failed: %s%s", m->name, lua_tostring(L, -1), what, msg,
+               strstr(msg, "yield") != NULL ? " (a get or set function must not yield)" : "");
+  }
+}
+
+/* Push what the accessor at entryidx holds in the instance at instidx
+** without its get: a field's value, or a VIRTUAL field's. [-0, +1, -] */
+static void raw_get(lua_State *L, int instidx, int entryidx) {
+  lua_getfield(L, entryidx, "field");
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    int f = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    jn_inst_get(L, instidx, f - 1);
+  } else {
+    lua_pop(L, 1);
+    lua_getuservalue(L, instidx);
+    lua_getfield(L, entryidx, "name");
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+  }
+}
+
+/* Set the accessor at entryidx of the instance at instidx to the value at
+** validx without its set.  [-0, +0, e] */
+static void raw_set(lua_State *L, jn_Inst *inst, int instidx, int entryidx, int keyidx, int validx,
+                    const char *ctx) {
+  lua_getfield(L, entryidx, "field");
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_pop(L, 1);
+    set_named(L, instidx, inst, keyidx, validx, ctx);
+  } else {
+    lua_pop(L, 1);
+    lua_getuservalue(L, instidx);
+    lua_getfield(L, entryidx, "name");
+    lua_pushvalue(L, validx);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+}
+
+/* Push the value of the accessor at entryidx: its get's result, else raw. */
+static void accessor_get(lua_State *L, jn_Model *m, int instidx, int entryidx) {
+  lua_getfield(L, entryidx, "get");
+  if (lua_isfunction(L, -1)) {
+    lua_pushvalue(L, instidx);
+    call_accessor(L, m, entryidx, "get", 1, 1, 0);
+    return;
+  }
+  lua_pop(L, 1);
+  raw_get(L, instidx, entryidx);
+}
+
+/* Assign the value at validx through the accessor at entryidx: its set,
+** else raw. */
+static void accessor_set(lua_State *L, jn_Inst *inst, int instidx, int entryidx, int keyidx,
+                         int validx, const char *ctx, int guard) {
+  lua_getfield(L, entryidx, "set");
+  if (lua_isfunction(L, -1)) {
+    lua_pushvalue(L, instidx);
+    lua_pushvalue(L, validx);
+    call_accessor(L, inst->model, entryidx, "set", 2, 0, guard);
+    return;
+  }
+  lua_pop(L, 1);
+  raw_set(L, inst, instidx, entryidx, keyidx, validx, ctx);
+}
+
+/* inst[key] = value as a user writes it: through a set when there is one. */
+static void assign(lua_State *L, jn_Inst *inst, int instidx, int keyidx, int validx,
+                   const char *ctx, int guard) {
+  if (inst->model->accessors && push_accessor(L, inst->model, keyidx)) {
+    accessor_set(L, inst, instidx, lua_gettop(L), keyidx, validx, ctx, guard);
+    lua_pop(L, 1);
+    return;
+  }
+  set_named(L, instidx, inst, keyidx, validx, ctx);
+}
+
+/* }====== */
+
 /*
 ** Push a new unsaved instance of the model at modelidx holding the values
 ** of the table at valuesidx (every key a field), with declared defaults
@@ -118,11 +256,27 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
                luaL_typename(L, valuesidx));
   inst = new_inst(L, m, modelidx);
   instidx = lua_gettop(L);
+  lua_newtable(L);   /* instidx + 1: key, value, ... that go through a set, after the rest */
   lua_getuservalue(L, instidx);
   if (lua_istable(L, valuesidx)) {
     lua_pushnil(L);
     while (lua_next(L, valuesidx) != 0) {
-      int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
+      int f;
+      if (m->accessors && lua_type(L, -2) == LUA_TSTRING && push_accessor(L, m, -2)) {
+        int later;
+        lua_getfield(L, -1, "set");
+        lua_getfield(L, -2, "field");
+        later = lua_isfunction(L, -2) || lua_isnil(L, -1);
+        lua_pop(L, 3);
+        if (later) {
+          int n = (int)lua_rawlen(L, instidx + 1);
+          lua_pushvalue(L, -2);
+          lua_rawseti(L, instidx + 1, n + 1);
+          lua_rawseti(L, instidx + 1, n + 2);
+          continue;
+        }
+      }
+      f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
       if (f < 0)
         luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
                    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
@@ -150,6 +304,13 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
     DIRTY_SET(inst, i);
   }
   lua_pop(L, 2);
+  for (i = 1; i <= (int)lua_rawlen(L, instidx + 1); i += 2) {   /* the sets, in no set order */
+    lua_rawgeti(L, instidx + 1, i);
+    lua_rawgeti(L, instidx + 1, i + 1);
+    assign(L, inst, instidx, lua_gettop(L) - 1, lua_gettop(L), ctx, 1);
+    lua_pop(L, 2);
+  }
+  lua_settop(L, instidx);
   return instidx;
 }
 
@@ -558,7 +719,8 @@ static int inst_save(lua_State *L) {
 }
 
 /* Set one field by name from a method: unknown names raise. */
-static void set_named(lua_State *L, jn_Inst *inst, int keyidx, int validx, const char *ctx) {
+static void set_named(lua_State *L, int instidx, jn_Inst *inst, int keyidx, int validx,
+                      const char *ctx) {
   jn_Model *m = inst->model;
   int f = lua_type(L, keyidx) == LUA_TSTRING ? jn_model_field(L, m, keyidx) : -1;
   if (f < 0)
@@ -566,7 +728,7 @@ static void set_named(lua_State *L, jn_Inst *inst, int keyidx, int validx, const
                lua_type(L, keyidx) == LUA_TSTRING ? lua_tostring(L, keyidx) : luaL_typename(L, keyidx),
                m->name);
   check_storable(L, m, f, validx, ctx);
-  jn_inst_get(L, 1, f);
+  jn_inst_get(L, instidx, f);
   /* nil on a saved row always counts as a change: an instance read with
   ** `attributes` holds nil for the fields it did not read, whatever the row has */
   /* a table (JSON) may have changed inside: setting it always counts */
@@ -574,7 +736,7 @@ static void set_named(lua_State *L, jn_Inst *inst, int keyidx, int validx, const
       lua_istable(L, validx)) {
     if (f == m->pk && inst->saved)
       luaL_error(L, "%s: the primary key '%s' of a saved %s cannot change", ctx, m->f[f].name, m->name);
-    set_field(L, 1, f, validx);
+    set_field(L, instidx, f, validx);
     DIRTY_SET(inst, f);
   }
   lua_pop(L, 1);
@@ -592,7 +754,7 @@ static int inst_update(lua_State *L) {
   lua_settop(L, 2);
   lua_pushnil(L);
   while (lua_next(L, 2) != 0) {
-    set_named(L, inst, 3, 4, ctx);
+    assign(L, inst, 1, 3, 4, ctx, 0);
     lua_pop(L, 1);
   }
   lua_settop(L, 1);
@@ -655,6 +817,98 @@ static int inst_destroy(lua_State *L) {
   inst->destroyed = 1;
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/*** The value of a field (or VIRTUAL field) as it is held, without its get:
+what a get function reads.
+@function instance:getDataValue
+*/
+static int inst_get_data(lua_State *L) {
+  jn_Inst *inst = check_inst(L, "getDataValue");
+  jn_Model *m = inst->model;
+  int f;
+  lua_settop(L, 2);
+  if (m->accessors && push_accessor(L, m, 2)) {
+    raw_get(L, 1, 3);
+    return 1;
+  }
+  f = lua_type(L, 2) == LUA_TSTRING ? jn_model_field(L, m, 2) : -1;
+  if (f < 0)
+    luaL_error(L, "%s:getDataValue: bad field '%s' (no such field in %s)", m->name,
+               lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2), m->name);
+  jn_inst_get(L, 1, f);
+  return 1;
+}
+
+/*** Set a field (or VIRTUAL field) without its set: what a set function writes.
+@function instance:setDataValue
+*/
+static int inst_set_data(lua_State *L) {
+  jn_Inst *inst = check_inst(L, "setDataValue");
+  jn_Model *m = inst->model;
+  char ctx[96];
+  snprintf(ctx, sizeof ctx, "%s:setDataValue", m->name);
+  lua_settop(L, 3);
+  if (m->accessors && push_accessor(L, m, 2)) raw_set(L, inst, 1, 4, 2, 3, ctx);
+  else set_named(L, 1, inst, 2, 3, ctx);
+  return 0;
+}
+
+/*
+** junction.core._accessors(model, { name = { get = f, set = f, virtual = b } }):
+** the model's gets, sets and VIRTUAL fields, which the define of
+** lua/junction has taken out of its declaration.  Raises for a name that
+** is no field (not VIRTUAL) or that a VIRTUAL field shares with a field or
+** a method.
+*/
+static int model_accessors(lua_State *L) {
+  jn_Model *m = (jn_Model *)luaL_checkudata(L, 1, JN_MODEL_MT);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_newtable(L);                      /* 3: the accessors */
+  lua_pushnil(L);
+  while (lua_next(L, 2) != 0) {         /* 4: name, 5: its declaration */
+    int f;
+    if (lua_type(L, 4) != LUA_TSTRING || !lua_istable(L, 5))
+      luaL_error(L, "db:define: %s: bad accessors (name = table expected)", m->name);
+    f = jn_model_field(L, m, 4);
+    lua_createtable(L, 0, 4);           /* 6: the entry */
+    lua_getfield(L, 5, "get");
+    lua_setfield(L, 6, "get");
+    lua_getfield(L, 5, "set");
+    lua_setfield(L, 6, "set");
+    lua_pushvalue(L, 4);
+    lua_setfield(L, 6, "name");
+    lua_getfield(L, 5, "virtual");
+    if (lua_toboolean(L, -1)) {
+      jn_model_lookup(L, m);
+      lua_pushvalue(L, 4);
+      lua_rawget(L, -2);
+      if (!lua_isnil(L, -1))
+        luaL_error(L, "db:define: %s.%s: bad field (a VIRTUAL field cannot take the name of a field "
+                   "or a method)", m->name, lua_tostring(L, 4));
+      lua_pop(L, 2);
+    } else {
+      if (f < 0) luaL_error(L, "db:define: %s.%s: no such field", m->name, lua_tostring(L, 4));
+      lua_pushinteger(L, f + 1);
+      lua_setfield(L, 6, "field");
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, 4);
+    lua_insert(L, -2);
+    lua_rawset(L, 3);
+    lua_pop(L, 1);
+  }
+  lua_getuservalue(L, 1);               /* the model anchors it */
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "accessors");
+  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_ACCESSORS);
+  lua_pushlightuserdata(L, m);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  m->accessors = 1;
+  return 0;
 }
 
 /*** The changed fields: an array of names, or false; with a name, a boolean.
@@ -732,6 +986,28 @@ static void push_table(lua_State *L, int idx, int depth) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  if (m->accessors) {   /* what each get gives */
+    lua_getfield(L, LUA_REGISTRYINDEX, JN_ACCESSORS);
+    lua_pushlightuserdata(L, m);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      int entry = lua_gettop(L);
+      lua_getfield(L, entry, "get");
+      if (lua_isfunction(L, -1)) {
+        lua_pushvalue(L, idx);
+        call_accessor(L, m, entry, "get", 1, 1, 0);
+        lua_pushvalue(L, entry - 1);
+        lua_insert(L, -2);
+        lua_rawset(L, entry - 3);
+      } else {
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
 }
 
 /*** A plain table of the fields, with loaded associations as nested tables.
@@ -902,10 +1178,30 @@ static jn_Inst *self_inst(lua_State *L, const char *what) {
   return inst;
 }
 
+/* Out of line, so that the fast path of a model without accessors keeps
+** its own register use: push the value of the accessor named at 2 of the
+** instance at 1 and return 1, or return 0 when it has none. */
+static JN_NOINLINE int index_accessor(lua_State *L, jn_Model *m) {
+  if (!push_accessor(L, m, 2)) return 0;
+  accessor_get(L, m, 1, lua_gettop(L));
+  return 1;
+}
+
+/* The same for inst.name = v. */
+static JN_NOINLINE int newindex_accessor(lua_State *L, jn_Inst *inst) {
+  char ctx[96];
+  if (!push_accessor(L, inst->model, 2)) return 0;
+  lua_settop(L, 4);
+  snprintf(ctx, sizeof ctx, "%s", inst->model->name);
+  accessor_set(L, inst, 1, 4, 2, 3, ctx, 0);
+  return 1;
+}
+
 /* inst.name: a field, a method, or what eager loading attached. */
 static int inst_index(lua_State *L) {
   jn_Inst *inst = self_inst(L, "__index");
   jn_Model *m = inst->model;
+  if (m->accessors && index_accessor(L, m)) return 1;   /* a get, or a VIRTUAL field */
   lua_pushlightuserdata(L, m);
   lua_rawget(L, lua_upvalueindex(1));
   lua_pushvalue(L, 2);
@@ -932,6 +1228,7 @@ static int inst_newindex(lua_State *L) {
   jn_Inst *inst = self_inst(L, "__newindex");
   jn_Model *m = inst->model;
   char ctx[96];
+  if (m->accessors && newindex_accessor(L, inst)) return 0;   /* a set, or a VIRTUAL field */
   lua_pushlightuserdata(L, m);
   lua_rawget(L, lua_upvalueindex(1));
   lua_pushvalue(L, 2);
@@ -943,7 +1240,7 @@ static int inst_newindex(lua_State *L) {
   }
   lua_settop(L, 3);
   snprintf(ctx, sizeof ctx, "%s", m->name);
-  set_named(L, inst, 2, 3, ctx);
+  set_named(L, 1, inst, 2, 3, ctx);
   return 0;
 }
 
@@ -1048,6 +1345,8 @@ static const luaL_Reg inst_methods[] = {
   {"changed", inst_changed},
   {"toTable", inst_to_table},
   {"toJSON", json_to},
+  {"getDataValue", inst_get_data},
+  {"setDataValue", inst_set_data},
   {NULL, NULL}
 };
 
@@ -1103,6 +1402,12 @@ static int list_tostring(lua_State *L) {
 /* }====== */
 
 void jn_inst_open(lua_State *L) {
+  lua_newtable(L);                      /* the weak accessors table */
+  lua_newtable(L);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, JN_ACCESSORS);
   lua_createtable(L, 0, 1);             /* the array marker */
   lua_pushliteral(L, "junction.array");
   lua_setfield(L, -2, "__name");
@@ -1159,4 +1464,6 @@ void jn_inst_open(lua_State *L) {
   lua_setfield(L, -2, "UUIDV4");
   lua_pushcfunction(L, value_now);
   lua_setfield(L, -2, "NOW");
+  lua_pushcfunction(L, model_accessors);
+  lua_setfield(L, -2, "_accessors");
 }

@@ -17,7 +17,7 @@
 
 static const char *const type_names[] = {
   "INTEGER", "TEXT", "STRING", "REAL", "BLOB", "BOOLEAN", "DATE",
-  "DATEONLY", "JSON", "ENUM", "UUID", "BIGINT", NULL
+  "DATEONLY", "JSON", "ENUM", "UUID", "BIGINT", "VIRTUAL", NULL
 };
 /* The column type each junction type gets in CREATE TABLE.  DATE is TEXT,
 ** not DATETIME, whose NUMERIC affinity would turn "2024" into a number;
@@ -26,7 +26,7 @@ static const char *const type_names[] = {
 ** which is 64 bits in SQLite. */
 static const char *const type_sql[] = {
   "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT",
-  "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER", NULL
+  "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER", "", NULL
 };
 
 static const char *const define_opts[] = {
@@ -278,6 +278,9 @@ static int check_type(lua_State *L, int idx, const char *ctx, int *length) {
   if (t->code < 0 || t->code >= JN_T_ANY ||
       (t->code == JN_T_STRING || t->code == JN_T_ENUM) != (t->length > 0))
     return luaL_error(L, "db:define: %s: bad option 'type' (not a junction.types value)", ctx);
+  if (t->code == JN_T_VIRTUAL)   /* the define of require "junction" takes them out */
+    return luaL_error(L, "db:define: %s: bad option 'type' (a VIRTUAL field needs the define of "
+                      "require \"junction\")", ctx);
   *length = t->length;
   return t->code == JN_T_BIGINT ? JN_T_INTEGER : t->code;
 }

@@ -170,6 +170,10 @@ local hooks = require "junction.hooks"
 hooks.setup(M, core)
 M._hooked = function(model) return hooks.entry(model) ~= nil end
 
+-- Getters, setters and VIRTUAL fields (lua/junction/accessors.lua): db:define
+-- takes them out too, and gives them to the C core's instance __index.
+require("junction.accessors").setup(core)
+
 -- Model:findAndCountAll and Model:paginated (lua/junction/pages.lua).
 require("junction.pages").setup(core)
 
