@@ -6,6 +6,7 @@
 #
 #   bench/run.sh [--rounds N] [--P N] [--G N] [--K N] [--lua lua5.4|lua5.3|lua5.1|luajit]
 #                [--schema ddl|sync|both] [--ci | --scale] [--cross-check DIR] [--no-build]
+#                [--pg URL|auto]
 #
 # schemas   ddl:  the workload's DDL text (one UNIQUE index on the junction table);
 #           sync: the tables db:sync() makes from examples/models/ (what a user
@@ -33,6 +34,19 @@
 #           workload, e.g. the one the workload was specified with), runs it
 #           once on the ddl schema and checks that its eight checksums equal
 #           raw_blog's. Not needed for anything else.
+# --pg URL|auto
+#           the workload on PostgreSQL: junction (blog.lua given a
+#           postgresql:// URL) against bench/raw_blog_pg.c (libpq by hand;
+#           built only when pkg-config finds libpq). URL is a server's
+#           postgresql://user@host:port/db whose user may CREATE DATABASE:
+#           every run gets a database of its own, dropped after it. auto
+#           starts a private server with .ci/pg.sh (fsync=off) and stops it
+#           at the end. Default schema ddl (the workload's DDL written for
+#           PostgreSQL); sync makes the tables with junction's db:sync() and
+#           gives them to raw_blog_pg --tables-exist. Besides the ratios it
+#           counts round trips per call of every phase (a run at P=300 under
+#           strace: the messages each program sends to the server, BEGIN,
+#           COMMIT and the checksum's count included).
 #
 # Results are printed and written to bench/results/.
 # Environment: SCALE_PS (default "10000 100000 1000000") the P values of --scale;
@@ -44,7 +58,7 @@ repo=$(dirname "$here")
 build=$here/build
 results=$here/results
 
-rounds= P=20000 G=200 K=5 lua=lua5.4 mode=compare do_build=1 schemas= xref=
+rounds= P=20000 G=200 K=5 lua=lua5.4 mode=compare do_build=1 schemas= xref= pg_url=
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -58,7 +72,8 @@ while [ $# -gt 0 ]; do
                 *) echo "run.sh: --schema must be ddl, sync or both" >&2; exit 2 ;; esac; shift 2 ;;
     --cross-check) xref=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+    --pg)     pg_url=$2; shift 2 ;;
+    -h|--help) sed -n '2,56p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,6 +82,11 @@ case $mode in
   scale)   rounds=${rounds:-1}; schemas=${schemas:-ddl} ;;
   compare) rounds=${rounds:-5}; schemas=${schemas:-ddl sync} ;;
 esac
+if [ -n "$pg_url" ]; then
+  [ "$mode" = compare ] || { echo "run.sh: --pg goes with neither --ci nor --scale" >&2; exit 2; }
+  [ -z "$xref" ] || { echo "run.sh: --pg goes without --cross-check" >&2; exit 2; }
+  case " $* " in *" --schema "*) ;; *) [ "$schemas" = "ddl sync" ] && schemas=ddl ;; esac
+fi
 case $lua in
   lua5.4) luaver=5.4 ;;
   lua5.3) luaver=5.3 ;;
@@ -87,6 +107,16 @@ build_c() {
   fi
 }
 build_c "$here/raw_blog.c" "$build/raw_blog"
+# the PostgreSQL reference, only where libpq is (and only needed for --pg)
+if pkg-config --exists libpq 2>/dev/null; then
+  if [ ! -x "$build/raw_blog_pg" ] || [ "$here/raw_blog_pg.c" -nt "$build/raw_blog_pg" ]; then
+    # shellcheck disable=SC2046
+    "${CC:-cc}" -std=c99 -O2 -Wall -Wextra -o "$build/raw_blog_pg" "$here/raw_blog_pg.c" \
+      $(pkg-config --cflags --libs libpq) >&2 || { echo "run.sh: cannot build raw_blog_pg.c" >&2; exit 1; }
+  fi
+elif [ -n "$pg_url" ]; then
+  echo "run.sh: --pg needs libpq (pkg-config libpq: apt-get install libpq-dev)" >&2; exit 1
+fi
 if [ -n "$xref" ]; then
   [ -f "$xref/raw_c_blog.c" ] || { echo "run.sh: --cross-check: $xref/raw_c_blog.c is missing" >&2; exit 2; }
   build_c "$xref/raw_c_blog.c" "$build/xref_blog"
@@ -108,14 +138,46 @@ jn_cmd=(env "LUA_PATH=$lpath" "LUA_CPATH=$lcpath" "LUA_PATH_5_3=$lpath" "LUA_CPA
 
 work=$build/run.$$
 mkdir -p "$work"
-trap 'rm -rf "$work"' EXIT
+pg_dir=
+cleanup() {
+  if [ -n "$pg_dir" ]; then bash "$repo/.ci/pg.sh" stop "$pg_dir" >&2 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# --pg: the server, and a fresh database per run
+if [ "$pg_url" = auto ]; then
+  [ -f "$repo/.ci/pg.sh" ] || { echo "run.sh: --pg auto needs .ci/pg.sh; give a server's URL instead" >&2; exit 1; }
+  bash "$repo/.ci/pg.sh" start >"$work/pg" || { echo "run.sh: .ci/pg.sh start failed" >&2; exit 1; }
+  pg_url=$(sed -n 1p "$work/pg") pg_dir=$(sed -n 2p "$work/pg")
+fi
+if [ -n "$pg_url" ]; then
+  command -v psql >/dev/null || { echo "run.sh: --pg needs psql (apt-get install postgresql-client)" >&2; exit 1; }
+  case $pg_url in postgres://*/*|postgresql://*/*) ;;
+    *) echo "run.sh: --pg: '$pg_url' is not a postgresql://user@host:port/db URL" >&2; exit 2 ;; esac
+  pg_sql() { psql -X -q -v ON_ERROR_STOP=1 "$pg_url" -c "$1" >/dev/null; }
+  pg_sql "SELECT 1" || { echo "run.sh: --pg: cannot reach $pg_url" >&2; exit 1; }
+  pg_base=${pg_url%%\?*}
+  pg_query=; [ "$pg_base" != "$pg_url" ] && pg_query="?${pg_url#*\?}"
+  pg_version=$(psql -X -At "$pg_url" -c "SHOW server_version" 2>/dev/null)
+  pg_fsync=$(psql -X -At "$pg_url" -c "SHOW fsync" 2>/dev/null)
+fi
+pg_n=0
+# pg_fresh: creates a database of its own, sets pg_db (its name) and pg_db_url
+pg_fresh() {
+  pg_n=$((pg_n + 1))
+  pg_db=jnbench_$$_$pg_n
+  pg_sql "CREATE DATABASE $pg_db"
+  pg_db_url=${pg_base%/*}/$pg_db$pg_query
+}
 data=$work/data          # lines: schema P round impl phase calls seconds calls/s checksum
 failed_runs=0
 
 # The sync schema: the tables and indexes db:sync() makes from
 # examples/models/, in a database of their own that raw C copies them from.
 template=$work/sync-schema.db
-case " $schemas " in *" sync "*)
+[ -n "$pg_url" ] || case " $schemas " in *" sync "*)
   "${jn_cmd[@]}" --schema sync --schema-only "$template" >&2 ||
     { echo "run.sh: blog.lua --schema sync --schema-only failed" >&2; exit 1; } ;;
 esac
@@ -129,6 +191,18 @@ run_one() {
     xref)     cmd=("$build/xref_blog") ;;
     junction) cmd=("${jn_cmd[@]}" --schema "$schema") ;;
   esac
+  if [ -n "$pg_url" ]; then
+    pg_fresh
+    db=$pg_db_url
+    case $impl in
+      raw) cmd=("$build/raw_blog_pg")
+           if [ "$schema" = sync ]; then
+             "${jn_cmd[@]}" --schema sync --schema-only "$db" >"$work/out" 2>"$work/err" ||
+               { echo "run.sh: blog.lua --schema sync --schema-only on PostgreSQL failed:" >&2; tail -n 5 "$work/err" >&2; }
+             cmd+=(--tables-exist)
+           fi ;;
+    esac
+  fi
   rm -f "$db" "$db-wal" "$db-shm"
   if /usr/bin/time -v -o "$work/time" "${cmd[@]}" "$db" "$p" "$G" "$K" >"$work/out" 2>"$work/err" &&
      [ "$(wc -l <"$work/out")" -eq 8 ]; then
@@ -144,6 +218,34 @@ run_one() {
     awk -v s="$schema" -v p="$p" -v r="$round" -v i="$impl" '{ print s, p, r, i, $0 }' "$work/out" >>"$data"
   fi
   rm -f "$db" "$db-wal" "$db-shm"
+  if [ -n "$pg_url" ]; then pg_sql "DROP DATABASE $pg_db" || true; fi
+}
+
+# count_trips SCHEMA IMPL: one run at P=300 under strace; per phase, the
+# messages the program sent to the server (sendto) before it wrote the
+# phase's line (write to fd 1). Appends "schema impl phase calls trips" to $trips.
+trips=$work/trips
+count_trips() {
+  local schema=$1 impl=$2 p=300 db
+  local -a cmd
+  command -v strace >/dev/null || return 0
+  pg_fresh
+  db=$pg_db_url
+  case $impl in
+    raw) cmd=("$build/raw_blog_pg")
+         if [ "$schema" = sync ]; then
+           "${jn_cmd[@]}" --schema sync --schema-only "$db" >/dev/null 2>&1
+           cmd+=(--tables-exist)
+         fi ;;
+    junction) cmd=(env JUNCTION_BENCH_MARK=1 "${jn_cmd[@]}" --schema "$schema") ;;
+  esac
+  strace -f -qq -e trace=sendto,write -o "$work/strace" "${cmd[@]}" "$db" "$p" "$G" "$K" >"$work/out" 2>"$work/err" ||
+    echo "run.sh: counting round trips: $impl ($schema) failed after $(wc -l <"$work/out") phases: $(grep -v '^	' "$work/err" | tail -n 1)" >&2
+  awk -v s="$schema" -v i="$impl" '
+      NR == FNR { calls[FNR] = $2; name[FNR] = $1; next }
+      / sendto\(/ { n++ }
+      / write\(1,/ { k++; print s, i, name[k], calls[k], n; n = 0 }' "$work/out" "$work/strace" >>"$trips"
+  pg_sql "DROP DATABASE $pg_db" || true
 }
 
 # run_rounds P: R alternating rounds at P, each over every schema.
@@ -260,10 +362,11 @@ END {
 # --- main ----------------------------------------------------------------------
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$results/$stamp-$lua-$mode.txt
+out=$results/$stamp-$lua-$mode${pg_url:+-pg}.txt
 {
   echo "# bench/run.sh $mode: $lua, rounds=$rounds, G=$G K=$K, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "# $(uname -srm), $(nproc) cores, SQLite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1), $("$lua" -v 2>&1 | head -n1)"
+  [ -n "$pg_url" ] && echo "# PostgreSQL: ${pg_base##*@} (a database per run)"
   echo "# junction $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '(no commit)')$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (modified tree)')"
 } >"$out"
 
@@ -272,6 +375,9 @@ title() {
     ddl)  echo "== schema ddl: the workload's DDL (UNIQUE (post_id, genre_id) on tag_post_genre)" ;;
     sync) echo "== schema sync: db:sync() from examples/models/ (UNIQUE (genre_id, post_id) and an index on (post_id, genre_id)); raw C on the same tables" ;;
   esac
+  if [ -n "$pg_url" ]; then
+    echo "   on PostgreSQL $pg_version (fsync=$pg_fsync), raw C = bench/raw_blog_pg.c (libpq)"
+  fi
 }
 table=
 if [ "$mode" = scale ]; then
@@ -282,6 +388,22 @@ else
   run_rounds "$P"
   echo "# P=$P" >>"$out"
   for s in $schemas; do table+=$(title "$s")$'\n'$(compare_table "$s")$'\n\n'; done
+  if [ -n "$pg_url" ]; then
+    for s in $schemas; do count_trips "$s" raw; count_trips "$s" junction; done
+    if [ -s "$trips" ]; then
+      table+=$(awk '
+        { k = $1 SUBSEP $3; if (!(k in seen)) { seen[k] = 1; order[++n] = k; sch[n] = $1; ph[n] = $3 }
+          t[$1, $3, $2] = $5 / $4 }
+        END {
+          print "== round trips per call (P=300; BEGIN, COMMIT and the checksum count spread over the calls)"
+          printf "%-8s %-14s %10s %10s\n", "schema", "phase", "raw C", "junction"
+          for (x = 1; x <= n; x++)
+            printf "%-8s %-14s %10s %10s\n", sch[x], ph[x],
+              ((sch[x], ph[x], "raw") in t) ? sprintf("%.2f", t[sch[x], ph[x], "raw"]) : "-",
+              ((sch[x], ph[x], "junction") in t) ? sprintf("%.2f", t[sch[x], ph[x], "junction"]) : "-"
+        }' "$trips")$'\n\n'
+    fi
+  fi
 fi
 
 # --cross-check: the other implementation once on the ddl schema, its
