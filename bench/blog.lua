@@ -41,6 +41,12 @@ through lua-system's monotime(), which reads the same clock. os.clock()
 
 Set JUNCTION_BENCH_MARK=1 to write each phase line unbuffered, which
 bench/callgrind.sh uses to cut its profile at phase boundaries.
+
+JUNCTION_BENCH_GC=incremental|generational|stop sets Lua's collector before
+the first phase (collectgarbage(mode); "generational" needs Lua 5.4; "stop"
+never collects): for finding how much of a phase's growth with P is the
+collector walking the instances the program keeps (docs/PERFORMANCE.md,
+"Scaling"). Unset: the runtime's default (incremental).
 ]]
 
 -- ---------------------------------------------------------------------------
@@ -200,6 +206,19 @@ end
 -- ---------------------------------------------------------------------------
 -- Reporting and timing
 -- ---------------------------------------------------------------------------
+
+local gc_mode = os.getenv("JUNCTION_BENCH_GC")
+if gc_mode and gc_mode ~= "" then
+  if gc_mode ~= "incremental" and gc_mode ~= "generational" and gc_mode ~= "stop" then
+    usage("JUNCTION_BENCH_GC must be incremental, generational or stop")
+  end
+  if gc_mode == "generational" and _VERSION ~= "Lua 5.4" then
+    usage("JUNCTION_BENCH_GC=generational needs Lua 5.4")
+  end
+  collectgarbage("collect")
+  if gc_mode == "stop" then collectgarbage("stop")
+  elseif _VERSION == "Lua 5.4" then collectgarbage(gc_mode) end
+end
 
 local marked = os.getenv("JUNCTION_BENCH_MARK") == "1"
 local function report(phase, calls, seconds, checksum)
