@@ -58,7 +58,7 @@ repo=$(dirname "$here")
 build=$here/build
 results=$here/results
 
-rounds= P=20000 G=200 K=5 lua=lua5.4 mode=compare do_build=1 schemas= xref= pg_url=
+rounds= P=20000 G=200 K=5 lua=lua5.4 mode=compare do_build=1 schemas= xref= pg_url= schema_given=
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -68,7 +68,8 @@ while [ $# -gt 0 ]; do
     --lua)    lua=$2; shift 2 ;;
     --ci)     mode=ci; shift ;;
     --scale)  mode=scale; shift ;;
-    --schema) case $2 in ddl|sync) schemas=$2 ;; both) schemas="ddl sync" ;;
+    --schema) schema_given=1
+              case $2 in ddl|sync) schemas=$2 ;; both) schemas="ddl sync" ;;
                 *) echo "run.sh: --schema must be ddl, sync or both" >&2; exit 2 ;; esac; shift 2 ;;
     --cross-check) xref=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
@@ -85,7 +86,7 @@ esac
 if [ -n "$pg_url" ]; then
   [ "$mode" = compare ] || { echo "run.sh: --pg goes with neither --ci nor --scale" >&2; exit 2; }
   [ -z "$xref" ] || { echo "run.sh: --pg goes without --cross-check" >&2; exit 2; }
-  case " $* " in *" --schema "*) ;; *) [ "$schemas" = "ddl sync" ] && schemas=ddl ;; esac
+  [ -n "$schema_given" ] || schemas=ddl
 fi
 case $lua in
   lua5.4) luaver=5.4 ;;
