@@ -53,10 +53,9 @@ local models_dir = here .. "/../examples/models"
 local models
 if schema == "lean" then
   -- examples/models/, TagPostGenre declared again with the override
-  local T = junction.types or junction.DataTypes or junction
   local real_define = db.define
   local proxy = setmetatable({
-    define = function(self, name, spec)
+    define = function(_, name, spec)
       if name == "TagPostGenre" then
         spec.foreignKeyIndexes = false
         local f = spec.fields
@@ -73,7 +72,6 @@ if schema == "lean" then
          if type(v) == "function" then return function(_, ...) return v(db, ...) end end
          return v
        end })
-  local _ = T
   models = junction.loadModels(proxy, models_dir)
 else
   models = junction.loadModels(db, models_dir)
