@@ -834,7 +834,7 @@ describe("through as a bare table name", function()
       Genre = { { belongsToMany = "Post", through = "post_genre_link", as = "Posts" } },
     })
     assert(db:sync())
-    assert.is_string(H.ddl(db, "post_genre_link"))
+    assert.is_true(H.exists(db, "post_genre_link"))
     local p = assert(Post:create { text = "p" })
     local g1 = assert(Genre:create { name = "a" })
     assert(Genre:create { name = "b" })

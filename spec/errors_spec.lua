@@ -2,6 +2,7 @@
 -- Misuse raises, naming model, method and argument; database failures return
 -- exactly nil, message, code and write nothing.
 local H = require "spec.helper"
+local sqlite_it = H.sqlite_only(it, pending)
 
 describe("misuse raises", function()
   local db, m, post
@@ -232,7 +233,7 @@ describe("database failures return nil, message, code", function()
     is_fail(1, db:query("SELECT * FROM nowhere WHERE x = ?", 1))
   end)
 
-  it("a busy database -> SQLITE_BUSY (5)", function()
+  sqlite_it("a busy database file (SQLite's lock, busy_timeout 0) -> SQLITE_BUSY (5)", function()
     local path = H.tmpname()
     local a = assert(H.junction.open(path))
     local b = assert(H.junction.open(path, { busy_timeout = 0 }))

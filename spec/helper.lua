@@ -14,11 +14,151 @@ H.T = junction.types
 H.has_int = math.type ~= nil              -- Lua 5.3 / 5.4
 H.is_jit = rawget(_G, "jit") ~= nil
 
--- A fresh in-memory connection (opts passed through).
+-- The engine the suite runs on: JUNCTION_TEST_PG=<postgresql:// URL> runs
+-- every spec that uses H.open on that server (make test-pg), else SQLite.
+H.pg_url = os.getenv("JUNCTION_TEST_PG")
+if H.pg_url == "" then H.pg_url = nil end
+H.engine = H.pg_url and "postgres" or "sqlite"
+H.is_pg = H.pg_url ~= nil
+
+-- Raw SQL in specs that differs by engine (column types for db:exec's DDL).
+H.sql = H.is_pg and { blob = "BYTEA", real = "DOUBLE PRECISION" }
+                 or { blob = "BLOB", real = "REAL" }
+
+-- {====== PostgreSQL namespaces
+-- Every H.open on PostgreSQL gets a schema of its own (created by a second,
+-- "admin" connection, named after that connection's backend pid so that two
+-- runs on one server never meet) and a search_path naming only it, so a spec
+-- sees an empty database as it does with ":memory:". The schemas go (DROP
+-- SCHEMA ... CASCADE) when their connection has been collected or closed,
+-- at the end of each spec file, and at exit. Connections are bounded: past
+-- PG_LIVE open ones, a collection closes those the specs dropped.
+local PG_LIVE = 24
+local pg = { admin = nil, prefix = nil, n = 0, spaces = {} }
+
+local function pg_admin()
+  if pg.admin then return pg.admin end
+  local db, msg = junction.open(H.pg_url)
+  assert(db, "JUNCTION_TEST_PG: cannot connect: " .. tostring(msg))
+  local rows = assert(db:query("SELECT pg_backend_pid() AS pid"))
+  assert(db:exec("SET lock_timeout = '5s'; SET client_min_messages = warning"))
+  pg.admin, pg.prefix = db, "jt" .. tostring(rows[1].pid)
+  return db
+end
+
+local function is_closed(db)
+  return tostring(db):find("(closed", 1, true) ~= nil
+end
+
+-- Drops the schemas whose connection is gone (all = true: closes every
+-- connection first).
+local function pg_sweep(all)
+  local keep = {}
+  for _, space in ipairs(pg.spaces) do
+    local db = space.holder[1]
+    if db and all and not is_closed(db) then pcall(db.close, db) end
+    if (db == nil and not space.place) or (db and is_closed(db)) or all then
+      local ok, err = pg.admin:exec('DROP SCHEMA IF EXISTS "' .. space.name .. '" CASCADE')
+      if not ok then io.stderr:write("spec/helper.lua: DROP SCHEMA ", space.name, ": ", tostring(err), "\n") end
+    else
+      keep[#keep + 1] = space
+    end
+  end
+  pg.spaces = keep
+end
+
+-- A fresh schema; returns its name and the URL whose search_path is it.
+local function pg_space()
+  local admin = pg_admin()
+  if #pg.spaces >= PG_LIVE then
+    H.gc()
+    pg_sweep(false)
+  end
+  pg.n = pg.n + 1
+  local name = pg.prefix .. "_" .. pg.n
+  assert(admin:exec('CREATE SCHEMA "' .. name .. '"'))
+  local sep = H.pg_url:find("?", 1, true) and "&" or "?"
+  -- a lock wait the SQLite suite would answer with SQLITE_BUSY fails after
+  -- 5 s here (code 5) instead of hanging the suite
+  return name, H.pg_url .. sep .. "options=-csearch_path%3D" .. name .. "%20-clock_timeout%3D5000"
+end
+
+local function pg_track(name, db)
+  pg.spaces[#pg.spaces + 1] = { name = name, place = db == nil,
+                                holder = setmetatable({ db }, { __mode = "v" }) }
+end
+
+-- every connection closed, every schema dropped, the admin connection closed
+local function pg_end()
+  if not pg.admin then return end
+  pcall(pg_sweep, true)
+  pcall(pg.admin.close, pg.admin)
+  pg.admin = nil
+end
+
+if H.is_pg then
+  -- busted's events when the helper runs under busted: each spec file's
+  -- connections close and their schemas go when the file ends
+  local ok, busted = pcall(require, "busted")
+  if ok and type(busted) == "table" and busted.subscribe then
+    busted.subscribe({ "file", "end" }, function()
+      pg_end()
+      return nil, true
+    end)
+  end
+  -- and whatever is left, when the Lua state closes
+  H._pg_atexit = setmetatable({}, { __gc = pg_end })
+  if newproxy then   -- Lua 5.1 / LuaJIT: tables have no __gc
+    local proxy = newproxy(true)
+    getmetatable(proxy).__gc = getmetatable(H._pg_atexit).__gc
+    H._pg_atexit = proxy
+  end
+end
+-- }======
+
+-- A fresh, empty database: a ":memory:" connection, or on PostgreSQL a
+-- connection to a schema of its own (opts passed through).
 function H.open(opts)
-  local db, msg, code = junction.open(":memory:", opts)
+  local target = ":memory:"
+  local name
+  if H.is_pg then name, target = pg_space() end
+  local db, msg, code = junction.open(target, opts)
+  assert(db, "junction.open failed: " .. tostring(msg) .. " (" .. tostring(code) .. ")")
+  if name then pg_track(name, db) end
+  return db
+end
+
+-- A place two connections can open: a file name on SQLite, a schema's URL on
+-- PostgreSQL. H.open_at(place, opts) opens it; H.drop_place(place) removes it.
+function H.place()
+  if not H.is_pg then return H.tmpname() end
+  local name, url = pg_space()
+  pg_track(name, nil)
+  return url
+end
+
+function H.open_at(place, opts)
+  local db, msg, code = junction.open(place, opts)
   assert(db, "junction.open failed: " .. tostring(msg) .. " (" .. tostring(code) .. ")")
   return db
+end
+
+function H.drop_place(place)
+  if not H.is_pg then return H.rmdb(place) end
+end
+
+-- it (or describe) for what only SQLite has: PRAGMAs, SQLite's SQL text or
+-- codes, files, ":memory:", WAL, busy timeouts. On PostgreSQL the block is
+-- reported pending under its own name, which says why:
+--   local sqlite_it = H.sqlite_only(it, pending)
+--   sqlite_it("PRAGMA foreign_keys is on in every connection", function() ... end)
+function H.sqlite_only(block, pending)
+  assert(type(block) == "function" and type(pending) == "function",
+    "H.sqlite_only(it or describe, pending)")
+  if not H.is_pg then return block end
+  return function(name)
+    return pending(name .. " [SQLite only]")
+  end
 end
 
 -- A temporary file name that does not exist yet, and its cleanup.
@@ -120,6 +260,18 @@ function H.matching(entries, pattern, from)
     if entries[i].sql:upper():find(pattern:upper()) then out[#out + 1] = entries[i] end
   end
   return out
+end
+
+-- Is there a table or an index of that name (on either engine)?
+function H.exists(db, name)
+  local rows
+  if db:engine() == "postgres" then
+    rows = assert(db:query("SELECT 1 AS x FROM pg_class WHERE relname = ? " ..
+                           "AND relnamespace = current_schema()::regnamespace", name))
+  else
+    rows = assert(db:query("SELECT 1 AS x FROM sqlite_master WHERE name = ?", name))
+  end
+  return rows[1] ~= nil
 end
 
 -- The CREATE statement of a table or index from sqlite_master.

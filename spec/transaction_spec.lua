@@ -11,13 +11,14 @@ local function gc()
   collectgarbage()
 end
 
--- A file database with the table t(v), opened by two connections: the
--- second one sees only what the first committed.
+-- A database (a file, or a PostgreSQL schema) with the table t(v), opened
+-- by two connections: the second one sees only what the first committed.
 local function two_connections()
-  local path = H.tmpname()
-  local a = assert(junction.open(path, { busy_timeout = 0 }))
+  local path = H.place()
+  local opts = not H.is_pg and { busy_timeout = 0 } or nil
+  local a = H.open_at(path, opts)
   assert(a:exec("CREATE TABLE t(v INTEGER UNIQUE)"))
-  local b = assert(junction.open(path, { busy_timeout = 0 }))
+  local b = H.open_at(path, opts)
   return a, b, path
 end
 
@@ -37,7 +38,7 @@ describe("an abandoned transaction", function()
   after_each(function()
     a:close()
     b:close()
-    H.rmdb(path)
+    H.drop_place(path)
   end)
 
   -- A coroutine that wrote inside db:transaction and yielded there.
@@ -182,7 +183,7 @@ describe("transactions end exactly once", function()
   after_each(function()
     a:close()
     b:close()
-    H.rmdb(path)
+    H.drop_place(path)
   end)
 
   it("a nested transaction left suspended in a coroutine the outer one stopped iterating "
@@ -264,14 +265,14 @@ describe("transactions end exactly once", function()
   end)
 
   it("a log function that raises does not stop junction's own COMMIT or ROLLBACK", function()
-    local path2 = H.tmpname()
+    local path2 = H.place()
     local armed = false
-    local db = assert(junction.open(path2, { log = function(sql)
+    local db = H.open_at(path2, { log = function(sql)
       if armed and (sql:find("COMMIT") or sql:find("ROLLBACK") or sql:find("RELEASE")
                     or sql:find("SAVEPOINT") or sql:find("BEGIN")) then
         error("log refuses " .. sql)
       end
-    end }))
+    end })
     local m = H.blog(db)
     H.genres(m.Genre, { "a", "b" })
     local post = assert(m.Post:create { text = "p" })
@@ -296,10 +297,10 @@ describe("transactions end exactly once", function()
     armed = false
     no_transaction_open(db)
     db:close()
-    local other = assert(junction.open(path2))
+    local other = H.open_at(path2)
     assert.equal(2, other:query("SELECT count(*) AS n FROM post")[1].n)
     other:close()
-    H.rmdb(path2)
+    H.drop_place(path2)
   end)
 end)
 

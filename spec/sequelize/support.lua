@@ -9,11 +9,12 @@ local S = {}
 S.junction = junction
 S.T = junction.types
 
-function S.open(opts)
-  local db, msg, code = junction.open(":memory:", opts)
-  assert(db, "junction.open failed: " .. tostring(msg) .. " (" .. tostring(code) .. ")")
-  return db
-end
+-- A fresh, empty database: ":memory:", or a schema of its own on the
+-- PostgreSQL server JUNCTION_TEST_PG names (spec/helper.lua's H.open).
+local H = require "spec.helper"
+S.open = H.open
+S.is_pg = H.is_pg
+S.sqlite_only = H.sqlite_only
 
 -- fields given as name = type (a shorthand for Sequelize's `name: DataTypes.X`)
 -- or name = { full declaration }.
