@@ -25,6 +25,15 @@ H.is_pg = H.pg_url ~= nil
 H.sql = H.is_pg and { blob = "BYTEA", real = "DOUBLE PRECISION" }
                  or { blob = "BLOB", real = "REAL" }
 
+-- The SQL of a column's storage class by SQLite's names (integer, real,
+-- text, blob), on either engine: H.typeof("d") in a db:query.
+function H.typeof(col)
+  if not H.is_pg then return "typeof(" .. col .. ")" end
+  return "(CASE pg_typeof(" .. col .. ")::text WHEN 'bigint' THEN 'integer' WHEN 'integer' THEN 'integer' " ..
+         "WHEN 'smallint' THEN 'integer' WHEN 'double precision' THEN 'real' WHEN 'bytea' THEN 'blob' " ..
+         "WHEN 'character varying' THEN 'text' ELSE pg_typeof(" .. col .. ")::text END)"
+end
+
 -- {====== PostgreSQL namespaces
 -- Every H.open on PostgreSQL gets a schema of its own (created by a second,
 -- "admin" connection, named after that connection's backend pid so that two
@@ -272,6 +281,60 @@ function H.exists(db, name)
     rows = assert(db:query("SELECT 1 AS x FROM sqlite_master WHERE name = ?", name))
   end
   return rows[1] ~= nil
+end
+
+-- The table an index is on, or nil (on either engine).
+function H.index_table(db, name)
+  local rows
+  if db:engine() == "postgres" then
+    rows = assert(db:query("SELECT tablename AS t FROM pg_indexes WHERE schemaname = current_schema() " ..
+                           "AND indexname = ?", name))
+  else
+    rows = assert(db:query("SELECT tbl_name AS t FROM sqlite_master WHERE type = 'index' AND name = ?", name))
+  end
+  return rows[1] and rows[1].t
+end
+
+-- The set of the database's tables (name -> true), on either engine.
+function H.tables(db)
+  local sql = db:engine() == "postgres"
+    and "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+    or "SELECT name FROM sqlite_master WHERE type = 'table'"
+  local out = {}
+  for _, r in ipairs(assert(db:query(sql))) do out[r.name] = true end
+  return out
+end
+
+-- A table's columns in order, as { name = ..., notnull = 1 or 0 }.
+function H.columns(db, tbl)
+  local sql = db:engine() == "postgres"
+    and "SELECT column_name AS name, CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END AS notnull " ..
+        "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? " ..
+        "ORDER BY ordinal_position"
+    or "SELECT name, \"notnull\" FROM pragma_table_info(?) ORDER BY cid"
+  return assert(db:query(sql, tbl))
+end
+
+-- A table's foreign keys: column -> { on_update = "CASCADE", on_delete = "NO ACTION", ... }.
+local pg_actions = { a = "NO ACTION", r = "RESTRICT", c = "CASCADE", n = "SET NULL", d = "SET DEFAULT" }
+function H.foreign_keys(db, tbl)
+  local out = {}
+  if db:engine() == "postgres" then
+    for _, r in ipairs(assert(db:query(
+        "SELECT a.attname AS col, c.confupdtype AS u, c.confdeltype AS d FROM pg_constraint c " ..
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) " ..
+        "WHERE c.contype = 'f' " ..
+        "AND c.conrelid = (quote_ident(current_schema()) || '.' || quote_ident(?::text))::regclass",
+        tbl))) do
+      out[r.col] = { on_update = pg_actions[r.u], on_delete = pg_actions[r.d] }
+    end
+  else
+    for _, r in ipairs(assert(db:query("SELECT \"from\" AS col, on_update, on_delete FROM pragma_foreign_key_list(?)",
+                                       tbl))) do
+      out[r.col] = { on_update = r.on_update, on_delete = r.on_delete }
+    end
+  end
+  return out
 end
 
 -- The CREATE statement of a table or index from sqlite_master.

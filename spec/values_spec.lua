@@ -166,7 +166,7 @@ describe("values are checked against their field's type", function()
   it("Model:update converts what it accepts and refuses junction.null where allowNull is false", function()
     assert(V:create { i = 1 })
     assert.equal(1, V:update({ i = "5", bo = 1 }, { where = { id = 1 } }))
-    local row = db:query("SELECT i, bo, typeof(i) AS ty FROM vals")[1]
+    local row = db:query("SELECT i, bo, " .. H.typeof("i") .. " AS ty FROM vals")[1]
     assert.same({ i = 5, bo = 1, ty = "integer" }, row)
     local ok, msg, code = V:update({ req = junction.null }, { where = { id = 1 } })
     assert.is_nil(ok)

@@ -16,8 +16,7 @@ describe("belongsToMany", function()
     })
     assert.is_not_nil(db:model("GroupUser"))
     assert(db:sync())
-    assert.same({ { name = "GroupUser" } },
-      assert(db:query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'GroupUser'")))
+    assert.is_true(require("spec.helper").exists(db, "GroupUser"))
   end)
 
   it("errors when trying to define the same association", function()
@@ -31,9 +30,7 @@ describe("belongsToMany", function()
   describe("foreign keys", function()
     local function columns(tbl)
       local out = {}
-      for _, r in ipairs(assert(db:query("SELECT name, \"notnull\" AS nn FROM pragma_table_info(?)", tbl))) do
-        out[r.name] = r.nn
-      end
+      for _, r in ipairs(require("spec.helper").columns(db, tbl)) do out[r.name] = r.notnull end
       return out
     end
 
@@ -51,9 +48,7 @@ describe("belongsToMany", function()
       assert(db:associate { A = { { belongsToMany = "B", through = "AB" } } })
       assert(db:sync())
       local actions = {}
-      for _, r in ipairs(assert(db:query("SELECT \"from\" AS col, on_delete FROM pragma_foreign_key_list('AB')"))) do
-        actions[r.col] = r.on_delete
-      end
+      for col, fk in pairs(require("spec.helper").foreign_keys(db, "AB")) do actions[col] = fk.on_delete end
       assert.same({ a_id = "CASCADE", b_id = "CASCADE" }, actions)
     end)
   end)

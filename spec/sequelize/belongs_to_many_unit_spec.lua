@@ -165,8 +165,8 @@ describe("belongsToMany", function()
       })
       assert(db:sync())
       local fks = {}
-      for _, r in ipairs(assert(db:query("SELECT \"from\" AS col, on_update, on_delete FROM pragma_foreign_key_list('group_user')"))) do
-        fks[r.col] = r.on_update .. "/" .. r.on_delete
+      for col, fk in pairs(require("spec.helper").foreign_keys(db, "group_user")) do
+        fks[col] = fk.on_update .. "/" .. fk.on_delete
       end
       assert.same({ user_id = "RESTRICT/SET NULL", group_id = "SET NULL/RESTRICT" }, fks)
     end)
@@ -183,8 +183,8 @@ describe("belongsToMany", function()
       })
       assert(db:sync())
       local fks = {}
-      for _, r in ipairs(assert(db:query("SELECT \"from\" AS col, on_update, on_delete FROM pragma_foreign_key_list('user_groups')"))) do
-        fks[r.col] = r.on_update .. "/" .. r.on_delete
+      for col, fk in pairs(require("spec.helper").foreign_keys(db, "user_groups")) do
+        fks[col] = fk.on_update .. "/" .. fk.on_delete
       end
       assert.same({ user_id = "RESTRICT/SET NULL", group_id = "SET NULL/RESTRICT" }, fks)
     end)
