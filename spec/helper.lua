@@ -170,6 +170,17 @@ function H.sqlite_only(block, pending)
   end
 end
 
+-- it (or describe) for what only PostgreSQL has; pending on SQLite, and
+-- when JUNCTION_TEST_PG is not set (make test-pg sets it).
+function H.pg_only(block, pending)
+  assert(type(block) == "function" and type(pending) == "function",
+    "H.pg_only(it or describe, pending)")
+  if H.is_pg then return block end
+  return function(name)
+    return pending(name .. " [PostgreSQL only: set JUNCTION_TEST_PG]")
+  end
+end
+
 -- A temporary file name that does not exist yet, and its cleanup.
 function H.tmpname()
   local p = os.tmpname()

@@ -1,14 +1,16 @@
--- spec/migrate_spec.lua: migrations on file databases with rows in them:
--- nothing lost across every operation, a failed one rolled back whole.
+-- spec/migrate_spec.lua: migrations on databases with rows in them (SQLite
+-- files, or PostgreSQL schemas): nothing lost across every operation, a
+-- failed one rolled back whole.
 local H = require "spec.helper"
+local sqlite_it = H.sqlite_only(it, pending)
 local junction = H.junction
 local T = junction.types
 
--- A file database with the seed's schema (db:sync) and some rows: 3 genres,
+-- A database with the seed's schema (db:sync) and some rows: 3 genres,
 -- 4 posts, 7 links.
 local function seeded()
-  local path = H.tmpname()
-  local db = assert(junction.open(path))
+  local path = H.place()
+  local db = H.open_at(path)
   local m = H.blog(db)
   for _, name in ipairs { "orm", "lua", "sqlite" } do assert(m.Genre:create { name = name }) end
   local sets = { { 1, 2, 3 }, { 2 }, { 1, 3 }, { 3 } }
@@ -23,10 +25,28 @@ local function count(db, tbl)
   return db:query("SELECT count(*) AS n FROM " .. tbl)[1].n
 end
 
--- integrity_check says ok and foreign_key_check finds nothing
+-- SQLite: integrity_check says ok and foreign_key_check finds nothing, and
+-- foreign keys are on again. (PostgreSQL checks every foreign key as each
+-- statement runs, and has no switch to leave off.)
 local function assert_clean(db)
+  if H.is_pg then return end
   assert.same({ { integrity_check = "ok" } }, db:query("PRAGMA integrity_check"))
   assert.same({}, db:query("PRAGMA foreign_key_check"))
+  assert.same({ { foreign_keys = 1 } }, db:query("PRAGMA foreign_keys"))
+end
+
+local function has_column(db, tbl, name)
+  for _, c in ipairs(H.columns(db, tbl)) do
+    if c.name == name then return true end
+  end
+  return false
+end
+
+-- how many indexes the table has
+local function nindexes(db, tbl)
+  local sql = H.is_pg and "SELECT count(*) AS n FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ?"
+    or "SELECT count(*) AS n FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+  return db:query(sql, tbl)[1].n
 end
 
 local function links(db)
@@ -41,7 +61,7 @@ describe("junction.migrate", function()
   local db, path
   after_each(function()
     if db then db:close() end
-    if path then H.rmdb(path) end
+    if path then H.drop_place(path) end
     db, path = nil, nil
   end)
 
@@ -59,11 +79,11 @@ describe("junction.migrate", function()
     assert.equal(4, count(db, "post"))
     assert.equal(before, links(db))
     assert.same({ { n = 4 } }, db:query("SELECT count(*) AS n FROM post WHERE views = 0"))
-    assert.equal(1, #db:query("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'post_views_idx'"))
+    assert.is_true(H.exists(db, "post_views_idx"))
     assert_clean(db)
     -- the model, declared again with the new field, reads and writes it
     db:close()
-    db = assert(junction.open(path))
+    db = H.open_at(path)
     local Post = db:define("Post", {
       tableName = "post", timestamps = true, underscored = true,
       fields = {
@@ -90,19 +110,24 @@ describe("junction.migrate", function()
     }))
     assert.equal(before, links(db))
     assert.equal(4, count(db, "post"))
-    local sql = db:query("SELECT sql FROM sqlite_master WHERE name = 'post'")[1].sql
-    assert.truthy(sql:find('"text" VARCHAR(500) NOT NULL', 1, true))
+    if H.is_pg then
+      assert.same({ { len = 500, nullable = "NO" } }, db:query("SELECT character_maximum_length AS len, " ..
+        "is_nullable AS nullable FROM information_schema.columns WHERE table_schema = current_schema() " ..
+        "AND table_name = 'post' AND column_name = 'text'"))
+    else
+      local sql = db:query("SELECT sql FROM sqlite_master WHERE name = 'post'")[1].sql
+      assert.truthy(sql:find('"text" VARCHAR(500) NOT NULL', 1, true))
+    end
     assert_clean(db)
     -- the cascades still hold after the rebuild: deleting a post deletes its links
     assert(db:exec("DELETE FROM post WHERE post_id = 1"))
     assert.equal(4, count(db, "tag_post_genre"))
-    assert.same({ { foreign_keys = 1 } }, db:query("PRAGMA foreign_keys"))
   end)
 
   it("rebuilds a junction table keeping its rows, unique constraint, foreign keys and indexes", function()
     db, path = seeded()
     local before = links(db)
-    local idx_before = #db:query("SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tag_post_genre'")
+    local idx_before = nindexes(db, "tag_post_genre")
     assert(junction.migrate(db, {
       { name = "001_weight", up = function(schema)
           schema:addColumn("tag_post_genre", "weight", { type = T.INTEGER, allowNull = false, defaultValue = 1 })
@@ -115,8 +140,7 @@ describe("junction.migrate", function()
         end },
     }))
     assert.equal(before, links(db))
-    assert.equal(idx_before,
-      #db:query("SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tag_post_genre'"))
+    assert.equal(idx_before, nindexes(db, "tag_post_genre"))
     assert_clean(db)
     -- the composite unique constraint survived: a duplicate link is refused
     local insert = "INSERT INTO tag_post_genre (post_id, genre_id, created_at, updated_at) VALUES (?, ?, 'x', 'x')"
@@ -156,17 +180,18 @@ describe("junction.migrate", function()
     assert.is_nil(ok)
     assert.truthy(msg:find("002_fails", 1, true))
     assert.is_false(ran_third)
-    assert.equal(1, #db:query("SELECT 1 FROM pragma_table_info('post') WHERE name = 'views'"))
-    assert.equal(0, #db:query("SELECT 1 FROM pragma_table_info('genre') WHERE name = 'rank'"))
+    assert.is_true(has_column(db, "post", "views"))
+    assert.is_false(has_column(db, "genre", "rank"))
     local status = assert(junction.migrationStatus(db, {
       { name = "001_ok", up = function() end }, { name = "002_fails", up = function() end },
     }))
     assert.truthy(status[1].applied_at)
     assert.is_nil(status[2].applied_at)
-    assert.same({ { foreign_keys = 1 } }, db:query("PRAGMA foreign_keys"))
+    assert_clean(db)
   end)
 
-  it("refuses a migration whose rows break a foreign key, and rolls it back", function()
+  sqlite_it("refuses a migration whose rows break a foreign key, and rolls it back "
+    .. "(SQLite switches foreign keys off during a migration)", function()
     db, path = seeded()
     local ok, msg, code = junction.migrate(db, {
       { name = "001_orphan", up = function(schema)
@@ -179,6 +204,24 @@ describe("junction.migrate", function()
     assert.equal(3, count(db, "genre"))
   end)
 
+  it("refuses a migration that leaves a row breaking a foreign key, and rolls it back", function()
+    db, path = seeded()
+    local before = links(db)
+    local ok, msg, code = junction.migrate(db, {
+      { name = "001_dangling", up = function(schema)
+          schema:addColumn("post", "views", { type = T.INTEGER })
+          schema:exec("INSERT INTO tag_post_genre (post_id, genre_id, created_at, updated_at) " ..
+                      "VALUES (1, 99, 'x', 'x')")
+        end },
+    })
+    assert.is_nil(ok)
+    assert.equal(787, code)
+    assert.truthy(msg:find("foreign key", 1, true), msg)
+    assert.equal(before, links(db))
+    assert.is_false(has_column(db, "post", "views"))
+    assert_clean(db)
+  end)
+
   it("raises a mistake in a migration after rolling it back", function()
     db, path = seeded()
     assert.has_error(function()
@@ -188,8 +231,8 @@ describe("junction.migrate", function()
       end } })
     end, "schema:addColumn: column 'x': bad 'type' "
       .. "(a junction type expected, such as junction.types.INTEGER, got string)")
-    assert.equal(0, #db:query("SELECT 1 FROM pragma_table_info('post') WHERE name = 'views'"))
-    assert.same({ { foreign_keys = 1 } }, db:query("PRAGMA foreign_keys"))
+    assert.is_false(has_column(db, "post", "views"))
+    assert_clean(db)
     assert(db:exec("BEGIN; COMMIT"))   -- no transaction was left open
   end)
 
@@ -205,11 +248,9 @@ describe("junction.migrate", function()
     assert.same({ "1_a", "2_b", "10_c" }, assert(junction.migrate(db, list)))
     assert.same({}, assert(junction.migrate(db, list)))
     assert.same({ "10_c", "2_b" }, assert(junction.rollback(db, list, 2)))
-    local cols = {}
-    for _, r in ipairs(db:query("SELECT name FROM pragma_table_info('post')")) do cols[r.name] = true end
-    assert.is_true(cols.a)
-    assert.is_nil(cols.b)
-    assert.is_nil(cols.c)
+    assert.is_true(has_column(db, "post", "a"))
+    assert.is_false(has_column(db, "post", "b"))
+    assert.is_false(has_column(db, "post", "c"))
     local ok, msg = junction.rollback(db, list)
     assert.is_nil(ok)
     assert.truthy(msg:find("'1_a' has no down function", 1, true))
@@ -247,7 +288,7 @@ describe("junction.migrate", function()
                      "junction.rollback: bad count (positive integer expected)")
   end)
 
-  it("refuses to run inside a transaction", function()
+  sqlite_it("refuses to run inside a transaction (SQLite cannot switch foreign keys off inside one)", function()
     db, path = seeded()
     assert.has_error(function()
       db:transaction(function()
@@ -261,15 +302,15 @@ describe("junction.migrate, more", function()
   it("rolls back a migration whose up returns nil, err, and records nothing", function()
     local db, path = seeded()
     local ok, msg = junction.migrate(db, { { name = "001_b", up = function(_, d)
-      assert(d:exec("CREATE TABLE t(x)"))
+      assert(d:exec("CREATE TABLE t(x INTEGER)"))
       return nil, "changed my mind"
     end } })
     assert.is_nil(ok)
     assert.equal("001_b: changed my mind", msg)
-    assert.equal(0, #db:query("SELECT 1 FROM sqlite_master WHERE name = 't'"))
+    assert.is_false(H.exists(db, "t"))
     assert.equal(0, #db:query("SELECT 1 FROM junction_migrations"))
     db:close()
-    H.rmdb(path)
+    H.drop_place(path)
   end)
 
   it("keeps the AUTOINCREMENT high-water mark across a rebuild", function()
@@ -280,7 +321,7 @@ describe("junction.migrate, more", function()
     end } }))
     assert.equal(5, assert(m.Post:create { text = "new" }).post_id)
     db:close()
-    H.rmdb(path)
+    H.drop_place(path)
   end)
 
   it("points a mistake in a schema call at the migration's own line", function()
@@ -293,7 +334,60 @@ describe("junction.migrate, more", function()
     assert.is_false(ok)
     assert.truthy(err:find("migrate_spec.lua:" .. line .. ":", 1, true), err)
     db:close()
-    H.rmdb(path)
+    H.drop_place(path)
+  end)
+end)
+
+describe("junction.migrate on PostgreSQL", function()
+  local pg_it = H.pg_only(it, pending)
+
+  pg_it("changes tables with ALTER TABLE and reads only PostgreSQL's own catalog", function()
+    local log, entries = H.recorder()
+    local path = H.place()
+    local db = H.open_at(path, { log = log })
+    local m = H.blog(db)
+    assert(m.Genre:create { name = "orm" })
+    local n0 = #entries
+    assert(junction.migrate(db, { { name = "1", up = function(schema)
+      schema:addColumn("genre", "slug", { type = T.TEXT, unique = true })
+      schema:exec("UPDATE genre SET slug = name")
+      schema:changeColumn("genre", "slug", { type = T.STRING(80), allowNull = false, defaultValue = "-" })
+      schema:removeColumn("genre", "slug")
+      schema:createTable("note", { id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+                                   ok = { type = T.BOOLEAN, defaultValue = true } })
+    end } }))
+    for i = n0 + 1, #entries do
+      local sql = entries[i].sql
+      assert.is_nil(sql:find("sqlite_", 1, true), sql)
+      assert.is_nil(sql:upper():find("PRAGMA", 1, true), sql)
+      assert.is_nil(sql:find("__junction_new", 1, true), sql)   -- no rebuild
+    end
+    assert.equal(1, #H.matching(entries, "^ALTER TABLE \"genre\" ADD COLUMN", n0 + 1))
+    assert.equal(1, m.Genre:count())
+    assert(db:query("INSERT INTO note DEFAULT VALUES"))
+    assert.same({ { id = 1, ok = 1 } }, db:query("SELECT id, ok FROM note"))
+    db:close()
+    H.drop_place(path)
+  end)
+
+  pg_it("runs inside a transaction as a savepoint, and its failure leaves the transaction usable", function()
+    local db, path = seeded()
+    assert.equal("outer", db:transaction(function()
+      local ok, msg = junction.migrate(db, { { name = "1_bad", up = function(schema)
+        schema:addColumn("post", "views", { type = T.INTEGER })
+        schema:exec("INSERT INTO nope VALUES (1)")
+      end } })
+      assert.is_nil(ok)
+      assert.truthy(msg:find("1_bad", 1, true))
+      assert.same({ "2_good" }, assert(junction.migrate(db, { { name = "2_good", up = function(schema)
+        schema:addColumn("post", "likes", { type = T.INTEGER, defaultValue = 0 })
+      end } })))
+      return "outer"
+    end))
+    assert.is_false(has_column(db, "post", "views"))
+    assert.is_true(has_column(db, "post", "likes"))
+    db:close()
+    H.drop_place(path)
   end)
 end)
 
@@ -312,6 +406,6 @@ describe("schema:addColumn where ALTER TABLE cannot", function()
     assert.equal(2067, code)
     assert_clean(db)
     db:close()
-    H.rmdb(path)
+    H.drop_place(path)
   end)
 end)
