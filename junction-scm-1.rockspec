@@ -52,6 +52,7 @@ build = {
     ["junction.accessors"] = "lua/junction/accessors.lua",
     ["junction.assoc"] = "lua/junction/assoc.lua",
     ["junction.console"] = "lua/junction/console.lua",
+    ["junction.copy"] = "lua/junction/copy.lua",
     ["junction.erd"] = "lua/junction/erd.lua",
     ["junction.hooks"] = "lua/junction/hooks.lua",
     ["junction.inflect"] = "lua/junction/inflect.lua",

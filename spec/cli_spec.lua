@@ -72,7 +72,7 @@ describe("the junction command", function()
     out, status = junction_cmd("frobnicate")
     assert.equal(2, status)
     assert.truthy(out:find("junction: unknown command 'frobnicate'", 1, true))
-    for _, sub in ipairs { "migrate", "rollback", "status", "erd", "console" } do
+    for _, sub in ipairs { "migrate", "rollback", "status", "erd", "console", "copy" } do
       out, status = junction_cmd(sub .. " --help")
       assert.equal(0, status, sub)
       assert.truthy(out:find("usage: junction " .. sub, 1, true), sub)
@@ -178,5 +178,51 @@ describe("the junction command", function()
     assert.truthy(out:find("> <table that cannot be shown:", 1, true), out)
     assert.truthy(out:find("> error: <table that cannot be shown:", 1, true), out)
     assert.truthy(out:find("> 2\n", 1, true), out)
+  end)
+end)
+
+describe("junction copy", function()
+  -- the source: a SQLite file with the seed's rows; the destination: another
+  -- file, or under make test-pg a PostgreSQL schema (H.place)
+  local function seeded_file()
+    local path = H.tmpname()
+    local db = assert(junction.open(path))
+    local m = H.blog(db)
+    H.genres(m.Genre, { "orm", "lua" })
+    assert(assert(m.Post:create { text = "moved" }):setGenres { 1, 2 })
+    db:close()
+    return path
+  end
+
+  it("copies a SQLite file into an empty database whose tables --models creates", function()
+    local src, dst = seeded_file(), H.place()
+    local out, status = junction_cmd("copy --from " .. sh_quote(src) .. " --to " .. sh_quote(dst) ..
+                                     " --models examples/models")
+    assert.equal(0, status, out)
+    assert.same({ "copied 2 rows  genre", "copied 1 rows  post", "copied 2 rows  tag_post_genre", "" },
+                { out:match("^(.-)\n(.-)\n(.-)\n(.*)$") })
+    local db = H.open_at(dst)
+    local m = H.blog(db)
+    assert.same({ 1, 2 }, H.ids(m.Post:findByPk(1):getGenres(), "genre_id"))
+    assert.equal(2, assert(m.Post:create { text = "new" }).post_id)
+    db:close()
+    -- a second copy into the same tables is refused, and says why
+    out, status = junction_cmd("copy --from " .. sh_quote(src) .. " --to " .. sh_quote(dst))
+    assert.equal(1, status)
+    assert.truthy(out:find("junction: copy: junction.copy: table 'genre' of the destination has rows already", 1, true),
+                  out)
+    H.rmdb(src)
+    H.drop_place(dst)
+  end)
+
+  it("needs --from and --to, and never prints a URL's password", function()
+    local out, status = junction_cmd("copy --from x.sqlite3")
+    assert.equal(2, status)
+    assert.truthy(out:find("copy: give --from DB and --to DB", 1, true))
+    out, status = junction_cmd("copy --from " .. sh_quote(seeded_file()) ..
+                               " --to postgresql://me:s3cret@127.0.0.1:1/none")
+    assert.equal(1, status)
+    assert.truthy(out:find("cannot open postgresql://me@127.0.0.1:1/none", 1, true), out)
+    assert.is_nil(out:find("s3cret", 1, true))
   end)
 end)

@@ -208,6 +208,9 @@ function M.migrate(db, source) return require("junction.migrate").migrate(db, so
 function M.rollback(db, source, n) return require("junction.migrate").rollback(db, source, n) end
 function M.migrationStatus(db, source) return require("junction.migrate").status(db, source) end
 function M.erd(db, opts) return require("junction.erd").dot(db, opts) end
+-- Every table's rows from one database into another, in foreign-key order, in
+-- one transaction, key counters reset (lua/junction/copy.lua; docs/POSTGRES.md).
+function M.copy(from, to, opts) return require("junction.copy")(from, to, opts) end
 
 -- {====== snake_case names
 
