@@ -5,7 +5,7 @@ local junction = H.junction
 local T = H.T
 
 local function count(db, tbl)
-  return db:query("SELECT count(*) AS n FROM " .. tbl)[1].n
+  return db:query('SELECT count(*) AS n FROM "' .. tbl .. '"')[1].n
 end
 
 -- Post (with the given field validators, model validators and hooks),

@@ -122,7 +122,7 @@ describe("instances", function()
       assert.matches("title", sql, 1, true)
       assert.is_nil(sql:find("body", 1, true), "UPDATE names body: " .. sql)
       assert.is_nil(sql:find("views", 1, true), "UPDATE names views: " .. sql)
-      local row = db:query("SELECT title, body, views FROM Wide")[1]
+      local row = db:query('SELECT title, body, views FROM "Wide"')[1]
       assert.same({ title = "t2", body = "b", views = 1 }, row)
     end)
 
@@ -131,10 +131,10 @@ describe("instances", function()
         title = { type = T.TEXT }, body = { type = T.TEXT } } })
       assert(db:sync())
       local w = assert(W:create { title = "t", body = "b" })
-      assert(db:query("UPDATE Wide SET body = 'other' WHERE id = ?", w.id))
+      assert(db:query([[UPDATE "Wide" SET body = 'other' WHERE id = ?]], w.id))
       w.title = "t2"
       assert(w:save())
-      assert.same({ title = "t2", body = "other" }, db:query("SELECT title, body FROM Wide")[1])
+      assert.same({ title = "t2", body = "other" }, db:query('SELECT title, body FROM "Wide"')[1])
     end)
 
     it("issues no UPDATE when nothing changed", function()

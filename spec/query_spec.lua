@@ -163,6 +163,13 @@ describe("in lists carry any value exactly", function()
     'quote " inside', "back\\slash", "nul\0byte", "\0", "tab\tnewline\n", "control \1\2\31",
     "ünïcødé ✓ 🚀", "bad utf8 \255\254", "", "'; DROP TABLE w; --", "[1,2]", '{"a":1}', "null",
   }
+  if H.is_pg then   -- PostgreSQL's text holds UTF-8 without NUL bytes (docs/POSTGRES.md)
+    local kept = {}
+    for _, v in ipairs(values) do
+      if not v:find("\0", 1, true) and not v:find("\255", 1, true) then kept[#kept + 1] = v end
+    end
+    values = kept
+  end
   before_each(function()
     db = H.open()
     W = db:define("W", { tableName = "w", timestamps = false, fields = {
