@@ -2,7 +2,8 @@
 #
 #   make [build]       build/{5.1,jit,5.3,5.4}/junction/core.so from every csrc/*.c
 #   make test          deps + build + busted under lua5.1, luajit, lua5.3, lua5.4
-#   make test-pg       spec/postgres_spec.lua on a private PostgreSQL server (.ci/pg.sh),
+#   make test-pg       the spec files of .ci/pg-specs (PG_ALL=1: all of spec/) and
+#                      examples/blog.lua on a private PostgreSQL server (.ci/pg.sh),
 #                      Lua 5.4 then LuaJIT; says why when it skips (never under CI=true)
 #   make demo          deps + build + examples/blog.lua (lua5.4) on a fresh blog.sqlite3
 #   make repl          lua5.4 -i examples/repl.lua with the paths set
@@ -112,7 +113,7 @@ test-pg: deps
 	  if [ "$${CI:-}" = true ]; then echo "test-pg: CI must not skip the PostgreSQL suite"; echo "0 passed, 1 failed"; exit 1; fi; \
 	  exit 0; \
 	fi; \
-	bash .ci/pg.sh run -- bash .ci/busted.sh --spec=spec/postgres_spec.lua 5.4 jit
+	bash .ci/pg.sh run -- bash .ci/pg-suite.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory build/5.4/junction/core.so

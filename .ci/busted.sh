@@ -2,12 +2,13 @@
 # .ci/busted.sh -- run the busted suite (spec/) under one or more Lua runtimes
 # and end with one summed line "N passed, N failed, N skipped".
 #
-#   .ci/busted.sh [--build=DIR] [--label=NAME] [--wrap=CMD] [--spec=PATH] [RUNTIME...]
+#   .ci/busted.sh [--build=DIR] [--label=NAME] [--wrap=CMD] [--spec=PATH]... [RUNTIME...]
 #
 # RUNTIME is 5.1, jit, 5.3 or 5.4 (default: all four); the module is taken
 # from build/<RUNTIME>/junction/core.so, or build/<DIR>/ with --build.
 # --wrap prefixes the interpreter (valgrind ..., env LD_PRELOAD=... for ASan).
-# --spec runs one spec file (or directory) instead of spec/ (make test-pg).
+# --spec runs a spec file (or directory) instead of spec/; given again, those
+# too (make test-pg).
 #
 # busted is run as `<interpreter> /usr/bin/busted`, not `busted --lua=...`:
 # busted 2.1.1 re-executes itself for --lua by pasting the arguments into a
@@ -21,19 +22,21 @@
 set -u
 cd "$(dirname "$0")/.."
 
-build= label= wrap= specs=spec
+build= label= wrap=
+specs=()
 runtimes=()
 for a in "$@"; do
   case $a in
     --build=*) build=${a#*=} ;;
     --label=*) label=${a#*=} ;;
     --wrap=*)  wrap=${a#*=} ;;
-    --spec=*)  specs=${a#*=} ;;
+    --spec=*)  specs+=("${a#*=}") ;;
     5.1|jit|5.3|5.4) runtimes+=("$a") ;;
     *) echo "busted.sh: unknown argument '$a'" >&2; exit 2 ;;
   esac
 done
 [ ${#runtimes[@]} -gt 0 ] || runtimes=(5.1 jit 5.3 5.4)
+[ ${#specs[@]} -gt 0 ] || specs=(spec)
 
 busted_bin=$(command -v busted) || { echo "busted.sh: busted not installed (make deps)"; echo "0 passed, 1 failed"; exit 1; }
 lpath='lua/?.lua;lua/?/init.lua'
@@ -49,7 +52,7 @@ for v in "${runtimes[@]}"; do
   fi
   # shellcheck disable=SC2086 # $wrap is a command prefix, split on purpose
   $wrap "$lua" "$busted_bin" --ignore-lua --cpath="$dir/?.so" --lpath="$lpath" \
-    -o spec/ci_summary.lua "$specs" </dev/null 2>&1 | tee "$log" | sed -u "s/^/[$name] /"
+    -o spec/ci_summary.lua "${specs[@]}" </dev/null 2>&1 | tee "$log" | sed -u "s/^/[$name] /"
   rc=${PIPESTATUS[0]}
   counts=$(grep -E '^BUSTED_COUNTS ' "$log" | tail -n 1)
   if [ -z "$counts" ]; then

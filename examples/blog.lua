@@ -2,11 +2,14 @@
 -- tag_post_genre, one file each in examples/models/ (the seed's models
 -- directory style; the README shows the same models written out in one file).
 --   lua5.4 examples/blog.lua [blog.sqlite3]        (make demo runs it)
+--   lua5.4 examples/blog.lua postgresql://user@host/db   the same on PostgreSQL
 local junction = require "junction"
 
 local path = arg and arg[1] or "blog.sqlite3"
 local here = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
-local db = assert(junction.open(path, { journal_mode = "wal" }))
+-- a write-ahead log is a SQLite file's option; a PostgreSQL URL takes none
+local opts = not path:find("^postgres") and { journal_mode = "wal" } or nil
+local db = assert(junction.open(path, opts))
 
 -- defines the three models, then applies the associations they declare
 local models = junction.loadModels(db, here .. "/models")
