@@ -1547,7 +1547,7 @@ describe("belongsToMany keys from the junction's references", function()
     local place = assert(Place:create { place_code = "p1" })
     assert.is_true(user:addPlace(place))
     assert.same({ { user_code = "u1", place_code = "p1" } },
-      assert(db:query("SELECT user_code, place_code FROM UserPlace")))
+      assert(db:query("SELECT user_code, place_code FROM \"UserPlace\"")))
     assert.equal(place, user:getPlaces()[1])
     assert.equal(user, place:getUsers()[1])
     assert.is_true(place:hasUser("u1"))

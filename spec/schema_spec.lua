@@ -267,7 +267,7 @@ describe("field options", function()
     assert.is_not_nil(c.n.dflt_value)
     -- the DDL default works for raw inserts
     assert(db:exec("INSERT INTO W(id) VALUES (100)"))
-    local raw = db:query("SELECT status, n FROM W WHERE id = 100")[1]
+    local raw = db:query("SELECT status, n FROM \"W\" WHERE id = 100")[1]
     assert.equal("draft", raw.status)
     assert.equal(7, raw.n)
     -- and through the model

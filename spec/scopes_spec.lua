@@ -92,9 +92,9 @@ describe("scopes", function()
   it("update and destroy apply the scope; all = true means every row of the scope", function()
     local db, Post = posts()
     assert.are.equal(2, Post:scope("above", 15):update({ title = "big" }, { all = true }))
-    assert.are.equal(2, db:query("SELECT count(*) AS n FROM Post WHERE title = 'big'")[1].n)
+    assert.are.equal(2, db:query("SELECT count(*) AS n FROM \"Post\" WHERE title = 'big'")[1].n)
     assert.are.equal(3, Post:update({ views = 0 }, { all = true }))   -- the default scope: published rows
-    assert.are.equal(3, db:query("SELECT count(*) AS n FROM Post WHERE views = 0")[1].n)
+    assert.are.equal(3, db:query("SELECT count(*) AS n FROM \"Post\" WHERE views = 0")[1].n)
     assert.are.equal(1, Post:destroy { where = { title = "p3" } })
     assert.are.equal(0, Post:destroy { where = { title = "p2" } })   -- not published: not in scope
     assert.are.equal(2, Post:destroy { all = true })
