@@ -61,6 +61,7 @@ build = {
     ["junction.migrate"] = "lua/junction/migrate.lua",
     ["junction.pages"] = "lua/junction/pages.lua",
     ["junction.scopes"] = "lua/junction/scopes.lua",
+    ["junction.upsert"] = "lua/junction/upsert.lua",
   },
   -- the `junction` command: migrate, rollback, status, erd, console
   install = {

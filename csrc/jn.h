@@ -336,6 +336,7 @@ JN_INTERNAL jn_Inst *jn_inst_test(lua_State *L, int idx);
 JN_INTERNAL int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx,
                               const char *ctx);
 JN_INTERNAL int jn_inst_insert(lua_State *L, int instidx);
+JN_INTERNAL int jn_inst_insertrow(lua_State *L, int instidx);
 JN_INTERNAL int jn_inst_check(lua_State *L, int instidx);
 JN_INTERNAL int jn_inst_value(lua_State *L, jn_Model *m, int f, int idx, int errsidx);
 JN_INTERNAL int jn_inst_invalid(lua_State *L, jn_Model *m, int errsidx);

@@ -588,6 +588,33 @@ int jn_inst_insert(lua_State *L, int instidx) {
 }
 
 /*
+** Push what an INSERT of the unsaved instance at instidx writes, one slot
+** per field in field order (nil for a field it leaves out: an
+** AUTOINCREMENT key left nil), the timestamps set now; for the model
+** layer's INSERT ... ON CONFLICT.  Returns SQLITE_OK with the nfields
+** values pushed, or JN_VALIDATION with the message and details pushed
+** instead.
+** [-0, +(nfields|2), m]
+*/
+int jn_inst_insertrow(lua_State *L, int instidx) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
+  jn_Model *m = inst->model;
+  int uv, haskey, i;
+  char ts[32];
+  size_t tslen = 0;
+  lua_getuservalue(L, instidx);
+  uv = lua_gettop(L);
+  lua_rawgeti(L, uv, m->pk + 1);
+  haskey = !lua_isnil(L, -1);
+  lua_pushnil(L);                       /* uv + 2: the errors slot */
+  if (m->created >= 0 || m->updated >= 0) tslen = jn_timestamp(m->conn, ts);
+  push_row(L, inst, inst->dirty, uv, uv + 2, 1, haskey, ts, tslen);
+  if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
+  for (i = 0; i < 3; i++) lua_remove(L, uv);
+  return SQLITE_OK;
+}
+
+/*
 ** UPDATE the changed fields (and the update stamp) of a saved instance,
 ** checked first as jn_inst_insert does.  Returns SQLITE_OK, the failing
 ** code, SQLITE_NOTFOUND when no row has the instance's key any more, or

@@ -555,6 +555,95 @@ static int model_aggregate(lua_State *L) {
   return rc;
 }
 
+/* The field named by the string at index k of the list at listidx, or a
+** raise naming what. */
+static int list_field(lua_State *L, jn_Model *m, int listidx, int k, const char *what,
+                      const char *ctx) {
+  int f;
+  lua_rawgeti(L, listidx, k);
+  f = lua_type(L, -1) == LUA_TSTRING ? jn_model_field(L, m, lua_gettop(L)) : -1;
+  if (f < 0)
+    luaL_error(L, "%s: bad option '%s' (element %d is no field of %s)", ctx, what, k, m->name);
+  lua_pop(L, 1);
+  return f;
+}
+
+/*** Insert a row, or on a conflict update the row it meets, in one
+** statement: `INSERT INTO t (...) VALUES (...) ON CONFLICT ("k", ...) DO
+** UPDATE SET "f" = excluded."f", ...` (`DO NOTHING` when update is nil).
+** The values are built and checked as create does.  For lua/junction's
+** upsert and bulkCreate.
+@function Model:_upsert
+@tparam table values
+@tparam table target field names of the primary key or a unique constraint
+@tparam[opt] table update field names to set from the values on a conflict
+@tparam[opt] string method the method named in messages
+@treturn integer|fail rows changed (0: a conflict and DO NOTHING)
+*/
+static int model_upsert(lua_State *L) {
+  char ctx[96];
+  jn_Model *m = check_self(L, "upsert");
+  jn_Conn *c = m->conn;
+  jn_Buf b;
+  jn_St *st;
+  int inst, base, rc, i, k = 0, nt, nu;
+  method_ctx(ctx, sizeof ctx, m, luaL_optstring(L, 5, "upsert"));
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 4);
+  nt = (int)lua_rawlen(L, 3);
+  nu = lua_istable(L, 4) ? (int)lua_rawlen(L, 4) : 0;
+  if (nt == 0) luaL_error(L, "%s: bad option 'conflictFields' (no field)", ctx);
+  for (i = 1; i <= nt; i++) list_field(L, m, 3, i, "conflictFields", ctx);
+  for (i = 1; i <= nu; i++) list_field(L, m, 4, i, "updateOnDuplicate", ctx);
+  inst = jn_inst_build(L, m, 1, 2, ctx);             /* 5 */
+  base = lua_gettop(L);
+  rc = jn_inst_insertrow(L, inst);                   /* base+1 .. base+nfields */
+  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "INSERT INTO ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " (");
+  for (i = 0; i < m->nfields; i++) {
+    if (i == m->pk && lua_isnil(L, base + 1 + i) && (m->f[i].flags & JN_F_AUTOINC)) continue;
+    if (k++) jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, m->f[i].name);
+  }
+  jn_buf_adds(L, &b, ") VALUES (");
+  for (i = 0; i < k; i++) jn_buf_adds(L, &b, i ? ", ?" : "?");
+  jn_buf_adds(L, &b, ") ON CONFLICT (");
+  for (i = 1; i <= nt; i++) {
+    if (i > 1) jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, m->f[list_field(L, m, 3, i, "conflictFields", ctx)].name);
+  }
+  if (nu == 0) {
+    jn_buf_adds(L, &b, ") DO NOTHING");
+  } else {
+    jn_buf_adds(L, &b, ") DO UPDATE SET ");
+    for (i = 1; i <= nu; i++) {
+      const char *name = m->f[list_field(L, m, 4, i, "updateOnDuplicate", ctx)].name;
+      if (i > 1) jn_buf_adds(L, &b, ", ");
+      jn_buf_addident(L, &b, NULL, name);
+      jn_buf_adds(L, &b, " = ");
+      jn_buf_addident(L, &b, "excluded", name);
+    }
+  }
+  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  if (st == NULL) return jn_pushfail(L, c, rc);
+  k = 0;
+  for (i = 0; i < m->nfields; i++) {
+    if (i == m->pk && lua_isnil(L, base + 1 + i) && (m->f[i].flags & JN_F_AUTOINC)) continue;
+    if (jn_bind_value(L, c, st, ++k, base + 1 + i, m->f[i].type) != 0)
+      luaL_error(L, "%s: bad value for field '%s' (%s cannot be stored)", ctx, m->f[i].name,
+                 luaL_typename(L, base + 1 + i));
+  }
+  rc = jn_conn_run(L, c, st);
+  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  lua_pushinteger(L, jn_e_changes(c->eng, c->db));
+  return 1;
+}
+
 /* Body of findOrCreate under jn_atomic: [w, model, where, values]. */
 static int find_or_create_body(lua_State *L) {
   jn_Model *m = (jn_Model *)lua_touserdata(L, 2);
@@ -693,6 +782,13 @@ static int model_info(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "fields");
+  lua_newtable(L);   /* the fields UNIQUE alone (groups are in the declarations) */
+  for (i = 0; i < m->nfields; i++) {
+    if (!(m->f[i].flags & JN_F_UNIQUE)) continue;
+    lua_pushstring(L, m->f[i].name);
+    lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+  }
+  lua_setfield(L, -2, "unique");
   jn_model_uv(L, 1, JN_UV_FIELDS);
   lua_setfield(L, -2, "declarations");
   jn_model_uv(L, 1, JN_UV_ASSOCS);
@@ -823,6 +919,7 @@ static const luaL_Reg model_methods[] = {
   {"_now", model_now},
   {"_increment", model_increment},
   {"_aggregate", model_aggregate},
+  {"_upsert", model_upsert},
   {NULL, NULL}
 };
 

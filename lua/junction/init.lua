@@ -182,6 +182,10 @@ require("junction.pages").setup(core)
 local scopes = require "junction.scopes"
 scopes.setup(M, core)
 
+-- Model:upsert and bulkCreate's ignoreDuplicates and updateOnDuplicate
+-- (lua/junction/upsert.lua).
+require("junction.upsert").setup(core)
+
 -- A model's own class and instance methods (lua/junction/methods.lua).
 require("junction.methods").setup()
 

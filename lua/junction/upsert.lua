@@ -1,0 +1,213 @@
+-- junction.upsert: Model:upsert and bulkCreate's ignoreDuplicates and
+-- updateOnDuplicate, over the C core's one-statement
+-- INSERT ... ON CONFLICT (...) DO UPDATE SET f = excluded.f / DO NOTHING
+-- (SQL that PostgreSQL takes as SQLite does).
+local M = {}
+
+local core, hooks   -- set by setup
+local B = {}        -- the methods below the ones set here
+
+local function kname(k) return type(k) == "string" and k or type(k) end
+
+-- The error positions of the C methods, as hooks.lua keeps them.
+local function checked(ok, ...)
+  if ok then return ... end
+  local err = ...
+  if type(err) == "string" and not err:find("^[^:\n]+:%d+: ") then error(err, 3) end
+  error(err, 0)
+end
+
+-- The conflict target of a row: the fields given (conflictFields), else
+-- the primary key when the row gives it, else the first unique field or
+-- group (in field order) whose every field the row gives.  nil when none.
+local function target_of(model, values, given, ctx)
+  if given ~= nil then
+    if type(given) == "string" then given = { given } end
+    if type(given) ~= "table" or rawget(given, 1) == nil then
+      error(ctx .. ": bad option 'conflictFields' (a list of field names expected)", 0)
+    end
+    local t = {}
+    for i = 1, #given do t[i] = rawget(given, i) end
+    return t
+  end
+  local info = model:_info()
+  if rawget(values, info.primaryKey) ~= nil then return { info.primaryKey } end
+  local groups, order, single = {}, {}, {}
+  for _, f in ipairs(info.unique) do single[f] = true end
+  for i, decl in ipairs(info.declarations) do
+    local u = type(decl) == "table" and rawget(decl, "unique")
+    if single[info.fields[i]] then
+      order[#order + 1] = { info.fields[i] }
+    elseif type(u) == "string" then
+      if not groups[u] then groups[u] = {}; order[#order + 1] = groups[u] end
+      table.insert(groups[u], info.fields[i])
+    end
+  end
+  for _, g in ipairs(order) do
+    local all = true
+    for _, f in ipairs(g) do if rawget(values, f) == nil then all = false end end
+    if all then return g end
+  end
+  return nil
+end
+
+-- The where that finds the row a target names.
+local function target_where(target, values)
+  local w = {}
+  for _, f in ipairs(target) do w[f] = rawget(values, f) end
+  return w
+end
+
+-- The validators of a model with any (junction.hooks), on the values of
+-- one row: true or the failure.
+local function validate(model, values)
+  local e = hooks.entry(model)
+  if e == nil then return true end
+  local ok, inst = pcall(model.build, model, values)
+  if not ok then return true end   -- the C core raises the misuse itself
+  return hooks.validate(e, model, inst, nil)
+end
+
+--- Model:upsert(values, { conflictFields = {...} }): insert the row, or
+-- update the row its primary key (or unique fields) name, in one
+-- statement; returns the instance as the row now is, or fail.
+local function upsert(self, values, opts)
+  if core.type(self) ~= "model" then
+    error("Model:upsert: bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+  end
+  local ctx = self.name .. ":upsert"
+  if type(values) ~= "table" then
+    error(ctx .. ": bad argument #1 (table of values expected, got " .. type(values) .. ")", 2)
+  end
+  local given
+  if opts ~= nil then
+    if type(opts) ~= "table" then error(ctx .. ": bad options (table expected, got " .. type(opts) .. ")", 2) end
+    for k in next, opts do
+      if k ~= "conflictFields" then error(ctx .. ": bad option '" .. kname(k) .. "' (unknown key)", 2) end
+    end
+    given = rawget(opts, "conflictFields")
+  end
+  local target = target_of(self, values, given, ctx)
+  if target == nil then
+    error(ctx .. ": bad argument #1 (the values give neither the primary key nor every field of a " ..
+          "unique constraint; say conflictFields)", 2)
+  end
+  local info = self:_info()
+  local intarget, update = {}, {}
+  for _, f in ipairs(target) do intarget[f] = true end
+  for _, f in ipairs(info.fields) do
+    if not intarget[f] and (rawget(values, f) ~= nil or f == info.updatedAt) then update[#update + 1] = f end
+  end
+  local ok, msg, code, details = validate(self, values)
+  if not ok then return nil, msg, code, details end
+  return info.db:transaction(function()
+    local n, m2, c2, d2 = checked(pcall(self._upsert, self, values, target, update, "upsert"))
+    if n == nil then return nil, m2, c2, d2 end
+    return checked(pcall(B.findOne, self, { where = target_where(target, values) }))
+  end)
+end
+
+local bulk_opts = { ignoreDuplicates = true, updateOnDuplicate = true, conflictFields = true }
+
+-- bulkCreate(list, { ignoreDuplicates = true } | { updateOnDuplicate =
+-- { fields } }[, conflictFields = {...}]): every row one INSERT ... ON
+-- CONFLICT, all in one transaction; returns the instances as the rows now
+-- are (for a duplicate ignored, the row that was there).
+local function bulk_upsert(self, list, opts)
+  local ctx = self.name .. ":bulkCreate"
+  local ig, upd, given = rawget(opts, "ignoreDuplicates"), rawget(opts, "updateOnDuplicate"),
+                         rawget(opts, "conflictFields")
+  if ig ~= nil and type(ig) ~= "boolean" then
+    error(ctx .. ": bad option 'ignoreDuplicates' (boolean expected, got " .. type(ig) .. ")", 3)
+  end
+  if upd ~= nil and (type(upd) ~= "table" or rawget(upd, 1) == nil) then
+    error(ctx .. ": bad option 'updateOnDuplicate' (a list of field names expected)", 3)
+  end
+  if ig and upd ~= nil then
+    error(ctx .. ": bad options (ignoreDuplicates and updateOnDuplicate: say one)", 3)
+  end
+  local n = 0
+  for k in next, list do
+    if type(k) ~= "number" or k < 1 or k ~= math.floor(k) then
+      error(ctx .. ": bad argument #1 (a list expected, but it has the key '" .. tostring(k) .. "')", 3)
+    end
+    n = n + 1
+  end
+  if n ~= #list then error(ctx .. ": bad argument #1 (a list expected, but it has holes)", 3) end
+  local update
+  if upd ~= nil then
+    update = {}
+    for i = 1, #upd do update[i] = rawget(upd, i) end
+  end
+  local targets = {}
+  for i = 1, n do
+    local row = rawget(list, i)
+    if type(row) ~= "table" then
+      error(ctx .. ": bad argument #1 (element " .. i .. " is not a table of values)", 3)
+    end
+    targets[i] = target_of(self, row, given, ctx)
+    if targets[i] == nil then
+      error(ctx .. ": bad argument #1 (row " .. i .. " gives neither the primary key nor every field of " ..
+            "a unique constraint; say conflictFields)", 3)
+    end
+  end
+  local e = hooks.entry(self)
+  return self:_info().db:transaction(function()
+    if e and e.hooked then
+      local r, msg, code, details = hooks.run(e, "beforeBulkCreate", list)
+      if not r then return nil, msg, code, details end
+    end
+    for i = 1, n do
+      local ok, msg, code, details = validate(self, rawget(list, i))
+      if not ok then
+        details.index = i
+        return nil, msg .. " (row " .. i .. ")", code, details
+      end
+    end
+    local out = setmetatable({}, debug.getregistry()["junction.List"])
+    for i = 1, n do
+      local row = rawget(list, i)
+      local r, msg, code, details = self:_upsert(row, targets[i], update, "bulkCreate")
+      if r == nil then return nil, msg, code, details end
+      r, msg, code = B.findOne(self, { where = target_where(targets[i], row) })
+      if r == nil then return nil, msg, code end
+      out[i] = r
+    end
+    if e and e.hooked then
+      local r, msg, code, details = hooks.run(e, "afterBulkCreate", out)
+      if not r then return nil, msg, code, details end
+    end
+    return out
+  end)
+end
+
+function M.setup(c)
+  core = c
+  hooks = require "junction.hooks"
+  local Model = c.Model
+  B.findOne, B.bulkCreate = Model.findOne, Model.bulkCreate
+  Model.upsert = upsert
+  function Model.bulkCreate(self, list, opts, ...)
+    if opts == nil or core.type(self) ~= "model" or type(list) ~= "table" then
+      return checked(pcall(B.bulkCreate, self, list, opts, ...))
+    end
+    if type(opts) ~= "table" then
+      error(self.name .. ":bulkCreate: bad options (table expected, got " .. type(opts) .. ")", 2)
+    end
+    for k in next, opts do
+      if not bulk_opts[k] then
+        error(self.name .. ":bulkCreate: bad option '" .. kname(k) .. "' (unknown key)", 2)
+      end
+    end
+    if not rawget(opts, "ignoreDuplicates") and rawget(opts, "updateOnDuplicate") == nil then
+      if rawget(opts, "conflictFields") ~= nil then
+        error(self.name .. ":bulkCreate: bad option 'conflictFields' (with ignoreDuplicates or " ..
+              "updateOnDuplicate only)", 2)
+      end
+      return checked(pcall(B.bulkCreate, self, list))
+    end
+    return bulk_upsert(self, list, opts)
+  end
+end
+
+return M
