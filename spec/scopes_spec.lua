@@ -202,6 +202,25 @@ describe("scopes", function()
     assert.is_nil(weak.db)
   end)
 
+  it("a misuse raised through a scoped or paranoid model's methods names the caller's line", function()
+    local _, Post = posts { paranoid = true }
+    local function where(f)
+      local ok, err = pcall(f)
+      assert.is_false(ok)
+      return (tostring(err):match("^([^:]+:%d+): "))
+    end
+    local here = debug.getinfo(1, "S").short_src .. ":"
+    local P = Post:scope("popular")
+    local cf = { conflictFields = "x" }
+    local line = debug.getinfo(1, "l").currentline
+    assert.are.equal(here .. (line + 1), where(function() local r = Post:findAll { limt = 1 }; return r end))
+    assert.are.equal(here .. (line + 2), where(function() local r = P:count { x = 1 }; return r end))
+    assert.are.equal(here .. (line + 3), where(function() local r = Post:destroy(7); return r end))
+    assert.are.equal(here .. (line + 4), where(function() local r = Post:upsert({ id = 1 }, cf); return r end))
+    assert.are.equal(here .. (line + 5), where(function() local r = Post:bulkCreate(7, {}); return r end))
+    assert.are.equal(here .. (line + 6), where(function() local r = Post:unscoped():findByPk({}); return r end))
+  end)
+
   it("a model without scopes keeps the C methods", function()
     local db = H.open()
     local Plain = db:define("Plain", { fields = { a = { type = T.TEXT } } })

@@ -56,14 +56,37 @@ end
 
 local function kname(k) return type(k) == "string" and k or type(k) end
 
--- The error positions of the C methods, as hooks.lua keeps them: a misuse
--- the C core raises names the caller of the method.
+-- The position of the first frame that is not junction's own Lua code (nor
+-- C): where a method of junction was called.  Found by looking, not by a
+-- fixed level: tail calls count differently on Lua 5.1 and the others.
+local own_file = { init = true, hooks = true, pages = true, scopes = true, methods = true, upsert = true }
+local function caller_position()
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if info == nil then return "" end
+    local mod = info.source:match("[/\\]junction[/\\]([%w_]+)%.lua$")
+    if info.what ~= "C" and (info.currentline or 0) > 0 and not (mod and own_file[mod]) then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+    level = level + 1
+  end
+end
+
+-- Raise a misuse, naming the caller's line.
+local function raise(msg) error(caller_position() .. msg, 0) end
+M.raise = raise
+
+-- The results of a pcall of a method: a misuse the C core raised (it has
+-- no position) is raised again naming the caller's line, as when the C
+-- method is called directly.
 local function checked(ok, ...)
   if ok then return ... end
   local err = ...
-  if type(err) == "string" and not err:find("^[^:\n]+:%d+: ") then error(err, 3) end
+  if type(err) == "string" and not err:find("^[^:\n]+:%d+: ") then error(caller_position() .. err, 0) end
   error(err, 0)
 end
+M.checked = checked
 
 -- {====== Declarations
 
@@ -71,16 +94,16 @@ end
 -- the message says where).
 local function check_scope(t, ctx)
   if type(t) ~= "table" then
-    error(ctx .. " (table expected, got " .. type(t) .. ")", 0)
+    raise(ctx .. " (table expected, got " .. type(t) .. ")")
   end
   for k, v in next, t do
     if not scope_keys[k] then
-      error(ctx .. " (unknown key '" .. kname(k) .. "'; a scope has where, order, limit, offset, " ..
-            "attributes, include)", 0)
+      raise(ctx .. " (unknown key '" .. kname(k) .. "'; a scope has where, order, limit, offset, " ..
+            "attributes, include)")
     end
     if k == "where" and (type(v) ~= "table" or next(v) == nil) then
-      error(ctx .. " (its where is " .. (type(v) == "table" and "empty" or type(v)) ..
-            ": a where must have conditions)", 0)
+      raise(ctx .. " (its where is " .. (type(v) == "table" and "empty" or type(v)) ..
+            ": a where must have conditions)")
     end
   end
   return copy(t)
@@ -101,12 +124,12 @@ local function strip(name, spec)
   end
   if sc ~= nil then
     if type(sc) ~= "table" then
-      error("db:define: " .. mname .. ": bad option 'scopes' (table of name = scope expected, got " ..
-            type(sc) .. ")", 0)
+      raise("db:define: " .. mname .. ": bad option 'scopes' (table of name = scope expected, got " ..
+            type(sc) .. ")")
     end
     for k, v in next, sc do
       if type(k) ~= "string" then
-        error("db:define: " .. mname .. ": bad option 'scopes' (names are strings, got " .. type(k) .. ")", 0)
+        raise("db:define: " .. mname .. ": bad option 'scopes' (names are strings, got " .. type(k) .. ")")
       end
       if type(v) == "function" then
         e.scopes[k] = v
@@ -116,7 +139,7 @@ local function strip(name, spec)
     end
   end
   if pa ~= nil and type(pa) ~= "boolean" then
-    error("db:define: " .. mname .. ": bad option 'paranoid' (boolean expected, got " .. type(pa) .. ")", 0)
+    raise("db:define: " .. mname .. ": bad option 'paranoid' (boolean expected, got " .. type(pa) .. ")")
   end
   if pa then
     local field = rawget(spec, "underscored") and "deleted_at" or "deletedAt"
@@ -226,8 +249,8 @@ local function apply(model, scope, opts, method, keep_deleted)
     for k, v in next, opts do
       if k == "paranoid" and e and e.paranoid then
         if type(v) ~= "boolean" then
-          error(model.name .. ":" .. method .. ": bad option 'paranoid' (boolean expected, got " ..
-                type(v) .. ")", 0)
+          raise(model.name .. ":" .. method .. ": bad option 'paranoid' (boolean expected, got " ..
+                type(v) .. ")")
         end
         if v == false then para = nil end
       elseif k == "where" and o.where ~= nil then
@@ -269,7 +292,7 @@ local function find_by_pk(model, scope, key, opts)
     for k in next, opts do
       if k ~= "attributes" and k ~= "include" and k ~= "rejectOnEmpty"
          and not (k == "paranoid" and e and e.paranoid) then
-        error(model.name .. ":findByPk: bad option '" .. kname(k) .. "' (unknown key)", 0)
+        raise(model.name .. ":findByPk: bad option '" .. kname(k) .. "' (unknown key)")
       end
     end
   end
@@ -318,8 +341,8 @@ local function incrementer(method, sign)
     elseif type(field) == "table" then
       map, opts = copy(field), by
     else
-      error(model.name .. ":" .. method .. ": bad argument #1 (a field name or a table of field = amount " ..
-            "expected, got " .. type(field) .. ")", 0)
+      raise(model.name .. ":" .. method .. ": bad argument #1 (a field name or a table of field = amount " ..
+            "expected, got " .. type(field) .. ")")
     end
     if sign < 0 then
       for k, v in next, map do if type(v) == "number" then map[k] = -v end end
@@ -348,10 +371,10 @@ local function destroy(model, scope, opts)
   local force = type(opts) == "table" and rawget(opts, "force") or nil
   if force ~= nil then
     if not para then
-      error(model.name .. ":destroy: bad option 'force' (only a paranoid model keeps deleted rows)", 0)
+      raise(model.name .. ":destroy: bad option 'force' (only a paranoid model keeps deleted rows)")
     end
     if type(force) ~= "boolean" then
-      error(model.name .. ":destroy: bad option 'force' (boolean expected, got " .. type(force) .. ")", 0)
+      raise(model.name .. ":destroy: bad option 'force' (boolean expected, got " .. type(force) .. ")")
     end
   end
   local o = write_opts(model, scope, opts, "destroy", { force = true }, force)
@@ -370,18 +393,18 @@ local function restore(model, scope, opts)
   local e = entry(model)
   local name = model.name .. ":restore"
   if type(opts) ~= "table" then
-    error(name .. ": bad options (table with 'where' or all = true expected, got " .. type(opts) .. ")", 0)
+    raise(name .. ": bad options (table with 'where' or all = true expected, got " .. type(opts) .. ")")
   end
   for k in next, opts do
-    if k ~= "where" and k ~= "all" then error(name .. ": bad option '" .. kname(k) .. "' (unknown key)", 0) end
+    if k ~= "where" and k ~= "all" then raise(name .. ": bad option '" .. kname(k) .. "' (unknown key)") end
   end
   local where, all = rawget(opts, "where"), rawget(opts, "all")
   if all ~= nil and type(all) ~= "boolean" then
-    error(name .. ": bad option 'all' (true expected, got " .. type(all) .. ")", 0)
+    raise(name .. ": bad option 'all' (true expected, got " .. type(all) .. ")")
   end
-  if where ~= nil and all then error(name .. ": bad options (both 'where' and every row: say one)", 0) end
+  if where ~= nil and all then raise(name .. ": bad options (both 'where' and every row: say one)") end
   if where == nil and not all then
-    error(name .. ": missing option 'where' (say { all = true } to restore every row)", 0)
+    raise(name .. ": missing option 'where' (say { all = true } to restore every row)")
   end
   local w = and_where(scope and scope.where, where)
   w = and_where(w, { [e.paranoid] = { ne = null } })
@@ -422,8 +445,8 @@ local function resolve(model, method, ...)
         for j = 2, #v do args[j + 1] = rawget(v, j) end
         list[#list + 1] = args
       else
-        error(model.name .. ":" .. method .. ": bad argument #" .. i ..
-              " (a scope name or { name, args... } expected, got " .. type(v) .. ")", 0)
+        raise(model.name .. ":" .. method .. ": bad argument #" .. i ..
+              " (a scope name or { name, args... } expected, got " .. type(v) .. ")")
       end
     end
   end
@@ -439,9 +462,9 @@ local function resolve(model, method, ...)
         local have = {}
         for k in next, named do have[#have + 1] = k end
         table.sort(have)
-        error(model.name .. ":" .. method .. ": bad argument #" .. i .. " (no scope '" .. name .. "'" ..
+        raise(model.name .. ":" .. method .. ": bad argument #" .. i .. " (no scope '" .. name .. "'" ..
               (#have > 0 and "; scopes: " .. table.concat(have, ", ") or "; the model has no scopes") ..
-              ")", 0)
+              ")")
       end
       if type(s) == "function" then
         local unpack = table.unpack or unpack   -- luacheck: ignore 143
@@ -466,7 +489,7 @@ end
 local function state_of(self, method)
   local st = states[self]
   if st == nil then
-    error("Model:" .. method .. ": bad self (scoped model expected, got " .. type(self) .. "; call it with ':')", 0)
+    raise("Model:" .. method .. ": bad self (scoped model expected, got " .. type(self) .. "; call it with ':')")
   end
   return st
 end
@@ -483,7 +506,7 @@ function scoped_index.restore(self, opts)
   local st = state_of(self, "restore")
   local e = entry(st.model)
   if not (e and e.paranoid) then
-    error(st.model.name .. ":restore: the model is not paranoid (it keeps no deleted rows)", 2)
+    raise(st.model.name .. ":restore: the model is not paranoid (it keeps no deleted rows)")
   end
   return restore(st.model, st.scope, opts)
 end
@@ -511,7 +534,7 @@ Scoped.__index = function(self, k)
   return v
 end
 Scoped.__newindex = function(self, k)
-  error(states[self].model.name .. ": cannot set '" .. kname(k) .. "' on a scoped model (set it on the model)", 2)
+  raise(states[self].model.name .. ": cannot set '" .. kname(k) .. "' on a scoped model (set it on the model)")
 end
 Scoped.__tostring = function(self)
   local st = states[self]
@@ -573,7 +596,7 @@ local function install(model, e)
   if e.paranoid then
     local function model_restore(self, opts)
       if core.type(self) ~= "model" then
-        error("Model:restore: bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+        raise("Model:restore: bad self (model expected, got " .. type(self) .. "; call it with ':')")
       end
       return restore(self, entry(self).default, opts)
     end
@@ -605,12 +628,12 @@ local function instance_methods(model, e)
     if m == nil or entry(m) == nil or core._destroyed(self) then return checked(pcall(prev, self, opts)) end
     if opts ~= nil then
       if type(opts) ~= "table" then
-        error(m.name .. ":destroy: bad options (table expected, got " .. type(opts) .. ")", 2)
+        raise(m.name .. ":destroy: bad options (table expected, got " .. type(opts) .. ")")
       end
       for k, v in next, opts do
-        if k ~= "force" then error(m.name .. ":destroy: bad option '" .. kname(k) .. "' (unknown key)", 2) end
+        if k ~= "force" then raise(m.name .. ":destroy: bad option '" .. kname(k) .. "' (unknown key)") end
         if type(v) ~= "boolean" then
-          error(m.name .. ":destroy: bad option 'force' (boolean expected, got " .. type(v) .. ")", 2)
+          raise(m.name .. ":destroy: bad option 'force' (boolean expected, got " .. type(v) .. ")")
         end
       end
       if rawget(opts, "force") then return checked(pcall(prev, self)) end
@@ -632,9 +655,9 @@ local function instance_methods(model, e)
     model:_method("restore", function(self)
       local m = core.modelof(self)
       if m == nil or entry(m) == nil then
-        error("restore: bad self (instance expected, got " .. type(self) .. ")", 2)
+        raise("restore: bad self (instance expected, got " .. type(self) .. ")")
       end
-      if core._destroyed(self) then error(m.name .. ":restore: instance was destroyed", 2) end
+      if core._destroyed(self) then raise(m.name .. ":restore: instance was destroyed") end
       local pk = m.primaryKey
       local n, msg, code = B.update(m, { [field] = null }, { where = { [pk] = self[pk] } })
       if n == nil then return nil, msg, code end
@@ -671,7 +694,7 @@ function M.setup(mod, c)
     local f = scoped_methods[name]
     Model[name] = function(self, ...)
       if core.type(self) ~= "model" then
-        error("Model:" .. name .. ": bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+        raise("Model:" .. name .. ": bad self (model expected, got " .. type(self) .. "; call it with ':')")
       end
       return f(self, nil, ...)
     end
@@ -718,10 +741,10 @@ function M.setup(mod, c)
   -- Model:unscoped(): scoped models.
   function Model.scope(self, ...)
     if core.type(self) ~= "model" then
-      error("Model:scope: bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+      raise("Model:scope: bad self (model expected, got " .. type(self) .. "; call it with ':')")
     end
     if select("#", ...) == 0 then
-      error(self.name .. ":scope: bad argument #1 (a scope name expected, got no value)", 2)
+      raise(self.name .. ":scope: bad argument #1 (a scope name expected, got no value)")
     end
     local scope, label = resolve(self, "scope", ...)
     return new_scoped(self, scope, label)
@@ -729,7 +752,7 @@ function M.setup(mod, c)
 
   function Model.unscoped(self)
     if core.type(self) ~= "model" then
-      error("Model:unscoped: bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+      raise("Model:unscoped: bad self (model expected, got " .. type(self) .. "; call it with ':')")
     end
     return new_scoped(self, nil, "")
   end
@@ -762,8 +785,8 @@ function M.associated(db)
                 local o, para = copy(opts), true
                 if o.paranoid ~= nil then
                   if type(o.paranoid) ~= "boolean" then
-                    error(model.name .. ":" .. n .. ": bad option 'paranoid' (boolean expected, got " ..
-                          type(o.paranoid) .. ")", 2)
+                    raise(model.name .. ":" .. n .. ": bad option 'paranoid' (boolean expected, got " ..
+                          type(o.paranoid) .. ")")
                   end
                   para = o.paranoid
                   o.paranoid = nil

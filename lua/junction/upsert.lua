@@ -9,13 +9,9 @@ local B = {}        -- the methods below the ones set here
 
 local function kname(k) return type(k) == "string" and k or type(k) end
 
--- The error positions of the C methods, as hooks.lua keeps them.
-local function checked(ok, ...)
-  if ok then return ... end
-  local err = ...
-  if type(err) == "string" and not err:find("^[^:\n]+:%d+: ") then error(err, 3) end
-  error(err, 0)
-end
+-- A misuse the C core raised names the caller's line (junction.scopes).
+local checked = require("junction.scopes").checked
+local raise = require("junction.scopes").raise
 
 -- The conflict target of a row: the fields given (conflictFields), else
 -- the primary key when the row gives it, else the first unique field or
@@ -24,10 +20,16 @@ local function target_of(model, values, given, ctx)
   if given ~= nil then
     if type(given) == "string" then given = { given } end
     if type(given) ~= "table" or rawget(given, 1) == nil then
-      error(ctx .. ": bad option 'conflictFields' (a list of field names expected)", 0)
+      raise(ctx .. ": bad option 'conflictFields' (a list of field names expected)")
     end
-    local t = {}
-    for i = 1, #given do t[i] = rawget(given, i) end
+    local t, known = {}, {}
+    for _, f in ipairs(model:_info().fields) do known[f] = true end
+    for i = 1, #given do
+      t[i] = rawget(given, i)
+      if not known[t[i]] then
+        raise(ctx .. ": bad option 'conflictFields' (element " .. i .. " is no field of " .. model.name .. ")")
+      end
+    end
     return t
   end
   local info = model:_info()
@@ -73,24 +75,24 @@ end
 -- statement; returns the instance as the row now is, or fail.
 local function upsert(self, values, opts)
   if core.type(self) ~= "model" then
-    error("Model:upsert: bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+    raise("Model:upsert: bad self (model expected, got " .. type(self) .. "; call it with ':')")
   end
   local ctx = self.name .. ":upsert"
   if type(values) ~= "table" then
-    error(ctx .. ": bad argument #1 (table of values expected, got " .. type(values) .. ")", 2)
+    raise(ctx .. ": bad argument #1 (table of values expected, got " .. type(values) .. ")")
   end
   local given
   if opts ~= nil then
-    if type(opts) ~= "table" then error(ctx .. ": bad options (table expected, got " .. type(opts) .. ")", 2) end
+    if type(opts) ~= "table" then raise(ctx .. ": bad options (table expected, got " .. type(opts) .. ")") end
     for k in next, opts do
-      if k ~= "conflictFields" then error(ctx .. ": bad option '" .. kname(k) .. "' (unknown key)", 2) end
+      if k ~= "conflictFields" then raise(ctx .. ": bad option '" .. kname(k) .. "' (unknown key)") end
     end
     given = rawget(opts, "conflictFields")
   end
   local target = target_of(self, values, given, ctx)
   if target == nil then
-    error(ctx .. ": bad argument #1 (the values give neither the primary key nor every field of a " ..
-          "unique constraint; say conflictFields)", 2)
+    raise(ctx .. ": bad argument #1 (the values give neither the primary key nor every field of a " ..
+          "unique constraint; say conflictFields)")
   end
   local info = self:_info()
   local intarget, update = {}, {}
@@ -98,6 +100,7 @@ local function upsert(self, values, opts)
   for _, f in ipairs(info.fields) do
     if not intarget[f] and (rawget(values, f) ~= nil or f == info.updatedAt) then update[#update + 1] = f end
   end
+  checked(pcall(B.build, self, values))   -- a misuse in values raises here, naming the caller
   local ok, msg, code, details = validate(self, values)
   if not ok then return nil, msg, code, details end
   return info.db:transaction(function()
@@ -118,37 +121,45 @@ local function bulk_upsert(self, list, opts)
   local ig, upd, given = rawget(opts, "ignoreDuplicates"), rawget(opts, "updateOnDuplicate"),
                          rawget(opts, "conflictFields")
   if ig ~= nil and type(ig) ~= "boolean" then
-    error(ctx .. ": bad option 'ignoreDuplicates' (boolean expected, got " .. type(ig) .. ")", 3)
+    raise(ctx .. ": bad option 'ignoreDuplicates' (boolean expected, got " .. type(ig) .. ")")
   end
   if upd ~= nil and (type(upd) ~= "table" or rawget(upd, 1) == nil) then
-    error(ctx .. ": bad option 'updateOnDuplicate' (a list of field names expected)", 3)
+    raise(ctx .. ": bad option 'updateOnDuplicate' (a list of field names expected)")
   end
   if ig and upd ~= nil then
-    error(ctx .. ": bad options (ignoreDuplicates and updateOnDuplicate: say one)", 3)
+    raise(ctx .. ": bad options (ignoreDuplicates and updateOnDuplicate: say one)")
   end
   local n = 0
   for k in next, list do
     if type(k) ~= "number" or k < 1 or k ~= math.floor(k) then
-      error(ctx .. ": bad argument #1 (a list expected, but it has the key '" .. tostring(k) .. "')", 3)
+      raise(ctx .. ": bad argument #1 (a list expected, but it has the key '" .. tostring(k) .. "')")
     end
     n = n + 1
   end
-  if n ~= #list then error(ctx .. ": bad argument #1 (a list expected, but it has holes)", 3) end
+  if n ~= #list then raise(ctx .. ": bad argument #1 (a list expected, but it has holes)") end
   local update
   if upd ~= nil then
+    local known = {}
+    for _, f in ipairs(self:_info().fields) do known[f] = true end
     update = {}
-    for i = 1, #upd do update[i] = rawget(upd, i) end
+    for i = 1, #upd do
+      update[i] = rawget(upd, i)
+      if not known[update[i]] then
+        raise(ctx .. ": bad option 'updateOnDuplicate' (element " .. i .. " is no field of " .. self.name .. ")")
+      end
+    end
   end
   local targets = {}
   for i = 1, n do
     local row = rawget(list, i)
     if type(row) ~= "table" then
-      error(ctx .. ": bad argument #1 (element " .. i .. " is not a table of values)", 3)
+      raise(ctx .. ": bad argument #1 (element " .. i .. " is not a table of values)")
     end
+    checked(pcall(B.build, self, row))   -- a misuse in a row raises here, naming the caller
     targets[i] = target_of(self, row, given, ctx)
     if targets[i] == nil then
-      error(ctx .. ": bad argument #1 (row " .. i .. " gives neither the primary key nor every field of " ..
-            "a unique constraint; say conflictFields)", 3)
+      raise(ctx .. ": bad argument #1 (row " .. i .. " gives neither the primary key nor every field of " ..
+            "a unique constraint; say conflictFields)")
     end
   end
   local e = hooks.entry(self)
@@ -185,24 +196,24 @@ function M.setup(c)
   core = c
   hooks = require "junction.hooks"
   local Model = c.Model
-  B.findOne, B.bulkCreate = Model.findOne, Model.bulkCreate
+  B.findOne, B.bulkCreate, B.build = Model.findOne, Model.bulkCreate, Model.build
   Model.upsert = upsert
   function Model.bulkCreate(self, list, opts, ...)
     if opts == nil or core.type(self) ~= "model" or type(list) ~= "table" then
       return checked(pcall(B.bulkCreate, self, list, opts, ...))
     end
     if type(opts) ~= "table" then
-      error(self.name .. ":bulkCreate: bad options (table expected, got " .. type(opts) .. ")", 2)
+      raise(self.name .. ":bulkCreate: bad options (table expected, got " .. type(opts) .. ")")
     end
     for k in next, opts do
       if not bulk_opts[k] then
-        error(self.name .. ":bulkCreate: bad option '" .. kname(k) .. "' (unknown key)", 2)
+        raise(self.name .. ":bulkCreate: bad option '" .. kname(k) .. "' (unknown key)")
       end
     end
     if not rawget(opts, "ignoreDuplicates") and rawget(opts, "updateOnDuplicate") == nil then
       if rawget(opts, "conflictFields") ~= nil then
-        error(self.name .. ":bulkCreate: bad option 'conflictFields' (with ignoreDuplicates or " ..
-              "updateOnDuplicate only)", 2)
+        raise(self.name .. ":bulkCreate: bad option 'conflictFields' (with ignoreDuplicates or " ..
+              "updateOnDuplicate only)")
       end
       return checked(pcall(B.bulkCreate, self, list))
     end
