@@ -273,6 +273,10 @@ JN_INTERNAL const char *jn_buf_cstr(lua_State *L, jn_Buf *b);
 ** empty one included): what JSON values and toTable give arrays. */
 #define JN_ARRAY_MT "junction.array"
 
+/* The metatable of junction.json(field, path), a where key: a userdata
+** whose uservalue is { field name, path }. */
+#define JN_JSONPATH_MT "junction.JSONPath"
+
 /* jn_error.c */
 JN_INTERNAL int jn_pushfail(lua_State *L, jn_Conn *c, int rc);
 JN_INTERNAL const char *jn_typename(lua_State *L, int idx);

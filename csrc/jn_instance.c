@@ -1139,6 +1139,82 @@ static int json_array(lua_State *L) {
   return 1;
 }
 
+/*
+** Is s a JSON path as SQLite's json_extract reads it, in the plain form
+** junction offers: $, then .name (letters, digits, _), ."quoted name"
+** (no quote inside), [n] or [#-n], any number of times?
+*/
+static int json_path_ok(const char *s, size_t n) {
+  size_t i = 1;
+  if (n == 0 || s[0] != '$') return 0;
+  while (i < n) {
+    if (s[i] == '.') {
+      size_t start = ++i;
+      if (i < n && s[i] == '"') {
+        for (i++; i < n && s[i] != '"'; i++)
+          if (s[i] == '\0') return 0;
+        if (i >= n || i == start + 1) return 0;
+        i++;
+        continue;
+      }
+      while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                       (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+        i++;
+      if (i == start) return 0;
+    } else if (s[i] == '[') {
+      size_t start;
+      i++;
+      if (i + 1 < n && s[i] == '#' && s[i + 1] == '-') i += 2;
+      start = i;
+      while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+      if (i == start || i >= n || s[i] != ']') return 0;
+      i++;
+    } else {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/*** A where key for a path inside a JSON field:
+`{ [junction.json("meta", "$.author.name")] = "ada" }` compares
+json_extract("meta", '$.author.name'), with every operator a field takes.
+@function junction.json
+@tparam string field
+@tparam string path  $, then .name, ."name", [n] or [#-n] steps
+*/
+static int json_path(lua_State *L) {
+  size_t n;
+  const char *path;
+  if (lua_type(L, 1) != LUA_TSTRING)
+    luaL_error(L, "junction.json: bad argument #1 (field name expected, got %s)", luaL_typename(L, 1));
+  if (lua_type(L, 2) != LUA_TSTRING)
+    luaL_error(L, "junction.json: bad argument #2 (path string expected, got %s)", luaL_typename(L, 2));
+  path = lua_tolstring(L, 2, &n);
+  if (!json_path_ok(path, n))
+    luaL_error(L, "junction.json: bad path '%s' ($, then .name, .\"name\", [n] or [#-n] steps)", path);
+  lua_settop(L, 2);
+  lua_newuserdata(L, 1);
+  luaL_setmetatable(L, JN_JSONPATH_MT);
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, 2);
+  lua_setuservalue(L, -2);
+  return 1;
+}
+
+/* junction.json("meta", "$.a") */
+static int json_path_tostring(lua_State *L) {
+  luaL_checkudata(L, 1, JN_JSONPATH_MT);
+  lua_getuservalue(L, 1);
+  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -2, 2);
+  lua_pushfstring(L, "junction.json(\"%s\", \"%s\")", lua_tostring(L, -2), lua_tostring(L, -1));
+  return 1;
+}
+
 /* junction._setArrayMetatable(mt): use mt (a JSON module's own array
 ** metatable, such as lua-cjson's array_mt) as the array marker. */
 static int json_set_array_mt(lua_State *L) {
@@ -1429,6 +1505,10 @@ static int list_tostring(lua_State *L) {
 /* }====== */
 
 void jn_inst_open(lua_State *L) {
+  luaL_newmetatable(L, JN_JSONPATH_MT);
+  lua_pushcfunction(L, json_path_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
   lua_newtable(L);                      /* the weak accessors table */
   lua_newtable(L);
   lua_pushliteral(L, "v");
@@ -1493,4 +1573,6 @@ void jn_inst_open(lua_State *L) {
   lua_setfield(L, -2, "NOW");
   lua_pushcfunction(L, model_accessors);
   lua_setfield(L, -2, "_accessors");
+  lua_pushcfunction(L, json_path);
+  lua_setfield(L, -2, "json");
 }

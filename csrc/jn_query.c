@@ -97,7 +97,9 @@ static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char 
     ** for an INTEGER one), not left to SQLite's affinity, which a long list
     ** bound through json_each does not get.  A value the field cannot hold
     ** stays as given and matches nothing. */
-    if (!jn_value_conv(L, idx, m->f[f].type, 0)) {
+    if (m->f[f].type == JN_T_JSON) {   /* a JSON path's value: compared as SQLite reads it */
+      lua_pushvalue(L, idx);
+    } else if (!jn_value_conv(L, idx, m->f[f].type, 0)) {
       lua_pop(L, 1);
       lua_pushvalue(L, idx);
     } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
@@ -196,7 +198,21 @@ typedef struct jn_Where {
   jn_Buf *b;
   jn_Select *s;
   const char *ctx;
+  int path;                 /* stack index of a JSON path (junction.json), or 0 */
 } jn_Where;
+
+/* Append field f as the condition's left side: alias."col", or for a JSON
+** path json_extract(alias."col", ?) with the path bound (so it goes first). */
+static void where_col(lua_State *L, const jn_Where *w, int f) {
+  if (w->path == 0) {
+    jn_buf_addident(L, w->b, w->alias, w->m->f[f].name);
+    return;
+  }
+  jn_buf_adds(L, w->b, "json_extract(");
+  jn_buf_addident(L, w->b, w->alias, w->m->f[f].name);
+  jn_buf_adds(L, w->b, ", ?)");
+  jn_query_bind(L, w->s, w->path);
+}
 
 static void where_and(lua_State *L, const jn_Where *w, int t, int depth);
 
@@ -230,7 +246,7 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
   if (inline_ && n > JN_IN_MAX)
     luaL_error(L, "%s: bad where for field '%s' (an in list of more than %d values needs numbers or UTF-8 text without NUL bytes)",
                ctx, m->f[f].name, JN_IN_MAX);
-  jn_buf_addident(L, b, w->alias, m->f[f].name);
+  where_col(L, w, f);
   jn_buf_adds(L, b, negate ? " NOT IN (" : " IN (");
   if (inline_) {
     for (i = 1; i <= n; i++) {
@@ -263,10 +279,10 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
 /* "col OP ?" */
 static void where_cmp(lua_State *L, const jn_Where *w, int f, int val, const char *op) {
   jn_Model *m = w->m;
+  where_col(L, w, f);
   push_bindable(L, m, f, val, w->ctx);
   jn_query_bindt(L, w->s, -1, m->f[f].type);
   lua_pop(L, 1);
-  jn_buf_addident(L, w->b, w->alias, m->f[f].name);
   jn_buf_adds(L, w->b, op);
 }
 
@@ -280,7 +296,7 @@ static void where_op(lua_State *L, const jn_Where *w, int f, int op, const char 
   jn_Buf *b = w->b;
   const char *ctx = w->ctx;
   if (op <= 1 && jn_value_isnull(L, v)) {   /* eq / ne junction.null: IS [NOT] NULL */
-    jn_buf_addident(L, b, w->alias, m->f[f].name);
+    where_col(L, w, f);
     jn_buf_adds(L, b, op == 0 ? " IS NULL" : " IS NOT NULL");
   } else if (op <= 5) {
     where_cmp(L, w, f, v, sqlop[op]);
@@ -291,7 +307,7 @@ static void where_op(lua_State *L, const jn_Where *w, int f, int op, const char 
   } else if (op <= 12) {
     if (!lua_istable(L, v) || lua_rawlen(L, v) != 2)
       luaL_error(L, "%s: bad where for field '%s' (%s expects { low, high })", ctx, m->f[f].name, k);
-    jn_buf_addident(L, b, w->alias, m->f[f].name);
+    where_col(L, w, f);
     jn_buf_adds(L, b, op == 11 ? " BETWEEN ? AND ?" : " NOT BETWEEN ? AND ?");
     lua_rawgeti(L, v, 1);
     push_bindable(L, m, f, lua_gettop(L), ctx);
@@ -303,7 +319,7 @@ static void where_op(lua_State *L, const jn_Where *w, int f, int op, const char 
   } else {
     if (!lua_isboolean(L, v))
       luaL_error(L, "%s: bad where for field '%s' (isNull expects a boolean)", ctx, m->f[f].name);
-    jn_buf_addident(L, b, w->alias, m->f[f].name);
+    where_col(L, w, f);
     jn_buf_adds(L, b, lua_toboolean(L, v) ? " IS NULL" : " IS NOT NULL");
   }
 }
@@ -319,7 +335,7 @@ static void where_field(lua_State *L, const jn_Where *w, int f, int val) {
   const char *ctx = w->ctx;
   int n = 0;
   if (jn_value_isnull(L, val)) {   /* { text = junction.null }: IS NULL */
-    jn_buf_addident(L, b, w->alias, m->f[f].name);
+    where_col(L, w, f);
     jn_buf_adds(L, b, " IS NULL");
     return;
   }
@@ -403,6 +419,29 @@ static void where_list(lua_State *L, const jn_Where *w, int list, const char *jo
   jn_buf_addl(L, b, ")", 1);
 }
 
+/* The conditions on the JSON path (junction.json) at key given by the value
+** at val: its field must be a JSON field of the model. */
+static void where_path(lua_State *L, const jn_Where *w, int key, int val) {
+  jn_Where pw = *w;
+  int f;
+  lua_getuservalue(L, key);
+  lua_rawgeti(L, -1, 1);              /* the field's name */
+  lua_rawgeti(L, -2, 2);              /* the path */
+  f = jn_model_fieldname(w->m, lua_tostring(L, -2));
+  if (f < 0)
+    luaL_error(L, "%s: bad where field '%s' (no such field in %s)", w->ctx, lua_tostring(L, -2),
+               w->m->name);
+  if (w->m->f[f].type != JN_T_JSON)
+    luaL_error(L, "%s: bad where (junction.json names field '%s', which is not a JSON field)",
+               w->ctx, w->m->f[f].name);
+  if (strcmp(w->m->conn->dialect->name, "sqlite") != 0)   /* json_extract is SQLite's */
+    luaL_error(L, "%s: bad where (a junction.json path is not offered on %s yet)", w->ctx,
+               w->m->conn->dialect->name);
+  pw.path = lua_gettop(L);
+  where_field(L, &pw, f, val);
+  lua_pop(L, 3);
+}
+
 /* Every condition of the where table at t, joined with AND. */
 static void where_and(lua_State *L, const jn_Where *w, int t, int depth) {
   jn_Buf *b = w->b;
@@ -434,6 +473,8 @@ static void where_and(lua_State *L, const jn_Where *w, int t, int depth) {
       } else {
         luaL_error(L, "%s: bad where field '%s' (no such field in %s)", ctx, k, w->m->name);
       }
+    } else if (luaL_testudata(L, -2, JN_JSONPATH_MT) != NULL) {   /* [junction.json(f, p)] = v */
+      where_path(L, w, v - 1, v);
     } else if (lua_istable(L, v)) {   /* { {a = 1}, {b = 2} }: all of them */
       where_and(L, w, v, depth + 1);
     } else {
@@ -459,6 +500,7 @@ void jn_query_where(lua_State *L, jn_Model *m, int whereidx, const char *alias, 
   w.b = b;
   w.s = s;
   w.ctx = ctx;
+  w.path = 0;
   where_and(L, &w, whereidx, 0);
 }
 

@@ -116,6 +116,78 @@ describe("the JSON type", function()
   end)
 end)
 
+describe("a where on a path inside a JSON field (junction.json)", function()
+  local db, Doc, J
+  before_each(function()
+    db = H.open()
+    J = junction.json
+    Doc = db:define("Doc", { tableName = "doc", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true }, meta = { type = T.JSON }, t = { type = T.TEXT },
+    }})
+    assert(db:sync())
+    assert(Doc:create{ id = 1, meta = { a = 1, tags = { "x", "y" }, author = { name = "ada" }, ok = true } })
+    assert(Doc:create{ id = 2, meta = { a = 2, tags = junction.array(), author = { name = "bob" }, ok = false } })
+    assert(Doc:create{ id = 3, meta = { b = 1 } })
+  end)
+  after_each(function() db:close() end)
+
+  local function ids(where)
+    local out = {}
+    for _, d in ipairs(Doc:findAll{ where = where, order = { "id" } }) do out[#out + 1] = d.id end
+    return out
+  end
+
+  it("compares the value at the path with every operator", function()
+    assert.same({ 1 }, ids{ [J("meta", "$.a")] = 1 })
+    assert.same({ 1, 2 }, ids{ [J("meta", "$.a")] = { gte = 1 } })
+    assert.same({ 2 }, ids{ [J("meta", "$.author.name")] = { ne = "ada" } })
+    assert.same({ 1, 2 }, ids{ [J("meta", "$.author.name")] = { "ada", "bob" } })
+    assert.same({ 1 }, ids{ [J("meta", "$.tags[0]")] = "x" })
+    assert.same({ 1 }, ids{ [J("meta", "$.tags[#-1]")] = "y" })
+    assert.same({ 1 }, ids{ [J("meta", "$.ok")] = true })
+    assert.same({ 3 }, ids{ [J("meta", "$.a")] = junction.null })
+    assert.same({ 2 }, ids{ [J("meta", "$.a")] = { between = { 2, 5 } }, id = { lt = 3 } })
+    assert.same({ 1, 3 }, ids{ ["or"] = { { [J("meta", "$.b")] = 1 }, { [J("meta", "$.a")] = 1 } } })
+    assert.equal(1, Doc:count{ where = { [J("meta", "$.author.name")] = { like = "b%" } } })
+    local long = {}
+    for i = 1, 100 do long[i] = "n" .. i end
+    long[50] = "ada"
+    assert.same({ 1 }, ids{ [J("meta", "$.author.name")] = long })
+  end)
+
+  it("binds the path and the value", function()
+    local seen = {}
+    local db2 = H.open { log = function(sql, params) seen[#seen + 1] = { sql, params } end }
+    local D2 = db2:define("Doc", { tableName = "doc", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true }, meta = { type = T.JSON } } })
+    assert(db2:sync())
+    D2:findAll{ where = { [J("meta", "$.a")] = "x'); DROP TABLE doc; --" } }
+    local last = seen[#seen]
+    assert.truthy(last[1]:find('json_extract("meta", ?) = ?', 1, true), last[1])
+    db2:close()
+  end)
+
+  it("updates and destroys by a path", function()
+    assert(Doc:update({ t = "hit" }, { where = { [J("meta", "$.author.name")] = "bob" } }))
+    assert.equal("hit", assert(Doc:findByPk(2)).t)
+    assert(Doc:destroy{ where = { [J("meta", "$.b")] = 1 } })
+    assert.is_nil(Doc:findByPk(3))
+  end)
+
+  it("raises for a field that is not JSON, no field, or a bad path", function()
+    assert.has_error(function() Doc:findAll{ where = { [J("t", "$.a")] = 1 } } end,
+      "Doc:findAll: bad where (junction.json names field 't', which is not a JSON field)")
+    assert.has_error(function() Doc:findAll{ where = { [J("nope", "$.a")] = 1 } } end,
+      "Doc:findAll: bad where field 'nope' (no such field in Doc)")
+    for _, bad in ipairs{ "a", "$a", "$.", "$[x]", "$[1", '$.""', "$.a b", "" } do
+      assert.has_error(function() J("meta", bad) end)
+    end
+    assert.has_error(function() J(1, "$") end,
+      "junction.json: bad argument #1 (field name expected, got number)")
+    assert.equal('junction.json("meta", "$.a[2]")', tostring(J("meta", "$.a[2]")))
+  end)
+end)
+
 describe("junction.toJSON and junction.fromJSON", function()
   it("decode what they encode, arrays marked so that [] stays []", function()
     local v = junction.fromJSON('{"a":[],"b":{},"c":[1,{"d":null}],"e":"\\u00e9\\ud83d\\ude00"}')

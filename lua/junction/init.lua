@@ -26,6 +26,7 @@ local M = {
   toJSON = core.toJSON,           -- JSON text of an instance, a list, a table (the JSON type's codec)
   fromJSON = core.fromJSON,
   array = core.array,             -- mark a table as a JSON array: junction.array{} is []
+  json = core.json,               -- a where key for a path in a JSON field: junction.json("meta", "$.a")
   UUIDV4 = core.UUIDV4,           -- defaultValue: a random UUID
   NOW = core.NOW,                 -- defaultValue: the current time (DATE, DATEONLY)
 }
