@@ -190,6 +190,7 @@ typedef struct jn_Model {
   const char *cols;         /* "c1", "c2", ...: every column, in field order */
   jn_St *st[JN_MS_COUNT];
   int accessors;            /* fields with get/set, or VIRTUAL fields (JN_ACCESSORS) */
+  int has_own;              /* the model has its own table (JN_UV_OWN): consult it */
   jn_Field f[1];            /* nfields entries */
 } jn_Model;
 
@@ -200,7 +201,8 @@ typedef struct jn_Model {
 #define JN_UV_DEFAULTS  "defaults"  /* field index (1-based) -> value or function */
 #define JN_UV_FIELDS    "fields"    /* field index (1-based) -> declaration table */
 #define JN_UV_ASSOCS    "assocs"    /* alias -> association */
-#define JN_UV_OWN       "own"       /* the model's own class methods and values */
+#define JN_UV_OWN       1           /* the model's own class methods and values */
+#define JN_UV_INSTANCE  2           /* Model.instance (lua/junction's instance methods) */
 
 /* }====== */
 

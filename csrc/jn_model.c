@@ -803,32 +803,40 @@ static int model_info(lua_State *L) {
 }
 
 /* Push the model's own table (class methods and values set on the model,
-** and the methods lua/junction gives one model), made on first use.
+** and the methods lua/junction gives one model), made on first use; or,
+** with slot JN_UV_INSTANCE, the table Model.instance gives.
 ** [-0, +1, m] */
-static void push_own(lua_State *L, int modelidx) {
+static void push_own(lua_State *L, int modelidx, int slot) {
   lua_getuservalue(L, modelidx);
-  lua_pushliteral(L, JN_UV_OWN);
-  lua_rawget(L, -2);
+  lua_rawgeti(L, -1, slot);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
     lua_newtable(L);
-    lua_pushliteral(L, JN_UV_OWN);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, slot);
   }
   lua_remove(L, -2);
+  if (slot == JN_UV_OWN) ((jn_Model *)lua_touserdata(L, modelidx))->has_own = 1;
 }
 
 /* Model:_own(): the model's own table, for lua/junction (scopes, soft
-** delete, class methods).  [-0, +1, m] */
+** delete, class methods); Model:_own("peek"): the same or nil, never made;
+** Model:_own("instance"): the table of Model.instance.  [-0, +1, m] */
 static int model_own(lua_State *L) {
+  const char *which = luaL_optstring(L, 2, "");
   if (luaL_testudata(L, 1, JN_MODEL_MT) == NULL)
     luaL_error(L, "Model:_own: bad self (model expected, got %s)", luaL_typename(L, 1));
-  push_own(L, 1);
+  if (strcmp(which, "peek") == 0) {
+    lua_getuservalue(L, 1);
+    lua_rawgeti(L, -1, JN_UV_OWN);
+    return 1;
+  }
+  push_own(L, 1, strcmp(which, "instance") == 0 ? JN_UV_INSTANCE : JN_UV_OWN);
   return 1;
 }
 
-/* Model.name, Model.tableName, then the model's own table, then the
+/* Model.name, Model.tableName, Model.instance, then the model's own table
+** (when it has one: most models have none, and pay nothing), then the
 ** methods every model has. */
 static int model_index(lua_State *L) {
   jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
@@ -840,16 +848,20 @@ static int model_index(lua_State *L) {
     if (strcmp(k, "name") == 0) { lua_pushstring(L, m->name); return 1; }
     if (strcmp(k, "tableName") == 0) { lua_pushstring(L, m->table); return 1; }
     if (strcmp(k, "primaryKey") == 0) { lua_pushstring(L, m->f[m->pk].name); return 1; }
+    if (strcmp(k, "instance") == 0) {
+      lua_getuservalue(L, 1);
+      lua_rawgeti(L, -1, JN_UV_INSTANCE);
+      return 1;
+    }
   }
-  lua_getuservalue(L, 1);
-  lua_pushliteral(L, JN_UV_OWN);
-  lua_rawget(L, -2);
-  if (lua_istable(L, -1)) {
+  if (m->has_own) {
+    lua_getuservalue(L, 1);
+    lua_rawgeti(L, -1, JN_UV_OWN);
     lua_pushvalue(L, 2);
     lua_rawget(L, -2);
     if (!lua_isnil(L, -1)) return 1;
+    lua_settop(L, 2);
   }
-  lua_settop(L, 2);
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
   return 1;
@@ -874,7 +886,7 @@ static int model_newindex(lua_State *L) {
       strcmp(k, "primaryKey") == 0 || strcmp(k, "instance") == 0)
     luaL_error(L, "%s: cannot set '%s' (every model has it; choose another name)", m->name, k);
   lua_pop(L, 1);
-  push_own(L, 1);
+  push_own(L, 1, JN_UV_OWN);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_rawset(L, -3);

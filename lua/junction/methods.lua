@@ -72,7 +72,7 @@ end
 
 -- The Model.instance table of model.
 local function instance_table(model)
-  local t = setmetatable({}, Methods)
+  local t = setmetatable(model:_own("instance"), Methods)
   rawset(t, STATE, { model = model, methods = {} })
   return t
 end
@@ -81,7 +81,7 @@ function M.setup()
   local extenders = require("junction.hooks").extenders
   extenders[#extenders + 1] = function(_, _, spec)
     return spec, function(model)
-      model:_own().instance = instance_table(model)
+      instance_table(model)
       local has = {}
       for _, f in ipairs(model:_info().fields) do has[f] = true end
       for _, name in ipairs { "increment", "decrement" } do

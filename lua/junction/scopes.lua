@@ -27,7 +27,8 @@ local null
 local ENTRY = {}
 local function entry(m)
   if core.type(m) ~= "model" then return nil end
-  return m:_own()[ENTRY]
+  local own = m:_own("peek")
+  return own and own[ENTRY]
 end
 local states = setmetatable({}, { __mode = "k" })    -- scoped model -> { model, scope, label }
 local paranoid_dbs = setmetatable({}, { __mode = "k" })   -- connection -> true
