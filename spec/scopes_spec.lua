@@ -229,3 +229,21 @@ describe("scopes", function()
     end
   end)
 end)
+
+describe("examples/scopes_paranoid.lua", function()
+  it("runs, printing what its comments say", function()
+    local out = {}
+    local env = setmetatable({ print = function(...)
+      local t = { n = select("#", ...), ... }
+      for i = 1, t.n do t[i] = tostring(t[i]) end
+      out[#out + 1] = table.concat(t, "\t", 1, t.n)
+    end }, { __index = _G })
+    local chunk = assert(loadfile("examples/scopes_paranoid.lua"))
+    if setfenv then setfenv(chunk, env) else chunk = assert(loadfile("examples/scopes_paranoid.lua", "t", env)) end
+    chunk()
+    assert.are.same({
+      "Soft delete (180 views)", "2\t360", "160\t3", "2\t3", "2\t3\ttrue", "3", "1\t2", "3\t0",
+      "nil\tPost:findByPk: no row found\t12",
+    }, out)
+  end)
+end)
