@@ -105,6 +105,26 @@ describe("get and set functions", function()
     db2:close()
   end)
 
+  it("work with validators and hooks: update and create go through the set", function()
+    local db2 = H.open()
+    local V = db2:define("V", { tableName = "v", fields = {
+      id = { type = T.INTEGER, primaryKey = true },
+      first = { type = T.TEXT, validate = { notEmpty = true } }, last = { type = T.TEXT },
+      full = { type = T.VIRTUAL, get = function(u) return u.first .. " " .. u.last end,
+               set = function(u, v) u.first, u.last = v:match("^(%S*) (%S+)$") end },
+    }, hooks = { beforeSave = function(u) u.last = u.last:upper() end } })
+    assert(db2:sync())
+    local u = assert(V:create{ id = 1, full = "ada lovelace" })
+    assert.equal("ada LOVELACE", u.full)
+    assert(u:update{ full = "alan turing" })
+    assert.equal("alan TURING", assert(V:findByPk(1)).full)
+    local ok, _, code = u:update{ full = " nobody" }
+    assert.is_nil(ok)
+    assert.equal(junction.VALIDATION, code)
+    assert.equal("alan TURING", assert(V:findByPk(1)).full)
+    db2:close()
+  end)
+
   it("refuses a get or set that is no function", function()
     assert.has_error(function()
       db:define("X", { tableName = "x", fields = { a = { type = T.TEXT, get = 1 } } })

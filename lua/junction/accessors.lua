@@ -80,6 +80,11 @@ end
 
 local function accessors(core, model, acc)
   core._accessors(model, acc)
+  -- a model with validators or hooks: its Lua update takes these names too
+  local e = require("junction.hooks").entry(model)
+  if e ~= nil and e.isfield ~= nil then
+    for name in pairs(acc) do e.isfield[name] = true end
+  end
   return model
 end
 
