@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     --lua) lua=$2; shift 2 ;;
     --time) rounds=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "indexes.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done

@@ -74,7 +74,7 @@ while [ $# -gt 0 ]; do
     --cross-check) xref=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --pg)     pg_url=$2; shift 2 ;;
-    -h|--help) sed -n '2,56p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,53p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
