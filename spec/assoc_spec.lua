@@ -1169,23 +1169,7 @@ describe("association writes are all or nothing", function()
     return l
   end
 
-  -- A trigger on tbl that lets n - 1 rows of op through and refuses the nth:
-  -- on SQLite with RAISE(FAIL), which keeps what the statement did before it
-  -- unless junction undoes it; on PostgreSQL with a PL/pgSQL exception.
-  local function refuse_nth(tbl, op, n)
-    if H.is_pg then
-      assert(db:exec("CREATE TEMP TABLE seen (n INTEGER); "
-        .. "CREATE FUNCTION refuse_nth() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        .. "INSERT INTO seen VALUES (1); "
-        .. "IF (SELECT count(*) FROM seen) >= " .. n .. " THEN RAISE EXCEPTION 'refused'; END IF; "
-        .. "RETURN COALESCE(NEW, OLD); END $$; "
-        .. "CREATE TRIGGER t BEFORE " .. op .. " ON " .. tbl .. " FOR EACH ROW EXECUTE FUNCTION refuse_nth()"))
-    else
-      assert(db:exec("CREATE TEMP TABLE seen (n INTEGER); CREATE TEMP TRIGGER t BEFORE " .. op
-        .. " ON " .. tbl .. " BEGIN INSERT INTO seen VALUES (1);"
-        .. " SELECT RAISE(FAIL, 'refused') WHERE (SELECT count(*) FROM seen) >= " .. n .. "; END"))
-    end
-  end
+  local function refuse_nth(tbl, op, n) H.refuse_nth(db, tbl, op, n) end
   local function refuse_90th(op) refuse_nth("tag_post_genre", op, 90) end
   local cases = {
     removeGenres = { op = "DELETE", before = many(1, 95), run = function() return post:removeGenres(many(1, 95)) end },

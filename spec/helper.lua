@@ -284,6 +284,25 @@ function H.matching(entries, pattern, from)
   return out
 end
 
+-- A trigger on table tbl that lets n - 1 rows of op (INSERT, UPDATE,
+-- DELETE) through and refuses the nth with the message "refused": on SQLite
+-- with RAISE(FAIL), which keeps what the statement did before it unless
+-- junction undoes it; on PostgreSQL with a PL/pgSQL exception.
+function H.refuse_nth(db, tbl, op, n)
+  if db:engine() == "postgres" then
+    assert(db:exec("CREATE TEMP TABLE seen (n INTEGER); "
+      .. "CREATE FUNCTION refuse_nth() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      .. "INSERT INTO seen VALUES (1); "
+      .. "IF (SELECT count(*) FROM seen) >= " .. n .. " THEN RAISE EXCEPTION 'refused'; END IF; "
+      .. "RETURN COALESCE(NEW, OLD); END $$; "
+      .. "CREATE TRIGGER t BEFORE " .. op .. ' ON "' .. tbl .. '" FOR EACH ROW EXECUTE FUNCTION refuse_nth()'))
+  else
+    assert(db:exec("CREATE TEMP TABLE seen (n INTEGER); CREATE TEMP TRIGGER t BEFORE " .. op
+      .. ' ON "' .. tbl .. '" BEGIN INSERT INTO seen VALUES (1);'
+      .. " SELECT RAISE(FAIL, 'refused') WHERE (SELECT count(*) FROM seen) >= " .. n .. "; END"))
+  end
+end
+
 -- Is there a table or an index of that name (on either engine)?
 function H.exists(db, name)
   local rows

@@ -19,7 +19,8 @@ end
 local function run_seed(path)
   local code = readme_seed()
   local n
-  code, n = code:gsub('junction%.open%("blog%.sqlite3"%)', 'junction.open(' .. string.format("%q", path) .. ')')
+  code, n = code:gsub('junction%.open%("blog%.sqlite3"%)',
+                      function() return 'junction.open(' .. string.format("%q", path) .. ')' end)
   assert(n == 1, "the README's seed no longer opens \"blog.sqlite3\"")
   local out = {}
   local env = setmetatable({
@@ -51,6 +52,15 @@ describe("the README's seed program", function()
 
   it("runs as printed on :memory:", function()
     local out = run_seed(":memory:")
+    assert.same({ "1\tSequelize", "2\tOrm", "3\tWeb Development" }, out)
+  end)
+
+  -- only the open call differs: a postgresql:// URL (a schema of its own)
+  H.pg_only(it, pending)("runs on PostgreSQL with only the open call changed", function()
+    local place = H.place()
+    local ok, out = pcall(run_seed, place)
+    H.drop_place(place)
+    assert.is_true(ok, tostring(out))
     assert.same({ "1\tSequelize", "2\tOrm", "3\tWeb Development" }, out)
   end)
 end)

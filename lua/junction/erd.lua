@@ -16,11 +16,18 @@ local function id(s)
   return '"' .. tostring(s):gsub("\\", "\\\\"):gsub('"', '\\"') .. '"'
 end
 
--- The column types SQLite reports for the model's table (empty when the
--- table does not exist yet).
+-- The column types the database reports for the model's table (empty when
+-- the table does not exist yet): SQLite's declared types, or PostgreSQL's
+-- from information_schema (bigint, varchar(60), ...).
 local function column_types(db, model)
   local types = {}
-  local rows = db:query("SELECT name, type FROM pragma_table_info(?)", model.tableName)
+  local sql = "SELECT name, type FROM pragma_table_info(?)"
+  if db:engine() == "postgres" then
+    sql = "SELECT column_name AS name, CASE WHEN data_type = 'character varying' " ..
+          "THEN 'varchar(' || character_maximum_length || ')' ELSE data_type END AS type " ..
+          "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?"
+  end
+  local rows = db:query(sql, model.tableName)
   for _, r in ipairs(rows or {}) do types[r.name] = r.type end
   return types
 end
