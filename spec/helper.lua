@@ -21,6 +21,9 @@ if H.pg_url == "" then H.pg_url = nil end
 H.engine = H.pg_url and "postgres" or "sqlite"
 H.is_pg = H.pg_url ~= nil
 
+-- What each engine's message says of a table that is not there.
+H.no_such_table = H.is_pg and "does not exist" or "no such table"
+
 -- Raw SQL in specs that differs by engine (column types for db:exec's DDL).
 -- pk: an integer key a row without one gets (SQLite's rowid alias).
 H.sql = H.is_pg and { blob = "BYTEA", real = "DOUBLE PRECISION",

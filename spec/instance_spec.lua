@@ -1,6 +1,7 @@
 -- spec/instance_spec.lua: instances (docs/API.md "Instances"): fields, changed(),
 -- save/update/reload/destroy, toTable, tostring, ==, timestamps, type round trips.
 local H = require "spec.helper"
+local sqlite_it = H.sqlite_only(it, pending)
 local T = H.T
 
 local TS = "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d$"
@@ -370,6 +371,13 @@ describe("value round trips", function()
     "\r\n\t\\",
     ("x"):rep(100000),
   }
+  if H.is_pg then   -- PostgreSQL's text holds UTF-8 without NUL bytes (docs/POSTGRES.md)
+    local kept = {}
+    for _, v in ipairs(hostile) do
+      if not v:find("\0", 1, true) and not v:find("\255", 1, true) then kept[#kept + 1] = v end
+    end
+    hostile = kept
+  end
   for i, s in ipairs(hostile) do
     it("hostile string #" .. i .. " round-trips as TEXT and finds itself in where", function()
       local w = roundtrip { t = s }
@@ -382,7 +390,7 @@ describe("value round trips", function()
     end)
   end
 
-  it("changing a hostile string and saving keeps it intact", function()
+  sqlite_it("changing a hostile string and saving keeps it intact (a NUL byte: SQLite's text holds it)", function()
     local w = roundtrip { t = "a" }
     w.t = "b\0c'd"
     assert(w:save())

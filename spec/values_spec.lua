@@ -527,3 +527,25 @@ describe("DATE values in every accepted form", function()
     db:close()
   end)
 end)
+
+describe("text PostgreSQL cannot hold", function()
+  local pg_it = H.pg_only(it, pending)
+
+  pg_it("a NUL byte or bytes that are not UTF-8 in text are a returned failure, never a shorter value", function()
+    local db = H.open()
+    local M = db:define("M", { tableName = "m", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true }, s = { type = T.TEXT } } })
+    assert(db:sync())
+    for _, bad in ipairs { "x\0y", "\0", "not utf-8 \255" } do
+      local inst, msg, code = M:create { s = bad }
+      assert.is_nil(inst, ("%q was stored as %q"):format(bad, tostring(inst and M:findByPk(inst.id).s)))
+      assert.is_string(msg)
+      assert.is_number(code)
+      local rows, qmsg = db:query("INSERT INTO m (s) VALUES (?)", bad)
+      assert.is_nil(rows, ("db:query stored %q"):format(bad))
+      assert.is_string(qmsg)
+    end
+    assert.equal(0, M:count())
+    db:close()
+  end)
+end)
