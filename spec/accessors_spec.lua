@@ -141,9 +141,9 @@ describe("VIRTUAL fields", function()
   after_each(function() db:close() end)
 
   it("have no column and are never stored", function()
-    local sql = db:query("SELECT sql FROM sqlite_master WHERE name = 'users'")[1].sql
-    assert.is_nil(sql:find("full", 1, true))
-    assert.is_nil(sql:find("note", 1, true))
+    for _, c in ipairs(H.columns(db, "users")) do
+      assert.is_true(c.name ~= "full" and c.name ~= "note", c.name)
+    end
     local u = assert(U:create{ full = "ada lovelace", note = "hi" })
     assert.equal("ADA lovelace", u.full)
     assert.equal("hi", u.note)
