@@ -255,8 +255,10 @@ describe("the ENUM type", function()
   end)
 
   it("is a CHECK constraint in the table", function()
-    local sql = db:query("SELECT sql FROM sqlite_master WHERE name = 'pub'")[1].sql
-    assert.truthy(sql:find([["status" TEXT CHECK ("status" IN ('draft', 'live', 'it''s'))]], 1, true), sql)
+    if not H.is_pg then   -- SQLite's DDL text; on both, the server refuses another value
+      local sql = db:query("SELECT sql FROM sqlite_master WHERE name = 'pub'")[1].sql
+      assert.truthy(sql:find([["status" TEXT CHECK ("status" IN ('draft', 'live', 'it''s'))]], 1, true), sql)
+    end
     local ok = pcall(db.exec, db, "INSERT INTO pub (status) VALUES ('raw')")
     local n = count_rows(db, "pub")
     assert.is_true(not ok or n == 0)
@@ -370,7 +372,7 @@ describe("BIGINT", function()
       assert.equal("9007199254740993", r.n)
     end
     assert.equal(r.n, b.n)
-    assert.equal("integer", db:query("SELECT typeof(n) AS t FROM big")[1].t)
+    assert.equal("integer", db:query("SELECT " .. H.typeof("n") .. " AS t FROM big")[1].t)
     assert.equal("9007199254740993", db:query("SELECT CAST(n AS TEXT) AS t FROM big")[1].t)
     local small = assert(B:create{ n = 42 })
     assert.equal(42, assert(B:findByPk(small.id)).n)
