@@ -178,6 +178,9 @@ describe("soft delete", function()
     assert.are.equal(2, #Author:findAll { include = { Books = { paranoid = false } } }[1].Books)
     assert.is_nil(Shelf:findOne { include = { "Book" } }.Book)
     assert.are.equal(1, #a:getBooks())
+    assert.are.equal(1, a:countBooks())
+    assert.are.equal(2, a:countBooks { paranoid = false })
+    assert.are.equal(0, a:countBooks { where = { title = "gone" } })
     -- a where of the include's own still makes it required, the deleted rows still skipped
     assert.are.equal(0, #Author:findAll { include = { Books = { where = { title = "gone" } } } })
     local kept = Author:findAll { include = { { association = "Books", where = { title = "kept" } } } }

@@ -771,12 +771,16 @@ function M.associated(db)
     for _, a in pairs(model:_info().associations or {}) do
       local info = a:info()
       local te = entry(info.target)
-      if info.kind == "belongsToMany" and te and te.paranoid then
+      local names
+      local plural = info.as:sub(1, 1):upper() .. info.as:sub(2)
+      if info.kind == "belongsToMany" then names = { "get" .. plural, "count" .. plural }
+      elseif info.kind == "hasMany" then names = { "count" .. plural }   -- its get is findAll
+      end
+      if names and te and te.paranoid then
         local field = te.paranoid
-        local plural = info.as:sub(1, 1):upper() .. info.as:sub(2)
         local done = wrapped[model] or {}
         wrapped[model] = done
-        for _, name in ipairs { "get" .. plural, "count" .. plural } do
+        for _, name in ipairs(names) do
           for _, n in ipairs { name, inflect.snake(name) } do
             if not done[n] then
               done[n] = true
