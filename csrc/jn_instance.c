@@ -1050,12 +1050,19 @@ static int inst_to_table(lua_State *L) {
 /*
 ** Push a copy of the value at idx for encoding: instances as their toTable,
 ** lists and marked arrays as marked arrays, other tables key by key (their
-** values copied alike), anything else as it is.  [-0, +1, e]
+** values copied alike), anything else as it is.  seen (a stack index) maps
+** each table already copied to its copy, so that a table met twice is
+** copied once and a cycle stays a cycle (which the encoder refuses).
+** [-0, +1, e]
 */
-static void push_deep(lua_State *L, int idx, int depth) {
+static void push_deep(lua_State *L, int idx, int depth, int seen) {
   int marked = 0;
   if (jn_inst_test(L, idx) != NULL) { push_table(L, idx, depth); return; }
   if (!lua_istable(L, idx) || depth > 128) { lua_pushvalue(L, idx); return; }
+  lua_pushvalue(L, idx);
+  lua_rawget(L, seen);
+  if (!lua_isnil(L, -1)) return;
+  lua_pop(L, 1);
   luaL_checkstack(L, 6, "too deep");
   if (lua_getmetatable(L, idx)) {
     luaL_getmetatable(L, JN_LIST_MT);
@@ -1068,9 +1075,12 @@ static void push_deep(lua_State *L, int idx, int depth) {
     lua_getfield(L, LUA_REGISTRYINDEX, JN_ARRAY_MT);
     lua_setmetatable(L, -2);
   }
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, seen);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
-    push_deep(L, lua_gettop(L), depth + 1);
+    push_deep(L, lua_gettop(L), depth + 1, seen);
     lua_replace(L, -2);
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
@@ -1089,8 +1099,10 @@ static int json_to(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   if (jn_inst_test(L, 1) != NULL || lua_istable(L, 1)) {
-    push_deep(L, 1, 0);
+    lua_newtable(L);                    /* 2: tables copied */
+    push_deep(L, 1, 0, 2);
     lua_replace(L, 1);
+    lua_settop(L, 1);
   }
   jn_buf_init(L, &b);
   why = jn_json_encode(L, &b, 1);

@@ -390,6 +390,7 @@ int jn_is_utf8(const char *str, size_t n) {
 */
 
 #define JSON_MAX_DEPTH 128
+#define JSON_MAX_VALUES 10000000   /* a table shared many times over must not write forever */
 
 /* Append the string at idx as a JSON string.  NULL, or why it cannot be. */
 static const char *json_add_string(lua_State *L, jn_Buf *b, int idx) {
@@ -470,10 +471,10 @@ static int json_key_cmp(const void *a, const void *b) {
   return c != 0 ? c : (x->n < y->n ? -1 : x->n > y->n);
 }
 
-static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth);
+static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth, long *budget);
 
 /* Append the table at idx as an array or an object. */
-static const char *json_add_table(lua_State *L, jn_Buf *b, int idx, int depth) {
+static const char *json_add_table(lua_State *L, jn_Buf *b, int idx, int depth, long *budget) {
   size_t count = 0, nstr = 0, k;
   double maxint = 0;
   int marked = json_marked_array(L, idx);
@@ -497,7 +498,7 @@ static const char *json_add_table(lua_State *L, jn_Buf *b, int idx, int depth) {
     for (i = 1; i <= count; i++) {
       if (i > 1) jn_buf_addl(L, b, ",", 1);
       lua_rawgeti(L, idx, (lua_Integer)i);
-      why = json_add(L, b, lua_gettop(L), depth + 1);
+      why = json_add(L, b, lua_gettop(L), depth + 1, budget);
       lua_pop(L, 1);
       if (why != NULL) return why;
     }
@@ -523,7 +524,7 @@ static const char *json_add_table(lua_State *L, jn_Buf *b, int idx, int depth) {
     if (why == NULL) {
       jn_buf_addl(L, b, ":", 1);
       lua_rawget(L, idx);
-      why = json_add(L, b, lua_gettop(L), depth + 1);
+      why = json_add(L, b, lua_gettop(L), depth + 1, budget);
     }
     lua_pop(L, 1);
     if (why != NULL) { lua_pop(L, 1); return why; }
@@ -533,8 +534,9 @@ static const char *json_add_table(lua_State *L, jn_Buf *b, int idx, int depth) {
   return NULL;
 }
 
-static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth) {
+static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth, long *budget) {
   if (depth > JSON_MAX_DEPTH) return "is nested too deep for JSON (a cycle?)";
+  if (--*budget < 0) return "holds too many values for JSON (a table shared many times over?)";
   luaL_checkstack(L, 8, "JSON nested too deep");
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
@@ -548,7 +550,7 @@ static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth) {
     case LUA_TSTRING:
       return json_add_string(L, b, idx);
     case LUA_TTABLE:
-      return json_add_table(L, b, idx, depth);
+      return json_add_table(L, b, idx, depth, budget);
     default:
       if (jn_value_isnull(L, idx)) { jn_buf_adds(L, b, "null"); return NULL; }
       return lua_type(L, idx) == LUA_TFUNCTION ? "holds a function, which JSON cannot write"
@@ -563,8 +565,9 @@ static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth) {
 ** [-0, +0, m]
 */
 const char *jn_json_encode(lua_State *L, jn_Buf *b, int idx) {
+  long budget = JSON_MAX_VALUES;
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
-  return json_add(L, b, idx, 0);
+  return json_add(L, b, idx, 0, &budget);
 }
 
 typedef struct json_Dec {
@@ -785,7 +788,7 @@ static int json_value(lua_State *L, json_Dec *d, int depth) {
 /*
 ** Read the JSON text s[0..len) and push its value; returns NULL.  When the
 ** text is not JSON, pushes a message ("invalid JSON at byte 7: a missing
-** ','") and returns it.  A top-level null reads as nil.
+** ','") and returns it.  null reads as junction.null, also at the top.
 ** [-0, +1, m]
 */
 const char *jn_json_decode(lua_State *L, const char *s, size_t len) {
@@ -800,7 +803,6 @@ const char *jn_json_decode(lua_State *L, const char *s, size_t len) {
   if (json_value(L, &d, 0)) {
     json_ws(&d);
     if (d.i == d.len) {
-      if (jn_value_isnull(L, -1)) { lua_pop(L, 1); lua_pushnil(L); }
       lua_replace(L, base + 1);
       lua_settop(L, base + 1);
       return NULL;
@@ -1316,6 +1318,7 @@ void jn_push_column(lua_State *L, const jn_Engine *e, jn_St *st, int col, int ty
       if (type == JN_T_JSON) {
         if (jn_json_decode(L, (const char *)p, n) != NULL)
           luaL_error(L, "junction: a JSON column holds text that is not JSON (%s)", lua_tostring(L, -1));
+        if (jn_value_isnull(L, -1)) { lua_pop(L, 1); lua_pushnil(L); }   /* the text null: NULL */
       } else {
         lua_pushlstring(L, (const char *)p, n);
       }

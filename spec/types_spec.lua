@@ -209,6 +209,28 @@ describe("junction.toJSON and junction.fromJSON", function()
     assert.truthy(msg:find("function"))
   end)
 
+  it("read a top-level null as junction.null, never a bare nil", function()
+    assert.equal(junction.null, junction.fromJSON("null"))
+    assert.equal(junction.null, junction.fromJSON(" null\n"))
+    assert.equal("null", junction.toJSON(junction.null))
+  end)
+
+  it("write a table met twice once each time, and refuse a table shared past any size quickly", function()
+    local shared = { a = 1 }
+    assert.equal('[{"a":1},{"a":1}]', junction.toJSON({ shared, shared }))
+    local x = { 1 }
+    for _ = 1, 100 do x = { x, x } end   -- 2^100 values written out
+    local v, msg, code = junction.toJSON(x)
+    assert.is_nil(v)
+    assert.equal(junction.VALIDATION, code)
+    assert.truthy(msg:find("too many values", 1, true), msg)
+    local c = {}
+    c[1], c[2] = c, c
+    v, msg = junction.toJSON(c)
+    assert.is_nil(v)
+    assert.truthy(msg:find("too deep", 1, true), msg)
+  end)
+
   it("raise for a misuse", function()
     assert.has_error(function() junction.fromJSON(1) end,
       "junction.fromJSON: bad argument #1 (string expected, got number)")

@@ -581,6 +581,36 @@ T(1, function()
   return f[1], field_caller(f[1]:match("%.(.*)$"))(tbl), { gen_value(1) }, 1, { names = { f[1]:match("%.(.*)$"),
       "STRING", "inflect" } }
 end)
+-- The JSON codec: toJSON of any value, fromJSON of JSON-looking text cut
+-- and spliced at random, junction.json and junction.array with anything.
+local JSON_BITS = { "{", "}", "[", "]", ",", ":", '"', "\\", "\\u", "d83d", "dc00", "0", "-",
+  "1e", "999999999999999999999", ".5", "true", "false", "null", " ", "\n", "\0", "\255", "a", "[[[[[[[[" }
+local function json_text()
+  if rng:chance(0.3) then
+    local ok, t = pcall(junction.toJSON, gen_value(3))
+    if ok and type(t) == "string" then
+      local cut = rng:int(0, #t)
+      return t:sub(1, cut) .. rng:pick(JSON_BITS) .. t:sub(cut + 1)
+    end
+  end
+  local parts = {}
+  for i = 1, rng:int(0, 30) do parts[i] = rng:pick(JSON_BITS) end
+  return table.concat(parts)
+end
+T(2, function()
+  local which = rng:int(1, 4)
+  if which == 1 then
+    return "junction.toJSON", junction.toJSON, { gen_value(3) }, 1, { names = { "toJSON", "JSON" } }
+  elseif which == 2 then
+    return "junction.fromJSON", junction.fromJSON, { rng:chance(0.9) and json_text() or gen_value(1) }, 1,
+      { names = { "fromJSON", "JSON" } }
+  elseif which == 3 then
+    return "junction.json", junction.json,
+      { rng:pick { "meta", "text", gen_value(1) }, rng:pick { "$.a", "$[0]", "$..", json_text(), gen_value(1) } },
+      2, { names = { "junction.json" } }
+  end
+  return "junction.array", junction.array, { gen_value(2) }, 1, { names = { "junction.array" } }
+end)
 T(1, function()
   local f = junction.loadModels or junction.load_models
   if not f then return "no loadModels", function() return true end, {}, 0, {} end
