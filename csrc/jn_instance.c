@@ -256,7 +256,8 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
                luaL_typename(L, valuesidx));
   inst = new_inst(L, m, modelidx);
   instidx = lua_gettop(L);
-  lua_newtable(L);   /* instidx + 1: key, value, ... that go through a set, after the rest */
+  /* instidx + 1: key, value, ... that go through a set, after the rest */
+  if (m->accessors) lua_newtable(L); else lua_pushnil(L);
   lua_getuservalue(L, instidx);
   if (lua_istable(L, valuesidx)) {
     lua_pushnil(L);
@@ -304,7 +305,7 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
     DIRTY_SET(inst, i);
   }
   lua_pop(L, 2);
-  for (i = 1; i <= (int)lua_rawlen(L, instidx + 1); i += 2) {   /* the sets, in no set order */
+  for (i = 1; m->accessors && i <= (int)lua_rawlen(L, instidx + 1); i += 2) {   /* the sets */
     lua_rawgeti(L, instidx + 1, i);
     lua_rawgeti(L, instidx + 1, i + 1);
     assign(L, inst, instidx, lua_gettop(L) - 1, lua_gettop(L), ctx, 1);
