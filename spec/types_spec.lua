@@ -188,6 +188,33 @@ describe("a where on a path inside a JSON field (junction.json)", function()
   end)
 end)
 
+describe("JSON and ENUM fields of associated models", function()
+  it("read back as tables through include and through getters", function()
+    local db = H.open()
+    local A = db:define("Author", { tableName = "author", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true }, prefs = { type = T.JSON } } })
+    local B = db:define("Book", { tableName = "book", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true },
+      author_id = { type = T.INTEGER, references = { model = "author", key = "id" } },
+      tags = { type = T.JSON }, state = { type = T.ENUM("draft", "out") } } })
+    db:associate {
+      Author = { { hasMany = "Book", foreignKey = "author_id", as = "Books" } },
+      Book = { { belongsTo = "Author", foreignKey = "author_id", as = "Author" } },
+    }
+    assert(db:sync())
+    assert(A:create{ id = 1, prefs = { theme = "dark" } })
+    assert(B:create{ id = 1, author_id = 1, tags = { "a", "b" }, state = "out" })
+    local a = assert(A:findByPk(1, { include = { "Books" } }))
+    assert.same({ "a", "b" }, a.Books[1].tags)
+    assert.equal('{"Books":[{"author_id":1,"id":1,"state":"out","tags":["a","b"]}],"id":1,"prefs":{"theme":"dark"}}',
+      a:toJSON())
+    local b = assert(B:findByPk(1, { include = { "Author" } }))
+    assert.equal("dark", b.Author.prefs.theme)
+    assert.same({ "a", "b" }, assert(a:getBooks())[1].tags)
+    db:close()
+  end)
+end)
+
 describe("junction.toJSON and junction.fromJSON", function()
   it("decode what they encode, arrays marked so that [] stays []", function()
     local v = junction.fromJSON('{"a":[],"b":{},"c":[1,{"d":null}],"e":"\\u00e9\\ud83d\\ude00"}')
