@@ -96,6 +96,31 @@ static int text_type(int type) {
 }
 
 /*
+** For a key field that SQLite compares as a number (INTEGER, REAL): replace
+** a string at idx that spells a finite decimal number ("1.0", " 1", "1e0")
+** by that number, as the column's numeric affinity reads it, so that it is
+** the same key as the number.  Digit strings of an INTEGER key stay (read
+** exactly as 64-bit integers); hexadecimal, "inf" and "nan" are no numbers
+** to SQLite and stay text.  [-0, +0, m]
+*/
+static void numeric_text(lua_State *L, int idx, int ftype) {
+  size_t n, i;
+  sqlite3_int64 v;
+  const char *s;
+  double d;
+  if (ftype != JN_T_INTEGER && ftype != JN_T_REAL) return;
+  if (ftype == JN_T_INTEGER && jn_to_i64(L, idx, &v)) return;
+  s = lua_tolstring(L, idx, &n);
+  for (i = 0; i < n; i++)
+    if (s[i] == '\0' || strchr("0123456789+-.eE \t\n\r\f\v", s[i]) == NULL) return;
+  if (!lua_isnumber(L, idx)) return;
+  d = (double)lua_tonumber(L, idx);
+  if (d != d || d - d != 0) return;
+  lua_pushnumber(L, (lua_Number)lua_tonumber(L, idx));
+  lua_replace(L, idx);
+}
+
+/*
 ** The key at idx (a target instance or a key value) as a jn_Key, read as
 ** the target key field's type: a string of digits for an INTEGER key is
 ** that integer, an integer for a TEXT key is its text, a string for a BLOB
@@ -119,6 +144,7 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
                  a->target->name);
     lua_replace(L, idx);   /* the key value now sits where the instance was */
   }
+  if (lua_type(L, idx) == LUA_TSTRING) numeric_text(L, idx, ftype);
   t = lua_type(L, idx);
   memset(k, 0, sizeof *k);
   k->pos = elem;

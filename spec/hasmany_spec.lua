@@ -75,7 +75,8 @@ describe("hasMany and belongsToMany", function()
     local other = assert(m.Post:create { text = "q" })
     local unsaved = m.Post:build { text = "r" }
     local inputs = {
-      { 1, 1.0, "1" }, { 1, 2, 1 }, { 1.5 }, { "x" }, { 99, 98, 1 }, { 2 ^ 63 }, { "01" }, { -0.0 },
+      { 1, 1.0, "1" }, { "1.0" }, { 1, "1.0", " 1", "1e0" }, { "0x1" }, { "1.5" },
+      { 1, 2, 1 }, { 1.5 }, { "x" }, { 99, 98, 1 }, { 2 ^ 63 }, { "01" }, { -0.0 },
       {}, { true }, { {} }, { 0 / 0 }, { math.huge }, { name = "a" }, { [2] = 2 }, { 1, x = 2 },
       "nil", 3, "3", { other }, { unsaved },
     }
@@ -92,6 +93,24 @@ describe("hasMany and belongsToMany", function()
         assert.equal(linked_g, ann:countBooks(), "input " .. i .. ", " .. verb .. ": the same rows linked after")
       end
     end
+  end)
+
+  it("a key spelled as decimal text is the number it spells, as SQLite's INTEGER column reads it", function()
+    assert.is_true(post:setGenres { 1 })
+    assert.is_true(ann:setBooks { 1 })
+    assert.is_true(post:addGenres { "1.0" })           -- no second link to genre 1
+    assert.is_true(post:addGenre " 1 ")
+    assert.is_true(ann:setBooks { 1, "1.0", "1e0" })    -- one book, given three ways
+    assert.same({ 1 }, H.ids(post:getGenres(), "genre_id"))
+    assert.same({ 1 }, H.ids(ann:getBooks(), "book_id"))
+    assert.is_true(post:hasGenres { "1.0", 1 })
+    assert.is_true(ann:hasBooks { "1.0", 1 })
+    -- hexadecimal is text to SQLite: no key
+    local _, msg1, code1 = post:addGenre "0x2"
+    local _, msg2, code2 = ann:addBook "0x2"
+    assert.equal("Post:addGenre: genre_id '0x2' not found", msg1)
+    assert.equal("Author:addBook: book_id '0x2' not found", msg2)
+    assert.equal(787, code1); assert.equal(787, code2)
   end)
 
   it("a key that is no row: the same message, code and details, nothing written", function()
