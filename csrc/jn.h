@@ -376,6 +376,7 @@ JN_INTERNAL void jn_query_checkopts(lua_State *L, int optsidx, const char *const
 JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st,
                               const int *cols, int ncols, int one, int nrec);
 JN_INTERNAL void jn_json_add(lua_State *L, jn_Buf *b, int idx);
+JN_INTERNAL const char *jn_query_jsonin(jn_Conn *c, int type);
 JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
 JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
 JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 /* SQLite's SQL where engines differ (jn_engine.h). */
+#define JSON_EACH "SELECT value FROM json_each(?)"   /* SQLite's affinity compares */
 const jn_Dialect jn_sqlite_dialect = {
   "sqlite", "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE",
   { "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT",
@@ -26,7 +27,10 @@ const jn_Dialect jn_sqlite_dialect = {
   "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
   "SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = ? COLLATE NOCASE",
   "1", "0",
-  1     /* PRAGMA table_info and friends */
+  1,    /* PRAGMA table_info and friends */
+  "0", "1",
+  { JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH,
+    JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH }
 };
 
 /* The connection's own statements; the three BEGINs come from the dialect. */

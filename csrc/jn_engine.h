@@ -87,6 +87,11 @@ typedef struct jn_Dialect {
   const char *find_index;                 /* the table (column tbl_name) of the index named ? */
   const char *bool_true, *bool_false;     /* a BOOLEAN column's DEFAULT */
   int compares_tables;                    /* db:sync can compare a table with its model */
+  /* queries */
+  const char *no_row, *every_row;         /* a condition true of no row, of every row */
+  const char *json_in[16];                /* per JN_T_* below JN_T_ANY: a subquery of the values
+                                          ** of the JSON array bound to its ?, as that type
+                                          ** (NULL: as text) */
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

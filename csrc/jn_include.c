@@ -306,7 +306,9 @@ static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, const jn_Buf *j, 
   jn_assoc_from(L, a, &b);
   jn_buf_adds(L, &b, " WHERE ");
   jn_assoc_link(L, a, &b);
-  jn_buf_adds(L, &b, " IN (SELECT value FROM json_each(?))");
+  jn_buf_adds(L, &b, " IN (");
+  jn_buf_adds(L, &b, jn_query_jsonin(a->source->conn, jn_assoc_linktype(a)));
+  jn_buf_adds(L, &b, ")");
   lua_pushlstring(L, j->p, j->n);
   jn_query_bind(L, s, -1);
   lua_pop(L, 1);

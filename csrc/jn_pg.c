@@ -859,6 +859,7 @@ const jn_Engine jn_pg_engine = {
 };
 
 /* PostgreSQL's SQL where engines differ (jn_engine.h). */
+#define JSON_TEXT "SELECT value FROM json_array_elements_text(?::json)"
 const jn_Dialect jn_pg_dialect = {
   "postgres", "BEGIN", "BEGIN", "BEGIN ISOLATION LEVEL SERIALIZABLE",
   { "bigint", "text", "varchar", "double precision", "bytea", "boolean", "text",
@@ -874,7 +875,19 @@ const jn_Dialect jn_pg_dialect = {
   "SELECT tablename AS tbl_name FROM pg_catalog.pg_indexes "
   "WHERE schemaname = current_schema() AND lower(indexname) = lower(?)",
   "TRUE", "FALSE",
-  0     /* db:sync creates missing tables; an existing one is not compared yet */
+  0,    /* db:sync creates missing tables; an existing one is not compared yet */
+  "FALSE", "TRUE",
+  { "SELECT value::bigint FROM json_array_elements_text(?::json)",              /* INTEGER */
+    JSON_TEXT, JSON_TEXT,                                                       /* TEXT STRING */
+    "SELECT value::double precision FROM json_array_elements_text(?::json)",    /* REAL */
+    NULL,                                                                       /* BLOB: never */
+    "SELECT value::boolean FROM json_array_elements_text(?::json)",             /* BOOLEAN */
+    JSON_TEXT,                                                                  /* DATE */
+    "SELECT value::date FROM json_array_elements_text(?::json)",                /* DATEONLY */
+    "SELECT value::jsonb FROM json_array_elements_text(?::json)",               /* JSON */
+    JSON_TEXT,                                                                  /* ENUM */
+    "SELECT value::uuid FROM json_array_elements_text(?::json)",                /* UUID */
+    "SELECT value::bigint FROM json_array_elements_text(?::json)" }             /* BIGINT */
 };
 
 /* }====== */

@@ -112,6 +112,12 @@ static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char 
   }
 }
 
+/* The subquery listing a bound JSON array's values as type (JN_T_*). */
+const char *jn_query_jsonin(jn_Conn *c, int type) {
+  const char *q = type >= 0 && type < JN_T_ANY ? c->dialect->json_in[type] : NULL;
+  return q != NULL ? q : c->dialect->json_in[JN_T_TEXT];
+}
+
 /* Append a Lua value as JSON (for json_each): numbers, strings, booleans. */
 void jn_json_add(lua_State *L, jn_Buf *b, int idx) {
   char tmp[40];
@@ -230,7 +236,7 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
                m->f[f].name, negate ? "notIn" : "in");
   n = (int)lua_rawlen(L, list);
   if (n == 0) {   /* nothing is IN an empty list */
-    jn_buf_adds(L, b, negate ? "1" : "0");
+    jn_buf_adds(L, b, negate ? m->conn->dialect->every_row : m->conn->dialect->no_row);
     return;
   }
   {   /* JSON carries numbers and clean text; anything else is bound inline */
@@ -271,7 +277,7 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
     lua_pushlstring(L, j.p, j.n);
     jn_query_bind(L, w->s, -1);
     lua_pop(L, 2);
-    jn_buf_adds(L, b, "SELECT value FROM json_each(?)");
+    jn_buf_adds(L, b, jn_query_jsonin(m->conn, m->f[f].type));
   }
   jn_buf_adds(L, b, ")");
 }

@@ -216,6 +216,33 @@ describe("PostgreSQL models", function()
     assert.equal("gamma", names({ name = { ne = "zzz" } }, { offset = 3 }))
   end)
 
+  it("answers empty and long in lists (more than 32 values: one JSON array parameter)", function()
+    H.genres(m.Genre, { "alpha", "beta", "gamma" })
+    assert.equal(0, #assert(m.Genre:findAll { where = { genre_id = { ["in"] = {} } } }))
+    assert.equal(3, #assert(m.Genre:findAll { where = { genre_id = { notIn = {} } } }))
+    local ids, names = {}, {}
+    for i = 1, 40 do ids[i] = i; names[i] = "n" .. i end
+    names[40] = "beta"
+    assert.equal(3, #assert(m.Genre:findAll { where = { genre_id = ids } }))
+    assert.equal(0, #assert(m.Genre:findAll { where = { genre_id = { notIn = ids } } }))
+    local got = assert(m.Genre:findAll { where = { name = { ["in"] = names } } })
+    assert.equal(1, #got)
+    assert.equal("beta", got[1].name)
+  end)
+
+  it("loads an include", function()
+    local g = H.genres(m.Genre, { "a", "b" })
+    for i = 1, 3 do
+      local p = assert(m.Post:create { text = "p" .. i })
+      assert(p:setGenres(i == 3 and {} or { g[1].genre_id, g[i].genre_id }))
+    end
+    local posts = assert(m.Post:findAll { include = { "Genres" }, order = { { "post_id", "ASC" } } })
+    assert.equal(3, #posts)
+    assert.equal(1, #posts[1].Genres)
+    assert.equal(2, #posts[2].Genres)
+    assert.equal(0, #posts[3].Genres)
+  end)
+
   it("sets, gets, adds, removes, has and counts genres", function()
     local p = assert(m.Post:create { text = "p" })
     local g = H.genres(m.Genre, { "a", "b", "c" })
