@@ -749,14 +749,15 @@ static void add_key_text(lua_State *L, jn_Buf *b, const jn_Key *k) {
 static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *keys, int n,
                      const jn_Key *skip, int nskip, int sorted) {
   jn_Conn *c = a->source->conn;
-  int base, i, nmiss = 0, r;
+  int base, i, nmiss = 0, r, nf;
   jn_Key *miss;
   jn_Buf b;
   if (rc == JN_VALIDATION || (rc & 0xff) != SQLITE_CONSTRAINT || c->db == NULL
       || jn_e_errcode(c->eng, c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
     return jn_pushfail(L, c, rc);
-  jn_pushfail(L, c, rc);
-  base = lua_gettop(L) - 2;                    /* nil, message, code */
+  nf = jn_pushfail(L, c, rc);
+  lua_pop(L, nf - 3);   /* keep nil, message, code: the details are made below */
+  base = lua_gettop(L) - 2;
   jn_inst_get(L, self, a->source_key);
   if ((r = row_exists(L, a->source, a->source_key)) < 0) {
     lua_settop(L, base + 2);

@@ -285,11 +285,12 @@ static void add_key_text(lua_State *L, jn_Assoc *a, jn_Buf *b, int idx) {
 */
 static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const char *ctx) {
   jn_Conn *c = a->source->conn;
-  int base, r;
+  int base, r, nf;
   if ((rc & 0xff) != SQLITE_CONSTRAINT || c->db == NULL
       || jn_e_errcode(c->eng, c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
     return jn_pushfail(L, c, rc);
-  jn_pushfail(L, c, rc);
+  nf = jn_pushfail(L, c, rc);
+  lua_pop(L, nf - 3);   /* keep nil, message, code: the details are made below */
   base = lua_gettop(L) - 2;
   jn_inst_get(L, self, a->source_key);
   r = row_exists(L, a->source, a->source_key, a->source->f[a->source_key].type);

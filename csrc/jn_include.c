@@ -475,14 +475,14 @@ int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int incidx, const c
     include_entry(L, m, ctx);
     rc = load_include(L, (jn_Assoc *)lua_touserdata(L, k + 2), listidx, k + 2,
                       lua_istable(L, k + 3) ? k + 3 : 0, ctx);
-    if (rc != 0) {   /* keep the triple, drop the rest */
+    if (rc != 0) {   /* keep the failure's rc values (nil, message, code[, details]) */
       int i, n = lua_gettop(L);
-      for (i = 1; i <= 3; i++) {
-        lua_pushvalue(L, n - 3 + i);
+      for (i = 1; i <= rc; i++) {
+        lua_pushvalue(L, n - rc + i);
         lua_replace(L, top + i);
       }
-      lua_settop(L, top + 3);
-      return 3;
+      lua_settop(L, top + rc);
+      return rc;
     }
     lua_settop(L, k);
   }
