@@ -107,7 +107,11 @@ start() {   # start NAME ABI script args...
   # (run from a scratch directory: whatever a check creates by accident stays there)
   local script=$1; shift
   mkdir -p "$RELIABILITY_TMP/cwd-$N"
-  ( cd "$RELIABILITY_TMP/cwd-$N" && run_lua "$abi" "$HERE/$script" "$@" ) >"$log" 2>&1 &
+  # LeakSanitizer's own tracer sometimes crashes under load ("LeakSanitizer has
+  # encountered a fatal error": no leak was found or missed); such a run is run again, once.
+  ( cd "$RELIABILITY_TMP/cwd-$N" && { run_lua "$abi" "$HERE/$script" "$@" >"$log" 2>&1 ||
+      { grep -q 'LeakSanitizer has encountered a fatal error' "$log" &&
+        run_lua "$abi" "$HERE/$script" "$@" >"$log" 2>&1; }; } ) &
   PIDS[$N]=$!
 }
 
