@@ -699,10 +699,12 @@ static int through_fdefaults(lua_State *L, jn_Assoc *a, int jmodel) {
 }
 
 /*
-** Does a row of m have field f equal to the value on top of the stack (which
-** it pops)?  1 yes, 0 no, -1 when the read fails. [-1, +0, e]
+** Is there a row of m whose field f holds the value on top (popped), bound
+** as type?  1 yes, 0 no, -1 when the read fails.  The failure messages of
+** every association kind use it to say which key is no row.
+** [-1, +0, e]
 */
-static int row_exists(lua_State *L, jn_Model *m, int f) {
+int jn_assoc_rowexists(lua_State *L, jn_Model *m, int f, int type) {
   jn_Conn *c = m->conn;
   jn_Buf b;
   jn_St *st;
@@ -715,12 +717,57 @@ static int row_exists(lua_State *L, jn_Model *m, int f) {
   jn_buf_adds(L, &b, " = ? LIMIT 1");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return -1; }
-  jn_bind_value(L, c, st, 1, -2, m->f[f].type);
+  jn_bind_value(L, c, st, 1, -2, type);
   rc = jn_conn_step(L, c, st);
   found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
   jn_e_reset(c->eng, st);
   lua_pop(L, 2);
   return found;
+}
+
+/*
+** The statement counting the targets of the instance at stack index 1 that
+** match the where at w ("SELECT count(*) ... WHERE link = ? AND where"),
+** bound; NULL with *rc set when the database refuses it.  The SQL buffer
+** and the bound values stay on the stack: the statement points into them
+** until its step.
+** [-0, +2, e]
+*/
+jn_St *jn_assoc_countwhere(lua_State *L, jn_Assoc *a, int w, int *rc) {
+  jn_Conn *c = a->source->conn;
+  jn_Buf b;
+  jn_Select s;
+  jn_St *st;
+  jn_query_init(L, &s);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT count(*)");
+  jn_assoc_from(L, a, &b);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_assoc_link(L, a, &b);
+  jn_buf_adds(L, &b, " = ? AND ");
+  jn_inst_get(L, 1, a->source_key);
+  jn_query_bind(L, &s, -1);
+  lua_pop(L, 1);
+  jn_query_where(L, a->target, w, "t", &b, &s, jn_assoc_method(L));
+  st = jn_stmt_cached(L, c, b.p, b.n, rc);
+  if (st != NULL) jn_bind_list(L, c, st, &s);
+  return st;
+}
+
+/*
+** Run a bound count statement: push the count, or the failure.
+** [-0, +(1|3|4), e]
+*/
+int jn_assoc_pushcount(lua_State *L, jn_Conn *c, jn_St *st) {
+  int rc = jn_conn_step(L, c, st);
+  if (rc != SQLITE_ROW) {
+    rc = jn_pushfail(L, c, rc);
+    jn_e_reset(c->eng, st);
+    return rc;
+  }
+  jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
+  jn_e_reset(c->eng, st);
+  return 1;
 }
 
 /* Append a key to a message: a number as it is, text quoted. */
@@ -759,7 +806,8 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   lua_pop(L, nf - 3);   /* keep nil, message, code: the details are made below */
   base = lua_gettop(L) - 2;
   jn_inst_get(L, self, a->source_key);
-  if ((r = row_exists(L, a->source, a->source_key)) < 0) {
+  r = jn_assoc_rowexists(L, a->source, a->source_key, a->source->f[a->source_key].type);
+  if (r < 0) {
     lua_settop(L, base + 2);
     return 3;
   }
@@ -778,7 +826,8 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   for (i = 0; i < n; i++) {
     if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
     push_key(L, &keys[i]);
-    if ((r = row_exists(L, a->target, a->target_key)) < 0) break;
+    r = jn_assoc_rowexists(L, a->target, a->target_key, a->target->f[a->target_key].type);
+    if (r < 0) break;
     if (r == 0) miss[nmiss++] = keys[i];
   }
   if (r < 0 || nmiss == 0) { lua_settop(L, base + 2); return 3; }

@@ -228,33 +228,10 @@ static int btm_count(lua_State *L) {
     if (st == NULL) return jn_pushfail(L, c, rc);
     jn_assoc_bindsource(L, a, 1, st, 1);
   } else {
-    jn_Buf b;
-    jn_Select s;
-    int w = lua_gettop(L);
-    jn_query_init(L, &s);
-    jn_buf_init(L, &b);
-    jn_buf_adds(L, &b, "SELECT count(*)");
-    jn_assoc_from(L, a, &b);
-    jn_buf_adds(L, &b, " WHERE ");
-    jn_assoc_link(L, a, &b);
-    jn_buf_adds(L, &b, " = ? AND ");
-    jn_inst_get(L, 1, a->source_key);
-    jn_query_bind(L, &s, -1);
-    lua_pop(L, 1);
-    jn_query_where(L, a->target, w, "t", &b, &s, jn_assoc_method(L));
-    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+    st = jn_assoc_countwhere(L, a, lua_gettop(L), &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
-    jn_bind_list(L, c, st, &s);
   }
-  rc = jn_conn_step(L, c, st);
-  if (rc != SQLITE_ROW) {
-    rc = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return rc;
-  }
-  jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
-  jn_e_reset(c->eng, st);
-  return 1;
+  return jn_assoc_pushcount(L, c, st);
 }
 
 /*** Create a target and link it, atomically.

@@ -233,31 +233,6 @@ static int run_slot(lua_State *L, jn_Assoc *a, int slot, int self) {
 
 /* {====== Failures */
 
-/*
-** Is there a row of m whose field f holds the value on top (popped), bound
-** as type?  1 yes, 0 no, -1 when the read fails. [-1, +0, e]
-*/
-static int row_exists(lua_State *L, jn_Model *m, int f, int type) {
-  jn_Conn *c = m->conn;
-  jn_Buf b;
-  jn_St *st;
-  int rc, found;
-  jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "SELECT 1 FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
-  jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, m->f[f].name);
-  jn_buf_adds(L, &b, " = ? LIMIT 1");
-  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
-  if (st == NULL) { lua_pop(L, 2); return -1; }
-  jn_bind_value(L, c, st, 1, -2, type);
-  rc = jn_conn_step(L, c, st);
-  found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-  jn_e_reset(c->eng, st);
-  lua_pop(L, 2);
-  return found;
-}
-
 /* Append a key to a message: a number as it is, text quoted. */
 static void add_key_text(lua_State *L, jn_Assoc *a, jn_Buf *b, int idx) {
   sqlite3_int64 v;
@@ -293,7 +268,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const char *ct
   lua_pop(L, nf - 3);   /* keep nil, message, code: the details are made below */
   base = lua_gettop(L) - 2;
   jn_inst_get(L, self, a->source_key);
-  r = row_exists(L, a->source, a->source_key, a->source->f[a->source_key].type);
+  r = jn_assoc_rowexists(L, a->source, a->source_key, a->source->f[a->source_key].type);
   if (r != 0) return 3;
   jn_inst_get(L, self, a->source_key);
   lua_pushfstring(L, "%s: the %s is gone (no row with %s = %s)", ctx, a->source->name,
@@ -323,7 +298,7 @@ static int not_found(lua_State *L, jn_Assoc *a, int keys, int n, const char *ctx
   miss = lua_gettop(L);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, keys, i);
-    if ((r = row_exists(L, t, t->pk, key_type(a))) < 0) break;
+    if ((r = jn_assoc_rowexists(L, t, t->pk, key_type(a))) < 0) break;
     if (r == 0) {
       lua_rawgeti(L, keys, i);
       lua_rawseti(L, miss, ++nmiss);
@@ -540,33 +515,10 @@ static int hm_count(lua_State *L) {
     if (st == NULL) return jn_pushfail(L, c, rc);
     bind_head(L, a, 1, st, HM_HAS);
   } else {
-    jn_Buf b;
-    jn_Select s;
-    int w = lua_gettop(L);
-    jn_query_init(L, &s);
-    jn_buf_init(L, &b);
-    jn_buf_adds(L, &b, "SELECT count(*)");
-    jn_assoc_from(L, a, &b);
-    jn_buf_adds(L, &b, " WHERE ");
-    jn_assoc_link(L, a, &b);
-    jn_buf_adds(L, &b, " = ? AND ");
-    jn_inst_get(L, 1, a->source_key);
-    jn_query_bind(L, &s, -1);
-    lua_pop(L, 1);
-    jn_query_where(L, a->target, w, "t", &b, &s, jn_assoc_method(L));
-    st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+    st = jn_assoc_countwhere(L, a, lua_gettop(L), &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
-    jn_bind_list(L, c, st, &s);
   }
-  rc = jn_conn_step(L, c, st);
-  if (rc != SQLITE_ROW) {
-    rc = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return rc;
-  }
-  jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
-  jn_e_reset(c->eng, st);
-  return 1;
+  return jn_assoc_pushcount(L, c, st);
 }
 
 /* Body of hasOne's set under jn_atomic: [w, inst, keys, n (0 or 1)]. */
