@@ -254,7 +254,7 @@ typedef struct jn_Inst {
 
 /* }====== */
 
-/* {====== Growable SQL text, kept in a userdata so a raise cannot leak it */
+/* {====== jn_buf.c: growable SQL text, kept in a userdata so a raise cannot leak it */
 
 typedef struct jn_Buf {
   char *p;
@@ -283,6 +283,28 @@ JN_INTERNAL const char *jn_buf_cstr(lua_State *L, jn_Buf *b);
 JN_INTERNAL int jn_pushfail(lua_State *L, jn_Conn *c, int rc);
 JN_INTERNAL const char *jn_typename(lua_State *L, int idx);
 
+/* jn_scalar.c */
+JN_INTERNAL int jn_scalar_parsei64(const char *s, size_t len, sqlite3_int64 *out);
+JN_INTERNAL size_t jn_scalar_epochtext(double secs, char *out);
+JN_INTERNAL int jn_is_utf8(const char *s, size_t n);
+JN_INTERNAL int jn_epoch_ok(double secs);
+JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
+JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
+JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);
+JN_INTERNAL int jn_value_isnull(lua_State *L, int idx);
+
+/* jn_json.c */
+JN_INTERNAL const char *jn_json_encode(lua_State *L, jn_Buf *b, int idx);
+JN_INTERNAL const char *jn_json_decode(lua_State *L, const char *s, size_t len);
+
+/* jn_value.c */
+JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
+JN_INTERNAL int jn_value_storable(lua_State *L, int idx, int type);
+JN_INTERNAL int jn_enum_has(const char *enums, const char *s, size_t len);
+JN_INTERNAL void jn_uuid4(char *out);
+JN_INTERNAL void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *what,
+                               const char *expected);
+
 /* jn_stmt.c */
 JN_INTERNAL jn_St *jn_stmt_slot(lua_State *L, jn_Conn *c, jn_St **slot,
                                        const char *sql, int *rc);
@@ -291,22 +313,8 @@ JN_INTERNAL jn_St *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql,
 JN_INTERNAL int jn_bind_value(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type);
 JN_INTERNAL void jn_bind_i64(lua_State *L, jn_Conn *c, jn_St *st, int i, sqlite3_int64 v);
 JN_INTERNAL void jn_bind_text(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, size_t n);
-JN_INTERNAL int jn_is_utf8(const char *s, size_t n);
-JN_INTERNAL int jn_epoch_ok(double secs);
 JN_INTERNAL void jn_push_column(lua_State *L, const jn_Engine *e, jn_St *st, int col,
                                int type);
-JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
-JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
-JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
-JN_INTERNAL int jn_value_isnull(lua_State *L, int idx);
-JN_INTERNAL int jn_value_storable(lua_State *L, int idx, int type);
-JN_INTERNAL int jn_enum_has(const char *enums, const char *s, size_t len);
-JN_INTERNAL const char *jn_json_encode(lua_State *L, jn_Buf *b, int idx);
-JN_INTERNAL const char *jn_json_decode(lua_State *L, const char *s, size_t len);
-JN_INTERNAL void jn_uuid4(char *out);
-JN_INTERNAL void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *what,
-                               const char *expected);
-JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);
 JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 
 /* jn_conn.c */

@@ -1,0 +1,75 @@
+/*
+** jn_buf.c: the growable SQL text buffer every layer above builds its SQL
+** in.  Its memory is a Lua userdata on the stack of the call, so a raise
+** in the middle of building frees it with everything else.
+*/
+#include "jn.h"
+
+/* {====== SQL text buffer */
+
+void jn_buf_init(lua_State *L, jn_Buf *b) {
+  b->cap = 256;
+  b->n = 0;
+  b->p = (char *)lua_newuserdata(L, b->cap);
+  b->idx = lua_gettop(L);
+}
+
+/*
+** Make room for need more bytes (and a NUL): a larger userdata replaces the
+** old one in its stack slot, so the memory always belongs to Lua.
+*/
+static void buf_reserve(lua_State *L, jn_Buf *b, size_t need) {
+  size_t cap;
+  char *p;
+  if (b->n + need + 1 <= b->cap) return;
+  cap = b->cap * 2;
+  while (cap < b->n + need + 1) cap *= 2;
+  p = (char *)lua_newuserdata(L, cap);
+  memcpy(p, b->p, b->n);
+  lua_replace(L, b->idx);
+  b->p = p;
+  b->cap = cap;
+}
+
+void jn_buf_addl(lua_State *L, jn_Buf *b, const char *s, size_t len) {
+  buf_reserve(L, b, len);
+  memcpy(b->p + b->n, s, len);
+  b->n += len;
+}
+
+void jn_buf_adds(lua_State *L, jn_Buf *b, const char *s) {
+  jn_buf_addl(L, b, s, strlen(s));
+}
+
+/*
+** Append alias."name" (or "name" without an alias).  Names come only from
+** declarations, which jn_check_ident has vetted, so there is no quote in
+** them to double.
+*/
+void jn_buf_addident(lua_State *L, jn_Buf *b, const char *alias, const char *name) {
+  size_t len = strlen(name);
+  if (alias != NULL) {
+    jn_buf_adds(L, b, alias);
+    jn_buf_addl(L, b, ".", 1);
+  }
+  buf_reserve(L, b, len + 2);
+  b->p[b->n++] = '"';
+  memcpy(b->p + b->n, name, len);
+  b->n += len;
+  b->p[b->n++] = '"';
+}
+
+void jn_buf_addint(lua_State *L, jn_Buf *b, long long v) {
+  char tmp[32];
+  int n = snprintf(tmp, sizeof tmp, "%lld", v);
+  jn_buf_addl(L, b, tmp, (size_t)n);
+}
+
+/* The text so far, NUL-terminated; valid until the next append. */
+const char *jn_buf_cstr(lua_State *L, jn_Buf *b) {
+  buf_reserve(L, b, 0);
+  b->p[b->n] = '\0';
+  return b->p;
+}
+
+/* }====== */
