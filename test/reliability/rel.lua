@@ -5,7 +5,7 @@ rel.lua -- shared helpers of the reliability suite (test/reliability/).
                       and LuaJIT (L'Ecuyer's combined LCG, products < 2^53,
                       no bit operators, no math.random)
   seed_models(db)     defines the seed's Post, Genre, TagPostGenre and their
-                      associations (DESIGN.md), exactly as transcribed there
+                      associations from examples/models/ (junction.loadModels)
   now(), sleep(s)     a monotonic clock and a sleep (lua-posix, else lua-system,
                       else the shell)
   spawn(cmd, out)     starts `cmd` in the background, returns its pid
@@ -86,67 +86,30 @@ end
 -- The seed's models (DESIGN.md, "The seed, transcribed")
 -- ---------------------------------------------------------------------------
 
+-- The repository's root, from this file's own path, made absolute so that a
+-- printed reproduction runs from any directory.
+local function repo_root()
+  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or "rel.lua"
+  local dir = src:match("^(.*)/[^/]*$") or "."   -- this file's directory
+  if dir:sub(1, 1) ~= "/" then dir = (os.getenv("PWD") or ".") .. "/" .. dir end
+  return dir .. "/../.."
+end
+M.MODELS_DIR = repo_root() .. "/examples/models"
+
+-- The seed's models from their one definition, examples/models/ (the files
+-- the specs, the benchmark and examples/blog.lua load too).
 function M.seed_models(db, junction)
   junction = junction or require "junction"
-  local T = junction.types
-  local Post = db:define("Post", {
-    tableName = "post", timestamps = true, underscored = true,
-    fields = {
-      post_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-      text    = { type = T.TEXT, allowNull = false },
-    },
-  })
-  local Genre = db:define("Genre", {
-    tableName = "genre", timestamps = true, underscored = true,
-    fields = {
-      genre_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-      name     = { type = T.STRING(60), allowNull = false, unique = true },
-    },
-  })
-  local TagPostGenre = db:define("TagPostGenre", {
-    tableName = "tag_post_genre", timestamps = true, underscored = true,
-    fields = {
-      tag_post_genre_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
-      post_id  = { type = T.INTEGER, references = { model = "post",  key = "post_id" },
-                   onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-      genre_id = { type = T.INTEGER, references = { model = "genre", key = "genre_id" },
-                   onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-    },
-  })
-  db:associate {
-    TagPostGenre = {
-      { belongsTo = "Post",  foreignKey = "post_id",  targetKey = "post_id",  as = "Post" },
-      { belongsTo = "Genre", foreignKey = "genre_id", targetKey = "genre_id", as = "Genre" },
-    },
-    Post  = { { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id",  as = "Genres" } },
-    Genre = { { belongsToMany = "Post",  through = "TagPostGenre", foreignKey = "genre_id", as = "Posts" } },
-  }
-  return Post, Genre, TagPostGenre
+  local models = junction.loadModels(db, M.MODELS_DIR)
+  return models.Post, models.Genre, models.TagPostGenre
 end
 
 -- The Lua source of seed_models, for printing standalone reproductions.
 M.SEED_SOURCE = [[
 local junction = require "junction"
-local T = junction.types
 local db = assert(junction.open(":memory:"))
-local Post = db:define("Post", { tableName = "post", timestamps = true, underscored = true,
-  fields = { post_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-             text = { type = T.TEXT, allowNull = false } } })
-local Genre = db:define("Genre", { tableName = "genre", timestamps = true, underscored = true,
-  fields = { genre_id = { type = T.INTEGER, allowNull = false, autoIncrement = true, primaryKey = true },
-             name = { type = T.STRING(60), allowNull = false, unique = true } } })
-db:define("TagPostGenre", { tableName = "tag_post_genre", timestamps = true, underscored = true,
-  fields = { tag_post_genre_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
-    post_id = { type = T.INTEGER, references = { model = "post", key = "post_id" },
-                onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" },
-    genre_id = { type = T.INTEGER, references = { model = "genre", key = "genre_id" },
-                 onDelete = "cascade", onUpdate = "cascade", unique = "unique-genre-per-post" } } })
-db:associate {
-  TagPostGenre = { { belongsTo = "Post", foreignKey = "post_id", targetKey = "post_id", as = "Post" },
-                   { belongsTo = "Genre", foreignKey = "genre_id", targetKey = "genre_id", as = "Genre" } },
-  Post  = { { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id",  as = "Genres" } },
-  Genre = { { belongsToMany = "Post",  through = "TagPostGenre", foreignKey = "genre_id", as = "Posts" } },
-}
+local models = junction.loadModels(db, "]] .. M.MODELS_DIR .. [[")
+local Post, Genre = models.Post, models.Genre
 assert(db:sync())
 local function links() -- "post:genre,..." of every link, sorted
   local t = {}
