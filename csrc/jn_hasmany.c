@@ -158,20 +158,27 @@ static int key_type(jn_Assoc *a) {
   return t == JN_T_BLOB || t == JN_T_INTEGER ? t : JN_T_ANY;
 }
 
-/* Bind the source's key (instance at self) to ?1, and the time to ?2 when
-** op writes a stamped target. */
-static void bind_head(lua_State *L, jn_Assoc *a, int self, jn_St *st, int op) {
+/*
+** Bind the source's key (instance at self) to ?1, and the time to ?2 when
+** op writes a stamped target.  Both are bound without a copy, so both stay
+** on the stack until the statement has run: the caller pops the number
+** returned after the step.  (Popped at once, the time string is garbage
+** that a collection in the log function, called before the step, frees;
+** and the key is the instance's value, which the log function may replace.)
+** [-0, +(1|2), m]
+*/
+static int bind_head(lua_State *L, jn_Assoc *a, int self, jn_St *st, int op) {
   jn_Conn *c = a->source->conn;
   jn_inst_get(L, self, a->source_key);
   jn_bind_value(L, c, st, 1, -1, a->source->f[a->source_key].type);
-  lua_pop(L, 1);
   if (op != HM_HAS && stamped(a)) {
     char ts[32];
     size_t n = jn_timestamp(c, ts);
     lua_pushlstring(L, ts, n);
     jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
-    lua_pop(L, 1);
+    return 2;
   }
+  return 1;
 }
 
 /* Bind keys[i..i+m) of the key array at keys to the k key parameters of
@@ -196,18 +203,19 @@ static void bind_keys(lua_State *L, jn_Assoc *a, jn_St *st, int from, int keys, 
 static int run_chunks(lua_State *L, jn_Assoc *a, int op, int self, int keys, int n,
                       sqlite3_int64 *total) {
   jn_Conn *c = a->source->conn;
-  int i, m, sz, rc = SQLITE_OK;
+  int i, m, sz, head, rc = SQLITE_OK;
   for (i = 1; i <= n && rc == SQLITE_OK; i += m) {
     jn_St *st;
     m = n - i + 1 < HM_CHUNK ? n - i + 1 : HM_CHUNK;
     sz = m == 1 ? 0 : m <= HM_SMALL ? 1 : 2;
     st = stmt(L, a, op * 3 + sz, &rc);
     if (st == NULL) return rc;
-    bind_head(L, a, self, st, op);
+    head = bind_head(L, a, self, st, op);
     bind_keys(L, a, st, first_key(a, op), keys, i, m, size_of(sz));
     if (op != HM_HAS) {
       rc = jn_conn_run(L, c, st);
       if (rc == SQLITE_OK) *total += jn_e_changes(c->eng, c->db);
+      lua_pop(L, head);
       continue;
     }
     rc = jn_conn_step(L, c, st);
@@ -216,17 +224,20 @@ static int run_chunks(lua_State *L, jn_Assoc *a, int op, int self, int keys, int
       rc = SQLITE_OK;
     }
     jn_e_reset(c->eng, st);
+    lua_pop(L, head);
   }
   return rc;
 }
 
 /* Run the statement of slot bound with the source at self (and the time). */
 static int run_slot(lua_State *L, jn_Assoc *a, int slot, int self) {
-  int rc;
+  int rc, head;
   jn_St *st = stmt(L, a, slot, &rc);
   if (st == NULL) return rc;
-  bind_head(L, a, self, st, slot == HM_COUNT ? HM_HAS : HM_LINK);
-  return jn_conn_run(L, a->source->conn, st);
+  head = bind_head(L, a, self, st, slot == HM_COUNT ? HM_HAS : HM_LINK);
+  rc = jn_conn_run(L, a->source->conn, st);
+  lua_pop(L, head);
+  return rc;
 }
 
 /* }====== */
@@ -366,7 +377,7 @@ static int add_body(lua_State *L) {
 static int keep_only(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
   jn_Conn *c = a->source->conn;
   sqlite3_int64 changed = 0;
-  int rc, i, want, drop, ndrop = 0, type = a->target->f[a->target->pk].type;
+  int rc, i, want, drop, head, ndrop = 0, type = a->target->f[a->target->pk].type;
   jn_St *st;
   lua_createtable(L, 0, n);
   want = lua_gettop(L);
@@ -379,7 +390,7 @@ static int keep_only(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
   drop = lua_gettop(L);
   st = stmt(L, a, HM_KEYS, &rc);
   if (st == NULL) return rc;
-  bind_head(L, a, self, st, HM_HAS);
+  head = bind_head(L, a, self, st, HM_HAS);
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     if (jn_e_coltype(c->eng, st, 0) == SQLITE_NULL) continue;
     jn_push_column(L, c->eng, st, 0, type == JN_T_BOOLEAN ? JN_T_ANY : type);
@@ -393,6 +404,7 @@ static int keep_only(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
     }
   }
   jn_e_reset(c->eng, st);
+  lua_pop(L, head);
   if (rc != SQLITE_DONE) return rc;
   rc = run_chunks(L, a, HM_UNLINK, self, drop, ndrop, &changed);
   lua_pop(L, 2);
@@ -513,7 +525,7 @@ static int hm_count(lua_State *L) {
   if (lua_isnil(L, -1)) {
     st = stmt(L, a, HM_COUNT, &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
-    bind_head(L, a, 1, st, HM_HAS);
+    bind_head(L, a, 1, st, HM_HAS);   /* (its value stays on the stack until the step) */
   } else {
     st = jn_assoc_countwhere(L, a, lua_gettop(L), &rc);
     if (st == NULL) return jn_pushfail(L, c, rc);
