@@ -118,12 +118,21 @@ static jn_Assoc *include_entry(lua_State *L, jn_Model *m, const char *ctx) {
                lua_tostring(L, k));
   a = push_entry_assoc(L, m, k, v, &alias, ctx);
   if (a == NULL) {
+    jn_Model *target;
     push_aliases(L, m);
     if (alias != NULL)
       luaL_error(L, "%s: bad include '%s' (%s has no association of that name; it has %s)", ctx,
                  alias, m->name, lua_tostring(L, -1));
+    /* the entry named a model: v itself, or the association of a spec table */
+    if (lua_istable(L, v) && jn_optfield(L, v, "association") == LUA_TNIL) {
+      lua_pop(L, 1);
+      jn_optfield(L, v, "as");
+    } else if (!lua_istable(L, v)) {
+      lua_pushvalue(L, v);
+    }
+    target = (jn_Model *)luaL_testudata(L, -1, JN_MODEL_MT);
     luaL_error(L, "%s: bad include (%s has no association to %s; it has %s)", ctx, m->name,
-               ((jn_Model *)lua_touserdata(L, lua_istable(L, v) ? -3 : v))->name, lua_tostring(L, -1));
+               target != NULL ? target->name : "that model", lua_tostring(L, -2));
   }
   if (lua_istable(L, v)) {
     jn_query_checkopts(L, v, include_opts, ctx);
