@@ -20,3 +20,52 @@ describe("include", function()
       "A:findAll: bad include (A has no association to B; it has none)")
   end)
 end)
+
+describe("upsert", function()
+  local function items(db)
+    local Item = db:define("Item", { fields = {
+      title = { type = T.TEXT, unique = true }, views = { type = T.INTEGER } } })
+    assert(db:sync())
+    return Item
+  end
+  local function count(db)
+    return db:query('SELECT count(*) AS n FROM "Item"')[1].n
+  end
+
+  it("raises when a conflictFields field has no value, and writes nothing", function()
+    local db = H.open()
+    local Item = items(db)
+    assert(Item:create { title = "a", views = 1 })
+    local params = {}
+    assert.has_error(function() Item:upsert({ id = params.id, views = 5 }, { conflictFields = { "id" } }) end,
+      "Item:upsert: bad option 'conflictFields' (the values give no value for 'id', so it names no row)")
+    assert.has_error(function() Item:upsert({ id = junction.null, views = 5 }, { conflictFields = { "id" } }) end,
+      "Item:upsert: bad option 'conflictFields' (the values give no value for 'id', so it names no row)")
+    assert.equal(1, count(db))
+  end)
+
+  it("never reads back another row for a target without a value", function()
+    local db = H.open()
+    local Item = items(db)
+    assert(db:query('INSERT INTO "Item" (views, "createdAt", "updatedAt") VALUES (7, \'x\', \'x\')'))
+    assert.has_error(function()
+      Item:upsert({ title = junction.null, views = 9 }, { conflictFields = { "title" } })
+    end, "Item:upsert: bad option 'conflictFields' (the values give no value for 'title', so it names no row)")
+    assert.has_error(function()
+      Item:bulkCreate({ { title = junction.null, views = 9 } },
+                      { conflictFields = { "title" }, ignoreDuplicates = true })
+    end, "Item:bulkCreate: bad option 'conflictFields' (the values give no value for 'title', so it names no row)")
+    assert.equal(1, count(db))
+  end)
+
+  it("picks the primary key as the target only when it has a value", function()
+    local db = H.open()
+    local Item = items(db)
+    local a = assert(Item:upsert { id = junction.null, title = "t", views = 1 })
+    assert.equal("t", a.title)
+    local b = assert(Item:upsert { id = junction.null, title = "t", views = 2 })
+    assert.equal(a.id, b.id)
+    assert.equal(2, b.views)
+    assert.equal(1, count(db))
+  end)
+end)

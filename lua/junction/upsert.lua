@@ -4,7 +4,7 @@
 -- (SQL that PostgreSQL takes as SQLite does).
 local M = {}
 
-local core, hooks   -- set by setup
+local core, hooks, null   -- set by setup
 local B = {}        -- the methods below the ones set here
 
 local function kname(k) return type(k) == "string" and k or type(k) end
@@ -16,7 +16,12 @@ local raise = require("junction.scopes").raise
 -- The conflict target of a row: the fields given (conflictFields), else
 -- the primary key when the row gives it, else the first unique field or
 -- group (in field order) whose every field the row gives.  nil when none.
-local function target_of(model, values, given, ctx)
+local function present(values, f)
+  local v = rawget(values, f)
+  return v ~= nil and not rawequal(v, null)
+end
+
+local function find_target(model, values, given, ctx)
   if given ~= nil then
     if type(given) == "string" then given = { given } end
     if type(given) ~= "table" or rawget(given, 1) == nil then
@@ -33,7 +38,7 @@ local function target_of(model, values, given, ctx)
     return t
   end
   local info = model:_info()
-  if rawget(values, info.primaryKey) ~= nil then return { info.primaryKey } end
+  if present(values, info.primaryKey) then return { info.primaryKey } end
   local groups, order, single = {}, {}, {}
   for _, f in ipairs(info.unique) do single[f] = true end
   for i, decl in ipairs(info.declarations) do
@@ -47,10 +52,25 @@ local function target_of(model, values, given, ctx)
   end
   for _, g in ipairs(order) do
     local all = true
-    for _, f in ipairs(g) do if rawget(values, f) == nil then all = false end end
+    for _, f in ipairs(g) do if not present(values, f) then all = false end end
     if all then return g end
   end
   return nil
+end
+
+-- A field of the target without a value (nil or junction.null) names no
+-- row: the INSERT would add one (NULLs never conflict) and the row read back
+-- by the target would be none, or another one.  { id = params.id } with no
+-- id looks so: a misuse, as an empty where is.
+local function target_of(model, values, given, ctx)
+  local t = find_target(model, values, given, ctx)
+  for _, f in ipairs(t or {}) do
+    if not present(values, f) then
+      raise(ctx .. ": bad option 'conflictFields' (the values give no value for '" .. tostring(f) ..
+            "', so it names no row)")
+    end
+  end
+  return t
 end
 
 -- The where that finds the row a target names.
@@ -98,7 +118,11 @@ local function upsert(self, values, opts)
   local intarget, update = {}, {}
   for _, f in ipairs(target) do intarget[f] = true end
   for _, f in ipairs(info.fields) do
-    if not intarget[f] and (rawget(values, f) ~= nil or f == info.updatedAt) then update[#update + 1] = f end
+    -- (a primary key given as junction.null is no value to set: the row keeps its key)
+    if not intarget[f] and (rawget(values, f) ~= nil or f == info.updatedAt)
+        and not (f == info.primaryKey and not present(values, f)) then
+      update[#update + 1] = f
+    end
   end
   checked(pcall(B.build, self, values))   -- a misuse in values raises here, naming the caller
   local ok, msg, code, details = validate(self, values)
@@ -194,6 +218,7 @@ end
 
 function M.setup(c)
   core = c
+  null = c.null
   hooks = require "junction.hooks"
   local Model = c.Model
   B.findOne, B.bulkCreate, B.build = Model.findOne, Model.bulkCreate, Model.build
