@@ -670,7 +670,13 @@ local function instance_methods(model, e)
     end)
   end
   if not has.isSoftDeleted then
-    model:_method("isSoftDeleted", function(self) return self[field] ~= nil end)
+    model:_method("isSoftDeleted", function(self)
+      local m = core.modelof(self)
+      if m == nil or entry(m) == nil then
+        raise("isSoftDeleted: bad self (instance expected, got " .. type(self) .. ")")
+      end
+      return self[field] ~= nil
+    end)
   end
 end
 
