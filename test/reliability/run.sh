@@ -26,12 +26,14 @@ if [ "$MODE" = soak ]; then
   MC_SEEDS="1 2 3 4"; MC_STEPS=250000       # 1,000,000 steps
   MC_OTHER_STEPS=50000
   FUZZ_SEEDS="1 2"; FUZZ_CALLS=500000       # 1,000,000 calls
+  FEAT_SEEDS="1 2 3"; FEAT_CALLS=300000     # the model features: 900,000 calls
   CRASH_ROUNDS=2000
   CONC_WORKERS=8; CONC_OPS=3000
 else
   MC_SEEDS="1 2 3 4"; MC_STEPS=10000        # 40,000 steps
   MC_OTHER_STEPS=5000
   FUZZ_SEEDS="1 2"; FUZZ_CALLS=100000       # 200,000 calls
+  FEAT_SEEDS="1 2"; FEAT_CALLS=30000        # the model features: 60,000 calls
   CRASH_ROUNDS=200
   CONC_WORKERS=4; CONC_OPS=400
 fi
@@ -157,6 +159,9 @@ start "injection" jit injection.lua; pair
 
 # 3. fuzz under ASan+UBSan
 for s in $FUZZ_SEEDS; do start "fuzz seed=$s" asan fuzz.lua "$s" "$FUZZ_CALLS"; pair; done
+# (the model features: scopes, soft delete, hooks, upsert, JSON, copy; on LuaJIT too)
+for s in $FEAT_SEEDS; do start "fuzz_features seed=$s" asan fuzz_features.lua "$s" "$FEAT_CALLS"; pair; done
+start "fuzz_features seed=9" jit fuzz_features.lua 9 $((FEAT_CALLS / 2)); pair
 
 # 4. targeted scenarios (each in its own process), plain and ASan
 start "scenarios" 5.4 scenarios.lua; pair
