@@ -307,10 +307,22 @@ static void bind_key(lua_State *L, jn_Conn *c, jn_St *st, int i, int arr, const 
   }
 }
 
-/* Bind the key of the source instance (at stack index self) to parameter i. */
+/*
+** Bind the key of the source instance (at stack index self) to parameter i.
+** The value is the instance's, and a log function (called before the step)
+** may assign the field anew and collect the old string: a text key (a
+** sourceKey that is no primary key may change) is bound as a copy.
+*/
 void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i) {
+  jn_Conn *c = a->source->conn;
+  int type = a->source->f[a->source_key].type;
   jn_inst_get(L, self, a->source_key);
-  jn_bind_value(L, a->source->conn, st, i, -1, a->source->f[a->source_key].type);
+  jn_bind_value(L, c, st, i, -1, type);
+  if (lua_type(L, -1) == LUA_TSTRING && type != JN_T_BLOB && type != JN_T_INTEGER) {
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    jn_e_bind_text(c->eng, st, i, s, n, 1);
+  }
   lua_pop(L, 1);
 }
 

@@ -57,3 +57,41 @@ describe("a log function that collects garbage", function()
     end
   end)
 end)
+
+describe("a log function that assigns the source key and collects garbage", function()
+  it("leaves belongsToMany's methods memory-safe: they bind their own copy of a text key", function()
+    local P
+    local junk = {}
+    local db = H.open { log = function()
+      if P then
+        P.slug = string.format("S%031d", #junk + 1)
+        collectgarbage()
+        collectgarbage()
+        for i = 1, 64 do junk[i] = string.format("JUNK%028d", i) end
+      end
+    end }
+    local Post = db:define("Post", { fields = { slug = { type = T.STRING(40), unique = true } } })
+    local Genre = db:define("Genre", { fields = { name = { type = T.TEXT } } })
+    db:define("TPG", { tableName = "tpg", fields = {
+      post_slug = { type = T.STRING(40), references = { model = "Post", key = "slug" } },
+      genre_id = { type = T.INTEGER, references = { model = "Genre", key = "id" } } } })
+    assert(db:associate { Post = { { belongsToMany = "Genre", through = "TPG", foreignKey = "post_slug",
+                                     sourceKey = "slug", otherKey = "genre_id", as = "Genres" } } })
+    assert(db:sync())
+    local p = assert(Post:create { slug = string.format("P%031d", 7) })
+    for i = 1, 5 do assert(Genre:create { name = "g" .. i }) end
+    P = p
+    -- the slug the instance holds names no row by then: a returned failure, not a crash
+    local ok, msg, code = p:setGenres { 1, 2, 3 }
+    assert.is_nil(ok)
+    assert.equal(787, code, msg)
+    ok, msg, code = p:addGenres { 4 }
+    assert.is_nil(ok)
+    assert.equal(787, code, msg)
+    assert.is_true(p:removeGenres { 1 })
+    assert.is_false(p:hasGenres { 2 })
+    assert.equal(0, p:countGenres())
+    P = nil
+    assert.equal(0, db:query("SELECT count(*) AS n FROM tpg")[1].n)
+  end)
+end)
