@@ -226,12 +226,17 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
     o.where = o.where and { ["and"] = { mine, o.where } } or mine
     return o
   end
+  -- (a misuse the target's find raises names this method, then the find)
   fns.get = function(self, opts)
-    return target:findAll(scoped(self, opts, source.name .. ":get" .. plural))
+    local method = source.name .. ":get" .. plural
+    local r, msg, code = as_method(method, pcall(target.findAll, target, scoped(self, opts, method)))
+    return r, msg, code   -- not a tail call: as_method's level counts this frame
   end
   fns.count = function(self, opts)
-    local o = scoped(self, opts, source.name .. ":count" .. plural)
-    return target:count { where = o.where }
+    local method = source.name .. ":count" .. plural
+    local o = scoped(self, opts, method)
+    local r, msg, code = as_method(method, pcall(target.count, target, { where = o.where }))
+    return r, msg, code
   end
   local function has(self, keys, method)
     local k = own_key(self, sk, source, method)
