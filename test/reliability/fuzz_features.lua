@@ -114,6 +114,15 @@ local function act(kind)
     pcall(W.Note.create, W.Note, { body = "from a hook" })
   elseif m == "gc" then
     collectgarbage()
+  elseif m == "mutate" then
+    -- what junction binds must be its own: rewrite the fields of every
+    -- instance (a title is the source key of Tags), then collect
+    for _, it in ipairs(W.items) do
+      pcall(function() it.title = "m" .. rng:int(1, 99); it.views = rng:int(1, 9); it.meta = { x = rng:int(1, 9) } end)
+    end
+    for _, n in ipairs(W.notes) do pcall(function() n.body = string.rep("q", rng:int(1, 40)) end) end
+    collectgarbage()
+    collectgarbage()
   elseif m == "refuse" then
     return false, "fuzz refused"
   end
@@ -196,8 +205,11 @@ local function define(db)
       label = { type = T.TEXT, validate = { len = { 0, 30 } } },
     },
   })
+  -- a hasMany by a sourceKey that is no primary key (text, and it may change)
+  db:define("Tag", { tableName = "tag", fields = { item_title = { type = T.STRING(40) }, word = { type = T.TEXT } } })
   db:associate {
     Item = { { hasMany = "Note", foreignKey = "item_id", as = "Notes", onDelete = "cascade" },
+             { hasMany = "Tag", foreignKey = "item_title", sourceKey = "title", as = "Tags" },
              { hasOne = "Badge", foreignKey = "item_id", as = "Badge", onDelete = "cascade" } },
     Note = { { belongsTo = "Item", foreignKey = "item_id", as = "Item" } },
   }
@@ -221,6 +233,8 @@ local function populate(w)
         if b then w.badges[#w.badges + 1] = b end
       end
     end
+    for i = 1, 10 do assert(w.db:query("INSERT INTO tag (item_title, word, createdAt, updatedAt) VALUES (?, ?, 'x', 'x')",
+      "t" .. (i % 5 + 1), "w" .. i)) end
     for i = 1, 4 do
       local n = w.Note:create { body = "free " .. i }
       if n then w.notes[#w.notes + 1] = n end
@@ -734,6 +748,12 @@ local ASSOC = {
   { "hasNotes", function() return { gen_list(), n = 1 } end },
   { "countNotes", function() return { read_opts(), n = 1 } end },
   { "createNote", function() return { gen_values("Note"), n = 1 } end, true },
+  { "setTags", function() return { gen_list(), n = 1 } end, true },
+  { "addTags", function() return { gen_list(), n = 1 } end, true },
+  { "removeTag", function() return { rng:int(1, 12), n = 1 } end, true },
+  { "hasTags", function() return { gen_list(), n = 1 } end },
+  { "countTags", function() return { read_opts(), n = 1 } end },
+  { "getTags", function() return { read_opts(), n = 1 } end },
   { "getBadge", function() return { n = 0 } end },
   { "setBadge", function() return { rng:chance(0.5) and pick_instance() or gen_value(1), n = 1 } end, true },
   { "createBadge", function() return { gen_values("Badge"), n = 1 } end, true },
@@ -833,9 +853,10 @@ local function digest()
     "group_concat(coalesce(deletedAt, '-')) || '/' || group_concat(updatedAt) || '/' || total(big) || '/' || " ..
     "group_concat(coalesce(meta, '-')) FROM item) AS i, " ..
     "(SELECT count(*) || '/' || total(coalesce(item_id, -1)) || '/' || group_concat(coalesce(body, '-')) FROM note) AS n, " ..
-    "(SELECT count(*) || '/' || total(coalesce(item_id, -1)) || '/' || group_concat(coalesce(label, '-')) FROM badge) AS b")
+    "(SELECT count(*) || '/' || total(coalesce(item_id, -1)) || '/' || group_concat(coalesce(label, '-')) FROM badge) AS b, " ..
+    "(SELECT count(*) || '/' || group_concat(coalesce(item_title, '-')) FROM tag) AS t")
   if not ok or type(r) ~= "table" or not r[1] then return nil end
-  return tostring(r[1].i) .. "|" .. tostring(r[1].n) .. "|" .. tostring(r[1].b)
+  return tostring(r[1].i) .. "|" .. tostring(r[1].n) .. "|" .. tostring(r[1].b) .. "|" .. tostring(r[1].t)
 end
 
 function sentinel()
@@ -946,7 +967,8 @@ end
 
 local t0 = rel.now()
 new_world()
-local CB_MODES = { "raise", "raise_table", "yield", "close", "read", "write", "gc", "refuse", "refuse", "write" }
+local CB_MODES = { "raise", "raise_table", "yield", "close", "read", "write", "gc", "refuse", "refuse", "write",
+  "mutate", "mutate" }
 
 for i = 1, CALLS do
   stats.calls = i
