@@ -188,11 +188,49 @@ static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
 
 static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
 
+/*
+** The key at idx when it is an integer of an INTEGER target key: the
+** number itself, or a saved target instance (its metatable is upvalue 3)
+** holding one.  Returns 0 for anything else, which takes the general way
+** (jn_assoc_readkeys: its conversions and its errors).
+*/
+static int int_key(lua_State *L, jn_Assoc *a, int idx, sqlite3_int64 *v) {
+  int ok;
+  if (a->target->f[a->target_key].type != JN_T_INTEGER) return 0;
+  if (lua_type(L, idx) == LUA_TNUMBER) return jn_to_i64(L, idx, v);
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return 0;
+  ok = lua_rawequal(L, -1, lua_upvalueindex(3));
+  lua_pop(L, 1);
+  if (!ok || ((jn_Inst *)lua_touserdata(L, idx))->model != a->target) return 0;
+  jn_inst_get(L, idx, a->target_key);
+  ok = lua_type(L, -1) == LUA_TNUMBER && jn_to_i64(L, -1, v);
+  lua_pop(L, 1);
+  return ok;
+}
+
 /* has/hases: true when every key is linked. */
 static int has_method(lua_State *L, int single) {
   jn_Assoc *a = check_method(L);
+  sqlite3_int64 v;
   int n;
   lua_settop(L, 2);
+  if (single && int_key(L, a, 2, &v)) {   /* the common call: one statement, no key array */
+    jn_Conn *c = a->source->conn;
+    int rc;
+    jn_St *st = jn_assoc_slot(L, a, JN_AS_HAS, "has", &rc);
+    if (st == NULL) return jn_pushfail(L, c, rc);
+    jn_assoc_bindsource(L, a, 1, st, 1);
+    jn_bind_i64(L, c, st, 2, v);
+    rc = jn_conn_step(L, c, st);
+    if (rc != SQLITE_ROW) {
+      rc = jn_pushfail(L, c, rc);
+      jn_e_reset(c->eng, st);
+      return rc;
+    }
+    lua_pushboolean(L, jn_e_col_int64(c->eng, st, 0) != 0);
+    jn_e_reset(c->eng, st);
+    return 1;
+  }
   n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
   lua_replace(L, 2);
   if (n == 0) { lua_pushboolean(L, 1); return 1; }

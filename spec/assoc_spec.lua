@@ -949,6 +949,33 @@ describe("association key lists", function()
     assert.same({ 1, 2 }, genre_ids_of(db, 1))
   end)
 
+  it("hasGenre answers the same for a key, its text, a float, an instance and a wrong one", function()
+    assert.is_true(post:setGenres { 2, 4 })
+    local g2 = assert(m.Genre:findByPk(2))
+    local g3 = assert(m.Genre:findByPk(3))
+    assert.is_true(post:hasGenre(2))
+    assert.is_true(post:hasGenre(2.0))
+    assert.is_true(post:hasGenre("2"))
+    assert.is_true(post:hasGenre(g2))
+    assert.is_false(post:hasGenre(3))
+    assert.is_false(post:hasGenre(g3))
+    assert.is_false(post:hasGenre(2.5))
+    assert.is_false(post:hasGenre(-1))
+    -- the one-key call raises as the list does, naming the method
+    local other = assert(m.Post:create { text = "q" })
+    H.mentions(H.raises(function() return post:hasGenre(other) end),
+               "Post:hasGenre", "is a Post instance, expected Genre or its key")
+    H.mentions(H.raises(function() return post:hasGenre(m.Genre:build { name = "new" }) end),
+               "Post:hasGenre", "not saved yet")
+    H.mentions(H.raises(function() return post:hasGenre(nil) end), "Post:hasGenre", "got nil")
+    H.mentions(H.raises(function() return post:hasGenre(0 / 0) end), "Post:hasGenre", "NaN")
+    -- a failure of the statement is returned, not raised
+    assert(db:exec("DROP TABLE tag_post_genre"))
+    local ok, msg = post:hasGenre(2)
+    assert.is_nil(ok)
+    H.mentions(msg, H.no_such_table, "tag_post_genre")
+  end)
+
   it("belongsToMany and hasMany read the same keys the same way", function()
     -- a key and the same key as a string are one key
     assert.is_true(post:addGenres { 1, "1" })
