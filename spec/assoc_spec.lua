@@ -1238,6 +1238,98 @@ describe("association writes are all or nothing", function()
   end)
 end)
 
+describe("a write of a few links is one statement and stays all or nothing", function()
+  local sqlite_it = H.sqlite_only(it, pending)
+  local db, m, post, log
+  before_each(function()
+    local rec
+    rec, log = H.recorder()
+    db = H.open { log = rec }
+    m = H.blog(db)
+    for i = 1, 10 do assert(m.Genre:create { name = "g" .. i }) end
+    post = assert(m.Post:create { text = "p" })
+  end)
+  after_each(function() db:close() end)
+
+  local function deletes(from)
+    return #H.matching(log, "^DELETE", from)
+  end
+
+  it("removeGenres of five keys runs one DELETE, inside a transaction or not", function()
+    assert.is_true(post:setGenres { 1, 2, 3, 4, 5, 6 })
+    local from = #log + 1
+    assert.is_true(post:removeGenres { 1, 2, 3 })
+    assert.equal(1, deletes(from))
+    assert.same({ 4, 5, 6 }, genre_ids_of(db, 1))
+    from = #log + 1
+    assert.is_true(db:transaction(function()
+      assert.is_true(post:removeGenres { m.Genre:findByPk(4), 5 })
+    end))
+    assert.equal(1, deletes(from))
+    assert.same({ 6 }, genre_ids_of(db, 1))
+    from = #log + 1
+    assert.is_true(post:setGenres { 6, 7, 8 })   -- only inserts: one INSERT
+    assert.equal(1, #H.matching(log, "^INSERT", from))
+    assert.is_true(post:setGenres { 8 })          -- only deletes: one DELETE
+    assert.equal(1, deletes(from))
+    assert.same({ 8 }, genre_ids_of(db, 1))
+  end)
+
+  -- A trigger made after the statements were first used, on the same
+  -- connection: the call's rows are all kept or all undone, and the
+  -- transaction around it goes on.
+  for _, case in ipairs {
+    { name = "removeGenres", op = "DELETE", before = { 1, 2, 3, 4, 5 },
+      run = function() return post:removeGenres { 1, 2, 3, 4, 5 } end },
+    { name = "setGenres (deletes only)", op = "DELETE", before = { 1, 2, 3, 4, 5 },
+      run = function() return post:setGenres { 1 } end },
+    { name = "addGenres", op = "INSERT", before = { 9 },
+      run = function() return post:addGenres { 1, 2, 3, 4, 5 } end },
+    { name = "setGenres (inserts only)", op = "INSERT", before = { 9 },
+      run = function() return post:setGenres { 9, 1, 2, 3, 4, 5 } end },
+  } do
+    it(case.name .. " of a few links failing at its third row inside a transaction keeps every link", function()
+      assert.is_true(post:setGenres(case.before))
+      assert.is_true(case.run())            -- the statements are prepared and used once
+      assert.is_true(post:setGenres(case.before))
+      H.refuse_nth(db, "tag_post_genre", case.op, 3)
+      assert.is_true(db:transaction(function()
+        local ok, msg = case.run()
+        assert.is_nil(ok)
+        H.mentions(msg, "refused")
+        assert.same(case.before, genre_ids_of(db, 1))
+      end))
+      assert.same(case.before, genre_ids_of(db, 1))
+    end)
+  end
+
+  sqlite_it("a trigger another connection adds meanwhile never leaves half a removeGenres", function()
+    local place = H.place()
+    local a = H.open_at(place)
+    local ma = H.blog(a)
+    assert(a:sync())
+    for i = 1, 10 do assert(ma.Genre:create { name = "g" .. i }) end
+    local p = assert(ma.Post:create { text = "p" })
+    assert.is_true(p:setGenres { 1, 2, 3, 4, 5 })
+    assert.is_true(a:transaction(function() assert.is_true(p:removeGenres { 1, 2, 3, 4, 5 }) end))
+    assert.is_true(p:setGenres { 1, 2, 3, 4, 5 })
+    local b = H.open_at(place)
+    assert(b:exec("CREATE TABLE seen (n INTEGER); CREATE TRIGGER t BEFORE DELETE ON tag_post_genre"
+      .. " BEGIN INSERT INTO seen VALUES (1); SELECT RAISE(FAIL, 'refused')"
+      .. " WHERE (SELECT count(*) FROM seen) >= 3; END"))
+    b:close()
+    local ok, msg = a:transaction(function()
+      return p:removeGenres { 1, 2, 3, 4, 5 }
+    end)
+    assert.is_nil(ok)
+    H.mentions(msg, "rolled back")
+    local rows = assert(a:query("SELECT genre_id FROM tag_post_genre ORDER BY genre_id"))
+    assert.equal(5, #rows)
+    a:close()
+    H.drop_place(place)
+  end)
+end)
+
 describe("a link to a key that is not a row", function()
   local db, m, post
   before_each(function()
