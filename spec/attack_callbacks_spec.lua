@@ -36,7 +36,7 @@ describe("a log function that collects garbage", function()
     assert(a:setBooks { 7 })
     assert.equal(1, a:countBooks())
     assert.is_true(a:hasBooks { 7 })
-    for _, r in ipairs(db:query("SELECT id, updatedAt FROM Book")) do
+    for _, r in ipairs(db:query('SELECT "id", "updatedAt" FROM "Book"')) do
       assert.matches(STAMP, r.updatedAt, 1)
     end
   end)
@@ -52,7 +52,7 @@ describe("a log function that collects garbage", function()
     assert(a:setProfile(p1))
     assert(a:setProfile(p2))
     assert(a:setProfile(nil))
-    for _, r in ipairs(db:query("SELECT id, updatedAt FROM Profile")) do
+    for _, r in ipairs(db:query('SELECT "id", "updatedAt" FROM "Profile"')) do
       assert.matches(STAMP, r.updatedAt, 1)
     end
   end)
