@@ -450,7 +450,7 @@ static int model_increment(lua_State *L) {
   jn_Model *m = check_self(L, "increment");
   jn_Buf b;
   jn_Select s;
-  int i, n = 0;
+  int i, n = 0, sqlite = strcmp(m->conn->dialect->name, "sqlite") == 0;
   method_ctx(ctx, sizeof ctx, m, "increment");
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 3);
@@ -464,9 +464,9 @@ static int model_increment(lua_State *L) {
       luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, luaL_tolstring(L, -2, NULL), m->name);
     if (m->f[f].type != JN_T_INTEGER && m->f[f].type != JN_T_REAL)
       luaL_error(L, "%s: bad field '%s' (an INTEGER or REAL field expected)", ctx, m->f[f].name);
-    if (lua_type(L, -1) != LUA_TNUMBER || d != d || d - d != 0 || d > 9.2e18 || d < -9.2e18)
+    if (lua_type(L, -1) != LUA_TNUMBER || d != d || d - d != 0)
       luaL_error(L, "%s: bad argument 'by' (a finite number expected, got %s)", ctx, luaL_typename(L, -1));
-    if (m->f[f].type == JN_T_INTEGER && d != (double)(sqlite3_int64)d)
+    if (m->f[f].type == JN_T_INTEGER && (d > 9.2e18 || d < -9.2e18 || d != (double)(sqlite3_int64)d))
       luaL_error(L, "%s: bad argument 'by' (a whole number expected for INTEGER field '%s')", ctx,
                  m->f[f].name);
     lua_pop(L, 1);
@@ -483,9 +483,21 @@ static int model_increment(lua_State *L) {
       if (n++) jn_buf_adds(L, &b, ", ");
       jn_buf_addident(L, &b, NULL, m->f[i].name);
       jn_buf_adds(L, &b, " = ");
+      if (m->f[i].type == JN_T_INTEGER && sqlite) {
+        /* SQLite turns an integer sum past 64 bits into a REAL, which an
+        ** INTEGER column then keeps: the statement fails instead, as on
+        ** PostgreSQL (abs() of the smallest integer raises "integer overflow") */
+        jn_buf_adds(L, &b, "CASE WHEN typeof(");
+        jn_buf_addident(L, &b, NULL, m->f[i].name);
+        jn_buf_adds(L, &b, " + ?) = 'real' AND typeof(");
+        jn_buf_addident(L, &b, NULL, m->f[i].name);
+        jn_buf_adds(L, &b, ") = 'integer' THEN abs(-9223372036854775807 - 1) ELSE ");
+        jn_query_bindt(L, &s, -1, m->f[i].type);
+      }
       jn_buf_addident(L, &b, NULL, m->f[i].name);
       jn_buf_adds(L, &b, " + ?");
       jn_query_bindt(L, &s, -1, m->f[i].type);
+      if (m->f[i].type == JN_T_INTEGER && sqlite) jn_buf_adds(L, &b, " END");
     }
     lua_pop(L, 1);
   }
