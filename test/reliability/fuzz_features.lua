@@ -63,6 +63,12 @@ local TRACE = os.getenv("FUZZ_TRACE")
   or (TMPDIR .. ".trace")
 
 local rng = rel.prng(SEED, 77)
+
+-- near the ends of 64 bits (increment and decrement must not wrap or turn REAL)
+local BIG_INTS = { 1, -1, 4611686018427387904, -4611686018427387904 }
+if math.maxinteger then
+  BIG_INTS = { math.maxinteger, math.maxinteger - 1, math.mininteger, math.mininteger + 1, 4611686018427387904 }
+end
 local trace = assert(io.open(TRACE, "w"))
 trace:setvbuf("line")
 
@@ -224,7 +230,7 @@ local function populate(w)
   return pcall(function()
     for i = 1, 8 do
       local it = w.Item:create { title = "t" .. i, views = i * 40, published = i % 3 ~= 0, kind = i % 2 == 0 and "a" or "b",
-                                 meta = { n = i, tags = junction.array { "a" } } }
+                                 meta = { n = i, tags = junction.array { "a" } }, big = BIG_INTS[i % #BIG_INTS + 1] }
       if it then
         w.items[#w.items + 1] = it
         local n = w.Note:create { item_id = it.id, body = "note " .. i }
@@ -507,6 +513,7 @@ local function gen_values(model_name)
     if k == "id" or k == "item_id" then v[k] = rng:chance(0.7) and rng:int(1, 60) or gen_value(2)
     elseif x <= 3 and k == "title" then v[k] = rng:pick(POOL_TITLES) .. (rng:chance(0.5) and rng:int(1, 999) or "")
     elseif x <= 3 and k == "views" then v[k] = rng:int(-5, 500)
+    elseif x <= 3 and k == "big" then v[k] = rng:pick(BIG_INTS)
     elseif x <= 3 and k == "kind" then v[k] = rng:pick { "a", "b", "c" }
     elseif x <= 3 and k == "meta" then v[k] = rng:pick { { a = 1 }, junction.array { 1, 2 }, "text", 3, DEEP, CYCLIC }
     else v[k] = gen_value(2) end
@@ -656,7 +663,7 @@ TG(4, function()
   local f = rng:pick { "views", "big", "score", "title", "published", rng:pick(STRS), gen_value(2) }
   local args
   local r = rng:int(1, 4)
-  if r == 1 then args = { f, rng:pick { 1, -1, 2.5, 0 / 0, 1 / 0, 2 ^ 63, "1", gen_value(2) }, o, n = 3 }
+  if r == 1 then args = { f, rng:pick { 1, -1, 2.5, 0 / 0, 1 / 0, 2 ^ 63, "1", rng:pick(BIG_INTS), gen_value(2) }, o, n = 3 }
   elseif r == 2 then args = { f, o, n = 2 }
   elseif r == 3 then args = { { [rng:pick { "views", "big", "score", "title" }] = rng:pick { 1, 3, 0.5, gen_value(2) } }, o, n = 2 }
   else args = { gen_value(1), o, n = 2 } end
@@ -881,6 +888,11 @@ local function check_invariants(where_)
   end
   r = db:query("PRAGMA foreign_key_check")
   if r and #r > 0 then violation("invariant", where_ .. ": foreign_key_check has " .. #r .. " rows") end
+  -- every value junction wrote is of its field's type: no INTEGER column
+  -- holding a REAL (an increment past 64 bits), no invalid JSON
+  r = db:query("SELECT count(*) AS n FROM item WHERE typeof(views) NOT IN ('integer') OR typeof(big) NOT IN ('integer', 'null') " ..
+    "OR typeof(id) <> 'integer' OR (meta IS NOT NULL AND NOT json_valid(meta))")
+  if r and r[1].n ~= 0 then violation("invariant", where_ .. ": " .. r[1].n .. " item rows hold a value not of their field's type") end
   db:close()
 end
 
