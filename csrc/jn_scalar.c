@@ -148,6 +148,11 @@ int jn_is_utf8(const char *str, size_t n) {
     else return 0;
     for (k = 1; k <= need; k++)
       if (i + k >= n || (s[i + k] & 0xC0) != 0x80) return 0;
+    /* the second byte's range (RFC 3629): no overlong form, no surrogate
+    ** (U+D800..U+DFFF), nothing past U+10FFFF; PostgreSQL refuses them too */
+    if ((ch == 0xE0 && s[i + 1] < 0xA0) || (ch == 0xED && s[i + 1] > 0x9F) ||
+        (ch == 0xF0 && s[i + 1] < 0x90) || (ch == 0xF4 && s[i + 1] > 0x8F))
+      return 0;
     i += need + 1;
   }
   return 1;

@@ -133,3 +133,33 @@ describe("increment", function()
     assert.equal(max, a:reload().big)
   end)
 end)
+
+describe("UTF-8", function()
+  it("is checked as RFC 3629 says: an encoded surrogate, an overlong form or a code point past U+10FFFF is not text", function()
+    local bad = { "\237\160\128", "\237\191\191", "\224\128\128", "\224\159\191", "\240\128\128\128",
+                  "\240\143\191\191", "\244\144\128\128", "\192\128", "\255" }
+    for _, s in ipairs(bad) do
+      local v, msg, code = junction.toJSON(s)
+      assert.is_nil(v, ("%q"):format(s))
+      assert.equal(junction.VALIDATION, code, msg)
+      v, msg, code = junction.fromJSON('"' .. s .. '"')
+      assert.is_nil(v, ("%q"):format(s))
+      assert.equal(junction.VALIDATION, code, msg)
+    end
+    local good = { "\237\159\191", "\224\160\128", "\240\144\128\128", "\244\143\191\191", "\238\128\128", "é", "€" }
+    for _, s in ipairs(good) do
+      assert.equal('"' .. s .. '"', junction.toJSON(s))
+      assert.equal(s, junction.fromJSON('"' .. s .. '"'))
+    end
+  end)
+
+  it("refuses a JSON field value holding an encoded surrogate as a value failure, on either engine", function()
+    local db = H.open()
+    local Doc = db:define("Doc", { fields = { meta = { type = T.JSON } } })
+    assert(db:sync())
+    local d, msg, code = Doc:create { meta = { s = "\237\160\128" } }
+    assert.is_nil(d)
+    assert.equal(junction.VALIDATION, code, msg)
+    assert.equal(0, Doc:count())
+  end)
+end)
