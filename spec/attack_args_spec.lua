@@ -163,3 +163,29 @@ describe("UTF-8", function()
     assert.equal(0, Doc:count())
   end)
 end)
+
+describe("junction.copy", function()
+  it("reads its options raw and refuses a tables list with other keys", function()
+    local a, b = H.open(), H.open()
+    for _, db in ipairs { a, b } do
+      local M = db:define("M", { tableName = "m", fields = { x = { type = T.INTEGER } } })
+      assert(db:sync())
+      if db == a then assert(M:create { x = 1 }) end
+    end
+    local ran = false
+    local sneaky = setmetatable({}, { __pairs = function() ran = true; return next, {}, nil end,
+                                      __index = function() ran = true end })
+    local counts = assert(junction.copy(a, b, sneaky))
+    assert.equal(1, counts.m)
+    assert.is_false(ran)
+    assert.has_error(function() junction.copy(a, b, { tables = { "m", x = 1 } }) end,
+      "junction.copy: bad option 'tables' (a list expected, but it has the key 'x')")
+    assert.has_error(function() junction.copy(a, b, { tables = { "m", [3] = "n" } }) end,
+      "junction.copy: bad option 'tables' (a list expected, but it has the key '3')")
+    local lying = setmetatable({ "m" }, { __len = function() ran = true; return 5 end })
+    local ok, msg = junction.copy(a, b, { tables = lying })   -- m has rows by now: a returned failure
+    assert.is_nil(ok)
+    assert.matches("has rows already", msg)
+    assert.is_false(ran)
+  end)
+end)

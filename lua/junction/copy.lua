@@ -254,18 +254,26 @@ return function(from, to, opts)
   local only
   if opts ~= nil then
     if type(opts) ~= "table" then raise("junction.copy: bad argument #3 (table expected, got %s)", type(opts)) end
-    for k in pairs(opts) do
+    -- (read raw: a metatable on an option table never runs in the middle of the copy)
+    for k in next, opts do
       if not copy_opts[k] then raise("junction.copy: bad option '%s' (unknown key)", tostring(k)) end
     end
     local t = rawget(opts, "tables")
     if t ~= nil then
       if type(t) ~= "table" then raise("junction.copy: bad option 'tables' (array of table names expected)") end
       only = {}
-      for i = 1, #t do
+      local i = 1
+      while rawget(t, i) ~= nil do
         if type(rawget(t, i)) ~= "string" then
           raise("junction.copy: bad option 'tables' (#%d: table name expected)", i)
         end
         only[i] = rawget(t, i)
+        i = i + 1
+      end
+      for k in next, t do
+        if only[k] == nil then
+          raise("junction.copy: bad option 'tables' (a list expected, but it has the key '%s')", tostring(k))
+        end
       end
     end
   end
