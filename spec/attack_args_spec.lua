@@ -135,7 +135,8 @@ describe("increment", function()
 end)
 
 describe("UTF-8", function()
-  it("is checked as RFC 3629 says: an encoded surrogate, an overlong form or a code point past U+10FFFF is not text", function()
+  it("is checked as RFC 3629 says: an encoded surrogate, an overlong form or a code point past U+10FFFF is not text",
+     function()
     local bad = { "\237\160\128", "\237\191\191", "\224\128\128", "\224\159\191", "\240\128\128\128",
                   "\240\143\191\191", "\244\144\128\128", "\192\128", "\255" }
     for _, s in ipairs(bad) do
