@@ -190,3 +190,21 @@ describe("junction.copy", function()
     assert.is_false(ran)
   end)
 end)
+
+describe("findOrCreate of a scoped or paranoid model", function()
+  it("names findOrCreate when its where is empty or names no field", function()
+    local db = H.open()
+    local P = db:define("Post", { paranoid = true, fields = { title = { type = T.TEXT } } })
+    assert(db:sync())
+    local params = {}
+    assert.has_error(function() P:findOrCreate { where = { title = params.title } } end,
+      "Post:findOrCreate: bad where (a branch with no conditions: a nil value such as { id = params.id } " ..
+      "leaves it empty; omit where to read every row, say { all = true } to update or destroy every row)")
+    assert.has_error(function() P:findOrCreate { where = { nope = 1 } } end,
+      "Post:findOrCreate: bad where field 'nope' (no such field in Post)")
+    assert.equal(0, P:count())
+    local p, created = P:findOrCreate { where = { title = "a" } }
+    assert.is_true(created)
+    assert.equal("a", p.title)
+  end)
+end)

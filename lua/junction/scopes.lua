@@ -56,6 +56,8 @@ local function copy(t)
 end
 
 local function kname(k) return type(k) == "string" and k or type(k) end
+local unpack = rawget(table, "unpack") or unpack
+local function pack(...) return { n = select("#", ...), ... } end
 
 -- The position of the first frame that is not junction's own Lua code (nor
 -- C): where a method of junction was called.  Found by looking, not by a
@@ -468,7 +470,6 @@ local function resolve(model, method, ...)
               ")")
       end
       if type(s) == "function" then
-        local unpack = table.unpack or unpack   -- luacheck: ignore 143
         s = check_scope(s(unpack(item, 3, 2 + item[2])),
                         model.name .. ":" .. method .. ": scope '" .. name .. "' returned a bad scope")
       end
@@ -580,8 +581,10 @@ local function install(model, e)
     end
     if defaults ~= nil and type(defaults) ~= "table" then return checked(pcall(B.findOrCreate, self, opts, ...)) end
     local where = rawget(opts, "where")
-    return self:_info().db:transaction(function()
-      local found, msg, code = self:findOne { where = where }
+    local misuse
+    local r = pack(self:_info().db:transaction(function()
+      local ok, found, msg, code = pcall(self.findOne, self, { where = where })
+      if not ok then misuse = found; return nil end
       if found then return found, false end
       if msg ~= nil then return nil, msg, code end
       local values = copy(defaults)
@@ -591,7 +594,13 @@ local function install(model, e)
       local inst, m2, c2, d2 = self:create(values)
       if not inst then return nil, m2, c2, d2 end
       return inst, true
-    end)
+    end))
+    if misuse ~= nil then
+      -- a misuse in the where (an empty one): said of the method called
+      if type(misuse) ~= "string" then error(misuse, 0) end
+      raise((misuse:gsub("^[^:\n]+:%d+: ", ""):gsub(":findOne: ", ":findOrCreate: ", 1)))
+    end
+    return unpack(r, 1, r.n)
   end
   own.findOrCreate, own.find_or_create = find_or_create, find_or_create
   if e.paranoid then
