@@ -56,8 +56,6 @@ local function copy(t)
 end
 
 local function kname(k) return type(k) == "string" and k or type(k) end
-local unpack = rawget(table, "unpack") or unpack
-local function pack(...) return { n = select("#", ...), ... } end
 
 -- The position of the first frame that is not junction's own Lua code (nor
 -- C): where a method of junction was called.  Found by looking, not by a
@@ -470,6 +468,7 @@ local function resolve(model, method, ...)
               ")")
       end
       if type(s) == "function" then
+        local unpack = table.unpack or unpack   -- luacheck: ignore 143
         s = check_scope(s(unpack(item, 3, 2 + item[2])),
                         model.name .. ":" .. method .. ": scope '" .. name .. "' returned a bad scope")
       end
@@ -582,6 +581,7 @@ local function install(model, e)
     if defaults ~= nil and type(defaults) ~= "table" then return checked(pcall(B.findOrCreate, self, opts, ...)) end
     local where = rawget(opts, "where")
     local misuse
+    local function pack(...) return { n = select("#", ...), ... } end
     local r = pack(self:_info().db:transaction(function()
       local ok, found, msg, code = pcall(self.findOne, self, { where = where })
       if not ok then misuse = found; return nil end
@@ -600,7 +600,7 @@ local function install(model, e)
       if type(misuse) ~= "string" then error(misuse, 0) end
       raise((misuse:gsub("^[^:\n]+:%d+: ", ""):gsub(":findOne: ", ":findOrCreate: ", 1)))
     end
-    return unpack(r, 1, r.n)
+    return (table.unpack or unpack)(r, 1, r.n)   -- luacheck: ignore 143
   end
   own.findOrCreate, own.find_or_create = find_or_create, find_or_create
   if e.paranoid then
