@@ -300,6 +300,14 @@ JN_INTERNAL const char *jn_buf_cstr(lua_State *L, jn_Buf *b);
 ** whose uservalue is { field name, path }. */
 #define JN_JSONPATH_MT "junction.JSONPath"
 
+/* The metatable of junction.literal, junction.fn and junction.col: a
+** userdata whose uservalue is { kind = JN_FRAG_*, name = text, n = count,
+** the arguments or bound values 1..n }. */
+#define JN_FRAG_MT "junction.Fragment"
+#define JN_FRAG_LITERAL 1
+#define JN_FRAG_FN 2
+#define JN_FRAG_COL 3
+
 /* jn_error.c */
 JN_INTERNAL int jn_pushfail(lua_State *L, jn_Conn *c, int rc);
 JN_INTERNAL const char *jn_typename(lua_State *L, int idx);
@@ -384,6 +392,14 @@ JN_INTERNAL void jn_inst_newlist(lua_State *L, int narr);
 JN_INTERNAL void jn_inst_open(lua_State *L);
 
 /* jn_query.c */
+struct jn_Select;
+/* Resolve "Alias.field" of a fragment: the association alias (n bytes) of
+** m; with b, also append " FROM ... WHERE <link> = "table"."key"", the
+** association's rows of the row of m being read.  Returns the target model;
+** raises when m has no association of that name.  Set by the finds that
+** can take an association's column (one layer up), NULL elsewhere. */
+typedef jn_Model *(*jn_SubFn)(lua_State *L, jn_Model *m, const char *alias, size_t n, jn_Buf *b,
+                              const char *ctx);
 typedef struct jn_Select {
   int cols_idx;             /* stack index: userdata int[] of field indices */
   int *cols;
@@ -391,6 +407,12 @@ typedef struct jn_Select {
   int binds_idx;            /* stack index: array of values to bind; binds[-k]
                                holds the field type of value k when it matters */
   int nbind;
+  jn_SubFn sub;             /* resolves an association's column, or NULL */
+  int exprs;                /* attributes may hold expressions with aliases */
+  int attrs_idx;            /* stack index of the attributes given (aliases), or 0 */
+  int extra_idx;            /* stack index: names of the columns after the fields */
+  int nextra;               /* columns read after the ncols fields, by alias */
+  int exact;                /* the columns are exactly the attributes (group, aggregates) */
 } jn_Select;
 
 JN_INTERNAL void jn_query_where(lua_State *L, jn_Model *m, int whereidx, const char *alias,
@@ -410,6 +432,13 @@ JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
 JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
 JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s);
 JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
+JN_INTERNAL void jn_query_group(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Select *s,
+                                const char *ctx);
+JN_INTERNAL void jn_query_order(lua_State *L, jn_Model *m, int orderidx, const char *alias,
+                                jn_Buf *b, jn_Select *s, const char *ctx);
+JN_INTERNAL int jn_query_found(lua_State *L, jn_Model *m, int modelidx, jn_St *st,
+                               const jn_Select *s, int nrec);
+JN_INTERNAL void jn_query_open(lua_State *L);
 
 /* jn_assoc.c */
 JN_INTERNAL void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b);

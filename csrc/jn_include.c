@@ -10,11 +10,12 @@
 #include "jn.h"
 
 static const char *const find_opts[] = {
-  "where", "order", "limit", "offset", "attributes", "include", NULL
+  "where", "order", "limit", "offset", "attributes", "include", "group", "having", NULL
 };
 
 static const char *const include_opts[] = {
-  "association", "as", "where", "required", "include", "attributes", "order", NULL
+  "association", "as", "where", "required", "include", "attributes", "order", "limit", "offset",
+  NULL
 };
 
 /* {====== Eager loading */
@@ -100,6 +101,38 @@ static void push_aliases(lua_State *L, jn_Model *m) {
   lua_pushlstring(L, b.p, b.n);
   lua_replace(L, -3);   /* over the lookup table */
   lua_pop(L, 1);        /* the buffer */
+}
+
+/*
+** The association alias (n bytes) of m, for a column of it in a find's where
+** or order (jn_SubFn): with b, append its rows of the row of m being read,
+** " FROM ... WHERE <link> = "table"."key"".  Returns the target; raises
+** when m has no such association.  [-0, +0, e]
+*/
+static jn_Model *include_sub(lua_State *L, jn_Model *m, const char *alias, size_t n, jn_Buf *b,
+                             const char *ctx) {
+  jn_Assoc *a;
+  jn_model_lookup(L, m);
+  lua_pushlstring(L, alias, n);
+  lua_rawget(L, -2);
+  a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+  if (a == NULL || a->source != m) {
+    lua_pushlstring(L, alias, n);
+    push_aliases(L, m);
+    luaL_error(L, "%s: bad column of '%s' (%s has no association of that name; it has %s)", ctx,
+               lua_tostring(L, -2), m->name, lua_tostring(L, -1));
+  }
+  lua_pop(L, 2);   /* the association stays in the model's lookup */
+  if (b != NULL) {
+    jn_assoc_from(L, a, b);
+    jn_buf_adds(L, b, " WHERE ");
+    jn_assoc_link(L, a, b);
+    jn_buf_adds(L, b, " = ");
+    jn_buf_addident(L, b, NULL, a->source->table);
+    jn_buf_adds(L, b, ".");
+    jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
+  }
+  return a->target;
 }
 
 /*
@@ -293,6 +326,56 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int listidx, int map, int tom
 }
 
 /*
+** Top-N per parent: append ", ROW_NUMBER() OVER (PARTITION BY <link> ORDER
+** BY <the include's order, else the target's key>) AS "jn_rn"" to the
+** select list of the include statement.
+*/
+static void top_rank(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select *s, const char *ctx) {
+  jn_buf_adds(L, b, ", ROW_NUMBER() OVER (PARTITION BY ");
+  jn_assoc_link(L, a, b);
+  jn_buf_adds(L, b, " ORDER BY ");
+  if (jn_optfield(L, spec, "order") != LUA_TNIL) {
+    jn_query_order(L, a->target, lua_gettop(L), "t", b, s, ctx);
+    jn_buf_adds(L, b, ", ");
+  }
+  lua_pop(L, 1);
+  jn_buf_addident(L, b, "t", a->target->f[a->target->pk].name);
+  jn_buf_adds(L, b, ") AS \"jn_rn\"");
+}
+
+/* Read the non-negative whole number of option k of spec (0 when absent). */
+static lua_Integer top_count(lua_State *L, int spec, const char *k, const char *ctx) {
+  lua_Integer v = 0;
+  if (jn_optfield(L, spec, k) != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tonumber(L, -1) < 0 || lua_tonumber(L, -1) > 2147483647.0)
+      luaL_error(L, "%s: bad include option '%s' (non-negative integer expected)", ctx, k);
+    v = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Close the top-N statement: the rows ranked past the include's offset and
+** within its limit, each parent's in their rank. */
+static void top_window(lua_State *L, int spec, jn_Buf *b, jn_Select *s, const char *ctx) {
+  lua_Integer off = top_count(L, spec, "offset", ctx);
+  int haslimit = jn_optfield(L, spec, "limit") != LUA_TNIL;
+  lua_Integer lim = top_count(L, spec, "limit", ctx);
+  lua_pop(L, 1);
+  jn_buf_adds(L, b, ") AS \"jn_top\" WHERE \"jn_rn\" > ?");
+  lua_pushinteger(L, off);
+  jn_query_bind(L, s, -1);
+  lua_pop(L, 1);
+  if (haslimit) {
+    jn_buf_adds(L, b, " AND \"jn_rn\" <= ?");
+    lua_pushinteger(L, off + lim);
+    jn_query_bind(L, s, -1);
+    lua_pop(L, 1);
+  }
+  jn_buf_adds(L, b, " ORDER BY \"jn_rn\"");
+}
+
+/*
 ** Build SQL: the statement reading the targets of every key of the JSON
 ** array j at once (the link column first), with the include's where and
 ** order (spec, or 0); the junction columns it reads go to r.  From the
@@ -302,16 +385,22 @@ static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, const jn_Buf *j, 
                            const char *ctx, int *rc) {
   jn_Assoc *a = r->a;
   jn_Buf b;
-  int *tcols;
+  int *tcols, top = 0;
+  if (spec) {
+    top = jn_optfield(L, spec, "limit") != LUA_TNIL;
+    top |= jn_optfield(L, spec, "offset") != LUA_TNIL;
+    lua_pop(L, 2);
+  }
   jn_query_init(L, s);
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "SELECT ");
+  jn_buf_adds(L, &b, top ? "SELECT * FROM (SELECT " : "SELECT ");
   jn_assoc_link(L, a, &b);
   jn_buf_adds(L, &b, ", ");
   jn_query_columns(L, a->target, spec, NULL, 0, "t", &b, s, ctx);
   r->ntc = jn_assoc_throughcols(L, a, 0, &tcols);
   r->tcols = tcols;
   jn_assoc_addthrough(L, a, &b, tcols, r->ntc);
+  if (top) top_rank(L, a, spec, &b, s, ctx);
   jn_assoc_from(L, a, &b);
   jn_buf_adds(L, &b, " WHERE ");
   jn_assoc_link(L, a, &b);
@@ -328,6 +417,10 @@ static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, const jn_Buf *j, 
       jn_query_where(L, a->target, lua_gettop(L), "t", &b, s, ctx);
     }
     lua_pop(L, 1);
+    if (top) {
+      top_window(L, spec, &b, s, ctx);
+      return jn_stmt_cached(L, a->source->conn, b.p, b.n, rc);
+    }
     lua_newtable(L);   /* only order applies to an include */
     jn_optfield(L, spec, "order");
     lua_setfield(L, -2, "order");
@@ -521,12 +614,24 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   int rc, haswhere = 0, incidx = 0, res, nlink = 0, *link;
   if (optsidx < 0) optsidx = lua_gettop(L) + optsidx + 1;
   jn_query_checkopts(L, optsidx, find_opts, ctx);
+  {
+    int hasgroup = jn_optfield(L, optsidx, "group") != LUA_TNIL;
+    int hasinc = jn_optfield(L, optsidx, "include") != LUA_TNIL;
+    lua_pop(L, 2);
+    if (hasgroup && hasinc)
+      luaL_error(L, "%s: bad option 'include' (a query that groups reads no rows to attach "
+                 "associations to)", ctx);
+  }
   /* the keys the includes link by, read even when attributes leave them out */
   link = (int *)lua_newuserdata(L, (size_t)m->nfields * sizeof(int));
   if (jn_optfield(L, optsidx, "include") == LUA_TTABLE)
     include_keycols(L, m, lua_gettop(L), link, &nlink, ctx);
   lua_pop(L, 1);
   jn_query_init(L, &s);
+  s.sub = include_sub;
+  s.exprs = 1;
+  s.exact = jn_optfield(L, optsidx, "group") != LUA_TNIL;
+  lua_pop(L, 1);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT ");
   jn_query_columns(L, m, optsidx, link, nlink, NULL, &b, &s, ctx);
@@ -548,6 +653,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
       lua_pop(L, 1);
     }
   }
+  jn_query_group(L, m, optsidx, &b, &s, ctx);
   if (one) {
     lua_newtable(L);   /* findOne: the given order, then LIMIT 1 */
     if (lua_istable(L, optsidx)) {
@@ -566,7 +672,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
   if (st == NULL) return jn_pushfail(L, m->conn, rc);
   jn_bind_list(L, m->conn, st, &s);
-  res = jn_query_rows(L, m, modelidx, st, s.cols, s.ncols, 0, incidx ? count_entries(L, incidx) : 0);
+  res = jn_query_found(L, m, modelidx, st, &s, incidx ? count_entries(L, incidx) : 0);
   if (res != 1) return res;
   if (incidx && (res = jn_assoc_include(L, m, lua_gettop(L), incidx, ctx)) != 0) return res;
   if (one) lua_rawgeti(L, -1, 1);

@@ -1329,7 +1329,12 @@ static int inst_index(lua_State *L) {
       return 1;
     case LUA_TFUNCTION:
       return 1;
-    case LUA_TNIL:
+    case LUA_TNIL:   /* a value a find read by its alias (attributes = { { expr, "n" } }) */
+      lua_getuservalue(L, 1);
+      lua_pushvalue(L, 2);
+      lua_rawget(L, -2);
+      if (lua_type(L, 2) == LUA_TSTRING && !lua_isnil(L, -1)) return 1;
+      lua_pop(L, 2);
       return no_such(L, m, "cannot read");
     default:
       lua_getuservalue(L, 1);

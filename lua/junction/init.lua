@@ -27,6 +27,9 @@ local M = {
   fromJSON = core.fromJSON,
   array = core.array,             -- mark a table as a JSON array: junction.array{} is []
   json = core.json,               -- a where key for a path in a JSON field: junction.json("meta", "$.a")
+  literal = core.literal,         -- SQL text as it is (the escape hatch; ? bound to the values after it)
+  fn = core.fn,                   -- a SQL function call: junction.fn("lower", junction.col("name"))
+  col = core.col,                 -- a column: junction.col("name"), junction.col("Genres.name")
   UUIDV4 = core.UUIDV4,           -- defaultValue: a random UUID
   NOW = core.NOW,                 -- defaultValue: the current time (DATE, DATEONLY)
 }

@@ -29,6 +29,10 @@ local function find_and_count_all(self, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(self.name .. ":findAndCountAll: bad options (table expected, got " .. type(opts) .. ")", 2)
   end
+  if opts ~= nil and (rawget(opts, "group") ~= nil or rawget(opts, "having") ~= nil) then
+    error(self.name .. ":findAndCountAll: bad option '" .. (rawget(opts, "group") ~= nil and "group" or "having") ..
+          "' (its count is of rows, not groups: call findAll, and count its result)", 2)
+  end
   local db = self:_info().db
   return db:transaction({ mode = "deferred" }, function()
     local rows, msg, code = self:findAll(opts)
