@@ -189,6 +189,69 @@ end
 
 local rewrite_include
 
+-- {====== Merging includes, as Sequelize does
+
+-- An include option as a list of { key, spec }: key names the association
+-- (the association itself when model has it, else what the entry said),
+-- spec is a table with `association` set.  What is not an include shape is
+-- left for the C core to refuse: the list is then nil.
+local function include_list(model, inc)
+  if type(inc) ~= "table" or core.type(inc) == "model" then return nil end
+  local out = {}
+  for k, v in next, inc do
+    local spec
+    if type(k) == "number" then
+      if type(v) == "table" and core.type(v) ~= "model" then spec = copy(v)
+      else spec = { association = v } end
+    elseif type(k) == "string" then
+      if v == true then spec = { association = k }
+      elseif type(v) == "table" then spec = copy(v); spec.association = k
+      else return nil end
+    else
+      return nil
+    end
+    local name = spec.association
+    if name == nil then name = spec.as end
+    if name == nil then return nil end
+    out[#out + 1] = { find_assoc(model, name) or name, spec }
+  end
+  return out
+end
+
+local merge_includes
+
+-- Two include specs of one association merged: where ANDed, their own
+-- includes merged, the later one's value for the other keys.
+local function merge_spec(key, a, b)
+  local out = copy(a)
+  local target = type(key) ~= "string" and key:info().target or nil
+  for k, v in next, b do
+    if k == "where" then out.where = and_where(out.where, v)
+    elseif k == "include" and out.include ~= nil and target then out.include = merge_includes(target, out.include, v)
+    elseif k ~= "association" and k ~= "as" then out[k] = v
+    end
+  end
+  return out
+end
+
+-- Sequelize's merge of two include options: one entry per association,
+-- the entries that name the same one merged (merge_spec).  Falls back to
+-- the later option when either is no include shape.
+merge_includes = function(model, a, b)
+  local la, lb = include_list(model, a), include_list(model, b)
+  if la == nil or lb == nil then return b end
+  local out, at = {}, {}
+  for i, e in ipairs(la) do out[i] = e[2]; at[e[1]] = i end
+  for _, e in ipairs(lb) do
+    local i = at[e[1]]
+    if i then out[i] = merge_spec(e[1], out[i], e[2])
+    else out[#out + 1] = e[2]; at[e[1]] = #out end
+  end
+  return out
+end
+
+-- }======
+
 -- One include element as a table (association = name, ...), the rows of a
 -- paranoid target skipped unless it says paranoid = false.
 local function rewrite_one(model, name, spec)
@@ -256,6 +319,8 @@ local function apply(model, scope, opts, method, keep_deleted)
         if v == false then para = nil end
       elseif k == "where" and o.where ~= nil then
         o.where = and_where(o.where, v)
+      elseif k == "include" and o.include ~= nil then
+        o.include = merge_includes(model, o.include, v)
       else
         o[k] = v
       end
@@ -474,7 +539,9 @@ local function resolve(model, method, ...)
       end
     end
     for k, v in next, s do
-      if k == "where" then merged.where = and_where(merged.where, v) else merged[k] = v end
+      if k == "where" then merged.where = and_where(merged.where, v)
+      elseif k == "include" and merged.include ~= nil then merged.include = merge_includes(model, merged.include, v)
+      else merged[k] = v end
     end
     label[#label + 1] = name
   end
@@ -511,6 +578,67 @@ function scoped_index.restore(self, opts)
   end
   return restore(st.model, st.scope, opts)
 end
+-- The values a where sets: its field = value equalities (and eq), through
+-- and/_and lists, into out.  Other conditions set nothing.
+local function equalities(model, where, out, depth)
+  if type(where) ~= "table" or depth > 32 then return out end
+  local fields = model:_info().fields
+  local is_field = {}
+  for _, f in ipairs(fields) do is_field[f] = true end
+  for k, v in next, where do
+    if type(k) == "string" and is_field[k] then
+      if type(v) ~= "table" and type(v) ~= "function" then out[k] = v
+      elseif type(v) == "table" and core.type(v) == nil and rawget(v, "eq") ~= nil and next(v, next(v)) == nil
+             and type(rawget(v, "eq")) ~= "table" then
+        out[k] = rawget(v, "eq")
+      end
+    elseif (k == "and" or k == "_and") and type(v) == "table" then
+      if #v > 0 then
+        for _, w in ipairs(v) do equalities(model, w, out, depth + 1) end
+      else
+        equalities(model, v, out, depth + 1)
+      end
+    elseif type(k) == "number" and type(v) == "table" then
+      equalities(model, v, out, depth + 1)
+    end
+  end
+  return out
+end
+
+-- values with the scope's where equalities set where values give nothing
+-- (Sequelize builds a scoped model's instances with them).
+local function scoped_values(st, values)
+  if type(values) ~= "table" or st.scope == nil or st.scope.where == nil then return values end
+  local set = equalities(st.model, st.scope.where, {}, 0)
+  if next(set) == nil then return values end
+  local v = copy(values)
+  for k, x in next, set do
+    if rawget(v, k) == nil then v[k] = x end
+  end
+  return v
+end
+
+function scoped_index.create(self, values, ...)
+  local st = state_of(self, "create")
+  return st.model:create(scoped_values(st, values), ...)
+end
+function scoped_index.build(self, values, ...)
+  local st = state_of(self, "build")
+  return st.model:build(scoped_values(st, values), ...)
+end
+function scoped_index.bulkCreate(self, list, ...)
+  local st = state_of(self, "bulkCreate")
+  if type(list) == "table" and st.scope and st.scope.where ~= nil then
+    local l = {}
+    for i, values in ipairs(list) do l[i] = scoped_values(st, values) end
+    for k in next, list do
+      if l[k] == nil then l[k] = list[k] end   -- what is not a list stays for the core to refuse
+    end
+    list = l
+  end
+  return st.model:bulkCreate(list, ...)
+end
+
 function scoped_index.scope(self, ...)
   local st = state_of(self, "scope")
   return st.model:scope(...)
