@@ -395,11 +395,12 @@ JN_INTERNAL void jn_inst_open(lua_State *L);
 struct jn_Select;
 /* Resolve "Alias.field" of a fragment: the association alias (n bytes) of
 ** m; with b, also append " FROM ... WHERE <link> = "table"."key"", the
-** association's rows of the row of m being read.  Returns the target model;
+** association's rows of the row of m being read (and the where of its
+** entry in the find's include, s->inc_idx).  Returns the target model;
 ** raises when m has no association of that name.  Set by the finds that
 ** can take an association's column (one layer up), NULL elsewhere. */
 typedef jn_Model *(*jn_SubFn)(lua_State *L, jn_Model *m, const char *alias, size_t n, jn_Buf *b,
-                              const char *ctx);
+                              struct jn_Select *s, const char *ctx);
 typedef struct jn_Select {
   int cols_idx;             /* stack index: userdata int[] of field indices */
   int *cols;
@@ -413,6 +414,7 @@ typedef struct jn_Select {
   int extra_idx;            /* stack index: names of the columns after the fields */
   int nextra;               /* columns read after the ncols fields, by alias */
   int exact;                /* the columns are exactly the attributes (group, aggregates) */
+  int inc_idx;              /* stack index of the find's include table, or 0 */
 } jn_Select;
 
 JN_INTERNAL void jn_query_where(lua_State *L, jn_Model *m, int whereidx, const char *alias,

@@ -104,13 +104,37 @@ static void push_aliases(lua_State *L, jn_Model *m) {
 }
 
 /*
+** Append " AND (...)": the where of the entry for a in the include table at
+** inc, if it has one, so that a column of an included association is read
+** from the rows the include reads.
+*/
+static void include_subwhere(lua_State *L, jn_Assoc *a, int inc, jn_Buf *b, jn_Select *s,
+                             const char *ctx) {
+  int top = lua_gettop(L);
+  if (!lua_istable(L, inc)) return;
+  lua_pushnil(L);
+  while (lua_next(L, inc) != 0) {
+    const char *alias;
+    int v = lua_gettop(L);
+    if (push_entry_assoc(L, a->source, v - 1, v, &alias, ctx) == a && lua_istable(L, v) &&
+        jn_optfield(L, v, "where") == LUA_TTABLE) {
+      jn_buf_adds(L, b, " AND ");
+      jn_query_where(L, a->target, lua_gettop(L), "t", b, s, ctx);
+      break;
+    }
+    lua_settop(L, v - 1);
+  }
+  lua_settop(L, top);
+}
+
+/*
 ** The association alias (n bytes) of m, for a column of it in a find's where
 ** or order (jn_SubFn): with b, append its rows of the row of m being read,
 ** " FROM ... WHERE <link> = "table"."key"".  Returns the target; raises
 ** when m has no such association.  [-0, +0, e]
 */
 static jn_Model *include_sub(lua_State *L, jn_Model *m, const char *alias, size_t n, jn_Buf *b,
-                             const char *ctx) {
+                             jn_Select *s, const char *ctx) {
   jn_Assoc *a;
   jn_model_lookup(L, m);
   lua_pushlstring(L, alias, n);
@@ -131,6 +155,7 @@ static jn_Model *include_sub(lua_State *L, jn_Model *m, const char *alias, size_
     jn_buf_addident(L, b, NULL, a->source->table);
     jn_buf_adds(L, b, ".");
     jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
+    if (s->inc_idx) include_subwhere(L, a, s->inc_idx, b, s, ctx);
   }
   return a->target;
 }
@@ -630,6 +655,8 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   jn_query_init(L, &s);
   s.sub = include_sub;
   s.exprs = 1;
+  if (jn_optfield(L, optsidx, "include") == LUA_TTABLE) s.inc_idx = lua_gettop(L);
+  else lua_pop(L, 1);
   s.exact = jn_optfield(L, optsidx, "group") != LUA_TNIL;
   lua_pop(L, 1);
   jn_buf_init(L, &b);

@@ -31,6 +31,7 @@ void jn_query_init(lua_State *L, jn_Select *s) {
   s->extra_idx = 0;
   s->nextra = 0;
   s->exact = 0;
+  s->inc_idx = 0;
 }
 
 /* Append the value at idx to the bind list. */
@@ -832,7 +833,7 @@ static void where_fragkey(lua_State *L, const jn_Where *w, int key, int val) {
     lua_pop(L, 1);   /* name stays anchored in the key's uservalue */
     if (w->s->sub == NULL || w->alias != NULL) no_assoc_col(L, name, w->ctx);
     jn_buf_adds(L, w->b, "EXISTS (SELECT 1");
-    kw.m = w->s->sub(L, w->m, assoc, alen, w->b, w->ctx);
+    kw.m = w->s->sub(L, w->m, assoc, alen, w->b, w->s, w->ctx);
     f = jn_model_fieldname(kw.m, field);
     if (f < 0) luaL_error(L, "%s: bad column '%s' (no such field in %s)", w->ctx, name, kw.m->name);
     kw.alias = "t";
@@ -980,7 +981,7 @@ static void term_value(lua_State *L, jn_Model *m, const jn_Term *t, const char *
     jn_Model *tm;
     int f;
     jn_buf_init(L, &sub);   /* the FROM first: the target model, to check its field */
-    tm = s->sub(L, m, t->assoc, t->alen, &sub, ctx);
+    tm = s->sub(L, m, t->assoc, t->alen, &sub, s, ctx);
     f = jn_model_fieldname(tm, t->afield);
     if (f < 0) luaL_error(L, "%s: bad order field '%s' (no such field in %s)", ctx, t->afield, tm->name);
     jn_buf_adds(L, b, t->dir == 2 ? "(SELECT max(" : "(SELECT min(");
@@ -1089,7 +1090,7 @@ static void order_term(lua_State *L, jn_Model *m, int t, const char *alias, jn_B
                    m->name);
       term.assoc = lua_tolstring(L, first, &term.alen);
       term.afield = lua_tostring(L, first + 1);
-      s->sub(L, m, term.assoc, term.alen, NULL, ctx);
+      s->sub(L, m, term.assoc, term.alen, NULL, s, ctx);
       d = 3;
     }
     lua_rawgeti(L, t, d);
@@ -1117,7 +1118,7 @@ static void order_term(lua_State *L, jn_Model *m, int t, const char *alias, jn_B
       if (s->sub == NULL || alias != NULL) no_assoc_col(L, assoc, ctx);
       term.assoc = assoc;
       term.afield = field;
-      s->sub(L, m, assoc, term.alen, NULL, ctx);
+      s->sub(L, m, assoc, term.alen, NULL, s, ctx);
     }
   } else if (frag_kind(L, first)) {
     term.frag = first;

@@ -163,6 +163,17 @@ describe("order", function()
     assert.are.equal(5, #r[1].Genres)
   end)
 
+  it("an association's column in the order reads the rows the include reads (its where)", function()
+    local _, Post = blog()
+    -- first names among the genres other than folk: 1 jazz, 2 jazz, 3 pop
+    local r = assert(Post:findAll { include = { Genres = { where = { name = { ne = "folk" } } } },
+                                    order = { { "Genres", "name" }, { "post_id", "DESC" } } })
+    assert.are.same({ 2, 1, 3 }, { r[1].post_id, r[2].post_id, r[3].post_id })
+    r = assert(Post:findAll { include = { Genres = { where = { name = { ne = "jazz" } } } },
+                              order = { { "Genres", "name" }, "post_id" } })
+    assert.are.same({ 1, 2, 3 }, { r[1].post_id, r[2].post_id, r[3].post_id })   -- folk, folk, pop
+  end)
+
   it("a where on an association's column reads the parents with such a row", function()
     local _, Post = blog()
     local r = assert(Post:findAll { where = { [col("Genres.name")] = { ["in"] = { "jazz", "pop" } } },
