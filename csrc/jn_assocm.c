@@ -71,8 +71,59 @@ static void copy_options(lua_State *L, int idx) {
   lua_replace(L, idx);
 }
 
-/* The statement of a get with options (at 2): built, from the cache. */
-static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int *rc) {
+/*
+** Are the options at 2 { order = <string> } and nothing else (read raw)?
+** That shape's SQL text is kept in the association, per order string
+** (uservalue.get_order): a string names one field, so there are few.
+*/
+static int order_only(lua_State *L) {
+  int n = 0;
+  if (!lua_istable(L, 2)) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, 2) != 0) {
+    int ok = ++n == 1 && lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING
+             && strcmp(lua_tostring(L, -2), "order") == 0;
+    lua_pop(L, 1);
+    if (!ok) { lua_pop(L, 1); return 0; }
+  }
+  return n == 1;
+}
+
+/* Push the kept SQL of get{ order = <the string at 2.order> }, or nil. */
+static void push_order_sql(lua_State *L) {
+  lua_getuservalue(L, lua_upvalueindex(1));
+  lua_getfield(L, -1, "get_order");
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "order");
+    lua_rawget(L, 2);
+    lua_rawget(L, -2);
+  } else {
+    lua_pushnil(L);
+  }
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Keep the SQL text (b) of get{ order = <the string at 2.order> }. */
+static void keep_order_sql(lua_State *L, const jn_Buf *b) {
+  lua_getuservalue(L, lua_upvalueindex(1));
+  lua_getfield(L, -1, "get_order");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "get_order");
+  }
+  lua_pushliteral(L, "order");
+  lua_rawget(L, 2);
+  lua_pushlstring(L, b->p, b->n);
+  lua_rawset(L, -3);
+  lua_pop(L, 2);
+}
+
+/* The statement of a get with options (at 2): built, from the cache.
+** keep: the options are order_only, whose SQL is kept. */
+static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int keep, int *rc) {
   jn_Buf b;
   int *tcols;
   jn_query_init(L, s);
@@ -97,6 +148,7 @@ static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int 
   }
   lua_pop(L, 1);
   jn_query_tail(L, a->target, 2, "t", &b, s, jn_assoc_method(L));
+  if (keep) keep_order_sql(L, &b);
   return jn_stmt_cached(L, a->source->conn, b.p, b.n, rc);
 }
 
@@ -111,17 +163,32 @@ static int btm_get(lua_State *L) {
   jn_Select s;
   jn_Rows r;
   jn_St *st;
-  int rc, n = 0, arr;
+  int rc, n = 0, arr, order = 0;
   lua_settop(L, 2);
-  copy_options(L, 2);
-  jn_query_checkopts(L, 2, get_opts, jn_assoc_method(L));
+  if (order_only(L)) {   /* getGenres{ order = "name" }: its SQL kept, nothing built */
+    push_order_sql(L);   /* 3: the text, or nil */
+    order = lua_isnil(L, 3) ? 1 : 2;
+  }
+  if (order != 2) {
+    copy_options(L, 2);
+    jn_query_checkopts(L, 2, get_opts, jn_assoc_method(L));
+  }
   r.a = a;
   r.s = &s;
   r.col0 = 0;
   r.nrec = 0;
   r.mt = lua_upvalueindex(3);
   jn_assoc_pushmodels(L, lua_upvalueindex(1), &r.tmodel, &r.jmodel);
-  if (lua_isnil(L, 2)) {
+  if (order == 2) {
+    size_t len;
+    const char *sql = lua_tolstring(L, 3, &len);
+    r.ntc = a->through_extra ? a->through->nfields : 0;
+    r.tcols = NULL;
+    st = jn_stmt_cached(L, c, sql, len, &rc);
+    s.cols = NULL;
+    s.ncols = a->target->nfields;
+    s.nbind = 0;
+  } else if (lua_isnil(L, 2)) {
     /* the common call: a statement kept in the association, nothing built */
     r.ntc = a->through_extra ? a->through->nfields : 0;
     r.tcols = NULL;
@@ -131,7 +198,7 @@ static int btm_get(lua_State *L) {
     s.ncols = a->target->nfields;
     s.nbind = 0;
   } else {
-    st = get_stmt(L, a, &s, &r, &rc);
+    st = get_stmt(L, a, &s, &r, order == 1, &rc);
   }
   if (st == NULL) return jn_pushfail(L, c, rc);
   if (s.nbind) jn_bind_list(L, c, st, &s);

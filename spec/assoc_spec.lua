@@ -86,6 +86,32 @@ describe("belongsToMany (the seed)", function()
       assert.is_nil(slim[1].name)
     end)
 
+    it("order alone answers in that order on every call, whatever came before", function()
+      local function names(list)
+        local out = {}
+        for i, x in ipairs(list) do out[i] = x.name end
+        return out
+      end
+      for _ = 1, 2 do
+        assert.same({ "folk", "jazz", "pop", "rock" }, names(post:getGenres { order = "name" }))
+        assert.same({ 1, 2, 3, 4 }, H.ids(post:getGenres { order = "genre_id" }, "genre_id"))
+        assert.same({ "folk", "jazz" }, names(post:getGenres { order = "name", limit = 2 }))
+        assert.same({ 1, 2, 3, 4 }, H.ids(post:getGenres(), "genre_id"))
+      end
+      -- each instance gets its own genres from the kept statement
+      local other = assert(m.Post:create { text = "other" })
+      assert(other:setGenres { 5, 2 })
+      assert.same({ 2, 5 }, H.ids(other:getGenres { order = "genre_id" }, "genre_id"))
+      assert.same({ "metal", "jazz" }, names(other:getGenres { order = "genre_id DESC" } or {}))
+    end)
+
+    it("a bad order alone raises on every call", function()
+      for _ = 1, 2 do
+        H.mentions(H.raises(function() return post:getGenres { order = "nope" } end),
+                   "Post:getGenres", "nope")
+      end
+    end)
+
     it("only returns this post's genres", function()
       local other = assert(m.Post:create { text = "other" })
       assert(other:setGenres { 5 })
