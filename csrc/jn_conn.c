@@ -144,11 +144,15 @@ static int stack_holds(lua_State *co, jn_TxFrame *f) {
   int level, n, hit;
   const char *name;
   if (!lua_checkstack(co, 2)) return 1;   /* cannot look: assume it is there */
-  if (f->hint_level >= 0 && lua_getstack(co, f->hint_level, &ar) &&
-      lua_getlocal(co, &ar, f->hint_local) != NULL) {
-    hit = lua_touserdata(co, -1) == f->token;
-    lua_pop(co, 1);
-    if (hit) return 1;
+  /* the hint's level, then one deeper: an atomic call's body runs under
+  ** lua_pcall one level above the method that checked first, and the hint
+  ** stays where it is, so the two do not undo each other's hint */
+  for (level = f->hint_level; f->hint_level >= 0 && level <= f->hint_level + 1; level++) {
+    if (lua_getstack(co, level, &ar) && lua_getlocal(co, &ar, f->hint_local) != NULL) {
+      hit = lua_touserdata(co, -1) == f->token;
+      lua_pop(co, 1);
+      if (hit) return 1;
+    }
   }
   for (level = 0; lua_getstack(co, level, &ar); level++) {
     if (!lua_getinfo(co, "S", &ar) || ar.what[0] == 'C') continue;
