@@ -45,6 +45,15 @@
 ** with an extended one. */
 #define JN_VALIDATION 1000
 
+/* Codes of a statement junction refuses itself (jn_conn_txcheck, open):
+** the low byte is the SQLite code the caller gets, the rest picks the
+** message jn_result gives it, so the reason travels with the code. */
+#define JN_RC_YIELDED     (SQLITE_BUSY | 0x4000)    /* another coroutine's transaction */
+#define JN_RC_KILLED      (SQLITE_ABORT | 0x4000)   /* its transaction ended around it */
+#define JN_RC_ROLLEDBACK  (SQLITE_ABORT | 0x4100)   /* SQLite rolled the transaction back */
+#define JN_RC_OLDSQLITE   (SQLITE_ERROR | 0x4000)   /* no SQLITE_DBCONFIG_DQS_* */
+#define JN_RC_SCHEMACHANGED (SQLITE_ABORT | 0x4200) /* a write without savepoint recompiled */
+
 /* Registry key of junction.null, the value that stands for SQL NULL in
 ** Model:update (a Lua table cannot hold nil). */
 #define JN_NULL "junction.null"
@@ -77,6 +86,19 @@ static inline int jn_optfield(lua_State *L, int idx, const char *k) {
   return lua_type(L, -1);
 }
 
+/* Compare two names ignoring ASCII case (SQL identifiers, ASC/DESC):
+** <0, 0, >0 as strcmp.  Not locale-dependent, unlike strcasecmp. */
+static inline int jn_stricmp(const char *a, const char *b) {
+  unsigned char x, y;
+  do {
+    x = (unsigned char)*a++;
+    y = (unsigned char)*b++;
+    if (x >= 'A' && x <= 'Z') x = (unsigned char)(x + 32);
+    if (y >= 'A' && y <= 'Z') y = (unsigned char)(y + 32);
+  } while (x == y && x != 0);
+  return (int)x - (int)y;
+}
+
 /* {====== Connection */
 
 /* Statements a connection keeps for itself, prepared on first use. */
@@ -101,7 +123,6 @@ typedef struct jn_Conn {
   unsigned long txserial;   /* the last serial given to a transaction token */
   int nzombie;              /* tokens of transactions ended under a suspended function */
   int own;                  /* running the connection's own BEGIN/COMMIT/... */
-  const char *why;          /* message for the next jn_pushfail, when junction refused */
   int incall;               /* Lua callbacks (log, defaultValue) now running */
   int inlog;                /* the log function is running */
   jn_St *st[JN_CS_COUNT];
@@ -309,7 +330,9 @@ JN_INTERNAL const char *jn_buf_cstr(lua_State *L, jn_Buf *b);
 #define JN_FRAG_COL 3
 
 /* jn_error.c */
-JN_INTERNAL int jn_pushfail(lua_State *L, jn_Conn *c, int rc);
+JN_INTERNAL int jn_result(lua_State *L, jn_Conn *c, int rc, const char *msg);
+JN_INTERNAL int jn_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want);
+JN_INTERNAL int jn_faildetails(lua_State *L, int code);
 JN_INTERNAL const char *jn_typename(lua_State *L, int idx);
 
 /* jn_scalar.c */

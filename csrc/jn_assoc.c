@@ -628,9 +628,7 @@ static int whole_failed(jn_Conn *c, jn_St *st, const jn_Whole *w, int rc) {
       || jn_e_autocommit(c->eng, c->db))
     return rc;
   jn_e_exec(c->eng, c->db, "ROLLBACK");
-  c->why = "the transaction was rolled back: the schema changed while a write of several rows "
-           "ran, which then failed half-way";
-  return SQLITE_ABORT;
+  return JN_RC_SCHEMACHANGED;
 }
 
 /*
@@ -888,14 +886,8 @@ jn_St *jn_assoc_countwhere(lua_State *L, jn_Assoc *a, int w, int *rc) {
 */
 int jn_assoc_pushcount(lua_State *L, jn_Conn *c, jn_St *st) {
   int rc = jn_conn_step(L, c, st);
-  if (rc != SQLITE_ROW) {
-    rc = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return rc;
-  }
-  jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
-  jn_e_reset(c->eng, st);
-  return 1;
+  if (rc == SQLITE_ROW) jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
+  return jn_finish(L, c, st, rc, SQLITE_ROW);
 }
 
 /* Append a key to a message: a number as it is, text quoted. */
@@ -929,8 +921,8 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   jn_Buf b;
   if (rc == JN_VALIDATION || (rc & 0xff) != SQLITE_CONSTRAINT || c->db == NULL
       || jn_e_errcode(c->eng, c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
-    return jn_pushfail(L, c, rc);
-  nf = jn_pushfail(L, c, rc);
+    return jn_result(L, c, rc, NULL);
+  nf = jn_result(L, c, rc, NULL);
   lua_pop(L, nf - 3);   /* keep nil, message, code: the details are made below */
   base = lua_gettop(L) - 2;
   jn_inst_get(L, self, a->source_key);
@@ -989,7 +981,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
 ** caller's tables do can change it later).  Returns its index (the copy
 ** replaces the options at optsidx), 0 when there is none, or -1 with the
 ** message and details of values their fields cannot hold pushed (a value
-** failure, for jn_pushfail with JN_VALIDATION).
+** failure, for jn_result with JN_VALIDATION).
 */
 int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx) {
   static const char *const set_opts[] = { "through", NULL };
@@ -1104,7 +1096,7 @@ int jn_assoc_linkbody(lua_State *L) {
   lua_settop(L, 6);
   jmodel = push_through(L);                      /* 7 */
   ncur = linked_keys(L, a, 2, &rc);              /* 8 */
-  if (ncur < 0) return jn_pushfail(L, c, rc);
+  if (ncur < 0) return jn_result(L, c, rc, NULL);
   cur = (jn_Key *)lua_touserdata(L, 8);
   sorted = nwant > JN_KEYS_SCAN || ncur > JN_KEYS_SCAN;
   if (sorted) qsort(cur, (size_t)ncur, sizeof *cur, key_qcmp);
@@ -1117,22 +1109,22 @@ int jn_assoc_linkbody(lua_State *L) {
   if (ndel + (thr ? nwant : nins) > 1) {
     /* one statement of several rows may go without the savepoint */
     if (!slow && nins == 0 && ndel <= JN_DELETE_OR && c->eng == NULL) {
-      if ((one = delete_or_stmt(L, a, ndel, &rc)) == NULL) return jn_pushfail(L, c, rc);
+      if ((one = delete_or_stmt(L, a, ndel, &rc)) == NULL) return jn_result(L, c, rc, NULL);
       delone = 1;
       whole = &a->del_whole[ndel];
     } else if (!slow && ndel == 0 && nins <= JN_LINK_BATCH) {
-      if ((one = insert_stmt(L, a, nins, &rc)) == NULL) return jn_pushfail(L, c, rc);
+      if ((one = insert_stmt(L, a, nins, &rc)) == NULL) return jn_result(L, c, rc, NULL);
       whole = &a->ins_whole[nins];
     }
     if (one == NULL || !runs_whole(L, c, one, whole)) {
       one = NULL;
-      if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+      if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
     }
   }
   if (del) {
     rc = delete_keys(L, a, 2, 8, cur, ncur, want, nwant, sorted, ndel, delone);
     if (one != NULL) rc = whole_failed(c, one, whole, rc);
-    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
   }
   if (slow) {
     for (i = 0; i < nwant; i++) {
@@ -1159,14 +1151,14 @@ int jn_assoc_unlinkbody(lua_State *L) {
   jn_St *one = NULL;             /* the deletes as one statement (SQLite) */
   int bare = 0;                  /* ... run without a savepoint */
   if (n > 1 && n <= JN_DELETE_OR && w->c->eng == NULL) {
-    if ((one = delete_or_stmt(L, a, n, &rc)) == NULL) return jn_pushfail(L, w->c, rc);
+    if ((one = delete_or_stmt(L, a, n, &rc)) == NULL) return jn_result(L, w->c, rc, NULL);
     bare = runs_whole(L, w->c, one, &a->del_whole[n]);
   }
   if (n > 1 && !bare && (rc = jn_write_guard(L, w)) != SQLITE_OK)
-    return jn_pushfail(L, w->c, rc);
+    return jn_result(L, w->c, rc, NULL);
   rc = delete_keys(L, a, 2, 3, (jn_Key *)lua_touserdata(L, 3), n, NULL, 0, 0, n, one != NULL);
   if (bare) rc = whole_failed(w->c, one, &a->del_whole[n], rc);
-  if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -1215,15 +1207,11 @@ int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   if (n > JN_KEYS_IN && n <= jn_assoc_hasmax(a)) {   /* one statement, one snapshot */
     k = (n + JN_KEYS_IN - 1) / JN_KEYS_IN * JN_KEYS_IN;
     st = has_stmt(L, a, k, &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
+    if (st == NULL) return jn_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, keys, n, k);
     rc = jn_conn_step(L, c, st);
-    if (rc != SQLITE_ROW) {
-      rc = jn_pushfail(L, c, rc);
-      jn_e_reset(c->eng, st);
-      return rc;
-    }
+    if (rc != SQLITE_ROW) return jn_finish(L, c, st, rc, SQLITE_ROW);
     found = jn_e_col_int64(c->eng, st, 0);
     jn_e_reset(c->eng, st);
     lua_pushboolean(L, found == (sqlite3_int64)n);
@@ -1235,15 +1223,11 @@ int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
     st = k == 1 ? jn_assoc_slot(L, a, JN_AS_HAS, "has", &rc)
        : k == JN_KEYS_IN ? jn_assoc_slot(L, a, JN_AS_HAS_IN, "has_in", &rc)
        : jn_assoc_slot(L, a, JN_AS_HAS_IN_SMALL, "has_in_small", &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
+    if (st == NULL) return jn_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, &keys[i], m, k);
     rc = jn_conn_step(L, c, st);
-    if (rc != SQLITE_ROW) {
-      rc = jn_pushfail(L, c, rc);
-      jn_e_reset(c->eng, st);
-      return rc;
-    }
+    if (rc != SQLITE_ROW) return jn_finish(L, c, st, rc, SQLITE_ROW);
     found += jn_e_col_int64(c->eng, st, 0);
     jn_e_reset(c->eng, st);
   }
@@ -1268,10 +1252,10 @@ int jn_assoc_createbody(lua_State *L) {
   jn_Conn *c = w->c;
   jn_Key *k;
   int inst, rc, arr, jmodel, thr = lua_isnil(L, 4) ? 0 : 4;
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
   inst = jn_inst_build(L, a->target, 5, 3, jn_assoc_method(L));
   rc = jn_inst_insert(L, inst);
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
   k = new_keys(L, 1);
   arr = lua_gettop(L);
   lua_pushvalue(L, inst);

@@ -200,7 +200,7 @@ static int btm_get(lua_State *L) {
   } else {
     st = get_stmt(L, a, &s, &r, order == 1, &rc);
   }
-  if (st == NULL) return jn_pushfail(L, c, rc);
+  if (st == NULL) return jn_result(L, c, rc, NULL);
   if (s.nbind) jn_bind_list(L, c, st, &s);
   else jn_assoc_bindsource(L, a, 1, st, 1);
   jn_inst_newlist(L, 0);
@@ -209,11 +209,7 @@ static int btm_get(lua_State *L) {
     jn_assoc_pushrow(L, &r, st);
     lua_rawseti(L, arr, ++n);
   }
-  if (rc != SQLITE_DONE) {
-    rc = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return rc;
-  }
+  if (rc != SQLITE_DONE) return jn_finish(L, c, st, rc, SQLITE_DONE);
   jn_e_reset(c->eng, st);
   return 1;
 }
@@ -227,7 +223,7 @@ static int link_method(lua_State *L, int single, int del) {
   lua_replace(L, 2);                              /* the key array replaces the list */
   copy_options(L, 3);
   thr = jn_assoc_checkthrough(L, a, 3);
-  if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
+  if (thr < 0) return jn_result(L, a->source->conn, JN_VALIDATION, NULL);
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
   lua_pushinteger(L, n);
   lua_pushboolean(L, del);
@@ -285,12 +281,12 @@ static int has_method(lua_State *L, int single) {
     jn_Conn *c = a->source->conn;
     int rc;
     jn_St *st = jn_assoc_slot(L, a, JN_AS_HAS, "has", &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
+    if (st == NULL) return jn_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, 1, st, 1);
     jn_bind_i64(L, c, st, 2, v);
     rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
-      rc = jn_pushfail(L, c, rc);
+      rc = jn_result(L, c, rc, NULL);
       jn_e_reset(c->eng, st);
       return rc;
     }
@@ -330,11 +326,11 @@ static int btm_count(lua_State *L) {
   }
   if (lua_isnil(L, -1)) {
     st = jn_assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
+    if (st == NULL) return jn_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, 1, st, 1);
   } else {
     st = jn_assoc_countwhere(L, a, lua_gettop(L), &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
+    if (st == NULL) return jn_result(L, c, rc, NULL);
   }
   return jn_assoc_pushcount(L, c, st);
 }
@@ -348,7 +344,7 @@ static int btm_create(lua_State *L) {
   lua_settop(L, 3);
   copy_options(L, 3);
   thr = jn_assoc_checkthrough(L, a, 3);
-  if (thr < 0) return jn_pushfail(L, a->source->conn, JN_VALIDATION);
+  if (thr < 0) return jn_result(L, a->source->conn, JN_VALIDATION, NULL);
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
   lua_pushnil(L);
   lua_insert(L, 2);                      /* inst, nil, values, thr */

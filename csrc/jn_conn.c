@@ -224,7 +224,7 @@ static int full_gc(lua_State *L) {
 /*
 ** Roll back every frame that nobody can end any more (and the frames
 ** above it), then say whether L may run a statement now: SQLITE_OK, or
-** SQLITE_BUSY (with c->why) while the innermost frame's owner has yielded.
+** JN_RC_YIELDED while the innermost frame's owner has yielded.
 ** Before refusing, one full collection per frame finds out whether that
 ** owner is garbage (a dropped coroutine, an aborted nginx request).
 */
@@ -259,8 +259,7 @@ again:
       c->incall--;
       goto again;
     }
-    c->why = "the connection is inside the transaction of a coroutine that has yielded";
-    return SQLITE_BUSY;
+    return JN_RC_YIELDED;
   }
   return SQLITE_OK;
 }
@@ -295,21 +294,18 @@ static int in_killed(lua_State *L) {
 ** transaction nobody can end any more (its coroutine dropped, closed or
 ** reused) is rolled back first.  And not when SQLite has already rolled
 ** the transaction back by itself (after a full disk, say: what follows
-** would commit on its own).  Returns SQLITE_OK, or a code with c->why set
-** for jn_pushfail.
+** would commit on its own).  Returns SQLITE_OK, or a refusal code
+** (JN_RC_*) that jn_result turns into its message.
 */
 int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
   int rc;
   if (c->nzombie > 0 && in_killed(L)) {
-    c->why = "the transaction this runs in was already rolled back (it was left suspended "
-             "when the transaction around it ended)";
-    return SQLITE_ABORT;
+    return JN_RC_KILLED;
   }
   if (c->txdepth == 0) return SQLITE_OK;
   if ((rc = reap(L, c)) != SQLITE_OK) return rc;
   if (c->txdepth > 0 && jn_e_autocommit(c->eng, c->db)) {
-    c->why = "the transaction was rolled back by an earlier error; nothing more is written until db:transaction returns";
-    return SQLITE_ABORT;
+    return JN_RC_ROLLEDBACK;
   }
   return SQLITE_OK;
 }
@@ -367,10 +363,10 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
   int nargs = lua_gettop(L), status, rc, i;
   w.c = c;
   w.mode = JN_W_NONE;
-  if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
   if (readfirst && jn_e_autocommit(c->eng, c->db)) {
     rc = run_own(c, JN_CS_BEGIN);
-    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
     w.mode = JN_W_TX;
   }
   for (i = 1; i <= nup; i++) lua_pushvalue(L, lua_upvalueindex(i));
@@ -390,7 +386,7 @@ int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int n
   rc = write_end(c, w.mode, 1);
   if (rc != SQLITE_OK) {
     lua_settop(L, 0);
-    return jn_pushfail(L, c, rc);
+    return jn_result(L, c, rc, NULL);
   }
   return lua_gettop(L);
 }
@@ -426,7 +422,7 @@ int jn_conn_step(lua_State *L, jn_Conn *c, jn_St *st) {
 /*
 ** Run a statement that returns no rows (or whose rows do not matter) and
 ** reset it.  Returns SQLITE_OK or the failing code; on failure the message
-** is still readable by jn_pushfail.
+** is still readable by jn_result.
 ** [-0, +0, e]
 */
 int jn_conn_run(lua_State *L, jn_Conn *c, jn_St *st) {
@@ -656,10 +652,7 @@ static int setup_db(jn_Conn *c, const OpenOpts *o) {
   ** read as its own name, and match it in a where. */
   rc = sqlite3_db_config(JN_SQDB(c->db), SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
   if (rc == SQLITE_OK) rc = sqlite3_db_config(JN_SQDB(c->db), SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
-  if (rc != SQLITE_OK) {
-    c->why = "junction needs SQLite 3.29.0 or later (to turn double-quoted string literals off)";
-    return rc;
-  }
+  if (rc != SQLITE_OK) return JN_RC_OLDSQLITE;
   rc = sqlite3_busy_timeout(JN_SQDB(c->db), o->busy_timeout);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(JN_SQDB(c->db), o->foreign_keys ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF",
@@ -834,7 +827,7 @@ static int conn_open(lua_State *L) {
   }
   if (rc == SQLITE_OK) rc = setup_db(c, &o);
   if (rc != SQLITE_OK) {
-    int n = jn_pushfail(L, c, rc);
+    int n = jn_result(L, c, rc, NULL);
     sqlite3_close_v2(JN_SQDB(c->db));
     c->db = NULL;
     return n;
@@ -953,14 +946,8 @@ static int conn_close(lua_State *L) {
   int rc;
   check_idle(L, c, "db:close");
   rc = close_conn(L, c);
-  if (rc != SQLITE_OK) {
-    lua_pushnil(L);
-    lua_pushstring(L, sqlite3_errstr(rc));
-    lua_pushinteger(L, rc);
-    return 3;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  if (rc == SQLITE_OK) lua_pushboolean(L, 1);
+  return jn_result(L, c, rc, jn_e_errstr(rc));
 }
 
 /*
@@ -1018,7 +1005,7 @@ static int conn_exec(lua_State *L) {
     luaL_error(L, "db:exec: takes no values (%d given): bind them with db:query, one statement",
                lua_gettop(L) - 2);
   rc = jn_conn_txcheck(L, c);
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
   c->schema_gen++;   /* a script may change the schema (jn_Whole) */
   if (c->log_ref != LUA_NOREF) {   /* the script as one entry, no values */
     if (c->inlog) luaL_error(L, "junction: the log function may not run statements on its own connection");
@@ -1029,7 +1016,7 @@ static int conn_exec(lua_State *L) {
   }
   if (c->eng != NULL) {
     rc = jn_e_exec(c->eng, c->db, sql);
-    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -1037,13 +1024,11 @@ static int conn_exec(lua_State *L) {
   if (rc != SQLITE_OK) {
     if (err == NULL || (rc & 0xff) == SQLITE_INTERRUPT) {
       sqlite3_free(err);
-      return jn_pushfail(L, c, rc);
+      return jn_result(L, c, rc, NULL);
     }
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    lua_pushinteger(L, jn_e_errcode(c->eng, c->db));
+    rc = jn_result(L, c, jn_e_errcode(c->eng, c->db), err);
     sqlite3_free(err);
-    return 3;
+    return rc;
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -1067,7 +1052,7 @@ static int conn_query(lua_State *L) {
   c->schema_gen++;   /* the statement may change the schema (jn_Whole) */
   st = jn_stmt_cached(L, c, sql, len, &rc);
   if (st == NULL) {
-    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
     return luaL_error(L, "db:query: bad argument #1 (no SQL statement in it)");
   }
   if (strlen(jn_e_sql(c->eng, st)) < len) {   /* text after the first statement */
@@ -1097,13 +1082,7 @@ static int conn_query(lua_State *L) {
     }
     lua_rawseti(L, -2, ++nrow);
   }
-  if (rc != SQLITE_DONE) {
-    int n = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return n;
-  }
-  jn_e_reset(c->eng, st);
-  return 1;
+  return jn_finish(L, c, st, rc, SQLITE_DONE);
 }
 
 static int conn_changes(lua_State *L) {
@@ -1177,7 +1156,7 @@ static int conn_tx(lua_State *L) {
     int mode = luaL_checkoption(L, 3, "immediate", modes);
     jn_TxToken *t;
     jn_TxFrame *f;
-    if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+    if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
     /* everything that may raise comes before BEGIN */
     if (c->txdepth == c->txcap) {
       int cap = c->txcap ? c->txcap * 2 : 4;
@@ -1198,7 +1177,7 @@ static int conn_tx(lua_State *L) {
     lua_rawseti(L, -2, 2);   /* so does the owner */
     lua_setuservalue(L, -2);
     rc = run_own(c, c->txdepth == 0 ? JN_CS_BEGIN + mode : JN_CS_SAVEPOINT);
-    if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
     t->c = c;
     t->serial = ++c->txserial;
     f = &c->tx[c->txdepth++];
@@ -1218,9 +1197,8 @@ static int conn_tx(lua_State *L) {
       t->serial = 0;
       if (c->nzombie > 0) c->nzombie--;
       if (!ok) { lua_pushboolean(L, 1); return 1; }
-      c->why = "the transaction was rolled back: the transaction around it ended while its "
-               "function was suspended";
-      return jn_pushfail(L, c, SQLITE_ABORT);
+      return jn_result(L, c, SQLITE_ABORT, "the transaction was rolled back: the transaction "
+                       "around it ended while its function was suspended");
     }
     for (i = c->txdepth - 1; i >= 0; i--)
       if (c->tx[i].serial == t->serial && t->serial != 0) break;
@@ -1233,23 +1211,19 @@ static int conn_tx(lua_State *L) {
       rc = ok && !lost ? run_own(c, JN_CS_COMMIT) : SQLITE_OK;
       if (rc != SQLITE_OK || !ok || lost) {
         int n = 0;
-        if (rc != SQLITE_OK) n = jn_pushfail(L, c, rc);
+        if (rc != SQLITE_OK) n = jn_result(L, c, rc, NULL);
         if (!jn_e_autocommit(c->eng, c->db)) run_own(c, JN_CS_ROLLBACK);
         if (n) return n;
-        if (ok && lost) {
-          c->why = "the transaction was rolled back by an error inside it";
-          return jn_pushfail(L, c, SQLITE_ABORT);
-        }
+        if (ok && lost)
+          return jn_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
       }
     } else if (lost) {           /* lost with the outer one */
-      if (ok) {
-        c->why = "the transaction was rolled back by an error inside it";
-        return jn_pushfail(L, c, SQLITE_ABORT);
-      }
+      if (ok)
+        return jn_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
     } else {
       if (!ok) run_own(c, JN_CS_ROLLBACK_TO);
       rc = run_own(c, JN_CS_RELEASE);
-      if (ok && rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+      if (ok && rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
     }
   }
   lua_pushboolean(L, 1);

@@ -243,5 +243,22 @@ static inline int jn_e_exec(const jn_Engine *e, void *db, const char *sql) {
 static inline const char *jn_e_errmsg(const jn_Engine *e, void *db) {
   return JN_ENG(e, errmsg(db), sqlite3_errmsg((sqlite3 *)db));
 }
+/* The engine's own code of the last failure (PostgreSQL's SQLSTATE), or
+** NULL: SQLite has none beyond its result codes. */
+static inline const char *jn_e_sqlstate(const jn_Engine *e, void *db) {
+  return JN_ENG(e, sqlstate(db), (const char *)NULL);
+}
+/* The English text of a result code: the codes are SQLite's on every
+** engine, so SQLite's table serves them all. */
+static inline const char *jn_e_errstr(int rc) {
+  return sqlite3_errstr(rc);
+}
+/* The most parameters one statement may bind: the dialect's, else what
+** this SQLite was built with. */
+static inline int jn_e_maxparams(const jn_Engine *e, void *db, int dialect_max) {
+  (void)e;
+  if (dialect_max > 0) return dialect_max;
+  return sqlite3_limit((sqlite3 *)db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+}
 
 #endif /* JN_ENGINE_H */

@@ -1,69 +1,131 @@
 /*
-** jn_error.c: the two error channels.
+** jn_error.c: the two error channels, and the one way a call ends.
 **
 ** Misuse raises (luaL_error with the model, method and argument named by
-** the caller).  A failure of the database returns exactly three values,
-** nil, message, code, through jn_pushfail: the message is copied out of
-** SQLite at once, because sqlite3_errmsg's text changes with the next call.
+** the caller).  A failure of the database, or a value refused, returns
+** nil, message, code[, details] through jn_result: the message is copied at
+** once (SQLite's text changes with the next call), and the number of
+** values pushed is what jn_result returns, never a count the caller
+** assumes.  jn_finish ends a statement the same way.
 */
 #include "jn.h"
 
 /*
-** Push nil, SQLite's message and the extended result code; return 3.
-** On an engine with codes of its own (PostgreSQL's SQLSTATE), the code is
-** the SQLite code it maps to, and a fourth value follows: a details table
-** with the engine's code as `sqlstate`; return 4.
-** For rc == JN_VALIDATION (a value refused before any SQL ran) the caller
-** has pushed the message and the details table: push nil, message, code,
-** details; return 4.
-** [-0, +3, m]
+** The message of a refusal code (JN_RC_*, jn.h): junction refused the
+** statement itself, so no database text goes with it.
 */
-int jn_pushfail(lua_State *L, jn_Conn *c, int rc) {
-  int code = rc;
-  if (rc == JN_VALIDATION) {   /* a value refused: message and details are on top */
-    lua_pushnil(L);
-    lua_pushvalue(L, -3);
-    lua_pushinteger(L, JN_VALIDATION);
-    lua_pushvalue(L, -4);
-    return 4;
+static const char *refusal(int rc) {
+  switch (rc) {
+    case JN_RC_YIELDED:
+      return "the connection is inside the transaction of a coroutine that has yielded";
+    case JN_RC_KILLED:
+      return "the transaction this runs in was already rolled back (it was left suspended "
+             "when the transaction around it ended)";
+    case JN_RC_ROLLEDBACK:
+      return "the transaction was rolled back by an earlier error; nothing more is written "
+             "until db:transaction returns";
+    case JN_RC_SCHEMACHANGED:
+      return "the transaction was rolled back: the schema changed while a write of several rows "
+             "ran, which then failed half-way";
+    case JN_RC_OLDSQLITE:
+      return "junction needs SQLite 3.29.0 or later (to turn double-quoted string literals off)";
+    default:
+      return NULL;
   }
+}
+
+/*
+** The message and details of a value refused are on top: push nil, the
+** message, code and the details; return 4.
+** [-0, +4, m]
+*/
+int jn_faildetails(lua_State *L, int code) {
   lua_pushnil(L);
-  if (c->why != NULL) {   /* junction refused the statement itself */
-    lua_pushstring(L, c->why);
-    c->why = NULL;
-  } else if ((rc & 0xff) == SQLITE_INTERRUPT && c->timedout) {   /* the time limit */
+  lua_pushvalue(L, -3);
+  lua_pushinteger(L, code);
+  lua_pushvalue(L, -4);
+  return 4;
+}
+
+/*
+** Push the database's message for rc and return the code to report: the
+** extended code when the connection's last failure is rc's, the time
+** limit's own message, or the text of rc itself (the failing statement may
+** have been reset: SQLite then says "not an error").  *state is the
+** engine's own code (PostgreSQL's SQLSTATE) or NULL.
+** [-0, +1, m]
+*/
+static int push_dbmsg(lua_State *L, jn_Conn *c, int rc, const char **state) {
+  *state = NULL;
+  if ((rc & 0xff) == SQLITE_INTERRUPT && c->timedout) {   /* the time limit */
     c->timedout = 0;
-    code = SQLITE_INTERRUPT;
     lua_pushfstring(L, "interrupted: the statement ran longer than the connection's "
                     "timeout of %d ms", c->timeout_ms);
-  } else if (c->db != NULL) {
+    return SQLITE_INTERRUPT;
+  }
+  if (c->db != NULL) {
     int ext = jn_e_errcode(c->eng, c->db);
-    /* sqlite3_errmsg answers "not an error" when the failing statement has
-    ** already been reset; fall back on the text of the code itself. */
     if ((ext & 0xff) == (rc & 0xff)) {
       const char *msg = jn_e_errmsg(c->eng, c->db);
-      const char *state = c->eng != NULL ? c->eng->sqlstate(c->db) : NULL;
-      code = ext;
+      *state = jn_e_sqlstate(c->eng, c->db);
       /* the first thing a new program meets: its tables were never made */
-      if (strncmp(msg, "no such table: ", 15) == 0 || (state != NULL && strcmp(state, "42P01") == 0))
+      if (strncmp(msg, "no such table: ", 15) == 0 || (*state != NULL && strcmp(*state, "42P01") == 0))
         lua_pushfstring(L, "%s (run db:sync() to create the tables of the models)", msg);
       else
         lua_pushstring(L, msg);
-      if (state != NULL) {
-        lua_pushinteger(L, code);
-        lua_createtable(L, 0, 1);
-        lua_pushstring(L, state);
-        lua_setfield(L, -2, "sqlstate");
-        return 4;
-      }
-    } else {
-      lua_pushstring(L, sqlite3_errstr(rc));
+      return ext;
     }
-  } else {
-    lua_pushstring(L, sqlite3_errstr(rc));
   }
+  lua_pushstring(L, jn_e_errstr(rc));
+  return rc;
+}
+
+/*
+** End a Lua-facing call with the status rc, in the manner of
+** luaL_fileresult.  On success (SQLITE_OK) the caller has pushed its one
+** result: return 1.  Otherwise push the failure and return how many values
+** that is (every other code is a failure, SQLITE_DONE included: a count
+** that found no row):
+** - nil, msg, rc when msg is given (junction's own message; rc its code);
+** - nil, the refusal's message, its SQLite code for a JN_RC_* code;
+** - nil, message, code, details for JN_VALIDATION, whose message and
+**   details the caller pushed (jn_faildetails);
+** - else nil, the database's message, its extended code, and on an engine
+**   with codes of its own a details table { sqlstate = ... }: 3 or 4.
+** [-0, +(0|3|4), m]
+*/
+int jn_result(lua_State *L, jn_Conn *c, int rc, const char *msg) {
+  const char *state;
+  int code;
+  if (rc == SQLITE_OK) return 1;
+  if (rc == JN_VALIDATION) return jn_faildetails(L, JN_VALIDATION);
+  if (msg == NULL && (msg = refusal(rc)) != NULL) rc &= 0xff;
+  lua_pushnil(L);
+  if (msg != NULL) {
+    lua_pushstring(L, msg);
+    lua_pushinteger(L, rc);
+    return 3;
+  }
+  code = push_dbmsg(L, c, rc, &state);
   lua_pushinteger(L, code);
-  return 3;
+  if (state == NULL) return 3;
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, state);
+  lua_setfield(L, -2, "sqlstate");
+  return 4;
+}
+
+/*
+** Finish a run of st whose last step returned rc, where `want` (SQLITE_ROW
+** or SQLITE_DONE) is success: the caller's one result, or the failure
+** (read before the reset, which may clear it); then reset st so it can run
+** again.  Returns jn_result's count.
+** [-0, +(0|3|4), m]
+*/
+int jn_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want) {
+  int n = jn_result(L, c, rc == want ? SQLITE_OK : rc, NULL);
+  jn_e_reset(c->eng, st);
+  return n;
 }
 
 /*

@@ -274,8 +274,8 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const char *ct
   int base, r, nf;
   if ((rc & 0xff) != SQLITE_CONSTRAINT || c->db == NULL
       || jn_e_errcode(c->eng, c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
-    return jn_pushfail(L, c, rc);
-  nf = jn_pushfail(L, c, rc);
+    return jn_result(L, c, rc, NULL);
+  nf = jn_result(L, c, rc, NULL);
   lua_pop(L, nf - 3);   /* keep nil, message, code: the details are made below */
   base = lua_gettop(L) - 2;
   jn_inst_get(L, self, a->source_key);
@@ -315,7 +315,7 @@ static int not_found(lua_State *L, jn_Assoc *a, int keys, int n, const char *ctx
       lua_rawseti(L, miss, ++nmiss);
     }
   }
-  if (r < 0) return jn_pushfail(L, c, SQLITE_ERROR);
+  if (r < 0) return jn_result(L, c, SQLITE_ERROR, NULL);
   lua_setfield(L, -2, "missing");   /* details, on top */
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, ctx);
@@ -363,7 +363,7 @@ static int add_body(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   /* one key is one row: atomic by itself; more may fail half-way */
-  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   if ((r = link_keys(L, a, 2, 3, n)) != 0) return r;
   lua_pushboolean(L, 1);
   return 1;
@@ -417,11 +417,11 @@ static int set_body(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   sqlite3_int64 changed = 0;
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   if (n == 0) rc = run_slot(L, a, HM_CLEAR, 2);
   else if (n <= HM_CHUNK) rc = run_chunks(L, a, HM_KEEP, 2, 3, n, &changed);
   else rc = keep_only(L, a, 2, 3, n);
-  if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   if ((r = link_keys(L, a, 2, 3, n)) != 0) return r;
   lua_pushboolean(L, 1);
   return 1;
@@ -433,9 +433,9 @@ static int remove_body(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
   sqlite3_int64 changed = 0;
-  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   rc = run_chunks(L, a, HM_UNLINK, 2, 3, n, &changed);
-  if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -447,7 +447,7 @@ static int has_body(lua_State *L) {
   int n = (int)lua_tointeger(L, 4), rc;
   sqlite3_int64 found = 0;
   rc = run_chunks(L, a, HM_HAS, 2, 3, n, &found);
-  if (rc != SQLITE_OK) return jn_pushfail(L, a->source->conn, rc);
+  if (rc != SQLITE_OK) return jn_result(L, a->source->conn, rc, NULL);
   lua_pushboolean(L, found == (sqlite3_int64)n);
   return 1;
 }
@@ -524,11 +524,11 @@ static int hm_count(lua_State *L) {
   jn_optfield(L, 2, "where");
   if (lua_isnil(L, -1)) {
     st = stmt(L, a, HM_COUNT, &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
+    if (st == NULL) return jn_result(L, c, rc, NULL);
     bind_head(L, a, 1, st, HM_HAS);   /* (its value stays on the stack until the step) */
   } else {
     st = jn_assoc_countwhere(L, a, lua_gettop(L), &rc);
-    if (st == NULL) return jn_pushfail(L, c, rc);
+    if (st == NULL) return jn_result(L, c, rc, NULL);
   }
   return jn_assoc_pushcount(L, c, st);
 }
@@ -539,10 +539,10 @@ static int one_body(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   sqlite3_int64 changed = 0;
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   if (n == 0) rc = run_slot(L, a, HM_CLEAR, 2);
   else rc = run_chunks(L, a, HM_KEEP, 2, 3, 1, &changed);
-  if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   if (n > 0 && (r = link_keys(L, a, 2, 3, 1)) != 0) return r;
   lua_pushboolean(L, 1);
   return 1;

@@ -565,7 +565,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   jn_buf_init(L, &j);
   if (collect_keys(L, a, listidx, map, tomany, &j) == 0) return 0;
   st = include_stmt(L, &r, spec, &j, &s, ctx, &rc);
-  if (st == NULL) return jn_pushfail(L, c, rc);
+  if (st == NULL) return jn_result(L, c, rc, NULL);
   jn_bind_list(L, c, st, &s);
   r.nrec = nested_count(L, spec);
   luaL_getmetatable(L, JN_INST_MT);
@@ -573,8 +573,8 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   lua_newtable(L);
   kids = lua_gettop(L);
   rc = distribute_rows(L, &r, st, map, kids, tomany);
+  if (rc != SQLITE_DONE) return jn_finish(L, c, st, rc, SQLITE_DONE);
   jn_e_reset(c->eng, st);
-  if (rc != SQLITE_DONE) return jn_pushfail(L, c, rc);
   if (spec) {
     jn_optfield(L, spec, "include");
     if (!lua_isnil(L, -1)) {
@@ -697,7 +697,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
     jn_query_tail(L, m, optsidx, NULL, &b, &s, ctx);
   }
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
-  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
   jn_bind_list(L, m->conn, st, &s);
   res = jn_query_found(L, m, modelidx, st, &s, incidx ? count_entries(L, incidx) : 0);
   if (res != 1) return res;

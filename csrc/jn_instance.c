@@ -437,7 +437,7 @@ int jn_inst_value(lua_State *L, jn_Model *m, int f, int idx, int errsidx) {
 ** Push the failure recorded in the errors table at errsidx: the message
 ** (the first failing field's, in field order, and how many more) and the
 ** details { errors = { field = message, ... } }.  Returns JN_VALIDATION,
-** for jn_pushfail to turn into nil, message, code, details.
+** for jn_result to turn into nil, message, code, details.
 ** [-0, +2, m]
 */
 int jn_inst_invalid(lua_State *L, jn_Model *m, int errsidx) {
@@ -545,7 +545,7 @@ int jn_inst_check(lua_State *L, int instidx) {
 ** and JN_VALIDATION returns with the message and details pushed.  On
 ** success the instance holds what the row holds (values converted, its
 ** key, the timestamps) and is saved, nothing changed.
-** Returns SQLITE_OK or the failing code (message readable by jn_pushfail).
+** Returns SQLITE_OK or the failing code (message readable by jn_result).
 ** [-0, +(0|2), e]
 */
 int jn_inst_insert(lua_State *L, int instidx) {
@@ -736,12 +736,10 @@ static int inst_save(lua_State *L) {
   else if (any_dirty(inst)) rc = update_row(L, 1);
   else rc = row_exists(L, inst);
   if (rc == SQLITE_NOTFOUND) {   /* an UPDATE of no row is no success */
-    lua_pushnil(L);
     lua_pushfstring(L, "%s:save: the row is gone (deleted elsewhere)", inst->model->name);
-    lua_pushinteger(L, SQLITE_NOTFOUND);
-    return 3;
+    return jn_result(L, inst->model->conn, rc, lua_tostring(L, -1));
   }
-  if (rc != SQLITE_OK) return jn_pushfail(L, inst->model->conn, rc);
+  if (rc != SQLITE_OK) return jn_result(L, inst->model->conn, rc, NULL);
   lua_settop(L, 1);
   return 1;
 }
@@ -800,7 +798,7 @@ static int inst_reload(lua_State *L) {
   int rc, i;
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
-  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
   jn_inst_get(L, 1, m->pk);   /* 2: stays on the stack until the step is done */
   jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
   rc = jn_conn_step(L, m->conn, st);
@@ -816,12 +814,10 @@ static int inst_reload(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
+  if (rc != SQLITE_DONE) return jn_finish(L, m->conn, st, rc, SQLITE_DONE);
   jn_e_reset(m->conn->eng, st);
-  if (rc != SQLITE_DONE) return jn_pushfail(L, m->conn, rc);
-  lua_pushnil(L);
   lua_pushfstring(L, "%s:reload: the row is gone", m->name);
-  lua_pushinteger(L, SQLITE_NOTFOUND);
-  return 3;
+  return jn_result(L, m->conn, SQLITE_NOTFOUND, lua_tostring(L, -1));
 }
 
 /*** Delete the row.
@@ -835,11 +831,11 @@ static int inst_destroy(lua_State *L) {
   int rc;
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_DELETE_PK], m->sql[JN_MS_DELETE_PK], &rc);
-  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
   jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
   jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
   rc = jn_conn_run(L, m->conn, st);
-  if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
+  if (rc != SQLITE_OK) return jn_result(L, m->conn, rc, NULL);
   lua_pop(L, 1);
   inst->saved = 0;
   inst->destroyed = 1;

@@ -51,7 +51,7 @@ static int model_create(lua_State *L) {
   lua_settop(L, 2);
   inst = jn_inst_build(L, m, 1, 2, method_ctx(ctx, sizeof ctx, m, "create"));
   rc = jn_inst_insert(L, inst);
-  if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
+  if (rc != SQLITE_OK) return jn_result(L, m->conn, rc, NULL);
   return 1;
 }
 
@@ -60,10 +60,10 @@ static int bulk_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   int i, n = (int)lua_rawlen(L, 3), rc;
   for (i = 1; i <= n; i++) {
-    if (i == 1 && n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+    if (i == 1 && n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
     lua_rawgeti(L, 3, i);
     rc = jn_inst_insert(L, lua_gettop(L));
-    if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+    if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
     lua_pop(L, 1);
   }
   lua_settop(L, 3);
@@ -94,7 +94,7 @@ static int model_bulk_create(lua_State *L) {
       lua_replace(L, -3);
       lua_pushinteger(L, i);
       lua_setfield(L, -2, "index");
-      return jn_pushfail(L, m->conn, JN_VALIDATION);
+      return jn_result(L, m->conn, JN_VALIDATION, NULL);
     }
     lua_rawseti(L, 3, i);
     lua_pop(L, 1);
@@ -144,8 +144,7 @@ static int take_reject(lua_State *L, int optsidx, const char *ctx) {
 ** (code SQLITE_NOTFOUND, 12) when msgidx is not 0. */
 static int rejected(lua_State *L, jn_Model *m, int msgidx, int nres) {
   if (msgidx == 0 || nres != 1 || !lua_isnil(L, -1)) return nres;
-  m->conn->why = lua_tostring(L, msgidx);   /* stays on the stack until pushed */
-  return jn_pushfail(L, m->conn, SQLITE_NOTFOUND);
+  return jn_result(L, m->conn, SQLITE_NOTFOUND, lua_tostring(L, msgidx));
 }
 
 /*** Find by primary key.
@@ -181,7 +180,7 @@ static int model_find_by_pk(lua_State *L) {
   }
   lua_settop(L, 2);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
-  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
   jn_bind_value(L, m->conn, st, 1, 2, m->f[m->pk].type);
   rc = jn_query_rows(L, m, 1, st, NULL, m->nfields, 1, 0);
   if (rc != 1) return rc;
@@ -224,22 +223,12 @@ static int run_scalar(lua_State *L, jn_Model *m, const char *sql, size_t len, jn
                       int write) {
   int rc;
   jn_St *st = jn_stmt_cached(L, m->conn, sql, len, &rc);
-  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
   jn_bind_list(L, m->conn, st, s);
   rc = jn_conn_step(L, m->conn, st);
-  if (rc == SQLITE_ROW && !write) {
-    jn_push_i64(L, jn_e_col_int64(m->conn->eng, st, 0));
-    jn_e_reset(m->conn->eng, st);
-    return 1;
-  }
-  if (rc == SQLITE_DONE && write) {
-    jn_e_reset(m->conn->eng, st);
-    lua_pushinteger(L, jn_e_changes(m->conn->eng, m->conn->db));
-    return 1;
-  }
-  rc = jn_pushfail(L, m->conn, rc);
-  jn_e_reset(m->conn->eng, st);
-  return rc;
+  if (rc == SQLITE_ROW && !write) jn_push_i64(L, jn_e_col_int64(m->conn->eng, st, 0));
+  else if (rc == SQLITE_DONE && write) lua_pushinteger(L, jn_e_changes(m->conn->eng, m->conn->db));
+  return jn_finish(L, m->conn, st, rc, write ? SQLITE_DONE : SQLITE_ROW);
 }
 
 /*
@@ -255,7 +244,7 @@ static int write_body(lua_State *L) {
   size_t len;
   const char *sql = lua_tolstring(L, 3, &len);
   int rc = jn_write_guard(L, w);
-  if (rc != SQLITE_OK) return jn_pushfail(L, w->c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   s.binds_idx = 4;
   s.nbind = (int)lua_rawlen(L, 4);
   return run_scalar(L, m, sql, len, &s, 1);
@@ -409,7 +398,7 @@ static int model_update(lua_State *L) {
   add_where(L, m, 3, &b, &s, ctx);
   if (!lua_isnil(L, errs)) {           /* checked before any SQL runs */
     jn_inst_invalid(L, m, errs);
-    return jn_pushfail(L, m->conn, JN_VALIDATION);
+    return jn_result(L, m->conn, JN_VALIDATION, NULL);
   }
   return run_write(L, m, &b, &s);
 }
@@ -553,18 +542,14 @@ static int model_aggregate(lua_State *L) {
   jn_buf_addident(L, &b, NULL, m->table);
   add_where(L, m, 4, &b, &s, ctx);
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
-  if (st == NULL) return jn_pushfail(L, m->conn, rc);
+  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
   jn_bind_list(L, m->conn, st, &s);
   rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW) {
     if (fn == 0 && jn_e_coltype(m->conn->eng, st, 0) == SQLITE_NULL) lua_pushinteger(L, 0);
     else jn_push_column(L, m->conn->eng, st, 0, fn == 1 || fn == 2 ? m->f[f].type : JN_T_ANY);
-    jn_e_reset(m->conn->eng, st);
-    return 1;
   }
-  rc = jn_pushfail(L, m->conn, rc);
-  jn_e_reset(m->conn->eng, st);
-  return rc;
+  return jn_finish(L, m->conn, st, rc, SQLITE_ROW);
 }
 
 /* The field named by the string at index k of the list at listidx, or a
@@ -612,7 +597,7 @@ static int model_upsert(lua_State *L) {
   inst = jn_inst_build(L, m, 1, 2, ctx);             /* 5 */
   base = lua_gettop(L);
   rc = jn_inst_insertrow(L, inst);                   /* base+1 .. base+nfields */
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "INSERT INTO ");
   jn_buf_addident(L, &b, NULL, m->table);
@@ -642,7 +627,7 @@ static int model_upsert(lua_State *L) {
     }
   }
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
-  if (st == NULL) return jn_pushfail(L, c, rc);
+  if (st == NULL) return jn_result(L, c, rc, NULL);
   k = 0;
   for (i = 0; i < m->nfields; i++) {
     if (i == m->pk && lua_isnil(L, base + 1 + i) && (m->f[i].flags & JN_F_AUTOINC)) continue;
@@ -651,7 +636,7 @@ static int model_upsert(lua_State *L) {
                  luaL_typename(L, base + 1 + i));
   }
   rc = jn_conn_run(L, c, st);
-  if (rc != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
   lua_pushinteger(L, jn_e_changes(c->eng, c->db));
   return 1;
 }
@@ -674,7 +659,7 @@ static int find_or_create_body(lua_State *L) {
   lua_pop(L, 1);
   inst = jn_inst_build(L, m, 2, 4, ctx);
   rc = jn_inst_insert(L, inst);
-  if (rc != SQLITE_OK) return jn_pushfail(L, m->conn, rc);
+  if (rc != SQLITE_OK) return jn_result(L, m->conn, rc, NULL);
   lua_pushboolean(L, 1);
   return 2;
 }
@@ -742,7 +727,7 @@ static int model_find_or_create(lua_State *L) {
     }
   }
   lua_remove(L, 2);                    /* model, where, values */
-  if (check_values(L, m, 3) == JN_VALIDATION) return jn_pushfail(L, m->conn, JN_VALIDATION);
+  if (check_values(L, m, 3) == JN_VALIDATION) return jn_result(L, m->conn, JN_VALIDATION, NULL);
   return jn_atomic(L, m->conn, find_or_create_body, 1, 0);
 }
 

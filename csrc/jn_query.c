@@ -1446,14 +1446,9 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const int 
     lua_rawseti(L, arr, ++n);
     if (one) break;
   }
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    int k = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return k;
-  }
-  jn_e_reset(c->eng, st);
+  if (rc == SQLITE_ROW) rc = SQLITE_DONE;   /* one: the first row is enough */
   lua_remove(L, mt);
-  return 1;
+  return jn_finish(L, c, st, rc, SQLITE_DONE);
 }
 
 /*
@@ -1485,14 +1480,8 @@ int jn_query_found(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const jn_
     lua_pop(L, 1);
     lua_rawseti(L, arr, ++n);
   }
-  if (rc != SQLITE_DONE) {
-    int r = jn_pushfail(L, c, rc);
-    jn_e_reset(c->eng, st);
-    return r;
-  }
-  jn_e_reset(c->eng, st);
   lua_remove(L, mt);
-  return 1;
+  return jn_finish(L, c, st, rc, SQLITE_DONE);
 }
 
 /* }====== */

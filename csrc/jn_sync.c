@@ -988,9 +988,9 @@ static int sync_body(lua_State *L) {
   int orderidx = 3, seqidx = 4, force = lua_toboolean(L, 5), n, i, rc;
   jn_Diff d;
   n = (int)lua_rawlen(L, seqidx);
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
   check_refs(L, c, seqidx, orderidx);
-  if (force && (rc = drop_tables(L, c, seqidx)) != SQLITE_OK) return jn_pushfail(L, c, rc);
+  if (force && (rc = drop_tables(L, c, seqidx)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
   d.c = c;
   d.orderidx = orderidx;
   d.alter = lua_toboolean(L, 6);
@@ -1000,7 +1000,7 @@ static int sync_body(lua_State *L) {
   d.warns = lua_gettop(L);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, seqidx, i);
-    if ((rc = sync_model(L, &d, lua_gettop(L))) != SQLITE_OK) return jn_pushfail(L, c, rc);
+    if ((rc = sync_model(L, &d, lua_gettop(L))) != SQLITE_OK) return jn_result(L, c, rc, NULL);
     lua_pop(L, 1);
   }
   return sync_result(L, &d);
