@@ -742,17 +742,91 @@ static int open_target(lua_State *L, const char **target, int *optidx) {
   return eng;
 }
 
-/* A failed open: nil, message, SQLITE_CANTOPEN[, details]. */
+/* A failed open: nil, message, SQLITE_CANTOPEN[, details]. [-0, +(3|4), m] */
 static int open_failed(lua_State *L, const char *msg, const char *sqlstate) {
-  lua_pushnil(L);
+  if (sqlstate == NULL) return jn_result(L, NULL, SQLITE_CANTOPEN, msg);
   lua_pushstring(L, msg);
-  lua_pushinteger(L, SQLITE_CANTOPEN);
-  if (sqlstate == NULL) return 3;
   lua_createtable(L, 0, 1);
   lua_pushstring(L, sqlstate);
   lua_setfield(L, -2, "sqlstate");
-  return 4;
+  return jn_faildetails(L, SQLITE_CANTOPEN);
 }
+
+/*
+** Push a new connection userdata, closed (no database yet, liolib's
+** newprefile), with its uservalue { models = {}, path = ... }, its
+** statement cache and bound-values tables, its entry in JN_CONNS and the
+** log function of the options at optidx when o says there is one.  The
+** path is the target at 3, or "postgres" (never the conninfo: it may hold
+** a password).
+** [-0, +1, m]
+*/
+static jn_Conn *new_conn(lua_State *L, int pg, int optidx, const OpenOpts *o) {
+  jn_Conn *c = (jn_Conn *)lua_newuserdata(L, sizeof *c);
+  int idx = lua_gettop(L);
+  memset(c, 0, sizeof *c);
+  c->dialect = &jn_sqlite_dialect;   /* and c->eng NULL: SQLite */
+  c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
+  luaL_setmetatable(L, JN_CONN_MT);
+  lua_createtable(L, 0, 2);
+  lua_newtable(L);
+  lua_setfield(L, -2, "models");
+  if (pg) lua_pushliteral(L, "postgres");
+  else lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "path");
+  lua_setuservalue(L, idx);
+  lua_newtable(L);
+  c->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  c->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_CONNS);
+  lua_pushlightuserdata(L, c);
+  lua_pushvalue(L, idx);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  if (o->log) {
+    rawfield(L, optidx, "log");
+    c->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  return c;
+}
+
+/*
+** Open the SQLite database at path into c and set it up as o says.
+** Returns SQLITE_OK, or pushes the failure (c closed again) and returns
+** its count as a negative number.
+** NOMUTEX: a connection belongs to one Lua state, and a Lua state is never
+** used by two threads at once, so SQLite's per-call mutex buys nothing.
+** [-0, +(0|3), m]
+*/
+static int open_sqlite(lua_State *L, jn_Conn *c, const char *path, const OpenOpts *o) {
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2(path, &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  c->db = db;
+  if (rc == SQLITE_OK) rc = setup_db(c, o);
+  if (rc != SQLITE_OK) {
+    int n = jn_result(L, c, rc, NULL);
+    sqlite3_close_v2(db);
+    c->db = NULL;
+    return -n;
+  }
+  return SQLITE_OK;
+}
+
+#ifdef JN_WITH_PG
+/* Connect c to PostgreSQL with conninfo.  Like open_sqlite. [-0, +(0|4), m] */
+static int open_pg(lua_State *L, jn_Conn *c, const char *conninfo, const OpenOpts *o) {
+  char msg[512];
+  void *db = jn_pg_open(conninfo, msg, sizeof msg);
+  if (db == NULL) return -open_failed(L, msg, "08001");
+  c->db = db;
+  c->eng = &jn_pg_engine;
+  c->dialect = &jn_pg_dialect;
+  if (o->timeout > 0) set_timeout(c, o->timeout);
+  return SQLITE_OK;
+}
+#endif
 
 /*** Open a database.
 @function junction.open
@@ -769,7 +843,7 @@ static int conn_open(lua_State *L) {
   OpenOpts o;
   lua_settop(L, 2);
   lua_pushnil(L);
-  pg = open_target(L, &path, &optidx);
+  pg = open_target(L, &path, &optidx);          /* slot 3: the path or conninfo */
   read_opts(L, optidx, &o, optidx == 1, pg);  /* every check before anything is created */
 #ifndef JN_WITH_PG
   if (pg)
@@ -777,61 +851,13 @@ static int conn_open(lua_State *L) {
                        "libpq installed (Debian: libpq-dev)", NULL);
 #endif
   lua_settop(L, 3);
-  /* The userdata exists, closed, before the database is opened (liolib). */
-  c = (jn_Conn *)lua_newuserdata(L, sizeof *c);   /* slot 4 */
-  memset(c, 0, sizeof *c);
-  c->dialect = &jn_sqlite_dialect;   /* and c->eng NULL: SQLite */
-  c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
-  luaL_setmetatable(L, JN_CONN_MT);
-  lua_createtable(L, 0, 2);
-  lua_newtable(L);
-  lua_setfield(L, -2, "models");
-  if (pg) lua_pushliteral(L, "postgres");   /* never the conninfo: it may hold a password */
-  else lua_pushvalue(L, 3);
-  lua_setfield(L, -2, "path");
-  lua_setuservalue(L, -2);
-  lua_newtable(L);
-  c->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  c->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, LUA_REGISTRYINDEX, JN_CONNS);
-  lua_pushlightuserdata(L, c);
-  lua_pushvalue(L, 4);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  if (o.log) {
-    rawfield(L, optidx, "log");
-    c->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
-
+  c = new_conn(L, pg, optidx, &o);              /* slot 4 */
 #ifdef JN_WITH_PG
-  if (pg) {
-    char msg[512];
-    void *db = jn_pg_open(path, msg, sizeof msg);
-    if (db == NULL) return open_failed(L, msg, "08001");
-    c->db = db;
-    c->eng = &jn_pg_engine;
-    c->dialect = &jn_pg_dialect;
-    if (o.timeout > 0) set_timeout(c, o.timeout);
-    lua_settop(L, 4);
-    return 1;
-  }
+  if (pg) rc = open_pg(L, c, path, &o);
+  else
 #endif
-  /* NOMUTEX: a connection belongs to one Lua state, and a Lua state is never
-  ** used by two threads at once, so SQLite's per-call mutex buys nothing. */
-  {
-    sqlite3 *db = NULL;
-    rc = sqlite3_open_v2(path, &db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    c->db = db;
-  }
-  if (rc == SQLITE_OK) rc = setup_db(c, &o);
-  if (rc != SQLITE_OK) {
-    int n = jn_result(L, c, rc, NULL);
-    sqlite3_close_v2(JN_SQDB(c->db));
-    c->db = NULL;
-    return n;
-  }
+  rc = open_sqlite(L, c, path, &o);
+  if (rc < 0) return -rc;
   lua_settop(L, 4);
   return 1;
 }

@@ -86,7 +86,8 @@ static int push_dbmsg(lua_State *L, jn_Conn *c, int rc, const char **state) {
 ** result: return 1.  Otherwise push the failure and return how many values
 ** that is (every other code is a failure, SQLITE_DONE included: a count
 ** that found no row):
-** - nil, msg, rc when msg is given (junction's own message; rc its code);
+** - nil, msg, rc when msg is given (junction's own message; rc its code;
+**   c may then be NULL);
 ** - nil, the refusal's message, its SQLite code for a JN_RC_* code;
 ** - nil, message, code, details for JN_VALIDATION, whose message and
 **   details the caller pushed (jn_faildetails);
