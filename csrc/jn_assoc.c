@@ -1169,8 +1169,7 @@ int jn_assoc_unlinkbody(lua_State *L) {
 ** ?1 being the source, rounded down to whole chunks). */
 int jn_assoc_hasmax(jn_Assoc *a) {
   jn_Conn *c = a->source->conn;
-  int lim = (c->dialect->max_params > 0 ? c->dialect->max_params
-             : sqlite3_limit(JN_SQDB(c->db), SQLITE_LIMIT_VARIABLE_NUMBER, -1)) - 1;
+  int lim = jn_e_maxparams(c->eng, c->db, c->dialect->max_params) - 1;
   return lim / JN_KEYS_IN * JN_KEYS_IN;
 }
 

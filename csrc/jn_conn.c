@@ -579,8 +579,8 @@ static int opt_choice(lua_State *L, int idx, const char *name, const char *const
                luaL_typename(L, -1));
   v = lua_tostring(L, -1);
   for (i = 0; allowed[i] != NULL; i++)
-    if (sqlite3_stricmp(v, allowed[i]) == 0) { lua_pop(L, 1); return i; }
-  if (allowed == journal_modes && (sqlite3_stricmp(v, "off") == 0 || sqlite3_stricmp(v, "memory") == 0))
+    if (jn_stricmp(v, allowed[i]) == 0) { lua_pop(L, 1); return i; }
+  if (allowed == journal_modes && (jn_stricmp(v, "off") == 0 || jn_stricmp(v, "memory") == 0))
     luaL_error(L, "junction.open: bad option 'journal_mode' ('%s' is refused: a crash in the "
                "middle of a write would corrupt the database; use 'delete', 'truncate', "
                "'persist' or 'wal')", v);

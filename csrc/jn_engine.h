@@ -248,6 +248,16 @@ static inline const char *jn_e_errmsg(const jn_Engine *e, void *db) {
 static inline const char *jn_e_sqlstate(const jn_Engine *e, void *db) {
   return JN_ENG(e, sqlstate(db), (const char *)NULL);
 }
+/* Finalize every statement still prepared on db. */
+static inline void jn_e_finalize_all(const jn_Engine *e, void *db) {
+  sqlite3_stmt *st;
+#ifdef JN_WITH_PG
+  if (e != NULL) { e->finalize_all(db); return; }
+#else
+  (void)e;
+#endif
+  while ((st = sqlite3_next_stmt((sqlite3 *)db, NULL)) != NULL) sqlite3_finalize(st);
+}
 /* The English text of a result code: the codes are SQLite's on every
 ** engine, so SQLite's table serves them all. */
 static inline const char *jn_e_errstr(int rc) {

@@ -450,7 +450,7 @@ static int frag_aggregate(lua_State *L, int idx, int depth) {
   if (kind == JN_FRAG_LITERAL) return 1;
   if (kind != JN_FRAG_FN || depth > 32) return 0;
   n = frag_parts(L, idx, &name, &len);
-  for (i = 0; aggs[i] != NULL && !found; i++) found = sqlite3_stricmp(name, aggs[i]) == 0;
+  for (i = 0; aggs[i] != NULL && !found; i++) found = jn_stricmp(name, aggs[i]) == 0;
   for (i = 1; i <= n && !found; i++) {
     lua_rawgeti(L, -1, i);
     found = frag_aggregate(L, lua_gettop(L), depth + 1);
@@ -944,11 +944,11 @@ static int parse_dir(const char *s, int *dir, int *nulls) {
     if (k > 7) return 0;
     w[n++][k] = '\0';
   }
-  if (i < n && sqlite3_stricmp(w[i], "asc") == 0) { if (*dir) return 0; *dir = 1; i++; }
-  else if (i < n && sqlite3_stricmp(w[i], "desc") == 0) { if (*dir) return 0; *dir = 2; i++; }
-  if (i < n && sqlite3_stricmp(w[i], "nulls") == 0 && i + 1 < n && !*nulls) {
-    if (sqlite3_stricmp(w[i + 1], "first") == 0) *nulls = 1;
-    else if (sqlite3_stricmp(w[i + 1], "last") == 0) *nulls = 2;
+  if (i < n && jn_stricmp(w[i], "asc") == 0) { if (*dir) return 0; *dir = 1; i++; }
+  else if (i < n && jn_stricmp(w[i], "desc") == 0) { if (*dir) return 0; *dir = 2; i++; }
+  if (i < n && jn_stricmp(w[i], "nulls") == 0 && i + 1 < n && !*nulls) {
+    if (jn_stricmp(w[i + 1], "first") == 0) *nulls = 1;
+    else if (jn_stricmp(w[i + 1], "last") == 0) *nulls = 2;
     else return 0;
     i += 2;
   }

@@ -835,7 +835,7 @@ static void define_table(lua_State *L, jn_Model *m) {
     jn_Model *o;
     lua_rawgeti(L, -1, k);
     o = (jn_Model *)lua_touserdata(L, -1);
-    if (o != NULL && sqlite3_stricmp(o->table, m->table) == 0)
+    if (o != NULL && jn_stricmp(o->table, m->table) == 0)
       luaL_error(L, "db:define: %s: table '%s' is already the table of model %s%s", m->name,
                  m->table, o->name,
                  strcmp(o->table, m->table) ? " (SQLite's table names ignore case)" : "");

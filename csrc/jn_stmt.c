@@ -122,14 +122,8 @@ jn_St *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t len,
 ** [-0, +0, m]
 */
 void jn_stmt_finalize_all(lua_State *L, jn_Conn *c) {
-  jn_St *st;
   int i;
-#ifdef JN_WITH_PG
-  if (c->eng != NULL) c->eng->finalize_all(c->db);
-  else
-#endif
-  while ((st = (jn_St *)(void *)sqlite3_next_stmt((sqlite3 *)c->db, NULL)) != NULL)
-    jn_e_finalize(c->eng, st);
+  jn_e_finalize_all(c->eng, c->db);
   for (i = 0; i < JN_CS_COUNT; i++) c->st[i] = NULL;
   lua_newtable(L);
   lua_rawseti(L, LUA_REGISTRYINDEX, c->cache_ref);

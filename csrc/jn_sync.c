@@ -23,7 +23,7 @@ static void find_by_table(lua_State *L, int orderidx, const char *ref) {
     jn_Model *m;
     lua_rawgeti(L, orderidx, i);
     m = (jn_Model *)lua_touserdata(L, -1);
-    if (sqlite3_stricmp(m->table, ref) == 0 || strcmp(m->name, ref) == 0) return;
+    if (jn_stricmp(m->table, ref) == 0 || strcmp(m->name, ref) == 0) return;
     lua_pop(L, 1);
   }
   lua_pushnil(L);
@@ -321,7 +321,7 @@ static int create_declared(lua_State *L, jn_Conn *c, int modelidx, int k) {
     const char *t;
     lua_getfield(L, -1, "tbl_name");
     t = lua_tostring(L, -1);
-    if (t != NULL && sqlite3_stricmp(t, m->table) != 0)
+    if (t != NULL && jn_stricmp(t, m->table) != 0)
       luaL_error(L, "db:sync: %s: index name '%s' is already an index of table %s", m->name,
                  lua_tostring(L, ix + 1), t);
     lua_pop(L, 1);
@@ -442,7 +442,7 @@ static int find_row(lua_State *L, int rowsidx, const char *key, const char *name
     lua_getfield(L, -1, key);
     v = lua_tostring(L, -1);
     lua_pop(L, 2);   /* v stays anchored in the row */
-    if (v != NULL && sqlite3_stricmp(v, name) == 0) return i;
+    if (v != NULL && jn_stricmp(v, name) == 0) return i;
   }
   return 0;
 }
@@ -543,7 +543,7 @@ static void extra_columns(lua_State *L, jn_Diff *d, int cols) {
     const char *name = row_str(L, cols, i, "name");
     int k;
     for (k = 0; k < m->nfields; k++)
-      if (sqlite3_stricmp(m->f[k].name, name) == 0) break;
+      if (jn_stricmp(m->f[k].name, name) == 0) break;
     if (k < m->nfields) continue;
     if (row_int(L, cols, i, "nn") && row_str(L, cols, i, "dv") == NULL && row_int(L, cols, i, "pk") == 0) {
       lua_pushfstring(L, "%s: table %s has column %s, NOT NULL without a default, which the model lacks "
@@ -603,19 +603,19 @@ static int diff_fkeys(lua_State *L, jn_Diff *d, int tblidx) {
       diff_add(L, d->probs);
     } else {
       tt = row_str(L, fks, r, "tt");
-      if (sqlite3_stricmp(row_str(L, fks, r, "tbl"), lua_tostring(L, -4)) != 0 ||
-          (tt != NULL && sqlite3_stricmp(tt, lua_tostring(L, -3)) != 0)) {
+      if (jn_stricmp(row_str(L, fks, r, "tbl"), lua_tostring(L, -4)) != 0 ||
+          (tt != NULL && jn_stricmp(tt, lua_tostring(L, -3)) != 0)) {
         lua_pushfstring(L, "%s: column %s.%s references %s (%s) in the table, %s (%s) in the model",
                         m->name, m->table, m->f[i].name, row_str(L, fks, r, "tbl"), tt ? tt : "its key",
                         lua_tostring(L, -4), lua_tostring(L, -3));
         diff_add(L, d->probs);
       }
-      if (sqlite3_stricmp(row_str(L, fks, r, "od"), lua_tostring(L, -2)) != 0) {
+      if (jn_stricmp(row_str(L, fks, r, "od"), lua_tostring(L, -2)) != 0) {
         lua_pushfstring(L, "%s: foreign key %s.%s is ON DELETE %s in the table, ON DELETE %s in the model",
                         m->name, m->table, m->f[i].name, row_str(L, fks, r, "od"), lua_tostring(L, -2));
         diff_add(L, d->probs);
       }
-      if (sqlite3_stricmp(row_str(L, fks, r, "ou"), lua_tostring(L, -1)) != 0) {
+      if (jn_stricmp(row_str(L, fks, r, "ou"), lua_tostring(L, -1)) != 0) {
         lua_pushfstring(L, "%s: foreign key %s.%s is ON UPDATE %s in the table, ON UPDATE %s in the model",
                         m->name, m->table, m->f[i].name, row_str(L, fks, r, "ou"), lua_tostring(L, -1));
         diff_add(L, d->probs);
@@ -655,7 +655,7 @@ static int push_index_key(lua_State *L, jn_Diff *d, int nameidx, int *lead) {
     const char *col = row_str(L, rows, i, "name");
     int k;
     for (k = 0; col != NULL && k < d->m->nfields; k++)
-      if (sqlite3_stricmp(d->m->f[k].name, col) == 0) break;
+      if (jn_stricmp(d->m->f[k].name, col) == 0) break;
     if (col == NULL || k == d->m->nfields) {   /* an expression or another column */
       if (i == 1) *lead = -1;
       lua_pop(L, 2);
