@@ -16,6 +16,9 @@
 #define JSON_EACH "SELECT value FROM json_each(?)"   /* SQLite's affinity compares */
 const jn_Dialect jn_sqlite_dialect = {
   "sqlite", "BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN EXCLUSIVE",
+  /* DATE is TEXT, not DATETIME, whose NUMERIC affinity would turn "2024"
+  ** into a number; likewise DATEONLY, JSON (JSON text "12" must stay
+  ** text), ENUM and UUID.  A field declared BIGINT is INTEGER (64 bits). */
   { "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT",
     "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER" },   /* DATEONLY JSON ENUM UUID BIGINT */
   "INTEGER PRIMARY KEY AUTOINCREMENT",

@@ -19,16 +19,6 @@ static const char *const type_names[] = {
   "INTEGER", "TEXT", "STRING", "REAL", "BLOB", "BOOLEAN", "DATE",
   "DATEONLY", "JSON", "ENUM", "UUID", "BIGINT", "VIRTUAL", NULL
 };
-/* The column type each junction type gets in CREATE TABLE.  DATE is TEXT,
-** not DATETIME, whose NUMERIC affinity would turn "2024" into a number;
-** likewise DATEONLY, JSON (JSON text "12" must stay text), ENUM and UUID.
-** BIGINT is never a field's type: a field declared BIGINT is INTEGER,
-** which is 64 bits in SQLite. */
-static const char *const type_sql[] = {
-  "INTEGER", "TEXT", "VARCHAR", "REAL", "BLOB", "BOOLEAN", "TEXT",
-  "TEXT", "TEXT", "TEXT", "TEXT", "INTEGER", "", NULL
-};
-
 static const char *const define_opts[] = {
   "tableName", "timestamps", "underscored", "fields", "indexes", "foreignKeyIndexes", NULL
 };
@@ -129,16 +119,18 @@ static void push_type(lua_State *L, int code, int length) {
   luaL_setmetatable(L, JN_TYPE_MT);
 }
 
-/* The column type a field of type code (JN_T_*) gets in CREATE TABLE,
-** without a length ("VARCHAR" for STRING). */
+/* The column type a field of type code (JN_T_*) gets from SQLite's
+** dialect, without a length ("VARCHAR" for STRING; "" for VIRTUAL, which
+** has no column).  The dialect's table is the one list of them. */
 const char *jn_schema_sqltype(int code) {
-  return type_sql[code];
+  const char *t = code >= 0 && code < JN_T_ANY ? jn_sqlite_dialect.ddl_type[code] : NULL;
+  return t != NULL ? t : "";
 }
 
 /* The SQL column type of a type value ("INTEGER", "VARCHAR(60)"). */
 static void type_sqlname(const jn_Type *t, char *out, size_t size) {
   if (t->code == JN_T_STRING) snprintf(out, size, "VARCHAR(%d)", t->length);
-  else snprintf(out, size, "%s", type_sql[t->code]);
+  else snprintf(out, size, "%s", jn_schema_sqltype(t->code));
 }
 
 /*

@@ -164,9 +164,7 @@ static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, 
   jn_buf_addident(L, b, NULL, f->name);
   if (f->type == JN_T_STRING) snprintf(tmp, sizeof tmp, " VARCHAR(%d)", f->length);
   else if (f->flags & JN_F_AUTOINC) snprintf(tmp, sizeof tmp, " %s", c->dialect->autoinc_key);
-  else snprintf(tmp, sizeof tmp, " %s", c->dialect->ddl_type[f->type] != NULL &&
-                c->dialect->ddl_type[f->type][0] != '\0' ? c->dialect->ddl_type[f->type]
-                                                          : jn_schema_sqltype(f->type));
+  else snprintf(tmp, sizeof tmp, " %s", c->dialect->ddl_type[f->type]);
   jn_buf_adds(L, b, tmp);
   if (f->enums != NULL) enum_check(L, b, f);
   if ((f->flags & JN_F_PK) && !(f->flags & JN_F_AUTOINC)) {
