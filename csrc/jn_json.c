@@ -243,6 +243,60 @@ static long json_hex4(json_Dec *d) {
   return v;
 }
 
+/* Append the code point cp as UTF-8. */
+static void json_add_utf8(lua_State *L, jn_Buf *b, long cp) {
+  char u[4];
+  size_t n;
+  if (cp < 0x80) { u[0] = (char)cp; n = 1; }
+  else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
+  else if (cp < 0x10000) {
+    u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+  } else {
+    u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+  }
+  jn_buf_addl(L, b, u, n);
+}
+
+/* The four digits after "\u" at s[i] (a surrogate pair as one character):
+** append the character; 0 (with d->why) for a bad escape. */
+static int json_uescape(lua_State *L, json_Dec *d, jn_Buf *b) {
+  long cp = json_hex4(d);
+  if (cp < 0) return json_fail(d, "a bad \\u escape");
+  if (cp >= 0xD800 && cp <= 0xDBFF) {   /* a surrogate pair */
+    long lo;
+    if (d->i + 2 > d->len || d->s[d->i] != '\\' || d->s[d->i + 1] != 'u')
+      return json_fail(d, "a lone surrogate in a \\u escape");
+    d->i += 2;
+    lo = json_hex4(d);
+    if (lo < 0xDC00 || lo > 0xDFFF) return json_fail(d, "a lone surrogate in a \\u escape");
+    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+  } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+    return json_fail(d, "a lone surrogate in a \\u escape");
+  }
+  json_add_utf8(L, b, cp);
+  return 1;
+}
+
+/* The escape whose backslash is at s[i]: append what it stands for; 0
+** (with d->why) for a bad one. */
+static int json_escape(lua_State *L, json_Dec *d, jn_Buf *b) {
+  char ch;
+  if (++d->i >= d->len) return json_fail(d, "an unterminated string");
+  ch = d->s[d->i++];
+  switch (ch) {
+    case '"': case '\\': case '/': jn_buf_addl(L, b, &ch, 1); return 1;
+    case 'b': jn_buf_adds(L, b, "\b"); return 1;
+    case 'f': jn_buf_adds(L, b, "\f"); return 1;
+    case 'n': jn_buf_adds(L, b, "\n"); return 1;
+    case 'r': jn_buf_adds(L, b, "\r"); return 1;
+    case 't': jn_buf_adds(L, b, "\t"); return 1;
+    case 'u': return json_uescape(L, d, b);
+    default: return json_fail(d, "a bad escape in a string");
+  }
+}
+
 /* Push the string that starts at the opening quote at s[i]. */
 static int json_string(lua_State *L, json_Dec *d) {
   size_t start = ++d->i;
@@ -265,46 +319,7 @@ static int json_string(lua_State *L, json_Dec *d) {
     if (ch == '"') break;
     if ((unsigned char)ch < 0x20) return json_fail(d, "a control character in a string");
     if (ch != '\\') { jn_buf_addl(L, &b, &ch, 1); d->i++; continue; }
-    if (++d->i >= d->len) return json_fail(d, "an unterminated string");
-    ch = d->s[d->i++];
-    switch (ch) {
-      case '"': case '\\': case '/': jn_buf_addl(L, &b, &ch, 1); break;
-      case 'b': jn_buf_adds(L, &b, "\b"); break;
-      case 'f': jn_buf_adds(L, &b, "\f"); break;
-      case 'n': jn_buf_adds(L, &b, "\n"); break;
-      case 'r': jn_buf_adds(L, &b, "\r"); break;
-      case 't': jn_buf_adds(L, &b, "\t"); break;
-      case 'u': {
-        long cp = json_hex4(d);
-        char u[4];
-        size_t n;
-        if (cp < 0) return json_fail(d, "a bad \\u escape");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {   /* a surrogate pair */
-          long lo;
-          if (d->i + 2 > d->len || d->s[d->i] != '\\' || d->s[d->i + 1] != 'u')
-            return json_fail(d, "a lone surrogate in a \\u escape");
-          d->i += 2;
-          lo = json_hex4(d);
-          if (lo < 0xDC00 || lo > 0xDFFF) return json_fail(d, "a lone surrogate in a \\u escape");
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-          return json_fail(d, "a lone surrogate in a \\u escape");
-        }
-        if (cp < 0x80) { u[0] = (char)cp; n = 1; }
-        else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-        else if (cp < 0x10000) {
-          u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-          u[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
-        } else {
-          u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-          u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
-        }
-        jn_buf_addl(L, &b, u, n);
-        break;
-      }
-      default:
-        return json_fail(d, "a bad escape in a string");
-    }
+    if (!json_escape(L, d, &b)) return 0;
   }
   d->i++;
   if (!jn_is_utf8(b.p, b.n)) return json_fail(d, "a string that is not UTF-8");

@@ -167,6 +167,148 @@ void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *wh
   if (count != n) luaL_error(L, "%s: bad %s (%s expected, but it has holes)", ctx, what, expected);
 }
 
+/* Each converter below: the value at idx (absolute, Lua type t, not nil)
+** as its type stores it, pushed, and 1; or the reason it cannot be,
+** pushed, and 0.  [-0, +1, m] */
+static int conv_integer(lua_State *L, int idx, int t) {
+  sqlite3_int64 v;
+  size_t len;
+  const char *s;
+  if (t == LUA_TNUMBER && number_i64(L, idx, &v)) { jn_push_i64(L, v); return 1; }
+  if (t == LUA_TSTRING) {
+    s = lua_tolstring(L, idx, &len);
+    if (jn_scalar_parsei64(s, len, &v)) { jn_push_i64(L, v); return 1; }
+  }
+  lua_pushliteral(L, "is not an integer");
+  return 0;
+}
+
+static int conv_real(lua_State *L, int idx, int t) {
+  double d;
+  size_t len;
+  const char *s;
+  if (t == LUA_TNUMBER && lua_tonumber(L, idx) == lua_tonumber(L, idx)) {
+    lua_pushnumber(L, lua_tonumber(L, idx));
+    return 1;
+  }
+  if (t == LUA_TSTRING) {
+    s = lua_tolstring(L, idx, &len);
+    if (parse_real(s, len, &d)) { lua_pushnumber(L, (lua_Number)d); return 1; }
+  }
+  lua_pushliteral(L, "is not a number");
+  return 0;
+}
+
+static int conv_boolean(lua_State *L, int idx, int t) {
+  if (t == LUA_TBOOLEAN) { lua_pushvalue(L, idx); return 1; }
+  if (t == LUA_TNUMBER && (lua_tonumber(L, idx) == 0 || lua_tonumber(L, idx) == 1)) {
+    lua_pushboolean(L, lua_tonumber(L, idx) == 1);
+    return 1;
+  }
+  lua_pushliteral(L, "is not a boolean (true or false)");
+  return 0;
+}
+
+/* TEXT, and STRING(length) when length > 0. */
+static int conv_text(lua_State *L, int idx, int t, int length) {
+  if (t == LUA_TNUMBER) {
+    double d = (double)lua_tonumber(L, idx);
+    if (d - d != 0.0) { lua_pushliteral(L, "is not text"); return 0; }
+    push_number_text(L, idx);
+  } else if (t == LUA_TSTRING) {
+    lua_pushvalue(L, idx);
+  } else {
+    lua_pushliteral(L, "is not text");
+    return 0;
+  }
+  if (length > 0) {
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if ((size_t)length < len && count_chars(s, len) > (size_t)length) {
+      lua_pop(L, 1);
+      lua_pushfstring(L, "is longer than %d characters", length);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static int conv_date(lua_State *L, int idx, int t) {
+  char ts[32];
+  size_t n, len;
+  double secs;
+  if (t == LUA_TNUMBER) {
+    n = jn_scalar_epochtext((double)lua_tonumber(L, idx), ts);
+    if (n != 0) { lua_pushlstring(L, ts, n); return 1; }
+    lua_pushliteral(L, "is not a date (seconds since 1970, within the years 1 to 9999)");
+    return 0;
+  }
+  if (t == LUA_TSTRING) {
+    const char *s = lua_tolstring(L, idx, &len);
+    if (parse_date(s, len, &secs)) {   /* every form stored as junction's UTC text */
+      n = jn_scalar_epochtext(secs, ts);
+      if (n > 0) { lua_pushlstring(L, ts, n); return 1; }
+    }
+  }
+  lua_pushliteral(L, "is not a date (YYYY-MM-DD, optionally HH:MM[:SS[.fff]] and a zone)");
+  return 0;
+}
+
+static int conv_dateonly(lua_State *L, int idx, int t) {
+  char ts[32];
+  size_t len;
+  const char *s;
+  double secs;
+  if (t == LUA_TNUMBER && jn_scalar_epochtext((double)lua_tonumber(L, idx), ts) != 0) {
+    lua_pushlstring(L, ts, 10);   /* the UTC day of that second */
+    return 1;
+  }
+  s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  if (s != NULL && len == 10 && parse_date(s, len, &secs)) { lua_pushvalue(L, idx); return 1; }
+  lua_pushliteral(L, "is not a date (YYYY-MM-DD, or seconds since 1970)");
+  return 0;
+}
+
+static int conv_json(lua_State *L, int idx) {
+  jn_Buf b;
+  const char *why;
+  jn_buf_init(L, &b);
+  why = jn_json_encode(L, &b, idx);
+  if (why != NULL) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "cannot be stored as JSON (it %s)", why);
+    return 0;
+  }
+  lua_pushlstring(L, b.p, b.n);
+  lua_remove(L, b.idx);
+  return 1;
+}
+
+/* A UUID in lower case, as UUIDV4 writes it. */
+static int conv_uuid(lua_State *L, int idx, int t) {
+  size_t len, i;
+  const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  char u[36];
+  int ok = s != NULL && len == 36;
+  for (i = 0; ok && i < 36; i++) {
+    char ch = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) { ok = ch == '-'; u[i] = ch; continue; }
+    if (ch >= 'A' && ch <= 'F') ch = (char)(ch - 'A' + 'a');
+    ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+    u[i] = ch;
+  }
+  if (ok) { lua_pushlstring(L, u, 36); return 1; }
+  lua_pushliteral(L, "is not a UUID (8-4-4-4-12 hexadecimal digits)");
+  return 0;
+}
+
+/* A value of a type that must be a string (BLOB, ENUM): the string, or why not. */
+static int conv_string(lua_State *L, int idx, int t, const char *why) {
+  if (t == LUA_TSTRING) { lua_pushvalue(L, idx); return 1; }
+  lua_pushstring(L, why);
+  return 0;
+}
+
 /*
 ** Convert the value at idx to what a field of the given type stores, as a
 ** reload reads it back.  Pushes the converted value and returns 1, or
@@ -180,6 +322,10 @@ void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *wh
 **   BLOB     a string
 **   DATE     a string in an ISO-8601 form (see parse_date) or a number of
 **            seconds since 1970, both as junction's UTC text
+**   DATEONLY a YYYY-MM-DD string, or seconds since 1970 (their UTC day)
+**   JSON     any value jn_json_encode can write, as its JSON text
+**   ENUM     a string (whether it is one of the values is the caller's)
+**   UUID     8-4-4-4-12 hexadecimal digits, in lower case
 ** Any other Lua type (a table, a function) is the caller's to refuse.
 ** [-0, +1, m]
 */
@@ -188,135 +334,17 @@ int jn_value_conv(lua_State *L, int idx, int type, int length) {
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   if (t == LUA_TNIL) { lua_pushnil(L); return 1; }
   switch (type) {
-    case JN_T_INTEGER: {
-      sqlite3_int64 v;
-      size_t len;
-      const char *s;
-      if (t == LUA_TNUMBER && number_i64(L, idx, &v)) { jn_push_i64(L, v); return 1; }
-      if (t == LUA_TSTRING) {
-        s = lua_tolstring(L, idx, &len);
-        if (jn_scalar_parsei64(s, len, &v)) { jn_push_i64(L, v); return 1; }
-      }
-      lua_pushliteral(L, "is not an integer");
-      return 0;
-    }
-    case JN_T_REAL: {
-      double d;
-      size_t len;
-      const char *s;
-      if (t == LUA_TNUMBER && lua_tonumber(L, idx) == lua_tonumber(L, idx)) {
-        lua_pushnumber(L, lua_tonumber(L, idx));
-        return 1;
-      }
-      if (t == LUA_TSTRING) {
-        s = lua_tolstring(L, idx, &len);
-        if (parse_real(s, len, &d)) { lua_pushnumber(L, (lua_Number)d); return 1; }
-      }
-      lua_pushliteral(L, "is not a number");
-      return 0;
-    }
-    case JN_T_BOOLEAN:
-      if (t == LUA_TBOOLEAN) { lua_pushvalue(L, idx); return 1; }
-      if (t == LUA_TNUMBER && (lua_tonumber(L, idx) == 0 || lua_tonumber(L, idx) == 1)) {
-        lua_pushboolean(L, lua_tonumber(L, idx) == 1);
-        return 1;
-      }
-      lua_pushliteral(L, "is not a boolean (true or false)");
-      return 0;
-    case JN_T_TEXT:
-    case JN_T_STRING:
-      if (t == LUA_TNUMBER) {
-        double d = (double)lua_tonumber(L, idx);
-        if (d - d != 0.0) { lua_pushliteral(L, "is not text"); return 0; }
-        push_number_text(L, idx);
-      } else if (t == LUA_TSTRING) {
-        lua_pushvalue(L, idx);
-      } else {
-        lua_pushliteral(L, "is not text");
-        return 0;
-      }
-      if (type == JN_T_STRING && length > 0) {
-        size_t len;
-        const char *s = lua_tolstring(L, -1, &len);
-        if ((size_t)length < len && count_chars(s, len) > (size_t)length) {
-          lua_pop(L, 1);
-          lua_pushfstring(L, "is longer than %d characters", length);
-          return 0;
-        }
-      }
-      return 1;
-    case JN_T_BLOB:
-      if (t == LUA_TSTRING) { lua_pushvalue(L, idx); return 1; }
-      lua_pushliteral(L, "is not a string of bytes");
-      return 0;
-    case JN_T_DATE:
-      if (t == LUA_TNUMBER) {
-        char ts[32];
-        size_t n = jn_scalar_epochtext((double)lua_tonumber(L, idx), ts);
-        if (n != 0) { lua_pushlstring(L, ts, n); return 1; }
-        lua_pushliteral(L, "is not a date (seconds since 1970, within the years 1 to 9999)");
-        return 0;
-      }
-      if (t == LUA_TSTRING) {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        double secs;
-        if (parse_date(s, len, &secs)) {   /* every form stored as junction's UTC text */
-          char ts[32];
-          size_t n = jn_scalar_epochtext(secs, ts);
-          if (n > 0) { lua_pushlstring(L, ts, n); return 1; }
-        }
-      }
-      lua_pushliteral(L, "is not a date (YYYY-MM-DD, optionally HH:MM[:SS[.fff]] and a zone)");
-      return 0;
-    case JN_T_DATEONLY: {
-      char ts[32];
-      size_t len;
-      const char *s;
-      double secs;
-      if (t == LUA_TNUMBER && jn_scalar_epochtext((double)lua_tonumber(L, idx), ts) != 0) {
-        lua_pushlstring(L, ts, 10);   /* the UTC day of that second */
-        return 1;
-      }
-      s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
-      if (s != NULL && len == 10 && parse_date(s, len, &secs)) { lua_pushvalue(L, idx); return 1; }
-      lua_pushliteral(L, "is not a date (YYYY-MM-DD, or seconds since 1970)");
-      return 0;
-    }
-    case JN_T_JSON: {
-      jn_Buf b;
-      const char *why;
-      jn_buf_init(L, &b);
-      why = jn_json_encode(L, &b, idx);
-      if (why != NULL) {
-        lua_pop(L, 1);
-        lua_pushfstring(L, "cannot be stored as JSON (it %s)", why);
-        return 0;
-      }
-      lua_pushlstring(L, b.p, b.n);
-      lua_remove(L, b.idx);
-      return 1;
-    }
-    case JN_T_ENUM:
-      if (t == LUA_TSTRING) { lua_pushvalue(L, idx); return 1; }
-      lua_pushliteral(L, "is not one of the ENUM's values");
-      return 0;
-    case JN_T_UUID: {
-      size_t len, i;
-      const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
-      char u[36];
-      int ok = s != NULL && len == 36;
-      for (i = 0; ok && i < 36; i++) {
-        char ch = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) { ok = ch == '-'; u[i] = ch; continue; }
-        if (ch >= 'A' && ch <= 'F') ch = (char)(ch - 'A' + 'a');
-        ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
-        u[i] = ch;
-      }
-      if (ok) { lua_pushlstring(L, u, 36); return 1; }   /* lower case, as UUIDV4 writes */
-      lua_pushliteral(L, "is not a UUID (8-4-4-4-12 hexadecimal digits)");
-      return 0;
-    }
+    case JN_T_INTEGER: return conv_integer(L, idx, t);
+    case JN_T_REAL: return conv_real(L, idx, t);
+    case JN_T_BOOLEAN: return conv_boolean(L, idx, t);
+    case JN_T_TEXT: return conv_text(L, idx, t, 0);
+    case JN_T_STRING: return conv_text(L, idx, t, length);
+    case JN_T_BLOB: return conv_string(L, idx, t, "is not a string of bytes");
+    case JN_T_DATE: return conv_date(L, idx, t);
+    case JN_T_DATEONLY: return conv_dateonly(L, idx, t);
+    case JN_T_JSON: return conv_json(L, idx);
+    case JN_T_ENUM: return conv_string(L, idx, t, "is not one of the ENUM's values");
+    case JN_T_UUID: return conv_uuid(L, idx, t);
     default:
       lua_pushvalue(L, idx);
       return 1;
