@@ -565,6 +565,49 @@ static int list_field(lua_State *L, jn_Model *m, int listidx, int k, const char 
   return f;
 }
 
+/* Is field i left out of an INSERT whose values start at base + 1 (an
+** autoincrement key without a value: the database gives it)? */
+static int insert_skips(lua_State *L, jn_Model *m, int base, int i) {
+  return i == m->pk && lua_isnil(L, base + 1 + i) && (m->f[i].flags & JN_F_AUTOINC);
+}
+
+/*
+** Build the upsert's SQL in b for the row at base + 1 .. base + nfields,
+** the conflict fields listed at 3 (nt) and the fields to update at 4 (nu).
+** [-0, +0, m]
+*/
+static void upsert_sql(lua_State *L, jn_Model *m, int base, int nt, int nu, jn_Buf *b,
+                       const char *ctx) {
+  int i, k = 0;
+  jn_buf_adds(L, b, "INSERT INTO ");
+  jn_buf_addident(L, b, NULL, m->table);
+  jn_buf_adds(L, b, " (");
+  for (i = 0; i < m->nfields; i++) {
+    if (insert_skips(L, m, base, i)) continue;
+    if (k++) jn_buf_adds(L, b, ", ");
+    jn_buf_addident(L, b, NULL, m->f[i].name);
+  }
+  jn_buf_adds(L, b, ") VALUES (");
+  for (i = 0; i < k; i++) jn_buf_adds(L, b, i ? ", ?" : "?");
+  jn_buf_adds(L, b, ") ON CONFLICT (");
+  for (i = 1; i <= nt; i++) {
+    if (i > 1) jn_buf_adds(L, b, ", ");
+    jn_buf_addident(L, b, NULL, m->f[list_field(L, m, 3, i, "conflictFields", ctx)].name);
+  }
+  if (nu == 0) {
+    jn_buf_adds(L, b, ") DO NOTHING");
+    return;
+  }
+  jn_buf_adds(L, b, ") DO UPDATE SET ");
+  for (i = 1; i <= nu; i++) {
+    const char *name = m->f[list_field(L, m, 4, i, "updateOnDuplicate", ctx)].name;
+    if (i > 1) jn_buf_adds(L, b, ", ");
+    jn_buf_addident(L, b, NULL, name);
+    jn_buf_adds(L, b, " = ");
+    jn_buf_addident(L, b, "excluded", name);
+  }
+}
+
 /*** Insert a row, or on a conflict update the row it meets, in one
 ** statement: `INSERT INTO t (...) VALUES (...) ON CONFLICT ("k", ...) DO
 ** UPDATE SET "f" = excluded."f", ...` (`DO NOTHING` when update is nil).
@@ -599,46 +642,18 @@ static int model_upsert(lua_State *L) {
   rc = jn_inst_insertrow(L, inst);                   /* base+1 .. base+nfields */
   if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "INSERT INTO ");
-  jn_buf_addident(L, &b, NULL, m->table);
-  jn_buf_adds(L, &b, " (");
-  for (i = 0; i < m->nfields; i++) {
-    if (i == m->pk && lua_isnil(L, base + 1 + i) && (m->f[i].flags & JN_F_AUTOINC)) continue;
-    if (k++) jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, m->f[i].name);
-  }
-  jn_buf_adds(L, &b, ") VALUES (");
-  for (i = 0; i < k; i++) jn_buf_adds(L, &b, i ? ", ?" : "?");
-  jn_buf_adds(L, &b, ") ON CONFLICT (");
-  for (i = 1; i <= nt; i++) {
-    if (i > 1) jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, m->f[list_field(L, m, 3, i, "conflictFields", ctx)].name);
-  }
-  if (nu == 0) {
-    jn_buf_adds(L, &b, ") DO NOTHING");
-  } else {
-    jn_buf_adds(L, &b, ") DO UPDATE SET ");
-    for (i = 1; i <= nu; i++) {
-      const char *name = m->f[list_field(L, m, 4, i, "updateOnDuplicate", ctx)].name;
-      if (i > 1) jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, name);
-      jn_buf_adds(L, &b, " = ");
-      jn_buf_addident(L, &b, "excluded", name);
-    }
-  }
+  upsert_sql(L, m, base, nt, nu, &b, ctx);
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) return jn_result(L, c, rc, NULL);
-  k = 0;
   for (i = 0; i < m->nfields; i++) {
-    if (i == m->pk && lua_isnil(L, base + 1 + i) && (m->f[i].flags & JN_F_AUTOINC)) continue;
+    if (insert_skips(L, m, base, i)) continue;
     if (jn_bind_value(L, c, st, ++k, base + 1 + i, m->f[i].type) != 0)
       luaL_error(L, "%s: bad value for field '%s' (%s cannot be stored)", ctx, m->f[i].name,
                  luaL_typename(L, base + 1 + i));
   }
   rc = jn_conn_run(L, c, st);
-  if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
-  lua_pushinteger(L, jn_e_changes(c->eng, c->db));
-  return 1;
+  if (rc == SQLITE_OK) lua_pushinteger(L, jn_e_changes(c->eng, c->db));
+  return jn_result(L, c, rc, NULL);
 }
 
 /* Body of findOrCreate under jn_atomic: [w, model, where, values]. */
