@@ -64,6 +64,7 @@ build = {
     ["junction.methods"] = "lua/junction/methods.lua",
     ["junction.migrate"] = "lua/junction/migrate.lua",
     ["junction.pages"] = "lua/junction/pages.lua",
+    ["junction.result"] = "lua/junction/result.lua",
     ["junction.scopes"] = "lua/junction/scopes.lua",
     ["junction.upsert"] = "lua/junction/upsert.lua",
   },

@@ -11,6 +11,7 @@
 -- and hasOne's set (csrc/jn_hasmany.c) for a target without hooks or
 -- validators; the others are here, each one atomic through db:transaction.
 local inflect = require "junction.inflect"
+local fail = require("junction.result").fail
 local isopen = require("junction.core")._isopen
 local destroyed = require("junction.core")._destroyed
 
@@ -205,10 +206,12 @@ local function create_linked(source, target, sk, fk, singular)
     -- create will raise no misuse.
     if junction._hooked(target) and pcall(target.build, target, v) then
       local inst, msg, code, details = target:create(v)
-      return inst, msg, code, details
+      if inst == nil then return fail(msg, code, details) end
+      return inst
     end
     local inst, msg, code, details = as_method(method, pcall(target.create, target, v))
-    return inst, msg, code, details   -- not a tail call: as_method's level counts this frame
+    if inst == nil then return fail(msg, code, details) end   -- not a tail call: as_method's
+    return inst                                               -- level counts this frame
   end
 end
 
@@ -241,8 +244,8 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
   local function has(self, keys, method)
     local k = own_key(self, sk, source, method)
     if #keys == 0 then return true end
-    local n, msg, code = target:count { where = { [fk] = k, [tk] = { ["in"] = keys } } }
-    if n == nil then return nil, msg, code end
+    local n, msg, code, details = target:count { where = { [fk] = k, [tk] = { ["in"] = keys } } }
+    if n == nil then return fail(msg, code, details) end
     return n == #keys
   end
   -- each public method reads its keys itself, so that a misuse points at its caller
@@ -275,7 +278,7 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
   -- db:transaction's nil, message, code, with the details of a missing key.
   local function finish(out, ...)
     local ok, msg, code = ...
-    if ok == nil and out.details then return nil, msg, code, out.details end
+    if ok == nil and out.details then return fail(msg, code, out.details) end
     return ...
   end
   local function add(self, keys, method)
@@ -334,7 +337,7 @@ local function belongs_to_methods(db, assoc, source, target, fk, tk, singular)
       if code == NOT_FOUND and v ~= nil then   -- say which key, as the other kinds do
         msg, details = not_found(method, tk, { v }, {})
       end
-      return nil, msg, code, details
+      return fail(msg, code, details)
     end
     return true
   end
@@ -349,7 +352,8 @@ local function belongs_to_methods(db, assoc, source, target, fk, tk, singular)
       check(self:save())
       return made
     end))
-    return t, msg, code, details
+    if t == nil then return fail(msg, code, details) end
+    return t
   end
   return fns
 end
@@ -379,7 +383,7 @@ local function has_one_methods(db, assoc, source, target, sk, fk, singular)
         end
       end
     end)
-    if ok == nil and details then return nil, msg, code, details end
+    if ok == nil and details then return fail(msg, code, details) end
     return ok, msg, code
   end
   fns.create = create_linked(source, target, sk, fk, singular)
@@ -585,9 +589,9 @@ function builders.belongsToMany(db, source, target, spec, ctx)
       end
       return db:transaction(function()
         local inst, msg, code, details = target:create(values)
-        if not inst then return nil, msg, code, details end
+        if not inst then return fail(msg, code, details) end
         local linked, lmsg, lcode, ldetails = self[add](self, inst, opts)
-        if not linked then return nil, lmsg, lcode, ldetails end
+        if not linked then return fail(lmsg, lcode, ldetails) end
         return inst
       end)
     end

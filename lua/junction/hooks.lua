@@ -14,6 +14,7 @@
 -- versions); the shared Model methods build, create, bulkCreate, update
 -- and findOrCreate look the model up in the weak table and call C when it
 -- has no entry (in pcall, see checked).
+local fail = require("junction.result").fail
 local M = {}
 
 local unpack = table.unpack or unpack   -- luacheck: ignore 143
@@ -332,9 +333,9 @@ local function save(e, model, inst)
   if not isnew then fields = inst:changed() or {} end
   if not e.hooked then
     local ok, msg, code, details = validate(e, model, inst, fields)
-    if not ok then return nil, msg, code, details end
+    if not ok then return fail(msg, code, details) end
     ok, msg, code, details = C.save(inst)
-    if not ok then return nil, msg, code, details end
+    if not ok then return fail(msg, code, details) end
     unsaved[inst] = nil
     return inst
   end
@@ -348,10 +349,10 @@ local function save(e, model, inst)
     if r then r, m, c, d = C.save(inst) end
     if r then r, m, c, d = run(e, "after" .. kind, inst) end
     if r then r, m, c, d = run(e, "afterSave", inst) end
-    if not r then return nil, m, c, d end
+    if not r then return fail(m, c, d) end
     return inst
   end)
-  if not ok then return nil, msg, code, details end
+  if not ok then return fail(msg, code, details) end
   unsaved[inst] = nil
   return inst
 end
@@ -402,7 +403,7 @@ local function instance_methods(e)
       local r, msg, code, details = run(e, "beforeDestroy", self)
       if r then r, msg, code, details = C.destroy(self) end
       if r then r, msg, code, details = run(e, "afterDestroy", self) end
-      if not r then return nil, msg, code, details end
+      if not r then return fail(msg, code, details) end
       return true
     end)
   end
@@ -490,7 +491,7 @@ function M.setup(mod, c)
           local ok, msg, code, details = validate(e, self, inst, nil)
           if not ok then
             details.index = i
-            return nil, msg .. " (row " .. i .. ")", code, details
+            return fail(msg .. " (row " .. i .. ")", code, details)
           end
         end
       end
@@ -498,7 +499,7 @@ function M.setup(mod, c)
     end
     if not e.hooked then
       local ok, msg, code, details = check()
-      if not ok then return nil, msg, code, details end
+      if not ok then return fail(msg, code, details) end
       return pass(checked(pcall(C.bulkCreate, self, list, ...)))
     end
     local rest = { n = select("#", ...), ... }
@@ -508,7 +509,7 @@ function M.setup(mod, c)
       if r then r, msg, code, details = C.bulkCreate(self, list, unpack(rest, 1, rest.n)) end
       local out = r
       if r then r, msg, code, details = run(e, "afterBulkCreate", out) end
-      if not r then return nil, msg, code, details end
+      if not r then return fail(msg, code, details) end
       return out
     end)
   end
@@ -523,7 +524,7 @@ function M.setup(mod, c)
       if rawget(values, f) ~= nil then fields[#fields + 1] = f end
     end
     local ok, msg, code, details = validate(e, self, values, fields, true)
-    if not ok then return nil, msg, code, details end
+    if not ok then return fail(msg, code, details) end
     return pass(checked(pcall(C.modelUpdate, self, values, ...)))
   end
 
@@ -542,10 +543,10 @@ function M.setup(mod, c)
     end
     local misuse = false
     local r = { dbof(e):transaction(function()
-      local ok, found, msg, code = pcall(self.findOne, self, { where = where })
+      local ok, found, msg, code, details = pcall(self.findOne, self, { where = where })
       if not ok then misuse = true; return nil end
       if found then return found, false end
-      if msg ~= nil then return nil, msg, code end
+      if msg ~= nil then return fail(msg, code, details) end
       local values = defaults and copy(defaults) or {}
       for k, v in next, where do
         if type(k) == "string" and type(v) ~= "table" then values[k] = v end
@@ -554,7 +555,7 @@ function M.setup(mod, c)
       if inst == nil then misuse = true; return nil end
       local m2, c2, d2
       inst, m2, c2, d2 = save(e, self, inst)
-      if not inst then return nil, m2, c2, d2 end
+      if not inst then return fail(m2, c2, d2) end
       return inst, true
     end) }
     if misuse then   -- the C findOrCreate raises the misuse, and writes nothing

@@ -7,6 +7,7 @@
 -- to-one and hasMany methods, the models-directory loader, and the
 -- snake_case name of every method.
 local core = require "junction.core"
+local fail = require("junction.result").fail
 local inflect = require "junction.inflect"
 
 local unpack = table.unpack or unpack   -- luacheck: ignore 143
@@ -128,8 +129,8 @@ function Connection:transaction(opts, fn)
   if not modes[mode] then
     error("db:transaction: bad option 'mode' (immediate, deferred or exclusive expected)", 2)
   end
-  local token, msg, code = self:_tx("open", mode)
-  if not token then return nil, msg, code end
+  local token, msg, code, details = self:_tx("open", mode)
+  if not token then return fail(msg, code, details) end
   local res
   if yield_in_coroutine then
     local co = coroutine.create(function(db)
@@ -152,8 +153,8 @@ function Connection:transaction(opts, fn)
     self:_tx("close", token, false)
     return unpack(res, 2, res.n)
   end
-  local ok, cmsg, ccode = self:_tx("close", token, true)
-  if not ok then return nil, cmsg, ccode end
+  local ok, cmsg, ccode, cdetails = self:_tx("close", token, true)
+  if not ok then return fail(cmsg, ccode, cdetails) end
   if res.n == 1 then return true end
   return unpack(res, 2, res.n)
 end

@@ -7,6 +7,7 @@
 -- whose assignments go into the model's lookup, the one the shared
 -- junction.Instance metatable consults: no metatable per model.
 local inflect = require "junction.inflect"
+local fail = require("junction.result").fail
 
 local M = {}
 
@@ -57,15 +58,15 @@ local function instance_increment(name)
     local pk = model.primaryKey
     local key = self[pk]
     if key == nil then error(model.name .. ":" .. name .. ": the instance is not saved", 2) end
-    local n, msg, code
-    if type(field) == "table" then n, msg, code = model[name](model, field, { where = { [pk] = key } })
-    else n, msg, code = model[name](model, field, by or 1, { where = { [pk] = key } })
+    local n, msg, code, details
+    if type(field) == "table" then n, msg, code, details = model[name](model, field, { where = { [pk] = key } })
+    else n, msg, code, details = model[name](model, field, by or 1, { where = { [pk] = key } })
     end
-    if n == nil then return nil, msg, code end
+    if n == nil then return fail(msg, code, details) end
     if n == 0 then return nil, model.name .. ":" .. name .. ": the row is gone (deleted elsewhere)", 12 end
     local ok
-    ok, msg, code = self:reload()
-    if not ok then return nil, msg, code end
+    ok, msg, code, details = self:reload()
+    if not ok then return fail(msg, code, details) end
     return self
   end
 end

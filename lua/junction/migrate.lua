@@ -18,6 +18,7 @@
 -- ALTER TABLE does what the rebuild does, the server checks every foreign key
 -- as it goes.  A migration that fails rolls back whole and stops the run:
 -- nothing is ever half-applied.
+local fail = require("junction.result").fail
 local M = {}
 
 local RECORDS = "junction_migrations"
@@ -594,9 +595,9 @@ end
 local function applied(db)
   -- two recorded in the same millisecond: SQLite's rowid, or on PostgreSQL
   -- (no rowid) the name, the order a run takes them in
-  local rows, msg, code = db:query("SELECT name, applied_at FROM " .. RECORDS .. " ORDER BY applied_at, " ..
+  local rows, msg, code, details = db:query("SELECT name, applied_at FROM " .. RECORDS .. " ORDER BY applied_at, " ..
                                    (is_pg(db) and "name" or "rowid"))
-  if not rows then return nil, msg, code end
+  if not rows then return fail(msg, code, details) end
   local map, order = {}, {}
   for _, r in ipairs(rows) do map[r.name] = r.applied_at; order[#order + 1] = r.name end
   return map, order
@@ -662,17 +663,17 @@ end
 function M.migrate(db, source)
   local ctx = "junction.migrate"
   local list = load_migrations(source, ctx)
-  local ok, msg, code = ensure_records(db)
-  if not ok then return nil, msg, code end
+  local ok, msg, code, details = ensure_records(db)
+  if not ok then return fail(msg, code, details) end
   local done
-  done, msg, code = applied(db)
-  if not done then return nil, msg, code end
+  done, msg, code, details = applied(db)
+  if not done then return fail(msg, code, details) end
   local ran = {}
   for _, m in ipairs(list) do
     if not done[m.name] then
-      ok, msg, code = run_one(db, m, m.up,
+      ok, msg, code, details = run_one(db, m, m.up,
         "INSERT INTO " .. RECORDS .. " (name, applied_at) VALUES (?, " .. now_sql(db) .. ")", ctx)
-      if not ok then return nil, msg, code end
+      if not ok then return fail(msg, code, details) end
       ran[#ran + 1] = m.name
     end
   end
@@ -688,17 +689,17 @@ function M.rollback(db, source, n)
   if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then raise("%s: bad count (positive integer expected)", ctx) end
   local by_name = {}
   for _, m in ipairs(load_migrations(source, ctx)) do by_name[m.name] = m end
-  local ok, msg, code = ensure_records(db)
-  if not ok then return nil, msg, code end
+  local ok, msg, code, details = ensure_records(db)
+  if not ok then return fail(msg, code, details) end
   local _, order = applied(db)
-  if not order then return nil, msg, code end
+  if not order then return fail(msg, code, details) end
   local undone = {}
   for i = #order, math.max(1, #order - n + 1), -1 do
     local m = by_name[order[i]]
     if not m then return nil, string.format("%s: migration '%s' ran but is not in the source", ctx, order[i]) end
     if not m.down then return nil, string.format("%s: migration '%s' has no down function", ctx, m.name) end
-    ok, msg, code = run_one(db, m, m.down, "DELETE FROM " .. RECORDS .. " WHERE name = ?", ctx)
-    if not ok then return nil, msg, code end
+    ok, msg, code, details = run_one(db, m, m.down, "DELETE FROM " .. RECORDS .. " WHERE name = ?", ctx)
+    if not ok then return fail(msg, code, details) end
     undone[#undone + 1] = m.name
   end
   return undone
@@ -710,8 +711,8 @@ end
 function M.status(db, source)
   local ctx = "junction.migrationStatus"
   local list = load_migrations(source, ctx, true)
-  local ok, msg, code = ensure_records(db)
-  if not ok then return nil, msg, code end
+  local ok, msg, code, details = ensure_records(db)
+  if not ok then return fail(msg, code, details) end
   local done, order = applied(db)
   if not done then return nil, order, code end
   local out, seen = {}, {}

@@ -1,5 +1,6 @@
 -- junction.pages: Model:findAndCountAll and Lapis's Model:paginated, in Lua
 -- over the C findAll and count.
+local fail = require("junction.result").fail
 local M = {}
 
 -- Does a self that is not a model stand for one (a scoped model)?  Set by
@@ -35,13 +36,13 @@ local function find_and_count_all(self, opts)
   end
   local db = self:_info().db
   return db:transaction({ mode = "deferred" }, function()
-    local rows, msg, code = self:findAll(opts)
-    if rows == nil then return nil, msg, code end
+    local rows, msg, code, details = self:findAll(opts)
+    if rows == nil then return fail(msg, code, details) end
     local n
-    n, msg, code = self:count { where = opts and rawget(opts, "where"),
+    n, msg, code, details = self:count { where = opts and rawget(opts, "where"),
                                 include = opts and rawget(opts, "include"),
                                 paranoid = opts and rawget(opts, "paranoid") }
-    if n == nil then return nil, msg, code end
+    if n == nil then return fail(msg, code, details) end
     return { rows = rows, count = n }
   end)
 end
@@ -66,8 +67,8 @@ local function keyset_page(self, after)
     local cond = { [k] = { [dir == "DESC" and "lt" or "gt"] = after } }
     o.where = o.where and { _and = { o.where, cond } } or cond
   end
-  local items, msg, code = self.model:findAll(o)
-  if items == nil then return nil, msg, code end
+  local items, msg, code, details = self.model:findAll(o)
+  if items == nil then return fail(msg, code, details) end
   local nxt
   if #items == self.per_page then nxt = items[#items][k] end
   return items, nxt
@@ -98,8 +99,8 @@ end
 --- The number of pages (0 when there is no item), or fail.
 function Pager:numPages()
   if getmetatable(self) ~= Pager then error("numPages: bad self (paginator expected; call it with ':')", 2) end
-  local n, msg, code = self:totalItems()
-  if n == nil then return nil, msg, code end
+  local n, msg, code, details = self:totalItems()
+  if n == nil then return fail(msg, code, details) end
   return math.ceil(n / self.per_page)
 end
 

@@ -14,6 +14,7 @@
 -- methods: nothing here runs for it.  Model:scope and Model:unscoped give a
 -- scoped model: a Lua table that answers the same finds with its scope.
 local inflect = require "junction.inflect"
+local fail = require("junction.result").fail
 
 local M = {}
 
@@ -711,16 +712,16 @@ local function install(model, e)
     local misuse
     local function pack(...) return { n = select("#", ...), ... } end
     local r = pack(self:_info().db:transaction(function()
-      local ok, found, msg, code = pcall(self.findOne, self, { where = where })
+      local ok, found, msg, code, details = pcall(self.findOne, self, { where = where })
       if not ok then misuse = found; return nil end
       if found then return found, false end
-      if msg ~= nil then return nil, msg, code end
+      if msg ~= nil then return fail(msg, code, details) end
       local values = copy(defaults)
       for k, v in next, where do
         if type(k) == "string" and type(v) ~= "table" then values[k] = v end
       end
       local inst, m2, c2, d2 = self:create(values)
-      if not inst then return nil, m2, c2, d2 end
+      if not inst then return fail(m2, c2, d2) end
       return inst, true
     end))
     if misuse ~= nil then
@@ -753,12 +754,12 @@ local function instance_methods(model, e)
     local pk = m.primaryKey
     local key = self[pk]
     if key == nil then return prev(self) end
-    local n, msg, code = B.update(m, { [field] = m:_now() }, { where = { [pk] = key } })
-    if n == nil then return nil, msg, code end
+    local n, msg, code, details = B.update(m, { [field] = m:_now() }, { where = { [pk] = key } })
+    if n == nil then return fail(msg, code, details) end
     if n == 0 then return nil, m.name .. ":destroy: the row is gone (deleted elsewhere)", 12 end
     local ok
-    ok, msg, code = self:reload()
-    if not ok then return nil, msg, code end
+    ok, msg, code, details = self:reload()
+    if not ok then return fail(msg, code, details) end
     return true
   end
   local function destroy_method(self, opts)
@@ -782,7 +783,7 @@ local function instance_methods(model, e)
       local r, msg, code, details = hooks.run(he, "beforeDestroy", self)
       if r then r, msg, code, details = soft(self) end
       if r then r, msg, code, details = hooks.run(he, "afterDestroy", self) end
-      if not r then return nil, msg, code, details end
+      if not r then return fail(msg, code, details) end
       return true
     end)
   end
@@ -797,12 +798,12 @@ local function instance_methods(model, e)
       end
       if core._destroyed(self) then raise(m.name .. ":restore: instance was destroyed") end
       local pk = m.primaryKey
-      local n, msg, code = B.update(m, { [field] = null }, { where = { [pk] = self[pk] } })
-      if n == nil then return nil, msg, code end
+      local n, msg, code, details = B.update(m, { [field] = null }, { where = { [pk] = self[pk] } })
+      if n == nil then return fail(msg, code, details) end
       if n == 0 then return nil, m.name .. ":restore: the row is gone (deleted elsewhere)", 12 end
       local ok
-      ok, msg, code = self:reload()
-      if not ok then return nil, msg, code end
+      ok, msg, code, details = self:reload()
+      if not ok then return fail(msg, code, details) end
       return self
     end)
   end

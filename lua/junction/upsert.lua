@@ -11,6 +11,7 @@ local function kname(k) return type(k) == "string" and k or type(k) end
 
 -- A misuse the C core raised names the caller's line (junction.scopes).
 local checked = require("junction.scopes").checked
+local fail = require("junction.result").fail
 local raise = require("junction.scopes").raise
 
 -- The conflict target of a row: the fields given (conflictFields), else
@@ -126,10 +127,10 @@ local function upsert(self, values, opts)
   end
   checked(pcall(B.build, self, values))   -- a misuse in values raises here, naming the caller
   local ok, msg, code, details = validate(self, values)
-  if not ok then return nil, msg, code, details end
+  if not ok then return fail(msg, code, details) end
   return info.db:transaction(function()
     local n, m2, c2, d2 = checked(pcall(self._upsert, self, values, target, update, "upsert"))
-    if n == nil then return nil, m2, c2, d2 end
+    if n == nil then return fail(m2, c2, d2) end
     return checked(pcall(B.findOne, self, { where = target_where(target, values) }))
   end)
 end
@@ -190,27 +191,27 @@ local function bulk_upsert(self, list, opts)
   return self:_info().db:transaction(function()
     if e and e.hooked then
       local r, msg, code, details = hooks.run(e, "beforeBulkCreate", list)
-      if not r then return nil, msg, code, details end
+      if not r then return fail(msg, code, details) end
     end
     for i = 1, n do
       local ok, msg, code, details = validate(self, rawget(list, i))
       if not ok then
         details.index = i
-        return nil, msg .. " (row " .. i .. ")", code, details
+        return fail(msg .. " (row " .. i .. ")", code, details)
       end
     end
     local out = setmetatable({}, debug.getregistry()["junction.List"])
     for i = 1, n do
       local row = rawget(list, i)
       local r, msg, code, details = self:_upsert(row, targets[i], update, "bulkCreate")
-      if r == nil then return nil, msg, code, details end
-      r, msg, code = B.findOne(self, { where = target_where(targets[i], row) })
-      if r == nil then return nil, msg, code end
+      if r == nil then return fail(msg, code, details) end
+      r, msg, code, details = B.findOne(self, { where = target_where(targets[i], row) })
+      if r == nil then return fail(msg, code, details) end
       out[i] = r
     end
     if e and e.hooked then
       local r, msg, code, details = hooks.run(e, "afterBulkCreate", out)
-      if not r then return nil, msg, code, details end
+      if not r then return fail(msg, code, details) end
     end
     return out
   end)
