@@ -487,6 +487,8 @@ JN_INTERNAL void jn_assoc_pushrow(lua_State *L, const jn_Rows *r, jn_St *st);
 JN_INTERNAL void jn_assoc_pushmodels(lua_State *L, int associdx, int *tmodel, int *jmodel);
 JN_INTERNAL const char *jn_assoc_method(lua_State *L);
 JN_INTERNAL int jn_assoc_rowexists(lua_State *L, jn_Model *m, int f, int type);
+JN_INTERNAL int jn_assoc_fkfail(jn_Conn *c, int rc);
+JN_INTERNAL int jn_assoc_gone(lua_State *L, jn_Assoc *a, int self, const char *ctx);
 JN_INTERNAL jn_St *jn_assoc_countwhere(lua_State *L, jn_Assoc *a, int w, int *rc);
 JN_INTERNAL int jn_assoc_pushcount(lua_State *L, jn_Conn *c, jn_St *st);
 JN_INTERNAL int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);

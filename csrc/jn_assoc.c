@@ -905,43 +905,52 @@ static void add_key_text(lua_State *L, jn_Buf *b, const jn_Key *k) {
   jn_buf_adds(L, b, tmp);
 }
 
+/* Is rc the connection's foreign-key failure (a link to a row that is gone)? */
+int jn_assoc_fkfail(jn_Conn *c, int rc) {
+  return rc != JN_VALIDATION && (rc & 0xff) == SQLITE_CONSTRAINT && c->db != NULL
+         && jn_e_errcode(c->eng, c->db) == SQLITE_CONSTRAINT_FOREIGNKEY;
+}
+
+/*
+** After a foreign-key failure of a link write by the instance at self:
+** when the source's own row is gone, push nil, "ctx: the Post is gone (no
+** row with post_id = 1)", SQLITE_CONSTRAINT_FOREIGNKEY, { gone = true }
+** and return 4.  Else push nothing and return 0: the row is there (or
+** reading it failed), so the failure already pushed stands.  Every
+** association kind says a gone source this way.
+** [-0, +(0|4), e]
+*/
+int jn_assoc_gone(lua_State *L, jn_Assoc *a, int self, const char *ctx) {
+  jn_inst_get(L, self, a->source_key);
+  if (jn_assoc_rowexists(L, a->source, a->source_key, a->source->f[a->source_key].type) != 0)
+    return 0;
+  jn_inst_get(L, self, a->source_key);
+  lua_pushfstring(L, "%s: the %s is gone (no row with %s = %s)", ctx, a->source->name,
+                  a->source->f[a->source_key].name, luaL_tolstring(L, -1, NULL));
+  lua_createtable(L, 0, 1);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "gone");
+  return jn_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
+}
+
 /*
 ** The failure rc of a link write.  A foreign-key failure says why: the keys
 ** of keys[0..n) not in skip[0..nskip) that are no rows of the target
 ** (nil, "Post:setGenres: genre_id 99, 98 not found", code, { missing =
 ** { 99, 98 } }, in the order given), or that the source row itself is gone
-** (details { gone = true }).  Anything else comes back as it is.
+** (jn_assoc_gone).  Anything else comes back as it is.
 ** [-0, +(3|4), e]
 */
 static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *keys, int n,
                      const jn_Key *skip, int nskip, int sorted) {
   jn_Conn *c = a->source->conn;
-  int base, i, nmiss = 0, r, nf;
+  int i, nmiss = 0, r = 0, nf, top;
   jn_Key *miss;
   jn_Buf b;
-  if (rc == JN_VALIDATION || (rc & 0xff) != SQLITE_CONSTRAINT || c->db == NULL
-      || jn_e_errcode(c->eng, c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
-    return jn_result(L, c, rc, NULL);
-  nf = jn_result(L, c, rc, NULL);
-  lua_pop(L, nf - 3);   /* keep nil, message, code: the details are made below */
-  base = lua_gettop(L) - 2;
-  jn_inst_get(L, self, a->source_key);
-  r = jn_assoc_rowexists(L, a->source, a->source_key, a->source->f[a->source_key].type);
-  if (r < 0) {
-    lua_settop(L, base + 2);
-    return 3;
-  }
-  if (r == 0) {
-    jn_inst_get(L, self, a->source_key);
-    lua_pushfstring(L, "%s: the %s is gone (no row with %s = %s)", jn_assoc_method(L), a->source->name,
-                    a->source->f[a->source_key].name, luaL_tolstring(L, -1, NULL));
-    lua_replace(L, base + 1);
-    lua_settop(L, base + 2);
-    lua_createtable(L, 0, 1);
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "gone");
-    return 4;
-  }
+  if (!jn_assoc_fkfail(c, rc)) return jn_result(L, c, rc, NULL);
+  nf = jn_result(L, c, rc, NULL);   /* read now: the checks below run statements */
+  top = lua_gettop(L);
+  if ((r = jn_assoc_gone(L, a, self, jn_assoc_method(L))) != 0) return r;
   miss = new_keys(L, n);
   for (i = 0; i < n; i++) {
     if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
@@ -950,7 +959,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
     if (r < 0) break;
     if (r == 0) miss[nmiss++] = keys[i];
   }
-  if (r < 0 || nmiss == 0) { lua_settop(L, base + 2); return 3; }
+  if (r < 0 || nmiss == 0) { lua_settop(L, top); return nf; }
   qsort(miss, (size_t)nmiss, sizeof *miss, pos_cmp);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, jn_assoc_method(L));
@@ -962,7 +971,6 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   }
   jn_buf_adds(L, &b, " not found");
   lua_pushlstring(L, b.p, b.n);
-  lua_replace(L, base + 1);
   lua_createtable(L, 0, 1);                    /* the details, while miss is on the stack */
   lua_createtable(L, nmiss, 0);
   for (i = 0; i < nmiss; i++) {
@@ -970,9 +978,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "missing");
-  lua_replace(L, base + 3);                    /* over miss, no longer read */
-  lua_settop(L, base + 3);
-  return 4;
+  return jn_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
 }
 
 /*

@@ -264,32 +264,18 @@ static void add_key_text(lua_State *L, jn_Assoc *a, jn_Buf *b, int idx) {
 }
 
 /*
-** The failure of a link: the nil, message, code of rc as the database
-** gave it, except that a foreign-key failure because the source's own row
-** is gone says so, with details { gone = true }, as belongsToMany does.
+** The failure of a link: the failure of rc as the database gave it, except
+** that a foreign-key failure because the source's own row is gone says so
+** (jn_assoc_gone), as belongsToMany does.
 ** [-0, +(3|4), e]
 */
 static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const char *ctx) {
   jn_Conn *c = a->source->conn;
-  int base, r, nf;
-  if ((rc & 0xff) != SQLITE_CONSTRAINT || c->db == NULL
-      || jn_e_errcode(c->eng, c->db) != SQLITE_CONSTRAINT_FOREIGNKEY)
-    return jn_result(L, c, rc, NULL);
-  nf = jn_result(L, c, rc, NULL);
-  lua_pop(L, nf - 3);   /* keep nil, message, code: the details are made below */
-  base = lua_gettop(L) - 2;
-  jn_inst_get(L, self, a->source_key);
-  r = jn_assoc_rowexists(L, a->source, a->source_key, a->source->f[a->source_key].type);
-  if (r != 0) return 3;
-  jn_inst_get(L, self, a->source_key);
-  lua_pushfstring(L, "%s: the %s is gone (no row with %s = %s)", ctx, a->source->name,
-                  a->source->f[a->source_key].name, luaL_tolstring(L, -1, NULL));
-  lua_replace(L, base + 1);
-  lua_settop(L, base + 2);
-  lua_createtable(L, 0, 1);
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "gone");
-  return 4;
+  int nf, g;
+  if (!jn_assoc_fkfail(c, rc)) return jn_result(L, c, rc, NULL);
+  nf = jn_result(L, c, rc, NULL);   /* read now: the check runs a statement */
+  g = jn_assoc_gone(L, a, self, ctx);
+  return g != 0 ? g : nf;
 }
 
 /*
@@ -330,11 +316,9 @@ static int not_found(lua_State *L, jn_Assoc *a, int keys, int n, const char *ctx
   }
   lua_pop(L, 1);
   jn_buf_adds(L, &b, " not found");
-  lua_pushnil(L);
   lua_pushlstring(L, b.p, b.n);
-  lua_pushinteger(L, SQLITE_CONSTRAINT_FOREIGNKEY);
-  lua_pushvalue(L, -5);   /* the details */
-  return 4;
+  lua_pushvalue(L, -3);   /* the details, below the buffer */
+  return jn_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
 }
 
 /* }====== */
