@@ -35,8 +35,9 @@ static const char *refusal(int rc) {
 }
 
 /*
-** The message and details of a value refused are on top: push nil, the
-** message, code and the details; return 4.
+** A failure junction describes itself: the message and, on top of it, the
+** details table are pushed; push nil, the message, code and the details;
+** return 4.
 ** [-0, +4, m]
 */
 int jn_faildetails(lua_State *L, int code) {
@@ -89,8 +90,8 @@ static int push_dbmsg(lua_State *L, jn_Conn *c, int rc, const char **state) {
 ** - nil, msg, rc when msg is given (junction's own message; rc its code;
 **   c may then be NULL);
 ** - nil, the refusal's message, its SQLite code for a JN_RC_* code;
-** - nil, message, code, details for JN_VALIDATION, whose message and
-**   details the caller pushed (jn_faildetails);
+** - nil, message, code, details for JN_VALIDATION without msg, whose
+**   message and details the caller pushed (jn_faildetails);
 ** - else nil, the database's message, its extended code, and on an engine
 **   with codes of its own a details table { sqlstate = ... }: 3 or 4.
 ** [-0, +(0|3|4), m]
@@ -99,7 +100,7 @@ int jn_result(lua_State *L, jn_Conn *c, int rc, const char *msg) {
   const char *state;
   int code;
   if (rc == SQLITE_OK) return 1;
-  if (rc == JN_VALIDATION) return jn_faildetails(L, JN_VALIDATION);
+  if (rc == JN_VALIDATION && msg == NULL) return jn_faildetails(L, JN_VALIDATION);
   if (msg == NULL && (msg = refusal(rc)) != NULL) rc &= 0xff;
   lua_pushnil(L);
   if (msg != NULL) {

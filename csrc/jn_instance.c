@@ -1103,12 +1103,8 @@ static int json_to(lua_State *L) {
   }
   jn_buf_init(L, &b);
   why = jn_json_encode(L, &b, 1);
-  if (why != NULL) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "junction.toJSON: the value %s", why);
-    lua_pushinteger(L, JN_VALIDATION);
-    return 3;
-  }
+  if (why != NULL)
+    return jn_result(L, NULL, JN_VALIDATION, lua_pushfstring(L, "junction.toJSON: the value %s", why));
   lua_pushlstring(L, b.p, b.n);
   return 1;
 }
@@ -1124,12 +1120,8 @@ static int json_from(lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING)
     luaL_error(L, "junction.fromJSON: bad argument #1 (string expected, got %s)", luaL_typename(L, 1));
   s = lua_tolstring(L, 1, &len);
-  if (jn_json_decode(L, s, len) != NULL) {
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    lua_pushinteger(L, JN_VALIDATION);
-    return 3;
-  }
+  if (jn_json_decode(L, s, len) != NULL)   /* the message on top */
+    return jn_result(L, NULL, JN_VALIDATION, lua_tostring(L, -1));
   return 1;
 }
 

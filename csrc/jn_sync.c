@@ -962,11 +962,8 @@ static int sync_result(lua_State *L, const jn_Diff *d) {
     luaL_addstring(&lb, d->alter ? " (run a migration; alter adds columns and indexes, and changes "
                    "nothing else)" : " (run a migration or db:sync{ alter = true })");
     luaL_pushresult(&lb);
-    lua_pushnil(L);
-    lua_insert(L, -2);
-    lua_pushinteger(L, JN_SCHEMA);
-    lua_pushvalue(L, -4);
-    return 4;
+    lua_insert(L, -2);                      /* the message, under the details */
+    return jn_faildetails(L, JN_SCHEMA);
   }
   lua_pushboolean(L, 1);
   if (lua_rawlen(L, d->warns) == 0) return 1;
