@@ -1,8 +1,10 @@
 /*
-** jn_conn.c: the connection: open and close, pragmas, the raw way out
-** (exec and query), the transaction primitives that lua/junction's
-** db:transaction is built on, and jn_atomic, which makes every
-** multi-statement write all or nothing.
+** jn_conn.c: the connection: open (SQLite, or PostgreSQL through the
+** engine seam) and close, pragmas, SQLite's dialect, the raw way out (exec
+** and query), stepping statements (jn_conn_step: the transaction check and
+** the log function), the statement time limit, the transaction primitives
+** that lua/junction's db:transaction is built on, and jn_atomic, which
+** makes every multi-statement write all or nothing.
 */
 #define _GNU_SOURCE         /* dladdr */
 #include "jn.h"

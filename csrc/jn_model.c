@@ -1,7 +1,9 @@
 /*
-** jn_model.c: the model's own methods: create, build, bulkCreate,
-** findByPk, findOne, findAll, count, findOrCreate, update and destroy,
-** and the model userdata's metatable.
+** jn_model.c: the model's own methods: build, create, bulkCreate,
+** findByPk, findOne, findAll, count, findOrCreate, update and destroy; the
+** primitives lua/junction builds more on (_increment, _aggregate, _upsert,
+** _method, _info, _own, _now); and the model userdata's metatable
+** (__index, __newindex, __tostring).  Every one ends through jn_result.
 */
 #include "jn.h"
 #include <stdio.h>
