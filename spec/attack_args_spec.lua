@@ -208,3 +208,36 @@ describe("findOrCreate of a scoped or paranoid model", function()
     assert.equal("a", p.title)
   end)
 end)
+
+describe("bulkCreate with updateOnDuplicate", function()
+  it("checks the rows as beforeBulkCreate leaves them: a row it adds is written, a target it empties raises", function()
+    local db = H.open()
+    local mode
+    local Item = db:define("Item", {
+      fields = { title = { type = T.TEXT, unique = true }, views = { type = T.INTEGER } },
+      hooks = { beforeBulkCreate = function(list)
+        if mode == "null" then list[1].title = junction.null
+        elseif mode == "add" then list[#list + 1] = { title = "added", views = 3 }
+        elseif mode == "bad" then list[1] = 5 end
+      end } })
+    assert(db:sync())
+    assert(db:query('INSERT INTO "Item" (views, "createdAt", "updatedAt") VALUES (7, \'x\', \'x\')'))
+    local function count() return db:query('SELECT count(*) AS n FROM "Item"')[1].n end
+    mode = "null"
+    local function bulk()
+      return Item:bulkCreate({ { title = "a", views = 1 } }, { updateOnDuplicate = { "views" } })
+    end
+    assert.has_error(bulk,
+      "Item:bulkCreate: bad argument #1 (row 1 gives neither the primary key nor every field of a unique " ..
+      "constraint; say conflictFields)")
+    mode = "bad"
+    assert.has_error(bulk,
+      "Item:bulkCreate: bad argument #1 (element 1 is not a table of values)")
+    assert.equal(1, count())
+    mode = "add"
+    local rows = assert(bulk())
+    assert.equal(2, #rows)
+    assert.equal("added", rows[2].title)
+    assert.equal(3, count())
+  end)
+end)

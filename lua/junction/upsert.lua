@@ -154,14 +154,6 @@ local function bulk_upsert(self, list, opts)
   if ig and upd ~= nil then
     raise(ctx .. ": bad options (ignoreDuplicates and updateOnDuplicate: say one)")
   end
-  local n = 0
-  for k in next, list do
-    if type(k) ~= "number" or k < 1 or k ~= math.floor(k) then
-      raise(ctx .. ": bad argument #1 (a list expected, but it has the key '" .. tostring(k) .. "')")
-    end
-    n = n + 1
-  end
-  if n ~= #list then raise(ctx .. ": bad argument #1 (a list expected, but it has holes)") end
   local update
   if upd ~= nil then
     local known = {}
@@ -174,24 +166,39 @@ local function bulk_upsert(self, list, opts)
       end
     end
   end
-  local targets = {}
-  for i = 1, n do
-    local row = rawget(list, i)
-    if type(row) ~= "table" then
-      raise(ctx .. ": bad argument #1 (element " .. i .. " is not a table of values)")
+  -- The rows are checked as the beforeBulkCreate hook leaves them (it may
+  -- change, add or remove rows): their shape, their values, their targets.
+  local function prepare()
+    local n = 0
+    for k in next, list do
+      if type(k) ~= "number" or k < 1 or k ~= math.floor(k) then
+        raise(ctx .. ": bad argument #1 (a list expected, but it has the key '" .. tostring(k) .. "')")
+      end
+      n = n + 1
     end
-    checked(pcall(B.build, self, row))   -- a misuse in a row raises here, naming the caller
-    targets[i] = target_of(self, row, given, ctx)
-    if targets[i] == nil then
-      raise(ctx .. ": bad argument #1 (row " .. i .. " gives neither the primary key nor every field of " ..
-            "a unique constraint; say conflictFields)")
+    if n ~= #list then raise(ctx .. ": bad argument #1 (a list expected, but it has holes)") end
+    local targets = {}
+    for i = 1, n do
+      local row = rawget(list, i)
+      if type(row) ~= "table" then
+        raise(ctx .. ": bad argument #1 (element " .. i .. " is not a table of values)")
+      end
+      checked(pcall(B.build, self, row))   -- a misuse in a row raises here, naming the caller
+      targets[i] = target_of(self, row, given, ctx)
+      if targets[i] == nil then
+        raise(ctx .. ": bad argument #1 (row " .. i .. " gives neither the primary key nor every field of " ..
+              "a unique constraint; say conflictFields)")
+      end
     end
+    return n, targets
   end
   local e = hooks.entry(self)
+  local n, targets = prepare()   -- (a misuse raises before any statement)
   return self:_info().db:transaction(function()
     if e and e.hooked then
       local r, msg, code, details = hooks.run(e, "beforeBulkCreate", list)
       if not r then return fail(msg, code, details) end
+      n, targets = prepare()
     end
     for i = 1, n do
       local ok, msg, code, details = validate(self, rawget(list, i))
