@@ -737,7 +737,11 @@ local function install(model, e)
       if core.type(self) ~= "model" then
         raise("Model:restore: bad self (model expected, got " .. type(self) .. "; call it with ':')")
       end
-      return restore(self, entry(self).default, opts)
+      local me = entry(self)
+      if me == nil or not me.paranoid then   -- (another model's restore, called by hand)
+        raise("Model:restore: bad self (a paranoid model expected, " .. self.name .. " is not)")
+      end
+      return restore(self, me.default, opts)
     end
     own.restore = model_restore
   end
