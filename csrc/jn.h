@@ -52,7 +52,6 @@
 #define JN_RC_KILLED      (SQLITE_ABORT | 0x4000)   /* its transaction ended around it */
 #define JN_RC_ROLLEDBACK  (SQLITE_ABORT | 0x4100)   /* SQLite rolled the transaction back */
 #define JN_RC_OLDSQLITE   (SQLITE_ERROR | 0x4000)   /* no SQLITE_DBCONFIG_DQS_* */
-#define JN_RC_SCHEMACHANGED (SQLITE_ABORT | 0x4200) /* a write without savepoint recompiled */
 
 /* Registry key of junction.null, the value that stands for SQL NULL in
 ** Model:update (a Lua table cannot hold nil). */
@@ -132,7 +131,6 @@ typedef struct jn_Conn {
   int timedout;             /* the progress handler interrupted the statement */
   int stmt_running;         /* a statement has started and not finished */
   long long stmt_t0;        /* monotonic ms when the running statement started */
-  unsigned schema_gen;      /* counts db:exec and db:query calls: the schema may have changed */
 } jn_Conn;
 
 /*
@@ -240,23 +238,6 @@ enum { JN_A_BELONGS_TO, JN_A_HAS_ONE, JN_A_HAS_MANY, JN_A_BELONGS_TO_MANY };
 ** statements of a chunk of keys each. */
 #define JN_DELETE_EACH 64
 
-/* Up to this many links are deleted by one statement, an OR of
-** (fk = ?1 AND other = ?k) terms, which SQLite looks up term by term
-** through the unique index (or reads the source's few links once). */
-#define JN_DELETE_OR 16
-
-/*
-** Whether one statement that writes several rows is all or nothing by
-** itself on SQLite: its program has no trigger and no FAIL conflict
-** (RAISE(FAIL), ON CONFLICT FAIL keep the rows before the failing one).
-** Read from EXPLAIN, kept until the schema may have changed.
-*/
-typedef struct jn_Whole {
-  int known, whole;
-  int reprepared;           /* the statement's SQLITE_STMTSTATUS_REPREPARE then */
-  unsigned gen;             /* jn_Conn.schema_gen then */
-} jn_Whole;
-
 /* Statements of a belongsToMany association, prepared on first use. */
 enum {
   JN_AS_GET, JN_AS_GET_THROUGH, JN_AS_KEYS, JN_AS_COUNT, JN_AS_HAS, JN_AS_DELETE,
@@ -278,9 +259,6 @@ typedef struct jn_Assoc {
   jn_St *st[JN_AS_NSTMT];
   jn_St *ins[JN_LINK_BATCH + 1];  /* INSERT of n links */
   jn_St *hm[JN_HM_NSTMT];   /* hasMany/hasOne: the statements of jn_hasmany.c */
-  jn_St *del[JN_DELETE_OR + 1];        /* DELETE of n links in one statement */
-  jn_Whole del_whole[JN_DELETE_OR + 1];
-  jn_Whole ins_whole[JN_LINK_BATCH + 1];
 } jn_Assoc;
 
 /* }====== */

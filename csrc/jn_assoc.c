@@ -530,133 +530,19 @@ static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
   return *slot;
 }
 
-/* The DELETE of n links (2 <= n <= JN_DELETE_OR) in one statement, kept
-** in the association:
-**   DELETE FROM j WHERE (fk = ?1 AND other = ?2) OR (fk = ?1 AND other = ?3) ...
-** (not "fk = ?1 AND other IN (...)": SQLite builds a temporary index for
-** each IN list; the OR of whole keys is looked up term by term). */
-static jn_St *delete_or_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
-  jn_Model *j = a->through;
-  jn_Buf b;
-  int r;
-  if (a->del[n] != NULL) return jn_stmt_slot(L, j->conn, &a->del[n], NULL, rc);
-  jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "DELETE FROM ");
-  jn_buf_addident(L, &b, NULL, j->table);
-  jn_buf_adds(L, &b, " WHERE ");
-  for (r = 0; r < n; r++) {
-    char tmp[32];
-    jn_buf_adds(L, &b, r ? " OR (" : "(");
-    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
-    jn_buf_adds(L, &b, " = ?1 AND ");
-    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-    snprintf(tmp, sizeof tmp, " = ?%d)", r + 2);
-    jn_buf_adds(L, &b, tmp);
-  }
-  jn_stmt_slot(L, j->conn, &a->del[n], jn_buf_cstr(L, &b), rc);
-  lua_pop(L, 1);
-  return a->del[n];
-}
-
-/*
-** Is the program of st whole: no trigger (OP_Program: a trigger or a
-** foreign key action) and no FAIL conflict (OP_Halt or OP_HaltIfNull with
-** P2 = 3, OE_Fail: RAISE(FAIL), ON CONFLICT FAIL)?  Read from EXPLAIN;
-** 0 when it cannot tell.  SQLite only.
-** [-0, +0, m]
-*/
-static int program_whole(lua_State *L, jn_Conn *c, jn_St *st) {
-  jn_Buf b;
-  jn_St *ex = NULL;
-  int rc, whole = 1;
-  jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "EXPLAIN ");
-  jn_buf_adds(L, &b, jn_e_sql(c->eng, st));
-  rc = jn_e_prepare(c->eng, c->db, b.p, b.n, &ex, NULL);
-  lua_pop(L, 1);
-  if (rc != SQLITE_OK || ex == NULL) {
-    if (ex != NULL) jn_e_finalize(c->eng, ex);
-    return 0;
-  }
-  while (whole && (rc = jn_e_step(c->eng, ex)) == SQLITE_ROW) {
-    size_t n;
-    const char *op = (const char *)jn_e_col_text(c->eng, ex, 1, &n);
-    if (op == NULL) continue;
-    if (strcmp(op, "Program") == 0) whole = 0;
-    else if ((strcmp(op, "Halt") == 0 || strcmp(op, "HaltIfNull") == 0)
-             && jn_e_col_int64(c->eng, ex, 3) == 3)
-      whole = 0;
-  }
-  if (whole && rc != SQLITE_DONE) whole = 0;
-  jn_e_finalize(c->eng, ex);
-  return whole;
-}
-
-/*
-** May st, one statement about to write several rows, run without the
-** savepoint of a jn_write_guard?  Only on SQLite, inside a transaction (a
-** statement of SQLite either keeps all its rows or none when its program is
-** whole: a failure rolls back the statement, or the whole transaction on a
-** full disk or an interrupt), and only when its program is whole
-** (program_whole, read again whenever db:exec or db:query ran or SQLite
-** compiled st again).  Outside a transaction the guard's BEGIN stays.
-** [-0, +0, m]
-*/
-static int runs_whole(lua_State *L, jn_Conn *c, jn_St *st, jn_Whole *w) {
-  int rep;
-  if (c->eng != NULL || jn_e_autocommit(c->eng, c->db)) return 0;
-  rep = jn_e_reprepared(c->eng, st);
-  if (!w->known || w->gen != c->schema_gen || w->reprepared != rep) {
-    w->known = 0;
-    w->whole = program_whole(L, c, st);
-    w->gen = c->schema_gen;
-    w->reprepared = rep;
-    w->known = 1;
-  }
-  return w->whole;
-}
-
-/*
-** After st, run without a savepoint (runs_whole), failed with rc: when
-** SQLite compiled it again on the way (another connection changed the
-** schema since it was read), the program that ran may not have been whole
-** and may have kept some of its rows.  Nothing half done may stay: the
-** whole transaction is rolled back, and the call says so.
-*/
-static int whole_failed(jn_Conn *c, jn_St *st, const jn_Whole *w, int rc) {
-  if (rc == SQLITE_OK || c->db == NULL || jn_e_reprepared(c->eng, st) == w->reprepared
-      || jn_e_autocommit(c->eng, c->db))
-    return rc;
-  jn_e_exec(c->eng, c->db, "ROLLBACK");
-  return JN_RC_SCHEMACHANGED;
-}
-
 /*
 ** Delete the links to the n keys of keys[0..nk) (of the key array at arr)
 ** that are not in keep[0..nkeep): one statement each, or one per chunk of
-** JN_KEYS_IN when there are many, or (one, 2 <= n <= JN_DELETE_OR) all in
-** one statement.  Every key is bound, whatever the length of the list.  The
-** caller holds a jn_write_guard when n > 1, or runs_whole said one may go
-** without.
+** JN_KEYS_IN when there are many.  Every key is bound, whatever the length
+** of the list.  The caller holds a jn_write_guard when n > 1.
 */
 static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Key *keys, int nk,
-                       const jn_Key *keep, int nkeep, int sorted, int n, int one) {
+                       const jn_Key *keep, int nkeep, int sorted, int n) {
   jn_Conn *c = a->source->conn;
   jn_St *st;
   int i, m = 0, rc = SQLITE_OK, each = n <= JN_DELETE_EACH;
   jn_Key *chunk;
   if (n == 0) return SQLITE_OK;
-  if (one) {   /* keys of arr, bound in place: its anchors hold their text */
-    st = delete_or_stmt(L, a, n, &rc);
-    if (st == NULL) return rc;
-    jn_assoc_bindsource(L, a, self, st, 1);
-    for (i = 0; i < nk && m < n; i++) {
-      if (keep != NULL && key_in(keep, nkeep, &keys[i], sorted)) continue;
-      bind_key(L, c, st, m + 2, arr, &keys[i]);
-      m++;
-    }
-    return jn_conn_run(L, c, st);
-  }
   chunk = each ? NULL : new_keys(L, JN_KEYS_IN);   /* copies of keys of arr: its anchors hold their text */
   st = delete_stmt(L, a, each, &rc);
   for (i = 0; st != NULL && i < nk && rc == SQLITE_OK; i++) {
@@ -1096,9 +982,6 @@ int jn_assoc_linkbody(lua_State *L) {
   int nwant = (int)lua_tointeger(L, 5), del = lua_toboolean(L, 6);
   int ncur, rc, ndel = 0, nins = 0, sorted, i, slow, jmodel;
   jn_Key *want = (jn_Key *)lua_touserdata(L, 3), *cur;
-  jn_St *one = NULL;             /* the only statement, run without a savepoint */
-  jn_Whole *whole = NULL;
-  int delone = 0;                /* the deletes are one statement */
   lua_settop(L, 6);
   jmodel = push_through(L);                      /* 7 */
   ncur = linked_keys(L, a, 2, &rc);              /* 8 */
@@ -1112,24 +995,10 @@ int jn_assoc_linkbody(lua_State *L) {
   for (i = 0; i < nwant; i++)
     if (!key_in(cur, ncur, &want[i], sorted)) nins++;
   slow = thr || (nins > 0 && through_fdefaults(L, a, jmodel));
-  if (ndel + (thr ? nwant : nins) > 1) {
-    /* one statement of several rows may go without the savepoint */
-    if (!slow && nins == 0 && ndel <= JN_DELETE_OR && c->eng == NULL) {
-      if ((one = delete_or_stmt(L, a, ndel, &rc)) == NULL) return jn_result(L, c, rc, NULL);
-      delone = 1;
-      whole = &a->del_whole[ndel];
-    } else if (!slow && ndel == 0 && nins <= JN_LINK_BATCH) {
-      if ((one = insert_stmt(L, a, nins, &rc)) == NULL) return jn_result(L, c, rc, NULL);
-      whole = &a->ins_whole[nins];
-    }
-    if (one == NULL || !runs_whole(L, c, one, whole)) {
-      one = NULL;
-      if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
-    }
-  }
+  if (ndel + (thr ? nwant : nins) > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK)
+    return jn_result(L, c, rc, NULL);
   if (del) {
-    rc = delete_keys(L, a, 2, 8, cur, ncur, want, nwant, sorted, ndel, delone);
-    if (one != NULL) rc = whole_failed(c, one, whole, rc);
+    rc = delete_keys(L, a, 2, 8, cur, ncur, want, nwant, sorted, ndel);
     if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
   }
   if (slow) {
@@ -1140,7 +1009,6 @@ int jn_assoc_linkbody(lua_State *L) {
     }
   } else {
     rc = insert_keys(L, w, a, 2, 3, want, nwant, cur, ncur, sorted, nins);
-    if (one != NULL && nins > 0) rc = whole_failed(c, one, whole, rc);
     if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, want, nwant, cur, ncur, sorted);
   }
   lua_pushboolean(L, 1);
@@ -1154,16 +1022,8 @@ int jn_assoc_unlinkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
-  jn_St *one = NULL;             /* the deletes as one statement (SQLite) */
-  int bare = 0;                  /* ... run without a savepoint */
-  if (n > 1 && n <= JN_DELETE_OR && w->c->eng == NULL) {
-    if ((one = delete_or_stmt(L, a, n, &rc)) == NULL) return jn_result(L, w->c, rc, NULL);
-    bare = runs_whole(L, w->c, one, &a->del_whole[n]);
-  }
-  if (n > 1 && !bare && (rc = jn_write_guard(L, w)) != SQLITE_OK)
-    return jn_result(L, w->c, rc, NULL);
-  rc = delete_keys(L, a, 2, 3, (jn_Key *)lua_touserdata(L, 3), n, NULL, 0, 0, n, one != NULL);
-  if (bare) rc = whole_failed(w->c, one, &a->del_whole[n], rc);
+  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  rc = delete_keys(L, a, 2, 3, (jn_Key *)lua_touserdata(L, 3), n, NULL, 0, 0, n);
   if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   lua_pushboolean(L, 1);
   return 1;

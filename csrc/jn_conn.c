@@ -1037,7 +1037,6 @@ static int conn_exec(lua_State *L) {
                lua_gettop(L) - 2);
   rc = jn_conn_txcheck(L, c);
   if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
-  c->schema_gen++;   /* a script may change the schema (jn_Whole) */
   if (c->log_ref != LUA_NOREF) {   /* the script as one entry, no values */
     if (c->inlog) luaL_error(L, "junction: the log function may not run statements on its own connection");
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
@@ -1080,7 +1079,6 @@ static int conn_query(lua_State *L) {
   if (lua_type(L, 2) != LUA_TSTRING)
     luaL_error(L, "db:query: bad argument #1 (SQL string expected, got %s)", luaL_typename(L, 2));
   sql = lua_tolstring(L, 2, &len);
-  c->schema_gen++;   /* the statement may change the schema (jn_Whole) */
   st = jn_stmt_cached(L, c, sql, len, &rc);
   if (st == NULL) {
     if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);

@@ -24,9 +24,6 @@ static const char *refusal(int rc) {
     case JN_RC_ROLLEDBACK:
       return "the transaction was rolled back by an earlier error; nothing more is written "
              "until db:transaction returns";
-    case JN_RC_SCHEMACHANGED:
-      return "the transaction was rolled back: the schema changed while a write of several rows "
-             "ran, which then failed half-way";
     case JN_RC_OLDSQLITE:
       return "junction needs SQLite 3.29.0 or later (to turn double-quoted string literals off)";
     default:
