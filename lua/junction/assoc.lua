@@ -232,14 +232,16 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
   -- (a misuse the target's find raises names this method, then the find)
   fns.get = function(self, opts)
     local method = source.name .. ":get" .. plural
-    local r, msg, code = as_method(method, pcall(target.findAll, target, scoped(self, opts, method)))
-    return r, msg, code   -- not a tail call: as_method's level counts this frame
+    local r, msg, code, details = as_method(method, pcall(target.findAll, target, scoped(self, opts, method)))
+    if r == nil then return fail(msg, code, details) end   -- not a tail call: as_method's
+    return r                                               -- level counts this frame
   end
   fns.count = function(self, opts)
     local method = source.name .. ":count" .. plural
     local o = scoped(self, opts, method)
-    local r, msg, code = as_method(method, pcall(target.count, target, { where = o.where }))
-    return r, msg, code
+    local r, msg, code, details = as_method(method, pcall(target.count, target, { where = o.where }))
+    if r == nil then return fail(msg, code, details) end
+    return r
   end
   local function has(self, keys, method)
     local k = own_key(self, sk, source, method)
