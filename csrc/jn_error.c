@@ -69,6 +69,10 @@ static int push_dbmsg(lua_State *L, jn_Conn *c, int rc, const char **state) {
       /* the first thing a new program meets: its tables were never made */
       if (strncmp(msg, "no such table: ", 15) == 0 || (*state != NULL && strcmp(*state, "42P01") == 0))
         lua_pushfstring(L, "%s (run db:sync() to create the tables of the models)", msg);
+      else if (*state != NULL && strcmp(*state, "57014") == 0 && c->timeout_ms > 0 &&
+               strstr(msg, "statement timeout") != NULL)   /* the server kept the time limit */
+        lua_pushfstring(L, "interrupted: the statement ran longer than the connection's "
+                        "timeout of %d ms", c->timeout_ms);
       else
         lua_pushstring(L, msg);
       return ext;
