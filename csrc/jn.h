@@ -371,6 +371,7 @@ JN_INTERNAL const char *jn_schema_sqltype(int code);
 
 /* jn_sync.c */
 JN_INTERNAL void jn_sync_open(lua_State *L);
+JN_INTERNAL void jn_sync_move_identity(lua_State *L, jn_Model *m, int keyidx);
 
 /* jn_model.c */
 JN_INTERNAL void jn_model_open(lua_State *L);

@@ -35,7 +35,9 @@ const jn_Dialect jn_sqlite_dialect = {
   1,    /* PRAGMA table_info and friends */
   "0", "1",
   { JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH,
-    JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH }
+    JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH },
+  NULL, /* AUTOINCREMENT keys already continue after the largest key given */
+  "", ""   /* NULL is the smallest value */
 };
 
 /* The connection's own statements; the three BEGINs come from the dialect. */

@@ -92,6 +92,14 @@ typedef struct jn_Dialect {
   const char *json_in[16];                /* per JN_T_* below JN_T_ANY: a subquery of the values
                                           ** of the JSON array bound to its ?, as that type
                                           ** (NULL: as text) */
+  /* after an insert that gave an autoincrement key itself: moves the
+  ** key's generator past it (?1 the quoted table, ?2 the column, ?3 the
+  ** key), so that the next insert without a key does not collide; NULL when
+  ** the engine's generator already skips keys given (SQLite's rowid) */
+  const char *move_identity;
+  /* appended to an order term of a column that may hold NULL, ascending
+  ** and descending, so that NULL sorts first ascending as on SQLite */
+  const char *nulls_asc, *nulls_desc;
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

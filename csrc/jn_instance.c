@@ -580,6 +580,9 @@ int jn_inst_insert(lua_State *L, int instidx) {
     if (!haskey) {
       jn_push_i64(L, jn_e_last_id(c->eng, c->db));
       lua_rawseti(L, uv, m->pk + 1);
+    } else if (c->dialect->move_identity != NULL && (m->f[m->pk].flags & JN_F_AUTOINC)) {
+      lua_rawgeti(L, uv, m->pk + 1);
+      jn_sync_move_identity(L, m, lua_gettop(L));
     }
     inst->saved = 1;
     memset(inst->dirty, 0, DIRTY_BYTES(m));

@@ -53,6 +53,7 @@ typedef struct PgParam {
   int len;
   int isnull;
   int binary;          /* a blob: sent in binary format */
+  int nul;             /* text holding a NUL byte: refused at the step, never sent */
 } PgParam;
 
 typedef struct PgConn PgConn;
@@ -533,12 +534,14 @@ static PgParam *param(jn_St *st, int i, size_t n) {
   }
   p->isnull = 0;
   p->binary = 0;
+  p->nul = 0;
   return p;
 }
 
 static int pg_bind_null(jn_St *st, int i) {
   if (i < 1 || i > st->nparams) return SQLITE_RANGE;
   st->params[i - 1].isnull = 1;
+  st->params[i - 1].nul = 0;
   return SQLITE_OK;
 }
 
@@ -565,6 +568,9 @@ static int pg_bind_text(jn_St *st, int i, const char *s, size_t n) {
   memcpy(p->buf, s, n);
   p->buf[n] = '\0';   /* text parameters are read up to a NUL */
   p->len = (int)n;
+  /* PostgreSQL's text holds no NUL, and libpq would send the text cut at
+  ** it: a shorter value stored silently.  The step refuses it instead. */
+  p->nul = n > 0 && memchr(s, '\0', n) != NULL;
   return SQLITE_OK;
 }
 
@@ -608,6 +614,13 @@ static int pg_step(jn_St *st) {
     }
     for (i = 0; i < n; i++) {
       PgParam *p = &st->params[i];
+      if (!p->isnull && p->nul) {   /* what the server says of such bytes, nothing sent */
+        if (v != vals) { free((void *)v); free(l); free(f); }
+        st->stepped = 1;
+        set_error(pc, SQLITE_ERROR, "22021",
+                  "invalid byte sequence for encoding \"UTF8\": 0x00 (text cannot hold a NUL byte)");
+        return SQLITE_ERROR;
+      }
       v[i] = p->isnull ? NULL : p->buf != NULL ? p->buf : "";
       l[i] = p->len;
       f[i] = p->binary;
@@ -879,7 +892,9 @@ const jn_Dialect jn_pg_dialect = {
   "FALSE", "TRUE",
   { "SELECT value::bigint FROM json_array_elements_text(?::json)",              /* INTEGER */
     JSON_TEXT, JSON_TEXT,                                                       /* TEXT STRING */
-    "SELECT value::double precision FROM json_array_elements_text(?::json)",    /* REAL */
+    /* REAL: JSON has no infinity, junction writes one as 9e999 (SQLite reads it so) */
+    "SELECT (CASE value WHEN '9e999' THEN 'Infinity' WHEN '-9e999' THEN '-Infinity' "
+    "ELSE value END)::double precision FROM json_array_elements_text(?::json)",
     NULL,                                                                       /* BLOB: never */
     "SELECT value::boolean FROM json_array_elements_text(?::json)",             /* BOOLEAN */
     JSON_TEXT,                                                                  /* DATE */
@@ -887,7 +902,11 @@ const jn_Dialect jn_pg_dialect = {
     "SELECT value::jsonb FROM json_array_elements_text(?::json)",               /* JSON */
     JSON_TEXT,                                                                  /* ENUM */
     "SELECT value::uuid FROM json_array_elements_text(?::json)",                /* UUID */
-    "SELECT value::bigint FROM json_array_elements_text(?::json)" }             /* BIGINT */
+    "SELECT value::bigint FROM json_array_elements_text(?::json)" },            /* BIGINT */
+  /* an identity does not move when an insert gives the key: setval, only forward */
+  "SELECT setval(s::regclass, ?3) FROM pg_get_serial_sequence(?1, ?2) AS s "
+  "WHERE s IS NOT NULL AND coalesce(pg_sequence_last_value(s::regclass), 0) < ?3",
+  " NULLS FIRST", " NULLS LAST"   /* NULL sorts as the largest value otherwise */
 };
 
 /* }====== */

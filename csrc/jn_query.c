@@ -563,21 +563,68 @@ static void where_col(lua_State *L, const jn_Where *w, int f) {
 
 static void where_and(lua_State *L, const jn_Where *w, int t, int depth);
 
+/*
+** Can number field f hold the value at idx as push_bindable left it?  Text
+** that spells no number (or a fraction for an INTEGER) equals no value of
+** the field: SQLite compares and finds none, PostgreSQL refuses the cast
+** and fails the whole statement, so an in list leaves it out on both.
+*/
+static int in_holds(lua_State *L, jn_Model *m, int f, int idx) {
+  sqlite3_int64 v;
+  switch (m->f[f].type) {
+    case JN_T_INTEGER: case JN_T_BOOLEAN:
+      return lua_isnil(L, idx) || (lua_type(L, idx) == LUA_TNUMBER && jn_to_i64(L, idx, &v));
+    case JN_T_REAL:
+      return lua_isnil(L, idx) || lua_type(L, idx) == LUA_TNUMBER;
+    default:
+      return 1;
+  }
+}
+
+/* The list at idx without the values field f cannot hold (in_holds): the
+** list itself when it has none, else a new table pushed in its place. */
+static int in_held(lua_State *L, jn_Model *m, int f, int idx, const char *ctx, int *pushed) {
+  int i, k = 0, n = (int)lua_rawlen(L, idx);
+  *pushed = 0;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    push_bindable(L, m, f, lua_gettop(L), ctx);
+    if (!in_holds(L, m, f, -1)) { lua_pop(L, 2); break; }
+    lua_pop(L, 2);
+  }
+  if (i > n) return idx;
+  lua_createtable(L, n - 1, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    push_bindable(L, m, f, lua_gettop(L), ctx);
+    if (in_holds(L, m, f, -1)) {
+      lua_pop(L, 1);
+      lua_rawseti(L, -2, ++k);
+    } else {
+      lua_pop(L, 2);
+    }
+  }
+  *pushed = 1;
+  return lua_gettop(L);
+}
+
 /* "col IN (?, ...)" or, for a long list, "col IN (SELECT value FROM json_each(?))". */
 static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negate) {
   jn_Model *m = w->m;
   jn_Buf *b = w->b;
   const char *ctx = w->ctx;
-  int i, n, inline_;
+  int i, n, inline_, pushed = 0;
   if (!lua_istable(L, list))
     luaL_error(L, "%s: bad where for field '%s' (%s expects an array, got %s)", ctx, FNAME(w, f),
                negate ? "notIn" : "in", luaL_typename(L, list));
   if (table_shape(L, list) < 0)
     luaL_error(L, "%s: bad where for field '%s' (%s expects a list: keys 1..n, no others)", ctx,
                FNAME(w, f), negate ? "notIn" : "in");
+  if (f >= 0 && lua_rawlen(L, list) > 0) list = in_held(L, m, f, list, ctx, &pushed);
   n = (int)lua_rawlen(L, list);
   if (n == 0) {   /* nothing is IN an empty list */
     jn_buf_adds(L, b, negate ? m->conn->dialect->every_row : m->conn->dialect->no_row);
+    if (pushed) lua_pop(L, 1);
     return;
   }
   {   /* JSON carries numbers and clean text; anything else is bound inline */
@@ -621,6 +668,7 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
     jn_buf_adds(L, b, jn_query_jsonin(m->conn, FTYPE(w, f)));
   }
   jn_buf_adds(L, b, ")");
+  if (pushed) lua_pop(L, 1);
 }
 
 /* "col OP ?" */

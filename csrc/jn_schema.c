@@ -859,6 +859,9 @@ static void define_field(lua_State *L, jn_Model *m, int i) {
       luaL_error(L, "db:define: %s: more than one primary key ('%s' and '%s'); use unique for a composite key",
                  m->name, m->f[m->pk].name, m->f[i].name);
     m->pk = i;
+    /* SQLite gives an INTEGER PRIMARY KEY left out the next rowid; an engine
+    ** without rowids does so with an autoincrement key (an identity) */
+    if (m->f[i].type == JN_T_INTEGER && m->conn->eng != NULL) m->f[i].flags |= JN_F_AUTOINC;
   }
   lua_pop(L, 2);
 }

@@ -71,6 +71,31 @@ static int run_own_sql(lua_State *L, jn_Conn *c, const char *sql, int argidx, in
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/*
+** After an insert that gave the autoincrement key at keyidx itself: move
+** the key's generator past it where the engine does not (the dialect's
+** move_identity), so that the next insert without a key gets a new one
+** instead of colliding with this row.  The row is written whatever
+** happens here: a failure (no right to the generator) is not the insert's,
+** and the next insert would say it as a unique violation.
+** [-0, +0, e]
+*/
+void jn_sync_move_identity(lua_State *L, jn_Model *m, int keyidx) {
+  jn_Conn *c = m->conn;
+  sqlite3_int64 key;
+  jn_St *st;
+  int rc;
+  if (c->dialect->move_identity == NULL || !jn_to_i64(L, keyidx, &key)) return;
+  st = jn_stmt_cached(L, c, c->dialect->move_identity, strlen(c->dialect->move_identity), &rc);
+  if (st == NULL) return;
+  lua_pushfstring(L, "\"%s\"", m->table);   /* identifiers are vetted: no quote in them */
+  jn_bind_text(L, c, st, 1, lua_tostring(L, -1), lua_rawlen(L, -1));
+  jn_bind_text(L, c, st, 2, m->f[m->pk].name, strlen(m->f[m->pk].name));
+  jn_bind_i64(L, c, st, 3, key);
+  (void)jn_conn_run(L, c, st);
+  lua_pop(L, 1);
+}
+
 /* Does the main database hold a table of that name (the string at idx)? */
 static int table_exists(lua_State *L, jn_Conn *c, int idx, int *rc) {
   int found;
