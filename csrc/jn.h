@@ -368,6 +368,7 @@ JN_INTERNAL void jn_model_lookup(lua_State *L, jn_Model *m);
 JN_INTERNAL void jn_schema_open(lua_State *L);
 JN_INTERNAL void jn_check_ident(lua_State *L, int idx, const char *ctx);
 JN_INTERNAL const char *jn_schema_sqltype(int code);
+JN_INTERNAL void jn_schema_pushkeytype(lua_State *L, const jn_Field *f);
 
 /* jn_sync.c */
 JN_INTERNAL void jn_sync_open(lua_State *L);

@@ -790,6 +790,8 @@ static int model_info(lua_State *L) {
   lua_setfield(L, -2, "tableName");
   lua_pushstring(L, m->f[m->pk].name);
   lua_setfield(L, -2, "primaryKey");
+  jn_schema_pushkeytype(L, &m->f[m->pk]);   /* the type of a field referring to the key */
+  lua_setfield(L, -2, "keyType");
   lua_createtable(L, m->nfields, 0);
   for (i = 0; i < m->nfields; i++) {
     lua_pushstring(L, m->f[i].name);

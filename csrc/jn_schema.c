@@ -119,6 +119,13 @@ static void push_type(lua_State *L, int code, int length) {
   luaL_setmetatable(L, JN_TYPE_MT);
 }
 
+/* Push the type value a field referring to field f must have: f's own
+** (an ENUM's values stay with f: TEXT). */
+void jn_schema_pushkeytype(lua_State *L, const jn_Field *f) {
+  if (f->type == JN_T_ENUM) push_type(L, JN_T_TEXT, 0);
+  else push_type(L, f->type, f->type == JN_T_STRING ? f->length : 0);
+}
+
 /* The column type a field of type code (JN_T_*) gets from SQLite's
 ** dialect, without a length ("VARCHAR" for STRING; "" for VIRTUAL, which
 ** has no column).  The dialect's table is the one list of them. */

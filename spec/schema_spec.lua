@@ -13,12 +13,23 @@ local function columns(db, tbl)
   return out
 end
 
--- Indexes of a table: array of { name=, unique=, cols = {...} }
+-- Indexes of a table: array of { name=, unique=, cols = {...} } (either engine's catalog)
+local INDEX_LIST, INDEX_COLS = "SELECT name, \"unique\" AS u FROM pragma_index_list(?)",
+                               "SELECT name FROM pragma_index_info(?) ORDER BY seqno"
+if H.is_pg then
+  INDEX_LIST = "SELECT i.relname AS name, CASE WHEN x.indisunique THEN 1 ELSE 0 END AS u " ..
+    "FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid " ..
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ?"
+  INDEX_COLS = "SELECT a.attname AS name FROM pg_class i JOIN pg_index x ON x.indexrelid = i.oid " ..
+    "CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS u(attnum, seqno) " ..
+    "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.attnum " ..
+    "WHERE i.relnamespace = current_schema()::regnamespace AND i.relname = ? ORDER BY u.seqno"
+end
 local function indexes(db, tbl)
   local out = {}
-  for _, r in ipairs(assert(db:query("SELECT name, \"unique\" AS u FROM pragma_index_list(?)", tbl))) do
+  for _, r in ipairs(assert(db:query(INDEX_LIST, tbl))) do
     local cols = {}
-    for _, c in ipairs(assert(db:query("SELECT name FROM pragma_index_info(?) ORDER BY seqno", r.name))) do
+    for _, c in ipairs(assert(db:query(INDEX_COLS, r.name))) do
       cols[#cols + 1] = c.name
     end
     out[#out + 1] = { name = r.name, unique = r.u == 1, cols = cols }
@@ -960,7 +971,7 @@ describe("db:define and db:associate read their declarations raw", function()
     end
     local A = db:define("A", trap { timestamps = false, fields = trap {
       id = trap { type = T2.INTEGER, primaryKey = true },
-      name = trap { type = T2.TEXT, references = trap { model = "a", key = "id" } },
+      name = trap { type = T2.INTEGER, references = trap { model = "a", key = "id" } },
     } })
     assert(db:associate(trap { A = { trap { hasMany = "A", foreignKey = "name", as = "Kids" } } }))
     assert(db:sync())

@@ -436,15 +436,16 @@ local function junction_model(db, source, target, spec, ctx)
     ok = inflect.snake(target.name) .. "_" .. target.primaryKey
   end
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
-  local T = junction.types
   local group = "unique_" .. through
   local defined, made = pcall(db.define, db, through, {
     tableName = through, underscored = true,
     fields = {
-      [fk] = { type = T.INTEGER, allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade",
-               references = { model = source.tableName, key = source.primaryKey } },
-      [ok] = { type = T.INTEGER, allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade",
-               references = { model = target.tableName, key = target.primaryKey } },
+      -- each key of the type of the key it refers to (PostgreSQL refuses a
+      -- bigint referring to text)
+      [fk] = { type = source:_info().keyType, allowNull = false, unique = group, onDelete = "cascade",
+               onUpdate = "cascade", references = { model = source.tableName, key = source.primaryKey } },
+      [ok] = { type = target:_info().keyType, allowNull = false, unique = group, onDelete = "cascade",
+               onUpdate = "cascade", references = { model = target.tableName, key = target.primaryKey } },
     },
   })
   if not defined then   -- a name db:define refuses: say it as this call's misuse
