@@ -100,6 +100,13 @@ typedef struct jn_Dialect {
   /* appended to an order term of a column that may hold NULL, ascending
   ** and descending, so that NULL sorts first ascending as on SQLite */
   const char *nulls_asc, *nulls_desc;
+  /* the catalog as db:sync compares a table (the table or index named ?,
+  ** any case), in the shape of SQLite's pragmas: per column name, type (in
+  ** junction's words: INTEGER, TEXT, VARCHAR(n), REAL, BLOB...), nn, dv,
+  ** pk; per foreign key tbl, fr, tt, ou, od (actions in capitals); per
+  ** index name, origin ('u' a UNIQUE constraint), partial, u; per column of
+  ** an index, in order, its name (NULL for an expression) */
+  const char *cat_columns, *cat_fkeys, *cat_indexes, *cat_index_cols;
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

@@ -149,6 +149,11 @@ static int fail_result(PgConn *pc, const PGresult *res) {
   } else {
     code = map_state(state);
   }
+  if (code == SQLITE_CONSTRAINT_UNIQUE && res != NULL) {   /* the primary key's, as SQLite says */
+    const char *cn = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    size_t n = cn != NULL ? strlen(cn) : 0;
+    if (n > 5 && strcmp(cn + n - 5, "_pkey") == 0) code = SQLITE_CONSTRAINT_PRIMARYKEY;
+  }
   set_error(pc, code, state, msg);
   return code;
 }
@@ -888,7 +893,7 @@ const jn_Dialect jn_pg_dialect = {
   "SELECT tablename AS tbl_name FROM pg_catalog.pg_indexes "
   "WHERE schemaname = current_schema() AND lower(indexname) = lower(?)",
   "TRUE", "FALSE",
-  0,    /* db:sync creates missing tables; an existing one is not compared yet */
+  1,    /* db:sync compares an existing table through the catalog (cat_* below) */
   "FALSE", "TRUE",
   { "SELECT value::bigint FROM json_array_elements_text(?::json)",              /* INTEGER */
     JSON_TEXT, JSON_TEXT,                                                       /* TEXT STRING */
@@ -906,7 +911,49 @@ const jn_Dialect jn_pg_dialect = {
   /* an identity does not move when an insert gives the key: setval, only forward */
   "SELECT setval(s::regclass, ?3) FROM pg_get_serial_sequence(?1, ?2) AS s "
   "WHERE s IS NOT NULL AND coalesce(pg_sequence_last_value(s::regclass), 0) < ?3",
-  " NULLS FIRST", " NULLS LAST"   /* NULL sorts as the largest value otherwise */
+  " NULLS FIRST", " NULLS LAST",   /* NULL sorts as the largest value otherwise */
+  /* the catalog, in the shape of SQLite's pragmas */
+  "SELECT a.attname AS name, CASE format_type(a.atttypid, a.atttypmod) "
+  "WHEN 'bigint' THEN 'INTEGER' WHEN 'integer' THEN 'INTEGER' WHEN 'smallint' THEN 'INTEGER' "
+  "WHEN 'text' THEN 'TEXT' WHEN 'double precision' THEN 'REAL' WHEN 'real' THEN 'REAL' "
+  "WHEN 'bytea' THEN 'BLOB' WHEN 'boolean' THEN 'BOOLEAN' WHEN 'date' THEN 'TEXT' "
+  "WHEN 'jsonb' THEN 'TEXT' WHEN 'json' THEN 'TEXT' WHEN 'uuid' THEN 'TEXT' "
+  "ELSE regexp_replace(upper(format_type(a.atttypid, a.atttypmod)), '^CHARACTER VARYING', 'VARCHAR') "
+  "END AS type, CASE WHEN a.attnotnull THEN 1 ELSE 0 END AS nn, "
+  "coalesce(pg_get_expr(d.adbin, d.adrelid), CASE WHEN a.attidentity <> '' THEN 'identity' END) AS dv, "
+  "CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid "
+  "AND k.contype = 'p' AND a.attnum = ANY (k.conkey)) THEN 1 ELSE 0 END AS pk "
+  "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+  "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+  "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+  "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND lower(c.relname) = lower(?) "
+  "ORDER BY a.attnum",
+#define PG_ACTION(col) "CASE " col " WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' " \
+  "WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END"
+  "SELECT r.relname AS tbl, a.attname AS fr, ra.attname AS tt, " PG_ACTION("k.confupdtype")
+  " AS ou, " PG_ACTION("k.confdeltype") " AS od "
+  "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+  "JOIN pg_catalog.pg_class r ON r.oid = k.confrelid "
+  "JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
+  "JOIN pg_catalog.pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1] "
+  "WHERE k.contype = 'f' AND n.nspname = current_schema() AND lower(c.relname) = lower(?)",
+#undef PG_ACTION
+  "SELECT i.relname AS name, CASE WHEN x.indisprimary THEN 'pk' WHEN k.contype = 'u' THEN 'u' "
+  "ELSE 'c' END AS origin, CASE WHEN x.indpred IS NULL THEN 0 ELSE 1 END AS partial, "
+  "CASE WHEN x.indisunique THEN 1 ELSE 0 END AS u "
+  "FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid = x.indrelid "
+  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+  "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid "
+  "LEFT JOIN pg_catalog.pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = c.oid "
+  "AND k.contype IN ('u', 'p') "
+  "WHERE n.nspname = current_schema() AND lower(c.relname) = lower(?)",
+  "SELECT a.attname AS name FROM pg_catalog.pg_class i "
+  "JOIN pg_catalog.pg_namespace n ON n.oid = i.relnamespace "
+  "JOIN pg_catalog.pg_index x ON x.indexrelid = i.oid "
+  "CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS u(attnum, seqno) "
+  "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.attnum "
+  "WHERE n.nspname = current_schema() AND lower(i.relname) = lower(?) ORDER BY u.seqno"
 };
 
 /* }====== */

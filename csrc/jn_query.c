@@ -564,42 +564,60 @@ static void where_col(lua_State *L, const jn_Where *w, int f) {
 static void where_and(lua_State *L, const jn_Where *w, int t, int depth);
 
 /*
-** Can number field f hold the value at idx as push_bindable left it?  Text
-** that spells no number (or a fraction for an INTEGER) equals no value of
-** the field: SQLite compares and finds none, PostgreSQL refuses the cast
-** and fails the whole statement, so an in list leaves it out on both.
+** The value on top (as push_bindable left it) as a number field f compares
+** it: 1 it stays, 2 it was replaced by the number a decimal string spells
+** (SQLite's numeric affinity reads "1.0" as 1), 0 it equals no value of the
+** field (text that spells no number, a fraction for an INTEGER): SQLite
+** compares and finds none, PostgreSQL refuses the cast and fails the whole
+** statement, so an in list leaves it out on both.
+** [-0, +0, m]
 */
-static int in_holds(lua_State *L, jn_Model *m, int f, int idx) {
+static int in_value(lua_State *L, jn_Model *m, int f) {
+  int type = m->f[f].type;
   sqlite3_int64 v;
-  switch (m->f[f].type) {
-    case JN_T_INTEGER: case JN_T_BOOLEAN:
-      return lua_isnil(L, idx) || (lua_type(L, idx) == LUA_TNUMBER && jn_to_i64(L, idx, &v));
-    case JN_T_REAL:
-      return lua_isnil(L, idx) || lua_type(L, idx) == LUA_TNUMBER;
-    default:
-      return 1;
+  size_t n, i;
+  const char *s;
+  double d;
+  if (type != JN_T_INTEGER && type != JN_T_REAL && type != JN_T_BOOLEAN) return 1;
+  if (lua_isnil(L, -1)) return 1;
+  if (type != JN_T_REAL && jn_to_i64(L, -1, &v)) return 1;   /* beyond 2^53 on 5.1: a string */
+  if (type == JN_T_REAL && lua_type(L, -1) == LUA_TNUMBER) return 1;
+  if (type == JN_T_BOOLEAN || lua_type(L, -1) != LUA_TSTRING) return 0;
+  s = lua_tolstring(L, -1, &n);
+  for (i = 0; i < n; i++)   /* hexadecimal, "inf" and "nan" are no numbers to SQLite */
+    if (s[i] == '\0' || strchr("0123456789+-.eE \t\n\r\f\v", s[i]) == NULL) return 0;
+  if (!lua_isnumber(L, -1)) return 0;
+  d = (double)lua_tonumber(L, -1);
+  if (d != d || d - d != 0) return 0;
+  if (type == JN_T_INTEGER) {
+    if (!(d >= -9.2e18 && d <= 9.2e18 && d == (double)(sqlite3_int64)d)) return 0;
+    jn_push_i64(L, (sqlite3_int64)d);
+  } else {
+    lua_pushnumber(L, (lua_Number)d);
   }
+  lua_replace(L, -2);
+  return 2;
 }
 
-/* The list at idx without the values field f cannot hold (in_holds): the
-** list itself when it has none, else a new table pushed in its place. */
+/* The list at idx as field f compares its values (in_value): the list
+** itself when every value stays, else a new table pushed (*pushed set). */
 static int in_held(lua_State *L, jn_Model *m, int f, int idx, const char *ctx, int *pushed) {
-  int i, k = 0, n = (int)lua_rawlen(L, idx);
+  int i, k = 0, n = (int)lua_rawlen(L, idx), r = 1;
   *pushed = 0;
-  for (i = 1; i <= n; i++) {
+  for (i = 1; i <= n && r == 1; i++) {
     lua_rawgeti(L, idx, i);
     push_bindable(L, m, f, lua_gettop(L), ctx);
-    if (!in_holds(L, m, f, -1)) { lua_pop(L, 2); break; }
+    r = in_value(L, m, f);
     lua_pop(L, 2);
   }
-  if (i > n) return idx;
+  if (r == 1) return idx;
   lua_createtable(L, n - 1, 0);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
     push_bindable(L, m, f, lua_gettop(L), ctx);
-    if (in_holds(L, m, f, -1)) {
+    if (in_value(L, m, f) != 0) {
+      lua_rawseti(L, -3, ++k);
       lua_pop(L, 1);
-      lua_rawseti(L, -2, ++k);
     } else {
       lua_pop(L, 2);
     }

@@ -584,8 +584,7 @@ static void extra_columns(lua_State *L, jn_Diff *d, int cols) {
 static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
   jn_Model *m = d->m;
   int cols, i, rc;
-  rc = run_own_sql(L, d->c, "SELECT name, type, \"notnull\" AS nn, dflt_value AS dv, pk "
-                   "FROM pragma_table_info(?)", tblidx, 1);
+  rc = run_own_sql(L, d->c, d->c->dialect->cat_columns, tblidx, 1);
   cols = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
   for (i = 0; i < m->nfields; i++) {
@@ -603,8 +602,7 @@ static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
 static int diff_fkeys(lua_State *L, jn_Diff *d, int tblidx) {
   jn_Model *m = d->m;
   int fks, i, n, rc;
-  rc = run_own_sql(L, d->c, "SELECT \"table\" AS tbl, \"from\" AS fr, \"to\" AS tt, on_update AS ou, "
-                   "on_delete AS od FROM pragma_foreign_key_list(?)", tblidx, 1);
+  rc = run_own_sql(L, d->c, d->c->dialect->cat_fkeys, tblidx, 1);
   fks = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
   for (i = 0; i < m->nfields; i++) {
@@ -667,7 +665,7 @@ static int push_index_key(lua_State *L, jn_Diff *d, int nameidx, int *lead) {
   int rows, n, i, rc;
   luaL_Buffer lb;
   char *mark;
-  rc = run_own_sql(L, d->c, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", nameidx, 1);
+  rc = run_own_sql(L, d->c, d->c->dialect->cat_index_cols, nameidx, 1);
   rows = lua_gettop(L);
   *lead = -1;
   if (rc != SQLITE_OK) return rc;
@@ -862,8 +860,7 @@ static int missing_fk_indexes(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
 static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
   jn_Ixs x;
   int rc;
-  rc = run_own_sql(L, d->c, "SELECT name, origin, partial, \"unique\" AS u FROM pragma_index_list(?)",
-                   tblidx, 1);
+  rc = run_own_sql(L, d->c, d->c->dialect->cat_indexes, tblidx, 1);
   x.ixs = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
   lua_newtable(L);

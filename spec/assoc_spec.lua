@@ -2,6 +2,7 @@
 -- (docs/API.md "Associations"; DESIGN.md "Association methods").
 local H = require "spec.helper"
 local T = H.T
+local sqlite_it = H.sqlite_only(it, pending)
 
 local function links(db)
   return assert(db:query(
@@ -1052,10 +1053,11 @@ describe("association key lists", function()
                                      otherKey = "code", as = "Tags" } } })
     assert(db:sync())
     assert(db:model("Tag"):create { code = "7" })
-    assert(db:model("Tag"):create { code = "x\0y" })
     assert.is_true(post:setTags { 7, "7" })
     assert.is_true(post:hasTag(7))
     assert.is_true(post:hasTags { "7", 7 })
+    if H.is_pg then return end   -- PostgreSQL's text holds no NUL (values_spec)
+    assert(db:model("Tag"):create { code = "x\0y" })
     assert.is_true(post:addTag("x\0y"))
     assert.is_true(post:hasTags { "x\0y", 7 })
     assert.is_false(post:hasTag("x"))
@@ -1090,7 +1092,8 @@ describe("association key lists", function()
   -- Long lists (above the chunk and the per-key delete sizes) and short ones
   -- give the same answers for every kind of key.
   for _, n in ipairs { 3, 34, 40, 200 } do
-    it("a list of " .. n .. " keys with NUL-containing text keys works as a short one", function()
+    -- SQLite only: PostgreSQL's text holds no NUL (values_spec, "text PostgreSQL cannot hold")
+    sqlite_it("a list of " .. n .. " keys with NUL-containing text keys works as a short one", function()
       db:define("Tag", { tableName = "tag", timestamps = false, fields = {
         code = { type = T.TEXT, primaryKey = true } } })
       db:define("Label", { tableName = "label", timestamps = false, fields = {

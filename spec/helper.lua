@@ -159,6 +159,11 @@ end
 
 function H.drop_place(place)
   if not H.is_pg then return H.rmdb(place) end
+  -- the schema emptied, as a removed file is: it stays (the place may be opened again)
+  local name = place:match("search_path%%3D([%w_]+)")
+  if name then
+    assert(pg_admin():exec('DROP SCHEMA IF EXISTS "' .. name .. '" CASCADE; CREATE SCHEMA "' .. name .. '"'))
+  end
 end
 
 -- it (or describe) for what only SQLite has: PRAGMAs, SQLite's SQL text or
