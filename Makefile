@@ -2,7 +2,7 @@
 #
 #   make [build]       build/{5.1,jit,5.3,5.4}/junction/core.so from every csrc/*.c
 #   make test          deps + build + busted under lua5.1, luajit, lua5.3, lua5.4
-#   make test-pg       the spec files of .ci/pg-specs (PG_ALL=1: all of spec/) and
+#   make test-pg       every spec file but those .ci/pg-specs excludes (PG_ALL=1: all) and
 #                      examples/blog.lua on a private PostgreSQL server (.ci/pg.sh),
 #                      Lua 5.4 then LuaJIT; says why when it skips (never under CI=true)
 #   make demo          deps + build + examples/blog.lua (lua5.4) on a fresh blog.sqlite3

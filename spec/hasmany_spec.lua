@@ -2,6 +2,8 @@
 -- failures as belongsToMany, one statement per write, all or nothing.
 local H = require "spec.helper"
 local T = H.T
+local text_key_it = H.pg_not_yet(it, pending, "text that spells no number, given as an INTEGER key, " ..
+  "fails the write with 22P02 instead of saying the key is not found")
 
 -- Author hasMany Book, hasOne Profile (no timestamps); fk_notnull makes
 -- book.author_id NOT NULL; hooked gives Book a validator on author_id.
@@ -95,7 +97,7 @@ describe("hasMany and belongsToMany", function()
     end
   end)
 
-  it("a key spelled as decimal text is the number it spells, as SQLite's INTEGER column reads it", function()
+  text_key_it("a key spelled as decimal text is the number it spells, as SQLite's INTEGER column reads it", function()
     assert.is_true(post:setGenres { 1 })
     assert.is_true(ann:setBooks { 1 })
     assert.is_true(post:addGenres { "1.0" })           -- no second link to genre 1
@@ -113,7 +115,7 @@ describe("hasMany and belongsToMany", function()
     assert.equal(787, code1); assert.equal(787, code2)
   end)
 
-  it("a key that is no row: the same message, code and details, nothing written", function()
+  text_key_it("a key that is no row: the same message, code and details, nothing written", function()
     assert(post:setGenres { 2 }); assert(ann:setBooks { 2 })
     for _, verb in ipairs { "set", "add" } do
       local ok1, msg1, code1, d1 = post[verb .. "Genres"](post, { 1, 99, "x", 98 })
