@@ -11,7 +11,10 @@
 #      too), under each RUNTIME (default: 5.4 and jit), in one busted run
 #      per runtime;
 #   2. examples/blog.lua, unchanged, on each RUNTIME, each in a fresh schema:
-#      it must exit 0 and print what it prints on SQLite.
+#      it must exit 0 and print what it prints on SQLite;
+#   3. the reliability suite's model-based check (test/reliability/
+#      model_check.lua) on PostgreSQL, a short run on each RUNTIME
+#      (PG_MC_STEPS steps, default 1000: a few seconds).
 # Ends with one line "N passed, N failed, N skipped"; exit status 1 if anything failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -90,6 +93,23 @@ for v in "${runtimes[@]}"; do
              package.cpath = 'build/$v/?.so;' .. package.cpath
              local db = assert(require('junction').open(os.getenv('JUNCTION_TEST_PG')))
              assert(db:exec('DROP SCHEMA $schema CASCADE'))" </dev/null >/dev/null 2>&1
+done
+
+# The model-based check, each episode in a schema of its own.
+for v in "${runtimes[@]}"; do
+  case $v in jit) lua=luajit ;; *) lua=lua$v ;; esac
+  text=$(cd test/reliability && RELIABILITY_PG="$JUNCTION_TEST_PG" \
+         LUA_PATH="../../lua/?.lua;../../lua/?/init.lua;;" LUA_CPATH="../../build/$v/?.so;;" \
+         LUA_PATH_5_4="../../lua/?.lua;../../lua/?/init.lua;;" LUA_CPATH_5_4="../../build/$v/?.so;;" \
+         "$lua" model_check.lua 21 "${PG_MC_STEPS:-1000}" </dev/null 2>&1)
+  rc=$?
+  if [ $rc -eq 0 ] && grep -q "^ok - model_check" <<<"$text"; then
+    echo "[$lua] ok: test/reliability/model_check.lua on PostgreSQL: $(grep '^ok - ' <<<"$text" | cut -c1-120)"
+    pass=$((pass + 1))
+  else
+    echo "$text" | head -n 40 | sed "s/^/[$lua model_check] /"
+    echo "[$lua] FAIL: test/reliability/model_check.lua on PostgreSQL (exit $rc)"; fail=$((fail + 1))
+  fi
 done
 
 echo "$pass passed, $fail failed, $skip skipped"

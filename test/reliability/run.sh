@@ -9,6 +9,9 @@
 # Each check prints "ok N - ..." or "FAIL N - ..."; the last line is
 # "N passed, N failed"; the exit status is 1 when anything failed. Logs of
 # every check are kept in $RELIABILITY_LOGS (default build/reliability/).
+# With RELIABILITY_PG (or JUNCTION_TEST_PG) set to a postgresql:// URL, the
+# model checks run on PostgreSQL too (each episode in a schema of its own):
+#   bash .ci/pg.sh run -- bash test/reliability/run.sh
 # The module is taken from build/<abi>/ (made with `make build` when
 # missing) and, for the fuzzer, from build/asan/ (else built here into
 # test/reliability/build/asan/ with -fsanitize=address,undefined).
@@ -37,6 +40,10 @@ else
   CRASH_ROUNDS=200
   CONC_WORKERS=4; CONC_OPS=400
 fi
+
+# the PostgreSQL server, if any: only the checks that say so run there
+PG_URL=${RELIABILITY_PG:-${JUNCTION_TEST_PG:-}}
+unset RELIABILITY_PG
 
 LOGS=${RELIABILITY_LOGS:-$ROOT/build/reliability}
 mkdir -p "$LOGS"
@@ -152,6 +159,13 @@ start "model_check seed=12" jit model_check.lua 12 "$MC_OTHER_STEPS"; pair
 start "model_check seed=13" 5.3 model_check.lua 13 "$MC_OTHER_STEPS"; pair
 # (and under ASan+UBSan: the classes' callbacks re-enter, rewrite and close)
 start "model_check seed=14" asan model_check.lua 14 "$MC_OTHER_STEPS"; pair
+# (on PostgreSQL, when a server is given)
+if [ -n "$PG_URL" ]; then
+  export RELIABILITY_PG=$PG_URL
+  start "model_check seed=21 PostgreSQL" 5.4 model_check.lua 21 "$MC_OTHER_STEPS"; pair
+  start "model_check seed=22 PostgreSQL" jit model_check.lua 22 "$MC_OTHER_STEPS"; pair
+  unset RELIABILITY_PG
+fi
 
 # 2. injection catalogue
 start "injection" 5.4 injection.lua; pair
