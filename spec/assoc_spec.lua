@@ -1268,7 +1268,6 @@ describe("association writes are all or nothing", function()
 end)
 
 describe("a write of a few links stays all or nothing inside a transaction", function()
-  local sqlite_it = H.sqlite_only(it, pending)
   local db, m, post
   before_each(function()
     db = H.open()

@@ -1776,4 +1776,5 @@ for _, k in ipairs(sorted_keys(counts)) do kinds[#kinds + 1] = k .. "=" .. count
 local on = {}
 for _, c in ipairs(ALL_CLASSES) do if CLASSES[c] then on[#on + 1] = c end end
 print(fmt("ok - model_check seed=%d steps=%d episodes=%d time=%.1fs (%s%s) classes=%s [%s]", SEED, total, episode,
-  dt, _VERSION .. (jit and " LuaJIT" or ""), PG and ", PostgreSQL" or "", #on > 0 and table.concat(on, ",") or "none", table.concat(kinds, " ")))
+  dt, _VERSION .. (jit and " LuaJIT" or ""), PG and ", PostgreSQL" or "",
+  #on > 0 and table.concat(on, ",") or "none", table.concat(kinds, " ")))
