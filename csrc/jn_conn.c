@@ -37,7 +37,6 @@ const jn_Dialect jn_sqlite_dialect = {
   { JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH,
     JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH, JSON_EACH },
   NULL, /* AUTOINCREMENT keys already continue after the largest key given */
-  "", "",  /* NULL is the smallest value */
   "SELECT name, type, \"notnull\" AS nn, dflt_value AS dv, pk FROM pragma_table_info(?)",
   "SELECT \"table\" AS tbl, \"from\" AS fr, \"to\" AS tt, on_update AS ou, on_delete AS od "
   "FROM pragma_foreign_key_list(?)",

@@ -97,9 +97,6 @@ typedef struct jn_Dialect {
   ** key), so that the next insert without a key does not collide; NULL when
   ** the engine's generator already skips keys given (SQLite's rowid) */
   const char *move_identity;
-  /* appended to an order term of a column that may hold NULL, ascending
-  ** and descending, so that NULL sorts first ascending as on SQLite */
-  const char *nulls_asc, *nulls_desc;
   /* the catalog as db:sync compares a table (the table or index named ?,
   ** any case), in the shape of SQLite's pragmas: per column name, type (in
   ** junction's words: INTEGER, TEXT, VARCHAR(n), REAL, BLOB...), nn, dv,

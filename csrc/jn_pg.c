@@ -913,7 +913,6 @@ const jn_Dialect jn_pg_dialect = {
   /* an identity does not move when an insert gives the key: setval, only forward */
   "SELECT setval(s::regclass, ?3) FROM pg_get_serial_sequence(?1, ?2) AS s "
   "WHERE s IS NOT NULL AND coalesce(pg_sequence_last_value(s::regclass), 0) < ?3",
-  " NULLS FIRST", " NULLS LAST",   /* NULL sorts as the largest value otherwise */
   /* the catalog, in the shape of SQLite's pragmas */
   "SELECT a.attname AS name, CASE format_type(a.atttypid, a.atttypmod) "
   "WHEN 'bigint' THEN 'INTEGER' WHEN 'integer' THEN 'INTEGER' WHEN 'smallint' THEN 'INTEGER' "
