@@ -211,6 +211,8 @@ typedef struct jn_Model {
   jn_St *st[JN_MS_COUNT];
   int accessors;            /* fields with get/set, or VIRTUAL fields (JN_ACCESSORS) */
   int has_own;              /* the model has its own table (JN_UV_OWN): consult it */
+  int cap;                  /* room for this many fields (db:associate adds keys) */
+  int sealed;               /* an instance was made: no field may be added any more */
   jn_Field f[1];            /* nfields entries */
 } jn_Model;
 

@@ -36,6 +36,7 @@ static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
   jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
   memset(inst, 0, size);
   inst->model = m;
+  m->sealed = 1;   /* its dirty bits and values are sized by nfields */
   luaL_setmetatable(L, JN_INST_MT);
   lua_createtable(L, m->nfields + 1, 0);
   lua_pushvalue(L, modelidx);
@@ -60,6 +61,7 @@ void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
   int k;
   memset(inst, 0, size);
   inst->model = m;
+  m->sealed = 1;
   inst->saved = 1;
   lua_pushvalue(L, mtidx);
   lua_setmetatable(L, -2);

@@ -811,6 +811,8 @@ static int model_info(lua_State *L) {
   lua_setfield(L, -2, "associations");
   jn_model_uv(L, 1, JN_UV_CONN);
   lua_setfield(L, -2, "db");
+  jn_model_uv(L, 1, "underscored");
+  lua_setfield(L, -2, "underscored");
   if (m->updated >= 0) {
     lua_pushstring(L, m->f[m->updated].name);
     lua_setfield(L, -2, "updatedAt");

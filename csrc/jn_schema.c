@@ -755,6 +755,9 @@ static void check_indexes(lua_State *L, jn_Model *m, int specidx, int uvidx) {
   lua_pop(L, 1);
 }
 
+/* Room kept in every model for the key fields db:associate adds to it. */
+#define JN_ADDED_FIELDS 8
+
 /* The stack of db:define, slot by slot, as its phases fill it. */
 enum {
   D_CONN = 1, D_NAME, D_SPEC,
@@ -791,10 +794,11 @@ static int define_parse(lua_State *L, const char *name, int *timestamps, int *un
 /* Allocate: the model with room for nf fields and its implicit ones, its
 ** uservalue, declarations and defaults (D_MODEL .. D_DEFAULTS). */
 static jn_Model *define_alloc(lua_State *L, jn_Conn *c, const char *name, int nf) {
-  size_t size = sizeof(jn_Model) + (size_t)(nf + 3) * sizeof(jn_Field);
+  size_t size = sizeof(jn_Model) + (size_t)(nf + 3 + JN_ADDED_FIELDS) * sizeof(jn_Field);
   jn_Model *m = (jn_Model *)lua_newuserdata(L, size);
   memset(m, 0, size);
   m->conn = c;
+  m->cap = nf + 3 + JN_ADDED_FIELDS;
   m->pk = -1;
   m->created = m->updated = -1;
   luaL_setmetatable(L, JN_MODEL_MT);
@@ -890,6 +894,8 @@ static void define_id(lua_State *L, jn_Model *m) {
   lua_rawseti(L, D_DEFAULTS, 1);
   m->f[0].type = JN_T_INTEGER;
   m->f[0].flags = JN_F_PK | JN_F_AUTOINC | JN_F_NOTNULL;
+  m->f[0].length = 0;
+  m->f[0].enums = NULL;
   m->nfields = nf + 1;
   m->pk = 0;
 }
@@ -957,9 +963,137 @@ static int schema_define(lua_State *L) {
   check_indexes(L, m, D_SPEC, D_UV);
   lua_pushboolean(L, opt_bool(L, D_SPEC, "foreignKeyIndexes", 1, name));
   lua_setfield(L, D_UV, "fk_indexes");
+  lua_pushboolean(L, underscored);
+  lua_setfield(L, D_UV, "underscored");
   define_generate(L, m);
   define_register(L, c, name);
   lua_pushvalue(L, D_MODEL);
+  return 1;
+}
+
+/* }====== */
+
+/* {====== Fields added by db:associate */
+
+/*
+** Raise unless a field may still be added to m: no instance of it was made,
+** none of its statements prepared, and no association refers to it whose
+** SQL lists its columns (a belongsToMany through it or to it) or whose
+** statements are prepared.  Everything made from the field list is made
+** again by the caller, so nothing can read a row of the old shape.
+** [-0, +0, v]
+*/
+static void check_unsealed(lua_State *L, jn_Conn *c, jn_Model *m, const char *ctx, const char *field) {
+  int k, n, top = lua_gettop(L);
+  const char *why = NULL;
+  if (m->sealed) why = "an instance of it was made";
+  for (k = 0; why == NULL && k < JN_MS_COUNT; k++)
+    if (m->st[k] != NULL) why = "it was read or written";
+  lua_getuservalue(L, 1);
+  lua_getfield(L, -1, "order");
+  n = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
+  for (k = 1; why == NULL && k <= n; k++) {
+    lua_rawgeti(L, -1, k);
+    if (luaL_testudata(L, -1, JN_MODEL_MT) != NULL) {
+      jn_model_uv(L, lua_gettop(L), JN_UV_ASSOCS);
+      lua_pushnil(L);
+      while (why == NULL && lua_istable(L, -2) && lua_next(L, -2) != 0) {
+        jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+        int i, used = 0;
+        if (a != NULL && (a->source == m || a->target == m || a->through == m)) {
+          for (i = 0; i < JN_AS_NSTMT; i++) used |= a->st[i] != NULL;
+          for (i = 0; i <= JN_LINK_BATCH; i++) used |= a->ins[i] != NULL;
+          for (i = 0; i < JN_HM_NSTMT; i++) used |= a->hm[i] != NULL;
+          if (used) why = "an association of it was used";
+          else if (a->kind == JN_A_BELONGS_TO_MANY && a->source != m)
+            why = "an earlier belongsToMany lists its columns";
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_settop(L, top + 2);   /* the connection's uservalue and its order */
+  }
+  lua_settop(L, top);
+  (void)c;
+  if (why != NULL)
+    luaL_error(L, "%s: %s has no field '%s', and it cannot be added now (%s); declare it in db:define, "
+               "or associate before using the model", ctx, m->name, field, why);
+}
+
+/*** Add a key field to a model (db:associate's foreign keys), before use.
+@function db:_addField
+@tparam Model model
+@tparam string name the new field
+@tparam table spec a field declaration without 'type'
+@tparam Model like the model whose field gives the type
+@tparam string likefield
+@tparam string ctx names the caller in errors
+@treturn true
+*/
+static int schema_addfield(lua_State *L) {
+  jn_Conn *c = jn_conn_check(L, 1, "db:_addField");
+  jn_Model *m = check_model(L, 2), *o = check_model(L, 5);
+  const char *name = luaL_checkstring(L, 3), *ctx = luaL_checkstring(L, 7);
+  int of, uv, spec, decl, i;
+  jn_Field *f;
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checkstring(L, 6);
+  lua_settop(L, 7);
+  if (m->conn != c || o->conn != c) luaL_error(L, "%s: models of another connection", ctx);
+  of = jn_model_fieldname(o, lua_tostring(L, 6));
+  if (of < 0) luaL_error(L, "%s: %s has no field '%s'", ctx, o->name, lua_tostring(L, 6));
+  if (o->f[of].type == JN_T_ENUM || o->f[of].type >= JN_T_BIGINT)
+    luaL_error(L, "%s: %s.%s is an ENUM: declare the field '%s' that refers to it", ctx, o->name,
+               o->f[of].name, name);
+  jn_check_ident(L, 3, lua_pushfstring(L, "%s: bad field name", ctx));
+  if (jn_model_fieldname(m, name) >= 0) luaL_error(L, "%s: %s already has a field '%s'", ctx, m->name, name);
+  if (m->nfields >= m->cap)
+    luaL_error(L, "%s: %s has no room for field '%s' (at most %d fields are added)", ctx, m->name, name,
+               JN_ADDED_FIELDS);
+  jn_model_lookup(L, m);
+  lua_getfield(L, -1, name);
+  if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: the field '%s' cannot be added to %s (it is the name of an instance method)", ctx,
+               name, m->name);
+  lua_pop(L, 2);
+  check_unsealed(L, c, m, ctx, name);
+  lua_newtable(L);                                 /* the spec, with the type */
+  spec = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, 4) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING &&
+        (strcmp(lua_tostring(L, -2), "type") == 0 || strcmp(lua_tostring(L, -2), "primaryKey") == 0 ||
+         strcmp(lua_tostring(L, -2), "defaultValue") == 0))
+      luaL_error(L, "%s: bad option '%s' for an added field", ctx, lua_tostring(L, -2));
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, spec);
+  }
+  push_type(L, o->f[of].type, o->f[of].type == JN_T_STRING ? o->f[of].length : 0);
+  lua_setfield(L, spec, "type");
+  lua_createtable(L, 0, 4);                        /* decl */
+  decl = lua_gettop(L);
+  f = &m->f[m->nfields];                           /* beyond nfields until checked */
+  memset(f, 0, sizeof *f);
+  lua_pushvalue(L, 3);
+  f->name = lua_tostring(L, -1);
+  lua_setfield(L, decl, "name");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, decl, "added");
+  check_field(L, f, spec, decl, m->name);
+  lua_getuservalue(L, 2);
+  uv = lua_gettop(L);
+  lua_getfield(L, uv, JN_UV_FIELDS);
+  lua_pushvalue(L, decl);
+  lua_rawseti(L, -2, m->nfields + 1);
+  lua_pop(L, 1);
+  i = m->nfields++;
+  (void)i;
+  lua_getfield(L, uv, JN_UV_SQL);
+  gen_sql(L, m, lua_gettop(L));
+  lua_pop(L, 1);
+  build_lookup(L, m, uv);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -973,5 +1107,7 @@ void jn_schema_open(lua_State *L) {
   lua_getfield(L, -1, "Connection");   /* db:define, next to jn_conn's methods */
   lua_pushcfunction(L, schema_define);
   lua_setfield(L, -2, "define");
+  lua_pushcfunction(L, schema_addfield);
+  lua_setfield(L, -2, "_addField");
   lua_pop(L, 1);
 }

@@ -1678,3 +1678,68 @@ describe("belongsTo set with a key that is no row", function()
     db:close()
   end)
 end)
+
+describe("foreign keys added for you", function()
+  local db
+  before_each(function() db = H.open() end)
+  after_each(function() db:close() end)
+
+  local function fields(model)
+    local out = {}
+    for _, f in ipairs(model:_info().fields) do out[#out + 1] = f end
+    table.sort(out)
+    return out
+  end
+
+  it("belongsTo and hasMany add the key field the model lacks, camelCase or snake_case", function()
+    local User = db:define("User", { fields = { name = { type = T.TEXT } } })
+    local Task = db:define("Task", { fields = { title = { type = T.TEXT } } })
+    local Note = db:define("Note", { underscored = true, fields = { body = { type = T.TEXT } } })
+    assert(db:associate {
+      User = { { hasMany = "Task" }, { hasOne = "Note" } },
+      Task = { { belongsTo = "User" }, { belongsTo = "User", as = "Owner" } },
+    })
+    assert.same({ "createdAt", "id", "ownerId", "title", "updatedAt", "userId" }, fields(Task))
+    assert.same({ "body", "created_at", "id", "updated_at", "user_id" }, fields(Note))
+    assert.equal("userId", User:_info().associations.Tasks:info().foreignKey)
+    assert(db:sync())
+    local u = assert(User:create { name = "ann" })
+    local t = assert(u:createTask { title = "write" })
+    assert.equal(u.id, t.userId)
+    assert.equal(u, t:getUser())
+    assert(t:setOwner(u))
+    assert.equal(u, t:getOwner())
+    assert(u:createNote { body = "hi" })
+    assert.equal("hi", u:getNote().body)
+    -- the added key refers to the user: deleting the user sets it to NULL
+    assert(u:destroy())
+    assert.is_nil(assert(Task:findByPk(t.id)).userId)
+  end)
+
+  it("an added key has the type of the key it refers to", function()
+    local Code = db:define("Code", { fields = { code = { type = T.STRING(8), primaryKey = true } } })
+    local Use = db:define("Use", { fields = {} })
+    assert(db:associate { Use = { { belongsTo = "Code" } } })
+    assert(db:sync())
+    assert(Code:create { code = "abc" })
+    local use = assert(Use:create { codeCode = "abc" })
+    assert.equal("abc", use:getCode().code)
+    local ok, _, code = Use:create { codeCode = "much too long" }
+    assert.is_nil(ok)
+    assert.equal(H.junction.VALIDATION, code)
+  end)
+
+  it("a key field is not added once the model is in use, and a declared key is used as it is", function()
+    db:define("User", { fields = {} })
+    local Task = db:define("Task", { fields = { title = { type = T.TEXT } } })
+    assert(db:sync())
+    assert(Task:create { title = "x" })
+    H.mentions(H.raises(function() db:associate { Task = { { belongsTo = "User" } } } end),
+      "db:associate: Task belongsTo User", "userId", "cannot be added now")
+    assert.same({ "createdAt", "id", "title", "updatedAt" }, fields(Task))
+    -- a model whose key is declared is not changed
+    local Post = db:define("Post", { fields = { user_id = { type = T.INTEGER } } })
+    assert(db:associate { Post = { { belongsTo = "User" } } })
+    assert.same({ "createdAt", "id", "updatedAt", "user_id" }, fields(Post))
+  end)
+end)

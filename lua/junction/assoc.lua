@@ -508,6 +508,104 @@ local function apply_actions(model, fk, refmodel, refkey, spec, ctx)
   end
 end
 
+-- {====== Key fields added for you
+
+-- "User", "id" -> "userId"; "Product", "productSecondaryId" -> "productProductSecondaryId";
+-- with underscored, "user_id" and "product_product_secondary_id".
+local function key_name(model, base, key)
+  if model:_info().underscored then return inflect.snake(base) .. "_" .. inflect.snake(key) end
+  local s = base:sub(1, 1):lower() .. base:sub(2)
+  for part in key:gmatch("[^_]+") do s = s .. cap(part) end
+  return s
+end
+
+-- Does some field of model declare that it refers to ref?
+local function refers_to(model, ref)
+  for _, d in ipairs(model:_info().declarations) do
+    if d.ref_model == ref.tableName or d.ref_model == ref.name then return true end
+  end
+  return false
+end
+
+-- Add field name to model, of the type of like.likeKey, referring to it
+-- (db:_addField refuses once the model is in use).
+local function add_key(db, model, name, like, likeKey, decl, ctx)
+  decl.references = { model = like.tableName, key = likeKey }
+  local ok, e = pcall(db._addField, db, model, name, decl, like, likeKey, "db:associate: " .. ctx)
+  if not ok then error((tostring(e):gsub("^[^:]*:%d+: ", "")), 0) end
+  for _, d in ipairs(model:_info().declarations) do   -- defaults an association may change
+    if d.name == name then d.auto_onDelete, d.auto_onUpdate = true, true end
+  end
+end
+
+-- The foreign key a belongsTo/hasOne/hasMany entry needs, added to the
+-- model that holds it when no field answers (spec.foreignKey when given).
+local function to_one_key(db, a)
+  local spec, source, target = a.spec, a.source, a.target
+  local holder, base, ref, refkey, candidates
+  if a.kind == "belongsTo" then
+    local singular = alias_names(spec, target, false, a.ctx)
+    holder, base, ref, refkey = source, singular, target, spec.targetKey or target.primaryKey
+    candidates = { n = 4, refkey ~= "id" and refkey or nil, inflect.snake(singular) .. "_" .. refkey,
+                   inflect.snake(singular) .. "_id", singular:sub(1, 1):lower() .. singular:sub(2) .. "Id" }
+  else
+    holder, base, ref, refkey = target, source.name, source, spec.sourceKey or source.primaryKey
+    candidates = key_candidates(source)
+  end
+  if spec.foreignKey then
+    -- a named key that is no field is added, unless a field already refers to
+    -- the model: then the name is more likely misspelt (the builder raises)
+    if has_field(holder, spec.foreignKey) or refers_to(holder, ref) then return end
+  elseif first_field(holder, candidates) then
+    return
+  end
+  local name = spec.foreignKey or key_name(holder, base, refkey)
+  if has_field(holder, name) then spec.foreignKey = name; return end
+  add_key(db, holder, name, ref, refkey, { onDelete = "set null", onUpdate = "cascade" }, a.ctx)
+  spec.foreignKey = name
+end
+
+-- The two keys a belongsToMany through a declared model needs, added to it
+-- when it has no field referring to the source (or target) and none is named.
+local function through_keys(db, a)
+  local spec, source, target = a.spec, a.source, a.target
+  if type(spec.through) ~= "string" then return end
+  local jm = db:model(spec.through)
+  if not jm then
+    for _, m in pairs(db:_models()) do
+      if m.tableName == spec.through then jm = m end
+    end
+  end
+  if not jm then return end   -- made by the builder, with its keys
+  local sk = spec.sourceKey or source.primaryKey
+  local tk = spec.targetKey or target.primaryKey
+  local function refers(model) return refers_to(jm, model) end
+  local fk = spec.foreignKey or referring_field(jm, source)
+  local ok = spec.otherKey or referring_field(jm, target, fk)
+  -- a key neither named nor found is added only when no field refers to its model
+  -- (two fields referring to it: the builder asks which one)
+  local add_fk = not refers(source) and not (fk and has_field(jm, fk))
+  local add_ok = not refers(target) and not (ok and has_field(jm, ok))
+  if not add_fk and not add_ok then return end
+  local singular = alias_names(spec, target, true, a.ctx)
+  fk = fk or key_name(jm, source.name, sk)
+  ok = ok or key_name(jm, source == target and singular or target.name, tk)
+  if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", a.ctx, fk) end
+  local group = add_fk and add_ok and ("unique_" .. jm.tableName) or nil
+  local function decl()
+    return { allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade" }
+  end
+  if add_fk then add_key(db, jm, fk, source, sk, decl(), a.ctx) end
+  if add_ok then add_key(db, jm, ok, target, tk, decl(), a.ctx) end
+  spec.foreignKey, spec.otherKey = fk, ok
+end
+
+local add_keys = {
+  belongsTo = to_one_key, hasOne = to_one_key, hasMany = to_one_key, belongsToMany = through_keys,
+}
+
+-- }======
+
 local builders = {}
 
 function builders.belongsTo(db, source, target, spec, ctx)
@@ -668,6 +766,16 @@ function M.associate(db, tbl)
                           ctx = name .. " " .. kind .. " " .. target.name }
     end
   end
+  -- every key field is added before any association is made: an association's
+  -- statements list the columns of its models as they are when it is made
+  -- (the entries that name their keys first: the other side of a pair finds them)
+  local named, unnamed = {}, {}
+  for _, a in ipairs(todo) do
+    local t = (a.spec.foreignKey or a.spec.otherKey) and named or unnamed
+    t[#t + 1] = a
+  end
+  for _, a in ipairs(named) do add_keys[a.kind](db, a) end
+  for _, a in ipairs(unnamed) do add_keys[a.kind](db, a) end
   for _, a in ipairs(todo) do builders[a.kind](db, a.source, a.target, a.spec, a.ctx) end
   return true
 end

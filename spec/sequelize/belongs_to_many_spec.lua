@@ -773,6 +773,30 @@ describe("BelongsToMany", function()
         assert.same({}, assert(db:query("SELECT * FROM users_tasks")))
       end)
     end)
+
+    -- junction keeps one primary key (id): the two added keys are unique together
+    it("removes the primary key if it was added by sequelize", function()
+      db = S.open()
+      local User = S.define(db, "User", { username = T.STRING(255) }, { tableName = "users" })
+      local Task = S.define(db, "Task", { title = T.STRING(255) }, { tableName = "tasks" })
+      local UserTasks = S.define(db, "usertasks", {})
+      assert(db:associate {
+        User = { { belongsToMany = "Task", through = "usertasks" } },
+        Task = { { belongsToMany = "User", through = "usertasks" } },
+      })
+      local groups = {}
+      for _, d in ipairs(UserTasks:_info().declarations) do
+        if d.unique then groups[#groups + 1] = d.name .. ":" .. d.unique end
+      end
+      table.sort(groups)
+      assert.same({ "taskId:unique_usertasks", "userId:unique_usertasks" }, groups)
+      assert(db:sync())
+      local user, task = assert(User:create {}), assert(Task:create {})
+      assert(user:addTask(task))
+      assert(user:addTask(task))   -- linked once
+      assert.equal(1, UserTasks:count())
+      assert.equal(user, task:getUsers()[1])
+    end)
   end)
 
   describe("through", function()
@@ -1078,7 +1102,55 @@ describe("BelongsToMany", function()
     end)
   end)
 
+  describe("join table creation (keys added for you)", function()
+    it("correctly identifies its counterpart when through is a model", function()
+      db = S.open()
+      local User, Group = S.define(db, "User", {}), S.define(db, "Group", {})
+      local UserGroup = S.define(db, "GroupUser", {}, { tableName = "user_groups" })
+      assert(db:associate {
+        User = { { belongsToMany = "Group", as = "MyGroups", through = "GroupUser" } },
+        Group = { { belongsToMany = "User", as = "MyUsers", through = "GroupUser" } },
+      })
+      local mine = User:_info().associations.MyGroups:info()
+      local theirs = Group:_info().associations.MyUsers:info()
+      assert.equal(mine.through, theirs.through)
+      assert.equal(UserGroup, mine.through)
+      assert.equal("userId", mine.foreignKey); assert.equal("groupId", mine.otherKey)
+      assert.equal("groupId", theirs.foreignKey); assert.equal("userId", theirs.otherKey)
+      assert(db:sync())
+      local u, g = assert(User:create {}), assert(Group:create {})
+      assert(u:addMyGroup(g))
+      assert.equal(u, g:getMyUsers()[1])
+    end)
+  end)
+
   describe("thisAssociations", function()
+    -- Sequelize v6 names them PersonId and ChildId; junction follows Sequelize 7's
+    -- camelCase (personId, childId), and with underscored the fields are person_id, child_id
+    it("should setup correct foreign keys", function()
+      db = S.open()
+      local Person = S.define(db, "Person", {})
+      local PersonChildren = S.define(db, "PersonChildren", {})
+      assert(db:associate { Person = { { belongsToMany = "Person", as = "Children", through = "PersonChildren" } } })
+      local children = Person:_info().associations.Children:info()
+      assert.equal("personId", children.foreignKey)
+      assert.equal("childId", children.otherKey)
+      assert.same({ "id", "createdAt", "updatedAt", "personId", "childId" }, PersonChildren:_info().fields)
+
+      local db2 = S.open()
+      Person = S.define(db2, "Person", {}, { underscored = true })
+      S.define(db2, "PersonChildren", {}, { underscored = true })
+      assert(db2:associate { Person = { { belongsToMany = "Person", as = "Children", through = "PersonChildren" } } })
+      children = Person:_info().associations.Children:info()
+      assert.equal("person_id", children.foreignKey)
+      assert.equal("child_id", children.otherKey)
+      assert(db2:sync())
+      local parent, child = assert(Person:create {}), assert(Person:create {})
+      assert(parent:addChild(child))
+      assert.equal(child, parent:getChildren()[1])
+      db2:close()
+    end)
+
     it("should work with custom this reference", function()
       db = S.open()
       local User = S.define(db, "User", { name = T.STRING(100) })

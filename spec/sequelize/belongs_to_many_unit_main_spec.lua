@@ -34,6 +34,22 @@ describe("belongsToMany", function()
       return out
     end
 
+    it("should infer otherKey from paired BTM relationship with a through model defined", function()
+      local User, Place = S.define(db, "User", {}), S.define(db, "Place", {})
+      local UserPlace = S.define(db, "UserPlace", {
+        id = { type = S.T.INTEGER, primaryKey = true, autoIncrement = true },
+      }, { timestamps = false })
+      assert(db:associate {
+        User = { { belongsToMany = "Place", through = "UserPlace", foreignKey = "user_id", otherKey = "place_id" } },
+        Place = { { belongsToMany = "User", through = "UserPlace" } },
+      })
+      local places = User:_info().associations.Places:info()
+      local users = Place:_info().associations.Users:info()
+      assert.equal("user_id", places.foreignKey); assert.equal("place_id", places.otherKey)
+      assert.equal("place_id", users.foreignKey); assert.equal("user_id", users.otherKey)
+      assert.equal(3, #UserPlace:_info().fields)   -- the declared key and the two foreign keys
+    end)
+
     it("should create non-null foreign keys by default", function()
       S.define(db, "A", {}); S.define(db, "B", {})
       assert(db:associate { A = { { belongsToMany = "B", through = "AB" } } })
