@@ -472,6 +472,8 @@ JN_INTERNAL int jn_assoc_rowexists(lua_State *L, jn_Model *m, int f, int type);
 JN_INTERNAL int jn_assoc_fkfail(jn_Conn *c, int rc);
 JN_INTERNAL int jn_assoc_gone(lua_State *L, jn_Assoc *a, int self, const char *ctx);
 JN_INTERNAL jn_St *jn_assoc_countwhere(lua_State *L, jn_Assoc *a, int w, int *rc);
+JN_INTERNAL jn_St *jn_assoc_countwhere2(lua_State *L, jn_Assoc *a, int w, int tw, int *rc);
+JN_INTERNAL void jn_assoc_throughwhere(lua_State *L, jn_Assoc *a, int idx, const char *ctx);
 JN_INTERNAL int jn_assoc_pushcount(lua_State *L, jn_Conn *c, jn_St *st);
 JN_INTERNAL int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);
 JN_INTERNAL int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);

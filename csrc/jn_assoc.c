@@ -746,6 +746,32 @@ int jn_assoc_rowexists(lua_State *L, jn_Model *m, int f, int type) {
 ** [-0, +2, e]
 */
 jn_St *jn_assoc_countwhere(lua_State *L, jn_Assoc *a, int w, int *rc) {
+  return jn_assoc_countwhere2(L, a, w, 0, rc);
+}
+
+/*
+** The options table opts.through (the value at idx, or nil) of a
+** belongsToMany read: a table of at most 'where' (a where on the junction
+** model's fields).  Pushes that where, or nil.  Raises on misuse.
+** [-0, +1, e]
+*/
+void jn_assoc_throughwhere(lua_State *L, jn_Assoc *a, int idx, const char *ctx) {
+  static const char *const through_opts[] = { "where", NULL };
+  char octx[200];
+  if (lua_isnil(L, idx)) { lua_pushnil(L); return; }
+  if (a->kind != JN_A_BELONGS_TO_MANY)
+    luaL_error(L, "%s: bad option 'through' (only a belongsToMany has a junction model)", ctx);
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: bad option 'through' (table expected, got %s)", ctx, luaL_typename(L, idx));
+  snprintf(octx, sizeof octx, "%s: option 'through'", ctx);
+  jn_query_checkopts(L, idx, through_opts, octx);
+  lua_pushliteral(L, "where");
+  lua_rawget(L, idx);
+}
+
+/* The count of a belongsToMany or hasMany whose where (at w, or 0) is on the
+** target and whose through where (at tw, or 0) is on the junction. */
+jn_St *jn_assoc_countwhere2(lua_State *L, jn_Assoc *a, int w, int tw, int *rc) {
   jn_Conn *c = a->source->conn;
   jn_Buf b;
   jn_Select s;
@@ -760,7 +786,9 @@ jn_St *jn_assoc_countwhere(lua_State *L, jn_Assoc *a, int w, int *rc) {
   jn_inst_get(L, 1, a->source_key);
   jn_query_bind(L, &s, -1);
   lua_pop(L, 1);
-  jn_query_where(L, a->target, w, "t", &b, &s, jn_assoc_method(L));
+  if (w) jn_query_where(L, a->target, w, "t", &b, &s, jn_assoc_method(L));
+  if (w && tw) jn_buf_adds(L, &b, " AND ");
+  if (tw) jn_query_where(L, a->through, tw, "j", &b, &s, jn_assoc_method(L));
   st = jn_stmt_cached(L, c, b.p, b.n, rc);
   if (st != NULL) jn_bind_list(L, c, st, &s);
   return st;

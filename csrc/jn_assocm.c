@@ -17,7 +17,7 @@ static const char *const roles[] = {
 };
 
 static const char *const get_opts[] = {
-  "where", "order", "limit", "offset", "attributes", "joinTableAttributes", NULL
+  "where", "order", "limit", "offset", "attributes", "joinTableAttributes", "through", NULL
 };
 
 /* {====== belongsToMany methods */
@@ -147,6 +147,14 @@ static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int 
     jn_query_where(L, a->target, lua_gettop(L), "t", &b, s, jn_assoc_method(L));
   }
   lua_pop(L, 1);
+  lua_pushliteral(L, "through");                  /* through = { where = ... }: on the junction */
+  lua_rawget(L, 2);
+  jn_assoc_throughwhere(L, a, lua_gettop(L), jn_assoc_method(L));
+  if (!lua_isnil(L, -1)) {
+    jn_buf_adds(L, &b, " AND ");
+    jn_query_where(L, a->through, lua_gettop(L), "j", &b, s, jn_assoc_method(L));
+  }
+  lua_pop(L, 2);
   jn_query_tail(L, a->target, 2, "t", &b, s, jn_assoc_method(L));
   if (keep) keep_order_sql(L, &b);
   return jn_stmt_cached(L, a->source->conn, b.p, b.n, rc);
@@ -310,7 +318,7 @@ static int btm_hases(lua_State *L) { return has_method(L, 0); }
 @function instance:countGenres
 */
 static int btm_count(lua_State *L) {
-  static const char *const count_opts[] = { "where", NULL };
+  static const char *const count_opts[] = { "where", "through", NULL };
   jn_Assoc *a = check_method(L);
   jn_Conn *c = a->source->conn;
   jn_St *st;
@@ -321,15 +329,20 @@ static int btm_count(lua_State *L) {
   if (lua_istable(L, 2)) {
     lua_pushliteral(L, "where");
     lua_rawget(L, 2);
+    lua_pushliteral(L, "through");
+    lua_rawget(L, 2);
+    jn_assoc_throughwhere(L, a, 4, jn_assoc_method(L));   /* 3 where, 4 through, 5 its where */
   } else {
     lua_pushnil(L);
+    lua_pushnil(L);
+    lua_pushnil(L);
   }
-  if (lua_isnil(L, -1)) {
+  if (lua_isnil(L, 3) && lua_isnil(L, 5)) {
     st = jn_assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
     if (st == NULL) return jn_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, 1, st, 1);
   } else {
-    st = jn_assoc_countwhere(L, a, lua_gettop(L), &rc);
+    st = jn_assoc_countwhere2(L, a, lua_isnil(L, 3) ? 0 : 3, lua_isnil(L, 5) ? 0 : 5, &rc);
     if (st == NULL) return jn_result(L, c, rc, NULL);
   }
   return jn_assoc_pushcount(L, c, st);

@@ -15,8 +15,10 @@ static const char *const find_opts[] = {
 
 static const char *const include_opts[] = {
   "association", "as", "where", "required", "include", "attributes", "order", "limit", "offset",
-  NULL
+  "through", NULL
 };
+
+static const char *const through_opts[] = { "where", "attributes", "as", NULL };
 
 /* {====== Eager loading */
 
@@ -201,6 +203,113 @@ static jn_Assoc *include_entry(lua_State *L, jn_Model *m, const char *ctx) {
   return a;
 }
 
+/*
+** Push the include's `through` table (spec at spec, or 0), or nil: for a
+** belongsToMany only, a table of where (on the junction model's fields),
+** attributes (the junction fields attached to each target, {} for none)
+** and as (the name they are attached under, instead of the junction
+** model's).  Returns its index, or 0.  Raises on misuse.
+** [-0, +1, e]
+*/
+static int push_through(lua_State *L, jn_Assoc *a, int spec, const char *ctx) {
+  char octx[200];
+  if (!spec || jn_optfield(L, spec, "through") == LUA_TNIL) {
+    if (!spec) lua_pushnil(L);
+    return 0;
+  }
+  if (a->kind != JN_A_BELONGS_TO_MANY)
+    luaL_error(L, "%s: bad include '%s': bad option 'through' (only a belongsToMany has a junction model)",
+               ctx, a->alias);
+  if (!lua_istable(L, -1))
+    luaL_error(L, "%s: bad include '%s': bad option 'through' (table expected, got %s)", ctx, a->alias,
+               luaL_typename(L, -1));
+  snprintf(octx, sizeof octx, "%s: include '%s': option 'through'", ctx, a->alias);
+  jn_query_checkopts(L, lua_gettop(L), through_opts, octx);
+  return lua_gettop(L);
+}
+
+/* Append " AND <the through where>" when the through table at t has one. */
+static void add_through_where(lua_State *L, jn_Assoc *a, int t, jn_Buf *b, jn_Select *s,
+                              const char *ctx) {
+  if (!t) return;
+  if (jn_optfield(L, t, "where") != LUA_TNIL) {
+    jn_buf_adds(L, b, " AND ");
+    jn_query_where(L, a->through, lua_gettop(L), "j", b, s, ctx);
+  }
+  lua_pop(L, 1);
+}
+
+/*
+** The junction columns an include reads: through.attributes (names of
+** the junction model's fields; {} for none) when the through table at t
+** gives them, else those every belongsToMany read gives.  Pushes a
+** userdata int[] and returns the count.
+** [-0, +1, e]
+*/
+static int through_cols(lua_State *L, jn_Assoc *a, int t, int **cols, const char *ctx) {
+  jn_Model *j = a->through;
+  int n = 0, i, k, list;
+  if (!t || jn_optfield(L, t, "attributes") == LUA_TNIL) {
+    if (t) lua_pop(L, 1);
+    return jn_assoc_throughcols(L, a, 0, cols);
+  }
+  list = lua_gettop(L);
+  if (!lua_istable(L, list))
+    luaL_error(L, "%s: include '%s': bad option 'through.attributes' (array of %s fields expected)", ctx,
+               a->alias, j->name);
+  k = (int)lua_rawlen(L, list);
+  jn_list_check(L, list, k, ctx, "option 'through.attributes'", "a list");
+  *cols = (int *)lua_newuserdata(L, (size_t)(j->nfields + 1) * sizeof(int));
+  for (i = 1; i <= k && n < j->nfields; i++) {
+    int f;
+    lua_rawgeti(L, list, i);
+    f = lua_type(L, -1) == LUA_TSTRING ? jn_model_field(L, j, -1) : -1;
+    if (f < 0)
+      luaL_error(L, "%s: include '%s': bad option 'through.attributes' ('%s' is no field of %s)", ctx,
+                 a->alias, luaL_tolstring(L, -1, NULL), j->name);
+    lua_pop(L, 1);
+    (*cols)[n++] = f;
+  }
+  lua_remove(L, list);
+  return n;
+}
+
+/*
+** The name the junction row is attached under on each target: through.as
+** (the through table at t), else NULL (the junction model's name).  A new
+** name becomes readable on every instance of the target (nil until an
+** include sets it), as the junction model's name is; one that is a field
+** or method of the target raises.
+*/
+static const char *through_as(lua_State *L, jn_Assoc *a, int t, const char *ctx) {
+  const char *as;
+  if (!t || jn_optfield(L, t, "as") == LUA_TNIL) {
+    if (t) lua_pop(L, 1);
+    return NULL;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "%s: include '%s': bad option 'through.as' (string expected, got %s)", ctx, a->alias,
+               luaL_typename(L, -1));
+  {
+    int idx = lua_gettop(L);
+    jn_check_ident(L, idx, lua_pushfstring(L, "%s: include '%s': bad option 'through.as'", ctx, a->alias));
+    lua_pop(L, 1);
+  }
+  as = lua_tostring(L, -1);   /* anchored in the through table */
+  lua_pop(L, 1);
+  jn_model_lookup(L, a->target);
+  lua_getfield(L, -1, as);
+  if (lua_isnil(L, -1)) {     /* readable from now on: an instance's loaded value, or nil */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -3, as);
+  } else if (lua_type(L, -1) == LUA_TNUMBER || lua_type(L, -1) == LUA_TFUNCTION) {
+    luaL_error(L, "%s: include '%s': bad option 'through.as' ('%s' is a field or method of %s)", ctx,
+               a->alias, as, a->target->name);
+  }
+  lua_pop(L, 2);
+  return as;
+}
+
 /* Append "EXISTS (SELECT 1 FROM ... WHERE link = "src"."key" [AND where])". */
 static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select *s,
                        const char *ctx) {
@@ -218,6 +327,8 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
       jn_buf_adds(L, b, " AND ");
       jn_query_where(L, a->target, lua_gettop(L), "t", b, s, ctx);
     }
+    lua_pop(L, 1);
+    add_through_where(L, a, push_through(L, a, spec, ctx), b, s, ctx);
     lua_pop(L, 1);
   }
   jn_buf_adds(L, b, ")");
@@ -264,6 +375,19 @@ static void check_include(lua_State *L, jn_Assoc *a, int spec, const char *ctx) 
     jn_query_init(L, &s);
     jn_buf_init(L, &b);
     jn_query_where(L, a->target, w, "t", &b, &s, ctx);
+  }
+  lua_settop(L, top);
+  {   /* the through options, checked (and through.as made readable) before any query */
+    int t = push_through(L, a, spec, ctx), *cols;
+    if (t) {
+      jn_Buf b;
+      jn_Select s;
+      jn_query_init(L, &s);
+      jn_buf_init(L, &b);
+      add_through_where(L, a, t, &b, &s, ctx);
+      through_cols(L, a, t, &cols, ctx);
+      through_as(L, a, t, ctx);
+    }
   }
   lua_settop(L, top);
   if (jn_optfield(L, spec, "include") == LUA_TTABLE) {
@@ -406,8 +530,8 @@ static void top_window(lua_State *L, int spec, jn_Buf *b, jn_Select *s, const ch
 ** order (spec, or 0); the junction columns it reads go to r.  From the
 ** cache; NULL with *rc on failure.
 */
-static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, const jn_Buf *j, jn_Select *s,
-                           const char *ctx, int *rc) {
+static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, int t, const jn_Buf *j,
+                           jn_Select *s, const char *ctx, int *rc) {
   jn_Assoc *a = r->a;
   jn_Buf b;
   int *tcols, top = 0;
@@ -421,8 +545,9 @@ static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, const jn_Buf *j, 
   jn_buf_adds(L, &b, top ? "SELECT * FROM (SELECT " : "SELECT ");
   jn_assoc_link(L, a, &b);
   jn_buf_adds(L, &b, ", ");
-  jn_query_columns(L, a->target, spec, NULL, 0, "t", &b, s, ctx);
-  r->ntc = jn_assoc_throughcols(L, a, 0, &tcols);
+  if (!spec) lua_pushnil(L);   /* no options: a nil slot, never index 0 (no valid index) */
+  jn_query_columns(L, a->target, spec ? spec : lua_gettop(L), NULL, 0, "t", &b, s, ctx);
+  r->ntc = through_cols(L, a, t, &tcols, ctx);
   r->tcols = tcols;
   jn_assoc_addthrough(L, a, &b, tcols, r->ntc);
   if (top) top_rank(L, a, spec, &b, s, ctx);
@@ -442,6 +567,7 @@ static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, const jn_Buf *j, 
       jn_query_where(L, a->target, lua_gettop(L), "t", &b, s, ctx);
     }
     lua_pop(L, 1);
+    add_through_where(L, a, t, &b, s, ctx);
     if (top) {
       top_window(L, spec, &b, s, ctx);
       return jn_stmt_cached(L, a->source->conn, b.p, b.n, rc);
@@ -500,7 +626,7 @@ static void give_to_parents(lua_State *L, jn_Assoc *a, jn_St *st, int map, int t
 ** target to the array at kids.  Returns the last step's code.
 */
 static int distribute_rows(lua_State *L, const jn_Rows *r, jn_St *st, int map, int kids,
-                           int tomany) {
+                           int tomany, const char *as) {
   jn_Assoc *a = r->a;
   jn_Conn *c = a->source->conn;
   int i, rc, seen, nkids = 0, keypos = -1;   /* keypos: the target key's column, or -1 */
@@ -529,6 +655,14 @@ static int distribute_rows(lua_State *L, const jn_Rows *r, jn_St *st, int map, i
     } else {
       jn_assoc_pushrow(L, r, st);
     }
+    if (as != NULL && r->ntc > 0) {   /* the junction row under through.as */
+      lua_getuservalue(L, -1);
+      lua_getfield(L, -1, r->a->through->name);
+      lua_setfield(L, -2, as);
+      lua_pushnil(L);
+      lua_setfield(L, -2, r->a->through->name);
+      lua_pop(L, 1);
+    }
     if (fresh) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, kids, ++nkids);
@@ -555,6 +689,8 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   jn_Select s;
   jn_Rows r;
   jn_St *st;
+  int t;
+  const char *as;
   if (lua_rawlen(L, listidx) == 0) return 0;
   r.a = a;
   r.s = &s;
@@ -564,7 +700,9 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   map = lua_gettop(L);
   jn_buf_init(L, &j);
   if (collect_keys(L, a, listidx, map, tomany, &j) == 0) return 0;
-  st = include_stmt(L, &r, spec, &j, &s, ctx, &rc);
+  t = push_through(L, a, spec, ctx);
+  as = through_as(L, a, t, ctx);
+  st = include_stmt(L, &r, spec, t, &j, &s, ctx, &rc);
   if (st == NULL) return jn_result(L, c, rc, NULL);
   jn_bind_list(L, c, st, &s);
   r.nrec = nested_count(L, spec);
@@ -572,7 +710,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   r.mt = lua_gettop(L);
   lua_newtable(L);
   kids = lua_gettop(L);
-  rc = distribute_rows(L, &r, st, map, kids, tomany);
+  rc = distribute_rows(L, &r, st, map, kids, tomany, as);
   if (rc != SQLITE_DONE) return jn_finish(L, c, st, rc, SQLITE_DONE);
   jn_e_reset(c->eng, st);
   if (spec) {

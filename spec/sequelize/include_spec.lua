@@ -46,6 +46,54 @@ describe("Include", function()
       assert.equal(2, products[3].Tags[3].ProductTag.priority)
     end)
 
+    it("should be possible to turn off the attributes for the through table", function()
+      local Product = products_tags()
+      local products = assert(Product:findAll { attributes = { "title" },
+        include = { { association = "Tags", through = { attributes = {} }, required = true } } })
+      assert.equal(3, #products)
+      for _, product in ipairs(products) do
+        assert.is_true(#product.Tags > 0)
+        for _, tag in ipairs(product.Tags) do
+          assert.is_nil(tag.ProductTag)
+          assert.is_nil(tag:toTable().ProductTag)
+        end
+      end
+      -- some of them: the junction row carries those alone
+      products = assert(Product:findAll { order = "id", include = { { association = "Tags",
+        through = { attributes = { "priority" } }, order = "id" } } })
+      assert.equal(2, products[1].Tags[2].ProductTag.priority)
+      assert.same({ priority = 2 }, products[1].Tags[2].ProductTag:toTable())
+    end)
+
+    it("should be possible to select on columns inside a through table", function()
+      local Product = products_tags()
+      local products = assert(Product:findAll { attributes = { "title" },
+        include = { { association = "Tags", through = { where = { product_id = 3 } }, required = true } } })
+      assert.equal(1, #products)
+      assert.equal("Dress", products[1].title)
+      -- not required: every product, the tags filtered on the junction
+      products = assert(Product:findAll { order = "id",
+        include = { { association = "Tags", through = { where = { priority = 1 } }, order = "id" } } })
+      assert.equal(3, #products)
+      assert.same({ "A" }, S.sorted(products[1].Tags, "name"))
+      assert.same({ "B" }, S.sorted(products[2].Tags, "name"))
+      assert.same({ "B" }, S.sorted(products[3].Tags, "name"))
+      assert.has_error(function()
+        Product:findAll { include = { { association = "Tags", through = { where = { nope = 1 } } } } }
+      end)
+      assert.has_error(function()
+        Product:findAll { include = { { association = "Tags", through = { wehre = { priority = 1 } } } } }
+      end, "Product:findAll: include 'Tags': option 'through': bad option 'wehre' (unknown key)")
+    end)
+
+    it("should be possible to select on columns inside a through table and a limit", function()
+      local Product = products_tags()
+      local products = assert(Product:findAll { attributes = { "title" }, limit = 5,
+        include = { { association = "Tags", through = { where = { product_id = 3 } }, required = true } } })
+      assert.equal(1, #products)
+      assert.equal(3, #products[1].Tags)
+    end)
+
     it("should support including date fields, with the correct timeszone", function()
       local User = S.define(db, "user", { dateField = T.DATE }, { timestamps = false })
       local Group = S.define(db, "group", { dateField = T.DATE }, { timestamps = false })
