@@ -415,6 +415,25 @@ end
 
 -- {====== Builders
 
+-- Does some field of model declare that it refers to ref?
+local function refers_to(model, ref)
+  for _, d in ipairs(model:_info().declarations) do
+    if d.ref_model == ref.tableName or d.ref_model == ref.name then return true end
+  end
+  return false
+end
+
+-- Add field name to model, of the type of like.likeKey, referring to it
+-- (db:_addField refuses once the model is in use).
+local function add_key(db, model, name, like, likeKey, decl, ctx)
+  decl.references = { model = like.tableName, key = likeKey }
+  local ok, e = pcall(db._addField, db, model, name, decl, like, likeKey, "db:associate: " .. ctx)
+  if not ok then error((tostring(e):gsub("^[^:]*:%d+: ", "")), 0) end
+  for _, d in ipairs(model:_info().declarations) do   -- defaults an association may change
+    if d.name == name then d.auto_onDelete, d.auto_onUpdate = true, true end
+  end
+end
+
 -- The junction model for through: a model of that name, one on that table,
 -- or one defined here (two keys, a composite unique, cascades).
 local function junction_model(db, source, target, spec, ctx)
@@ -427,33 +446,29 @@ local function junction_model(db, source, target, spec, ctx)
   for _, m in pairs(db:_models()) do
     if m.tableName == through then return m end
   end
-  local fk = spec.foreignKey or key_candidates(source)[1] or (inflect.snake(source.name) .. "_id")
-  local ok = spec.otherKey or key_candidates(target)[1] or (inflect.snake(target.name) .. "_id")
+  -- the keys the links hold: sourceKey/targetKey when given (the paired belongsToMany's
+  -- sourceKey is this one's targetKey), else the primary keys
+  local sk = spec.sourceKey or source.primaryKey
+  local tk = spec.targetKey or target.primaryKey
+  local fk = spec.foreignKey or (sk ~= "id" and sk) or (inflect.snake(source.name) .. "_id")
+  local ok = spec.otherKey or (tk ~= "id" and tk) or (inflect.snake(target.name) .. "_id")
   if source == target then ok = spec.otherKey or ("other_" .. fk) end
   if fk == ok and not spec.foreignKey and not spec.otherKey then
     -- two keys of the same name (both primary keys are "name"): user_name, hobby_name
-    fk = inflect.snake(source.name) .. "_" .. source.primaryKey
-    ok = inflect.snake(target.name) .. "_" .. target.primaryKey
+    fk = inflect.snake(source.name) .. "_" .. sk
+    ok = inflect.snake(target.name) .. "_" .. tk
   end
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
-  local group = "unique_" .. through
-  local defined, made = pcall(db.define, db, through, {
-    tableName = through, underscored = true,
-    fields = {
-      -- each key of the type of the key it refers to (PostgreSQL refuses a
-      -- bigint referring to text)
-      [fk] = { type = source:_info().keyType, allowNull = false, unique = group, onDelete = "cascade",
-               onUpdate = "cascade", references = { model = source.tableName, key = source.primaryKey } },
-      [ok] = { type = target:_info().keyType, allowNull = false, unique = group, onDelete = "cascade",
-               onUpdate = "cascade", references = { model = target.tableName, key = target.primaryKey } },
-    },
-  })
+  local defined, made = pcall(db.define, db, through, { tableName = through, underscored = true, fields = {} })
   if not defined then   -- a name db:define refuses: say it as this call's misuse
     raise("%s: bad option 'through' ('%s' names no model, and no junction model can be made of it: %s)",
           ctx, through, (tostring(made):gsub("^[^:]*:%d+: ", "")))
   end
-  for _, d in ipairs(made:_info().declarations) do   -- defaults an association may change
-    d.auto_onDelete, d.auto_onUpdate = true, true
+  -- the two keys, of the types of the keys they refer to
+  local group = "unique_" .. through
+  for _, k in ipairs { { fk, source, sk }, { ok, target, tk } } do
+    add_key(db, made, k[1], k[2], k[3], { allowNull = false, unique = group, onDelete = "cascade",
+                                          onUpdate = "cascade" }, ctx)
   end
   return made, fk, ok   -- its keys: for a model to itself both fields refer to it
 end
@@ -517,25 +532,6 @@ local function key_name(model, base, key)
   local s = base:sub(1, 1):lower() .. base:sub(2)
   for part in key:gmatch("[^_]+") do s = s .. cap(part) end
   return s
-end
-
--- Does some field of model declare that it refers to ref?
-local function refers_to(model, ref)
-  for _, d in ipairs(model:_info().declarations) do
-    if d.ref_model == ref.tableName or d.ref_model == ref.name then return true end
-  end
-  return false
-end
-
--- Add field name to model, of the type of like.likeKey, referring to it
--- (db:_addField refuses once the model is in use).
-local function add_key(db, model, name, like, likeKey, decl, ctx)
-  decl.references = { model = like.tableName, key = likeKey }
-  local ok, e = pcall(db._addField, db, model, name, decl, like, likeKey, "db:associate: " .. ctx)
-  if not ok then error((tostring(e):gsub("^[^:]*:%d+: ", "")), 0) end
-  for _, d in ipairs(model:_info().declarations) do   -- defaults an association may change
-    if d.name == name then d.auto_onDelete, d.auto_onUpdate = true, true end
-  end
 end
 
 -- The foreign key a belongsTo/hasOne/hasMany entry needs, added to the
@@ -768,6 +764,17 @@ function M.associate(db, tbl)
   end
   -- every key field is added before any association is made: an association's
   -- statements list the columns of its models as they are when it is made
+  -- a pair of belongsToMany through one table junction makes: each one's targetKey is the
+  -- other's sourceKey, so that the table it makes refers to the keys both store
+  for _, a in ipairs(todo) do
+    for _, b in ipairs(todo) do
+      if a.kind == "belongsToMany" and b.kind == "belongsToMany" and a ~= b and a.source == b.target
+         and a.target == b.source and a.spec.through == b.spec.through and a.source ~= a.target then
+        a.spec.targetKey = a.spec.targetKey or b.spec.sourceKey
+        a.spec.sourceKey = a.spec.sourceKey or b.spec.targetKey
+      end
+    end
+  end
   -- (the entries that name their keys first: the other side of a pair finds them)
   local named, unnamed = {}, {}
   for _, a in ipairs(todo) do

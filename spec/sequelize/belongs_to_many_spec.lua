@@ -590,6 +590,94 @@ describe("BelongsToMany", function()
     end)
   end)
 
+  describe("non primary key attributes (a string through)", function()
+    -- User and Group keyed by a UUID id, each with a second unique UUID; the made
+    -- junction table "usergroups" holds the keys the association options name
+    local User, Group
+    local function models()
+      db = S.open()
+      local function spec(second)
+        return {
+          id = { type = T.UUID, allowNull = false, primaryKey = true, defaultValue = junction.UUIDV4 },
+          [second] = { type = T.UUID, allowNull = false, defaultValue = junction.UUIDV4, unique = true },
+        }
+      end
+      User = S.define(db, "User", spec("user_second_id"), { tableName = "tbl_user" })
+      Group = S.define(db, "Group", spec("group_second_id"), { tableName = "tbl_group" })
+    end
+    -- two users, two groups, user i in group i; the includes both ways, the junction
+    -- row's keys read back through through.attributes
+    local function check_links(ukey, gkey)
+      assert(db:sync())
+      local u1, u2 = assert(User:create {}), assert(User:create {})
+      local g1, g2 = assert(Group:create {}), assert(Group:create {})
+      assert(u1:addGroup(g1)); assert(u2:addGroup(g2))
+      local users = assert(User:findAll { order = "user_second_id", include = { { association = Group,
+        through = { attributes = { ukey, gkey } } } } })
+      assert.equal(2, #users)
+      for _, u in ipairs(users) do
+        assert.equal(1, #u.Groups)
+        local link = u.Groups[1].usergroups
+        assert.equal(u[ukey == "user_second_id" and "user_second_id" or "id"], link[ukey])
+        assert.equal(u.Groups[1][gkey == "group_second_id" and "group_second_id" or "id"], link[gkey])
+      end
+      local groups = assert(Group:findAll { include = { User } })
+      assert.equal(2, #groups)
+      for _, g in ipairs(groups) do assert.equal(1, #g.Users) end
+      assert.equal(g1, u1:getGroups()[1]); assert.equal(u2, g2:getUsers()[1])
+      assert.equal(1, u1:countGroups()); assert.is_true(g1:hasUser(u1)); assert.is_false(g1:hasUser(u2))
+    end
+
+    it("supports non primary key attributes for joins (sourceKey only)", function()
+      models()
+      assert(db:associate {
+        User = { { belongsToMany = "Group", through = "usergroups", sourceKey = "user_second_id" } },
+        Group = { { belongsToMany = "User", through = "usergroups", sourceKey = "group_second_id" } },
+      })
+      check_links("user_second_id", "group_second_id")
+    end)
+
+    it("supports non primary key attributes for joins (targetKey only)", function()
+      models()
+      assert(db:associate {
+        User = { { belongsToMany = "Group", through = "usergroups", sourceKey = "user_second_id" } },
+        Group = { { belongsToMany = "User", through = "usergroups", targetKey = "user_second_id" } },
+      })
+      check_links("user_second_id", "group_id")
+    end)
+
+    it("supports non primary key attributes for joins (sourceKey and targetKey)", function()
+      models()
+      assert(db:associate {
+        User = { { belongsToMany = "Group", through = "usergroups", sourceKey = "user_second_id",
+                   targetKey = "group_second_id" } },
+        Group = { { belongsToMany = "User", through = "usergroups", sourceKey = "group_second_id",
+                    targetKey = "user_second_id" } },
+      })
+      check_links("user_second_id", "group_second_id")
+    end)
+
+    it("supports non primary key attributes for joins for getting associations (sourceKey/targetKey)", function()
+      models()
+      assert(db:associate {
+        User = { { belongsToMany = "Group", through = "usergroups", sourceKey = "user_second_id",
+                   targetKey = "group_second_id" } },
+        Group = { { belongsToMany = "User", through = "usergroups", sourceKey = "group_second_id",
+                    targetKey = "user_second_id" } },
+      })
+      assert(db:sync())
+      local u1, u2 = assert(User:create {}), assert(User:create {})
+      local g1, g2 = assert(Group:create {}), assert(Group:create {})
+      assert(u1:addGroup(g1)); assert(u2:addGroup(g2))
+      local groups1, groups2 = assert(u1:getGroups()), assert(u2:getGroups())
+      local users1, users2 = assert(g1:getUsers()), assert(g2:getUsers())
+      assert.equal(1, #groups1); assert.equal(g1.id, groups1[1].id)
+      assert.equal(1, #groups2); assert.equal(g2.id, groups2[1].id)
+      assert.equal(1, #users1); assert.equal(u1.id, users1[1].id)
+      assert.equal(1, #users2); assert.equal(u2.id, users2[1].id)
+    end)
+  end)
+
   describe("join table creation", function()
     it("should work with non integer primary keys", function()
       db = S.open()

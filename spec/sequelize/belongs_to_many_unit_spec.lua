@@ -81,6 +81,50 @@ describe("belongsToMany", function()
     end)
   end)
 
+  describe("source/target keys", function()
+    it("should infer targetKey from paired BTM relationship with a through string defined", function()
+      local User = S.define(db, "User", { user_id = { type = T.UUID, unique = true } })
+      local Place = S.define(db, "Place", { place_id = { type = T.UUID, unique = true } })
+      assert(db:associate {
+        User = { { belongsToMany = "Place", through = "user_places", sourceKey = "user_id" } },
+        Place = { { belongsToMany = "User", through = "user_places", sourceKey = "place_id" } },
+      })
+      local places = User:_info().associations.Places:info()
+      local users = Place:_info().associations.Users:info()
+      assert.equal("user_id", places.sourceKey); assert.equal("place_id", users.sourceKey)
+      assert.equal("place_id", places.targetKey); assert.equal("user_id", users.targetKey)
+      assert(db:sync())
+      local uid, pid = "6f1c2a44-0d6b-4c3e-9a55-0b8f3f9d2a11", "0a9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c"
+      local user = assert(User:create { user_id = uid })
+      local place = assert(Place:create { place_id = pid })
+      assert(user:addPlace(place))
+      assert.same({ { user_id = uid, place_id = pid } }, assert(db:query("SELECT user_id, place_id FROM user_places")))
+      assert.equal(user, place:getUsers()[1])
+    end)
+
+    it("should infer targetKey from paired BTM relationship with a through model defined", function()
+      local User = S.define(db, "User", { user_id = { type = T.UUID, unique = true } })
+      local Place = S.define(db, "Place", { place_id = { type = T.UUID, unique = true } })
+      local UserPlace = S.define(db, "UserPlace", {
+        id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      }, { timestamps = false })
+      assert(db:associate {
+        User = { { belongsToMany = "Place", through = "UserPlace", sourceKey = "user_id" } },
+        Place = { { belongsToMany = "User", through = "UserPlace", sourceKey = "place_id" } },
+      })
+      local places = User:_info().associations.Places:info()
+      local users = Place:_info().associations.Users:info()
+      assert.equal("user_id", places.sourceKey); assert.equal("place_id", users.sourceKey)
+      assert.equal("place_id", places.targetKey); assert.equal("user_id", users.targetKey)
+      assert.equal(3, #UserPlace:_info().fields)   -- the declared key and the two foreign keys
+      assert(db:sync())
+      local user = assert(User:create { user_id = "6f1c2a44-0d6b-4c3e-9a55-0b8f3f9d2a11" })
+      local place = assert(Place:create { place_id = "0a9e8d7c-6b5a-4f3e-8d2c-1b0a9f8e7d6c" })
+      assert(place:addUser(user))
+      assert.equal(place, user:getPlaces()[1])
+    end)
+  end)
+
   describe("associations on the join table", function()
     local User, Project, UserProjects
     before_each(function()
