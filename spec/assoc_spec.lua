@@ -1743,3 +1743,34 @@ describe("foreign keys added for you", function()
     assert.same({ "createdAt", "id", "updatedAt", "user_id" }, fields(Post))
   end)
 end)
+
+describe("association scopes", function()
+  it("a hasMany scope filters its reads and sets its values on every write", function()
+    local db = H.open()
+    local Post = db:define("Post", { fields = { title = { type = T.TEXT } } })
+    local Comment = db:define("Comment", { fields = { body = { type = T.TEXT },
+      commentable = { type = T.STRING(20) }, commentable_id = { type = T.INTEGER } } })
+    assert(db:associate { Post = { { hasMany = "Comment", foreignKey = "commentable_id",
+                                     scope = { commentable = "post" } } } })
+    assert(db:sync())
+    local post = assert(Post:create { title = "p" })
+    local mine = assert(post:createComment { body = "a" })
+    assert.equal("post", mine.commentable)
+    -- a comment of an image with the same id is not the post's
+    local other = assert(Comment:create { body = "b", commentable = "image", commentable_id = post.id })
+    assert.equal(1, #assert(post:getComments()))
+    assert.equal(1, post:countComments())
+    assert.is_false(post:hasComment(other))
+    local loose = assert(Comment:create { body = "c" })
+    assert(post:addComment(loose))
+    assert.equal("post", assert(Comment:findByPk(loose.id)).commentable)
+    assert(post:setComments { mine })
+    assert.equal(1, post:countComments())
+    assert.equal(post.id, assert(Comment:findByPk(other.id)).commentable_id)   -- left alone
+    H.raises(function()
+      db:associate { Post = { { hasMany = "Comment", as = "Notes", foreignKey = "commentable_id",
+                                scope = { nope = 1 } } } }
+    end)
+    db:close()
+  end)
+end)

@@ -21,7 +21,8 @@ local junction   -- the module, set by setup
 -- option -> the Lua types its value may have
 local option_keys = {
   as = { string = true, table = true }, foreignKey = { string = true }, otherKey = { string = true },
-  sourceKey = { string = true }, targetKey = { string = true }, through = { string = true },
+  sourceKey = { string = true }, targetKey = { string = true }, through = { string = true, table = true },
+  scope = { table = true },
   onDelete = { string = true }, onUpdate = { string = true },
 }
 local kinds = { "belongsTo", "hasOne", "hasMany", "belongsToMany" }
@@ -187,6 +188,12 @@ local function as_method(method, ok, ...)
   error(method .. ": " .. (e:gsub("^[^:]*:%d+: ", "")), 3)
 end
 
+-- t with the values of scope (field = value) set on it; t itself.
+local function with_scope(t, scope)
+  for f, v in next, scope or {} do t[f] = v end
+  return t
+end
+
 local function check_values(values, method)
   if values ~= nil and type(values) ~= "table" then
     error(method .. ": bad argument #1 (table of values expected, got " .. type(values) .. ")", 3)
@@ -194,12 +201,12 @@ local function check_values(values, method)
 end
 
 -- create<Target>(values) for hasOne/hasMany: the target, its key set to ours.
-local function create_linked(source, target, sk, fk, singular)
+local function create_linked(source, target, sk, fk, singular, scope)
   local method = source.name .. ":create" .. cap(singular)
   return function(self, values)
     local k = own_key(self, sk, source, method)
     check_values(values, method)
-    local v = copy(values)
+    local v = with_scope(copy(values), scope)
     v[fk] = k
     -- A target with hooks is created outside pcall (its hooks may yield,
     -- which PUC Lua 5.1 refuses across pcall) once a build shows that
@@ -215,17 +222,23 @@ local function create_linked(source, target, sk, fk, singular)
   end
 end
 
-local function has_many_methods(db, assoc, source, target, sk, fk, singular, plural)
+local function has_many_methods(db, assoc, source, target, sk, fk, singular, plural, scope)
   singular, plural = cap(singular), cap(plural)
   local check, null = junction._check, junction.null
   local tk = target.primaryKey
   local fns = {}
+  -- the where of the association's rows of k: its key, and its scope's values
+  local function mine_of(k, extra)
+    local w = with_scope({ [fk] = k }, scope)
+    for f, v in next, extra or {} do w[f] = v end
+    return w
+  end
   local function scoped(self, opts, method)
     if opts ~= nil and type(opts) ~= "table" then
       error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 3)
     end
     local o = copy(opts)
-    local mine = { [fk] = own_key(self, sk, source, method) }
+    local mine = mine_of(own_key(self, sk, source, method))
     o.where = o.where and { ["and"] = { mine, o.where } } or mine
     return o
   end
@@ -246,7 +259,7 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
   local function has(self, keys, method)
     local k = own_key(self, sk, source, method)
     if #keys == 0 then return true end
-    local n, msg, code, details = target:count { where = { [fk] = k, [tk] = { ["in"] = keys } } }
+    local n, msg, code, details = target:count { where = mine_of(k, { [tk] = { ["in"] = keys } }) }
     if n == nil then return fail(msg, code, details) end
     return n == #keys
   end
@@ -264,7 +277,7 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
   -- it with the keys that are not (their details left in out.details).
   local function link(k, keys, method, out)
     if #keys == 0 then return end
-    local n, err, code = target:update({ [fk] = k }, { where = { [tk] = { ["in"] = keys } } })
+    local n, err, code = target:update(with_scope({ [fk] = k }, scope), { where = { [tk] = { ["in"] = keys } } })
     if n == nil and code == NOT_FOUND and check(source:count { where = { [sk] = k } }) == 0 then
       out.details = { gone = true }   -- our own row was deleted meanwhile
       junction.abort(method .. ": the " .. source.name .. " is gone (no row with " .. sk .. " = "
@@ -296,7 +309,7 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
     local k = own_key(self, sk, source, method)
     local out = {}
     return finish(out, db:transaction(function()
-      local where = { [fk] = k }
+      local where = mine_of(k)
       if #keys > 0 then where[tk] = { notIn = keys } end
       check(target:update({ [fk] = null }, { where = where }))
       link(k, keys, method, out)
@@ -307,12 +320,12 @@ local function has_many_methods(db, assoc, source, target, sk, fk, singular, plu
     local k = own_key(self, sk, source, method)
     if #keys == 0 then return true end
     return db:transaction(function()
-      check(target:update({ [fk] = null }, { where = { [fk] = k, [tk] = { ["in"] = keys } } }))
+      check(target:update({ [fk] = null }, { where = mine_of(k, { [tk] = { ["in"] = keys } }) }))
     end)
   end
   fns.remove = method_of("remove", true, remove)
   fns.removeMany = method_of("remove", false, remove)
-  fns.create = create_linked(source, target, sk, fk, singular)
+  fns.create = create_linked(source, target, sk, fk, singular, scope)
   return fns
 end
 
@@ -402,8 +415,8 @@ local c_roles = {
   hasOne = { set = "setOne" },
 }
 
-local function register(source, names, fns, assoc, kind, target)
-  local c = not junction._hooked(target) and c_roles[kind] or {}
+local function register(source, names, fns, assoc, kind, target, scope)
+  local c = not junction._hooked(target) and not scope and c_roles[kind] or {}
   for name, role in pairs(names) do
     local fn = fns[role]
     if c[role] then fn = assoc:_method(c[role], source.name .. ":" .. name) end
@@ -602,6 +615,26 @@ local add_keys = {
 
 -- }======
 
+-- A copy of an association's scope: field = value pairs of fields of model
+-- (Sequelize's scope as a where of equalities, which also gives the values
+-- that writes set).
+local function check_scope(model, scope, what, ctx)
+  local out = {}
+  for f, v in next, scope do
+    if type(f) ~= "string" or not has_field(model, f) then
+      raise("%s: bad option '%s' (%s is no field of %s)", ctx, what, tostring(f), model.name)
+    end
+    local t = type(v)
+    if t ~= "string" and t ~= "number" and t ~= "boolean" then
+      raise("%s: bad option '%s' (%s = %s: a scope gives values, field = string, number or boolean)", ctx, what,
+            f, t)
+    end
+    out[f] = v
+  end
+  if next(out) == nil then raise("%s: bad option '%s' (empty: leave it out for every row)", ctx, what) end
+  return out
+end
+
 local builders = {}
 
 function builders.belongsTo(db, source, target, spec, ctx)
@@ -631,9 +664,12 @@ local function has_builder(kind)
     apply_actions(target, fk, source, sk, spec, ctx)
     local assoc = db:_associate(source, kind, target,
                                 { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
+    local scope = spec.scope and check_scope(target, spec.scope, "scope", ctx)
+    if scope and not tomany then raise("%s: bad option 'scope' (for hasMany and belongsToMany)", ctx) end
     if tomany then
       register(source, many_names(singular, plural),
-               has_many_methods(db, assoc, source, target, sk, fk, singular, plural), assoc, kind, target)
+               has_many_methods(db, assoc, source, target, sk, fk, singular, plural, scope), assoc, kind, target,
+               scope)
     else
       register(source, one_names(singular), has_one_methods(db, assoc, source, target, sk, fk, singular),
                assoc, kind, target)
@@ -642,6 +678,137 @@ local function has_builder(kind)
 end
 builders.hasOne = has_builder("hasOne")
 builders.hasMany = has_builder("hasMany")
+
+-- The methods of a belongsToMany with a scope (on the target) or a through
+-- scope (on the junction rows): reads are the C methods (old) with the scopes
+-- added to where and through.where; writes are Lua over the junction model,
+-- each in one transaction, so that a link of another scope in the same
+-- junction table is never read, kept or deleted as this one's.
+local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, singular, plural)
+  local fk, ok, sk, tk, scope, tscope = keys.fk, keys.ok, keys.sk, keys.tk, keys.scope, keys.tscope
+  local check = junction._check
+  local fns = {}
+  local function both(a, b)
+    if a and b then return { ["and"] = { a, b } } end
+    return a or b
+  end
+  local function opts_of(opts, method, level)
+    if opts ~= nil and type(opts) ~= "table" then
+      error(method .. ": bad options (table expected, got " .. type(opts) .. ")", level + 1)
+    end
+    local o = copy(opts)
+    o.where = both(scope and copy(scope), o.where)
+    if tscope then
+      local t = copy(o.through)
+      t.where = both(copy(tscope), t.where)
+      o.through = t
+    end
+    return o
+  end
+  fns.get = function(self, opts)
+    return old.get(self, opts_of(opts, source.name .. ":get" .. cap(plural), 2))
+  end
+  fns.count = function(self, opts)
+    return old.count(self, opts_of(opts, source.name .. ":count" .. cap(plural), 2))
+  end
+  local function method_of(verb, single, helper)
+    local method = source.name .. ":" .. verb .. cap(single and singular or plural)
+    return function(self, x, opts)
+      local ks = keys_of(assoc, x, method, single, 3)
+      return helper(self, ks, method, opts)
+    end
+  end
+  local function has(self, ks, method)
+    own_key(self, sk, source, method)
+    if #ks == 0 then return true end
+    local n, msg, code = old.count(self, opts_of({ where = { [tk] = { ["in"] = ks } } }, method, 2))
+    if n == nil then return nil, msg, code end
+    return n == #ks
+  end
+  fns.has, fns.hasMany = method_of("has", true, has), method_of("has", false, has)
+  -- the links of k to ks (of this scope), made where missing, in the running transaction
+  local function link(k, ks, method, opts, out)
+    if #ks == 0 then return end
+    if opts ~= nil and type(opts) ~= "table" then
+      error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 0)
+    end
+    local values = opts and opts.through
+    local found = existing(target, tk, ks)
+    for _, key in ipairs(ks) do
+      if not found[key] then
+        local msg, details = not_found(method, tk, ks, found)
+        out.details = details
+        junction.abort(msg, NOT_FOUND)
+      end
+    end
+    local have = {}
+    for _, row in ipairs(check(jm:findAll { where = with_scope({ [fk] = k, [ok] = { ["in"] = ks } }, tscope),
+                                            attributes = { ok } })) do
+      have[row[ok]] = true
+    end
+    for _, key in ipairs(ks) do
+      if not have[key] then
+        local v = with_scope(copy(values), tscope)
+        v[fk], v[ok] = k, key
+        check(jm:create(v))
+      end
+    end
+    if values and next(values) ~= nil and next(have) ~= nil then
+      local kept = {}
+      for key in pairs(have) do kept[#kept + 1] = key end
+      check(jm:update(copy(values), { where = with_scope({ [fk] = k, [ok] = { ["in"] = kept } }, tscope) }))
+    end
+  end
+  local function finish(out, ...)
+    local r, msg, code = ...
+    if r == nil and out.details then return nil, msg, code, out.details end
+    return ...
+  end
+  local function add(self, ks, method, opts)
+    local k = own_key(self, sk, source, method)
+    local out = {}
+    return finish(out, db:transaction(function() link(k, ks, method, opts, out) end))
+  end
+  fns.add, fns.addMany = method_of("add", true, add), method_of("add", false, add)
+  local function remove(self, ks, method)
+    local k = own_key(self, sk, source, method)
+    if #ks == 0 then return true end
+    return db:transaction(function()
+      check(jm:destroy { where = with_scope({ [fk] = k, [ok] = { ["in"] = ks } }, tscope) })
+    end)
+  end
+  fns.remove, fns.removeMany = method_of("remove", true, remove), method_of("remove", false, remove)
+  fns.set = function(self, list, opts)
+    local method = source.name .. ":set" .. cap(plural)
+    local ks = keys_of(assoc, list, method, false, 3)
+    local k = own_key(self, sk, source, method)
+    local out = {}
+    return finish(out, db:transaction(function()
+      -- the links of this scope to targets of the scope that the list leaves out
+      local keep, gone = {}, {}
+      for _, key in ipairs(ks) do keep[key] = true end
+      for _, t in ipairs(check(old.get(self, opts_of({ attributes = { tk } }, method, 1)))) do
+        if not keep[t[tk]] then gone[#gone + 1] = t[tk] end
+      end
+      if #gone > 0 then
+        check(jm:destroy { where = with_scope({ [fk] = k, [ok] = { ["in"] = gone } }, tscope) })
+      end
+      link(k, ks, method, opts, out)
+    end))
+  end
+  fns.create = function(self, values, opts)
+    local method = source.name .. ":create" .. cap(singular)
+    local k = own_key(self, sk, source, method)
+    check_values(values, method)
+    local out = {}
+    return finish(out, db:transaction(function()
+      local made = check(target:create(with_scope(copy(values), scope)))
+      link(k, { made[tk] }, method, opts, out)
+      return made
+    end))
+  end
+  return fns
+end
 
 function builders.belongsToMany(db, source, target, spec, ctx)
   if source == target and spec.as == nil then
@@ -668,11 +835,27 @@ function builders.belongsToMany(db, source, target, spec, ctx)
       if role == "create" then creates[#creates + 1] = name; names[name] = nil end
     end
   end
-  db:_associate(source, "belongsToMany", target, {
+  local scope = spec.scope and check_scope(target, spec.scope, "scope", ctx)
+  local tscope = spec.through_scope and check_scope(jm, spec.through_scope, "through.scope", ctx)
+  local assoc = db:_associate(source, "belongsToMany", target, {
     as = plural, foreignKey = fk, otherKey = ok, through = jm,
     sourceKey = sk, targetKey = tk,
     names = names,
   })
+  if scope or tscope then
+    -- every method becomes the scoped one; the C reads stay below it, under the scopes
+    local info = assoc:info()
+    local old = {}
+    local keys = { fk = info.foreignKey, ok = info.otherKey, sk = info.sourceKey, tk = info.targetKey,
+                   scope = scope, tscope = tscope }
+    local fns = scoped_btm_methods(db, assoc, source, target, jm, keys, old, singular, plural)
+    for name, role in pairs(names) do
+      local was = source:_method(name, fns[role], true)
+      if role == "get" or role == "count" then old[role] = was end
+    end
+    for _, name in ipairs(creates) do source:_method(name, fns.create) end
+    return
+  end
   if #creates > 0 then
     local add = "add" .. cap(singular)
     local function create(self, values, opts)
@@ -752,6 +935,21 @@ function M.associate(db, tbl)
         if (k == "onDelete" or k == "onUpdate") and not ref_actions[v:lower()] then
           raise("%s: %s '%s': bad option '%s' (unknown action '%s')", name, kind, tostring(spec[kind]), k, v)
         end
+      end
+      if type(spec.through) == "table" then   -- Sequelize's { model = ..., scope = ... }
+        for k in next, spec.through do
+          if k ~= "model" and k ~= "scope" then
+            raise("%s: %s '%s': bad option 'through.%s' (unknown key)", name, kind, tostring(spec[kind]), tostring(k))
+          end
+        end
+        if type(spec.through.model) ~= "string" then
+          raise("%s: %s '%s': bad option 'through.model' (the junction model's name expected)", name, kind,
+                tostring(spec[kind]))
+        end
+        if spec.through.scope ~= nil and type(spec.through.scope) ~= "table" then
+          raise("%s: %s '%s': bad option 'through.scope' (table expected)", name, kind, tostring(spec[kind]))
+        end
+        spec.through_scope, spec.through = spec.through.scope, spec.through.model
       end
       if type(spec[kind]) ~= "string" then
         raise("%s: association %d: %s names no model (a string expected, got %s)", name, i, kind, type(spec[kind]))

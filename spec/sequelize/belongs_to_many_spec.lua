@@ -268,6 +268,88 @@ describe("BelongsToMany", function()
     it("should count filtered associations", function()
       assert.equal(1, user:countTasks { where = { active = true } })
     end)
+
+    it("should count scoped associations", function()
+      assert(db:associate { User = { { belongsToMany = "Task", as = "activeTasks", through = "UserTask",
+                                       scope = { active = true } } } })
+      assert.equal(1, user:countActiveTasks {})
+      assert.equal(1, #assert(user:getActiveTasks()))
+      assert.equal("Get rich", user:getActiveTasks()[1].title)
+      -- a task made through the scoped association is in its scope
+      local t = assert(user:createActiveTask { title = "Keep going" })
+      assert.is_true(t.active)
+      assert.equal(2, user:countActiveTasks())
+    end)
+
+    it("should count scoped through associations", function()
+      local Task = db:model("Task")
+      assert(db:associate { User = { { belongsToMany = "Task", as = "startedTasks",
+                                       through = { model = "UserTask", scope = { started = true } } } } })
+      for _ = 1, 2 do
+        assert(user:addTask(assert(Task:create {}), { through = { started = true } }))
+      end
+      assert.equal(2, user:countStartedTasks {})
+      assert.equal(4, user:countTasks {})
+      -- a link made through the scoped association carries the scope's values
+      assert(user:addStartedTask(assert(Task:create {})))
+      assert.equal(3, user:countStartedTasks())
+      assert.is_true(user:getStartedTasks()[3].UserTask.started)
+    end)
+  end)
+
+  describe("setAssociations with a through scope (one junction table for two sources)", function()
+    local Post, Comment, Tag, ItemTag
+    before_each(function()
+      db = S.open()
+      ItemTag = S.define(db, "ItemTag", {
+        id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+        tag_id = { type = T.INTEGER, references = { model = "Tag", key = "id" } },
+        taggable = T.STRING(255),
+        taggable_id = T.INTEGER,
+      })
+      Tag = S.define(db, "Tag", { name = T.STRING(255) })
+      Comment = S.define(db, "Comment", { name = T.STRING(255) })
+      Post = S.define(db, "Post", { name = T.STRING(255) })
+      assert(db:associate {
+        Post = { { belongsToMany = "Tag", through = { model = "ItemTag", scope = { taggable = "post" } },
+                   foreignKey = "taggable_id" } },
+        Comment = { { belongsToMany = "Tag", through = { model = "ItemTag", scope = { taggable = "comment" } },
+                      foreignKey = "taggable_id" } },
+      })
+      assert(db:sync())
+    end)
+
+    it("using scope to set associations", function()
+      local post = assert(Post:create { name = "post1" })
+      local comment = assert(Comment:create { name = "comment1" })
+      local tag = assert(Tag:create { name = "tag1" })
+      assert(post:setTags { tag })
+      assert(comment:setTags { tag })
+      assert.equal(1, #assert(post:getTags()))
+      assert.equal(1, #assert(comment:getTags()))
+      assert.same({ "comment", "post" }, S.sorted(assert(ItemTag:findAll()), "taggable"))
+    end)
+
+    it("updating association via set associations with scope", function()
+      local post = assert(Post:create { name = "post1" })
+      local comment = assert(Comment:create { name = "comment1" })
+      local tag = assert(Tag:create { name = "tag1" })
+      local second = assert(Tag:create { name = "tag2" })
+      assert(post:setTags { tag, second })
+      assert(comment:setTags { tag, second })
+      assert(post:setTags { tag })
+      assert.equal(1, #assert(post:getTags()))
+      assert.equal(2, #assert(comment:getTags()))
+      -- the other scoped methods keep to their scope too
+      assert.is_false(post:hasTag(second)); assert.is_true(comment:hasTag(second))
+      assert(comment:removeTag(tag))
+      assert.is_true(post:hasTag(tag)); assert.equal(1, comment:countTags())
+      assert(post:addTag(second))
+      assert.equal(2, post:countTags()); assert.equal(1, comment:countTags())
+      local ok, msg, code, details = post:addTag(99)
+      assert.is_nil(ok); assert.equal(787, code); assert.same({ missing = { 99 } }, details)
+      assert.matches("Post:addTag: id 99 not found", msg, 1, true)
+    end)
   end)
 
   describe("setAssociations", function()
