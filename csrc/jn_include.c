@@ -310,26 +310,106 @@ static const char *through_as(lua_State *L, jn_Assoc *a, int t, const char *ctx)
   return as;
 }
 
-/* Append "EXISTS (SELECT 1 FROM ... WHERE link = "src"."key" [AND where])". */
+/* Is the include whose spec table is at spec (or 0) required?  required when
+** given, else whether it has a where (Sequelize's rule). */
+static int is_required(lua_State *L, int spec) {
+  int required;
+  if (!spec) return 0;
+  if (jn_optfield(L, spec, "required") == LUA_TNIL) {
+    lua_pop(L, 1);
+    jn_optfield(L, spec, "where");
+  }
+  required = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return required;
+}
+
 static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select *s,
-                       const char *ctx) {
-  jn_buf_adds(L, b, "EXISTS (SELECT 1");
-  jn_assoc_from(L, a, b);
-  jn_buf_adds(L, b, " WHERE ");
-  jn_assoc_link(L, a, b);
+                       const char *ctx, const char *palias, int depth);
+
+/*
+** For each include nested in the include spec at spec that is required,
+** append " AND EXISTS (...)" correlated to the rows of m under the alias
+** palias: a required include's own required includes must match too
+** (Sequelize's nested INNER JOINs).
+*/
+static void add_nested_required(lua_State *L, jn_Model *m, int spec, jn_Buf *b, jn_Select *s,
+                                const char *ctx, const char *palias, int depth) {
+  int inc, top = lua_gettop(L);
+  if (!spec || jn_optfield(L, spec, "include") != LUA_TTABLE) { lua_settop(L, top); return; }
+  inc = lua_gettop(L);
+  luaL_checkstack(L, 8, "include nested too deep");
+  if (depth > 32) luaL_error(L, "%s: bad include (nested more than 32 deep)", ctx);
+  lua_pushnil(L);
+  while (lua_next(L, inc) != 0) {
+    jn_Assoc *kid = include_entry(L, m, ctx);
+    int kspec = lua_istable(L, -1) ? lua_gettop(L) : 0;
+    if (is_required(L, kspec)) {
+      jn_buf_adds(L, b, " AND ");
+      add_exists(L, kid, kspec, b, s, ctx, palias, depth);
+    }
+    lua_pop(L, 3);
+  }
+  lua_settop(L, top);
+}
+
+/*
+** Append "EXISTS (SELECT 1 FROM ... WHERE link = <parent key> [AND where]
+** [AND through where] [AND the nested required EXISTS])".  The parent's
+** key is read from the alias palias, or from the source's table at the top
+** (palias NULL); this level's tables are jn_tN and jn_jN (N = depth), so
+** that the nested levels can name them.
+*/
+static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select *s,
+                       const char *ctx, const char *palias, int depth) {
+  char ta[16], ja[16];
+  snprintf(ta, sizeof ta, "jn_t%d", depth);
+  snprintf(ja, sizeof ja, "jn_j%d", depth);
+  jn_buf_adds(L, b, "EXISTS (SELECT 1 FROM ");
+  if (a->kind == JN_A_BELONGS_TO_MANY) {
+    jn_buf_addident(L, b, NULL, a->through->table);
+    jn_buf_adds(L, b, " AS ");
+    jn_buf_adds(L, b, ja);
+    jn_buf_adds(L, b, " JOIN ");
+    jn_buf_addident(L, b, NULL, a->target->table);
+    jn_buf_adds(L, b, " AS ");
+    jn_buf_adds(L, b, ta);
+    jn_buf_adds(L, b, " ON ");
+    jn_buf_addident(L, b, ta, a->target->f[a->target_key].name);
+    jn_buf_adds(L, b, " = ");
+    jn_buf_addident(L, b, ja, a->through->f[a->other].name);
+    jn_buf_adds(L, b, " WHERE ");
+    jn_buf_addident(L, b, ja, a->through->f[a->fk].name);
+  } else {
+    jn_buf_addident(L, b, NULL, a->target->table);
+    jn_buf_adds(L, b, " AS ");
+    jn_buf_adds(L, b, ta);
+    jn_buf_adds(L, b, " WHERE ");
+    jn_buf_addident(L, b, ta, a->target->f[a->target_key].name);
+  }
   jn_buf_adds(L, b, " = ");
-  jn_buf_addident(L, b, NULL, a->source->table);
-  jn_buf_adds(L, b, ".");
-  jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
+  if (palias == NULL) {
+    jn_buf_addident(L, b, NULL, a->source->table);
+    jn_buf_adds(L, b, ".");
+    jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
+  } else {
+    jn_buf_addident(L, b, palias, a->source->f[a->source_key].name);
+  }
   if (spec) {
+    int t;
     jn_optfield(L, spec, "where");
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, b, " AND ");
-      jn_query_where(L, a->target, lua_gettop(L), "t", b, s, ctx);
+      jn_query_where(L, a->target, lua_gettop(L), ta, b, s, ctx);
     }
     lua_pop(L, 1);
-    add_through_where(L, a, push_through(L, a, spec, ctx), b, s, ctx);
-    lua_pop(L, 1);
+    t = push_through(L, a, spec, ctx);
+    if (t && jn_optfield(L, t, "where") != LUA_TNIL) {
+      jn_buf_adds(L, b, " AND ");
+      jn_query_where(L, a->through, lua_gettop(L), ja, b, s, ctx);
+    }
+    lua_pop(L, t ? 2 : 1);
+    add_nested_required(L, a->target, spec, b, s, ctx, ta, depth + 1);
   }
   jn_buf_adds(L, b, ")");
 }
@@ -410,19 +490,12 @@ void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
   lua_pushnil(L);
   while (lua_next(L, incidx) != 0) {
     jn_Assoc *a = include_entry(L, m, ctx);
-    int spec = lua_istable(L, -1) ? lua_gettop(L) : 0, required = 0;
-    if (spec) {   /* a where makes an include required unless required = false (Sequelize's rule) */
-      if (jn_optfield(L, spec, "required") == LUA_TNIL) {
-        lua_pop(L, 1);
-        jn_optfield(L, spec, "where");
-      }
-      required = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-    }
-    if (required) {
+    int spec = lua_istable(L, -1) ? lua_gettop(L) : 0;
+    /* a where makes an include required unless required = false (Sequelize's rule) */
+    if (is_required(L, spec)) {
       jn_buf_adds(L, b, *haswhere ? " AND " : " WHERE ");
       *haswhere = 1;
-      add_exists(L, a, spec, b, s, ctx);
+      add_exists(L, a, spec, b, s, ctx, NULL, 1);
     }
     if (spec) check_include(L, a, spec, ctx);
     lua_pop(L, 3);
@@ -568,6 +641,8 @@ static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, int t, const jn_B
     }
     lua_pop(L, 1);
     add_through_where(L, a, t, &b, s, ctx);
+    /* a target whose own required includes find nothing is not loaded */
+    add_nested_required(L, a->target, spec, &b, s, ctx, "t", 1);
     if (top) {
       top_window(L, spec, &b, s, ctx);
       return jn_stmt_cached(L, a->source->conn, b.p, b.n, rc);
