@@ -23,7 +23,7 @@ local option_keys = {
   as = { string = true, table = true }, foreignKey = { string = true }, otherKey = { string = true },
   sourceKey = { string = true }, targetKey = { string = true }, through = { string = true, table = true },
   scope = { table = true },
-  onDelete = { string = true }, onUpdate = { string = true },
+  onDelete = { string = true }, onUpdate = { string = true }, hooks = { boolean = true },
 }
 local kinds = { "belongsTo", "hasOne", "hasMany", "belongsToMany" }
 local ref_actions = { cascade = true, ["set null"] = true, ["set default"] = true, restrict = true,
@@ -650,6 +650,7 @@ function builders.belongsTo(db, source, target, spec, ctx)
   local assoc = db:_associate(source, "belongsTo", target, { as = singular, foreignKey = fk, targetKey = tk })
   register(source, one_names(singular), belongs_to_methods(db, assoc, source, target, fk, tk, singular), assoc,
            "belongsTo", target)
+  return assoc
 end
 
 local function has_builder(kind)
@@ -661,11 +662,11 @@ local function has_builder(kind)
     if not fk then
       raise("%s: no foreignKey given, and %s has no field referring to %s", ctx, target.name, source.name)
     end
+    local scope = spec.scope and check_scope(target, spec.scope, "scope", ctx)
+    if scope and not tomany then raise("%s: bad option 'scope' (for hasMany and belongsToMany)", ctx) end
     apply_actions(target, fk, source, sk, spec, ctx)
     local assoc = db:_associate(source, kind, target,
                                 { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
-    local scope = spec.scope and check_scope(target, spec.scope, "scope", ctx)
-    if scope and not tomany then raise("%s: bad option 'scope' (for hasMany and belongsToMany)", ctx) end
     if tomany then
       register(source, many_names(singular, plural),
                has_many_methods(db, assoc, source, target, sk, fk, singular, plural, scope), assoc, kind, target,
@@ -674,6 +675,7 @@ local function has_builder(kind)
       register(source, one_names(singular), has_one_methods(db, assoc, source, target, sk, fk, singular),
                assoc, kind, target)
     end
+    return assoc
   end
 end
 builders.hasOne = has_builder("hasOne")
@@ -854,7 +856,7 @@ function builders.belongsToMany(db, source, target, spec, ctx)
       if role == "get" or role == "count" then old[role] = was end
     end
     for _, name in ipairs(creates) do source:_method(name, fns.create) end
-    return
+    return assoc
   end
   if #creates > 0 then
     local add = "add" .. cap(singular)
@@ -877,6 +879,7 @@ function builders.belongsToMany(db, source, target, spec, ctx)
     end
     for _, name in ipairs(creates) do source:_method(name, create) end
   end
+  return assoc
 end
 
 -- }======
@@ -960,6 +963,19 @@ function M.associate(db, tbl)
                           ctx = name .. " " .. kind .. " " .. target.name }
     end
   end
+  -- the source's beforeAssociate hooks first (unless hooks = false), its afterAssociate ones
+  -- once the association is made: each gets { source, target, type, db[, association] }
+  local hooks = require "junction.hooks"
+  local function run_hooks(a, name, info)
+    local e = a.spec.hooks ~= false and hooks.entry(a.source)
+    if not e then return end
+    local ok, msg = hooks.run(e, name, info, a.spec)
+    if not ok then raise("%s: %s refused it: %s", a.ctx, name, tostring(msg)) end
+  end
+  for _, a in ipairs(todo) do
+    a.info = { source = a.source, target = a.target, type = a.kind, db = db }
+    run_hooks(a, "beforeAssociate", a.info)
+  end
   -- every key field is added before any association is made: an association's
   -- statements list the columns of its models as they are when it is made
   -- a pair of belongsToMany through one table junction makes: each one's targetKey is the
@@ -981,7 +997,10 @@ function M.associate(db, tbl)
   end
   for _, a in ipairs(named) do add_keys[a.kind](db, a) end
   for _, a in ipairs(unnamed) do add_keys[a.kind](db, a) end
-  for _, a in ipairs(todo) do builders[a.kind](db, a.source, a.target, a.spec, a.ctx) end
+  for _, a in ipairs(todo) do
+    a.info.association = builders[a.kind](db, a.source, a.target, a.spec, a.ctx)
+    run_hooks(a, "afterAssociate", a.info)
+  end
   return true
 end
 

@@ -25,6 +25,7 @@ local entries = setmetatable({}, { __mode = "k" })
 M.hook_names = {
   "beforeValidate", "afterValidate", "beforeCreate", "afterCreate", "beforeUpdate", "afterUpdate",
   "beforeSave", "afterSave", "beforeDestroy", "afterDestroy", "beforeBulkCreate", "afterBulkCreate",
+  "beforeAssociate", "afterAssociate",   -- run by db:associate (junction.assoc)
 }
 local is_hook = {}
 for _, n in ipairs(M.hook_names) do is_hook[n] = true end

@@ -68,4 +68,68 @@ describe("belongsToMany", function()
       assert.same({ a_id = "CASCADE", b_id = "CASCADE" }, actions)
     end)
   end)
+  -- junction raises where Sequelize keeps the custom method and skips the mixin
+  -- (docs/SEQUELIZE.md, deliberate differences)
+  it("should not override custom methods with association mixin", function()
+    local User = S.define(db, "User", {})
+    S.define(db, "Task", {})
+    local function originalMethod() end
+    User.instance.getTasks = originalMethod
+    local ok, err = pcall(db.associate, db, { User = { { belongsToMany = "Task", through = "UserTasks" } } })
+    assert.is_false(ok)
+    assert.matches("db:associate: User belongsToMany 'Tasks': method '[%w_]+' clashes with a field, method or association of User", err)
+    local user = User:build {}
+    assert.equal(originalMethod, user.getTasks)
+  end)
+
+  describe("association hooks", function()
+    local Project
+    local calls
+    before_each(function()
+      calls = {}
+      local function spy(name)
+        return function(...) calls[#calls + 1] = { name = name, n = select("#", ...), ... } end
+      end
+      Project = S.define(db, "Project", { title = S.T.STRING(255) },
+        { hooks = { beforeAssociate = spy("before"), afterAssociate = spy("after") } })
+      S.define(db, "Task", { title = S.T.STRING(255) })
+    end)
+
+    describe("beforeBelongsToManyAssociate", function()
+      it("should trigger", function()
+        assert(db:associate { Project = { { belongsToMany = "Task", through = "projects_and_tasks", hooks = true } } })
+        local c = calls[1]
+        assert.equal("before", c.name)
+        assert.equal(2, c.n)
+        assert.equal(Project, c[1].source)
+        assert.equal(db:model("Task"), c[1].target)
+        assert.equal("belongsToMany", c[1].type)
+        assert.equal(db, c[1].db)
+      end)
+
+      it("should not trigger association hooks", function()
+        assert(db:associate { Project = { { belongsToMany = "Task", through = "projects_and_tasks", hooks = false } } })
+        assert.same({}, calls)
+      end)
+    end)
+
+    describe("afterBelongsToManyAssociate", function()
+      it("should trigger", function()
+        assert(db:associate { Project = { { belongsToMany = "Task", through = "projects_and_tasks" } } })
+        local c = calls[#calls]
+        assert.equal("after", c.name)
+        assert.equal(2, c.n)
+        assert.equal(Project, c[1].source)
+        assert.equal("belongsToMany", c[1].type)
+        assert.equal("Tasks", c[1].association:info().as)
+        assert.equal(db, c[1].db)
+        assert.is_function(Project:build {}.getTasks)
+      end)
+
+      it("should not trigger association hooks", function()
+        assert(db:associate { Project = { { belongsToMany = "Task", through = "projects_and_tasks", hooks = false } } })
+        assert.same({}, calls)
+      end)
+    end)
+  end)
 end)
