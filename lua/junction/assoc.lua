@@ -22,7 +22,7 @@ local junction   -- the module, set by setup
 local option_keys = {
   as = { string = true, table = true }, foreignKey = { string = true }, otherKey = { string = true },
   sourceKey = { string = true }, targetKey = { string = true }, through = { string = true, table = true },
-  scope = { table = true },
+  scope = { table = true }, inverse = { string = true, table = true },
   onDelete = { string = true }, onUpdate = { string = true }, hooks = { boolean = true },
 }
 local kinds = { "belongsTo", "hasOne", "hasMany", "belongsToMany" }
@@ -961,6 +961,27 @@ function M.associate(db, tbl)
       if not target then raise("%s: %s '%s': no model of that name is defined", name, kind, tostring(spec[kind])) end
       todo[#todo + 1] = { source = source, kind = kind, target = target, spec = spec,
                           ctx = name .. " " .. kind .. " " .. target.name }
+      if spec.inverse ~= nil then   -- the other side, declared at once (Sequelize 7's inverse)
+        local inv = spec.inverse
+        if kind ~= "belongsToMany" then
+          raise("%s: %s '%s': bad option 'inverse' (for belongsToMany)", name, kind, target.name)
+        end
+        if type(inv) == "string" then inv = { as = inv } end
+        for k, v in next, inv do
+          if k ~= "as" then
+            raise("%s: %s '%s': bad option 'inverse.%s' (unknown key)", name, kind, target.name, tostring(k))
+          end
+          if type(v) ~= "string" and type(v) ~= "table" then
+            raise("%s: %s '%s': bad option 'inverse.as' (%s given)", name, kind, target.name, type(v))
+          end
+        end
+        spec.inverse = nil
+        todo[#todo + 1] = { source = target, kind = kind, target = source,
+          spec = { belongsToMany = source.name, through = spec.through, through_scope = spec.through_scope,
+                   as = inv.as, foreignKey = spec.otherKey, otherKey = spec.foreignKey,
+                   sourceKey = spec.targetKey, targetKey = spec.sourceKey, hooks = spec.hooks },
+          ctx = target.name .. " " .. kind .. " " .. source.name }
+      end
     end
   end
   -- the source's beforeAssociate hooks first (unless hooks = false), its afterAssociate ones
@@ -1004,8 +1025,43 @@ function M.associate(db, tbl)
   return true
 end
 
-function M.setup(mod)
+-- Model:getAssociation(alias): what the association of that name is, as a
+-- plain table (Sequelize's Model.associations[alias]): kind, as, source,
+-- target, foreignKey, sourceKey, targetKey, and for belongsToMany through
+-- and otherKey; nil when the model has none of that name.
+-- Model:getAssociations(): alias -> that table, for every association.
+local function describe_assoc(a)
+  local info = a:info()
+  info.association = a
+  return info
+end
+
+local function get_association(self, alias)
+  if require("junction.core").type(self) ~= "model" then
+    error("Model:getAssociation: bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+  end
+  if type(alias) ~= "string" then
+    error(self.name .. ":getAssociation: bad argument #1 (alias expected, got " .. type(alias) .. ")", 2)
+  end
+  local a = self:_info().associations[alias]
+  return a and describe_assoc(a) or nil
+end
+
+local function get_associations(self)
+  if require("junction.core").type(self) ~= "model" then
+    error("Model:getAssociations: bad self (model expected, got " .. type(self) .. "; call it with ':')", 2)
+  end
+  local out = {}
+  for alias, a in pairs(self:_info().associations) do out[alias] = describe_assoc(a) end
+  return out
+end
+
+function M.setup(mod, core)
   junction = mod
+  if core then
+    core.Model.getAssociation = get_association
+    core.Model.getAssociations = get_associations
+  end
 end
 
 return M

@@ -19,6 +19,42 @@ describe("belongsToMany", function()
     assert.is_true(require("spec.helper").exists(db, "GroupUser"))
   end)
 
+  it("allows customizing the inverse association name (long form)", function()
+    local User, Task = S.define(db, "User", {}), S.define(db, "Task", {})
+    assert(db:associate { User = { { belongsToMany = "Task", through = "UserTask", as = "tasks",
+                                     inverse = { as = "users" } } } })
+    assert.is_table(Task:getAssociation("users"))
+    assert.is_table(User:getAssociation("tasks"))
+    assert.equal(User:getAssociation("tasks").through, Task:getAssociation("users").through)
+    assert(db:sync())
+    local user, task = assert(User:create {}), assert(Task:create {})
+    assert(user:addTask(task))
+    assert.equal(user, task:getUsers()[1])
+  end)
+
+  it("allows customizing the inverse association name (shorthand)", function()
+    local User, Task = S.define(db, "User", {}), S.define(db, "Task", {})
+    assert(db:associate { User = { { belongsToMany = "Task", through = "UserTask", as = "tasks", inverse = "users" } } })
+    assert.is_table(Task:getAssociation("users"))
+    assert.is_table(User:getAssociation("tasks"))
+    assert.has_error(function()
+      db:associate { Task = { { hasMany = "User", inverse = "tasks" } } }
+    end, "db:associate: Task: hasMany 'User': bad option 'inverse' (for belongsToMany)")
+  end)
+
+  it("generates a default association name", function()
+    -- junction makes no associations of the junction model (Sequelize's usersTasks, userTask)
+    local User, Task = S.define(db, "User", {}), S.define(db, "Task", {})
+    assert(db:associate { User = { { belongsToMany = "Task", through = "UserTask", inverse = {} } } })
+    local names = {}
+    for alias in pairs(Task:getAssociations()) do names[#names + 1] = alias end
+    assert.same({ "Users" }, names)
+    names = {}
+    for alias, a in pairs(User:getAssociations()) do names[#names + 1] = alias .. ":" .. a.kind end
+    assert.same({ "Tasks:belongsToMany" }, names)
+    assert.is_nil(User:getAssociation("nope"))
+  end)
+
   it("errors when trying to define the same association", function()
     S.define(db, "User", {}); S.define(db, "Post", {})
     assert(db:associate { Post = { { belongsToMany = "User", through = "UserPost" } } })
