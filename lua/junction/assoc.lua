@@ -1056,11 +1056,121 @@ local function get_associations(self)
   return out
 end
 
+-- {====== Nested creation: Model:create(values, { include = { "Genres" } })
+
+-- The include list of a create, as alias -> the nested include list (or
+-- false): each entry an alias or { association = alias, include = { ... } }.
+local function create_includes(model, include, method)
+  local out = {}
+  if type(include) == "string" then include = { include } end
+  if type(include) ~= "table" then
+    error(method .. ": bad option 'include' (a list of association names expected, got " .. type(include) .. ")", 0)
+  end
+  for i, e in ipairs(include) do
+    local alias, sub = e, false
+    if type(e) == "table" then
+      for k in next, e do
+        if k ~= "association" and k ~= "include" then
+          error(method .. ": bad include " .. i .. ": bad option '" .. tostring(k) .. "' (unknown key)", 0)
+        end
+      end
+      alias, sub = e.association, e.include or false
+    end
+    if type(alias) ~= "string" or not model:_info().associations[alias] then
+      error(method .. ": bad include " .. i .. " (" .. tostring(alias) .. " is no association of "
+            .. model.name .. ")", 0)
+    end
+    out[alias] = sub
+  end
+  if next(include, #include > 0 and #include or nil) ~= nil then
+    error(method .. ": bad option 'include' (a list expected)", 0)
+  end
+  return out
+end
+
+-- Create an instance of model from values and, in the running transaction,
+-- the associated rows values gives under the included aliases: a
+-- belongsTo's first (its key goes on the new row), then the others, linked
+-- to it (a belongsToMany element may carry its junction values under the
+-- junction model's name).  Returns the new instance; a failure aborts.
+local function create_nested(model, values, include, method)
+  local check = junction._check
+  local incs = create_includes(model, include, method)
+  local own, later = copy(values), {}
+  local assocs = model:_info().associations
+  for alias, sub in pairs(incs) do
+    local v = own[alias]
+    own[alias] = nil
+    if v ~= nil then
+      local info = assocs[alias]:info()
+      if type(v) ~= "table" then
+        error(method .. ": bad value for " .. alias .. " (table expected, got " .. type(v) .. ")", 0)
+      end
+      if info.kind == "belongsTo" then
+        local made = create_nested(info.target, v, sub or {}, method)
+        own[info.foreignKey] = made[info.targetKey]
+      else
+        later[#later + 1] = { info = info, v = v, sub = sub or {} }
+      end
+    end
+  end
+  local inst = check(model:create(own))
+  for _, l in ipairs(later) do
+    local info = l.info
+    local list = info.kind == "hasOne" and { l.v } or l.v
+    for _, item in ipairs(list) do
+      if type(item) ~= "table" then
+        error(method .. ": bad value for " .. info.as .. " (a list of tables of values expected)", 0)
+      end
+      local values2 = copy(item)
+      if info.kind == "belongsToMany" then
+        local jname = info.through.name
+        local thr = values2[jname]
+        values2[jname] = nil
+        local made = create_nested(info.target, values2, l.sub, method)
+        local adder = "add" .. cap(inflect.singular(info.as))
+        if type(inst[adder]) ~= "function" then adder = "add" .. cap(info.as) end
+        check(inst[adder](inst, made, thr and { through = thr } or nil))
+      else
+        values2[info.foreignKey] = inst[info.sourceKey]
+        create_nested(info.target, values2, l.sub, method)
+      end
+    end
+  end
+  return inst
+end
+
+-- Model:create(self, values, opts) with opts given (junction.hooks' create
+-- calls it then, so that a create without options goes on as before).
+local function create_with(self, values, opts)
+  local method = (require("junction.core").type(self) == "model" and self.name or "Model") .. ":create"
+  if type(opts) ~= "table" then error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 3) end
+  for k in next, opts do
+    if k ~= "include" then error(method .. ": bad option '" .. tostring(k) .. "' (unknown key)", 3) end
+  end
+  if opts.include == nil then return self:create(values) end
+  check_values(values, method)
+  local ok, e = pcall(create_includes, self, opts.include, method)   -- misuse before any write
+  if not ok then error(e, 3) end
+  local include = opts.include
+  local db = self:_info().db
+  -- all or nothing; the instance read back with what was made under it
+  return db:transaction(function()
+    local inst = create_nested(self, values, include, method)
+    local inc = {}
+    for alias in pairs(e) do inc[#inc + 1] = alias end
+    return junction._check(self:findByPk(inst[self.primaryKey], { include = inc }))
+  end)
+end
+
+-- }======
+
 function M.setup(mod, core)
   junction = mod
   if core then
     core.Model.getAssociation = get_association
     core.Model.getAssociations = get_associations
+    require("junction.hooks").create_with = create_with
   end
 end
 

@@ -473,6 +473,8 @@ function M.setup(mod, c)
   end
 
   function Model.create(self, values, ...)
+    -- create(values, { include = ... }): nested creation (junction.assoc)
+    if select("#", ...) > 0 and (...) ~= nil and M.create_with then return M.create_with(self, values, ...) end
     local e = entries[self]
     if e == nil then return pass(checked(pcall(C.create, self, values, ...))) end
     local inst = build(self, values)

@@ -1088,6 +1088,38 @@ describe("BelongsToMany", function()
         end)
       end)
 
+      describe("create with include", function()
+        it("should be able to create an instance along with its many-to-many association which has an extra column in the junction table", function()
+          db = S.open()
+          local Foo = S.define(db, "foo", { name = T.STRING(255) })
+          local Bar = S.define(db, "bar", { name = T.STRING(255) })
+          S.define(db, "foobar", { baz = T.STRING(255) })
+          assert(db:associate {
+            foo = { { belongsToMany = "bar", through = "foobar" } },
+            bar = { { belongsToMany = "foo", through = "foobar" } },
+          })
+          assert(db:sync())
+          local foo0 = assert(Foo:create({ name = "foo...", bars = { { name = "bar...", foobar = { baz = "baz..." } } } },
+                                         { include = { "bars" } }))
+          assert.equal("foo...", foo0.name)
+          assert.equal(1, #foo0.bars)
+          assert.equal("bar...", foo0.bars[1].name)
+          assert.equal("baz...", foo0.bars[1].foobar.baz)
+          local foo = assert(Foo:findOne { include = { Bar } })
+          assert.equal("foo...", foo.name)
+          assert.equal(1, #foo.bars)
+          assert.equal("baz...", foo.bars[1].foobar.baz)
+          -- all or nothing: a bar its field cannot hold leaves no foo
+          local ok, _, code = Foo:create({ name = "x", bars = { { name = string.rep("y", 300) } } },
+                                         { include = { "bars" } })
+          assert.is_nil(ok); assert.equal(junction.VALIDATION, code)
+          assert.equal(1, Foo:count()); assert.equal(1, Bar:count())
+          assert.has_error(function() Foo:create({ name = "x" }, { include = { "nope" } }) end,
+            "foo:create: bad include 1 (nope is no association of foo)")
+          assert.has_error(function() Foo:create({ name = "x" }, { inclde = { "bars" } }) end)
+        end)
+      end)
+
       describe("query with through.where", function()
         it("should support query the through model", function()
           projects_db()
