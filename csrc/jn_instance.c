@@ -1515,16 +1515,37 @@ static int list_tostring(lua_State *L) {
 
 /* }====== */
 
-void jn_inst_open(lua_State *L) {
-  luaL_newmetatable(L, JN_JSONPATH_MT);
-  lua_pushcfunction(L, json_path_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-  lua_newtable(L);                      /* the weak accessors table */
+/* The functions of the module table that instances bring. */
+static const luaL_Reg inst_module[] = {
+  {"_destroyed", inst_destroyed},
+  {"toJSON", json_to},
+  {"fromJSON", json_from},
+  {"array", json_array},
+  {"_setArrayMetatable", json_set_array_mt},
+  {"UUIDV4", value_uuidv4},
+  {"NOW", value_now},
+  {"_accessors", model_accessors},
+  {"json", json_path},
+  {NULL, NULL}
+};
+
+/* Push a new table with weak values. [-0, +1, m] */
+static void new_weak(lua_State *L) {
+  lua_newtable(L);
   lua_newtable(L);
   lua_pushliteral(L, "v");
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
+}
+
+/* Register the metatables of JSON paths, JSON arrays and lists, and the
+** weak accessors table. [-0, +0, m] */
+static void open_registry(lua_State *L) {
+  luaL_newmetatable(L, JN_JSONPATH_MT);
+  lua_pushcfunction(L, json_path_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  new_weak(L);                          /* the accessors */
   lua_setfield(L, LUA_REGISTRYINDEX, JN_ACCESSORS);
   lua_createtable(L, 0, 1);             /* the array marker */
   lua_pushliteral(L, "junction.array");
@@ -1540,11 +1561,12 @@ void jn_inst_open(lua_State *L) {
   lua_setfield(L, -2, "toJSON");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  lua_newtable(L);                      /* the weak lookups table */
-  lua_newtable(L);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
+}
+
+/* Register the weak lookups table and the one instance metatable, whose
+** __index and __newindex closures hold both. [-0, +0, m] */
+static void open_metatable(lua_State *L) {
+  new_weak(L);                          /* the lookups */
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, JN_LOOKUPS);
   luaL_newmetatable(L, JN_INST_MT);
@@ -1557,10 +1579,14 @@ void jn_inst_open(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, inst_newindex, 2);
   lua_setfield(L, -2, "__newindex");
-  lua_remove(L, -2);
   lua_pushliteral(L, "junction.Instance");
   lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  lua_pop(L, 2);
+}
+
+void jn_inst_open(lua_State *L) {
+  open_registry(L);
+  open_metatable(L);
   lua_newtable(L);
   luaL_setfuncs(L, inst_methods, 0);
   lua_pushvalue(L, -1);
@@ -1568,22 +1594,5 @@ void jn_inst_open(lua_State *L) {
   lua_setfield(L, -2, "Instance");
   lua_pushinteger(L, JN_VALIDATION);
   lua_setfield(L, -2, "VALIDATION");
-  lua_pushcfunction(L, inst_destroyed);
-  lua_setfield(L, -2, "_destroyed");
-  lua_pushcfunction(L, json_to);
-  lua_setfield(L, -2, "toJSON");
-  lua_pushcfunction(L, json_from);
-  lua_setfield(L, -2, "fromJSON");
-  lua_pushcfunction(L, json_array);
-  lua_setfield(L, -2, "array");
-  lua_pushcfunction(L, json_set_array_mt);
-  lua_setfield(L, -2, "_setArrayMetatable");
-  lua_pushcfunction(L, value_uuidv4);
-  lua_setfield(L, -2, "UUIDV4");
-  lua_pushcfunction(L, value_now);
-  lua_setfield(L, -2, "NOW");
-  lua_pushcfunction(L, model_accessors);
-  lua_setfield(L, -2, "_accessors");
-  lua_pushcfunction(L, json_path);
-  lua_setfield(L, -2, "json");
+  luaL_setfuncs(L, inst_module, 0);
 }
