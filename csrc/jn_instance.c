@@ -245,6 +245,68 @@ static void assign(lua_State *L, jn_Inst *inst, int instidx, int keyidx, int val
 /* }====== */
 
 /*
+** Take the values of the table at valuesidx into the new instance at
+** instidx (every key a field, marked changed), its uservalue at
+** instidx + 2; the names that go through a set, or are VIRTUAL, are
+** appended as name, value to the list at instidx + 1 for later.
+** [-0, +0, e]
+*/
+static void build_take(lua_State *L, jn_Inst *inst, int instidx, int valuesidx, const char *ctx) {
+  jn_Model *m = inst->model;
+  lua_pushnil(L);
+  while (lua_next(L, valuesidx) != 0) {
+    int f;
+    if (m->accessors && lua_type(L, -2) == LUA_TSTRING && push_accessor(L, m, -2)) {
+      int later;
+      lua_getfield(L, -1, "set");
+      lua_getfield(L, -2, "field");
+      later = lua_isfunction(L, -2) || lua_isnil(L, -1);
+      lua_pop(L, 3);
+      if (later) {
+        int n = (int)lua_rawlen(L, instidx + 1);
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, instidx + 1, n + 1);
+        lua_rawseti(L, instidx + 1, n + 2);
+        continue;
+      }
+    }
+    f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
+    if (f < 0)
+      luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
+                 lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
+                 m->name);
+    if (jn_value_isnull(L, -1)) {   /* junction.null: NULL said explicitly, no default */
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+    check_storable(L, m, f, -1, ctx);
+    lua_rawseti(L, instidx + 2, f + 1);
+    DIRTY_SET(inst, f);
+  }
+}
+
+/* Give the declared defaults (of the model at modelidx) to the fields of
+** the new instance (uservalue at instidx + 2) that the values left out.
+** [-0, +0, e] */
+static void build_defaults(lua_State *L, jn_Inst *inst, int instidx, int modelidx,
+                           const char *ctx) {
+  jn_Model *m = inst->model;
+  int i;
+  jn_model_uv(L, modelidx, JN_UV_DEFAULTS);
+  for (i = 0; i < m->nfields; i++) {
+    if (!(m->f[i].flags & JN_F_DEFAULT) || DIRTY_GET(inst, i)) continue;   /* given */
+    lua_rawgeti(L, -1, i + 1);
+    if (lua_isfunction(L, -1)) {
+      jn_conn_callback(L, m->conn, 0, 1, 0);
+      check_storable(L, m, i, -1, ctx);
+    }
+    lua_rawseti(L, instidx + 2, i + 1);
+    DIRTY_SET(inst, i);
+  }
+  lua_pop(L, 1);
+}
+
+/*
 ** Push a new unsaved instance of the model at modelidx holding the values
 ** of the table at valuesidx (every key a field), with declared defaults
 ** for the fields it leaves out.  Returns the instance's stack index.
@@ -260,53 +322,9 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
   instidx = lua_gettop(L);
   /* instidx + 1: key, value, ... that go through a set, after the rest */
   if (m->accessors) lua_newtable(L); else lua_pushnil(L);
-  lua_getuservalue(L, instidx);
-  if (lua_istable(L, valuesidx)) {
-    lua_pushnil(L);
-    while (lua_next(L, valuesidx) != 0) {
-      int f;
-      if (m->accessors && lua_type(L, -2) == LUA_TSTRING && push_accessor(L, m, -2)) {
-        int later;
-        lua_getfield(L, -1, "set");
-        lua_getfield(L, -2, "field");
-        later = lua_isfunction(L, -2) || lua_isnil(L, -1);
-        lua_pop(L, 3);
-        if (later) {
-          int n = (int)lua_rawlen(L, instidx + 1);
-          lua_pushvalue(L, -2);
-          lua_rawseti(L, instidx + 1, n + 1);
-          lua_rawseti(L, instidx + 1, n + 2);
-          continue;
-        }
-      }
-      f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
-      if (f < 0)
-        luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
-                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
-                   m->name);
-      if (jn_value_isnull(L, -1)) {   /* junction.null: NULL said explicitly, no default */
-        lua_pop(L, 1);
-        lua_pushnil(L);
-      }
-      check_storable(L, m, f, -1, ctx);
-      lua_rawseti(L, -3, f + 1);
-      DIRTY_SET(inst, f);
-    }
-  }
-  lua_pushnil(L);   /* defaults for what is left out */
-  jn_model_uv(L, modelidx, JN_UV_DEFAULTS);
-  lua_replace(L, -2);
-  for (i = 0; i < m->nfields; i++) {
-    if (!(m->f[i].flags & JN_F_DEFAULT) || DIRTY_GET(inst, i)) continue;   /* given */
-    lua_rawgeti(L, -1, i + 1);
-    if (lua_isfunction(L, -1)) {
-      jn_conn_callback(L, m->conn, 0, 1, 0);
-      check_storable(L, m, i, -1, ctx);
-    }
-    lua_rawseti(L, -3, i + 1);
-    DIRTY_SET(inst, i);
-  }
-  lua_pop(L, 2);
+  lua_getuservalue(L, instidx);         /* instidx + 2 */
+  if (lua_istable(L, valuesidx)) build_take(L, inst, instidx, valuesidx, ctx);
+  build_defaults(L, inst, instidx, modelidx, ctx);
   for (i = 1; m->accessors && i <= (int)lua_rawlen(L, instidx + 1); i += 2) {   /* the sets */
     lua_rawgeti(L, instidx + 1, i);
     lua_rawgeti(L, instidx + 1, i + 1);
