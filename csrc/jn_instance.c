@@ -1501,7 +1501,9 @@ static const luaL_Reg inst_meta[] = {
 ** encoders all see one) whose tostring says what it holds.  [-0, +1, m]
 */
 void jn_inst_newlist(lua_State *L, int narr) {
-  lua_createtable(L, narr, 0);
+  /* an unknown count (0) gets room for a few rows: appending one by one
+  ** from empty reallocates the array at 1, 2, 4 and 8 */
+  lua_createtable(L, narr > 0 ? narr : 4, 0);
   luaL_getmetatable(L, JN_LIST_MT);
   lua_setmetatable(L, -2);
 }
