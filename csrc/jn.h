@@ -450,6 +450,8 @@ JN_INTERNAL void jn_query_open(lua_State *L);
 /* jn_assoc.c */
 JN_INTERNAL void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b);
 JN_INTERNAL void jn_assoc_link(lua_State *L, jn_Assoc *a, jn_Buf *b);
+JN_INTERNAL int jn_assoc_locksrows(jn_Conn *c);
+JN_INTERNAL int jn_assoc_lockparent(lua_State *L, jn_Assoc *a, int self);
 JN_INTERNAL int jn_assoc_linktype(jn_Assoc *a);
 JN_INTERNAL int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols);
 JN_INTERNAL void jn_assoc_addthrough(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *cols, int n);

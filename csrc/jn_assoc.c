@@ -954,6 +954,202 @@ static int push_through(lua_State *L) {
   return lua_gettop(L);
 }
 
+/* {====== Writes on an engine that locks rows (PostgreSQL) */
+
+/*
+** On PostgreSQL two connections may write the same source's links at once
+** (SQLite's BEGIN IMMEDIATE lets one writer in at a time).  Reading the
+** links and then writing the difference would meet the other's rows half
+** way (a unique violation, or a final set mixing both lists), so there set
+** first locks the source's row, and then writes the whole difference in
+** one statement, whose snapshot is taken after the lock: it sees what the
+** writer before it committed.  add and remove are one statement each and
+** need no lock (ON CONFLICT DO NOTHING: a link another added meanwhile is
+** no failure).  The keys travel as one JSON array parameter.
+*/
+
+/* Does the connection's engine lock rows (the dialect says how)? */
+int jn_assoc_locksrows(jn_Conn *c) {
+  return c->dialect->lock_parent[0] != '\0';
+}
+
+/*
+** Lock the row of the source at self against the other writers of its
+** links until the transaction ends (PostgreSQL: SELECT 1 FROM post WHERE
+** post_id = ? FOR NO KEY UPDATE; it does not block the inserts that
+** reference the row).  Nothing on SQLite.  Returns a result code.
+** [-0, +0, e]
+*/
+int jn_assoc_lockparent(lua_State *L, jn_Assoc *a, int self) {
+  jn_Conn *c = a->source->conn;
+  jn_Model *m = a->source;
+  jn_Buf b;
+  jn_St *st;
+  int rc;
+  if (!jn_assoc_locksrows(c)) return SQLITE_OK;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "SELECT 1 FROM ");
+  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, m->f[a->source_key].name);
+  jn_buf_adds(L, &b, " = ?");
+  jn_buf_adds(L, &b, c->dialect->lock_parent);
+  st = jn_stmt_cached(L, c, b.p, b.n, &rc);
+  if (st != NULL) {
+    jn_assoc_bindsource(L, a, self, st, 1);
+    rc = jn_conn_run(L, c, st);
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/*
+** Can keys[0..n) go in one JSON array, each read back as the junction's
+** other field stores it?  Integers for an integer field, text for a text
+** one; anything else (a blob key, a number for a text field, text with a
+** NUL) takes the statement-per-key way, under the lock.
+*/
+static int json_keys(jn_Assoc *a, const jn_Key *keys, int n) {
+  int t = a->through->f[a->other].type, want, i;
+  if (t == JN_T_INTEGER || t == JN_T_BIGINT) want = SQLITE_INTEGER;
+  else if (t == JN_T_TEXT || t == JN_T_STRING || t == JN_T_UUID || t == JN_T_ENUM) want = SQLITE_TEXT;
+  else return 0;
+  for (i = 0; i < n; i++)   /* JSON text cannot carry a NUL to PostgreSQL */
+    if (keys[i].type != want || (want == SQLITE_TEXT && memchr(keys[i].s, '\0', keys[i].n) != NULL))
+      return 0;
+  return 1;
+}
+
+/* Append "CAST(?2 AS <the field's column type>)". */
+static void add_cast(lua_State *L, jn_Conn *c, jn_Buf *b, const char *param, int type) {
+  const char *t = type >= 0 && type < JN_T_VIRTUAL ? c->dialect->ddl_type[type] : NULL;
+  jn_buf_adds(L, b, "CAST(");
+  jn_buf_adds(L, b, param);
+  jn_buf_adds(L, b, " AS ");
+  jn_buf_adds(L, b, t != NULL ? t : "text");
+  jn_buf_adds(L, b, ")");
+}
+
+/* Append "FROM junction WHERE fk = ?2 AND other". */
+static void add_mine(lua_State *L, jn_Assoc *a, jn_Buf *b) {
+  jn_Model *j = a->through;
+  jn_buf_adds(L, b, "FROM ");
+  jn_buf_addident(L, b, NULL, j->table);
+  jn_buf_adds(L, b, " WHERE ");
+  jn_buf_addident(L, b, NULL, j->f[a->fk].name);
+  jn_buf_adds(L, b, " = ?2 AND ");
+  jn_buf_addident(L, b, NULL, j->f[a->other].name);
+}
+
+/*
+** The one statement of set (del), add (!del && ins) or remove (neither),
+** over the keys in the JSON array $1 (the WITH comes first: its "?" is
+** $1), the source's key $2 and the time $3:
+**   WITH w(k) AS (SELECT DISTINCT ... json_array_elements_text($1) ...)
+**     [, d AS (DELETE FROM j WHERE fk = $2 AND other NOT IN (SELECT k FROM w))]
+**   INSERT INTO j (fk, other[, createdAt, updatedAt])
+**   SELECT CAST($2 AS bigint), k[, $3, $3] FROM w
+**   WHERE NOT EXISTS (SELECT 1 FROM j WHERE fk = $2 AND other = w.k)
+**   ON CONFLICT DO NOTHING
+** remove: WITH w ... DELETE FROM j WHERE fk = $2 AND other IN (SELECT k FROM w).
+** [-0, +0, e]
+*/
+static jn_St *json_stmt(lua_State *L, jn_Assoc *a, int del, int ins, int *rc) {
+  jn_Model *j = a->through;
+  jn_Conn *c = j->conn;
+  int ts = j->created >= 0 && j->updated >= 0;
+  jn_St *st;
+  jn_Buf b;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "WITH w(k) AS (SELECT DISTINCT * FROM (");
+  jn_buf_adds(L, &b, jn_query_jsonin(c, j->f[a->other].type));
+  jn_buf_adds(L, &b, ") x)");
+  if (!ins) {
+    jn_buf_adds(L, &b, " DELETE ");
+    add_mine(L, a, &b);
+    jn_buf_adds(L, &b, " IN (SELECT k FROM w)");
+  } else {
+    if (del) {
+      jn_buf_adds(L, &b, ", d AS (DELETE ");
+      add_mine(L, a, &b);
+      jn_buf_adds(L, &b, " NOT IN (SELECT k FROM w))");
+    }
+    jn_buf_adds(L, &b, " INSERT INTO ");
+    jn_buf_addident(L, &b, NULL, j->table);
+    jn_buf_adds(L, &b, " (");
+    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+    jn_buf_adds(L, &b, ", ");
+    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+    if (ts) {
+      jn_buf_adds(L, &b, ", ");
+      jn_buf_addident(L, &b, NULL, j->f[j->created].name);
+      jn_buf_adds(L, &b, ", ");
+      jn_buf_addident(L, &b, NULL, j->f[j->updated].name);
+    }
+    jn_buf_adds(L, &b, ") SELECT ");
+    add_cast(L, c, &b, "?2", j->f[a->fk].type);
+    jn_buf_adds(L, &b, ", k");
+    if (ts) {
+      jn_buf_adds(L, &b, ", ");
+      add_cast(L, c, &b, "?3", j->f[j->created].type);
+      jn_buf_adds(L, &b, ", ");
+      add_cast(L, c, &b, "?3", j->f[j->updated].type);
+    }
+    jn_buf_adds(L, &b, " FROM w WHERE NOT EXISTS (SELECT 1 ");
+    add_mine(L, a, &b);
+    jn_buf_adds(L, &b, " = w.k) ON CONFLICT DO NOTHING");
+  }
+  st = jn_stmt_cached(L, c, b.p, b.n, rc);
+  lua_pop(L, 1);
+  return st;
+}
+
+/*
+** Write the links of the source at self in one statement (json_stmt) for
+** the n keys of the key array at arr: set (del: under the source's row
+** lock), add (ins), remove (neither).  Returns the results of the body.
+** [-0, +(1|3|4), e]
+*/
+static int json_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr, int n, int del,
+                      int ins) {
+  jn_Conn *c = w->c;
+  const jn_Key *keys = (const jn_Key *)lua_touserdata(L, arr);
+  jn_St *st;
+  jn_Buf b;
+  int i, rc;
+  if (del) {
+    if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    if ((rc = jn_assoc_lockparent(L, a, self)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+  }
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "[");
+  for (i = 0; i < n; i++) {
+    if (i) jn_buf_adds(L, &b, ",");
+    push_key(L, &keys[i]);
+    jn_json_add(L, &b, -1);
+    lua_pop(L, 1);
+  }
+  jn_buf_adds(L, &b, "]");
+  st = json_stmt(L, a, del, ins, &rc);
+  if (st == NULL) return jn_result(L, c, rc, NULL);
+  jn_bind_text(L, c, st, 1, b.p, b.n);
+  jn_assoc_bindsource(L, a, self, st, 2);
+  if (ins && a->through->created >= 0 && a->through->updated >= 0) {
+    char stamp[32];
+    size_t len = jn_timestamp(c, stamp);
+    jn_bind_text(L, c, st, 3, stamp, len);
+  }
+  rc = jn_conn_run(L, c, st);
+  if (rc != SQLITE_OK) {
+    if (!ins) return jn_result(L, c, rc, NULL);
+    return link_fail(L, a, rc, self, keys, n, NULL, 0, 0);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* }====== */
+
 /*
 ** Read the keys the source (at self) is linked to now into a new key array
 ** (pushed).  Returns their number, or -1 with *rc set when the read fails.
@@ -1012,6 +1208,13 @@ int jn_assoc_linkbody(lua_State *L) {
   jn_Key *want = (jn_Key *)lua_touserdata(L, 3), *cur;
   lua_settop(L, 6);
   jmodel = push_through(L);                      /* 7 */
+  if (jn_assoc_locksrows(c)) {
+    if (!thr && json_keys(a, want, nwant) && !through_fdefaults(L, a, jmodel))
+      return json_write(L, w, a, 2, 3, nwant, del, 1);
+    /* read, then write: under the source's lock */
+    if ((rc = jn_write_guard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
+      return jn_result(L, c, rc, NULL);
+  }
   ncur = linked_keys(L, a, 2, &rc);              /* 8 */
   if (ncur < 0) return jn_result(L, c, rc, NULL);
   cur = (jn_Key *)lua_touserdata(L, 8);
@@ -1050,6 +1253,8 @@ int jn_assoc_unlinkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
+  if (jn_assoc_locksrows(w->c) && json_keys(a, (jn_Key *)lua_touserdata(L, 3), n))
+    return json_write(L, w, a, 2, 3, n, 0, 0);
   if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
   rc = delete_keys(L, a, 2, 3, (jn_Key *)lua_touserdata(L, 3), n, NULL, 0, 0, n);
   if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);

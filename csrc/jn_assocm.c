@@ -235,7 +235,10 @@ static int link_method(lua_State *L, int single, int del) {
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
   lua_pushinteger(L, n);
   lua_pushboolean(L, del);
-  return jn_atomic(L, a->source->conn, jn_assoc_linkbody, 1, 2);
+  /* it reads before it writes: in a transaction from the start, on SQLite
+  ** (where one writer at a time gets in); where rows are locked, the body
+  ** locks the source's row itself, or writes in one statement */
+  return jn_atomic(L, a->source->conn, jn_assoc_linkbody, !jn_assoc_locksrows(a->source->conn), 2);
 }
 
 static int btm_set(lua_State *L) { return link_method(L, 0, 1); }

@@ -401,7 +401,10 @@ static int set_body(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   sqlite3_int64 changed = 0;
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  /* where rows are locked, writers of the same source's set take turns:
+  ** each statement after the lock sees what the one before committed */
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
+    return jn_result(L, w->c, rc, NULL);
   if (n == 0) rc = run_slot(L, a, HM_CLEAR, 2);
   else if (n <= HM_CHUNK) rc = run_chunks(L, a, HM_KEEP, 2, 3, n, &changed);
   else rc = keep_only(L, a, 2, 3, n);
@@ -523,7 +526,8 @@ static int one_body(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   sqlite3_int64 changed = 0;
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  if ((rc = jn_write_guard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
+    return jn_result(L, w->c, rc, NULL);
   if (n == 0) rc = run_slot(L, a, HM_CLEAR, 2);
   else rc = run_chunks(L, a, HM_KEEP, 2, 3, 1, &changed);
   if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);

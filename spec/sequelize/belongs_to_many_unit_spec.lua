@@ -62,7 +62,7 @@ describe("belongsToMany", function()
       local t1, t2 = assert(Task:create { id = 12, title = "task1" }), assert(Task:create { id = 15, title = "task2" })
       for i = #log, 1, -1 do log[i] = nil end
       assert(user:setTasks { t1, t2 })
-      assert.equal(1, S.count_matching(log, "^INSERT"))
+      assert.equal(1, S.count_matching(log, "INSERT INTO"))   -- on PostgreSQL inside the one WITH statement
     end)
   end)
 
