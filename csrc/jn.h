@@ -166,6 +166,8 @@ enum { JN_W_NONE, JN_W_TX, JN_W_SAVEPOINT };
 typedef struct jn_Write {
   jn_Conn *c;
   int mode;
+  int once;                 /* the body changed what a second run would read
+                            ** (instances its caller built): never run it again */
 } jn_Write;
 
 /* }====== */

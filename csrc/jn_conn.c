@@ -357,6 +357,71 @@ int jn_write_guard(lua_State *L, jn_Write *w) {
   return rc;
 }
 
+/* How many times a call junction ran in a transaction of its own is run
+** again after a serialization failure or a deadlock (PostgreSQL's 40001
+** and 40P01): the server undid it whole, and the same call run again on
+** what is committed now usually goes through (docs/POSTGRES.md). */
+#define JN_RETRIES 3
+
+/*
+** Is the failure on top (nil, message, code, details: n values) one that
+** running the call again can cure: a serialization failure or a deadlock,
+** by details.sqlstate?  Other failures (a lock wait that timed out: 55P03)
+** are returned as they are.
+** [-0, +0, m]
+*/
+static int retryable(lua_State *L, int n) {
+  const char *s;
+  int yes;
+  if (n < 4 || !lua_istable(L, -1) || !lua_isnil(L, -n)) return 0;
+  lua_pushliteral(L, "sqlstate");
+  lua_rawget(L, -2);
+  s = lua_tostring(L, -1);
+  yes = s != NULL && (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0);
+  lua_pop(L, 1);
+  return yes;
+}
+
+/*
+** Run the closure at base with the nargs values above it (the top of the
+** stack) once, under lua_pcall, with a jn_Write of its own inserted as its
+** first argument: what it writes is undone when it fails or raises (the
+** raise is re-raised after the rollback).  *once is set when the body said
+** a second run would not do the same (jn_Write.once).  Returns the number
+** of results, on top.
+** [-(nargs+1), +r, e]
+*/
+static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfirst, int *once) {
+  jn_Write w;
+  int status, rc;
+  w.c = c;
+  w.mode = JN_W_NONE;
+  w.once = 0;
+  if (readfirst && jn_e_autocommit(c->eng, c->db)) {
+    rc = run_own(c, JN_CS_BEGIN);
+    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    w.mode = JN_W_TX;
+  }
+  lua_pushlightuserdata(L, &w);
+  lua_insert(L, base + 1);
+  status = lua_pcall(L, nargs + 1, LUA_MULTRET, 0);
+  *once = w.once;
+  if (status != LUA_OK) {
+    write_end(c, w.mode, 0);
+    return lua_error(L);
+  }
+  if (lua_gettop(L) < base || lua_isnil(L, base)) {
+    write_end(c, w.mode, 0);
+    return lua_gettop(L) - base + 1;
+  }
+  rc = write_end(c, w.mode, 1);
+  if (rc != SQLITE_OK) {
+    lua_settop(L, base - 1);
+    return jn_result(L, c, rc, NULL);
+  }
+  return lua_gettop(L) - base + 1;
+}
+
 /*
 ** Run body (a closure over the calling C function's first nup upvalues)
 ** with the stack [jn_Write, args...] under lua_pcall, so that any
@@ -367,39 +432,27 @@ int jn_write_guard(lua_State *L, jn_Write *w) {
 ** The body returns its results; a first result of nil means failure (nil,
 ** message, code), and everything is rolled back.  A raise is re-raised after
 ** the rollback.
+** On an engine that locks rows (PostgreSQL), a call made outside any
+** transaction that fails with a serialization failure or a deadlock is run
+** again, up to JN_RETRIES times, on fresh copies of its arguments: the
+** server rolled all of it back.  Inside the caller's transaction the failure
+** is returned (the caller's transaction decides).
 ** [-(n), +r, e]
 */
 int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup) {
-  jn_Write w;
-  int nargs = lua_gettop(L), status, rc, i;
-  w.c = c;
-  w.mode = JN_W_NONE;
+  int nargs = lua_gettop(L), rc, i, n, once, tries;
   if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
-  if (readfirst && jn_e_autocommit(c->eng, c->db)) {
-    rc = run_own(c, JN_CS_BEGIN);
-    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
-    w.mode = JN_W_TX;
-  }
   for (i = 1; i <= nup; i++) lua_pushvalue(L, lua_upvalueindex(i));
   lua_pushcclosure(L, body, nup);   /* the body sees the caller's upvalues */
   lua_insert(L, 1);
-  lua_pushlightuserdata(L, &w);
-  lua_insert(L, 2);
-  status = lua_pcall(L, nargs + 1, LUA_MULTRET, 0);
-  if (status != LUA_OK) {
-    write_end(c, w.mode, 0);
-    return lua_error(L);
+  if (c->eng == NULL || !jn_e_autocommit(c->eng, c->db))
+    return atomic_once(L, c, 1, nargs, readfirst, &once);
+  for (tries = 0;; tries++) {     /* [body, args...] stay for the next run */
+    for (i = 1; i <= nargs + 1; i++) lua_pushvalue(L, i);
+    n = atomic_once(L, c, nargs + 2, nargs, readfirst, &once);
+    if (tries == JN_RETRIES || once || c->db == NULL || !retryable(L, n)) return n;
+    lua_settop(L, nargs + 1);
   }
-  if (lua_gettop(L) == 0 || lua_isnil(L, 1)) {
-    write_end(c, w.mode, 0);
-    return lua_gettop(L);
-  }
-  rc = write_end(c, w.mode, 1);
-  if (rc != SQLITE_OK) {
-    lua_settop(L, 0);
-    return jn_result(L, c, rc, NULL);
-  }
-  return lua_gettop(L);
 }
 
 /* }====== */

@@ -61,6 +61,7 @@ static int model_create(lua_State *L) {
 static int bulk_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   int i, n = (int)lua_rawlen(L, 3), rc;
+  w->once = 1;   /* the instances it saves were built by its caller: not run twice */
   for (i = 1; i <= n; i++) {
     if (i == 1 && n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
     lua_rawgeti(L, 3, i);

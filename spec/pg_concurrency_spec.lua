@@ -1,5 +1,6 @@
 -- Concurrency on PostgreSQL: two processes setting the same posts' genres
--- at once.
+-- at once, serialization failures retried, failures inside a user's
+-- transaction returned without poisoning it.
 local H = require "spec.helper"
 
 local pg_it = H.pg_only(it, pending)
@@ -49,6 +50,72 @@ describe("setGenres by two processes at once on PostgreSQL", function()
                                    "FROM tag_post_genre WHERE post_id = ?", post.post_id))
       assert.are.equal(rows[1].d, rows[1].n)
     end
+    db:close()
+  end)
+end)
+
+describe("a serialization failure on PostgreSQL", function()
+  -- db's transactions are REPEATABLE READ; before each setGenres diff
+  -- statement runs (the log function sees it), a second connection deletes
+  -- and puts back one of the post's links: the diff then meets a row changed
+  -- after its snapshot and fails with 40001.
+  local function setup(conflicts)
+    local place = H.place()
+    local other = H.open_at(place)
+    local seen = { diffs = 0 }
+    local db = H.open_at(place, { log = function(sql)
+      if sql:find("^WITH w") then
+        seen.diffs = seen.diffs + 1
+        if seen.diffs <= conflicts then
+          assert(other:exec("DELETE FROM tag_post_genre WHERE post_id = 1 AND genre_id = 2"))
+          assert(other:query("INSERT INTO tag_post_genre (post_id, genre_id, created_at, updated_at) " ..
+                             "VALUES (1, 2, 'x', 'x')"))
+        end
+      end
+    end })
+    local m = H.blog(db)
+    H.genres(m.Genre)
+    local p = assert(m.Post:create { text = "one" })
+    assert(p:setGenres { 1, 2 })
+    seen.diffs = 0
+    assert(db:exec("SET default_transaction_isolation = 'repeatable read'"))
+    return db, m, p, seen
+  end
+
+  pg_it("is run again when the call opened its own transaction", function()
+    local db, _, p, seen = setup(2)
+    assert.is_true(p:setGenres { 3 })
+    assert.are.equal(3, seen.diffs)   -- two failures, then it went through
+    assert.are.equal("3", sorted_ids(assert(p:getGenres())))
+    db:close()
+  end)
+
+  pg_it("is returned after three runs again that failed as well", function()
+    local db, _, p, seen = setup(100)
+    local ok, msg, code, details = p:setGenres { 3 }
+    assert.is_nil(ok)
+    assert.are.equal(5, code)
+    assert.are.equal("40001", details.sqlstate)
+    assert.is_string(msg)
+    assert.are.equal(4, seen.diffs)
+    assert.are.equal("1,2", sorted_ids(assert(p:getGenres())))
+    db:close()
+  end)
+
+  pg_it("is returned inside the user's transaction, which goes on", function()
+    local db, m, p, seen = setup(1)
+    local r = { db:transaction(function()
+      local res = { p:setGenres { 3 } }
+      assert(m.Genre:create { name = "after" })
+      return res
+    end) }
+    local res = r[1]
+    assert.is_nil(res[1])
+    assert.are.equal(5, res[3])
+    assert.are.equal("40001", res[4].sqlstate)
+    assert.are.equal(1, seen.diffs)   -- not run again
+    assert.is_truthy(m.Genre:findOne { where = { name = "after" } })   -- committed
+    assert.are.equal("1,2", sorted_ids(assert(p:getGenres())))
     db:close()
   end)
 end)
