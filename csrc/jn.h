@@ -357,6 +357,7 @@ JN_INTERNAL void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresu
 JN_INTERNAL int jn_conn_txcheck(lua_State *L, jn_Conn *c);
 JN_INTERNAL int jn_conn_step(lua_State *L, jn_Conn *c, jn_St *st);
 JN_INTERNAL int jn_conn_run(lua_State *L, jn_Conn *c, jn_St *st);
+JN_INTERNAL int jn_conn_runkey(lua_State *L, jn_Conn *c, jn_St *st, sqlite3_int64 *id);
 JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model,
                                    const char *method);
 JN_INTERNAL int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);

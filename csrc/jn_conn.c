@@ -499,6 +499,23 @@ int jn_conn_run(lua_State *L, jn_Conn *c, jn_St *st) {
   return rc;
 }
 
+/*
+** Run an INSERT ... RETURNING key (one row, one integer column: the key the
+** database gave the row) and reset it: one round trip where SQLite's
+** last_insert_rowid would cost PostgreSQL a second (lastval()).  *id is
+** the key.  Returns SQLITE_OK or the failing code, as jn_conn_run.
+** [-0, +0, e]
+*/
+int jn_conn_runkey(lua_State *L, jn_Conn *c, jn_St *st, sqlite3_int64 *id) {
+  int rc = jn_conn_step(L, c, st);
+  if (rc == SQLITE_ROW) {
+    *id = jn_e_col_int64(c->eng, st, 0);
+    rc = SQLITE_DONE;
+  }
+  jn_e_reset(c->eng, st);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* }====== */
 
 /* {====== Statement time limit */

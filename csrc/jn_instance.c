@@ -574,6 +574,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
   jn_Conn *c = m->conn;
   jn_St *st;
   int rc, i, k = 0, uv, haskey, base;
+  sqlite3_int64 id = 0;
   char ts[32];
   size_t tslen = 0;
   lua_getuservalue(L, instidx);
@@ -594,11 +595,12 @@ int jn_inst_insert(lua_State *L, int instidx) {
       luaL_error(L, "%s:save: bad value for field '%s' (%s cannot be stored)", m->name,
                  m->f[i].name, luaL_typename(L, base + 1 + i));
   }
-  rc = jn_conn_run(L, c, st);
+  if (!haskey && c->dialect->returning_key) rc = jn_conn_runkey(L, c, st, &id);   /* INSERT ... RETURNING */
+  else rc = jn_conn_run(L, c, st);
   if (rc == SQLITE_OK) {
     store_row(L, inst, inst->dirty, uv, base, 1, haskey);
     if (!haskey) {
-      jn_push_i64(L, jn_e_last_id(c->eng, c->db));
+      jn_push_i64(L, c->dialect->returning_key ? id : jn_e_last_id(c->eng, c->db));
       lua_rawseti(L, uv, m->pk + 1);
     } else if (c->dialect->move_identity != NULL && (m->f[m->pk].flags & JN_F_AUTOINC)) {
       lua_rawgeti(L, uv, m->pk + 1);

@@ -600,6 +600,10 @@ static void gen_sql(lua_State *L, jn_Model *m, int sqlidx) {
       for (i = 0; i < k; i++) jn_buf_adds(L, &b, i ? ", ?" : "?");
       jn_buf_adds(L, &b, ")");
     }
+    if (n == 0 && m->conn->dialect->returning_key) {   /* the key comes back with the insert */
+      jn_buf_adds(L, &b, " RETURNING ");
+      jn_buf_addident(L, &b, NULL, m->f[m->pk].name);
+    }
     m->sql[n == 0 ? JN_MS_INSERT : JN_MS_INSERT_PK] =
       keep_sql(L, sqlidx, n == 0 ? "insert" : "insert_pk", &b);
   }
