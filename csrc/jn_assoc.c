@@ -1118,7 +1118,12 @@ static int json_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr,
   jn_Buf b;
   int i, rc;
   if (del) {
-    if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    /* the lock lasts until the transaction ends: outside one, a transaction
+    ** of its own; inside one, no savepoint (one statement writes, and the
+    ** engine runs each in a savepoint of its own) */
+    if ((jn_e_autocommit(c->eng, c->db) || !c->dialect->savepoint_every_write) &&
+        (rc = jn_write_guard(L, w)) != SQLITE_OK)
+      return jn_result(L, c, rc, NULL);
     if ((rc = jn_assoc_lockparent(L, a, self)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
   }
   jn_buf_init(L, &b);
