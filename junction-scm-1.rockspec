@@ -35,7 +35,7 @@ build = {
         "csrc/jn_error.c",
         "csrc/jn_hasmany.c",
         "csrc/jn_include.c",
-        "csrc/jn_instance.c",
+        "csrc/jn_inst.c",
         "csrc/jn_json.c",
         "csrc/jn_model.c",
         "csrc/jn_pg.c",

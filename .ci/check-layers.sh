@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # .ci/check-layers.sh -- csrc/ in layers that only call downward.
 #
-# LAYERS lists the C files bottom to top. A file may call functions defined
+# LAYERS lists the C files bottom to top; every function a file exports
+# starts with its file's name. A file may call functions defined
 # in files below it (or in itself), never above. The calls are read from the
 # objects' symbol tables (nm): a cross-file function is an undefined symbol
 # of the caller and a defined one of the callee, so comments and strings
@@ -14,7 +15,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-LAYERS=(jn_buf jn_scalar jn_json jn_value jn_pg jn_stmt jn_error jn_conn jn_schema jn_sync jn_instance jn_query jn_assoc jn_include jn_assocm jn_hasmany jn_model junction)
+LAYERS=(jn_buf jn_scalar jn_json jn_value jn_pg jn_stmt jn_error jn_conn jn_schema jn_sync jn_inst jn_query jn_assoc jn_include jn_assocm jn_hasmany jn_model junction)
 
 # caller -> callee edges that go up today, one per line
 KNOWN=$(cat <<'LIST'
@@ -69,5 +70,21 @@ done <<<"$KNOWN"
 n_up=$(grep -c . <<<"$up")
 n_known=$(grep -c . <<<"$KNOWN")
 [ "$fail" -gt 0 ] || { pass=1; echo "ok   - no new call to a layer above (${n_known} known upward edges carried, ${n_up} upward calls)"; }
+
+# Names say their file: every function a file exports starts with the
+# file's name (jn_stmt.c exports jn_stmt_*), so the definition of any
+# cross-file call is found from its name alone.
+misnamed=0
+for f in csrc/*.c; do
+  b=$(basename "$f" .c)
+  [ -n "${rank[$b]+x}" ] || continue
+  for s in $(nm --defined-only "$objdir/$b.o" | awk '$2 == "T" { print $3 }'); do
+    case "$s" in "${b}_"*|luaopen_*) ;; *)
+      echo "FAIL - $s is defined in csrc/$b.c: name it ${b}_..."; misnamed=$((misnamed + 1)) ;;
+    esac
+  done
+done
+if [ "$misnamed" -eq 0 ]; then pass=$((pass + 1)); echo "ok   - every exported function is named after its file"; fi
+fail=$((fail + misnamed))
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

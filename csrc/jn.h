@@ -47,7 +47,7 @@
 
 /* Codes of a statement junction refuses itself (jn_conn_txcheck, open):
 ** the low byte is the SQLite code the caller gets, the rest picks the
-** message jn_result gives it, so the reason travels with the code. */
+** message jn_error_result gives it, so the reason travels with the code. */
 #define JN_RC_YIELDED     (SQLITE_BUSY | 0x4000)    /* another coroutine's transaction */
 #define JN_RC_KILLED      (SQLITE_ABORT | 0x4000)   /* its transaction ended around it */
 #define JN_RC_ROLLEDBACK  (SQLITE_ABORT | 0x4100)   /* SQLite rolled the transaction back */
@@ -160,7 +160,7 @@ typedef struct jn_TxToken {
 
 /* How an atomic operation protects its writes: not at all (one statement
 ** is atomic by itself), by a transaction of its own, or by a savepoint
-** inside the caller's transaction.  A body run by jn_atomic finds its
+** inside the caller's transaction.  A body run by jn_conn_atomic finds its
 ** jn_Write at stack index 1. */
 enum { JN_W_NONE, JN_W_TX, JN_W_SAVEPOINT };
 typedef struct jn_Write {
@@ -311,21 +311,15 @@ JN_INTERNAL const char *jn_buf_cstr(lua_State *L, jn_Buf *b);
 #define JN_FRAG_FN 2
 #define JN_FRAG_COL 3
 
-/* jn_error.c */
-JN_INTERNAL int jn_result(lua_State *L, jn_Conn *c, int rc, const char *msg);
-JN_INTERNAL int jn_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want);
-JN_INTERNAL int jn_faildetails(lua_State *L, int code);
-JN_INTERNAL const char *jn_typename(lua_State *L, int idx);
-
 /* jn_scalar.c */
 JN_INTERNAL int jn_scalar_parsei64(const char *s, size_t len, sqlite3_int64 *out);
 JN_INTERNAL size_t jn_scalar_epochtext(double secs, char *out);
-JN_INTERNAL int jn_is_utf8(const char *s, size_t n);
-JN_INTERNAL int jn_epoch_ok(double secs);
-JN_INTERNAL void jn_push_i64(lua_State *L, sqlite3_int64 v);
-JN_INTERNAL int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out);
-JN_INTERNAL size_t jn_timestamp(jn_Conn *c, char *out);
-JN_INTERNAL int jn_value_isnull(lua_State *L, int idx);
+JN_INTERNAL int jn_scalar_isutf8(const char *s, size_t n);
+JN_INTERNAL int jn_scalar_epochok(double secs);
+JN_INTERNAL void jn_scalar_pushi64(lua_State *L, sqlite3_int64 v);
+JN_INTERNAL int jn_scalar_toi64(lua_State *L, int idx, sqlite3_int64 *out);
+JN_INTERNAL size_t jn_scalar_timestamp(jn_Conn *c, char *out);
+JN_INTERNAL int jn_scalar_isnull(lua_State *L, int idx);
 
 /* jn_json.c */
 JN_INTERNAL const char *jn_json_encode(lua_State *L, jn_Buf *b, int idx);
@@ -334,9 +328,9 @@ JN_INTERNAL const char *jn_json_decode(lua_State *L, const char *s, size_t len);
 /* jn_value.c */
 JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
 JN_INTERNAL int jn_value_storable(lua_State *L, int idx, int type);
-JN_INTERNAL int jn_enum_has(const char *enums, const char *s, size_t len);
-JN_INTERNAL void jn_uuid4(char *out);
-JN_INTERNAL void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *what,
+JN_INTERNAL int jn_value_enumhas(const char *enums, const char *s, size_t len);
+JN_INTERNAL void jn_value_uuid4(char *out);
+JN_INTERNAL void jn_value_checklist(lua_State *L, int idx, int n, const char *ctx, const char *what,
                                const char *expected);
 
 /* jn_stmt.c */
@@ -344,12 +338,18 @@ JN_INTERNAL jn_St *jn_stmt_slot(lua_State *L, jn_Conn *c, jn_St **slot,
                                        const char *sql, int *rc);
 JN_INTERNAL jn_St *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql,
                                          size_t len, int *rc);
-JN_INTERNAL int jn_bind_value(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type);
-JN_INTERNAL void jn_bind_i64(lua_State *L, jn_Conn *c, jn_St *st, int i, sqlite3_int64 v);
-JN_INTERNAL void jn_bind_text(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, size_t n);
-JN_INTERNAL void jn_push_column(lua_State *L, const jn_Engine *e, jn_St *st, int col,
+JN_INTERNAL int jn_stmt_bindvalue(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type);
+JN_INTERNAL void jn_stmt_bindi64(lua_State *L, jn_Conn *c, jn_St *st, int i, sqlite3_int64 v);
+JN_INTERNAL void jn_stmt_bindtext(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, size_t n);
+JN_INTERNAL void jn_stmt_pushcolumn(lua_State *L, const jn_Engine *e, jn_St *st, int col,
                                int type);
 JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
+
+/* jn_error.c */
+JN_INTERNAL int jn_error_result(lua_State *L, jn_Conn *c, int rc, const char *msg);
+JN_INTERNAL int jn_error_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want);
+JN_INTERNAL int jn_error_faildetails(lua_State *L, int code);
+JN_INTERNAL const char *jn_error_typename(lua_State *L, int idx);
 
 /* jn_conn.c */
 JN_INTERNAL jn_Conn *jn_conn_check(lua_State *L, int idx, const char *ctx);
@@ -360,18 +360,20 @@ JN_INTERNAL int jn_conn_run(lua_State *L, jn_Conn *c, jn_St *st);
 JN_INTERNAL int jn_conn_runkey(lua_State *L, jn_Conn *c, jn_St *st, sqlite3_int64 *id);
 JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model,
                                    const char *method);
-JN_INTERNAL int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
-JN_INTERNAL int jn_write_guard(lua_State *L, jn_Write *w);
+JN_INTERNAL int jn_conn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
+JN_INTERNAL int jn_conn_writeguard(lua_State *L, jn_Write *w);
 JN_INTERNAL void jn_conn_open(lua_State *L);
+JN_INTERNAL void jn_conn_checkopts(lua_State *L, int optsidx, const char *const *allowed,
+                                    const char *ctx);
 
 /* jn_schema.c */
-JN_INTERNAL jn_Model *jn_model_checkopen(lua_State *L, int idx);
-JN_INTERNAL int jn_model_field(lua_State *L, jn_Model *m, int nameidx);
-JN_INTERNAL int jn_model_fieldname(jn_Model *m, const char *name);
-JN_INTERNAL void jn_model_uv(lua_State *L, int modelidx, const char *key);
-JN_INTERNAL void jn_model_lookup(lua_State *L, jn_Model *m);
+JN_INTERNAL jn_Model *jn_schema_checkopen(lua_State *L, int idx);
+JN_INTERNAL int jn_schema_field(lua_State *L, jn_Model *m, int nameidx);
+JN_INTERNAL int jn_schema_fieldname(jn_Model *m, const char *name);
+JN_INTERNAL void jn_schema_uv(lua_State *L, int modelidx, const char *key);
+JN_INTERNAL void jn_schema_lookup(lua_State *L, jn_Model *m);
 JN_INTERNAL void jn_schema_open(lua_State *L);
-JN_INTERNAL void jn_check_ident(lua_State *L, int idx, const char *ctx);
+JN_INTERNAL void jn_schema_checkident(lua_State *L, int idx, const char *ctx);
 JN_INTERNAL const char *jn_schema_sqltype(int code);
 JN_INTERNAL void jn_schema_pushkeytype(lua_State *L, const jn_Field *f);
 
@@ -379,10 +381,7 @@ JN_INTERNAL void jn_schema_pushkeytype(lua_State *L, const jn_Field *f);
 JN_INTERNAL void jn_sync_open(lua_State *L);
 JN_INTERNAL void jn_sync_move_identity(lua_State *L, jn_Model *m, int keyidx);
 
-/* jn_model.c */
-JN_INTERNAL void jn_model_open(lua_State *L);
-
-/* jn_instance.c */
+/* jn_inst.c */
 JN_INTERNAL jn_Inst *jn_inst_test(lua_State *L, int idx);
 JN_INTERNAL int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx,
                               const char *ctx);
@@ -432,15 +431,13 @@ JN_INTERNAL void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const cha
 JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const int *link,
                                   int nlink, const char *alias, jn_Buf *b, jn_Select *s,
                                   const char *ctx);
-JN_INTERNAL void jn_query_checkopts(lua_State *L, int optsidx, const char *const *allowed,
-                                    const char *ctx);
 JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st,
                               const int *cols, int ncols, int one, int nrec);
-JN_INTERNAL void jn_json_add(lua_State *L, jn_Buf *b, int idx);
+JN_INTERNAL void jn_query_addjson(lua_State *L, jn_Buf *b, int idx);
 JN_INTERNAL const char *jn_query_jsonin(jn_Conn *c, int type);
 JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
 JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
-JN_INTERNAL void jn_bind_list(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s);
+JN_INTERNAL void jn_query_bindlist(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s);
 JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
 JN_INTERNAL void jn_query_group(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Select *s,
                                 const char *ctx);
@@ -495,11 +492,11 @@ JN_INTERNAL jn_Assoc *jn_assoc_declare(lua_State *L, char *ctx, size_t ctxsize);
 JN_INTERNAL void jn_assoc_open(lua_State *L);
 
 /* jn_include.c */
-JN_INTERNAL void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
+JN_INTERNAL void jn_include_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
                                    jn_Select *s, int *haswhere, const char *ctx);
 JN_INTERNAL int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
                                 const char *ctx);
-JN_INTERNAL int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int incidx,
+JN_INTERNAL int jn_include_load(lua_State *L, jn_Model *m, int listidx, int incidx,
                                  const char *ctx);
 
 /* jn_assocm.c */
@@ -508,5 +505,8 @@ JN_INTERNAL void jn_assocm_open(lua_State *L);
 
 /* jn_hasmany.c */
 JN_INTERNAL void jn_hasmany_open(lua_State *L);
+
+/* jn_model.c */
+JN_INTERNAL void jn_model_open(lua_State *L);
 
 #endif /* JN_H */

@@ -1,7 +1,7 @@
 /*
 ** jn_assoc.c: the association core.  Declaring an association (its keys
 ** checked, a belongsToMany's fixed SQL generated), reading keys, the SQL of
-** each method, and the bodies of the writes that run under jn_atomic.  The
+** each method, and the bodies of the writes that run under jn_conn_atomic.  The
 ** Lua-facing methods that call them are in jn_assocm.c; eager loading
 ** (include, required) is in jn_include.c.
 **
@@ -109,7 +109,7 @@ static void numeric_text(lua_State *L, int idx, int ftype) {
   const char *s;
   double d;
   if (ftype != JN_T_INTEGER && ftype != JN_T_REAL) return;
-  if (ftype == JN_T_INTEGER && jn_to_i64(L, idx, &v)) return;
+  if (ftype == JN_T_INTEGER && jn_scalar_toi64(L, idx, &v)) return;
   s = lua_tolstring(L, idx, &n);
   for (i = 0; i < n; i++)
     if (s[i] == '\0' || strchr("0123456789+-.eE \t\n\r\f\v", s[i]) == NULL) return;
@@ -150,7 +150,7 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
   k->pos = elem;
   if (t == LUA_TNUMBER) {
     double d = (double)lua_tonumber(L, idx);
-    if (jn_to_i64(L, idx, &k->i)) {
+    if (jn_scalar_toi64(L, idx, &k->i)) {
       k->type = SQLITE_INTEGER;
     } else if (d != d || d - d != 0) {
       luaL_error(L, "%s: bad argument (element %d is %s, not a key)", ctx, elem,
@@ -169,7 +169,7 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
       anchor_key(L, arr, k, SQLITE_TEXT);
     }
   } else if (t == LUA_TSTRING) {
-    if (ftype == JN_T_INTEGER && jn_to_i64(L, idx, &k->i)) {
+    if (ftype == JN_T_INTEGER && jn_scalar_toi64(L, idx, &k->i)) {
       k->type = SQLITE_INTEGER;
     } else {
       lua_pushvalue(L, idx);
@@ -177,7 +177,7 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
     }
   } else {
     luaL_error(L, "%s: bad argument (element %d is a %s, expected %s or its key)", ctx, elem,
-               jn_typename(L, idx), a->target->name);
+               jn_error_typename(L, idx), a->target->name);
   }
 }
 
@@ -257,9 +257,9 @@ int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char
   }
   if (!lua_istable(L, idx) || jn_inst_test(L, idx) != NULL)
     luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)", ctx,
-               a->target->name, jn_typename(L, idx));
+               a->target->name, jn_error_typename(L, idx));
   n = (int)lua_rawlen(L, idx);
-  jn_list_check(L, idx, n, ctx, "argument #1", "a list");
+  jn_value_checklist(L, idx, n, ctx, "argument #1", "a list");
   keys = new_keys(L, n);
   arr = lua_gettop(L);
   for (i = 1; i <= n; i++) {
@@ -282,7 +282,7 @@ int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char
 /* Push the value of a key: what a Lua caller gets back. [-0, +1, -] */
 static void push_key(lua_State *L, const jn_Key *k) {
   switch (k->type) {
-    case SQLITE_INTEGER: jn_push_i64(L, k->i); break;
+    case SQLITE_INTEGER: jn_scalar_pushi64(L, k->i); break;
     case SQLITE_FLOAT: lua_pushnumber(L, (lua_Number)k->d); break;
     default: lua_pushlstring(L, k->s, k->n); break;
   }
@@ -291,19 +291,19 @@ static void push_key(lua_State *L, const jn_Key *k) {
 /* Bind a key of the key array at arr to parameter i. */
 static void bind_key(lua_State *L, jn_Conn *c, jn_St *st, int i, int arr, const jn_Key *k) {
   switch (k->type) {
-    case SQLITE_INTEGER: jn_bind_i64(L, c, st, i, k->i); break;
+    case SQLITE_INTEGER: jn_stmt_bindi64(L, c, st, i, k->i); break;
     case SQLITE_FLOAT:
       lua_pushnumber(L, (lua_Number)k->d);
-      jn_bind_value(L, c, st, i, -1, JN_T_REAL);
+      jn_stmt_bindvalue(L, c, st, i, -1, JN_T_REAL);
       lua_pop(L, 1);
       break;
     case SQLITE_BLOB:   /* the anchored string itself: it outlives the step */
       lua_getuservalue(L, arr);
       lua_rawgeti(L, -1, k->anchor);
-      jn_bind_value(L, c, st, i, -1, JN_T_BLOB);
+      jn_stmt_bindvalue(L, c, st, i, -1, JN_T_BLOB);
       lua_pop(L, 2);
       break;
-    default: jn_bind_text(L, c, st, i, k->s, k->n); break;
+    default: jn_stmt_bindtext(L, c, st, i, k->s, k->n); break;
   }
 }
 
@@ -317,7 +317,7 @@ void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i) 
   jn_Conn *c = a->source->conn;
   int type = a->source->f[a->source_key].type;
   jn_inst_get(L, self, a->source_key);
-  jn_bind_value(L, c, st, i, -1, type);
+  jn_stmt_bindvalue(L, c, st, i, -1, type);
   if (lua_type(L, -1) == LUA_TSTRING && type != JN_T_BLOB && type != JN_T_INTEGER) {
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
@@ -377,11 +377,11 @@ int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols) {
       if (!lua_istable(L, t))
         luaL_error(L, "%s: bad option 'joinTableAttributes' (array of %s fields expected)",
                    jn_assoc_method(L), j->name);
-      jn_list_check(L, t, k, jn_assoc_method(L), "option 'joinTableAttributes'", "a list");
+      jn_value_checklist(L, t, k, jn_assoc_method(L), "option 'joinTableAttributes'", "a list");
       for (i = 1; i <= k && n < j->nfields; i++) {
         int f;
         lua_rawgeti(L, t, i);
-        f = lua_type(L, -1) == LUA_TSTRING ? jn_model_field(L, j, -1) : -1;
+        f = lua_type(L, -1) == LUA_TSTRING ? jn_schema_field(L, j, -1) : -1;
         if (f < 0)
           luaL_error(L, "%s: bad joinTableAttributes '%s' (no such field in %s)", jn_assoc_method(L),
                      luaL_tolstring(L, -1, NULL), j->name);
@@ -534,7 +534,7 @@ static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
 ** Delete the links to the n keys of keys[0..nk) (of the key array at arr)
 ** that are not in keep[0..nkeep): one statement each, or one per chunk of
 ** JN_KEYS_IN when there are many.  Every key is bound, whatever the length
-** of the list.  The caller holds a jn_write_guard when n > 1.
+** of the list.  The caller holds a jn_conn_writeguard when n > 1.
 */
 static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Key *keys, int nk,
                        const jn_Key *keep, int nkeep, int sorted, int n) {
@@ -588,9 +588,9 @@ static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr
     for (; r < m && i < nk; i++) {
       if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
       if (ts) {
-        size_t len = jn_timestamp(c, stamp[r]);
+        size_t len = jn_scalar_timestamp(c, stamp[r]);
         bind_key(L, c, st, 2 * r + 2, arr, &keys[i]);
-        jn_bind_text(L, c, st, 2 * r + 3, stamp[r], len);
+        jn_stmt_bindtext(L, c, st, 2 * r + 3, stamp[r], len);
       } else {
         bind_key(L, c, st, r + 2, arr, &keys[i]);
       }
@@ -599,7 +599,7 @@ static int insert_keys(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr
     rc = jn_conn_run(L, c, st);
     if (rc != SQLITE_OK) return rc;
     n -= m;
-    if (n > 0 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return rc;
+    if (n > 0 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return rc;
   }
   return SQLITE_OK;
 }
@@ -617,8 +617,8 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   jn_St *st;
   int i, rc, n = 0;
   char stamp[32];
-  size_t slen = jn_timestamp(j->conn, stamp);
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return rc;
+  size_t slen = jn_scalar_timestamp(j->conn, stamp);
+  if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return rc;
   jn_query_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
@@ -648,7 +648,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   jn_buf_adds(L, &b, " = ?");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return rc; }
-  jn_bind_list(L, c, st, &s);
+  jn_query_bindlist(L, c, st, &s);
   jn_assoc_bindsource(L, a, self, st, n + 1);
   bind_key(L, c, st, n + 2, arr, k);
   rc = jn_conn_run(L, c, st);
@@ -699,7 +699,7 @@ static int through_fdefaults(lua_State *L, jn_Assoc *a, int jmodel) {
     found = (j->f[i].flags & JN_F_DEFAULT) && i != a->fk && i != a->other;
   if (!found) return 0;
   found = 0;
-  jn_model_uv(L, jmodel, JN_UV_DEFAULTS);
+  jn_schema_uv(L, jmodel, JN_UV_DEFAULTS);
   for (i = 0; lua_istable(L, -1) && i < j->nfields && !found; i++) {
     if (!(j->f[i].flags & JN_F_DEFAULT) || i == a->fk || i == a->other) continue;
     lua_rawgeti(L, -1, i + 1);
@@ -729,7 +729,7 @@ int jn_assoc_rowexists(lua_State *L, jn_Model *m, int f, int type) {
   jn_buf_adds(L, &b, " = ? LIMIT 1");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return -1; }
-  jn_bind_value(L, c, st, 1, -2, type);
+  jn_stmt_bindvalue(L, c, st, 1, -2, type);
   rc = jn_conn_step(L, c, st);
   found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
   jn_e_reset(c->eng, st);
@@ -764,7 +764,7 @@ void jn_assoc_throughwhere(lua_State *L, jn_Assoc *a, int idx, const char *ctx) 
   if (!lua_istable(L, idx))
     luaL_error(L, "%s: bad option 'through' (table expected, got %s)", ctx, luaL_typename(L, idx));
   snprintf(octx, sizeof octx, "%s: option 'through'", ctx);
-  jn_query_checkopts(L, idx, through_opts, octx);
+  jn_conn_checkopts(L, idx, through_opts, octx);
   lua_pushliteral(L, "where");
   lua_rawget(L, idx);
 }
@@ -790,7 +790,7 @@ jn_St *jn_assoc_countwhere2(lua_State *L, jn_Assoc *a, int w, int tw, int *rc) {
   if (w && tw) jn_buf_adds(L, &b, " AND ");
   if (tw) jn_query_where(L, a->through, tw, "j", &b, &s, jn_assoc_method(L));
   st = jn_stmt_cached(L, c, b.p, b.n, rc);
-  if (st != NULL) jn_bind_list(L, c, st, &s);
+  if (st != NULL) jn_query_bindlist(L, c, st, &s);
   return st;
 }
 
@@ -800,8 +800,8 @@ jn_St *jn_assoc_countwhere2(lua_State *L, jn_Assoc *a, int w, int tw, int *rc) {
 */
 int jn_assoc_pushcount(lua_State *L, jn_Conn *c, jn_St *st) {
   int rc = jn_conn_step(L, c, st);
-  if (rc == SQLITE_ROW) jn_push_i64(L, jn_e_col_int64(c->eng, st, 0));
-  return jn_finish(L, c, st, rc, SQLITE_ROW);
+  if (rc == SQLITE_ROW) jn_scalar_pushi64(L, jn_e_col_int64(c->eng, st, 0));
+  return jn_error_finish(L, c, st, rc, SQLITE_ROW);
 }
 
 /* Append a key to a message: a number as it is, text quoted. */
@@ -844,7 +844,7 @@ int jn_assoc_gone(lua_State *L, jn_Assoc *a, int self, const char *ctx) {
   lua_createtable(L, 0, 1);
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "gone");
-  return jn_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
+  return jn_error_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
 }
 
 /*
@@ -861,8 +861,8 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   int i, nmiss = 0, r = 0, nf, top;
   jn_Key *miss;
   jn_Buf b;
-  if (!jn_assoc_fkfail(c, rc)) return jn_result(L, c, rc, NULL);
-  nf = jn_result(L, c, rc, NULL);   /* read now: the checks below run statements */
+  if (!jn_assoc_fkfail(c, rc)) return jn_error_result(L, c, rc, NULL);
+  nf = jn_error_result(L, c, rc, NULL);   /* read now: the checks below run statements */
   top = lua_gettop(L);
   if ((r = jn_assoc_gone(L, a, self, jn_assoc_method(L))) != 0) return r;
   miss = new_keys(L, n);
@@ -892,7 +892,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "missing");
-  return jn_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
+  return jn_error_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
 }
 
 /*
@@ -901,12 +901,12 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
 ** caller's tables do can change it later).  Returns its index (the copy
 ** replaces the options at optsidx), 0 when there is none, or -1 with the
 ** message and details of values their fields cannot hold pushed (a value
-** failure, for jn_result with JN_VALIDATION).
+** failure, for jn_error_result with JN_VALIDATION).
 */
 int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx) {
   static const char *const set_opts[] = { "through", NULL };
   int t, copy, errs;
-  jn_query_checkopts(L, optsidx, set_opts, jn_assoc_method(L));
+  jn_conn_checkopts(L, optsidx, set_opts, jn_assoc_method(L));
   if (!lua_istable(L, optsidx)) return 0;
   lua_pushliteral(L, "through");
   lua_rawget(L, optsidx);
@@ -921,7 +921,7 @@ int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx) {
   errs = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
-    int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, a->through, -2) : -1;
+    int f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, a->through, -2) : -1;
     int ty = lua_type(L, -1);
     if (f < 0 || f == a->fk || f == a->other)
       luaL_error(L, "%s: bad option 'through' (no field '%s' of %s to set)", jn_assoc_method(L),
@@ -1122,31 +1122,31 @@ static int json_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr,
     ** of its own; inside one, no savepoint (one statement writes, and the
     ** engine runs each in a savepoint of its own) */
     if ((jn_e_autocommit(c->eng, c->db) || !c->dialect->savepoint_every_write) &&
-        (rc = jn_write_guard(L, w)) != SQLITE_OK)
-      return jn_result(L, c, rc, NULL);
-    if ((rc = jn_assoc_lockparent(L, a, self)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+        (rc = jn_conn_writeguard(L, w)) != SQLITE_OK)
+      return jn_error_result(L, c, rc, NULL);
+    if ((rc = jn_assoc_lockparent(L, a, self)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   }
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "[");
   for (i = 0; i < n; i++) {
     if (i) jn_buf_adds(L, &b, ",");
     push_key(L, &keys[i]);
-    jn_json_add(L, &b, -1);
+    jn_query_addjson(L, &b, -1);
     lua_pop(L, 1);
   }
   jn_buf_adds(L, &b, "]");
   st = json_stmt(L, a, del, ins, &rc);
-  if (st == NULL) return jn_result(L, c, rc, NULL);
-  jn_bind_text(L, c, st, 1, b.p, b.n);
+  if (st == NULL) return jn_error_result(L, c, rc, NULL);
+  jn_stmt_bindtext(L, c, st, 1, b.p, b.n);
   jn_assoc_bindsource(L, a, self, st, 2);
   if (ins && a->through->created >= 0 && a->through->updated >= 0) {
     char stamp[32];
-    size_t len = jn_timestamp(c, stamp);
-    jn_bind_text(L, c, st, 3, stamp, len);
+    size_t len = jn_scalar_timestamp(c, stamp);
+    jn_stmt_bindtext(L, c, st, 3, stamp, len);
   }
   rc = jn_conn_run(L, c, st);
   if (rc != SQLITE_OK) {
-    if (!ins) return jn_result(L, c, rc, NULL);
+    if (!ins) return jn_error_result(L, c, rc, NULL);
     return link_fail(L, a, rc, self, keys, n, NULL, 0, 0);
   }
   lua_pushboolean(L, 1);
@@ -1198,7 +1198,7 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
 }
 
 /*
-** Body of set and add under jn_atomic: [w, inst, keys, thr|nil, nwant, del].
+** Body of set and add under jn_conn_atomic: [w, inst, keys, thr|nil, nwant, del].
 ** Reads the keys linked now, then deletes (set only) the ones not wanted and
 ** inserts the ones missing; the links that stay are left alone.  More than
 ** one row written: all under a guard, so a failure half-way undoes them.
@@ -1217,11 +1217,11 @@ int jn_assoc_linkbody(lua_State *L) {
     if (!thr && json_keys(a, want, nwant) && !through_fdefaults(L, a, jmodel))
       return json_write(L, w, a, 2, 3, nwant, del, 1);
     /* read, then write: under the source's lock */
-    if ((rc = jn_write_guard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
-      return jn_result(L, c, rc, NULL);
+    if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
+      return jn_error_result(L, c, rc, NULL);
   }
   ncur = linked_keys(L, a, 2, &rc);              /* 8 */
-  if (ncur < 0) return jn_result(L, c, rc, NULL);
+  if (ncur < 0) return jn_error_result(L, c, rc, NULL);
   cur = (jn_Key *)lua_touserdata(L, 8);
   sorted = nwant > JN_KEYS_SCAN || ncur > JN_KEYS_SCAN;
   if (sorted) qsort(cur, (size_t)ncur, sizeof *cur, key_qcmp);
@@ -1231,11 +1231,11 @@ int jn_assoc_linkbody(lua_State *L) {
   for (i = 0; i < nwant; i++)
     if (!key_in(cur, ncur, &want[i], sorted)) nins++;
   slow = thr || (nins > 0 && through_fdefaults(L, a, jmodel));
-  if (ndel + (thr ? nwant : nins) > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK)
-    return jn_result(L, c, rc, NULL);
+  if (ndel + (thr ? nwant : nins) > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK)
+    return jn_error_result(L, c, rc, NULL);
   if (del) {
     rc = delete_keys(L, a, 2, 8, cur, ncur, want, nwant, sorted, ndel);
-    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   }
   if (slow) {
     for (i = 0; i < nwant; i++) {
@@ -1253,16 +1253,16 @@ int jn_assoc_linkbody(lua_State *L) {
 
 
 
-/* Body of remove under jn_atomic: [w, inst, keys, n]. */
+/* Body of remove under jn_conn_atomic: [w, inst, keys, n]. */
 int jn_assoc_unlinkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
   if (jn_assoc_locksrows(w->c) && json_keys(a, (jn_Key *)lua_touserdata(L, 3), n))
     return json_write(L, w, a, 2, 3, n, 0, 0);
-  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  if (n > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   rc = delete_keys(L, a, 2, 3, (jn_Key *)lua_touserdata(L, 3), n, NULL, 0, 0, n);
-  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -1310,11 +1310,11 @@ int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   if (n > JN_KEYS_IN && n <= jn_assoc_hasmax(a)) {   /* one statement, one snapshot */
     k = (n + JN_KEYS_IN - 1) / JN_KEYS_IN * JN_KEYS_IN;
     st = has_stmt(L, a, k, &rc);
-    if (st == NULL) return jn_result(L, c, rc, NULL);
+    if (st == NULL) return jn_error_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, keys, n, k);
     rc = jn_conn_step(L, c, st);
-    if (rc != SQLITE_ROW) return jn_finish(L, c, st, rc, SQLITE_ROW);
+    if (rc != SQLITE_ROW) return jn_error_finish(L, c, st, rc, SQLITE_ROW);
     found = jn_e_col_int64(c->eng, st, 0);
     jn_e_reset(c->eng, st);
     lua_pushboolean(L, found == (sqlite3_int64)n);
@@ -1326,11 +1326,11 @@ int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
     st = k == 1 ? jn_assoc_slot(L, a, JN_AS_HAS, "has", &rc)
        : k == JN_KEYS_IN ? jn_assoc_slot(L, a, JN_AS_HAS_IN, "has_in", &rc)
        : jn_assoc_slot(L, a, JN_AS_HAS_IN_SMALL, "has_in_small", &rc);
-    if (st == NULL) return jn_result(L, c, rc, NULL);
+    if (st == NULL) return jn_error_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, self, st, 1);
     bind_chunk(L, c, st, arr, &keys[i], m, k);
     rc = jn_conn_step(L, c, st);
-    if (rc != SQLITE_ROW) return jn_finish(L, c, st, rc, SQLITE_ROW);
+    if (rc != SQLITE_ROW) return jn_error_finish(L, c, st, rc, SQLITE_ROW);
     found += jn_e_col_int64(c->eng, st, 0);
     jn_e_reset(c->eng, st);
   }
@@ -1338,7 +1338,7 @@ int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   return 1;
 }
 
-/* Body of has under jn_atomic, for more keys than one statement takes (a
+/* Body of has under jn_conn_atomic, for more keys than one statement takes (a
 ** transaction, so every chunk sees the same links): [w, inst, keys, n]. */
 int jn_assoc_hasbody(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
@@ -1348,17 +1348,17 @@ int jn_assoc_hasbody(lua_State *L) {
 
 
 
-/* Body of create under jn_atomic: [w, inst, values, thr|nil, target model]. */
+/* Body of create under jn_conn_atomic: [w, inst, values, thr|nil, target model]. */
 int jn_assoc_createbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   jn_Conn *c = w->c;
   jn_Key *k;
   int inst, rc, arr, jmodel, thr = lua_isnil(L, 4) ? 0 : 4;
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+  if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   inst = jn_inst_build(L, a->target, 5, 3, jn_assoc_method(L));
   rc = jn_inst_insert(L, inst);
-  if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   k = new_keys(L, 1);
   arr = lua_gettop(L);
   lua_pushvalue(L, inst);
@@ -1388,7 +1388,7 @@ static int opt_field(lua_State *L, int optsidx, const char *key, jn_Model *m, in
   }
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "%s: bad option '%s' (field name expected, got %s)", ctx, key, luaL_typename(L, -1));
-  f = jn_model_field(L, m, -1);
+  f = jn_schema_field(L, m, -1);
   if (f < 0)
     luaL_error(L, "%s: bad option '%s' ('%s' is not a field of %s; declare it)", ctx, key,
                lua_tostring(L, -1), m->name);
@@ -1491,7 +1491,7 @@ static void declare_keys(lua_State *L, jn_Assoc *a, int uv, const char *ctx) {
   if (j == NULL) luaL_error(L, "%s: missing option 'through' (the junction model)", ctx);
   if (j->conn != src->conn)
     luaL_error(L, "%s: %s (through) belongs to another connection", ctx, j->name);
-  jn_model_checkopen(L, -1);
+  jn_schema_checkopen(L, -1);
   lua_setfield(L, uv, "through");
   a->through = j;
   a->source_key = opt_field(L, 5, "sourceKey", src, src->pk, ctx);
@@ -1508,16 +1508,16 @@ static void declare_keys(lua_State *L, jn_Assoc *a, int uv, const char *ctx) {
 ** loads in the source's associations and lookup, and for belongsToMany the
 ** junction's name on the target. */
 static void declare_names(lua_State *L, jn_Assoc *a) {
-  jn_model_uv(L, 2, JN_UV_ASSOCS);
+  jn_schema_uv(L, 2, JN_UV_ASSOCS);
   lua_pushvalue(L, 7);
   lua_setfield(L, -2, a->alias);
   lua_pop(L, 1);
-  jn_model_lookup(L, a->source);
+  jn_schema_lookup(L, a->source);
   lua_pushvalue(L, 7);
   lua_setfield(L, -2, a->alias);
   lua_pop(L, 1);
   if (a->kind != JN_A_BELONGS_TO_MANY) return;
-  jn_model_lookup(L, a->target);
+  jn_schema_lookup(L, a->target);
   lua_getfield(L, -1, a->through->name);
   if (lua_isnil(L, -1)) {
     lua_pushvalue(L, 7);
@@ -1534,9 +1534,9 @@ static void declare_names(lua_State *L, jn_Assoc *a) {
 ** belongsToMany 'genres'") in ctx.  Raises on misuse.
 */
 jn_Assoc *jn_assoc_declare(lua_State *L, char *ctx, size_t ctxsize) {
-  jn_Model *src = jn_model_checkopen(L, 2);
+  jn_Model *src = jn_schema_checkopen(L, 2);
   int kind = luaL_checkoption(L, 3, NULL, kinds);
-  jn_Model *tgt = jn_model_checkopen(L, 4);
+  jn_Model *tgt = jn_schema_checkopen(L, 4);
   jn_Assoc *a;
   const char *alias;
   int uv;
@@ -1549,10 +1549,10 @@ jn_Assoc *jn_assoc_declare(lua_State *L, char *ctx, size_t ctxsize) {
   {
     char actx[200];
     snprintf(actx, sizeof actx, "%s: bad option 'as'", ctx);
-    jn_check_ident(L, 6, actx);
+    jn_schema_checkident(L, 6, actx);
   }
   if (src->conn != tgt->conn) luaL_error(L, "%s: %s belongs to another connection", ctx, tgt->name);
-  jn_model_lookup(L, src);
+  jn_schema_lookup(L, src);
   lua_getfield(L, -1, alias);
   if (!lua_isnil(L, -1))
     luaL_error(L, "%s: the name '%s' is already a field, method or association of %s", ctx, alias,

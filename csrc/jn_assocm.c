@@ -4,7 +4,7 @@
 ** jn_assoc.c declares it) and, for belongsToMany, the instance methods it
 ** makes, each one C call over cached statements: get, set, add, remove,
 ** has, count, create.  Each checks its arguments, reads the keys and runs
-** the core's body under jn_atomic.  A method is a closure over
+** the core's body under jn_conn_atomic.  A method is a closure over
 ** (association, "Post:setGenres", the instance metatable).
 */
 #include "jn.h"
@@ -36,7 +36,7 @@ static jn_Assoc *check_method(lua_State *L) {
   }
   if (inst == NULL || inst->model != a->source)
     luaL_error(L, "%s: bad self (%s instance expected, got %s; call it with ':')",
-               jn_assoc_method(L), a->source->name, jn_typename(L, 1));
+               jn_assoc_method(L), a->source->name, jn_error_typename(L, 1));
   jn_conn_checkopen(L, a->source->conn, jn_assoc_method(L), NULL);
   if (inst->destroyed) luaL_error(L, "%s: instance was destroyed", jn_assoc_method(L));
   jn_inst_get(L, 1, a->source_key);
@@ -179,7 +179,7 @@ static int btm_get(lua_State *L) {
   }
   if (order != 2) {
     copy_options(L, 2);
-    jn_query_checkopts(L, 2, get_opts, jn_assoc_method(L));
+    jn_conn_checkopts(L, 2, get_opts, jn_assoc_method(L));
   }
   r.a = a;
   r.s = &s;
@@ -208,8 +208,8 @@ static int btm_get(lua_State *L) {
   } else {
     st = get_stmt(L, a, &s, &r, order == 1, &rc);
   }
-  if (st == NULL) return jn_result(L, c, rc, NULL);
-  if (s.nbind) jn_bind_list(L, c, st, &s);
+  if (st == NULL) return jn_error_result(L, c, rc, NULL);
+  if (s.nbind) jn_query_bindlist(L, c, st, &s);
   else jn_assoc_bindsource(L, a, 1, st, 1);
   jn_inst_newlist(L, 0);
   arr = lua_gettop(L);
@@ -217,7 +217,7 @@ static int btm_get(lua_State *L) {
     jn_assoc_pushrow(L, &r, st);
     lua_rawseti(L, arr, ++n);
   }
-  if (rc != SQLITE_DONE) return jn_finish(L, c, st, rc, SQLITE_DONE);
+  if (rc != SQLITE_DONE) return jn_error_finish(L, c, st, rc, SQLITE_DONE);
   jn_e_reset(c->eng, st);
   return 1;
 }
@@ -231,14 +231,14 @@ static int link_method(lua_State *L, int single, int del) {
   lua_replace(L, 2);                              /* the key array replaces the list */
   copy_options(L, 3);
   thr = jn_assoc_checkthrough(L, a, 3);
-  if (thr < 0) return jn_result(L, a->source->conn, JN_VALIDATION, NULL);
+  if (thr < 0) return jn_error_result(L, a->source->conn, JN_VALIDATION, NULL);
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
   lua_pushinteger(L, n);
   lua_pushboolean(L, del);
   /* it reads before it writes: in a transaction from the start, on SQLite
   ** (where one writer at a time gets in); where rows are locked, the body
   ** locks the source's row itself, or writes in one statement */
-  return jn_atomic(L, a->source->conn, jn_assoc_linkbody, !jn_assoc_locksrows(a->source->conn), 2);
+  return jn_conn_atomic(L, a->source->conn, jn_assoc_linkbody, !jn_assoc_locksrows(a->source->conn), 2);
 }
 
 static int btm_set(lua_State *L) { return link_method(L, 0, 1); }
@@ -255,7 +255,7 @@ static int unlink_method(lua_State *L, int single) {
   n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
   lua_replace(L, 2);
   lua_pushinteger(L, n);
-  return jn_atomic(L, a->source->conn, jn_assoc_unlinkbody, 0, 2);
+  return jn_conn_atomic(L, a->source->conn, jn_assoc_unlinkbody, 0, 2);
 }
 
 static int btm_remove(lua_State *L) { return unlink_method(L, 1); }
@@ -271,13 +271,13 @@ static int btm_removes(lua_State *L) { return unlink_method(L, 0); }
 static int int_key(lua_State *L, jn_Assoc *a, int idx, sqlite3_int64 *v) {
   int ok;
   if (a->target->f[a->target_key].type != JN_T_INTEGER) return 0;
-  if (lua_type(L, idx) == LUA_TNUMBER) return jn_to_i64(L, idx, v);
+  if (lua_type(L, idx) == LUA_TNUMBER) return jn_scalar_toi64(L, idx, v);
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return 0;
   ok = lua_rawequal(L, -1, lua_upvalueindex(3));
   lua_pop(L, 1);
   if (!ok || ((jn_Inst *)lua_touserdata(L, idx))->model != a->target) return 0;
   jn_inst_get(L, idx, a->target_key);
-  ok = lua_type(L, -1) == LUA_TNUMBER && jn_to_i64(L, -1, v);
+  ok = lua_type(L, -1) == LUA_TNUMBER && jn_scalar_toi64(L, -1, v);
   lua_pop(L, 1);
   return ok;
 }
@@ -292,12 +292,12 @@ static int has_method(lua_State *L, int single) {
     jn_Conn *c = a->source->conn;
     int rc;
     jn_St *st = jn_assoc_slot(L, a, JN_AS_HAS, "has", &rc);
-    if (st == NULL) return jn_result(L, c, rc, NULL);
+    if (st == NULL) return jn_error_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, 1, st, 1);
-    jn_bind_i64(L, c, st, 2, v);
+    jn_stmt_bindi64(L, c, st, 2, v);
     rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
-      rc = jn_result(L, c, rc, NULL);
+      rc = jn_error_result(L, c, rc, NULL);
       jn_e_reset(c->eng, st);
       return rc;
     }
@@ -310,7 +310,7 @@ static int has_method(lua_State *L, int single) {
   if (n == 0) { lua_pushboolean(L, 1); return 1; }
   if (n <= jn_assoc_hasmax(a)) return jn_assoc_hasrun(L, a, 1, 2, n);   /* one statement: consistent by itself */
   lua_pushinteger(L, n);
-  return jn_atomic(L, a->source->conn, jn_assoc_hasbody, 1, 2);
+  return jn_conn_atomic(L, a->source->conn, jn_assoc_hasbody, 1, 2);
 }
 
 static int btm_has(lua_State *L) { return has_method(L, 1); }
@@ -328,7 +328,7 @@ static int btm_count(lua_State *L) {
   int rc;
   lua_settop(L, 2);
   copy_options(L, 2);
-  jn_query_checkopts(L, 2, count_opts, jn_assoc_method(L));
+  jn_conn_checkopts(L, 2, count_opts, jn_assoc_method(L));
   if (lua_istable(L, 2)) {
     lua_pushliteral(L, "where");
     lua_rawget(L, 2);
@@ -342,11 +342,11 @@ static int btm_count(lua_State *L) {
   }
   if (lua_isnil(L, 3) && lua_isnil(L, 5)) {
     st = jn_assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
-    if (st == NULL) return jn_result(L, c, rc, NULL);
+    if (st == NULL) return jn_error_result(L, c, rc, NULL);
     jn_assoc_bindsource(L, a, 1, st, 1);
   } else {
     st = jn_assoc_countwhere2(L, a, lua_isnil(L, 3) ? 0 : 3, lua_isnil(L, 5) ? 0 : 5, &rc);
-    if (st == NULL) return jn_result(L, c, rc, NULL);
+    if (st == NULL) return jn_error_result(L, c, rc, NULL);
   }
   return jn_assoc_pushcount(L, c, st);
 }
@@ -360,7 +360,7 @@ static int btm_create(lua_State *L) {
   lua_settop(L, 3);
   copy_options(L, 3);
   thr = jn_assoc_checkthrough(L, a, 3);
-  if (thr < 0) return jn_result(L, a->source->conn, JN_VALIDATION, NULL);
+  if (thr < 0) return jn_error_result(L, a->source->conn, JN_VALIDATION, NULL);
   if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
   lua_pushnil(L);
   lua_insert(L, 2);                      /* inst, nil, values, thr */
@@ -368,7 +368,7 @@ static int btm_create(lua_State *L) {
   lua_getuservalue(L, lua_upvalueindex(1));
   lua_getfield(L, -1, "target");
   lua_remove(L, -2);                     /* inst, values, thr, target */
-  return jn_atomic(L, a->source->conn, jn_assoc_createbody, 0, 2);
+  return jn_conn_atomic(L, a->source->conn, jn_assoc_createbody, 0, 2);
 }
 
 /* }====== */
@@ -382,7 +382,7 @@ static const lua_CFunction role_fn[] = {
 
 /* Make name -> closure(role) in the source's lookup; raise on a clash. */
 static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, const char *ctx) {
-  jn_model_lookup(L, a->source);
+  jn_schema_lookup(L, a->source);
   lua_pushnil(L);
   while (lua_next(L, namesidx) != 0) {
     int role = -1, i;

@@ -43,7 +43,7 @@ void jn_buf_adds(lua_State *L, jn_Buf *b, const char *s) {
 
 /*
 ** Append alias."name" (or "name" without an alias).  Names come only from
-** declarations, which jn_check_ident has vetted, so there is no quote in
+** declarations, which jn_schema_checkident has vetted, so there is no quote in
 ** them to double.
 */
 void jn_buf_addident(lua_State *L, jn_Buf *b, const char *alias, const char *name) {

@@ -3,7 +3,7 @@
 ** engine seam) and close, pragmas, SQLite's dialect, the raw way out (exec
 ** and query), stepping statements (jn_conn_step: the transaction check and
 ** the log function), the statement time limit, the transaction primitives
-** that lua/junction's db:transaction is built on, and jn_atomic, which
+** that lua/junction's db:transaction is built on, and jn_conn_atomic, which
 ** makes every multi-statement write all or nothing.
 */
 #define _GNU_SOURCE         /* dladdr */
@@ -65,7 +65,7 @@ static const char *const conn_sql[JN_CS_COUNT] = {
 static jn_Conn *to_conn(lua_State *L, int idx, const char *ctx) {
   jn_Conn *c = (jn_Conn *)luaL_testudata(L, idx, JN_CONN_MT);
   if (c == NULL)
-    luaL_error(L, "%s: bad self (connection expected, got %s)", ctx, jn_typename(L, idx));
+    luaL_error(L, "%s: bad self (connection expected, got %s)", ctx, jn_error_typename(L, idx));
   return c;
 }
 
@@ -306,7 +306,7 @@ static int in_killed(lua_State *L) {
 ** reused) is rolled back first.  And not when SQLite has already rolled
 ** the transaction back by itself (after a full disk, say: what follows
 ** would commit on its own).  Returns SQLITE_OK, or a refusal code
-** (JN_RC_*) that jn_result turns into its message.
+** (JN_RC_*) that jn_error_result turns into its message.
 */
 int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
   int rc;
@@ -343,7 +343,7 @@ static int write_end(jn_Conn *c, int mode, int ok) {
 ** Called by an atomic body before its second write: from here on the
 ** writes need a transaction (outside one) or a savepoint (inside one).
 */
-int jn_write_guard(lua_State *L, jn_Write *w) {
+int jn_conn_writeguard(lua_State *L, jn_Write *w) {
   int rc;
   (void)L;
   if (w->mode != JN_W_NONE) return SQLITE_OK;
@@ -399,7 +399,7 @@ static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfi
   w.once = 0;
   if (readfirst && jn_e_autocommit(c->eng, c->db)) {
     rc = run_own(c, JN_CS_BEGIN);
-    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
     w.mode = JN_W_TX;
   }
   lua_pushlightuserdata(L, &w);
@@ -417,7 +417,7 @@ static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfi
   rc = write_end(c, w.mode, 1);
   if (rc != SQLITE_OK) {
     lua_settop(L, base - 1);
-    return jn_result(L, c, rc, NULL);
+    return jn_error_result(L, c, rc, NULL);
   }
   return lua_gettop(L) - base + 1;
 }
@@ -439,9 +439,9 @@ static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfi
 ** is returned (the caller's transaction decides).
 ** [-(n), +r, e]
 */
-int jn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup) {
+int jn_conn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup) {
   int nargs = lua_gettop(L), rc, i, n, once, tries;
-  if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+  if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   for (i = 1; i <= nup; i++) lua_pushvalue(L, lua_upvalueindex(i));
   lua_pushcclosure(L, body, nup);   /* the body sees the caller's upvalues */
   lua_insert(L, 1);
@@ -486,7 +486,7 @@ int jn_conn_step(lua_State *L, jn_Conn *c, jn_St *st) {
 /*
 ** Run a statement that returns no rows (or whose rows do not matter) and
 ** reset it.  Returns SQLITE_OK or the failing code; on failure the message
-** is still readable by jn_result.
+** is still readable by jn_error_result.
 ** [-0, +0, e]
 */
 int jn_conn_run(lua_State *L, jn_Conn *c, jn_St *st) {
@@ -680,7 +680,7 @@ static void read_opts(lua_State *L, int idx, OpenOpts *o, int table_form, int pg
   o->journal_mode = o->synchronous = o->temp_store = -1;
   o->log = 0;
   if (lua_isnoneornil(L, idx)) return;
-  jn_query_checkopts(L, idx, table_form ? open_table_opts : open_opts, "junction.open");
+  jn_conn_checkopts(L, idx, table_form ? open_table_opts : open_opts, "junction.open");
   for (i = 0; pg && sqlite_only_opts[i] != NULL; i++) {
     if (rawfield(L, idx, sqlite_only_opts[i]) != LUA_TNIL)
       luaL_error(L, "junction.open: bad option '%s' (SQLite only: PostgreSQL has no such "
@@ -753,7 +753,7 @@ static int setup_db(jn_Conn *c, const OpenOpts *o) {
 }
 
 /* Check the keys of the options table at idx against allowed. */
-void jn_query_checkopts(lua_State *L, int idx, const char *const *allowed, const char *ctx) {
+void jn_conn_checkopts(lua_State *L, int idx, const char *const *allowed, const char *ctx) {
   if (lua_isnoneornil(L, idx)) return;
   if (!lua_istable(L, idx))
     luaL_error(L, "%s: bad options (table expected, got %s)", ctx, luaL_typename(L, idx));
@@ -825,12 +825,12 @@ static int open_target(lua_State *L, const char **target, int *optidx) {
 
 /* A failed open: nil, message, SQLITE_CANTOPEN[, details]. [-0, +(3|4), m] */
 static int open_failed(lua_State *L, const char *msg, const char *sqlstate) {
-  if (sqlstate == NULL) return jn_result(L, NULL, SQLITE_CANTOPEN, msg);
+  if (sqlstate == NULL) return jn_error_result(L, NULL, SQLITE_CANTOPEN, msg);
   lua_pushstring(L, msg);
   lua_createtable(L, 0, 1);
   lua_pushstring(L, sqlstate);
   lua_setfield(L, -2, "sqlstate");
-  return jn_faildetails(L, SQLITE_CANTOPEN);
+  return jn_error_faildetails(L, SQLITE_CANTOPEN);
 }
 
 /*
@@ -887,7 +887,7 @@ static int open_sqlite(lua_State *L, jn_Conn *c, const char *path, const OpenOpt
   c->db = db;
   if (rc == SQLITE_OK) rc = setup_db(c, o);
   if (rc != SQLITE_OK) {
-    int n = jn_result(L, c, rc, NULL);
+    int n = jn_error_result(L, c, rc, NULL);
     sqlite3_close_v2(db);
     c->db = NULL;
     return -n;
@@ -1054,7 +1054,7 @@ static int conn_close(lua_State *L) {
   check_idle(L, c, "db:close");
   rc = close_conn(L, c);
   if (rc == SQLITE_OK) lua_pushboolean(L, 1);
-  return jn_result(L, c, rc, jn_e_errstr(rc));
+  return jn_error_result(L, c, rc, jn_e_errstr(rc));
 }
 
 /*
@@ -1112,7 +1112,7 @@ static int conn_exec(lua_State *L) {
     luaL_error(L, "db:exec: takes no values (%d given): bind them with db:query, one statement",
                lua_gettop(L) - 2);
   rc = jn_conn_txcheck(L, c);
-  if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   if (c->log_ref != LUA_NOREF) {   /* the script as one entry, no values */
     if (c->inlog) luaL_error(L, "junction: the log function may not run statements on its own connection");
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
@@ -1122,7 +1122,7 @@ static int conn_exec(lua_State *L) {
   }
   if (c->eng != NULL) {
     rc = jn_e_exec(c->eng, c->db, sql);
-    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -1130,9 +1130,9 @@ static int conn_exec(lua_State *L) {
   if (rc != SQLITE_OK) {
     if (err == NULL || (rc & 0xff) == SQLITE_INTERRUPT) {
       sqlite3_free(err);
-      return jn_result(L, c, rc, NULL);
+      return jn_error_result(L, c, rc, NULL);
     }
-    rc = jn_result(L, c, jn_e_errcode(c->eng, c->db), err);
+    rc = jn_error_result(L, c, jn_e_errcode(c->eng, c->db), err);
     sqlite3_free(err);
     return rc;
   }
@@ -1157,7 +1157,7 @@ static int conn_query(lua_State *L) {
   sql = lua_tolstring(L, 2, &len);
   st = jn_stmt_cached(L, c, sql, len, &rc);
   if (st == NULL) {
-    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
     return luaL_error(L, "db:query: bad argument #1 (no SQL statement in it)");
   }
   if (strlen(jn_e_sql(c->eng, st)) < len) {   /* text after the first statement */
@@ -1174,7 +1174,7 @@ static int conn_query(lua_State *L) {
                       top - 2 == 1 ? "" : "s", jn_e_nparams(c->eng, st),
                       jn_e_nparams(c->eng, st) == 1 ? "" : "s");
   for (i = 3; i <= top; i++)
-    if (jn_bind_value(L, c, st, i - 2, i, JN_T_GUESS) != 0)
+    if (jn_stmt_bindvalue(L, c, st, i - 2, i, JN_T_GUESS) != 0)
       return luaL_error(L, "db:query: bad argument #%d (%s cannot be bound)", i - 1,
                         luaL_typename(L, i));
   ncol = jn_e_ncols(c->eng, st);
@@ -1182,12 +1182,12 @@ static int conn_query(lua_State *L) {
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     lua_createtable(L, 0, ncol);
     for (i = 0; i < ncol; i++) {
-      jn_push_column(L, c->eng, st, i, JN_T_ANY);
+      jn_stmt_pushcolumn(L, c->eng, st, i, JN_T_ANY);
       lua_setfield(L, -2, jn_e_colname(c->eng, st, i));
     }
     lua_rawseti(L, -2, ++nrow);
   }
-  return jn_finish(L, c, st, rc, SQLITE_DONE);
+  return jn_error_finish(L, c, st, rc, SQLITE_DONE);
 }
 
 static int conn_changes(lua_State *L) {
@@ -1198,7 +1198,7 @@ static int conn_changes(lua_State *L) {
 
 static int conn_last_insert_id(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1, "db:lastInsertId");
-  jn_push_i64(L, jn_e_last_id(c->eng, c->db));
+  jn_scalar_pushi64(L, jn_e_last_id(c->eng, c->db));
   return 1;
 }
 
@@ -1210,7 +1210,7 @@ static jn_TxToken *check_token(lua_State *L, int idx) {
   jn_TxToken *t = (jn_TxToken *)luaL_testudata(L, idx, JN_TX_MT);
   if (t == NULL)
     luaL_error(L, "db:_tx: bad argument #2 (transaction token expected, got %s)",
-               jn_typename(L, idx));
+               jn_error_typename(L, idx));
   return t;
 }
 
@@ -1261,7 +1261,7 @@ static int conn_tx(lua_State *L) {
     int mode = luaL_checkoption(L, 3, "immediate", modes);
     jn_TxToken *t;
     jn_TxFrame *f;
-    if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
     /* everything that may raise comes before BEGIN */
     if (c->txdepth == c->txcap) {
       int cap = c->txcap ? c->txcap * 2 : 4;
@@ -1282,7 +1282,7 @@ static int conn_tx(lua_State *L) {
     lua_rawseti(L, -2, 2);   /* so does the owner */
     lua_setuservalue(L, -2);
     rc = run_own(c, c->txdepth == 0 ? JN_CS_BEGIN + mode : JN_CS_SAVEPOINT);
-    if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
     t->c = c;
     t->serial = ++c->txserial;
     f = &c->tx[c->txdepth++];
@@ -1302,7 +1302,7 @@ static int conn_tx(lua_State *L) {
       t->serial = 0;
       if (c->nzombie > 0) c->nzombie--;
       if (!ok) { lua_pushboolean(L, 1); return 1; }
-      return jn_result(L, c, SQLITE_ABORT, "the transaction was rolled back: the transaction "
+      return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back: the transaction "
                        "around it ended while its function was suspended");
     }
     for (i = c->txdepth - 1; i >= 0; i--)
@@ -1316,19 +1316,19 @@ static int conn_tx(lua_State *L) {
       rc = ok && !lost ? run_own(c, JN_CS_COMMIT) : SQLITE_OK;
       if (rc != SQLITE_OK || !ok || lost) {
         int n = 0;
-        if (rc != SQLITE_OK) n = jn_result(L, c, rc, NULL);
+        if (rc != SQLITE_OK) n = jn_error_result(L, c, rc, NULL);
         if (!jn_e_autocommit(c->eng, c->db)) run_own(c, JN_CS_ROLLBACK);
         if (n) return n;
         if (ok && lost)
-          return jn_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
+          return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
       }
     } else if (lost) {           /* lost with the outer one */
       if (ok)
-        return jn_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
+        return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
     } else {
       if (!ok) run_own(c, JN_CS_ROLLBACK_TO);
       rc = run_own(c, JN_CS_RELEASE);
-      if (ok && rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+      if (ok && rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
     }
   }
   lua_pushboolean(L, 1);
@@ -1368,7 +1368,7 @@ static int conn_isopen(lua_State *L) {
   jn_Conn *c = m != NULL ? m->conn : (jn_Conn *)luaL_testudata(L, 1, JN_CONN_MT);
   if (c == NULL)
     return luaL_error(L, "junction._isopen: bad argument #1 (model or connection expected, got %s)",
-                      jn_typename(L, 1));
+                      jn_error_typename(L, 1));
   lua_pushboolean(L, c->db != NULL);
   return 1;
 }

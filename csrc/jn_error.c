@@ -3,10 +3,10 @@
 **
 ** Misuse raises (luaL_error with the model, method and argument named by
 ** the caller).  A failure of the database, or a value refused, returns
-** nil, message, code[, details] through jn_result: the message is copied at
+** nil, message, code[, details] through jn_error_result: the message is copied at
 ** once (SQLite's text changes with the next call), and the number of
-** values pushed is what jn_result returns, never a count the caller
-** assumes.  jn_finish ends a statement the same way.
+** values pushed is what jn_error_result returns, never a count the caller
+** assumes.  jn_error_finish ends a statement the same way.
 */
 #include "jn.h"
 
@@ -37,7 +37,7 @@ static const char *refusal(int rc) {
 ** return 4.
 ** [-0, +4, m]
 */
-int jn_faildetails(lua_State *L, int code) {
+int jn_error_faildetails(lua_State *L, int code) {
   lua_pushnil(L);
   lua_pushvalue(L, -3);
   lua_pushinteger(L, code);
@@ -92,16 +92,16 @@ static int push_dbmsg(lua_State *L, jn_Conn *c, int rc, const char **state) {
 **   c may then be NULL);
 ** - nil, the refusal's message, its SQLite code for a JN_RC_* code;
 ** - nil, message, code, details for JN_VALIDATION without msg, whose
-**   message and details the caller pushed (jn_faildetails);
+**   message and details the caller pushed (jn_error_faildetails);
 ** - else nil, the database's message, its extended code, and on an engine
 **   with codes of its own a details table { sqlstate = ... }: 3 or 4.
 ** [-0, +(0|3|4), m]
 */
-int jn_result(lua_State *L, jn_Conn *c, int rc, const char *msg) {
+int jn_error_result(lua_State *L, jn_Conn *c, int rc, const char *msg) {
   const char *state;
   int code;
   if (rc == SQLITE_OK) return 1;
-  if (rc == JN_VALIDATION && msg == NULL) return jn_faildetails(L, JN_VALIDATION);
+  if (rc == JN_VALIDATION && msg == NULL) return jn_error_faildetails(L, JN_VALIDATION);
   if (msg == NULL && (msg = refusal(rc)) != NULL) rc &= 0xff;
   lua_pushnil(L);
   if (msg != NULL) {
@@ -122,11 +122,11 @@ int jn_result(lua_State *L, jn_Conn *c, int rc, const char *msg) {
 ** Finish a run of st whose last step returned rc, where `want` (SQLITE_ROW
 ** or SQLITE_DONE) is success: the caller's one result, or the failure
 ** (read before the reset, which may clear it); then reset st so it can run
-** again.  Returns jn_result's count.
+** again.  Returns jn_error_result's count.
 ** [-0, +(0|3|4), m]
 */
-int jn_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want) {
-  int n = jn_result(L, c, rc == want ? SQLITE_OK : rc, NULL);
+int jn_error_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want) {
+  int n = jn_error_result(L, c, rc == want ? SQLITE_OK : rc, NULL);
   jn_e_reset(c->eng, st);
   return n;
 }
@@ -138,7 +138,7 @@ int jn_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want) {
 ** stack (for an instance) does not matter.
 ** [-0, +(0|1), m]
 */
-const char *jn_typename(lua_State *L, int idx) {
+const char *jn_error_typename(lua_State *L, int idx) {
   /* the metatable itself, not jn_inst_test: the error layer sits below instances */
   jn_Inst *inst = (jn_Inst *)luaL_testudata(L, idx, JN_INST_MT);
   if (inst != NULL) {

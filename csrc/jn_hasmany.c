@@ -11,7 +11,7 @@
 ** about them; a key that is no row is reported the way belongsToMany
 ** reports it (nil, "Author:addBooks: book_id 99 not found", 787,
 ** { missing = { 99 } }).  Every write that can touch more than one row
-** runs under jn_atomic with a guard, so it is all or nothing.
+** runs under jn_conn_atomic with a guard, so it is all or nothing.
 **
 ** The methods are made by Association:_method(role, name), called by
 ** lua/junction/assoc.lua for targets without hooks or validators (those
@@ -170,12 +170,12 @@ static int key_type(jn_Assoc *a) {
 static int bind_head(lua_State *L, jn_Assoc *a, int self, jn_St *st, int op) {
   jn_Conn *c = a->source->conn;
   jn_inst_get(L, self, a->source_key);
-  jn_bind_value(L, c, st, 1, -1, a->source->f[a->source_key].type);
+  jn_stmt_bindvalue(L, c, st, 1, -1, a->source->f[a->source_key].type);
   if (op != HM_HAS && stamped(a)) {
     char ts[32];
-    size_t n = jn_timestamp(c, ts);
+    size_t n = jn_scalar_timestamp(c, ts);
     lua_pushlstring(L, ts, n);
-    jn_bind_value(L, c, st, 2, -1, JN_T_TEXT);
+    jn_stmt_bindvalue(L, c, st, 2, -1, JN_T_TEXT);
     return 2;
   }
   return 1;
@@ -189,7 +189,7 @@ static void bind_keys(lua_State *L, jn_Assoc *a, jn_St *st, int from, int keys, 
   int r, type = key_type(a);
   for (r = 0; r < k; r++) {
     lua_rawgeti(L, keys, i + (r < m ? r : m - 1));
-    jn_bind_value(L, a->source->conn, st, from + r, -1, type);
+    jn_stmt_bindvalue(L, a->source->conn, st, from + r, -1, type);
     lua_pop(L, 1);
   }
 }
@@ -248,7 +248,7 @@ static int run_slot(lua_State *L, jn_Assoc *a, int slot, int self) {
 static void add_key_text(lua_State *L, jn_Assoc *a, jn_Buf *b, int idx) {
   sqlite3_int64 v;
   char tmp[40];
-  if ((lua_type(L, idx) == LUA_TNUMBER || key_type(a) == JN_T_INTEGER) && jn_to_i64(L, idx, &v)) {
+  if ((lua_type(L, idx) == LUA_TNUMBER || key_type(a) == JN_T_INTEGER) && jn_scalar_toi64(L, idx, &v)) {
     snprintf(tmp, sizeof tmp, "%lld", (long long)v);
     jn_buf_adds(L, b, tmp);
     return;
@@ -272,8 +272,8 @@ static void add_key_text(lua_State *L, jn_Assoc *a, jn_Buf *b, int idx) {
 static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const char *ctx) {
   jn_Conn *c = a->source->conn;
   int nf, g;
-  if (!jn_assoc_fkfail(c, rc)) return jn_result(L, c, rc, NULL);
-  nf = jn_result(L, c, rc, NULL);   /* read now: the check runs a statement */
+  if (!jn_assoc_fkfail(c, rc)) return jn_error_result(L, c, rc, NULL);
+  nf = jn_error_result(L, c, rc, NULL);   /* read now: the check runs a statement */
   g = jn_assoc_gone(L, a, self, ctx);
   return g != 0 ? g : nf;
 }
@@ -282,7 +282,7 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const char *ct
 ** Fewer rows linked than keys given: nil, "Ctx: book_id 99, 98 not found",
 ** 787 (a foreign-key failure, as belongsToMany says it), { missing = {...} }
 ** with the keys of the array at keys (n of them) that are no rows, in the
-** order given.  The caller's jn_atomic undoes what was written.
+** order given.  The caller's jn_conn_atomic undoes what was written.
 ** [-0, +(3|4), e]
 */
 static int not_found(lua_State *L, jn_Assoc *a, int keys, int n, const char *ctx) {
@@ -301,7 +301,7 @@ static int not_found(lua_State *L, jn_Assoc *a, int keys, int n, const char *ctx
       lua_rawseti(L, miss, ++nmiss);
     }
   }
-  if (r < 0) return jn_result(L, c, SQLITE_ERROR, NULL);
+  if (r < 0) return jn_error_result(L, c, SQLITE_ERROR, NULL);
   lua_setfield(L, -2, "missing");   /* details, on top */
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, ctx);
@@ -318,7 +318,7 @@ static int not_found(lua_State *L, jn_Assoc *a, int keys, int n, const char *ctx
   jn_buf_adds(L, &b, " not found");
   lua_pushlstring(L, b.p, b.n);
   lua_pushvalue(L, -3);   /* the details, below the buffer */
-  return jn_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
+  return jn_error_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
 }
 
 /* }====== */
@@ -341,13 +341,13 @@ static int link_keys(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
   return 0;
 }
 
-/* Body of add under jn_atomic: [w, inst, keys, n]. */
+/* Body of add under jn_conn_atomic: [w, inst, keys, n]. */
 static int add_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   /* one key is one row: atomic by itself; more may fail half-way */
-  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  if (n > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   if ((r = link_keys(L, a, 2, 3, n)) != 0) return r;
   lua_pushboolean(L, 1);
   return 1;
@@ -377,7 +377,7 @@ static int keep_only(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
   head = bind_head(L, a, self, st, HM_HAS);
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     if (jn_e_coltype(c->eng, st, 0) == SQLITE_NULL) continue;
-    jn_push_column(L, c->eng, st, 0, type == JN_T_BOOLEAN ? JN_T_ANY : type);
+    jn_stmt_pushcolumn(L, c->eng, st, 0, type == JN_T_BOOLEAN ? JN_T_ANY : type);
     lua_pushvalue(L, -1);
     lua_rawget(L, want);
     if (lua_isnil(L, -1)) {
@@ -395,7 +395,7 @@ static int keep_only(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
   return rc;
 }
 
-/* Body of set under jn_atomic: [w, inst, keys, n]. */
+/* Body of set under jn_conn_atomic: [w, inst, keys, n]. */
 static int set_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
@@ -403,45 +403,45 @@ static int set_body(lua_State *L) {
   sqlite3_int64 changed = 0;
   /* where rows are locked, writers of the same source's set take turns:
   ** each statement after the lock sees what the one before committed */
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
-    return jn_result(L, w->c, rc, NULL);
+  if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
+    return jn_error_result(L, w->c, rc, NULL);
   if (n == 0) rc = run_slot(L, a, HM_CLEAR, 2);
   else if (n <= HM_CHUNK) rc = run_chunks(L, a, HM_KEEP, 2, 3, n, &changed);
   else rc = keep_only(L, a, 2, 3, n);
-  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   if ((r = link_keys(L, a, 2, 3, n)) != 0) return r;
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Body of remove under jn_atomic: [w, inst, keys, n]. */
+/* Body of remove under jn_conn_atomic: [w, inst, keys, n]. */
 static int remove_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
   sqlite3_int64 changed = 0;
-  if (n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  if (n > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   rc = run_chunks(L, a, HM_UNLINK, 2, 3, n, &changed);
-  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Body of has: [w, inst, keys, n]; under jn_atomic (one snapshot) when it
+/* Body of has: [w, inst, keys, n]; under jn_conn_atomic (one snapshot) when it
 ** takes more than one statement. */
 static int has_body(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
   sqlite3_int64 found = 0;
   rc = run_chunks(L, a, HM_HAS, 2, 3, n, &found);
-  if (rc != SQLITE_OK) return jn_result(L, a->source->conn, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, a->source->conn, rc, NULL);
   lua_pushboolean(L, found == (sqlite3_int64)n);
   return 1;
 }
 
 /*
 ** The common shape of a keyed method: check self, read the keys (one or a
-** list), then run body under jn_atomic with [inst, keys, n].  An empty list
+** list), then run body under jn_conn_atomic with [inst, keys, n].  An empty list
 ** runs nothing when empty is not set, and answers true.
 */
 static int keyed(lua_State *L, int single, lua_CFunction body, int empty, int readfirst) {
@@ -457,7 +457,7 @@ static int keyed(lua_State *L, int single, lua_CFunction body, int empty, int re
     lua_insert(L, 1);
     return has_body(L);
   }
-  return jn_atomic(L, a->source->conn, body, readfirst, 2);
+  return jn_conn_atomic(L, a->source->conn, body, readfirst, 2);
 }
 
 /*** Make the associated set exactly the list: the rows not in it are
@@ -474,7 +474,7 @@ static int hm_set(lua_State *L) {
   lua_replace(L, 2);
   lua_pushinteger(L, n);
   /* a long list reads the links before it writes */
-  return jn_atomic(L, a->source->conn, set_body, n > HM_CHUNK, 2);
+  return jn_conn_atomic(L, a->source->conn, set_body, n > HM_CHUNK, 2);
 }
 
 /*** Link one target (add) or a list (adds); a key that is no row fails.
@@ -507,30 +507,30 @@ static int hm_count(lua_State *L) {
   jn_St *st;
   int rc;
   lua_settop(L, 2);
-  jn_query_checkopts(L, 2, count_opts, jn_assoc_method(L));
+  jn_conn_checkopts(L, 2, count_opts, jn_assoc_method(L));
   jn_optfield(L, 2, "where");
   if (lua_isnil(L, -1)) {
     st = stmt(L, a, HM_COUNT, &rc);
-    if (st == NULL) return jn_result(L, c, rc, NULL);
+    if (st == NULL) return jn_error_result(L, c, rc, NULL);
     bind_head(L, a, 1, st, HM_HAS);   /* (its value stays on the stack until the step) */
   } else {
     st = jn_assoc_countwhere(L, a, lua_gettop(L), &rc);
-    if (st == NULL) return jn_result(L, c, rc, NULL);
+    if (st == NULL) return jn_error_result(L, c, rc, NULL);
   }
   return jn_assoc_pushcount(L, c, st);
 }
 
-/* Body of hasOne's set under jn_atomic: [w, inst, keys, n (0 or 1)]. */
+/* Body of hasOne's set under jn_conn_atomic: [w, inst, keys, n (0 or 1)]. */
 static int one_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   sqlite3_int64 changed = 0;
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
-    return jn_result(L, w->c, rc, NULL);
+  if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
+    return jn_error_result(L, w->c, rc, NULL);
   if (n == 0) rc = run_slot(L, a, HM_CLEAR, 2);
   else rc = run_chunks(L, a, HM_KEEP, 2, 3, 1, &changed);
-  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   if (n > 0 && (r = link_keys(L, a, 2, 3, 1)) != 0) return r;
   lua_pushboolean(L, 1);
   return 1;
@@ -551,7 +551,7 @@ static int ho_set(lua_State *L) {
   else n = jn_assoc_keylist(L, a, 2, 1, jn_assoc_method(L));
   lua_replace(L, 2);
   lua_pushinteger(L, n);
-  return jn_atomic(L, a->source->conn, one_body, 0, 2);
+  return jn_conn_atomic(L, a->source->conn, one_body, 0, 2);
 }
 
 static const lua_CFunction role_fn[] = {

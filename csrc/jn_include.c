@@ -50,7 +50,7 @@ static jn_Assoc *push_entry_assoc(lua_State *L, jn_Model *m, int k, int v, const
   } else {
     luaL_error(L, "%s: bad include (%s)", ctx, luaL_typename(L, v));
   }
-  jn_model_lookup(L, m);                        /* lookup */
+  jn_schema_lookup(L, m);                        /* lookup */
   if (*alias != NULL) {
     lua_getfield(L, -1, *alias);                 /* lookup value */
   } else {   /* a model: the one association of m that leads to it */
@@ -84,7 +84,7 @@ static void push_aliases(lua_State *L, jn_Model *m) {
   const char *names[64];
   int n = 0, i, j;
   jn_Buf b;
-  jn_model_lookup(L, m);
+  jn_schema_lookup(L, m);
   lua_pushnil(L);
   while (lua_next(L, -2) != 0) {
     jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
@@ -138,7 +138,7 @@ static void include_subwhere(lua_State *L, jn_Assoc *a, int inc, jn_Buf *b, jn_S
 static jn_Model *include_sub(lua_State *L, jn_Model *m, const char *alias, size_t n, jn_Buf *b,
                              jn_Select *s, const char *ctx) {
   jn_Assoc *a;
-  jn_model_lookup(L, m);
+  jn_schema_lookup(L, m);
   lua_pushlstring(L, alias, n);
   lua_rawget(L, -2);
   a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
@@ -195,7 +195,7 @@ static jn_Assoc *include_entry(lua_State *L, jn_Model *m, const char *ctx) {
                target != NULL ? target->name : "that model", lua_tostring(L, -2));
   }
   if (lua_istable(L, v)) {
-    jn_query_checkopts(L, v, include_opts, ctx);
+    jn_conn_checkopts(L, v, include_opts, ctx);
     lua_pushvalue(L, v);
   } else {
     lua_pushnil(L);
@@ -224,7 +224,7 @@ static int push_through(lua_State *L, jn_Assoc *a, int spec, const char *ctx) {
     luaL_error(L, "%s: bad include '%s': bad option 'through' (table expected, got %s)", ctx, a->alias,
                luaL_typename(L, -1));
   snprintf(octx, sizeof octx, "%s: include '%s': option 'through'", ctx, a->alias);
-  jn_query_checkopts(L, lua_gettop(L), through_opts, octx);
+  jn_conn_checkopts(L, lua_gettop(L), through_opts, octx);
   return lua_gettop(L);
 }
 
@@ -258,12 +258,12 @@ static int through_cols(lua_State *L, jn_Assoc *a, int t, int **cols, const char
     luaL_error(L, "%s: include '%s': bad option 'through.attributes' (array of %s fields expected)", ctx,
                a->alias, j->name);
   k = (int)lua_rawlen(L, list);
-  jn_list_check(L, list, k, ctx, "option 'through.attributes'", "a list");
+  jn_value_checklist(L, list, k, ctx, "option 'through.attributes'", "a list");
   *cols = (int *)lua_newuserdata(L, (size_t)(j->nfields + 1) * sizeof(int));
   for (i = 1; i <= k && n < j->nfields; i++) {
     int f;
     lua_rawgeti(L, list, i);
-    f = lua_type(L, -1) == LUA_TSTRING ? jn_model_field(L, j, -1) : -1;
+    f = lua_type(L, -1) == LUA_TSTRING ? jn_schema_field(L, j, -1) : -1;
     if (f < 0)
       luaL_error(L, "%s: include '%s': bad option 'through.attributes' ('%s' is no field of %s)", ctx,
                  a->alias, luaL_tolstring(L, -1, NULL), j->name);
@@ -292,12 +292,12 @@ static const char *through_as(lua_State *L, jn_Assoc *a, int t, const char *ctx)
                luaL_typename(L, -1));
   {
     int idx = lua_gettop(L);
-    jn_check_ident(L, idx, lua_pushfstring(L, "%s: include '%s': bad option 'through.as'", ctx, a->alias));
+    jn_schema_checkident(L, idx, lua_pushfstring(L, "%s: include '%s': bad option 'through.as'", ctx, a->alias));
     lua_pop(L, 1);
   }
   as = lua_tostring(L, -1);   /* anchored in the through table */
   lua_pop(L, 1);
-  jn_model_lookup(L, a->target);
+  jn_schema_lookup(L, a->target);
   lua_getfield(L, -1, as);
   if (lua_isnil(L, -1)) {     /* readable from now on: an instance's loaded value, or nil */
     lua_pushboolean(L, 1);
@@ -483,7 +483,7 @@ static void check_include(lua_State *L, jn_Assoc *a, int spec, const char *ctx) 
   lua_settop(L, top);
 }
 
-void jn_assoc_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
+void jn_include_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
                        jn_Select *s, int *haswhere, const char *ctx) {
   if (!lua_istable(L, incidx))
     luaL_error(L, "%s: bad option 'include' (table expected, got %s)", ctx, luaL_typename(L, incidx));
@@ -533,7 +533,7 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int listidx, int map, int tom
       lua_pushvalue(L, -2);
       lua_rawset(L, map);
       if (nk++) jn_buf_addl(L, j, ",", 1);
-      jn_json_add(L, j, p + 2);
+      jn_query_addjson(L, j, p + 2);
     }
     if (tomany) {
       lua_setfield(L, p + 1, a->alias);
@@ -674,7 +674,7 @@ static int nested_count(lua_State *L, int spec) {
 ** (in map): appended to the array of each (to-many), or set on each
 ** (to-one).  Pops nothing. */
 static void give_to_parents(lua_State *L, jn_Assoc *a, jn_St *st, int map, int tomany) {
-  jn_push_column(L, a->source->conn->eng, st, 0, jn_assoc_linktype(a));
+  jn_stmt_pushcolumn(L, a->source->conn->eng, st, 0, jn_assoc_linktype(a));
   lua_rawget(L, map);
   if (lua_istable(L, -1)) {
     if (tomany) {
@@ -714,7 +714,7 @@ static int distribute_rows(lua_State *L, const jn_Rows *r, jn_St *st, int map, i
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     int fresh = 1;
     if (keypos >= 0) {
-      jn_push_column(L, c->eng, st, keypos, a->target->f[a->target_key].type);
+      jn_stmt_pushcolumn(L, c->eng, st, keypos, a->target->f[a->target_key].type);
       lua_pushvalue(L, -1);
       lua_rawget(L, seen);
       if (lua_isnil(L, -1)) {
@@ -778,20 +778,20 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   t = push_through(L, a, spec, ctx);
   as = through_as(L, a, t, ctx);
   st = include_stmt(L, &r, spec, t, &j, &s, ctx, &rc);
-  if (st == NULL) return jn_result(L, c, rc, NULL);
-  jn_bind_list(L, c, st, &s);
+  if (st == NULL) return jn_error_result(L, c, rc, NULL);
+  jn_query_bindlist(L, c, st, &s);
   r.nrec = nested_count(L, spec);
   luaL_getmetatable(L, JN_INST_MT);
   r.mt = lua_gettop(L);
   lua_newtable(L);
   kids = lua_gettop(L);
   rc = distribute_rows(L, &r, st, map, kids, tomany, as);
-  if (rc != SQLITE_DONE) return jn_finish(L, c, st, rc, SQLITE_DONE);
+  if (rc != SQLITE_DONE) return jn_error_finish(L, c, st, rc, SQLITE_DONE);
   jn_e_reset(c->eng, st);
   if (spec) {
     jn_optfield(L, spec, "include");
     if (!lua_isnil(L, -1)) {
-      rc = jn_assoc_include(L, a->target, kids, lua_gettop(L), ctx);
+      rc = jn_include_load(L, a->target, kids, lua_gettop(L), ctx);
       if (rc != 0) return rc;
     }
     lua_pop(L, 1);
@@ -806,7 +806,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
 ** triple of a database failure on top of the stack (a read answers
 ** nil, message, code; it never raises a failure).
 */
-int jn_assoc_include(lua_State *L, jn_Model *m, int listidx, int incidx, const char *ctx) {
+int jn_include_load(lua_State *L, jn_Model *m, int listidx, int incidx, const char *ctx) {
   int top = lua_gettop(L);
   luaL_checkstack(L, 30, "include nested too deep");
   lua_pushnil(L);
@@ -851,7 +851,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   jn_St *st;
   int rc, haswhere = 0, incidx = 0, res, nlink = 0, *link;
   if (optsidx < 0) optsidx = lua_gettop(L) + optsidx + 1;
-  jn_query_checkopts(L, optsidx, find_opts, ctx);
+  jn_conn_checkopts(L, optsidx, find_opts, ctx);
   {
     int hasgroup = jn_optfield(L, optsidx, "group") != LUA_TNIL;
     int hasinc = jn_optfield(L, optsidx, "include") != LUA_TNIL;
@@ -888,7 +888,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
     jn_optfield(L, optsidx, "include");
     if (!lua_isnil(L, -1)) {
       incidx = lua_gettop(L);
-      jn_assoc_required(L, m, incidx, &b, &s, &haswhere, ctx);
+      jn_include_required(L, m, incidx, &b, &s, &haswhere, ctx);
     } else {
       lua_pop(L, 1);
     }
@@ -910,11 +910,11 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
     jn_query_tail(L, m, optsidx, NULL, &b, &s, ctx);
   }
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
-  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
-  jn_bind_list(L, m->conn, st, &s);
+  if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
+  jn_query_bindlist(L, m->conn, st, &s);
   res = jn_query_found(L, m, modelidx, st, &s, incidx ? count_entries(L, incidx) : 0);
   if (res != 1) return res;
-  if (incidx && (res = jn_assoc_include(L, m, lua_gettop(L), incidx, ctx)) != 0) return res;
+  if (incidx && (res = jn_include_load(L, m, lua_gettop(L), incidx, ctx)) != 0) return res;
   if (one) lua_rawgeti(L, -1, 1);
   return 1;
 }

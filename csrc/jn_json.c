@@ -34,7 +34,7 @@
 static const char *json_add_string(lua_State *L, jn_Buf *b, int idx) {
   size_t n, i, run = 0;
   const char *s = lua_tolstring(L, idx, &n);
-  if (!jn_is_utf8(s, n)) return "holds a string that is not UTF-8 text";
+  if (!jn_scalar_isutf8(s, n)) return "holds a string that is not UTF-8 text";
   jn_buf_addl(L, b, "\"", 1);
   for (i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
@@ -190,7 +190,7 @@ static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth, long *b
     case LUA_TTABLE:
       return json_add_table(L, b, idx, depth, budget);
     default:
-      if (jn_value_isnull(L, idx)) { jn_buf_adds(L, b, "null"); return NULL; }
+      if (jn_scalar_isnull(L, idx)) { jn_buf_adds(L, b, "null"); return NULL; }
       return lua_type(L, idx) == LUA_TFUNCTION ? "holds a function, which JSON cannot write"
                                                : "holds a value JSON cannot write";
   }
@@ -305,7 +305,7 @@ static int json_string(lua_State *L, json_Dec *d) {
          (unsigned char)d->s[d->i] >= 0x20)
     d->i++;
   if (d->i < d->len && d->s[d->i] == '"') {   /* no escapes: the bytes as they are */
-    if (!jn_is_utf8(d->s + start, d->i - start)) return json_fail(d, "a string that is not UTF-8");
+    if (!jn_scalar_isutf8(d->s + start, d->i - start)) return json_fail(d, "a string that is not UTF-8");
     lua_pushlstring(L, d->s + start, d->i - start);
     d->i++;
     return 1;
@@ -322,7 +322,7 @@ static int json_string(lua_State *L, json_Dec *d) {
     if (!json_escape(L, d, &b)) return 0;
   }
   d->i++;
-  if (!jn_is_utf8(b.p, b.n)) return json_fail(d, "a string that is not UTF-8");
+  if (!jn_scalar_isutf8(b.p, b.n)) return json_fail(d, "a string that is not UTF-8");
   lua_pushlstring(L, b.p, b.n);
   lua_remove(L, b.idx);
   return 1;

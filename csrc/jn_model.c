@@ -3,7 +3,7 @@
 ** findByPk, findOne, findAll, count, findOrCreate, update and destroy; the
 ** primitives lua/junction builds more on (_increment, _aggregate, _upsert,
 ** _method, _info, _own, _now); and the model userdata's metatable
-** (__index, __newindex, __tostring).  Every one ends through jn_result.
+** (__index, __newindex, __tostring).  Every one ends through jn_error_result.
 */
 #include "jn.h"
 #include <stdio.h>
@@ -53,20 +53,20 @@ static int model_create(lua_State *L) {
   lua_settop(L, 2);
   inst = jn_inst_build(L, m, 1, 2, method_ctx(ctx, sizeof ctx, m, "create"));
   rc = jn_inst_insert(L, inst);
-  if (rc != SQLITE_OK) return jn_result(L, m->conn, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, m->conn, rc, NULL);
   return 1;
 }
 
-/* Body of bulkCreate under jn_atomic: [w, model, list of built instances]. */
+/* Body of bulkCreate under jn_conn_atomic: [w, model, list of built instances]. */
 static int bulk_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   int i, n = (int)lua_rawlen(L, 3), rc;
   w->once = 1;   /* the instances it saves were built by its caller: not run twice */
   for (i = 1; i <= n; i++) {
-    if (i == 1 && n > 1 && (rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+    if (i == 1 && n > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
     lua_rawgeti(L, 3, i);
     rc = jn_inst_insert(L, lua_gettop(L));
-    if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+    if (rc != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
     lua_pop(L, 1);
   }
   lua_settop(L, 3);
@@ -87,7 +87,7 @@ static int model_bulk_create(lua_State *L) {
     luaL_error(L, "%s: bad argument #1 (array of value tables expected, got %s)", ctx, luaL_typename(L, 2));
   lua_settop(L, 2);
   n = (int)lua_rawlen(L, 2);
-  jn_list_check(L, 2, n, ctx, "argument #1", "a list of value tables");
+  jn_value_checklist(L, 2, n, ctx, "argument #1", "a list of value tables");
   lua_createtable(L, n, 0);
   for (i = 1; i <= n; i++) {   /* every row checked before anything is written */
     lua_rawgeti(L, 2, i);
@@ -97,13 +97,13 @@ static int model_bulk_create(lua_State *L) {
       lua_replace(L, -3);
       lua_pushinteger(L, i);
       lua_setfield(L, -2, "index");
-      return jn_result(L, m->conn, JN_VALIDATION, NULL);
+      return jn_error_result(L, m->conn, JN_VALIDATION, NULL);
     }
     lua_rawseti(L, 3, i);
     lua_pop(L, 1);
   }
   lua_remove(L, 2);
-  return jn_atomic(L, m->conn, bulk_body, 0, 0);
+  return jn_conn_atomic(L, m->conn, bulk_body, 0, 0);
 }
 
 /*
@@ -147,7 +147,7 @@ static int take_reject(lua_State *L, int optsidx, const char *ctx) {
 ** (code SQLITE_NOTFOUND, 12) when msgidx is not 0. */
 static int rejected(lua_State *L, jn_Model *m, int msgidx, int nres) {
   if (msgidx == 0 || nres != 1 || !lua_isnil(L, -1)) return nres;
-  return jn_result(L, m->conn, SQLITE_NOTFOUND, lua_tostring(L, msgidx));
+  return jn_error_result(L, m->conn, SQLITE_NOTFOUND, lua_tostring(L, msgidx));
 }
 
 /*** Find by primary key.
@@ -168,7 +168,7 @@ static int model_find_by_pk(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) {
     lua_settop(L, 3);
     rej = take_reject(L, 3, ctx);       /* 4: its message, when given */
-    jn_query_checkopts(L, 3, pk_opts, ctx);
+    jn_conn_checkopts(L, 3, pk_opts, ctx);
     lua_settop(L, 4);
     lua_newtable(L);                    /* 5: opts with where = { pk = key } */
     jn_optfield(L, 3, "attributes");
@@ -183,8 +183,8 @@ static int model_find_by_pk(lua_State *L) {
   }
   lua_settop(L, 2);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
-  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
-  jn_bind_value(L, m->conn, st, 1, 2, m->f[m->pk].type);
+  if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
+  jn_stmt_bindvalue(L, m->conn, st, 1, 2, m->f[m->pk].type);
   rc = jn_query_rows(L, m, 1, st, NULL, m->nfields, 1, 0);
   if (rc != 1) return rc;
   lua_rawgeti(L, -1, 1);
@@ -226,16 +226,16 @@ static int run_scalar(lua_State *L, jn_Model *m, const char *sql, size_t len, jn
                       int write) {
   int rc;
   jn_St *st = jn_stmt_cached(L, m->conn, sql, len, &rc);
-  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
-  jn_bind_list(L, m->conn, st, s);
+  if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
+  jn_query_bindlist(L, m->conn, st, s);
   rc = jn_conn_step(L, m->conn, st);
-  if (rc == SQLITE_ROW && !write) jn_push_i64(L, jn_e_col_int64(m->conn->eng, st, 0));
+  if (rc == SQLITE_ROW && !write) jn_scalar_pushi64(L, jn_e_col_int64(m->conn->eng, st, 0));
   else if (rc == SQLITE_DONE && write) lua_pushinteger(L, jn_e_changes(m->conn->eng, m->conn->db));
-  return jn_finish(L, m->conn, st, rc, write ? SQLITE_DONE : SQLITE_ROW);
+  return jn_error_finish(L, m->conn, st, rc, write ? SQLITE_DONE : SQLITE_ROW);
 }
 
 /*
-** Body of update and destroy under jn_atomic: [w, model, sql, binds].  One
+** Body of update and destroy under jn_conn_atomic: [w, model, sql, binds].  One
 ** statement, but over many rows: a trigger's RAISE(FAIL) keeps the rows a
 ** statement changed before the failure, so it runs under a savepoint (or a
 ** transaction) of its own and comes back all or nothing.
@@ -246,8 +246,8 @@ static int write_body(lua_State *L) {
   jn_Select s;
   size_t len;
   const char *sql = lua_tolstring(L, 3, &len);
-  int rc = jn_write_guard(L, w);
-  if (rc != SQLITE_OK) return jn_result(L, w->c, rc, NULL);
+  int rc = jn_conn_writeguard(L, w);
+  if (rc != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   s.binds_idx = 4;
   s.nbind = (int)lua_rawlen(L, 4);
   return run_scalar(L, m, sql, len, &s, 1);
@@ -261,7 +261,7 @@ static int run_write(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s) {
   lua_replace(L, 3);
   lua_replace(L, 2);
   lua_settop(L, 3);                    /* model, sql, binds */
-  return jn_atomic(L, m->conn, write_body, 0, 0);
+  return jn_conn_atomic(L, m->conn, write_body, 0, 0);
 }
 
 /*** Count rows.
@@ -277,7 +277,7 @@ static int model_count(lua_State *L) {
   jn_Select s;
   method_ctx(ctx, sizeof ctx, m, "count");
   lua_settop(L, 2);
-  jn_query_checkopts(L, 2, count_opts, ctx);
+  jn_conn_checkopts(L, 2, count_opts, ctx);
   jn_query_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT count(*) FROM ");
@@ -288,7 +288,7 @@ static int model_count(lua_State *L) {
     jn_optfield(L, 2, "where");
     haswhere = !lua_isnil(L, -1);
     jn_optfield(L, 2, "include");
-    if (!lua_isnil(L, -1)) jn_assoc_required(L, m, lua_gettop(L), &b, &s, &haswhere, ctx);
+    if (!lua_isnil(L, -1)) jn_include_required(L, m, lua_gettop(L), &b, &s, &haswhere, ctx);
     lua_pop(L, 2);
   }
   return run_scalar(L, m, b.p, b.n, &s, 0);
@@ -336,11 +336,11 @@ static int update_set(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s, int er
     lua_rawget(L, 2);
     if (i == m->updated && lua_isnil(L, -1)) {
       char ts[32];
-      size_t len = jn_timestamp(m->conn, ts);
+      size_t len = jn_scalar_timestamp(m->conn, ts);
       lua_pop(L, 1);
       lua_pushlstring(L, ts, len);
     }
-    if (jn_value_isnull(L, -1)) {   /* junction.null: write NULL */
+    if (jn_scalar_isnull(L, -1)) {   /* junction.null: write NULL */
       lua_pushnil(L);
       if (!jn_inst_value(L, m, i, -1, errs)) lua_pushnil(L);   /* allowNull = false */
       lua_pop(L, 2);
@@ -381,7 +381,7 @@ static int model_update(lua_State *L) {
   if (!lua_istable(L, 2))
     luaL_error(L, "%s: bad argument #1 (table of values expected, got %s)", ctx, luaL_typename(L, 2));
   lua_settop(L, 3);
-  jn_query_checkopts(L, 3, update_opts, ctx);
+  jn_conn_checkopts(L, 3, update_opts, ctx);
   write_rows(L, 3, 0, ctx);
   jn_query_init(L, &s);
   lua_pushnil(L);                      /* the errors slot: values that cannot be stored */
@@ -394,14 +394,14 @@ static int model_update(lua_State *L) {
   lua_pushnil(L);   /* every key must be a field */
   while (lua_next(L, 2) != 0) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING || jn_model_field(L, m, -1) < 0)
+    if (lua_type(L, -1) != LUA_TSTRING || jn_schema_field(L, m, -1) < 0)
       luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, luaL_tolstring(L, -1, NULL), m->name);
   }
   if (n == 0) luaL_error(L, "%s: bad argument #1 (no field to set)", ctx);
   add_where(L, m, 3, &b, &s, ctx);
   if (!lua_isnil(L, errs)) {           /* checked before any SQL runs */
     jn_inst_invalid(L, m, errs);
-    return jn_result(L, m->conn, JN_VALIDATION, NULL);
+    return jn_error_result(L, m->conn, JN_VALIDATION, NULL);
   }
   return run_write(L, m, &b, &s);
 }
@@ -419,7 +419,7 @@ static int model_destroy(lua_State *L) {
   jn_Select s;
   method_ctx(ctx, sizeof ctx, m, "destroy");
   lua_settop(L, 2);
-  jn_query_checkopts(L, 2, destroy_opts, ctx);
+  jn_conn_checkopts(L, 2, destroy_opts, ctx);
   write_rows(L, 2, 1, ctx);
   jn_query_init(L, &s);
   jn_buf_init(L, &b);
@@ -446,11 +446,11 @@ static int model_increment(lua_State *L) {
   method_ctx(ctx, sizeof ctx, m, "increment");
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 3);
-  jn_query_checkopts(L, 3, inc_opts, ctx);
+  jn_conn_checkopts(L, 3, inc_opts, ctx);
   write_rows(L, 3, 0, ctx);
   lua_pushnil(L);   /* every key a numeric field, every value a finite number */
   while (lua_next(L, 2) != 0) {
-    int f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
+    int f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, m, -2) : -1;
     double d = lua_tonumber(L, -1);
     if (f < 0)
       luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, luaL_tolstring(L, -2, NULL), m->name);
@@ -496,7 +496,7 @@ static int model_increment(lua_State *L) {
   if (n == 0) luaL_error(L, "%s: bad argument #1 (no field to increment)", ctx);
   if (m->updated >= 0) {
     char ts[32];
-    size_t len = jn_timestamp(m->conn, ts);
+    size_t len = jn_scalar_timestamp(m->conn, ts);
     jn_buf_adds(L, &b, ", ");
     jn_buf_addident(L, &b, NULL, m->f[m->updated].name);
     jn_buf_adds(L, &b, " = ?");
@@ -526,7 +526,7 @@ static int model_aggregate(lua_State *L) {
   jn_Select s;
   jn_St *st;
   method_ctx(ctx, sizeof ctx, m, fns[fn]);
-  f = lua_type(L, 3) == LUA_TSTRING ? jn_model_field(L, m, 3) : -1;
+  f = lua_type(L, 3) == LUA_TSTRING ? jn_schema_field(L, m, 3) : -1;
   if (f < 0)
     luaL_error(L, "%s: bad argument #1 (a field of %s expected, got %s)", ctx, m->name,
                lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : luaL_typename(L, 3));
@@ -534,7 +534,7 @@ static int model_aggregate(lua_State *L) {
     luaL_error(L, "%s: bad argument #1 (an INTEGER or REAL field expected, '%s' is not)", ctx,
                m->f[f].name);
   lua_settop(L, 4);
-  jn_query_checkopts(L, 4, agg_opts, ctx);
+  jn_conn_checkopts(L, 4, agg_opts, ctx);
   jn_query_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT ");
@@ -545,14 +545,14 @@ static int model_aggregate(lua_State *L) {
   jn_buf_addident(L, &b, NULL, m->table);
   add_where(L, m, 4, &b, &s, ctx);
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
-  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
-  jn_bind_list(L, m->conn, st, &s);
+  if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
+  jn_query_bindlist(L, m->conn, st, &s);
   rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW) {
     if (fn == 0 && jn_e_coltype(m->conn->eng, st, 0) == SQLITE_NULL) lua_pushinteger(L, 0);
-    else jn_push_column(L, m->conn->eng, st, 0, fn == 1 || fn == 2 ? m->f[f].type : JN_T_ANY);
+    else jn_stmt_pushcolumn(L, m->conn->eng, st, 0, fn == 1 || fn == 2 ? m->f[f].type : JN_T_ANY);
   }
-  return jn_finish(L, m->conn, st, rc, SQLITE_ROW);
+  return jn_error_finish(L, m->conn, st, rc, SQLITE_ROW);
 }
 
 /* The field named by the string at index k of the list at listidx, or a
@@ -561,7 +561,7 @@ static int list_field(lua_State *L, jn_Model *m, int listidx, int k, const char 
                       const char *ctx) {
   int f;
   lua_rawgeti(L, listidx, k);
-  f = lua_type(L, -1) == LUA_TSTRING ? jn_model_field(L, m, lua_gettop(L)) : -1;
+  f = lua_type(L, -1) == LUA_TSTRING ? jn_schema_field(L, m, lua_gettop(L)) : -1;
   if (f < 0)
     luaL_error(L, "%s: bad option '%s' (element %d is no field of %s)", ctx, what, k, m->name);
   lua_pop(L, 1);
@@ -643,23 +643,23 @@ static int model_upsert(lua_State *L) {
   inst = jn_inst_build(L, m, 1, 2, ctx);             /* 5 */
   base = lua_gettop(L);
   rc = jn_inst_insertrow(L, inst);                   /* base+1 .. base+nfields */
-  if (rc != SQLITE_OK) return jn_result(L, c, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   jn_buf_init(L, &b);
   upsert_sql(L, m, base, nt, nu, &b, ctx);
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
-  if (st == NULL) return jn_result(L, c, rc, NULL);
+  if (st == NULL) return jn_error_result(L, c, rc, NULL);
   for (i = 0; i < m->nfields; i++) {
     if (insert_skips(L, m, base, i)) continue;
-    if (jn_bind_value(L, c, st, ++k, base + 1 + i, m->f[i].type) != 0)
+    if (jn_stmt_bindvalue(L, c, st, ++k, base + 1 + i, m->f[i].type) != 0)
       luaL_error(L, "%s: bad value for field '%s' (%s cannot be stored)", ctx, m->f[i].name,
                  luaL_typename(L, base + 1 + i));
   }
   rc = jn_conn_run(L, c, st);
   if (rc == SQLITE_OK) lua_pushinteger(L, jn_e_changes(c->eng, c->db));
-  return jn_result(L, c, rc, NULL);
+  return jn_error_result(L, c, rc, NULL);
 }
 
-/* Body of findOrCreate under jn_atomic: [w, model, where, values]. */
+/* Body of findOrCreate under jn_conn_atomic: [w, model, where, values]. */
 static int find_or_create_body(lua_State *L) {
   jn_Model *m = (jn_Model *)lua_touserdata(L, 2);
   char ctx[96];
@@ -677,7 +677,7 @@ static int find_or_create_body(lua_State *L) {
   lua_pop(L, 1);
   inst = jn_inst_build(L, m, 2, 4, ctx);
   rc = jn_inst_insert(L, inst);
-  if (rc != SQLITE_OK) return jn_result(L, m->conn, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, m->conn, rc, NULL);
   lua_pushboolean(L, 1);
   return 2;
 }
@@ -695,7 +695,7 @@ static int check_values(lua_State *L, jn_Model *m, int idx) {
   errs = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
-    f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
+    f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, m, -2) : -1;
     if (f >= 0 && (lua_type(L, -1) == LUA_TBOOLEAN || lua_type(L, -1) == LUA_TNUMBER ||
                    lua_type(L, -1) == LUA_TSTRING) && jn_inst_value(L, m, f, -1, errs))
       lua_pop(L, 1);
@@ -717,7 +717,7 @@ static int model_find_or_create(lua_State *L) {
   jn_Model *m = check_self(L, "findOrCreate");
   method_ctx(ctx, sizeof ctx, m, "findOrCreate");
   lua_settop(L, 2);
-  jn_query_checkopts(L, 2, foc_opts, ctx);
+  jn_conn_checkopts(L, 2, foc_opts, ctx);
   if (jn_optfield(L, 2, "where") != LUA_TTABLE)
     luaL_error(L, "%s: missing option 'where' (a table of the values to find)", ctx);
   lua_pop(L, 1);
@@ -745,8 +745,8 @@ static int model_find_or_create(lua_State *L) {
     }
   }
   lua_remove(L, 2);                    /* model, where, values */
-  if (check_values(L, m, 3) == JN_VALIDATION) return jn_result(L, m->conn, JN_VALIDATION, NULL);
-  return jn_atomic(L, m->conn, find_or_create_body, 1, 0);
+  if (check_values(L, m, 3) == JN_VALIDATION) return jn_error_result(L, m->conn, JN_VALIDATION, NULL);
+  return jn_conn_atomic(L, m->conn, find_or_create_body, 1, 0);
 }
 
 /* Model:_method(name, fn[, replace]): give instances a method (lua/junction's
@@ -758,7 +758,7 @@ static int model_add_method(lua_State *L) {
   const char *name = luaL_checkstring(L, 2);
   int replace = lua_toboolean(L, 4);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  jn_model_lookup(L, m);
+  jn_schema_lookup(L, m);
   lua_getfield(L, -1, name);
   if (replace && !lua_isfunction(L, -1))
     luaL_error(L, "%s: '%s' is not a method", m->name, name);
@@ -775,7 +775,7 @@ static int model_add_method(lua_State *L) {
 static int model_now(lua_State *L) {
   jn_Model *m = check_self(L, "_now");
   char stamp[32];
-  size_t n = jn_timestamp(m->conn, stamp);
+  size_t n = jn_scalar_timestamp(m->conn, stamp);
   lua_pushlstring(L, stamp, n);
   return 1;
 }
@@ -806,13 +806,13 @@ static int model_info(lua_State *L) {
     lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
   }
   lua_setfield(L, -2, "unique");
-  jn_model_uv(L, 1, JN_UV_FIELDS);
+  jn_schema_uv(L, 1, JN_UV_FIELDS);
   lua_setfield(L, -2, "declarations");
-  jn_model_uv(L, 1, JN_UV_ASSOCS);
+  jn_schema_uv(L, 1, JN_UV_ASSOCS);
   lua_setfield(L, -2, "associations");
-  jn_model_uv(L, 1, JN_UV_CONN);
+  jn_schema_uv(L, 1, JN_UV_CONN);
   lua_setfield(L, -2, "db");
-  jn_model_uv(L, 1, "underscored");
+  jn_schema_uv(L, 1, "underscored");
   lua_setfield(L, -2, "underscored");
   if (m->updated >= 0) {
     lua_pushstring(L, m->f[m->updated].name);

@@ -51,14 +51,14 @@ void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type) {
 }
 
 /* Bind the values of s to parameters 1..nbind, each with its type. */
-void jn_bind_list(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s) {
+void jn_query_bindlist(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s) {
   int i;
   for (i = 1; i <= s->nbind; i++) {
     int type;
     lua_rawgeti(L, s->binds_idx, -i);
     type = lua_isnil(L, -1) ? JN_T_ANY : (int)lua_tointeger(L, -1);
     lua_rawgeti(L, s->binds_idx, i);
-    if (jn_bind_value(L, c, st, i, -1, type) != 0)   /* the compiler checked them all */
+    if (jn_stmt_bindvalue(L, c, st, i, -1, type) != 0)   /* the compiler checked them all */
       luaL_error(L, "junction: cannot bind value %d (%s)", i, luaL_typename(L, -1));
     lua_pop(L, 2);
   }
@@ -70,7 +70,7 @@ static int json_safe(lua_State *L, int idx) {
   const char *s;
   if (lua_type(L, idx) != LUA_TSTRING) return lua_type(L, idx) == LUA_TNUMBER;
   s = lua_tolstring(L, idx, &n);
-  return strlen(s) == n && jn_is_utf8(s, n);
+  return strlen(s) == n && jn_scalar_isutf8(s, n);
 }
 
 /*
@@ -94,7 +94,7 @@ static void push_bindable(lua_State *L, jn_Model *m, int f, int idx, const char 
     lua_remove(L, -2);
     return;
   }
-  if (t == LUA_TNUMBER && m->f[f].type == JN_T_DATE && !jn_epoch_ok((double)lua_tonumber(L, idx)))
+  if (t == LUA_TNUMBER && m->f[f].type == JN_T_DATE && !jn_scalar_epochok((double)lua_tonumber(L, idx)))
     luaL_error(L, "%s: bad where value for DATE field '%s.%s' (%s is no time between the years 1 and 9999)",
                ctx, m->name, m->f[f].name, lua_tostring(L, idx));
   if (t == LUA_TBOOLEAN) {
@@ -126,13 +126,13 @@ const char *jn_query_jsonin(jn_Conn *c, int type) {
 }
 
 /* Append a Lua value as JSON (for json_each): numbers, strings, booleans. */
-void jn_json_add(lua_State *L, jn_Buf *b, int idx) {
+void jn_query_addjson(lua_State *L, jn_Buf *b, int idx) {
   char tmp[40];
   switch (lua_type(L, idx)) {
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
         sqlite3_int64 v = 0;
-        jn_to_i64(L, idx, &v);
+        jn_scalar_toi64(L, idx, &v);
         jn_buf_addint(L, b, (long long)v);
       } else {
         /* JSON has no NaN or infinity: NaN is null (SQLite binds a NaN as
@@ -221,7 +221,7 @@ static int frag_parts(lua_State *L, int idx, const char **name, size_t *len) {
 ** a boolean, a number or a string.  Raises otherwise. */
 static void check_fragvalue(lua_State *L, int idx, const char *what, int argn) {
   int t = lua_type(L, idx);
-  if (t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TBOOLEAN || jn_value_isnull(L, idx)) return;
+  if (t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TBOOLEAN || jn_scalar_isnull(L, idx)) return;
   if (t == LUA_TNONE || t == LUA_TNIL)
     luaL_error(L, "%s: bad argument #%d (nil: a SQL NULL is junction.null)", what, argn);
   luaL_error(L, "%s: bad argument #%d (a value to bind, junction.col, junction.fn or "
@@ -338,7 +338,7 @@ static int frag_tostring(lua_State *L) {
 /* Bind the value at idx of a fragment (junction.null as NULL, a boolean
 ** as 0/1) and append "?". */
 static void frag_bind(lua_State *L, jn_Buf *b, jn_Select *s, int idx) {
-  if (jn_value_isnull(L, idx)) lua_pushnil(L);
+  if (jn_scalar_isnull(L, idx)) lua_pushnil(L);
   else if (lua_isboolean(L, idx)) lua_pushinteger(L, lua_toboolean(L, idx));
   else lua_pushvalue(L, idx);
   lua_rawseti(L, s->binds_idx, ++s->nbind);
@@ -373,7 +373,7 @@ static int frag_colfield(lua_State *L, jn_Model *m, int idx, const char **assoc,
       return -1;
     }
   }
-  f = jn_model_fieldname(m, name);
+  f = jn_schema_fieldname(m, name);
   if (f < 0) luaL_error(L, "%s: bad column '%s' (no such field in %s)", ctx, name, m->name);
   return f;
 }
@@ -580,7 +580,7 @@ static int in_value(lua_State *L, jn_Model *m, int f) {
   double d;
   if (type != JN_T_INTEGER && type != JN_T_REAL && type != JN_T_BOOLEAN) return 1;
   if (lua_isnil(L, -1)) return 1;
-  if (type != JN_T_REAL && jn_to_i64(L, -1, &v)) return 1;   /* beyond 2^53 on 5.1: a string */
+  if (type != JN_T_REAL && jn_scalar_toi64(L, -1, &v)) return 1;   /* beyond 2^53 on 5.1: a string */
   if (type == JN_T_REAL && lua_type(L, -1) == LUA_TNUMBER) return 1;
   if (type == JN_T_BOOLEAN || lua_type(L, -1) != LUA_TSTRING) return 0;
   s = lua_tolstring(L, -1, &n);
@@ -591,7 +591,7 @@ static int in_value(lua_State *L, jn_Model *m, int f) {
   if (d != d || d - d != 0) return 0;
   if (type == JN_T_INTEGER) {
     if (!(d >= -9.2e18 && d <= 9.2e18 && d == (double)(sqlite3_int64)d)) return 0;
-    jn_push_i64(L, (sqlite3_int64)d);
+    jn_scalar_pushi64(L, (sqlite3_int64)d);
   } else {
     lua_pushnumber(L, (lua_Number)d);
   }
@@ -676,7 +676,7 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
       lua_rawgeti(L, list, i);
       push_value(L, w, f, lua_gettop(L));
       if (i > 1) jn_buf_addl(L, &j, ",", 1);
-      jn_json_add(L, &j, -1);
+      jn_query_addjson(L, &j, -1);
       lua_pop(L, 2);
     }
     jn_buf_addl(L, &j, "]", 1);
@@ -711,7 +711,7 @@ static void where_op(lua_State *L, const jn_Where *w, int f, int op, const char 
   };
   jn_Buf *b = w->b;
   const char *ctx = w->ctx;
-  if (op <= 1 && jn_value_isnull(L, v)) {   /* eq / ne junction.null: IS [NOT] NULL */
+  if (op <= 1 && jn_scalar_isnull(L, v)) {   /* eq / ne junction.null: IS [NOT] NULL */
     where_col(L, w, f);
     jn_buf_adds(L, b, op == 0 ? " IS NULL" : " IS NOT NULL");
   } else if (op <= 5) {
@@ -749,7 +749,7 @@ static void where_field(lua_State *L, const jn_Where *w, int f, int val) {
   jn_Buf *b = w->b;
   const char *ctx = w->ctx;
   int n = 0;
-  if (jn_value_isnull(L, val)) {   /* { text = junction.null }: IS NULL */
+  if (jn_scalar_isnull(L, val)) {   /* { text = junction.null }: IS NULL */
     where_col(L, w, f);
     jn_buf_adds(L, b, " IS NULL");
     return;
@@ -842,7 +842,7 @@ static void where_path(lua_State *L, const jn_Where *w, int key, int val) {
   lua_getuservalue(L, key);
   lua_rawgeti(L, -1, 1);              /* the field's name */
   lua_rawgeti(L, -2, 2);              /* the path */
-  f = jn_model_fieldname(w->m, lua_tostring(L, -2));
+  f = jn_schema_fieldname(w->m, lua_tostring(L, -2));
   if (f < 0)
     luaL_error(L, "%s: bad where field '%s' (no such field in %s)", w->ctx, lua_tostring(L, -2),
                w->m->name);
@@ -900,7 +900,7 @@ static void where_fragkey(lua_State *L, const jn_Where *w, int key, int val) {
     if (w->s->sub == NULL || w->alias != NULL) no_assoc_col(L, name, w->ctx);
     jn_buf_adds(L, w->b, "EXISTS (SELECT 1");
     kw.m = w->s->sub(L, w->m, assoc, alen, w->b, w->s, w->ctx);
-    f = jn_model_fieldname(kw.m, field);
+    f = jn_schema_fieldname(kw.m, field);
     if (f < 0) luaL_error(L, "%s: bad column '%s' (no such field in %s)", w->ctx, name, kw.m->name);
     kw.alias = "t";
     kw.lhs = 0;
@@ -932,7 +932,7 @@ static void where_and(lua_State *L, const jn_Where *w, int t, int depth) {
       const char *k = lua_tostring(L, -2);
       /* A field's name wins: a model with a field named "or" still says
       ** "_or" for the operator (the underscore spellings are never fields'). */
-      int f = jn_model_field(L, w->m, -2);
+      int f = jn_schema_field(L, w->m, -2);
       if (f >= 0) {
         where_field(L, w, f, v);
       } else if (strcmp(k, "and") == 0 || strcmp(k, "_and") == 0) {
@@ -944,7 +944,7 @@ static void where_and(lua_State *L, const jn_Where *w, int t, int depth) {
         where_and(L, w, v, depth + 1);
       } else if (w->having && push_aliased(L, w->s, k)) {   /* an attribute's alias: its expression */
         if (lua_type(L, -1) == LUA_TSTRING) {
-          f = jn_model_field(L, w->m, -1);
+          f = jn_schema_field(L, w->m, -1);
           if (f < 0) luaL_error(L, "%s: bad having field '%s' (no such field in %s)", ctx, k, w->m->name);
           where_field(L, w, f, v);
         } else {
@@ -1048,7 +1048,7 @@ static void term_value(lua_State *L, jn_Model *m, const jn_Term *t, const char *
     int f;
     jn_buf_init(L, &sub);   /* the FROM first: the target model, to check its field */
     tm = s->sub(L, m, t->assoc, t->alen, &sub, s, ctx);
-    f = jn_model_fieldname(tm, t->afield);
+    f = jn_schema_fieldname(tm, t->afield);
     if (f < 0) luaL_error(L, "%s: bad order field '%s' (no such field in %s)", ctx, t->afield, tm->name);
     jn_buf_adds(L, b, t->dir == 2 ? "(SELECT max(" : "(SELECT min(");
     jn_buf_addident(L, b, "t", tm->f[f].name);
@@ -1102,7 +1102,7 @@ static void term_dir(lua_State *L, jn_Term *t, int idx, const char *ctx) {
 ** raise.  */
 static void term_name(lua_State *L, jn_Model *m, jn_Term *t, const char *name, jn_Select *s,
                       const char *ctx) {
-  t->f = jn_model_fieldname(m, name);
+  t->f = jn_schema_fieldname(m, name);
   if (t->f >= 0) return;
   if (push_aliased(L, s, name)) { lua_pop(L, 1); t->alias = name; return; }
   luaL_error(L, "%s: bad order field '%s' (no such field in %s)", ctx, name, m->name);
@@ -1147,7 +1147,7 @@ static void order_term(lua_State *L, jn_Model *m, int t, const char *alias, jn_B
     lua_rawgeti(L, t, 1);
     lua_rawgeti(L, t, 2);
     first = lua_gettop(L) - 1;
-    if (lua_type(L, first) == LUA_TSTRING && jn_model_fieldname(m, lua_tostring(L, first)) < 0 &&
+    if (lua_type(L, first) == LUA_TSTRING && jn_schema_fieldname(m, lua_tostring(L, first)) < 0 &&
         lua_type(L, first + 1) == LUA_TSTRING && !is_dir(L, first + 1)) {
       /* { "Genres", "name", ... }: the association's field */
       if (s->sub == NULL || alias != NULL)
@@ -1292,7 +1292,7 @@ static void attr_read(lua_State *L, jn_Model *m, int idx, const jn_Select *s, jn
   }
   e = lua_gettop(L);
   if (lua_type(L, e) == LUA_TSTRING) {
-    at->src = jn_model_field(L, m, e);
+    at->src = jn_schema_field(L, m, e);
     if (at->src < 0)
       luaL_error(L, "%s: bad attribute '%s' (no such field in %s)", ctx, lua_tostring(L, e), m->name);
   } else if ((k = frag_kind(L, e)) == JN_FRAG_COL) {
@@ -1313,7 +1313,7 @@ static void attr_read(lua_State *L, jn_Model *m, int idx, const jn_Select *s, jn
   at->tgt = at->src;
   if (at->name != NULL) {
     int t;
-    jn_model_lookup(L, m);
+    jn_schema_lookup(L, m);
     lua_pushstring(L, at->name);
     lua_rawget(L, -2);
     t = lua_type(L, -1);
@@ -1437,7 +1437,7 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const int *link, i
 static void group_term(lua_State *L, jn_Model *m, int t, jn_Buf *b, jn_Select *s, const char *ctx) {
   if (lua_type(L, t) == LUA_TSTRING) {
     const char *name = lua_tostring(L, t);
-    int f = jn_model_fieldname(m, name);
+    int f = jn_schema_fieldname(m, name);
     if (f >= 0) jn_buf_addident(L, b, NULL, m->f[f].name);
     else if (push_aliased(L, s, name)) { lua_pop(L, 1); jn_buf_addident(L, b, NULL, name); }
     else luaL_error(L, "%s: bad group field '%s' (no such field in %s)", ctx, name, m->name);
@@ -1514,7 +1514,7 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const int 
   }
   if (rc == SQLITE_ROW) rc = SQLITE_DONE;   /* one: the first row is enough */
   lua_remove(L, mt);
-  return jn_finish(L, c, st, rc, SQLITE_DONE);
+  return jn_error_finish(L, c, st, rc, SQLITE_DONE);
 }
 
 /*
@@ -1540,14 +1540,14 @@ int jn_query_found(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const jn_
       type = (int)lua_tointeger(L, -1);
       lua_pop(L, 1);
       lua_rawgeti(L, s->extra_idx, k);
-      jn_push_column(L, c->eng, st, s->ncols + k - 1, type);
+      jn_stmt_pushcolumn(L, c->eng, st, s->ncols + k - 1, type);
       lua_rawset(L, -3);
     }
     lua_pop(L, 1);
     lua_rawseti(L, arr, ++n);
   }
   lua_remove(L, mt);
-  return jn_finish(L, c, st, rc, SQLITE_DONE);
+  return jn_error_finish(L, c, st, rc, SQLITE_DONE);
 }
 
 /* }====== */

@@ -32,7 +32,7 @@ int jn_scalar_parsei64(const char *s, size_t len, sqlite3_int64 *out) {
 ** The value at idx as an exact 64-bit integer: an integral number, or (for
 ** keys beyond 2^53 on Lua 5.1) a decimal string.  Returns 0 otherwise.
 */
-int jn_to_i64(lua_State *L, int idx, sqlite3_int64 *out) {
+int jn_scalar_toi64(lua_State *L, int idx, sqlite3_int64 *out) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
     if (lua_isinteger(L, idx)) {
 #if JN_LUA51
@@ -59,7 +59,7 @@ static void put_digits(char *out, int v, int n) {
 
 
 /* Can a number be stored in a DATE field (a time between the years 1 and 9999)? */
-int jn_epoch_ok(double secs) {
+int jn_scalar_epochok(double secs) {
   char tmp[32];
   return jn_scalar_epochtext(secs, tmp) != 0;
 }
@@ -103,7 +103,7 @@ size_t jn_scalar_epochtext(double secs, char *out) {
 ** per second and kept in the connection (every row written takes a stamp,
 ** and gmtime plus printf would cost more than the row's binding).
 */
-size_t jn_timestamp(jn_Conn *c, char *out) {
+size_t jn_scalar_timestamp(jn_Conn *c, char *out) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   if ((long long)ts.tv_sec != c->ts_sec || c->ts_text[0] == '\0') {
@@ -135,7 +135,7 @@ size_t jn_timestamp(jn_Conn *c, char *out) {
 ** Is s[0..n) well-formed UTF-8?  A string that is not is bytes: an untyped
 ** value (db:query, a where on no declared type) binds it as a BLOB.
 */
-int jn_is_utf8(const char *str, size_t n) {
+int jn_scalar_isutf8(const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < n) {
@@ -163,7 +163,7 @@ int jn_is_utf8(const char *str, size_t n) {
 ** beyond 2^53 would lose digits as a double, so it comes as decimal text.
 ** [-0, +1, m]
 */
-void jn_push_i64(lua_State *L, sqlite3_int64 v) {
+void jn_scalar_pushi64(lua_State *L, sqlite3_int64 v) {
 #if JN_LUA51
   if (v >= -9007199254740992LL && v <= 9007199254740992LL) {
     lua_pushnumber(L, (lua_Number)v);
@@ -178,7 +178,7 @@ void jn_push_i64(lua_State *L, sqlite3_int64 v) {
 }
 
 /* Is the value at idx junction.null, the NULL that a Lua table can hold? */
-int jn_value_isnull(lua_State *L, int idx) {
+int jn_scalar_isnull(lua_State *L, int idx) {
   int eq;
   if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
   idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;

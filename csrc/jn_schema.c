@@ -38,7 +38,7 @@ static const char *const ref_actions[] = {
 ** then letters, digits and _, at most 64 bytes, no NUL.  Everything junction
 ** writes into SQL as a name passes here.  ctx says where it came from.
 */
-void jn_check_ident(lua_State *L, int idx, const char *ctx) {
+void jn_schema_checkident(lua_State *L, int idx, const char *ctx) {
   size_t len, i;
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
   int ok = s != NULL && len > 0 && len <= 64 &&
@@ -58,21 +58,21 @@ static jn_Model *check_model(lua_State *L, int idx) {
 }
 
 /* The model at idx, whose connection must be open. */
-jn_Model *jn_model_checkopen(lua_State *L, int idx) {
+jn_Model *jn_schema_checkopen(lua_State *L, int idx) {
   jn_Model *m = check_model(L, idx);
   jn_conn_checkopen(L, m->conn, m->name, NULL);
   return m;
 }
 
 /* Push field key of the uservalue of the model at modelidx. [-0, +1, -] */
-void jn_model_uv(lua_State *L, int modelidx, const char *key) {
+void jn_schema_uv(lua_State *L, int modelidx, const char *key) {
   lua_getuservalue(L, modelidx);
   lua_getfield(L, -1, key);
   lua_remove(L, -2);
 }
 
 /* Push the model's lookup table. [-0, +1, -] */
-void jn_model_lookup(lua_State *L, jn_Model *m) {
+void jn_schema_lookup(lua_State *L, jn_Model *m) {
   lua_getfield(L, LUA_REGISTRYINDEX, JN_LOOKUPS);
   lua_pushlightuserdata(L, m);
   lua_rawget(L, -2);
@@ -80,10 +80,10 @@ void jn_model_lookup(lua_State *L, jn_Model *m) {
 }
 
 /* The 0-based index of the field named by the string at nameidx, or -1. */
-int jn_model_field(lua_State *L, jn_Model *m, int nameidx) {
+int jn_schema_field(lua_State *L, jn_Model *m, int nameidx) {
   int idx = -1;
   if (nameidx < 0) nameidx = lua_gettop(L) + nameidx + 1;
-  jn_model_lookup(L, m);
+  jn_schema_lookup(L, m);
   lua_pushvalue(L, nameidx);
   lua_rawget(L, -2);
   if (lua_type(L, -1) == LUA_TNUMBER) idx = (int)lua_tointeger(L, -1) - 1;
@@ -92,7 +92,7 @@ int jn_model_field(lua_State *L, jn_Model *m, int nameidx) {
 }
 
 /* The 0-based index of the field name, or -1. */
-int jn_model_fieldname(jn_Model *m, const char *name) {
+int jn_schema_fieldname(jn_Model *m, const char *name) {
   int i;
   for (i = 0; i < m->nfields; i++)
     if (strcmp(m->f[i].name, name) == 0) return i;
@@ -387,8 +387,8 @@ static void check_references(lua_State *L, int specidx, int declidx, const char 
     {
       char rctx[200];
       snprintf(rctx, sizeof rctx, "db:define: %s: bad option 'references'", ctx);
-      jn_check_ident(L, lua_gettop(L) - 1, rctx);
-      if (!lua_isnil(L, -1)) jn_check_ident(L, lua_gettop(L), rctx);
+      jn_schema_checkident(L, lua_gettop(L) - 1, rctx);
+      if (!lua_isnil(L, -1)) jn_schema_checkident(L, lua_gettop(L), rctx);
     }
     if (!lua_isnil(L, -1)) {
       if (lua_type(L, -1) != LUA_TSTRING)
@@ -423,7 +423,7 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
   {
     char octx[180];
     snprintf(octx, sizeof octx, "db:define: %s", ctx);
-    jn_query_checkopts(L, specidx, field_opts, octx);
+    jn_conn_checkopts(L, specidx, field_opts, octx);
   }
   jn_optfield(L, specidx, "type");
   if (lua_isnil(L, -1)) luaL_error(L, "db:define: %s: missing option 'type'", ctx);
@@ -660,7 +660,7 @@ static void build_lookup(lua_State *L, jn_Model *m, int uvidx) {
 
 /* Add a timestamp field unless declared; returns its index. */
 static int timestamp_field(lua_State *L, jn_Model *m, int declsidx, const char *name) {
-  int i = jn_model_fieldname(m, name);
+  int i = jn_schema_fieldname(m, name);
   if (i >= 0) return i;
   i = m->nfields++;
   lua_createtable(L, 0, 2);
@@ -684,7 +684,7 @@ static void check_index(lua_State *L, jn_Model *m, int list, int i, int out) {
   ix = lua_gettop(L);
   if (!lua_istable(L, ix))
     luaL_error(L, "%s (table expected, got %s)", ctx, luaL_typename(L, ix));
-  jn_query_checkopts(L, ix, index_opts, ctx);
+  jn_conn_checkopts(L, ix, index_opts, ctx);
   lua_createtable(L, 0, 3);                      /* the kept index */
   lua_pushliteral(L, "fields");
   lua_rawget(L, ix);
@@ -699,7 +699,7 @@ static void check_index(lua_State *L, jn_Model *m, int list, int i, int out) {
   for (k = 1; k <= nc; k++) {
     int f;
     lua_rawgeti(L, fl, k);
-    f = lua_type(L, -1) == LUA_TSTRING ? jn_model_fieldname(m, lua_tostring(L, -1)) : -1;
+    f = lua_type(L, -1) == LUA_TSTRING ? jn_schema_fieldname(m, lua_tostring(L, -1)) : -1;
     if (f < 0)
       luaL_error(L, "%s: bad option 'fields' (%s is no field of %s)", ctx,
                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1), m->name);
@@ -714,7 +714,7 @@ static void check_index(lua_State *L, jn_Model *m, int list, int i, int out) {
   lua_rawget(L, ix);
   if (!lua_isnil(L, -1)) {
     int nameidx = lua_gettop(L);
-    jn_check_ident(L, nameidx, lua_pushfstring(L, "%s: bad option 'name'", ctx));
+    jn_schema_checkident(L, nameidx, lua_pushfstring(L, "%s: bad option 'name'", ctx));
     lua_pop(L, 1);
     lua_replace(L, -2);
   } else {
@@ -779,7 +779,7 @@ static int define_parse(lua_State *L, const char *name, int *timestamps, int *un
   if (!lua_istable(L, D_SPEC))
     luaL_error(L, "db:define: bad argument #2 (table expected, got %s)", luaL_typename(L, D_SPEC));
   lua_pushfstring(L, "db:define: %s", name);
-  jn_query_checkopts(L, D_SPEC, define_opts, lua_tostring(L, -1));
+  jn_conn_checkopts(L, D_SPEC, define_opts, lua_tostring(L, -1));
   lua_settop(L, D_SPEC);
   lua_getuservalue(L, D_CONN);
   lua_getfield(L, -1, "models");
@@ -831,7 +831,7 @@ static void define_table(lua_State *L, jn_Model *m) {
     luaL_error(L, "db:define: %s: bad option 'tableName' (string expected, got %s)", m->name,
                luaL_typename(L, -1));
   lua_pushfstring(L, "db:define: %s: bad option 'tableName'", m->name);
-  jn_check_ident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
+  jn_schema_checkident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
   lua_pop(L, 1);
   m->table = lua_tostring(L, -1);
   lua_setfield(L, D_UV, "table");
@@ -858,7 +858,7 @@ static void define_field(lua_State *L, jn_Model *m, int i) {
   lua_rawgeti(L, D_ORDER, i + 1);
   m->f[i].name = lua_tostring(L, -1);
   lua_pushfstring(L, "db:define: %s: bad field name", m->name);
-  jn_check_ident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
+  jn_schema_checkident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
   lua_pop(L, 1);
   lua_setfield(L, -2, "name");
   lua_pushvalue(L, -1);
@@ -884,7 +884,7 @@ static void define_field(lua_State *L, jn_Model *m, int i) {
 /* No key declared: id INTEGER PRIMARY KEY AUTOINCREMENT, in front. */
 static void define_id(lua_State *L, jn_Model *m) {
   int i, nf = m->nfields;
-  if (jn_model_fieldname(m, "id") >= 0)
+  if (jn_schema_fieldname(m, "id") >= 0)
     luaL_error(L, "db:define: %s: field 'id' is not a primary key, and no field is", m->name);
   memmove(&m->f[1], &m->f[0], (size_t)nf * sizeof(jn_Field));
   lua_createtable(L, 0, 1);
@@ -947,7 +947,7 @@ static int schema_define(lua_State *L) {
   const char *name;
   int nf, i, timestamps, underscored;
   jn_Model *m;
-  jn_check_ident(L, D_NAME, "db:define: bad model name");
+  jn_schema_checkident(L, D_NAME, "db:define: bad model name");
   /* said in full: db:define may be called through a wrapper, where luaL's
   ** "bad argument #2 to '?'" would name nothing */
   if (lua_type(L, D_NAME) != LUA_TSTRING)
@@ -999,7 +999,7 @@ static void check_unsealed(lua_State *L, jn_Conn *c, jn_Model *m, const char *ct
   for (k = 1; why == NULL && k <= n; k++) {
     lua_rawgeti(L, -1, k);
     if (luaL_testudata(L, -1, JN_MODEL_MT) != NULL) {
-      jn_model_uv(L, lua_gettop(L), JN_UV_ASSOCS);
+      jn_schema_uv(L, lua_gettop(L), JN_UV_ASSOCS);
       lua_pushnil(L);
       while (why == NULL && lua_istable(L, -2) && lua_next(L, -2) != 0) {
         jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
@@ -1044,17 +1044,17 @@ static int schema_addfield(lua_State *L) {
   luaL_checkstring(L, 6);
   lua_settop(L, 7);
   if (m->conn != c || o->conn != c) luaL_error(L, "%s: models of another connection", ctx);
-  of = jn_model_fieldname(o, lua_tostring(L, 6));
+  of = jn_schema_fieldname(o, lua_tostring(L, 6));
   if (of < 0) luaL_error(L, "%s: %s has no field '%s'", ctx, o->name, lua_tostring(L, 6));
   if (o->f[of].type == JN_T_ENUM || o->f[of].type >= JN_T_BIGINT)
     luaL_error(L, "%s: %s.%s is an ENUM: declare the field '%s' that refers to it", ctx, o->name,
                o->f[of].name, name);
-  jn_check_ident(L, 3, lua_pushfstring(L, "%s: bad field name", ctx));
-  if (jn_model_fieldname(m, name) >= 0) luaL_error(L, "%s: %s already has a field '%s'", ctx, m->name, name);
+  jn_schema_checkident(L, 3, lua_pushfstring(L, "%s: bad field name", ctx));
+  if (jn_schema_fieldname(m, name) >= 0) luaL_error(L, "%s: %s already has a field '%s'", ctx, m->name, name);
   if (m->nfields >= m->cap)
     luaL_error(L, "%s: %s has no room for field '%s' (at most %d fields are added)", ctx, m->name, name,
                JN_ADDED_FIELDS);
-  jn_model_lookup(L, m);
+  jn_schema_lookup(L, m);
   lua_getfield(L, -1, name);
   if (!lua_isnil(L, -1))
     luaL_error(L, "%s: the field '%s' cannot be added to %s (it is the name of an instance method)", ctx,

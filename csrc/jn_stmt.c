@@ -149,7 +149,7 @@ static void log_param(lua_State *L, jn_Conn *c, int i, int idx) {
 ** be stored (the caller raises, naming the field).
 ** [-0, +0, m]
 */
-int jn_bind_value(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type) {
+int jn_stmt_bindvalue(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type) {
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
@@ -166,7 +166,7 @@ int jn_bind_value(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type)
         jn_e_bind_text(c->eng, st, i, ts, n, 1);
       } else if (lua_isinteger(L, idx)) {
         sqlite3_int64 v = 0;
-        jn_to_i64(L, idx, &v);
+        jn_scalar_toi64(L, idx, &v);
         jn_e_bind_int64(c->eng, st, i, v);
       } else {
         jn_e_bind_double(c->eng, st, i, (double)lua_tonumber(L, idx));
@@ -179,7 +179,7 @@ int jn_bind_value(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type)
       /* SQLITE_STATIC: the string stays on the Lua stack or in a table the
       ** caller holds until the step, and every statement is bound afresh
       ** before each step, so SQLite never reads a pointer that went stale. */
-      if (type == JN_T_BLOB || (type == JN_T_GUESS && !jn_is_utf8(s, len)))
+      if (type == JN_T_BLOB || (type == JN_T_GUESS && !jn_scalar_isutf8(s, len)))
         jn_e_bind_blob(c->eng, st, i, s, len);
       else if (type == JN_T_INTEGER && jn_scalar_parsei64(s, len, &v))
         jn_e_bind_int64(c->eng, st, i, v);
@@ -196,17 +196,17 @@ int jn_bind_value(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type)
   return 0;
 }
 
-void jn_bind_i64(lua_State *L, jn_Conn *c, jn_St *st, int i, sqlite3_int64 v) {
+void jn_stmt_bindi64(lua_State *L, jn_Conn *c, jn_St *st, int i, sqlite3_int64 v) {
   jn_e_bind_int64(c->eng, st, i, v);
   if (c->log_ref != LUA_NOREF) {
-    jn_push_i64(L, v);
+    jn_scalar_pushi64(L, v);
     log_param(L, c, i, -1);
     lua_pop(L, 1);
   }
 }
 
 /* Bind text that outlives the statement's next step (SQLITE_STATIC). */
-void jn_bind_text(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, size_t n) {
+void jn_stmt_bindtext(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, size_t n) {
   jn_e_bind_text(c->eng, st, i, s, n, 0);
   if (c->log_ref != LUA_NOREF) {
     lua_pushlstring(L, s, n);
@@ -225,14 +225,14 @@ void jn_bind_text(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, siz
 ** given type: BOOLEAN columns come back as booleans.
 ** [-0, +1, m]
 */
-void jn_push_column(lua_State *L, const jn_Engine *e, jn_St *st, int col, int type) {
+void jn_stmt_pushcolumn(lua_State *L, const jn_Engine *e, jn_St *st, int col, int type) {
   size_t n;
   const void *p;
   switch (jn_e_coltype(e, st, col)) {
     case SQLITE_INTEGER: {
       sqlite3_int64 v = jn_e_col_int64(e, st, col);
       if (type == JN_T_BOOLEAN) lua_pushboolean(L, v != 0);
-      else jn_push_i64(L, v);
+      else jn_scalar_pushi64(L, v);
       break;
     }
     case SQLITE_FLOAT: {
@@ -253,7 +253,7 @@ void jn_push_column(lua_State *L, const jn_Engine *e, jn_St *st, int col, int ty
       if (type == JN_T_JSON) {
         if (jn_json_decode(L, (const char *)p, n) != NULL)
           luaL_error(L, "junction: a JSON column holds text that is not JSON (%s)", lua_tostring(L, -1));
-        if (jn_value_isnull(L, -1)) { lua_pop(L, 1); lua_pushnil(L); }   /* the text null: NULL */
+        if (jn_scalar_isnull(L, -1)) { lua_pop(L, 1); lua_pushnil(L); }   /* the text null: NULL */
       } else {
         lua_pushlstring(L, (const char *)p, n);
       }

@@ -85,13 +85,13 @@ void jn_sync_move_identity(lua_State *L, jn_Model *m, int keyidx) {
   sqlite3_int64 key;
   jn_St *st;
   int rc;
-  if (c->dialect->move_identity == NULL || !jn_to_i64(L, keyidx, &key)) return;
+  if (c->dialect->move_identity == NULL || !jn_scalar_toi64(L, keyidx, &key)) return;
   st = jn_stmt_cached(L, c, c->dialect->move_identity, strlen(c->dialect->move_identity), &rc);
   if (st == NULL) return;
   lua_pushfstring(L, "\"%s\"", m->table);   /* identifiers are vetted: no quote in them */
-  jn_bind_text(L, c, st, 1, lua_tostring(L, -1), lua_rawlen(L, -1));
-  jn_bind_text(L, c, st, 2, m->f[m->pk].name, strlen(m->f[m->pk].name));
-  jn_bind_i64(L, c, st, 3, key);
+  jn_stmt_bindtext(L, c, st, 1, lua_tostring(L, -1), lua_rawlen(L, -1));
+  jn_stmt_bindtext(L, c, st, 2, m->f[m->pk].name, strlen(m->f[m->pk].name));
+  jn_stmt_bindi64(L, c, st, 3, key);
   (void)jn_conn_run(L, c, st);
   lua_pop(L, 1);
 }
@@ -133,7 +133,7 @@ static int push_ref(lua_State *L, jn_Conn *c, jn_Model *m, int i, int declsidx, 
   } else {   /* SQLite would only fail later, on every write ("foreign key mismatch") */
     int k;
     if (key == NULL) key = t->f[t->pk].name;
-    k = jn_model_fieldname(t, key);
+    k = jn_schema_fieldname(t, key);
     if (k < 0 || !(t->f[k].flags & (JN_F_PK | JN_F_UNIQUE)))
       luaL_error(L, "db:sync: %s.%s: references %s.%s, which is not the primary key or a unique field of %s",
                  m->name, m->f[i].name, t->table, key, t->name);
@@ -307,11 +307,11 @@ static int wants_index(lua_State *L, jn_Model *m, int modelidx, int declsidx, in
   ref = !lua_isnil(L, -1);
   lua_pop(L, 2);
   if (!ref || unique_leads(L, m, declsidx, i)) return 0;
-  jn_model_uv(L, modelidx, "fk_indexes");
+  jn_schema_uv(L, modelidx, "fk_indexes");
   ref = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (!ref) return 0;
-  jn_model_uv(L, modelidx, "indexes");
+  jn_schema_uv(L, modelidx, "indexes");
   n = (int)lua_rawlen(L, -1);
   for (k = 1; k <= n && !led; k++) {
     lua_rawgeti(L, -1, k);
@@ -333,7 +333,7 @@ static int create_declared(lua_State *L, jn_Conn *c, int modelidx, int k) {
   jn_Model *m = (jn_Model *)lua_touserdata(L, modelidx);
   jn_Buf b;
   int rc, n, j, ix;
-  jn_model_uv(L, modelidx, "indexes");
+  jn_schema_uv(L, modelidx, "indexes");
   lua_rawgeti(L, -1, k);
   ix = lua_gettop(L);
   lua_getfield(L, ix, "name");
@@ -401,7 +401,7 @@ static int create_table(lua_State *L, jn_Conn *c, int modelidx, int orderidx) {
   jn_Model *m = (jn_Model *)lua_touserdata(L, modelidx);
   jn_Buf b;
   int i, n, rc, declsidx;
-  jn_model_uv(L, modelidx, JN_UV_FIELDS);
+  jn_schema_uv(L, modelidx, JN_UV_FIELDS);
   declsidx = lua_gettop(L);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "CREATE TABLE ");
@@ -416,7 +416,7 @@ static int create_table(lua_State *L, jn_Conn *c, int modelidx, int orderidx) {
   rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
   for (i = 0; rc == SQLITE_OK && i < m->nfields; i++)
     if (wants_index(L, m, modelidx, declsidx, i)) rc = create_index(L, c, m, declsidx, i);
-  jn_model_uv(L, modelidx, "indexes");
+  jn_schema_uv(L, modelidx, "indexes");
   n = (int)lua_rawlen(L, -1);
   lua_pop(L, 1);
   for (i = 1; rc == SQLITE_OK && i <= n; i++) rc = create_declared(L, c, modelidx, i);
@@ -646,7 +646,7 @@ static int diff_fkeys(lua_State *L, jn_Diff *d, int tblidx) {
   }
   n = (int)lua_rawlen(L, fks);
   for (i = 1; i <= n; i++) {   /* a foreign key on a column that is no field */
-    if (jn_model_fieldname(m, row_str(L, fks, i, "fr")) >= 0) continue;
+    if (jn_schema_fieldname(m, row_str(L, fks, i, "fr")) >= 0) continue;
     lua_pushfstring(L, "%s: table %s has a foreign key on %s, which the model lacks", m->name, m->table,
                     row_str(L, fks, i, "fr"));
     diff_add(L, d->probs);
@@ -796,7 +796,7 @@ static void missing_uniques(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
 static int missing_declared(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
   jn_Model *m = d->m;
   int i, j, rc;
-  jn_model_uv(L, d->modelidx, "indexes");   /* the declared indexes */
+  jn_schema_uv(L, d->modelidx, "indexes");   /* the declared indexes */
   for (i = 1; i <= (int)lua_rawlen(L, -1); i++) {
     char *mark = (char *)lua_newuserdata(L, (size_t)m->nfields);
     int unique, k, nc;
@@ -886,7 +886,7 @@ static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
 static int waits_for(lua_State *L, int idx, int pendingidx, int orderidx) {
   jn_Model *m = (jn_Model *)lua_touserdata(L, idx);
   int i, waits = 0;
-  jn_model_uv(L, idx, JN_UV_FIELDS);
+  jn_schema_uv(L, idx, JN_UV_FIELDS);
   for (i = 0; i < m->nfields && !waits; i++) {
     lua_rawgeti(L, -1, i + 1);
     lua_getfield(L, -1, "ref_model");
@@ -912,7 +912,7 @@ static void check_refs(lua_State *L, jn_Conn *c, int seqidx, int orderidx) {
     jn_Model *m;
     lua_rawgeti(L, seqidx, i);
     m = (jn_Model *)lua_touserdata(L, -1);
-    jn_model_uv(L, lua_gettop(L), JN_UV_FIELDS);
+    jn_schema_uv(L, lua_gettop(L), JN_UV_FIELDS);
     declsidx = lua_gettop(L);
     for (k = 0; k < m->nfields; k++)
       if (push_ref(L, c, m, k, declsidx, orderidx)) lua_pop(L, 2);
@@ -952,7 +952,7 @@ static int sync_model(lua_State *L, jn_Diff *d, int midx) {
                     "compares tables on SQLite only)", d->m->name, d->m->table);
     diff_add(L, d->warns);
   } else if (rc == SQLITE_OK) {
-    jn_model_uv(L, midx, JN_UV_FIELDS);
+    jn_schema_uv(L, midx, JN_UV_FIELDS);
     d->declsidx = lua_gettop(L);
     d->modelidx = midx;
     rc = diff_columns(L, d, tblidx);
@@ -985,7 +985,7 @@ static int sync_result(lua_State *L, const jn_Diff *d) {
                    "nothing else)" : " (run a migration or db:sync{ alter = true })");
     luaL_pushresult(&lb);
     lua_insert(L, -2);                      /* the message, under the details */
-    return jn_faildetails(L, JN_SCHEMA);
+    return jn_error_faildetails(L, JN_SCHEMA);
   }
   lua_pushboolean(L, 1);
   if (lua_rawlen(L, d->warns) == 0) return 1;
@@ -994,7 +994,7 @@ static int sync_result(lua_State *L, const jn_Diff *d) {
 }
 
 /*
-** Body of db:sync under jn_atomic: [w, db, order, seq, force, alter].
+** Body of db:sync under jn_conn_atomic: [w, db, order, seq, force, alter].
 ** Drops (force), then per model in seq: creates the table, or compares
 ** the existing one with the model.  Any difference but in indexes fails
 ** the whole sync, which then writes nothing.
@@ -1005,9 +1005,9 @@ static int sync_body(lua_State *L) {
   int orderidx = 3, seqidx = 4, force = lua_toboolean(L, 5), n, i, rc;
   jn_Diff d;
   n = (int)lua_rawlen(L, seqidx);
-  if ((rc = jn_write_guard(L, w)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+  if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   check_refs(L, c, seqidx, orderidx);
-  if (force && (rc = drop_tables(L, c, seqidx)) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+  if (force && (rc = drop_tables(L, c, seqidx)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   d.c = c;
   d.orderidx = orderidx;
   d.alter = lua_toboolean(L, 6);
@@ -1017,7 +1017,7 @@ static int sync_body(lua_State *L) {
   d.warns = lua_gettop(L);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, seqidx, i);
-    if ((rc = sync_model(L, &d, lua_gettop(L))) != SQLITE_OK) return jn_result(L, c, rc, NULL);
+    if ((rc = sync_model(L, &d, lua_gettop(L))) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
     lua_pop(L, 1);
   }
   return sync_result(L, &d);
@@ -1075,7 +1075,7 @@ static int schema_sync(lua_State *L) {
   static const char *const sync_opts[] = { "force", "alter", NULL };
   jn_Conn *c = jn_conn_check(L, 1, "db:sync");
   int force = 0, alter = 0, orderidx;
-  jn_query_checkopts(L, 2, sync_opts, "db:sync");
+  jn_conn_checkopts(L, 2, sync_opts, "db:sync");
   if (lua_istable(L, 2)) {
     lua_pushliteral(L, "force");
     lua_rawget(L, 2);
@@ -1095,7 +1095,7 @@ static int schema_sync(lua_State *L) {
   lua_pushboolean(L, force);
   lua_pushboolean(L, alter);
   /* [db, order, seq, force, alter], run all or nothing */
-  return jn_atomic(L, c, sync_body, 1, 0);
+  return jn_conn_atomic(L, c, sync_body, 1, 0);
 }
 
 /* }====== */

@@ -151,7 +151,7 @@ static void push_number_text(lua_State *L, int idx) {
 ** "ctx: bad what (expected expected, but it has the key 'x')".
 ** [-0, +0, e]
 */
-void jn_list_check(lua_State *L, int idx, int n, const char *ctx, const char *what,
+void jn_value_checklist(lua_State *L, int idx, int n, const char *ctx, const char *what,
                    const char *expected) {
   int count = 0;
   lua_pushnil(L);
@@ -174,10 +174,10 @@ static int conv_integer(lua_State *L, int idx, int t) {
   sqlite3_int64 v;
   size_t len;
   const char *s;
-  if (t == LUA_TNUMBER && number_i64(L, idx, &v)) { jn_push_i64(L, v); return 1; }
+  if (t == LUA_TNUMBER && number_i64(L, idx, &v)) { jn_scalar_pushi64(L, v); return 1; }
   if (t == LUA_TSTRING) {
     s = lua_tolstring(L, idx, &len);
-    if (jn_scalar_parsei64(s, len, &v)) { jn_push_i64(L, v); return 1; }
+    if (jn_scalar_parsei64(s, len, &v)) { jn_scalar_pushi64(L, v); return 1; }
   }
   lua_pushliteral(L, "is not an integer");
   return 0;
@@ -360,11 +360,11 @@ int jn_value_conv(lua_State *L, int idx, int type, int length) {
 int jn_value_storable(lua_State *L, int idx, int type) {
   int t = lua_type(L, idx);
   return t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING ||
-         (t == LUA_TTABLE && type == JN_T_JSON) || jn_value_isnull(L, idx);
+         (t == LUA_TTABLE && type == JN_T_JSON) || jn_scalar_isnull(L, idx);
 }
 
 /* Is s[0..len) one of the ENUM values (NUL-separated, an empty one last)? */
-int jn_enum_has(const char *enums, const char *s, size_t len) {
+int jn_value_enumhas(const char *enums, const char *s, size_t len) {
   while (*enums != '\0') {
     size_t n = strlen(enums);
     if (n == len && memcmp(enums, s, len) == 0) return 1;
@@ -378,7 +378,7 @@ int jn_enum_has(const char *enums, const char *s, size_t len) {
 ** from /dev/urandom.  Raises nothing: the caller checks out[0] (NUL when
 ** no random bytes could be read).
 */
-void jn_uuid4(char *out) {
+void jn_value_uuid4(char *out) {
   static const char hex[] = "0123456789abcdef";
   unsigned char r[16];
   size_t got = 0;

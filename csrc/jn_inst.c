@@ -1,5 +1,5 @@
 /*
-** jn_instance.c: instances, the rows as userdata.
+** jn_inst.c: instances, the rows as userdata.
 **
 ** An instance is a jn_Inst (its model, whether its row exists, one dirty
 ** bit per field) with a uservalue table: the field values at 1..n, the
@@ -68,7 +68,7 @@ void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
   lua_createtable(L, m->nfields + 1, nrec);
   for (k = 0; k < ncols; k++) {
     int f = cols ? cols[k] : k;
-    jn_push_column(L, m->conn->eng, st, col0 + k, m->f[f].type);
+    jn_stmt_pushcolumn(L, m->conn->eng, st, col0 + k, m->f[f].type);
     lua_rawseti(L, -2, f + 1);
   }
   lua_pushvalue(L, modelidx);
@@ -270,12 +270,12 @@ static void build_take(lua_State *L, jn_Inst *inst, int instidx, int valuesidx, 
         continue;
       }
     }
-    f = lua_type(L, -2) == LUA_TSTRING ? jn_model_field(L, m, -2) : -1;
+    f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, m, -2) : -1;
     if (f < 0)
       luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
                  lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
                  m->name);
-    if (jn_value_isnull(L, -1)) {   /* junction.null: NULL said explicitly, no default */
+    if (jn_scalar_isnull(L, -1)) {   /* junction.null: NULL said explicitly, no default */
       lua_pop(L, 1);
       lua_pushnil(L);
     }
@@ -292,7 +292,7 @@ static void build_defaults(lua_State *L, jn_Inst *inst, int instidx, int modelid
                            const char *ctx) {
   jn_Model *m = inst->model;
   int i;
-  jn_model_uv(L, modelidx, JN_UV_DEFAULTS);
+  jn_schema_uv(L, modelidx, JN_UV_DEFAULTS);
   for (i = 0; i < m->nfields; i++) {
     if (!(m->f[i].flags & JN_F_DEFAULT) || DIRTY_GET(inst, i)) continue;   /* given */
     lua_rawgeti(L, -1, i + 1);
@@ -444,7 +444,7 @@ int jn_inst_value(lua_State *L, jn_Model *m, int f, int idx, int errsidx) {
     const char *s;
     if (m->f[f].enums == NULL || lua_isnil(L, -1)) return 1;
     s = lua_tolstring(L, -1, &len);
-    if (jn_enum_has(m->f[f].enums, s, len)) return 1;
+    if (jn_value_enumhas(m->f[f].enums, s, len)) return 1;
     lua_pop(L, 1);
     add_enum_error(L, m, f, idx, errsidx);
     return 0;
@@ -457,7 +457,7 @@ int jn_inst_value(lua_State *L, jn_Model *m, int f, int idx, int errsidx) {
 ** Push the failure recorded in the errors table at errsidx: the message
 ** (the first failing field's, in field order, and how many more) and the
 ** details { errors = { field = message, ... } }.  Returns JN_VALIDATION,
-** for jn_result to turn into nil, message, code, details.
+** for jn_error_result to turn into nil, message, code, details.
 ** [-0, +2, m]
 */
 int jn_inst_invalid(lua_State *L, jn_Model *m, int errsidx) {
@@ -565,7 +565,7 @@ int jn_inst_check(lua_State *L, int instidx) {
 ** and JN_VALIDATION returns with the message and details pushed.  On
 ** success the instance holds what the row holds (values converted, its
 ** key, the timestamps) and is saved, nothing changed.
-** Returns SQLITE_OK or the failing code (message readable by jn_result).
+** Returns SQLITE_OK or the failing code (message readable by jn_error_result).
 ** [-0, +(0|2), e]
 */
 int jn_inst_insert(lua_State *L, int instidx) {
@@ -582,7 +582,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
   lua_rawgeti(L, uv, m->pk + 1);
   haskey = !lua_isnil(L, -1);
   lua_pushnil(L);                       /* uv + 2: the errors slot */
-  if (m->created >= 0 || m->updated >= 0) tslen = jn_timestamp(c, ts);
+  if (m->created >= 0 || m->updated >= 0) tslen = jn_scalar_timestamp(c, ts);
   base = lua_gettop(L);
   push_row(L, inst, inst->dirty, uv, uv + 2, 1, haskey, ts, tslen);
   if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
@@ -591,7 +591,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
   if (st == NULL) { lua_settop(L, uv - 1); return rc; }
   for (i = 0; i < m->nfields; i++) {
     if (!writes_field(m, inst->dirty, 1, haskey, i)) continue;
-    if (jn_bind_value(L, c, st, ++k, base + 1 + i, m->f[i].type) != 0)
+    if (jn_stmt_bindvalue(L, c, st, ++k, base + 1 + i, m->f[i].type) != 0)
       luaL_error(L, "%s:save: bad value for field '%s' (%s cannot be stored)", m->name,
                  m->f[i].name, luaL_typename(L, base + 1 + i));
   }
@@ -600,7 +600,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
   if (rc == SQLITE_OK) {
     store_row(L, inst, inst->dirty, uv, base, 1, haskey);
     if (!haskey) {
-      jn_push_i64(L, c->dialect->returning_key ? id : jn_e_last_id(c->eng, c->db));
+      jn_scalar_pushi64(L, c->dialect->returning_key ? id : jn_e_last_id(c->eng, c->db));
       lua_rawseti(L, uv, m->pk + 1);
     } else if (c->dialect->move_identity != NULL && (m->f[m->pk].flags & JN_F_AUTOINC)) {
       lua_rawgeti(L, uv, m->pk + 1);
@@ -633,7 +633,7 @@ int jn_inst_insertrow(lua_State *L, int instidx) {
   lua_rawgeti(L, uv, m->pk + 1);
   haskey = !lua_isnil(L, -1);
   lua_pushnil(L);                       /* uv + 2: the errors slot */
-  if (m->created >= 0 || m->updated >= 0) tslen = jn_timestamp(m->conn, ts);
+  if (m->created >= 0 || m->updated >= 0) tslen = jn_scalar_timestamp(m->conn, ts);
   push_row(L, inst, inst->dirty, uv, uv + 2, 1, haskey, ts, tslen);
   if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
   for (i = 0; i < 3; i++) lua_remove(L, uv);
@@ -665,7 +665,7 @@ static int update_row(lua_State *L, int instidx) {
   ** instance, and so its dirty bits, while the statement runs) */
   dirty = (unsigned char *)lua_newuserdata(L, DIRTY_BYTES(m));
   memcpy(dirty, inst->dirty, DIRTY_BYTES(m));
-  if (m->updated >= 0) tslen = jn_timestamp(c, ts);
+  if (m->updated >= 0) tslen = jn_scalar_timestamp(c, ts);
   base = lua_gettop(L);
   push_row(L, inst, dirty, uv, uv + 2, 0, 1, ts, tslen);
   if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
@@ -689,7 +689,7 @@ static int update_row(lua_State *L, int instidx) {
     int f = i < m->nfields ? i : m->pk;
     int idx = i < m->nfields ? base + 1 + i : uv + 1;
     if (i < m->nfields && !writes_field(m, dirty, 0, 1, i)) continue;
-    if (jn_bind_value(L, c, st, ++k, idx, m->f[f].type) != 0)
+    if (jn_stmt_bindvalue(L, c, st, ++k, idx, m->f[f].type) != 0)
       luaL_error(L, "%s:save: bad value for field '%s'", m->name, m->f[f].name);
   }
   rc = jn_conn_run(L, c, st);
@@ -735,7 +735,7 @@ static int row_exists(lua_State *L, jn_Inst *inst) {
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
   if (st == NULL) return rc;
   jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
-  jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
+  jn_stmt_bindvalue(L, m->conn, st, 1, -1, m->f[m->pk].type);
   rc = jn_conn_step(L, m->conn, st);
   jn_e_reset(m->conn->eng, st);
   lua_pop(L, 1);
@@ -762,9 +762,9 @@ static int inst_save(lua_State *L) {
   else rc = row_exists(L, inst);
   if (rc == SQLITE_NOTFOUND) {   /* an UPDATE of no row is no success */
     lua_pushfstring(L, "%s:save: the row is gone (deleted elsewhere)", inst->model->name);
-    return jn_result(L, inst->model->conn, rc, lua_tostring(L, -1));
+    return jn_error_result(L, inst->model->conn, rc, lua_tostring(L, -1));
   }
-  if (rc != SQLITE_OK) return jn_result(L, inst->model->conn, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, inst->model->conn, rc, NULL);
   lua_settop(L, 1);
   return 1;
 }
@@ -773,7 +773,7 @@ static int inst_save(lua_State *L) {
 static void set_named(lua_State *L, int instidx, jn_Inst *inst, int keyidx, int validx,
                       const char *ctx) {
   jn_Model *m = inst->model;
-  int f = lua_type(L, keyidx) == LUA_TSTRING ? jn_model_field(L, m, keyidx) : -1;
+  int f = lua_type(L, keyidx) == LUA_TSTRING ? jn_schema_field(L, m, keyidx) : -1;
   if (f < 0)
     luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
                lua_type(L, keyidx) == LUA_TSTRING ? lua_tostring(L, keyidx) : luaL_typename(L, keyidx),
@@ -823,14 +823,14 @@ static int inst_reload(lua_State *L) {
   int rc, i;
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
-  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
+  if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
   jn_inst_get(L, 1, m->pk);   /* 2: stays on the stack until the step is done */
-  jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
+  jn_stmt_bindvalue(L, m->conn, st, 1, -1, m->f[m->pk].type);
   rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW) {
     lua_getuservalue(L, 1);
     for (i = 0; i < m->nfields; i++) {
-      jn_push_column(L, m->conn->eng, st, i, m->f[i].type);
+      jn_stmt_pushcolumn(L, m->conn->eng, st, i, m->f[i].type);
       lua_rawseti(L, -2, i + 1);
     }
     jn_e_reset(m->conn->eng, st);
@@ -839,10 +839,10 @@ static int inst_reload(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  if (rc != SQLITE_DONE) return jn_finish(L, m->conn, st, rc, SQLITE_DONE);
+  if (rc != SQLITE_DONE) return jn_error_finish(L, m->conn, st, rc, SQLITE_DONE);
   jn_e_reset(m->conn->eng, st);
   lua_pushfstring(L, "%s:reload: the row is gone", m->name);
-  return jn_result(L, m->conn, SQLITE_NOTFOUND, lua_tostring(L, -1));
+  return jn_error_result(L, m->conn, SQLITE_NOTFOUND, lua_tostring(L, -1));
 }
 
 /*** Delete the row.
@@ -856,11 +856,11 @@ static int inst_destroy(lua_State *L) {
   int rc;
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_DELETE_PK], m->sql[JN_MS_DELETE_PK], &rc);
-  if (st == NULL) return jn_result(L, m->conn, rc, NULL);
+  if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
   jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
-  jn_bind_value(L, m->conn, st, 1, -1, m->f[m->pk].type);
+  jn_stmt_bindvalue(L, m->conn, st, 1, -1, m->f[m->pk].type);
   rc = jn_conn_run(L, m->conn, st);
-  if (rc != SQLITE_OK) return jn_result(L, m->conn, rc, NULL);
+  if (rc != SQLITE_OK) return jn_error_result(L, m->conn, rc, NULL);
   lua_pop(L, 1);
   inst->saved = 0;
   inst->destroyed = 1;
@@ -881,7 +881,7 @@ static int inst_get_data(lua_State *L) {
     raw_get(L, 1, 3);
     return 1;
   }
-  f = lua_type(L, 2) == LUA_TSTRING ? jn_model_field(L, m, 2) : -1;
+  f = lua_type(L, 2) == LUA_TSTRING ? jn_schema_field(L, m, 2) : -1;
   if (f < 0)
     luaL_error(L, "%s:getDataValue: bad field '%s' (no such field in %s)", m->name,
                lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2), m->name);
@@ -920,7 +920,7 @@ static int model_accessors(lua_State *L) {
     int f;
     if (lua_type(L, 4) != LUA_TSTRING || !lua_istable(L, 5))
       luaL_error(L, "db:define: %s: bad accessors (name = table expected)", m->name);
-    f = jn_model_field(L, m, 4);
+    f = jn_schema_field(L, m, 4);
     lua_createtable(L, 0, 4);           /* 6: the entry */
     lua_getfield(L, 5, "get");
     lua_setfield(L, 6, "get");
@@ -930,7 +930,7 @@ static int model_accessors(lua_State *L) {
     lua_setfield(L, 6, "name");
     lua_getfield(L, 5, "virtual");
     if (lua_toboolean(L, -1)) {
-      jn_model_lookup(L, m);
+      jn_schema_lookup(L, m);
       lua_pushvalue(L, 4);
       lua_rawget(L, -2);
       if (!lua_isnil(L, -1))
@@ -968,7 +968,7 @@ static int inst_changed(lua_State *L) {
   jn_Model *m = inst->model;
   int i, n = 0;
   if (!lua_isnoneornil(L, 2)) {
-    int f = lua_type(L, 2) == LUA_TSTRING ? jn_model_field(L, m, 2) : -1;
+    int f = lua_type(L, 2) == LUA_TSTRING ? jn_schema_field(L, m, 2) : -1;
     if (f < 0)
       luaL_error(L, "%s:changed: bad field '%s' (no such field)", m->name, luaL_tolstring(L, 2, NULL));
     lua_pushboolean(L, DIRTY_GET(inst, f));
@@ -1129,7 +1129,7 @@ static int json_to(lua_State *L) {
   jn_buf_init(L, &b);
   why = jn_json_encode(L, &b, 1);
   if (why != NULL)
-    return jn_result(L, NULL, JN_VALIDATION, lua_pushfstring(L, "junction.toJSON: the value %s", why));
+    return jn_error_result(L, NULL, JN_VALIDATION, lua_pushfstring(L, "junction.toJSON: the value %s", why));
   lua_pushlstring(L, b.p, b.n);
   return 1;
 }
@@ -1146,7 +1146,7 @@ static int json_from(lua_State *L) {
     luaL_error(L, "junction.fromJSON: bad argument #1 (string expected, got %s)", luaL_typename(L, 1));
   s = lua_tolstring(L, 1, &len);
   if (jn_json_decode(L, s, len) != NULL)   /* the message on top */
-    return jn_result(L, NULL, JN_VALIDATION, lua_tostring(L, -1));
+    return jn_error_result(L, NULL, JN_VALIDATION, lua_tostring(L, -1));
   return 1;
 }
 
@@ -1256,7 +1256,7 @@ static int json_set_array_mt(lua_State *L) {
 */
 static int value_uuidv4(lua_State *L) {
   char u[40];
-  jn_uuid4(u);
+  jn_value_uuid4(u);
   if (u[0] == '\0') luaL_error(L, "junction.UUIDV4: cannot read random bytes from /dev/urandom");
   lua_pushlstring(L, u, 36);
   return 1;
