@@ -1045,12 +1045,13 @@ static void add_mine(lua_State *L, jn_Assoc *a, jn_Buf *b) {
 ** The one statement of set (del), add (!del && ins) or remove (neither),
 ** over the keys in the JSON array $1 (the WITH comes first: its "?" is
 ** $1), the source's key $2 and the time $3:
-**   WITH w(k) AS (SELECT DISTINCT ... json_array_elements_text($1) ...)
+**   WITH v(k, o) AS (... json_array_elements_text($1), its place o),
+**        w(k, o) AS (each key once, at its first place)
 **     [, d AS (DELETE FROM j WHERE fk = $2 AND other NOT IN (SELECT k FROM w))]
 **   INSERT INTO j (fk, other[, createdAt, updatedAt])
 **   SELECT CAST($2 AS bigint), k[, $3, $3] FROM w
 **   WHERE NOT EXISTS (SELECT 1 FROM j WHERE fk = $2 AND other = w.k)
-**   ON CONFLICT DO NOTHING
+**   ORDER BY w.o ON CONFLICT DO NOTHING
 ** remove: WITH w ... DELETE FROM j WHERE fk = $2 AND other IN (SELECT k FROM w).
 ** [-0, +0, e]
 */
@@ -1061,9 +1062,11 @@ static jn_St *json_stmt(lua_State *L, jn_Assoc *a, int del, int ins, int *rc) {
   jn_St *st;
   jn_Buf b;
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "WITH w(k) AS (SELECT DISTINCT * FROM (");
+  /* each key once, at the place it first has in the list (o): the links
+  ** are inserted in the list's order, so their keys follow it as on SQLite */
+  jn_buf_adds(L, &b, "WITH v(k, o) AS (SELECT x.v, row_number() OVER () FROM (");
   jn_buf_adds(L, &b, jn_query_jsonin(c, j->f[a->other].type));
-  jn_buf_adds(L, &b, ") x)");
+  jn_buf_adds(L, &b, ") x(v)), w(k, o) AS (SELECT k, min(o) FROM v GROUP BY k)");
   if (!ins) {
     jn_buf_adds(L, &b, " DELETE ");
     add_mine(L, a, &b);
@@ -1097,7 +1100,7 @@ static jn_St *json_stmt(lua_State *L, jn_Assoc *a, int del, int ins, int *rc) {
     }
     jn_buf_adds(L, &b, " FROM w WHERE NOT EXISTS (SELECT 1 ");
     add_mine(L, a, &b);
-    jn_buf_adds(L, &b, " = w.k) ON CONFLICT DO NOTHING");
+    jn_buf_adds(L, &b, " = w.k) ORDER BY w.o ON CONFLICT DO NOTHING");
   }
   st = jn_stmt_cached(L, c, b.p, b.n, rc);
   lua_pop(L, 1);

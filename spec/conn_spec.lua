@@ -129,7 +129,9 @@ describe("junction.open", function()
     db:close()
   end)
 
-  it("logs the keys an association binds, position by position", function()
+  -- On PostgreSQL setGenres is one WITH statement binding the keys as one
+  -- JSON array (docs/POSTGRES.md), so there are no positions to log.
+  sqlite_it("logs the keys an association binds, position by position", function()
     local log, entries = H.recorder()
     local db = H.open { log = log }
     local m = H.blog(db)

@@ -64,7 +64,7 @@ describe("a serialization failure on PostgreSQL", function()
     local other = H.open_at(place)
     local seen = { diffs = 0 }
     local db = H.open_at(place, { log = function(sql)
-      if sql:find("^WITH w") then
+      if sql:find("^WITH v") then
         seen.diffs = seen.diffs + 1
         if seen.diffs <= conflicts then
           assert(other:exec("DELETE FROM tag_post_genre WHERE post_id = 1 AND genre_id = 2"))
