@@ -21,6 +21,21 @@ describe("include", function()
   end)
 end)
 
+describe("create with options", function()
+  it("called with a dot instead of a colon names the misuse, with or without include", function()
+    local db = H.open()
+    local A = db:define("A", { fields = { name = { type = T.TEXT } } })
+    assert(db:sync())
+    for _, opts in ipairs { {}, { include = {} } } do
+      local ok, e = pcall(A.create, { name = "x" }, {}, opts)
+      assert.is_false(ok)
+      assert.matches("Model:create: bad self %(model expected, got table; call it with ':'%)", e)
+    end
+    assert.equal(0, A:count())
+    db:close()
+  end)
+end)
+
 describe("upsert", function()
   local function items(db)
     local Item = db:define("Item", { fields = {

@@ -1143,7 +1143,10 @@ end
 -- Model:create(self, values, opts) with opts given (junction.hooks' create
 -- calls it then, so that a create without options goes on as before).
 local function create_with(self, values, opts)
-  local method = (require("junction.core").type(self) == "model" and self.name or "Model") .. ":create"
+  if require("junction.core").type(self) ~= "model" then
+    error("Model:create: bad self (model expected, got " .. type(self) .. "; call it with ':')", 3)
+  end
+  local method = self.name .. ":create"
   if type(opts) ~= "table" then error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 3) end
   for k in next, opts do
     if k ~= "include" then error(method .. ": bad option '" .. tostring(k) .. "' (unknown key)", 3) end

@@ -930,6 +930,8 @@ end
 
 local function names_something(msg, meta)
   if msg:find("closed connection", 1, true) then return true end
+  -- a callback's own misuse of the connection (db:close inside a hook) names that call
+  if msg:find("^db:%a+: ") then return true end
   for _, nm in ipairs(NAMES) do if msg:find(nm, 1, true) then return true end end
   local low = msg:lower()
   for _, nm in ipairs(meta.names or {}) do
