@@ -454,6 +454,24 @@ jn_St *jn_assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *
 
 /* {====== belongsToMany reads and writes */
 
+/* Append "INSERT INTO j (fk, other[, createdAt, updatedAt])": the columns
+** of a new link, timestamps when the junction model keeps them (ts). */
+static void add_link_insert(lua_State *L, jn_Assoc *a, jn_Buf *b, int ts) {
+  jn_Model *j = a->through;
+  jn_buf_adds(L, b, "INSERT INTO ");
+  jn_buf_addident(L, b, NULL, j->table);
+  jn_buf_adds(L, b, " (");
+  jn_buf_addident(L, b, NULL, j->f[a->fk].name);
+  jn_buf_adds(L, b, ", ");
+  jn_buf_addident(L, b, NULL, j->f[a->other].name);
+  if (ts) {
+    jn_buf_adds(L, b, ", ");
+    jn_buf_addident(L, b, NULL, j->f[j->created].name);
+    jn_buf_adds(L, b, ", ");
+    jn_buf_addident(L, b, NULL, j->f[j->updated].name);
+  }
+}
+
 /* The INSERT of n links (1 <= n <= JN_LINK_BATCH), kept in the association. */
 static jn_St *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
   jn_Model *j = a->through;
@@ -461,18 +479,7 @@ static jn_St *insert_stmt(lua_State *L, jn_Assoc *a, int n, int *rc) {
   jn_Buf b;
   if (a->ins[n] != NULL) return jn_stmt_slot(L, j->conn, &a->ins[n], NULL, rc);
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "INSERT INTO ");
-  jn_buf_addident(L, &b, NULL, j->table);
-  jn_buf_adds(L, &b, " (");
-  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
-  jn_buf_adds(L, &b, ", ");
-  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-  if (ts) {
-    jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, j->f[j->created].name);
-    jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, j->f[j->updated].name);
-  }
+  add_link_insert(L, a, &b, ts);
   jn_buf_adds(L, &b, ") VALUES ");
   for (r = 0; r < n; r++) {
     char tmp[64];
@@ -1077,18 +1084,8 @@ static jn_St *json_stmt(lua_State *L, jn_Assoc *a, int del, int ins, int *rc) {
       add_mine(L, a, &b);
       jn_buf_adds(L, &b, " NOT IN (SELECT k FROM w))");
     }
-    jn_buf_adds(L, &b, " INSERT INTO ");
-    jn_buf_addident(L, &b, NULL, j->table);
-    jn_buf_adds(L, &b, " (");
-    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
-    jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
-    if (ts) {
-      jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, j->f[j->created].name);
-      jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, j->f[j->updated].name);
-    }
+    jn_buf_adds(L, &b, " ");
+    add_link_insert(L, a, &b, ts);
     jn_buf_adds(L, &b, ") SELECT ");
     add_cast(L, c, &b, "?2", j->f[a->fk].type);
     jn_buf_adds(L, &b, ", k");
