@@ -177,6 +177,132 @@ static int is_identch(char ch) {
 }
 
 /*
+** The scanner of one statement's text: sql[i..len) is still to read, out
+** (when not NULL) receives the rewritten text, o counts its bytes either way.
+** next is the number the next bare "?" gets, maxp the highest parameter seen.
+*/
+typedef struct Scan {
+  const char *sql;
+  size_t len, i;
+  char *out;
+  size_t o;
+  int next, maxp;
+} Scan;
+
+static void emit(Scan *s, char ch) {
+  if (s->out != NULL) s->out[s->o] = ch;
+  s->o++;
+}
+
+/* Copy sql[i..end) to the output as it is. */
+static void copy_to(Scan *s, size_t end) {
+  while (s->i < end) { emit(s, s->sql[s->i]); s->i++; }
+}
+
+static int at(const Scan *s, size_t k, char ch) { return k < s->len && s->sql[k] == ch; }
+
+/*
+** A comment at i ("-- ..." up to the newline, or "/" "* ... *" "/", nested as
+** PostgreSQL nests them): copy it and return 1; anything else: return 0.
+*/
+static int scan_comment(Scan *s) {
+  size_t k = s->i;
+  int depth = 0;
+  if (at(s, k, '-') && at(s, k + 1, '-')) {
+    while (k < s->len && s->sql[k] != '\n') k++;
+    copy_to(s, k);
+    return 1;
+  }
+  if (!(at(s, k, '/') && at(s, k + 1, '*'))) return 0;
+  while (k < s->len) {
+    if (at(s, k, '/') && at(s, k + 1, '*')) { depth++; k += 2; continue; }
+    if (at(s, k, '*') && at(s, k + 1, '/')) {
+      depth--; k += 2;
+      if (depth == 0) break;
+      continue;
+    }
+    k++;
+  }
+  copy_to(s, k);
+  return 1;
+}
+
+/*
+** A string ('...', E'...' with backslash escapes) or a quoted identifier
+** ("...") opening at i with the quote q: copy it up to its closing quote
+** (a doubled quote stays inside).
+*/
+static void scan_quoted(Scan *s, char q) {
+  const char *sql = s->sql;
+  size_t k = s->i + 1;
+  int backslash = q == '\'' && s->i > 0 && (sql[s->i - 1] == 'E' || sql[s->i - 1] == 'e') &&
+                  (s->i < 2 || !is_identch(sql[s->i - 2]));
+  while (k < s->len) {
+    if (backslash && sql[k] == '\\' && k + 1 < s->len) { k += 2; continue; }
+    if (sql[k] == q) {
+      k++;
+      if (at(s, k, q)) { k++; continue; }                   /* doubled */
+      break;
+    }
+    k++;
+  }
+  copy_to(s, k);
+}
+
+/* Read the decimal number at k (capped, so it cannot overflow); *end is after it. */
+static int read_number(const Scan *s, size_t k, size_t *end) {
+  int v = 0;
+  while (k < s->len && is_digit(s->sql[k])) {
+    if (v < 100000) v = v * 10 + (s->sql[k] - '0');
+    k++;
+  }
+  *end = k;
+  return v;
+}
+
+/*
+** A '$' at i that does not end a word: "$n" written out (counted, copied) or
+** "$tag$ ... $tag$" (copied whole): return 1; any other '$': return 0.
+*/
+static int scan_dollar(Scan *s) {
+  const char *sql = s->sql;
+  size_t i = s->i, j = i + 1, k, taglen;
+  if (i > 0 && is_identch(sql[i - 1])) return 0;
+  if (j < s->len && is_digit(sql[j])) {                      /* $n written out */
+    int v = read_number(s, j, &j);
+    if (v > s->maxp) s->maxp = v;
+    copy_to(s, j);
+    return 1;
+  }
+  while (j < s->len && is_identch(sql[j])) j++;
+  if (!at(s, j, '$')) return 0;
+  taglen = j - i + 1;                                        /* $tag$ ... $tag$ */
+  k = j + 1;
+  while (k < s->len && !(sql[k] == '$' && k + taglen <= s->len &&
+                         memcmp(sql + k, sql + i, taglen) == 0))
+    k++;
+  copy_to(s, k < s->len ? k + taglen : s->len);
+  return 1;
+}
+
+/* The placeholder "?" or "?N" at i: written out as "$n". */
+static void scan_placeholder(Scan *s) {
+  char num[16];
+  int v, n, k;
+  size_t j = s->i + 1;
+  if (j < s->len && is_digit(s->sql[j])) {
+    v = read_number(s, j, &j);
+    if (v > s->next) s->next = v;
+  } else {
+    v = ++s->next;
+  }
+  if (v > s->maxp) s->maxp = v;
+  n = snprintf(num, sizeof num, "$%d", v);
+  for (k = 0; k < n; k++) emit(s, num[k]);
+  s->i = j;
+}
+
+/*
 ** Scan the first statement of sql[0..len): where it ends (after its ';', or
 ** len), whether it holds anything but blanks and comments, and (when out is
 ** not NULL) its text with "?" / "?N" rewritten to "$n", without the ';'.
@@ -186,104 +312,27 @@ static int is_identch(char ch) {
 */
 static size_t scan_sql(const char *sql, size_t len, char *out, size_t *outlen, int *nparams,
                        int *nonblank) {
-  size_t i = 0, o = 0;
-  int next = 0, maxp = 0;
-#define EMIT(ch) do { if (out != NULL) out[o] = (ch); o++; } while (0)
+  Scan s;
+  s.sql = sql; s.len = len; s.i = 0; s.out = out; s.o = 0; s.next = 0; s.maxp = 0;
   *nonblank = 0;
-  while (i < len) {
-    char ch = sql[i];
-    if (ch == ';') { i++; break; }
-    if (ch == '-' && i + 1 < len && sql[i + 1] == '-') {          /* -- comment */
-      while (i < len && sql[i] != '\n') { EMIT(sql[i]); i++; }
-      continue;
-    }
-    if (ch == '/' && i + 1 < len && sql[i + 1] == '*') {          /* nested block comment */
-      int depth = 0;
-      while (i < len) {
-        if (sql[i] == '/' && i + 1 < len && sql[i + 1] == '*') {
-          depth++; EMIT('/'); EMIT('*'); i += 2; continue;
-        }
-        if (sql[i] == '*' && i + 1 < len && sql[i + 1] == '/') {
-          depth--; EMIT('*'); EMIT('/'); i += 2;
-          if (depth == 0) break;
-          continue;
-        }
-        EMIT(sql[i]); i++;
-      }
-      continue;
-    }
-    if (is_space(ch)) { EMIT(ch); i++; continue; }
+  while (s.i < len) {
+    char ch = sql[s.i];
+    if (ch == ';') { s.i++; break; }
+    if (scan_comment(&s)) continue;
+    if (is_space(ch)) { emit(&s, ch); s.i++; continue; }
     *nonblank = 1;
-    if (ch == '\'' || ch == '"') {                                /* string or identifier */
-      int backslash = ch == '\'' && i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
-                      (i < 2 || !is_identch(sql[i - 2]));
-      EMIT(ch); i++;
-      while (i < len) {
-        if (backslash && sql[i] == '\\' && i + 1 < len) {
-          EMIT(sql[i]); EMIT(sql[i + 1]); i += 2; continue;
-        }
-        if (sql[i] == ch) {
-          EMIT(ch); i++;
-          if (i < len && sql[i] == ch) { EMIT(ch); i++; continue; }   /* doubled */
-          break;
-        }
-        EMIT(sql[i]); i++;
-      }
-      continue;
-    }
-    if (ch == '$' && (i == 0 || !is_identch(sql[i - 1]))) {
-      size_t j = i + 1;
-      if (j < len && is_digit(sql[j])) {                          /* $n written out */
-        int v = 0;
-        while (j < len && is_digit(sql[j])) {
-          if (v < 100000) v = v * 10 + (sql[j] - '0');
-          j++;
-        }
-        if (v > maxp) maxp = v;
-        while (i < j) { EMIT(sql[i]); i++; }
-        continue;
-      }
-      while (j < len && is_identch(sql[j]) && !is_digit(sql[i + 1])) j++;
-      if (j < len && sql[j] == '$') {                             /* $tag$ ... $tag$ */
-        size_t taglen = j - i + 1, k = j + 1;
-        while (k < len && !(sql[k] == '$' && k + taglen <= len &&
-                            memcmp(sql + k, sql + i, taglen) == 0))
-          k++;
-        k = k < len ? k + taglen : len;
-        while (i < k) { EMIT(sql[i]); i++; }
-        continue;
-      }
-    }
-    if (ch == '?') {                                              /* a placeholder */
-      char num[16];
-      int v, n, k;
-      size_t j = i + 1;
-      if (j < len && is_digit(sql[j])) {
-        v = 0;
-        while (j < len && is_digit(sql[j])) {
-          if (v < 100000) v = v * 10 + (sql[j] - '0');
-          j++;
-        }
-        if (v > next) next = v;
-      } else {
-        v = ++next;
-      }
-      if (v > maxp) maxp = v;
-      n = snprintf(num, sizeof num, "$%d", v);
-      for (k = 0; k < n; k++) EMIT(num[k]);
-      i = j;
-      continue;
-    }
-    if (is_identch(ch)) {                        /* a whole word: E'...' is seen by its quote */
-      while (i < len && is_identch(sql[i])) { EMIT(sql[i]); i++; }
-      continue;
-    }
-    EMIT(ch); i++;
+    if (ch == '\'' || ch == '"') scan_quoted(&s, ch);
+    else if (ch == '$' && scan_dollar(&s)) continue;
+    else if (ch == '?') scan_placeholder(&s);
+    else if (is_identch(ch)) {                 /* a whole word: E'...' is seen by its quote */
+      size_t k = s.i;
+      while (k < len && is_identch(sql[k])) k++;
+      copy_to(&s, k);
+    } else { emit(&s, ch); s.i++; }
   }
-#undef EMIT
-  if (outlen != NULL) *outlen = o;
-  *nparams = maxp;
-  return i;
+  if (outlen != NULL) *outlen = s.o;
+  *nparams = s.maxp;
+  return s.i;
 }
 
 /* }====== */

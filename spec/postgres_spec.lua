@@ -86,6 +86,21 @@ describe("PostgreSQL db:query", function()
     assert.equal("ba", r[1].s)
   end)
 
+  it("leaves ? alone in tagged dollar quotes, nested comments and doubled quotes", function()
+    local r = assert(db:query(
+      "SELECT $t$ ? $$ ? $t$ AS d, /* /* ? */ ? */ ?::text AS a, 'it''s ?' AS q, "
+      .. "\"x\"\"?\" AS w, a$1 AS v FROM (SELECT 5 AS a$1) s, (SELECT 1 AS \"x\"\"?\") t",
+      "p"))
+    assert.equal(1, #r)
+    assert.equal(" ? $$ ? ", r[1].d)
+    assert.equal("p", r[1].a)
+    assert.equal("it's ?", r[1].q)
+    assert.equal(1, r[1].w)
+    assert.equal(5, r[1].v)
+    r = assert(db:query("SELECT $1::text || ?::text AS s", "x"))
+    assert.equal("xx", r[1].s)
+  end)
+
   it("counts the values against the placeholders and refuses a second statement", function()
     assert.has_error(function() db:query("SELECT ?::int AS a", 1, 2) end,
       "db:query: 2 values given for 1 parameter")
