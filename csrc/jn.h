@@ -398,7 +398,7 @@ JN_INTERNAL void jn_inst_pushmodel(lua_State *L, int instidx);
 JN_INTERNAL void jn_inst_newlist(lua_State *L, int narr);
 JN_INTERNAL void jn_inst_open(lua_State *L);
 
-/* jn_query.c */
+/* jn_select.c */
 struct jn_Select;
 /* Resolve "Alias.field" of a fragment: the association alias (n bytes) of
 ** m; with b, also append " FROM ... WHERE <link> = "table"."key"", the
@@ -424,8 +424,34 @@ typedef struct jn_Select {
   int inc_idx;              /* stack index of the find's include table, or 0 */
 } jn_Select;
 
-JN_INTERNAL void jn_query_where(lua_State *L, jn_Model *m, int whereidx, const char *alias,
-                                jn_Buf *b, jn_Select *s, const char *ctx);
+JN_INTERNAL void jn_select_init(lua_State *L, jn_Select *s);
+JN_INTERNAL void jn_select_bind(lua_State *L, jn_Select *s, int idx);
+JN_INTERNAL void jn_select_bindt(lua_State *L, jn_Select *s, int idx, int type);
+JN_INTERNAL void jn_select_bindlist(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s);
+JN_INTERNAL const char *jn_select_jsonin(jn_Conn *c, int type);
+JN_INTERNAL void jn_select_addjson(lua_State *L, jn_Buf *b, int idx);
+JN_INTERNAL int jn_select_aliased(lua_State *L, const jn_Select *s, const char *name);
+
+/* jn_frag.c */
+JN_INTERNAL const char *jn_frag_kindname(int k);
+JN_INTERNAL int jn_frag_kind(lua_State *L, int idx);
+JN_INTERNAL int jn_frag_parts(lua_State *L, int idx, const char **name, size_t *len);
+JN_INTERNAL int jn_frag_colfield(lua_State *L, jn_Model *m, int idx, const char **assoc,
+                                 size_t *alen, const char **field, const char *ctx);
+JN_INTERNAL void jn_frag_noassoc(lua_State *L, const char *name, const char *ctx);
+JN_INTERNAL void jn_frag_expr(lua_State *L, jn_Model *m, const char *alias, int idx, jn_Buf *b,
+                              jn_Select *s, const char *ctx, int depth);
+JN_INTERNAL int jn_frag_aggregate(lua_State *L, int idx, int depth);
+JN_INTERNAL void jn_frag_open(lua_State *L);
+
+/* jn_where.c */
+JN_INTERNAL int jn_where_shape(lua_State *L, int idx);
+JN_INTERNAL void jn_where_compile(lua_State *L, jn_Model *m, int whereidx, const char *alias,
+                                  jn_Buf *b, jn_Select *s, const char *ctx);
+JN_INTERNAL void jn_where_having(lua_State *L, jn_Model *m, int havingidx, jn_Buf *b,
+                                 jn_Select *s, const char *ctx);
+
+/* jn_query.c */
 JN_INTERNAL void jn_query_tail(lua_State *L, jn_Model *m, int optsidx, const char *alias,
                                jn_Buf *b, jn_Select *s, const char *ctx);
 JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const int *link,
@@ -433,19 +459,12 @@ JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const 
                                   const char *ctx);
 JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st,
                               const int *cols, int ncols, int one, int nrec);
-JN_INTERNAL void jn_query_addjson(lua_State *L, jn_Buf *b, int idx);
-JN_INTERNAL const char *jn_query_jsonin(jn_Conn *c, int type);
-JN_INTERNAL void jn_query_bind(lua_State *L, jn_Select *s, int idx);
-JN_INTERNAL void jn_query_bindt(lua_State *L, jn_Select *s, int idx, int type);
-JN_INTERNAL void jn_query_bindlist(lua_State *L, jn_Conn *c, jn_St *st, const jn_Select *s);
-JN_INTERNAL void jn_query_init(lua_State *L, jn_Select *s);
 JN_INTERNAL void jn_query_group(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Select *s,
                                 const char *ctx);
 JN_INTERNAL void jn_query_order(lua_State *L, jn_Model *m, int orderidx, const char *alias,
                                 jn_Buf *b, jn_Select *s, const char *ctx);
 JN_INTERNAL int jn_query_found(lua_State *L, jn_Model *m, int modelidx, jn_St *st,
                                const jn_Select *s, int nrec);
-JN_INTERNAL void jn_query_open(lua_State *L);
 
 /* jn_assoc.c */
 JN_INTERNAL void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b);

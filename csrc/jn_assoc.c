@@ -626,7 +626,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   char stamp[32];
   size_t slen = jn_scalar_timestamp(j->conn, stamp);
   if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return rc;
-  jn_query_init(L, &s);
+  jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
   jn_buf_addident(L, &b, NULL, j->table);
@@ -644,7 +644,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
     jn_buf_adds(L, &b, " = ?");
     if (lua_type(L, -1) == LUA_TBOOLEAN) lua_pushinteger(L, lua_toboolean(L, -1));
     else lua_pushvalue(L, -1);
-    jn_query_bindt(L, &s, -1, j->f[i].type);
+    jn_select_bindt(L, &s, -1, j->f[i].type);
     lua_pop(L, 2);
   }
   if (n == 0) { lua_pop(L, 2); return SQLITE_OK; }
@@ -655,7 +655,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   jn_buf_adds(L, &b, " = ?");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return rc; }
-  jn_query_bindlist(L, c, st, &s);
+  jn_select_bindlist(L, c, st, &s);
   jn_assoc_bindsource(L, a, self, st, n + 1);
   bind_key(L, c, st, n + 2, arr, k);
   rc = jn_conn_run(L, c, st);
@@ -783,7 +783,7 @@ jn_St *jn_assoc_countwhere2(lua_State *L, jn_Assoc *a, int w, int tw, int *rc) {
   jn_Buf b;
   jn_Select s;
   jn_St *st;
-  jn_query_init(L, &s);
+  jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT count(*)");
   jn_assoc_from(L, a, &b);
@@ -791,13 +791,13 @@ jn_St *jn_assoc_countwhere2(lua_State *L, jn_Assoc *a, int w, int tw, int *rc) {
   jn_assoc_link(L, a, &b);
   jn_buf_adds(L, &b, " = ? AND ");
   jn_inst_get(L, 1, a->source_key);
-  jn_query_bind(L, &s, -1);
+  jn_select_bind(L, &s, -1);
   lua_pop(L, 1);
-  if (w) jn_query_where(L, a->target, w, "t", &b, &s, jn_assoc_method(L));
+  if (w) jn_where_compile(L, a->target, w, "t", &b, &s, jn_assoc_method(L));
   if (w && tw) jn_buf_adds(L, &b, " AND ");
-  if (tw) jn_query_where(L, a->through, tw, "j", &b, &s, jn_assoc_method(L));
+  if (tw) jn_where_compile(L, a->through, tw, "j", &b, &s, jn_assoc_method(L));
   st = jn_stmt_cached(L, c, b.p, b.n, rc);
-  if (st != NULL) jn_query_bindlist(L, c, st, &s);
+  if (st != NULL) jn_select_bindlist(L, c, st, &s);
   return st;
 }
 
@@ -1072,7 +1072,7 @@ static jn_St *json_stmt(lua_State *L, jn_Assoc *a, int del, int ins, int *rc) {
   /* each key once, at the place it first has in the list (o): the links
   ** are inserted in the list's order, so their keys follow it as on SQLite */
   jn_buf_adds(L, &b, "WITH v(k, o) AS (SELECT x.v, row_number() OVER () FROM (");
-  jn_buf_adds(L, &b, jn_query_jsonin(c, j->f[a->other].type));
+  jn_buf_adds(L, &b, jn_select_jsonin(c, j->f[a->other].type));
   jn_buf_adds(L, &b, ") x(v)), w(k, o) AS (SELECT k, min(o) FROM v GROUP BY k)");
   if (!ins) {
     jn_buf_adds(L, &b, " DELETE ");
@@ -1131,7 +1131,7 @@ static int json_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr,
   for (i = 0; i < n; i++) {
     if (i) jn_buf_adds(L, &b, ",");
     push_key(L, &keys[i]);
-    jn_query_addjson(L, &b, -1);
+    jn_select_addjson(L, &b, -1);
     lua_pop(L, 1);
   }
   jn_buf_adds(L, &b, "]");

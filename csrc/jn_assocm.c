@@ -126,7 +126,7 @@ static void keep_order_sql(lua_State *L, const jn_Buf *b) {
 static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int keep, int *rc) {
   jn_Buf b;
   int *tcols;
-  jn_query_init(L, s);
+  jn_select_init(L, s);
   r->ntc = jn_assoc_throughcols(L, a, 2, &tcols);
   r->tcols = tcols;
   jn_buf_init(L, &b);
@@ -138,13 +138,13 @@ static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int 
   jn_assoc_link(L, a, &b);
   jn_buf_adds(L, &b, " = ?");
   jn_inst_get(L, 1, a->source_key);
-  jn_query_bind(L, s, -1);
+  jn_select_bind(L, s, -1);
   lua_pop(L, 1);
   lua_pushliteral(L, "where");
   lua_rawget(L, 2);
   if (!lua_isnil(L, -1)) {
     jn_buf_adds(L, &b, " AND ");
-    jn_query_where(L, a->target, lua_gettop(L), "t", &b, s, jn_assoc_method(L));
+    jn_where_compile(L, a->target, lua_gettop(L), "t", &b, s, jn_assoc_method(L));
   }
   lua_pop(L, 1);
   lua_pushliteral(L, "through");                  /* through = { where = ... }: on the junction */
@@ -152,7 +152,7 @@ static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int 
   jn_assoc_throughwhere(L, a, lua_gettop(L), jn_assoc_method(L));
   if (!lua_isnil(L, -1)) {
     jn_buf_adds(L, &b, " AND ");
-    jn_query_where(L, a->through, lua_gettop(L), "j", &b, s, jn_assoc_method(L));
+    jn_where_compile(L, a->through, lua_gettop(L), "j", &b, s, jn_assoc_method(L));
   }
   lua_pop(L, 2);
   jn_query_tail(L, a->target, 2, "t", &b, s, jn_assoc_method(L));
@@ -209,7 +209,7 @@ static int btm_get(lua_State *L) {
     st = get_stmt(L, a, &s, &r, order == 1, &rc);
   }
   if (st == NULL) return jn_error_result(L, c, rc, NULL);
-  if (s.nbind) jn_query_bindlist(L, c, st, &s);
+  if (s.nbind) jn_select_bindlist(L, c, st, &s);
   else jn_assoc_bindsource(L, a, 1, st, 1);
   jn_inst_newlist(L, 0);
   arr = lua_gettop(L);

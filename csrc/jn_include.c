@@ -4,8 +4,8 @@
 ** whatever the number of rows (the parents' keys bound as one JSON array),
 ** nested includes too; `required` turns into an EXISTS on the parent query.
 ** The association's SQL pieces come from jn_assoc.c.  jn_include_find is the
-** find of findAll/findOne/findByPk: the query jn_query.c compiles, then its
-** includes.
+** find of findAll/findOne/findByPk: the query jn_where.c and jn_query.c compile, then
+** its includes.
 */
 #include "jn.h"
 
@@ -121,7 +121,7 @@ static void include_subwhere(lua_State *L, jn_Assoc *a, int inc, jn_Buf *b, jn_S
     if (push_entry_assoc(L, a->source, v - 1, v, &alias, ctx) == a && lua_istable(L, v) &&
         jn_optfield(L, v, "where") == LUA_TTABLE) {
       jn_buf_adds(L, b, " AND ");
-      jn_query_where(L, a->target, lua_gettop(L), "t", b, s, ctx);
+      jn_where_compile(L, a->target, lua_gettop(L), "t", b, s, ctx);
       break;
     }
     lua_settop(L, v - 1);
@@ -234,7 +234,7 @@ static void add_through_where(lua_State *L, jn_Assoc *a, int t, jn_Buf *b, jn_Se
   if (!t) return;
   if (jn_optfield(L, t, "where") != LUA_TNIL) {
     jn_buf_adds(L, b, " AND ");
-    jn_query_where(L, a->through, lua_gettop(L), "j", b, s, ctx);
+    jn_where_compile(L, a->through, lua_gettop(L), "j", b, s, ctx);
   }
   lua_pop(L, 1);
 }
@@ -400,13 +400,13 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
     jn_optfield(L, spec, "where");
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, b, " AND ");
-      jn_query_where(L, a->target, lua_gettop(L), ta, b, s, ctx);
+      jn_where_compile(L, a->target, lua_gettop(L), ta, b, s, ctx);
     }
     lua_pop(L, 1);
     t = push_through(L, a, spec, ctx);
     if (t && jn_optfield(L, t, "where") != LUA_TNIL) {
       jn_buf_adds(L, b, " AND ");
-      jn_query_where(L, a->through, lua_gettop(L), ja, b, s, ctx);
+      jn_where_compile(L, a->through, lua_gettop(L), ja, b, s, ctx);
     }
     lua_pop(L, t ? 2 : 1);
     add_nested_required(L, a->target, spec, b, s, ctx, ta, depth + 1);
@@ -452,9 +452,9 @@ static void check_include(lua_State *L, jn_Assoc *a, int spec, const char *ctx) 
     jn_Buf b;
     jn_Select s;
     int w = lua_gettop(L);
-    jn_query_init(L, &s);
+    jn_select_init(L, &s);
     jn_buf_init(L, &b);
-    jn_query_where(L, a->target, w, "t", &b, &s, ctx);
+    jn_where_compile(L, a->target, w, "t", &b, &s, ctx);
   }
   lua_settop(L, top);
   {   /* the through options, checked (and through.as made readable) before any query */
@@ -462,7 +462,7 @@ static void check_include(lua_State *L, jn_Assoc *a, int spec, const char *ctx) 
     if (t) {
       jn_Buf b;
       jn_Select s;
-      jn_query_init(L, &s);
+      jn_select_init(L, &s);
       jn_buf_init(L, &b);
       add_through_where(L, a, t, &b, &s, ctx);
       through_cols(L, a, t, &cols, ctx);
@@ -533,7 +533,7 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int listidx, int map, int tom
       lua_pushvalue(L, -2);
       lua_rawset(L, map);
       if (nk++) jn_buf_addl(L, j, ",", 1);
-      jn_query_addjson(L, j, p + 2);
+      jn_select_addjson(L, j, p + 2);
     }
     if (tomany) {
       lua_setfield(L, p + 1, a->alias);
@@ -586,12 +586,12 @@ static void top_window(lua_State *L, int spec, jn_Buf *b, jn_Select *s, const ch
   lua_pop(L, 1);
   jn_buf_adds(L, b, ") AS \"jn_top\" WHERE \"jn_rn\" > ?");
   lua_pushinteger(L, off);
-  jn_query_bind(L, s, -1);
+  jn_select_bind(L, s, -1);
   lua_pop(L, 1);
   if (haslimit) {
     jn_buf_adds(L, b, " AND \"jn_rn\" <= ?");
     lua_pushinteger(L, off + lim);
-    jn_query_bind(L, s, -1);
+    jn_select_bind(L, s, -1);
     lua_pop(L, 1);
   }
   jn_buf_adds(L, b, " ORDER BY \"jn_rn\"");
@@ -613,7 +613,7 @@ static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, int t, const jn_B
     top |= jn_optfield(L, spec, "offset") != LUA_TNIL;
     lua_pop(L, 2);
   }
-  jn_query_init(L, s);
+  jn_select_init(L, s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, top ? "SELECT * FROM (SELECT " : "SELECT ");
   jn_assoc_link(L, a, &b);
@@ -628,16 +628,16 @@ static jn_St *include_stmt(lua_State *L, jn_Rows *r, int spec, int t, const jn_B
   jn_buf_adds(L, &b, " WHERE ");
   jn_assoc_link(L, a, &b);
   jn_buf_adds(L, &b, " IN (");
-  jn_buf_adds(L, &b, jn_query_jsonin(a->source->conn, jn_assoc_linktype(a)));
+  jn_buf_adds(L, &b, jn_select_jsonin(a->source->conn, jn_assoc_linktype(a)));
   jn_buf_adds(L, &b, ")");
   lua_pushlstring(L, j->p, j->n);
-  jn_query_bind(L, s, -1);
+  jn_select_bind(L, s, -1);
   lua_pop(L, 1);
   if (spec) {
     jn_optfield(L, spec, "where");
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, &b, " AND ");
-      jn_query_where(L, a->target, lua_gettop(L), "t", &b, s, ctx);
+      jn_where_compile(L, a->target, lua_gettop(L), "t", &b, s, ctx);
     }
     lua_pop(L, 1);
     add_through_where(L, a, t, &b, s, ctx);
@@ -779,7 +779,7 @@ static int load_include(lua_State *L, jn_Assoc *a, int listidx, int associdx, in
   as = through_as(L, a, t, ctx);
   st = include_stmt(L, &r, spec, t, &j, &s, ctx, &rc);
   if (st == NULL) return jn_error_result(L, c, rc, NULL);
-  jn_query_bindlist(L, c, st, &s);
+  jn_select_bindlist(L, c, st, &s);
   r.nrec = nested_count(L, spec);
   luaL_getmetatable(L, JN_INST_MT);
   r.mt = lua_gettop(L);
@@ -840,7 +840,7 @@ static int count_entries(lua_State *L, int idx) {
 
 /*
 ** Model:findAll / findOne (one = 1) with the options at optsidx: the query
-** compiled by jn_query.c, then its includes loaded.  It lives here, above
+** compiled by jn_where.c and jn_query.c, then its includes loaded.  It lives here, above
 ** both, because a find runs eager loading.  Pushes the array (or the
 ** instance or nil) and returns 1, or returns the fail triple.
 */
@@ -865,7 +865,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   if (jn_optfield(L, optsidx, "include") == LUA_TTABLE)
     include_keycols(L, m, lua_gettop(L), link, &nlink, ctx);
   lua_pop(L, 1);
-  jn_query_init(L, &s);
+  jn_select_init(L, &s);
   s.sub = include_sub;
   s.exprs = 1;
   if (jn_optfield(L, optsidx, "include") == LUA_TTABLE) s.inc_idx = lua_gettop(L);
@@ -881,7 +881,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
     jn_optfield(L, optsidx, "where");
     if (!lua_isnil(L, -1)) {
       jn_buf_adds(L, &b, " WHERE ");
-      jn_query_where(L, m, lua_gettop(L), NULL, &b, &s, ctx);
+      jn_where_compile(L, m, lua_gettop(L), NULL, &b, &s, ctx);
       haswhere = 1;
     }
     lua_pop(L, 1);
@@ -911,7 +911,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   }
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
-  jn_query_bindlist(L, m->conn, st, &s);
+  jn_select_bindlist(L, m->conn, st, &s);
   res = jn_query_found(L, m, modelidx, st, &s, incidx ? count_entries(L, incidx) : 0);
   if (res != 1) return res;
   if (incidx && (res = jn_include_load(L, m, lua_gettop(L), incidx, ctx)) != 0) return res;

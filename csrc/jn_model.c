@@ -215,7 +215,7 @@ static void add_where(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Sele
   jn_optfield(L, optsidx, "where");
   if (!lua_isnil(L, -1)) {
     jn_buf_adds(L, b, " WHERE ");
-    jn_query_where(L, m, lua_gettop(L), NULL, b, s, ctx);
+    jn_where_compile(L, m, lua_gettop(L), NULL, b, s, ctx);
   }
   lua_pop(L, 1);
 }
@@ -227,7 +227,7 @@ static int run_scalar(lua_State *L, jn_Model *m, const char *sql, size_t len, jn
   int rc;
   jn_St *st = jn_stmt_cached(L, m->conn, sql, len, &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
-  jn_query_bindlist(L, m->conn, st, s);
+  jn_select_bindlist(L, m->conn, st, s);
   rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW && !write) jn_scalar_pushi64(L, jn_e_col_int64(m->conn->eng, st, 0));
   else if (rc == SQLITE_DONE && write) lua_pushinteger(L, jn_e_changes(m->conn->eng, m->conn->db));
@@ -278,7 +278,7 @@ static int model_count(lua_State *L) {
   method_ctx(ctx, sizeof ctx, m, "count");
   lua_settop(L, 2);
   jn_conn_checkopts(L, 2, count_opts, ctx);
-  jn_query_init(L, &s);
+  jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT count(*) FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
@@ -355,7 +355,7 @@ static int update_set(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s, int er
       jn_buf_addident(L, b, NULL, m->f[i].name);
       jn_buf_adds(L, b, " = ?");
       if (jn_inst_value(L, m, i, -1, errs)) {
-        jn_query_bindt(L, s, -1, m->f[i].type);
+        jn_select_bindt(L, s, -1, m->f[i].type);
         lua_pop(L, 1);
       }
     }
@@ -383,7 +383,7 @@ static int model_update(lua_State *L) {
   lua_settop(L, 3);
   jn_conn_checkopts(L, 3, update_opts, ctx);
   write_rows(L, 3, 0, ctx);
-  jn_query_init(L, &s);
+  jn_select_init(L, &s);
   lua_pushnil(L);                      /* the errors slot: values that cannot be stored */
   errs = lua_gettop(L);
   jn_buf_init(L, &b);
@@ -421,7 +421,7 @@ static int model_destroy(lua_State *L) {
   lua_settop(L, 2);
   jn_conn_checkopts(L, 2, destroy_opts, ctx);
   write_rows(L, 2, 1, ctx);
-  jn_query_init(L, &s);
+  jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "DELETE FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
@@ -463,7 +463,7 @@ static int model_increment(lua_State *L) {
                  m->f[f].name);
     lua_pop(L, 1);
   }
-  jn_query_init(L, &s);
+  jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
   jn_buf_addident(L, &b, NULL, m->table);
@@ -484,11 +484,11 @@ static int model_increment(lua_State *L) {
         jn_buf_adds(L, &b, " + ?) = 'real' AND typeof(");
         jn_buf_addident(L, &b, NULL, m->f[i].name);
         jn_buf_adds(L, &b, ") = 'integer' THEN abs(-9223372036854775807 - 1) ELSE ");
-        jn_query_bindt(L, &s, -1, m->f[i].type);
+        jn_select_bindt(L, &s, -1, m->f[i].type);
       }
       jn_buf_addident(L, &b, NULL, m->f[i].name);
       jn_buf_adds(L, &b, " + ?");
-      jn_query_bindt(L, &s, -1, m->f[i].type);
+      jn_select_bindt(L, &s, -1, m->f[i].type);
       if (m->f[i].type == JN_T_INTEGER && sqlite) jn_buf_adds(L, &b, " END");
     }
     lua_pop(L, 1);
@@ -501,7 +501,7 @@ static int model_increment(lua_State *L) {
     jn_buf_addident(L, &b, NULL, m->f[m->updated].name);
     jn_buf_adds(L, &b, " = ?");
     lua_pushlstring(L, ts, len);
-    jn_query_bindt(L, &s, -1, m->f[m->updated].type);
+    jn_select_bindt(L, &s, -1, m->f[m->updated].type);
     lua_pop(L, 1);
   }
   add_where(L, m, 3, &b, &s, ctx);
@@ -535,7 +535,7 @@ static int model_aggregate(lua_State *L) {
                m->f[f].name);
   lua_settop(L, 4);
   jn_conn_checkopts(L, 4, agg_opts, ctx);
-  jn_query_init(L, &s);
+  jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT ");
   jn_buf_adds(L, &b, fns[fn]);
@@ -546,7 +546,7 @@ static int model_aggregate(lua_State *L) {
   add_where(L, m, 4, &b, &s, ctx);
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
-  jn_query_bindlist(L, m->conn, st, &s);
+  jn_select_bindlist(L, m->conn, st, &s);
   rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW) {
     if (fn == 0 && jn_e_coltype(m->conn->eng, st, 0) == SQLITE_NULL) lua_pushinteger(L, 0);

@@ -30,7 +30,7 @@ static int null_tostring(lua_State *L) {
 int luaopen_junction_core(lua_State *L) {
   lua_newtable(L);
   jn_inst_open(L);     /* first: define copies the instance methods */
-  jn_query_open(L);
+  jn_frag_open(L);
   jn_conn_open(L);
   jn_schema_open(L);
   jn_sync_open(L);
