@@ -28,8 +28,11 @@ local Genre = db:define("Genre", {
   },
 })
 db:associate {
-  Post = { { belongsToMany = "Genre", through = "TagPostGenre", foreignKey = "post_id", as = "Genres" } },
-  Genre = { { belongsToMany = "Post", through = "TagPostGenre", foreignKey = "genre_id", as = "Posts" } },
+  -- the links are soft-deleted too: a paranoid junction model (table tag_post_genre, made here)
+  Post = { { belongsToMany = "Genre", through = { model = "TagPostGenre", paranoid = true },
+             foreignKey = "post_id", as = "Genres" } },
+  Genre = { { belongsToMany = "Post", through = { model = "TagPostGenre", paranoid = true },
+              foreignKey = "genre_id", as = "Posts" } },
 }
 assert(db:sync())
 
@@ -55,6 +58,11 @@ local post = Post:findByPk(2)
 assert(post:setGenres { 1, 2, 3 })
 assert(Genre:findOne { where = { name = "sqlite" } }:destroy())
 print(#post:getGenres(), post:countGenres { paranoid = false })   --> 2  3
+-- A removed link is soft-deleted; adding it back restores it.
+assert(post:removeGenre(1))
+print(post:countGenres(), post:countGenres { through = { paranoid = false } })   --> 1  2
+assert(post:addGenre(1))
+print(post:countGenres())                                 --> 2
 assert(post:destroy())
 print(Post:count(), Post:count { paranoid = false }, post:isSoftDeleted())   --> 2  3  true
 assert(post:restore())

@@ -242,7 +242,7 @@ describe("examples/scopes_paranoid.lua", function()
     if setfenv then setfenv(chunk, env) else chunk = assert(loadfile("examples/scopes_paranoid.lua", "t", env)) end
     chunk()
     assert.are.same({
-      "Soft delete (180 views)", "2\t360", "160\t3", "2\t3", "2\t3\ttrue", "3", "1\t2", "3\t0",
+      "Soft delete (180 views)", "2\t360", "160\t3", "2\t3", "1\t2", "2", "2\t3\ttrue", "3", "1\t2", "3\t0",
       "nil\tPost:findByPk: no row found\t12",
     }, out)
   end)

@@ -472,7 +472,8 @@ local function junction_model(db, source, target, spec, ctx)
     ok = inflect.snake(target.name) .. "_" .. tk
   end
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
-  local defined, made = pcall(db.define, db, through, { tableName = through, underscored = true, fields = {} })
+  local defined, made = pcall(db.define, db, through, { tableName = through, underscored = true, fields = {},
+                                                        paranoid = spec.through_paranoid or nil })
   if not defined then   -- a name db:define refuses: say it as this call's misuse
     raise("%s: bad option 'through' ('%s' names no model, and no junction model can be made of it: %s)",
           ctx, through, (tostring(made):gsub("^[^:]*:%d+: ", "")))
@@ -681,28 +682,60 @@ end
 builders.hasOne = has_builder("hasOne")
 builders.hasMany = has_builder("hasMany")
 
--- The methods of a belongsToMany with a scope (on the target) or a through
--- scope (on the junction rows): reads are the C methods (old) with the scopes
--- added to where and through.where; writes are Lua over the junction model,
--- each in one transaction, so that a link of another scope in the same
--- junction table is never read, kept or deleted as this one's.
+-- The methods of a belongsToMany with a scope (on the target), a through
+-- scope (on the junction rows), or a junction model that is paranoid or has
+-- validators or hooks: reads are the C methods (old) with the scopes, and
+-- the paranoid junction's condition, added to where and through.where;
+-- writes are Lua over the junction model, each in one transaction, so that a
+-- link of another scope in the same junction table is never read, kept or
+-- deleted as this one's, the junction model's validators and hooks run
+-- (bulkCreate for new links, update for through values, destroy for
+-- removals: the calls Sequelize makes on its through model), and the links
+-- of a paranoid junction are soft-deleted and restored rather than deleted
+-- and inserted again.
 local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, singular, plural)
   local fk, ok, sk, tk, scope, tscope = keys.fk, keys.ok, keys.sk, keys.tk, keys.scope, keys.tscope
-  local check = junction._check
+  local para = keys.para   -- the paranoid junction's deletedAt field, or nil
+  local check, null = junction._check, junction.null
   local fns = {}
   local function both(a, b)
     if a and b then return { ["and"] = { a, b } } end
     return a or b
+  end
+  -- paranoid = false, or Sequelize's through = { paranoid = false }: the
+  -- soft-deleted links are read too.  Both are taken out of o.
+  local function keeps_deleted(o, method, level)
+    local all = false
+    if o.paranoid ~= nil then
+      if type(o.paranoid) ~= "boolean" then
+        error(method .. ": bad option 'paranoid' (boolean expected, got " .. type(o.paranoid) .. ")", level + 1)
+      end
+      all = o.paranoid == false
+      o.paranoid = nil
+    end
+    if type(o.through) == "table" and rawget(o.through, "paranoid") ~= nil then
+      local t = copy(o.through)
+      if type(t.paranoid) ~= "boolean" then
+        error(method .. ": bad option 'through.paranoid' (boolean expected, got " .. type(t.paranoid) .. ")",
+              level + 1)
+      end
+      all = all or t.paranoid == false
+      t.paranoid = nil
+      o.through = t
+    end
+    return all
   end
   local function opts_of(opts, method, level)
     if opts ~= nil and type(opts) ~= "table" then
       error(method .. ": bad options (table expected, got " .. type(opts) .. ")", level + 1)
     end
     local o = copy(opts)
+    local tw = tscope and copy(tscope)
+    if para and not keeps_deleted(o, method, level + 1) then tw = both(tw, { [para] = null }) end
     o.where = both(scope and copy(scope), o.where)
-    if tscope then
+    if tw then
       local t = copy(o.through)
-      t.where = both(copy(tscope), t.where)
+      t.where = both(tw, t.where)
       o.through = t
     end
     return o
@@ -720,10 +753,15 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
       return helper(self, ks, method, opts)
     end
   end
-  local function has(self, ks, method)
+  local function has(self, ks, method, opts)
     own_key(self, sk, source, method)
+    if opts ~= nil and type(opts) ~= "table" then
+      error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 3)
+    end
     if #ks == 0 then return true end
-    local n, msg, code = old.count(self, opts_of({ where = { [tk] = { ["in"] = ks } } }, method, 2))
+    local o = copy(opts)
+    o.where = both({ [tk] = { ["in"] = ks } }, o.where)
+    local n, msg, code = old.count(self, opts_of(o, method, 2))
     if n == nil then return nil, msg, code end
     return n == #ks
   end
@@ -743,17 +781,30 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
         junction.abort(msg, NOT_FOUND)
       end
     end
-    local have = {}
-    for _, row in ipairs(check(jm:findAll { where = with_scope({ [fk] = k, [ok] = { ["in"] = ks } }, tscope),
-                                            attributes = { ok } })) do
-      have[row[ok]] = true
+    -- the links there are (of a paranoid junction, the soft-deleted ones too)
+    local have, dead, seen = {}, {}, {}
+    local q = { where = with_scope({ [fk] = k, [ok] = { ["in"] = ks } }, tscope), attributes = { ok, para } }
+    if para then q.paranoid = false end
+    for _, row in ipairs(check(jm:findAll(q))) do
+      seen[row[ok]] = true
+      if para and row[para] ~= nil then dead[#dead + 1] = row[ok] else have[row[ok]] = true end
     end
+    -- the new links in one bulkCreate: the junction model's validators run
+    -- on each row, its beforeBulkCreate and afterBulkCreate hooks around them
+    local rows = {}
     for _, key in ipairs(ks) do
-      if not have[key] then
+      if not seen[key] then
         local v = with_scope(copy(values), tscope)
         v[fk], v[ok] = k, key
-        check(jm:create(v))
+        rows[#rows + 1] = v
       end
+    end
+    if #rows > 0 then check(jm:bulkCreate(rows)) end
+    -- a soft-deleted link is restored, with the through values given
+    if #dead > 0 then
+      local v = copy(values)
+      v[para] = null
+      check(jm:update(v, { where = with_scope({ [fk] = k, [ok] = { ["in"] = dead } }, tscope), paranoid = false }))
     end
     if values and next(values) ~= nil and next(have) ~= nil then
       local kept = {}
@@ -839,17 +890,22 @@ function builders.belongsToMany(db, source, target, spec, ctx)
   end
   local scope = spec.scope and check_scope(target, spec.scope, "scope", ctx)
   local tscope = spec.through_scope and check_scope(jm, spec.through_scope, "through.scope", ctx)
+  local para = junction._paranoid(jm)
+  if spec.through_paranoid ~= nil and spec.through_paranoid ~= (para ~= nil) then
+    raise("%s: bad option 'through.paranoid' (%s, but %s is %sparanoid: say paranoid in its db:define)", ctx,
+          tostring(spec.through_paranoid), jm.name, para and "" or "not ")
+  end
   local assoc = db:_associate(source, "belongsToMany", target, {
     as = plural, foreignKey = fk, otherKey = ok, through = jm,
     sourceKey = sk, targetKey = tk,
     names = names,
   })
-  if scope or tscope then
+  if scope or tscope or para or junction._hooked(jm) then
     -- every method becomes the scoped one; the C reads stay below it, under the scopes
     local info = assoc:info()
     local old = {}
     local keys = { fk = info.foreignKey, ok = info.otherKey, sk = info.sourceKey, tk = info.targetKey,
-                   scope = scope, tscope = tscope }
+                   scope = scope, tscope = tscope, para = para }
     local fns = scoped_btm_methods(db, assoc, source, target, jm, keys, old, singular, plural)
     for name, role in pairs(names) do
       local was = source:_method(name, fns[role], true)
@@ -941,7 +997,7 @@ function M.associate(db, tbl)
       end
       if type(spec.through) == "table" then   -- Sequelize's { model = ..., scope = ... }
         for k in next, spec.through do
-          if k ~= "model" and k ~= "scope" then
+          if k ~= "model" and k ~= "scope" and k ~= "paranoid" then
             raise("%s: %s '%s': bad option 'through.%s' (unknown key)", name, kind, tostring(spec[kind]), tostring(k))
           end
         end
@@ -952,6 +1008,10 @@ function M.associate(db, tbl)
         if spec.through.scope ~= nil and type(spec.through.scope) ~= "table" then
           raise("%s: %s '%s': bad option 'through.scope' (table expected)", name, kind, tostring(spec[kind]))
         end
+        if spec.through.paranoid ~= nil and type(spec.through.paranoid) ~= "boolean" then
+          raise("%s: %s '%s': bad option 'through.paranoid' (boolean expected)", name, kind, tostring(spec[kind]))
+        end
+        spec.through_paranoid = spec.through.paranoid
         spec.through_scope, spec.through = spec.through.scope, spec.through.model
       end
       if type(spec[kind]) ~= "string" then
@@ -978,6 +1038,7 @@ function M.associate(db, tbl)
         spec.inverse = nil
         todo[#todo + 1] = { source = target, kind = kind, target = source,
           spec = { belongsToMany = source.name, through = spec.through, through_scope = spec.through_scope,
+                   through_paranoid = spec.through_paranoid,
                    as = inv.as, foreignKey = spec.otherKey, otherKey = spec.foreignKey,
                    sourceKey = spec.targetKey, targetKey = spec.sourceKey, hooks = spec.hooks },
           ctx = target.name .. " " .. kind .. " " .. source.name }

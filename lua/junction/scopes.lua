@@ -253,25 +253,49 @@ end
 
 -- }======
 
+-- The deletedAt field of the junction model of a belongsToMany (the
+-- association's info) when that model is paranoid, else nil.
+local function junction_paranoid(info)
+  local je = info.kind == "belongsToMany" and entry(info.through)
+  return je and je.paranoid or nil
+end
+
 -- One include element as a table (association = name, ...), the rows of a
--- paranoid target skipped unless it says paranoid = false.
+-- paranoid target, and the soft-deleted links of a paranoid junction model,
+-- skipped unless it says paranoid = false (the links also with Sequelize's
+-- through = { paranoid = false }).
 local function rewrite_one(model, name, spec)
   local o = {}
   if type(spec) == "table" then o = copy(spec) end
   if o.association == nil then o.association = name end
   local a = find_assoc(model, o.association)
   if a == nil then return o end
-  local target = a:info().target
+  local info = a:info()
+  local target = info.target
   local te = entry(target)
   local para = te and te.paranoid
+  local jpara = junction_paranoid(info)
   if o.paranoid ~= nil then
-    if not (te and te.paranoid) then return o end   -- the C core raises for the unknown key
-    if o.paranoid == false then para = nil end
+    if not para and not jpara then return o end   -- the C core raises for the unknown key
+    if o.paranoid == false then para, jpara = nil, nil end
     o.paranoid = nil
+  end
+  if jpara and type(o.through) == "table" and rawget(o.through, "paranoid") ~= nil
+     and type(rawget(o.through, "paranoid")) == "boolean" then
+    local t = copy(o.through)
+    if t.paranoid == false then jpara = nil end
+    t.paranoid = nil
+    o.through = t
   end
   if para then
     if o.where == nil and o.required == nil then o.required = false end
     o.where = and_where(o.where, is_null_where(para))
+  end
+  if jpara and (o.through == nil or type(o.through) == "table") then
+    -- a where on the links: it does not make the include required
+    local t = copy(o.through)
+    t.where = and_where(t.where, is_null_where(jpara))
+    o.through = t
   end
   if o.include ~= nil then o.include = rewrite_include(target, o.include) end
   return o
@@ -836,6 +860,12 @@ end
 function M.setup(mod, c)
   junction, core = mod, c
   null = c.null
+  -- the deletedAt field of a paranoid model, else nil (junction.assoc asks
+  -- it of a belongsToMany's junction model)
+  mod._paranoid = function(m)
+    local e = entry(m)
+    return e and e.paranoid or nil
+  end
   local Model = c.Model
   -- increment, decrement and the aggregates of every model: the model's
   -- own (a scope, soft delete) are set by install
@@ -924,6 +954,8 @@ function M.associated(db)
       if info.kind == "belongsToMany" then names = { "get" .. plural, "count" .. plural }
       elseif info.kind == "hasMany" then names = { "count" .. plural }   -- its get is findAll
       end
+      -- (a paranoid junction's get and count read paranoid themselves: it stays in the options)
+      local jpara = junction_paranoid(info)
       if names and te and te.paranoid then
         local field = te.paranoid
         local done = wrapped[model] or {}
@@ -942,7 +974,7 @@ function M.associated(db)
                           type(o.paranoid) .. ")")
                   end
                   para = o.paranoid
-                  o.paranoid = nil
+                  if not jpara then o.paranoid = nil end
                 end
                 if para then o.where = and_where(o.where, is_null_where(field)) end
                 return checked(pcall(prev, self, o, ...))
