@@ -131,6 +131,7 @@ typedef struct jn_Conn {
   int timedout;             /* the progress handler interrupted the statement */
   int stmt_running;         /* a statement has started and not finished */
   long long stmt_t0;        /* monotonic ms when the running statement started */
+  const void *inst_mt;      /* the instance metatable (pinned in the uservalue): compared, never read */
 } jn_Conn;
 
 /*
@@ -383,6 +384,7 @@ JN_INTERNAL void jn_sync_move_identity(lua_State *L, jn_Model *m, int keyidx);
 
 /* jn_inst.c */
 JN_INTERNAL jn_Inst *jn_inst_test(lua_State *L, int idx);
+JN_INTERNAL jn_Inst *jn_inst_of(lua_State *L, int idx, const jn_Conn *c);
 JN_INTERNAL int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx,
                               const char *ctx);
 JN_INTERNAL int jn_inst_insert(lua_State *L, int instidx);

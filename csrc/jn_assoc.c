@@ -50,12 +50,10 @@ const char *jn_assoc_method(lua_State *L) {
 ** uservalue, the anchor table, holds the strings of its text and blob keys.
 */
 
-/* Push a key array with room for cap keys and an empty anchor table. [-0, +1, m] */
+/* Push a key array with room for cap keys; its anchor table is made by the
+** first key that needs it (a list of integer keys has none). [-0, +1, m] */
 static jn_Key *new_keys(lua_State *L, int cap) {
-  jn_Key *keys = (jn_Key *)lua_newuserdata(L, (size_t)(cap > 0 ? cap : 1) * sizeof(jn_Key));
-  lua_newtable(L);
-  lua_setuservalue(L, -2);
-  return keys;
+  return (jn_Key *)jn_newuserdata_nouv(L, (size_t)(cap > 0 ? cap : 1) * sizeof(jn_Key));
 }
 
 /*
@@ -77,7 +75,12 @@ static jn_Key *grow_keys(lua_State *L, int arr, int n, int cap) {
 static void anchor_key(lua_State *L, int arr, jn_Key *k, int type) {
   k->type = type;
   k->s = lua_tolstring(L, -1, &k->n);
-  lua_getuservalue(L, arr);
+  if (lua_getuservalue(L, arr) != LUA_TTABLE) {   /* the array's first anchored key */
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setuservalue(L, arr);
+  }
   k->anchor = (int)lua_rawlen(L, -1) + 1;
   lua_insert(L, -2);
   lua_rawseti(L, -2, k->anchor);
@@ -133,7 +136,7 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
   int kf = key_field(a), ftype = a->target->f[kf].type, t;
   jn_Inst *inst;
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
-  inst = jn_inst_test(L, idx);
+  inst = jn_inst_of(L, idx, a->target->conn);
   if (inst != NULL) {
     if (inst->model != a->target)
       luaL_error(L, "%s: bad argument (element %d is a %s instance, expected %s or its key)",
@@ -149,10 +152,10 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
   memset(k, 0, sizeof *k);
   k->pos = elem;
   if (t == LUA_TNUMBER) {
-    double d = (double)lua_tonumber(L, idx);
+    double d;
     if (jn_scalar_toi64(L, idx, &k->i)) {
       k->type = SQLITE_INTEGER;
-    } else if (d != d || d - d != 0) {
+    } else if (d = (double)lua_tonumber(L, idx), d != d || d - d != 0) {
       luaL_error(L, "%s: bad argument (element %d is %s, not a key)", ctx, elem,
                  d != d ? "NaN" : d > 0 ? "infinite" : "-infinite");
     } else if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(sqlite3_int64)d) {

@@ -85,9 +85,20 @@ static inline const char *jn_tolstring(lua_State *L, int idx, size_t *len) {
 #undef  luaL_setmetatable
 #define luaL_setmetatable(L, t) (luaL_getmetatable((L), (t)), (void)lua_setmetatable((L), -2))
 
+/* A new userdata whose uservalue is nil until it is set: 5.1 gives it the
+** running function's environment, so it gets an empty table there. */
+static inline void *jn_newuserdata_nouv(lua_State *L, size_t size) {
+  void *p = lua_newuserdata(L, size);
+  lua_newtable(L);
+  (void)lua_setfenv(L, -2);
+  return p;
+}
+
 #elif LUA_VERSION_NUM == 503 || LUA_VERSION_NUM == 504
 
 #define JN_LUA51 0
+
+#define jn_newuserdata_nouv(L, size) lua_newuserdata((L), (size))
 
 #else
 #error "junction: unsupported Lua version (5.1, 5.3, 5.4 and LuaJIT 2.1 are)"

@@ -855,6 +855,9 @@ static jn_Conn *new_conn(lua_State *L, int pg, int optidx, const OpenOpts *o) {
   if (pg) lua_pushliteral(L, "postgres");
   else lua_pushvalue(L, 3);
   lua_setfield(L, -2, "path");
+  luaL_getmetatable(L, JN_INST_MT);   /* pinned: c->inst_mt stays its address */
+  c->inst_mt = lua_topointer(L, -1);
+  lua_setfield(L, -2, "instmt");
   lua_setuservalue(L, idx);
   lua_newtable(L);
   c->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -30,6 +30,19 @@ jn_Inst *jn_inst_test(lua_State *L, int idx) {
   return (jn_Inst *)luaL_testudata(L, idx, JN_INST_MT);
 }
 
+/* As jn_inst_test, for a caller that holds a connection: the metatable's
+** address is compared with the one the connection keeps, with no registry
+** lookup (the check of every element of a key list). */
+jn_Inst *jn_inst_of(lua_State *L, int idx, const jn_Conn *c) {
+  void *p;
+  int ok;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  ok = lua_topointer(L, -1) == c->inst_mt;
+  p = lua_touserdata(L, idx);
+  lua_pop(L, 1);
+  return ok ? (jn_Inst *)p : NULL;
+}
+
 /* Push a new instance with an empty uservalue and no row. [-0, +1, m] */
 static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
   size_t size = offsetof(jn_Inst, dirty) + DIRTY_BYTES(m) + 1;
