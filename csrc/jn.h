@@ -216,6 +216,7 @@ typedef struct jn_Model {
   int has_own;              /* the model has its own table (JN_UV_OWN): consult it */
   int cap;                  /* room for this many fields (db:associate adds keys) */
   int sealed;               /* an instance was made: no field may be added any more */
+  int lookup_id;            /* its lookup table's index in JN_LOOKUPS (0: none yet) */
   jn_Field f[1];            /* nfields entries */
 } jn_Model;
 

@@ -93,7 +93,7 @@ void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
 void jn_inst_get(lua_State *L, int instidx, int field) {
   lua_getuservalue(L, instidx);
   lua_rawgeti(L, -1, field + 1);
-  lua_remove(L, -2);
+  lua_replace(L, -2);   /* the value over its table: one copy, where a remove rotates */
 }
 
 /* Set field (0-based) to the value at validx, without marking it changed. */
@@ -1344,8 +1344,7 @@ static int inst_index(lua_State *L) {
   jn_Inst *inst = self_inst(L, "__index");
   jn_Model *m = inst->model;
   if (m->accessors && index_accessor(L, m)) return 1;   /* a get, or a VIRTUAL field */
-  lua_pushlightuserdata(L, m);
-  lua_rawget(L, lua_upvalueindex(1));
+  lua_rawgeti(L, lua_upvalueindex(1), m->lookup_id);
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
   switch (lua_type(L, -1)) {
@@ -1376,8 +1375,7 @@ static int inst_newindex(lua_State *L) {
   jn_Model *m = inst->model;
   char ctx[96];
   if (m->accessors && newindex_accessor(L, inst)) return 0;   /* a set, or a VIRTUAL field */
-  lua_pushlightuserdata(L, m);
-  lua_rawget(L, lua_upvalueindex(1));
+  lua_rawgeti(L, lua_upvalueindex(1), m->lookup_id);
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
   if (lua_type(L, -1) != LUA_TNUMBER) {

@@ -74,8 +74,7 @@ void jn_schema_uv(lua_State *L, int modelidx, const char *key) {
 /* Push the model's lookup table. [-0, +1, -] */
 void jn_schema_lookup(lua_State *L, jn_Model *m) {
   lua_getfield(L, LUA_REGISTRYINDEX, JN_LOOKUPS);
-  lua_pushlightuserdata(L, m);
-  lua_rawget(L, -2);
+  lua_rawgeti(L, -1, m->lookup_id);
   lua_remove(L, -2);
 }
 
@@ -652,9 +651,12 @@ static void build_lookup(lua_State *L, jn_Model *m, int uvidx) {
   }
   lua_setfield(L, uvidx, JN_UV_LOOKUP);   /* the model holds it strongly */
   lua_getfield(L, LUA_REGISTRYINDEX, JN_LOOKUPS);
-  lua_pushlightuserdata(L, m);
+  /* an index, not the model's address, so that __index finds it without
+  ** hashing a pointer: n + 1 of a border n is free (the table is weak:
+  ** a collected model's index is taken again) */
+  if (m->lookup_id == 0) m->lookup_id = (int)lua_rawlen(L, -1) + 1;
   lua_getfield(L, uvidx, JN_UV_LOOKUP);
-  lua_rawset(L, -3);
+  lua_rawseti(L, -2, m->lookup_id);
   lua_pop(L, 1);
 }
 
