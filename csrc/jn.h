@@ -340,6 +340,7 @@ JN_INTERNAL jn_St *jn_stmt_slot(lua_State *L, jn_Conn *c, jn_St **slot,
                                        const char *sql, int *rc);
 JN_INTERNAL jn_St *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql,
                                          size_t len, int *rc);
+JN_INTERNAL jn_St *jn_stmt_cachedat(lua_State *L, jn_Conn *c, int sqlidx, int *rc);
 JN_INTERNAL int jn_stmt_bindvalue(lua_State *L, jn_Conn *c, jn_St *st, int i, int idx, int type);
 JN_INTERNAL void jn_stmt_bindi64(lua_State *L, jn_Conn *c, jn_St *st, int i, sqlite3_int64 v);
 JN_INTERNAL void jn_stmt_bindtext(lua_State *L, jn_Conn *c, jn_St *st, int i, const char *s, size_t n);

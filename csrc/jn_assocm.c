@@ -188,11 +188,9 @@ static int btm_get(lua_State *L) {
   r.mt = lua_upvalueindex(3);
   jn_assoc_pushmodels(L, lua_upvalueindex(1), &r.tmodel, &r.jmodel);
   if (order == 2) {
-    size_t len;
-    const char *sql = lua_tolstring(L, 3, &len);
     r.ntc = a->through_extra ? a->through->nfields : 0;
     r.tcols = NULL;
-    st = jn_stmt_cached(L, c, sql, len, &rc);
+    st = jn_stmt_cachedat(L, c, 3, &rc);   /* the kept text: neither copied nor hashed again */
     s.cols = NULL;
     s.ncols = a->target->nfields;
     s.nbind = 0;

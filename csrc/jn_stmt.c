@@ -87,12 +87,28 @@ static void cache_prune(lua_State *L, jn_Conn *c, int cacheidx) {
 */
 jn_St *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t len,
                              int *rc) {
+  jn_St *st;
+  lua_pushlstring(L, sql, len);
+  st = jn_stmt_cachedat(L, c, lua_gettop(L), rc);
+  lua_pop(L, 1);
+  return st;
+}
+
+/*
+** jn_stmt_cached for SQL text that is a Lua string at sqlidx already: a
+** text the caller keeps is looked up without being copied or hashed again.
+** [-0, +0, m]
+*/
+jn_St *jn_stmt_cachedat(lua_State *L, jn_Conn *c, int sqlidx, int *rc) {
   jn_St *st = NULL;
   int cacheidx;
+  size_t len;
+  const char *sql;
+  if (sqlidx < 0) sqlidx = lua_gettop(L) + sqlidx + 1;
   if (c->log_ref != LUA_NOREF) { check_not_logging(L, c); log_reset(L, c); }
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->cache_ref);
   cacheidx = lua_gettop(L);
-  lua_pushlstring(L, sql, len);
+  lua_pushvalue(L, sqlidx);
   lua_rawget(L, cacheidx);
   st = (jn_St *)lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -103,12 +119,13 @@ jn_St *jn_stmt_cached(lua_State *L, jn_Conn *c, const char *sql, size_t len,
     return st;
   }
   if (c->ncached >= JN_CACHE_MAX) cache_prune(L, c, cacheidx);
+  sql = lua_tolstring(L, sqlidx, &len);
   *rc = jn_e_prepare(c->eng, c->db, sql, len, &st, NULL);
   if (*rc != SQLITE_OK || st == NULL) {
     lua_pop(L, 1);
     return NULL;
   }
-  lua_pushlstring(L, sql, len);
+  lua_pushvalue(L, sqlidx);
   lua_pushlightuserdata(L, st);
   lua_rawset(L, cacheidx);
   c->ncached++;
