@@ -258,6 +258,31 @@ describe("junction.migrate", function()
     assert_clean(db)
   end)
 
+  it("rollback and migrationStatus return the failure of reading the records", function()
+    db, path = seeded()
+    local list = { { name = "1_a", up = function(schema) schema:addColumn("post", "a", { type = T.TEXT }) end,
+                     down = function(schema) schema:removeColumn("post", "a") end } }
+    assert.same({ "1_a" }, assert(junction.migrate(db, list)))
+    -- the connection as migrate sees it, with the read of the records failing
+    local real = db
+    local proxy = setmetatable({}, { __index = function(_, k)
+      return function(_, ...)
+        if k == "query" and tostring((...)):find("SELECT name, applied_at", 1, true) then
+          return nil, "disk I/O error", 10
+        end
+        return real[k](real, ...)
+      end
+    end })
+    for _, call in ipairs { function() return junction.rollback(proxy, list) end,
+                            function() return junction.migrationStatus(proxy, list) end } do
+      local ok, msg, code = call()
+      assert.is_nil(ok)
+      assert.equal("disk I/O error", msg)
+      assert.equal(10, code)
+    end
+    assert.is_true(has_column(db, "post", "a"))
+  end)
+
   it("reads migrations from a directory, one file each", function()
     db, path = seeded()
     local dir = os.tmpname()

@@ -691,8 +691,9 @@ function M.rollback(db, source, n)
   for _, m in ipairs(load_migrations(source, ctx)) do by_name[m.name] = m end
   local ok, msg, code, details = ensure_records(db)
   if not ok then return fail(msg, code, details) end
-  local _, order = applied(db)
-  if not order then return fail(msg, code, details) end
+  local done, order
+  done, order, code, details = applied(db)
+  if not done then return fail(order, code, details) end
   local undone = {}
   for i = #order, math.max(1, #order - n + 1), -1 do
     local m = by_name[order[i]]
@@ -713,8 +714,8 @@ function M.status(db, source)
   local list = load_migrations(source, ctx, true)
   local ok, msg, code, details = ensure_records(db)
   if not ok then return fail(msg, code, details) end
-  local done, order = applied(db)
-  if not done then return nil, order, code end
+  local done, order, acode, adetails = applied(db)
+  if not done then return fail(order, acode, adetails) end
   local out, seen = {}, {}
   for _, m in ipairs(list) do
     out[#out + 1] = { name = m.name, applied_at = done[m.name] }
