@@ -551,6 +551,182 @@ static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, i
   }
 }
 
+/* {====== The transaction journal
+**
+** A write of an instance inside db:transaction changes the instance at once
+** (saved, key, dirty bits, destroyed), but the row only when the transaction
+** commits.  So that an instance never claims a write its transaction took
+** back, each transaction level keeps a journal: instance -> its state before
+** its first write at that level (a JournalEntry userdata), with the dirty
+** bits of every write at that level OR'd in.  When the level rolls back,
+** each instance gets that state back and the fields those writes wrote are
+** changed again (their values stay as the program set them, so a later save
+** writes them); when it commits into an enclosing level, its entries join
+** that level's journal.  The journals live in the registry table
+** JN_JOURNALS: connection (light userdata) -> { [depth] = journal }.
+*/
+
+#define JN_JOURNALS "junction.journals"
+
+typedef struct JournalEntry {
+  unsigned char saved, destroyed, keynil;
+  unsigned char dirty[1];
+} JournalEntry;
+
+/* Push the levels table of connection c, made when make is set; returns
+** whether one is pushed (nothing is pushed when not). [-0, +(0|1), m] */
+static int push_levels(lua_State *L, jn_Conn *c, int make) {
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (!make) return 0;
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
+  }
+  lua_pushlightuserdata(L, c);
+  lua_rawget(L, -2);
+  if (lua_isnil(L, -1) && make) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushlightuserdata(L, c);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_remove(L, -2);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+  return 1;
+}
+
+/* Push the journal of level depth in the levels table at lv (made). [-0, +1, m] */
+static void push_level(lua_State *L, int lv, int depth) {
+  lua_rawgeti(L, lv, depth);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, lv, depth);
+  }
+}
+
+/*
+** Note in the journal of the open transaction level that the instance at
+** instidx is about to be written.  Outside a transaction it does nothing:
+** a write there is one statement, done or not.  It raises only for memory,
+** before the write.
+** [-0, +0, m]
+*/
+static void journal_note(lua_State *L, int instidx, jn_Inst *inst) {
+  jn_Model *m = inst->model;
+  jn_Conn *c = m->conn;
+  JournalEntry *e;
+  size_t i, n = DIRTY_BYTES(m);
+  int top = lua_gettop(L);
+  if (c->txdepth == 0) return;
+  if (instidx < 0) instidx = top + instidx + 1;
+  push_levels(L, c, 1);
+  push_level(L, top + 1, c->txdepth);
+  lua_pushvalue(L, instidx);
+  lua_rawget(L, -2);
+  e = (JournalEntry *)lua_touserdata(L, -1);
+  if (e == NULL) {
+    e = (JournalEntry *)lua_newuserdata(L, offsetof(JournalEntry, dirty) + n);
+    e->saved = (unsigned char)inst->saved;
+    e->destroyed = (unsigned char)inst->destroyed;
+    jn_inst_get(L, instidx, m->pk);
+    e->keynil = (unsigned char)lua_isnil(L, -1);
+    lua_pop(L, 1);
+    memcpy(e->dirty, inst->dirty, n);
+    lua_pushvalue(L, instidx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, top + 2);
+  } else {
+    for (i = 0; i < n; i++) e->dirty[i] |= inst->dirty[i];
+  }
+  lua_settop(L, top);
+}
+
+/* Give the instance at -2 the state of the entry at -1 back. [-0, +0, -] */
+static void journal_undo(lua_State *L) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, -2);
+  const JournalEntry *e = (const JournalEntry *)lua_touserdata(L, -1);
+  size_t i;
+  inst->saved = e->saved;
+  inst->destroyed = e->destroyed;
+  for (i = 0; i < DIRTY_BYTES(inst->model); i++) inst->dirty[i] |= e->dirty[i];
+  if (e->keynil) {                      /* the key the rolled back INSERT gave */
+    lua_pushnil(L);
+    set_field(L, -3, inst->model->pk, -1);
+    lua_pop(L, 1);
+  }
+}
+
+/* Move the entries of the journal at j into the journal at into: an
+** instance already there keeps its earlier state, with the dirty bits of
+** both. [-0, +0, m] */
+static void journal_merge(lua_State *L, int j, int into) {
+  lua_pushnil(L);
+  while (lua_next(L, j) != 0) {
+    lua_pushvalue(L, -2);
+    lua_rawget(L, into);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, into);
+    } else {
+      JournalEntry *e = (JournalEntry *)lua_touserdata(L, -1);
+      const JournalEntry *from = (const JournalEntry *)lua_touserdata(L, -2);
+      jn_Inst *inst = (jn_Inst *)lua_touserdata(L, -3);
+      size_t i;
+      for (i = 0; i < DIRTY_BYTES(inst->model); i++) e->dirty[i] |= from->dirty[i];
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** junction._txsettle(db, committed): after db:transaction ended a level
+** (db:_tx "close"), settle the journals of the levels that ended: undo
+** them when the level rolled back (committed false) and for the levels it
+** left open inside it; join the level's journal to the enclosing level when
+** it committed into one; forget them when the outermost one committed.
+*/
+static int inst_txsettle(lua_State *L) {
+  jn_Conn *c = jn_conn_check(L, 1, "db:_txsettle");
+  int committed = lua_toboolean(L, 2), d;
+  lua_settop(L, 2);
+  if (!push_levels(L, c, 0)) return 0;  /* 3: the levels */
+  for (d = c->txcap; d > c->txdepth; d--) {
+    lua_rawgeti(L, 3, d);               /* 4: the journal of level d */
+    if (!lua_isnil(L, -1)) {
+      if (committed && d == c->txdepth + 1 && c->txdepth > 0) {
+        push_level(L, 3, c->txdepth);
+        journal_merge(L, 4, 5);
+      } else if (!(committed && d == c->txdepth + 1)) {
+        lua_pushnil(L);
+        while (lua_next(L, 4) != 0) {
+          journal_undo(L);
+          lua_pop(L, 1);
+        }
+      }
+      lua_pushnil(L);
+      lua_rawseti(L, 3, d);
+    }
+    lua_settop(L, 3);
+  }
+  if (c->txdepth == 0) {                /* no transaction: no journal */
+    lua_getfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
+    lua_pushlightuserdata(L, c);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
+  return 0;
+}
+
+/* }====== */
+
 /*
 ** Check the values of the unsaved instance at instidx as an INSERT would
 ** write them, writing nothing.  Returns SQLITE_OK, or JN_VALIDATION with
@@ -602,6 +778,7 @@ int jn_inst_insert(lua_State *L, int instidx) {
   st = jn_stmt_slot(L, c, &m->st[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT],
                     m->sql[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT], &rc);
   if (st == NULL) { lua_settop(L, uv - 1); return rc; }
+  journal_note(L, instidx, inst);
   for (i = 0; i < m->nfields; i++) {
     if (!writes_field(m, inst->dirty, 1, haskey, i)) continue;
     if (jn_stmt_bindvalue(L, c, st, ++k, base + 1 + i, m->f[i].type) != 0)
@@ -697,6 +874,7 @@ static int update_row(lua_State *L, int instidx) {
   jn_buf_adds(L, &b, " = ?");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_settop(L, uv - 1); return rc; }
+  journal_note(L, instidx, inst);
   k = 0;
   for (i = 0; i <= m->nfields; i++) {
     int f = i < m->nfields ? i : m->pk;
@@ -870,6 +1048,7 @@ static int inst_destroy(lua_State *L) {
   lua_settop(L, 1);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_DELETE_PK], m->sql[JN_MS_DELETE_PK], &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
+  journal_note(L, 1, inst);
   jn_inst_get(L, 1, m->pk);   /* stays on the stack until the step is done */
   jn_stmt_bindvalue(L, m->conn, st, 1, -1, m->f[m->pk].type);
   rc = jn_conn_run(L, m->conn, st);
@@ -1551,6 +1730,7 @@ static int list_tostring(lua_State *L) {
 /* The functions of the module table that instances bring. */
 static const luaL_Reg inst_module[] = {
   {"_destroyed", inst_destroyed},
+  {"_txsettle", inst_txsettle},
   {"toJSON", json_to},
   {"fromJSON", json_from},
   {"array", json_array},

@@ -145,15 +145,18 @@ function Connection:transaction(opts, fn)
   end
   if not res[1] then
     self:_tx("close", token, false)
+    core._txsettle(self, false)
     local err = res[2]
     if getmetatable(err) == Abort then return nil, err.message, err.code, err.details end
     error(err, 0)
   end
   if res[2] == nil and res[3] ~= nil then   -- fn returned nil, err: a failure
     self:_tx("close", token, false)
+    core._txsettle(self, false)
     return unpack(res, 2, res.n)
   end
   local ok, cmsg, ccode, cdetails = self:_tx("close", token, true)
+  core._txsettle(self, ok == true)   -- instances written in a rolled back level get their state back
   if not ok then return fail(cmsg, ccode, cdetails) end
   if res.n == 1 then return true end
   return unpack(res, 2, res.n)
