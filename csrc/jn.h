@@ -275,7 +275,9 @@ typedef struct jn_Inst {
   jn_Model *model;          /* the model userdata sits at uservalue[nfields + 1] */
   int saved;                /* the row exists in the database */
   int destroyed;            /* destroy() deleted its row: no more writes or reads */
-  unsigned char dirty[1];   /* one bit per field */
+  unsigned long jserial;    /* the transaction level whose journal holds it, or 0 */
+  unsigned char jstate;     /* saved, destroyed, key nil before that level wrote it */
+  unsigned char dirty[1];   /* one bit per field, then the journal's bits (jn_inst.c) */
 } jn_Inst;
 
 /* }====== */

@@ -23,6 +23,9 @@
 #define DIRTY_CLR(i, k)    ((i)->dirty[(k) >> 3] &= (unsigned char)~(1u << ((k) & 7)))
 #define DIRTY_GET(i, k)    (((i)->dirty[(k) >> 3] >> ((k) & 7)) & 1u)
 #define DIRTY_BYTES(m)     (((size_t)(m)->nfields + 7) / 8)
+/* an instance's allocation: its dirty bits, then the journal's copy of them */
+#define INST_SIZE(m)       (offsetof(jn_Inst, dirty) + 2 * DIRTY_BYTES(m) + 1)
+#define JOURNAL_DIRTY(i)   ((i)->dirty + DIRTY_BYTES((i)->model))
 
 /* {====== Creating */
 
@@ -45,7 +48,7 @@ jn_Inst *jn_inst_of(lua_State *L, int idx, const jn_Conn *c) {
 
 /* Push a new instance with an empty uservalue and no row. [-0, +1, m] */
 static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
-  size_t size = offsetof(jn_Inst, dirty) + DIRTY_BYTES(m) + 1;
+  size_t size = INST_SIZE(m);
   jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
   memset(inst, 0, size);
   inst->model = m;
@@ -69,7 +72,7 @@ static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
 */
 void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
                      jn_St *st, const int *cols, int ncols, int col0, int nrec) {
-  size_t size = offsetof(jn_Inst, dirty) + DIRTY_BYTES(m) + 1;
+  size_t size = INST_SIZE(m);
   jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
   int k;
   memset(inst, 0, size);
@@ -556,45 +559,45 @@ static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, i
 ** A write of an instance inside db:transaction changes the instance at once
 ** (saved, key, dirty bits, destroyed), but the row only when the transaction
 ** commits.  So that an instance never claims a write its transaction took
-** back, each transaction level keeps a journal: instance -> its state before
-** its first write at that level (a JournalEntry userdata), with the dirty
+** back, each transaction level keeps a journal of the instances it wrote,
+** with each one's state before its first write at that level and the dirty
 ** bits of every write at that level OR'd in.  When the level rolls back,
 ** each instance gets that state back and the fields those writes wrote are
 ** changed again (their values stay as the program set them, so a later save
 ** writes them); when it commits into an enclosing level, its entries join
-** that level's journal.  The journals live in the registry table
-** JN_JOURNALS: connection (light userdata) -> { [depth] = journal }.
+** that level's journal.
+**
+** The state sits in the instance (jserial, jstate, JOURNAL_DIRTY) and the
+** journal is an array of instances: a write inside a transaction costs an
+** append.  An instance written at an inner level after an outer one keeps
+** the outer state in itself and the inner one in a JournalEntry under the
+** instance in the inner journal's hash part.  A connection's journals are
+** one table, { [depth] = journal }, in the registry (push_levels).
 */
 
-#define JN_JOURNALS "junction.journals"
+#define J_SAVED     1
+#define J_DESTROYED 2
+#define J_KEYNIL    4
 
 typedef struct JournalEntry {
-  unsigned char saved, destroyed, keynil;
+  unsigned char state;      /* J_SAVED | J_DESTROYED | J_KEYNIL */
   unsigned char dirty[1];
 } JournalEntry;
 
 /* Push the levels table of connection c, made when make is set; returns
-** whether one is pushed (nothing is pushed when not). [-0, +(0|1), m] */
+** whether one is pushed (nothing is pushed when not).  It sits in the
+** registry under the address of c->tx, a light userdata key no other
+** entry uses. [-0, +(0|1), m] */
 static int push_levels(lua_State *L, jn_Conn *c, int make) {
-  lua_getfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    if (!make) return 0;
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
-  }
-  lua_pushlightuserdata(L, c);
-  lua_rawget(L, -2);
-  if (lua_isnil(L, -1) && make) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushlightuserdata(L, c);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
-  }
-  lua_remove(L, -2);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+  lua_pushlightuserdata(L, &c->tx);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (!lua_isnil(L, -1)) return 1;
+  lua_pop(L, 1);
+  if (!make) return 0;
+  lua_newtable(L);
+  lua_pushlightuserdata(L, &c->tx);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
   return 1;
 }
 
@@ -609,6 +612,43 @@ static void push_level(lua_State *L, int lv, int depth) {
   }
 }
 
+/* Is the transaction level of that serial open on c? */
+static int level_open(const jn_Conn *c, unsigned long serial) {
+  int i;
+  for (i = 0; i < c->txdepth; i++)
+    if (c->tx[i].serial == serial) return 1;
+  return 0;
+}
+
+/* The instance's state now, as a journal keeps it. */
+static unsigned char state_of(lua_State *L, int instidx, jn_Inst *inst) {
+  unsigned char st = (unsigned char)((inst->saved ? J_SAVED : 0) | (inst->destroyed ? J_DESTROYED : 0));
+  jn_inst_get(L, instidx, inst->model->pk);
+  if (lua_isnil(L, -1)) st |= J_KEYNIL;
+  lua_pop(L, 1);
+  return st;
+}
+
+/* The inner-level entry of the instance at instidx in the journal at j. [-0, +0, m] */
+static void note_inner(lua_State *L, int instidx, jn_Inst *inst, int j) {
+  size_t i, n = DIRTY_BYTES(inst->model);
+  JournalEntry *e;
+  lua_pushvalue(L, instidx);
+  lua_rawget(L, j);
+  e = (JournalEntry *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (e != NULL) {
+    for (i = 0; i < n; i++) e->dirty[i] |= inst->dirty[i];
+    return;
+  }
+  e = (JournalEntry *)lua_newuserdata(L, offsetof(JournalEntry, dirty) + n);
+  e->state = state_of(L, instidx, inst);
+  memcpy(e->dirty, inst->dirty, n);
+  lua_pushvalue(L, instidx);
+  lua_insert(L, -2);
+  lua_rawset(L, j);
+}
+
 /*
 ** Note in the journal of the open transaction level that the instance at
 ** instidx is about to be written.  Outside a transaction it does nothing:
@@ -617,70 +657,105 @@ static void push_level(lua_State *L, int lv, int depth) {
 ** [-0, +0, m]
 */
 static void journal_note(lua_State *L, int instidx, jn_Inst *inst) {
-  jn_Model *m = inst->model;
-  jn_Conn *c = m->conn;
-  JournalEntry *e;
-  size_t i, n = DIRTY_BYTES(m);
-  int top = lua_gettop(L);
+  jn_Conn *c = inst->model->conn;
+  unsigned long serial;
+  size_t i, n;
+  int top;
   if (c->txdepth == 0) return;
+  serial = c->tx[c->txdepth - 1].serial;
+  n = DIRTY_BYTES(inst->model);
+  if (inst->jserial == serial) {        /* written at this level before */
+    for (i = 0; i < n; i++) JOURNAL_DIRTY(inst)[i] |= inst->dirty[i];
+    return;
+  }
+  top = lua_gettop(L);
   if (instidx < 0) instidx = top + instidx + 1;
   push_levels(L, c, 1);
   push_level(L, top + 1, c->txdepth);
-  lua_pushvalue(L, instidx);
-  lua_rawget(L, -2);
-  e = (JournalEntry *)lua_touserdata(L, -1);
-  if (e == NULL) {
-    e = (JournalEntry *)lua_newuserdata(L, offsetof(JournalEntry, dirty) + n);
-    e->saved = (unsigned char)inst->saved;
-    e->destroyed = (unsigned char)inst->destroyed;
-    jn_inst_get(L, instidx, m->pk);
-    e->keynil = (unsigned char)lua_isnil(L, -1);
-    lua_pop(L, 1);
-    memcpy(e->dirty, inst->dirty, n);
-    lua_pushvalue(L, instidx);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, top + 2);
+  if (inst->jserial != 0 && level_open(c, inst->jserial)) {
+    note_inner(L, instidx, inst, top + 2);
   } else {
-    for (i = 0; i < n; i++) e->dirty[i] |= inst->dirty[i];
+    inst->jstate = state_of(L, instidx, inst);
+    memcpy(JOURNAL_DIRTY(inst), inst->dirty, n);
+    lua_pushvalue(L, instidx);
+    lua_rawseti(L, top + 2, (int)lua_rawlen(L, top + 2) + 1);
+    inst->jserial = serial;
   }
   lua_settop(L, top);
 }
 
-/* Give the instance at -2 the state of the entry at -1 back. [-0, +0, -] */
-static void journal_undo(lua_State *L) {
-  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, -2);
-  const JournalEntry *e = (const JournalEntry *)lua_touserdata(L, -1);
+/* Give the instance at idx the state st and the dirty bits of bits back. [-0, +0, -] */
+static void journal_undo(lua_State *L, int idx, unsigned char st, const unsigned char *bits) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, idx);
   size_t i;
-  inst->saved = e->saved;
-  inst->destroyed = e->destroyed;
-  for (i = 0; i < DIRTY_BYTES(inst->model); i++) inst->dirty[i] |= e->dirty[i];
-  if (e->keynil) {                      /* the key the rolled back INSERT gave */
+  inst->saved = (st & J_SAVED) != 0;
+  inst->destroyed = (st & J_DESTROYED) != 0;
+  for (i = 0; i < DIRTY_BYTES(inst->model); i++) inst->dirty[i] |= bits[i];
+  if (st & J_KEYNIL) {                  /* the key the rolled back INSERT gave */
     lua_pushnil(L);
-    set_field(L, -3, inst->model->pk, -1);
+    set_field(L, idx, inst->model->pk, -1);
     lua_pop(L, 1);
   }
 }
 
-/* Move the entries of the journal at j into the journal at into: an
-** instance already there keeps its earlier state, with the dirty bits of
-** both. [-0, +0, m] */
-static void journal_merge(lua_State *L, int j, int into) {
+/* Undo every instance of the journal at j, of the level of that serial. [-0, +0, -] */
+static void journal_rollback(lua_State *L, int j, unsigned long serial) {
+  int i, n = (int)lua_rawlen(L, j);
+  for (i = 1; i <= n; i++) {
+    jn_Inst *inst;
+    lua_rawgeti(L, j, i);
+    inst = (jn_Inst *)lua_touserdata(L, -1);
+    if (inst->jserial == serial) {
+      journal_undo(L, lua_gettop(L), inst->jstate, JOURNAL_DIRTY(inst));
+      inst->jserial = 0;
+    }
+    lua_pop(L, 1);
+  }
   lua_pushnil(L);
-  while (lua_next(L, j) != 0) {
-    lua_pushvalue(L, -2);
-    lua_rawget(L, into);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushvalue(L, -2);
-      lua_pushvalue(L, -2);
-      lua_rawset(L, into);
-    } else {
-      JournalEntry *e = (JournalEntry *)lua_touserdata(L, -1);
-      const JournalEntry *from = (const JournalEntry *)lua_touserdata(L, -2);
-      jn_Inst *inst = (jn_Inst *)lua_touserdata(L, -3);
-      size_t i;
-      for (i = 0; i < DIRTY_BYTES(inst->model); i++) e->dirty[i] |= from->dirty[i];
-      lua_pop(L, 1);
+  while (lua_next(L, j) != 0) {         /* the inner entries */
+    if (lua_type(L, -2) == LUA_TUSERDATA) {
+      const JournalEntry *e = (const JournalEntry *)lua_touserdata(L, -1);
+      journal_undo(L, lua_gettop(L) - 1, e->state, e->dirty);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* The level of that serial committed into the enclosing level (journal at
+** into, serial pserial): move its journal at j there. [-0, +0, m] */
+static void journal_merge(lua_State *L, int j, unsigned long serial, int into, unsigned long pserial) {
+  int i, n = (int)lua_rawlen(L, j);
+  for (i = 1; i <= n; i++) {
+    jn_Inst *inst;
+    lua_rawgeti(L, j, i);
+    inst = (jn_Inst *)lua_touserdata(L, -1);
+    if (inst->jserial == serial) {      /* the enclosing level never wrote it */
+      inst->jserial = pserial;
+      lua_rawseti(L, into, (int)lua_rawlen(L, into) + 1);
+    } else lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, j) != 0) {         /* instances an outer level wrote first */
+    if (lua_type(L, -2) == LUA_TUSERDATA) {
+      jn_Inst *inst = (jn_Inst *)lua_touserdata(L, -2);
+      const JournalEntry *e = (const JournalEntry *)lua_touserdata(L, -1);
+      size_t k;
+      if (inst->jserial == pserial) {   /* the enclosing level holds its state */
+        for (k = 0; k < DIRTY_BYTES(inst->model); k++) JOURNAL_DIRTY(inst)[k] |= e->dirty[k];
+      } else {
+        lua_pushvalue(L, -2);
+        lua_rawget(L, into);
+        if (lua_isnil(L, -1)) {
+          lua_pop(L, 1);
+          lua_pushvalue(L, -2);
+          lua_pushvalue(L, -2);
+          lua_rawset(L, into);
+        } else {
+          JournalEntry *to = (JournalEntry *)lua_touserdata(L, -1);
+          for (k = 0; k < DIRTY_BYTES(inst->model); k++) to->dirty[k] |= e->dirty[k];
+          lua_pop(L, 1);
+        }
+      }
     }
     lua_pop(L, 1);
   }
@@ -692,6 +767,7 @@ static void journal_merge(lua_State *L, int j, int into) {
 ** them when the level rolled back (committed false) and for the levels it
 ** left open inside it; join the level's journal to the enclosing level when
 ** it committed into one; forget them when the outermost one committed.
+** The ended levels' frames (c->tx[txdepth..]) still hold their serials.
 */
 static int inst_txsettle(lua_State *L) {
   jn_Conn *c = jn_conn_check(L, 1, "db:_txsettle");
@@ -701,15 +777,14 @@ static int inst_txsettle(lua_State *L) {
   for (d = c->txcap; d > c->txdepth; d--) {
     lua_rawgeti(L, 3, d);               /* 4: the journal of level d */
     if (!lua_isnil(L, -1)) {
-      if (committed && d == c->txdepth + 1 && c->txdepth > 0) {
-        push_level(L, 3, c->txdepth);
-        journal_merge(L, 4, 5);
-      } else if (!(committed && d == c->txdepth + 1)) {
-        lua_pushnil(L);
-        while (lua_next(L, 4) != 0) {
-          journal_undo(L);
-          lua_pop(L, 1);
+      unsigned long serial = c->tx[d - 1].serial;
+      if (committed && d == c->txdepth + 1) {
+        if (c->txdepth > 0) {
+          push_level(L, 3, c->txdepth);
+          journal_merge(L, 4, serial, 5, c->tx[c->txdepth - 1].serial);
         }
+      } else {
+        journal_rollback(L, 4, serial);
       }
       lua_pushnil(L);
       lua_rawseti(L, 3, d);
@@ -717,10 +792,9 @@ static int inst_txsettle(lua_State *L) {
     lua_settop(L, 3);
   }
   if (c->txdepth == 0) {                /* no transaction: no journal */
-    lua_getfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
-    lua_pushlightuserdata(L, c);
+    lua_pushlightuserdata(L, &c->tx);
     lua_pushnil(L);
-    lua_rawset(L, -3);
+    lua_rawset(L, LUA_REGISTRYINDEX);
   }
   return 0;
 }

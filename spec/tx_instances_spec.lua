@@ -112,6 +112,32 @@ describe("an instance written in a transaction that rolls back", function()
     assert.equal(1, m.Post:count())
   end)
 
+  it("is rolled back with the outermost of three levels after both inner ones committed", function()
+    local p = assert(m.Post:create { text = "a" })
+    local q
+    db:transaction(function()
+      assert(db:transaction(function()
+        assert(p:update { text = "middle" })
+        assert(db:transaction(function()
+          assert(p:update { text = "inner" })
+          q = assert(m.Post:create { text = "q" })
+          assert(q:destroy())
+          return true
+        end))
+        return true
+      end))
+      junction.abort("outer")
+    end)
+    assert.equal("a", text_in_db(p.post_id))
+    assert.same({ "text" }, p:changed())
+    assert.is_false(core._destroyed(q))
+    assert.is_nil(q.post_id)
+    assert(p:save())
+    assert(q:save())
+    assert.equal("inner", text_in_db(p.post_id))
+    assert.equal(2, m.Post:count())
+  end)
+
   it("is unchanged after a commit", function()
     local p
     assert(db:transaction(function()
