@@ -42,11 +42,33 @@ static jn_Assoc *push_entry_assoc(lua_State *L, jn_Model *m, int k, int v, const
     *alias = lua_tostring(L, v);
   } else if ((target = (jn_Model *)luaL_testudata(L, v, JN_MODEL_MT)) != NULL) {
   } else if (lua_istable(L, v)) {
-    if (jn_optfield(L, v, "association") == LUA_TNIL) { lua_pop(L, 1); jn_optfield(L, v, "as"); }
-    if (lua_type(L, -1) == LUA_TSTRING) *alias = lua_tostring(L, -1);   /* anchored in v */
-    else if ((target = (jn_Model *)luaL_testudata(L, -1, JN_MODEL_MT)) == NULL)
+    /* association (an alias or a model) and as (an alias): as names the
+    ** association, which must be the one association names */
+    int ta = jn_optfield(L, v, "association"), tas = jn_optfield(L, v, "as");
+    if (ta == LUA_TNIL && luaL_testudata(L, -1, JN_MODEL_MT) != NULL) {   /* { as = Model } */
+      lua_replace(L, -2);
+      lua_pushnil(L);
+      ta = LUA_TUSERDATA;
+      tas = LUA_TNIL;
+    }
+    if (tas != LUA_TNIL && tas != LUA_TSTRING)
+      luaL_error(L, "%s: bad include option 'as' (string expected, got %s)", ctx, luaL_typename(L, -1));
+    if (ta == LUA_TSTRING) {
+      *alias = lua_tostring(L, -2);   /* anchored in v */
+    } else if (ta != LUA_TNIL) {
+      if ((target = (jn_Model *)luaL_testudata(L, -2, JN_MODEL_MT)) == NULL)
+        luaL_error(L, "%s: bad include option 'association' (an alias or a model expected, got %s)", ctx,
+                   luaL_typename(L, -2));
+    } else if (tas == LUA_TNIL) {
       luaL_error(L, "%s: bad include (missing 'association')", ctx);
-    lua_pop(L, 1);
+    }
+    if (tas == LUA_TSTRING) {
+      if (*alias != NULL && strcmp(*alias, lua_tostring(L, -1)) != 0)
+        luaL_error(L, "%s: bad include (association '%s' and as '%s' name two associations: give one)",
+                   ctx, *alias, lua_tostring(L, -1));
+      *alias = lua_tostring(L, -1);
+    }
+    lua_pop(L, 2);
   } else {
     luaL_error(L, "%s: bad include (%s)", ctx, luaL_typename(L, v));
   }
@@ -75,6 +97,10 @@ static jn_Assoc *push_entry_assoc(lua_State *L, jn_Model *m, int k, int v, const
     lua_pop(L, 1);
     lua_pushnil(L);
     found = NULL;
+  } else if (*alias != NULL && target != NULL && found->target != target) {
+    /* { association = Model, as = "Alias" }: the alias must lead to that model */
+    luaL_error(L, "%s: bad include (as '%s' is %s's association to %s, not to %s)", ctx, *alias, m->name,
+               found->target->name, target->name);
   }
   return found;
 }

@@ -212,7 +212,7 @@ local function include_list(model, inc)
       return nil
     end
     local name = spec.association
-    if name == nil then name = spec.as end
+    if type(spec.as) == "string" then name = spec.as end   -- as names it (the C core checks both agree)
     if name == nil then return nil end
     out[#out + 1] = { find_assoc(model, name) or name, spec }
   end

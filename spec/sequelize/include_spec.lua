@@ -167,5 +167,56 @@ describe("Include", function()
       assert.equal("bob", posts[1].Entity.creator)
       assert.equal(1, #posts[1].Entity.tags)
     end)
+
+    it("should work with an empty include.where", function()
+      -- junction refuses an empty where (a nil value such as { id = params.id } leaves it empty):
+      -- on a belongsToMany and a belongsTo include alike, before any query, with or without rows
+      local User = S.define(db, "User", {})
+      S.define(db, "Company", {}); local Group = S.define(db, "Group", {})
+      assert(db:associate {
+        User = { { belongsTo = "Company" }, { belongsToMany = "Group", through = "UsersGroups" } },
+        Group = { { belongsToMany = "User", through = "UsersGroups" } },
+      })
+      assert(db:sync())
+      local Company = db:model("Company")
+      local empty = "bad where %(an empty table"
+      for _, inc in ipairs { { { association = Group, where = {} } }, { { association = Company, where = {} } },
+                             { { association = Group, where = {} }, { association = Company, where = {} } } } do
+        local ok, e = pcall(User.findAll, User, { include = inc })
+        assert.is_false(ok)
+        assert.matches("User:findAll: " .. empty, e)
+      end
+      assert(User:create {})
+      local ok, e = pcall(User.findAll, User, { include = { { association = Company, where = {} } } })
+      assert.is_false(ok)
+      assert.matches(empty, e)
+      -- Sequelize's where: {} is no where: leave it out
+      assert.equal(1, #assert(User:findAll { include = { { association = Group }, { association = Company } } }))
+    end)
+
+    it("an include entry with association = Model and as names the association as gives", function()
+      local User = S.define(db, "User", {})
+      local Group = S.define(db, "Group", { name = T.STRING(20) })
+      assert(db:associate { User = {
+        { belongsToMany = "Group", through = "UserTeams", as = "Teams" },
+        { belongsToMany = "Group", through = "UserClubs", as = "Clubs" },
+      } })
+      assert(db:sync())
+      local u = assert(User:create {})
+      assert(u:addTeam(assert(Group:create { name = "team" })))
+      assert(u:addClub(assert(Group:create { name = "club" })))
+      local users = assert(User:findAll { include = { { association = Group, as = "Clubs" } } })
+      assert.equal("club", users[1].Clubs[1].name)
+      assert.is_nil(users[1].Teams)
+      users = assert(User:findAll { include = { { association = "Teams", as = "Teams", where = { name = "team" } } } })
+      assert.equal("team", users[1].Teams[1].name)
+      -- a contradiction raises: never one of the two silently
+      assert.has_error(function() User:findAll { include = { { association = "Clubs", as = "Teams" } } } end,
+        "User:findAll: bad include (association 'Clubs' and as 'Teams' name two associations: give one)")
+      assert.has_error(function() User:findAll { include = { { association = User, as = "Teams" } } } end,
+        "User:findAll: bad include (as 'Teams' is User's association to Group, not to User)")
+      assert.has_error(function() User:findAll { include = { { association = 1, as = "Teams" } } } end,
+        "User:findAll: bad include option 'association' (an alias or a model expected, got number)")
+    end)
   end)
 end)
