@@ -771,6 +771,46 @@ static int model_add_method(lua_State *L) {
   return replace ? 1 : 0;
 }
 
+/* Model:_taken(name): what name is on an instance of the model: nil when
+** free, else a truthy value (the association of that name, or the one whose
+** junction row instances carry under it).  For lua/junction, which makes an
+** association only under a free name. */
+static int model_taken(lua_State *L) {
+  jn_Model *m = check_self(L, "_taken");
+  luaL_checkstring(L, 2);
+  jn_schema_lookup(L, m);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  if (!lua_isnil(L, -1) && luaL_testudata(L, -1, JN_ASSOC_MT) == NULL) lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Model:_forget(alias, names): remove the association alias of the model
+** and the method names of the list names (an association lua/junction made
+** for the user, which one the user declares replaces). */
+static int model_forget(lua_State *L) {
+  jn_Model *m = check_self(L, "_forget");
+  int i, n;
+  luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  n = (int)lua_rawlen(L, 3);
+  lua_settop(L, 3);
+  jn_schema_uv(L, 1, JN_UV_ASSOCS);
+  lua_pushvalue(L, 2);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  jn_schema_lookup(L, m);
+  lua_pushvalue(L, 2);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+  }
+  return 0;
+}
+
 /* Model:_now(): the text junction writes in timestamps, now. */
 static int model_now(lua_State *L) {
   jn_Model *m = check_self(L, "_now");
@@ -948,6 +988,8 @@ static const luaL_Reg model_methods[] = {
   {"_info", model_info},
   {"_own", model_own},
   {"_now", model_now},
+  {"_taken", model_taken},
+  {"_forget", model_forget},
   {"_increment", model_increment},
   {"_aggregate", model_aggregate},
   {"_upsert", model_upsert},

@@ -204,7 +204,7 @@ describe("order", function()
   it("misuse raises: an unknown association or field in an order term", function()
     local _, Post = blog()
     assert.error_matches(function() return Post:findAll { order = { { "Nope", "name" } } } end,
-      "Post:findAll: bad column of 'Nope' (Post has no association of that name; it has Genres", 1, true)
+      "Post:findAll: bad column of 'Nope' (Post has no association of that name; it has GenrePost, Genres", 1, true)
     assert.error_matches(function() return Post:findAll { order = { { "Genres", "nope" } } } end,
       "bad order field 'nope' (no such field in Genre)", 1, true)
   end)

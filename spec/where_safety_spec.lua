@@ -259,7 +259,7 @@ describe("includes by name or by model", function()
 
   it("an unknown include names the associations that exist", function()
     H.mentions(H.raises(function() return m.Post:findAll { include = { "Genre" } } end),
-               "Post:findAll", "bad include 'Genre'", "it has Comments, Genres")
+               "Post:findAll", "bad include 'Genre'", "it has Comments, GenrePost, Genres, GenresPosts")
   end)
 
   it("include = { Genre } (the model, Sequelize's habit) loads the one association to it", function()
@@ -268,7 +268,7 @@ describe("includes by name or by model", function()
     posts = m.Post:findAll { include = { { association = m.Genre, where = { name = "b" } } }, order = { "post_id" } }
     assert.same({ 2 }, H.ids(posts[1].Genres, "genre_id"))
     H.mentions(H.raises(function() return m.Genre:findAll { include = { m.Comment } } end),
-               "Genre:findAll", "no association to Comment", "it has Posts")
+               "Genre:findAll", "no association to Comment", "it has PostGenre, Posts, PostsGenres")
   end)
 end)
 

@@ -24,6 +24,7 @@ local option_keys = {
   sourceKey = { string = true }, targetKey = { string = true }, through = { string = true, table = true },
   scope = { table = true }, inverse = { string = true, table = true },
   onDelete = { string = true }, onUpdate = { string = true }, hooks = { boolean = true },
+  throughAssociations = { table = true },
 }
 local kinds = { "belongsTo", "hasOne", "hasMany", "belongsToMany" }
 local ref_actions = { cascade = true, ["set null"] = true, ["set default"] = true, restrict = true,
@@ -940,6 +941,148 @@ end
 
 -- }======
 
+-- {====== The junction model's own associations, made for you
+
+-- Sequelize 7 makes, for each belongsToMany, the junction model's belongsTo
+-- its source and target and the source's hasMany and hasOne the junction
+-- model, so that the link rows are read like any other association.  They
+-- are made here, after every association a db:associate call declares, each
+-- only where its name and method names are free and no association the user
+-- declared already joins the same two models by the same key: the ones you
+-- declare win.
+local made_here = setmetatable({}, { __mode = "k" })   -- association -> its method names: made here
+local through_names = setmetatable({}, { __mode = "k" })   -- belongsToMany -> the names of its four
+
+-- The association of model named alias, if it joins model to target by fk.
+local function joins(model, alias, target, fk)
+  local a = model:_info().associations[alias]
+  if not a then return false end
+  local info = a:info()
+  return info.target == target and info.foreignKey == fk
+end
+
+-- Is there on model an association to target by foreign key fk that
+-- stands for this one: one the user declared (any kind), or a made one of kind?
+local function covered(model, target, fk, kind)
+  for _, a in next, model:_info().associations do
+    local info = a:info()
+    if info.kind ~= "belongsToMany" and info.target == target and info.foreignKey == fk
+       and (not made_here[a] or info.kind == kind) then
+      return true
+    end
+  end
+  return false
+end
+
+-- Are alias and names free on model?  The alias may be the name under which
+-- a belongsToMany to model through jm attaches its junction rows: a hasOne
+-- of model to jm then reads the same slot ("marker" is returned).
+local function names_free(model, alias, names, jm)
+  local v = model:_taken(alias)
+  if v ~= nil and v ~= true then
+    local info = v:info()
+    if info.as == alias or info.kind ~= "belongsToMany" or info.target ~= model or info.through ~= jm then
+      return false
+    end
+  elseif v then
+    return false
+  end
+  for name in next, names do
+    if model:_taken(name) then return false end
+  end
+  return v and "marker" or true
+end
+
+-- Make one of them: the kind from source to target by fk under alias,
+-- unless it is covered or a name is taken.  Returns the alias when an
+-- association of that name joins them (made now or declared), else nil.
+local function make_one(db, kind, source, target, alias, spec, ctx)
+  local fk = spec.foreignKey
+  if joins(source, alias, target, fk) then return alias end
+  if covered(source, target, fk, kind) then return nil end
+  local names
+  if kind == "hasMany" then names = many_names(inflect.singular(alias), alias) else names = one_names(alias) end
+  local free = names_free(source, alias, names, target)
+  if not free then return nil end
+  if free == "marker" then source:_forget(alias, {}) end
+  spec.as = alias
+  local assoc = builders[kind](db, source, target, spec, ctx .. " (made for it: " .. source.name .. " " .. kind
+                               .. " " .. target.name .. " '" .. alias .. "')")
+  local list = {}
+  for name in next, names do list[#list + 1] = name end
+  made_here[assoc] = list
+  return alias
+end
+
+-- Remove the association alias of model if it is one made here.
+local function forget(model, alias)
+  local a = model:_info().associations[alias]
+  if a and made_here[a] then
+    model:_forget(alias, made_here[a])
+    made_here[a] = nil
+  end
+end
+
+-- Before the associations of todo are made: the made ones they replace,
+-- by name (unmade now, so that the name is free) ...
+local function forget_named(todo)
+  for _, a in ipairs(todo) do
+    local singular, plural = alias_names(a.spec, a.target, a.kind == "hasMany" or a.kind == "belongsToMany", a.ctx)
+    forget(a.source, (a.kind == "hasMany" or a.kind == "belongsToMany") and plural or singular)
+  end
+end
+
+-- ... and, once made, by what they join: a made association between the
+-- same two models by the same foreign key gives way to the declared one.
+local function forget_covered(todo)
+  for _, a in ipairs(todo) do
+    if a.kind ~= "belongsToMany" then
+      local mine = a.info.association:info()
+      for alias, x in next, a.source:_info().associations do
+        local info = x:info()
+        if made_here[x] and info.target == mine.target and info.foreignKey == mine.foreignKey then
+          forget(a.source, alias)
+        end
+      end
+    end
+  end
+end
+
+-- The four of the belongsToMany a (a todo entry, its association built).
+local function make_through_assocs(db, a)
+  local assoc = a.info.association
+  local info = assoc:info()
+  local source, target, jm = info.source, info.target, info.through
+  local ta = a.spec.throughAssociations or {}
+  local plural = info.as
+  local singular = alias_names(a.spec, target, true, a.ctx)
+  -- the paired belongsToMany's names (the target's to the source through the same keys), or the
+  -- source model's
+  local psingular, pplural = source.name, inflect.plural(source.name)
+  for alias, b in next, target:_info().associations do
+    local bi = b:info()
+    if bi.kind == "belongsToMany" and bi.target == source and bi.through == jm and bi.foreignKey == info.otherKey
+       and bi.otherKey == info.foreignKey and b ~= assoc then
+      pplural, psingular = alias, inflect.singular(alias)
+    end
+  end
+  local fromSource = ta.fromSource or (plural .. cap(pplural))
+  local names = {
+    toSource = make_one(db, "belongsTo", jm, source, ta.toSource or psingular,
+                        { foreignKey = info.foreignKey, targetKey = info.sourceKey }, a.ctx),
+    toTarget = make_one(db, "belongsTo", jm, target, ta.toTarget or singular,
+                        { foreignKey = info.otherKey, targetKey = info.targetKey }, a.ctx),
+    fromSource = make_one(db, "hasMany", source, jm, fromSource,
+                          { foreignKey = info.foreignKey, sourceKey = info.sourceKey }, a.ctx),
+    fromSourceOne = make_one(db, "hasOne", source, jm,
+                             ta.fromSource and inflect.singular(ta.fromSource) or (singular .. cap(psingular)),
+                             { foreignKey = info.foreignKey, sourceKey = info.sourceKey }, a.ctx),
+  }
+  through_names[assoc] = names
+end
+
+-- }======
+
 -- A copy of t made with next, nested tables too (to depth 3): declarations
 -- are read raw, so no metamethod of the caller's tables runs while they are.
 local function raw_copy(t, depth)
@@ -1014,6 +1157,21 @@ function M.associate(db, tbl)
         spec.through_paranoid = spec.through.paranoid
         spec.through_scope, spec.through = spec.through.scope, spec.through.model
       end
+      if spec.throughAssociations ~= nil then   -- Sequelize 7's names of the junction's own associations
+        if kind ~= "belongsToMany" then
+          raise("%s: %s '%s': bad option 'throughAssociations' (for belongsToMany)", name, kind, tostring(spec[kind]))
+        end
+        for k, v in next, spec.throughAssociations do
+          if k ~= "fromSource" and k ~= "toSource" and k ~= "fromTarget" and k ~= "toTarget" then
+            raise("%s: %s '%s': bad option 'throughAssociations.%s' (unknown key)", name, kind, tostring(spec[kind]),
+                  tostring(k))
+          end
+          if type(v) ~= "string" then
+            raise("%s: %s '%s': bad option 'throughAssociations.%s' (string expected, got %s)", name, kind,
+                  tostring(spec[kind]), k, type(v))
+          end
+        end
+      end
       if type(spec[kind]) ~= "string" then
         raise("%s: association %d: %s names no model (a string expected, got %s)", name, i, kind, type(spec[kind]))
       end
@@ -1040,7 +1198,11 @@ function M.associate(db, tbl)
           spec = { belongsToMany = source.name, through = spec.through, through_scope = spec.through_scope,
                    through_paranoid = spec.through_paranoid,
                    as = inv.as, foreignKey = spec.otherKey, otherKey = spec.foreignKey,
-                   sourceKey = spec.targetKey, targetKey = spec.sourceKey, hooks = spec.hooks },
+                   sourceKey = spec.targetKey, targetKey = spec.sourceKey, hooks = spec.hooks,
+                   throughAssociations = spec.throughAssociations and {
+                     fromSource = spec.throughAssociations.fromTarget, toSource = spec.throughAssociations.toTarget,
+                     fromTarget = spec.throughAssociations.fromSource, toTarget = spec.throughAssociations.toSource,
+                   } },
           ctx = target.name .. " " .. kind .. " " .. source.name }
       end
     end
@@ -1068,6 +1230,8 @@ function M.associate(db, tbl)
          and a.target == b.source and a.spec.through == b.spec.through and a.source ~= a.target then
         a.spec.targetKey = a.spec.targetKey or b.spec.sourceKey
         a.spec.sourceKey = a.spec.sourceKey or b.spec.targetKey
+        a.spec.otherKey = a.spec.otherKey or b.spec.foreignKey   -- each one's keys, the other's swapped
+        a.spec.foreignKey = a.spec.foreignKey or b.spec.otherKey
       end
     end
   end
@@ -1079,9 +1243,15 @@ function M.associate(db, tbl)
   end
   for _, a in ipairs(named) do add_keys[a.kind](db, a) end
   for _, a in ipairs(unnamed) do add_keys[a.kind](db, a) end
+  forget_named(todo)
   for _, a in ipairs(todo) do
     a.info.association = builders[a.kind](db, a.source, a.target, a.spec, a.ctx)
     run_hooks(a, "afterAssociate", a.info)
+  end
+  forget_covered(todo)
+  -- the junction model's own associations, once every declared one is made
+  for _, a in ipairs(todo) do
+    if a.kind == "belongsToMany" then make_through_assocs(db, a) end
   end
   return true
 end
@@ -1094,6 +1264,7 @@ end
 local function describe_assoc(a)
   local info = a:info()
   info.association = a
+  if info.kind == "belongsToMany" then info.throughAssociations = copy(through_names[a]) end
   return info
 end
 

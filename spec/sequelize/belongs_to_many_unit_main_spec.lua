@@ -43,15 +43,18 @@ describe("belongsToMany", function()
   end)
 
   it("generates a default association name", function()
-    -- junction makes no associations of the junction model (Sequelize's usersTasks, userTask)
+    -- Sequelize 7's names (usersTasks, userTask) in junction's spelling of aliases
     local User, Task = S.define(db, "User", {}), S.define(db, "Task", {})
     assert(db:associate { User = { { belongsToMany = "Task", through = "UserTask", inverse = {} } } })
-    local names = {}
-    for alias in pairs(Task:getAssociations()) do names[#names + 1] = alias end
-    assert.same({ "Users" }, names)
-    names = {}
-    for alias, a in pairs(User:getAssociations()) do names[#names + 1] = alias .. ":" .. a.kind end
-    assert.same({ "Tasks:belongsToMany" }, names)
+    local function names(model)
+      local out = {}
+      for alias, a in pairs(model:getAssociations()) do out[#out + 1] = alias .. ":" .. a.kind end
+      table.sort(out)
+      return out
+    end
+    assert.same({ "UserTask:hasOne", "Users:belongsToMany", "UsersTasks:hasMany" }, names(Task))
+    assert.same({ "TaskUser:hasOne", "Tasks:belongsToMany", "TasksUsers:hasMany" }, names(User))
+    assert.same({ "Task:belongsTo", "User:belongsTo" }, names(db:model("UserTask")))
     assert.is_nil(User:getAssociation("nope"))
   end)
 
@@ -167,5 +170,34 @@ describe("belongsToMany", function()
         assert.same({}, calls)
       end)
     end)
+  end)
+
+  it("lets you customize the name of the intermediate associations", function()
+    local User, Group = S.define(db, "User", {}), S.define(db, "Group", {})
+    local GroupUser = S.define(db, "GroupUser", {})
+    assert(db:associate { User = { { belongsToMany = "Group", through = "GroupUser", as = "groups",
+      throughAssociations = { toSource = "toSource", toTarget = "toTarget", fromSource = "fromSources",
+                              fromTarget = "fromTargets" },
+      inverse = { as = "members" } } } })
+    local function names(model)
+      local out = {}
+      for alias in pairs(model:getAssociations()) do out[#out + 1] = alias end
+      table.sort(out)
+      return out
+    end
+    -- Sequelize's hasOne fromSource (the singular of fromSources) is not made: its createFromSource
+    -- is the hasMany's, and junction makes an association only where its method names are free
+    assert.same({ "fromSources", "groups" }, names(User))
+    assert.same({ "fromTargets", "members" }, names(Group))
+    assert.same({ "toSource", "toTarget" }, names(GroupUser))
+    assert(db:sync())
+    local u, g = assert(User:create {}), assert(Group:create {})
+    assert(u:addGroup(g))
+    assert.equal(u, GroupUser:findOne {}:getToSource())
+    assert.equal(1, #u:getFromSources())
+    assert.has_error(function()
+      db:associate { User = { { belongsToMany = "Group", through = "GroupUser", as = "teams",
+                                throughAssociations = { fromSauce = "x" } } } }
+    end, "db:associate: User: belongsToMany 'Group': bad option 'throughAssociations.fromSauce' (unknown key)")
   end)
 end)

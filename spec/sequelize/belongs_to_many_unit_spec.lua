@@ -250,4 +250,163 @@ describe("belongsToMany", function()
       assert.same({ b.id }, S.sorted(a:getFollowers(), "id"))
     end)
   end)
+
+  describe("pseudo associations", function()
+    -- Sequelize's toSource/toTarget (the junction model's belongsTo), manyFromSource/manyFromTarget
+    -- (hasMany) and oneFromSource/oneFromTarget (hasOne) are made for junction too, under the names
+    -- getAssociation(...).throughAssociations gives (toSource, toTarget, fromSource, fromSourceOne)
+    local Product, Tag, ProductTag
+    local function define(product_fields, tag_fields)
+      Product = S.define(db, "Product", product_fields or { title = T.STRING(255) })
+      Tag = S.define(db, "Tag", tag_fields or { name = T.STRING(255) })
+      ProductTag = S.define(db, "ProductTag", {
+        id = { type = T.INTEGER, primaryKey = true, autoIncrement = true }, priority = T.INTEGER,
+      }, { timestamps = false })
+    end
+    local function made(model, alias, what)
+      local ta = model:getAssociation(alias).throughAssociations
+      return ta[what] and (what:sub(1, 2) == "to" and ProductTag or model):getAssociation(ta[what])
+    end
+    local function check(kind, from_key)
+      for _, p in ipairs { { Product, "Tags", Tag }, { Tag, "Products", Product } } do
+        local model, alias, other = p[1], p[2], p[3]
+        local btm = model:getAssociation(alias)
+        local other_btm = other:getAssociation(alias == "Tags" and "Products" or "Tags")
+        if kind == "belongsTo" then
+          assert.equal("belongsTo", made(model, alias, "toSource").kind)
+          assert.equal(model, made(model, alias, "toSource").target)
+          assert.equal(btm.foreignKey, made(model, alias, "toSource").foreignKey)
+          assert.equal(other, made(model, alias, "toTarget").target)
+          assert.equal(btm.otherKey, made(model, alias, "toTarget").foreignKey)
+        else
+          local what = kind == "hasMany" and "fromSource" or "fromSourceOne"
+          local from, to = made(model, alias, what), made(other, other_btm.as, what)
+          assert.equal(kind, from.kind); assert.equal(kind, to.kind)
+          assert.equal(ProductTag, from.target)
+          assert.equal(btm[from_key or "foreignKey"], from[from_key or "foreignKey"])
+          assert.equal(btm[from_key and "targetKey" or "otherKey"], to[from_key or "foreignKey"])
+        end
+      end
+    end
+    local function fields()
+      local out = {}
+      for i, f in ipairs(ProductTag:_info().fields) do out[i] = f end
+      return out
+    end
+
+    it("should setup belongsTo relations to source and target from join model with defined foreign/other keys", function()
+      define()
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag", foreignKey = "productId", otherKey = "tagId" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag", foreignKey = "tagId", otherKey = "productId" } },
+      })
+      check("belongsTo")
+      assert.same({ "id", "priority", "productId", "tagId" }, fields())
+      assert(db:sync())
+      local p, t = assert(Product:create { title = "chair" }), assert(Tag:create { name = "wood" })
+      assert(p:addTag(t, { through = { priority = 3 } }))
+      local link = assert(ProductTag:findOne {})
+      assert.equal(p, link:getProduct()); assert.equal(t, link:getTag())
+      local links = assert(ProductTag:findAll { include = { "Product", "Tag" } })
+      assert.equal("chair", links[1].Product.title); assert.equal("wood", links[1].Tag.name)
+    end)
+
+    it("should setup hasMany relations to source and target from join model with defined foreign/other keys", function()
+      define()
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag", foreignKey = "productId", otherKey = "tagId" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag", foreignKey = "tagId", otherKey = "productId" } },
+      })
+      check("hasMany")
+      assert.same({ "id", "priority", "productId", "tagId" }, fields())
+      assert(db:sync())
+      local p, t = assert(Product:create { title = "chair" }), assert(Tag:create { name = "wood" })
+      assert(p:addTag(t, { through = { priority = 3 } }))
+      assert.equal(3, p:getTagsProducts()[1].priority)
+      local ps = assert(Product:findAll { include = { "TagsProducts" } })
+      assert.equal(3, ps[1].TagsProducts[1].priority)
+      assert.equal(1, t:countProductsTags())
+    end)
+
+    it("should setup hasOne relations to source and target from join model with defined foreign/other keys", function()
+      define()
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag", foreignKey = "productId", otherKey = "tagId" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag", foreignKey = "tagId", otherKey = "productId" } },
+      })
+      check("hasOne")
+      assert.same({ "id", "priority", "productId", "tagId" }, fields())
+      assert(db:sync())
+      local p, t = assert(Product:create { title = "chair" }), assert(Tag:create { name = "wood" })
+      assert(p:addTag(t, { through = { priority = 3 } }))
+      assert.equal(3, p:getTagProduct().priority)
+      assert.equal(3, assert(Tag:findOne { include = { "ProductTag" } }).ProductTag.priority)
+    end)
+
+    it("should setup hasOne relations to source and target from join model with defined source keys", function()
+      define({ title = T.STRING(255), productSecondaryId = T.STRING(255) },
+             { name = T.STRING(255), tagSecondaryId = T.STRING(255) })
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag", sourceKey = "productSecondaryId" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag", sourceKey = "tagSecondaryId" } },
+      })
+      check("hasOne", "sourceKey")
+      assert.same({ "id", "priority", "productProductSecondaryId", "tagTagSecondaryId" }, fields())
+    end)
+
+    it("should setup belongsTo relations to source and target from join model with only foreign keys defined", function()
+      define()
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag", foreignKey = "product_ID" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag", foreignKey = "tag_ID" } },
+      })
+      check("belongsTo")
+      assert.same({ "id", "priority", "product_ID", "tag_ID" }, fields())
+    end)
+
+    it("should setup hasOne relations to source and target from join model with only foreign keys defined", function()
+      define()
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag", foreignKey = "product_ID" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag", foreignKey = "tag_ID" } },
+      })
+      check("hasOne")
+      assert.same({ "id", "priority", "product_ID", "tag_ID" }, fields())
+    end)
+
+    it("should setup belongsTo relations to source and target from join model with no foreign keys defined", function()
+      define()
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag" } },
+      })
+      check("belongsTo")
+      assert.same({ "id", "priority", "productId", "tagId" }, fields())
+    end)
+
+    it("associations declared by the user win over the ones made for the junction model", function()
+      define()
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag" }, { hasMany = "ProductTag", as = "Links" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag" } },
+        ProductTag = { { belongsTo = "Tag", as = "Label", foreignKey = "tagId" } },
+      })
+      -- the same two models by the same key: the declared one stands alone
+      assert.is_nil(Product:getAssociation("TagsProducts"))
+      assert.is_nil(Product:getAssociation("TagProduct"))
+      assert.is_nil(ProductTag:getAssociation("Tag"))
+      assert.is_nil(Product:getAssociation("Tags").throughAssociations.toTarget)
+      assert.equal("ProductsTags", Tag:getAssociation("Products").throughAssociations.fromSource)
+      assert.equal("Product", ProductTag:getAssociation("Product").as)
+      -- one declared later by the name of a made one replaces it
+      assert(db:associate { ProductTag = { { belongsTo = "Product", as = "Product", foreignKey = "productId",
+                                              onDelete = "cascade" } } })
+      assert.equal("belongsTo", ProductTag:getAssociation("Product").kind)
+      assert(db:sync())
+      local p, t = assert(Product:create { title = "chair" }), assert(Tag:create { name = "wood" })
+      assert(p:addTag(t))
+      assert.equal(1, #p:getLinks())
+      assert.equal(p, assert(ProductTag:findOne { include = { Product } }).Product)
+    end)
+  end)
 end)
