@@ -191,7 +191,8 @@ enum {
 #define JN_F_DEFAULT   0x10   /* defaultValue in the model's "defaults" table */
 
 typedef struct jn_Field {
-  const char *name;         /* anchored in the model's uservalue */
+  const char *name;         /* the attribute: what Lua code says; anchored in the model's uservalue */
+  const char *col;          /* the column: what SQL says (field = "col"; else name) */
   int type;
   int flags;
   int length;               /* STRING(n) */
@@ -375,6 +376,7 @@ JN_INTERNAL void jn_conn_checkopts(lua_State *L, int optsidx, const char *const 
 JN_INTERNAL jn_Model *jn_schema_checkopen(lua_State *L, int idx);
 JN_INTERNAL int jn_schema_field(lua_State *L, jn_Model *m, int nameidx);
 JN_INTERNAL int jn_schema_fieldname(jn_Model *m, const char *name);
+JN_INTERNAL int jn_schema_column(jn_Model *m, const char *col);
 JN_INTERNAL void jn_schema_uv(lua_State *L, int modelidx, const char *key);
 JN_INTERNAL void jn_schema_lookup(lua_State *L, jn_Model *m);
 JN_INTERNAL void jn_schema_open(lua_State *L);

@@ -341,9 +341,9 @@ void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b) {
     jn_buf_adds(L, b, " AS j JOIN ");
     jn_buf_addident(L, b, NULL, a->target->table);
     jn_buf_adds(L, b, " AS t ON ");
-    jn_buf_addident(L, b, "t", a->target->f[a->target_key].name);
+    jn_buf_addident(L, b, "t", a->target->f[a->target_key].col);
     jn_buf_adds(L, b, " = ");
-    jn_buf_addident(L, b, "j", a->through->f[a->other].name);
+    jn_buf_addident(L, b, "j", a->through->f[a->other].col);
   } else {
     jn_buf_addident(L, b, NULL, a->target->table);
     jn_buf_adds(L, b, " AS t");
@@ -352,8 +352,8 @@ void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b) {
 
 /* Append the column that links a row to its parent: j.fk (btm) or t.key. */
 void jn_assoc_link(lua_State *L, jn_Assoc *a, jn_Buf *b) {
-  if (a->kind == JN_A_BELONGS_TO_MANY) jn_buf_addident(L, b, "j", a->through->f[a->fk].name);
-  else jn_buf_addident(L, b, "t", a->target->f[a->target_key].name);
+  if (a->kind == JN_A_BELONGS_TO_MANY) jn_buf_addident(L, b, "j", a->through->f[a->fk].col);
+  else jn_buf_addident(L, b, "t", a->target->f[a->target_key].col);
 }
 
 /* The type of the link column, for reading it back. */
@@ -464,14 +464,14 @@ static void add_link_insert(lua_State *L, jn_Assoc *a, jn_Buf *b, int ts) {
   jn_buf_adds(L, b, "INSERT INTO ");
   jn_buf_addident(L, b, NULL, j->table);
   jn_buf_adds(L, b, " (");
-  jn_buf_addident(L, b, NULL, j->f[a->fk].name);
+  jn_buf_addident(L, b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, b, ", ");
-  jn_buf_addident(L, b, NULL, j->f[a->other].name);
+  jn_buf_addident(L, b, NULL, j->f[a->other].col);
   if (ts) {
     jn_buf_adds(L, b, ", ");
-    jn_buf_addident(L, b, NULL, j->f[j->created].name);
+    jn_buf_addident(L, b, NULL, j->f[j->created].col);
     jn_buf_adds(L, b, ", ");
-    jn_buf_addident(L, b, NULL, j->f[j->updated].name);
+    jn_buf_addident(L, b, NULL, j->f[j->updated].col);
   }
 }
 
@@ -530,9 +530,9 @@ static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
   jn_buf_adds(L, &b, "DELETE FROM ");
   jn_buf_addident(L, &b, NULL, j->table);
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?1 AND ");
-  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->other].col);
   if (each) jn_buf_adds(L, &b, " = ?2");
   else add_in_list(L, &b, JN_KEYS_IN);
   jn_stmt_slot(L, j->conn, slot, jn_buf_cstr(L, &b), rc);
@@ -643,7 +643,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
       if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
     }
     if (n++) jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, j->f[i].name);
+    jn_buf_addident(L, &b, NULL, j->f[i].col);
     jn_buf_adds(L, &b, " = ?");
     if (lua_type(L, -1) == LUA_TBOOLEAN) lua_pushinteger(L, lua_toboolean(L, -1));
     else lua_pushvalue(L, -1);
@@ -652,9 +652,9 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   }
   if (n == 0) { lua_pop(L, 2); return SQLITE_OK; }
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ? AND ");
-  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->other].col);
   jn_buf_adds(L, &b, " = ?");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return rc; }
@@ -735,7 +735,7 @@ int jn_assoc_rowexists(lua_State *L, jn_Model *m, int f, int type) {
   jn_buf_adds(L, &b, "SELECT 1 FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, m->f[f].name);
+  jn_buf_addident(L, &b, NULL, m->f[f].col);
   jn_buf_adds(L, &b, " = ? LIMIT 1");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_pop(L, 2); return -1; }
@@ -1001,7 +1001,7 @@ int jn_assoc_lockparent(lua_State *L, jn_Assoc *a, int self) {
   jn_buf_adds(L, &b, "SELECT 1 FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, m->f[a->source_key].name);
+  jn_buf_addident(L, &b, NULL, m->f[a->source_key].col);
   jn_buf_adds(L, &b, " = ?");
   jn_buf_adds(L, &b, c->dialect->lock_parent);
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
@@ -1046,9 +1046,9 @@ static void add_mine(lua_State *L, jn_Assoc *a, jn_Buf *b) {
   jn_buf_adds(L, b, "FROM ");
   jn_buf_addident(L, b, NULL, j->table);
   jn_buf_adds(L, b, " WHERE ");
-  jn_buf_addident(L, b, NULL, j->f[a->fk].name);
+  jn_buf_addident(L, b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, b, " = ?2 AND ");
-  jn_buf_addident(L, b, NULL, j->f[a->other].name);
+  jn_buf_addident(L, b, NULL, j->f[a->other].col);
 }
 
 /*
@@ -1287,13 +1287,13 @@ static jn_St *has_stmt(lua_State *L, jn_Assoc *a, int k, int *rc) {
   jn_St *st;
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT count(DISTINCT ");
-  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->other].col);
   jn_buf_adds(L, &b, ") FROM ");
   jn_buf_addident(L, &b, NULL, j->table);
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?1 AND ");
-  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->other].col);
   add_in_list(L, &b, k);
   st = jn_stmt_cached(L, j->conn, b.p, b.n, rc);
   lua_pop(L, 1);
@@ -1409,11 +1409,11 @@ static void btm_get_sql(lua_State *L, jn_Assoc *a, int uv, jn_Buf *b) {
     jn_buf_adds(L, b, "SELECT ");
     for (k = 0; k < a->target->nfields; k++) {
       if (k) jn_buf_adds(L, b, ", ");
-      jn_buf_addident(L, b, "t", a->target->f[k].name);
+      jn_buf_addident(L, b, "t", a->target->f[k].col);
     }
     for (k = 0; i && k < j->nfields; k++) {
       jn_buf_adds(L, b, ", ");
-      jn_buf_addident(L, b, "j", j->f[k].name);
+      jn_buf_addident(L, b, "j", j->f[k].col);
     }
     jn_assoc_from(L, a, b);
     jn_buf_adds(L, b, " WHERE ");
@@ -1433,11 +1433,11 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
   btm_get_sql(L, a, uv, &b);
   b.n = 0;
   jn_buf_adds(L, &b, "SELECT ");
-  jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->other].col);
   jn_buf_adds(L, &b, " FROM ");
   jn_buf_addident(L, &b, NULL, j->table);
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?");
   lua_pushlstring(L, b.p, b.n);
   lua_setfield(L, uv, "keys");
@@ -1445,7 +1445,7 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
   jn_buf_adds(L, &b, "SELECT count(*) FROM ");
   jn_buf_addident(L, &b, NULL, j->table);
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?");
   lua_pushlstring(L, b.p, b.n);
   lua_setfield(L, uv, "count");
@@ -1454,15 +1454,15 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
     b.n = 0;
     jn_buf_adds(L, &b, i ? "SELECT count(DISTINCT " : "SELECT EXISTS (SELECT 1");
     if (i) {
-      jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+      jn_buf_addident(L, &b, NULL, j->f[a->other].col);
       jn_buf_adds(L, &b, ")");
     }
     jn_buf_adds(L, &b, " FROM ");
     jn_buf_addident(L, &b, NULL, j->table);
     jn_buf_adds(L, &b, " WHERE ");
-    jn_buf_addident(L, &b, NULL, j->f[a->fk].name);
+    jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
     jn_buf_adds(L, &b, " = ?1 AND ");
-    jn_buf_addident(L, &b, NULL, j->f[a->other].name);
+    jn_buf_addident(L, &b, NULL, j->f[a->other].col);
     if (i) add_in_list(L, &b, i == 1 ? JN_KEYS_IN_SMALL : JN_KEYS_IN);
     else jn_buf_adds(L, &b, " = ?2)");
     lua_pushlstring(L, b.p, b.n);

@@ -235,7 +235,7 @@ void jn_frag_expr(lua_State *L, jn_Model *m, const char *alias, int idx, jn_Buf 
     int f = jn_frag_colfield(L, m, idx, &assoc, &alen, &field, ctx);
     if (f == -2) jn_buf_adds(L, b, "*");
     else if (f == -1) { jn_frag_parts(L, idx, &name, &len); jn_frag_noassoc(L, name, ctx); }
-    else jn_buf_addident(L, b, alias, m->f[f].name);
+    else jn_buf_addident(L, b, alias, m->f[f].col);
     return;
   }
   n = jn_frag_parts(L, idx, &name, &len);

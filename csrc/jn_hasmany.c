@@ -60,11 +60,11 @@ static void add_update(lua_State *L, jn_Assoc *a, jn_Buf *b, const char *value) 
   jn_buf_adds(L, b, "UPDATE ");
   jn_buf_addident(L, b, NULL, t->table);
   jn_buf_adds(L, b, " SET ");
-  jn_buf_addident(L, b, NULL, t->f[a->target_key].name);
+  jn_buf_addident(L, b, NULL, t->f[a->target_key].col);
   jn_buf_adds(L, b, value);
   if (stamped(a)) {
     jn_buf_adds(L, b, ", ");
-    jn_buf_addident(L, b, NULL, t->f[t->updated].name);
+    jn_buf_addident(L, b, NULL, t->f[t->updated].col);
     jn_buf_adds(L, b, " = ?2");
   }
   jn_buf_adds(L, b, " WHERE ");
@@ -73,7 +73,7 @@ static void add_update(lua_State *L, jn_Assoc *a, jn_Buf *b, const char *value) 
 /* Append "key = ?N" (k == 1) or "key IN (?N, ?, ...)" of k parameters. */
 static void add_keys(lua_State *L, jn_Assoc *a, jn_Buf *b, int from, int k, int negate) {
   int r;
-  jn_buf_addident(L, b, NULL, a->target->f[a->target->pk].name);
+  jn_buf_addident(L, b, NULL, a->target->f[a->target->pk].col);
   if (k == 1) jn_buf_adds(L, b, negate ? " <> ?" : " = ?");
   else jn_buf_adds(L, b, negate ? " NOT IN (?" : " IN (?");
   jn_buf_addint(L, b, from);
@@ -84,7 +84,7 @@ static void add_keys(lua_State *L, jn_Assoc *a, jn_Buf *b, int from, int k, int 
 
 /* Append "fk = ?1". */
 static void add_mine(lua_State *L, jn_Assoc *a, jn_Buf *b) {
-  jn_buf_addident(L, b, NULL, a->target->f[a->target_key].name);
+  jn_buf_addident(L, b, NULL, a->target->f[a->target_key].col);
   jn_buf_adds(L, b, " = ?1");
 }
 
@@ -123,7 +123,7 @@ static void slot_sql(lua_State *L, jn_Assoc *a, int slot, jn_Buf *b) {
       break;
     default:          /* HM_KEYS: the keys of our rows */
       jn_buf_adds(L, b, "SELECT ");
-      jn_buf_addident(L, b, NULL, a->target->f[a->target->pk].name);
+      jn_buf_addident(L, b, NULL, a->target->f[a->target->pk].col);
       jn_buf_adds(L, b, " FROM ");
       jn_buf_addident(L, b, NULL, a->target->table);
       jn_buf_adds(L, b, " WHERE ");

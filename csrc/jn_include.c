@@ -182,7 +182,7 @@ static jn_Model *include_sub(lua_State *L, jn_Model *m, const char *alias, size_
     jn_buf_adds(L, b, " = ");
     jn_buf_addident(L, b, NULL, a->source->table);
     jn_buf_adds(L, b, ".");
-    jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
+    jn_buf_addident(L, b, NULL, a->source->f[a->source_key].col);
     if (s->inc_idx) include_subwhere(L, a, s->inc_idx, b, s, ctx);
   }
   return a->target;
@@ -401,25 +401,25 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
     jn_buf_adds(L, b, " AS ");
     jn_buf_adds(L, b, ta);
     jn_buf_adds(L, b, " ON ");
-    jn_buf_addident(L, b, ta, a->target->f[a->target_key].name);
+    jn_buf_addident(L, b, ta, a->target->f[a->target_key].col);
     jn_buf_adds(L, b, " = ");
-    jn_buf_addident(L, b, ja, a->through->f[a->other].name);
+    jn_buf_addident(L, b, ja, a->through->f[a->other].col);
     jn_buf_adds(L, b, " WHERE ");
-    jn_buf_addident(L, b, ja, a->through->f[a->fk].name);
+    jn_buf_addident(L, b, ja, a->through->f[a->fk].col);
   } else {
     jn_buf_addident(L, b, NULL, a->target->table);
     jn_buf_adds(L, b, " AS ");
     jn_buf_adds(L, b, ta);
     jn_buf_adds(L, b, " WHERE ");
-    jn_buf_addident(L, b, ta, a->target->f[a->target_key].name);
+    jn_buf_addident(L, b, ta, a->target->f[a->target_key].col);
   }
   jn_buf_adds(L, b, " = ");
   if (palias == NULL) {
     jn_buf_addident(L, b, NULL, a->source->table);
     jn_buf_adds(L, b, ".");
-    jn_buf_addident(L, b, NULL, a->source->f[a->source_key].name);
+    jn_buf_addident(L, b, NULL, a->source->f[a->source_key].col);
   } else {
-    jn_buf_addident(L, b, palias, a->source->f[a->source_key].name);
+    jn_buf_addident(L, b, palias, a->source->f[a->source_key].col);
   }
   if (spec) {
     int t;
@@ -587,7 +587,7 @@ static void top_rank(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select *
     jn_buf_adds(L, b, ", ");
   }
   lua_pop(L, 1);
-  jn_buf_addident(L, b, "t", a->target->f[a->target->pk].name);
+  jn_buf_addident(L, b, "t", a->target->f[a->target->pk].col);
   jn_buf_adds(L, b, ") AS \"jn_rn\"");
 }
 

@@ -940,11 +940,11 @@ static int update_row(lua_State *L, int instidx) {
   for (i = 0; i < m->nfields; i++) {
     if (!writes_field(m, dirty, 0, 1, i)) continue;
     if (k++) jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, m->f[i].name);
+    jn_buf_addident(L, &b, NULL, m->f[i].col);
     jn_buf_adds(L, &b, " = ?");
   }
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, m->f[m->pk].name);
+  jn_buf_addident(L, &b, NULL, m->f[m->pk].col);
   jn_buf_adds(L, &b, " = ?");
   st = jn_stmt_cached(L, c, b.p, b.n, &rc);
   if (st == NULL) { lua_settop(L, uv - 1); return rc; }

@@ -345,14 +345,14 @@ static int update_set(lua_State *L, jn_Model *m, jn_Buf *b, jn_Select *s, int er
       if (!jn_inst_value(L, m, i, -1, errs)) lua_pushnil(L);   /* allowNull = false */
       lua_pop(L, 2);
       if (n++) jn_buf_adds(L, b, ", ");
-      jn_buf_addident(L, b, NULL, m->f[i].name);
+      jn_buf_addident(L, b, NULL, m->f[i].col);
       jn_buf_adds(L, b, " = NULL");
     } else if (!lua_isnil(L, -1)) {
       if (!jn_value_storable(L, -1, m->f[i].type))
         luaL_error(L, "%s: bad value for field '%s' (%s cannot be stored)", ctx, m->f[i].name,
                    luaL_typename(L, -1));
       if (n++) jn_buf_adds(L, b, ", ");
-      jn_buf_addident(L, b, NULL, m->f[i].name);
+      jn_buf_addident(L, b, NULL, m->f[i].col);
       jn_buf_adds(L, b, " = ?");
       if (jn_inst_value(L, m, i, -1, errs)) {
         jn_select_bindt(L, s, -1, m->f[i].type);
@@ -473,20 +473,20 @@ static int model_increment(lua_State *L) {
     lua_rawget(L, 2);
     if (!lua_isnil(L, -1)) {
       if (n++) jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, m->f[i].name);
+      jn_buf_addident(L, &b, NULL, m->f[i].col);
       jn_buf_adds(L, &b, " = ");
       if (m->f[i].type == JN_T_INTEGER && sqlite) {
         /* SQLite turns an integer sum past 64 bits into a REAL, which an
         ** INTEGER column then keeps: the statement fails instead, as on
         ** PostgreSQL (abs() of the smallest integer raises "integer overflow") */
         jn_buf_adds(L, &b, "CASE WHEN typeof(");
-        jn_buf_addident(L, &b, NULL, m->f[i].name);
+        jn_buf_addident(L, &b, NULL, m->f[i].col);
         jn_buf_adds(L, &b, " + ?) = 'real' AND typeof(");
-        jn_buf_addident(L, &b, NULL, m->f[i].name);
+        jn_buf_addident(L, &b, NULL, m->f[i].col);
         jn_buf_adds(L, &b, ") = 'integer' THEN abs(-9223372036854775807 - 1) ELSE ");
         jn_select_bindt(L, &s, -1, m->f[i].type);
       }
-      jn_buf_addident(L, &b, NULL, m->f[i].name);
+      jn_buf_addident(L, &b, NULL, m->f[i].col);
       jn_buf_adds(L, &b, " + ?");
       jn_select_bindt(L, &s, -1, m->f[i].type);
       if (m->f[i].type == JN_T_INTEGER && sqlite) jn_buf_adds(L, &b, " END");
@@ -498,7 +498,7 @@ static int model_increment(lua_State *L) {
     char ts[32];
     size_t len = jn_scalar_timestamp(m->conn, ts);
     jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, m->f[m->updated].name);
+    jn_buf_addident(L, &b, NULL, m->f[m->updated].col);
     jn_buf_adds(L, &b, " = ?");
     lua_pushlstring(L, ts, len);
     jn_select_bindt(L, &s, -1, m->f[m->updated].type);
@@ -540,7 +540,7 @@ static int model_aggregate(lua_State *L) {
   jn_buf_adds(L, &b, "SELECT ");
   jn_buf_adds(L, &b, fns[fn]);
   jn_buf_adds(L, &b, "(");
-  jn_buf_addident(L, &b, NULL, m->f[f].name);
+  jn_buf_addident(L, &b, NULL, m->f[f].col);
   jn_buf_adds(L, &b, ") FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
   add_where(L, m, 4, &b, &s, ctx);
@@ -588,14 +588,14 @@ static void upsert_sql(lua_State *L, jn_Model *m, int base, int nt, int nu, jn_B
   for (i = 0; i < m->nfields; i++) {
     if (insert_skips(L, m, base, i)) continue;
     if (k++) jn_buf_adds(L, b, ", ");
-    jn_buf_addident(L, b, NULL, m->f[i].name);
+    jn_buf_addident(L, b, NULL, m->f[i].col);
   }
   jn_buf_adds(L, b, ") VALUES (");
   for (i = 0; i < k; i++) jn_buf_adds(L, b, i ? ", ?" : "?");
   jn_buf_adds(L, b, ") ON CONFLICT (");
   for (i = 1; i <= nt; i++) {
     if (i > 1) jn_buf_adds(L, b, ", ");
-    jn_buf_addident(L, b, NULL, m->f[list_field(L, m, 3, i, "conflictFields", ctx)].name);
+    jn_buf_addident(L, b, NULL, m->f[list_field(L, m, 3, i, "conflictFields", ctx)].col);
   }
   if (nu == 0) {
     jn_buf_adds(L, b, ") DO NOTHING");
@@ -603,7 +603,7 @@ static void upsert_sql(lua_State *L, jn_Model *m, int base, int nt, int nu, jn_B
   }
   jn_buf_adds(L, b, ") DO UPDATE SET ");
   for (i = 1; i <= nu; i++) {
-    const char *name = m->f[list_field(L, m, 4, i, "updateOnDuplicate", ctx)].name;
+    const char *name = m->f[list_field(L, m, 4, i, "updateOnDuplicate", ctx)].col;
     if (i > 1) jn_buf_adds(L, b, ", ");
     jn_buf_addident(L, b, NULL, name);
     jn_buf_adds(L, b, " = ");
@@ -839,6 +839,12 @@ static int model_info(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "fields");
+  lua_createtable(L, 0, m->nfields);   /* attribute -> column */
+  for (i = 0; i < m->nfields; i++) {
+    lua_pushstring(L, m->f[i].col);
+    lua_setfield(L, -2, m->f[i].name);
+  }
+  lua_setfield(L, -2, "columns");
   lua_newtable(L);   /* the fields UNIQUE alone (groups are in the declarations) */
   for (i = 0; i < m->nfields; i++) {
     if (!(m->f[i].flags & JN_F_UNIQUE)) continue;

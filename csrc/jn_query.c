@@ -69,7 +69,7 @@ static void term_value(lua_State *L, jn_Model *m, const jn_Term *t, const char *
     f = jn_schema_fieldname(tm, t->afield);
     if (f < 0) luaL_error(L, "%s: bad order field '%s' (no such field in %s)", ctx, t->afield, tm->name);
     jn_buf_adds(L, b, t->dir == 2 ? "(SELECT max(" : "(SELECT min(");
-    jn_buf_addident(L, b, "t", tm->f[f].name);
+    jn_buf_addident(L, b, "t", tm->f[f].col);
     jn_buf_adds(L, b, ")");
     jn_buf_addl(L, b, sub.p, sub.n);
     jn_buf_adds(L, b, ")");
@@ -79,7 +79,7 @@ static void term_value(lua_State *L, jn_Model *m, const jn_Term *t, const char *
   } else if (t->alias != NULL) {
     jn_buf_addident(L, b, NULL, t->alias);
   } else {
-    jn_buf_addident(L, b, alias, m->f[t->f].name);
+    jn_buf_addident(L, b, alias, m->f[t->f].col);
   }
 }
 
@@ -347,7 +347,7 @@ static void attr_read(lua_State *L, jn_Model *m, int idx, const jn_Select *s, jn
 static void attr_sql(lua_State *L, jn_Model *m, const jn_Attr *at, const char *alias, jn_Buf *b,
                      jn_Select *s, const char *ctx) {
   if (at->frag) jn_frag_expr(L, m, alias, at->frag, b, s, ctx, 0);
-  else jn_buf_addident(L, b, alias, m->f[at->src].name);
+  else jn_buf_addident(L, b, alias, m->f[at->src].col);
   if (at->name != NULL) {
     jn_buf_adds(L, b, " AS ");
     jn_buf_addident(L, b, NULL, at->name);
@@ -391,7 +391,7 @@ static void columns_given(lua_State *L, jn_Model *m, int a, const int *link, int
   } else {
     if (!haspk) {
       if (k) jn_buf_adds(L, b, ", ");
-      jn_buf_addident(L, b, alias, m->f[m->pk].name);
+      jn_buf_addident(L, b, alias, m->f[m->pk].col);
       s->cols[k++] = m->pk;
     }
     for (j = 0; j < nlink; j++) {   /* the keys the caller's includes link by */
@@ -446,7 +446,7 @@ void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const int *link, i
   } else {
     for (i = 0; i < m->nfields; i++) {
       if (i) jn_buf_adds(L, b, ", ");
-      jn_buf_addident(L, b, alias, m->f[i].name);
+      jn_buf_addident(L, b, alias, m->f[i].col);
     }
   }
 }
@@ -456,7 +456,7 @@ static void group_term(lua_State *L, jn_Model *m, int t, jn_Buf *b, jn_Select *s
   if (lua_type(L, t) == LUA_TSTRING) {
     const char *name = lua_tostring(L, t);
     int f = jn_schema_fieldname(m, name);
-    if (f >= 0) jn_buf_addident(L, b, NULL, m->f[f].name);
+    if (f >= 0) jn_buf_addident(L, b, NULL, m->f[f].col);
     else if (jn_select_aliased(L, s, name)) { lua_pop(L, 1); jn_buf_addident(L, b, NULL, name); }
     else luaL_error(L, "%s: bad group field '%s' (no such field in %s)", ctx, name, m->name);
   } else if (jn_frag_kind(L, t)) {

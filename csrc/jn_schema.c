@@ -25,7 +25,7 @@ static const char *const define_opts[] = {
 static const char *const index_opts[] = { "fields", "unique", "name", NULL };
 static const char *const field_opts[] = {
   "type", "allowNull", "primaryKey", "autoIncrement", "defaultValue", "unique",
-  "references", "onDelete", "onUpdate", "comment", NULL
+  "references", "onDelete", "onUpdate", "comment", "field", NULL
 };
 static const char *const ref_actions[] = {
   "cascade", "set null", "set default", "restrict", "no action", NULL
@@ -95,6 +95,15 @@ int jn_schema_fieldname(jn_Model *m, const char *name) {
   int i;
   for (i = 0; i < m->nfields; i++)
     if (strcmp(m->f[i].name, name) == 0) return i;
+  return -1;
+}
+
+/* The 0-based index of the field whose column is col (ignoring case, as
+** SQLite's names do), or -1. */
+int jn_schema_column(jn_Model *m, const char *col) {
+  int i;
+  for (i = 0; col != NULL && i < m->nfields; i++)
+    if (jn_stricmp(m->f[i].col, col) == 0) return i;
   return -1;
 }
 
@@ -409,6 +418,23 @@ static void check_references(lua_State *L, int specidx, int declidx, const char 
   lua_pop(L, 1);
 }
 
+/* The field's column (option field, in the spec at specidx): an identifier,
+** kept in the declaration at declidx as "field"; the attribute name when
+** not given. */
+static void check_column(lua_State *L, jn_Field *f, int specidx, int declidx, const char *ctx) {
+  f->col = f->name;
+  jn_optfield(L, specidx, "field");
+  if (!lua_isnil(L, -1)) {
+    char fctx[200];
+    snprintf(fctx, sizeof fctx, "db:define: %s: bad option 'field'", ctx);
+    jn_schema_checkident(L, lua_gettop(L), fctx);
+    f->col = lua_tostring(L, -1);
+    lua_setfield(L, declidx, "field");   /* anchors it */
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
 /*
 ** Check one field's declaration (the table at specidx) and fill the
 ** normalized declaration table at declidx and *f.
@@ -451,6 +477,7 @@ static void check_field(lua_State *L, jn_Field *f, int specidx, int declidx, con
   lua_pop(L, 1);
   check_default(L, f, specidx, declidx, ctx);
   check_references(L, specidx, declidx, ctx);
+  check_column(L, f, specidx, declidx, ctx);
 }
 
 /* Is the field named by the string at nameidx declared as a primary key? */
@@ -575,7 +602,7 @@ static void gen_sql(lua_State *L, jn_Model *m, int sqlidx) {
   jn_buf_init(L, &b);
   for (i = 0; i < m->nfields; i++) {
     if (i) jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, m->f[i].name);
+    jn_buf_addident(L, &b, NULL, m->f[i].col);
   }
   m->cols = keep_sql(L, sqlidx, "cols", &b);
   for (n = 0; n < 2; n++) {   /* n == 0: the key is left to SQLite */
@@ -589,7 +616,7 @@ static void gen_sql(lua_State *L, jn_Model *m, int sqlidx) {
     for (i = 0; i < m->nfields; i++) {
       if (n == 0 && i == m->pk && (m->f[i].flags & JN_F_AUTOINC)) continue;
       if (k++) jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, m->f[i].name);
+      jn_buf_addident(L, &b, NULL, m->f[i].col);
     }
     if (k == 0) {   /* a model of only its autoincrement key: Model:create{} */
       b.n = mark;
@@ -601,7 +628,7 @@ static void gen_sql(lua_State *L, jn_Model *m, int sqlidx) {
     }
     if (n == 0 && m->conn->dialect->returning_key) {   /* the key comes back with the insert */
       jn_buf_adds(L, &b, " RETURNING ");
-      jn_buf_addident(L, &b, NULL, m->f[m->pk].name);
+      jn_buf_addident(L, &b, NULL, m->f[m->pk].col);
     }
     m->sql[n == 0 ? JN_MS_INSERT : JN_MS_INSERT_PK] =
       keep_sql(L, sqlidx, n == 0 ? "insert" : "insert_pk", &b);
@@ -612,14 +639,14 @@ static void gen_sql(lua_State *L, jn_Model *m, int sqlidx) {
   jn_buf_adds(L, &b, " FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, m->f[m->pk].name);
+  jn_buf_addident(L, &b, NULL, m->f[m->pk].col);
   jn_buf_adds(L, &b, " = ?");
   m->sql[JN_MS_BY_PK] = keep_sql(L, sqlidx, "by_pk", &b);
   b.n = 0;
   jn_buf_adds(L, &b, "DELETE FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
   jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, m->f[m->pk].name);
+  jn_buf_addident(L, &b, NULL, m->f[m->pk].col);
   jn_buf_adds(L, &b, " = ?");
   m->sql[JN_MS_DELETE_PK] = keep_sql(L, sqlidx, "delete_pk", &b);
   lua_pop(L, 1);
@@ -667,7 +694,7 @@ static int timestamp_field(lua_State *L, jn_Model *m, int declsidx, const char *
   i = m->nfields++;
   lua_createtable(L, 0, 2);
   lua_pushstring(L, name);
-  m->f[i].name = lua_tostring(L, -1);
+  m->f[i].name = m->f[i].col = lua_tostring(L, -1);
   lua_setfield(L, -2, "name");
   lua_rawseti(L, declsidx, i + 1);
   m->f[i].type = JN_T_DATE;
@@ -709,7 +736,7 @@ static void check_index(lua_State *L, jn_Model *m, int list, int i, int out) {
     lua_pushinteger(L, f);
     lua_rawseti(L, cols, k);
     luaL_addchar(&lb, '.');
-    luaL_addstring(&lb, m->f[f].name);
+    luaL_addstring(&lb, m->f[f].col);
   }
   luaL_pushresult(&lb);
   lua_pushliteral(L, "name");
@@ -891,7 +918,7 @@ static void define_id(lua_State *L, jn_Model *m) {
   memmove(&m->f[1], &m->f[0], (size_t)nf * sizeof(jn_Field));
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "id");
-  m->f[0].name = lua_tostring(L, -1);
+  m->f[0].name = m->f[0].col = lua_tostring(L, -1);
   lua_setfield(L, -2, "name");
   for (i = nf; i >= 1; i--) { lua_rawgeti(L, D_DECLS, i); lua_rawseti(L, D_DECLS, i + 1); }
   lua_rawseti(L, D_DECLS, 1);
@@ -904,6 +931,17 @@ static void define_id(lua_State *L, jn_Model *m) {
   m->f[0].enums = NULL;
   m->nfields = nf + 1;
   m->pk = 0;
+}
+
+/* Raise when two attributes of m share a column (SQLite's column names
+** ignore case, so the check does). */
+static void check_columns(lua_State *L, jn_Model *m, int from, int to, const char *ctx) {
+  int i, j;
+  for (i = from; i < to; i++)
+    for (j = 0; j < i; j++)
+      if (jn_stricmp(m->f[i].col, m->f[j].col) == 0)
+        luaL_error(L, "%s: %s: attributes '%s' and '%s' are both on the column '%s'", ctx, m->name,
+                   m->f[j].name, m->f[i].name, m->f[i].col);
 }
 
 /* Generate: the fixed SQL, the empty associations, the lookup table. */
@@ -966,6 +1004,7 @@ static int schema_define(lua_State *L) {
     m->created = timestamp_field(L, m, D_DECLS, underscored ? "created_at" : "createdAt");
     m->updated = timestamp_field(L, m, D_DECLS, underscored ? "updated_at" : "updatedAt");
   }
+  check_columns(L, m, 1, m->nfields, "db:define");
   check_indexes(L, m, D_SPEC, D_UV);
   lua_pushboolean(L, opt_bool(L, D_SPEC, "foreignKeyIndexes", 1, name));
   lua_setfield(L, D_UV, "fk_indexes");
@@ -1087,6 +1126,7 @@ static int schema_addfield(lua_State *L) {
   lua_pushboolean(L, 1);
   lua_setfield(L, decl, "added");
   check_field(L, f, spec, decl, m->name);
+  check_columns(L, m, m->nfields, m->nfields + 1, ctx);
   lua_getuservalue(L, 2);
   uv = lua_gettop(L);
   lua_getfield(L, uv, JN_UV_FIELDS);

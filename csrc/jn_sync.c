@@ -90,7 +90,7 @@ void jn_sync_move_identity(lua_State *L, jn_Model *m, int keyidx) {
   if (st == NULL) return;
   lua_pushfstring(L, "\"%s\"", m->table);   /* identifiers are vetted: no quote in them */
   jn_stmt_bindtext(L, c, st, 1, lua_tostring(L, -1), lua_rawlen(L, -1));
-  jn_stmt_bindtext(L, c, st, 2, m->f[m->pk].name, strlen(m->f[m->pk].name));
+  jn_stmt_bindtext(L, c, st, 2, m->f[m->pk].col, strlen(m->f[m->pk].col));
   jn_stmt_bindi64(L, c, st, 3, key);
   (void)jn_conn_run(L, c, st);
   lua_pop(L, 1);
@@ -138,6 +138,7 @@ static int push_ref(lua_State *L, jn_Conn *c, jn_Model *m, int i, int declsidx, 
       luaL_error(L, "db:sync: %s.%s: references %s.%s, which is not the primary key or a unique field of %s",
                  m->name, m->f[i].name, t->table, key, t->name);
     lua_pushstring(L, t->table);
+    key = t->f[k].col;   /* the attribute's column */
   }
   lua_pushstring(L, key);
   lua_replace(L, top + 2);
@@ -166,7 +167,7 @@ static void push_action(lua_State *L, int declsidx, int i, const char *key) {
 static void enum_check(lua_State *L, jn_Buf *b, const jn_Field *f) {
   const char *v = f->enums;
   jn_buf_adds(L, b, " CHECK (");
-  jn_buf_addident(L, b, NULL, f->name);
+  jn_buf_addident(L, b, NULL, f->col);
   jn_buf_adds(L, b, " IN (");
   for (; *v != '\0'; v += strlen(v) + 1) {
     const char *q;
@@ -186,7 +187,7 @@ static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, 
                        int orderidx) {
   jn_Field *f = &m->f[i];
   char tmp[80];
-  jn_buf_addident(L, b, NULL, f->name);
+  jn_buf_addident(L, b, NULL, f->col);
   if (f->type == JN_T_STRING) snprintf(tmp, sizeof tmp, " VARCHAR(%d)", f->length);
   else if (f->flags & JN_F_AUTOINC) snprintf(tmp, sizeof tmp, " %s", c->dialect->autoinc_key);
   else snprintf(tmp, sizeof tmp, " %s", c->dialect->ddl_type[f->type]);
@@ -264,14 +265,14 @@ static void group_cols(lua_State *L, jn_Buf *b, jn_Model *m, int declsidx, int i
   const char *g = unique_group(L, declsidx, i);
   int j, first = 1;
   if (lead) {
-    jn_buf_addident(L, b, NULL, m->f[i].name);
+    jn_buf_addident(L, b, NULL, m->f[i].col);
     first = 0;
   }
   for (j = 0; g != NULL && j < m->nfields; j++) {
     const char *h = unique_group(L, declsidx, j);
     if ((lead && j == i) || h == NULL || strcmp(g, h) != 0) continue;
     if (!first) jn_buf_adds(L, b, ", ");
-    jn_buf_addident(L, b, NULL, m->f[j].name);
+    jn_buf_addident(L, b, NULL, m->f[j].col);
     first = 0;
   }
 }
@@ -363,7 +364,7 @@ static int create_declared(lua_State *L, jn_Conn *c, int modelidx, int k) {
   for (j = 1; j <= n; j++) {
     lua_rawgeti(L, -1, j);
     if (j > 1) jn_buf_adds(L, &b, ", ");
-    jn_buf_addident(L, &b, NULL, m->f[lua_tointeger(L, -1)].name);
+    jn_buf_addident(L, &b, NULL, m->f[lua_tointeger(L, -1)].col);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -383,7 +384,7 @@ static int create_index(lua_State *L, jn_Conn *c, jn_Model *m, int declsidx, int
   int rc;
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "CREATE INDEX IF NOT EXISTS ");
-  lua_pushfstring(L, "%s.%s", m->table, m->f[i].name);
+  lua_pushfstring(L, "%s.%s", m->table, m->f[i].col);
   jn_buf_addident(L, &b, NULL, lua_tostring(L, -1));
   lua_pop(L, 1);
   jn_buf_adds(L, &b, " ON ");
@@ -525,9 +526,9 @@ static int missing_column(lua_State *L, jn_Diff *d, int i) {
   }
   if (d->alter)
     lua_pushfstring(L, "%s: table %s lacks column %s, which alter cannot add (%s)", m->name,
-                    m->table, m->f[i].name, why);
+                    m->table, m->f[i].col, why);
   else
-    lua_pushfstring(L, "%s: table %s lacks column %s", m->name, m->table, m->f[i].name);
+    lua_pushfstring(L, "%s: table %s lacks column %s", m->name, m->table, m->f[i].col);
   diff_add(L, d->probs);
   return SQLITE_OK;
 }
@@ -540,19 +541,19 @@ static void compare_column(lua_State *L, jn_Diff *d, jn_Field *f, int cols, int 
   int nn, pk;
   if (affinity(row_str(L, cols, r, "type") ? row_str(L, cols, r, "type") : "") != want) {
     lua_pushfstring(L, "%s: column %s.%s is %s in the table, %s in the model", m->name, m->table,
-                    f->name, row_str(L, cols, r, "type"), jn_schema_sqltype(f->type));
+                    f->col, row_str(L, cols, r, "type"), jn_schema_sqltype(f->type));
     diff_add(L, d->probs);
   }
   pk = row_int(L, cols, r, "pk") > 0;
   if (pk != ((f->flags & JN_F_PK) != 0)) {
     lua_pushfstring(L, "%s: column %s.%s is %sthe primary key in the table, %sin the model", m->name,
-                    m->table, f->name, pk ? "" : "not ", pk ? "not " : "");
+                    m->table, f->col, pk ? "" : "not ", pk ? "not " : "");
     diff_add(L, d->probs);
   }
   nn = row_int(L, cols, r, "nn") != 0;
   if (!(pk && f->type == JN_T_INTEGER) && nn != ((f->flags & JN_F_NOTNULL) != 0)) {
     lua_pushfstring(L, "%s: column %s.%s is %s in the table, %s in the model", m->name, m->table,
-                    f->name, nn ? "NOT NULL" : "nullable", nn ? "nullable" : "NOT NULL");
+                    f->col, nn ? "NOT NULL" : "nullable", nn ? "nullable" : "NOT NULL");
     diff_add(L, d->probs);
   }
 }
@@ -566,7 +567,7 @@ static void extra_columns(lua_State *L, jn_Diff *d, int cols) {
     const char *name = row_str(L, cols, i, "name");
     int k;
     for (k = 0; k < m->nfields; k++)
-      if (jn_stricmp(m->f[k].name, name) == 0) break;
+      if (jn_stricmp(m->f[k].col, name) == 0) break;
     if (k < m->nfields) continue;
     if (row_int(L, cols, i, "nn") && row_str(L, cols, i, "dv") == NULL && row_int(L, cols, i, "pk") == 0) {
       lua_pushfstring(L, "%s: table %s has column %s, NOT NULL without a default, which the model lacks "
@@ -588,7 +589,7 @@ static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
   cols = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
   for (i = 0; i < m->nfields; i++) {
-    int r = find_row(L, cols, "name", m->f[i].name);
+    int r = find_row(L, cols, "name", m->f[i].col);
     if (r != 0) compare_column(L, d, &m->f[i], cols, r);
     else if ((rc = missing_column(L, d, i)) != SQLITE_OK) return rc;
   }
@@ -606,12 +607,12 @@ static int diff_fkeys(lua_State *L, jn_Diff *d, int tblidx) {
   fks = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
   for (i = 0; i < m->nfields; i++) {
-    int r = find_row(L, fks, "fr", m->f[i].name);
+    int r = find_row(L, fks, "fr", m->f[i].col);
     const char *tt;
     if (!push_ref(L, d->c, m, i, d->declsidx, d->orderidx)) {
       if (r != 0) {
         lua_pushfstring(L, "%s: column %s.%s references %s in the table, nothing in the model", m->name,
-                        m->table, m->f[i].name, row_str(L, fks, r, "tbl"));
+                        m->table, m->f[i].col, row_str(L, fks, r, "tbl"));
         diff_add(L, d->probs);
       }
       continue;
@@ -620,25 +621,25 @@ static int diff_fkeys(lua_State *L, jn_Diff *d, int tblidx) {
     push_action(L, d->declsidx, i, "onUpdate");
     if (r == 0) {
       lua_pushfstring(L, "%s: column %s.%s references nothing in the table, %s (%s) in the model", m->name,
-                      m->table, m->f[i].name, lua_tostring(L, -4), lua_tostring(L, -3));
+                      m->table, m->f[i].col, lua_tostring(L, -4), lua_tostring(L, -3));
       diff_add(L, d->probs);
     } else {
       tt = row_str(L, fks, r, "tt");
       if (jn_stricmp(row_str(L, fks, r, "tbl"), lua_tostring(L, -4)) != 0 ||
           (tt != NULL && jn_stricmp(tt, lua_tostring(L, -3)) != 0)) {
         lua_pushfstring(L, "%s: column %s.%s references %s (%s) in the table, %s (%s) in the model",
-                        m->name, m->table, m->f[i].name, row_str(L, fks, r, "tbl"), tt ? tt : "its key",
+                        m->name, m->table, m->f[i].col, row_str(L, fks, r, "tbl"), tt ? tt : "its key",
                         lua_tostring(L, -4), lua_tostring(L, -3));
         diff_add(L, d->probs);
       }
       if (jn_stricmp(row_str(L, fks, r, "od"), lua_tostring(L, -2)) != 0) {
         lua_pushfstring(L, "%s: foreign key %s.%s is ON DELETE %s in the table, ON DELETE %s in the model",
-                        m->name, m->table, m->f[i].name, row_str(L, fks, r, "od"), lua_tostring(L, -2));
+                        m->name, m->table, m->f[i].col, row_str(L, fks, r, "od"), lua_tostring(L, -2));
         diff_add(L, d->probs);
       }
       if (jn_stricmp(row_str(L, fks, r, "ou"), lua_tostring(L, -1)) != 0) {
         lua_pushfstring(L, "%s: foreign key %s.%s is ON UPDATE %s in the table, ON UPDATE %s in the model",
-                        m->name, m->table, m->f[i].name, row_str(L, fks, r, "ou"), lua_tostring(L, -1));
+                        m->name, m->table, m->f[i].col, row_str(L, fks, r, "ou"), lua_tostring(L, -1));
         diff_add(L, d->probs);
       }
     }
@@ -646,7 +647,7 @@ static int diff_fkeys(lua_State *L, jn_Diff *d, int tblidx) {
   }
   n = (int)lua_rawlen(L, fks);
   for (i = 1; i <= n; i++) {   /* a foreign key on a column that is no field */
-    if (jn_schema_fieldname(m, row_str(L, fks, i, "fr")) >= 0) continue;
+    if (jn_schema_column(m, row_str(L, fks, i, "fr")) >= 0) continue;
     lua_pushfstring(L, "%s: table %s has a foreign key on %s, which the model lacks", m->name, m->table,
                     row_str(L, fks, i, "fr"));
     diff_add(L, d->probs);
@@ -676,7 +677,7 @@ static int push_index_key(lua_State *L, jn_Diff *d, int nameidx, int *lead) {
     const char *col = row_str(L, rows, i, "name");
     int k;
     for (k = 0; col != NULL && k < d->m->nfields; k++)
-      if (jn_stricmp(d->m->f[k].name, col) == 0) break;
+      if (jn_stricmp(d->m->f[k].col, col) == 0) break;
     if (col == NULL || k == d->m->nfields) {   /* an expression or another column */
       if (i == 1) *lead = -1;
       lua_pop(L, 2);
@@ -781,7 +782,7 @@ static void missing_uniques(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
     if (lua_isnil(L, -1)) {
       jn_Buf b;
       jn_buf_init(L, &b);
-      if (m->f[f].flags & JN_F_UNIQUE) jn_buf_addident(L, &b, NULL, m->f[f].name);
+      if (m->f[f].flags & JN_F_UNIQUE) jn_buf_addident(L, &b, NULL, m->f[f].col);
       else group_cols(L, &b, m, d->declsidx, f, 0);
       lua_pushfstring(L, "%s: table %s lacks UNIQUE (%s)", m->name, m->table, jn_buf_cstr(L, &b));
       diff_add(L, d->probs);
@@ -847,7 +848,7 @@ static int missing_fk_indexes(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
       if ((rc = create_index(L, d->c, m, d->declsidx, i)) != SQLITE_OK) return rc;
     } else {
       lua_pushfstring(L, "%s: table %s lacks the index on its foreign key %s (db:sync{ alter = true } "
-                      "creates it)", m->name, m->table, m->f[i].name);
+                      "creates it)", m->name, m->table, m->f[i].col);
       diff_add(L, d->warns);
     }
   }

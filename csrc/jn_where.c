@@ -142,11 +142,11 @@ static void where_col(lua_State *L, const jn_Where *w, int f) {
     return;
   }
   if (w->path == 0) {
-    jn_buf_addident(L, w->b, w->alias, w->m->f[f].name);
+    jn_buf_addident(L, w->b, w->alias, w->m->f[f].col);
     return;
   }
   jn_buf_adds(L, w->b, "json_extract(");
-  jn_buf_addident(L, w->b, w->alias, w->m->f[f].name);
+  jn_buf_addident(L, w->b, w->alias, w->m->f[f].col);
   jn_buf_adds(L, w->b, ", ?)");
   jn_select_bind(L, w->s, w->path);
 }

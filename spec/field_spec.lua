@@ -1,0 +1,242 @@
+-- An attribute apart from its column (field = "column"): Lua code says the
+-- attribute, SQL the column, on both engines.
+local H = require "spec.helper"
+local junction = H.junction
+local T = H.T
+
+-- The column names of a table, as the database has them (raw SQL).
+local function columns(db, tbl)
+  local rows
+  if H.is_pg then
+    rows = assert(db:query("SELECT column_name AS name FROM information_schema.columns " ..
+                           "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position", tbl))
+  else
+    rows = assert(db:query("SELECT name FROM pragma_table_info(?) ORDER BY cid", tbl))
+  end
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = r.name end
+  table.sort(out)
+  return out
+end
+
+-- A user model whose key and two attributes sit on snake_case columns.
+local function users(db, extra)
+  local spec = {
+    tableName = "users",
+    fields = {
+      userId = { type = T.INTEGER, primaryKey = true, field = "user_id" },
+      firstName = { type = T.STRING(40), field = "first_name", allowNull = false },
+      score = { type = T.INTEGER, field = "the_score", defaultValue = 0 },
+      createdAt = { type = T.DATE, field = "created_at" },
+      updatedAt = { type = T.DATE, field = "updated_at" },
+    },
+  }
+  for k, v in pairs(extra or {}) do spec[k] = v end
+  return db:define("User", spec)
+end
+
+describe("field: an attribute on a column of another name", function()
+  it("db:define checks the column: an identifier, and no two attributes on one column", function()
+    local db = H.open()
+    assert.has_error(function()
+      db:define("A", { fields = { a = { type = T.TEXT, field = "no way" } } })
+    end, "db:define: A.a: bad option 'field' (bad identifier 'no way': a letter or _, then letters, digits " ..
+         "and _, at most 64)")
+    assert.has_error(function()
+      db:define("B", { fields = { a = { type = T.TEXT, field = 3 } } })
+    end, "db:define: B.a: bad option 'field' (string expected, got number)")
+    assert.has_error(function()
+      db:define("C", { fields = { a = { type = T.TEXT, field = "x" }, b = { type = T.TEXT, field = "X" } } })
+    end, "db:define: C: attributes 'a' and 'b' are both on the column 'X'")
+    assert.has_error(function()   -- an attribute on another attribute's column
+      db:define("D", { fields = { a = { type = T.TEXT, field = "b" }, b = { type = T.TEXT } } })
+    end, "db:define: D: attributes 'a' and 'b' are both on the column 'b'")
+    assert.has_error(function()   -- on the column of a timestamp
+      db:define("E", { fields = { a = { type = T.TEXT, field = "createdAt" } } })
+    end, "db:define: E: attributes 'a' and 'createdAt' are both on the column 'createdAt'")
+    assert.has_error(function()   -- on the column of the id junction adds
+      db:define("F", { fields = { a = { type = T.TEXT, field = "id" } } })
+    end, "db:define: F: attributes 'id' and 'a' are both on the column 'id'")
+    -- none of them was defined
+    for _, n in ipairs { "A", "B", "C", "D", "E", "F" } do assert.is_nil(db:model(n)) end
+  end)
+
+  it("db:sync makes the columns, and the model reads and writes them by attribute", function()
+    local db = H.open()
+    local User = users(db)
+    assert(db:sync())
+    assert.same({ "created_at", "first_name", "the_score", "updated_at", "user_id" }, columns(db, "users"))
+    local u = assert(User:create { firstName = "ann", score = 3 })
+    assert.equal(1, u.userId)
+    assert.equal("ann", u.firstName)
+    assert.is_string(u.createdAt)
+    local t = u:toTable()
+    assert.equal("ann", t.firstName)
+    assert.is_nil(t.first_name)
+    -- the row as the database holds it: raw SQL says the columns
+    local raw = assert(db:query("SELECT user_id, first_name, the_score FROM users"))
+    assert.same({ { user_id = 1, first_name = "ann", the_score = 3 } }, raw)
+    assert.equal("ann", User:findByPk(1).firstName)
+    assert.equal(1, User:findOne { where = { firstName = "ann" } }.userId)
+    u.score = 7
+    assert(u:save())
+    assert.equal(7, db:query("SELECT the_score FROM users")[1].the_score)
+    assert(u:update { firstName = "bea" })
+    assert(u:reload())
+    assert.equal("bea", u.firstName)
+    assert.equal(1, User:update({ score = 9 }, { where = { firstName = "bea" } }))
+    assert.equal(9, User:findByPk(1).score)
+    assert(u:destroy())
+    assert.equal(0, User:count())
+  end)
+
+  it("where, order, attributes, group, having, count and junction.col say the attribute", function()
+    local db = H.open()
+    local User = users(db)
+    assert(db:sync())
+    for i, n in ipairs { "cy", "al", "bo", "al" } do assert(User:create { firstName = n, score = i }) end
+    local rows = User:findAll { where = { firstName = { ne = "cy" } }, order = { { "firstName", "DESC" }, "score" } }
+    local got = {}
+    for i, r in ipairs(rows) do got[i] = r.firstName .. r.score end
+    assert.same({ "bo3", "al2", "al4" }, got)
+    rows = User:findAll { attributes = { "firstName" }, where = { score = { gt = 2 } }, order = { "score" } }
+    assert.equal("bo", rows[1].firstName)
+    assert.equal(3, rows[1].userId)   -- the key is read too
+    rows = User:findAll { attributes = { { "firstName", "who" }, { junction.fn("max", junction.col("score")), "top" } },
+                          group = "firstName", having = { top = { gt = 1 } }, order = { "firstName" } }
+    assert.equal(2, #rows)
+    assert.equal("al", rows[1].who)
+    assert.equal(4, rows[1].top)
+    rows = User:findAll { where = { [junction.fn("upper", junction.col("firstName"))] = "BO" } }
+    assert.equal(1, #rows)
+    rows = User:findAll { order = { { junction.col("score"), "DESC" } }, limit = 1 }
+    assert.equal(4, rows[1].score)
+    assert.equal(2, User:count { where = { firstName = "al" } })
+    assert.equal(4, User:count())
+    assert.equal(10, User:sum("score"))
+    assert.equal(4, User:max("score"))
+    assert.equal("al", User:min("firstName"))
+    local n, list = User:findAndCountAll { where = { firstName = "al" }, limit = 1 }
+    if type(n) == "table" then n, list = n.count, n.rows end
+    assert.equal(2, n)
+    assert.equal(1, #list)
+  end)
+
+  it("increment and decrement change the column of the attribute", function()
+    local db = H.open()
+    local User = users(db)
+    assert(db:sync())
+    local u = assert(User:create { firstName = "ann", score = 1 })
+    assert.equal(1, User:increment("score", 5, { where = { firstName = "ann" } }))
+    assert.equal(6, db:query("SELECT the_score FROM users")[1].the_score)
+    assert(u:decrement("score", 2))
+    assert.equal(4, u.score)
+  end)
+
+  it("upsert and bulkCreate name the conflict target and the update by attribute", function()
+    local db = H.open()
+    local Tag = db:define("Tag", { timestamps = false, fields = {
+      tagName = { type = T.TEXT, unique = true, field = "tag_name" },
+      hits = { type = T.INTEGER, field = "hit_count" },
+    } })
+    assert(db:sync())
+    assert.equal(1, Tag:upsert({ tagName = "orm", hits = 1 }).id)
+    local t = Tag:upsert { tagName = "orm", hits = 5 }
+    assert.equal(5, t.hits)
+    assert.equal(1, t.id)
+    t = Tag:upsert({ tagName = "orm", hits = 6 }, { conflictFields = { "tagName" } })
+    assert.equal(6, t.hits)
+    local rows = assert(Tag:bulkCreate({ { tagName = "orm", hits = 9 }, { tagName = "lua", hits = 2 } },
+                                       { updateOnDuplicate = { "hits" } }))
+    assert.equal(2, #rows)
+    assert.equal(9, rows[1].hits)
+    assert.same({ { tag_name = "orm", hit_count = 9 }, { tag_name = "lua", hit_count = 2 } },
+                db:query("SELECT tag_name, hit_count FROM " .. '"Tag"' .. " ORDER BY id"))
+  end)
+
+  it("db:sync compares an existing table by column, and indexes and references say the columns", function()
+    local db = H.open()
+    local Team = db:define("Team", { timestamps = false, fields = {
+      teamId = { type = T.INTEGER, primaryKey = true, field = "team_id" },
+      label = { type = T.TEXT, field = "team_label", unique = true },
+    } })
+    local Player = db:define("Player", { timestamps = false, fields = {
+      teamRef = { type = T.INTEGER, field = "team_ref", references = { model = "Team", key = "teamId" } },
+      nick = { type = T.TEXT, field = "nick_name" },
+    }, indexes = { { fields = { "nick", "teamRef" } } } })
+    assert(db:sync())
+    assert.same({ "id", "nick_name", "team_ref" }, columns(db, "Player"))
+    assert(Team:create { teamId = 7, label = "x" })
+    assert(Player:create { teamRef = 7, nick = "n" })
+    -- the reference is enforced on the column
+    local ok, msg = Player:create { teamRef = 8, nick = "m" }
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    if not H.is_pg then
+      -- the table matches its model: nothing to say
+      assert.same(true, db:sync())
+      local ix = db:query("SELECT name FROM pragma_index_list('Player') WHERE origin = 'c' ORDER BY name")
+      assert.same({ { name = "Player.nick_name.team_ref" }, { name = "Player.team_ref" } }, ix)
+      -- a model whose attribute has no column of its name in the table: told by column
+      local db2 = H.open()
+      assert(db2:exec('CREATE TABLE "Thing" (id INTEGER PRIMARY KEY, thingName TEXT)'))
+      db2:define("Thing", { timestamps = false, fields = { thingName = { type = T.TEXT, field = "thing_name" } } })
+      local r, m, _, details = db2:sync()
+      assert.is_nil(r)
+      assert.matches("table Thing lacks column thing_name", m, 1, true)
+      assert.same({ "Thing: table Thing has column thingName, which the model lacks" }, details.warnings)
+    end
+  end)
+
+  it("db:query stays raw: it reads columns by their names", function()
+    local db = H.open()
+    local User = users(db)
+    assert(db:sync())
+    assert(User:create { firstName = "ann" })
+    local rows = assert(db:query("SELECT * FROM users"))
+    assert.equal("ann", rows[1].first_name)
+    assert.is_nil(rows[1].firstName)
+  end)
+
+  it("a model without field keeps its columns: the attribute names", function()
+    local db = H.open()
+    local P = db:define("P", { fields = { title = { type = T.TEXT } } })
+    assert(db:sync())
+    assert.same({ "createdAt", "id", "title", "updatedAt" }, columns(db, "P"))
+    assert.equal("title", P:_info().columns.title)
+  end)
+
+  it("a paranoid model keeps deletedAt on the column its field names", function()
+    local db = H.open()
+    local Note = db:define("Note", { paranoid = true, timestamps = false, fields = {
+      body = { type = T.TEXT },
+      deletedAt = { type = T.DATE, field = "deleted_at" },
+    } })
+    assert(db:sync())
+    local n = assert(Note:create { body = "a" })
+    assert(Note:create { body = "b" })
+    assert(n:destroy())
+    assert.equal(1, Note:count())
+    assert.equal(2, Note:count { paranoid = false })
+    local raw = db:query("SELECT body FROM " .. '"Note"' .. " WHERE deleted_at IS NOT NULL")
+    assert.same({ { body = "a" } }, raw)
+    assert(n:restore())
+    assert.equal(2, Note:count())
+  end)
+
+  it("scopes and hooks see attributes", function()
+    local db = H.open()
+    local seen
+    local User = users(db, {
+      scopes = { high = { where = { score = { gte = 5 } }, order = { "firstName" } } },
+      hooks = { beforeCreate = function(u) seen = u.firstName; u.score = (u.score or 0) + 1 end },
+    })
+    assert(db:sync())
+    assert(User:create { firstName = "ann", score = 4 })
+    assert(User:create { firstName = "bo", score = 1 })
+    assert.equal("bo", seen)
+    local rows = User:scope("high"):findAll()
+    assert.equal(1, #rows)
+    assert.equal("ann", rows[1].firstName)
+  end)
+end)
