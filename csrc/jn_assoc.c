@@ -406,7 +406,7 @@ void jn_assoc_addthrough(lua_State *L, jn_Assoc *a, jn_Buf *b, const int *cols, 
   int i;
   for (i = 0; i < n; i++) {
     jn_buf_adds(L, b, ", ");
-    jn_buf_addident(L, b, "j", a->through->f[cols[i]].name);
+    jn_buf_addident(L, b, "j", a->through->f[cols[i]].col);
   }
 }
 

@@ -398,7 +398,7 @@ static void columns_given(lua_State *L, jn_Model *m, int a, const int *link, int
       for (i = 0; i < k && s->cols[i] != link[j]; i++) {}
       if (i == k) {
         jn_buf_adds(L, b, ", ");
-        jn_buf_addident(L, b, alias, m->f[link[j]].name);
+        jn_buf_addident(L, b, alias, m->f[link[j]].col);
         s->cols[k++] = link[j];
       }
     }
