@@ -24,7 +24,8 @@ local option_keys = {
   sourceKey = { string = true }, targetKey = { string = true }, through = { string = true, table = true },
   scope = { table = true }, inverse = { string = true, table = true },
   onDelete = { string = true }, onUpdate = { string = true }, hooks = { boolean = true },
-  throughAssociations = { table = true },
+  throughAssociations = { table = true }, constraints = { boolean = true }, uniqueKey = { string = true },
+  timestamps = { boolean = true },
 }
 local kinds = { "belongsTo", "hasOne", "hasMany", "belongsToMany" }
 local ref_actions = { cascade = true, ["set null"] = true, ["set default"] = true, restrict = true,
@@ -439,13 +440,30 @@ end
 
 -- Add field name to model, of the type of like.likeKey, referring to it
 -- (db:_addField refuses once the model is in use).
-local function add_key(db, model, name, like, likeKey, decl, ctx)
-  decl.references = { model = like.tableName, key = likeKey }
+local function add_key(db, model, name, like, likeKey, decl, ctx, noref)
+  if noref then   -- constraints = false: the key refers to nothing (no foreign key, no cascade)
+    decl.onDelete, decl.onUpdate = nil, nil
+  else
+    decl.references = { model = like.tableName, key = likeKey }
+  end
   local ok, e = pcall(db._addField, db, model, name, decl, like, likeKey, "db:associate: " .. ctx)
   if not ok then error((tostring(e):gsub("^[^:]*:%d+: ", "")), 0) end
   for _, d in ipairs(model:_info().declarations) do   -- defaults an association may change
     if d.name == name then d.auto_onDelete, d.auto_onUpdate = true, true end
   end
+end
+
+-- junction model defined here -> { [model] = the key referring to it }
+local made_models = setmetatable({}, { __mode = "k" })
+
+-- A junction model found for through: timestamps given on the association
+-- are for one junction makes.
+local function found_junction(jm, spec, ctx)
+  if spec.timestamps ~= nil and not made_models[jm] then
+    raise("%s: bad option 'timestamps' (for a junction model made for a table name; %s is declared: give "
+          .. "timestamps in its db:define)", ctx, jm.name)
+  end
+  return jm
 end
 
 -- The junction model for through: a model of that name, one on that table,
@@ -456,9 +474,9 @@ local function junction_model(db, source, target, spec, ctx)
     raise("%s: missing option 'through' (the junction model, or its table name)", ctx)
   end
   local jm = db:model(through)
-  if jm then return jm end
+  if jm then return found_junction(jm, spec, ctx) end
   for _, m in pairs(db:_models()) do
-    if m.tableName == through then return m end
+    if m.tableName == through then return found_junction(m, spec, ctx) end
   end
   -- the keys the links hold: sourceKey/targetKey when given (the paired belongsToMany's
   -- sourceKey is this one's targetKey), else the primary keys
@@ -474,17 +492,19 @@ local function junction_model(db, source, target, spec, ctx)
   end
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
   local defined, made = pcall(db.define, db, through, { tableName = through, underscored = true, fields = {},
-                                                        paranoid = spec.through_paranoid or nil })
+                                                        paranoid = spec.through_paranoid or nil,
+                                                        timestamps = spec.timestamps })
   if not defined then   -- a name db:define refuses: say it as this call's misuse
     raise("%s: bad option 'through' ('%s' names no model, and no junction model can be made of it: %s)",
           ctx, through, (tostring(made):gsub("^[^:]*:%d+: ", "")))
   end
   -- the two keys, of the types of the keys they refer to
-  local group = "unique_" .. through
+  local group = spec.uniqueKey or ("unique_" .. through)
   for _, k in ipairs { { fk, source, sk }, { ok, target, tk } } do
     add_key(db, made, k[1], k[2], k[3], { allowNull = false, unique = group, onDelete = "cascade",
-                                          onUpdate = "cascade" }, ctx)
+                                          onUpdate = "cascade" }, ctx, spec.constraints == false)
   end
+  if source ~= target then made_models[made] = { [source] = fk, [target] = ok } else made_models[made] = {} end
   return made, fk, ok   -- its keys: for a model to itself both fields refer to it
 end
 
@@ -572,7 +592,8 @@ local function to_one_key(db, a)
   end
   local name = spec.foreignKey or key_name(holder, base, refkey)
   if has_field(holder, name) then spec.foreignKey = name; return end
-  add_key(db, holder, name, ref, refkey, { onDelete = "set null", onUpdate = "cascade" }, a.ctx)
+  add_key(db, holder, name, ref, refkey, { onDelete = "set null", onUpdate = "cascade" }, a.ctx,
+          spec.constraints == false)
   spec.foreignKey = name
 end
 
@@ -602,12 +623,12 @@ local function through_keys(db, a)
   fk = fk or key_name(jm, source.name, sk)
   ok = ok or key_name(jm, source == target and singular or target.name, tk)
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", a.ctx, fk) end
-  local group = add_fk and add_ok and ("unique_" .. jm.tableName) or nil
+  local group = add_fk and add_ok and (spec.uniqueKey or ("unique_" .. jm.tableName)) or nil
   local function decl()
     return { allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade" }
   end
-  if add_fk then add_key(db, jm, fk, source, sk, decl(), a.ctx) end
-  if add_ok then add_key(db, jm, ok, target, tk, decl(), a.ctx) end
+  if add_fk then add_key(db, jm, fk, source, sk, decl(), a.ctx, spec.constraints == false) end
+  if add_ok then add_key(db, jm, ok, target, tk, decl(), a.ctx, spec.constraints == false) end
   spec.foreignKey, spec.otherKey = fk, ok
 end
 
@@ -864,15 +885,16 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
   return fns
 end
 
-function builders.belongsToMany(db, source, target, spec, ctx)
+local function btm_builder(db, source, target, spec, ctx)
   if source == target and spec.as == nil then
     -- getPersons would not say which way the link goes (children or parents?)
     raise("%s: missing option 'as' (a belongsToMany of a model to itself needs a name, e.g. as = \"Friends\")", ctx)
   end
   local singular, plural = alias_names(spec, target, true, ctx)
   local jm, made_fk, made_ok = junction_model(db, source, target, spec, ctx)
-  local fk = spec.foreignKey or made_fk or referring_field(jm, source)
-  local ok = spec.otherKey or made_ok or referring_field(jm, target, fk)
+  local mk = made_models[jm] or {}   -- (the keys of one made with constraints = false refer to nothing)
+  local fk = spec.foreignKey or made_fk or referring_field(jm, source) or mk[source]
+  local ok = spec.otherKey or made_ok or referring_field(jm, target, fk) or mk[target]
   if not fk then raise("%s: give foreignKey (no single field of %s refers to %s)", ctx, jm.name, source.name) end
   if not ok then raise("%s: give otherKey (no single field of %s refers to %s)", ctx, jm.name, target.name) end
   -- sourceKey/targetKey not given: the keys the junction's fields reference (a junction field
@@ -940,6 +962,67 @@ function builders.belongsToMany(db, source, target, spec, ctx)
 end
 
 -- }======
+
+-- values with only the fields of the list fields (createX's and Model:create's
+-- `fields` option, Sequelize's: the other values are not written), plus the
+-- keys of keep (aliases a nested create reads).  A misuse raises at level.
+local function only_fields(model, values, fields, method, level, keep)
+  if type(fields) ~= "table" then
+    error(method .. ": bad option 'fields' (a list of field names expected, got " .. type(fields) .. ")", level + 1)
+  end
+  local want, out = {}, {}
+  for i, f in ipairs(fields) do
+    if type(f) ~= "string" or not has_field(model, f) then
+      error(method .. ": bad option 'fields' (" .. tostring(f) .. " at " .. i .. " is no field of " .. model.name
+            .. ")", level + 1)
+    end
+    want[f] = true
+  end
+  if next(fields, #fields > 0 and #fields or nil) ~= nil then
+    error(method .. ": bad option 'fields' (a list expected)", level + 1)
+  end
+  for k, v in next, values do
+    if want[k] or (keep and keep[k] ~= nil) then out[k] = v end
+  end
+  return out
+end
+
+function builders.belongsToMany(db, source, target, spec, ctx)
+  local assoc = btm_builder(db, source, target, spec, ctx)
+  local info = assoc:info()
+  -- uniqueKey: the name of the composite unique of the two keys, on keys the user declared too
+  if spec.uniqueKey then
+    for _, d in ipairs(info.through:_info().declarations) do
+      if d.name == info.foreignKey or d.name == info.otherKey then
+        if d.unique ~= nil and d.unique ~= true and d.unique ~= spec.uniqueKey
+           and d.unique ~= "unique_" .. info.through.tableName then
+          raise("%s: bad option 'uniqueKey' ('%s', but %s.%s declares unique = '%s')", ctx, spec.uniqueKey,
+                info.through.name, d.name, tostring(d.unique))
+        end
+        d.unique = spec.uniqueKey
+      end
+    end
+  end
+  -- createX(values, { fields = { ... } }): only those fields of values are written
+  for name, role in pairs(many_names(alias_names(spec, target, true, ctx))) do
+    if role == "create" then
+      local method = source.name .. ":" .. name
+      local inner
+      local function create(self, values, opts)
+        if type(opts) == "table" and rawget(opts, "fields") ~= nil then
+          check_values(values, method)
+          local o = copy(opts)
+          values = only_fields(target, values or {}, o.fields, method, 2)
+          o.fields = nil
+          return inner(self, values, next(o) ~= nil and o or nil)
+        end
+        return inner(self, values, opts)
+      end
+      inner = source:_method(name, create, true)
+    end
+  end
+  return assoc
+end
 
 -- {====== The junction model's own associations, made for you
 
@@ -1156,6 +1239,11 @@ function M.associate(db, tbl)
         end
         spec.through_paranoid = spec.through.paranoid
         spec.through_scope, spec.through = spec.through.scope, spec.through.model
+      end
+      for _, k in ipairs { "uniqueKey", "timestamps" } do
+        if spec[k] ~= nil and kind ~= "belongsToMany" then
+          raise("%s: %s '%s': bad option '%s' (for belongsToMany)", name, kind, tostring(spec[kind]), k)
+        end
       end
       if spec.throughAssociations ~= nil then   -- Sequelize 7's names of the junction's own associations
         if kind ~= "belongsToMany" then
@@ -1381,7 +1469,19 @@ local function create_with(self, values, opts)
   local method = self.name .. ":create"
   if type(opts) ~= "table" then error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 3) end
   for k in next, opts do
-    if k ~= "include" then error(method .. ": bad option '" .. tostring(k) .. "' (unknown key)", 3) end
+    if k ~= "include" and k ~= "fields" then
+      error(method .. ": bad option '" .. tostring(k) .. "' (unknown key)", 3)
+    end
+  end
+  if opts.fields ~= nil then   -- only those fields of values are written (and the included aliases)
+    check_values(values, method)
+    local keep = {}
+    if opts.include ~= nil then
+      local ok, e = pcall(create_includes, self, opts.include, method)
+      if not ok then error(e, 3) end
+      keep = e
+    end
+    values = only_fields(self, values or {}, opts.fields, method, 3, keep)
   end
   if opts.include == nil then return self:create(values) end
   check_values(values, method)

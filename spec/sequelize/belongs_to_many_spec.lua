@@ -1447,4 +1447,76 @@ describe("BelongsToMany", function()
       end, "db:associate: user belongsToMany 'user': the name 'user' is already a field, method or association of user")
     end)
   end)
+
+  describe("small options", function()
+    local User, Task
+    after_each(function() db:close() end)
+    before_each(function()
+      db = S.open()
+      User = S.define(db, "User", { username = T.STRING(255) })
+      Task = S.define(db, "Task", { title = T.STRING(255) })
+    end)
+
+    it("supports using the field parameter", function()
+      assert(db:associate {
+        User = { { belongsToMany = "Task", through = "UserTasks" } },
+        Task = { { belongsToMany = "User", through = "UserTasks" } },
+      })
+      assert(db:sync())
+      local task = assert(Task:create { title = "task" })
+      local created = assert(task:createUser({ username = "foo", id = 99 }, { fields = { "username" } }))
+      assert.equal(User, S.junction.modelof(created))
+      assert.equal("foo", created.username)
+      assert.are_not.equal(99, created.id)   -- a value outside fields is not written
+      assert.equal(1, #task:getUsers())
+      local u = assert(User:create({ username = "bar", id = 98 }, { fields = { "username" } }))
+      assert.are_not.equal(98, u.id)
+      assert.has_error(function() task:createUser({ username = "x" }, { fields = { "nope" } }) end,
+        "Task:createUser: bad option 'fields' (nope at 1 is no field of User)")
+      assert.has_error(function() User:create({ username = "x" }, { fields = "username" }) end,
+        "User:create: bad option 'fields' (a list of field names expected, got string)")
+    end)
+
+    it("should be possible to remove all constraints", function()
+      assert(db:associate {
+        User = { { belongsToMany = "Task", constraints = false, through = "tasksusers" } },
+        Task = { { belongsToMany = "User", constraints = false, through = "tasksusers" } },
+      })
+      assert(db:sync())
+      local user1 = assert(User:create { id = 67, username = "foo" })
+      local task1 = assert(Task:create { id = 52, title = "task" })
+      local user2 = assert(User:create { id = 89, username = "bar" })
+      local task2 = assert(Task:create { id = 42, title = "kast" })
+      assert(user1:setTasks { task1 })
+      assert(task2:setUsers { user2 })
+      assert(user1:destroy())
+      assert(task2:destroy())
+      local J = db:model("tasksusers")
+      assert.equal(1, #assert(J:findAll { where = { user_id = 67 } }))
+      assert.equal(1, #assert(J:findAll { where = { task_id = 42 } }))
+    end)
+
+    it("create custom unique identifier", function()
+      S.define(db, "table_user_task_with_very_long_name", {
+        id_user_very_long_field = T.INTEGER, id_task_very_long_field = T.INTEGER,
+      }, { tableName = "table_user_task_with_very_long_name" })
+      assert(db:associate {
+        User = { { belongsToMany = "Task", as = "MyTasks", through = "table_user_task_with_very_long_name",
+                   foreignKey = "id_user_very_long_field" } },
+        Task = { { belongsToMany = "User", as = "MyUsers", through = "table_user_task_with_very_long_name",
+                   foreignKey = "id_task_very_long_field", uniqueKey = "custom_user_group_unique" } },
+      })
+      assert(db:sync())
+      local decl = {}
+      for _, d in ipairs(Task:getAssociation("MyUsers").through:_info().declarations) do decl[d.name] = d end
+      assert.equal("custom_user_group_unique", decl.id_user_very_long_field.unique)
+      assert.equal("custom_user_group_unique", decl.id_task_very_long_field.unique)
+      -- the pair is unique: a second link of the same two rows is refused
+      local u, t = assert(User:create {}), assert(Task:create {})
+      local J = db:model("table_user_task_with_very_long_name")
+      assert(J:create { id_user_very_long_field = u.id, id_task_very_long_field = t.id })
+      local r, _, code = J:create { id_user_very_long_field = u.id, id_task_very_long_field = t.id }
+      assert.is_nil(r); assert.is_not_nil(code)
+    end)
+  end)
 end)

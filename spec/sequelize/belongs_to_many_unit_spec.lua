@@ -409,4 +409,79 @@ describe("belongsToMany", function()
       assert.equal(p, assert(ProductTag:findOne { include = { Product } }).Product)
     end)
   end)
+
+  describe("small options", function()
+    local function has_timestamps(model)
+      local f = {}
+      for _, name in ipairs(model:_info().fields) do f[name] = true end
+      return f.created_at == true and f.updated_at == true
+    end
+
+    it("allows me to override the global timestamps option", function()
+      S.define(db, "User", {}); S.define(db, "Task", {})
+      assert(db:associate { User = { { belongsToMany = "Task", through = "user_task2", timestamps = false } } })
+      assert.is_false(has_timestamps(db:model("user_task2")))
+      assert(db:associate { Task = { { belongsToMany = "User", through = "user_task3" } } })
+      assert.is_true(has_timestamps(db:model("user_task3")))
+      assert(db:sync())
+      -- on a junction model the user declares, timestamps belong to its define
+      S.define(db, "Own", {})
+      assert.has_error(function()
+        db:associate { User = { { belongsToMany = "Task", as = "Others", through = "Own", timestamps = false } } }
+      end, "db:associate: User belongsToMany Task: bad option 'timestamps' (for a junction model made for a table "
+           .. "name; Own is declared: give timestamps in its db:define)")
+      assert.has_error(function() db:associate { User = { { hasMany = "Task", timestamps = false } } } end,
+        "db:associate: User: hasMany 'Task': bad option 'timestamps' (for belongsToMany)")
+    end)
+
+    it("follows the global timestamps false option", function()
+      -- junction has no connection-wide define options: each define says timestamps = false, and the
+      -- junction model made for a table name follows the association's timestamps option
+      S.define(db, "User", {}, { timestamps = false }); S.define(db, "Task", {}, { timestamps = false })
+      assert(db:associate { User = { { belongsToMany = "Task", through = "user_task3", timestamps = false } } })
+      assert.is_false(has_timestamps(db:model("user_task3")))
+      assert.has_error(function() S.junction.open(":memory:", { define = { timestamps = false } }) end)
+    end)
+
+    it("generate unique identifier with very long length", function()
+      -- the composite unique of the keys junction adds is a group name; the SQL constraint is unnamed,
+      -- so no identifier limit applies (63 bytes on PostgreSQL). Keys the user declares keep their uniques.
+      S.define(db, "User", {}, { tableName = "table_user_with_very_long_name" })
+      S.define(db, "Group", {}, { tableName = "table_group_with_very_long_name" })
+      S.define(db, "GroupUser", {}, { tableName = "table_user_group_with_very_long_name_and_more_characters_63" })
+      assert(db:associate {
+        User = { { belongsToMany = "Group", as = "MyGroups", through = "GroupUser", foreignKey = "id_user_very_long_field" } },
+        Group = { { belongsToMany = "User", as = "MyUsers", through = "GroupUser", foreignKey = "id_group_very_long_field" } },
+      })
+      local decl = {}
+      for _, d in ipairs(db:model("GroupUser"):_info().declarations) do decl[d.name] = d end
+      assert.equal(decl.id_user_very_long_field.unique, decl.id_group_very_long_field.unique)
+      assert.is_string(decl.id_user_very_long_field.unique)
+      assert(db:sync())
+      local u, g = assert(db:model("User"):create {}), assert(db:model("Group"):create {})
+      assert(u:addMyGroup(g))
+      assert(u:addMyGroup(g))   -- adding it again links nothing twice
+      assert.equal(1, db:model("GroupUser"):count())
+    end)
+
+    it("generate unique identifier with custom name", function()
+      S.define(db, "User", {}, { tableName = "table_user_with_very_long_name" })
+      S.define(db, "Group", {}, { tableName = "table_group_with_very_long_name" })
+      S.define(db, "GroupUser", {
+        id_user_very_long_field = { type = T.INTEGER, references = { model = "User", key = "id" } },
+        id_group_very_long_field = { type = T.INTEGER, references = { model = "Group", key = "id" } },
+      }, { tableName = "table_user_group_with_very_long_name" })
+      assert(db:associate {
+        User = { { belongsToMany = "Group", as = "MyGroups", through = "GroupUser",
+                   foreignKey = "id_user_very_long_field", uniqueKey = "custom_user_group_unique" } },
+        Group = { { belongsToMany = "User", as = "MyUsers", through = "GroupUser",
+                    foreignKey = "id_group_very_long_field", uniqueKey = "custom_user_group_unique" } },
+      })
+      local decl = {}
+      for _, d in ipairs(db:model("GroupUser"):_info().declarations) do decl[d.name] = d end
+      assert.equal("custom_user_group_unique", decl.id_user_very_long_field.unique)
+      assert.equal("custom_user_group_unique", decl.id_group_very_long_field.unique)
+      assert(db:sync())
+    end)
+  end)
 end)
