@@ -240,3 +240,228 @@ describe("field: an attribute on a column of another name", function()
     assert.equal("ann", rows[1].firstName)
   end)
 end)
+
+-- Users and projects on snake_case columns, linked through a junction model
+-- whose keys are attributes on columns of other names; tasks of a user.
+local function team(db)
+  local User = db:define("User", { tableName = "users", timestamps = false, fields = {
+    userId = { type = T.INTEGER, primaryKey = true, field = "user_id" },
+    userName = { type = T.TEXT, field = "user_name" },
+  } })
+  local Project = db:define("Project", { tableName = "projects", fields = {
+    projectId = { type = T.INTEGER, primaryKey = true, field = "project_id" },
+    title = { type = T.TEXT, field = "project_title" },
+    createdAt = { type = T.DATE, field = "created_at" },
+    updatedAt = { type = T.DATE, field = "updated_at" },
+  } })
+  local UserProject = db:define("UserProject", { tableName = "user_projects", fields = {
+    userId = { type = T.INTEGER, field = "user_id", unique = "up",
+               references = { model = "users", key = "userId" }, onDelete = "cascade" },
+    projectId = { type = T.INTEGER, field = "project_id", unique = "up",
+                  references = { model = "projects", key = "projectId" }, onDelete = "cascade" },
+    role = { type = T.TEXT, field = "the_role" },
+  } })
+  local Task = db:define("Task", { tableName = "tasks", timestamps = false, fields = {
+    taskId = { type = T.INTEGER, primaryKey = true, field = "task_id" },
+    label = { type = T.TEXT, field = "task_label" },
+    ownerId = { type = T.INTEGER, field = "owner_id", references = { model = "users", key = "userId" } },
+  } })
+  local Profile = db:define("Profile", { timestamps = false, fields = {
+    bio = { type = T.TEXT },
+    personId = { type = T.INTEGER, field = "person_id", references = { model = "users", key = "userId" } },
+  } })
+  assert(db:associate {
+    User = {
+      { belongsToMany = "Project", through = "UserProject", foreignKey = "userId", otherKey = "projectId",
+        as = "Projects" },
+      { hasMany = "Task", foreignKey = "ownerId", as = "Tasks" },
+      { hasOne = "Profile", foreignKey = "personId", as = "Profile" },
+    },
+    Project = {
+      { belongsToMany = "User", through = "UserProject", foreignKey = "projectId", otherKey = "userId", as = "Users" },
+    },
+    Task = { { belongsTo = "User", foreignKey = "ownerId", as = "Owner" } },
+  })
+  assert(db:sync())
+  return User, Project, UserProject, Task, Profile
+end
+
+local function names(list, key)
+  local out = {}
+  for i, x in ipairs(list) do out[i] = x[key] end
+  return out
+end
+
+describe("field: associations and includes over columns of other names", function()
+  it("belongsToMany's methods read and write the junction's columns", function()
+    local db = H.open()
+    local User, Project, UserProject = team(db)
+    local u = assert(User:create { userName = "ann" })
+    local p1 = assert(Project:create { title = "a" })
+    local p2 = assert(Project:create { title = "b" })
+    local p3 = assert(Project:create { title = "c" })
+    assert(u:setProjects { p1, p2 })
+    assert.same({ "a", "b" }, names(u:getProjects { order = { "title" } }, "title"))
+    assert(u:addProject(p3, { through = { role = "lead" } }))
+    assert.equal(3, u:countProjects())
+    assert.is_true(u:hasProject(p3))
+    assert.is_true(u:hasProjects { p1, p3 })
+    local got = u:getProjects { where = { title = "c" } }
+    assert.equal("lead", got[1].UserProject.role)
+    got = u:getProjects { through = { where = { role = "lead" } } }
+    assert.same({ "c" }, names(got, "title"))
+    assert(u:removeProject(p1))
+    assert.same({ "b", "c" }, names(u:getProjects { order = { { "title", "ASC" } } }, "title"))
+    local p4 = assert(u:createProject { title = "d" })
+    assert.equal(4, p4.projectId)
+    assert.same({ 2, 3, 4 }, names(UserProject:findAll { order = { "projectId" } }, "projectId"))
+    assert.same({ { user_id = 1, project_id = 2, the_role = nil }, { user_id = 1, project_id = 3, the_role = "lead" },
+                  { user_id = 1, project_id = 4, the_role = nil } },
+                db:query("SELECT user_id, project_id, the_role FROM user_projects ORDER BY project_id"))
+    assert(u:setProjects { p2 })
+    assert.same({ "ann" }, names(p2:getUsers(), "userName"))
+    assert.equal(0, p3:countUsers())
+  end)
+
+  it("hasMany, hasOne and belongsTo read and write the foreign key's column", function()
+    local db = H.open()
+    local User, _, _, Task, Profile = team(db)
+    local u = assert(User:create { userName = "ann" })
+    local v = assert(User:create { userName = "bo" })
+    local t1 = assert(Task:create { label = "x" })
+    local t2 = assert(Task:create { label = "y" })
+    assert(u:setTasks { t1, t2 })
+    assert.same({ "x", "y" }, names(u:getTasks { order = { "label" } }, "label"))
+    assert.equal(2, u:countTasks())
+    assert.is_true(u:hasTask(t1))
+    assert(u:removeTask(t1))
+    assert.equal(1, u:countTasks())
+    assert(v:addTask(t1))
+    local t3 = assert(u:createTask { label = "z" })
+    assert.equal(1, t3.ownerId)
+    assert.same({ { task_label = "x", owner_id = 2 }, { task_label = "y", owner_id = 1 },
+                  { task_label = "z", owner_id = 1 } },
+                db:query("SELECT task_label, owner_id FROM tasks ORDER BY task_id"))
+    local t = Task:findByPk(1)
+    assert.equal("bo", t:getOwner().userName)
+    assert(t:setOwner(u))
+    assert.equal(1, Task:findByPk(1).ownerId)
+    local made = assert(t:createOwner { userName = "cy" })
+    assert.equal(made.userId, Task:findByPk(1).ownerId)
+    local pr = assert(Profile:create { bio = "hi" })
+    assert(u:setProfile(pr))
+    assert.equal("hi", u:getProfile().bio)
+    assert.equal(1, db:query('SELECT person_id FROM "Profile"')[1].person_id)
+  end)
+
+  it("include joins by the columns: required, where, through, order by an included column", function()
+    local db = H.open()
+    local User, Project, _, Task = team(db)
+    local ann = assert(User:create { userName = "ann" })
+    local bo = assert(User:create { userName = "bo" })
+    assert(User:create { userName = "cy" })
+    local pa = assert(Project:create { title = "pa" })
+    local pb = assert(Project:create { title = "pb" })
+    assert(ann:setProjects { pa, pb })
+    assert(bo:addProject(pb, { through = { role = "lead" } }))
+    assert(Task:create { label = "t1", ownerId = ann.userId })
+    assert(Task:create { label = "t2", ownerId = bo.userId })
+    local rows = User:findAll { include = { "Projects", "Tasks" }, order = { "userId" } }
+    assert.equal(3, #rows)
+    assert.same({ "pa", "pb" }, names(rows[1].Projects, "title"))
+    assert.equal("t2", rows[2].Tasks[1].label)
+    assert.same({}, rows[3].Projects)
+    rows = User:findAll { include = { Projects = { required = true, where = { title = "pb" } } },
+                          order = { "userName" } }
+    assert.same({ "ann", "bo" }, names(rows, "userName"))
+    rows = User:findAll { include = { Projects = { through = { where = { role = "lead" } }, required = true } } }
+    assert.same({ "bo" }, names(rows, "userName"))
+    assert.equal("lead", rows[1].Projects[1].UserProject.role)
+    rows = User:findAll { include = { "Projects" }, order = { { junction.col("Projects.title"), "DESC" }, "userId" } }
+    assert.same({ "ann", "bo", "cy" }, names(rows, "userName"))
+    rows = User:findAll { where = { [junction.col("Projects.title")] = "pa" } }
+    assert.same({ "ann" }, names(rows, "userName"))
+    rows = Task:findAll { include = { "Owner" }, order = { "taskId" } }
+    assert.same({ "ann", "bo" }, { rows[1].Owner.userName, rows[2].Owner.userName })
+    rows = Project:findAll { include = { Users = { required = true } }, order = { "projectId" } }
+    assert.same({ "pa", "pb" }, names(rows, "title"))
+    assert.equal(2, #rows[2].Users)
+    local res = Project:findAndCountAll { include = { Users = { where = { userName = "bo" } } } }
+    local n = type(res) == "table" and res.count or res
+    assert.equal(1, n)
+    local one = User:findOne { where = { userId = ann.userId }, include = { Projects = { attributes = { "title" } } } }
+    assert.same({ "pa", "pb" }, names(one.Projects, "title"))
+  end)
+end)
+
+describe("field: foreignKey = { name = ..., field = ... }", function()
+  local function two(db)
+    db:define("Owner", { timestamps = false, fields = { name = { type = T.TEXT } } })
+    db:define("Pet", { timestamps = false, fields = { name = { type = T.TEXT } } })
+    return db:model("Owner"), db:model("Pet")
+  end
+
+  it("a key junction adds gets the attribute name and the column", function()
+    local db = H.open()
+    local Owner, Pet = two(db)
+    assert(db:associate {
+      Owner = { { hasMany = "Pet", foreignKey = { name = "ownerId", field = "owner_id" }, as = "Pets" } },
+      Pet = { { belongsTo = "Owner", foreignKey = { name = "ownerId", field = "owner_id" } } },
+    })
+    assert(db:sync())
+    assert.equal("owner_id", Pet:_info().columns.ownerId)
+    local o = assert(Owner:create { name = "ann" })
+    local p = assert(o:createPet { name = "rex" })
+    assert.equal(o.id, p.ownerId)
+    assert.equal(o.id, db:query('SELECT owner_id FROM "Pet"')[1].owner_id)
+    assert.equal("ann", p:getOwner().name)
+    assert.equal("rex", Owner:findAll { include = { "Pets" } }[1].Pets[1].name)
+  end)
+
+  it("belongsToMany's foreignKey and otherKey objects make the junction's columns, both ways", function()
+    local db = H.open()
+    local Owner, Pet = two(db)
+    assert(db:associate {
+      Owner = { { belongsToMany = "Pet", through = "owner_pets", as = "Pets", inverse = { as = "Owners" },
+                  foreignKey = { name = "ownerId", field = "owner_ref" },
+                  otherKey = { name = "petId", field = "pet_ref" } } },
+    })
+    assert(db:sync())
+    local cols = db:model("owner_pets"):_info().columns
+    assert.equal("owner_ref", cols.ownerId)
+    assert.equal("pet_ref", cols.petId)
+    local o = assert(Owner:create { name = "ann" })
+    local p = assert(Pet:create { name = "rex" })
+    assert(o:addPet(p))
+    assert.equal("ann", p:getOwners()[1].name)
+    assert.same({ { owner_ref = o.id, pet_ref = p.id } }, db:query("SELECT owner_ref, pet_ref FROM owner_pets"))
+  end)
+
+  it("field alone keeps the name junction gives the key", function()
+    local db = H.open()
+    local _, Pet = two(db)
+    assert(db:associate { Pet = { { belongsTo = "Owner", foreignKey = { field = "owner_ref" } } } })
+    assert.equal("owner_ref", Pet:_info().columns.ownerId)
+  end)
+
+  it("a declared key on another column, or a key object with other options, is a misuse", function()
+    local db = H.open()
+    db:define("Owner", { timestamps = false, fields = { name = { type = T.TEXT } } })
+    db:define("Pet", { timestamps = false, fields = {
+      ownerId = { type = T.INTEGER, field = "oid", references = { model = "Owner" } } } })
+    assert.has_error(function()
+      db:associate { Pet = { { belongsTo = "Owner", foreignKey = { name = "ownerId", field = "owner_id" } } } }
+    end, "db:associate: Pet belongsTo Owner: bad option 'foreignKey' (field 'owner_id', but Pet.ownerId is on " ..
+         "the column 'oid')")
+    assert.has_error(function()
+      db:associate { Pet = { { belongsTo = "Owner", as = "Boss",
+                               foreignKey = { name = "bossId", allowNull = false } } } }
+    end, "db:associate: Pet: belongsTo 'Owner': bad option 'foreignKey.allowNull' (a key is { name = ..., " ..
+         "field = ... })")
+    assert.has_error(function()
+      db:associate { Pet = { { belongsTo = "Owner", as = "Boss", foreignKey = { name = 7 } } } }
+    end, "db:associate: Pet: belongsTo 'Owner': bad option 'foreignKey.name' (string expected, got number)")
+    -- the declared key on its own column works
+    assert(db:associate { Pet = { { belongsTo = "Owner", foreignKey = { name = "ownerId", field = "oid" } } } })
+  end)
+end)

@@ -20,7 +20,8 @@ local junction   -- the module, set by setup
 
 -- option -> the Lua types its value may have
 local option_keys = {
-  as = { string = true, table = true }, foreignKey = { string = true }, otherKey = { string = true },
+  as = { string = true, table = true }, foreignKey = { string = true, table = true },
+  otherKey = { string = true, table = true },
   sourceKey = { string = true }, targetKey = { string = true }, through = { string = true, table = true },
   scope = { table = true }, inverse = { string = true, table = true },
   onDelete = { string = true }, onUpdate = { string = true }, hooks = { boolean = true },
@@ -500,9 +501,10 @@ local function junction_model(db, source, target, spec, ctx)
   end
   -- the two keys, of the types of the keys they refer to
   local group = spec.uniqueKey or ("unique_" .. through)
-  for _, k in ipairs { { fk, source, sk }, { ok, target, tk } } do
+  local kf = spec.key_fields or {}
+  for _, k in ipairs { { fk, source, sk, kf.foreignKey }, { ok, target, tk, kf.otherKey } } do
     add_key(db, made, k[1], k[2], k[3], { allowNull = false, unique = group, onDelete = "cascade",
-                                          onUpdate = "cascade" }, ctx, spec.constraints == false)
+                                          onUpdate = "cascade", field = k[4] }, ctx, spec.constraints == false)
   end
   if source ~= target then made_models[made] = { [source] = fk, [target] = ok } else made_models[made] = {} end
   return made, fk, ok   -- its keys: for a model to itself both fields refer to it
@@ -592,7 +594,8 @@ local function to_one_key(db, a)
   end
   local name = spec.foreignKey or key_name(holder, base, refkey)
   if has_field(holder, name) then spec.foreignKey = name; return end
-  add_key(db, holder, name, ref, refkey, { onDelete = "set null", onUpdate = "cascade" }, a.ctx,
+  add_key(db, holder, name, ref, refkey, { onDelete = "set null", onUpdate = "cascade",
+                                          field = (spec.key_fields or {}).foreignKey }, a.ctx,
           spec.constraints == false)
   spec.foreignKey = name
 end
@@ -624,12 +627,47 @@ local function through_keys(db, a)
   ok = ok or key_name(jm, source == target and singular or target.name, tk)
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", a.ctx, fk) end
   local group = add_fk and add_ok and (spec.uniqueKey or ("unique_" .. jm.tableName)) or nil
-  local function decl()
-    return { allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade" }
+  local kf = spec.key_fields or {}
+  local function decl(field)
+    return { allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade", field = field }
   end
-  if add_fk then add_key(db, jm, fk, source, sk, decl(), a.ctx, spec.constraints == false) end
-  if add_ok then add_key(db, jm, ok, target, tk, decl(), a.ctx, spec.constraints == false) end
+  if add_fk then add_key(db, jm, fk, source, sk, decl(kf.foreignKey), a.ctx, spec.constraints == false) end
+  if add_ok then add_key(db, jm, ok, target, tk, decl(kf.otherKey), a.ctx, spec.constraints == false) end
   spec.foreignKey, spec.otherKey = fk, ok
+end
+
+-- Sequelize's foreignKey = { name = "userId", field = "user_id" } (and otherKey):
+-- the attribute's name stays in spec, the column of a key junction adds goes
+-- to spec.key_fields.
+local function key_objects(spec, ctx)
+  for _, which in ipairs { "foreignKey", "otherKey" } do
+    local v = spec[which]
+    if type(v) == "table" then
+      for k, x in next, v do
+        if k ~= "name" and k ~= "field" then
+          raise("%s: bad option '%s.%s' (a key is { name = ..., field = ... })", ctx, which, tostring(k))
+        end
+        if type(x) ~= "string" then
+          raise("%s: bad option '%s.%s' (string expected, got %s)", ctx, which, k, type(x))
+        end
+      end
+      spec[which] = v.name
+      spec.key_fields = spec.key_fields or {}
+      spec.key_fields[which] = v.field
+    end
+  end
+end
+
+-- A key named with a field (spec.key_fields[which]) must be on that column,
+-- a declared key included: holder's attribute name.
+local function check_key_field(spec, which, holder, name, ctx)
+  local field = spec.key_fields and spec.key_fields[which]
+  if field == nil then return end
+  local col = holder:_info().columns[name]
+  if col ~= field then
+    raise("%s: bad option '%s' (field '%s', but %s.%s is on the column '%s')", ctx, which, field, holder.name,
+          tostring(name), tostring(col))
+  end
 end
 
 local add_keys = {
@@ -669,6 +707,7 @@ function builders.belongsTo(db, source, target, spec, ctx)
   if not fk then
     raise("%s: no foreignKey given, and %s has no field like '%s_id'", ctx, source.name, inflect.snake(singular))
   end
+  check_key_field(spec, "foreignKey", source, fk, ctx)
   apply_actions(source, fk, target, tk, spec, ctx)
   local assoc = db:_associate(source, "belongsTo", target, { as = singular, foreignKey = fk, targetKey = tk })
   register(source, one_names(singular), belongs_to_methods(db, assoc, source, target, fk, tk, singular), assoc,
@@ -687,6 +726,7 @@ local function has_builder(kind)
     end
     local scope = spec.scope and check_scope(target, spec.scope, "scope", ctx)
     if scope and not tomany then raise("%s: bad option 'scope' (for hasMany and belongsToMany)", ctx) end
+    check_key_field(spec, "foreignKey", target, fk, ctx)
     apply_actions(target, fk, source, sk, spec, ctx)
     local assoc = db:_associate(source, kind, target,
                                 { as = tomany and plural or singular, foreignKey = fk, sourceKey = sk })
@@ -897,6 +937,8 @@ local function btm_builder(db, source, target, spec, ctx)
   local ok = spec.otherKey or made_ok or referring_field(jm, target, fk) or mk[target]
   if not fk then raise("%s: give foreignKey (no single field of %s refers to %s)", ctx, jm.name, source.name) end
   if not ok then raise("%s: give otherKey (no single field of %s refers to %s)", ctx, jm.name, target.name) end
+  check_key_field(spec, "foreignKey", jm, fk, ctx)
+  check_key_field(spec, "otherKey", jm, ok, ctx)
   -- sourceKey/targetKey not given: the keys the junction's fields reference (a junction field
   -- place_code referencing Place.place_code links by place_code, not by Place's primary key)
   local sk = spec.sourceKey or referenced_key(jm, fk, source)
@@ -1260,6 +1302,7 @@ function M.associate(db, tbl)
           end
         end
       end
+      key_objects(spec, name .. ": " .. kind .. " '" .. tostring(spec[kind]) .. "'")
       if type(spec[kind]) ~= "string" then
         raise("%s: association %d: %s names no model (a string expected, got %s)", name, i, kind, type(spec[kind]))
       end
@@ -1286,6 +1329,8 @@ function M.associate(db, tbl)
           spec = { belongsToMany = source.name, through = spec.through, through_scope = spec.through_scope,
                    through_paranoid = spec.through_paranoid,
                    as = inv.as, foreignKey = spec.otherKey, otherKey = spec.foreignKey,
+                   key_fields = spec.key_fields and { foreignKey = spec.key_fields.otherKey,
+                                                      otherKey = spec.key_fields.foreignKey },
                    sourceKey = spec.targetKey, targetKey = spec.sourceKey, hooks = spec.hooks,
                    throughAssociations = spec.throughAssociations and {
                      fromSource = spec.throughAssociations.fromTarget, toSource = spec.throughAssociations.toTarget,
