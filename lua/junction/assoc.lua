@@ -1368,6 +1368,32 @@ function M.associate(db, tbl)
       end
     end
   end
+  -- two self-associations through one declared junction model, no key named (Sequelize's
+  -- as = "User" and as = "Fan" through Follow): each is the other's inverse, its otherKey
+  -- named after its own alias's singular (fanId), its foreignKey after the other's (userId)
+  local selfs = {}
+  for _, a in ipairs(todo) do
+    local s = a.spec
+    if a.kind == "belongsToMany" and a.source == a.target and type(s.through) == "string" and s.as ~= nil
+       and not (s.foreignKey or s.otherKey) and db:model(s.through) then
+      local key = a.source.name .. "\0" .. s.through
+      selfs[key] = selfs[key] or {}
+      table.insert(selfs[key], a)
+    end
+  end
+  for _, pair in pairs(selfs) do
+    if #pair == 2 then
+      local jm = db:model(pair[1].spec.through)
+      local pk = pair[1].source.primaryKey
+      local n1 = alias_names(pair[1].spec, pair[1].target, true, pair[1].ctx)
+      local n2 = alias_names(pair[2].spec, pair[2].target, true, pair[2].ctx)
+      local k1, k2 = key_name(jm, n1, pk), key_name(jm, n2, pk)
+      if k1 ~= k2 then
+        pair[1].spec.foreignKey, pair[1].spec.otherKey = k2, k1
+        pair[2].spec.foreignKey, pair[2].spec.otherKey = k1, k2
+      end
+    end
+  end
   -- (the entries that name their keys first: the other side of a pair finds them)
   local named, unnamed = {}, {}
   for _, a in ipairs(todo) do

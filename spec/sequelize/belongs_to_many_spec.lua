@@ -1457,6 +1457,59 @@ describe("BelongsToMany", function()
       Task = S.define(db, "Task", { title = T.STRING(255) })
     end)
 
+    it("keeps the primary key if it was added by the user", function()
+      S.define(db, "usertasks", { id = { type = T.INTEGER, autoIncrement = true, primaryKey = true } })
+      S.define(db, "usertasks2", { userTasksId = { type = T.INTEGER, autoIncrement = true, primaryKey = true } })
+      assert(db:associate {
+        User = { { belongsToMany = "Task", through = "usertasks" },
+                 { belongsToMany = "Task", through = "usertasks2", as = "Tasks2" } },
+        Task = { { belongsToMany = "User", through = "usertasks" },
+                 { belongsToMany = "User", through = "usertasks2", as = "Users2" } },
+      })
+      assert.equal("id", db:model("usertasks").primaryKey)
+      assert.equal("userTasksId", db:model("usertasks2").primaryKey)
+      for _, name in ipairs { "usertasks", "usertasks2" } do
+        local groups = {}
+        for _, d in ipairs(db:model(name):_info().declarations) do
+          if type(d.unique) == "string" then
+            groups[d.unique] = groups[d.unique] or {}
+            table.insert(groups[d.unique], d.name)
+          end
+        end
+        local _, fields = next(groups)
+        table.sort(fields)
+        assert.same({ "taskId", "userId" }, fields)
+      end
+      assert(db:sync())
+      local u, t = assert(User:create {}), assert(Task:create {})
+      assert(u:addTask(t)); assert(u:addTasks2(t))
+      assert.equal(u, t:getUsers2()[1])
+    end)
+    it("should work with this reference", function()
+      -- two self-associations through one model, no keys named: each is the other's inverse, its
+      -- otherKey named after its own alias (fanId for Fans), its foreignKey after the other's
+      db:close(); db = S.open()
+      User = S.define(db, "User", { name = T.STRING(100) })
+      S.define(db, "Follow", {})
+      assert(db:associate { User = { { belongsToMany = "User", through = "Follow", as = "User" },
+                                     { belongsToMany = "User", through = "Follow", as = "Fan" } } })
+      assert.equal("fanId", User:getAssociation("Fan").otherKey)
+      assert.equal("userId", User:getAssociation("Fan").foreignKey)
+      assert.equal("userId", User:getAssociation("User").otherKey)
+      assert.equal("fanId", User:getAssociation("User").foreignKey)
+      assert(db:sync())
+      local users = { assert(User:create { name = "Khsama" }), assert(User:create { name = "Vivek" }),
+                      assert(User:create { name = "Satya" }) }
+      assert(users[1]:addFan(users[2]))
+      assert(users[2]:addUser(users[3]))
+      assert(users[3]:addFan(users[1]))
+      -- (as = "Fan" has one form: getFan reads the list, as Sequelize's accessors are named)
+      assert.same({ "Vivek" }, S.sorted(users[1]:getFan(), "name"))
+      assert.same({ "Khsama", "Satya" }, S.sorted(users[2]:getUser(), "name"))
+      assert.same({ "Khsama", "Vivek" }, S.sorted(users[3]:getFan(), "name"))
+      assert.same({}, S.sorted(users[3]:getUser(), "name"))
+    end)
+
     it("supports using the field parameter", function()
       assert(db:associate {
         User = { { belongsToMany = "Task", through = "UserTasks" } },
@@ -1517,6 +1570,48 @@ describe("BelongsToMany", function()
       assert(J:create { id_user_very_long_field = u.id, id_task_very_long_field = t.id })
       local r, _, code = J:create { id_user_very_long_field = u.id, id_task_very_long_field = t.id }
       assert.is_nil(r); assert.is_not_nil(code)
+    end)
+  end)
+
+  describe("inserting in join table (values per target)", function()
+    local User, Project, UserProjects
+    before_each(function()
+      db = S.open()
+      User, Project = S.define(db, "User", {}), S.define(db, "Project", {})
+      UserProjects = S.define(db, "UserProjects", { status = T.STRING(255), data = T.INTEGER })
+      assert(db:associate {
+        User = { { belongsToMany = "Project", through = "UserProjects" } },
+        Project = { { belongsToMany = "User", through = "UserProjects" } },
+      })
+      assert(db:sync())
+    end)
+    after_each(function() db:close() end)
+
+    it("should insert data provided on the object into the join table", function()
+      -- junction takes through values from the call, not from the instance: p.UserProjects is what
+      -- a read attached, and assigning it raises
+      local u, p = assert(User:create {}), assert(Project:create {})
+      assert.has_error(function() p.UserProjects = { status = "active" } end)
+      assert(u:addProject(p, { through = { status = "active" } }))
+      local up = assert(UserProjects:findOne { where = { userId = u.id, projectId = p.id } })
+      assert.equal("active", up.status)
+    end)
+
+    it("should be able to combine properties on the associated objects, and default values", function()
+      assert(Project:bulkCreate { {}, {} })
+      local user = assert(User:create {})
+      local projects = assert(Project:findAll { order = "id" })
+      local p1, p2 = projects[1], projects[2]
+      -- Sequelize's p1.UserProjects = { status = 'inactive' } then setProjects([p1, p2], { through: active }):
+      -- in junction, values per target are calls of their own, in one transaction
+      assert(db:transaction(function()
+        assert(user:setProjects({ p1, p2 }, { through = { status = "active" } }))
+        assert(user:addProject(p1, { through = { status = "inactive" } }))
+      end))
+      local up1 = assert(UserProjects:findOne { where = { userId = user.id, projectId = p1.id } })
+      local up2 = assert(UserProjects:findOne { where = { userId = user.id, projectId = p2.id } })
+      assert.equal("inactive", up1.status)
+      assert.equal("active", up2.status)
     end)
   end)
 end)

@@ -218,5 +218,67 @@ describe("Include", function()
       assert.has_error(function() User:findAll { include = { { association = 1, as = "Teams" } } } end,
         "User:findAll: bad include option 'association' (an alias or a model expected, got number)")
     end)
+
+    it("should be possible to extend the on clause with a where option on a hasMany include with a through model", function()
+      local Product = S.define(db, "Product", { title = T.STRING(255) })
+      local Tag = S.define(db, "Tag", { name = T.STRING(255) })
+      S.define(db, "ProductTag", { priority = T.INTEGER })
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "ProductTag" } },
+        Tag = { { belongsToMany = "Product", through = "ProductTag" } },
+      })
+      assert(db:sync())
+      assert(Product:bulkCreate { { title = "Chair" }, { title = "Desk" }, { title = "Dress" } })
+      assert(Tag:bulkCreate { { name = "A" }, { name = "B" }, { name = "C" } })
+      local p, t = assert(Product:findAll { order = "id" }), assert(Tag:findAll { order = "id" })
+      assert(p[1]:addTag(t[1], { through = { priority = 1 } }))
+      assert(p[1]:addTag(t[2], { through = { priority = 2 } }))
+      assert(p[2]:addTag(t[2], { through = { priority = 1 } }))
+      assert(p[3]:addTag(t[1], { through = { priority = 3 } }))
+      assert(p[3]:addTag(t[2], { through = { priority = 1 } }))
+      assert(p[3]:addTag(t[3], { through = { priority = 2 } }))
+      local products = assert(Product:findAll { include = { { association = Tag, where = { name = "C" } } } })
+      assert.equal(1, #products)
+      assert.equal(1, #products[1].Tags)
+      assert.equal("Dress", products[1].title)
+      assert.equal(2, products[1].Tags[1].ProductTag.priority)
+    end)
+
+    it("should be possible to use limit and a where on a hasMany with a through model with additional includes", function()
+      local Company = S.define(db, "Company", { name = T.STRING(255) })
+      local Product = S.define(db, "Product", { title = T.STRING(255) })
+      local Tag = S.define(db, "Tag", { name = T.STRING(255) })
+      local Price = S.define(db, "Price", { value = T.REAL })
+      assert(db:associate {
+        Product = { { belongsToMany = "Tag", through = "product_tag" }, { belongsTo = "Tag", as = "Category" },
+                    { belongsTo = "Company" }, { hasMany = "Price" } },
+        Tag = { { belongsToMany = "Product", through = "product_tag" } },
+        Price = { { belongsTo = "Product" } },
+      })
+      assert(db:sync())
+      assert(Company:bulkCreate { { name = "NYSE" }, { name = "NASDAQ" } })
+      assert(Tag:bulkCreate { { name = "A" }, { name = "B" }, { name = "C" }, { name = "D" } })
+      local tags = assert(Tag:findAll { order = "id" })
+      for i = 1, 14 do
+        local p = assert(Product:create { title = "p" .. i, companyId = 1 + i % 2 })
+        -- every product has a price; all but the 13th have a tag of A, B, C, and some have D
+        assert(Price:create { value = i * 10, productId = p.id })
+        if i ~= 13 then assert(p:addTag(tags[1 + i % 3])) end
+        if i % 4 == 0 then assert(p:addTag(tags[4])) end
+      end
+      -- (Product has two associations to Tag, Tags and Category: as names the one, Sequelize's model: Tag)
+      local products = assert(Product:findAll {
+        include = { { association = Company }, { association = Tag, as = "Tags", where = { name = { "A", "B", "C" } } },
+                    { association = Price } },
+        limit = 10, order = { { "id", "ASC" } },
+      })
+      assert.equal(10, #products)
+      for _, product in ipairs(products) do
+        assert.is_true(#product.Tags > 0)
+        assert.is_true(#product.Prices > 0)
+        assert.is_not_nil(product.Company)
+        for _, tag in ipairs(product.Tags) do assert.is_truthy(({ A = 1, B = 1, C = 1 })[tag.name]) end
+      end
+    end)
   end)
 end)
