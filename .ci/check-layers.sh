@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# .ci/check-layers.sh -- csrc/ in layers that only call downward.
+# .ci/check-layers.sh -- csrc/ in layers that only call downward, names that
+# say their file, and functions no longer than 60 lines.
 #
 # LAYERS lists the C files bottom to top; every function a file exports
 # starts with its file's name. A file may call functions defined
@@ -86,5 +87,34 @@ for f in csrc/*.c; do
 done
 if [ "$misnamed" -eq 0 ]; then pass=$((pass + 1)); echo "ok   - every exported function is named after its file"; fi
 fail=$((fail + misnamed))
+# Small functions: none in csrc/ runs longer than MAX_FN_LINES lines, from
+# the line that names it to its closing brace at the start of a line. A
+# long one is split along its phases; LONG_OK lists those we still carry
+# (empty: keep it so).
+MAX_FN_LINES=60
+LONG_OK=$(cat <<'LIST'
+LIST
+)
+long=$(awk -v max="$MAX_FN_LINES" '
+  FNR == 1 { name = "" }
+  /^[A-Za-z_][^;]*[A-Za-z0-9_]\(/ && !/;[ \t]*$/ {
+    start = FNR; name = $0; sub(/\(.*/, "", name); sub(/.*[ *]/, "", name) }
+  /^}/ && name != "" {
+    n = FNR - start + 1
+    if (n > max) printf "%s:%d %s %d\n", FILENAME, start, name, n
+    name = "" }' csrc/*.c)
+toolong=0
+while read -r where fn n; do
+  [ -n "$fn" ] || continue
+  if grep -qxF "$fn" <<<"$LONG_OK"; then continue; fi
+  echo "FAIL - $fn ($where) is $n lines long, more than $MAX_FN_LINES: split it along its phases"
+  toolong=$((toolong + 1))
+done <<<"$long"
+while IFS= read -r fn; do
+  [ -n "$fn" ] || continue
+  grep -q " $fn " <<<"$long" || echo "note - $fn is no longer than $MAX_FN_LINES lines: delete it from LONG_OK"
+done <<<"$LONG_OK"
+if [ "$toolong" -eq 0 ]; then pass=$((pass + 1)); echo "ok   - no function in csrc/ is longer than $MAX_FN_LINES lines"; fi
+fail=$((fail + toolong))
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

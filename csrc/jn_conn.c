@@ -1246,96 +1246,116 @@ static int tx_tostring(lua_State *L) {
 
 /*
 ** db:_tx("open", mode): begin a transaction (BEGIN IMMEDIATE, or the mode
-** given), or a savepoint inside the caller's own one; returns its token,
-** which db:transaction keeps as a local until it calls
+** given), or a savepoint inside the caller's own one; pushes its token,
+** which db:transaction keeps as a local until it calls db:_tx("close").
+*/
+static int tx_open(lua_State *L, jn_Conn *c) {
+  static const char *const modes[] = { "immediate", "deferred", "exclusive", NULL };
+  int mode = luaL_checkoption(L, 3, "immediate", modes), rc;
+  jn_TxToken *t;
+  jn_TxFrame *f;
+  if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
+  /* everything that may raise comes before BEGIN */
+  if (c->txdepth == c->txcap) {
+    int cap = c->txcap ? c->txcap * 2 : 4;
+    jn_TxFrame *p = (jn_TxFrame *)realloc(c->tx, (size_t)cap * sizeof *p);
+    if (p == NULL) return luaL_error(L, "junction: not enough memory");
+    c->tx = p;
+    c->txcap = cap;
+  }
+  t = (jn_TxToken *)lua_newuserdata(L, sizeof *t);
+  t->c = NULL;
+  t->serial = 0;
+  t->killed = 0;
+  luaL_setmetatable(L, JN_TX_MT);
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);   /* the connection outlives the token */
+  lua_pushthread(L);
+  lua_rawseti(L, -2, 2);   /* so does the owner */
+  lua_setuservalue(L, -2);
+  rc = run_own(c, c->txdepth == 0 ? JN_CS_BEGIN + mode : JN_CS_SAVEPOINT);
+  if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
+  t->c = c;
+  t->serial = ++c->txserial;
+  f = &c->tx[c->txdepth++];
+  f->serial = t->serial;
+  f->token = t;
+  f->owner = L;
+  f->abandoned = 0;
+  f->gc_tried = 0;
+  f->hint_level = -1;
+  f->hint_local = 0;
+  return 1;
+}
+
+/*
+** End the outermost transaction (frame 0): commit (ok, and SQLite did not
+** roll it back already: lost), else roll back.  Returns 0, or the count of
+** the failure pushed.
+*/
+static int tx_end_outer(lua_State *L, jn_Conn *c, int ok, int lost) {
+  int rc = ok && !lost ? run_own(c, JN_CS_COMMIT) : SQLITE_OK, n = 0;
+  if (rc == SQLITE_OK && ok && !lost) return 0;
+  if (rc != SQLITE_OK) n = jn_error_result(L, c, rc, NULL);
+  if (!jn_e_autocommit(c->eng, c->db)) run_own(c, JN_CS_ROLLBACK);
+  if (n) return n;
+  if (ok && lost)
+    return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
+  return 0;
+}
+
+/*
 ** db:_tx("close", token, ok): commit or release (ok), or roll back.  Frames
 ** above the token's (transactions opened inside it whose function never
-** returned: a coroutine it left suspended) are rolled back first.  Both
-** return the token / true, or fail.
+** returned: a coroutine it left suspended) are rolled back first.  Pushes
+** true, or returns the failure's count.
 */
-static int conn_tx(lua_State *L) {
-  static const char *const ops[] = { "open", "close", NULL };
-  static const char *const modes[] = { "immediate", "deferred", "exclusive", NULL };
-  jn_Conn *c = jn_conn_check(L, 1, "db:transaction");
-  int op = luaL_checkoption(L, 2, NULL, ops), rc;
-  if (c->inlog)
-    luaL_error(L, "junction: the log function may not run statements on its own connection");
-  if (op == 0) {
-    int mode = luaL_checkoption(L, 3, "immediate", modes);
-    jn_TxToken *t;
-    jn_TxFrame *f;
-    if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
-    /* everything that may raise comes before BEGIN */
-    if (c->txdepth == c->txcap) {
-      int cap = c->txcap ? c->txcap * 2 : 4;
-      jn_TxFrame *p = (jn_TxFrame *)realloc(c->tx, (size_t)cap * sizeof *p);
-      if (p == NULL) return luaL_error(L, "junction: not enough memory");
-      c->tx = p;
-      c->txcap = cap;
-    }
-    t = (jn_TxToken *)lua_newuserdata(L, sizeof *t);
-    t->c = NULL;
-    t->serial = 0;
+static int tx_close(lua_State *L, jn_Conn *c) {
+  jn_TxToken *t = check_token(L, 3);
+  int ok = lua_toboolean(L, 4), i, lost, rc;
+  if (t->killed) {
     t->killed = 0;
-    luaL_setmetatable(L, JN_TX_MT);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 1);   /* the connection outlives the token */
-    lua_pushthread(L);
-    lua_rawseti(L, -2, 2);   /* so does the owner */
-    lua_setuservalue(L, -2);
-    rc = run_own(c, c->txdepth == 0 ? JN_CS_BEGIN + mode : JN_CS_SAVEPOINT);
-    if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
-    t->c = c;
-    t->serial = ++c->txserial;
-    f = &c->tx[c->txdepth++];
-    f->serial = t->serial;
-    f->token = t;
-    f->owner = L;
-    f->abandoned = 0;
-    f->gc_tried = 0;
-    f->hint_level = -1;
-    f->hint_local = 0;
-    return 1;
-  } else {
-    jn_TxToken *t = check_token(L, 3);
-    int ok = lua_toboolean(L, 4), i, lost;
-    if (t->killed) {
-      t->killed = 0;
-      t->serial = 0;
-      if (c->nzombie > 0) c->nzombie--;
-      if (!ok) { lua_pushboolean(L, 1); return 1; }
-      return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back: the transaction "
-                       "around it ended while its function was suspended");
-    }
-    for (i = c->txdepth - 1; i >= 0; i--)
-      if (c->tx[i].serial == t->serial && t->serial != 0) break;
-    if (i < 0) return luaL_error(L, "db:_tx: that transaction is not open");
-    end_frames(c, i + 1, 1);     /* what it left open inside it never finished */
-    c->txdepth = i;              /* from here on the frame is gone, whatever happens */
     t->serial = 0;
-    lost = jn_e_autocommit(c->eng, c->db);   /* SQLite rolled back already */
-    if (i == 0) {
-      rc = ok && !lost ? run_own(c, JN_CS_COMMIT) : SQLITE_OK;
-      if (rc != SQLITE_OK || !ok || lost) {
-        int n = 0;
-        if (rc != SQLITE_OK) n = jn_error_result(L, c, rc, NULL);
-        if (!jn_e_autocommit(c->eng, c->db)) run_own(c, JN_CS_ROLLBACK);
-        if (n) return n;
-        if (ok && lost)
-          return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
-      }
-    } else if (lost) {           /* lost with the outer one */
-      if (ok)
-        return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
-    } else {
-      if (!ok) run_own(c, JN_CS_ROLLBACK_TO);
-      rc = run_own(c, JN_CS_RELEASE);
-      if (ok && rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
-    }
+    if (c->nzombie > 0) c->nzombie--;
+    if (!ok) { lua_pushboolean(L, 1); return 1; }
+    return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back: the transaction "
+                     "around it ended while its function was suspended");
+  }
+  for (i = c->txdepth - 1; i >= 0; i--)
+    if (c->tx[i].serial == t->serial && t->serial != 0) break;
+  if (i < 0) return luaL_error(L, "db:_tx: that transaction is not open");
+  end_frames(c, i + 1, 1);     /* what it left open inside it never finished */
+  c->txdepth = i;              /* from here on the frame is gone, whatever happens */
+  t->serial = 0;
+  lost = jn_e_autocommit(c->eng, c->db);   /* SQLite rolled back already */
+  if (i == 0) {
+    int n = tx_end_outer(L, c, ok, lost);
+    if (n) return n;
+  } else if (lost) {           /* lost with the outer one */
+    if (ok)
+      return jn_error_result(L, c, SQLITE_ABORT, "the transaction was rolled back by an error inside it");
+  } else {
+    if (!ok) run_own(c, JN_CS_ROLLBACK_TO);
+    rc = run_own(c, JN_CS_RELEASE);
+    if (ok && rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   }
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/*
+** db:_tx("open", mode) and db:_tx("close", token, ok): the transaction
+** primitives db:transaction is built on (tx_open, tx_close).  Both return
+** the token / true, or fail.
+*/
+static int conn_tx(lua_State *L) {
+  static const char *const ops[] = { "open", "close", NULL };
+  jn_Conn *c = jn_conn_check(L, 1, "db:transaction");
+  int op = luaL_checkoption(L, 2, NULL, ops);
+  if (c->inlog)
+    luaL_error(L, "junction: the log function may not run statements on its own connection");
+  return op == 0 ? tx_open(L, c) : tx_close(L, c);
 }
 
 /* }====== */

@@ -865,76 +865,107 @@ static int count_entries(lua_State *L, int idx) {
 }
 
 /*
+** The options of a find checked against each other, and the fields the
+** includes link by, read even when attributes leave them out: an int[]
+** userdata pushed, *nlink of them.
+*/
+static int *find_links(lua_State *L, jn_Model *m, int optsidx, int *nlink, const char *ctx) {
+  int *link;
+  int hasgroup = jn_optfield(L, optsidx, "group") != LUA_TNIL;
+  int hasinc = jn_optfield(L, optsidx, "include") != LUA_TNIL;
+  lua_pop(L, 2);
+  if (hasgroup && hasinc)
+    luaL_error(L, "%s: bad option 'include' (a query that groups reads no rows to attach "
+               "associations to)", ctx);
+  link = (int *)lua_newuserdata(L, (size_t)m->nfields * sizeof(int));
+  *nlink = 0;
+  if (jn_optfield(L, optsidx, "include") == LUA_TTABLE)
+    include_keycols(L, m, lua_gettop(L), link, nlink, ctx);
+  lua_pop(L, 1);
+  return link;
+}
+
+/* Start the bind list of a find (pushed, with the include table when
+** there is one): it takes expressions, association columns, a group. */
+static void find_select(lua_State *L, int optsidx, jn_Select *s) {
+  jn_select_init(L, s);
+  s->sub = include_sub;
+  s->exprs = 1;
+  if (jn_optfield(L, optsidx, "include") == LUA_TTABLE) s->inc_idx = lua_gettop(L);
+  else lua_pop(L, 1);
+  s->exact = jn_optfield(L, optsidx, "group") != LUA_TNIL;
+  lua_pop(L, 1);
+}
+
+/* Append the WHERE of a find: its where, and the EXISTS of its required
+** includes.  Returns the stack index of the include table (left pushed),
+** or 0. */
+static int find_where(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Select *s,
+                      const char *ctx) {
+  int haswhere = 0, incidx = 0;
+  if (!lua_istable(L, optsidx)) return 0;
+  jn_optfield(L, optsidx, "where");
+  if (!lua_isnil(L, -1)) {
+    jn_buf_adds(L, b, " WHERE ");
+    jn_where_compile(L, m, lua_gettop(L), NULL, b, s, ctx);
+    haswhere = 1;
+  }
+  lua_pop(L, 1);
+  jn_optfield(L, optsidx, "include");
+  if (!lua_isnil(L, -1)) {
+    incidx = lua_gettop(L);
+    jn_include_required(L, m, incidx, b, s, &haswhere, ctx);
+  } else {
+    lua_pop(L, 1);
+  }
+  return incidx;
+}
+
+/* Append GROUP BY, HAVING, ORDER BY, LIMIT, OFFSET; findOne (one) takes
+** the order and offset given, then LIMIT 1. */
+static void find_tail(lua_State *L, jn_Model *m, int optsidx, int one, jn_Buf *b, jn_Select *s,
+                      const char *ctx) {
+  jn_query_group(L, m, optsidx, b, s, ctx);
+  if (!one) {
+    jn_query_tail(L, m, optsidx, NULL, b, s, ctx);
+    return;
+  }
+  lua_newtable(L);
+  if (lua_istable(L, optsidx)) {
+    jn_optfield(L, optsidx, "order");
+    lua_setfield(L, -2, "order");
+    jn_optfield(L, optsidx, "offset");
+    lua_setfield(L, -2, "offset");
+  }
+  lua_pushinteger(L, 1);
+  lua_setfield(L, -2, "limit");
+  jn_query_tail(L, m, lua_gettop(L), NULL, b, s, ctx);
+  lua_pop(L, 1);
+}
+
+/*
 ** Model:findAll / findOne (one = 1) with the options at optsidx: the query
-** compiled by jn_where.c and jn_query.c, then its includes loaded.  It lives here, above
-** both, because a find runs eager loading.  Pushes the array (or the
-** instance or nil) and returns 1, or returns the fail triple.
+** compiled by jn_where.c and jn_query.c, then its includes loaded.  It
+** lives here, above them, because a find runs eager loading.  Pushes the
+** array (or the instance or nil) and returns 1, or returns the fail triple.
 */
 int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
                     const char *ctx) {
   jn_Buf b;
   jn_Select s;
   jn_St *st;
-  int rc, haswhere = 0, incidx = 0, res, nlink = 0, *link;
+  int rc, incidx, res, nlink, *link;
   if (optsidx < 0) optsidx = lua_gettop(L) + optsidx + 1;
   jn_conn_checkopts(L, optsidx, find_opts, ctx);
-  {
-    int hasgroup = jn_optfield(L, optsidx, "group") != LUA_TNIL;
-    int hasinc = jn_optfield(L, optsidx, "include") != LUA_TNIL;
-    lua_pop(L, 2);
-    if (hasgroup && hasinc)
-      luaL_error(L, "%s: bad option 'include' (a query that groups reads no rows to attach "
-                 "associations to)", ctx);
-  }
-  /* the keys the includes link by, read even when attributes leave them out */
-  link = (int *)lua_newuserdata(L, (size_t)m->nfields * sizeof(int));
-  if (jn_optfield(L, optsidx, "include") == LUA_TTABLE)
-    include_keycols(L, m, lua_gettop(L), link, &nlink, ctx);
-  lua_pop(L, 1);
-  jn_select_init(L, &s);
-  s.sub = include_sub;
-  s.exprs = 1;
-  if (jn_optfield(L, optsidx, "include") == LUA_TTABLE) s.inc_idx = lua_gettop(L);
-  else lua_pop(L, 1);
-  s.exact = jn_optfield(L, optsidx, "group") != LUA_TNIL;
-  lua_pop(L, 1);
+  link = find_links(L, m, optsidx, &nlink, ctx);
+  find_select(L, optsidx, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT ");
   jn_query_columns(L, m, optsidx, link, nlink, NULL, &b, &s, ctx);
   jn_buf_adds(L, &b, " FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
-  if (lua_istable(L, optsidx)) {
-    jn_optfield(L, optsidx, "where");
-    if (!lua_isnil(L, -1)) {
-      jn_buf_adds(L, &b, " WHERE ");
-      jn_where_compile(L, m, lua_gettop(L), NULL, &b, &s, ctx);
-      haswhere = 1;
-    }
-    lua_pop(L, 1);
-    jn_optfield(L, optsidx, "include");
-    if (!lua_isnil(L, -1)) {
-      incidx = lua_gettop(L);
-      jn_include_required(L, m, incidx, &b, &s, &haswhere, ctx);
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-  jn_query_group(L, m, optsidx, &b, &s, ctx);
-  if (one) {
-    lua_newtable(L);   /* findOne: the given order, then LIMIT 1 */
-    if (lua_istable(L, optsidx)) {
-      jn_optfield(L, optsidx, "order");
-      lua_setfield(L, -2, "order");
-      jn_optfield(L, optsidx, "offset");
-      lua_setfield(L, -2, "offset");
-    }
-    lua_pushinteger(L, 1);
-    lua_setfield(L, -2, "limit");
-    jn_query_tail(L, m, lua_gettop(L), NULL, &b, &s, ctx);
-    lua_pop(L, 1);
-  } else {
-    jn_query_tail(L, m, optsidx, NULL, &b, &s, ctx);
-  }
+  incidx = find_where(L, m, optsidx, &b, &s, ctx);
+  find_tail(L, m, optsidx, one, &b, &s, ctx);
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
   jn_select_bindlist(L, m->conn, st, &s);

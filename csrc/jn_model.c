@@ -429,27 +429,11 @@ static int model_destroy(lua_State *L) {
   return run_write(L, m, &b, &s);
 }
 
-/*** Add to numeric fields of the rows that match, in one statement:
-** `UPDATE t SET "f" = "f" + ?, ..., "updatedAt" = ? WHERE ...`.
-@function Model:_increment
-@tparam table by field name -> number (lua/junction's increment and decrement)
-@tparam table opts where or all = true
-@treturn integer|fail rows changed
-*/
-static int model_increment(lua_State *L) {
-  static const char *const inc_opts[] = { "where", "all", NULL };
-  char ctx[96];
-  jn_Model *m = check_self(L, "increment");
-  jn_Buf b;
-  jn_Select s;
-  int i, n = 0, sqlite = strcmp(m->conn->dialect->name, "sqlite") == 0;
-  method_ctx(ctx, sizeof ctx, m, "increment");
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 3);
-  jn_conn_checkopts(L, 3, inc_opts, ctx);
-  write_rows(L, 3, 0, ctx);
-  lua_pushnil(L);   /* every key a numeric field, every value a finite number */
-  while (lua_next(L, 2) != 0) {
+/* Raise unless every key of the table at by is a numeric field of m and
+** every value a finite number (a whole one for an INTEGER field). */
+static void check_increments(lua_State *L, jn_Model *m, int by, const char *ctx) {
+  lua_pushnil(L);
+  while (lua_next(L, by) != 0) {
     int f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, m, -2) : -1;
     double d = lua_tonumber(L, -1);
     if (f < 0)
@@ -463,6 +447,51 @@ static int model_increment(lua_State *L) {
                  m->f[f].name);
     lua_pop(L, 1);
   }
+}
+
+/* Append `"f" = "f" + ?` for field f, the amount on top of the stack
+** bound. */
+static void increment_set(lua_State *L, jn_Model *m, int f, jn_Buf *b, jn_Select *s) {
+  int guard = m->f[f].type == JN_T_INTEGER && strcmp(m->conn->dialect->name, "sqlite") == 0;
+  jn_buf_addident(L, b, NULL, m->f[f].col);
+  jn_buf_adds(L, b, " = ");
+  if (guard) {
+    /* An integer sum past 64 bits that the engine would keep as a REAL in
+    ** an INTEGER column fails instead, as on PostgreSQL (abs() of the
+    ** smallest integer raises "integer overflow") */
+    jn_buf_adds(L, b, "CASE WHEN typeof(");
+    jn_buf_addident(L, b, NULL, m->f[f].col);
+    jn_buf_adds(L, b, " + ?) = 'real' AND typeof(");
+    jn_buf_addident(L, b, NULL, m->f[f].col);
+    jn_buf_adds(L, b, ") = 'integer' THEN abs(-9223372036854775807 - 1) ELSE ");
+    jn_select_bindt(L, s, -1, m->f[f].type);
+  }
+  jn_buf_addident(L, b, NULL, m->f[f].col);
+  jn_buf_adds(L, b, " + ?");
+  jn_select_bindt(L, s, -1, m->f[f].type);
+  if (guard) jn_buf_adds(L, b, " END");
+}
+
+/*** Add to numeric fields of the rows that match, in one statement:
+** `UPDATE t SET "f" = "f" + ?, ..., "updatedAt" = ? WHERE ...`.
+@function Model:_increment
+@tparam table by field name -> number (lua/junction's increment and decrement)
+@tparam table opts where or all = true
+@treturn integer|fail rows changed
+*/
+static int model_increment(lua_State *L) {
+  static const char *const inc_opts[] = { "where", "all", NULL };
+  char ctx[96];
+  jn_Model *m = check_self(L, "increment");
+  jn_Buf b;
+  jn_Select s;
+  int i, n = 0;
+  method_ctx(ctx, sizeof ctx, m, "increment");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 3);
+  jn_conn_checkopts(L, 3, inc_opts, ctx);
+  write_rows(L, 3, 0, ctx);
+  check_increments(L, m, 2, ctx);
   jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
@@ -473,23 +502,7 @@ static int model_increment(lua_State *L) {
     lua_rawget(L, 2);
     if (!lua_isnil(L, -1)) {
       if (n++) jn_buf_adds(L, &b, ", ");
-      jn_buf_addident(L, &b, NULL, m->f[i].col);
-      jn_buf_adds(L, &b, " = ");
-      if (m->f[i].type == JN_T_INTEGER && sqlite) {
-        /* SQLite turns an integer sum past 64 bits into a REAL, which an
-        ** INTEGER column then keeps: the statement fails instead, as on
-        ** PostgreSQL (abs() of the smallest integer raises "integer overflow") */
-        jn_buf_adds(L, &b, "CASE WHEN typeof(");
-        jn_buf_addident(L, &b, NULL, m->f[i].col);
-        jn_buf_adds(L, &b, " + ?) = 'real' AND typeof(");
-        jn_buf_addident(L, &b, NULL, m->f[i].col);
-        jn_buf_adds(L, &b, ") = 'integer' THEN abs(-9223372036854775807 - 1) ELSE ");
-        jn_select_bindt(L, &s, -1, m->f[i].type);
-      }
-      jn_buf_addident(L, &b, NULL, m->f[i].col);
-      jn_buf_adds(L, &b, " + ?");
-      jn_select_bindt(L, &s, -1, m->f[i].type);
-      if (m->f[i].type == JN_T_INTEGER && sqlite) jn_buf_adds(L, &b, " END");
+      increment_set(L, m, i, &b, &s);
     }
     lua_pop(L, 1);
   }

@@ -91,19 +91,19 @@ static void term_value(lua_State *L, jn_Model *m, const jn_Term *t, const char *
 */
 static void term_add(lua_State *L, jn_Model *m, const jn_Term *t, const char *alias, jn_Buf *b,
                      jn_Select *s, const char *ctx) {
-  int pg = strcmp(m->conn->dialect->name, "sqlite") != 0, nulls = t->nulls;
+  int clause = strcmp(m->conn->dialect->name, "sqlite") != 0, nulls = t->nulls;
   int nullable = t->f < 0 || !(m->f[t->f].flags & (JN_F_NOTNULL | JN_F_PK));
   static const char *const dirs[] = { "", " ASC", " DESC" };
-  if (nulls == 0 && pg && nullable && !(t->frag && jn_frag_kind(L, t->frag) == JN_FRAG_LITERAL))
+  if (nulls == 0 && clause && nullable && !(t->frag && jn_frag_kind(L, t->frag) == JN_FRAG_LITERAL))
     nulls = t->dir == 2 ? 2 : 1;
-  if (!pg && nulls != 0 && nulls != (t->dir == 2 ? 2 : 1)) {
+  if (!clause && nulls != 0 && nulls != (t->dir == 2 ? 2 : 1)) {
     jn_buf_adds(L, b, "(");
     term_value(L, m, t, alias, b, s, ctx);
     jn_buf_adds(L, b, nulls == 1 ? ") IS NULL DESC, " : ") IS NULL ASC, ");
   }
   term_value(L, m, t, alias, b, s, ctx);
   jn_buf_adds(L, b, dirs[t->dir]);
-  if (pg && nulls != 0) jn_buf_adds(L, b, nulls == 1 ? " NULLS FIRST" : " NULLS LAST");
+  if (clause && nulls != 0) jn_buf_adds(L, b, nulls == 1 ? " NULLS FIRST" : " NULLS LAST");
 }
 
 /* Read the direction at idx (nil, or a direction string) into t. */
@@ -126,6 +126,90 @@ static void term_name(lua_State *L, jn_Model *m, jn_Term *t, const char *name, j
   luaL_error(L, "%s: bad order field '%s' (no such field in %s)", ctx, name, m->name);
 }
 
+/* A term given as a string: "name", "name DESC", "name ASC NULLS LAST". */
+static void order_string(lua_State *L, jn_Model *m, jn_Term *term, int t, const char *alias,
+                         jn_Buf *b, jn_Select *s, const char *ctx) {
+  char name[80];
+  const char *str = lua_tostring(L, t), *sp = strchr(str, ' ');
+  size_t n = sp ? (size_t)(sp - str) : strlen(str);
+  if (n >= sizeof name) n = sizeof name - 1;
+  memcpy(name, str, n);
+  name[n] = '\0';
+  if (sp && !parse_dir(sp + 1, &term->dir, &term->nulls))
+    luaL_error(L, "%s: bad order direction '%s' (ASC or DESC, NULLS FIRST or NULLS LAST)", ctx,
+               sp + 1);
+  term_name(L, m, term, name, s, ctx);
+  if (term->alias != NULL) {   /* the alias: the string up to its space */
+    lua_pushlstring(L, str, n);
+    term->alias = lua_tostring(L, -1);
+    term_add(L, m, term, alias, b, s, ctx);
+    lua_pop(L, 1);
+    return;
+  }
+  term_add(L, m, term, alias, b, s, ctx);
+}
+
+/*
+** A term given as a table: { name or fragment, direction, nulls } or
+** { "Genres", "name", direction, nulls }.  Reads the directions into term
+** and returns the stack index of the first value, which it pushed (with,
+** for an association's field, the field's name above it: term->assoc).
+*/
+static int order_table(lua_State *L, jn_Model *m, jn_Term *term, int t, const char *alias,
+                       jn_Select *s, const char *ctx) {
+  int n = (int)lua_rawlen(L, t), d = 2, first;
+  if (n < 1 || n > 4) luaL_error(L, "%s: bad order term (a table of 1 to 4 values expected)", ctx);
+  lua_rawgeti(L, t, 1);
+  lua_rawgeti(L, t, 2);
+  first = lua_gettop(L) - 1;
+  if (lua_type(L, first) == LUA_TSTRING && jn_schema_fieldname(m, lua_tostring(L, first)) < 0 &&
+      lua_type(L, first + 1) == LUA_TSTRING && !is_dir(L, first + 1)) {
+    /* { "Genres", "name", ... }: the association's field */
+    if (s->sub == NULL || alias != NULL)
+      luaL_error(L, "%s: bad order term ('%s' is no field of %s; the order of an association's "
+                 "field is taken by findAll, findOne and findByPk)", ctx, lua_tostring(L, first),
+                 m->name);
+    term->assoc = lua_tolstring(L, first, &term->alen);
+    term->afield = lua_tostring(L, first + 1);
+    s->sub(L, m, term->assoc, term->alen, NULL, s, ctx);
+    d = 3;
+  }
+  lua_rawgeti(L, t, d);
+  term_dir(L, term, lua_gettop(L), ctx);
+  lua_rawgeti(L, t, d + 1);
+  term_dir(L, term, lua_gettop(L), ctx);
+  lua_rawgeti(L, t, d + 2);
+  if (!lua_isnil(L, -1)) luaL_error(L, "%s: bad order term (too many values)", ctx);
+  lua_pop(L, 3);
+  if (term->assoc == NULL) lua_pop(L, 1);   /* the first value stays at first */
+  return first;
+}
+
+/* What the value at first sorts by: a field or an attribute's alias, a
+** junction.col (of the model or of an association), or another fragment. */
+static void order_value(lua_State *L, jn_Model *m, jn_Term *term, int first, const char *alias,
+                        jn_Select *s, const char *ctx) {
+  if (lua_type(L, first) == LUA_TSTRING) {
+    term_name(L, m, term, lua_tostring(L, first), s, ctx);
+    if (term->alias != NULL) term->alias = lua_tostring(L, first);
+  } else if (jn_frag_kind(L, first) == JN_FRAG_COL) {
+    const char *assoc, *field;
+    term->f = jn_frag_colfield(L, m, first, &assoc, &term->alen, &field, ctx);
+    if (term->f == -2) luaL_error(L, "%s: bad order (junction.col(\"*\") is no column)", ctx);
+    if (term->f == -1) {
+      if (s->sub == NULL || alias != NULL) jn_frag_noassoc(L, assoc, ctx);
+      term->assoc = assoc;
+      term->afield = field;
+      s->sub(L, m, assoc, term->alen, NULL, s, ctx);
+    }
+  } else if (jn_frag_kind(L, first)) {
+    term->frag = first;
+  } else {
+    luaL_error(L, "%s: bad order (a field name, a table or junction.fn/col/literal expected, got %s)",
+               ctx, luaL_typename(L, first));
+  }
+}
+
 /*
 ** One order term: "name", "name DESC", "name ASC NULLS LAST", a fragment
 ** (junction.fn(...), junction.col("Genres.name")), { name or fragment,
@@ -134,82 +218,23 @@ static void term_name(lua_State *L, jn_Model *m, jn_Term *t, const char *name, j
 */
 static void order_term(lua_State *L, jn_Model *m, int t, const char *alias, jn_Buf *b,
                        jn_Select *s, const char *ctx) {
-  char name[80];
   jn_Term term;
   int first = t;
   memset(&term, 0, sizeof term);
   term.f = -1;
   if (lua_type(L, t) == LUA_TSTRING) {
-    const char *str = lua_tostring(L, t), *sp = strchr(str, ' ');
-    size_t n = sp ? (size_t)(sp - str) : strlen(str);
-    if (n >= sizeof name) n = sizeof name - 1;
-    memcpy(name, str, n);
-    name[n] = '\0';
-    if (sp && !parse_dir(sp + 1, &term.dir, &term.nulls))
-      luaL_error(L, "%s: bad order direction '%s' (ASC or DESC, NULLS FIRST or NULLS LAST)", ctx,
-                 sp + 1);
-    term_name(L, m, &term, name, s, ctx);
-    if (term.alias != NULL) {   /* the alias: the string up to its space */
-      lua_pushlstring(L, str, n);
-      term.alias = lua_tostring(L, -1);
-      term_add(L, m, &term, alias, b, s, ctx);
-      lua_pop(L, 1);
-      return;
-    }
-    term_add(L, m, &term, alias, b, s, ctx);
+    order_string(L, m, &term, t, alias, b, s, ctx);
     return;
   }
   if (lua_istable(L, t) && luaL_testudata(L, t, JN_FRAG_MT) == NULL) {
-    int n = (int)lua_rawlen(L, t), d = 2;
-    if (n < 1 || n > 4) luaL_error(L, "%s: bad order term (a table of 1 to 4 values expected)", ctx);
-    lua_rawgeti(L, t, 1);
-    lua_rawgeti(L, t, 2);
-    first = lua_gettop(L) - 1;
-    if (lua_type(L, first) == LUA_TSTRING && jn_schema_fieldname(m, lua_tostring(L, first)) < 0 &&
-        lua_type(L, first + 1) == LUA_TSTRING && !is_dir(L, first + 1)) {
-      /* { "Genres", "name", ... }: the association's field */
-      if (s->sub == NULL || alias != NULL)
-        luaL_error(L, "%s: bad order term ('%s' is no field of %s; the order of an association's "
-                   "field is taken by findAll, findOne and findByPk)", ctx, lua_tostring(L, first),
-                   m->name);
-      term.assoc = lua_tolstring(L, first, &term.alen);
-      term.afield = lua_tostring(L, first + 1);
-      s->sub(L, m, term.assoc, term.alen, NULL, s, ctx);
-      d = 3;
-    }
-    lua_rawgeti(L, t, d);
-    term_dir(L, &term, lua_gettop(L), ctx);
-    lua_rawgeti(L, t, d + 1);
-    term_dir(L, &term, lua_gettop(L), ctx);
-    lua_rawgeti(L, t, d + 2);
-    if (!lua_isnil(L, -1)) luaL_error(L, "%s: bad order term (too many values)", ctx);
-    lua_pop(L, 3);
+    first = order_table(L, m, &term, t, alias, s, ctx);
     if (term.assoc != NULL) {
       term_add(L, m, &term, alias, b, s, ctx);
       lua_pop(L, 2);
       return;
     }
-    lua_pop(L, 1);   /* the first value stays at first */
   }
-  if (lua_type(L, first) == LUA_TSTRING) {
-    term_name(L, m, &term, lua_tostring(L, first), s, ctx);
-    if (term.alias != NULL) term.alias = lua_tostring(L, first);
-  } else if (jn_frag_kind(L, first) == JN_FRAG_COL) {
-    const char *assoc, *field;
-    term.f = jn_frag_colfield(L, m, first, &assoc, &term.alen, &field, ctx);
-    if (term.f == -2) luaL_error(L, "%s: bad order (junction.col(\"*\") is no column)", ctx);
-    if (term.f == -1) {
-      if (s->sub == NULL || alias != NULL) jn_frag_noassoc(L, assoc, ctx);
-      term.assoc = assoc;
-      term.afield = field;
-      s->sub(L, m, assoc, term.alen, NULL, s, ctx);
-    }
-  } else if (jn_frag_kind(L, first)) {
-    term.frag = first;
-  } else {
-    luaL_error(L, "%s: bad order (a field name, a table or junction.fn/col/literal expected, got %s)",
-               ctx, luaL_typename(L, first));
-  }
+  order_value(L, m, &term, first, alias, s, ctx);
   term_add(L, m, &term, alias, b, s, ctx);
   if (first != t) lua_pop(L, 1);
 }
@@ -355,6 +380,58 @@ static void attr_sql(lua_State *L, jn_Model *m, const jn_Attr *at, const char *a
 }
 
 /*
+** After the k columns of the attributes that fill fields (s->cols), append
+** the key (unless haspk) and the keys the caller's includes link by, when
+** not among them.  Returns the new count of columns.
+*/
+static int columns_keys(lua_State *L, jn_Model *m, int haspk, const int *link, int nlink,
+                        const char *alias, jn_Buf *b, jn_Select *s, int k) {
+  int i, j;
+  if (!haspk) {
+    if (k) jn_buf_adds(L, b, ", ");
+    jn_buf_addident(L, b, alias, m->f[m->pk].col);
+    s->cols[k++] = m->pk;
+  }
+  for (j = 0; j < nlink; j++) {   /* the keys the caller's includes link by */
+    for (i = 0; i < k && s->cols[i] != link[j]; i++) {}
+    if (i == k) {
+      jn_buf_adds(L, b, ", ");
+      jn_buf_addident(L, b, alias, m->f[link[j]].col);
+      s->cols[k++] = link[j];
+    }
+  }
+  return k;
+}
+
+/*
+** After the k field columns, append the n attributes at a that are read by
+** their alias; their names and types go to a new table (s->extra_idx,
+** pushed): names[i] and types[-i].  Returns how many there are.
+*/
+static int columns_aliased(lua_State *L, jn_Model *m, int a, int n, int k, const char *alias,
+                           jn_Buf *b, jn_Select *s, const char *ctx) {
+  int i, ne = 0, names;
+  jn_Attr at;
+  lua_newtable(L);
+  names = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, a, i);
+    attr_read(L, m, lua_gettop(L), s, &at, ctx);
+    if (at.tgt < 0) {
+      if (k + ne) jn_buf_adds(L, b, ", ");
+      attr_sql(L, m, &at, alias, b, s, ctx);
+      lua_pushstring(L, at.name);
+      lua_rawseti(L, names, ++ne);
+      lua_pushinteger(L, at.src >= 0 ? m->f[at.src].type : JN_T_ANY);
+      lua_rawseti(L, names, -ne);
+    }
+    lua_pop(L, 2);
+  }
+  s->extra_idx = names;
+  return ne;
+}
+
+/*
 ** Append the columns of opts.attributes: first those that fill fields
 ** (recorded in s->cols), then the key and the keys the caller's includes
 ** link by, unless the query groups or aggregates (s->exact), then the
@@ -362,15 +439,13 @@ static void attr_sql(lua_State *L, jn_Model *m, const jn_Attr *at, const char *a
 */
 static void columns_given(lua_State *L, jn_Model *m, int a, const int *link, int nlink,
                           const char *alias, jn_Buf *b, jn_Select *s, const char *ctx) {
-  int i, j, n, k = 0, haspk = 0, agg = 0, ne = 0, names;
+  int i, n, k = 0, haspk = 0, agg = 0, ne;
   jn_Attr at;
   if (!lua_istable(L, a))
     luaL_error(L, "%s: bad option 'attributes' (array of field names expected)", ctx);
   n = (int)lua_rawlen(L, a);
   s->cols = (int *)lua_newuserdata(L, (size_t)(n + 1 + m->nfields) * sizeof(int));
   s->cols_idx = lua_gettop(L);
-  lua_newtable(L);
-  names = lua_gettop(L);
   for (i = 1; i <= n; i++) {   /* the fields */
     lua_rawgeti(L, a, i);
     attr_read(L, m, lua_gettop(L), s, &at, ctx);
@@ -389,37 +464,12 @@ static void columns_given(lua_State *L, jn_Model *m, int a, const int *link, int
       luaL_error(L, "%s: bad option 'include' (a query that groups or aggregates reads no rows to "
                  "attach associations to)", ctx);
   } else {
-    if (!haspk) {
-      if (k) jn_buf_adds(L, b, ", ");
-      jn_buf_addident(L, b, alias, m->f[m->pk].col);
-      s->cols[k++] = m->pk;
-    }
-    for (j = 0; j < nlink; j++) {   /* the keys the caller's includes link by */
-      for (i = 0; i < k && s->cols[i] != link[j]; i++) {}
-      if (i == k) {
-        jn_buf_adds(L, b, ", ");
-        jn_buf_addident(L, b, alias, m->f[link[j]].col);
-        s->cols[k++] = link[j];
-      }
-    }
+    k = columns_keys(L, m, haspk, link, nlink, alias, b, s, k);
   }
   s->ncols = k;
-  for (i = 1; i <= n; i++) {   /* the values read by their alias */
-    lua_rawgeti(L, a, i);
-    attr_read(L, m, lua_gettop(L), s, &at, ctx);
-    if (at.tgt < 0) {
-      if (k + ne) jn_buf_adds(L, b, ", ");
-      attr_sql(L, m, &at, alias, b, s, ctx);
-      lua_pushstring(L, at.name);
-      lua_rawseti(L, names, ++ne);
-      lua_pushinteger(L, at.src >= 0 ? m->f[at.src].type : JN_T_ANY);
-      lua_rawseti(L, names, -ne);
-    }
-    lua_pop(L, 2);
-  }
+  ne = columns_aliased(L, m, a, n, k, alias, b, s, ctx);
   if (k + ne == 0) luaL_error(L, "%s: bad option 'attributes' (empty)", ctx);
   s->nextra = ne;
-  s->extra_idx = names;
   s->attrs_idx = a;
 }
 

@@ -1065,25 +1065,11 @@ static void check_unsealed(lua_State *L, jn_Conn *c, jn_Model *m, const char *ct
                "or associate before using the model", ctx, m->name, field, why);
 }
 
-/*** Add a key field to a model (db:associate's foreign keys), before use.
-@function db:_addField
-@tparam Model model
-@tparam string name the new field
-@tparam table spec a field declaration without 'type'
-@tparam Model like the model whose field gives the type
-@tparam string likefield
-@tparam string ctx names the caller in errors
-@treturn true
-*/
-static int schema_addfield(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1, "db:_addField");
-  jn_Model *m = check_model(L, 2), *o = check_model(L, 5);
-  const char *name = luaL_checkstring(L, 3), *ctx = luaL_checkstring(L, 7);
-  int of, uv, spec, decl, i;
-  jn_Field *f;
-  luaL_checktype(L, 4, LUA_TTABLE);
-  luaL_checkstring(L, 6);
-  lua_settop(L, 7);
+/* Check that field name can be added to m, like field likefield of o (on
+** connection c); returns likefield's index in o.  Raises otherwise. */
+static int addfield_check(lua_State *L, jn_Conn *c, jn_Model *m, jn_Model *o, const char *name,
+                          const char *ctx) {
+  int of;
   if (m->conn != c || o->conn != c) luaL_error(L, "%s: models of another connection", ctx);
   of = jn_schema_fieldname(o, lua_tostring(L, 6));
   if (of < 0) luaL_error(L, "%s: %s has no field '%s'", ctx, o->name, lua_tostring(L, 6));
@@ -1102,7 +1088,14 @@ static int schema_addfield(lua_State *L) {
                name, m->name);
   lua_pop(L, 2);
   check_unsealed(L, c, m, ctx, name);
-  lua_newtable(L);                                 /* the spec, with the type */
+  return of;
+}
+
+/* Push a copy of the added field's declaration at 4 with the type of
+** field of of o; returns its stack index. */
+static int addfield_spec(lua_State *L, jn_Model *o, int of, const char *ctx) {
+  int spec;
+  lua_newtable(L);
   spec = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, 4) != 0) {
@@ -1116,6 +1109,30 @@ static int schema_addfield(lua_State *L) {
   }
   push_type(L, o->f[of].type, o->f[of].type == JN_T_STRING ? o->f[of].length : 0);
   lua_setfield(L, spec, "type");
+  return spec;
+}
+
+/*** Add a key field to a model (db:associate's foreign keys), before use.
+@function db:_addField
+@tparam Model model
+@tparam string name the new field
+@tparam table spec a field declaration without 'type'
+@tparam Model like the model whose field gives the type
+@tparam string likefield
+@tparam string ctx names the caller in errors
+@treturn true
+*/
+static int schema_addfield(lua_State *L) {
+  jn_Conn *c = jn_conn_check(L, 1, "db:_addField");
+  jn_Model *m = check_model(L, 2), *o = check_model(L, 5);
+  const char *name = luaL_checkstring(L, 3), *ctx = luaL_checkstring(L, 7);
+  int of, uv, spec, decl;
+  jn_Field *f;
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checkstring(L, 6);
+  lua_settop(L, 7);
+  of = addfield_check(L, c, m, o, name, ctx);
+  spec = addfield_spec(L, o, of, ctx);             /* the spec, with the type */
   lua_createtable(L, 0, 4);                        /* decl */
   decl = lua_gettop(L);
   f = &m->f[m->nfields];                           /* beyond nfields until checked */
@@ -1133,8 +1150,7 @@ static int schema_addfield(lua_State *L) {
   lua_pushvalue(L, decl);
   lua_rawseti(L, -2, m->nfields + 1);
   lua_pop(L, 1);
-  i = m->nfields++;
-  (void)i;
+  m->nfields++;
   lua_getfield(L, uv, JN_UV_SQL);
   gen_sql(L, m, lua_gettop(L));
   lua_pop(L, 1);

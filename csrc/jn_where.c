@@ -216,6 +216,41 @@ static int in_held(lua_State *L, jn_Model *m, int f, int idx, const char *ctx, i
   return lua_gettop(L);
 }
 
+/* Is the list at list (n values) bound inline, one ? each?  Yes when it is
+** short; else when a value cannot travel in JSON (JSON carries numbers and
+** clean text). */
+static int in_inline(lua_State *L, const jn_Where *w, int f, int list, int n) {
+  int i, safe = FTYPE(w, f) != JN_T_BLOB && FTYPE(w, f) != JN_T_DATE;
+  for (i = 1; safe && i <= n && n > JN_IN_INLINE; i++) {
+    lua_rawgeti(L, list, i);
+    push_value(L, w, f, lua_gettop(L));
+    safe = json_safe(L, -1);
+    lua_pop(L, 2);
+  }
+  return n <= JN_IN_INLINE || !safe;
+}
+
+/* The n values of the list at list bound as one JSON array, read by the
+** dialect's subquery. */
+static void in_json(lua_State *L, const jn_Where *w, int f, int list, int n) {
+  int i;
+  jn_Buf j;
+  jn_buf_init(L, &j);
+  jn_buf_addl(L, &j, "[", 1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    push_value(L, w, f, lua_gettop(L));
+    if (i > 1) jn_buf_addl(L, &j, ",", 1);
+    jn_select_addjson(L, &j, -1);
+    lua_pop(L, 2);
+  }
+  jn_buf_addl(L, &j, "]", 1);
+  lua_pushlstring(L, j.p, j.n);
+  jn_select_bind(L, w->s, -1);
+  lua_pop(L, 2);
+  jn_buf_adds(L, w->b, jn_select_jsonin(w->m->conn, FTYPE(w, f)));
+}
+
 /* "col IN (?, ...)" or, for a long list, "col IN (SELECT value FROM json_each(?))". */
 static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negate) {
   jn_Model *m = w->m;
@@ -235,16 +270,7 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
     if (pushed) lua_pop(L, 1);
     return;
   }
-  {   /* JSON carries numbers and clean text; anything else is bound inline */
-    int safe = FTYPE(w, f) != JN_T_BLOB && FTYPE(w, f) != JN_T_DATE;
-    for (i = 1; safe && i <= n && n > JN_IN_INLINE; i++) {
-      lua_rawgeti(L, list, i);
-      push_value(L, w, f, lua_gettop(L));
-      safe = json_safe(L, -1);
-      lua_pop(L, 2);
-    }
-    inline_ = n <= JN_IN_INLINE || !safe;
-  }
+  inline_ = in_inline(L, w, f, list, n);
   if (inline_ && n > JN_IN_MAX)
     luaL_error(L, "%s: bad where for field '%s' (an in list of more than %d values needs numbers or UTF-8 text without NUL bytes)",
                ctx, FNAME(w, f), JN_IN_MAX);
@@ -259,21 +285,7 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
       jn_buf_adds(L, b, i > 1 ? ", ?" : "?");
     }
   } else {
-    jn_Buf j;
-    jn_buf_init(L, &j);
-    jn_buf_addl(L, &j, "[", 1);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, list, i);
-      push_value(L, w, f, lua_gettop(L));
-      if (i > 1) jn_buf_addl(L, &j, ",", 1);
-      jn_select_addjson(L, &j, -1);
-      lua_pop(L, 2);
-    }
-    jn_buf_addl(L, &j, "]", 1);
-    lua_pushlstring(L, j.p, j.n);
-    jn_select_bind(L, w->s, -1);
-    lua_pop(L, 2);
-    jn_buf_adds(L, b, jn_select_jsonin(m->conn, FTYPE(w, f)));
+    in_json(L, w, f, list, n);
   }
   jn_buf_adds(L, b, ")");
   if (pushed) lua_pop(L, 1);
