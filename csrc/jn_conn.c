@@ -41,7 +41,9 @@ const jn_Dialect jn_sqlite_dialect = {
   "SELECT \"table\" AS tbl, \"from\" AS fr, \"to\" AS tt, on_update AS ou, on_delete AS od "
   "FROM pragma_foreign_key_list(?)",
   "SELECT name, origin, partial, \"unique\" AS u FROM pragma_index_list(?)",
-  "SELECT name FROM pragma_index_info(?) ORDER BY seqno"
+  "SELECT name FROM pragma_index_info(?) ORDER BY seqno",
+  1,    /* an integer sum past 64 bits is a REAL */
+  0     /* NULLs sort first ascending; no NULLS FIRST / LAST before 3.30 */
 };
 
 /* The connection's own statements; the three BEGINs come from the dialect. */

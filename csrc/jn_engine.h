@@ -104,6 +104,14 @@ typedef struct jn_Dialect {
   ** index name, origin ('u' a UNIQUE constraint), partial, u; per column of
   ** an index, in order, its name (NULL for an expression) */
   const char *cat_columns, *cat_fkeys, *cat_indexes, *cat_index_cols;
+  /* an INTEGER sum past 64 bits becomes a REAL instead of failing (SQLite):
+  ** Model:increment makes such a sum fail, as it does elsewhere */
+  int int_sum_real;
+  /* ORDER BY takes NULLS FIRST / NULLS LAST, and without them NULLs sort as
+  ** the largest values (PostgreSQL): an order says SQLite's way (NULLs the
+  ** smallest) for a column that may hold NULL.  0: NULLs sort as the
+  ** smallest, and another order of them is "(x) IS NULL" first */
+  int nulls_clause;
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

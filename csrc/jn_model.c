@@ -452,7 +452,7 @@ static void check_increments(lua_State *L, jn_Model *m, int by, const char *ctx)
 /* Append `"f" = "f" + ?` for field f, the amount on top of the stack
 ** bound. */
 static void increment_set(lua_State *L, jn_Model *m, int f, jn_Buf *b, jn_Select *s) {
-  int guard = m->f[f].type == JN_T_INTEGER && strcmp(m->conn->dialect->name, "sqlite") == 0;
+  int guard = m->f[f].type == JN_T_INTEGER && m->conn->dialect->int_sum_real;
   jn_buf_addident(L, b, NULL, m->f[f].col);
   jn_buf_adds(L, b, " = ");
   if (guard) {

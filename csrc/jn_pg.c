@@ -1003,7 +1003,9 @@ const jn_Dialect jn_pg_dialect = {
   "JOIN pg_catalog.pg_index x ON x.indexrelid = i.oid "
   "CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS u(attnum, seqno) "
   "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.attnum "
-  "WHERE n.nspname = current_schema() AND lower(i.relname) = lower(?) ORDER BY u.seqno"
+  "WHERE n.nspname = current_schema() AND lower(i.relname) = lower(?) ORDER BY u.seqno",
+  0,    /* an integer sum past 64 bits fails: "bigint out of range" */
+  1     /* NULLS FIRST / LAST; NULLs sort last ascending */
 };
 
 /* }====== */

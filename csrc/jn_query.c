@@ -91,7 +91,7 @@ static void term_value(lua_State *L, jn_Model *m, const jn_Term *t, const char *
 */
 static void term_add(lua_State *L, jn_Model *m, const jn_Term *t, const char *alias, jn_Buf *b,
                      jn_Select *s, const char *ctx) {
-  int clause = strcmp(m->conn->dialect->name, "sqlite") != 0, nulls = t->nulls;
+  int clause = m->conn->dialect->nulls_clause, nulls = t->nulls;
   int nullable = t->f < 0 || !(m->f[t->f].flags & (JN_F_NOTNULL | JN_F_PK));
   static const char *const dirs[] = { "", " ASC", " DESC" };
   if (nulls == 0 && clause && nullable && !(t->frag && jn_frag_kind(L, t->frag) == JN_FRAG_LITERAL))
