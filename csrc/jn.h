@@ -353,7 +353,20 @@ JN_INTERNAL void jn_stmt_finalize_all(lua_State *L, jn_Conn *c);
 
 /* jn_error.c */
 JN_INTERNAL int jn_error_result(lua_State *L, jn_Conn *c, int rc, const char *msg);
-JN_INTERNAL int jn_error_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want);
+JN_INTERNAL int jn_error_finishfail(lua_State *L, jn_Conn *c, jn_St *st, int rc);
+/*
+** Finish a run of st whose last step returned rc, where `want` (SQLITE_ROW
+** or SQLITE_DONE) is success: the caller's one result, or the failure
+** (read before the reset, which may clear it); then reset st so it can run
+** again.  Returns jn_error_result's count.  The success path is inline:
+** every statement of a call ends here.
+** [-0, +(0|3|4), m]
+*/
+static inline int jn_error_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want) {
+  if (rc != want) return jn_error_finishfail(L, c, st, rc);
+  jn_e_reset(c->eng, st);
+  return 1;
+}
 JN_INTERNAL int jn_error_faildetails(lua_State *L, int code);
 JN_INTERNAL const char *jn_error_typename(lua_State *L, int idx);
 

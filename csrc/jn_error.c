@@ -6,7 +6,8 @@
 ** nil, message, code[, details] through jn_error_result: the message is copied at
 ** once (SQLite's text changes with the next call), and the number of
 ** values pushed is what jn_error_result returns, never a count the caller
-** assumes.  jn_error_finish ends a statement the same way.
+** assumes.  jn_error_finish (inline in jn.h, its failure path here) ends a
+** statement the same way.
 */
 #include "jn.h"
 
@@ -119,14 +120,13 @@ int jn_error_result(lua_State *L, jn_Conn *c, int rc, const char *msg) {
 }
 
 /*
-** Finish a run of st whose last step returned rc, where `want` (SQLITE_ROW
-** or SQLITE_DONE) is success: the caller's one result, or the failure
-** (read before the reset, which may clear it); then reset st so it can run
-** again.  Returns jn_error_result's count.
+** jn_error_finish (jn.h) when rc is not the step's success: push the
+** failure (read before the reset, which may clear it), then reset st.
+** Returns jn_error_result's count.
 ** [-0, +(0|3|4), m]
 */
-int jn_error_finish(lua_State *L, jn_Conn *c, jn_St *st, int rc, int want) {
-  int n = jn_error_result(L, c, rc == want ? SQLITE_OK : rc, NULL);
+int jn_error_finishfail(lua_State *L, jn_Conn *c, jn_St *st, int rc) {
+  int n = jn_error_result(L, c, rc, NULL);
   jn_e_reset(c->eng, st);
   return n;
 }
