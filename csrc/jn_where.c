@@ -549,12 +549,10 @@ static void where_and(lua_State *L, const jn_Where *w, int t, int depth) {
   jn_buf_addl(L, b, ")", 1);
 }
 
-/*
-** Append the conditions of the where table at whereidx (alias."col" when an
-** alias is given) and their values to s.
-*/
-void jn_where_compile(lua_State *L, jn_Model *m, int whereidx, const char *alias, jn_Buf *b,
-                      jn_Select *s, const char *ctx) {
+/* Compile the table at idx for m into b and s, as a where (having 0) or a
+** having (1). */
+static void where_run(lua_State *L, jn_Model *m, int idx, const char *alias, jn_Buf *b,
+                      jn_Select *s, const char *ctx, int having) {
   jn_Where w;
   w.m = m;
   w.alias = alias;
@@ -563,8 +561,17 @@ void jn_where_compile(lua_State *L, jn_Model *m, int whereidx, const char *alias
   w.ctx = ctx;
   w.path = 0;
   w.lhs = 0;
-  w.having = 0;
-  where_and(L, &w, whereidx, 0);
+  w.having = having;
+  where_and(L, &w, idx, 0);
+}
+
+/*
+** Append the conditions of the where table at whereidx (alias."col" when an
+** alias is given) and their values to s.
+*/
+void jn_where_compile(lua_State *L, jn_Model *m, int whereidx, const char *alias, jn_Buf *b,
+                      jn_Select *s, const char *ctx) {
+  where_run(L, m, whereidx, alias, b, s, ctx, 0);
 }
 
 /*
@@ -573,15 +580,5 @@ void jn_where_compile(lua_State *L, jn_Model *m, int whereidx, const char *alias
 */
 void jn_where_having(lua_State *L, jn_Model *m, int havingidx, jn_Buf *b, jn_Select *s,
                      const char *ctx) {
-  jn_Where w;
-  w.m = m;
-  w.alias = NULL;
-  w.b = b;
-  w.s = s;
-  w.ctx = ctx;
-  w.path = 0;
-  w.lhs = 0;
-  w.having = 1;
-  where_and(L, &w, havingidx, 0);
+  where_run(L, m, havingidx, NULL, b, s, ctx, 1);
 }
-
