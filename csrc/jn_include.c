@@ -23,6 +23,62 @@ static const char *const through_opts[] = { "where", "attributes", "as", NULL };
 /* {====== Eager loading */
 
 /*
+** Read an include entry's spec table at v: `association` (an alias or a
+** model) and `as` (an alias), which must name the same association.  The
+** alias given goes to *alias (anchored in v), a model to the result.
+*/
+static jn_Model *entry_spec(lua_State *L, int v, const char **alias, const char *ctx) {
+  jn_Model *target = NULL;
+  int ta = jn_optfield(L, v, "association"), tas = jn_optfield(L, v, "as");
+  if (ta == LUA_TNIL && luaL_testudata(L, -1, JN_MODEL_MT) != NULL) {   /* { as = Model } */
+    lua_replace(L, -2);
+    lua_pushnil(L);
+    ta = LUA_TUSERDATA;
+    tas = LUA_TNIL;
+  }
+  if (tas != LUA_TNIL && tas != LUA_TSTRING)
+    luaL_error(L, "%s: bad include option 'as' (string expected, got %s)", ctx, luaL_typename(L, -1));
+  if (ta == LUA_TSTRING) {
+    *alias = lua_tostring(L, -2);   /* anchored in v */
+  } else if (ta != LUA_TNIL) {
+    if ((target = (jn_Model *)luaL_testudata(L, -2, JN_MODEL_MT)) == NULL)
+      luaL_error(L, "%s: bad include option 'association' (an alias or a model expected, got %s)", ctx,
+                 luaL_typename(L, -2));
+  } else if (tas == LUA_TNIL) {
+    luaL_error(L, "%s: bad include (missing 'association')", ctx);
+  }
+  if (tas == LUA_TSTRING) {
+    if (*alias != NULL && strcmp(*alias, lua_tostring(L, -1)) != 0)
+      luaL_error(L, "%s: bad include (association '%s' and as '%s' name two associations: give one)",
+                 ctx, *alias, lua_tostring(L, -1));
+    *alias = lua_tostring(L, -1);
+  }
+  lua_pop(L, 2);
+  return target;
+}
+
+/* With m's lookup table on top, push the one association of m that leads
+** to target (or nil) above it; raises when there are two.
+** [-0, +1, e] */
+static void push_assoc_to(lua_State *L, jn_Model *m, jn_Model *target, const char *ctx) {
+  jn_Assoc *found = NULL;
+  lua_pushnil(L);                              /* lookup found */
+  lua_pushnil(L);
+  while (lua_next(L, -3) != 0) {               /* lookup found key value */
+    jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+    if (a != NULL && a->source == m && a->target == target) {
+      if (found != NULL)
+        luaL_error(L, "%s: bad include (%s has two associations to %s: name one, as in "
+                   "include = { \"%s\" })", ctx, m->name, target->name, a->alias);
+      found = a;
+      lua_replace(L, -3);                      /* lookup found=value key */
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+}
+
+/*
 ** Push the association of m that an include entry names (key at k, value at
 ** v), or nil when it names none: by alias as the key ({ Genres = {...} }),
 ** as a string ({ "Genres" }), as `association` (or `as`) of a spec table,
@@ -34,7 +90,7 @@ static const char *const through_opts[] = { "where", "attributes", "as", NULL };
 static jn_Assoc *push_entry_assoc(lua_State *L, jn_Model *m, int k, int v, const char **alias,
                                   const char *ctx) {
   jn_Model *target = NULL;
-  jn_Assoc *found = NULL;
+  jn_Assoc *found;
   *alias = NULL;
   if (lua_type(L, k) == LUA_TSTRING) {
     *alias = lua_tostring(L, k);
@@ -42,55 +98,13 @@ static jn_Assoc *push_entry_assoc(lua_State *L, jn_Model *m, int k, int v, const
     *alias = lua_tostring(L, v);
   } else if ((target = (jn_Model *)luaL_testudata(L, v, JN_MODEL_MT)) != NULL) {
   } else if (lua_istable(L, v)) {
-    /* association (an alias or a model) and as (an alias): as names the
-    ** association, which must be the one association names */
-    int ta = jn_optfield(L, v, "association"), tas = jn_optfield(L, v, "as");
-    if (ta == LUA_TNIL && luaL_testudata(L, -1, JN_MODEL_MT) != NULL) {   /* { as = Model } */
-      lua_replace(L, -2);
-      lua_pushnil(L);
-      ta = LUA_TUSERDATA;
-      tas = LUA_TNIL;
-    }
-    if (tas != LUA_TNIL && tas != LUA_TSTRING)
-      luaL_error(L, "%s: bad include option 'as' (string expected, got %s)", ctx, luaL_typename(L, -1));
-    if (ta == LUA_TSTRING) {
-      *alias = lua_tostring(L, -2);   /* anchored in v */
-    } else if (ta != LUA_TNIL) {
-      if ((target = (jn_Model *)luaL_testudata(L, -2, JN_MODEL_MT)) == NULL)
-        luaL_error(L, "%s: bad include option 'association' (an alias or a model expected, got %s)", ctx,
-                   luaL_typename(L, -2));
-    } else if (tas == LUA_TNIL) {
-      luaL_error(L, "%s: bad include (missing 'association')", ctx);
-    }
-    if (tas == LUA_TSTRING) {
-      if (*alias != NULL && strcmp(*alias, lua_tostring(L, -1)) != 0)
-        luaL_error(L, "%s: bad include (association '%s' and as '%s' name two associations: give one)",
-                   ctx, *alias, lua_tostring(L, -1));
-      *alias = lua_tostring(L, -1);
-    }
-    lua_pop(L, 2);
+    target = entry_spec(L, v, alias, ctx);
   } else {
     luaL_error(L, "%s: bad include (%s)", ctx, luaL_typename(L, v));
   }
   jn_schema_lookup(L, m);                        /* lookup */
-  if (*alias != NULL) {
-    lua_getfield(L, -1, *alias);                 /* lookup value */
-  } else {   /* a model: the one association of m that leads to it */
-    lua_pushnil(L);                              /* lookup found */
-    lua_pushnil(L);
-    while (lua_next(L, -3) != 0) {               /* lookup found key value */
-      jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
-      if (a != NULL && a->source == m && a->target == target) {
-        if (found != NULL)
-          luaL_error(L, "%s: bad include (%s has two associations to %s: name one, as in "
-                     "include = { \"%s\" })", ctx, m->name, target->name, a->alias);
-        found = a;
-        lua_replace(L, -3);                      /* lookup found=value key */
-      } else {
-        lua_pop(L, 1);
-      }
-    }
-  }
+  if (*alias != NULL) lua_getfield(L, -1, *alias);   /* lookup value */
+  else push_assoc_to(L, m, target, ctx);         /* a model: the one association that leads to it */
   lua_remove(L, -2);                             /* value */
   found = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
   if (found == NULL || found->source != m) {
