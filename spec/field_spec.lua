@@ -465,3 +465,50 @@ describe("field: foreignKey = { name = ..., field = ... }", function()
     assert(db:associate { Pet = { { belongsTo = "Owner", foreignKey = { name = "ownerId", field = "oid" } } } })
   end)
 end)
+
+describe("field: the rest of the model's methods", function()
+  it("findOrCreate, bulkCreate, destroy by where, validators and accessors use attributes", function()
+    local db = H.open()
+    local Item = db:define("Item", { timestamps = false, fields = {
+      itemCode = { type = T.TEXT, field = "item_code", unique = true,
+                   validate = { len = { 2, 10 } } },
+      qty = { type = T.INTEGER, field = "quantity",
+              get = function(self) return (self:getDataValue("qty") or 0) * 1 end },
+    } })
+    assert(db:sync())
+    local it1, made = Item:findOrCreate { where = { itemCode = "ab" }, defaults = { qty = 2 } }
+    assert.is_truthy(it1)
+    assert.is_true(made)
+    local again, made2 = Item:findOrCreate { where = { itemCode = "ab" }, defaults = { qty = 9 } }
+    assert.equal(it1.id, again.id)
+    assert.is_false(made2)
+    assert(Item:bulkCreate { { itemCode = "cd", qty = 1 }, { itemCode = "ef", qty = 5 } })
+    assert.equal(3, Item:count())
+    local bad, msg = Item:create { itemCode = "x" }
+    assert.is_nil(bad)
+    assert.matches("itemCode", msg, 1, true)
+    assert.equal(5, Item:findOne { where = { itemCode = "ef" } }.qty)
+    assert.equal(1, Item:destroy { where = { qty = { lt = 2 } } })
+    assert.same({ { item_code = "ab", quantity = 2 }, { item_code = "ef", quantity = 5 } },
+                db:query('SELECT item_code, quantity FROM "Item" ORDER BY item_code'))
+  end)
+
+  it("junction.copy copies the columns, and junction.erd shows each attribute's column", function()
+    local src = H.open()
+    local function model(db)
+      local M = db:define("Thing", { timestamps = false, fields = {
+        thingName = { type = T.TEXT, field = "thing_name" } } })
+      assert(db:sync())
+      return M
+    end
+    local A = model(src)
+    assert(A:create { thingName = "a" })
+    assert(A:create { thingName = "b" })
+    local dst = H.open()
+    local B = model(dst)
+    assert.same({ Thing = 2 }, assert(junction.copy(src, dst)))
+    assert.same({ "a", "b" }, { B:findByPk(1).thingName, B:findByPk(2).thingName })
+    local dot = junction.erd(src)
+    assert.matches("thingName (thing_name)", dot, 1, true)
+  end)
+end)

@@ -54,7 +54,9 @@ local function node(db, model)
     local marks = {}
     if f == info.primaryKey then marks[#marks + 1] = "PK" end
     if refs[f] then marks[#marks + 1] = "FK" end
-    local t = types[f] and types[f] ~= "" and (" " .. types[f]) or ""
+    local col = info.columns and info.columns[f] or f   -- the table's column of attribute f
+    local t = types[col] and types[col] ~= "" and (" " .. types[col]) or ""
+    if col ~= f then t = " (" .. col .. ")" .. t end
     local m = #marks > 0 and (" <I>" .. table.concat(marks, ", ") .. "</I>") or ""
     rows[#rows + 1] = string.format('<TR><TD ALIGN="LEFT" PORT=%s>%s%s%s</TD></TR>',
                                     id(f), html(f), html(t), m)

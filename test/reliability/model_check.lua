@@ -331,14 +331,14 @@ local function run_episode(ops, use_file, lines)
   if CLASSES.reenter_log or CLASSES.log_args or CLASSES.raising_log then oopts.log = log_fn end
   db = assert(junction.open(path, oopts))
   Post, Genre = rel.seed_models(db, junction)
-  -- A fourth model for the classes: a field of every type, and a hasMany.
+  -- A fourth model for the classes: a field of every type (n_str on the column n_string), and a hasMany.
   local T = junction.types
   Note = db:define("Note", {
     tableName = "note", underscored = true,
     fields = {
       note_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
       post_id = { type = T.INTEGER, references = { model = "post", key = "post_id" }, onDelete = "set null" },
-      n_int = { type = T.INTEGER }, n_text = { type = T.TEXT }, n_str = { type = T.STRING(20) },
+      n_int = { type = T.INTEGER }, n_text = { type = T.TEXT }, n_str = { type = T.STRING(20), field = "n_string" },
       n_real = { type = T.REAL }, n_bool = { type = T.BOOLEAN }, n_date = { type = T.DATE },
       n_blob = { type = T.BLOB },
     },
@@ -444,7 +444,7 @@ local function run_episode(ops, use_file, lines)
       local r = assert(db:query(fmt("SELECT (SELECT string_agg(post_id || %s(text) || %s(updated_at), '|' "
         .. "ORDER BY post_id) FROM post) AS p, (SELECT string_agg(genre_id || %s(name) || %s(updated_at), '|' "
         .. "ORDER BY genre_id) FROM genre) AS g, (SELECT string_agg(note_id || %s(post_id) || %s(n_int) || "
-        .. "%s(n_text) || %s(n_str) || %s(n_real) || %s(n_bool) || %s(n_date) || %s(n_blob), '|' "
+        .. "%s(n_text) || %s(n_string) || %s(n_real) || %s(n_bool) || %s(n_date) || %s(n_blob), '|' "
         .. "ORDER BY note_id) FROM note) AS n, (SELECT string_agg(post_id || ':' || genre_id || "
         .. "%s(updated_at), '|' ORDER BY post_id, genre_id) FROM tag_post_genre) AS t",
         q, q, q, q, q, q, q, q, q, q, q, q, q)))
@@ -453,7 +453,7 @@ local function run_episode(ops, use_file, lines)
     end
     local r = assert(db:query("SELECT (SELECT group_concat(post_id || quote(text) || quote(updated_at), '|') "
       .. "FROM post) AS p, (SELECT group_concat(genre_id || quote(name) || quote(updated_at), '|') FROM genre) AS g, "
-      .. "(SELECT group_concat(note_id || quote(post_id) || quote(n_int) || quote(n_text) || quote(n_str) || "
+      .. "(SELECT group_concat(note_id || quote(post_id) || quote(n_int) || quote(n_text) || quote(n_string) || "
       .. "quote(n_real) || quote(n_bool) || quote(n_date) || quote(n_blob), '|') FROM note) AS n, "
       .. "(SELECT group_concat(post_id || ':' || genre_id || quote(updated_at), '|') FROM tag_post_genre) AS t"))
     local d = r[1]
