@@ -493,6 +493,24 @@ describe("field: the rest of the model's methods", function()
                 db:query('SELECT item_code, quantity FROM "Item" ORDER BY item_code'))
   end)
 
+  it("paginated pages by an attribute on a column of another name", function()
+    local db = H.open()
+    local Row = db:define("Row", { timestamps = false, fields = {
+      rowKey = { type = T.INTEGER, primaryKey = true, field = "row_key" },
+      rank = { type = T.INTEGER, field = "row_rank", unique = true },
+    } })
+    assert(db:sync())
+    for i = 1, 5 do assert(Row:create { rank = 10 * i }) end
+    local pages = Row:paginated { per_page = 2, keyset = true }
+    local items, after = pages:getPage()
+    assert.same({ 1, 2 }, { items[1].rowKey, items[2].rowKey })
+    items = pages:getPage(after)
+    assert.same({ 3, 4 }, { items[1].rowKey, items[2].rowKey })
+    pages = Row:paginated { per_page = 2, keyset = { "rank", "DESC" } }
+    items = pages:getPage()
+    assert.same({ 50, 40 }, { items[1].rank, items[2].rank })
+  end)
+
   it("junction.copy copies the columns, and junction.erd shows each attribute's column", function()
     local src = H.open()
     local function model(db)
