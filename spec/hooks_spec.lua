@@ -442,6 +442,72 @@ describe("hooks", function()
   end)
 end)
 
+describe("bulk update and destroy hooks", function()
+  local function posts(hooks, paranoid)
+    local db = H.open()
+    local Post = db:define("Post", { fields = { title = { type = T.TEXT }, views = { type = T.INTEGER,
+      validate = { min = 0 } } }, hooks = hooks, paranoid = paranoid })
+    assert(db:sync())
+    for i = 1, 3 do assert(Post:create { title = "p" .. i, views = i }) end
+    return db, Post
+  end
+
+  it("Model:update runs beforeBulkUpdate (which may change the values) and afterBulkUpdate with the count", function()
+    local seen = {}
+    local _, Post = posts {
+      beforeBulkUpdate = function(values, opts)
+        seen[#seen + 1] = "before " .. tostring(opts.where and opts.where.views.gte)
+        values.title = "changed"
+      end,
+      afterBulkUpdate = function(n, values) seen[#seen + 1] = "after " .. n .. " " .. values.title end,
+    }
+    assert.are.equal(2, Post:update({ views = 9 }, { where = { views = { gte = 2 } } }))
+    assert.are.same({ "before 2", "after 2 changed" }, seen)
+    assert.are.equal(2, Post:count { where = { title = "changed" } })
+    -- the values are still validated (after beforeBulkUpdate): nothing written
+    local ok, _, code = Post:update({ views = -1 }, { all = true })
+    assert.is_nil(ok)
+    assert.are.equal(junction.VALIDATION, code)
+    assert.are.equal(0, Post:count { where = { views = -1 } })
+  end)
+
+  it("Model:destroy runs beforeBulkDestroy and afterBulkDestroy; a hook failing rolls the delete back", function()
+    local seen = {}
+    local refuse = false
+    local _, Post = posts {
+      beforeBulkDestroy = function(opts) seen[#seen + 1] = "before " .. tostring(opts.where and opts.where.title) end,
+      afterBulkDestroy = function(n)
+        seen[#seen + 1] = "after " .. n
+        if refuse then return nil, "kept", 77 end
+      end,
+    }
+    assert.are.equal(1, Post:destroy { where = { title = "p1" } })
+    assert.are.same({ "before p1", "after 1" }, seen)
+    refuse = true
+    local ok, msg, code = Post:destroy { all = true }
+    assert.is_nil(ok)
+    assert.are.equal("kept", msg)
+    assert.are.equal(77, code)
+    assert.are.equal(2, Post:count())
+    refuse = false
+    assert.error_matches(function() return Post:destroy {} end, "Post:destroy")   -- misuse still raises
+  end)
+
+  it("a paranoid model's soft destroy runs the bulk destroy hooks and no update hook; restore runs none", function()
+    local seen = {}
+    local function note(name) return function() seen[#seen + 1] = name end end
+    local _, Post = posts({ beforeBulkDestroy = note("bd"), afterBulkDestroy = note("ad"),
+                            beforeBulkUpdate = note("bu"), afterBulkUpdate = note("au") }, true)
+    assert.are.equal(1, Post:destroy { where = { title = "p1" } })
+    assert.are.same({ "bd", "ad" }, seen)
+    seen = {}
+    assert.is_true(Post:findByPk(2):destroy())
+    assert.are.equal(2, Post:restore { all = true })
+    assert.are.same({}, seen)
+    assert.are.equal(3, Post:count())
+  end)
+end)
+
 describe("examples/validations_hooks.lua", function()
   it("runs, printing what its comments say", function()
     local out = {}

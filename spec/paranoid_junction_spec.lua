@@ -285,6 +285,38 @@ describe("the validators and hooks of a junction model", function()
     assert.are.equal("dev", J:findOne().role)
   end)
 
+  it("removeGenres and the drops of setGenres run beforeBulkDestroy and afterBulkDestroy once a call; " ..
+     "through values on kept links the bulk update hooks", function()
+    local seen = {}
+    local _, Post = hooked {
+      beforeBulkDestroy = function() seen[#seen + 1] = "bd" end,
+      afterBulkDestroy = function(n) seen[#seen + 1] = "ad" .. n end,
+      beforeBulkUpdate = function() seen[#seen + 1] = "bu" end,
+      afterBulkUpdate = function(n) seen[#seen + 1] = "au" .. n end,
+    }
+    local p = assert(Post:create { title = "p" })
+    assert(p:setGenres { 1, 2, 3 })
+    assert(p:removeGenres { 1, 2 })
+    assert.are.same({ "bd", "ad2" }, seen)
+    seen = {}
+    assert(p:setGenres({ 3 }, { through = { role = "lead" } }))
+    assert.are.same({ "bu", "au1" }, seen)
+    seen = {}
+    assert(p:setGenres {})
+    assert.are.same({ "bd", "ad1" }, seen)
+  end)
+
+  it("a hook raising inside removeGenres on a paranoid junction changes nothing", function()
+    local db, Post, _, J = hooked({ afterBulkDestroy = function() error("not now") end }, { paranoid = true })
+    local p = assert(Post:create { title = "p" })
+    assert(p:setGenres { 1, 2, 3 })
+    assert.error_matches(function() return p:removeGenres { 1, 2 } end, "not now")
+    assert.error_matches(function() return p:setGenres { 3 } end, "not now")
+    assert.are.equal(3, p:countGenres())
+    assert.are.equal(3, J:count())
+    assert.are.equal(0, db:query('SELECT count(*) AS n FROM "Link" WHERE "deletedAt" IS NOT NULL')[1].n)
+  end)
+
   it("a junction model without validators, hooks or paranoid keeps the C methods", function()
     local db = H.open()
     local m = H.blog(db)

@@ -25,6 +25,7 @@ local entries = setmetatable({}, { __mode = "k" })
 M.hook_names = {
   "beforeValidate", "afterValidate", "beforeCreate", "afterCreate", "beforeUpdate", "afterUpdate",
   "beforeSave", "afterSave", "beforeDestroy", "afterDestroy", "beforeBulkCreate", "afterBulkCreate",
+  "beforeBulkUpdate", "afterBulkUpdate", "beforeBulkDestroy", "afterBulkDestroy",
   "beforeAssociate", "afterAssociate",   -- run by db:associate (junction.assoc)
 }
 local is_hook = {}
@@ -426,6 +427,30 @@ end
 
 function M.entry(model) return entries[model] end
 
+-- Run fn() (a Model:update or Model:destroy over rows, by the C core) with
+-- the model's before<Bulk..> and after<Bulk..> hooks (kind "Update" or
+-- "Destroy") around it, in one transaction: before(...) gets the arguments
+-- given here, after(n, ...) the number of rows too.  Without such hooks
+-- fn() is all.  fn's misuse raises; its failure is returned.
+function M.bulk(model, kind, fn, ...)
+  local e = entries[model]
+  local before, after = "beforeBulk" .. kind, "afterBulk" .. kind
+  if e == nil or (e.hooks[before] == nil and e.hooks[after] == nil) then return fn() end
+  local args = { n = select("#", ...), ... }
+  return dbof(e):transaction(function()
+    local r, msg, code, details = run(e, before, unpack(args, 1, args.n))
+    if r then r, msg, code, details = fn() end
+    local n = r
+    if r then r, msg, code, details = run(e, after, n, unpack(args, 1, args.n)) end
+    if not r then return fail(msg, code, details) end
+    return n
+  end)
+end
+
+-- Model:update by the C core, no validator and no hook (the deletedAt of
+-- soft delete and restore: junction.scopes).
+function M.rawUpdate(model, values, opts) return C.modelUpdate(model, values, opts) end
+
 function M.setup(mod, c)
   junction, core = mod, c
   VALIDATION = c.VALIDATION
@@ -433,7 +458,7 @@ function M.setup(mod, c)
   C.define = Connection.define
   C.save, C.update, C.destroy = Instance.save, Instance.update, Instance.destroy
   C.build, C.create, C.bulkCreate = Model.build, Model.create, Model.bulkCreate
-  C.modelUpdate, C.findOrCreate = Model.update, Model.findOrCreate
+  C.modelUpdate, C.findOrCreate, C.modelDestroy = Model.update, Model.findOrCreate, Model.destroy
 
   function Connection.define(self, name, spec, ...)
     if type(spec) ~= "table" or core.type(self) ~= "connection" then
@@ -517,18 +542,41 @@ function M.setup(mod, c)
     end)
   end
 
-  -- Model:update(values, opts) reads no instances: the field validators of
-  -- the values given run, no hook does.
+  -- Model:update(values, opts) reads no instances: beforeBulkUpdate(values,
+  -- opts) (it may change the values), the field validators of the values
+  -- given, the UPDATE, afterBulkUpdate(n, values, opts); no instance hook.
   function Model.update(self, values, ...)
     local e = entries[self]
     if e == nil or type(values) ~= "table" then return pass(checked(pcall(C.modelUpdate, self, values, ...))) end
-    local fields = {}
-    for _, f in ipairs(self:_info().fields) do
-      if rawget(values, f) ~= nil then fields[#fields + 1] = f end
+    local function check()
+      local fields = {}
+      for _, f in ipairs(self:_info().fields) do
+        if rawget(values, f) ~= nil then fields[#fields + 1] = f end
+      end
+      return validate(e, self, values, fields, true)
     end
-    local ok, msg, code, details = validate(e, self, values, fields, true)
-    if not ok then return fail(msg, code, details) end
-    return pass(checked(pcall(C.modelUpdate, self, values, ...)))
+    if not (e.hooks.beforeBulkUpdate or e.hooks.afterBulkUpdate) then
+      local ok, msg, code, details = check()
+      if not ok then return fail(msg, code, details) end
+      return pass(checked(pcall(C.modelUpdate, self, values, ...)))
+    end
+    local rest = { n = select("#", ...), ... }
+    return M.bulk(self, "Update", function()
+      local ok, msg, code, details = check()
+      if not ok then return fail(msg, code, details) end
+      return C.modelUpdate(self, values, unpack(rest, 1, rest.n))
+    end, values, rest[1])
+  end
+
+  -- Model:destroy(opts): beforeBulkDestroy(opts), the DELETE,
+  -- afterBulkDestroy(n, opts) (a paranoid model's soft delete: junction.scopes).
+  function Model.destroy(self, ...)
+    local e = entries[self]
+    if e == nil or not (e.hooks.beforeBulkDestroy or e.hooks.afterBulkDestroy) then
+      return pass(checked(pcall(C.modelDestroy, self, ...)))
+    end
+    local rest = { n = select("#", ...), ... }
+    return M.bulk(self, "Destroy", function() return C.modelDestroy(self, unpack(rest, 1, rest.n)) end, rest[1])
   end
 
   -- findOrCreate creates through Model:create, so validators and hooks run.

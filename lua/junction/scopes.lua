@@ -475,7 +475,12 @@ local function destroy(model, scope, opts)
   elseif o.where == nil and (o.all == true or o.truncate == true) and o.paranoid == nil then w = { all = true }
   else return checked(pcall(B.destroy, model, o))
   end
-  return renamed("update", "destroy", pcall(B.update, model, { [para] = model:_now() }, w))
+  -- the soft delete is the model's bulk destroy: its beforeBulkDestroy and
+  -- afterBulkDestroy hooks run around it, no update hook or validator
+  local hooks = require "junction.hooks"
+  return renamed("update", "destroy", pcall(hooks.bulk, model, "Destroy", function()
+    return hooks.rawUpdate(model, { [para] = model:_now() }, w)
+  end, opts))
 end
 
 -- Model:restore{ where = ... } / { all = true }: the deleted rows that
@@ -499,7 +504,8 @@ local function restore(model, scope, opts)
   end
   local w = and_where(scope and scope.where, where)
   w = and_where(w, { [e.paranoid] = { ne = null } })
-  return renamed("update", "restore", pcall(B.update, model, { [e.paranoid] = null }, { where = w }))
+  return renamed("update", "restore",
+                 pcall(require("junction.hooks").rawUpdate, model, { [e.paranoid] = null }, { where = w }))
 end
 
 -- }======
@@ -782,7 +788,7 @@ local function instance_methods(model, e)
     local pk = m.primaryKey
     local key = self[pk]
     if key == nil then return prev(self) end
-    local n, msg, code, details = B.update(m, { [field] = m:_now() }, { where = { [pk] = key } })
+    local n, msg, code, details = hooks.rawUpdate(m, { [field] = m:_now() }, { where = { [pk] = key } })
     if n == nil then return fail(msg, code, details) end
     if n == 0 then return nil, m.name .. ":destroy: the row is gone (deleted elsewhere)", 12 end
     local ok
@@ -826,7 +832,7 @@ local function instance_methods(model, e)
       end
       if core._destroyed(self) then raise(m.name .. ":restore: instance was destroyed") end
       local pk = m.primaryKey
-      local n, msg, code, details = B.update(m, { [field] = null }, { where = { [pk] = self[pk] } })
+      local n, msg, code, details = hooks.rawUpdate(m, { [field] = null }, { where = { [pk] = self[pk] } })
       if n == nil then return fail(msg, code, details) end
       if n == 0 then return nil, m.name .. ":restore: the row is gone (deleted elsewhere)", 12 end
       local ok
