@@ -240,15 +240,16 @@ enum { JN_A_BELONGS_TO, JN_A_HAS_ONE, JN_A_HAS_MANY, JN_A_BELONGS_TO_MANY };
 /* Batched inserts of links: one statement per row count up to this. */
 #define JN_LINK_BATCH 16
 
-/* Links are deleted one statement each (SQLite's one-pass delete through
-** the unique index, no temporary table), up to this many; more go in
-** statements of a chunk of keys each. */
-#define JN_DELETE_EACH 64
+/* The links a call removes are deleted in one statement: up to this many
+** as "(fk = ?1 AND other = ?2) OR (fk = ?1 AND other = ?3) ...", which SQLite
+** looks up key by key through the unique index (no temporary index, as an
+** IN list needs); more as one IN list (a JSON array when the keys fit in
+** one, as the where compiler binds a long list). */
+#define JN_DELETE_OR 16
 
 /* Statements of a belongsToMany association, prepared on first use. */
 enum {
   JN_AS_GET, JN_AS_GET_THROUGH, JN_AS_KEYS, JN_AS_COUNT, JN_AS_HAS, JN_AS_DELETE,
-  JN_AS_DELETE_IN,
   JN_AS_HAS_IN, JN_AS_HAS_IN_SMALL, JN_AS_NSTMT
 };
 
@@ -265,6 +266,8 @@ typedef struct jn_Assoc {
   const char *alias;        /* anchored in the uservalue */
   jn_St *st[JN_AS_NSTMT];
   jn_St *ins[JN_LINK_BATCH + 1];  /* INSERT of n links */
+  jn_St *del[JN_DELETE_OR + 1];   /* DELETE of n links (2 <= n), the OR of their keys */
+  jn_St *dscan[JN_DELETE_OR + 1]; /* the same over the source's links (set) */
   jn_St *hm[JN_HM_NSTMT];   /* hasMany/hasOne: the statements of jn_hasmany.c */
 } jn_Assoc;
 

@@ -520,10 +520,10 @@ static void bind_chunk(lua_State *L, jn_Conn *c, jn_St *st, int arr, const jn_Ke
   for (r = 0; r < k; r++) bind_key(L, c, st, r + 2, arr, &keys[r < m ? r : m - 1]);
 }
 
-/* The DELETE of one link (each == 1), or of a chunk of JN_KEYS_IN. */
-static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
+/* The DELETE of one link: "fk = ?1 AND other = ?2", kept in the association. */
+static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int *rc) {
   jn_Model *j = a->through;
-  jn_St **slot = each ? &a->st[JN_AS_DELETE] : &a->st[JN_AS_DELETE_IN];
+  jn_St **slot = &a->st[JN_AS_DELETE];
   jn_Buf b;
   if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
   jn_buf_init(L, &b);
@@ -533,50 +533,171 @@ static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int each, int *rc) {
   jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?1 AND ");
   jn_buf_addident(L, &b, NULL, j->f[a->other].col);
-  if (each) jn_buf_adds(L, &b, " = ?2");
-  else add_in_list(L, &b, JN_KEYS_IN);
+  jn_buf_adds(L, &b, " = ?2");
   jn_stmt_slot(L, j->conn, slot, jn_buf_cstr(L, &b), rc);
   lua_pop(L, 1);
   return *slot;
 }
 
 /*
-** Delete the links to the n keys of keys[0..nk) (of the key array at arr)
-** that are not in keep[0..nkeep): one statement each, or one per chunk of
-** JN_KEYS_IN when there are many.  Every key is bound, whatever the length
-** of the list.  The caller holds a jn_conn_writeguard when n > 1.
+** The DELETE of n links (2 <= n <= JN_DELETE_OR), kept in the association:
+**   DELETE FROM j WHERE (fk = ?1 AND other = ?2) OR (fk = ?1 AND other = ?3) ...
+** SQLite looks the OR of whole keys up term by term through the unique
+** index, at the cost of one DELETE per key; "fk = ?1 AND other IN (...)"
+** would build a temporary index for the list on every call.  With scan:
+**   DELETE FROM j WHERE fk = ?1 AND (+other = ?2 OR +other = ?3 ...)
+** which reads the source's links (as set has just done) and deletes the
+** ones named, in one pass: cheaper than the lookups when set drops a few.
+*/
+static jn_St *delete_or_stmt(lua_State *L, jn_Assoc *a, int n, int scan, int *rc) {
+  jn_Model *j = a->through;
+  jn_St **slot = scan ? &a->dscan[n] : &a->del[n];
+  jn_Buf b;
+  int r;
+  if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "DELETE FROM ");
+  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, " WHERE ");
+  if (scan) {
+    jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
+    jn_buf_adds(L, &b, " = ?1 AND (");
+  }
+  for (r = 0; r < n; r++) {
+    char tmp[32];
+    if (scan) {
+      jn_buf_adds(L, &b, r ? " OR +" : "+");
+    } else {
+      jn_buf_adds(L, &b, r ? " OR (" : "(");
+      jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
+      jn_buf_adds(L, &b, " = ?1 AND ");
+    }
+    jn_buf_addident(L, &b, NULL, j->f[a->other].col);
+    snprintf(tmp, sizeof tmp, scan ? " = ?%d" : " = ?%d)", r + 2);
+    jn_buf_adds(L, &b, tmp);
+  }
+  if (scan) jn_buf_adds(L, &b, ")");
+  jn_stmt_slot(L, j->conn, slot, jn_buf_cstr(L, &b), rc);
+  lua_pop(L, 1);
+  return *slot;
+}
+
+/*
+** The DELETE of a long list, from the connection's cache: "fk = ?1 AND
+** other IN (SELECT ... ?2)" over the keys as one JSON array (json), else
+** "IN (?2, ?, ..., ?)" of k parameters.
+*/
+static jn_St *delete_in_stmt(lua_State *L, jn_Assoc *a, int json, int k, int *rc) {
+  jn_Model *j = a->through;
+  jn_Buf b;
+  jn_St *st;
+  jn_buf_init(L, &b);
+  jn_buf_adds(L, &b, "DELETE FROM ");
+  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, " WHERE ");
+  jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
+  jn_buf_adds(L, &b, " = ?1 AND ");
+  jn_buf_addident(L, &b, NULL, j->f[a->other].col);
+  if (json) {
+    jn_buf_adds(L, &b, " IN (");
+    jn_buf_adds(L, &b, jn_select_jsonin(j->conn, j->f[a->other].type));
+    jn_buf_adds(L, &b, ")");
+  } else {
+    add_in_list(L, &b, k);
+  }
+  st = jn_stmt_cached(L, j->conn, b.p, b.n, rc);
+  lua_pop(L, 1);
+  return st;
+}
+
+static int json_keys(jn_Assoc *a, const jn_Key *keys, int n);
+
+/*
+** Delete the links of the source at self to the n keys of keys[0..n) (of
+** the key array at arr), in one statement: "= ?2" for one key, the OR of
+** whole keys up to JN_DELETE_OR, else one IN list, the keys bound as one
+** JSON array when they can travel in one (json_keys), else as parameters
+** (a statement per jn_assoc_hasmax keys only past SQLite's limit on
+** parameters).  Every key is bound, whatever the length of the list.  The
+** caller holds a jn_conn_writeguard when n > 1 (SQLite keeps the rows a
+** statement deleted before a trigger's RAISE(FAIL)).
+** [-0, +0, e]
+*/
+static int delete_list(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Key *keys, int n) {
+  jn_Conn *c = a->source->conn;
+  jn_St *st;
+  jn_Buf b;
+  int i, m, k, rc = SQLITE_OK;
+  if (n == 0) return SQLITE_OK;
+  if (n <= JN_DELETE_OR) {
+    st = n == 1 ? delete_stmt(L, a, &rc) : delete_or_stmt(L, a, n, 0, &rc);
+    if (st == NULL) return rc;
+    jn_assoc_bindsource(L, a, self, st, 1);
+    for (i = 0; i < n; i++) bind_key(L, c, st, i + 2, arr, &keys[i]);
+    return jn_conn_run(L, c, st);
+  }
+  if (json_keys(a, keys, n)) {
+    st = delete_in_stmt(L, a, 1, 0, &rc);
+    if (st == NULL) return rc;
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "[");
+    for (i = 0; i < n; i++) {
+      if (i) jn_buf_adds(L, &b, ",");
+      push_key(L, &keys[i]);
+      jn_select_addjson(L, &b, -1);
+      lua_pop(L, 1);
+    }
+    jn_buf_adds(L, &b, "]");
+    jn_assoc_bindsource(L, a, self, st, 1);
+    jn_stmt_bindtext(L, c, st, 2, b.p, b.n);
+    rc = jn_conn_run(L, c, st);
+    lua_pop(L, 1);
+    return rc;
+  }
+  for (i = 0; i < n && rc == SQLITE_OK; i += m) {   /* blob keys, text with NUL, mixed types */
+    int max = jn_assoc_hasmax(a);
+    m = n - i < max ? n - i : max;
+    k = (m + JN_KEYS_IN - 1) / JN_KEYS_IN * JN_KEYS_IN;
+    st = delete_in_stmt(L, a, 0, k, &rc);
+    if (st == NULL) return rc;
+    jn_assoc_bindsource(L, a, self, st, 1);
+    bind_chunk(L, c, st, arr, &keys[i], m, k);
+    rc = jn_conn_run(L, c, st);
+  }
+  return rc;
+}
+
+/*
+** Delete the links to the keys of keys[0..nk) (of the key array at arr)
+** that are not in keep[0..nkeep) (keep NULL: every one), n of them, in one
+** statement: set's few drops (keep given; keys as read from the links)
+** over the source's links, bound in place; the others by delete_list.
+** [-0, +0, e]
 */
 static int delete_keys(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Key *keys, int nk,
                        const jn_Key *keep, int nkeep, int sorted, int n) {
   jn_Conn *c = a->source->conn;
+  jn_Key *gone;
   jn_St *st;
-  int i, m = 0, rc = SQLITE_OK, each = n <= JN_DELETE_EACH;
-  jn_Key *chunk;
+  int i, m = 0, rc = SQLITE_OK;
   if (n == 0) return SQLITE_OK;
-  chunk = each ? NULL : new_keys(L, JN_KEYS_IN);   /* copies of keys of arr: its anchors hold their text */
-  st = delete_stmt(L, a, each, &rc);
-  for (i = 0; st != NULL && i < nk && rc == SQLITE_OK; i++) {
-    if (keep != NULL && key_in(keep, nkeep, &keys[i], sorted)) continue;
-    if (each) {
-      jn_assoc_bindsource(L, a, self, st, 1);
-      bind_key(L, c, st, 2, arr, &keys[i]);
-      rc = jn_conn_run(L, c, st);
-      continue;
-    }
-    chunk[m++] = keys[i];
-    if (m == JN_KEYS_IN) {
-      jn_assoc_bindsource(L, a, self, st, 1);
-      bind_chunk(L, c, st, arr, chunk, m, JN_KEYS_IN);
-      rc = jn_conn_run(L, c, st);
-      m = 0;
-    }
-  }
-  if (st != NULL && rc == SQLITE_OK && m > 0) {
+  if (keep == NULL) return delete_list(L, a, self, arr, keys, n);
+  if (n <= JN_DELETE_OR) {
+    /* the scan's "+other" compares without affinity: the keys bound are
+    ** the ones read from the links, as stored; SQLite only (PostgreSQL has
+    ** no unary + for text) */
+    st = n == 1 ? delete_stmt(L, a, &rc) : delete_or_stmt(L, a, n, c->eng == NULL, &rc);
+    if (st == NULL) return rc;
     jn_assoc_bindsource(L, a, self, st, 1);
-    bind_chunk(L, c, st, arr, chunk, m, JN_KEYS_IN);
-    rc = jn_conn_run(L, c, st);
+    for (i = 0; i < nk && m < n; i++)
+      if (!key_in(keep, nkeep, &keys[i], sorted)) bind_key(L, c, st, 2 + m++, arr, &keys[i]);
+    return jn_conn_run(L, c, st);
   }
-  if (!each) lua_pop(L, 1);
+  gone = new_keys(L, n);   /* copies of keys of arr: its anchors hold their text */
+  for (i = 0; i < nk && m < n; i++)
+    if (!key_in(keep, nkeep, &keys[i], sorted)) gone[m++] = keys[i];
+  rc = delete_list(L, a, self, arr, gone, m);
+  lua_pop(L, 1);
   return rc;
 }
 

@@ -1048,6 +1048,7 @@ static void check_unsealed(lua_State *L, jn_Conn *c, jn_Model *m, const char *ct
         if (a != NULL && (a->source == m || a->target == m || a->through == m)) {
           for (i = 0; i < JN_AS_NSTMT; i++) used |= a->st[i] != NULL;
           for (i = 0; i <= JN_LINK_BATCH; i++) used |= a->ins[i] != NULL;
+          for (i = 0; i <= JN_DELETE_OR; i++) used |= a->del[i] != NULL || a->dscan[i] != NULL;
           for (i = 0; i < JN_HM_NSTMT; i++) used |= a->hm[i] != NULL;
           if (used) why = "an association of it was used";
           else if (a->kind == JN_A_BELONGS_TO_MANY && a->source != m)

@@ -668,6 +668,21 @@ describe("BelongsToMany", function()
       assert.equal(1, S.count_matching(log, "^SELECT"))
       assert.equal(1, S.count_matching(log, "INSERT INTO"))   -- on PostgreSQL inside the one WITH statement
     end)
+
+    it("uses one delete from statement", function()
+      -- Sequelize's setTasks(null) is setTasks{} here (docs/SEQUELIZE.md, "Deliberate differences");
+      -- calledTwice: the read of the links (on PostgreSQL the lock of the user's row) and one write
+      assert(db:sync())
+      local user = assert(User:create { username = "foo" })
+      local t1 = assert(Task:create { title = "task1" })
+      local t2 = assert(Task:create { title = "task2" })
+      assert(user:setTasks { t1, t2 })
+      for i = #log, 1, -1 do log[i] = nil end
+      assert(user:setTasks {})
+      assert.equal(2, #log)
+      assert.equal(1, S.count_matching(log, "DELETE FROM"))   -- on PostgreSQL inside the one WITH statement
+      assert.equal(0, #user:getTasks())
+    end)
   end)
 
   describe("non primary key attributes (a string through)", function()

@@ -64,6 +64,25 @@ describe("belongsToMany", function()
       assert(user:setTasks { t1, t2 })
       assert.equal(1, S.count_matching(log, "INSERT INTO"))   -- on PostgreSQL inside the one WITH statement
     end)
+
+    it("uses one delete from statement", function()
+      db:close()
+      local log
+      db, log = S.logged()
+      local User = S.define(db, "User", { username = T.STRING(255) }, { timestamps = false })
+      local Task = S.define(db, "Task", { title = T.STRING(255) }, { timestamps = false })
+      assert(db:associate {
+        User = { { belongsToMany = "Task", through = "UserTasks" } },
+        Task = { { belongsToMany = "User", through = "UserTasks" } },
+      })
+      assert(db:sync())
+      local user = assert(User:create { id = 42, username = "foo" })
+      local t1, t2 = assert(Task:create { id = 15, title = "task1" }), assert(Task:create { id = 16, title = "task2" })
+      assert(user:setTasks { t1, t2 })
+      for i = #log, 1, -1 do log[i] = nil end
+      assert(user:setTasks {})
+      assert.equal(1, S.count_matching(log, "DELETE FROM"))   -- on PostgreSQL inside the one WITH statement
+    end)
   end)
 
   describe("foreign keys", function()
