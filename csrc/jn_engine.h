@@ -112,6 +112,10 @@ typedef struct jn_Dialect {
   ** smallest) for a column that may hold NULL.  0: NULLs sort as the
   ** smallest, and another order of them is "(x) IS NULL" first */
   int nulls_clause;
+  /* sum() of a 64-bit INTEGER column is of a wider type (PostgreSQL's
+  ** numeric), read as a float: Model:sum casts it back, so that a sum past
+  ** 64 bits fails as SQLite's sum() does instead of losing digits */
+  int sum_widens;
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

@@ -534,7 +534,7 @@ static int model_aggregate(lua_State *L) {
   static const char *const agg_opts[] = { "where", NULL };
   char ctx[96];
   jn_Model *m = check_self(L, "aggregate");
-  int fn = luaL_checkoption(L, 2, NULL, fns), f, rc;
+  int fn = luaL_checkoption(L, 2, NULL, fns), f, rc, cast;
   jn_Buf b;
   jn_Select s;
   jn_St *st;
@@ -550,11 +550,12 @@ static int model_aggregate(lua_State *L) {
   jn_conn_checkopts(L, 4, agg_opts, ctx);
   jn_select_init(L, &s);
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "SELECT ");
+  cast = fn == 0 && m->f[f].type == JN_T_INTEGER && m->conn->dialect->sum_widens;
+  jn_buf_adds(L, &b, cast ? "SELECT CAST(" : "SELECT ");
   jn_buf_adds(L, &b, fns[fn]);
   jn_buf_adds(L, &b, "(");
   jn_buf_addident(L, &b, NULL, m->f[f].col);
-  jn_buf_adds(L, &b, ") FROM ");
+  jn_buf_adds(L, &b, cast ? ") AS BIGINT) FROM " : ") FROM ");
   jn_buf_addident(L, &b, NULL, m->table);
   add_where(L, m, 4, &b, &s, ctx);
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);

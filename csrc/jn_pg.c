@@ -1005,7 +1005,8 @@ const jn_Dialect jn_pg_dialect = {
   "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.attnum "
   "WHERE n.nspname = current_schema() AND lower(i.relname) = lower(?) ORDER BY u.seqno",
   0,    /* an integer sum past 64 bits fails: "bigint out of range" */
-  1     /* NULLS FIRST / LAST; NULLs sort last ascending */
+  1,    /* NULLS FIRST / LAST; NULLs sort last ascending */
+  1     /* sum(bigint) is numeric */
 };
 
 /* }====== */

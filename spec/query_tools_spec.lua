@@ -99,6 +99,20 @@ describe("aggregates", function()
     assert.are.equal("p1", Post:min("title"))
   end)
 
+  it("the sum of an INTEGER field is an integer, and one past 64 bits fails instead of losing digits", function()
+    local db, Post = posts()
+    if H.has_int then assert.are.equal("integer", math.type(Post:sum("views"))) end
+    local big = 4611686018427387904   -- 2^62: two of them are past 2^63 - 1
+    assert(Post:findByPk(1):update { views = big })
+    assert(Post:findByPk(2):update { views = big })
+    local ok, msg, code = Post:sum("views")
+    assert.is_nil(ok)
+    assert.is_string(msg)
+    assert.is_number(code)
+    if H.has_int then assert.are.equal(big + 3, Post:sum("views", { where = { id = { 1, 3 } } })) end
+    assert(db:query("SELECT 1"))   -- the connection is fine after it
+  end)
+
   it("no row: sum is 0, max, min and avg are nil", function()
     local _, Post = posts()
     local w = { where = { views = 99 } }
