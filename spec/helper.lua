@@ -221,20 +221,22 @@ end
 -- Returns Post, Genre, TagPostGenre and the associations the files declare.
 local SEED = { "post", "genre", "tag_post_genre" }
 
-function H.define_blog(db, extra_junction_fields)
+function H.define_blog(db, extra_junction_fields, junction_options)
   -- what the model files see as db: define adds the extra junction fields
+  -- and options (paranoid = true, ...)
   local shim = setmetatable({}, { __index = function(_, k)
     local v = db[k]
     if type(v) == "function" then return function(_, ...) return v(db, ...) end end
     return v
   end })
   function shim.define(_, name, spec)
-    if name == "TagPostGenre" and extra_junction_fields then
+    if name == "TagPostGenre" and (extra_junction_fields or junction_options) then
       local fields = {}
       for k, v in pairs(spec.fields) do fields[k] = v end
-      for k, v in pairs(extra_junction_fields) do fields[k] = v end
+      for k, v in pairs(extra_junction_fields or {}) do fields[k] = v end
       local copy = {}
       for k, v in pairs(spec) do copy[k] = v end
+      for k, v in pairs(junction_options or {}) do copy[k] = v end
       copy.fields = fields
       spec = copy
     end
@@ -251,8 +253,8 @@ function H.define_blog(db, extra_junction_fields)
 end
 
 -- Defines, associates and syncs the blog; returns { Post=, Genre=, TagPostGenre= }.
-function H.blog(db, extra_junction_fields)
-  local Post, Genre, TagPostGenre, assocs = H.define_blog(db, extra_junction_fields)
+function H.blog(db, extra_junction_fields, junction_options)
+  local Post, Genre, TagPostGenre, assocs = H.define_blog(db, extra_junction_fields, junction_options)
   assert(db:associate(assocs) == true)
   assert(db:sync())
   return { Post = Post, Genre = Genre, TagPostGenre = TagPostGenre }

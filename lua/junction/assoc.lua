@@ -828,6 +828,22 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     return n == #ks
   end
   fns.has, fns.hasMany = method_of("has", true, has), method_of("has", false, has)
+  -- On PostgreSQL, lock the source row k for the running transaction first,
+  -- as the C methods do: two callers writing the same row's links then run
+  -- one after the other (each reading what the other committed), where under
+  -- READ COMMITTED they would both insert a link (a unique violation) or
+  -- leave a mix of two setX lists.  SQLite's writers are one at a time already.
+  local lock_sql
+  local function lock(k)
+    if db:engine() ~= "postgres" then return end
+    if lock_sql == nil then
+      local info = source:_info()
+      local function quote(name) return '"' .. name:gsub('"', '""') .. '"' end
+      lock_sql = "SELECT 1 FROM " .. quote(info.tableName) .. " WHERE " .. quote(info.columns[sk] or sk) ..
+                 " = ? FOR NO KEY UPDATE"
+    end
+    check(db:query(lock_sql, k))
+  end
   -- the links of k to ks (of this scope), made where missing, in the running transaction
   local function link(k, ks, method, opts, out)
     if #ks == 0 then return end
@@ -882,13 +898,17 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
   local function add(self, ks, method, opts)
     local k = own_key(self, sk, source, method)
     local out = {}
-    return finish(out, db:transaction(function() link(k, ks, method, opts, out) end))
+    return finish(out, db:transaction(function()
+      lock(k)
+      link(k, ks, method, opts, out)
+    end))
   end
   fns.add, fns.addMany = method_of("add", true, add), method_of("add", false, add)
   local function remove(self, ks, method)
     local k = own_key(self, sk, source, method)
     if #ks == 0 then return true end
     return db:transaction(function()
+      lock(k)
       check(jm:destroy { where = with_scope({ [fk] = k, [ok] = { ["in"] = ks } }, tscope) })
     end)
   end
@@ -899,6 +919,7 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     local k = own_key(self, sk, source, method)
     local out = {}
     return finish(out, db:transaction(function()
+      lock(k)
       -- the links of this scope to targets of the scope that the list leaves out
       local keep, gone = {}, {}
       for _, key in ipairs(ks) do keep[key] = true end
@@ -917,6 +938,7 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     check_values(values, method)
     local out = {}
     return finish(out, db:transaction(function()
+      lock(k)
       local made = check(target:create(with_scope(copy(values), scope)))
       link(k, { made[tk] }, method, opts, out)
       return made
