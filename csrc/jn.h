@@ -132,6 +132,7 @@ typedef struct jn_Conn {
   int stmt_running;         /* a statement has started and not finished */
   long long stmt_t0;        /* monotonic ms when the running statement started */
   const void *inst_mt;      /* the instance metatable (pinned in the uservalue): compared, never read */
+  int instmt_ref;           /* registry: the instance metatable, or LUA_NOREF once closed */
 } jn_Conn;
 
 /*

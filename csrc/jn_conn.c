@@ -850,7 +850,7 @@ static jn_Conn *new_conn(lua_State *L, int pg, int optidx, const OpenOpts *o) {
   int idx = lua_gettop(L);
   memset(c, 0, sizeof *c);
   c->dialect = &jn_sqlite_dialect;   /* and c->eng NULL: SQLite */
-  c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
+  c->cache_ref = c->log_ref = c->params_ref = c->instmt_ref = LUA_NOREF;
   luaL_setmetatable(L, JN_CONN_MT);
   lua_createtable(L, 0, 2);
   lua_newtable(L);
@@ -866,6 +866,8 @@ static jn_Conn *new_conn(lua_State *L, int pg, int optidx, const OpenOpts *o) {
   c->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   c->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaL_getmetatable(L, JN_INST_MT);   /* what a new instance gets, without a lookup by name */
+  c->instmt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, LUA_REGISTRYINDEX, JN_CONNS);
   lua_pushlightuserdata(L, c);
   lua_pushvalue(L, idx);
@@ -991,7 +993,8 @@ static int close_conn(lua_State *L, jn_Conn *c) {
   luaL_unref(L, LUA_REGISTRYINDEX, c->cache_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->log_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->params_ref);
-  c->cache_ref = c->log_ref = c->params_ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, c->instmt_ref);
+  c->cache_ref = c->log_ref = c->params_ref = c->instmt_ref = LUA_NOREF;
   free(c->tx);   /* SQLite rolled back whatever was open */
   c->tx = NULL;
   c->txdepth = c->txcap = 0;

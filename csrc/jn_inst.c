@@ -53,7 +53,9 @@ static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
   memset(inst, 0, size);
   inst->model = m;
   m->sealed = 1;   /* its dirty bits and values are sized by nfields */
-  luaL_setmetatable(L, JN_INST_MT);
+  if (m->conn->instmt_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, m->conn->instmt_ref);
+  else luaL_getmetatable(L, JN_INST_MT);
+  lua_setmetatable(L, -2);
   lua_createtable(L, m->nfields + 1, 0);
   lua_pushvalue(L, modelidx);
   lua_rawseti(L, -2, m->nfields + 1);
@@ -308,6 +310,9 @@ static void build_defaults(lua_State *L, jn_Inst *inst, int instidx, int modelid
                            const char *ctx) {
   jn_Model *m = inst->model;
   int i;
+  for (i = 0; i < m->nfields; i++)   /* most creates give or need none: no table to fetch */
+    if ((m->f[i].flags & JN_F_DEFAULT) && !DIRTY_GET(inst, i)) break;
+  if (i == m->nfields) return;
   jn_schema_uv(L, modelidx, JN_UV_DEFAULTS);
   for (i = 0; i < m->nfields; i++) {
     if (!(m->f[i].flags & JN_F_DEFAULT) || DIRTY_GET(inst, i)) continue;   /* given */
@@ -518,14 +523,16 @@ static int writes_field(jn_Model *m, const unsigned char *dirty, int insert, int
 static void push_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, int uv,
                      int errsidx, int insert, int haskey, const char *ts, size_t tslen) {
   jn_Model *m = inst->model;
-  int i;
+  int i, tsidx = 0;
   luaL_checkstack(L, m->nfields + LUA_MINSTACK, "too many fields");
   for (i = 0; i < m->nfields; i++) {
     if (!writes_field(m, dirty, insert, haskey, i)) { lua_pushnil(L); continue; }
     lua_rawgeti(L, uv, i + 1);
     if (i == m->updated || (insert && i == m->created && lua_isnil(L, -1))) {
       lua_pop(L, 1);
-      if (ts != NULL) lua_pushlstring(L, ts, tslen); else lua_pushnil(L);
+      if (ts == NULL) lua_pushnil(L);
+      else if (tsidx) lua_pushvalue(L, tsidx);   /* createdAt and updatedAt: one string */
+      else { lua_pushlstring(L, ts, tslen); tsidx = lua_gettop(L); }
       continue;
     }
     /* an INTEGER key left nil: SQLite assigns the rowid */

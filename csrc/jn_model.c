@@ -918,8 +918,14 @@ static int model_own(lua_State *L) {
 ** (when it has one: most models have none, and pay nothing), then the
 ** methods every model has. */
 static int model_index(lua_State *L) {
-  jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
+  jn_Model *m = (jn_Model *)lua_touserdata(L, 1);
   const char *k;
+  /* the model metatable is upvalue 2: no registry lookup by name */
+  if (m != NULL && (lua_type(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, 1))) m = NULL;
+  else if (m != NULL) {
+    if (!lua_rawequal(L, -1, lua_upvalueindex(2))) m = NULL;
+    lua_pop(L, 1);
+  }
   if (m == NULL)
     luaL_error(L, "junction.Model.__index: bad self (model expected, got %s)", luaL_typename(L, 1));
   k = lua_tostring(L, 2);
@@ -1025,7 +1031,8 @@ void jn_model_open(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "Model");
   lua_pushvalue(L, -1);
-  lua_pushcclosure(L, model_index, 1);
+  lua_pushvalue(L, -3);
+  lua_pushcclosure(L, model_index, 2);
   lua_setfield(L, -3, "__index");
   lua_pushcclosure(L, model_newindex, 1);
   lua_setfield(L, -2, "__newindex");

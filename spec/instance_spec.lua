@@ -67,6 +67,28 @@ describe("instances", function()
     end)
   end)
 
+  describe("Model:create", function()
+    it("answers the instance alone, nil, message, code (and details) on a failure, "
+       .. "and raises a misuse at the caller's line", function()
+      assert.equal(1, select("#", m.Post:create { text = "one" }))
+      local n, v, msg, code, details = select("#", m.Post:create { }), m.Post:create { }
+      assert.equal(4, n)
+      assert.is_nil(v)
+      assert.matches("text", msg)
+      assert.equal(H.junction.VALIDATION, code)
+      assert.is_table(details)
+      local ok, err = pcall(function() local p = m.Post:create(5) return p end)
+      assert.is_false(ok)
+      assert.matches("^[^:]+:%d+: Post:create: bad argument #1", err)
+    end)
+
+    it("gives createdAt and updatedAt the same text", function()
+      local p = assert(m.Post:create { text = "t" })
+      assert.matches(TS, p.created_at)
+      assert.equal(p.created_at, p.updated_at)
+    end)
+  end)
+
   describe("changed()", function()
     it("is false after create and after save, lists changed fields in between", function()
       local p = assert(m.Post:create { text = "a" })

@@ -497,13 +497,19 @@ function M.setup(mod, c)
     return inst
   end
 
-  function Model.create(self, values, ...)
+  function Model.create(self, values, opts, ...)
     -- create(values, { include = ... }): nested creation (junction.assoc)
-    if select("#", ...) > 0 and (...) ~= nil and M.create_with then return M.create_with(self, values, ...) end
+    if opts ~= nil and M.create_with then return M.create_with(self, values, opts, ...) end
     local e = entries[self]
-    if e == nil then return pass(checked(pcall(C.create, self, values, ...))) end
+    if e == nil then   -- no hooks, no validators: the C create, its results as they come
+      local ok, inst, msg, code, details = pcall(C.create, self, values, opts, ...)
+      if not ok then checked(false, inst) end   -- raises at the caller's line (not a tail call)
+      if msg == nil then return inst end
+      if details == nil then return inst, msg, code end
+      return inst, msg, code, details
+    end
     local inst = build(self, values)
-    if inst == nil then return pass(checked(pcall(C.create, self, values, ...))) end
+    if inst == nil then return pass(checked(pcall(C.create, self, values, opts, ...))) end
     return save(e, self, inst)
   end
 
