@@ -271,6 +271,9 @@ static void assign(lua_State *L, jn_Inst *inst, int instidx, int keyidx, int val
 */
 static void build_take(lua_State *L, jn_Inst *inst, int instidx, int valuesidx, const char *ctx) {
   jn_Model *m = inst->model;
+  int lookup;
+  jn_schema_lookup(L, m);   /* fetched once: each name is one lookup in it */
+  lookup = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, valuesidx) != 0) {
     int f;
@@ -288,7 +291,13 @@ static void build_take(lua_State *L, jn_Inst *inst, int instidx, int valuesidx, 
         continue;
       }
     }
-    f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, m, -2) : -1;
+    f = -1;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      lua_pushvalue(L, -2);
+      lua_rawget(L, lookup);
+      if (lua_type(L, -1) == LUA_TNUMBER) f = (int)lua_tointeger(L, -1) - 1;
+      lua_pop(L, 1);
+    }
     if (f < 0)
       luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx,
                  lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
@@ -301,6 +310,7 @@ static void build_take(lua_State *L, jn_Inst *inst, int instidx, int valuesidx, 
     lua_rawseti(L, instidx + 2, f + 1);
     DIRTY_SET(inst, f);
   }
+  lua_pop(L, 1);
 }
 
 /* Give the declared defaults (of the model at modelidx) to the fields of
