@@ -522,7 +522,9 @@ JN_INTERNAL jn_St *jn_assoc_countwhere2(lua_State *L, jn_Assoc *a, int w, int tw
 JN_INTERNAL void jn_assoc_throughwhere(lua_State *L, jn_Assoc *a, int idx, const char *ctx);
 JN_INTERNAL int jn_assoc_pushcount(lua_State *L, jn_Conn *c, jn_St *st);
 JN_INTERNAL int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);
-JN_INTERNAL int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);
+JN_INTERNAL int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx,
+                                 int *none);
+JN_INTERNAL int jn_assoc_keyfits(lua_State *L, jn_Assoc *a, int idx);
 JN_INTERNAL void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i);
 JN_INTERNAL jn_St *jn_assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc);
 JN_INTERNAL int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx);

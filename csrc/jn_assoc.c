@@ -23,6 +23,7 @@ typedef struct jn_Key {
   double d;
   const char *s;            /* anchored in the uservalue of its key array */
   size_t n;
+  int none;                 /* no value of the key field's type: no row has it (key_fits) */
 } jn_Key;
 
 static const char *const kinds[] = { "belongsTo", "hasOne", "hasMany", "belongsToMany", NULL };
@@ -124,6 +125,25 @@ static void numeric_text(lua_State *L, int idx, int ftype) {
 }
 
 /*
+** Can the key k (read from the value at idx) be a value of a key field of
+** type ftype?  Text that spells no integer, or 1.5, is no INTEGER key; "x"
+** no REAL, UUID or DATEONLY one.  Such a key names no row: the methods
+** answer for it without sending it (a server that types its columns
+** refuses it, where SQLite's comparison only finds nothing), so it is "not
+** found" to add and set, not linked to has, nothing to remove, on every
+** engine.  [-0, +0, m]
+*/
+static int key_fits(lua_State *L, int ftype, const jn_Key *k, int idx) {
+  int ok;
+  if (text_type(ftype) || ftype == JN_T_BLOB) return 1;
+  if (ftype == JN_T_INTEGER || ftype == JN_T_BIGINT) return k->type == SQLITE_INTEGER;
+  if (ftype == JN_T_REAL) return k->type == SQLITE_INTEGER || k->type == SQLITE_FLOAT;
+  ok = jn_value_conv(L, idx, ftype, 0);
+  lua_pop(L, 1);
+  return ok;
+}
+
+/*
 ** The key at idx (a target instance or a key value) as a jn_Key, read as
 ** the target key field's type: a string of digits for an INTEGER key is
 ** that integer, an integer for a TEXT key is its text, a string for a BLOB
@@ -182,6 +202,7 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
     luaL_error(L, "%s: bad argument (element %d is a %s, expected %s or its key)", ctx, elem,
                jn_error_typename(L, idx), a->target->name);
   }
+  k->none = !key_fits(L, ftype, k, idx);
 }
 
 static int key_cmp(const jn_Key *x, const jn_Key *y) {
@@ -979,32 +1000,32 @@ int jn_assoc_gone(lua_State *L, jn_Assoc *a, int self, const char *ctx) {
 }
 
 /*
-** The failure rc of a link write.  A foreign-key failure says why: the keys
-** of keys[0..n) not in skip[0..nskip) that are no rows of the target
-** (nil, "Post:setGenres: genre_id 99, 98 not found", code, { missing =
-** { 99, 98 } }, in the order given), or that the source row itself is gone
-** (jn_assoc_gone).  Anything else comes back as it is.
-** [-0, +(3|4), e]
+** Push the failure of a link write to keys that are no rows: nil,
+** "Post:setGenres: genre_id 99, 'x', 98 not found", 787, { missing = { 99,
+** "x", 98 } }: the keys of keys[0..n) not in skip[0..nskip) that no row of
+** the target has, in the order given (a key that fits no row is not
+** looked up).  Returns the count pushed, or 0 with nothing pushed when
+** every key is a row or a read fails.
+** [-0, +(0|4), e]
 */
-static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *keys, int n,
-                     const jn_Key *skip, int nskip, int sorted) {
-  jn_Conn *c = a->source->conn;
-  int i, nmiss = 0, r = 0, nf, top;
+static int missing_fail(lua_State *L, jn_Assoc *a, const jn_Key *keys, int n, const jn_Key *skip,
+                        int nskip, int sorted) {
+  int i, nmiss = 0, r = 0, top = lua_gettop(L);
   jn_Key *miss;
   jn_Buf b;
-  if (!jn_assoc_fkfail(c, rc)) return jn_error_result(L, c, rc, NULL);
-  nf = jn_error_result(L, c, rc, NULL);   /* read now: the checks below run statements */
-  top = lua_gettop(L);
-  if ((r = jn_assoc_gone(L, a, self, jn_assoc_method(L))) != 0) return r;
   miss = new_keys(L, n);
   for (i = 0; i < n; i++) {
     if (skip != NULL && key_in(skip, nskip, &keys[i], sorted)) continue;
-    push_key(L, &keys[i]);
-    r = jn_assoc_rowexists(L, a->target, a->target_key, a->target->f[a->target_key].type);
-    if (r < 0) break;
+    if (keys[i].none) {
+      r = 0;
+    } else {
+      push_key(L, &keys[i]);
+      r = jn_assoc_rowexists(L, a->target, a->target_key, a->target->f[a->target_key].type);
+      if (r < 0) break;
+    }
     if (r == 0) miss[nmiss++] = keys[i];
   }
-  if (r < 0 || nmiss == 0) { lua_settop(L, top); return nf; }
+  if (r < 0 || nmiss == 0) { lua_settop(L, top); return 0; }
   qsort(miss, (size_t)nmiss, sizeof *miss, pos_cmp);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, jn_assoc_method(L));
@@ -1024,6 +1045,56 @@ static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *
   }
   lua_setfield(L, -2, "missing");
   return jn_error_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
+}
+
+/*
+** The failure rc of a link write.  A foreign-key failure says why: the keys
+** of keys[0..n) not in skip[0..nskip) that are no rows of the target
+** (missing_fail), or that the source row itself is gone (jn_assoc_gone).
+** Anything else comes back as it is.
+** [-0, +(3|4), e]
+*/
+static int link_fail(lua_State *L, jn_Assoc *a, int rc, int self, const jn_Key *keys, int n,
+                     const jn_Key *skip, int nskip, int sorted) {
+  jn_Conn *c = a->source->conn;
+  int nf, r, top;
+  if (!jn_assoc_fkfail(c, rc)) return jn_error_result(L, c, rc, NULL);
+  nf = jn_error_result(L, c, rc, NULL);   /* read now: the checks below run statements */
+  top = lua_gettop(L);
+  if ((r = jn_assoc_gone(L, a, self, jn_assoc_method(L))) != 0) return r;
+  if ((r = missing_fail(L, a, keys, n, skip, nskip, sorted)) != 0) return r;
+  lua_settop(L, top);
+  return nf;
+}
+
+/* Keep the keys of keys[0..n) that may name a row, in their order; returns
+** how many. */
+static int drop_none(jn_Key *keys, int n) {
+  int i, k = 0;
+  for (i = 0; i < n; i++)
+    if (!keys[i].none) keys[k++] = keys[i];
+  return k;
+}
+
+/* How many of keys[0..n) name no row by their type alone (jn_Key.none)? */
+static int count_none(const jn_Key *keys, int n) {
+  int i, none = 0;
+  for (i = 0; i < n; i++) none += keys[i].none;
+  return none;
+}
+
+/*
+** The failure of set and add (of the source at self) when some of the n
+** keys of keys are of no row by their type (count_none): checked before
+** anything is written or sent, said as a foreign-key failure would say it
+** (the source gone, else every key that is no row).
+** [-0, +(3|4), e]
+*/
+static int none_fail(lua_State *L, jn_Assoc *a, int self, const jn_Key *keys, int n) {
+  int r;
+  if ((r = jn_assoc_gone(L, a, self, jn_assoc_method(L))) != 0) return r;
+  if ((r = missing_fail(L, a, keys, n, NULL, 0, 0)) != 0) return r;
+  return jn_error_result(L, a->source->conn, SQLITE_ERROR, NULL);   /* a lookup failed */
 }
 
 /*
@@ -1336,6 +1407,7 @@ int jn_assoc_linkbody(lua_State *L) {
   int ncur, rc, ndel = 0, nins = 0, sorted, i, slow, jmodel;
   jn_Key *want = (jn_Key *)lua_touserdata(L, 3), *cur;
   lua_settop(L, 6);
+  if (count_none(want, nwant) > 0) return none_fail(L, a, 2, want, nwant);
   jmodel = push_through(L);                      /* 7 */
   if (jn_assoc_locksrows(c)) {
     if (!thr && json_keys(a, want, nwant) && !through_fdefaults(L, a, jmodel))
@@ -1382,6 +1454,7 @@ int jn_assoc_unlinkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
+  n = drop_none((jn_Key *)lua_touserdata(L, 3), n);   /* not linked: nothing to remove */
   if (jn_assoc_locksrows(w->c) && json_keys(a, (jn_Key *)lua_touserdata(L, 3), n))
     return json_write(L, w, a, 2, 3, n, 0, 0);
   if (n > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
@@ -1431,6 +1504,7 @@ int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
   int rc, i, m, k;
   sqlite3_int64 found = 0;
   jn_St *st;
+  if (count_none(keys, n) > 0) { lua_pushboolean(L, 0); return 1; }   /* one is no row */
   if (n > JN_KEYS_IN && n <= jn_assoc_hasmax(a)) {   /* one statement, one snapshot */
     k = (n + JN_KEYS_IN - 1) / JN_KEYS_IN * JN_KEYS_IN;
     st = has_stmt(L, a, k, &rc);
@@ -1741,17 +1815,20 @@ static int assoc_info(lua_State *L) {
 ** The keys of the argument at idx (a list, or one value when single) read
 ** exactly as the belongsToMany methods read them: pushes an array of the
 ** distinct key values, in the order given, and returns their number.
-** Misuse raises naming ctx.  The hasMany and hasOne methods (jn_hasmany.c)
-** read their keys through it.
+** *none (when not NULL) gets how many of them name no row by their type
+** alone (see key_fits; jn_assoc_keyfits tells which).  Misuse raises
+** naming ctx.  The hasMany and hasOne methods (jn_hasmany.c) read their
+** keys through it.
 ** [-0, +1, e]
 */
-int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx) {
+int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx, int *none) {
   int n, i, arr;
   jn_Key *keys;
   n = jn_assoc_readkeys(L, a, idx, single, ctx);
   arr = lua_gettop(L);
   keys = (jn_Key *)lua_touserdata(L, arr);
   if (n > JN_KEYS_SCAN) qsort(keys, (size_t)n, sizeof *keys, pos_cmp);   /* the order given */
+  if (none != NULL) *none = count_none(keys, n);
   lua_createtable(L, n, 0);
   for (i = 0; i < n; i++) {
     push_key(L, &keys[i]);
@@ -1759,6 +1836,24 @@ int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char 
   }
   lua_remove(L, arr);
   return n;
+}
+
+/*
+** Can the key value at idx (one of jn_assoc_keylist's) name a row of a's
+** target, by its type?  (key_fits.)
+** [-0, +0, e]
+*/
+int jn_assoc_keyfits(lua_State *L, jn_Assoc *a, int idx) {
+  jn_Key *k;
+  int arr, fits;
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  k = new_keys(L, 1);
+  arr = lua_gettop(L);
+  lua_pushvalue(L, idx);
+  to_key(L, a, -1, 1, k, arr, jn_assoc_method(L));
+  fits = !k->none;
+  lua_pop(L, 2);
+  return fits;
 }
 
 /*
@@ -1771,7 +1866,7 @@ static int assoc_keys(lua_State *L) {
   int single = lua_toboolean(L, 3);
   const char *ctx = luaL_checkstring(L, 4);
   lua_settop(L, 4);
-  jn_assoc_keylist(L, a, 2, single, ctx);
+  jn_assoc_keylist(L, a, 2, single, ctx, NULL);
   return 1;
 }
 

@@ -295,7 +295,12 @@ static int not_found(lua_State *L, jn_Assoc *a, int keys, int n, const char *ctx
   miss = lua_gettop(L);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, keys, i);
-    if ((r = jn_assoc_rowexists(L, t, t->pk, key_type(a))) < 0) break;
+    if (!jn_assoc_keyfits(L, a, -1)) {   /* no row has it: not sent */
+      lua_pop(L, 1);
+      r = 0;
+    } else if ((r = jn_assoc_rowexists(L, t, t->pk, key_type(a))) < 0) {
+      break;
+    }
     if (r == 0) {
       lua_rawgeti(L, keys, i);
       lua_rawseti(L, miss, ++nmiss);
@@ -319,6 +324,32 @@ static int not_found(lua_State *L, jn_Assoc *a, int keys, int n, const char *ctx
   lua_pushlstring(L, b.p, b.n);
   lua_pushvalue(L, -3);   /* the details, below the buffer */
   return jn_error_faildetails(L, SQLITE_CONSTRAINT_FOREIGNKEY);
+}
+
+/*
+** The failure of a link to the n keys of the list at keys when some name no
+** row by their type (jn_assoc_keylist's none): said before anything is
+** written or sent, as a foreign-key failure says it (the source at self
+** gone, else the keys that are no rows).
+** [-0, +(3|4), e]
+*/
+static int none_fail(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
+  int g = jn_assoc_gone(L, a, self, jn_assoc_method(L));
+  return g != 0 ? g : not_found(L, a, keys, n, jn_assoc_method(L));
+}
+
+/* Keep the keys of the list at keys (n of them) that may name a row, in a
+** new list that replaces it; returns how many. */
+static int drop_none(lua_State *L, jn_Assoc *a, int keys, int n) {
+  int i, k = 0;
+  lua_createtable(L, n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, keys, i);
+    if (jn_assoc_keyfits(L, a, -1)) lua_rawseti(L, -2, ++k);
+    else lua_pop(L, 1);
+  }
+  lua_replace(L, keys);
+  return k;
 }
 
 /* }====== */
@@ -446,10 +477,15 @@ static int has_body(lua_State *L) {
 */
 static int keyed(lua_State *L, int single, lua_CFunction body, int empty, int readfirst) {
   jn_Assoc *a = jn_assocm_checkself(L);
-  int n;
+  int n, none;
   lua_settop(L, 2);
-  n = jn_assoc_keylist(L, a, 2, single, jn_assoc_method(L));
+  n = jn_assoc_keylist(L, a, 2, single, jn_assoc_method(L), &none);
   lua_replace(L, 2);
+  if (none > 0) {   /* keys no row has: not linked, nothing to unlink, or not found */
+    if (body == has_body) { lua_pushboolean(L, 0); return 1; }
+    if (body != remove_body) return none_fail(L, a, 1, 2, n);
+    n = drop_none(L, a, 2, n);
+  }
   if (n == 0 && !empty) { lua_pushboolean(L, 1); return 1; }
   lua_pushinteger(L, n);
   if (body == has_body && n <= HM_CHUNK) {   /* one statement: consistent by itself */
@@ -468,10 +504,11 @@ unlinked (foreign key NULL), the rows in it linked, atomically.
 */
 static int hm_set(lua_State *L) {
   jn_Assoc *a = jn_assocm_checkself(L);
-  int n;
+  int n, none;
   lua_settop(L, 2);
-  n = jn_assoc_keylist(L, a, 2, 0, jn_assoc_method(L));
+  n = jn_assoc_keylist(L, a, 2, 0, jn_assoc_method(L), &none);
   lua_replace(L, 2);
+  if (none > 0) return none_fail(L, a, 1, 2, n);
   lua_pushinteger(L, n);
   /* a long list reads the links before it writes */
   return jn_conn_atomic(L, a->source->conn, set_body, n > HM_CHUNK, 2);
@@ -542,14 +579,15 @@ unlinking the one before, atomically.
 */
 static int ho_set(lua_State *L) {
   jn_Assoc *a = jn_assocm_checkself(L);
-  int n = 0;
+  int n = 0, none = 0;
   lua_settop(L, 2);
   if (lua_istable(L, 2) && jn_inst_test(L, 2) == NULL)   /* one, never a list */
     luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got table)", jn_assoc_method(L),
                a->target->name);
   if (lua_isnil(L, 2)) lua_newtable(L);
-  else n = jn_assoc_keylist(L, a, 2, 1, jn_assoc_method(L));
+  else n = jn_assoc_keylist(L, a, 2, 1, jn_assoc_method(L), &none);
   lua_replace(L, 2);
+  if (none > 0) return none_fail(L, a, 1, 2, n);
   lua_pushinteger(L, n);
   return jn_conn_atomic(L, a->source->conn, one_body, 0, 2);
 }
