@@ -134,6 +134,229 @@ static void push_value(lua_State *L, const jn_Where *w, int f, int idx) {
   }
 }
 
+/* {====== A JSON path on PostgreSQL */
+
+/*
+** PostgreSQL keeps a JSON field as text (docs/POSTGRES.md), so a path is
+** read from the text cast to jsonb: #> gives the value as jsonb, #>> as
+** text (JSON null being NULL, as a missing path), the path bound as one
+** text[] ('{author,name}', '{tags,-1}').  SQLite's json_extract, which
+** the where compiles to there, gives a typed value instead: a number, 1/0
+** for true/false, a string's text, an object's or array's JSON text, NULL
+** for null; and SQLite orders NULL < numbers < text.  The conditions below
+** answer the same: a number (a boolean is bound as 1/0) is compared with
+** the value as a number when that is a number or a boolean (as numeric, as
+** double precision for a fraction) and is smaller than any string, object
+** or array; a string is compared with the text of a string, object or
+** array (byte order: COLLATE "C") and is larger than any number.
+*/
+
+/* Is the where's connection one whose JSON path is read by the code below? */
+static int pgpath(const jn_Where *w) {
+  return w->path != 0 && strcmp(w->m->conn->dialect->name, "postgres") == 0;
+}
+
+/* Append the quoted element p[start..end) of a text[]. */
+static void add_pathkey(luaL_Buffer *b, const char *p, size_t start, size_t end) {
+  luaL_addchar(b, '"');
+  for (; start < end; start++) {
+    if (p[start] == '"' || p[start] == '\\') luaL_addchar(b, '\\');
+    luaL_addchar(b, p[start]);
+  }
+  luaL_addchar(b, '"');
+}
+
+/*
+** Push the path at idx ("$.a[#-1]", checked by junction.json) as the text
+** of a text[] ('{"a","-1"}').  An index is a number of at most 10 digits
+** (a larger one is past the end either way); [#-n] is -n, which jsonb
+** counts from the end as SQLite does, and [#-0] is past the end.
+*/
+static void push_pathkeys(lua_State *L, int idx) {
+  size_t n, i = 1, start, end;
+  const char *p = lua_tolstring(L, idx, &n);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '{');
+  while (i < n) {
+    if (i > 1) luaL_addchar(&b, ',');
+    if (p[i] == '.' && p[i + 1] == '"') {               /* ."name" */
+      start = i + 2;
+      for (end = start; p[end] != '"'; end++) ;
+      add_pathkey(&b, p, start, end);
+      i = end + 1;
+    } else if (p[i] == '.') {                             /* .name */
+      start = i + 1;
+      for (end = start; end < n && p[end] != '.' && p[end] != '['; end++) ;
+      add_pathkey(&b, p, start, end);
+      i = end;
+    } else {                                              /* [n] or [#-n] */
+      int neg = p[i + 1] == '#';
+      double v = 0;
+      char num[24];
+      for (end = i + (neg ? 3 : 1); p[end] != ']'; end++) v = v * 10 + (p[end] - '0');
+      if (v > 2147483647.0 || (neg && v == 0)) { v = 2147483647.0; neg = 0; }
+      snprintf(num, sizeof num, "\"%s%.0f\"", neg ? "-" : "", v);
+      luaL_addstring(&b, num);
+      i = end + 1;
+    }
+  }
+  luaL_addchar(&b, '}');
+  luaL_pushresult(&b);
+}
+
+/* Append the path's value as jsonb (text 0) or as text (text 1), the path
+** bound: ("col"::jsonb #> ?::text[]). */
+static void pgpath_value(lua_State *L, const jn_Where *w, int f, int text) {
+  jn_buf_adds(L, w->b, "(");
+  jn_buf_addident(L, w->b, w->alias, w->m->f[f].col);
+  jn_buf_adds(L, w->b, text ? "::jsonb #>> ?::text[])" : "::jsonb #> ?::text[])");
+  push_pathkeys(L, w->path);
+  jn_select_bind(L, w->s, -1);
+  lua_pop(L, 1);
+}
+
+/* Append "jsonb_typeof(value) IN (kinds)". */
+static void pgpath_typeof(lua_State *L, const jn_Where *w, int f, const char *kinds) {
+  jn_buf_adds(L, w->b, "jsonb_typeof(");
+  pgpath_value(L, w, f, 0);
+  jn_buf_adds(L, w->b, ") IN (");
+  jn_buf_adds(L, w->b, kinds);
+  jn_buf_adds(L, w->b, ")");
+}
+
+#define PG_TEXTISH "'string', 'object', 'array'"
+#define PG_NUMERIC "'number', 'boolean'"
+
+/* Append the path's value as a number (number: numeric, or double
+** precision when real is set; boolean: 1/0; else NULL) or as text (a
+** string, object or array: its text, byte-ordered; else NULL). */
+static void pgpath_as(lua_State *L, const jn_Where *w, int f, int number, int real) {
+  jn_buf_adds(L, w->b, "(CASE ");
+  if (number) {
+    jn_buf_adds(L, w->b, "jsonb_typeof(");
+    pgpath_value(L, w, f, 0);
+    jn_buf_adds(L, w->b, ") WHEN 'number' THEN ");
+    pgpath_value(L, w, f, 1);
+    jn_buf_adds(L, w->b, real ? "::double precision WHEN 'boolean' THEN (" : "::numeric WHEN 'boolean' THEN (");
+    pgpath_value(L, w, f, 1);
+    jn_buf_adds(L, w->b, " = 'true')::int END)");
+  } else {
+    jn_buf_adds(L, w->b, "WHEN ");
+    pgpath_typeof(L, w, f, PG_TEXTISH);
+    jn_buf_adds(L, w->b, " THEN ");
+    pgpath_value(L, w, f, 1);
+    jn_buf_adds(L, w->b, " END) COLLATE \"C\"");
+  }
+}
+
+/* Is the number on top a fraction (compared as double precision)? */
+static int is_real(lua_State *L) {
+  sqlite3_int64 v;
+  return !jn_scalar_toi64(L, -1, &v);
+}
+
+/*
+** "value op ?" (op: " = ?", " <> ?", " > ?", " >= ?", " < ?", " <= ?") for
+** the value at val, as SQLite compares json_extract's: numbers with
+** numbers, text with text, and every number below every text.
+*/
+static void pgpath_cmp(lua_State *L, const jn_Where *w, int f, int val, const char *op) {
+  int number, more;
+  push_value(L, w, f, val);
+  number = lua_type(L, -1) == LUA_TNUMBER;
+  /* the other kind satisfies <> and, for a number, > (text is larger), for text < */
+  more = op[2] == '>' || (number ? op[1] == '>' : op[1] == '<');
+  jn_buf_adds(L, w->b, "(");
+  pgpath_as(L, w, f, number, number && is_real(L));
+  jn_buf_adds(L, w->b, op);
+  jn_select_bindt(L, w->s, -1, number ? JN_T_REAL : JN_T_TEXT);
+  lua_pop(L, 1);
+  if (more) {
+    jn_buf_adds(L, w->b, " OR ");
+    pgpath_typeof(L, w, f, number ? PG_TEXTISH : PG_NUMERIC);
+  }
+  jn_buf_adds(L, w->b, ")");
+}
+
+/* Append the guard of a negated condition: the path holds a value (not
+** missing, not JSON null), as SQLite's NOT IN / NOT BETWEEN of NULL is NULL. */
+static void pgpath_some(lua_State *L, const jn_Where *w, int f) {
+  pgpath_value(L, w, f, 1);
+  jn_buf_adds(L, w->b, " IS NOT NULL");
+}
+
+/*
+** "value [NOT] IN list" for the list at list: its integers, fractions and
+** strings each bound as one JSON array and compared as pgpath_cmp's "="
+** does.  A string PostgreSQL text cannot hold (a NUL byte, not UTF-8)
+** equals nothing and is left out.
+*/
+static void pgpath_in(lua_State *L, const jn_Where *w, int f, int list, int negate) {
+  static const char *const cast[] = { "::numeric", "::double precision", "" };
+  jn_Buf j[3];
+  int i, g, n = (int)lua_rawlen(L, list), any = 0;
+  if (n == 0) {   /* as where_in says it */
+    jn_buf_adds(L, w->b, negate ? w->m->conn->dialect->every_row : w->m->conn->dialect->no_row);
+    return;
+  }
+  for (g = 0; g < 3; g++) jn_buf_init(L, &j[g]);   /* 3 buffers on the stack */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    push_value(L, w, f, lua_gettop(L));
+    g = lua_type(L, -1) == LUA_TNUMBER ? is_real(L) : 2;
+    if (g < 2 || json_safe(L, -1)) {
+      double d = g == 1 ? (double)lua_tonumber(L, -1) : 0;
+      jn_buf_adds(L, &j[g], j[g].n ? "," : "[");
+      if (d - d != 0 && d == d) jn_buf_adds(L, &j[g], d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+      else jn_select_addjson(L, &j[g], -1);
+    }
+    lua_pop(L, 2);
+  }
+  if (negate) {
+    jn_buf_adds(L, w->b, "(");
+    pgpath_some(L, w, f);
+    jn_buf_adds(L, w->b, " AND NOT ");
+  }
+  jn_buf_adds(L, w->b, "(");
+  for (g = 0; g < 3; g++) {
+    if (j[g].n == 0) continue;
+    jn_buf_adds(L, &j[g], "]");
+    if (any++) jn_buf_adds(L, w->b, " OR ");
+    jn_buf_adds(L, w->b, "COALESCE(");
+    pgpath_as(L, w, f, g < 2, g == 1);
+    jn_buf_adds(L, w->b, " IN (SELECT x");
+    jn_buf_adds(L, w->b, cast[g]);
+    jn_buf_adds(L, w->b, " FROM json_array_elements_text(?::json) AS x), FALSE)");
+    lua_pushlstring(L, j[g].p, j[g].n);
+    jn_select_bind(L, w->s, -1);
+    lua_pop(L, 1);
+  }
+  if (!any) jn_buf_adds(L, w->b, "FALSE");
+  jn_buf_adds(L, w->b, negate ? "))" : ")");
+  lua_pop(L, 3);
+}
+
+/* "value [NOT] BETWEEN low AND high" for the pair at v: low <= value <= high
+** as pgpath_cmp compares. */
+static void pgpath_between(lua_State *L, const jn_Where *w, int f, int v, int negate) {
+  if (negate) {
+    jn_buf_adds(L, w->b, "(");
+    pgpath_some(L, w, f);
+    jn_buf_adds(L, w->b, " AND NOT ");
+  }
+  jn_buf_adds(L, w->b, "(COALESCE(");
+  lua_rawgeti(L, v, 1);
+  pgpath_cmp(L, w, f, lua_gettop(L), " >= ?");
+  jn_buf_adds(L, w->b, ", FALSE) AND COALESCE(");
+  lua_rawgeti(L, v, 2);
+  pgpath_cmp(L, w, f, lua_gettop(L), " <= ?");
+  jn_buf_adds(L, w->b, negate ? ", FALSE)))" : ", FALSE))");
+  lua_pop(L, 2);
+}
+
+/* }====== */
+
 /* Append field f as the condition's left side: alias."col", or for a JSON
 ** path json_extract(alias."col", ?) with the path bound (so it goes first). */
 static void where_col(lua_State *L, const jn_Where *w, int f) {
@@ -145,6 +368,7 @@ static void where_col(lua_State *L, const jn_Where *w, int f) {
     jn_buf_addident(L, w->b, w->alias, w->m->f[f].col);
     return;
   }
+  if (pgpath(w)) { pgpath_value(L, w, f, 1); return; }   /* its text: LIKE, IS NULL */
   jn_buf_adds(L, w->b, "json_extract(");
   jn_buf_addident(L, w->b, w->alias, w->m->f[f].col);
   jn_buf_adds(L, w->b, ", ?)");
@@ -254,7 +478,6 @@ static void in_json(lua_State *L, const jn_Where *w, int f, int list, int n) {
 /* "col IN (?, ...)" or, for a long list, "col IN (SELECT value FROM json_each(?))". */
 static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negate) {
   jn_Model *m = w->m;
-  jn_Buf *b = w->b;
   const char *ctx = w->ctx;
   int i, n, inline_, pushed = 0;
   if (!lua_istable(L, list))
@@ -263,10 +486,11 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
   if (jn_where_shape(L, list) < 0)
     luaL_error(L, "%s: bad where for field '%s' (%s expects a list: keys 1..n, no others)", ctx,
                FNAME(w, f), negate ? "notIn" : "in");
+  if (pgpath(w)) { pgpath_in(L, w, f, list, negate); return; }
   if (f >= 0 && lua_rawlen(L, list) > 0) list = in_held(L, m, f, list, ctx, &pushed);
   n = (int)lua_rawlen(L, list);
   if (n == 0) {   /* nothing is IN an empty list */
-    jn_buf_adds(L, b, negate ? m->conn->dialect->every_row : m->conn->dialect->no_row);
+    jn_buf_adds(L, w->b, negate ? m->conn->dialect->every_row : m->conn->dialect->no_row);
     if (pushed) lua_pop(L, 1);
     return;
   }
@@ -275,24 +499,28 @@ static void where_in(lua_State *L, const jn_Where *w, int f, int list, int negat
     luaL_error(L, "%s: bad where for field '%s' (an in list of more than %d values needs numbers or UTF-8 text without NUL bytes)",
                ctx, FNAME(w, f), JN_IN_MAX);
   where_col(L, w, f);
-  jn_buf_adds(L, b, negate ? " NOT IN (" : " IN (");
+  jn_buf_adds(L, w->b, negate ? " NOT IN (" : " IN (");
   if (inline_) {
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, list, i);
       push_value(L, w, f, lua_gettop(L));
       jn_select_bindt(L, w->s, -1, FTYPE(w, f));
       lua_pop(L, 2);
-      jn_buf_adds(L, b, i > 1 ? ", ?" : "?");
+      jn_buf_adds(L, w->b, i > 1 ? ", ?" : "?");
     }
   } else {
     in_json(L, w, f, list, n);
   }
-  jn_buf_adds(L, b, ")");
+  jn_buf_adds(L, w->b, ")");
   if (pushed) lua_pop(L, 1);
 }
 
 /* "col OP ?" */
 static void where_cmp(lua_State *L, const jn_Where *w, int f, int val, const char *op) {
+  if (pgpath(w) && !jn_frag_kind(L, val) && op[1] != 'L' && op[1] != 'N') {   /* not (NOT) LIKE */
+    pgpath_cmp(L, w, f, val, op);
+    return;
+  }
   where_col(L, w, f);
   if (jn_frag_kind(L, val)) {   /* { views = { gt = junction.col("likes") } }: op then the expression */
     jn_buf_addl(L, w->b, op, strlen(op) - 1);
@@ -325,6 +553,7 @@ static void where_op(lua_State *L, const jn_Where *w, int f, int op, const char 
   } else if (op <= 12) {
     if (!lua_istable(L, v) || lua_rawlen(L, v) != 2)
       luaL_error(L, "%s: bad where for field '%s' (%s expects { low, high })", ctx, FNAME(w, f), k);
+    if (pgpath(w)) { pgpath_between(L, w, f, v, op == 12); return; }
     where_col(L, w, f);
     jn_buf_adds(L, b, op == 11 ? " BETWEEN ? AND ?" : " NOT BETWEEN ? AND ?");
     lua_rawgeti(L, v, 1);
@@ -451,9 +680,6 @@ static void where_path(lua_State *L, const jn_Where *w, int key, int val) {
   if (w->m->f[f].type != JN_T_JSON)
     luaL_error(L, "%s: bad where (junction.json names field '%s', which is not a JSON field)",
                w->ctx, w->m->f[f].name);
-  if (strcmp(w->m->conn->dialect->name, "sqlite") != 0)   /* json_extract is SQLite's */
-    luaL_error(L, "%s: bad where (a junction.json path is not offered on %s yet)", w->ctx,
-               w->m->conn->dialect->name);
   pw.path = lua_gettop(L);
   where_field(L, &pw, f, val);
   lua_pop(L, 3);
