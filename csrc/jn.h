@@ -471,6 +471,7 @@ JN_INTERNAL void jn_frag_open(lua_State *L);
 
 /* jn_where.c */
 JN_INTERNAL int jn_where_shape(lua_State *L, int idx);
+JN_INTERNAL int jn_where_keyvalue(lua_State *L, jn_Model *m, int f, int idx, const char *ctx);
 JN_INTERNAL void jn_where_compile(lua_State *L, jn_Model *m, int whereidx, const char *alias,
                                   jn_Buf *b, jn_Select *s, const char *ctx);
 JN_INTERNAL void jn_where_having(lua_State *L, jn_Model *m, int havingidx, jn_Buf *b,

@@ -182,6 +182,8 @@ static int model_find_by_pk(lua_State *L) {
     return rejected(L, m, rej, jn_include_find(L, m, 1, 5, 1, ctx));
   }
   lua_settop(L, 2);
+  if (!jn_where_keyvalue(L, m, m->pk, 2, ctx)) { lua_pushnil(L); return 1; }   /* no row has it */
+  lua_replace(L, 2);
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
   jn_stmt_bindvalue(L, m->conn, st, 1, 2, m->f[m->pk].type);

@@ -381,9 +381,10 @@ static void where_and(lua_State *L, const jn_Where *w, int t, int depth);
 ** The value on top (as push_bindable left it) as a number field f compares
 ** it: 1 it stays, 2 it was replaced by the number a decimal string spells
 ** (SQLite's numeric affinity reads "1.0" as 1), 0 it equals no value of the
-** field (text that spells no number, a fraction for an INTEGER): SQLite
-** compares and finds none, PostgreSQL refuses the cast and fails the whole
-** statement, so an in list leaves it out on both.
+** field (text that spells no number, a fraction for an INTEGER; text that
+** is no UUID or YYYY-MM-DD for a UUID or DATEONLY): SQLite compares and
+** finds none, PostgreSQL refuses the cast and fails the whole statement, so
+** an in list leaves it out, and = and <> say so, on both.
 ** [-0, +0, m]
 */
 static int in_value(lua_State *L, jn_Model *m, int f) {
@@ -392,8 +393,13 @@ static int in_value(lua_State *L, jn_Model *m, int f) {
   size_t n, i;
   const char *s;
   double d;
-  if (type != JN_T_INTEGER && type != JN_T_REAL && type != JN_T_BOOLEAN) return 1;
   if (lua_isnil(L, -1)) return 1;
+  if (type == JN_T_UUID || type == JN_T_DATEONLY) {   /* what push_bindable could not convert */
+    int r = jn_value_conv(L, -1, type, 0);
+    lua_pop(L, 1);
+    return r;
+  }
+  if (type != JN_T_INTEGER && type != JN_T_REAL && type != JN_T_BOOLEAN) return 1;
   if (type != JN_T_REAL && jn_scalar_toi64(L, -1, &v)) return 1;   /* beyond 2^53 on 5.1: a string */
   if (type == JN_T_REAL && lua_type(L, -1) == LUA_TNUMBER) return 1;
   if (type == JN_T_BOOLEAN || lua_type(L, -1) != LUA_TSTRING) return 0;
@@ -411,6 +417,20 @@ static int in_value(lua_State *L, jn_Model *m, int f) {
   }
   lua_replace(L, -2);
   return 2;
+}
+
+/*
+** Push the value at idx as a where compares it with field f (as the field
+** stores it: "1.0" is 1 for an INTEGER) and return 1; or push nothing and
+** return 0 when no row's f can equal it ("x" or 1.5 for an INTEGER).
+** Raises for what cannot be compared, naming ctx.
+** [-0, +(0|1), e]
+*/
+int jn_where_keyvalue(lua_State *L, jn_Model *m, int f, int idx, const char *ctx) {
+  push_bindable(L, m, f, idx, ctx);
+  if (in_value(L, m, f) != 0) return 1;
+  lua_pop(L, 1);
+  return 0;
 }
 
 /* The list at idx as field f compares its values (in_value): the list
@@ -521,13 +541,23 @@ static void where_cmp(lua_State *L, const jn_Where *w, int f, int val, const cha
     pgpath_cmp(L, w, f, val, op);
     return;
   }
-  where_col(L, w, f);
   if (jn_frag_kind(L, val)) {   /* { views = { gt = junction.col("likes") } }: op then the expression */
+    where_col(L, w, f);
     jn_buf_addl(L, w->b, op, strlen(op) - 1);
     jn_frag_expr(L, w->m, w->alias, val, w->b, w->s, w->ctx, 0);
     return;
   }
   push_value(L, w, f, val);
+  if (f >= 0 && w->path == 0 && in_value(L, w->m, f) == 0 && (op[1] == '=' || op[2] == '>')) {
+    /* = and <> of a value a number field cannot hold ("x", 1.5 for an INTEGER): equal
+    ** to no row (unknown for a NULL), as SQLite finds; PostgreSQL would refuse it */
+    jn_buf_addl(L, w->b, "(", 1);
+    where_col(L, w, f);
+    jn_buf_adds(L, w->b, op[1] == '=' ? " IS NULL AND NULL)" : " IS NOT NULL OR NULL)");
+    lua_pop(L, 1);
+    return;
+  }
+  where_col(L, w, f);
   jn_select_bindt(L, w->s, -1, FTYPE(w, f));
   lua_pop(L, 1);
   jn_buf_adds(L, w->b, op);

@@ -204,6 +204,41 @@ describe("in lists carry any value exactly", function()
   end
 end)
 
+describe("a where value its field cannot hold", function()
+  it("equals no row and differs from every row that is not NULL, on every engine", function()
+    local db = H.open()
+    local V = db:define("V", { tableName = "v", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true }, r = { type = T.REAL },
+      u = { type = T.UUID }, d = { type = T.DATEONLY } } })
+    assert(db:sync())
+    assert(V:create { id = 1, r = 1.5, u = "0d4a8b36-1c1e-4e57-9d35-7a3cc1c1e001", d = "2024-02-29" })
+    assert(V:create { id = 2 })
+    for _, case in ipairs { { "id", "x" }, { "id", 1.5 }, { "id", "0x1" }, { "r", "high" },
+                            { "u", "not-a-uuid" }, { "d", "yesterday" } } do
+      local f, bad = case[1], case[2]
+      local what = f .. " = " .. tostring(bad)
+      assert.same({}, assert(V:findAll { where = { [f] = bad } }), what)
+      assert.same({}, assert(V:findAll { where = { [f] = { eq = bad } } }), what)
+      -- <> holds where the field has a value (NULL stays unknown, as for any value)
+      local ne = f == "id" and { 1, 2 } or { 1 }
+      assert.same(ne, H.ids(assert(V:findAll { where = { [f] = { ne = bad } } }), "id"), what)
+      assert.same(ne, H.ids(assert(V:findAll { where = { ["not"] = { [f] = bad }, [f] = { ne = H.junction.null } } }),
+                            "id"), what)
+      assert.equal(0, assert(V:count { where = { [f] = { bad, "zz" } } }), what)
+      assert.equal(0, assert(V:update({ r = 9 }, { where = { [f] = bad } })), what)
+    end
+    -- decimal text is the number it spells, as SQLite's INTEGER column reads it
+    assert.equal(1, assert(V:findOne { where = { id = "1.0" } }).id)
+    -- findByPk: no row, also with options
+    assert.is_nil(V:findByPk "x")
+    assert.is_nil(V:findByPk(1.5))
+    assert.is_nil(V:findByPk("x", { attributes = { "id" } }))
+    assert.equal(1, assert(V:findByPk "1.0").id)
+    assert.equal(1, assert(V:findByPk " 1").id)
+    db:close()
+  end)
+end)
+
 describe("order, limit, offset, attributes", function()
   local db, Item
   before_each(function() db, Item = setup() end)
