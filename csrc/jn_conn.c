@@ -44,7 +44,8 @@ const jn_Dialect jn_sqlite_dialect = {
   "SELECT name FROM pragma_index_info(?) ORDER BY seqno",
   1,    /* an integer sum past 64 bits is a REAL */
   0,    /* NULLs sort first ascending; no NULLS FIRST / LAST before 3.30 */
-  0     /* sum() of integers is an integer, or fails "integer overflow" */
+  0,    /* sum() of integers is an integer, or fails "integer overflow" */
+  NULL   /* BEGIN IMMEDIATE: one writer at a time */
 };
 
 /* The connection's own statements; the three BEGINs come from the dialect. */

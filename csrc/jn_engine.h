@@ -116,6 +116,9 @@ typedef struct jn_Dialect {
   ** numeric), read as a float: Model:sum casts it back, so that a sum past
   ** 64 bits fails as SQLite's sum() does instead of losing digits */
   int sum_widens;
+  /* a statement after which the other connections' db:sync waits until this
+  ** transaction ends, or NULL where BEGIN IMMEDIATE already makes them wait */
+  const char *lock_schema;
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

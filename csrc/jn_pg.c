@@ -1006,7 +1006,11 @@ const jn_Dialect jn_pg_dialect = {
   "WHERE n.nspname = current_schema() AND lower(i.relname) = lower(?) ORDER BY u.seqno",
   0,    /* an integer sum past 64 bits fails: "bigint out of range" */
   1,    /* NULLS FIRST / LAST; NULLs sort last ascending */
-  1     /* sum(bigint) is numeric */
+  1,    /* sum(bigint) is numeric */
+  /* two connections creating one table at once: the second fails on the
+  ** catalog's unique index, CREATE TABLE IF NOT EXISTS or not; so db:sync
+  ** takes this lock (a number of junction's own) until its transaction ends */
+  "SELECT pg_advisory_xact_lock(7236700100)"
 };
 
 /* }====== */

@@ -995,6 +995,21 @@ static int sync_result(lua_State *L, const jn_Diff *d) {
 }
 
 /*
+** Make the other connections' db:sync wait until this transaction ends, on
+** an engine that lets them write the schema at once (the dialect's
+** lock_schema): the second then finds the tables the first made, where both
+** creating one table would fail the second.  Returns a result code.
+*/
+static int lock_schema(lua_State *L, jn_Conn *c) {
+  const char *sql = c->dialect->lock_schema;
+  jn_St *st;
+  int rc;
+  if (sql == NULL) return SQLITE_OK;
+  st = jn_stmt_cached(L, c, sql, strlen(sql), &rc);
+  return st != NULL ? jn_conn_run(L, c, st) : rc;
+}
+
+/*
 ** Body of db:sync under jn_conn_atomic: [w, db, order, seq, force, alter].
 ** Drops (force), then per model in seq: creates the table, or compares
 ** the existing one with the model.  Any difference but in indexes fails
@@ -1006,7 +1021,8 @@ static int sync_body(lua_State *L) {
   int orderidx = 3, seqidx = 4, force = lua_toboolean(L, 5), n, i, rc;
   jn_Diff d;
   n = (int)lua_rawlen(L, seqidx);
-  if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
+  if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK || (rc = lock_schema(L, c)) != SQLITE_OK)
+    return jn_error_result(L, c, rc, NULL);
   check_refs(L, c, seqidx, orderidx);
   if (force && (rc = drop_tables(L, c, seqidx)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   d.c = c;

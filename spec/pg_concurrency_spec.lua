@@ -61,6 +61,42 @@ describe("setGenres by two processes at once on PostgreSQL", function()
   end)
 end)
 
+describe("db:sync by two processes at once on PostgreSQL", function()
+  pg_it("makes the second wait for the first and then find its tables (no unique violation)", function()
+    local place = H.place()
+    local child = os.tmpname()
+    local f = assert(io.open(child, "w"))
+    f:write([[
+      local url, hold, path, cpath = ...
+      package.path, package.cpath = path, cpath
+      local junction = require "junction"
+      local db = assert(junction.open(url))
+      db:define("Thing", { tableName = "thing", fields = { name = { type = junction.types.TEXT } } })
+      local ok, msg, code = db:transaction(function()
+        local r, m, c = db:sync()
+        if not r then return nil, m, c end
+        if hold == "1" then assert(db:query("SELECT pg_sleep(1)")) end   -- the tables made, not committed
+        return true
+      end)
+      io.write(ok and "ok\n" or ("FAIL " .. tostring(msg) .. " " .. tostring(code) .. "\n"))
+    ]])
+    f:close()
+    local function start(hold)
+      return assert(io.popen(table.concat({ interpreter(), q(child), q(place), hold,
+                                            q(package.path), q(package.cpath), "2>&1" }, " ")))
+    end
+    local a = start("1")
+    os.execute("sleep 0.4")
+    local b = start("0")
+    local out_a, out_b = a:read("*a"), b:read("*a")
+    a:close()
+    b:close()
+    os.remove(child)
+    assert.are.equal("ok\n", out_a)
+    assert.are.equal("ok\n", out_b)
+  end)
+end)
+
 describe("a serialization failure on PostgreSQL", function()
   -- db's transactions are REPEATABLE READ; before each setGenres diff
   -- statement runs (the log function sees it), a second connection deletes
