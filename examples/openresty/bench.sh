@@ -16,7 +16,9 @@
 # bench/results/<time>-openresty.txt.
 #
 # Env: ROUNDS (5), DURATION (5 seconds), THREADS (2), CONNS (16), WORKERS (2),
-#      PORT (first free from 18300), ACCESS_LOG (on|off, on), KEEP=1 keeps the
+#      PORT (first free from 18300), ACCESS_LOG (on|off, on), BENCH_DB (the
+#      database: a new SQLite file by default; a postgresql:// URL of an empty
+#      database runs the same on PostgreSQL), KEEP=1 keeps the
 #      prefix directory (logs, conf) and prints its path. PERF=1: after the
 #      rounds, one more wrk run on each URL under `perf record` of the workers,
 #      and the workers' CPU time per request split by shared object (perf's
@@ -75,7 +77,7 @@ LUA
 # paths made absolute (the prefix is not examples/openresty/ here).
 user_line=
 [ "$(id -u)" = 0 ] && user_line="user root root;"
-export JUNCTION_DB=$W/data/blog.sqlite3 BENCH_CONST_BODY=$W/data/const.json
+export JUNCTION_DB=${BENCH_DB:-$W/data/blog.sqlite3} BENCH_CONST_BODY=$W/data/const.json
 {
   [ -n "$user_line" ] && echo "$user_line"
   echo "env BENCH_CONST_BODY;"

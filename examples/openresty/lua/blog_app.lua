@@ -354,6 +354,7 @@ end
 function M.init_worker()
   local path = M.db_path()
   local conn, msg, code = retry("open", function()
+    if path:find("^postgres") then return junction.open(path) end   -- SQLite's options raise there
     return junction.open(path, { journal_mode = "wal", synchronous = "normal", busy_timeout = 5000 })
   end)
   if not conn then
