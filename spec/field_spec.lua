@@ -455,9 +455,9 @@ describe("field: foreignKey = { name = ..., field = ... }", function()
          "the column 'oid')")
     assert.has_error(function()
       db:associate { Pet = { { belongsTo = "Owner", as = "Boss",
-                               foreignKey = { name = "bossId", allowNull = false } } } }
-    end, "db:associate: Pet: belongsTo 'Owner': bad option 'foreignKey.allowNull' (a key is { name = ..., " ..
-         "field = ... })")
+                               foreignKey = { name = "bossId", defaultValue = 1 } } } }
+    end, "db:associate: Pet: belongsTo 'Owner': bad option 'foreignKey.defaultValue' (a key is { name = ..., " ..
+         "field = ..., allowNull = ... })")
     assert.has_error(function()
       db:associate { Pet = { { belongsTo = "Owner", as = "Boss", foreignKey = { name = 7 } } } }
     end, "db:associate: Pet: belongsTo 'Owner': bad option 'foreignKey.name' (string expected, got number)")

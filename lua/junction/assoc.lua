@@ -501,9 +501,10 @@ local function junction_model(db, source, target, spec, ctx)
   end
   -- the two keys, of the types of the keys they refer to
   local group = spec.uniqueKey or ("unique_" .. through)
-  local kf = spec.key_fields or {}
-  for _, k in ipairs { { fk, source, sk, kf.foreignKey }, { ok, target, tk, kf.otherKey } } do
-    add_key(db, made, k[1], k[2], k[3], { allowNull = false, unique = group, onDelete = "cascade",
+  local kf, kn = spec.key_fields or {}, spec.key_null or {}
+  for _, k in ipairs { { fk, source, sk, kf.foreignKey, kn.foreignKey },
+                       { ok, target, tk, kf.otherKey, kn.otherKey } } do
+    add_key(db, made, k[1], k[2], k[3], { allowNull = k[5] == true, unique = group, onDelete = "cascade",
                                           onUpdate = "cascade", field = k[4] }, ctx, spec.constraints == false)
   end
   if source ~= target then made_models[made] = { [source] = fk, [target] = ok } else made_models[made] = {} end
@@ -621,6 +622,13 @@ local function through_keys(db, a)
   -- (two fields referring to it: the builder asks which one)
   local add_fk = not refers(source) and not (fk and has_field(jm, fk))
   local add_ok = not refers(target) and not (ok and has_field(jm, ok))
+  local kn = spec.key_null or {}
+  for which, added in pairs { foreignKey = add_fk, otherKey = add_ok } do
+    if kn[which] and not added then
+      raise("%s: bad option '%s.allowNull' (the key is declared on %s: say allowNull in its declaration)", a.ctx,
+            which, jm.name)
+    end
+  end
   if not add_fk and not add_ok then return end
   local singular = alias_names(spec, target, true, a.ctx)
   fk = fk or key_name(jm, source.name, sk)
@@ -628,11 +636,12 @@ local function through_keys(db, a)
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", a.ctx, fk) end
   local group = add_fk and add_ok and (spec.uniqueKey or ("unique_" .. jm.tableName)) or nil
   local kf = spec.key_fields or {}
-  local function decl(field)
-    return { allowNull = false, unique = group, onDelete = "cascade", onUpdate = "cascade", field = field }
+  local function decl(field, null)
+    return { allowNull = null == true, unique = group, onDelete = "cascade", onUpdate = "cascade", field = field }
   end
-  if add_fk then add_key(db, jm, fk, source, sk, decl(kf.foreignKey), a.ctx, spec.constraints == false) end
-  if add_ok then add_key(db, jm, ok, target, tk, decl(kf.otherKey), a.ctx, spec.constraints == false) end
+  local noref = spec.constraints == false
+  if add_fk then add_key(db, jm, fk, source, sk, decl(kf.foreignKey, kn.foreignKey), a.ctx, noref) end
+  if add_ok then add_key(db, jm, ok, target, tk, decl(kf.otherKey, kn.otherKey), a.ctx, noref) end
   spec.foreignKey, spec.otherKey = fk, ok
 end
 
@@ -644,12 +653,22 @@ local function key_objects(spec, ctx)
     local v = spec[which]
     if type(v) == "table" then
       for k, x in next, v do
-        if k ~= "name" and k ~= "field" then
-          raise("%s: bad option '%s.%s' (a key is { name = ..., field = ... })", ctx, which, tostring(k))
+        if k ~= "name" and k ~= "field" and k ~= "allowNull" then
+          raise("%s: bad option '%s.%s' (a key is { name = ..., field = ..., allowNull = ... })", ctx, which,
+                tostring(k))
         end
-        if type(x) ~= "string" then
+        if k == "allowNull" and type(x) ~= "boolean" then
+          raise("%s: bad option '%s.%s' (boolean expected, got %s)", ctx, which, k, type(x))
+        elseif k ~= "allowNull" and type(x) ~= "string" then
           raise("%s: bad option '%s.%s' (string expected, got %s)", ctx, which, k, type(x))
         end
+      end
+      if v.allowNull ~= nil and spec.belongsToMany == nil then
+        raise("%s: bad option '%s.allowNull' (for belongsToMany: a key it adds to the junction model)", ctx, which)
+      end
+      if v.allowNull then   -- the key junction adds may be NULL (Sequelize's nullable FKs)
+        spec.key_null = spec.key_null or {}
+        spec.key_null[which] = true
       end
       spec[which] = v.name
       spec.key_fields = spec.key_fields or {}

@@ -200,4 +200,99 @@ describe("belongsToMany", function()
                                 throughAssociations = { fromSauce = "x" } } } }
     end, "db:associate: User: belongsToMany 'Group': bad option 'throughAssociations.fromSauce' (unknown key)")
   end)
+
+  it("should infer foreign keys (camelCase)", function()
+    local Person = S.define(db, "Person", {})
+    local PersonChildren = S.define(db, "PersonChildren", {})
+    assert(db:associate { Person = { { belongsToMany = "Person", as = "Children", through = "PersonChildren",
+                                       inverse = { as = "Parents" } } } })
+    local children = Person:getAssociation("Children")
+    assert.equal("parentId", children.foreignKey)
+    assert.equal("childId", children.otherKey)
+    assert.is_true(PersonChildren:_taken("parentId") ~= nil and PersonChildren:_taken("childId") ~= nil)
+    assert(db:sync())
+    local mum, kid = assert(Person:create {}), assert(Person:create {})
+    assert(mum:addChild(kid))
+    assert.equal(mum, kid:getParents()[1])
+  end)
+
+  it("should infer foreign keys (snake_case)", function()
+    -- an underscored junction model's added keys are snake_case attributes (junction's rule, see
+    -- "added keys" in the deliberate differences): parent_id, child_id
+    local Person = S.define(db, "Person", {}, { underscored = true })
+    local PersonChildren = S.define(db, "PersonChildren", {}, { underscored = true })
+    assert(db:associate { Person = { { belongsToMany = "Person", as = "Children", through = "PersonChildren",
+                                       inverse = { as = "Parents" } } } })
+    local children = Person:getAssociation("Children")
+    assert.equal("parent_id", children.foreignKey)
+    assert.equal("child_id", children.otherKey)
+    assert.equal("parent_id", PersonChildren:_info().columns.parent_id)
+    assert.equal("child_id", PersonChildren:_info().columns.child_id)
+  end)
+
+  it("allows creating nullable FKs", function()
+    local A, B = S.define(db, "A", {}), S.define(db, "B", {})
+    assert(db:associate { A = { { belongsToMany = "B", through = "AB", foreignKey = { allowNull = true },
+                                  otherKey = { allowNull = true } } } })
+    local C = S.define(db, "C", {})
+    assert(db:associate { A = { { belongsToMany = "C", through = "AC" } } })
+    assert(db:sync())
+    local b, c = assert(B:create {}), assert(C:create {})
+    assert(db:model("AB"):create { b_id = b.id })   -- a_id may be NULL
+    assert(db:model("AB"):create { a_id = assert(A:create {}).id })
+    assert.has_error(function()
+      db:associate { A = { { hasMany = "C", foreignKey = { allowNull = true } } } }
+    end, "db:associate: A: hasMany 'C': bad option 'foreignKey.allowNull' (for belongsToMany: a key it adds to the "
+         .. "junction model)")
+    -- "should create non-null foreign keys by default"
+    local r, _, code = db:model("AC"):create { c_id = c.id }
+    assert.is_nil(r)
+    assert.equal(S.junction.VALIDATION, code)
+  end)
+
+  it("allows defining two associations with the same through, but with a different scope on the through table", function()
+    -- junction's through scope is on fields of the junction model: UserPost declares editing
+    local User = S.define(db, "User", {})
+    local Post = S.define(db, "Post", {})
+    S.define(db, "UserPost", { editing = { type = S.T.BOOLEAN, defaultValue = false } })
+    assert(db:associate {
+      User = { { belongsToMany = "Post", through = "UserPost" },
+               { belongsToMany = "Post", as = "editingPosts", inverse = { as = "editingUsers" },
+                 through = { model = "UserPost", scope = { editing = true } } } },
+      Post = { { belongsToMany = "User", through = "UserPost" } },
+    })
+    assert(db:sync())
+    local u, p1, p2 = assert(User:create {}), assert(Post:create {}), assert(Post:create {})
+    assert(u:addPost(p1))
+    assert(u:addEditingPost(p2))
+    assert.same({ p2.id }, S.sorted(u:getEditingPosts(), "id"))
+    assert.same({ u.id }, S.sorted(p2:getEditingUsers(), "id"))
+    assert.equal(0, #p1:getEditingUsers())
+  end)
+
+  it("allows defining two associations with the same inverse association", function()
+    -- junction's association scope is on fields of the target: User declares type
+    S.define(db, "User", { type = S.T.STRING(20) })
+    local Post = S.define(db, "Post", {})
+    assert(db:associate { Post = {
+      { belongsToMany = "User", through = { model = "UserPost" }, as = "categories", scope = { type = "category" } },
+      { belongsToMany = "User", through = { model = "UserPost" }, as = "tags", scope = { type = "tag" } },
+    } })
+    assert(db:sync())
+    local post = assert(Post:create {})
+    assert(post:createCategory { })
+    assert(post:createTag { })
+    assert.equal(1, post:countCategories())
+    assert.equal("tag", post:getTags()[1].type)
+  end)
+
+  it("errors when trying to define similar associations with incompatible inverse associations", function()
+    S.define(db, "User", {}); S.define(db, "Post", {})
+    assert(db:associate { Post = { { belongsToMany = "User", through = { model = "UserPost" }, as = "categories" } } })
+    -- options of a key belong to its field's declaration: otherKey = { onUpdate = ... } raises
+    assert.has_error(function()
+      db:associate { Post = { { belongsToMany = "User", through = { model = "UserPost" }, as = "tags",
+                                otherKey = { onUpdate = "NO ACTION" } } } }
+    end)
+  end)
 end)

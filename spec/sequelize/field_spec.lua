@@ -176,13 +176,13 @@ describe("BelongsToMany (field)", function()
     assert.is_truthy(decl)
     assert.equal(User.tableName, decl.ref_model)
     assert.equal("uid", decl.ref_key)
-    -- Sequelize also takes defaultValue = 42 there: junction's added keys take name and
-    -- field (declare the field on a junction model for the rest)
+    -- Sequelize also takes defaultValue = 42 there: junction's added keys take name,
+    -- field and allowNull (declare the field on a junction model for the rest)
     assert.has_error(function()
       db:associate { project = { { belongsToMany = "user", through = "UserProjects", as = "Members",
                                    foreignKey = { name = "project_id", defaultValue = 42 } } } }
     end, "db:associate: project: belongsToMany 'user': bad option 'foreignKey.defaultValue' (a key is " ..
-         "{ name = ..., field = ... })")
+         "{ name = ..., field = ..., allowNull = ... })")
   end)
 end)
 
