@@ -963,6 +963,101 @@ static void find_tail(lua_State *L, jn_Model *m, int optsidx, int one, jn_Buf *b
 ** lives here, above them, because a find runs eager loading.  Pushes the
 ** array (or the instance or nil) and returns 1, or returns the fail triple.
 */
+/* The position of the { all = true } entry of the include list at inc, or
+** 0; the entry takes no other option. */
+static int all_entry(lua_State *L, int inc, const char *ctx) {
+  int i, n = (int)lua_rawlen(L, inc), all = 0;
+  for (i = 1; i <= n && !all; i++) {
+    int e;
+    lua_rawgeti(L, inc, i);
+    e = lua_gettop(L);
+    if (lua_istable(L, e) && jn_optfield(L, e, "all") != LUA_TNIL) {
+      if (lua_type(L, e + 1) != LUA_TBOOLEAN || !lua_toboolean(L, e + 1))
+        luaL_error(L, "%s: bad include %d (all = true expected)", ctx, i);
+      lua_pushnil(L);
+      while (lua_next(L, e) != 0) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "all") != 0)
+          luaL_error(L, "%s: bad include %d ({ all = true } takes no other option, got '%s')", ctx, i,
+                     luaL_tolstring(L, -1, NULL));
+      }
+      all = i;
+    }
+    lua_settop(L, e - 1);
+  }
+  return all;
+}
+
+/* Push the include list at inc with its entry at position all replaced by
+** the aliases of every association of m that no other entry names. */
+static void all_list(lua_State *L, jn_Model *m, int inc, int all, const char *ctx) {
+  int out, seen;
+  lua_newtable(L);                    /* out: the include list */
+  out = lua_gettop(L);
+  lua_newtable(L);                    /* seen: association -> true */
+  seen = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, inc) != 0) {     /* the other entries, kept */
+    int k = lua_gettop(L) - 1;
+    if (!(lua_type(L, k) == LUA_TNUMBER && lua_tointeger(L, k) == all)) {
+      const char *alias;
+      push_entry_assoc(L, m, k, k + 1, &alias, ctx);
+      if (!lua_isnil(L, -1)) { lua_pushboolean(L, 1); lua_rawset(L, seen); } else lua_pop(L, 1);
+      if (lua_type(L, k) == LUA_TNUMBER) lua_pushinteger(L, (lua_Integer)lua_rawlen(L, out) + 1);
+      else lua_pushvalue(L, k);
+      lua_pushvalue(L, k + 1);
+      lua_rawset(L, out);
+    }
+    lua_settop(L, k);
+  }
+  jn_schema_lookup(L, m);             /* every association of m not named yet */
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+    if (a != NULL && a->source == m && lua_type(L, -2) == LUA_TSTRING &&
+        strcmp(lua_tostring(L, -2), a->alias) == 0) {
+      lua_rawget(L, seen);            /* (pops the association) */
+      if (lua_isnil(L, -1)) {
+        lua_pushstring(L, a->alias);
+        lua_rawseti(L, out, (int)lua_rawlen(L, out) + 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, out);
+}
+
+/*
+** Sequelize's include = { { all = true } }: when the include list of the
+** options at optsidx has that entry, push a copy of the options whose include
+** names every association of m in its place (the other entries kept as they
+** are, an association they name not named twice) and return its index; else
+** return optsidx.  [-0, +(0|1), e]
+*/
+static int include_all(lua_State *L, jn_Model *m, int optsidx, const char *ctx) {
+  int inc, all, top = lua_gettop(L);
+  if (!lua_istable(L, optsidx) || jn_optfield(L, optsidx, "include") != LUA_TTABLE) {
+    lua_settop(L, top);
+    return optsidx;
+  }
+  inc = lua_gettop(L);
+  all = all_entry(L, inc, ctx);
+  if (!all) { lua_settop(L, top); return optsidx; }
+  all_list(L, m, inc, all, ctx);      /* inc + 1 */
+  lua_newtable(L);                    /* the options, copied, with that include */
+  lua_pushnil(L);
+  while (lua_next(L, optsidx) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushvalue(L, inc + 1);
+  lua_setfield(L, -2, "include");
+  lua_replace(L, inc);                /* the copy where the include was */
+  lua_settop(L, inc);
+  return inc;
+}
+
 int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int one,
                     const char *ctx) {
   jn_Buf b;
@@ -971,6 +1066,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   int rc, incidx, res, nlink, *link;
   if (optsidx < 0) optsidx = lua_gettop(L) + optsidx + 1;
   jn_conn_checkopts(L, optsidx, find_opts, ctx);
+  optsidx = include_all(L, m, optsidx, ctx);
   link = find_links(L, m, optsidx, &nlink, ctx);
   find_select(L, optsidx, &s);
   jn_buf_init(L, &b);

@@ -1451,6 +1451,30 @@ describe("BelongsToMany", function()
       assert.equal(1, #h.hatwornbys)
       assert.equal("Foo Bar", h.hatwornbys[1].name)
     end)
+
+    it("should load all", function()
+      local individual = assert(Individual:create { name = "Foo Bar" })
+      local hat = assert(Hat:create { name = "Baz" })
+      assert(individual:addPersonwearinghat(hat))
+      local i = assert(Individual:findOne { where = { name = "Foo Bar" }, include = { { all = true } } })
+      assert.equal("Foo Bar", i.name)
+      assert.equal(1, #i.personwearinghats)
+      assert.equal("Baz", i.personwearinghats[1].name)
+      local h = assert(Hat:findOne { where = { name = "Baz" }, include = { { all = true } } })
+      assert.equal("Baz", h.name)
+      assert.equal(1, #h.hatwornbys)
+      assert.equal("Foo Bar", h.hatwornbys[1].name)
+      -- the junction rows too, through the associations made for the junction model
+      assert.equal(1, #h.hatwornbysPersonwearinghats)
+      -- another entry keeps its options; the association it names is not loaded twice
+      i = assert(Individual:findOne { include = { { all = true }, { as = "personwearinghats", where = { name = "x" },
+                                                                    required = false } } })
+      assert.equal(0, #i.personwearinghats)
+      assert.has_error(function() Individual:findAll { include = { { all = true, nested = true } } } end,
+        "individual:findAll: bad include 1 ({ all = true } takes no other option, got 'nested')")
+      assert.has_error(function() Individual:findAll { include = { { all = "BelongsTo" } } } end,
+        "individual:findAll: bad include 1 (all = true expected)")
+    end)
   end)
 
   describe("Association options", function()
