@@ -454,7 +454,7 @@ local function add_key(db, model, name, like, likeKey, decl, ctx, noref)
   end
 end
 
--- junction model defined here -> { [model] = the key referring to it }
+-- junction model defined here -> { [model name] = the key referring to it }
 local made_models = setmetatable({}, { __mode = "k" })
 
 -- A junction model found for through: timestamps given on the association
@@ -507,7 +507,8 @@ local function junction_model(db, source, target, spec, ctx)
     add_key(db, made, k[1], k[2], k[3], { allowNull = k[5] == true, unique = group, onDelete = "cascade",
                                           onUpdate = "cascade", field = k[4] }, ctx, spec.constraints == false)
   end
-  if source ~= target then made_models[made] = { [source] = fk, [target] = ok } else made_models[made] = {} end
+  -- (by model name: a value naming the models would keep them alive where weak keys are not ephemerons)
+  made_models[made] = source ~= target and { [source.name] = fk, [target.name] = ok } or {}
   return made, fk, ok   -- its keys: for a model to itself both fields refer to it
 end
 
@@ -974,8 +975,8 @@ local function btm_builder(db, source, target, spec, ctx)
   local singular, plural = alias_names(spec, target, true, ctx)
   local jm, made_fk, made_ok = junction_model(db, source, target, spec, ctx)
   local mk = made_models[jm] or {}   -- (the keys of one made with constraints = false refer to nothing)
-  local fk = spec.foreignKey or made_fk or referring_field(jm, source) or mk[source]
-  local ok = spec.otherKey or made_ok or referring_field(jm, target, fk) or mk[target]
+  local fk = spec.foreignKey or made_fk or referring_field(jm, source) or mk[source.name]
+  local ok = spec.otherKey or made_ok or referring_field(jm, target, fk) or mk[target.name]
   if not fk then raise("%s: give foreignKey (no single field of %s refers to %s)", ctx, jm.name, source.name) end
   if not ok then raise("%s: give otherKey (no single field of %s refers to %s)", ctx, jm.name, target.name) end
   check_key_field(spec, "foreignKey", jm, fk, ctx)
