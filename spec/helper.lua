@@ -432,14 +432,17 @@ local function scrub()
   local a1,a2,a3,a4,a5,a6,a7,a8,a9,a10,a11,a12,a13,a14,a15,a16,a17,a18,a19,a20,a21,a22,a23,a24,a25,a26,a27,a28,a29,a30,a31,a32,a33,a34,a35,a36,a37,a38,a39,a40,a41,a42,a43,a44,a45,a46,a47,a48,a49,a50,a51,a52,a53,a54,a55,a56,a57,a58,a59,a60 -- luacheck: ignore
   return a1
 end
--- Two full collections, then more while memory shrinks (four at most): an object
+-- Full collections until memory stops shrinking (six at most): an object
 -- reachable only from a finalized one (a connection's __gc, a schema
--- dropper's proxy) is freed one cycle after its finalizer runs.
+-- dropper's proxy) is freed one cycle after its finalizer runs.  LuaJIT's
+-- compiled traces hold the objects they specialised on as constants (a
+-- model whose method a loop called): flushing them first lets those go.
 function H.gc()
+  if H.is_jit then rawget(_G, "jit").flush() end
   scrub()
   collectgarbage()
   collectgarbage()
-  for _ = 1, 2 do
+  for _ = 1, 4 do
     local before = collectgarbage("count")
     collectgarbage()
     if collectgarbage("count") >= before then break end
