@@ -503,4 +503,45 @@ describe("belongsToMany", function()
       assert(db:sync())
     end)
   end)
+
+  describe("the made junction model", function()
+    -- Sequelize checks that the through model's options hold no defaultScope,
+    -- scopes or validate of the source; junction checks what they would do:
+    -- the junction rows are neither filtered by the source's scope nor
+    -- refused by its validators.
+    it("should not inherit scopes from parent to join table", function()
+      S.define(db, "A", { name = { type = T.STRING(30) } },
+               { defaultScope = { where = { name = "kept" } }, scopes = { other = { where = { name = "x" } } } })
+      S.define(db, "B", {})
+      assert(db:associate { A = { { belongsToMany = "B", through = "AB" } } })
+      assert(db:sync())
+      local A, B, AB = db:model("A"), db:model("B"), db:model("AB")
+      local a = assert(A:create { name = "kept" })
+      assert(B:create {}); assert(B:create {})
+      assert(a:setBs { 1, 2 })
+      assert.equal(2, assert(AB:count()))
+      assert.equal(2, #assert(AB:findAll()))
+      assert.has_error(function() return AB:scope("other") end)
+      assert.equal(2, #assert(a:getBs()))
+    end)
+
+    it("should not inherit validations from parent to join table", function()
+      S.define(db, "A", { name = { type = T.STRING(30) } },
+               { validate = { named = function(inst)
+                   if inst.name == nil then return nil, "an A needs a name" end
+                   return true
+                 end } })
+      S.define(db, "B", {})
+      assert(db:associate { A = { { belongsToMany = "B", through = "AB" } } })
+      assert(db:sync())
+      local A, B, AB = db:model("A"), db:model("B"), db:model("AB")
+      local ok, msg = A:create {}
+      assert.is_nil(ok)
+      assert.truthy(msg:find("an A needs a name", 1, true))
+      local a = assert(A:create { name = "a" })
+      local b = assert(B:create {})
+      assert(a:addB(b))
+      assert.equal(1, assert(AB:count()))
+    end)
+  end)
 end)
