@@ -312,6 +312,21 @@ static void push_key(lua_State *L, const jn_Key *k) {
   }
 }
 
+/* Start the buffer b (pushed) with the n keys as one JSON array, the
+** text a long key list is bound as. [-0, +1, m] */
+static void keys_json(lua_State *L, jn_Buf *b, const jn_Key *keys, int n) {
+  int i;
+  jn_buf_init(L, b);
+  jn_buf_adds(L, b, "[");
+  for (i = 0; i < n; i++) {
+    if (i) jn_buf_adds(L, b, ",");
+    push_key(L, &keys[i]);
+    jn_select_addjson(L, b, -1);
+    lua_pop(L, 1);
+  }
+  jn_buf_adds(L, b, "]");
+}
+
 /* Bind a key of the key array at arr to parameter i. */
 static void bind_key(lua_State *L, jn_Conn *c, jn_St *st, int i, int arr, const jn_Key *k) {
   switch (k->type) {
@@ -660,15 +675,7 @@ static int delete_list(lua_State *L, jn_Assoc *a, int self, int arr, const jn_Ke
   if (json_keys(a, keys, n)) {
     st = delete_in_stmt(L, a, 1, 0, &rc);
     if (st == NULL) return rc;
-    jn_buf_init(L, &b);
-    jn_buf_adds(L, &b, "[");
-    for (i = 0; i < n; i++) {
-      if (i) jn_buf_adds(L, &b, ",");
-      push_key(L, &keys[i]);
-      jn_select_addjson(L, &b, -1);
-      lua_pop(L, 1);
-    }
-    jn_buf_adds(L, &b, "]");
+    keys_json(L, &b, keys, n);
     jn_assoc_bindsource(L, a, self, st, 1);
     jn_stmt_bindtext(L, c, st, 2, b.p, b.n);
     rc = jn_conn_run(L, c, st);
@@ -1311,7 +1318,7 @@ static int json_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr,
   const jn_Key *keys = (const jn_Key *)lua_touserdata(L, arr);
   jn_St *st;
   jn_Buf b;
-  int i, rc;
+  int rc;
   if (del) {
     /* the lock lasts until the transaction ends: outside one, a transaction
     ** of its own; inside one, no savepoint (one statement writes, and the
@@ -1321,15 +1328,7 @@ static int json_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr,
       return jn_error_result(L, c, rc, NULL);
     if ((rc = jn_assoc_lockparent(L, a, self)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   }
-  jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "[");
-  for (i = 0; i < n; i++) {
-    if (i) jn_buf_adds(L, &b, ",");
-    push_key(L, &keys[i]);
-    jn_select_addjson(L, &b, -1);
-    lua_pop(L, 1);
-  }
-  jn_buf_adds(L, &b, "]");
+  keys_json(L, &b, keys, n);
   st = json_stmt(L, a, del, ins, &rc);
   if (st == NULL) return jn_error_result(L, c, rc, NULL);
   jn_stmt_bindtext(L, c, st, 1, b.p, b.n);
