@@ -1,7 +1,8 @@
 -- spec/sequelize/belongs_to_many_unit_spec.lua: Sequelize v6's
 -- test/unit/associations/belongs-to-many.test.js, ported to junction. Sequelize's unit
--- tests read the association objects; junction has no association introspection yet,
--- so each case checks the same thing by what the association does.
+-- tests read the association objects; junction's are read with Model:getAssociation, and
+-- where an object has no counterpart the case checks the same thing by what the
+-- association does.
 local S = require "spec.sequelize.support"
 local T = S.T
 
