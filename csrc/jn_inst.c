@@ -592,6 +592,12 @@ static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, i
 ** one table, { [depth] = journal }, in the registry (push_levels).
 */
 
+/* dst |= src over n bytes of dirty bits. */
+static void or_bits(unsigned char *dst, const unsigned char *src, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) dst[i] |= src[i];
+}
+
 #define J_SAVED     1
 #define J_DESTROYED 2
 #define J_KEYNIL    4
@@ -648,14 +654,14 @@ static unsigned char state_of(lua_State *L, int instidx, jn_Inst *inst) {
 
 /* The inner-level entry of the instance at instidx in the journal at j. [-0, +0, m] */
 static void note_inner(lua_State *L, int instidx, jn_Inst *inst, int j) {
-  size_t i, n = DIRTY_BYTES(inst->model);
+  size_t n = DIRTY_BYTES(inst->model);
   JournalEntry *e;
   lua_pushvalue(L, instidx);
   lua_rawget(L, j);
   e = (JournalEntry *)lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (e != NULL) {
-    for (i = 0; i < n; i++) e->dirty[i] |= inst->dirty[i];
+    or_bits(e->dirty, inst->dirty, n);
     return;
   }
   e = (JournalEntry *)lua_newuserdata(L, offsetof(JournalEntry, dirty) + n);
@@ -676,13 +682,13 @@ static void note_inner(lua_State *L, int instidx, jn_Inst *inst, int j) {
 static void journal_note(lua_State *L, int instidx, jn_Inst *inst) {
   jn_Conn *c = inst->model->conn;
   unsigned long serial;
-  size_t i, n;
+  size_t n;
   int top;
   if (c->txdepth == 0) return;
   serial = c->tx[c->txdepth - 1].serial;
   n = DIRTY_BYTES(inst->model);
   if (inst->jserial == serial) {        /* written at this level before */
-    for (i = 0; i < n; i++) JOURNAL_DIRTY(inst)[i] |= inst->dirty[i];
+    or_bits(JOURNAL_DIRTY(inst), inst->dirty, n);
     return;
   }
   top = lua_gettop(L);
@@ -704,10 +710,9 @@ static void journal_note(lua_State *L, int instidx, jn_Inst *inst) {
 /* Give the instance at idx the state st and the dirty bits of bits back. [-0, +0, -] */
 static void journal_undo(lua_State *L, int idx, unsigned char st, const unsigned char *bits) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, idx);
-  size_t i;
   inst->saved = (st & J_SAVED) != 0;
   inst->destroyed = (st & J_DESTROYED) != 0;
-  for (i = 0; i < DIRTY_BYTES(inst->model); i++) inst->dirty[i] |= bits[i];
+  or_bits(inst->dirty, bits, DIRTY_BYTES(inst->model));
   if (st & J_KEYNIL) {                  /* the key the rolled back INSERT gave */
     lua_pushnil(L);
     set_field(L, idx, inst->model->pk, -1);
@@ -756,9 +761,8 @@ static void journal_merge(lua_State *L, int j, unsigned long serial, int into, u
     if (lua_type(L, -2) == LUA_TUSERDATA) {
       jn_Inst *inst = (jn_Inst *)lua_touserdata(L, -2);
       const JournalEntry *e = (const JournalEntry *)lua_touserdata(L, -1);
-      size_t k;
       if (inst->jserial == pserial) {   /* the enclosing level holds its state */
-        for (k = 0; k < DIRTY_BYTES(inst->model); k++) JOURNAL_DIRTY(inst)[k] |= e->dirty[k];
+        or_bits(JOURNAL_DIRTY(inst), e->dirty, DIRTY_BYTES(inst->model));
       } else {
         lua_pushvalue(L, -2);
         lua_rawget(L, into);
@@ -769,7 +773,7 @@ static void journal_merge(lua_State *L, int j, unsigned long serial, int into, u
           lua_rawset(L, into);
         } else {
           JournalEntry *to = (JournalEntry *)lua_touserdata(L, -1);
-          for (k = 0; k < DIRTY_BYTES(inst->model); k++) to->dirty[k] |= e->dirty[k];
+          or_bits(to->dirty, e->dirty, DIRTY_BYTES(inst->model));
           lua_pop(L, 1);
         }
       }
@@ -1771,11 +1775,6 @@ static const luaL_Reg inst_meta[] = {
   {NULL, NULL}
 };
 
-/*
-** Register the instance metatable and the shared instance methods (in the
-** registry, and as "Instance" in the module table at -1, where lua/junction
-** adds the snake_case names before any model copies them).
-*/
 /* {====== Lists of instances */
 
 /*
@@ -1888,6 +1887,11 @@ static void open_metatable(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/*
+** Register the instance metatable and the shared instance methods (in the
+** registry, and as "Instance" in the module table at -1, where lua/junction
+** adds the snake_case names before any model copies them).
+*/
 void jn_inst_open(lua_State *L) {
   open_registry(L);
   open_metatable(L);
