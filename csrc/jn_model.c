@@ -916,6 +916,18 @@ static int model_own(lua_State *L) {
   return 1;
 }
 
+/* Model.associations (Sequelize's): alias -> description, made anew on each
+** read by Model:getAssociations (lua/junction/assoc.lua), so it never goes
+** stale when db:associate adds more.  Upvalue 1 is the methods table. */
+static int model_associations(lua_State *L) {
+  lua_pushliteral(L, "getAssociations");
+  lua_rawget(L, lua_upvalueindex(1));
+  if (lua_type(L, -1) != LUA_TFUNCTION) return 1;  /* not loaded: nil */
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
 /* Model.name, Model.tableName, Model.instance, then the model's own table
 ** (when it has one: most models have none, and pay nothing), then the
 ** methods every model has. */
@@ -940,6 +952,7 @@ static int model_index(lua_State *L) {
       lua_rawgeti(L, -1, JN_UV_INSTANCE);
       return 1;
     }
+    if (strcmp(k, "associations") == 0) return model_associations(L);
   }
   if (m->has_own) {
     lua_getuservalue(L, 1);
@@ -970,7 +983,8 @@ static int model_newindex(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));
   if (!lua_isnil(L, -1) || strcmp(k, "name") == 0 || strcmp(k, "tableName") == 0 ||
-      strcmp(k, "primaryKey") == 0 || strcmp(k, "instance") == 0)
+      strcmp(k, "primaryKey") == 0 || strcmp(k, "instance") == 0 ||
+      strcmp(k, "associations") == 0)
     luaL_error(L, "%s: cannot set '%s' (every model has it; choose another name)", m->name, k);
   lua_pop(L, 1);
   push_own(L, 1, JN_UV_OWN);

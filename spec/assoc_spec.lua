@@ -60,6 +60,24 @@ describe("belongsToMany (the seed)", function()
     end)
   end
 
+  it("Model.associations describes each association, as Sequelize's does", function()
+    local a = m.Post.associations.Genres
+    assert.equal("belongsToMany", a.kind)
+    assert.equal("belongsToMany", a.associationType)
+    assert.equal(m.TagPostGenre, a.through)
+    assert.equal("post_id", a.foreignKey)
+    assert.equal("genre_id", a.otherKey)
+    assert.same(m.Post:getAssociations().Genres.foreignKey, a.foreignKey)
+    assert.is_nil(m.Post.associations.Nope)
+    -- read anew each time: an association declared later is there
+    local Tag = db:define("Tag", { fields = { name = { type = T.TEXT } } })
+    assert(db:associate { Post = { { belongsToMany = "Tag", through = "post_tags" } } })
+    assert.equal("belongsToMany", m.Post.associations.Tags.kind)
+    assert.equal(Tag, m.Post.associations.Tags.target)
+    assert.has_error(function() m.Post.associations = {} end,
+      "Post: cannot set 'associations' (every model has it; choose another name)")
+  end)
+
   describe("getGenres", function()
     before_each(function() assert(post:setGenres { 1, 2, 3, 4 }) end)
 

@@ -148,6 +148,11 @@ describe("a paranoid junction model", function()
     assert.are.equal("p:g3", genres_of { Genres = { required = true } })
     assert.are.equal("", genres_of { Genres = { where = { name = "g1" } } })
     assert.are.equal("p:g1", genres_of { Genres = { where = { name = "g1" }, paranoid = false } })
+    -- anything but a boolean is refused, not read as true
+    assert.error_matches(function() return genres_of { Genres = { paranoid = "no" } } end,
+      "Post: include 'Genres': bad option 'paranoid' (boolean expected, got string)", 1, true)
+    assert.error_matches(function() return genres_of { Genres = { through = { paranoid = 0 } } } end,
+      "Post: include 'Genres': bad option 'through.paranoid' (boolean expected, got number)", 1, true)
   end)
 
   it("a key that is no row makes setGenres fail and leaves every link as it was, deleted ones deleted",

@@ -176,6 +176,8 @@ describe("soft delete", function()
     assert.are.equal(1, #rows[1].Books)
     assert.are.equal("kept", rows[1].Books[1].title)
     assert.are.equal(2, #Author:findAll { include = { Books = { paranoid = false } } }[1].Books)
+    assert.error_matches(function() return Author:findAll { include = { Books = { paranoid = "false" } } } end,
+      "Author: include 'Books': bad option 'paranoid' (boolean expected, got string)", 1, true)
     assert.is_nil(Shelf:findOne { include = { "Book" } }.Book)
     assert.are.equal(1, #a:getBooks())
     assert.are.equal(1, a:countBooks())

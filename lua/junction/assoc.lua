@@ -1465,6 +1465,7 @@ end
 local function describe_assoc(a)
   local info = a:info()
   info.association = a
+  info.associationType = info.kind         -- Sequelize's name for it
   if info.kind == "belongsToMany" then info.throughAssociations = copy(through_names[a]) end
   return info
 end

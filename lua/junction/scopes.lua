@@ -277,11 +277,19 @@ local function rewrite_one(model, name, spec)
   local jpara = junction_paranoid(info)
   if o.paranoid ~= nil then
     if not para and not jpara then return o end   -- the C core raises for the unknown key
+    if type(o.paranoid) ~= "boolean" then
+      raise(model.name .. ": include '" .. tostring(o.association) ..
+            "': bad option 'paranoid' (boolean expected, got " .. type(o.paranoid) .. ")")
+    end
     if o.paranoid == false then para, jpara = nil, nil end
     o.paranoid = nil
   end
-  if jpara and type(o.through) == "table" and rawget(o.through, "paranoid") ~= nil
-     and type(rawget(o.through, "paranoid")) == "boolean" then
+  if jpara and type(o.through) == "table" and rawget(o.through, "paranoid") ~= nil then
+    if type(rawget(o.through, "paranoid")) ~= "boolean" then
+      raise(model.name .. ": include '" .. tostring(o.association) ..
+            "': bad option 'through.paranoid' (boolean expected, got " ..
+            type(rawget(o.through, "paranoid")) .. ")")
+    end
     local t = copy(o.through)
     if t.paranoid == false then jpara = nil end
     t.paranoid = nil
