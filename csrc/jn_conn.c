@@ -45,7 +45,8 @@ const jn_Dialect jn_sqlite_dialect = {
   1,    /* an integer sum past 64 bits is a REAL */
   0,    /* NULLs sort first ascending; no NULLS FIRST / LAST before 3.30 */
   0,    /* sum() of integers is an integer, or fails "integer overflow" */
-  NULL   /* BEGIN IMMEDIATE: one writer at a time */
+  NULL,  /* BEGIN IMMEDIATE: one writer at a time */
+  0     /* a JSON path is json_extract's */
 };
 
 /* The connection's own statements; the three BEGINs come from the dialect. */

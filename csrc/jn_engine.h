@@ -119,6 +119,9 @@ typedef struct jn_Dialect {
   /* a statement after which the other connections' db:sync waits until this
   ** transaction ends, or NULL where BEGIN IMMEDIATE already makes them wait */
   const char *lock_schema;
+  /* a JSON field is text read as jsonb: a path in a where is #> / #>> with
+  ** the path bound as one text[] (jn_where.c); 0: SQLite's json_extract */
+  int json_jsonb;
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

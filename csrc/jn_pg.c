@@ -1010,7 +1010,8 @@ const jn_Dialect jn_pg_dialect = {
   /* two connections creating one table at once: the second fails on the
   ** catalog's unique index, CREATE TABLE IF NOT EXISTS or not; so db:sync
   ** takes this lock (a number of junction's own) until its transaction ends */
-  "SELECT pg_advisory_xact_lock(7236700100)"
+  "SELECT pg_advisory_xact_lock(7236700100)",
+  1     /* a JSON path is read from the text cast to jsonb (#>, #>>) */
 };
 
 /* }====== */

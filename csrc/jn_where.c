@@ -153,7 +153,7 @@ static void push_value(lua_State *L, const jn_Where *w, int f, int idx) {
 
 /* Is the where's connection one whose JSON path is read by the code below? */
 static int pgpath(const jn_Where *w) {
-  return w->path != 0 && strcmp(w->m->conn->dialect->name, "postgres") == 0;
+  return w->path != 0 && w->m->conn->dialect->json_jsonb;
 }
 
 /* Append the quoted element p[start..end) of a text[]. */
