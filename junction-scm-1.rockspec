@@ -5,13 +5,13 @@ source = {
   url = "git+https://example.invalid/junction.git",  -- unused by `luarocks make`
 }
 description = {
-  summary = "SQLite-backed models for Lua, with Sequelize's junction-model associations",
+  summary = "Models for Lua on SQLite and PostgreSQL, with Sequelize's junction-model associations",
   detailed = [[
 junction is a Lua module written in C: models declared in Lua tables, rows as
 userdata, and associations (belongsTo, hasOne, hasMany, belongsToMany through
 an explicit junction model) that give instances methods such as
 post:setGenres{1, 2, 3} and post:getGenres(). Lua 5.1, 5.3, 5.4 and LuaJIT
-(OpenResty).
+(OpenResty). PostgreSQL is built in when libpq is found.
 ]],
   license = "MIT",
 }
@@ -21,58 +21,46 @@ dependencies = {
 external_dependencies = {
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
 }
--- Every csrc/*.c and lua/junction/*.lua is listed: .ci/check-rockspec.sh
--- (in CI) fails when a file is missing here or listed but absent.
+-- luarocks has no optional external dependency: rock.mk probes for libpq
+-- and compiles the PostgreSQL engine in when it finds it (PQ_DIR / PQ_INCDIR /
+-- PQ_LIBDIR as SQLITE_*, PQ_DIR=no for SQLite alone; luarocks warns
+-- "unmatched variable" for the ones left unset). It compiles every csrc/*.c;
+-- every lua/junction/*.lua is listed below: .ci/check-rockspec.sh (in CI)
+-- fails when a module is missing here or listed but absent.
 build = {
-  type = "builtin",
-  modules = {
-    ["junction.core"] = {
-      sources = {
-        "csrc/jn_assoc.c",
-        "csrc/jn_assocm.c",
-        "csrc/jn_buf.c",
-        "csrc/jn_conn.c",
-        "csrc/jn_error.c",
-        "csrc/jn_frag.c",
-        "csrc/jn_hasmany.c",
-        "csrc/jn_include.c",
-        "csrc/jn_inst.c",
-        "csrc/jn_json.c",
-        "csrc/jn_model.c",
-        "csrc/jn_pg.c",
-        "csrc/jn_query.c",
-        "csrc/jn_scalar.c",
-        "csrc/jn_schema.c",
-        "csrc/jn_select.c",
-        "csrc/jn_stmt.c",
-        "csrc/jn_sync.c",
-        "csrc/jn_value.c",
-        "csrc/jn_where.c",
-        "csrc/junction.c",
-      },
-      libraries = { "sqlite3" },
-      incdirs = { "$(SQLITE_INCDIR)" },
-      libdirs = { "$(SQLITE_LIBDIR)" },
-      defines = { 'JUNCTION_VERSION="scm"' },
-    },
-    junction = "lua/junction/init.lua",
-    ["junction.accessors"] = "lua/junction/accessors.lua",
-    ["junction.assoc"] = "lua/junction/assoc.lua",
-    ["junction.console"] = "lua/junction/console.lua",
-    ["junction.copy"] = "lua/junction/copy.lua",
-    ["junction.erd"] = "lua/junction/erd.lua",
-    ["junction.hooks"] = "lua/junction/hooks.lua",
-    ["junction.inflect"] = "lua/junction/inflect.lua",
-    ["junction.loader"] = "lua/junction/loader.lua",
-    ["junction.methods"] = "lua/junction/methods.lua",
-    ["junction.migrate"] = "lua/junction/migrate.lua",
-    ["junction.pages"] = "lua/junction/pages.lua",
-    ["junction.result"] = "lua/junction/result.lua",
-    ["junction.scopes"] = "lua/junction/scopes.lua",
-    ["junction.upsert"] = "lua/junction/upsert.lua",
+  type = "make",
+  makefile = "rock.mk",
+  install_pass = false,
+  build_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    SQLITE_INCDIR = "$(SQLITE_INCDIR)",
+    SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
+    PQ_DIR = "$(PQ_DIR)",
+    PQ_INCDIR = "$(PQ_INCDIR)",
+    PQ_LIBDIR = "$(PQ_LIBDIR)",
   },
-  -- the `junction` command: migrate, rollback, status, erd, console
   install = {
+    lib = { ["junction.core"] = "build/rock/junction/core.so" },
+    lua = {
+      junction = "lua/junction/init.lua",
+      ["junction.accessors"] = "lua/junction/accessors.lua",
+      ["junction.assoc"] = "lua/junction/assoc.lua",
+      ["junction.console"] = "lua/junction/console.lua",
+      ["junction.copy"] = "lua/junction/copy.lua",
+      ["junction.erd"] = "lua/junction/erd.lua",
+      ["junction.hooks"] = "lua/junction/hooks.lua",
+      ["junction.inflect"] = "lua/junction/inflect.lua",
+      ["junction.loader"] = "lua/junction/loader.lua",
+      ["junction.methods"] = "lua/junction/methods.lua",
+      ["junction.migrate"] = "lua/junction/migrate.lua",
+      ["junction.pages"] = "lua/junction/pages.lua",
+      ["junction.result"] = "lua/junction/result.lua",
+      ["junction.scopes"] = "lua/junction/scopes.lua",
+      ["junction.upsert"] = "lua/junction/upsert.lua",
+    },
+    -- the `junction` command: migrate, rollback, status, erd, console
     bin = { junction = "bin/junction" },
   },
 }
