@@ -282,6 +282,8 @@ typedef struct jn_Inst {
   int destroyed;            /* destroy() deleted its row: no more writes or reads */
   unsigned long jserial;    /* the transaction level whose journal holds it, or 0 */
   unsigned char jstate;     /* saved, destroyed, key nil before that level wrote it */
+  unsigned char carries;    /* a table was put under a junction model's name: the through
+                            ** values of its next link (jn_assoc_pertarget reads them) */
   unsigned char dirty[1];   /* one bit per field, then the journal's bits (jn_inst.c) */
 } jn_Inst;
 
@@ -529,6 +531,8 @@ JN_INTERNAL int jn_assoc_keyfits(lua_State *L, jn_Assoc *a, int idx);
 JN_INTERNAL void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i);
 JN_INTERNAL jn_St *jn_assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc);
 JN_INTERNAL int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx);
+JN_INTERNAL int jn_assoc_pertarget(lua_State *L, jn_Assoc *a, int idx, int single, int keys, int n, int fn,
+                                   int thr);
 JN_INTERNAL int jn_assoc_linkbody(lua_State *L);
 JN_INTERNAL int jn_assoc_unlinkbody(lua_State *L);
 JN_INTERNAL int jn_assoc_hasmax(jn_Assoc *a);

@@ -24,6 +24,7 @@ typedef struct jn_Key {
   const char *s;            /* anchored in the uservalue of its key array */
   size_t n;
   int none;                 /* no value of the key field's type: no row has it (key_fits) */
+  int carries;              /* given as an instance that may carry through values (jn_Inst) */
 } jn_Key;
 
 static const char *const kinds[] = { "belongsTo", "hasOne", "hasMany", "belongsToMany", NULL };
@@ -153,11 +154,12 @@ static int key_fits(lua_State *L, int ftype, const jn_Key *k, int idx) {
 */
 static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int arr,
                    const char *ctx) {
-  int kf = key_field(a), ftype = a->target->f[kf].type, t;
+  int kf = key_field(a), ftype = a->target->f[kf].type, t, carries = 0;
   jn_Inst *inst;
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   inst = jn_inst_of(L, idx, a->target->conn);
   if (inst != NULL) {
+    carries = inst->carries;
     if (inst->model != a->target)
       luaL_error(L, "%s: bad argument (element %d is a %s instance, expected %s or its key)",
                  ctx, elem, inst->model->name, a->target->name);
@@ -171,6 +173,7 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
   t = lua_type(L, idx);
   memset(k, 0, sizeof *k);
   k->pos = elem;
+  k->carries = carries;
   if (t == LUA_TNUMBER) {
     double d;
     if (jn_scalar_toi64(L, idx, &k->i)) {
@@ -1105,12 +1108,43 @@ static int none_fail(lua_State *L, jn_Assoc *a, int self, const jn_Key *keys, in
 }
 
 /*
-** Check opts.through: a table of the junction's own fields.  It is read raw
+** Convert the through values of the table at src (read raw) into the table
+** at copy: every key a field of the junction but its two keys (else a
+** raise naming what), every value a boolean, number or string, converted
+** as its field stores it; a value its field cannot hold goes to the errors
+** slot at errs (jn_inst_value).
+** [-0, +0, e]
+*/
+static void through_values(lua_State *L, jn_Assoc *a, int src, int copy, int errs,
+                           const char *what) {
+  lua_pushnil(L);
+  while (lua_next(L, src) != 0) {
+    int f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, a->through, -2) : -1;
+    int ty = lua_type(L, -1);
+    if (f < 0 || f == a->fk || f == a->other)
+      luaL_error(L, "%s: bad %s (no field '%s' of %s to set)", jn_assoc_method(L), what,
+                 lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2),
+                 a->through->name);
+    if (ty != LUA_TBOOLEAN && ty != LUA_TNUMBER && ty != LUA_TSTRING)
+      luaL_error(L, "%s: bad %s (%s cannot be stored in '%s')", jn_assoc_method(L), what,
+                 luaL_typename(L, -1), lua_tostring(L, -2));
+    if (jn_inst_value(L, a->through, f, -1, errs)) {   /* key value converted */
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2);
+      lua_rawset(L, copy);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Check opts.through: a table of the junction's own fields, or a function
+** giving each target's (jn_assoc_pertarget calls it).  A table is read raw
 ** and copied, each value converted as its field stores it (so nothing the
-** caller's tables do can change it later).  Returns its index (the copy
-** replaces the options at optsidx), 0 when there is none, or -1 with the
-** message and details of values their fields cannot hold pushed (a value
-** failure, for jn_error_result with JN_VALIDATION).
+** caller's tables do can change it later).  Returns the index of the copy,
+** or of the function, which replaces the options at optsidx; 0 when there is
+** none; or -1 with the message and details of values their fields cannot
+** hold pushed (a value failure, for jn_error_result with JN_VALIDATION).
 */
 int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx) {
   static const char *const set_opts[] = { "through", NULL };
@@ -1120,31 +1154,16 @@ int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx) {
   lua_pushliteral(L, "through");
   lua_rawget(L, optsidx);
   if (lua_isnil(L, -1)) { lua_pop(L, 1); return 0; }
+  if (lua_isfunction(L, -1)) { lua_replace(L, optsidx); return optsidx; }
   t = lua_gettop(L);
   if (!lua_istable(L, t))
-    luaL_error(L, "%s: bad option 'through' (table of %s fields expected)", jn_assoc_method(L),
-               a->through->name);
+    luaL_error(L, "%s: bad option 'through' (table of %s fields, or a function, expected)",
+               jn_assoc_method(L), a->through->name);
   lua_newtable(L);
   copy = lua_gettop(L);
   lua_pushnil(L);                        /* the errors slot */
   errs = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, t) != 0) {
-    int f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, a->through, -2) : -1;
-    int ty = lua_type(L, -1);
-    if (f < 0 || f == a->fk || f == a->other)
-      luaL_error(L, "%s: bad option 'through' (no field '%s' of %s to set)", jn_assoc_method(L),
-                 luaL_tolstring(L, -2, NULL), a->through->name);
-    if (ty != LUA_TBOOLEAN && ty != LUA_TNUMBER && ty != LUA_TSTRING)
-      luaL_error(L, "%s: bad option 'through' (%s cannot be stored in '%s')", jn_assoc_method(L),
-                 luaL_typename(L, -1), lua_tostring(L, -2));
-    if (jn_inst_value(L, a->through, f, -1, errs)) {   /* key value converted */
-      lua_pushvalue(L, -3);
-      lua_insert(L, -2);
-      lua_rawset(L, copy);
-    }
-    lua_pop(L, 1);
-  }
+  through_values(L, a, t, copy, errs, "option 'through'");
   if (!lua_isnil(L, errs)) {
     jn_inst_invalid(L, a->through, errs);
     return -1;
@@ -1153,6 +1172,107 @@ int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx) {
   lua_replace(L, optsidx);
   lua_pop(L, 1);
   return optsidx;
+}
+
+/*
+** The values one target (the element at e, the elem-th of the list)
+** carries for its link, converted into the table at copy: those it holds
+** under the junction model's name (a table assigned there: Sequelize's
+** `genre.TagPostGenre = { ... }`), then what the function at fn (0: none)
+** returns for it.  Returns whether there were any.
+** [-0, +0, e]
+*/
+static int target_values(lua_State *L, jn_Assoc *a, int e, int elem, int fn, int copy, int errs) {
+  jn_Inst *inst = jn_inst_test(L, e);
+  char what[64];
+  int any = 0;
+  if (inst != NULL && inst->model == a->target) {
+    lua_getuservalue(L, e);
+    lua_pushstring(L, a->through->name);
+    lua_rawget(L, -2);
+    if (lua_istable(L, -1)) {
+      snprintf(what, sizeof what, "%.30s values of element %d", a->through->name, elem);
+      through_values(L, a, lua_gettop(L), copy, errs, what);
+      any = 1;
+    }
+    lua_pop(L, 2);
+  }
+  if (fn) {
+    lua_pushvalue(L, fn);
+    lua_pushvalue(L, e);
+    jn_conn_callback(L, a->source->conn, 1, 1, 0);
+    if (!lua_isnil(L, -1)) {
+      if (!lua_istable(L, -1) || jn_inst_test(L, -1) != NULL)
+        luaL_error(L, "%s: bad option 'through' (its function gave %s for element %d: a table of %s "
+                   "values or nil expected)", jn_assoc_method(L), luaL_typename(L, -1), elem,
+                   a->through->name);
+      snprintf(what, sizeof what, "option 'through' (its result for element %d)", elem);
+      through_values(L, a, lua_gettop(L), copy, errs, what);
+      any = 1;
+    }
+    lua_pop(L, 1);
+  }
+  return any;
+}
+
+/*
+** The through values of each target of the list at idx (as given to
+** set/add: one element when single, with jn_assoc_readkeys' leniency; its
+** n keys in the key array at keys), those of opts.through (the converted
+** table at thr, or 0) under those the target brings (target_values; fn the
+** through function or 0).  Pushes a table element place -> values (the key
+** array's jn_Key.pos) when any target brought some, else nil; returns 1,
+** or -1 with the message and details of values their fields cannot hold
+** pushed instead.  Without a function, a list whose instances carry no
+** values (jn_Inst.carries) costs one pass over the key array, no Lua.
+** [-0, +1|2, e]
+*/
+int jn_assoc_pertarget(lua_State *L, jn_Assoc *a, int idx, int single, int keys, int n, int fn,
+                       int thr) {
+  const jn_Key *k = (const jn_Key *)lua_touserdata(L, keys);
+  int i, per, errs, any = 0;
+  for (i = 0; !fn && i < n && !k[i].carries; i++) ;
+  if (!fn && i == n) { lua_pushnil(L); return 1; }
+  if (single && lua_istable(L, idx)) single = 0;
+  else if (!single && jn_inst_test(L, idx) != NULL) single = 1;
+  n = single ? 1 : (int)lua_rawlen(L, idx);   /* every element, duplicates too */
+  lua_newtable(L);
+  per = lua_gettop(L);
+  lua_pushnil(L);                        /* the errors slot */
+  errs = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    int copy;
+    if (single) lua_pushvalue(L, idx);
+    else lua_rawgeti(L, idx, i);
+    if (!fn && jn_inst_test(L, -1) == NULL) { lua_pop(L, 1); continue; }   /* a key: none */
+    lua_newtable(L);
+    copy = lua_gettop(L);
+    if (thr) {
+      lua_pushnil(L);
+      while (lua_next(L, thr) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, copy);
+      }
+    }
+    if (target_values(L, a, copy - 1, i, fn, copy, errs)) {
+      lua_rawseti(L, per, i);
+      any = 1;
+    } else {
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  if (!lua_isnil(L, errs)) {
+    jn_inst_invalid(L, a->through, errs);
+    return -1;
+  }
+  lua_pop(L, 1);
+  if (!any) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  return 1;
 }
 
 /* Push the junction model of the running method's association. [-0, +1, -] */
@@ -1392,32 +1512,57 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
 }
 
 /*
-** Body of set and add under jn_conn_atomic: [w, inst, keys, thr|nil, nwant, del].
-** Reads the keys linked now, then deletes (set only) the ones not wanted and
-** inserts the ones missing; the links that stay are left alone.  More than
-** one row written: all under a guard, so a failure half-way undoes them.
+** Write the link to each of want[0..nwant) one by one: the through values
+** (the table at thr, or the target's own in the table at per: place ->
+** values) on a link there already (none given: left alone), a new link by
+** insert_row.  cur[0..ncur): the keys linked before.  Returns a result code.
+** [-0, +0, e]
+*/
+static int link_each(lua_State *L, jn_Write *w, jn_Assoc *a, int thr, int per, const jn_Key *want,
+                     int nwant, const jn_Key *cur, int ncur, int sorted, int jmodel) {
+  int i, rc = SQLITE_OK, t;
+  for (i = 0; i < nwant && rc == SQLITE_OK; i++) {
+    t = thr;
+    if (per) {
+      lua_rawgeti(L, per, want[i].pos);
+      if (lua_istable(L, -1)) t = lua_gettop(L);
+    }
+    if (key_in(cur, ncur, &want[i], sorted)) rc = t ? through_write(L, w, a, 2, t, 3, &want[i]) : SQLITE_OK;
+    else rc = insert_row(L, a, 2, t, &want[i], jmodel);
+    if (per) lua_pop(L, 1);
+  }
+  return rc;
+}
+
+/*
+** Body of set and add under jn_conn_atomic: [w, inst, keys, thr|nil, nwant,
+** del, per|nil] (per: jn_assoc_pertarget's).  Reads the keys linked now,
+** then deletes (set only) the ones not wanted and inserts the ones missing;
+** the links that stay are left alone unless through values are given for
+** them.  More than one row written: all under a guard, so a failure
+** half-way undoes them.
 */
 int jn_assoc_linkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   jn_Conn *c = w->c;
-  int thr = lua_isnil(L, 4) ? 0 : 4;
+  int thr = lua_isnil(L, 4) ? 0 : 4, per = lua_isnil(L, 7) ? 0 : 7;
   int nwant = (int)lua_tointeger(L, 5), del = lua_toboolean(L, 6);
   int ncur, rc, ndel = 0, nins = 0, sorted, i, slow, jmodel;
   jn_Key *want = (jn_Key *)lua_touserdata(L, 3), *cur;
-  lua_settop(L, 6);
+  lua_settop(L, 7);
   if (count_none(want, nwant) > 0) return none_fail(L, a, 2, want, nwant);
-  jmodel = push_through(L);                      /* 7 */
+  jmodel = push_through(L);                      /* 8 */
   if (jn_assoc_locksrows(c)) {
-    if (!thr && json_keys(a, want, nwant) && !through_fdefaults(L, a, jmodel))
+    if (!thr && !per && json_keys(a, want, nwant) && !through_fdefaults(L, a, jmodel))
       return json_write(L, w, a, 2, 3, nwant, del, 1);
     /* read, then write: under the source's lock */
     if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
       return jn_error_result(L, c, rc, NULL);
   }
-  ncur = linked_keys(L, a, 2, &rc);              /* 8 */
+  ncur = linked_keys(L, a, 2, &rc);              /* 9 */
   if (ncur < 0) return jn_error_result(L, c, rc, NULL);
-  cur = (jn_Key *)lua_touserdata(L, 8);
+  cur = (jn_Key *)lua_touserdata(L, 9);
   sorted = nwant > JN_KEYS_SCAN || ncur > JN_KEYS_SCAN;
   if (sorted) qsort(cur, (size_t)ncur, sizeof *cur, key_qcmp);
   if (sorted && nwant <= JN_KEYS_SCAN) qsort(want, (size_t)nwant, sizeof *want, key_qcmp);
@@ -1425,19 +1570,16 @@ int jn_assoc_linkbody(lua_State *L) {
     if (!key_in(want, nwant, &cur[i], sorted)) ndel++;
   for (i = 0; i < nwant; i++)
     if (!key_in(cur, ncur, &want[i], sorted)) nins++;
-  slow = thr || (nins > 0 && through_fdefaults(L, a, jmodel));
-  if (ndel + (thr ? nwant : nins) > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK)
+  slow = thr || per || (nins > 0 && through_fdefaults(L, a, jmodel));
+  if (ndel + (thr || per ? nwant : nins) > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK)
     return jn_error_result(L, c, rc, NULL);
   if (del) {
-    rc = delete_keys(L, a, 2, 8, cur, ncur, want, nwant, sorted, ndel);
+    rc = delete_keys(L, a, 2, 9, cur, ncur, want, nwant, sorted, ndel);
     if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   }
   if (slow) {
-    for (i = 0; i < nwant; i++) {
-      if (key_in(cur, ncur, &want[i], sorted)) rc = thr ? through_write(L, w, a, 2, thr, 3, &want[i]) : SQLITE_OK;
-      else rc = insert_row(L, a, 2, thr, &want[i], jmodel);
-      if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, want, nwant, cur, ncur, sorted);
-    }
+    rc = link_each(L, w, a, thr, per, want, nwant, cur, ncur, sorted, jmodel);
+    if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, want, nwant, cur, ncur, sorted);
   } else {
     rc = insert_keys(L, w, a, 2, 3, want, nwant, cur, ncur, sorted, nins);
     if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, want, nwant, cur, ncur, sorted);
@@ -1562,6 +1704,11 @@ int jn_assoc_createbody(lua_State *L) {
   to_key(L, a, -1, 1, k, arr, jn_assoc_method(L));
   lua_pop(L, 1);
   jmodel = push_through(L);
+  if (thr && lua_isfunction(L, thr)) {   /* through = function(target): its values for the new one */
+    if (jn_assoc_pertarget(L, a, inst, 1, arr, 1, thr, 0) < 0) return jn_error_result(L, c, JN_VALIDATION, NULL);
+    if (lua_istable(L, -1)) lua_rawgeti(L, -1, 1);
+    thr = lua_istable(L, -1) ? lua_gettop(L) : 0;
+  }
   if (thr || through_fdefaults(L, a, jmodel)) rc = insert_row(L, a, 2, thr, k, jmodel);
   else rc = insert_keys(L, w, a, 2, arr, k, 1, NULL, 0, 0, 1);
   if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, k, 1, NULL, 0, 0);

@@ -223,16 +223,24 @@ static int btm_get(lua_State *L) {
 /* set/add (many or one): check everything, then run jn_assoc_linkbody atomically. */
 static int link_method(lua_State *L, int single, int del) {
   jn_Assoc *a = check_method(L);
-  int n, thr;
+  int n, thr, fn;
   lua_settop(L, 3);
+  lua_pushvalue(L, 2);                            /* 4: the list as given */
   n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
   lua_replace(L, 2);                              /* the key array replaces the list */
   copy_options(L, 3);
   thr = jn_assoc_checkthrough(L, a, 3);
   if (thr < 0) return jn_error_result(L, a->source->conn, JN_VALIDATION, NULL);
-  if (!thr) { lua_pushnil(L); lua_replace(L, 3); }
+  fn = thr && lua_isfunction(L, 3) ? 3 : 0;
+  /* what each target brings for its link (nil when none: the common call) */
+  if (jn_assoc_pertarget(L, a, 4, single, 2, n, fn, fn ? 0 : thr) < 0)
+    return jn_error_result(L, a->source->conn, JN_VALIDATION, NULL);
+  lua_replace(L, 4);
+  if (!thr || fn) { lua_pushnil(L); lua_replace(L, 3); }
   lua_pushinteger(L, n);
   lua_pushboolean(L, del);
+  lua_pushvalue(L, 4);
+  lua_remove(L, 4);                               /* inst, keys, thr, n, del, per */
   /* it reads before it writes: in a transaction from the start, on SQLite
   ** (where one writer at a time gets in); where rows are locked, the body
   ** locks the source's row itself, or writes in one statement */

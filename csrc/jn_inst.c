@@ -1643,7 +1643,34 @@ static int inst_index(lua_State *L) {
   }
 }
 
-/* inst.name = v: fields only; a new value marks the field changed. */
+/*
+** Is the lookup value on top the belongsToMany whose junction row instances
+** of m carry under the name at 2 (genre.TagPostGenre)?  That name takes the
+** through values of the instance's next link (a table, Sequelize's way), or
+** nil; the row a read attached stays there until then.
+*/
+static int junction_slot(lua_State *L, jn_Model *m) {
+  jn_Assoc *a = (jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+  return a != NULL && a->kind == JN_A_BELONGS_TO_MANY && a->target == m &&
+         strcmp(a->through->name, lua_tostring(L, 2)) == 0;
+}
+
+/* inst.TagPostGenre = { ... } (see junction_slot), checked. [-0, +0, e] */
+static void set_junction_slot(lua_State *L, jn_Inst *inst, jn_Model *m) {
+  jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, -1);
+  jn_Inst *row = jn_inst_test(L, 3);
+  if (!lua_isnil(L, 3) && !lua_istable(L, 3) && (row == NULL || row->model != a->through))
+    luaL_error(L, "%s: cannot set '%s' (a table of %s values, or nil, expected, got %s)", m->name,
+               lua_tostring(L, 2), a->through->name, jn_error_typename(L, 3));
+  if (lua_istable(L, 3)) inst->carries = 1;   /* never cleared: a hint, the slot decides */
+  lua_getuservalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+}
+
+/* inst.name = v: fields only (and the junction slot above); a new value
+** marks the field changed. */
 static int inst_newindex(lua_State *L) {
   jn_Inst *inst = self_inst(L, "__newindex");
   jn_Model *m = inst->model;
@@ -1654,6 +1681,7 @@ static int inst_newindex(lua_State *L) {
   lua_rawget(L, -2);
   if (lua_type(L, -1) != LUA_TNUMBER) {
     if (lua_isnil(L, -1)) return no_such(L, m, "cannot set");
+    if (junction_slot(L, m)) { set_junction_slot(L, inst, m); return 0; }
     return luaL_error(L, "%s: cannot set '%s' (it is a method or an association, not a field)",
                       m->name, lua_tostring(L, 2));
   }

@@ -127,6 +127,50 @@ local function keys_of(assoc, list, method, single, level)
   return keys
 end
 
+-- The through values the targets of x (a list, or one value) bring for
+-- their links, as the C methods read them (jn_assoc_pertarget): what a
+-- target instance holds under the junction model's name (a table:
+-- Sequelize's `genre.TagPostGenre = { ... }`), under what opts.through's
+-- function returns for the target.  key -> values, the first element of a
+-- key counting; nil when no target brings any.
+local function per_target(assoc, jname, x, opts, method, fk, ok)
+  local fn = type(opts) == "table" and rawget(opts, "through") or nil
+  if type(fn) ~= "function" then fn = nil end
+  local elems = type(x) == "table" and x or { x }
+  local core = require "junction.core"
+  local per
+  for i = 1, #elems do
+    local e, v = rawget(elems, i), nil
+    if core.type(e) == "instance" then
+      local slot = e[jname]
+      if type(slot) == "table" then v = copy(slot) end
+    end
+    if fn then
+      local r = fn(e)
+      if r ~= nil and (type(r) ~= "table" or core.type(r) ~= nil) then
+        error(method .. ": bad option 'through' (its function gave " .. type(r) .. " for element " .. i ..
+              ": a table of " .. jname .. " values or nil expected)", 3)
+      end
+      if r ~= nil then
+        v = v or {}
+        for k, val in next, r do v[k] = val end
+      end
+    end
+    if v then
+      for _, f in ipairs { fk, ok } do   -- the two keys are the link's own
+        if v[f] ~= nil then
+          error(method .. ": bad " .. jname .. " values of element " .. i .. " (no field '" .. f ..
+                "' of " .. jname .. " to set)", 3)
+        end
+      end
+      local key = keys_of(assoc, e, method, true, 3)[1]
+      per = per or {}
+      if per[key] == nil then per[key] = v end
+    end
+  end
+  return per
+end
+
 -- "Post:addComments: comment_id 99, 'x' not found", and its details, for
 -- the keys of `keys` that `found` (key -> true) lacks: what belongsToMany
 -- says when a foreign key fails.
@@ -832,7 +876,7 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     local method = source.name .. ":" .. verb .. cap(single and singular or plural)
     return function(self, x, opts)
       local ks = keys_of(assoc, x, method, single, 3)
-      return helper(self, ks, method, opts)
+      return helper(self, ks, method, opts, x)
     end
   end
   local function has(self, ks, method, opts)
@@ -865,12 +909,21 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     check(db:query(lock_sql, k))
   end
   -- the links of k to ks (of this scope), made where missing, in the running transaction
-  local function link(k, ks, method, opts, out)
+  local function link(k, ks, method, opts, out, per)
     if #ks == 0 then return end
     if opts ~= nil and type(opts) ~= "table" then
       error(method .. ": bad options (table expected, got " .. type(opts) .. ")", 0)
     end
     local values = opts and opts.through
+    if type(values) == "function" then values = nil end
+    -- a key's values: opts.through's, under what its target brought (per)
+    local function values_of(key)
+      local v = per and per[key]
+      if v == nil then return values end
+      local c = copy(values)
+      for f, val in next, v do c[f] = val end
+      return c
+    end
     local found = existing(target, tk, ks)
     for _, key in ipairs(ks) do
       if not found[key] then
@@ -892,22 +945,30 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     local rows = {}
     for _, key in ipairs(ks) do
       if not seen[key] then
-        local v = with_scope(copy(values), tscope)
+        local v = with_scope(copy(values_of(key)), tscope)
         v[fk], v[ok] = k, key
         rows[#rows + 1] = v
       end
     end
     if #rows > 0 then check(jm:bulkCreate(rows)) end
     -- a soft-deleted link is restored, with the through values given
-    if #dead > 0 then
-      local v = copy(values)
+    local function restore(which, v)
+      v = copy(v)
       v[para] = null
-      check(jm:update(v, { where = with_scope({ [fk] = k, [ok] = { ["in"] = dead } }, tscope), paranoid = false }))
+      check(jm:update(v, { where = with_scope({ [fk] = k, [ok] = { ["in"] = which } }, tscope), paranoid = false }))
     end
-    if values and next(values) ~= nil and next(have) ~= nil then
-      local kept = {}
-      for key in pairs(have) do kept[#kept + 1] = key end
-      check(jm:update(copy(values), { where = with_scope({ [fk] = k, [ok] = { ["in"] = kept } }, tscope) }))
+    local function rewrite(which, v)
+      if v == nil or next(v) == nil then return end
+      check(jm:update(copy(v), { where = with_scope({ [fk] = k, [ok] = { ["in"] = which } }, tscope) }))
+    end
+    local kept = {}
+    for _, key in ipairs(ks) do if have[key] then kept[#kept + 1] = key end end
+    if per == nil then   -- one statement for all of them
+      if #dead > 0 then restore(dead, values) end
+      if #kept > 0 then rewrite(kept, values) end
+    else                 -- a statement per link: each its own values
+      for _, key in ipairs(dead) do restore({ key }, values_of(key)) end
+      for _, key in ipairs(kept) do rewrite({ key }, values_of(key)) end
     end
   end
   local function finish(out, ...)
@@ -915,12 +976,13 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     if r == nil and out.details then return nil, msg, code, out.details end
     return ...
   end
-  local function add(self, ks, method, opts)
+  local function add(self, ks, method, opts, x)
     local k = own_key(self, sk, source, method)
+    local per = per_target(assoc, jm.name, x, opts, method, fk, ok)
     local out = {}
     return finish(out, db:transaction(function()
       lock(k)
-      link(k, ks, method, opts, out)
+      link(k, ks, method, opts, out, per)
     end))
   end
   fns.add, fns.addMany = method_of("add", true, add), method_of("add", false, add)
@@ -937,6 +999,7 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     local method = source.name .. ":set" .. cap(plural)
     local ks = keys_of(assoc, list, method, false, 3)
     local k = own_key(self, sk, source, method)
+    local per = per_target(assoc, jm.name, list, opts, method, fk, ok)
     local out = {}
     return finish(out, db:transaction(function()
       lock(k)
@@ -949,7 +1012,7 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
       if #gone > 0 then
         check(jm:destroy { where = with_scope({ [fk] = k, [ok] = { ["in"] = gone } }, tscope) })
       end
-      link(k, ks, method, opts, out)
+      link(k, ks, method, opts, out, per)
     end))
   end
   fns.create = function(self, values, opts)
@@ -960,7 +1023,7 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     return finish(out, db:transaction(function()
       lock(k)
       local made = check(target:create(with_scope(copy(values), scope)))
-      link(k, { made[tk] }, method, opts, out)
+      link(k, { made[tk] }, method, opts, out, per_target(assoc, jm.name, made, opts, method, fk, ok))
       return made
     end))
   end

@@ -1627,11 +1627,9 @@ describe("BelongsToMany", function()
     after_each(function() db:close() end)
 
     it("should insert data provided on the object into the join table", function()
-      -- junction takes through values from the call, not from the instance: p.UserProjects is what
-      -- a read attached, and assigning it raises
       local u, p = assert(User:create {}), assert(Project:create {})
-      assert.has_error(function() p.UserProjects = { status = "active" } end)
-      assert(u:addProject(p, { through = { status = "active" } }))
+      p.UserProjects = { status = "active" }
+      assert(u:addProject(p))
       local up = assert(UserProjects:findOne { where = { userId = u.id, projectId = p.id } })
       assert.equal("active", up.status)
     end)
@@ -1641,12 +1639,8 @@ describe("BelongsToMany", function()
       local user = assert(User:create {})
       local projects = assert(Project:findAll { order = "id" })
       local p1, p2 = projects[1], projects[2]
-      -- Sequelize's p1.UserProjects = { status = 'inactive' } then setProjects([p1, p2], { through: active }):
-      -- in junction, values per target are calls of their own, in one transaction
-      assert(db:transaction(function()
-        assert(user:setProjects({ p1, p2 }, { through = { status = "active" } }))
-        assert(user:addProject(p1, { through = { status = "inactive" } }))
-      end))
+      p1.UserProjects = { status = "inactive" }
+      assert(user:setProjects({ p1, p2 }, { through = { status = "active" } }))
       local up1 = assert(UserProjects:findOne { where = { userId = user.id, projectId = p1.id } })
       local up2 = assert(UserProjects:findOne { where = { userId = user.id, projectId = p2.id } })
       assert.equal("inactive", up1.status)
