@@ -116,5 +116,15 @@ while IFS= read -r fn; do
 done <<<"$LONG_OK"
 if [ "$toolong" -eq 0 ]; then pass=$((pass + 1)); echo "ok   - no function in csrc/ is longer than $MAX_FN_LINES lines"; fi
 fail=$((fail + toolong))
+# A model's table is named in SQL by its qtable (quoted and qualified by its
+# schema, jn_schema.c's define_qualified): quoting ->table itself would drop
+# the schema from that statement.
+bare=$(grep -nE 'jn_buf_addident\([^;]*->table\)|\\"%s\\"[^;]*->table\b' csrc/*.c)
+if [ -z "$bare" ]; then
+  pass=$((pass + 1)); echo "ok   - every statement names a model's table by its qtable (schema included)"
+else
+  while IFS= read -r line; do echo "FAIL - $line: a table quoted without its schema (use ->qtable)"; done <<<"$bare"
+  fail=$((fail + 1))
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

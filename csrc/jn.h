@@ -207,7 +207,14 @@ enum { JN_MS_INSERT, JN_MS_INSERT_PK, JN_MS_BY_PK, JN_MS_DELETE_PK, JN_MS_COUNT 
 typedef struct jn_Model {
   jn_Conn *conn;            /* the connection userdata is anchored in the uservalue */
   const char *name;
-  const char *table;
+  const char *table;        /* tableName, as declared (no schema) */
+  const char *schema;       /* the schema option, or NULL */
+  const char *qtable;       /* the table as SQL names it, quoted and qualified by the schema
+                            ** ("archive"."users" on PostgreSQL, "archive.users" on SQLite):
+                            ** every statement names the table by this, never by table */
+  const char *dbtable;      /* the table's name in the catalog (SQLite: "archive.users",
+                            ** PostgreSQL: "users", its schema bound beside it); the base of
+                            ** the index names junction gives */
   int nfields;
   int pk;                   /* field index (0-based) of the primary key */
   int created, updated;     /* timestamp field indices, or -1 */

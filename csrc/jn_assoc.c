@@ -376,15 +376,15 @@ void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i) 
 void jn_assoc_from(lua_State *L, jn_Assoc *a, jn_Buf *b) {
   jn_buf_adds(L, b, " FROM ");
   if (a->kind == JN_A_BELONGS_TO_MANY) {
-    jn_buf_addident(L, b, NULL, a->through->table);
+    jn_buf_adds(L, b, a->through->qtable);
     jn_buf_adds(L, b, " AS j JOIN ");
-    jn_buf_addident(L, b, NULL, a->target->table);
+    jn_buf_adds(L, b, a->target->qtable);
     jn_buf_adds(L, b, " AS t ON ");
     jn_buf_addident(L, b, "t", a->target->f[a->target_key].col);
     jn_buf_adds(L, b, " = ");
     jn_buf_addident(L, b, "j", a->through->f[a->other].col);
   } else {
-    jn_buf_addident(L, b, NULL, a->target->table);
+    jn_buf_adds(L, b, a->target->qtable);
     jn_buf_adds(L, b, " AS t");
   }
 }
@@ -501,7 +501,7 @@ jn_St *jn_assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *
 static void add_link_insert(lua_State *L, jn_Assoc *a, jn_Buf *b, int ts) {
   jn_Model *j = a->through;
   jn_buf_adds(L, b, "INSERT INTO ");
-  jn_buf_addident(L, b, NULL, j->table);
+  jn_buf_adds(L, b, j->qtable);
   jn_buf_adds(L, b, " (");
   jn_buf_addident(L, b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, b, ", ");
@@ -567,7 +567,7 @@ static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int *rc) {
   if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "DELETE FROM ");
-  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, j->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?1 AND ");
@@ -596,7 +596,7 @@ static jn_St *delete_or_stmt(lua_State *L, jn_Assoc *a, int n, int scan, int *rc
   if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "DELETE FROM ");
-  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, j->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   if (scan) {
     jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
@@ -632,7 +632,7 @@ static jn_St *delete_in_stmt(lua_State *L, jn_Assoc *a, int json, int k, int *rc
   jn_St *st;
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "DELETE FROM ");
-  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, j->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?1 AND ");
@@ -784,7 +784,7 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
-  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, j->qtable);
   jn_buf_adds(L, &b, " SET ");
   for (i = 0; i < j->nfields; i++) {
     if (i == a->fk || i == a->other || i == j->created) continue;
@@ -885,7 +885,7 @@ int jn_assoc_rowexists(lua_State *L, jn_Model *m, int f, int type) {
   int rc, found;
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT 1 FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, m->f[f].col);
   jn_buf_adds(L, &b, " = ? LIMIT 1");
@@ -1318,7 +1318,7 @@ int jn_assoc_lockparent(lua_State *L, jn_Assoc *a, int self) {
   if (!jn_assoc_locksrows(c)) return SQLITE_OK;
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT 1 FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, m->f[a->source_key].col);
   jn_buf_adds(L, &b, " = ?");
@@ -1363,7 +1363,7 @@ static void add_cast(lua_State *L, jn_Conn *c, jn_Buf *b, const char *param, int
 static void add_mine(lua_State *L, jn_Assoc *a, jn_Buf *b) {
   jn_Model *j = a->through;
   jn_buf_adds(L, b, "FROM ");
-  jn_buf_addident(L, b, NULL, j->table);
+  jn_buf_adds(L, b, j->qtable);
   jn_buf_adds(L, b, " WHERE ");
   jn_buf_addident(L, b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, b, " = ?2 AND ");
@@ -1624,7 +1624,7 @@ static jn_St *has_stmt(lua_State *L, jn_Assoc *a, int k, int *rc) {
   jn_buf_adds(L, &b, "SELECT count(DISTINCT ");
   jn_buf_addident(L, &b, NULL, j->f[a->other].col);
   jn_buf_adds(L, &b, ") FROM ");
-  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, j->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?1 AND ");
@@ -1776,7 +1776,7 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
   jn_buf_adds(L, &b, "SELECT ");
   jn_buf_addident(L, &b, NULL, j->f[a->other].col);
   jn_buf_adds(L, &b, " FROM ");
-  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, j->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?");
@@ -1784,7 +1784,7 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
   lua_setfield(L, uv, "keys");
   b.n = 0;
   jn_buf_adds(L, &b, "SELECT count(*) FROM ");
-  jn_buf_addident(L, &b, NULL, j->table);
+  jn_buf_adds(L, &b, j->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
   jn_buf_adds(L, &b, " = ?");
@@ -1799,7 +1799,7 @@ static void btm_sql(lua_State *L, jn_Assoc *a, int uv) {
       jn_buf_adds(L, &b, ")");
     }
     jn_buf_adds(L, &b, " FROM ");
-    jn_buf_addident(L, &b, NULL, j->table);
+    jn_buf_adds(L, &b, j->qtable);
     jn_buf_adds(L, &b, " WHERE ");
     jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
     jn_buf_adds(L, &b, " = ?1 AND ");

@@ -46,7 +46,8 @@ const jn_Dialect jn_sqlite_dialect = {
   0,    /* NULLs sort first ascending; no NULLS FIRST / LAST before 3.30 */
   0,    /* sum() of integers is an integer, or fails "integer overflow" */
   NULL,  /* BEGIN IMMEDIATE: one writer at a time */
-  0     /* a JSON path is json_extract's */
+  0,    /* a JSON path is json_extract's */
+  0     /* one namespace: a schema prefixes the table name */
 };
 
 /* The connection's own statements; the three BEGINs come from the dialect. */

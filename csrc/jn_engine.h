@@ -122,6 +122,12 @@ typedef struct jn_Dialect {
   /* a JSON field is text read as jsonb: a path in a where is #> / #>> with
   ** the path bound as one text[] (jn_where.c); 0: SQLite's json_extract */
   int json_jsonb;
+  /* a model's schema is a namespace (PostgreSQL): the table is
+  ** "schema"."table", and the catalog reads (find_table, find_index, cat_*)
+  ** take the schema as ?2 (NULL: the current one).  0: there is one
+  ** namespace (SQLite), the schema is a prefix of the table's one name
+  ** ("schema.table") and the catalog reads take only ?1 */
+  int schemas;
 } jn_Dialect;
 
 /* The dialects (jn_conn.c holds SQLite's). */

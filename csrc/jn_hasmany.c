@@ -58,7 +58,7 @@ static int size_of(int sz) {
 static void add_update(lua_State *L, jn_Assoc *a, jn_Buf *b, const char *value) {
   jn_Model *t = a->target;
   jn_buf_adds(L, b, "UPDATE ");
-  jn_buf_addident(L, b, NULL, t->table);
+  jn_buf_adds(L, b, t->qtable);
   jn_buf_adds(L, b, " SET ");
   jn_buf_addident(L, b, NULL, t->f[a->target_key].col);
   jn_buf_adds(L, b, value);
@@ -105,7 +105,7 @@ static void slot_sql(lua_State *L, jn_Assoc *a, int slot, jn_Buf *b) {
       break;
     case HM_HAS:
       jn_buf_adds(L, b, "SELECT count(*) FROM ");
-      jn_buf_addident(L, b, NULL, a->target->table);
+      jn_buf_adds(L, b, a->target->qtable);
       jn_buf_adds(L, b, " WHERE ");
       add_mine(L, a, b);
       jn_buf_adds(L, b, " AND ");
@@ -117,7 +117,7 @@ static void slot_sql(lua_State *L, jn_Assoc *a, int slot, jn_Buf *b) {
       break;
     case HM_COUNT:
       jn_buf_adds(L, b, "SELECT count(*) FROM ");
-      jn_buf_addident(L, b, NULL, a->target->table);
+      jn_buf_adds(L, b, a->target->qtable);
       jn_buf_adds(L, b, " WHERE ");
       add_mine(L, a, b);
       break;
@@ -125,7 +125,7 @@ static void slot_sql(lua_State *L, jn_Assoc *a, int slot, jn_Buf *b) {
       jn_buf_adds(L, b, "SELECT ");
       jn_buf_addident(L, b, NULL, a->target->f[a->target->pk].col);
       jn_buf_adds(L, b, " FROM ");
-      jn_buf_addident(L, b, NULL, a->target->table);
+      jn_buf_adds(L, b, a->target->qtable);
       jn_buf_adds(L, b, " WHERE ");
       add_mine(L, a, b);
       break;

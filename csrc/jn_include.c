@@ -194,7 +194,7 @@ static jn_Model *include_sub(lua_State *L, jn_Model *m, const char *alias, size_
     jn_buf_adds(L, b, " WHERE ");
     jn_assoc_link(L, a, b);
     jn_buf_adds(L, b, " = ");
-    jn_buf_addident(L, b, NULL, a->source->table);
+    jn_buf_adds(L, b, a->source->qtable);
     jn_buf_adds(L, b, ".");
     jn_buf_addident(L, b, NULL, a->source->f[a->source_key].col);
     if (s->inc_idx) include_subwhere(L, a, s->inc_idx, b, s, ctx);
@@ -407,11 +407,11 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
   snprintf(ja, sizeof ja, "jn_j%d", depth);
   jn_buf_adds(L, b, "EXISTS (SELECT 1 FROM ");
   if (a->kind == JN_A_BELONGS_TO_MANY) {
-    jn_buf_addident(L, b, NULL, a->through->table);
+    jn_buf_adds(L, b, a->through->qtable);
     jn_buf_adds(L, b, " AS ");
     jn_buf_adds(L, b, ja);
     jn_buf_adds(L, b, " JOIN ");
-    jn_buf_addident(L, b, NULL, a->target->table);
+    jn_buf_adds(L, b, a->target->qtable);
     jn_buf_adds(L, b, " AS ");
     jn_buf_adds(L, b, ta);
     jn_buf_adds(L, b, " ON ");
@@ -421,7 +421,7 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
     jn_buf_adds(L, b, " WHERE ");
     jn_buf_addident(L, b, ja, a->through->f[a->fk].col);
   } else {
-    jn_buf_addident(L, b, NULL, a->target->table);
+    jn_buf_adds(L, b, a->target->qtable);
     jn_buf_adds(L, b, " AS ");
     jn_buf_adds(L, b, ta);
     jn_buf_adds(L, b, " WHERE ");
@@ -429,7 +429,7 @@ static void add_exists(lua_State *L, jn_Assoc *a, int spec, jn_Buf *b, jn_Select
   }
   jn_buf_adds(L, b, " = ");
   if (palias == NULL) {
-    jn_buf_addident(L, b, NULL, a->source->table);
+    jn_buf_adds(L, b, a->source->qtable);
     jn_buf_adds(L, b, ".");
     jn_buf_addident(L, b, NULL, a->source->f[a->source_key].col);
   } else {
@@ -1073,7 +1073,7 @@ int jn_include_find(lua_State *L, jn_Model *m, int modelidx, int optsidx, int on
   jn_buf_adds(L, &b, "SELECT ");
   jn_query_columns(L, m, optsidx, link, nlink, NULL, &b, &s, ctx);
   jn_buf_adds(L, &b, " FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   incidx = find_where(L, m, optsidx, &b, &s, ctx);
   find_tail(L, m, optsidx, one, &b, &s, ctx);
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);

@@ -956,7 +956,7 @@ static int update_row(lua_State *L, int instidx) {
   if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " SET ");
   for (i = 0; i < m->nfields; i++) {
     if (!writes_field(m, dirty, 0, 1, i)) continue;

@@ -283,7 +283,7 @@ static int model_count(lua_State *L) {
   jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "SELECT count(*) FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   add_where(L, m, 2, &b, &s, ctx);
   if (lua_istable(L, 2)) {
     int haswhere;
@@ -390,7 +390,7 @@ static int model_update(lua_State *L) {
   errs = lua_gettop(L);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " SET ");
   n = update_set(L, m, &b, &s, errs, ctx);
   lua_pushnil(L);   /* every key must be a field */
@@ -426,7 +426,7 @@ static int model_destroy(lua_State *L) {
   jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "DELETE FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   add_where(L, m, 2, &b, &s, ctx);
   return run_write(L, m, &b, &s);
 }
@@ -497,7 +497,7 @@ static int model_increment(lua_State *L) {
   jn_select_init(L, &s);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " SET ");
   for (i = 0; i < m->nfields; i++) {   /* field order, so the text is stable */
     lua_pushstring(L, m->f[i].name);
@@ -558,7 +558,7 @@ static int model_aggregate(lua_State *L) {
   jn_buf_adds(L, &b, "(");
   jn_buf_addident(L, &b, NULL, m->f[f].col);
   jn_buf_adds(L, &b, cast ? ") AS BIGINT) FROM " : ") FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   add_where(L, m, 4, &b, &s, ctx);
   st = jn_stmt_cached(L, m->conn, b.p, b.n, &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
@@ -599,7 +599,7 @@ static void upsert_sql(lua_State *L, jn_Model *m, int base, int nt, int nu, jn_B
                        const char *ctx) {
   int i, k = 0;
   jn_buf_adds(L, b, "INSERT INTO ");
-  jn_buf_addident(L, b, NULL, m->table);
+  jn_buf_adds(L, b, m->qtable);
   jn_buf_adds(L, b, " (");
   for (i = 0; i < m->nfields; i++) {
     if (insert_skips(L, m, base, i)) continue;
@@ -845,6 +845,12 @@ static int model_info(lua_State *L) {
   lua_setfield(L, -2, "name");
   lua_pushstring(L, m->table);
   lua_setfield(L, -2, "tableName");
+  if (m->schema != NULL) {
+    lua_pushstring(L, m->schema);
+    lua_setfield(L, -2, "schema");
+  }
+  lua_pushstring(L, m->qtable);   /* the table as SQL names it, for lua/junction's own SQL */
+  lua_setfield(L, -2, "qtable");
   lua_pushstring(L, m->f[m->pk].name);
   lua_setfield(L, -2, "primaryKey");
   jn_schema_pushkeytype(L, &m->f[m->pk]);   /* the type of a field referring to the key */

@@ -927,6 +927,8 @@ const jn_Engine jn_pg_engine = {
 
 /* PostgreSQL's SQL where engines differ (jn_engine.h). */
 #define JSON_TEXT "SELECT value FROM json_array_elements_text(?::json)"
+/* the schema of a catalog read: ?2, the model's schema, or the current one */
+#define PG_SCHEMA "coalesce(?2::text, current_schema())"
 const jn_Dialect jn_pg_dialect = {
   "postgres", "BEGIN", "BEGIN", "BEGIN ISOLATION LEVEL SERIALIZABLE",
   { "bigint", "text", "varchar", "double precision", "bytea", "boolean", "text",
@@ -940,9 +942,9 @@ const jn_Dialect jn_pg_dialect = {
   " FOR NO KEY UPDATE",
   65535,
   "SELECT tablename AS name FROM pg_catalog.pg_tables "
-  "WHERE schemaname = current_schema() AND lower(tablename) = lower(?)",
+  "WHERE schemaname = " PG_SCHEMA " AND lower(tablename) = lower(?1)",
   "SELECT tablename AS tbl_name FROM pg_catalog.pg_indexes "
-  "WHERE schemaname = current_schema() AND lower(indexname) = lower(?)",
+  "WHERE schemaname = " PG_SCHEMA " AND lower(indexname) = lower(?1)",
   "TRUE", "FALSE",
   1,    /* db:sync compares an existing table through the catalog (cat_* below) */
   "FALSE", "TRUE",
@@ -976,7 +978,7 @@ const jn_Dialect jn_pg_dialect = {
   "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
   "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
   "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
-  "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND lower(c.relname) = lower(?) "
+  "WHERE n.nspname = " PG_SCHEMA " AND c.relkind IN ('r', 'p') AND lower(c.relname) = lower(?1) "
   "ORDER BY a.attnum",
 #define PG_ACTION(col) "CASE " col " WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' " \
   "WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END"
@@ -987,7 +989,7 @@ const jn_Dialect jn_pg_dialect = {
   "JOIN pg_catalog.pg_class r ON r.oid = k.confrelid "
   "JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
   "JOIN pg_catalog.pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1] "
-  "WHERE k.contype = 'f' AND n.nspname = current_schema() AND lower(c.relname) = lower(?)",
+  "WHERE k.contype = 'f' AND n.nspname = " PG_SCHEMA " AND lower(c.relname) = lower(?1)",
 #undef PG_ACTION
   "SELECT i.relname AS name, CASE WHEN x.indisprimary THEN 'pk' WHEN k.contype = 'u' THEN 'u' "
   "ELSE 'c' END AS origin, CASE WHEN x.indpred IS NULL THEN 0 ELSE 1 END AS partial, "
@@ -997,13 +999,13 @@ const jn_Dialect jn_pg_dialect = {
   "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid "
   "LEFT JOIN pg_catalog.pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = c.oid "
   "AND k.contype IN ('u', 'p') "
-  "WHERE n.nspname = current_schema() AND lower(c.relname) = lower(?)",
+  "WHERE n.nspname = " PG_SCHEMA " AND lower(c.relname) = lower(?1)",
   "SELECT a.attname AS name FROM pg_catalog.pg_class i "
   "JOIN pg_catalog.pg_namespace n ON n.oid = i.relnamespace "
   "JOIN pg_catalog.pg_index x ON x.indexrelid = i.oid "
   "CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS u(attnum, seqno) "
   "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.attnum "
-  "WHERE n.nspname = current_schema() AND lower(i.relname) = lower(?) ORDER BY u.seqno",
+  "WHERE n.nspname = " PG_SCHEMA " AND lower(i.relname) = lower(?1) ORDER BY u.seqno",
   0,    /* an integer sum past 64 bits fails: "bigint out of range" */
   1,    /* NULLS FIRST / LAST; NULLs sort last ascending */
   1,    /* sum(bigint) is numeric */
@@ -1011,8 +1013,10 @@ const jn_Dialect jn_pg_dialect = {
   ** catalog's unique index, CREATE TABLE IF NOT EXISTS or not; so db:sync
   ** takes this lock (a number of junction's own) until its transaction ends */
   "SELECT pg_advisory_xact_lock(7236700100)",
-  1     /* a JSON path is read from the text cast to jsonb (#>, #>>) */
+  1,    /* a JSON path is read from the text cast to jsonb (#>, #>>) */
+  1     /* schemas are namespaces: the catalog reads take the schema as ?2 */
 };
+#undef PG_SCHEMA
 
 /* }====== */
 

@@ -20,7 +20,7 @@ static const char *const type_names[] = {
   "DATEONLY", "JSON", "ENUM", "UUID", "BIGINT", "VIRTUAL", NULL
 };
 static const char *const define_opts[] = {
-  "tableName", "timestamps", "underscored", "fields", "indexes", "foreignKeyIndexes", NULL
+  "tableName", "schema", "timestamps", "underscored", "fields", "indexes", "foreignKeyIndexes", NULL
 };
 static const char *const index_opts[] = { "fields", "unique", "name", NULL };
 static const char *const field_opts[] = {
@@ -610,7 +610,7 @@ static void gen_sql(lua_State *L, jn_Model *m, int sqlidx) {
     size_t mark;
     b.n = 0;
     jn_buf_adds(L, &b, "INSERT INTO ");
-    jn_buf_addident(L, &b, NULL, m->table);
+    jn_buf_adds(L, &b, m->qtable);
     mark = b.n;
     jn_buf_adds(L, &b, " (");
     for (i = 0; i < m->nfields; i++) {
@@ -637,14 +637,14 @@ static void gen_sql(lua_State *L, jn_Model *m, int sqlidx) {
   jn_buf_adds(L, &b, "SELECT ");
   jn_buf_adds(L, &b, m->cols);
   jn_buf_adds(L, &b, " FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, m->f[m->pk].col);
   jn_buf_adds(L, &b, " = ?");
   m->sql[JN_MS_BY_PK] = keep_sql(L, sqlidx, "by_pk", &b);
   b.n = 0;
   jn_buf_adds(L, &b, "DELETE FROM ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " WHERE ");
   jn_buf_addident(L, &b, NULL, m->f[m->pk].col);
   jn_buf_adds(L, &b, " = ?");
@@ -724,7 +724,7 @@ static void check_index(lua_State *L, jn_Model *m, int list, int i, int out) {
   lua_createtable(L, nc, 0);
   cols = lua_gettop(L);
   luaL_buffinit(L, &lb);   /* the default name, built meanwhile */
-  luaL_addstring(&lb, m->table);
+  luaL_addstring(&lb, m->dbtable);   /* index names are the database's, not the schema's, on SQLite */
   for (k = 1; k <= nc; k++) {
     int f;
     lua_rawgeti(L, fl, k);
@@ -850,8 +850,50 @@ static jn_Model *define_alloc(lua_State *L, jn_Conn *c, const char *name, int nf
   return m;
 }
 
-/* The model's table: spec.tableName or its name, a table no other model of
-** the connection has (SQLite's table names ignore case: "Post" is "post"). */
+/*
+** The model's schema (spec.schema, Sequelize's): NULL, or an identifier of
+** at most 63 bytes (PostgreSQL's limit; the same on SQLite, so that one
+** declaration runs on both).  Then the names the SQL and the catalog use
+** (jn_Model's qtable and dbtable), anchored in the uservalue: where the
+** dialect has schemas, "schema"."table" and the bare table; elsewhere the
+** schema prefixes the table's one name, "schema.table" (Sequelize's choice
+** on SQLite), identifiers holding no dot.  [-0, +0, e]
+*/
+static void define_qualified(lua_State *L, jn_Model *m) {
+  const char *t;
+  jn_optfield(L, D_SPEC, "schema");
+  if (!lua_isnil(L, -1)) {
+    lua_pushfstring(L, "db:define: %s: bad option 'schema'", m->name);
+    jn_schema_checkident(L, lua_gettop(L) - 1, lua_tostring(L, -1));
+    if (lua_rawlen(L, -2) > 63)
+      luaL_error(L, "%s (at most 63 bytes, PostgreSQL's limit: '%s' has %d)", lua_tostring(L, -1),
+                 lua_tostring(L, -2), (int)lua_rawlen(L, -2));
+    lua_pop(L, 1);
+    m->schema = lua_tostring(L, -1);
+  }
+  lua_setfield(L, D_UV, "schema");
+  t = m->table;   /* the one place a table is quoted (.ci/check-layers.sh checks) */
+  if (m->schema == NULL) lua_pushfstring(L, "\"%s\"", t);
+  else if (m->conn->dialect->schemas) lua_pushfstring(L, "\"%s\".\"%s\"", m->schema, t);
+  else lua_pushfstring(L, "\"%s.%s\"", m->schema, t);
+  m->qtable = lua_tostring(L, -1);
+  lua_setfield(L, D_UV, "qtable");
+  if (m->schema == NULL || m->conn->dialect->schemas) lua_pushstring(L, m->table);
+  else lua_pushfstring(L, "%s.%s", m->schema, m->table);
+  m->dbtable = lua_tostring(L, -1);
+  lua_setfield(L, D_UV, "dbtable");
+}
+
+/* Do two models name the same table?  SQLite's table names ignore case
+** ("Post" is "post"); so does junction's reading of PostgreSQL's catalog. */
+static int same_table(const jn_Model *a, const jn_Model *b) {
+  if ((a->schema == NULL) != (b->schema == NULL)) return 0;
+  if (a->schema != NULL && strcmp(a->schema, b->schema) != 0) return 0;
+  return jn_stricmp(a->table, b->table) == 0;
+}
+
+/* The model's table: spec.tableName or its name, in its schema, a table no
+** other model of the connection has. */
 static void define_table(lua_State *L, jn_Model *m) {
   int k, n;
   jn_optfield(L, D_SPEC, "tableName");
@@ -864,6 +906,7 @@ static void define_table(lua_State *L, jn_Model *m) {
   lua_pop(L, 1);
   m->table = lua_tostring(L, -1);
   lua_setfield(L, D_UV, "table");
+  define_qualified(L, m);
   lua_getuservalue(L, D_CONN);
   lua_getfield(L, -1, "order");
   n = lua_istable(L, -1) ? (int)lua_rawlen(L, -1) : 0;
@@ -871,9 +914,9 @@ static void define_table(lua_State *L, jn_Model *m) {
     jn_Model *o;
     lua_rawgeti(L, -1, k);
     o = (jn_Model *)lua_touserdata(L, -1);
-    if (o != NULL && jn_stricmp(o->table, m->table) == 0)
+    if (o != NULL && same_table(o, m))
       luaL_error(L, "db:define: %s: table '%s' is already the table of model %s%s", m->name,
-                 m->table, o->name,
+                 m->dbtable, o->name,
                  strcmp(o->table, m->table) ? " (SQLite's table names ignore case)" : "");
     lua_pop(L, 1);
   }

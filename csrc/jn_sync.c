@@ -16,7 +16,9 @@
 ** no SQLite primary result code. */
 #define JN_SCHEMA 1001
 
-/* The model whose table (or name) is ref, among the connection's; pushes it or nil. */
+/* The model whose table (or name) is ref, among the connection's; pushes it
+** or nil.  A table name finds the first model of that table, in whichever
+** schema: name the model to choose among models of one table in two. */
 static void find_by_table(lua_State *L, int orderidx, const char *ref) {
   int i, n = (int)lua_rawlen(L, orderidx);
   for (i = 1; i <= n; i++) {
@@ -32,7 +34,8 @@ static void find_by_table(lua_State *L, int orderidx, const char *ref) {
 /*
 ** Run one statement of junction's own (DDL, or a read of the schema whose
 ** rows are pushed as an array of tables, column name -> value, when rows
-** is set), with the string at argidx bound to its ?, if argidx != 0.
+** is set), with the string at argidx bound to its ?1, if argidx != 0, and
+** then, where the dialect has schemas, schema (NULL: the current one) to ?2.
 ** Statements come from the connection's cache, so a raise leaks nothing.
 ** Returns the SQLite code; on failure pushes an empty array.
 */
@@ -42,7 +45,8 @@ static void push_text(lua_State *L, jn_Conn *c, jn_St *st, int col) {
   lua_pushlstring(L, t, n);
 }
 
-static int run_own_sql(lua_State *L, jn_Conn *c, const char *sql, int argidx, int rows) {
+static int run_own_sql(lua_State *L, jn_Conn *c, const char *sql, int argidx, const char *schema,
+                       int rows) {
   int rc, n = 0, k;
   jn_St *st = jn_stmt_cached(L, c, sql, strlen(sql), &rc);
   if (rows) lua_newtable(L);
@@ -51,6 +55,10 @@ static int run_own_sql(lua_State *L, jn_Conn *c, const char *sql, int argidx, in
     size_t len;
     const char *s = lua_tolstring(L, argidx, &len);
     jn_e_bind_text(c->eng, st, 1, s, len, 1);
+    if (c->dialect->schemas && schema != NULL)
+      jn_e_bind_text(c->eng, st, 2, schema, strlen(schema), 1);
+    else if (c->dialect->schemas)
+      jn_e_bind_null(c->eng, st, 2);
   }
   if (!rows) {
     return jn_conn_run(L, c, st);
@@ -88,18 +96,17 @@ void jn_sync_move_identity(lua_State *L, jn_Model *m, int keyidx) {
   if (c->dialect->move_identity == NULL || !jn_scalar_toi64(L, keyidx, &key)) return;
   st = jn_stmt_cached(L, c, c->dialect->move_identity, strlen(c->dialect->move_identity), &rc);
   if (st == NULL) return;
-  lua_pushfstring(L, "\"%s\"", m->table);   /* identifiers are vetted: no quote in them */
-  jn_stmt_bindtext(L, c, st, 1, lua_tostring(L, -1), lua_rawlen(L, -1));
+  jn_stmt_bindtext(L, c, st, 1, m->qtable, strlen(m->qtable));
   jn_stmt_bindtext(L, c, st, 2, m->f[m->pk].col, strlen(m->f[m->pk].col));
   jn_stmt_bindi64(L, c, st, 3, key);
   (void)jn_conn_run(L, c, st);
-  lua_pop(L, 1);
 }
 
-/* Does the main database hold a table of that name (the string at idx)? */
-static int table_exists(lua_State *L, jn_Conn *c, int idx, int *rc) {
+/* Does the main database hold a table of that name (the string at idx) in
+** that schema (NULL: the current one)? */
+static int table_exists(lua_State *L, jn_Conn *c, int idx, const char *schema, int *rc) {
   int found;
-  *rc = run_own_sql(L, c, c->dialect->find_table, idx, 1);
+  *rc = run_own_sql(L, c, c->dialect->find_table, idx, schema, 1);
   found = lua_rawlen(L, -1) > 0;
   lua_pop(L, 1);
   return found;
@@ -107,11 +114,14 @@ static int table_exists(lua_State *L, jn_Conn *c, int idx, int *rc) {
 
 /*
 ** The target of field i's references: pushes the referenced table's name
-** and the key's and returns 1, or pushes nothing and returns 0.  Raises
+** in the catalog (dbtable) and the key's column and returns 1, setting *tp
+** to the target's model (NULL: a table that is no model), or pushes nothing
+** and returns 0.  Raises
 ** when the reference cannot work: it names no model of the connection and
 ** no table of the database, or a field that is not a key of its model.
 */
-static int push_ref(lua_State *L, jn_Conn *c, jn_Model *m, int i, int declsidx, int orderidx) {
+static int push_ref(lua_State *L, jn_Conn *c, jn_Model *m, int i, int declsidx, int orderidx,
+                    jn_Model **tp) {
   jn_Model *t;
   const char *key;
   int top = lua_gettop(L), rc;
@@ -122,8 +132,9 @@ static int push_ref(lua_State *L, jn_Conn *c, jn_Model *m, int i, int declsidx, 
   t = (jn_Model *)lua_touserdata(L, -1);
   lua_getfield(L, -3, "ref_key");
   key = lua_tostring(L, -1);
+  *tp = t;
   if (t == NULL) {
-    if (!table_exists(L, c, top + 2, &rc))
+    if (!table_exists(L, c, top + 2, NULL, &rc))
       luaL_error(L, "db:sync: %s.%s: references '%s', which is no model of this connection "
                  "and no table of the database", m->name, m->f[i].name, lua_tostring(L, top + 2));
     if (key == NULL)
@@ -137,7 +148,7 @@ static int push_ref(lua_State *L, jn_Conn *c, jn_Model *m, int i, int declsidx, 
     if (k < 0 || !(t->f[k].flags & (JN_F_PK | JN_F_UNIQUE)))
       luaL_error(L, "db:sync: %s.%s: references %s.%s, which is not the primary key or a unique field of %s",
                  m->name, m->f[i].name, t->table, key, t->name);
-    lua_pushstring(L, t->table);
+    lua_pushstring(L, t->dbtable);
     key = t->f[k].col;   /* the attribute's column */
   }
   lua_pushstring(L, key);
@@ -186,6 +197,7 @@ static void enum_check(lua_State *L, jn_Buf *b, const jn_Field *f) {
 static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, int declsidx,
                        int orderidx) {
   jn_Field *f = &m->f[i];
+  jn_Model *t;
   char tmp[80];
   jn_buf_addident(L, b, NULL, f->col);
   if (f->type == JN_T_STRING) snprintf(tmp, sizeof tmp, " VARCHAR(%d)", f->length);
@@ -219,9 +231,10 @@ static void column_def(lua_State *L, jn_Conn *c, jn_Buf *b, jn_Model *m, int i, 
     lua_pop(L, 1);
   }
   lua_pop(L, 2);
-  if (push_ref(L, c, m, i, declsidx, orderidx)) {
+  if (push_ref(L, c, m, i, declsidx, orderidx, &t)) {
     jn_buf_adds(L, b, " REFERENCES ");
-    jn_buf_addident(L, b, NULL, lua_tostring(L, -2));
+    if (t != NULL) jn_buf_adds(L, b, t->qtable);
+    else jn_buf_addident(L, b, NULL, lua_tostring(L, -2));
     jn_buf_adds(L, b, " (");
     jn_buf_addident(L, b, NULL, lua_tostring(L, -1));
     jn_buf_adds(L, b, ")");
@@ -338,14 +351,14 @@ static int create_declared(lua_State *L, jn_Conn *c, int modelidx, int k) {
   lua_rawgeti(L, -1, k);
   ix = lua_gettop(L);
   lua_getfield(L, ix, "name");
-  rc = run_own_sql(L, c, c->dialect->find_index, ix + 1, 1);
+  rc = run_own_sql(L, c, c->dialect->find_index, ix + 1, m->schema, 1);
   if (rc != SQLITE_OK) return rc;
   lua_rawgeti(L, -1, 1);
   if (!lua_isnil(L, -1)) {
     const char *t;
     lua_getfield(L, -1, "tbl_name");
     t = lua_tostring(L, -1);
-    if (t != NULL && jn_stricmp(t, m->table) != 0)
+    if (t != NULL && jn_stricmp(t, m->dbtable) != 0)
       luaL_error(L, "db:sync: %s: index name '%s' is already an index of table %s", m->name,
                  lua_tostring(L, ix + 1), t);
     lua_pop(L, 1);
@@ -357,7 +370,7 @@ static int create_declared(lua_State *L, jn_Conn *c, int modelidx, int k) {
   lua_pop(L, 1);
   jn_buf_addident(L, &b, NULL, lua_tostring(L, ix + 1));
   jn_buf_adds(L, &b, " ON ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " (");
   lua_getfield(L, ix, "cols");
   n = (int)lua_rawlen(L, -1);
@@ -369,7 +382,7 @@ static int create_declared(lua_State *L, jn_Conn *c, int modelidx, int k) {
   }
   lua_pop(L, 1);
   jn_buf_adds(L, &b, ")");
-  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, NULL, 0);
   lua_pop(L, 4);
   return rc;
 }
@@ -384,15 +397,15 @@ static int create_index(lua_State *L, jn_Conn *c, jn_Model *m, int declsidx, int
   int rc;
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "CREATE INDEX IF NOT EXISTS ");
-  lua_pushfstring(L, "%s.%s", m->table, m->f[i].col);
+  lua_pushfstring(L, "%s.%s", m->dbtable, m->f[i].col);
   jn_buf_addident(L, &b, NULL, lua_tostring(L, -1));
   lua_pop(L, 1);
   jn_buf_adds(L, &b, " ON ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " (");
   group_cols(L, &b, m, declsidx, i, 1);
   jn_buf_adds(L, &b, ")");
-  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, NULL, 0);
   lua_pop(L, 1);
   return rc;
 }
@@ -406,7 +419,7 @@ static int create_table(lua_State *L, jn_Conn *c, int modelidx, int orderidx) {
   declsidx = lua_gettop(L);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "CREATE TABLE ");
-  jn_buf_addident(L, &b, NULL, m->table);
+  jn_buf_adds(L, &b, m->qtable);
   jn_buf_adds(L, &b, " (\n  ");
   for (i = 0; i < m->nfields; i++) {
     if (i) jn_buf_adds(L, &b, ",\n  ");
@@ -414,7 +427,7 @@ static int create_table(lua_State *L, jn_Conn *c, int modelidx, int orderidx) {
   }
   unique_groups(L, &b, m, declsidx);
   jn_buf_adds(L, &b, "\n)");
-  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+  rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, NULL, 0);
   for (i = 0; rc == SQLITE_OK && i < m->nfields; i++)
     if (wants_index(L, m, modelidx, declsidx, i)) rc = create_index(L, c, m, declsidx, i);
   jn_schema_uv(L, modelidx, "indexes");
@@ -517,10 +530,10 @@ static int missing_column(lua_State *L, jn_Diff *d, int i) {
     jn_Buf b;
     jn_buf_init(L, &b);
     jn_buf_adds(L, &b, "ALTER TABLE ");
-    jn_buf_addident(L, &b, NULL, m->table);
+    jn_buf_adds(L, &b, m->qtable);
     jn_buf_adds(L, &b, " ADD COLUMN ");
     column_def(L, d->c, &b, m, i, d->declsidx, d->orderidx);
-    rc = run_own_sql(L, d->c, jn_buf_cstr(L, &b), 0, 0);
+    rc = run_own_sql(L, d->c, jn_buf_cstr(L, &b), 0, NULL, 0);
     lua_pop(L, 1);
     return rc;
   }
@@ -585,7 +598,7 @@ static void extra_columns(lua_State *L, jn_Diff *d, int cols) {
 static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
   jn_Model *m = d->m;
   int cols, i, rc;
-  rc = run_own_sql(L, d->c, d->c->dialect->cat_columns, tblidx, 1);
+  rc = run_own_sql(L, d->c, d->c->dialect->cat_columns, tblidx, d->m->schema, 1);
   cols = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
   for (i = 0; i < m->nfields; i++) {
@@ -601,15 +614,15 @@ static int diff_columns(lua_State *L, jn_Diff *d, int tblidx) {
 /* The foreign keys: each declared reference present with its target and
 ** actions, none the model does not declare. */
 static int diff_fkeys(lua_State *L, jn_Diff *d, int tblidx) {
-  jn_Model *m = d->m;
+  jn_Model *m = d->m, *t;
   int fks, i, n, rc;
-  rc = run_own_sql(L, d->c, d->c->dialect->cat_fkeys, tblidx, 1);
+  rc = run_own_sql(L, d->c, d->c->dialect->cat_fkeys, tblidx, m->schema, 1);
   fks = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
   for (i = 0; i < m->nfields; i++) {
     int r = find_row(L, fks, "fr", m->f[i].col);
     const char *tt;
-    if (!push_ref(L, d->c, m, i, d->declsidx, d->orderidx)) {
+    if (!push_ref(L, d->c, m, i, d->declsidx, d->orderidx, &t)) {
       if (r != 0) {
         lua_pushfstring(L, "%s: column %s.%s references %s in the table, nothing in the model", m->name,
                         m->table, m->f[i].col, row_str(L, fks, r, "tbl"));
@@ -666,7 +679,7 @@ static int push_index_key(lua_State *L, jn_Diff *d, int nameidx, int *lead) {
   int rows, n, i, rc;
   luaL_Buffer lb;
   char *mark;
-  rc = run_own_sql(L, d->c, d->c->dialect->cat_index_cols, nameidx, 1);
+  rc = run_own_sql(L, d->c, d->c->dialect->cat_index_cols, nameidx, d->m->schema, 1);
   rows = lua_gettop(L);
   *lead = -1;
   if (rc != SQLITE_OK) return rc;
@@ -861,7 +874,7 @@ static int missing_fk_indexes(lua_State *L, jn_Diff *d, const jn_Ixs *x) {
 static int diff_indexes(lua_State *L, jn_Diff *d, int tblidx) {
   jn_Ixs x;
   int rc;
-  rc = run_own_sql(L, d->c, d->c->dialect->cat_indexes, tblidx, 1);
+  rc = run_own_sql(L, d->c, d->c->dialect->cat_indexes, tblidx, d->m->schema, 1);
   x.ixs = lua_gettop(L);
   if (rc != SQLITE_OK) return rc;
   lua_newtable(L);
@@ -910,15 +923,35 @@ static int waits_for(lua_State *L, int idx, int pendingidx, int orderidx) {
 static void check_refs(lua_State *L, jn_Conn *c, int seqidx, int orderidx) {
   int i, k, declsidx, n = (int)lua_rawlen(L, seqidx);
   for (i = 1; i <= n; i++) {
-    jn_Model *m;
+    jn_Model *m, *t;
     lua_rawgeti(L, seqidx, i);
     m = (jn_Model *)lua_touserdata(L, -1);
     jn_schema_uv(L, lua_gettop(L), JN_UV_FIELDS);
     declsidx = lua_gettop(L);
     for (k = 0; k < m->nfields; k++)
-      if (push_ref(L, c, m, k, declsidx, orderidx)) lua_pop(L, 2);
+      if (push_ref(L, c, m, k, declsidx, orderidx, &t)) lua_pop(L, 2);
     lua_pop(L, 2);
   }
+}
+
+/* Where schemas are namespaces (PostgreSQL): create the schema of each
+** model in seq that names one, if it does not exist, before any table. */
+static int create_schemas(lua_State *L, jn_Conn *c, int seqidx) {
+  int i, rc = SQLITE_OK, n = (int)lua_rawlen(L, seqidx);
+  for (i = 1; c->dialect->schemas && rc == SQLITE_OK && i <= n; i++) {
+    jn_Model *m;
+    jn_Buf b;
+    lua_rawgeti(L, seqidx, i);
+    m = (jn_Model *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (m->schema == NULL) continue;
+    jn_buf_init(L, &b);
+    jn_buf_adds(L, &b, "CREATE SCHEMA IF NOT EXISTS ");
+    jn_buf_addident(L, &b, NULL, m->schema);
+    rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, NULL, 0);
+    lua_pop(L, 1);
+  }
+  return rc;
 }
 
 /* Drop the tables of the models in seq, the last created first. */
@@ -931,8 +964,8 @@ static int drop_tables(lua_State *L, jn_Conn *c, int seqidx) {
     m = (jn_Model *)lua_touserdata(L, -1);
     jn_buf_init(L, &b);
     jn_buf_adds(L, &b, "DROP TABLE IF EXISTS ");
-    jn_buf_addident(L, &b, NULL, m->table);
-    rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, 0);
+    jn_buf_adds(L, &b, m->qtable);
+    rc = run_own_sql(L, c, jn_buf_cstr(L, &b), 0, NULL, 0);
     if (rc != SQLITE_OK) return rc;
     lua_pop(L, 2);
   }
@@ -944,9 +977,9 @@ static int drop_tables(lua_State *L, jn_Conn *c, int seqidx) {
 static int sync_model(lua_State *L, jn_Diff *d, int midx) {
   int tblidx, rc;
   d->m = (jn_Model *)lua_touserdata(L, midx);
-  lua_pushstring(L, d->m->table);
+  lua_pushstring(L, d->m->dbtable);
   tblidx = lua_gettop(L);
-  if (!table_exists(L, d->c, tblidx, &rc) && rc == SQLITE_OK) {
+  if (!table_exists(L, d->c, tblidx, d->m->schema, &rc) && rc == SQLITE_OK) {
     rc = create_table(L, d->c, midx, d->orderidx);
   } else if (rc == SQLITE_OK && !d->c->dialect->compares_tables) {
     lua_pushfstring(L, "%s: table %s exists and was not compared with the model (db:sync "
@@ -1025,6 +1058,7 @@ static int sync_body(lua_State *L) {
     return jn_error_result(L, c, rc, NULL);
   check_refs(L, c, seqidx, orderidx);
   if (force && (rc = drop_tables(L, c, seqidx)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
+  if ((rc = create_schemas(L, c, seqidx)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
   d.c = c;
   d.orderidx = orderidx;
   d.alter = lua_toboolean(L, 6);

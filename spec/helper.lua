@@ -142,6 +142,20 @@ function H.open(opts)
   return db
 end
 
+-- A name for a model's `schema` option, of db's lifetime: on SQLite the name
+-- itself (it prefixes the table's name in db's own database); on PostgreSQL a
+-- name of this run ("jt<pid>_<base>_<n>": two runs on one server never meet),
+-- whose schema db:sync creates and which goes (DROP SCHEMA ... CASCADE) with
+-- db's own schema.
+function H.schema(db, base)
+  if not H.is_pg then return base end
+  pg_admin()
+  pg.n = pg.n + 1
+  local name = pg.prefix .. "_" .. base .. "_" .. pg.n
+  pg_track(name, db)
+  return name
+end
+
 -- A place two connections can open: a file name on SQLite, a schema's URL on
 -- PostgreSQL. H.open_at(place, opts) opens it; H.drop_place(place) removes it.
 function H.place()

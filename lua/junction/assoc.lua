@@ -536,7 +536,9 @@ local function junction_model(db, source, target, spec, ctx)
     ok = inflect.snake(target.name) .. "_" .. tk
   end
   if fk == ok then raise("%s: give foreignKey and otherKey (both would be '%s')", ctx, fk) end
+  -- in the source's schema, as Sequelize's junction model takes the source's options
   local defined, made = pcall(db.define, db, through, { tableName = through, underscored = true, fields = {},
+                                                        schema = source:_info().schema,
                                                         paranoid = spec.through_paranoid or nil,
                                                         timestamps = spec.timestamps })
   if not defined then   -- a name db:define refuses: say it as this call's misuse
@@ -903,7 +905,7 @@ local function scoped_btm_methods(db, assoc, source, target, jm, keys, old, sing
     if lock_sql == nil then
       local info = source:_info()
       local function quote(name) return '"' .. name:gsub('"', '""') .. '"' end
-      lock_sql = "SELECT 1 FROM " .. quote(info.tableName) .. " WHERE " .. quote(info.columns[sk] or sk) ..
+      lock_sql = "SELECT 1 FROM " .. info.qtable .. " WHERE " .. quote(info.columns[sk] or sk) ..
                  " = ? FOR NO KEY UPDATE"
     end
     check(db:query(lock_sql, k))

@@ -21,13 +21,18 @@ end
 -- from information_schema (bigint, varchar(60), ...).
 local function column_types(db, model)
   local types = {}
-  local sql = "SELECT name, type FROM pragma_table_info(?)"
-  if db:engine() == "postgres" then
-    sql = "SELECT column_name AS name, CASE WHEN data_type = 'character varying' " ..
+  local info = model:_info()
+  local rows
+  if db:engine() == "postgres" then   -- in the model's schema, or the connection's own
+    local sql = "SELECT column_name AS name, CASE WHEN data_type = 'character varying' " ..
           "THEN 'varchar(' || character_maximum_length || ')' ELSE data_type END AS type " ..
-          "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?"
+          "FROM information_schema.columns WHERE table_schema = %s AND table_name = ?"
+    if info.schema then rows = db:query(sql:format("?"), info.schema, info.tableName)
+    else rows = db:query(sql:format("current_schema()"), info.tableName) end
+  else   -- a schema prefixes the table's one name on SQLite
+    rows = db:query("SELECT name, type FROM pragma_table_info(?)",
+                    info.schema and (info.schema .. "." .. info.tableName) or info.tableName)
   end
-  local rows = db:query(sql, model.tableName)
   for _, r in ipairs(rows or {}) do types[r.name] = r.type end
   return types
 end
@@ -48,7 +53,8 @@ local function node(db, model)
   end
   local rows = {
     string.format('<TR><TD BGCOLOR="#dde4ee"><B>%s</B><BR/><FONT POINT-SIZE="10">%s</FONT></TD></TR>',
-                  html(model.name), html(model.tableName)),
+                  html(model.name), html(info.schema and (info.schema .. "." .. info.tableName)
+                                                  or info.tableName)),
   }
   for _, f in ipairs(info.fields) do
     local marks = {}

@@ -116,6 +116,58 @@ describe("BelongsToMany", function()
     end)
   end)
 
+  describe("getAssociations (schemas)", function()
+    -- Sequelize's .schema('acme', '_') is the `schema` option here: on PostgreSQL
+    -- the tables are "acme"."Users"...; on SQLite one name each, "acme.Users"
+    -- (docs/API.md "Schemas"). The schema is named per run (S.schema).
+    it("should support schemas", function()
+      db = S.open()
+      local acme = S.schema(db, "acme")
+      local AcmeUser = S.define(db, "User", { username = T.STRING(255) }, { schema = acme })
+      local AcmeProject = S.define(db, "Project", { title = T.STRING(255), active = T.BOOLEAN },
+                                   { schema = acme })
+      S.define(db, "ProjectUsers", { status = T.STRING(255), data = T.INTEGER }, { schema = acme })
+      assert(db:associate {
+        User = { { belongsToMany = "Project", through = "ProjectUsers" } },
+        Project = { { belongsToMany = "User", through = "ProjectUsers" } },
+      })
+      assert(db:sync { force = true })
+      local u = assert(AcmeUser:create {})
+      local p = assert(AcmeProject:create {})
+      assert(u:addProject(p, { through = { status = "active", data = 42 } }))
+      local projects = assert(u:getProjects())
+      assert.equal(1, #projects)
+      local project = projects[1]
+      assert.truthy(project.ProjectUsers)
+      assert.has_error(function() return project.status end)   -- no such field of Project
+      assert.equal("active", project.ProjectUsers.status)
+      assert.equal(42, project.ProjectUsers.data)
+      -- the rows are in the schema's tables, and in no table of the connection's own
+      local own = S.is_pg and "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = ?"
+                  or "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name LIKE ? || '.%'"
+      assert.equal(3, assert(db:query(own, acme))[1].n)
+      assert.equal(1, assert(db:query("SELECT count(*) AS n FROM " .. AcmeProject:_info().qtable))[1].n)
+    end)
+
+    it("should support schemas (a string through takes the source's schema)", function()
+      db = S.open()
+      local acme = S.schema(db, "acme")
+      local AcmeUser = S.define(db, "User", { username = T.STRING(255) }, { schema = acme })
+      S.define(db, "Project", { title = T.STRING(255) }, { schema = acme })
+      assert(db:associate {
+        User = { { belongsToMany = "Project", through = "user_projects" } },
+        Project = { { belongsToMany = "User", through = "user_projects" } },
+      })
+      assert.equal(acme, db:model("user_projects"):_info().schema)
+      assert(db:sync { force = true })
+      local u = assert(AcmeUser:create { username = "u" })
+      assert(u:createProject { title = "p" })
+      assert.same({ "p" }, S.sorted(assert(u:getProjects()), "title"))
+      local found = assert(AcmeUser:findAll { include = { "Projects" } })
+      assert.equal(1, #found[1].Projects)
+    end)
+  end)
+
   describe("hasAssociations", function()
     local Article, Label
     before_each(function()

@@ -15,6 +15,7 @@ local H = require "spec.helper"
 S.open = H.open
 S.is_pg = H.is_pg
 S.sqlite_only = H.sqlite_only
+S.schema = H.schema
 
 -- fields given as name = type (a shorthand for Sequelize's `name: DataTypes.X`)
 -- or name = { full declaration }.
