@@ -307,6 +307,7 @@ typedef struct jn_Buf {
 JN_INTERNAL void jn_buf_init(lua_State *L, jn_Buf *b);
 JN_INTERNAL void jn_buf_addl(lua_State *L, jn_Buf *b, const char *s, size_t len);
 JN_INTERNAL void jn_buf_adds(lua_State *L, jn_Buf *b, const char *s);
+JN_INTERNAL void jn_buf_addquoted(lua_State *L, jn_Buf *b, const char *s, size_t len, char q);
 JN_INTERNAL void jn_buf_addident(lua_State *L, jn_Buf *b, const char *alias, const char *name);
 JN_INTERNAL void jn_buf_addint(lua_State *L, jn_Buf *b, long long v);
 JN_INTERNAL const char *jn_buf_cstr(lua_State *L, jn_Buf *b);
@@ -341,6 +342,9 @@ JN_INTERNAL int jn_scalar_isnull(lua_State *L, int idx);
 
 /* jn_json.c */
 JN_INTERNAL const char *jn_json_encode(lua_State *L, jn_Buf *b, int idx);
+#define JN_JSON_MAXKEYS 64   /* jn_json_encodeobject's limit */
+JN_INTERNAL const char *jn_json_encodeobject(lua_State *L, jn_Buf *b, const char *const *names,
+                                             const int *slots, int n);
 JN_INTERNAL const char *jn_json_decode(lua_State *L, const char *s, size_t len);
 
 /* jn_value.c */

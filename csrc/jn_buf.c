@@ -41,6 +41,15 @@ void jn_buf_adds(lua_State *L, jn_Buf *b, const char *s) {
   jn_buf_addl(L, b, s, strlen(s));
 }
 
+/* Append q, s[0..len), q: one reservation for the three. */
+void jn_buf_addquoted(lua_State *L, jn_Buf *b, const char *s, size_t len, char q) {
+  buf_reserve(L, b, len + 2);
+  b->p[b->n++] = q;
+  memcpy(b->p + b->n, s, len);
+  b->n += len;
+  b->p[b->n++] = q;
+}
+
 /*
 ** Append alias."name" (or "name" without an alias).  Names come only from
 ** declarations, which jn_schema_checkident has vetted, so there is no quote in
@@ -52,17 +61,20 @@ void jn_buf_addident(lua_State *L, jn_Buf *b, const char *alias, const char *nam
     jn_buf_adds(L, b, alias);
     jn_buf_addl(L, b, ".", 1);
   }
-  buf_reserve(L, b, len + 2);
-  b->p[b->n++] = '"';
-  memcpy(b->p + b->n, name, len);
-  b->n += len;
-  b->p[b->n++] = '"';
+  jn_buf_addquoted(L, b, name, len, '"');
 }
 
 void jn_buf_addint(lua_State *L, jn_Buf *b, long long v) {
-  char tmp[32];
-  int n = snprintf(tmp, sizeof tmp, "%lld", v);
-  jn_buf_addl(L, b, tmp, (size_t)n);
+  char tmp[24];   /* 20 digits and a sign */
+  char *end = tmp + sizeof tmp, *p = end;
+  /* the magnitude as unsigned, so that LLONG_MIN has one too */
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do {   /* digits from the last; snprintf's format parsing costs more than the number */
+    *--p = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u != 0);
+  if (v < 0) *--p = '-';
+  jn_buf_addl(L, b, p, (size_t)(end - p));
 }
 
 /* The text so far, NUL-terminated; valid until the next append. */

@@ -1397,6 +1397,70 @@ static void push_deep(lua_State *L, int idx, int depth, int seen) {
   }
 }
 
+/*
+** Append the instance at idx as JSON straight from its field values, when
+** its toTable would hold exactly them: no get/set or VIRTUAL field, and no
+** string key in its uservalue (a loaded association).  1 when written, 0
+** when it is not such an instance (nothing written), -1 with *why.
+** This skips making the toTable copy, which costs as much as encoding it.
+*/
+static int json_direct_inst(lua_State *L, jn_Buf *b, int idx, const char **why) {
+  const char *names[JN_JSON_MAXKEYS];
+  int slots[JN_JSON_MAXKEYS];
+  jn_Inst *inst = jn_inst_test(L, idx);
+  int top = lua_gettop(L), n = 0, plain = 1, uv;
+  jn_Model *m;
+  if (inst == NULL) return 0;
+  m = inst->model;
+  if (m->accessors || m->nfields > JN_JSON_MAXKEYS || !lua_checkstack(L, m->nfields + 8)) return 0;
+  lua_getuservalue(L, idx);
+  uv = lua_gettop(L);
+  lua_pushnil(L);
+  while (plain && lua_next(L, uv) != 0) {
+    lua_Number k = lua_type(L, -2) == LUA_TNUMBER ? lua_tonumber(L, -2) : 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      plain = 0;
+    } else if (k >= 1 && k <= m->nfields && k == (lua_Number)(int)k) {
+      lua_insert(L, -2);                 /* the value stays, below the key */
+      names[n] = m->f[(int)k - 1].name;
+      slots[n++] = lua_gettop(L) - 1;
+    } else {
+      lua_pop(L, 1);                     /* the model, at nfields + 1 */
+    }
+  }
+  if (plain) *why = jn_json_encodeobject(L, b, names, slots, n);
+  lua_settop(L, top);
+  return plain ? (*why == NULL ? 1 : -1) : 0;
+}
+
+/*
+** Append the list at idx (a List of instances) straight from the instances'
+** fields, as json_direct_inst does each.  1 when written, 0 when some element
+** is not such an instance (the buffer is then as it was), -1 with *why.
+*/
+static int json_direct_list(lua_State *L, jn_Buf *b, int idx, const char **why) {
+  size_t start = b->n;
+  int i, n, count = 0, rc = 1;
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, JN_LIST_MT);
+  n = lua_rawequal(L, -1, -2) ? (int)lua_rawlen(L, idx) : -1;
+  lua_pop(L, 2);
+  if (n < 0) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) { lua_pop(L, 1); count++; }
+  if (count != n) return 0;              /* keys other than 1..n */
+  jn_buf_addl(L, b, "[", 1);
+  for (i = 1; i <= n && rc == 1; i++) {
+    if (i > 1) jn_buf_addl(L, b, ",", 1);
+    lua_rawgeti(L, idx, i);
+    rc = json_direct_inst(L, b, lua_gettop(L), why);
+    lua_pop(L, 1);
+  }
+  if (rc == 1) jn_buf_addl(L, b, "]", 1);
+  else b->n = start;
+  return rc;
+}
+
 /*** The JSON text of a value: an instance (its toTable), a list of them, or
 plain tables (see the JSON type for the shapes).
 @function junction.toJSON
@@ -1404,17 +1468,19 @@ plain tables (see the JSON type for the shapes).
 */
 static int json_to(lua_State *L) {
   jn_Buf b;
-  const char *why;
+  const char *why = NULL;
+  int rc;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  if (jn_inst_test(L, 1) != NULL || lua_istable(L, 1)) {
-    lua_newtable(L);                    /* 2: tables copied */
-    push_deep(L, 1, 0, 2);
+  jn_buf_init(L, &b);                   /* 2 */
+  rc = lua_istable(L, 1) ? json_direct_list(L, &b, 1, &why) : json_direct_inst(L, &b, 1, &why);
+  if (rc == 0 && (jn_inst_test(L, 1) != NULL || lua_istable(L, 1))) {
+    lua_newtable(L);                    /* 3: tables copied */
+    push_deep(L, 1, 0, 3);
     lua_replace(L, 1);
-    lua_settop(L, 1);
+    lua_settop(L, 2);
   }
-  jn_buf_init(L, &b);
-  why = jn_json_encode(L, &b, 1);
+  if (rc == 0) why = jn_json_encode(L, &b, 1);
   if (why != NULL)
     return jn_error_result(L, NULL, JN_VALIDATION, lua_pushfstring(L, "junction.toJSON: the value %s", why));
   lua_pushlstring(L, b.p, b.n);

@@ -30,12 +30,9 @@
 #define JSON_MAX_DEPTH 128
 #define JSON_MAX_VALUES 10000000   /* a table shared many times over must not write forever */
 
-/* Append the string at idx as a JSON string.  NULL, or why it cannot be. */
-static const char *json_add_string(lua_State *L, jn_Buf *b, int idx) {
-  size_t n, i, run = 0;
-  const char *s = lua_tolstring(L, idx, &n);
-  if (!jn_scalar_isutf8(s, n)) return "holds a string that is not UTF-8 text";
-  jn_buf_addl(L, b, "\"", 1);
+/* Append s[0..n) with the quote, the backslash and control characters escaped. */
+static void json_add_escaped(lua_State *L, jn_Buf *b, const char *s, size_t n) {
+  size_t i, run = 0;
   for (i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)s[i];
     const char *esc = NULL;
@@ -55,8 +52,48 @@ static const char *json_add_string(lua_State *L, jn_Buf *b, int idx) {
     jn_buf_adds(L, b, esc);
   }
   jn_buf_addl(L, b, s + n - run, run);
-  jn_buf_addl(L, b, "\"", 1);
+}
+
+/* What a byte needs in a JSON string: 1 an escape (control characters
+** 0x00-0x1f, the quote 0x22, the backslash 0x5c), 2 a UTF-8 check (0x80-0xff
+** start or continue a multi-byte character), 0 nothing.  32 bytes a line. */
+static const unsigned char json_byte_class[256] = {
+  1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+  0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,
+  0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+  2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+  2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+  2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+  2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+};
+
+/*
+** Append s[0..n) as a JSON string.  NULL, or why it cannot be.  One pass
+** finds whether any byte needs an escape or starts a multi-byte character:
+** most text (names, dates) needs neither, and is copied whole.
+*/
+static const char *json_add_lstring(lua_State *L, jn_Buf *b, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  unsigned need = 0;
+  size_t i;
+  for (i = 0; i < n; i++) need |= json_byte_class[u[i]];
+  if ((need & 2) && !jn_scalar_isutf8(s, n)) return "holds a string that is not UTF-8 text";
+  if (need & 1) {
+    jn_buf_addl(L, b, "\"", 1);
+    json_add_escaped(L, b, s, n);
+    jn_buf_addl(L, b, "\"", 1);
+  } else {
+    jn_buf_addquoted(L, b, s, n, '"');
+  }
   return NULL;
+}
+
+/* Append the string at idx as a JSON string.  NULL, or why it cannot be. */
+static const char *json_add_string(lua_State *L, jn_Buf *b, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  return json_add_lstring(L, b, s, n);
 }
 
 /* Append the number at idx.  NULL, or why it cannot be (NaN, infinity). */
@@ -101,23 +138,80 @@ static int json_marked_array(lua_State *L, int idx) {
   return marked;
 }
 
-/* Order of two object keys (strings, by bytes). */
-typedef struct json_Key { const char *s; size_t n; } json_Key;
+/* An object key (a string, by bytes) and the stack slot of its value (0: none). */
+typedef struct json_Key { const char *s; size_t n; int slot; } json_Key;
 static int json_key_cmp(const void *a, const void *b) {
   const json_Key *x = (const json_Key *)a, *y = (const json_Key *)b;
   int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
   return c != 0 ? c : (x->n < y->n ? -1 : x->n > y->n);
 }
 
+/* Sort keys: a row's few keys by insertion, qsort past that. */
+static void json_sort_keys(json_Key *keys, size_t count) {
+  size_t i, j;
+  if (count > 16) {
+    qsort(keys, count, sizeof(json_Key), json_key_cmp);
+    return;
+  }
+  for (i = 1; i < count; i++) {
+    json_Key k = keys[i];
+    for (j = i; j > 0 && json_key_cmp(&keys[j - 1], &k) > 0; j--) keys[j] = keys[j - 1];
+    keys[j] = k;
+  }
+}
+
 static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth, long *budget);
+
+/* Objects of up to this many keys keep their values on the stack while
+** written (no lookup by key, which would make each key a Lua string again). */
+#define JSON_STACK_KEYS 64
+#define JSON_FEW_KEYS 16     /* objects of up to this many keys sort them in a C array */
+
+/* Append the table at idx, of count string keys, as an object, keys sorted. */
+static const char *json_add_object(lua_State *L, jn_Buf *b, int idx, size_t count,
+                                   int depth, long *budget) {
+  const char *why = NULL;
+  int onstack = count <= JSON_STACK_KEYS && lua_checkstack(L, (int)count + 8);
+  json_Key few[JSON_FEW_KEYS];   /* a row's keys need no allocation */
+  json_Key *keys = count <= JSON_FEW_KEYS ? few
+                 : (json_Key *)lua_newuserdata(L, count * sizeof(json_Key));
+  int base = lua_gettop(L);
+  size_t k = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {   /* the keys stay anchored by the table */
+    if (onstack) lua_insert(L, -2);   /* the value stays, below the key */
+    else lua_pop(L, 1);
+    keys[k].s = lua_tolstring(L, -1, &keys[k].n);
+    keys[k].slot = onstack ? base + 1 + (int)k : 0;
+    k++;
+  }
+  json_sort_keys(keys, count);
+  jn_buf_addl(L, b, "{", 1);
+  for (k = 0; k < count && why == NULL; k++) {
+    if (k > 0) jn_buf_addl(L, b, ",", 1);
+    why = json_add_lstring(L, b, keys[k].s, keys[k].n);
+    if (why != NULL) break;
+    jn_buf_addl(L, b, ":", 1);
+    if (keys[k].slot != 0) {
+      why = json_add(L, b, keys[k].slot, depth + 1, budget);
+    } else {
+      lua_pushlstring(L, keys[k].s, keys[k].n);
+      lua_rawget(L, idx);
+      why = json_add(L, b, lua_gettop(L), depth + 1, budget);
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, count <= JSON_FEW_KEYS ? base : base - 1);   /* the values (and the keys) */
+  if (why == NULL) jn_buf_addl(L, b, "}", 1);
+  return why;
+}
 
 /* Append the table at idx as an array or an object. */
 static const char *json_add_table(lua_State *L, jn_Buf *b, int idx, int depth, long *budget) {
-  size_t count = 0, nstr = 0, k;
+  size_t count = 0, nstr = 0;
   double maxint = 0;
   int marked = json_marked_array(L, idx);
   const char *why;
-  json_Key *keys;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     lua_pop(L, 1);
@@ -145,31 +239,7 @@ static const char *json_add_table(lua_State *L, jn_Buf *b, int idx, int depth, l
   }
   if (nstr != count)
     return "is a table that is neither an array (keys 1..n) nor an object (string keys)";
-  keys = (json_Key *)lua_newuserdata(L, (count ? count : 1) * sizeof(json_Key));
-  k = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {   /* the keys stay anchored by the table */
-    lua_pop(L, 1);
-    keys[k].s = lua_tolstring(L, -1, &keys[k].n);
-    k++;
-  }
-  qsort(keys, count, sizeof(json_Key), json_key_cmp);
-  jn_buf_addl(L, b, "{", 1);
-  for (k = 0; k < count; k++) {
-    if (k > 0) jn_buf_addl(L, b, ",", 1);
-    lua_pushlstring(L, keys[k].s, keys[k].n);
-    why = json_add_string(L, b, lua_gettop(L));
-    if (why == NULL) {
-      jn_buf_addl(L, b, ":", 1);
-      lua_rawget(L, idx);
-      why = json_add(L, b, lua_gettop(L), depth + 1, budget);
-    }
-    lua_pop(L, 1);
-    if (why != NULL) { lua_pop(L, 1); return why; }
-  }
-  lua_pop(L, 1);   /* the keys */
-  jn_buf_addl(L, b, "}", 1);
-  return NULL;
+  return json_add_object(L, b, idx, count, depth, budget);
 }
 
 static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth, long *budget) {
@@ -194,6 +264,38 @@ static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth, long *b
       return lua_type(L, idx) == LUA_TFUNCTION ? "holds a function, which JSON cannot write"
                                                : "holds a value JSON cannot write";
   }
+}
+
+/*
+** Append an object of n keys, names[i] (C strings) with the value at stack
+** slot slots[i], keys sorted as for a table: what a table of those keys
+** would write, without making the table (an instance's fields, jn_inst.c).
+** n is at most JN_JSON_MAXKEYS.  NULL, or why it cannot be.  [-0, +0, m]
+*/
+const char *jn_json_encodeobject(lua_State *L, jn_Buf *b, const char *const *names,
+                                 const int *slots, int n) {
+  json_Key keys[JN_JSON_MAXKEYS];
+  const char *why = NULL;
+  long budget = JSON_MAX_VALUES;
+  int k;
+  if (n > JN_JSON_MAXKEYS) return "has too many fields";
+  for (k = 0; k < n; k++) {
+    keys[k].s = names[k];
+    keys[k].n = strlen(names[k]);
+    keys[k].slot = slots[k];
+  }
+  json_sort_keys(keys, (size_t)n);
+  jn_buf_addl(L, b, "{", 1);
+  for (k = 0; k < n && why == NULL; k++) {
+    if (k > 0) jn_buf_addl(L, b, ",", 1);
+    why = json_add_lstring(L, b, keys[k].s, keys[k].n);
+    if (why == NULL) {
+      jn_buf_addl(L, b, ":", 1);
+      why = json_add(L, b, keys[k].slot, 1, &budget);
+    }
+  }
+  if (why == NULL) jn_buf_addl(L, b, "}", 1);
+  return why;
 }
 
 /*

@@ -535,3 +535,116 @@ describe("toTable and JSON out", function()
     end
   end)
 end)
+
+-- junction.toJSON writes a list of instances (and an instance) straight from
+-- their fields when their toTable would be exactly those fields, without
+-- making the toTable copy first: the text must be what the copy gives.
+describe("junction.toJSON straight from instances", function()
+  local db, Row
+  before_each(function()
+    db = H.open()
+    local fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      s = { type = T.TEXT }, f = { type = T.REAL }, b = { type = T.BOOLEAN },
+      meta = { type = T.JSON }, big = { type = T.BIGINT },
+    }
+    Row = db:define("Row", { tableName = "row", timestamps = false, fields = fields })
+    assert(db:sync())
+  end)
+  after_each(function() db:close() end)
+
+  -- the text through the plain tables, the way toJSON wrote every value before
+  local function via_tables(v)
+    return junction.toJSON(v:toTable())
+  end
+
+  it("writes what toTable would: escapes, UTF-8, numbers, nil fields left out", function()
+    assert(Row:create{ s = 'q"b\\s\n\r\t\1 é😀', f = -2.5, b = true, meta = { z = 1, a = { 1, 2 } }, big = -7 })
+    assert(Row:create{ s = "", f = 0.1, b = false, big = 9007199254740991 })
+    assert(Row:create{})
+    local rows = Row:findAll{ order = "id" }
+    local json = junction.toJSON(rows)
+    assert.equal(via_tables(rows), json)
+    assert.equal('[{"b":true,"big":-7,"f":-2.5,"id":1,"meta":{"a":[1,2],"z":1},'
+      .. '"s":"q\\"b\\\\s\\n\\r\\t\\u0001 é😀"},{"b":false,"big":9007199254740991,"f":0.1,'
+      .. '"id":2,"s":""},{"id":3}]', json)
+    assert.equal(via_tables(rows[1]), junction.toJSON(rows[1]))
+    assert.equal(via_tables(rows[3]), rows[3]:toJSON())
+    assert.equal("[]", junction.toJSON(Row:findAll{ where = { id = 0 } }))
+  end)
+
+  it("falls back to toTable for a loaded association, a VIRTUAL field, or a list with other keys", function()
+    local m = H.blog(db)
+    local p = assert(m.Post:create{ text = "hello" })
+    assert(p:setGenres{ assert(m.Genre:create{ name = "g" }) })
+    local posts = m.Post:findAll{ include = { "Genres" } }
+    assert.equal(via_tables(posts), junction.toJSON(posts))
+    assert.truthy(junction.toJSON(posts):find('"Genres":[{', 1, true))
+    local V = db:define("V", { tableName = "v", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      name = { type = T.TEXT },
+      shout = { type = T.VIRTUAL, get = function(self) return (self.name or ""):upper() end },
+    }})
+    assert(db:sync())
+    assert(V:create{ name = "hi" })
+    local vs = V:findAll{}
+    assert.equal('[{"id":1,"name":"hi","shout":"HI"}]', junction.toJSON(vs))
+    assert(Row:create{ s = "x" })
+    local list = Row:findAll{}
+    rawset(list, "extra", 1)            -- a list with a key that is no index: refused as before
+    local a, am, ac = junction.toJSON(list)
+    assert.is_nil(a)
+    assert.equal(junction.VALIDATION, ac)
+    assert.truthy(am:find("not 1..n", 1, true), am)
+  end)
+
+  it("sorts many keys, and writes objects past the few kept on the stack", function()
+    local fields = { id = { type = T.INTEGER, primaryKey = true, autoIncrement = true } }
+    for i = 1, 70 do fields["f" .. i] = { type = T.INTEGER } end
+    local Wide = db:define("Wide", { tableName = "wide", timestamps = false, fields = fields })
+    local Mid = db:define("Mid", { tableName = "mid", timestamps = false, fields = {
+      id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      z1 = { type = T.INTEGER }, y2 = { type = T.INTEGER }, x3 = { type = T.INTEGER },
+      w4 = { type = T.INTEGER }, v5 = { type = T.INTEGER }, u6 = { type = T.INTEGER },
+      t7 = { type = T.INTEGER }, s8 = { type = T.INTEGER }, r9 = { type = T.INTEGER },
+      q10 = { type = T.INTEGER }, p11 = { type = T.INTEGER }, o12 = { type = T.INTEGER },
+      n13 = { type = T.INTEGER }, m14 = { type = T.INTEGER }, l15 = { type = T.INTEGER },
+      k16 = { type = T.INTEGER }, j17 = { type = T.INTEGER }, i18 = { type = T.INTEGER },
+    }})
+    assert(db:sync())
+    local values = {}
+    for i = 1, 70 do values["f" .. i] = i * 3 end
+    assert(Wide:create(values))
+    assert(Mid:create{ z1 = 1, y2 = 2, x3 = 3, w4 = 4, v5 = 5, u6 = 6, t7 = 7, s8 = 8, r9 = 9,
+                       q10 = 10, p11 = 11, o12 = 12, n13 = 13, m14 = 14, l15 = 15, k16 = 16,
+                       j17 = 17, i18 = 18 })
+    for _, model in ipairs{ Wide, Mid } do
+      local rows = model:findAll{}
+      local json = junction.toJSON(rows)
+      assert.equal(via_tables(rows), json)
+      local keys, last = 0, ""
+      for k in json:gmatch('"([%w]+)":') do
+        assert.truthy(k > last, k .. " after " .. last)
+        last, keys = k, keys + 1
+      end
+      assert.equal(model == Wide and 71 or 19, keys)
+    end
+    local t = {}
+    for i = 1, 100 do t["k" .. i] = i end   -- a plain object past the stack's few
+    local back = junction.fromJSON(junction.toJSON(t))
+    assert.same(t, back)
+  end)
+
+  it("writes integers at the ends of their range", function()
+    assert.equal("[0,-1,9007199254740991,-9007199254740991]",
+      junction.toJSON{ 0, -1, 9007199254740991, -9007199254740991 })
+    if math.maxinteger then
+      assert.equal("[" .. tostring(math.mininteger) .. "," .. tostring(math.maxinteger) .. "]",
+        junction.toJSON{ math.mininteger, math.maxinteger })
+    end
+    local v, msg, code = junction.toJSON{ s = "\255" }
+    assert.is_nil(v)
+    assert.equal(junction.VALIDATION, code)
+    assert.truthy(msg:find("UTF-8", 1, true), msg)
+  end)
+end)

@@ -31,34 +31,17 @@ local MAX_LIMIT = 100
 
 -- {====== JSON out --------------------------------------------------------------
 
--- lua-cjson 2.1.0 (Debian's) encodes an empty table as {}; this API never sends an
--- empty object, so here an empty table is an empty array ("Genres": []). A table
--- that holds no table (a row from toTable) goes to cjson.encode whole, in one call.
-local function encode(v)
-  if type(v) ~= "table" then return cjson.encode(v) end
-  local n = #v
-  local out = {}
-  if n > 0 or next(v) == nil then
-    for i = 1, n do out[i] = encode(v[i]) end
-    return "[" .. table.concat(out, ",") .. "]"
-  end
-  local flat = true
-  for _, val in pairs(v) do
-    if type(val) == "table" then flat = false break end
-  end
-  if flat then return cjson.encode(v) end
-  for k, val in pairs(v) do
-    out[#out + 1] = cjson.encode(tostring(k)) .. ":" .. encode(val)
-  end
-  return "{" .. table.concat(out, ",") .. "}"
-end
-M.encode = encode
-
+-- Answers are written by junction.toJSON: an instance as its toTable, a list
+-- from a find (or a table marked with junction.array) as an array, [] when empty,
+-- plain tables as objects (keys sorted). It is one C call for the whole answer;
+-- lua-cjson 2.1.0 (Debian's) cannot write an empty array at all, and formats every
+-- number through printf. cjson only reads request bodies here.
 local function send(status, value, headers)
+  local body = assert(junction.toJSON(value))   -- only this file's values: a failure is a bug
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
   if headers then for k, v in pairs(headers) do ngx.header[k] = v end end
-  ngx.print(encode(value), "\n")
+  ngx.print(body, "\n")
   return status
 end
 
@@ -170,7 +153,7 @@ local function list_posts()
     include = { "Genres" }, order = "post_id", limit = limit, offset = offset,
   }
   if not posts then return db_fail(msg, code) end
-  local out = {}
+  local out = junction.array()                -- [] when there are none
   for i, post in ipairs(posts) do out[i] = post_table(post) end
   return send(200, out)
 end
@@ -183,7 +166,7 @@ local function create_post()
   end
   local post, msg, code = models.Post:create { text = body.text }
   if not post then return db_fail(msg, code) end
-  return send(201, post:toTable(), { Location = "/posts/" .. tostring(post.post_id) })
+  return send(201, post, { Location = "/posts/" .. tostring(post.post_id) })
 end
 
 local function get_post(id)
@@ -200,9 +183,7 @@ local function get_post_genres(id)
   local genres
   genres, msg, code = post:getGenres { order = "genre_id" }
   if not genres then return db_fail(msg, code) end
-  local out = {}
-  for i, g in ipairs(genres) do out[i] = g:toTable() end
-  return send(200, out)
+  return send(200, genres)
 end
 
 local function set_post_genres(id)
@@ -226,7 +207,7 @@ local function set_post_genres(id)
     if tonumber(code) == 787 then
       -- name the ids that do not exist (the set was not changed)
       local found = models.Genre:findAll { where = { genre_id = ids }, attributes = { "genre_id" } }
-      local have, missing = {}, {}
+      local have, missing = {}, junction.array()
       for _, g in ipairs(found or {}) do have[g.genre_id] = true end
       for _, v in ipairs(ids) do if not have[v] then missing[#missing + 1] = v end end
       return fail(422, "unknown genre id", { detail = msg, code = code, ids = missing })
@@ -242,9 +223,7 @@ end
 local function list_genres()
   local genres, msg, code = models.Genre:findAll { order = "genre_id" }
   if not genres then return db_fail(msg, code) end
-  local out = {}
-  for i, g in ipairs(genres) do out[i] = g:toTable() end
-  return send(200, out)
+  return send(200, genres)
 end
 
 local function create_genre()
@@ -260,7 +239,7 @@ local function create_genre()
     end
     return db_fail(msg, code)
   end
-  return send(201, genre:toTable(), { Location = "/genres/" .. tostring(genre.genre_id) })
+  return send(201, genre, { Location = "/genres/" .. tostring(genre.genre_id) })
 end
 
 -- }======
