@@ -104,7 +104,7 @@ static inline int jn_stricmp(const char *a, const char *b) {
 enum {
   JN_CS_BEGIN, JN_CS_BEGIN_DEFERRED, JN_CS_BEGIN_EXCLUSIVE, JN_CS_COMMIT,
   JN_CS_ROLLBACK, JN_CS_SAVEPOINT, JN_CS_RELEASE, JN_CS_ROLLBACK_TO,
-  JN_CS_WSAVE, JN_CS_WRELEASE, JN_CS_WROLLBACK_TO, JN_CS_COUNT
+  JN_CS_WSAVE, JN_CS_WRELEASE, JN_CS_WROLLBACK_TO, JN_CS_COOKIE, JN_CS_COUNT
 };
 
 typedef struct jn_Conn {
@@ -133,6 +133,8 @@ typedef struct jn_Conn {
   long long stmt_t0;        /* monotonic ms when the running statement started */
   const void *inst_mt;      /* the instance metatable (pinned in the uservalue): compared, never read */
   int instmt_ref;           /* registry: the instance metatable, or LUA_NOREF once closed */
+  unsigned schema_gen;      /* counts db:exec calls and db:query writes: the connection's own
+                            ** schema may have changed (a TEMP trigger: jn_Whole) */
 } jn_Conn;
 
 /*
@@ -165,11 +167,29 @@ typedef struct jn_TxToken {
 ** inside the caller's transaction.  A body run by jn_conn_atomic finds its
 ** jn_Write at stack index 1. */
 enum { JN_W_NONE, JN_W_TX, JN_W_SAVEPOINT };
+
+/*
+** Whether one statement that writes several rows keeps all of them or none
+** by itself on SQLite: its program has no trigger and no FAIL conflict
+** (RAISE(FAIL), ON CONFLICT FAIL keep the rows before the failing one).
+** Read with EXPLAIN after the statement ran under a savepoint, and good for
+** as long as the schema it was read under (jn_conn_guardone).
+*/
+typedef struct jn_Whole {
+  const jn_St *st;          /* the statement it was read for (NULL: never read) */
+  int whole;
+  long long cookie;         /* main's schema_version then */
+  unsigned gen;             /* jn_Conn.schema_gen then */
+  int rep;                  /* the statement's SQLITE_STMTSTATUS_REPREPARE then */
+} jn_Whole;
+
 typedef struct jn_Write {
   jn_Conn *c;
   int mode;
   int once;                 /* the body changed what a second run would read
                             ** (instances its caller built): never run it again */
+  jn_Whole *learn;          /* read this whole-ness once its statement has run */
+  long long cookie;         /* main's schema_version, read by jn_conn_guardone */
 } jn_Write;
 
 /* }====== */
@@ -276,6 +296,9 @@ typedef struct jn_Assoc {
   jn_St *ins[JN_LINK_BATCH + 1];  /* INSERT of n links */
   jn_St *del[JN_DELETE_OR + 1];   /* DELETE of n links (2 <= n), the OR of their keys */
   jn_St *dscan[JN_DELETE_OR + 1]; /* the same over the source's links (set) */
+  jn_Whole ins_whole[JN_LINK_BATCH + 1];   /* whether each runs without a savepoint */
+  jn_Whole del_whole[JN_DELETE_OR + 1];
+  jn_Whole dscan_whole[JN_DELETE_OR + 1];
   jn_St *hm[JN_HM_NSTMT];   /* hasMany/hasOne: the statements of jn_hasmany.c */
 } jn_Assoc;
 
@@ -398,6 +421,8 @@ JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model,
                                    const char *method);
 JN_INTERNAL int jn_conn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
 JN_INTERNAL int jn_conn_writeguard(lua_State *L, jn_Write *w);
+JN_INTERNAL int jn_conn_guardone(lua_State *L, jn_Write *w, jn_St *st, jn_Whole *wh);
+JN_INTERNAL void jn_conn_learnone(lua_State *L, jn_Write *w, jn_St *st);
 JN_INTERNAL void jn_conn_open(lua_State *L);
 JN_INTERNAL void jn_conn_checkopts(lua_State *L, int optsidx, const char *const *allowed,
                                     const char *ctx);

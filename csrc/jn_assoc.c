@@ -1512,6 +1512,28 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
 }
 
 /*
+** The guard of a write of several rows that is one statement: the DELETE of
+** ndel links (2 <= ndel <= JN_DELETE_OR; scan: set's form over the source's
+** links) or the INSERT of nins (ndel 0, nins <= JN_LINK_BATCH), on SQLite.
+** That statement may run without a savepoint (jn_conn_guardone); *one is
+** it, for jn_conn_learnone once it has run.  Anything else: the guard.
+*/
+static int guard_one(lua_State *L, jn_Write *w, jn_Assoc *a, int ndel, int nins, int scan,
+                     jn_St **one) {
+  int rc = SQLITE_OK;
+  *one = NULL;
+  if (w->c->eng == NULL && nins == 0 && ndel >= 2 && ndel <= JN_DELETE_OR) {
+    *one = delete_or_stmt(L, a, ndel, scan, &rc);
+    if (*one != NULL)
+      return jn_conn_guardone(L, w, *one, scan ? &a->dscan_whole[ndel] : &a->del_whole[ndel]);
+  } else if (w->c->eng == NULL && ndel == 0 && nins >= 1 && nins <= JN_LINK_BATCH) {
+    *one = insert_stmt(L, a, nins, &rc);
+    if (*one != NULL) return jn_conn_guardone(L, w, *one, &a->ins_whole[nins]);
+  }
+  return rc != SQLITE_OK ? rc : jn_conn_writeguard(L, w);
+}
+
+/*
 ** Write the link to each of want[0..nwant) one by one: the through values
 ** (the table at thr, or the target's own in the table at per: place ->
 ** values) on a link there already (none given: left alone), a new link by
@@ -1550,6 +1572,7 @@ int jn_assoc_linkbody(lua_State *L) {
   int nwant = (int)lua_tointeger(L, 5), del = lua_toboolean(L, 6);
   int ncur, rc, ndel = 0, nins = 0, sorted, i, slow, jmodel;
   jn_Key *want = (jn_Key *)lua_touserdata(L, 3), *cur;
+  jn_St *one = NULL;                             /* the only write, when guard_one named it */
   lua_settop(L, 7);
   if (count_none(want, nwant) > 0) return none_fail(L, a, 2, want, nwant);
   jmodel = push_through(L);                      /* 8 */
@@ -1571,7 +1594,8 @@ int jn_assoc_linkbody(lua_State *L) {
   for (i = 0; i < nwant; i++)
     if (!key_in(cur, ncur, &want[i], sorted)) nins++;
   slow = thr || per || (nins > 0 && through_fdefaults(L, a, jmodel));
-  if (ndel + (thr || per ? nwant : nins) > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK)
+  if (ndel + (thr || per ? nwant : nins) > 1
+      && (rc = slow ? jn_conn_writeguard(L, w) : guard_one(L, w, a, ndel, nins, 1, &one)) != SQLITE_OK)
     return jn_error_result(L, c, rc, NULL);
   if (del) {
     rc = delete_keys(L, a, 2, 9, cur, ncur, want, nwant, sorted, ndel);
@@ -1584,6 +1608,7 @@ int jn_assoc_linkbody(lua_State *L) {
     rc = insert_keys(L, w, a, 2, 3, want, nwant, cur, ncur, sorted, nins);
     if (rc != SQLITE_OK) return link_fail(L, a, rc, 2, want, nwant, cur, ncur, sorted);
   }
+  if (one != NULL) jn_conn_learnone(L, w, one);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -1595,12 +1620,15 @@ int jn_assoc_unlinkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
+  jn_St *one;
   n = drop_none((jn_Key *)lua_touserdata(L, 3), n);   /* not linked: nothing to remove */
   if (jn_assoc_locksrows(w->c) && json_keys(a, (jn_Key *)lua_touserdata(L, 3), n))
     return json_write(L, w, a, 2, 3, n, 0, 0);
-  if (n > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
+  if (n > 1 && (rc = guard_one(L, w, a, n, 0, 0, &one)) != SQLITE_OK)
+    return jn_error_result(L, w->c, rc, NULL);
   rc = delete_keys(L, a, 2, 3, (jn_Key *)lua_touserdata(L, 3), n, NULL, 0, 0, n);
   if (rc != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
+  if (one != NULL) jn_conn_learnone(L, w, one);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -54,7 +54,7 @@ const jn_Dialect jn_sqlite_dialect = {
 static const char *const conn_sql[JN_CS_COUNT] = {
   NULL, NULL, NULL, "COMMIT", "ROLLBACK",
   "SAVEPOINT jn_tx", "RELEASE jn_tx", "ROLLBACK TO jn_tx",
-  "SAVEPOINT jn_w", "RELEASE jn_w", "ROLLBACK TO jn_w"
+  "SAVEPOINT jn_w", "RELEASE jn_w", "ROLLBACK TO jn_w", "PRAGMA schema_version"
 };
 
 /* Registry key of a weak-valued table: connection (light userdata) -> its
@@ -363,6 +363,107 @@ int jn_conn_writeguard(lua_State *L, jn_Write *w) {
   return rc;
 }
 
+/*
+** Main's schema cookie (PRAGMA schema_version, SQLite only) as the running
+** transaction sees it: from here to its end nobody else can change it (a
+** snapshot in WAL mode, a shared lock otherwise).
+*/
+static int schema_cookie(jn_Conn *c, long long *cookie) {
+  jn_St **slot = &c->st[JN_CS_COOKIE];
+  const char *sql = conn_sql[JN_CS_COOKIE];
+  int rc;
+  if (*slot == NULL && (rc = jn_e_prepare(c->eng, c->db, sql, strlen(sql), slot, NULL)) != SQLITE_OK) {
+    *slot = NULL;
+    return rc;
+  }
+  c->own = 1;
+  rc = jn_e_step(c->eng, *slot);
+  c->own = 0;
+  *cookie = rc == SQLITE_ROW ? jn_e_col_int64(c->eng, *slot, 0) : -1;
+  jn_e_reset(c->eng, *slot);
+  return rc == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+}
+
+/*
+** Is the program of st whole: no trigger (OP_Program: a trigger or a foreign
+** key action) and no FAIL conflict (OP_Halt or OP_HaltIfNull with P2 = 3,
+** OE_Fail: RAISE(FAIL), ON CONFLICT FAIL)?  Read from EXPLAIN, compiled
+** against the schema st has just run with; 0 when it cannot tell.
+** [-0, +0, m]
+*/
+static int program_whole(lua_State *L, jn_Conn *c, jn_St *st) {
+  jn_St *ex = NULL;
+  const char *sql = lua_pushfstring(L, "EXPLAIN %s", jn_e_sql(c->eng, st));
+  int rc = jn_e_prepare(c->eng, c->db, sql, strlen(sql), &ex, NULL), whole = 1;
+  lua_pop(L, 1);
+  if (rc != SQLITE_OK || ex == NULL) {
+    if (ex != NULL) jn_e_finalize(c->eng, ex);
+    return 0;
+  }
+  while (whole && (rc = jn_e_step(c->eng, ex)) == SQLITE_ROW) {
+    size_t n;
+    const char *op = (const char *)jn_e_col_text(c->eng, ex, 1, &n);
+    if (op == NULL) continue;
+    if (strcmp(op, "Program") == 0) whole = 0;
+    else if ((strcmp(op, "Halt") == 0 || strcmp(op, "HaltIfNull") == 0)
+             && jn_e_col_int64(c->eng, ex, 3) == 3)
+      whole = 0;
+  }
+  if (whole && rc != SQLITE_DONE) whole = 0;
+  jn_e_finalize(c->eng, ex);
+  return whole;
+}
+
+/*
+** The guard of an atomic body whose only write is st, one statement of
+** several rows (or of one row and its triggers).  On SQLite inside a
+** transaction such a statement keeps all its rows or none by itself when its
+** program is whole (program_whole): a failure rolls back the statement only
+** (or the whole transaction on a full disk or an interrupt, savepoint or
+** not), and the earlier writes of the caller's transaction stay.  Then it
+** runs without the savepoint.  The answer holds for the schema it was read
+** under: main's cookie (read here, in the caller's transaction, so no other
+** connection can change it before st runs), the connection's own db:exec and
+** db:query writes (a TEMP trigger changes no cookie of main), st itself not
+** prepared again.  Not known for this schema yet: the savepoint, and
+** jn_conn_learnone reads it once st has run.  Outside a transaction, on
+** PostgreSQL (a failed statement ends the caller's transaction), or when a
+** guard is already held: jn_conn_writeguard.
+*/
+int jn_conn_guardone(lua_State *L, jn_Write *w, jn_St *st, jn_Whole *wh) {
+  jn_Conn *c = w->c;
+  long long cookie;
+  if (w->mode != JN_W_NONE || c->eng != NULL || jn_e_autocommit(c->eng, c->db)
+      || schema_cookie(c, &cookie) != SQLITE_OK)
+    return jn_conn_writeguard(L, w);
+  if (wh->st == st && wh->cookie == cookie && wh->gen == c->schema_gen
+      && wh->rep == jn_e_reprepared(c->eng, st)) {
+    if (wh->whole) return SQLITE_OK;
+  } else {
+    w->learn = wh;
+    w->cookie = cookie;
+  }
+  return jn_conn_writeguard(L, w);
+}
+
+/*
+** After st, named to jn_conn_guardone, ran through under its savepoint:
+** read whether it is whole, for the schema it ran with.
+** [-0, +0, m]
+*/
+void jn_conn_learnone(lua_State *L, jn_Write *w, jn_St *st) {
+  jn_Whole *wh = w->learn;
+  jn_Conn *c = w->c;
+  if (wh == NULL) return;
+  w->learn = NULL;
+  wh->st = NULL;
+  wh->whole = program_whole(L, c, st);
+  wh->cookie = w->cookie;
+  wh->gen = c->schema_gen;
+  wh->rep = jn_e_reprepared(c->eng, st);
+  wh->st = st;
+}
+
 /* How many times a call junction ran in a transaction of its own is run
 ** again after a serialization failure or a deadlock (PostgreSQL's 40001
 ** and 40P01): the server undid it whole, and the same call run again on
@@ -403,6 +504,7 @@ static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfi
   w.c = c;
   w.mode = JN_W_NONE;
   w.once = 0;
+  w.learn = NULL;
   if (readfirst && jn_e_autocommit(c->eng, c->db)) {
     rc = run_own(c, JN_CS_BEGIN);
     if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
@@ -1125,6 +1227,7 @@ static int conn_exec(lua_State *L) {
                lua_gettop(L) - 2);
   rc = jn_conn_txcheck(L, c);
   if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
+  c->schema_gen++;   /* a script may change the schema (jn_Whole) */
   if (c->log_ref != LUA_NOREF) {   /* the script as one entry, no values */
     if (c->inlog) luaL_error(L, "junction: the log function may not run statements on its own connection");
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->log_ref);
@@ -1172,6 +1275,7 @@ static int conn_query(lua_State *L) {
     if (rc != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
     return luaL_error(L, "db:query: bad argument #1 (no SQL statement in it)");
   }
+  if (!jn_e_readonly(c->eng, st)) c->schema_gen++;   /* it may change the schema (jn_Whole) */
   if (strlen(jn_e_sql(c->eng, st)) < len) {   /* text after the first statement */
     jn_St *next = NULL;
     const char *rest = sql + strlen(jn_e_sql(c->eng, st));

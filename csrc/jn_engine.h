@@ -186,6 +186,24 @@ static inline int jn_e_busy(const jn_Engine *e, jn_St *st) {
 static inline const char *jn_e_sql(const jn_Engine *e, jn_St *st) {
   return JN_ENG(e, sql(st), sqlite3_sql(JN_SQ(st)));
 }
+/* SQLite only (0 on another engine): how many times st was compiled again
+** (the schema changed, say), and whether it writes nothing. */
+static inline int jn_e_reprepared(const jn_Engine *e, jn_St *st) {
+#ifdef JN_WITH_PG
+  if (e != NULL) return 0;
+#else
+  (void)e;
+#endif
+  return sqlite3_stmt_status(JN_SQ(st), SQLITE_STMTSTATUS_REPREPARE, 0);
+}
+static inline int jn_e_readonly(const jn_Engine *e, jn_St *st) {
+#ifdef JN_WITH_PG
+  if (e != NULL) return 0;
+#else
+  (void)e;
+#endif
+  return sqlite3_stmt_readonly(JN_SQ(st));
+}
 static inline int jn_e_nparams(const jn_Engine *e, jn_St *st) {
   return JN_ENG(e, nparams(st), sqlite3_bind_parameter_count(JN_SQ(st)));
 }

@@ -1363,6 +1363,110 @@ describe("a write of a few links stays all or nothing inside a transaction", fun
   end)
 end)
 
+-- On SQLite a write of several links that is one statement (removeGenres of
+-- up to 16 keys, a setGenres or addGenres that only inserts, or only
+-- deletes) keeps all its rows or none by itself, so inside a transaction it
+-- runs without the savepoint once junction has read its program; what SQLite
+-- ran is counted in sqlite_stmt (SQLITE_ENABLE_STMTVTAB: Debian has it).
+describe("a write of several links that is one statement, inside a transaction", function()
+  local db, m, post, other
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+    for i = 1, 10 do assert(m.Genre:create { name = "g" .. i }) end
+    post = assert(m.Post:create { text = "p" })
+    other = assert(m.Post:create { text = "q" })
+  end)
+  after_each(function() db:close() end)
+
+  local function savepoints()
+    local rows = db:query("SELECT run FROM sqlite_stmt WHERE sql = 'SAVEPOINT jn_w'")
+    if not rows then return nil end
+    return rows[1] and rows[1].run or 0
+  end
+
+  -- the statements used once, so their programs are read
+  local function warm(p)
+    assert.is_true(p:setGenres { 1, 2, 3, 4, 5 })   -- INSERT of 5
+    assert.is_true(p:removeGenres { 1, 2, 3, 4, 5 })  -- DELETE of 5
+    assert.is_true(p:addGenres { 6, 7 })             -- INSERT of 2
+    assert.is_true(p:setGenres {})                   -- DELETE of 2, over p's links
+  end
+
+  sqlite_it("runs without a savepoint after its first use", function()
+    if not savepoints() then return pending("no sqlite_stmt in this SQLite") end
+    assert.is_true(db:transaction(function()
+      warm(post)
+      local before = savepoints()
+      for _ = 1, 3 do
+        warm(post)
+        assert.same({}, genre_ids_of(db, 1))
+      end
+      assert.equal(before, savepoints())
+      assert.is_true(post:setGenres { 1, 2, 3, 4, 5 })
+      assert.is_true(post:setGenres { 2, 3, 4, 5, 6 })   -- a DELETE and an INSERT: the savepoint
+      assert.equal(before + 1, savepoints())
+    end))
+    assert.same({ 2, 3, 4, 5, 6 }, genre_ids_of(db, 1))
+  end)
+
+  sqlite_it("that fails keeps the transaction's earlier writes and none of its own rows", function()
+    if not savepoints() then return pending("no sqlite_stmt in this SQLite") end
+    -- a row of another table that refers to the link (3, post 1): deleting
+    -- that link fails the DELETE (a foreign key, no trigger: a whole program)
+    assert(db:exec("CREATE TABLE pin (genre_id INTEGER, post_id INTEGER,"
+      .. " FOREIGN KEY (genre_id, post_id) REFERENCES tag_post_genre (genre_id, post_id))"))
+    assert.is_true(post:setGenres { 1, 2, 3, 4, 5 })
+    assert(db:exec("INSERT INTO pin VALUES (3, 1)"))
+    assert.is_true(db:transaction(function()
+      warm(other)
+      local before = savepoints()
+      local g = assert(m.Genre:create { name = "kept" })
+      post.text = "edited"
+      assert(post:save())
+      local ok, msg, code = post:removeGenres { 1, 2, 3, 4, 5 }
+      assert.is_nil(ok)
+      H.mentions(msg, "FOREIGN KEY")
+      assert.equal(787, code)
+      ok, msg, code = other:setGenres { 8, 99 }             -- 99 is no genre
+      assert.is_nil(ok)
+      assert.equal(787, code)
+      H.mentions(msg, "99 not found")
+      assert.equal(before, savepoints())                    -- neither took the savepoint
+      assert.same({ 1, 2, 3, 4, 5 }, genre_ids_of(db, 1))
+      assert.same({}, genre_ids_of(db, 2))
+      assert.equal("kept", m.Genre:findByPk(g.genre_id).name)
+      assert.equal("edited", m.Post:findByPk(1).text)
+      assert.is_true(post:removeGenres { 1, 2 })           -- the transaction goes on
+    end))
+    assert.same({ 3, 4, 5 }, genre_ids_of(db, 1))
+    assert.equal(1, m.Genre:count { where = { name = "kept" } })
+    assert.equal("edited", m.Post:findByPk(1).text)
+  end)
+
+  sqlite_it("leaves instances to follow the rollback of the transaction", function()
+    if not savepoints() then return pending("no sqlite_stmt in this SQLite") end
+    assert.is_true(post:setGenres { 1, 2, 3, 4, 5 })
+    local ok, msg = db:transaction(function()
+      warm(other)
+      local before = savepoints()
+      post.text = "edited"
+      assert(post:save())
+      assert.is_true(post:removeGenres { 1, 2, 3, 4, 5 })
+      assert.is_true(post:addGenres { 6, 7 })
+      assert.equal(before, savepoints())
+      H.junction.abort("undo")
+    end)
+    assert.is_nil(ok)
+    assert.equal("undo", msg)
+    assert.same({ 1, 2, 3, 4, 5 }, genre_ids_of(db, 1))
+    assert.equal("p", m.Post:findByPk(1).text)
+    assert.same({ "text" }, post:changed())
+    assert(post:save())
+    assert.equal("edited", m.Post:findByPk(1).text)
+  end)
+end)
+
 describe("a link to a key that is not a row", function()
   local db, m, post
   before_each(function()
