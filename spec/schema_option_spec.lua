@@ -214,6 +214,47 @@ describe("the schema option", function()
     assert.truthy(dot:find(s .. ".users", 1, true), dot)
   end)
 
+  it("the migrations' table helpers take Sequelize's { tableName = ..., schema = ... }", function()
+    db = H.open()
+    local s = H.schema(db, "archive")
+    local t = { tableName = "users", schema = s }
+    local steps = { { name = "1", up = function(schema)
+      schema:createTable(t, { { "id", { type = T.INTEGER, primaryKey = true, autoIncrement = true } },
+                              { "name", { type = T.STRING(60) } },
+                              { "createdAt", { type = T.DATE, allowNull = false } },
+                              { "updatedAt", { type = T.DATE, allowNull = false } } })
+      schema:addColumn(t, "note", { type = T.TEXT })
+      schema:renameColumn(t, "note", "remark")
+      schema:changeColumn(t, "remark", { type = T.STRING(80) })
+      schema:addIndex(t, { "name" })
+      schema:removeColumn(t, "remark")
+      schema:renameTable(t, { tableName = "people", schema = s })
+      schema:renameTable({ tableName = "people", schema = s }, "users")   -- stays in the schema
+    end } }
+    assert(junction.migrate(db, steps))
+    local U = users(db, "User", s)
+    -- the table is where the model's statements look for it, before any sync
+    assert.equal(0, assert(db:query("SELECT count(*) AS n FROM " .. U:_info().qtable))[1].n)
+    local ok, details = db:sync()   -- the table the migration made in the schema is the model's
+    assert.is_true(ok, details and details.problems and table.concat(details.problems, "; "))
+    assert(U:create { name = "x" })
+    assert.equal(1, assert(U:count()))
+    steps[2] = { name = "2", up = function(schema) schema:dropTable(t) end }
+    assert(junction.migrate(db, steps))
+    assert.is_nil(U:count())        -- the table is gone
+    -- a rename out of the table's schema is refused on both engines
+    local done, err = pcall(junction.migrate, db, { steps[1], steps[2], { name = "3", up = function(schema)
+      schema:createTable(t, { id = { type = T.INTEGER, primaryKey = true } })
+      schema:renameTable(t, { tableName = "users" })
+    end } })
+    assert.is_false(done)
+    assert.truthy(tostring(err):find("a rename stays in the table's schema", 1, true), tostring(err))
+    -- a bad table argument raises, naming it
+    assert.has_error(function() junction.migrate(db, { steps[1], steps[2], { name = "3", up = function(schema)
+      schema:dropTable { tableName = "users", schema = 42 }
+    end } }) end)
+  end)
+
   it("names the schema in every statement about the table (none forgets it)", function()
     local log = {}
     db = H.open { log = function(sql) log[#log + 1] = sql end }

@@ -200,9 +200,20 @@ end
 
 -- PostgreSQL: the table's columns (name, identity) and its primary key's
 -- columns, from information_schema (the search_path's first schema).
-local function pg_describe(db, tbl, ctx)
+-- The schema condition of a catalog read and its argument: schema, or the
+-- search_path's first schema.
+local function in_schema(col, schema)
+  if schema == nil then return col .. " = current_schema() AND ", {} end
+  return col .. " = ? AND ", { schema }
+end
+
+local unpack = table.unpack or unpack
+
+local function pg_describe(db, tbl, ctx, schema)
+  local cond, args = in_schema("table_schema", schema)
+  args[#args + 1] = tbl
   local cols = must(db, "SELECT column_name AS name, is_identity AS ident FROM information_schema.columns " ..
-                        "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position", tbl)
+                        "WHERE " .. cond .. "table_name = ? ORDER BY ordinal_position", unpack(args))
   if #cols == 0 then raise("%s: no table '%s'", ctx, tbl) end
   local d = { columns = {}, byname = {} }
   for i, r in ipairs(cols) do
@@ -210,11 +221,12 @@ local function pg_describe(db, tbl, ctx)
     d.columns[i] = c
     d.byname[r.name] = c
   end
+  cond = in_schema("tc.table_schema", schema)
   for _, r in ipairs(must(db, "SELECT kcu.column_name AS name FROM information_schema.table_constraints tc " ..
       "JOIN information_schema.key_column_usage kcu ON kcu.constraint_schema = tc.constraint_schema " ..
       "AND kcu.constraint_name = tc.constraint_name " ..
-      "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = current_schema() AND tc.table_name = ?",
-      tbl)) do
+      "WHERE tc.constraint_type = 'PRIMARY KEY' AND " .. cond .. "tc.table_name = ?",
+      unpack(args))) do
     d.byname[r.name].pk = 1
   end
   return d
@@ -222,14 +234,17 @@ end
 
 -- PostgreSQL: the names of the constraints of a kind ('FOREIGN KEY',
 -- 'UNIQUE') on exactly the one column col of tbl.
-local function pg_constraints_on(db, tbl, col, kind)
+local function pg_constraints_on(db, tbl, col, kind, schema)
   local out = {}
+  local cond, args = in_schema("tc.table_schema", schema)
+  table.insert(args, 1, kind)
+  args[#args + 1] = tbl
   for _, r in ipairs(must(db, "SELECT tc.constraint_name AS name, count(*) AS n, max(kcu.column_name) AS col " ..
       "FROM information_schema.table_constraints tc " ..
       "JOIN information_schema.key_column_usage kcu ON kcu.constraint_schema = tc.constraint_schema " ..
       "AND kcu.constraint_name = tc.constraint_name " ..
-      "WHERE tc.constraint_type = ? AND tc.table_schema = current_schema() AND tc.table_name = ? " ..
-      "GROUP BY tc.constraint_name", kind, tbl)) do
+      "WHERE tc.constraint_type = ? AND " .. cond .. "tc.table_name = ? " ..
+      "GROUP BY tc.constraint_name", unpack(args))) do
     if r.n == 1 and r.col == col then out[#out + 1] = r.name end
   end
   return out
@@ -336,13 +351,35 @@ local function check_name(v, what, ctx)
   end
 end
 
+-- A table argument: a name, or Sequelize's { tableName = ..., schema = ... }
+-- (the table of a model with that schema option). Returns the name the
+-- catalog knows it by, its schema on PostgreSQL (nil: the current one), and
+-- the table as SQL names it: on PostgreSQL "schema"."table"; on SQLite, which
+-- has one namespace, the schema prefixes the one name, "schema.table", as a
+-- model's schema option does (docs/API.md "Schemas").
+local function table_arg(db, t, what, ctx)
+  if type(t) ~= "table" then
+    check_name(t, what, ctx)
+    return t, nil, quote(t)
+  end
+  local name, schema = rawget(t, "tableName"), rawget(t, "schema")
+  for k in pairs(t) do
+    if k ~= "tableName" and k ~= "schema" then raise("%s: bad %s (unknown key '%s')", ctx, what, tostring(k)) end
+  end
+  check_name(name, what .. " (tableName)", ctx)
+  if schema == nil then return name, nil, quote(name) end
+  check_name(schema, what .. " (schema)", ctx)
+  if is_pg(db) then return name, schema, quote(schema) .. "." .. quote(name) end
+  return schema .. "." .. name, nil, quote(schema .. "." .. name)
+end
+
 --- createTable(name, columns, opts): columns is name -> spec (the spec of a
 -- model field: type, allowNull, primaryKey, autoIncrement, unique,
 -- defaultValue, references, onDelete, onUpdate) or an array of { name, spec }
 -- pairs (the columns in that order); opts.uniqueKeys = { {"a", "b"}, ... }.
 function Schema:createTable(name, columns, opts)
   local ctx = "schema:createTable"
-  check_name(name, "table name", ctx)
+  local _, schema, qtbl = table_arg(self.db, name, "table name", ctx)
   local defs = {}
   local pg = is_pg(self.db)
   for _, pair in ipairs(columns_in_order(columns, ctx)) do
@@ -355,18 +392,29 @@ function Schema:createTable(name, columns, opts)
     end
     for _, u in ipairs(opts.uniqueKeys or {}) do defs[#defs + 1] = "UNIQUE (" .. quoted_list(u) .. ")" end
   end
-  run(self.db, "CREATE TABLE " .. quote(name) .. " (" .. table.concat(defs, ", ") .. ")")
+  if schema then run(self.db, "CREATE SCHEMA IF NOT EXISTS " .. quote(schema)) end
+  run(self.db, "CREATE TABLE " .. qtbl .. " (" .. table.concat(defs, ", ") .. ")")
 end
 
 function Schema:dropTable(name)
-  check_name(name, "table name", "schema:dropTable")
-  run(self.db, "DROP TABLE " .. quote(name))
+  local _, _, qtbl = table_arg(self.db, name, "table name", "schema:dropTable")
+  run(self.db, "DROP TABLE " .. qtbl)
 end
 
 function Schema:renameTable(from, to)
-  check_name(from, "table name", "schema:renameTable")
-  check_name(to, "new table name", "schema:renameTable")
-  run(self.db, string.format("ALTER TABLE %s RENAME TO %s", quote(from), quote(to)))
+  local ctx = "schema:renameTable"
+  local _, _, qfrom = table_arg(self.db, from, "table name", ctx)
+  -- a rename stays in the table's schema, as PostgreSQL's RENAME TO does: a
+  -- bare new name is in it (on SQLite too: "archive.users" to "archive.people")
+  local schema = type(from) == "table" and rawget(from, "schema") or nil
+  if type(to) == "string" and schema ~= nil then to = { tableName = to, schema = schema } end
+  local to_schema = type(to) == "table" and rawget(to, "schema") or nil
+  if to_schema ~= schema then
+    raise("%s: bad new table name (in schema '%s', the table in '%s': a rename stays in the table's schema)",
+          ctx, tostring(to_schema), tostring(schema))
+  end
+  local name = table_arg(self.db, to, "new table name", ctx)   -- PostgreSQL's: the bare name
+  run(self.db, string.format("ALTER TABLE %s RENAME TO %s", qfrom, quote(name)))
 end
 
 --- addColumn(table, name, spec): ALTER TABLE ADD COLUMN where SQLite allows
@@ -375,20 +423,21 @@ end
 -- does each of those itself.
 function Schema:addColumn(tbl, name, spec)
   local ctx = "schema:addColumn"
-  check_name(tbl, "table name", ctx)
+  local schema, qtbl
+  tbl, schema, qtbl = table_arg(self.db, tbl, "table name", ctx)
   local pg = is_pg(self.db)
   local def = column_sql(name, spec, ctx, pg)
   if pg then
-    if pg_describe(self.db, tbl, ctx).byname[name] then
+    if pg_describe(self.db, tbl, ctx, schema).byname[name] then
       raise("%s: table '%s' has a column '%s' already", ctx, tbl, name)
     end
-    return run(self.db, "ALTER TABLE " .. quote(tbl) .. " ADD COLUMN " .. def)
+    return run(self.db, "ALTER TABLE " .. qtbl .. " ADD COLUMN " .. def)
   end
   local d = describe(self.db, tbl, ctx)
   for _, c in ipairs(d.columns) do
     if c.name == name then raise("%s: table '%s' has a column '%s' already", ctx, tbl, name) end
   end
-  local ok = self.db:exec("ALTER TABLE " .. quote(tbl) .. " ADD COLUMN " .. def)
+  local ok = self.db:exec("ALTER TABLE " .. qtbl .. " ADD COLUMN " .. def)
   if not ok then rebuild(self.db, tbl, d, name, def, true) end
 end
 
@@ -396,14 +445,15 @@ end
 -- and foreign keys on it go; every other row value stays.
 function Schema:removeColumn(tbl, name)
   local ctx = "schema:removeColumn"
-  check_name(tbl, "table name", ctx)
+  local schema, qtbl
+  tbl, schema, qtbl = table_arg(self.db, tbl, "table name", ctx)
   check_name(name, "column name", ctx)
   if is_pg(self.db) then
-    local c = pg_describe(self.db, tbl, ctx).byname[name]
+    local c = pg_describe(self.db, tbl, ctx, schema).byname[name]
     if not c then raise("%s: table '%s' has no column '%s'", ctx, tbl, name) end
     if c.pk > 0 then raise("%s: '%s' is the primary key of '%s'", ctx, name, tbl) end
     -- its indexes, unique constraints and foreign keys go with it
-    return run(self.db, string.format("ALTER TABLE %s DROP COLUMN %s", quote(tbl), quote(name)))
+    return run(self.db, string.format("ALTER TABLE %s DROP COLUMN %s", qtbl, quote(name)))
   end
   local d = describe(self.db, tbl, ctx)
   local found = false
@@ -419,17 +469,17 @@ end
 
 function Schema:renameColumn(tbl, from, to)
   local ctx = "schema:renameColumn"
-  check_name(tbl, "table name", ctx)
+  local _, _, qtbl = table_arg(self.db, tbl, "table name", ctx)
   check_name(from, "column name", ctx)
   check_name(to, "new column name", ctx)
-  run(self.db, string.format("ALTER TABLE %s RENAME COLUMN %s TO %s", quote(tbl), quote(from), quote(to)))
+  run(self.db, string.format("ALTER TABLE %s RENAME COLUMN %s TO %s", qtbl, quote(from), quote(to)))
 end
 
 -- PostgreSQL's changeColumn: one ALTER TABLE with the column's type (its
 -- values converted by a cast), NOT NULL, default, unique, identity and
 -- reference, as the new definition says.
-local function pg_change(db, tbl, name, spec, ctx)
-  local c = pg_describe(db, tbl, ctx).byname[name]
+local function pg_change(db, tbl, name, spec, ctx, schema, qtbl)
+  local c = pg_describe(db, tbl, ctx, schema).byname[name]
   if not c then raise("%s: table '%s' has no column '%s'", ctx, tbl, name) end
   local col = quote(name)
   local ty = type_sql(rawget(spec, "type"), ctx .. ": column '" .. name .. "'", true)
@@ -446,18 +496,18 @@ local function pg_change(db, tbl, name, spec, ctx)
     acts[#acts + 1] = string.format("ALTER COLUMN %s ADD GENERATED BY DEFAULT AS IDENTITY", col)
   end
   if spec.primaryKey and c.pk == 0 then acts[#acts + 1] = "ADD PRIMARY KEY (" .. col .. ")" end
-  if spec.unique == true and #pg_constraints_on(db, tbl, name, "UNIQUE") == 0 then
+  if spec.unique == true and #pg_constraints_on(db, tbl, name, "UNIQUE", schema) == 0 then
     acts[#acts + 1] = "ADD UNIQUE (" .. col .. ")"
   end
   -- the reference is the new one: the old goes, the declared one is made
-  for _, fk in ipairs(pg_constraints_on(db, tbl, name, "FOREIGN KEY")) do
+  for _, fk in ipairs(pg_constraints_on(db, tbl, name, "FOREIGN KEY", schema)) do
     acts[#acts + 1] = "DROP CONSTRAINT " .. quote(fk)
   end
   if spec.references ~= nil then
     local ref = column_sql(name, spec, ctx, true):match(" (REFERENCES .*)$")
     acts[#acts + 1] = "ADD FOREIGN KEY (" .. col .. ") " .. ref
   end
-  run(db, "ALTER TABLE " .. quote(tbl) .. " " .. table.concat(acts, ", "))
+  run(db, "ALTER TABLE " .. qtbl .. " " .. table.concat(acts, ", "))
 end
 
 --- changeColumn(table, name, spec): the column takes the new definition
@@ -466,10 +516,11 @@ end
 -- the new type).
 function Schema:changeColumn(tbl, name, spec)
   local ctx = "schema:changeColumn"
-  check_name(tbl, "table name", ctx)
+  local schema, qtbl
+  tbl, schema, qtbl = table_arg(self.db, tbl, "table name", ctx)
   if is_pg(self.db) then
     column_sql(name, spec, ctx, true)   -- the declaration's checks
-    return pg_change(self.db, tbl, name, spec, ctx)
+    return pg_change(self.db, tbl, name, spec, ctx, schema, qtbl)
   end
   local def = column_sql(name, spec, ctx)
   local d = describe(self.db, tbl, ctx)
@@ -484,7 +535,8 @@ end
 -- by the migration's author).
 function Schema:addIndex(tbl, fields, opts)
   local ctx = "schema:addIndex"
-  check_name(tbl, "table name", ctx)
+  local t, _, qtbl = table_arg(self.db, tbl, "table name", ctx)
+  tbl = t
   if type(fields) == "string" then fields = { fields } end
   if type(fields) ~= "table" or #fields == 0 then raise("%s: bad fields (array of column names expected)", ctx) end
   opts = opts or {}
@@ -496,7 +548,7 @@ function Schema:addIndex(tbl, fields, opts)
   end
   local name = opts.name or (tbl .. "_" .. table.concat(fields, "_") .. "_idx")
   local sql = string.format("CREATE %sINDEX %s ON %s (%s)", opts.unique and "UNIQUE " or "", quote(name),
-                            quote(tbl), quoted_list(fields))
+                            qtbl, quoted_list(fields))
   if opts.where ~= nil then
     if type(opts.where) ~= "string" then raise("%s: bad option 'where' (SQL text expected)", ctx) end
     sql = sql .. " WHERE " .. opts.where
