@@ -255,6 +255,36 @@ describe("the schema option", function()
     end } }) end)
   end)
 
+  it("junction.copy carries a SQLite file's schema tables into their schema", function()
+    db = H.open()                                   -- the destination: PostgreSQL, or SQLite
+    local s = H.schema(db, "archive")
+    local src = assert(junction.open(":memory:"))   -- the source: a SQLite file's tables
+    local function models(conn)
+      users(conn, "User", s)
+      conn:define("Post", { tableName = "posts", schema = s, fields = {
+        id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+        user_id = { type = T.INTEGER, references = { model = "User", key = "id" } } } })
+      users(conn, "Own")                            -- "users" outside the schema
+      assert(conn:sync())
+    end
+    models(src)
+    models(db)
+    local u = assert(src:model("User"):create { name = "in archive" })
+    assert(src:model("Post"):create { user_id = u.id })
+    assert(src:model("Own"):create { name = "own 1" })
+    assert(src:model("Own"):create { name = "own 2" })
+    local counts = assert(junction.copy(src, db))
+    assert.equal(1, counts[s .. ".users"])
+    assert.equal(1, counts[s .. ".posts"])
+    assert.equal(2, counts.users)
+    assert.same({ "in archive" }, names(assert(db:model("User"):findAll {})))
+    assert.same({ "own 1", "own 2" }, names(assert(db:model("Own"):findAll {})))
+    -- the key counter moved past the copied keys
+    local u2 = assert(db:model("User"):create { name = "after" })
+    assert.is_true(u2.id > u.id)
+    src:close()
+  end)
+
   it("names the schema in every statement about the table (none forgets it)", function()
     local log = {}
     db = H.open { log = function(sql) log[#log + 1] = sql end }

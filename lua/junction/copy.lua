@@ -16,6 +16,12 @@
 -- own high-water mark, where SQLite keeps one), so that the inserts after
 -- the move do not collide with the copied keys.
 --
+-- The table of a model with a schema option ("archive") is "archive.users" in
+-- the source's list and in opts.tables: on SQLite that is its one name, on
+-- PostgreSQL the table "archive"."users" (so a SQLite file's schema tables
+-- land in their PostgreSQL schemas). A PostgreSQL source lists the tables of
+-- its current schema only: name the others in opts.tables.
+--
 -- Returns a table name -> number of rows copied, or nil, message, code
 -- (nothing is written then). A mistake in the call raises.
 local junction = require "junction"
@@ -32,6 +38,18 @@ end
 
 local function is_pg(db)
   return db:engine() == "postgres"
+end
+
+-- A table is named by one string on both engines: "users", or for the
+-- table of a model with schema = "archive", "archive.users" (junction's
+-- identifiers hold no dot). On SQLite that is the table's one name; on
+-- PostgreSQL the table "archive"."users" (docs/API.md "Schemas"), and a
+-- name without a dot is in the search_path. Returns the table as SQL names
+-- it, then (PostgreSQL) its schema or nil and its bare name.
+local function qname(db, tbl)
+  local schema, bare = tbl:match("^([^.]+)%.(.+)$")
+  if not is_pg(db) or not schema then return quote(tbl), nil, tbl end
+  return quote(schema) .. "." .. quote(bare), schema, bare
 end
 
 -- a failure inside the transactions: carried out by junction.abort
@@ -61,23 +79,33 @@ local function tables(db)
   return out
 end
 
+-- Does the database hold the table?
+local function exists(db, tbl)
+  if is_pg(db) then
+    return must(db, "SELECT 1 AS x WHERE to_regclass(?::text) IS NOT NULL", (qname(db, tbl)))[1] ~= nil
+  end
+  return must(db, "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", tbl)[1] ~= nil
+end
+
 -- The columns of a table in order: { name =, pk = position in the key or 0,
 -- blob = true for BLOB/bytea, identity = true for a PostgreSQL identity }.
-local REGCLASS = "(quote_ident(current_schema()) || '.' || quote_ident(?::text))::regclass"
-
 local function columns(db, tbl)
   local out = {}
   if is_pg(db) then
     local pk = {}
+    local q, schema, bare = qname(db, tbl)
+    if not exists(db, tbl) then return out end
     for _, r in ipairs(must(db, "SELECT a.attname AS name, array_position(i.indkey::int2[], a.attnum) AS pos " ..
         "FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) " ..
-        "WHERE i.indisprimary AND i.indrelid = " .. REGCLASS,
-        tbl)) do
+        "WHERE i.indisprimary AND i.indrelid = (?::text)::regclass", q)) do
       pk[r.name] = r.pos
     end
-    for _, r in ipairs(must(db, "SELECT column_name AS name, data_type AS ty, is_identity AS ident, " ..
+    local cols_sql = "SELECT column_name AS name, data_type AS ty, is_identity AS ident, " ..
         "column_default AS dflt FROM information_schema.columns " ..
-        "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position", tbl)) do
+        "WHERE table_schema = %s AND table_name = ? ORDER BY ordinal_position"
+    local rows = schema and must(db, cols_sql:format("?"), schema, bare)
+                 or must(db, cols_sql:format("current_schema()"), bare)
+    for _, r in ipairs(rows) do
       out[#out + 1] = { name = r.name, pk = pk[r.name] or 0, blob = r.ty == "bytea",
                         identity = r.ident == "YES" or (type(r.dflt) == "string" and r.dflt:find("^nextval%(") ~= nil) }
     end
@@ -89,14 +117,16 @@ local function columns(db, tbl)
   return out
 end
 
--- The tables a table references (itself left out).
+-- The tables a table references (itself left out), named as qname takes them.
 local function parents(db, tbl)
   local sql = is_pg(db)
-    and "SELECT DISTINCT p.relname AS name FROM pg_constraint c JOIN pg_class p ON p.oid = c.confrelid " ..
-        "WHERE c.contype = 'f' AND c.conrelid = " .. REGCLASS
+    and "SELECT DISTINCT CASE WHEN n.nspname = current_schema() THEN p.relname " ..
+        "ELSE n.nspname || '.' || p.relname END AS name FROM pg_constraint c " ..
+        "JOIN pg_class p ON p.oid = c.confrelid JOIN pg_namespace n ON n.oid = p.relnamespace " ..
+        "WHERE c.contype = 'f' AND c.conrelid = (?::text)::regclass"
     or "SELECT DISTINCT \"table\" AS name FROM pragma_foreign_key_list(?)"
   local out = {}
-  for _, r in ipairs(must(db, sql, tbl)) do
+  for _, r in ipairs(must(db, sql, (qname(db, tbl)))) do
     if r.name ~= tbl then out[#out + 1] = r.name end
   end
   return out
@@ -184,9 +214,9 @@ local function copy_table(from, to, tbl, src_cols, dst_cols)
   end
   local n = #src_cols
   local select_sql = string.format("SELECT %s FROM %s ORDER BY %s LIMIT %d OFFSET ?",
-    table.concat(names, ", "), quote(tbl), table.concat(order, ", "), BATCH)
+    table.concat(names, ", "), (qname(from, tbl)), table.concat(order, ", "), BATCH)
   local insert_sql = string.format("INSERT INTO %s (%s) VALUES (%s)",
-    quote(tbl), table.concat(names, ", "), table.concat(marks, ", "))
+    (qname(to, tbl)), table.concat(names, ", "), table.concat(marks, ", "))
   local count = 0
   while true do
     local rows = must(from, select_sql, count)
@@ -220,11 +250,11 @@ local function reset_counter(from, to, tbl, dst_cols)
   if is_pg(to) then
     for _, c in ipairs(dst_cols) do
       if c.identity then
-        local mx = must(to, string.format("SELECT max(%s) AS m FROM %s", quote(c.name), quote(tbl)))[1].m
+        local mx = must(to, string.format("SELECT max(%s) AS m FROM %s", quote(c.name), (qname(to, tbl))))[1].m
         local top = mx
         if floor and (top == nil or tonumber(floor) > tonumber(top)) then top = floor end
         if top ~= nil then
-          must(to, "SELECT setval(pg_get_serial_sequence(?, ?), ?) AS v", quote(tbl), c.name, top)
+          must(to, "SELECT setval(pg_get_serial_sequence(?, ?), ?) AS v", (qname(to, tbl)), c.name, top)
         end
       end
     end
@@ -285,14 +315,12 @@ return function(from, to, opts)
       -- itself (or a cycle) may arrive in any order
       if not is_pg(to) then must(to, "PRAGMA defer_foreign_keys = ON") end
       local list = only or tables(from)
-      local have = {}
-      for _, t in ipairs(tables(to)) do have[t] = true end
       for _, t in ipairs(list) do
-        if not have[t] then
+        if not exists(to, t) then
           fail(string.format("junction.copy: the destination has no table '%s': run its migrations or " ..
                              "db:sync() first", t))
         end
-        if must(to, "SELECT count(*) AS n FROM " .. quote(t))[1].n > 0 then
+        if must(to, "SELECT count(*) AS n FROM " .. (qname(to, t)))[1].n > 0 then
           fail(string.format("junction.copy: table '%s' of the destination has rows already " ..
                              "(the copy fills empty tables)", t))
         end
