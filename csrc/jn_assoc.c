@@ -1620,7 +1620,7 @@ int jn_assoc_unlinkbody(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
-  jn_St *one;
+  jn_St *one = NULL;                   /* the only write, when guard_one named it */
   n = drop_none((jn_Key *)lua_touserdata(L, 3), n);   /* not linked: nothing to remove */
   if (jn_assoc_locksrows(w->c) && json_keys(a, (jn_Key *)lua_touserdata(L, 3), n))
     return json_write(L, w, a, 2, 3, n, 0, 0);
