@@ -69,6 +69,13 @@
 ** set or VIRTUAL fields have one (jn_Model.accessors). */
 #define JN_ACCESSORS "junction.accessors"
 
+/* Registry key of a weak table: connection (light userdata) -> the
+** transaction journals of its instances (jn_inst.c), anchored in the
+** connection's uservalue under "journals": a journal holds instances, they
+** hold their connection, so a strong reference from the registry would keep
+** a dropped connection (and its open transaction's locks) alive. */
+#define JN_JOURNALS "junction.journals"
+
 /* Registry key of the table of instance methods every model starts with. */
 #define JN_INST_METHODS "junction.instance_methods"
 
@@ -426,6 +433,13 @@ JN_INTERNAL void jn_conn_learnone(lua_State *L, jn_Write *w, jn_St *st);
 JN_INTERNAL void jn_conn_open(lua_State *L);
 JN_INTERNAL void jn_conn_checkopts(lua_State *L, int optsidx, const char *const *allowed,
                                     const char *ctx);
+/* Called when the connection itself ends transaction levels that
+** db:transaction will never settle (abandoned ones it rolls back, every
+** level at close): the levels above c->txdepth, whose frames still hold
+** their serials, rolled back.  jn_inst registers it (its journals give the
+** instances written there their state back); it must not raise. */
+typedef void (*jn_TxUndo)(lua_State *L, jn_Conn *c);
+JN_INTERNAL void jn_conn_ontxundo(jn_TxUndo fn);
 
 /* jn_schema.c */
 JN_INTERNAL jn_Model *jn_schema_checkopen(lua_State *L, int idx);

@@ -232,6 +232,15 @@ static void end_frames(jn_Conn *c, int from, int kill) {
   }
 }
 
+/* How the instances written in levels ended here get their state back
+** (jn_inst's, registered by jn_conn_ontxundo: a layer above, so never
+** called by name). */
+static jn_TxUndo tx_undo = NULL;
+
+void jn_conn_ontxundo(jn_TxUndo fn) {
+  tx_undo = fn;
+}
+
 /* A full garbage collection, run protected: finalizers may raise. */
 static int full_gc(lua_State *L) {
   lua_gc(L, LUA_GCCOLLECT, 0);
@@ -264,6 +273,7 @@ again:
   }
   if (dead >= 0) {
     end_frames(c, dead, 0);
+    if (tx_undo != NULL) tx_undo(L, c);   /* nobody will settle them: db:transaction is gone */
     goto again;
   }
   if (top == TX_YIELDED) {
@@ -1100,7 +1110,9 @@ static int close_conn(lua_State *L, jn_Conn *c) {
   luaL_unref(L, LUA_REGISTRYINDEX, c->params_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, c->instmt_ref);
   c->cache_ref = c->log_ref = c->params_ref = c->instmt_ref = LUA_NOREF;
-  free(c->tx);   /* SQLite rolled back whatever was open */
+  c->txdepth = 0;   /* SQLite rolled back whatever was open: so are its instances */
+  if (tx_undo != NULL && c->tx != NULL) tx_undo(L, c);
+  free(c->tx);
   c->tx = NULL;
   c->txdepth = c->txcap = 0;
   c->nzombie = 0;

@@ -589,7 +589,7 @@ static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, i
 ** append.  An instance written at an inner level after an outer one keeps
 ** the outer state in itself and the inner one in a JournalEntry under the
 ** instance in the inner journal's hash part.  A connection's journals are
-** one table, { [depth] = journal }, in the registry (push_levels).
+** one table, { [depth] = journal }, anchored in its uservalue (make_levels).
 */
 
 /* dst |= src over n bytes of dirty bits. */
@@ -607,21 +607,36 @@ typedef struct JournalEntry {
   unsigned char dirty[1];
 } JournalEntry;
 
-/* Push the levels table of connection c, made when make is set; returns
-** whether one is pushed (nothing is pushed when not).  It sits in the
-** registry under the address of c->tx, a light userdata key no other
-** entry uses. [-0, +(0|1), m] */
-static int push_levels(lua_State *L, jn_Conn *c, int make) {
-  lua_pushlightuserdata(L, &c->tx);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+/* Push the levels table of connection c and return 1, or push nothing and
+** return 0 when it has none yet.  It sits in JN_JOURNALS, a weak table:
+** only the connection's uservalue holds it (make_levels). [-0, +(0|1), -] */
+static int push_levels(lua_State *L, jn_Conn *c) {
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
+  lua_pushlightuserdata(L, c);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
   if (!lua_isnil(L, -1)) return 1;
   lua_pop(L, 1);
-  if (!make) return 0;
+  return 0;
+}
+
+/* Make and push the levels table of the connection of the instance at
+** instidx: kept by the connection's uservalue, so a connection dropped with
+** instances in its journals is collected (and its transaction rolled
+** back), and found from c through JN_JOURNALS. [-0, +1, m] */
+static void make_levels(lua_State *L, int instidx, jn_Conn *c) {
   lua_newtable(L);
-  lua_pushlightuserdata(L, &c->tx);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, LUA_REGISTRYINDEX);
-  return 1;
+  jn_inst_pushmodel(L, instidx);
+  jn_schema_uv(L, -1, JN_UV_CONN);
+  lua_getuservalue(L, -1);
+  lua_pushvalue(L, -4);
+  lua_setfield(L, -2, "journals");
+  lua_pop(L, 3);
+  lua_getfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
+  lua_pushlightuserdata(L, c);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
 }
 
 /* Push the journal of level depth in the levels table at lv (made). [-0, +1, m] */
@@ -641,6 +656,14 @@ static int level_open(const jn_Conn *c, unsigned long serial) {
   for (i = 0; i < c->txdepth; i++)
     if (c->tx[i].serial == serial) return 1;
   return 0;
+}
+
+/* May the statement check (jn_conn_txcheck) roll back the innermost level
+** of c (open) as one nobody can end any more?  Not when it is the running
+** coroutine's own and its token lives: then every level below is live too. */
+static int level_in_doubt(lua_State *L, const jn_Conn *c) {
+  const jn_TxFrame *f = &c->tx[c->txdepth - 1];
+  return f->abandoned || f->owner != L;
 }
 
 /* The instance's state now, as a journal keeps it. */
@@ -675,8 +698,14 @@ static void note_inner(lua_State *L, int instidx, jn_Inst *inst, int j) {
 /*
 ** Note in the journal of the open transaction level that the instance at
 ** instidx is about to be written.  Outside a transaction it does nothing:
-** a write there is one statement, done or not.  It raises only for memory,
-** before the write.
+** a write there is one statement, done or not.  The level is the one the
+** statement will run in: when the innermost level is another coroutine's,
+** or its token was collected (level_in_doubt), it may be one nobody can
+** end any more (an abandoned coroutine's), and the statement's own check
+** would roll it back, undoing this note under a write that then lands in
+** the level below; so the check runs first here (the running coroutine's
+** own level, the common case, needs none).  When the statement will be refused nothing is noted.
+** It raises only for memory, before the write.
 ** [-0, +0, m]
 */
 static void journal_note(lua_State *L, int instidx, jn_Inst *inst) {
@@ -685,6 +714,7 @@ static void journal_note(lua_State *L, int instidx, jn_Inst *inst) {
   size_t n;
   int top;
   if (c->txdepth == 0) return;
+  if (level_in_doubt(L, c) && (jn_conn_txcheck(L, c) != SQLITE_OK || c->txdepth == 0)) return;
   serial = c->tx[c->txdepth - 1].serial;
   n = DIRTY_BYTES(inst->model);
   if (inst->jserial == serial) {        /* written at this level before */
@@ -693,7 +723,7 @@ static void journal_note(lua_State *L, int instidx, jn_Inst *inst) {
   }
   top = lua_gettop(L);
   if (instidx < 0) instidx = top + instidx + 1;
-  push_levels(L, c, 1);
+  if (!push_levels(L, c)) make_levels(L, instidx, c);
   push_level(L, top + 1, c->txdepth);
   if (inst->jserial != 0 && level_open(c, inst->jserial)) {
     note_inner(L, instidx, inst, top + 2);
@@ -783,40 +813,49 @@ static void journal_merge(lua_State *L, int j, unsigned long serial, int into, u
 }
 
 /*
-** junction._txsettle(db, committed): after db:transaction ended a level
-** (db:_tx "close"), settle the journals of the levels that ended: undo
-** them when the level rolled back (committed false) and for the levels it
-** left open inside it; join the level's journal to the enclosing level when
-** it committed into one; forget them when the outermost one committed.
-** The ended levels' frames (c->tx[txdepth..]) still hold their serials.
+** Settle the journals of the levels that ended (above c->txdepth; their
+** frames still hold their serials): undo them when the level rolled back
+** (committed false) and for the levels it left open inside it; join the
+** level's journal to the enclosing level when it committed into one;
+** forget them when the outermost one committed.  Rolling back allocates
+** nothing and cannot raise (settle_undo, in a finalizer).
 */
-static int inst_txsettle(lua_State *L) {
-  jn_Conn *c = jn_conn_check(L, 1, "db:_txsettle");
-  int committed = lua_toboolean(L, 2), d;
-  lua_settop(L, 2);
-  if (!push_levels(L, c, 0)) return 0;  /* 3: the levels */
+static void settle(lua_State *L, jn_Conn *c, int committed) {
+  int lv, d;
+  if (!push_levels(L, c)) return;
+  lv = lua_gettop(L);
   for (d = c->txcap; d > c->txdepth; d--) {
-    lua_rawgeti(L, 3, d);               /* 4: the journal of level d */
+    lua_rawgeti(L, lv, d);              /* lv + 1: the journal of level d */
     if (!lua_isnil(L, -1)) {
       unsigned long serial = c->tx[d - 1].serial;
       if (committed && d == c->txdepth + 1) {
         if (c->txdepth > 0) {
-          push_level(L, 3, c->txdepth);
-          journal_merge(L, 4, serial, 5, c->tx[c->txdepth - 1].serial);
+          push_level(L, lv, c->txdepth);
+          journal_merge(L, lv + 1, serial, lv + 2, c->tx[c->txdepth - 1].serial);
         }
       } else {
-        journal_rollback(L, 4, serial);
+        journal_rollback(L, lv + 1, serial);
       }
       lua_pushnil(L);
-      lua_rawseti(L, 3, d);
+      lua_rawseti(L, lv, d);
     }
-    lua_settop(L, 3);
+    lua_settop(L, lv);
   }
-  if (c->txdepth == 0) {                /* no transaction: no journal */
-    lua_pushlightuserdata(L, &c->tx);
-    lua_pushnil(L);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-  }
+  lua_pop(L, 1);
+}
+
+/* jn_TxUndo: the connection ended levels itself (an abandoned transaction
+** rolled back, or the connection closed): their instances get their state
+** back now, not at the next db:transaction.  Never raises. */
+static void settle_undo(lua_State *L, jn_Conn *c) {
+  if (lua_checkstack(L, 8)) settle(L, c, 0);
+}
+
+/* junction._txsettle(db, committed): db:transaction ended a level (db:_tx
+** "close"): settle the journals of the levels that ended. */
+static int inst_txsettle(lua_State *L) {
+  jn_Conn *c = jn_conn_check(L, 1, "db:_txsettle");
+  settle(L, c, lua_toboolean(L, 2));
   return 0;
 }
 
@@ -989,12 +1028,25 @@ static int update_row(lua_State *L, int instidx) {
 
 /* {====== Methods */
 
+/* Before a method reads the state of an instance written inside a
+** transaction (saved, destroyed, changed), let the connection roll back
+** the levels nobody can end any more (a dropped coroutine's): their
+** instances get their state back (settle_undo), so that a save after that
+** inserts again rather than updating a row that was never kept.  Free for
+** an instance in no journal, and outside transactions. */
+static void settle_first(lua_State *L, jn_Inst *inst) {
+  jn_Conn *c = inst->model->conn;
+  if (inst->jserial != 0 && c->txdepth > 0 && level_in_doubt(L, c))
+    (void)jn_conn_txcheck(L, c);        /* a refusal is the write's to report */
+}
+
 static jn_Inst *check_inst(lua_State *L, const char *method) {
   jn_Inst *inst = (jn_Inst *)luaL_testudata(L, 1, JN_INST_MT);
   if (inst == NULL)
     luaL_error(L, "Instance:%s: bad self (instance expected, got %s; call it with ':')", method,
                luaL_typename(L, 1));
   jn_conn_checkopen(L, inst->model->conn, inst->model->name, method);
+  settle_first(L, inst);
   return inst;
 }
 
@@ -1846,7 +1898,18 @@ static int inst_tostring(lua_State *L) {
 ** (for the association methods written in Lua). */
 static int inst_destroyed(lua_State *L) {
   jn_Inst *inst = jn_inst_test(L, 1);
+  if (inst != NULL && inst->model->conn->db != NULL) settle_first(L, inst);
   lua_pushboolean(L, inst != NULL && inst->destroyed);
+  return 1;
+}
+
+/* junction._saved(x): whether x is an instance whose row exists: read
+** back or written, and not taken back by a rolled back transaction (the
+** hooks choose Create or Update by it). */
+static int inst_saved(lua_State *L) {
+  jn_Inst *inst = jn_inst_test(L, 1);
+  if (inst != NULL && inst->model->conn->db != NULL) settle_first(L, inst);
+  lua_pushboolean(L, inst != NULL && inst->saved);
   return 1;
 }
 
@@ -1914,6 +1977,7 @@ static int list_tostring(lua_State *L) {
 /* The functions of the module table that instances bring. */
 static const luaL_Reg inst_module[] = {
   {"_destroyed", inst_destroyed},
+  {"_saved", inst_saved},
   {"_txsettle", inst_txsettle},
   {"toJSON", json_to},
   {"fromJSON", json_from},
@@ -1944,6 +2008,8 @@ static void open_registry(lua_State *L) {
   lua_pop(L, 1);
   new_weak(L);                          /* the accessors */
   lua_setfield(L, LUA_REGISTRYINDEX, JN_ACCESSORS);
+  new_weak(L);                          /* the transaction journals */
+  lua_setfield(L, LUA_REGISTRYINDEX, JN_JOURNALS);
   lua_createtable(L, 0, 1);             /* the array marker */
   lua_pushliteral(L, "junction.array");
   lua_setfield(L, -2, "__name");
@@ -1988,6 +2054,7 @@ static void open_metatable(lua_State *L) {
 */
 void jn_inst_open(lua_State *L) {
   open_registry(L);
+  jn_conn_ontxundo(settle_undo);
   open_metatable(L);
   lua_newtable(L);
   luaL_setfuncs(L, inst_methods, 0);

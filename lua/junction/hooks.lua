@@ -322,15 +322,13 @@ end
 
 local function pass(...) return ... end
 
--- Built instances of models with an entry, not saved yet (the C core does
--- not tell a built instance from a saved one).
-local unsaved = setmetatable({}, { __mode = "k" })
-
 -- Save inst (new or not) with validators and hooks.  Without hooks, the
 -- validators run and the C save is the whole write; with hooks, all of it
 -- runs in one db:transaction.
 local function save(e, model, inst)
-  local isnew = unsaved[inst] ~= nil
+  -- the core's word, not a note of ours: a create that a transaction
+  -- rolled back leaves the instance unsaved again (docs/API.md)
+  local isnew = not core._saved(inst)
   local fields
   if not isnew then fields = inst:changed() or {} end
   if not e.hooked then
@@ -338,7 +336,6 @@ local function save(e, model, inst)
     if not ok then return fail(msg, code, details) end
     ok, msg, code, details = C.save(inst)
     if not ok then return fail(msg, code, details) end
-    unsaved[inst] = nil
     return inst
   end
   local kind = isnew and "Create" or "Update"
@@ -355,7 +352,6 @@ local function save(e, model, inst)
     return inst
   end)
   if not ok then return fail(msg, code, details) end
-  unsaved[inst] = nil
   return inst
 end
 
@@ -364,7 +360,6 @@ end
 local function build(model, values)
   local ok, inst = pcall(C.build, model, values)
   if not ok then return nil end
-  unsaved[inst] = true
   return inst
 end
 
@@ -491,10 +486,7 @@ function M.setup(mod, c)
 
   -- The shared Model methods: a model without an entry goes straight to C.
   function Model.build(self, values, ...)
-    if entries[self] == nil then return pass(checked(pcall(C.build, self, values, ...))) end
-    local inst = checked(pcall(C.build, self, values, ...))
-    unsaved[inst] = true
-    return inst
+    return pass(checked(pcall(C.build, self, values, ...)))
   end
 
   function Model.create(self, values, opts, ...)

@@ -167,6 +167,12 @@ if [ -n "$PG_URL" ]; then
   unset RELIABILITY_PG
 fi
 
+# (the transaction journal: instances follow every rollback, abandoned ones too)
+start "journal seed=1" 5.4 journal.lua 1 "$MC_STEPS"; pair
+start "journal seed=2" jit journal.lua 2 "$MC_OTHER_STEPS"; pair
+start "journal seed=3" 5.1 journal.lua 3 "$MC_OTHER_STEPS"; pair
+start "journal seed=4" asan journal.lua 4 "$MC_OTHER_STEPS"; pair
+
 # 2. injection catalogue
 start "injection" 5.4 injection.lua; pair
 start "injection" jit injection.lua; pair

@@ -1,0 +1,196 @@
+-- spec/attack_tx_spec.lua: the transaction journal under attack.  An
+-- instance written in a transaction the connection rolls back by itself (its
+-- coroutine dropped or closed while suspended inside it, the connection
+-- closed inside it) gets its state back as after any rollback; a dropped
+-- connection is not kept alive by the instances in its journals; the hooks
+-- of an instance whose create was rolled back are a create's.
+-- (test/reliability/journal.lua searches this class at random.)
+local H = require "spec.helper"
+local junction = H.junction
+local core = require "junction.core"
+local T = H.T
+
+-- Run fn(db) inside db:transaction in a coroutine that yields there, and
+-- drop the coroutine with the transaction open (collected).
+local function abandon(db, fn)
+  local co = coroutine.create(function()
+    db:transaction(function()
+      fn(db)
+      coroutine.yield()
+    end)
+  end)
+  assert(coroutine.resume(co))
+  assert.equal("suspended", coroutine.status(co))
+  co = nil   -- luacheck: ignore 311
+  collectgarbage()
+  collectgarbage()
+end
+
+local function alive(weak)
+  collectgarbage()
+  collectgarbage()
+  return next(weak) ~= nil
+end
+
+describe("an instance written in a transaction whose coroutine was dropped", function()
+  local db, m
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+  end)
+  after_each(function() db:close() end)
+
+  it("is unsaved again after a create, and its next save inserts it", function()
+    local p
+    abandon(db, function() p = assert(m.Post:create { text = "lost" }) end)
+    assert.equal(0, m.Post:count())       -- the connection rolled it back
+    assert.is_nil(p.post_id)
+    assert.same({ "text" }, p:changed())
+    assert(p:save())
+    assert.equal(1, m.Post:count())
+    assert.equal("lost", m.Post:findByPk(p.post_id).text)
+  end)
+
+  it("gets its state back before its next save decides between INSERT and UPDATE", function()
+    local p
+    abandon(db, function() p = assert(m.Post:create { text = "lost" }) end)
+    -- no statement ran since: the save itself finds the transaction abandoned
+    assert(p:save())
+    assert.equal(1, m.Post:count())
+  end)
+
+  it("is not destroyed after a destroy, and has an update's fields changed again", function()
+    local p = assert(m.Post:create { text = "a" })
+    local q = assert(m.Post:create { text = "b" })
+    abandon(db, function()
+      assert(p:update { text = "a2" })
+      assert(q:destroy())
+    end)
+    assert.is_false(core._destroyed(q))
+    assert.same({ "text" }, p:changed())
+    assert.equal("a", m.Post:findByPk(p.post_id).text)
+    assert(q:update { text = "b2" })
+    assert(p:save())
+    assert.equal("a2", m.Post:findByPk(p.post_id).text)
+    assert.equal("b2", m.Post:findByPk(q.post_id).text)
+  end)
+
+  if coroutine.close then
+    it("is unsaved again when the coroutine was closed rather than dropped", function()
+      local p
+      local co = coroutine.create(function()
+        db:transaction(function()
+          p = assert(m.Post:create { text = "closed" })
+          coroutine.yield()
+        end)
+      end)
+      assert(coroutine.resume(co))
+      assert(coroutine.close(co))
+      assert.equal(0, m.Post:count())
+      assert.is_nil(p.post_id)
+      assert(p:save())
+      assert.equal(1, m.Post:count())
+    end)
+  end
+
+  it("follows the outer rollback when a nested level at the same depth ran after it", function()
+    local p = assert(m.Post:create { text = "a" })
+    local q = assert(m.Post:create { text = "b" })
+    local ok = db:transaction(function()
+      abandon(db, function() assert(p:update { text = "lost" }) end)
+      assert(db:transaction(function()   -- a new level where the abandoned one was
+        assert(q:update { text = "q2" })
+        return true
+      end))
+      junction.abort("no")
+    end)
+    assert.is_nil(ok)
+    assert.same({ "text" }, p:changed())
+    assert.same({ "text" }, q:changed())
+    assert(p:save())
+    assert.equal("lost", m.Post:findByPk(p.post_id).text)
+  end)
+
+  it("follows the outer rollback when it is written there after the abandoned level", function()
+    local p = assert(m.Post:create { text = "a" })
+    db:transaction(function()
+      abandon(db, function() assert(m.Post:create { text = "other" }) end)
+      assert(p:update { text = "outer" })   -- its note belongs to the outer level
+      junction.abort("no")
+    end)
+    assert.same({ "text" }, p:changed())
+    assert.equal("a", m.Post:findByPk(p.post_id).text)
+    assert.equal(1, m.Post:count())
+    assert(p:save())
+    assert.equal("outer", m.Post:findByPk(p.post_id).text)
+  end)
+end)
+
+describe("a connection with instances in its transaction journals", function()
+  local sqlite_it = H.sqlite_only(it, pending)
+
+  sqlite_it("is collected when dropped with an abandoned transaction, releasing its write lock", function()
+    local path = H.tmpname()
+    local weak = setmetatable({}, { __mode = "k" })
+    local function use()   -- (a function of its own: LuaJIT scans a frame's dead slots)
+      local db = assert(junction.open(path))
+      local m = H.blog(db)
+      weak[db] = true
+      abandon(db, function() assert(m.Post:create { text = "lost" }) end)
+    end
+    use()
+    assert.is_false(alive(weak))
+    local db2 = assert(junction.open(path))
+    local m2 = H.blog(db2)
+    db2:setTimeout(2000)
+    assert(m2.Post:create { text = "other" })   -- "database is locked" while the first one lived
+    assert.equal(1, m2.Post:count())
+    db2:close()
+    H.rmdb(path)
+  end)
+
+  it("is collected after db:close() inside db:transaction", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    local function use()
+      local db = H.open()
+      local m = H.blog(db)
+      weak[db] = true
+      assert.has_error(function()
+        db:transaction(function()
+          assert(m.Post:create { text = "x" })
+          db:close()
+        end)
+      end, "db:transaction: attempt to use a closed connection")
+    end
+    use()
+    assert.is_false(alive(weak))
+  end)
+end)
+
+describe("a model with hooks, after a create its transaction rolled back", function()
+  it("runs the create hooks, not the update hooks, on the next save", function()
+    local db = H.open()
+    local ran = {}
+    local Note = db:define("Note", {
+      fields = { id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+                 body = { type = T.TEXT } },
+      hooks = {
+        beforeCreate = function() ran[#ran + 1] = "beforeCreate" return true end,
+        afterCreate = function() ran[#ran + 1] = "afterCreate" return true end,
+        beforeUpdate = function() ran[#ran + 1] = "beforeUpdate" return true end,
+        afterUpdate = function() ran[#ran + 1] = "afterUpdate" return true end,
+      },
+    })
+    assert(db:sync())
+    local n
+    assert.is_nil(db:transaction(function()
+      n = assert(Note:create { body = "a" })
+      junction.abort("no")
+    end))
+    ran = {}
+    assert(n:save())
+    assert.same({ "beforeCreate", "afterCreate" }, ran)
+    assert.equal("a", Note:findByPk(n.id).body)
+    db:close()
+  end)
+end)
