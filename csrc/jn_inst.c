@@ -851,6 +851,27 @@ static void settle_undo(lua_State *L, jn_Conn *c) {
   if (lua_checkstack(L, 8)) settle(L, c, 0);
 }
 
+/* junction._journalas(read, made): read, an instance read back of the row
+** that made (an instance of the same model) inserted at the open
+** transaction level, follows made through that level's rollback: nested
+** creation returns the instances it reads back, not those it made. */
+static int inst_journalas(lua_State *L) {
+  jn_Inst *r = jn_inst_test(L, 1), *mk = jn_inst_test(L, 2);
+  jn_Conn *c;
+  if (r == NULL || mk == NULL || r == mk || r->model != mk->model)
+    return luaL_error(L, "junction._journalas: two instances of one model expected");
+  c = mk->model->conn;
+  if (c->db == NULL || c->txdepth == 0 || r->jserial != 0 ||
+      mk->jserial != c->tx[c->txdepth - 1].serial)
+    return 0;
+  journal_note(L, 1, r);
+  if (r->jserial == mk->jserial) {
+    r->jstate = mk->jstate;
+    memcpy(JOURNAL_DIRTY(r), JOURNAL_DIRTY(mk), DIRTY_BYTES(r->model));
+  }
+  return 0;
+}
+
 /* junction._txsettle(db, committed): db:transaction ended a level (db:_tx
 ** "close"): settle the journals of the levels that ended. */
 static int inst_txsettle(lua_State *L) {
@@ -1979,6 +2000,7 @@ static const luaL_Reg inst_module[] = {
   {"_destroyed", inst_destroyed},
   {"_saved", inst_saved},
   {"_txsettle", inst_txsettle},
+  {"_journalas", inst_journalas},
   {"toJSON", json_to},
   {"fromJSON", json_from},
   {"array", json_array},

@@ -1557,6 +1557,22 @@ end
 
 -- {====== Nested creation: Model:create(values, { include = { "Genres" } })
 
+-- The length of t when it is a list, keys 1..n and nothing else; else nil
+-- (a hasMany given one table of values, or a list with a stray key, would
+-- otherwise make fewer rows than the program wrote, without a word).  Raw:
+-- no metamethod of t runs.
+local function list_len(t)
+  local n = 0
+  for k in next, t do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then return nil end
+    n = n + 1
+  end
+  for i = 1, n do
+    if rawget(t, i) == nil then return nil end
+  end
+  return n
+end
+
 -- The include list of a create, as alias -> the nested include list (or
 -- false): each entry an alias or { association = alias, include = { ... } }.
 local function create_includes(model, include, method)
@@ -1565,7 +1581,10 @@ local function create_includes(model, include, method)
   if type(include) ~= "table" then
     error(method .. ": bad option 'include' (a list of association names expected, got " .. type(include) .. ")", 0)
   end
-  for i, e in ipairs(include) do
+  local n = list_len(include)
+  if not n then error(method .. ": bad option 'include' (a list expected)", 0) end
+  for i = 1, n do   -- (raw reads: a metatable on an option never runs)
+    local e = rawget(include, i)
     local alias, sub = e, false
     if type(e) == "table" then
       for k in next, e do
@@ -1573,16 +1592,13 @@ local function create_includes(model, include, method)
           error(method .. ": bad include " .. i .. ": bad option '" .. tostring(k) .. "' (unknown key)", 0)
         end
       end
-      alias, sub = e.association, e.include or false
+      alias, sub = rawget(e, "association"), rawget(e, "include") or false
     end
     if type(alias) ~= "string" or not model:_info().associations[alias] then
       error(method .. ": bad include " .. i .. " (" .. tostring(alias) .. " is no association of "
             .. model.name .. ")", 0)
     end
     out[alias] = sub
-  end
-  if next(include, #include > 0 and #include or nil) ~= nil then
-    error(method .. ": bad option 'include' (a list expected)", 0)
   end
   return out
 end
@@ -1592,7 +1608,8 @@ end
 -- belongsTo's first (its key goes on the new row), then the others, linked
 -- to it (a belongsToMany element may carry its junction values under the
 -- junction model's name).  Returns the new instance; a failure aborts.
-local function create_nested(model, values, include, method)
+-- Every instance made is noted in made: model -> key -> instance.
+local function create_nested(model, values, include, method, made)
   local check = junction._check
   local incs = create_includes(model, include, method)
   local own, later = copy(values), {}
@@ -1606,17 +1623,22 @@ local function create_nested(model, values, include, method)
         error(method .. ": bad value for " .. alias .. " (table expected, got " .. type(v) .. ")", 0)
       end
       if info.kind == "belongsTo" then
-        local made = create_nested(info.target, v, sub or {}, method)
-        own[info.foreignKey] = made[info.targetKey]
+        local parent = create_nested(info.target, v, sub or {}, method, made)
+        own[info.foreignKey] = parent[info.targetKey]
       else
         later[#later + 1] = { info = info, v = v, sub = sub or {} }
       end
     end
   end
   local inst = check(model:create(own))
+  made[model] = made[model] or {}
+  made[model][inst[model.primaryKey]] = inst
   for _, l in ipairs(later) do
     local info = l.info
     local list = info.kind == "hasOne" and { l.v } or l.v
+    if not list_len(list) then
+      error(method .. ": bad value for " .. info.as .. " (a list of tables of values expected)", 0)
+    end
     for _, item in ipairs(list) do
       if type(item) ~= "table" then
         error(method .. ": bad value for " .. info.as .. " (a list of tables of values expected)", 0)
@@ -1626,17 +1648,39 @@ local function create_nested(model, values, include, method)
         local jname = info.through.name
         local thr = values2[jname]
         values2[jname] = nil
-        local made = create_nested(info.target, values2, l.sub, method)
+        local target = create_nested(info.target, values2, l.sub, method, made)
         local adder = "add" .. cap(inflect.singular(info.as))
         if type(inst[adder]) ~= "function" then adder = "add" .. cap(info.as) end
-        check(inst[adder](inst, made, thr and { through = thr } or nil))
+        check(inst[adder](inst, target, thr and { through = thr } or nil))
       else
         values2[info.foreignKey] = inst[info.sourceKey]
-        create_nested(info.target, values2, l.sub, method)
+        create_nested(info.target, values2, l.sub, method, made)
       end
     end
   end
   return inst
+end
+
+-- The instances read back (back and what its includes loaded) follow the
+-- instances made of their rows through a rollback of the transaction they
+-- were made in (an enclosing db:transaction's): unsaved again, as those are.
+local function follow_made(back, made, inc)
+  local core = require "junction.core"
+  local function follow(x)
+    local model = core.modelof(x)
+    local m = model and made[model]
+    local orig = m and m[x[model.primaryKey]]
+    if orig then core._journalas(x, orig) end
+  end
+  follow(back)
+  for _, alias in ipairs(inc) do
+    local v = back[alias]
+    if core.modelof(v) then
+      follow(v)
+    elseif type(v) == "table" then
+      for _, x in ipairs(v) do follow(x) end
+    end
+  end
 end
 
 -- Model:create(self, values, opts) with opts given (junction.hooks' create
@@ -1652,28 +1696,34 @@ local function create_with(self, values, opts)
       error(method .. ": bad option '" .. tostring(k) .. "' (unknown key)", 3)
     end
   end
-  if opts.fields ~= nil then   -- only those fields of values are written (and the included aliases)
+  local fields, include = rawget(opts, "fields"), rawget(opts, "include")
+  if fields ~= nil then   -- only those fields of values are written (and the included aliases)
     check_values(values, method)
     local keep = {}
-    if opts.include ~= nil then
-      local ok, e = pcall(create_includes, self, opts.include, method)
+    if include ~= nil then
+      local ok, e = pcall(create_includes, self, include, method)
       if not ok then error(e, 3) end
       keep = e
     end
-    values = only_fields(self, values or {}, opts.fields, method, 3, keep)
+    values = only_fields(self, values or {}, fields, method, 3, keep)
   end
-  if opts.include == nil then return self:create(values) end
+  if include == nil then return self:create(values) end
   check_values(values, method)
-  local ok, e = pcall(create_includes, self, opts.include, method)   -- misuse before any write
+  local ok, e = pcall(create_includes, self, include, method)   -- misuse before any write
   if not ok then error(e, 3) end
-  local include = opts.include
   local db = self:_info().db
   -- all or nothing; the instance read back with what was made under it
   return db:transaction(function()
-    local inst = create_nested(self, values, include, method)
+    local made = {}
+    local inst = create_nested(self, values, include, method, made)
     local inc = {}
     for alias in pairs(e) do inc[#inc + 1] = alias end
-    return junction._check(self:findByPk(inst[self.primaryKey], { include = inc }))
+    -- read back past a default scope: the row was just made, whatever the
+    -- scope says (through the scope, a row it filters out read as a bare
+    -- nil, and that nil was committed as the create's result)
+    local back = junction._check(self:unscoped():findByPk(inst[self.primaryKey], { include = inc }))
+    follow_made(back, made, inc)
+    return back
   end)
 end
 
