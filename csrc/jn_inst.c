@@ -872,6 +872,45 @@ static int inst_journalas(lua_State *L) {
   return 0;
 }
 
+/* junction._injournal(db): is a write on db now inside a transaction
+** level, whose rollback the instances written there follow? */
+static int inst_injournal(lua_State *L) {
+  jn_Conn *c = jn_conn_check(L, 1, "junction._injournal");
+  lua_pushboolean(L, c->txdepth > 0);
+  return 1;
+}
+
+/* junction._written(inst, existed, fields): inst, read back after a write
+** of its row at the open level that it did not run itself (upsert: one
+** statement that inserts or updates), follows that level's rollback as if
+** it had written the fields named there: the row existed (they are changed
+** again), or not (unsaved again, its key nil again unless fields names
+** it).  Names that are no field are skipped. */
+static int inst_written(lua_State *L) {
+  jn_Inst *r = jn_inst_test(L, 1);
+  jn_Model *m;
+  int i, n, keygiven = 0;
+  if (r == NULL) return luaL_error(L, "junction._written: bad argument #1 (instance expected)");
+  luaL_checktype(L, 3, LUA_TTABLE);
+  m = r->model;
+  if (m->conn->db == NULL || m->conn->txdepth == 0 || r->jserial != 0) return 0;
+  n = (int)lua_rawlen(L, 3);
+  for (i = 1; i <= n; i++) {
+    int f;
+    lua_rawgeti(L, 3, i);
+    f = lua_type(L, -1) == LUA_TSTRING ? jn_schema_fieldname(m, lua_tostring(L, -1)) : -1;
+    lua_pop(L, 1);
+    if (f < 0) continue;
+    DIRTY_SET(r, f);
+    keygiven |= f == m->pk;
+  }
+  journal_note(L, 1, r);
+  if (r->jserial == m->conn->tx[m->conn->txdepth - 1].serial)
+    r->jstate = lua_toboolean(L, 2) ? J_SAVED : keygiven ? 0 : J_KEYNIL;
+  memset(r->dirty, 0, DIRTY_BYTES(m));
+  return 0;
+}
+
 /* junction._txsettle(db, committed): db:transaction ended a level (db:_tx
 ** "close"): settle the journals of the levels that ended. */
 static int inst_txsettle(lua_State *L) {
@@ -2001,6 +2040,8 @@ static const luaL_Reg inst_module[] = {
   {"_saved", inst_saved},
   {"_txsettle", inst_txsettle},
   {"_journalas", inst_journalas},
+  {"_injournal", inst_injournal},
+  {"_written", inst_written},
   {"toJSON", json_to},
   {"fromJSON", json_from},
   {"array", json_array},

@@ -81,6 +81,31 @@ local function target_where(target, values)
   return w
 end
 
+-- The names the values give (the fields an INSERT of them writes).
+local function given_names(values)
+  local t = {}
+  for k in next, values do
+    if type(k) == "string" then t[#t + 1] = k end
+  end
+  return t
+end
+
+-- Inside a transaction (injournal), the instance read back after an upsert
+-- follows a rollback of that transaction as the instances a save, create
+-- or update wrote do (docs/API.md "Instances follow the rollback"): the row
+-- existed before (the fields of update are changed again) or not (unsaved
+-- again).  Whether it existed is read first, only there: outside one, the
+-- statement is kept or not and there is nothing to follow.
+local function existed_before(self, injournal, where)
+  if not injournal then return nil end
+  return B.findOne(self, { where = where }) ~= nil
+end
+
+local function follow(r, existed, update, values)
+  if existed == nil or r == nil then return end
+  if existed then core._written(r, true, update or {}) else core._written(r, false, given_names(values)) end
+end
+
 -- The validators of a model with any (junction.hooks), on the values of
 -- one row: true or the failure.
 local function validate(model, values)
@@ -128,10 +153,15 @@ local function upsert(self, values, opts)
   checked(pcall(B.build, self, values))   -- a misuse in values raises here, naming the caller
   local ok, msg, code, details = validate(self, values)
   if not ok then return fail(msg, code, details) end
+  local injournal = core._injournal(info.db)
   return info.db:transaction(function()
+    local where = target_where(target, values)
+    local existed = existed_before(self, injournal, where)
     local n, m2, c2, d2 = checked(pcall(self._upsert, self, values, target, update, "upsert"))
     if n == nil then return fail(m2, c2, d2) end
-    return checked(pcall(B.findOne, self, { where = target_where(target, values) }))
+    local r, m3, c3, d3 = checked(pcall(B.findOne, self, { where = where }))
+    follow(r, existed, update, values)
+    return r, m3, c3, d3
   end)
 end
 
@@ -194,6 +224,7 @@ local function bulk_upsert(self, list, opts)
   end
   local e = hooks.entry(self)
   local n, targets = prepare()   -- (a misuse raises before any statement)
+  local injournal = core._injournal(self:_info().db)
   return self:_info().db:transaction(function()
     if e and e.hooked then
       local r, msg, code, details = hooks.run(e, "beforeBulkCreate", list)
@@ -210,10 +241,13 @@ local function bulk_upsert(self, list, opts)
     local out = setmetatable({}, debug.getregistry()["junction.List"])
     for i = 1, n do
       local row = rawget(list, i)
+      local where = target_where(targets[i], row)
+      local existed = existed_before(self, injournal, where)
       local r, msg, code, details = self:_upsert(row, targets[i], update, "bulkCreate")
       if r == nil then return fail(msg, code, details) end
-      r, msg, code, details = B.findOne(self, { where = target_where(targets[i], row) })
+      r, msg, code, details = B.findOne(self, { where = where })
       if r == nil then return fail(msg, code, details) end
+      follow(r, existed, update, row)
       out[i] = r
     end
     if e and e.hooked then
