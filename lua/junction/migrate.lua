@@ -684,6 +684,23 @@ local function run_step(db, m, step, record_sql, fk_check)
   return fine, ok, msg, code
 end
 
+-- step, run so that a yield inside it raises instead: on SQLite foreign keys
+-- are off while a migration runs, and a migration whose coroutine yielded
+-- and was then dropped would leave them off on the connection for good
+-- (cascades not run, references not checked, without a word).
+local function without_yield(step, name)
+  return function(...)
+    local co = coroutine.create(step)
+    local ok, a, b, c = coroutine.resume(co, ...)   -- (a step returns nil, message, code at most)
+    if not ok then error(a, 0) end
+    if coroutine.status(co) ~= "dead" then
+      if coroutine.close then coroutine.close(co) end
+      error(name .. ": a migration may not yield on SQLite (foreign keys are off while it runs)", 0)
+    end
+    return a, b, c
+  end
+end
+
 -- Run step(schema, db) in a transaction of its own (on SQLite with foreign
 -- keys off around it); check the foreign keys, record (or unrecord) the
 -- migration, commit.
@@ -702,7 +719,7 @@ local function run_one(db, m, step, record_sql, ctx)
       raise("%s: cannot run inside a transaction (foreign keys cannot be switched off there)", ctx)
     end
   end
-  local fine, ok, msg, code = run_step(db, m, step, record_sql, true)
+  local fine, ok, msg, code = run_step(db, m, without_yield(step, m.name), record_sql, true)
   if fk_on then db:exec("PRAGMA foreign_keys = ON") end
   if not fine then error(ok, 0) end   -- a mistake in the migration: raised, after the rollback
   return ok, msg, code
