@@ -484,10 +484,14 @@ static void include_keycols(lua_State *L, jn_Model *m, int incidx, int *cols, in
 ** Compile, and throw away, the where of the include spec at spec and of the
 ** includes nested in it: a mistake in one (an empty where, an unknown field)
 ** raises before the parent query runs, whether or not it finds rows to load
-** the include for.  [-0, +0, e]
+** the include for.  Every query with includes passes here first, so the
+** depth bound here (as add_exists's) also bounds the loading's recursion:
+** a chain nested 100,000 deep (or a cycle) raises instead of running the
+** C stack out.  [-0, +0, e]
 */
-static void check_include(lua_State *L, jn_Assoc *a, int spec, const char *ctx) {
+static void check_include(lua_State *L, jn_Assoc *a, int spec, const char *ctx, int depth) {
   int top = lua_gettop(L);
+  if (depth > 32) luaL_error(L, "%s: bad include (nested more than 32 deep)", ctx);
   if (jn_optfield(L, spec, "where") != LUA_TNIL) {
     jn_Buf b;
     jn_Select s;
@@ -516,7 +520,7 @@ static void check_include(lua_State *L, jn_Assoc *a, int spec, const char *ctx) 
     lua_pushnil(L);
     while (lua_next(L, inc) != 0) {
       jn_Assoc *kid = include_entry(L, a->target, ctx);
-      if (lua_istable(L, -1)) check_include(L, kid, lua_gettop(L), ctx);
+      if (lua_istable(L, -1)) check_include(L, kid, lua_gettop(L), ctx, depth + 1);
       lua_pop(L, 3);
     }
   }
@@ -537,7 +541,7 @@ void jn_include_required(lua_State *L, jn_Model *m, int incidx, jn_Buf *b,
       *haswhere = 1;
       add_exists(L, a, spec, b, s, ctx, NULL, 1);
     }
-    if (spec) check_include(L, a, spec, ctx);
+    if (spec) check_include(L, a, spec, ctx, 1);
     lua_pop(L, 3);
   }
 }

@@ -1573,10 +1573,16 @@ local function list_len(t)
   return n
 end
 
--- The include list of a create, as alias -> the nested include list (or
--- false): each entry an alias or { association = alias, include = { ... } }.
-local function create_includes(model, include, method)
+-- The include list of a create, as alias -> the nested include list read
+-- the same way (or false): each entry an alias or { association = alias,
+-- include = { ... } }.  The whole tree is read before any write, so a
+-- misuse at any depth writes nothing; past 32 levels (as a find's include)
+-- it raises, so that a cycle (an include inside itself, a values table
+-- inside itself) fails at once instead of creating rows without end.
+local function create_includes(model, include, method, depth)
   local out = {}
+  depth = depth or 1
+  if depth > 32 then error(method .. ": bad include (nested more than 32 deep)", 0) end
   if type(include) == "string" then include = { include } end
   if type(include) ~= "table" then
     error(method .. ": bad option 'include' (a list of association names expected, got " .. type(include) .. ")", 0)
@@ -1600,6 +1606,10 @@ local function create_includes(model, include, method)
     end
     out[alias] = sub
   end
+  local assocs = model:_info().associations
+  for alias, sub in pairs(out) do
+    out[alias] = sub and create_includes(assocs[alias]:info().target, sub, method, depth + 1)
+  end
   return out
 end
 
@@ -1607,11 +1617,11 @@ end
 -- the associated rows values gives under the included aliases: a
 -- belongsTo's first (its key goes on the new row), then the others, linked
 -- to it (a belongsToMany element may carry its junction values under the
--- junction model's name).  Returns the new instance; a failure aborts.
--- Every instance made is noted in made: model -> key -> instance.
-local function create_nested(model, values, include, method, made)
+-- junction model's name).  incs is create_includes' answer.  Returns the
+-- new instance; a failure aborts.  Every instance made is noted in made:
+-- model -> key -> instance.
+local function create_nested(model, values, incs, method, made)
   local check = junction._check
-  local incs = create_includes(model, include, method)
   local own, later = copy(values), {}
   local assocs = model:_info().associations
   for alias, sub in pairs(incs) do
@@ -1715,7 +1725,7 @@ local function create_with(self, values, opts)
   -- all or nothing; the instance read back with what was made under it
   return db:transaction(function()
     local made = {}
-    local inst = create_nested(self, values, include, method, made)
+    local inst = create_nested(self, values, e, method, made)
     local inc = {}
     for alias in pairs(e) do inc[#inc + 1] = alias end
     -- read back past a default scope: the row was just made, whatever the
