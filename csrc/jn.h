@@ -382,6 +382,7 @@ JN_INTERNAL int jn_value_conv(lua_State *L, int idx, int type, int length);
 JN_INTERNAL int jn_value_storable(lua_State *L, int idx, int type);
 JN_INTERNAL int jn_value_enumhas(const char *enums, const char *s, size_t len);
 JN_INTERNAL void jn_value_uuid4(char *out);
+JN_INTERNAL const char *jn_value_name(lua_State *L, int idx);
 JN_INTERNAL void jn_value_checklist(lua_State *L, int idx, int n, const char *ctx, const char *what,
                                const char *expected);
 

@@ -426,7 +426,7 @@ int jn_assoc_throughcols(lua_State *L, jn_Assoc *a, int optsidx, int **cols) {
         f = lua_type(L, -1) == LUA_TSTRING ? jn_schema_field(L, j, -1) : -1;
         if (f < 0)
           luaL_error(L, "%s: bad joinTableAttributes '%s' (no such field in %s)", jn_assoc_method(L),
-                     luaL_tolstring(L, -1, NULL), j->name);
+                     jn_value_name(L, -1), j->name);
         lua_pop(L, 1);
         (*cols)[n++] = f;
       }

@@ -306,7 +306,7 @@ static int through_cols(lua_State *L, jn_Assoc *a, int t, int **cols, const char
     f = lua_type(L, -1) == LUA_TSTRING ? jn_schema_field(L, j, -1) : -1;
     if (f < 0)
       luaL_error(L, "%s: include '%s': bad option 'through.attributes' ('%s' is no field of %s)", ctx,
-                 a->alias, luaL_tolstring(L, -1, NULL), j->name);
+                 a->alias, jn_value_name(L, -1), j->name);
     lua_pop(L, 1);
     (*cols)[n++] = f;
   }
@@ -983,7 +983,7 @@ static int all_entry(lua_State *L, int inc, const char *ctx) {
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "all") != 0)
           luaL_error(L, "%s: bad include %d ({ all = true } takes no other option, got '%s')", ctx, i,
-                     luaL_tolstring(L, -1, NULL));
+                     jn_value_name(L, -1));
       }
       all = i;
     }

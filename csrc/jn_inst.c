@@ -1369,7 +1369,7 @@ static int inst_changed(lua_State *L) {
   if (!lua_isnoneornil(L, 2)) {
     int f = lua_type(L, 2) == LUA_TSTRING ? jn_schema_field(L, m, 2) : -1;
     if (f < 0)
-      luaL_error(L, "%s:changed: bad field '%s' (no such field)", m->name, luaL_tolstring(L, 2, NULL));
+      luaL_error(L, "%s:changed: bad field '%s' (no such field)", m->name, jn_value_name(L, 2));
     lua_pushboolean(L, DIRTY_GET(inst, f));
     return 1;
   }

@@ -397,7 +397,7 @@ static int model_update(lua_State *L) {
   while (lua_next(L, 2) != 0) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING || jn_schema_field(L, m, -1) < 0)
-      luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, luaL_tolstring(L, -1, NULL), m->name);
+      luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, jn_value_name(L, -1), m->name);
   }
   if (n == 0) luaL_error(L, "%s: bad argument #1 (no field to set)", ctx);
   add_where(L, m, 3, &b, &s, ctx);
@@ -439,7 +439,7 @@ static void check_increments(lua_State *L, jn_Model *m, int by, const char *ctx)
     int f = lua_type(L, -2) == LUA_TSTRING ? jn_schema_field(L, m, -2) : -1;
     double d = lua_tonumber(L, -1);
     if (f < 0)
-      luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, luaL_tolstring(L, -2, NULL), m->name);
+      luaL_error(L, "%s: bad field '%s' (no such field in %s)", ctx, jn_value_name(L, -2), m->name);
     if (m->f[f].type != JN_T_INTEGER && m->f[f].type != JN_T_REAL)
       luaL_error(L, "%s: bad field '%s' (an INTEGER or REAL field expected)", ctx, m->f[f].name);
     if (lua_type(L, -1) != LUA_TNUMBER || d != d || d - d != 0)

@@ -145,6 +145,23 @@ static void push_number_text(lua_State *L, int idx) {
 }
 
 /*
+** The value at idx as an error message names a key or name the caller
+** gave: a string as it is, a number as its text, anything else by its
+** type.  Never through a metamethod (as luaL_tolstring would): a __tostring
+** or __name that raises or yields must not replace the misuse being
+** reported, nor run in the middle of a call.
+** [-0, +(0|1), m]
+*/
+const char *jn_value_name(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) return lua_tostring(L, idx);
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_pushvalue(L, idx);               /* a copy: the original may be a lua_next key */
+    return lua_tostring(L, -1);
+  }
+  return luaL_typename(L, idx);
+}
+
+/*
 ** Raise unless the table at idx is a list of n elements: every key an
 ** integer 1..n.  A table with other keys, or with holes, would have some of
 ** its elements used and the rest left out without a word.  The message is
@@ -161,7 +178,7 @@ void jn_value_checklist(lua_State *L, int idx, int n, const char *ctx, const cha
     if (!(d >= 1 && d <= (double)n && d == (double)(int)d))
       luaL_error(L, "%s: bad %s (%s expected, but it has the key %s)", ctx, what, expected,
                  lua_type(L, -1) == LUA_TSTRING ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
-                                                : luaL_tolstring(L, -1, NULL));
+                                                : jn_value_name(L, -1));
     count++;
   }
   if (count != n) luaL_error(L, "%s: bad %s (%s expected, but it has holes)", ctx, what, expected);

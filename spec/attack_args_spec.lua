@@ -268,3 +268,37 @@ describe("restore", function()
     assert.equal(0, P:restore { where = { id = 1 } })
   end)
 end)
+
+describe("a misuse error naming a key the caller gave", function()
+  -- a key whose __tostring raises (or yields): luaL_tolstring would run it
+  local evil = setmetatable({}, { __tostring = function() error("__tostring ran") end, __name = "Evil" })
+
+  it("names it by its type, running none of its metamethods", function()
+    local db = H.open()
+    local Post = db:define("Post", { fields = { title = { type = T.TEXT }, n = { type = T.INTEGER } } })
+    db:define("Genre", { fields = { name = { type = T.TEXT } } })
+    assert(db:associate { Post = { { belongsToMany = "Genre", through = "PostGenre", as = "Genres" } } })
+    assert(db:sync())
+    local p = assert(Post:create { title = "a", n = 1 })
+    local cases = {
+      { function() return Post:update({ [evil] = 1 }, { where = { n = 1 } }) end,
+        "Post:update: bad field 'table' %(no such field in Post%)" },
+      { function() return p:increment({ [evil] = 1 }) end, "bad field 'table' %(no such field in Post%)" },
+      { function() return p:changed(evil) end, "Post:changed: bad field 'table' %(no such field%)" },
+      { function() return p:getGenres { joinTableAttributes = { evil } } end,
+        "Post:getGenres: bad joinTableAttributes 'table' %(no such field in PostGenre%)" },
+      { function() return Post:findAll { include = { { all = true, [evil] = 1 } } } end,
+        "takes no other option, got 'table'" },
+      { function() return Post:findAll { include = { Genres = { through = { attributes = { evil } } } } } end,
+        "'table' is no field of PostGenre" },
+      { function() return p:getGenres { joinTableAttributes = { [evil] = 1 } } end,
+        "but it has the key table" },
+    }
+    for i, c in ipairs(cases) do
+      local ok, err = pcall(c[1])
+      assert.is_false(ok, "case " .. i)
+      assert.matches(c[2], err, 1, false, "case " .. i)
+    end
+    assert.equal("a", Post:findByPk(1).title)
+  end)
+end)
