@@ -270,6 +270,22 @@ end
 local DEEP_MED, DEEP_BIG = deep_table(300), deep_table(100000)
 local CYCLIC = {}
 CYCLIC[1], CYCLIC.where, CYCLIC["and"], CYCLIC.include, CYCLIC.text = CYCLIC, CYCLIC, { CYCLIC }, CYCLIC, CYCLIC
+-- includes shaped right (each level a real association: Post's Genres,
+-- Genre's Posts) nested past any limit, and one inside itself
+local function include_chain(n)
+  local top = { association = "Genres" }
+  local cur = top
+  for i = 2, n do
+    local nx = { association = i % 2 == 0 and "Posts" or "Genres" }
+    cur.include = { nx }
+    cur = nx
+  end
+  return { top }
+end
+local DEEP_INCLUDE = include_chain(100000)
+local CYCLIC_INCLUDE = { association = "Genres", include = { { association = "Posts" } } }
+CYCLIC_INCLUDE.include[1].include = { CYCLIC_INCLUDE }
+CYCLIC_INCLUDE = { CYCLIC_INCLUDE }
 local CYCLIC_WHERE = { text = {} }
 CYCLIC_WHERE.text["in"] = CYCLIC_WHERE.text
 CYCLIC_WHERE["or"] = { CYCLIC_WHERE }
@@ -284,7 +300,10 @@ local RAISING = setmetatable({}, {
 local LEN_LIES = setmetatable({ 1, 2 }, { __len = function() return 1e9 end })
 local BIG_ARRAY = {}
 for i = 1, 5000 do BIG_ARRAY[i] = i end
-for _, t in ipairs { DEEP_MED, DEEP_BIG, CYCLIC, CYCLIC_WHERE, RAISING, LEN_LIES, BIG_ARRAY } do SHARED[t] = true end
+for _, t in ipairs { DEEP_MED, DEEP_BIG, CYCLIC, CYCLIC_WHERE, RAISING, LEN_LIES, BIG_ARRAY, DEEP_INCLUDE,
+                     CYCLIC_INCLUDE } do
+  SHARED[t] = true
+end
 for _, t in pairs(junction.types) do if type(t) == "table" then SHARED[t] = true end end
 
 -- mm_args: t with a metatable whose reading metamethods call back: raise,
@@ -448,7 +467,8 @@ local function gen_opts()
     elseif k == "attributes" then o.attributes = { rng:pick(FIELDS), gen_value(3) }
     elseif k == "include" then
       o.include = rng:pick { { "Genres" }, { "Posts" }, { Genres = { include = { "Posts" } } },
-                             { { association = "Genres", where = gen_where(2) } }, gen_value(2) }
+                             { { association = "Genres", where = gen_where(2) } }, gen_value(2),
+                             DEEP_INCLUDE, CYCLIC_INCLUDE }
     else o[k] = gen_value(2) end
   end
   if CLASS.mm_args and rng:chance(0.15) then return mm_table(o) end
@@ -978,7 +998,8 @@ local function short(v)
     return ok and ("<" .. tostring(s):sub(1, 40) .. ">") or "<userdata>"
   elseif t == "table" then
     if rawequal(v, CYCLIC) or rawequal(v, CYCLIC_WHERE) then return "<cyclic>" end
-    if rawequal(v, DEEP_MED) or rawequal(v, DEEP_BIG) then return "<deep>" end
+    if rawequal(v, DEEP_MED) or rawequal(v, DEEP_BIG) or rawequal(v, DEEP_INCLUDE) then return "<deep>" end
+    if rawequal(v, CYCLIC_INCLUDE) then return "<cyclic>" end
     if rawequal(v, RAISING) then return "<raising-mt>" end
     local n = 0
     for _ in next, v do n = n + 1; if n > 20 then break end end
