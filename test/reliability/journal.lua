@@ -7,7 +7,9 @@ transaction took back (docs/API.md, "Instances follow the rollback").
 A pool of instances of three models (Item: an AUTOINCREMENT key; Keyed: a
 key the program gives; Hooked: beforeCreate and beforeUpdate hooks, so its
 writes go through lua/junction/hooks.lua) is written at random: build,
-create, assign a field, save, update, destroy, reload, inside db:transaction
+create, upsert (a new key, or the key of a saved instance: the instance
+upsert returns takes the row over), assign a field, save, update, destroy,
+reload, inside db:transaction
 levels nested up to three deep that commit, raise (a string or a table),
 call junction.abort or return nil, err, and inside transactions run in a
 coroutine that yields after each call and is then dropped (collected) or
@@ -127,7 +129,7 @@ local function check(where)
   local claimed = {}
   for i = 1, #all do
     local s = all[i]
-    do
+    if not s.retired then
       local d, x = s.d, s.inst
       -- (asked first: an abandoned transaction is rolled back, and its
       -- instances with it, before anything reads their state)
@@ -170,7 +172,7 @@ end
 local function check_final()
   for i = 1, #all do
     local s = all[i]
-    if not core._destroyed(s.inst) then
+    if not s.retired and not core._destroyed(s.inst) then
       local ok, msg = s.inst:save()
       if not ok then fail(fmt("the final save of instance %d failed: %s", i, tostring(msg))) end
     end
@@ -178,7 +180,7 @@ local function check_final()
   check("after saving every instance")
   for i = 1, #all do
     local s = all[i]
-    if not core._destroyed(s.inst) and s.inst:changed() then
+    if not s.retired and not core._destroyed(s.inst) and s.inst:changed() then
       fail(fmt("instance %d: still changed after its save", i))
     end
   end
@@ -190,6 +192,7 @@ end
 
 local rng
 local run_ops   -- forward
+local cur_step  -- the top-level step running (an instance's touched: the last step that wrote it)
 
 local function value(d, f)
   if f == "b" then return rng:int(0, 9) end
@@ -224,9 +227,33 @@ local function op_call(depth)
   local kind
   stats.calls = stats.calls + 1
   if replaceable(s) and (s == nil or rng:chance(0.3)) then
-    kind = rng:pick({ "build", "create", "create" })
+    kind = rng:pick({ "build", "create", "create", "upsert" })
+  elseif s.d.given and s.touched < cur_step and core._saved(s.inst) and rng:chance(0.15) then
+    -- (only over a row no open transaction wrote: the instance an upsert
+    -- returns reads the row as it is then, and a rollback of a write before
+    -- it that was not its own leaves it as read; docs/API.md says so)
+    kind = "upsert_over"
   else
     kind = rng:pick({ "set", "save", "save", "update", "update", "destroy", "reload" })
+  end
+  if kind == "upsert" or kind == "upsert_over" then
+    -- Keyed:upsert of a new key (an INSERT), or of the key of the slot's
+    -- saved instance (an UPDATE of its row: the upserted instance takes the
+    -- row over, the old one is retired from the checks, stale by design)
+    local d = models[2]
+    local v = values(d, kind == "upsert")
+    if kind == "upsert_over" then v[d.pk] = s.inst[d.pk] end
+    emit(depth, fmt("slot[%d] = %s:upsert(%s)", i, d.name, show(v)))
+    local x, msg = d.model:upsert(v)
+    if x then
+      if kind == "upsert_over" then s.retired = true end
+      slots[i] = { d = d, inst = x, touched = cur_step }
+      all[#all + 1] = slots[i]
+      emit(depth, fmt("  --> instance %d", #all))
+    else
+      emit(depth, "  --> " .. tostring(msg))
+    end
+    return
   end
   if kind == "build" or kind == "create" then
     local d = models[rng:int(1, #models)]
@@ -235,7 +262,7 @@ local function op_call(depth)
     local x, msg
     if kind == "build" then x = d.model:build(v) else x, msg = d.model:create(v) end
     if x then
-      slots[i] = { d = d, inst = x }
+      slots[i] = { d = d, inst = x, touched = cur_step }
       all[#all + 1] = slots[i]
       emit(depth, fmt("  --> instance %d", #all))
     else
@@ -253,6 +280,7 @@ local function op_call(depth)
   end
   local args = {}
   if kind == "update" then args[1] = { [f] = value(d, f) } end
+  if kind ~= "reload" then s.touched = cur_step end
   emit(depth, fmt("slot[%d]:%s(%s)", i, kind, args[1] and show(args[1]) or ""))
   local ok, r, msg = pcall(x[kind], x, args[1])
   if not ok or not r then emit(depth, "  --> " .. tostring(ok and msg or r)) end
@@ -329,6 +357,7 @@ while steps < STEPS do
   trace = {}
   define()
   for step = 1, EPISODE do
+    cur_step = steps + 1
     run_ops(0, 1)
     steps = steps + 1
     check(fmt("after step %d", step))
