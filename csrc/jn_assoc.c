@@ -818,6 +818,17 @@ static int through_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int t
   return rc;
 }
 
+/* Copy every key and value of the table at from into the table at to, raw
+** (no metamethod of the caller's runs). [-0, +0, -] */
+static void copy_raw(lua_State *L, int from, int to) {
+  lua_pushnil(L);
+  while (lua_next(L, from) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, to);
+  }
+}
+
 /*
 ** Insert one link the way Model:create inserts a row: the junction's
 ** defaultValue functions are called, opts.through (the table at thr, or 0)
@@ -828,14 +839,7 @@ static int insert_row(lua_State *L, jn_Assoc *a, int self, int thr, const jn_Key
   int top = lua_gettop(L), values, inst, rc;
   lua_newtable(L);
   values = lua_gettop(L);
-  if (thr) {
-    lua_pushnil(L);
-    while (lua_next(L, thr) != 0) {
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, values);
-    }
-  }
+  if (thr) copy_raw(L, thr, values);
   jn_inst_get(L, self, a->source_key);
   lua_setfield(L, values, a->through->f[a->fk].name);
   push_key(L, k);
@@ -1247,14 +1251,7 @@ int jn_assoc_pertarget(lua_State *L, jn_Assoc *a, int idx, int single, int keys,
     if (!fn && jn_inst_test(L, -1) == NULL) { lua_pop(L, 1); continue; }   /* a key: none */
     lua_newtable(L);
     copy = lua_gettop(L);
-    if (thr) {
-      lua_pushnil(L);
-      while (lua_next(L, thr) != 0) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, copy);
-      }
-    }
+    if (thr) copy_raw(L, thr, copy);
     if (target_values(L, a, copy - 1, i, fn, copy, errs)) {
       lua_rawseti(L, per, i);
       any = 1;
