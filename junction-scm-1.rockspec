@@ -56,9 +56,11 @@ build = {
       ["junction.methods"] = "lua/junction/methods.lua",
       ["junction.migrate"] = "lua/junction/migrate.lua",
       ["junction.pages"] = "lua/junction/pages.lua",
+      ["junction.pgwire"] = "lua/junction/pgwire.lua",
       ["junction.result"] = "lua/junction/result.lua",
       ["junction.scopes"] = "lua/junction/scopes.lua",
       ["junction.upsert"] = "lua/junction/upsert.lua",
+      ["junction.wire"] = "lua/junction/wire.lua",
     },
     -- the `junction` command: migrate, rollback, status, erd, console
     bin = { junction = "bin/junction" },

@@ -16,7 +16,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-LAYERS=(jn_buf jn_scalar jn_json jn_value jn_pg jn_stmt jn_error jn_conn jn_schema jn_sync jn_inst jn_select jn_frag jn_where jn_query jn_assoc jn_include jn_assocm jn_hasmany jn_model junction)
+LAYERS=(jn_buf jn_scalar jn_json jn_value jn_pg jn_wire jn_stmt jn_error jn_conn jn_schema jn_sync jn_inst jn_select jn_frag jn_where jn_query jn_assoc jn_include jn_assocm jn_hasmany jn_model junction)
 
 # caller -> callee edges that go up today, one per line
 KNOWN=$(cat <<'LIST'

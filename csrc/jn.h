@@ -34,6 +34,9 @@
 #endif
 
 #define JN_CONN_MT   "junction.Connection"
+/* a connection with a transport (jn_wire.c): the same userdata, with the
+** methods lua/junction/wire.lua runs a statement at a time */
+#define JN_WIRE_MT   "junction.WireConnection"
 #define JN_MODEL_MT  "junction.Model"
 #define JN_ASSOC_MT  "junction.Association"
 #define JN_INST_MT   "junction.Instance"
@@ -142,6 +145,10 @@ typedef struct jn_Conn {
   int instmt_ref;           /* registry: the instance metatable, or LUA_NOREF once closed */
   unsigned schema_gen;      /* counts db:exec calls and db:query writes: the connection's own
                             ** schema may have changed (a TEMP trigger: jn_Whole) */
+  int ts_frozen;            /* a wire call runs: every timestamp is the time of its first run */
+  int ts_taken;             /* ts_at holds that time */
+  long long ts_at_sec;
+  long ts_at_nsec;
 } jn_Conn;
 
 /*

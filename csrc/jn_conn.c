@@ -70,6 +70,7 @@ static const char *const conn_sql[JN_CS_COUNT] = {
 */
 static jn_Conn *to_conn(lua_State *L, int idx, const char *ctx) {
   jn_Conn *c = (jn_Conn *)luaL_testudata(L, idx, JN_CONN_MT);
+  if (c == NULL) c = (jn_Conn *)luaL_testudata(L, idx, JN_WIRE_MT);
   if (c == NULL)
     luaL_error(L, "%s: bad self (connection expected, got %s)", ctx, jn_error_typename(L, idx));
   return c;
@@ -94,6 +95,16 @@ jn_Conn *jn_conn_check(lua_State *L, int idx, const char *ctx) {
   return c;
 }
 
+/* Does c speak PostgreSQL through a transport (jn_wire.c)? */
+static int wired(const jn_Conn *c) {
+#ifdef JN_WITH_PG
+  return c->eng == &jn_wire_engine;
+#else
+  (void)c;
+  return 0;
+#endif
+}
+
 /*
 ** Call the Lua function below nargs arguments on the stack: a log or
 ** defaultValue function, user code that runs in the middle of an operation.
@@ -102,8 +113,11 @@ jn_Conn *jn_conn_check(lua_State *L, int idx, const char *ctx) {
 ** binding and its step, may not run statements on the connection.
 ** [-(nargs+1), +nresults, e]
 */
+static int wire_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log);
+
 void jn_conn_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log) {
   int status;
+  if (wired(c) && wire_callback(L, c, nargs, nresults, log)) return;
   c->incall++;
   c->inlog += log;
   status = lua_pcall(L, nargs, nresults, 0);
@@ -575,6 +589,201 @@ int jn_conn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, 
 
 /* }====== */
 
+/* {====== The wire transport's two halves (jn_wire.c, lua/junction/wire.lua) */
+
+#ifdef JN_WITH_PG
+/* Push (set 0) or set from the top (set 1) the registry entry of key: a
+** wire call's recorded callbacks (&c->txcap) and snapshot (&c->txdepth). */
+static void wire_reg(lua_State *L, void *key, int set) {
+  lua_pushlightuserdata(L, key);
+  if (set) {
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  } else {
+    lua_rawget(L, LUA_REGISTRYINDEX);
+  }
+}
+
+/*
+** A callback of a wire call: the log function once per statement (not again
+** when a re-run replays it), and a defaultValue function once per call: its
+** results are recorded on the run that calls it and given back on the
+** re-runs, so that every run builds the same statements.  The replies that
+** statements run inside it took are skipped with it.  Returns 0 when the
+** callback is to be called the ordinary way (nothing recorded for it).
+** [-(nargs+1), +nresults, e]
+*/
+static int wire_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log) {
+  int *cb = jn_wire_cbcursor(c->db), i, at, top, status;
+  if (log) {
+    if (!jn_wire_replaying(c->db)) return 0;
+    lua_pop(L, nargs + 1);
+    return 1;
+  }
+  wire_reg(L, &c->txcap, 0);   /* the recorded results of this call */
+  if (!lua_istable(L, -1)) {                     /* no call running (a C method called bare) */
+    lua_pop(L, 1);
+    return 0;
+  }
+  at = ++*cb;
+  lua_rawgeti(L, -1, at);
+  if (lua_istable(L, -1)) {                      /* replayed */
+    lua_rawgeti(L, -1, 0);
+    jn_wire_skip(c->db, (int)lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    lua_replace(L, -(nargs + 3));                /* over the function */
+    lua_pop(L, nargs + 1);
+    for (i = 1; i <= nresults; i++) lua_rawgeti(L, -i, i);
+    lua_remove(L, -(nresults + 1));
+    return 1;
+  }
+  lua_pop(L, 2);
+  i = jn_wire_cursor(c->db);
+  c->incall++;
+  status = lua_pcall(L, nargs, nresults, 0);
+  c->incall--;
+  if (status != LUA_OK) lua_error(L);
+  top = lua_gettop(L);
+  wire_reg(L, &c->txcap, 0);
+  lua_createtable(L, nresults, 1);
+  lua_pushinteger(L, jn_wire_cursor(c->db) - i);
+  lua_rawseti(L, -2, 0);
+  for (i = 1; i <= nresults; i++) {
+    lua_pushvalue(L, top - nresults + i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_rawseti(L, -2, at);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/*
+** Step st of a wire connection: a step that stopped the call (the statement
+** needs the server's reply) raises, ending the run at once; nothing
+** unwinding it sends anything (the engine is stopped), and Lua runs the call
+** again with the reply (lua/junction/wire.lua).
+** [-0, +0, e]
+*/
+static int wire_step(lua_State *L, jn_Conn *c, jn_St *st) {
+  int rc = jn_e_step(c->eng, st);
+  if (jn_wire_stopped(c->db))
+    luaL_error(L, "junction: this call needs the server's reply: on a connection with a "
+               "transport, call junction's methods (lua/junction/wire.lua runs them)");
+  return rc;
+}
+
+/* What a wire call keeps of the connection at its start, to run again from. */
+typedef struct WireSnap {
+  int txdepth, nzombie;
+  unsigned long txserial;
+  long long ts;            /* the frozen clock */
+  int n;
+  struct { jn_TxFrame f; unsigned long serial; int killed; } fr[1];
+} WireSnap;
+
+/* db:_wire("begin"): a user's call starts: keep the transaction frames. */
+static int wire_begin(lua_State *L, jn_Conn *c) {
+  int i, n = c->txdepth;
+  WireSnap *w = (WireSnap *)lua_newuserdata(L, sizeof *w + (size_t)(n > 0 ? n : 1) * sizeof w->fr[0]);
+  w->txdepth = n;
+  w->nzombie = c->nzombie;
+  w->txserial = c->txserial;
+  for (i = 0; i < n; i++) {
+    jn_TxToken *t = (jn_TxToken *)c->tx[i].token;
+    w->fr[i].f = c->tx[i];
+    w->fr[i].serial = c->tx[i].abandoned ? 0 : t->serial;
+    w->fr[i].killed = c->tx[i].abandoned ? 0 : t->killed;
+  }
+  wire_reg(L, &c->txdepth, 1);
+  lua_newtable(L);
+  wire_reg(L, &c->txcap, 1);
+  jn_wire_begin(c->db);
+  c->ts_frozen = 1;
+  c->ts_taken = 0;
+  return 0;
+}
+
+/* db:_wire("rewind"): run the call again: the frames as they were. */
+static int wire_rewind(lua_State *L, jn_Conn *c) {
+  WireSnap *w;
+  int i;
+  wire_reg(L, &c->txdepth, 0);
+  w = (WireSnap *)lua_touserdata(L, -1);
+  if (w == NULL) return luaL_error(L, "db:_wire: no call to rewind");
+  if (w->txdepth > c->txcap) return luaL_error(L, "db:_wire: the transaction frames are gone");
+  for (i = 0; i < w->txdepth; i++) {
+    c->tx[i] = w->fr[i].f;
+    if (!c->tx[i].abandoned) {
+      jn_TxToken *t = (jn_TxToken *)c->tx[i].token;
+      t->serial = w->fr[i].serial;
+      t->killed = w->fr[i].killed;
+    }
+  }
+  c->txdepth = w->txdepth;
+  c->nzombie = w->nzombie;
+  c->txserial = w->txserial;
+  jn_wire_rewind(c->db);
+  return 0;
+}
+
+static int wire_end(lua_State *L, jn_Conn *c) {
+  lua_pushnil(L);
+  wire_reg(L, &c->txdepth, 1);
+  lua_pushnil(L);
+  wire_reg(L, &c->txcap, 1);
+  jn_wire_end(c->db);
+  c->ts_frozen = 0;
+  return 0;
+}
+
+/*
+** db:_wire(op, ...): the two halves' primitives, for lua/junction/wire.lua
+** only: "begin", "rewind", "end" a call; "pending" (the statement that
+** stopped the run, or nil); "answer" (its reply: true, or nil and why the
+** reply is refused); "lose" (the transport failed: message); "transport".
+*/
+static int conn_wire(lua_State *L) {
+  static const char *const ops[] = { "begin", "rewind", "end", "pending", "answer", "lose",
+                                     "transport", NULL };
+  jn_Conn *c = jn_conn_check(L, 1, "db:_wire");
+  int op = luaL_checkoption(L, 2, NULL, ops);
+  const char *err;
+  if (!wired(c)) return luaL_error(L, "db:_wire: not a connection with a transport");
+  switch (op) {
+    case 0: return wire_begin(L, c);
+    case 1: return wire_rewind(L, c);
+    case 2: return wire_end(L, c);
+    case 3: return jn_wire_pushpending(L, c->db);
+    case 4:
+      if (jn_wire_answer(L, c->db, 3, &err)) { lua_pushboolean(L, 1); return 1; }
+      lua_pushnil(L);
+      lua_pushstring(L, err);
+      return 2;
+    case 5:
+      jn_wire_lose(c->db, luaL_optstring(L, 3, "the wire transport failed"));
+      return 0;
+    default:
+      lua_getuservalue(L, 1);
+      lua_getfield(L, -1, "transport");
+      return 1;
+  }
+}
+#else
+static int wire_callback(lua_State *L, jn_Conn *c, int nargs, int nresults, int log) {
+  (void)L; (void)c; (void)nargs; (void)nresults; (void)log;
+  return 0;
+}
+static int wire_step(lua_State *L, jn_Conn *c, jn_St *st) {
+  (void)L;
+  return jn_e_step(c->eng, st);
+}
+static int conn_wire(lua_State *L) {
+  return luaL_error(L, "db:_wire: junction was built without PostgreSQL");
+}
+#endif
+
+/* }====== */
+
 /* {====== Running statements */
 
 /*
@@ -598,6 +807,7 @@ int jn_conn_step(lua_State *L, jn_Conn *c, jn_St *st) {
     lua_rawseti(L, LUA_REGISTRYINDEX, c->params_ref);
     jn_conn_callback(L, c, 2, 0, 1);
   }
+  if (wired(c)) return wire_step(L, c, st);
   return jn_e_step(c->eng, st);
 }
 
@@ -715,7 +925,7 @@ static const char *const open_opts[] = {
 };
 /* junction.open{ engine = ..., conninfo | path = ..., options... } */
 static const char *const open_table_opts[] = {
-  "engine", "conninfo", "path",
+  "engine", "conninfo", "path", "transport",
   "busy_timeout", "foreign_keys", "journal_mode", "synchronous", "temp_store", "log",
   "timeout", NULL
 };
@@ -898,8 +1108,47 @@ static int is_pg_url(const char *path) {
 }
 
 /*
+** junction.open{ engine = "postgres", transport = T }: a table or userdata T
+** moves the bytes (lua/junction/wire.lua drives it); no conninfo then, and
+** no time limit yet (SET statement_timeout would need the transport while
+** opening).  Returns 1 with the target "wire" in slot 3, or 0 when the table
+** names no transport.  Raises on misuse.
+*/
+static int wire_target(lua_State *L) {
+  int t = rawfield(L, 1, "transport");
+  lua_pop(L, 1);
+  if (t == LUA_TNIL) return 0;
+  if (t != LUA_TTABLE && t != LUA_TUSERDATA)
+    luaL_error(L, "junction.open: bad option 'transport' (table or userdata with a run method "
+               "expected, got %s)", lua_typename(L, t));
+  if (t == LUA_TTABLE) {   /* a plain table must have its run (a metatable may give it later) */
+    int has_mt, run;
+    rawfield(L, 1, "transport");
+    has_mt = lua_getmetatable(L, -1);
+    if (has_mt) lua_pop(L, 1);
+    lua_pushliteral(L, "run");
+    lua_rawget(L, -2);
+    run = lua_isfunction(L, -1);
+    lua_pop(L, 2);
+    if (!has_mt && !run)
+      luaL_error(L, "junction.open: bad option 'transport' (no run method)");
+  }
+  if (rawfield(L, 1, "conninfo") != LUA_TNIL)
+    luaL_error(L, "junction.open: bad option 'conninfo' (a transport connects by itself: give one "
+               "or the other)");
+  lua_pop(L, 1);
+  if (rawfield(L, 1, "timeout") != LUA_TNIL)
+    luaL_error(L, "junction.open: bad option 'timeout' (not through a transport yet: run SET "
+               "statement_timeout with db:exec)");
+  lua_pop(L, 1);
+  lua_pushliteral(L, "wire");
+  lua_replace(L, 3);
+  return 1;
+}
+
+/*
 ** What junction.open's arguments ask for: the engine (0 SQLite, 1
-** PostgreSQL), its path or conninfo at *target (a string on the stack), and
+** PostgreSQL, 2 PostgreSQL through a transport), its path or conninfo at *target (a string on the stack), and
 ** the index of the options table (0: none).  Raises on misuse.
 */
 static int open_target(lua_State *L, const char **target, int *optidx) {
@@ -919,6 +1168,11 @@ static int open_target(lua_State *L, const char **target, int *optidx) {
       luaL_error(L, "junction.open: bad option 'engine' (\"sqlite\" or \"postgres\" expected, "
                  "got '%s')", lua_tostring(L, -1));
     lua_pop(L, 1);
+    if (eng == 1 && wire_target(L)) {
+      *optidx = 1;
+      *target = lua_tostring(L, 3);
+      return 2;
+    }
     if (rawfield(L, 1, eng == 1 ? "path" : "conninfo") != LUA_TNIL)
       luaL_error(L, "junction.open: bad option '%s' (engine '%s' takes '%s')",
                  eng == 1 ? "path" : "conninfo", engines[eng], eng == 1 ? "conninfo" : "path");
@@ -1030,6 +1284,39 @@ static int open_pg(lua_State *L, jn_Conn *c, const char *conninfo, const OpenOpt
   if (o->timeout > 0) set_timeout(c, o->timeout);
   return SQLITE_OK;
 }
+
+/* c speaks PostgreSQL through the transport of the options at 1, kept in
+** the connection's uservalue for lua/junction/wire.lua. [-0, +(0|3), m] */
+static int open_wire(lua_State *L, jn_Conn *c) {
+  void *db = jn_wire_open();
+  if (db == NULL) return -open_failed(L, "out of memory", NULL);
+  c->db = db;
+  c->eng = &jn_wire_engine;
+  c->dialect = &jn_pg_dialect;
+  luaL_setmetatable(L, JN_WIRE_MT);   /* the connection is on top: slot 4 */
+  lua_getuservalue(L, 4);
+  rawfield(L, 1, "transport");
+  lua_setfield(L, -2, "transport");
+  lua_pop(L, 1);
+  /* lua/junction/wire.lua's hook: the first such connection wraps the C
+  ** methods its Lua modules keep (pure Lua, no statement) */
+  lua_getfield(L, LUA_REGISTRYINDEX, "junction.wirehook");
+  if (lua_isfunction(L, -1)) {
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
+  } else {
+    lua_pop(L, 1);
+  }
+  return SQLITE_OK;
+}
+
+/* junction._wirehook(fn): what opening a connection with a transport calls
+** (lua/junction/wire.lua). */
+static int conn_wirehook(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "junction.wirehook");
+  return 0;
+}
 #endif
 
 /*** Open a database.
@@ -1057,7 +1344,8 @@ static int conn_open(lua_State *L) {
   lua_settop(L, 3);
   c = new_conn(L, pg, optidx, &o);              /* slot 4 */
 #ifdef JN_WITH_PG
-  if (pg) rc = open_pg(L, c, path, &o);
+  if (pg == 2) rc = open_wire(L, c);
+  else if (pg) rc = open_pg(L, c, path, &o);
   else
 #endif
   rc = open_sqlite(L, c, path, &o);
@@ -1514,6 +1802,7 @@ static int conn_models(lua_State *L) {
 static int conn_isopen(lua_State *L) {
   jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
   jn_Conn *c = m != NULL ? m->conn : (jn_Conn *)luaL_testudata(L, 1, JN_CONN_MT);
+  if (c == NULL && m == NULL) c = (jn_Conn *)luaL_testudata(L, 1, JN_WIRE_MT);
   if (c == NULL)
     return luaL_error(L, "junction._isopen: bad argument #1 (model or connection expected, got %s)",
                       jn_error_typename(L, 1));
@@ -1533,6 +1822,7 @@ static const luaL_Reg conn_methods[] = {
   {"changes", conn_changes},
   {"lastInsertId", conn_last_insert_id},
   {"_tx", conn_tx},
+  {"_wire", conn_wire},
   {"_models", conn_models},
   {NULL, NULL}
 };
@@ -1573,8 +1863,21 @@ void jn_conn_open(lua_State *L) {
   lua_setfield(L, -4, "Connection");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  /* a connection with a transport: its methods (lua/junction/wire.lua
+  ** fills WireConnection: each C method run a statement at a time) */
+  luaL_newmetatable(L, JN_WIRE_MT);
+  luaL_setfuncs(L, conn_meta, 0);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "WireConnection");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   lua_pushcfunction(L, conn_open);
   lua_setfield(L, -2, "open");
   lua_pushcfunction(L, conn_isopen);
   lua_setfield(L, -2, "_isopen");
+#ifdef JN_WITH_PG
+  lua_pushcfunction(L, conn_wirehook);
+  lua_setfield(L, -2, "_wirehook");
+#endif
 }

@@ -140,6 +140,32 @@ JN_INTERNAL extern const jn_Dialect jn_sqlite_dialect;
 JN_INTERNAL extern const jn_Engine jn_pg_engine;
 JN_INTERNAL extern const jn_Dialect jn_pg_dialect;
 JN_INTERNAL void *jn_pg_open(const char *conninfo, char *msg, size_t msgsize);
+/* What the wire engine shares with it: SQLSTATE -> junction's code; the
+** first statement of sql with "?" rewritten to "$n" (out NULL: only
+** measured); whether a rewritten text is transaction control. */
+JN_INTERNAL int jn_pg_mapstate(const char *sqlstate);
+JN_INTERNAL size_t jn_pg_scan(const char *sql, size_t len, char *out, size_t *outlen,
+                              int *nparams, int *nonblank);
+JN_INTERNAL int jn_pg_txncontrol(const char *text);
+
+/* jn_wire.c: the PostgreSQL dialect with the bytes moved by Lua (a
+** transport: pgwire.lua over LuaSocket or an OpenResty cosocket).  Its
+** statements are recorded, not sent: a step with no reply yet stops the
+** call (jn_wire_stopped), and the call runs again with the replies given
+** (docs/POSTGRES.md, "The wire transport"). */
+JN_INTERNAL extern const jn_Engine jn_wire_engine;
+JN_INTERNAL void *jn_wire_open(void);
+JN_INTERNAL int jn_wire_stopped(void *db);
+JN_INTERNAL int jn_wire_replaying(void *db);
+JN_INTERNAL int *jn_wire_cbcursor(void *db);
+JN_INTERNAL void jn_wire_skip(void *db, int n);
+JN_INTERNAL int jn_wire_cursor(void *db);
+JN_INTERNAL void jn_wire_begin(void *db);
+JN_INTERNAL void jn_wire_rewind(void *db);
+JN_INTERNAL void jn_wire_end(void *db);
+JN_INTERNAL void jn_wire_lose(void *db, const char *msg);
+JN_INTERNAL int jn_wire_pushpending(lua_State *L, void *db);
+JN_INTERNAL int jn_wire_answer(lua_State *L, void *db, int idx, const char **err);
 #endif
 
 /*

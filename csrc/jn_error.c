@@ -145,6 +145,7 @@ const char *jn_error_typename(lua_State *L, int idx) {
     return lua_pushfstring(L, "%s instance", inst->model->name);
   }
   if (luaL_testudata(L, idx, JN_MODEL_MT) != NULL) return "model";
-  if (luaL_testudata(L, idx, JN_CONN_MT) != NULL) return "connection";
+  if (luaL_testudata(L, idx, JN_CONN_MT) != NULL || luaL_testudata(L, idx, JN_WIRE_MT) != NULL)
+    return "connection";
   return luaL_typename(L, idx);
 }

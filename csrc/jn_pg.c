@@ -116,7 +116,7 @@ static void set_error(PgConn *pc, int code, const char *state, const char *msg) 
 }
 
 /* SQLSTATE -> the SQLite code junction documents for that failure. */
-static int map_state(const char *s) {
+int jn_pg_mapstate(const char *s) {
   if (s == NULL || s[0] == '\0') return SQLITE_ERROR;
   if (strcmp(s, "23505") == 0) return SQLITE_CONSTRAINT_UNIQUE;
   if (strcmp(s, "23503") == 0) return SQLITE_CONSTRAINT_FOREIGNKEY;
@@ -147,7 +147,7 @@ static int fail_result(PgConn *pc, const PGresult *res) {
     code = SQLITE_IOERR;
     state = "08006";   /* connection_failure */
   } else {
-    code = map_state(state);
+    code = jn_pg_mapstate(state);
   }
   if (code == SQLITE_CONSTRAINT_UNIQUE && res != NULL) {   /* the primary key's, as SQLite says */
     const char *cn = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
@@ -310,8 +310,8 @@ static void scan_placeholder(Scan *s) {
 ** with backslashes, $tag$...$tag$), quoted identifiers and comments are
 ** copied as they are.
 */
-static size_t scan_sql(const char *sql, size_t len, char *out, size_t *outlen, int *nparams,
-                       int *nonblank) {
+size_t jn_pg_scan(const char *sql, size_t len, char *out, size_t *outlen, int *nparams,
+                  int *nonblank) {
   Scan s;
   s.sql = sql; s.len = len; s.i = 0; s.out = out; s.o = 0; s.next = 0; s.maxp = 0;
   *nonblank = 0;
@@ -391,7 +391,7 @@ static void defer_dealloc(PgConn *pc, const char *name) {
 ** Is the statement transaction control (BEGIN, COMMIT, SAVEPOINT...)?  The
 ** text is the rewritten one: blanks and comments may lead.
 */
-static int txn_control(const char *s) {
+int jn_pg_txncontrol(const char *s) {
   static const char *const words[] = {
     "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", NULL
   };
@@ -497,7 +497,7 @@ static int pg_prepare(void *db, const char *sql, size_t len, jn_St **out, size_t
   jn_St *st;
   PGresult *res;
   *out = NULL;
-  end = scan_sql(sql, len, NULL, &n, &nparams, &nonblank);
+  end = jn_pg_scan(sql, len, NULL, &n, &nparams, &nonblank);
   if (used != NULL) *used = end;
   if (!nonblank) return SQLITE_OK;
   if (pc->ndealloc >= PG_DEALLOC_BATCH) flush_dealloc(pc);
@@ -508,7 +508,7 @@ static int pg_prepare(void *db, const char *sql, size_t len, jn_St **out, size_t
     free(st);
     return fail_nomem(pc);
   }
-  scan_sql(sql, len, text, NULL, &nparams, &nonblank);
+  jn_pg_scan(sql, len, text, NULL, &nparams, &nonblank);
   text[n] = '\0';
   st->pc = pc;
   st->row = -1;
@@ -528,7 +528,7 @@ static int pg_prepare(void *db, const char *sql, size_t len, jn_St **out, size_t
   st->nparams = nparams;
   for (i = 0; i < nparams; i++) st->params[i].isnull = 1;
   snprintf(st->name, sizeof st->name, "jn%lu", ++pc->serial);
-  st->guard = !txn_control(text);
+  st->guard = !jn_pg_txncontrol(text);
   res = request(pc, st, text, 0, NULL, NULL, NULL);
   free(text);
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {

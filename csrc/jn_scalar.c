@@ -105,7 +105,17 @@ size_t jn_scalar_epochtext(double secs, char *out) {
 */
 size_t jn_scalar_timestamp(jn_Conn *c, char *out) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  if (c->ts_frozen && c->ts_taken) {   /* a wire call's re-run: the same time */
+    ts.tv_sec = (time_t)c->ts_at_sec;
+    ts.tv_nsec = c->ts_at_nsec;
+  } else {
+    clock_gettime(CLOCK_REALTIME, &ts);
+  }
+  if (c->ts_frozen && !c->ts_taken) {
+    c->ts_at_sec = (long long)ts.tv_sec;
+    c->ts_at_nsec = ts.tv_nsec;
+    c->ts_taken = 1;
+  }
   if ((long long)ts.tv_sec != c->ts_sec || c->ts_text[0] == '\0') {
     struct tm tm;
     time_t t = ts.tv_sec;

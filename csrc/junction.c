@@ -10,7 +10,8 @@ JN_EXPORT int luaopen_junction_core(lua_State *L);
 static int jn_type(lua_State *L) {
   if (jn_inst_test(L, 1) != NULL) lua_pushliteral(L, "instance");
   else if (luaL_testudata(L, 1, JN_MODEL_MT) != NULL) lua_pushliteral(L, "model");
-  else if (luaL_testudata(L, 1, JN_CONN_MT) != NULL) lua_pushliteral(L, "connection");
+  else if (luaL_testudata(L, 1, JN_CONN_MT) != NULL || luaL_testudata(L, 1, JN_WIRE_MT) != NULL)
+    lua_pushliteral(L, "connection");
   else lua_pushnil(L);
   return 1;
 }
@@ -20,6 +21,28 @@ static int jn_modelof(lua_State *L) {
   if (jn_inst_test(L, 1) == NULL) return 0;
   jn_inst_pushmodel(L, 1);
   return 1;
+}
+
+/* junction._wireof(x): the connection of x (a connection, a model or an
+** instance) when it speaks through a transport (lua/junction/wire.lua drives
+** its methods), else nothing. */
+static int jn_wireof(lua_State *L) {
+  jn_Conn *c = NULL;
+  jn_Inst *inst = jn_inst_test(L, 1);
+  jn_Model *m;
+  if (inst != NULL) c = inst->model->conn;
+  else if ((m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT)) != NULL) c = m->conn;
+  else if (luaL_testudata(L, 1, JN_WIRE_MT) != NULL) c = (jn_Conn *)lua_touserdata(L, 1);
+#ifdef JN_WITH_PG
+  if (c == NULL || c->db == NULL || c->eng != &jn_wire_engine) return 0;   /* closed: the bare method says so */
+  lua_getfield(L, LUA_REGISTRYINDEX, "junction.conns");
+  lua_pushlightuserdata(L, c);
+  lua_rawget(L, -2);
+  return 1;
+#else
+  (void)c;
+  return 0;
+#endif
 }
 
 static int null_tostring(lua_State *L) {
@@ -50,6 +73,8 @@ int luaopen_junction_core(lua_State *L) {
   lua_setfield(L, -2, "type");
   lua_pushcfunction(L, jn_modelof);
   lua_setfield(L, -2, "modelof");
+  lua_pushcfunction(L, jn_wireof);
+  lua_setfield(L, -2, "_wireof");
   lua_pushliteral(L, JUNCTION_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, sqlite3_libversion());

@@ -130,11 +130,40 @@ if H.is_pg then
 end
 -- }======
 
+-- The server of JUNCTION_TEST_PG through junction.pgwire (lua/junction/
+-- pgwire.lua: the protocol in Lua over LuaSocket) on the schema name, or nil
+-- and why not.  JUNCTION_TEST_PG_WIRE=1 makes H.open use it.
+H.pg_wire = H.is_pg and os.getenv("JUNCTION_TEST_PG_WIRE") == "1"
+function H.wire_transport(name)
+  if not H.is_pg then return nil, "JUNCTION_TEST_PG is not set" end
+  local ok_socket = pcall(require, "socket")
+  if not ok_socket then return nil, "LuaSocket is not installed (apt-get install lua-socket)" end
+  local user, host, port, database = H.pg_url:match("^postgres[%w]*://([^@/]+)@([^:/]+):(%d+)/([^?]+)")
+  if not user then return nil, "JUNCTION_TEST_PG is not of the form postgresql://user@host:port/db" end
+  return require("junction.pgwire").connect{ host = host, port = tonumber(port), user = user,
+    database = database, options = name and ("-csearch_path=" .. name .. " -clock_timeout=5000") }
+end
+
+-- A connection through the wire transport on a schema of its own.
+function H.open_wire(opts)
+  local name = pg_space()
+  local T = assert(H.wire_transport(name))
+  local spec = { engine = "postgres", transport = T }
+  for k, v in pairs(opts or {}) do spec[k] = v end
+  local db, msg, code = junction.open(spec)
+  assert(db, "junction.open failed: " .. tostring(msg) .. " (" .. tostring(code) .. ")")
+  pg_track(name, db)
+  H.transports = H.transports or setmetatable({}, { __mode = "k" })
+  H.transports[db] = T
+  return db, T
+end
+
 -- A fresh, empty database: a ":memory:" connection, or on PostgreSQL a
 -- connection to a schema of its own (opts passed through).
 function H.open(opts)
   local target = ":memory:"
   local name
+  if H.pg_wire and (opts == nil or type(opts) == "table") then return (H.open_wire(opts)) end
   if H.is_pg then name, target = pg_space() end
   local db, msg, code = junction.open(target, opts)
   assert(db, "junction.open failed: " .. tostring(msg) .. " (" .. tostring(code) .. ")")

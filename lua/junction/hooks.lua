@@ -307,6 +307,7 @@ end
 
 -- The C methods, kept before anything replaces them.
 local C = {}
+M._raw = C   -- lua/junction/wire.lua wraps them for a connection with a transport
 
 -- The wrappers call the C methods in pcall: a misuse the C core raises
 -- names the position of the wrapper's caller, as when the C method is

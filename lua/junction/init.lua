@@ -46,6 +46,10 @@ end
 
 local Connection, Model, Instance = core.Connection, core.Model, core.Instance
 
+-- Connections whose bytes a transport moves (lua/junction/wire.lua): every C
+-- method is wrapped first, before the Lua modules below take their copies.
+require("junction.wire").setup(M, core)
+
 -- {====== Transactions
 
 -- A failure raised inside a transaction to roll it back and come out as

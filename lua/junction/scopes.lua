@@ -37,6 +37,7 @@ local db_models = setmetatable({}, { __mode = "k" })  -- connection -> weak list
 
 -- The methods below the ones set here (C, or junction.hooks' Lua).
 local B = {}
+M._raw = B   -- lua/junction/wire.lua wraps its C methods for a connection with a transport
 
 local scope_keys = { where = true, order = true, limit = true, offset = true, attributes = true,
                      include = true }

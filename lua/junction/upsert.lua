@@ -6,6 +6,7 @@ local M = {}
 
 local core, hooks, null   -- set by setup
 local B = {}        -- the methods below the ones set here
+M._raw = B   -- lua/junction/wire.lua wraps its C methods for a connection with a transport
 
 local function kname(k) return type(k) == "string" and k or type(k) end
 
