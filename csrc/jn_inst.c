@@ -881,19 +881,21 @@ static int inst_injournal(lua_State *L) {
 }
 
 /* junction._written(inst, existed, fields): inst, read back after a write
-** of its row at the open level that it did not run itself (upsert: one
-** statement that inserts or updates), follows that level's rollback as if
-** it had written the fields named there: the row existed (they are changed
-** again), or not (unsaved again, its key nil again unless fields names
-** it).  Names that are no field are skipped. */
+** of its row at the open level that was no save of its own (upsert: one
+** statement that inserts or updates; increment: an UPDATE, then a reload),
+** follows that level's rollback as if it had written the fields named
+** there: the row existed (they are changed again), or not (unsaved again,
+** its key nil again unless fields names it: only for an instance just
+** read, in no journal).  Called right after the read back (no field
+** changed); names that are no field are skipped. */
 static int inst_written(lua_State *L) {
   jn_Inst *r = jn_inst_test(L, 1);
   jn_Model *m;
-  int i, n, keygiven = 0;
+  int i, n, keygiven = 0, existed = lua_toboolean(L, 2);
   if (r == NULL) return luaL_error(L, "junction._written: bad argument #1 (instance expected)");
   luaL_checktype(L, 3, LUA_TTABLE);
   m = r->model;
-  if (m->conn->db == NULL || m->conn->txdepth == 0 || r->jserial != 0) return 0;
+  if (m->conn->db == NULL || m->conn->txdepth == 0 || (!existed && r->jserial != 0)) return 0;
   n = (int)lua_rawlen(L, 3);
   for (i = 1; i <= n; i++) {
     int f;
@@ -905,8 +907,8 @@ static int inst_written(lua_State *L) {
     keygiven |= f == m->pk;
   }
   journal_note(L, 1, r);
-  if (r->jserial == m->conn->tx[m->conn->txdepth - 1].serial)
-    r->jstate = lua_toboolean(L, 2) ? J_SAVED : keygiven ? 0 : J_KEYNIL;
+  if (!existed && r->jserial == m->conn->tx[m->conn->txdepth - 1].serial)
+    r->jstate = keygiven ? 0 : J_KEYNIL;
   memset(r->dirty, 0, DIRTY_BYTES(m));
   return 0;
 }

@@ -256,3 +256,26 @@ describe("the instance an upsert returns inside a transaction that rolls back", 
     assert.equal(2, m.Genre:count())
   end)
 end)
+
+describe("an instance incremented inside a transaction that rolls back", function()
+  it("has the counted field changed again, so its next save writes it", function()
+    local db = H.open()
+    local C = db:define("Counter", {
+      timestamps = false,
+      fields = { id = { type = T.INTEGER, primaryKey = true }, n = { type = T.INTEGER }, s = { type = T.TEXT } },
+    })
+    assert(db:sync())
+    local c = assert(C:create { id = 1, n = 0, s = "a" })
+    db:transaction(function()
+      assert(c:increment("n", 5))
+      assert(c:increment { n = 1 })
+      junction.abort("no")
+    end)
+    assert.equal(0, C:findByPk(1).n)
+    assert.equal(6, c.n)
+    assert.same({ "n" }, c:changed())   -- before: false, and the save below wrote nothing
+    assert(c:save())
+    assert.equal(6, C:findByPk(1).n)
+    db:close()
+  end)
+end)

@@ -67,6 +67,17 @@ local function instance_increment(name)
     local ok
     ok, msg, code, details = self:reload()
     if not ok then return fail(msg, code, details) end
+    -- inside a transaction that rolls back, the fields counted are changed
+    -- again (their values as read), as after a rolled back update: before,
+    -- the instance claimed the count the rollback took back, and a save
+    -- wrote nothing
+    local names = {}
+    if type(field) == "table" then
+      for k in next, field do names[#names + 1] = k end
+    else
+      names[1] = field
+    end
+    require("junction.core")._written(self, true, names)
     return self
   end
 end
