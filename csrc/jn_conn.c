@@ -286,6 +286,11 @@ again:
     prev = st;
   }
   if (dead >= 0) {
+    /* on a connection with a transport the ROLLBACK reaches the server only
+    ** from a call lua/junction/wire.lua drives (a statement's); from anywhere
+    ** else (an instance looking at its state) the frames wait for it, else
+    ** the server's transaction would stay open under the next statements */
+    if (wired(c) && !c->ts_frozen) return SQLITE_OK;
     end_frames(c, dead, 0);
     if (tx_undo != NULL) tx_undo(L, c);   /* nobody will settle them: db:transaction is gone */
     goto again;
