@@ -559,6 +559,20 @@ static void bind_chunk(lua_State *L, jn_Conn *c, jn_St *st, int arr, const jn_Ke
   for (r = 0; r < k; r++) bind_key(L, c, st, r + 2, arr, &keys[r < m ? r : m - 1]);
 }
 
+/* Append "FROM junction WHERE fk = <src> AND other": the source's links,
+** its key the parameter src ("?1"), the condition on the target's to follow. */
+static void add_mine(lua_State *L, jn_Assoc *a, jn_Buf *b, const char *src) {
+  jn_Model *j = a->through;
+  jn_buf_adds(L, b, "FROM ");
+  jn_buf_adds(L, b, j->qtable);
+  jn_buf_adds(L, b, " WHERE ");
+  jn_buf_addident(L, b, NULL, j->f[a->fk].col);
+  jn_buf_adds(L, b, " = ");
+  jn_buf_adds(L, b, src);
+  jn_buf_adds(L, b, " AND ");
+  jn_buf_addident(L, b, NULL, j->f[a->other].col);
+}
+
 /* The DELETE of one link: "fk = ?1 AND other = ?2", kept in the association. */
 static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int *rc) {
   jn_Model *j = a->through;
@@ -566,12 +580,8 @@ static jn_St *delete_stmt(lua_State *L, jn_Assoc *a, int *rc) {
   jn_Buf b;
   if (*slot != NULL) return jn_stmt_slot(L, j->conn, slot, NULL, rc);
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "DELETE FROM ");
-  jn_buf_adds(L, &b, j->qtable);
-  jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
-  jn_buf_adds(L, &b, " = ?1 AND ");
-  jn_buf_addident(L, &b, NULL, j->f[a->other].col);
+  jn_buf_adds(L, &b, "DELETE ");
+  add_mine(L, a, &b, "?1");
   jn_buf_adds(L, &b, " = ?2");
   jn_stmt_slot(L, j->conn, slot, jn_buf_cstr(L, &b), rc);
   lua_pop(L, 1);
@@ -631,12 +641,8 @@ static jn_St *delete_in_stmt(lua_State *L, jn_Assoc *a, int json, int k, int *rc
   jn_Buf b;
   jn_St *st;
   jn_buf_init(L, &b);
-  jn_buf_adds(L, &b, "DELETE FROM ");
-  jn_buf_adds(L, &b, j->qtable);
-  jn_buf_adds(L, &b, " WHERE ");
-  jn_buf_addident(L, &b, NULL, j->f[a->fk].col);
-  jn_buf_adds(L, &b, " = ?1 AND ");
-  jn_buf_addident(L, &b, NULL, j->f[a->other].col);
+  jn_buf_adds(L, &b, "DELETE ");
+  add_mine(L, a, &b, "?1");
   if (json) {
     jn_buf_adds(L, &b, " IN (");
     jn_buf_adds(L, &b, jn_select_jsonin(j->conn, j->f[a->other].type));
@@ -1356,17 +1362,6 @@ static void add_cast(lua_State *L, jn_Conn *c, jn_Buf *b, const char *param, int
   jn_buf_adds(L, b, ")");
 }
 
-/* Append "FROM junction WHERE fk = ?2 AND other". */
-static void add_mine(lua_State *L, jn_Assoc *a, jn_Buf *b) {
-  jn_Model *j = a->through;
-  jn_buf_adds(L, b, "FROM ");
-  jn_buf_adds(L, b, j->qtable);
-  jn_buf_adds(L, b, " WHERE ");
-  jn_buf_addident(L, b, NULL, j->f[a->fk].col);
-  jn_buf_adds(L, b, " = ?2 AND ");
-  jn_buf_addident(L, b, NULL, j->f[a->other].col);
-}
-
 /*
 ** The one statement of set (del), add (!del && ins) or remove (neither),
 ** over the keys in the JSON array $1 (the WITH comes first: its "?" is
@@ -1395,12 +1390,12 @@ static jn_St *json_stmt(lua_State *L, jn_Assoc *a, int del, int ins, int *rc) {
   jn_buf_adds(L, &b, ") x(v)), w(k, o) AS (SELECT k, min(o) FROM v GROUP BY k)");
   if (!ins) {
     jn_buf_adds(L, &b, " DELETE ");
-    add_mine(L, a, &b);
+    add_mine(L, a, &b, "?2");
     jn_buf_adds(L, &b, " IN (SELECT k FROM w)");
   } else {
     if (del) {
       jn_buf_adds(L, &b, ", d AS (DELETE ");
-      add_mine(L, a, &b);
+      add_mine(L, a, &b, "?2");
       jn_buf_adds(L, &b, " NOT IN (SELECT k FROM w))");
     }
     jn_buf_adds(L, &b, " ");
@@ -1415,7 +1410,7 @@ static jn_St *json_stmt(lua_State *L, jn_Assoc *a, int del, int ins, int *rc) {
       add_cast(L, c, &b, "?3", j->f[j->updated].type);
     }
     jn_buf_adds(L, &b, " FROM w WHERE NOT EXISTS (SELECT 1 ");
-    add_mine(L, a, &b);
+    add_mine(L, a, &b, "?2");
     jn_buf_adds(L, &b, " = w.k) ORDER BY w.o ON CONFLICT DO NOTHING");
   }
   st = jn_stmt_cached(L, c, b.p, b.n, rc);

@@ -147,6 +147,21 @@ JN_INTERNAL int jn_pg_mapstate(const char *sqlstate);
 JN_INTERNAL size_t jn_pg_scan(const char *sql, size_t len, char *out, size_t *outlen,
                               int *nparams, int *nonblank);
 JN_INTERNAL int jn_pg_txncontrol(const char *text);
+/* A statement parameter as PostgreSQL's text format has it (a blob: its
+** bytes, binary = 1; the wire engine writes bytea's hex text instead).
+** jn_pg_room makes room for n bytes and a NUL and clears the flags; the
+** others write a value; each returns 0 when out of memory. */
+typedef struct jn_PgParam {
+  char *buf;
+  size_t cap, len;
+  int isnull;
+  int binary;          /* a blob: sent in binary format */
+  int nul;             /* text holding a NUL byte: refused at the step, never sent */
+} jn_PgParam;
+JN_INTERNAL int jn_pg_room(jn_PgParam *p, size_t n);
+JN_INTERNAL int jn_pg_int64(jn_PgParam *p, sqlite3_int64 v);
+JN_INTERNAL int jn_pg_double(jn_PgParam *p, double v);
+JN_INTERNAL int jn_pg_text(jn_PgParam *p, const char *s, size_t n);
 
 /* jn_wire.c: the PostgreSQL dialect with the bytes moved by Lua (a
 ** transport: pgwire.lua over LuaSocket or an OpenResty cosocket).  Its

@@ -47,14 +47,7 @@ typedef int jn_pg_not_built;   /* ISO C wants something in a translation unit */
 /* DEALLOCATEs kept before they are sent anyway (outside a transaction) */
 #define PG_DEALLOC_BATCH 32
 
-typedef struct PgParam {
-  char *buf;           /* the value's bytes (text, or raw for a blob) */
-  size_t cap;
-  int len;
-  int isnull;
-  int binary;          /* a blob: sent in binary format */
-  int nul;             /* text holding a NUL byte: refused at the step, never sent */
-} PgParam;
+typedef jn_PgParam PgParam;   /* jn_engine.h: shared with jn_wire.c */
 
 typedef struct PgConn PgConn;
 
@@ -569,27 +562,59 @@ static int pg_busy(jn_St *st) { return st->stepped; }
 static const char *pg_sql(jn_St *st) { return st->sql; }
 static int pg_nparams(jn_St *st) { return st->nparams; }
 
-/* The parameter i (1-based) with room for n bytes, or NULL. */
-static PgParam *param(jn_St *st, int i, size_t n) {
-  PgParam *p;
-  if (i < 1 || i > st->nparams) {
-    set_error(st->pc, SQLITE_RANGE, NULL, "column index out of range");
-    return NULL;
-  }
-  p = &st->params[i - 1];
+/* {====== Parameters in PostgreSQL's text format (jn_wire.c writes them too) */
+
+int jn_pg_room(jn_PgParam *p, size_t n) {
   if (n + 1 > p->cap) {
     size_t cap = p->cap ? p->cap : 32;
     char *b;
     while (cap < n + 1) cap *= 2;
     b = (char *)realloc(p->buf, cap);
-    if (b == NULL) { fail_nomem(st->pc); return NULL; }
+    if (b == NULL) return 0;
     p->buf = b;
     p->cap = cap;
   }
   p->isnull = 0;
   p->binary = 0;
   p->nul = 0;
-  return p;
+  return 1;
+}
+
+int jn_pg_int64(jn_PgParam *p, sqlite3_int64 v) {
+  if (!jn_pg_room(p, 24)) return 0;
+  p->len = (size_t)snprintf(p->buf, p->cap, "%lld", (long long)v);
+  return 1;
+}
+
+int jn_pg_double(jn_PgParam *p, double v) {
+  if (!jn_pg_room(p, 32)) return 0;
+  if (v != v) p->len = (size_t)snprintf(p->buf, p->cap, "NaN");
+  else if (v > 1.7976931348623157e308) p->len = (size_t)snprintf(p->buf, p->cap, "Infinity");
+  else if (v < -1.7976931348623157e308) p->len = (size_t)snprintf(p->buf, p->cap, "-Infinity");
+  else p->len = (size_t)snprintf(p->buf, p->cap, "%.17g", v);
+  return 1;
+}
+
+/* PostgreSQL's text holds no NUL, and libpq would send the text cut at it:
+** a shorter value stored silently.  The step refuses it instead (nul). */
+int jn_pg_text(jn_PgParam *p, const char *s, size_t n) {
+  if (!jn_pg_room(p, n)) return 0;
+  memcpy(p->buf, s, n);
+  p->buf[n] = '\0';   /* text parameters are read up to a NUL */
+  p->len = n;
+  p->nul = n > 0 && memchr(s, '\0', n) != NULL;
+  return 1;
+}
+
+/* }====== */
+
+/* The parameter i (1-based), or NULL (out of range: the failure set). */
+static PgParam *param(jn_St *st, int i) {
+  if (i < 1 || i > st->nparams) {
+    set_error(st->pc, SQLITE_RANGE, NULL, "column index out of range");
+    return NULL;
+  }
+  return &st->params[i - 1];
 }
 
 static int pg_bind_null(jn_St *st, int i) {
@@ -600,39 +625,29 @@ static int pg_bind_null(jn_St *st, int i) {
 }
 
 static int pg_bind_int64(jn_St *st, int i, sqlite3_int64 v) {
-  PgParam *p = param(st, i, 24);
+  PgParam *p = param(st, i);
   if (p == NULL) return st->pc->errcode;
-  p->len = snprintf(p->buf, p->cap, "%lld", (long long)v);
-  return SQLITE_OK;
+  return jn_pg_int64(p, v) ? SQLITE_OK : fail_nomem(st->pc);
 }
 
 static int pg_bind_double(jn_St *st, int i, double v) {
-  PgParam *p = param(st, i, 32);
+  PgParam *p = param(st, i);
   if (p == NULL) return st->pc->errcode;
-  if (v != v) p->len = snprintf(p->buf, p->cap, "NaN");
-  else if (v > 1.7976931348623157e308) p->len = snprintf(p->buf, p->cap, "Infinity");
-  else if (v < -1.7976931348623157e308) p->len = snprintf(p->buf, p->cap, "-Infinity");
-  else p->len = snprintf(p->buf, p->cap, "%.17g", v);
-  return SQLITE_OK;
+  return jn_pg_double(p, v) ? SQLITE_OK : fail_nomem(st->pc);
 }
 
 static int pg_bind_text(jn_St *st, int i, const char *s, size_t n) {
-  PgParam *p = param(st, i, n);
+  PgParam *p = param(st, i);
   if (p == NULL) return st->pc->errcode;
-  memcpy(p->buf, s, n);
-  p->buf[n] = '\0';   /* text parameters are read up to a NUL */
-  p->len = (int)n;
-  /* PostgreSQL's text holds no NUL, and libpq would send the text cut at
-  ** it: a shorter value stored silently.  The step refuses it instead. */
-  p->nul = n > 0 && memchr(s, '\0', n) != NULL;
-  return SQLITE_OK;
+  return jn_pg_text(p, s, n) ? SQLITE_OK : fail_nomem(st->pc);
 }
 
 static int pg_bind_blob(jn_St *st, int i, const void *s, size_t n) {
-  PgParam *p = param(st, i, n);
+  PgParam *p = param(st, i);
   if (p == NULL) return st->pc->errcode;
+  if (!jn_pg_room(p, n)) return fail_nomem(st->pc);
   if (n > 0) memcpy(p->buf, s, n);
-  p->len = (int)n;
+  p->len = n;
   p->binary = 1;
   return SQLITE_OK;
 }
@@ -676,7 +691,7 @@ static int pg_step(jn_St *st) {
         return SQLITE_ERROR;
       }
       v[i] = p->isnull ? NULL : p->buf != NULL ? p->buf : "";
-      l[i] = p->len;
+      l[i] = (int)p->len;
       f[i] = p->binary;
     }
     st->stepped = 1;

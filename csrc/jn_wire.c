@@ -54,11 +54,7 @@ typedef struct Reply {
   size_t *lens;
 } Reply;
 
-typedef struct Param {
-  char *buf;
-  size_t len, cap;
-  int isnull, nul;
-} Param;
+typedef jn_PgParam Param;   /* PostgreSQL's text format, as jn_pg.c writes it */
 
 struct jn_St {
   WireConn *wc;
@@ -247,26 +243,16 @@ static int w_busy(jn_St *st) { return st->stepped; }
 static const char *w_sql(jn_St *st) { return st->sql; }
 static int w_nparams(jn_St *st) { return st->nparams; }
 
-static Param *param(jn_St *st, int i, size_t n) {
-  Param *p;
+/* The parameter i (1-based), or NULL (out of range: the failure set). */
+static Param *param(jn_St *st, int i) {
   if (i < 1 || i > st->nparams) {
     set_error(st->wc, SQLITE_RANGE, NULL, "column index out of range");
     return NULL;
   }
-  p = &st->params[i - 1];
-  if (n + 1 > p->cap) {
-    size_t cap = p->cap ? p->cap : 32;
-    char *b;
-    while (cap < n + 1) cap *= 2;
-    b = (char *)realloc(p->buf, cap);
-    if (b == NULL) { set_error(st->wc, SQLITE_NOMEM, NULL, "out of memory"); return NULL; }
-    p->buf = b;
-    p->cap = cap;
-  }
-  p->isnull = 0;
-  p->nul = 0;
-  return p;
+  return &st->params[i - 1];
 }
+
+static int nomem(WireConn *wc) { return set_error(wc, SQLITE_NOMEM, NULL, "out of memory"); }
 
 static int w_bind_null(jn_St *st, int i) {
   if (i < 1 || i > st->nparams) return SQLITE_RANGE;
@@ -276,39 +262,32 @@ static int w_bind_null(jn_St *st, int i) {
 }
 
 static int w_bind_int64(jn_St *st, int i, sqlite3_int64 v) {
-  Param *p = param(st, i, 24);
+  Param *p = param(st, i);
   if (p == NULL) return st->wc->errcode;
-  p->len = (size_t)snprintf(p->buf, p->cap, "%lld", (long long)v);
-  return SQLITE_OK;
+  return jn_pg_int64(p, v) ? SQLITE_OK : nomem(st->wc);
 }
 
 static int w_bind_double(jn_St *st, int i, double v) {
-  Param *p = param(st, i, 32);
+  Param *p = param(st, i);
   if (p == NULL) return st->wc->errcode;
-  if (v != v) p->len = (size_t)snprintf(p->buf, p->cap, "NaN");
-  else if (v > 1.7976931348623157e308) p->len = (size_t)snprintf(p->buf, p->cap, "Infinity");
-  else if (v < -1.7976931348623157e308) p->len = (size_t)snprintf(p->buf, p->cap, "-Infinity");
-  else p->len = (size_t)snprintf(p->buf, p->cap, "%.17g", v);
-  return SQLITE_OK;
+  return jn_pg_double(p, v) ? SQLITE_OK : nomem(st->wc);
 }
 
+/* text holding a NUL is refused at the step (jn_PgParam.nul), as jn_pg.c does */
 static int w_bind_text(jn_St *st, int i, const char *s, size_t n) {
-  Param *p = param(st, i, n);
+  Param *p = param(st, i);
   if (p == NULL) return st->wc->errcode;
-  memcpy(p->buf, s, n);
-  p->buf[n] = '\0';
-  p->len = n;
-  p->nul = n > 0 && memchr(s, '\0', n) != NULL;   /* refused at the step, as jn_pg.c does */
-  return SQLITE_OK;
+  return jn_pg_text(p, s, n) ? SQLITE_OK : nomem(st->wc);
 }
 
 /* A blob as bytea's text format: \x and two hex digits a byte. */
 static int w_bind_blob(jn_St *st, int i, const void *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *b = (const unsigned char *)s;
-  Param *p = param(st, i, 2 * n + 2);
+  Param *p = param(st, i);
   size_t k;
   if (p == NULL) return st->wc->errcode;
+  if (!jn_pg_room(p, 2 * n + 2)) return nomem(st->wc);
   p->buf[0] = '\\';
   p->buf[1] = 'x';
   for (k = 0; k < n; k++) {
@@ -356,7 +335,7 @@ static int stop_at(WireConn *wc, jn_St *st) {
   if (p == NULL) { wc->lost = 1; return set_error(wc, SQLITE_NOMEM, NULL, "out of memory"); }
   for (i = 0; i < st->nparams; i++) {
     if (st->params[i].isnull) continue;
-    if (param(p, i + 1, st->params[i].len) == NULL) { free_st(p); wc->lost = 1; return SQLITE_NOMEM; }
+    if (!jn_pg_room(&p->params[i], st->params[i].len)) { free_st(p); wc->lost = 1; return nomem(wc); }
     memcpy(p->params[i].buf, st->params[i].buf, st->params[i].len + 1);
     p->params[i].len = st->params[i].len;
   }

@@ -46,27 +46,6 @@ end
 
 local Connection, Model, Instance = core.Connection, core.Model, core.Instance
 
--- Connections whose bytes a transport moves (lua/junction/wire.lua): every C
--- method is wrapped first, before the Lua modules below take their copies.
-require("junction.wire").setup(M, core)
-
--- {====== Transactions
-
--- A failure raised inside a transaction to roll it back and come out as
--- nil, message, code (see M.abort).
-local Abort = {}
-Abort.__tostring = function(e) return tostring(e.message) end
-
--- Roll back the transaction of db:transaction and return nil, message, code
--- (and details, when given).  Called inside a transaction's function; they
--- come out of db:transaction as its nil, message, code, details.
-function M.abort(message, code, details)
-  error(setmetatable({ message = message, code = code, details = details }, Abort), 0)
-end
-
-local modes = { immediate = true, deferred = true, exclusive = true }
-local tx_options = { mode = true }
-
 -- PUC Lua 5.1 cannot yield across pcall: there a transaction's function runs
 -- in a coroutine of its own, each of its yields passed out to our caller and
 -- the answer back in.  (LuaJIT and 5.2+ yield across pcall.)  A nested one's
@@ -99,6 +78,29 @@ local function resume_all(co, ...)
   end
   return unpack(res, 1, res.n)
 end
+
+-- Connections whose bytes a transport moves (lua/junction/wire.lua): every C
+-- method is wrapped first, before the Lua modules below take their copies.
+-- (A transport that yields on PUC Lua 5.1 runs under resume_all too.)
+require("junction.wire").setup(M, core, resume_all)
+
+-- {====== Transactions
+
+-- A failure raised inside a transaction to roll it back and come out as
+-- nil, message, code (see M.abort).
+local Abort = {}
+Abort.__tostring = function(e) return tostring(e.message) end
+
+-- Roll back the transaction of db:transaction and return nil, message, code
+-- (and details, when given).  Called inside a transaction's function; they
+-- come out of db:transaction as its nil, message, code, details.
+function M.abort(message, code, details)
+  error(setmetatable({ message = message, code = code, details = details }, Abort), 0)
+end
+
+local modes = { immediate = true, deferred = true, exclusive = true }
+local tx_options = { mode = true }
+
 
 --- Run fn(db) in a transaction: commit when it returns, roll back when it
 -- raises, calls junction.abort or returns nil, err.  Nested calls are

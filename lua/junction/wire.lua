@@ -65,17 +65,11 @@ end
 -- answer back in (as db:transaction does, lua/junction/init.lua).
 local yield_in_coroutine = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
 
+local resume_all  -- init.lua's: resume a coroutine, passing its yields out (set by setup)
+
 local function protected(T, p)
   if not yield_in_coroutine then return pcall(send, T, p) end
-  local co = coroutine.create(send)
-  local res = pack(coroutine.resume(co, T, p))
-  while res[1] and coroutine.status(co) ~= "dead" do
-    if coroutine.running() == nil then
-      return false, "attempt to yield across metamethod/C-call boundary"
-    end
-    res = pack(coroutine.resume(co, coroutine.yield(unpack(res, 2, res.n))))
-  end
-  return unpack(res, 1, res.n)
+  return resume_all(coroutine.create(send), T, p)
 end
 
 -- The transport failed: the session is given up (the server rolls back
@@ -173,8 +167,9 @@ end
 -- Connection methods that run no statement and work on a closed connection.
 local unwrapped = { _wire = true, isOpen = true, engine = true }
 
-function M.setup(_, c)
+function M.setup(_, c, resume)
   core = c
+  resume_all = resume
   local add = core.Model._method
   -- the methods Lua gives instances later (associations): C ones wrapped
   core.Model._method = function(model, name, fn, replace)
