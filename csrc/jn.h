@@ -435,6 +435,10 @@ JN_INTERNAL int jn_conn_runkey(lua_State *L, jn_Conn *c, jn_St *st, sqlite3_int6
 JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model,
                                    const char *method);
 JN_INTERNAL int jn_conn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
+/* A method closure whose body runs under jn_conn_atomic keeps that body as a
+** closure over its first upvalues, made once with the method, at this upvalue:
+** jn_conn_atomic runs it instead of making a closure per call. */
+#define JN_UPV_BODY 4
 JN_INTERNAL int jn_conn_writeguard(lua_State *L, jn_Write *w);
 JN_INTERNAL int jn_conn_guardone(lua_State *L, jn_Write *w, jn_St *st, jn_Whole *wh);
 JN_INTERNAL void jn_conn_learnone(lua_State *L, jn_Write *w, jn_St *st);
@@ -610,6 +614,7 @@ JN_INTERNAL int jn_include_load(lua_State *L, jn_Model *m, int listidx, int inci
 
 /* jn_assocm.c */
 JN_INTERNAL jn_Assoc *jn_assocm_checkself(lua_State *L);
+JN_INTERNAL void jn_assocm_pushbody(lua_State *L, lua_CFunction body);
 JN_INTERNAL void jn_assocm_open(lua_State *L);
 
 /* jn_hasmany.c */

@@ -36,7 +36,8 @@ static jn_Assoc *check_assoc(lua_State *L, int idx) {
 }
 
 /* Every method is a closure over (association, "Post:setGenres", the instance
-** metatable).  The method's context for messages is the second. */
+** metatable, its body), and its body over the first two.  The method's
+** context for messages is the second. */
 const char *jn_assoc_method(lua_State *L) {
   return lua_tostring(L, lua_upvalueindex(2));
 }

@@ -5,7 +5,7 @@
 ** makes, each one C call over cached statements: get, set, add, remove,
 ** has, count, create.  Each checks its arguments, reads the keys and runs
 ** the core's body under jn_conn_atomic.  A method is a closure over
-** (association, "Post:setGenres", the instance metatable).
+** (association, "Post:setGenres", the instance metatable, its body).
 */
 #include "jn.h"
 
@@ -48,7 +48,7 @@ static jn_Assoc *check_method(lua_State *L) {
 }
 
 /* check_method for the hasMany and hasOne methods of jn_hasmany.c, closures
-** of the same three upvalues. */
+** of the same upvalues. */
 jn_Assoc *jn_assocm_checkself(lua_State *L) {
   return check_method(L);
 }
@@ -386,6 +386,28 @@ static const lua_CFunction role_fn[] = {
   btm_create
 };
 
+/* The body each role runs under jn_conn_atomic (NULL: none). */
+static const lua_CFunction role_body[] = {
+  NULL, jn_assoc_linkbody, jn_assoc_linkbody, jn_assoc_linkbody, jn_assoc_unlinkbody,
+  jn_assoc_unlinkbody, jn_assoc_hasbody, jn_assoc_hasbody, NULL, jn_assoc_createbody
+};
+
+/*
+** With a method's association, its context and the instance metatable on
+** top, push its body as a closure over the first two (nil when body is
+** NULL): the method's upvalue JN_UPV_BODY, which jn_conn_atomic runs, so
+** that a call allocates no closure.  [-0, +1, m]
+*/
+void jn_assocm_pushbody(lua_State *L, lua_CFunction body) {
+  if (body == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3);
+  lua_pushcclosure(L, body, 2);
+}
+
 /* Make name -> closure(role) in the source's lookup; raise on a clash. */
 static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, const char *ctx) {
   jn_schema_lookup(L, a->source);
@@ -404,7 +426,8 @@ static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, c
     lua_pushvalue(L, associdx);
     lua_pushfstring(L, "%s:%s", a->source->name, name);
     luaL_getmetatable(L, JN_INST_MT);
-    lua_pushcclosure(L, role_fn[role], 3);
+    jn_assocm_pushbody(L, role_body[role]);
+    lua_pushcclosure(L, role_fn[role], JN_UPV_BODY);
     lua_setfield(L, -4, name);
     lua_pop(L, 1);
   }

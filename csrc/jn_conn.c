@@ -560,8 +560,9 @@ static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfi
 }
 
 /*
-** Run body (a closure over the calling C function's first nup upvalues)
-** with the stack [jn_Write, args...] under lua_pcall, so that any
+** Run body (a closure over the calling C function's first nup upvalues:
+** the one at its upvalue JN_UPV_BODY when that is body, made once with the
+** method, else a new one) with the stack [jn_Write, args...] under lua_pcall, so that any
 ** raise or failure inside it rolls back what it wrote: the cjson.safe shape.
 ** readfirst: the body reads before it writes, so outside a transaction the
 ** read must already be inside one (BEGIN IMMEDIATE, which takes the write
@@ -579,8 +580,12 @@ static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfi
 int jn_conn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup) {
   int nargs = lua_gettop(L), rc, i, n, once, tries;
   if ((rc = jn_conn_txcheck(L, c)) != SQLITE_OK) return jn_error_result(L, c, rc, NULL);
-  for (i = 1; i <= nup; i++) lua_pushvalue(L, lua_upvalueindex(i));
-  lua_pushcclosure(L, body, nup);   /* the body sees the caller's upvalues */
+  if (nup > 0 && lua_tocfunction(L, lua_upvalueindex(JN_UPV_BODY)) == body) {
+    lua_pushvalue(L, lua_upvalueindex(JN_UPV_BODY));   /* nothing allocated per call */
+  } else {
+    for (i = 1; i <= nup; i++) lua_pushvalue(L, lua_upvalueindex(i));
+    lua_pushcclosure(L, body, nup);   /* the body sees the caller's upvalues */
+  }
   lua_insert(L, 1);
   if (c->eng == NULL || !jn_e_autocommit(c->eng, c->db))
     return atomic_once(L, c, 1, nargs, readfirst, &once);

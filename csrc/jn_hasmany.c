@@ -596,6 +596,11 @@ static const lua_CFunction role_fn[] = {
   hm_set, hm_add, hm_adds, hm_remove, hm_removes, hm_has, hm_hases, hm_count, ho_set
 };
 
+/* The body each role runs under jn_conn_atomic (NULL: none). */
+static const lua_CFunction role_body[] = {
+  set_body, add_body, add_body, remove_body, remove_body, has_body, has_body, NULL, one_body
+};
+
 /*
 ** Association:_method(role, name): the C method of that role ("set",
 ** "add", "addMany", "remove", "removeMany", "has", "hasMany", "count" of a
@@ -612,7 +617,8 @@ static int assoc_method(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 3);
   luaL_getmetatable(L, JN_INST_MT);
-  lua_pushcclosure(L, role_fn[role], 3);
+  jn_assocm_pushbody(L, role_body[role]);
+  lua_pushcclosure(L, role_fn[role], JN_UPV_BODY);
   return 1;
 }
 
