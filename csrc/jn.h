@@ -511,6 +511,9 @@ typedef struct jn_Select {
   int nextra;               /* columns read after the ncols fields, by alias */
   int exact;                /* the columns are exactly the attributes (group, aggregates) */
   int inc_idx;              /* stack index of the find's include table, or 0 */
+  int eqf;                  /* a field of the model that a joined column equals, or -1 */
+  const char *eqalias;      /* that column (eqalias.eqcol): an order term on eqf sorts by */
+  const char *eqcol;        /* it, whose index may give the order without a sort */
 } jn_Select;
 
 JN_INTERNAL void jn_select_init(lua_State *L, jn_Select *s);

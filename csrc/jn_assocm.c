@@ -121,12 +121,28 @@ static void keep_order_sql(lua_State *L, const jn_Buf *b) {
   lua_pop(L, 2);
 }
 
+/*
+** An order on the target's key sorts by the junction's column instead: the
+** join makes them equal, and the junction's index on (source key, target
+** key) gives that order, where the target's key would need a sort (SQLite:
+** a temporary B-tree).  Only between INTEGER columns: equal there means the
+** same value, which sorts the same; text may join under another collation.
+*/
+static void order_by_link(jn_Assoc *a, jn_Select *s) {
+  if (a->target->f[a->target_key].type != JN_T_INTEGER
+      || a->through->f[a->other].type != JN_T_INTEGER) return;
+  s->eqf = a->target_key;
+  s->eqalias = "j";
+  s->eqcol = a->through->f[a->other].col;
+}
+
 /* The statement of a get with options (at 2): built, from the cache.
 ** keep: the options are order_only, whose SQL is kept. */
 static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int keep, int *rc) {
   jn_Buf b;
   int *tcols;
   jn_select_init(L, s);
+  order_by_link(a, s);
   r->ntc = jn_assoc_throughcols(L, a, 2, &tcols);
   r->tcols = tcols;
   jn_buf_init(L, &b);

@@ -78,6 +78,8 @@ static void term_value(lua_State *L, jn_Model *m, const jn_Term *t, const char *
     jn_frag_expr(L, m, alias, t->frag, b, s, ctx, 0);
   } else if (t->alias != NULL) {
     jn_buf_addident(L, b, NULL, t->alias);
+  } else if (s->eqf >= 0 && t->f == s->eqf) {   /* the joined column equal to it: same rows, same order */
+    jn_buf_addident(L, b, s->eqalias, s->eqcol);
   } else {
     jn_buf_addident(L, b, alias, m->f[t->f].col);
   }

@@ -24,6 +24,8 @@ void jn_select_init(lua_State *L, jn_Select *s) {
   s->nextra = 0;
   s->exact = 0;
   s->inc_idx = 0;
+  s->eqf = -1;
+  s->eqalias = s->eqcol = NULL;
 }
 
 /* Append the value at idx to the bind list. */

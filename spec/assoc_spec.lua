@@ -137,6 +137,92 @@ describe("belongsToMany (the seed)", function()
       assert.same({ "rock", "pop", "jazz", "folk" }, names(post:getGenres { order = "name DESC" }))
     end)
 
+    it("an order on the target's key gives the rows in the order of a find on the target", function()
+      -- links made out of key order, so that the junction's row order is not the answer
+      local other = assert(m.Post:create { text = "other" })
+      assert(other:setGenres { 5, 2, 4, 1 })
+      -- ties on the first term: every created_at the same
+      assert(db:exec("UPDATE genre SET created_at = '2020-01-01 00:00:00.000'"))
+      local orders = {
+        "genre_id", "genre_id DESC", { "genre_id", "DESC" }, { { "genre_id", "DESC" } },
+        { "name", "genre_id" }, { "genre_id DESC", "name" }, { "created_at", "genre_id DESC" },
+        { "created_at", { "genre_id", "ASC" } }, H.junction.col("genre_id"),
+      }
+      local function seq(list)
+        local out = {}
+        for i, x in ipairs(list) do out[i] = tonumber(x.genre_id) end
+        return out
+      end
+      for _, order in ipairs(orders) do
+        for _, p in ipairs { post, other } do
+          local want = assert(m.Genre:findAll { where = { genre_id = H.ids(p:getGenres(), "genre_id") },
+                                                order = order })
+          assert.same(seq(want), seq(assert(p:getGenres { order = order })))
+          assert.same(seq(want), seq(assert(p:getGenres { order = order, limit = 10 })))
+          local page = assert(m.Genre:findAll { where = { genre_id = H.ids(p:getGenres(), "genre_id") },
+                                                order = order, limit = 2, offset = 1 })
+          assert.same(seq(page), seq(assert(p:getGenres { order = order, limit = 2, offset = 1 })))
+        end
+      end
+    end)
+
+    sqlite_it("an order on the target's key reads the junction's index: no sort", function()
+      local log, entries = H.recorder()
+      local db2 = H.open { log = log }
+      local m2 = H.blog(db2)
+      H.genres(m2.Genre)
+      local p = assert(m2.Post:create { text = "x" })
+      assert(p:setGenres { 3, 1, 2 })
+      local function plan(order)
+        local from = #entries + 1
+        local list = assert(p:getGenres { order = order })
+        local got = H.matching(entries, "^SELECT .* FROM \"tag_post_genre\" AS j JOIN", from)
+        assert.equal(1, #got)
+        local rows = assert(db2:query("EXPLAIN QUERY PLAN " .. got[1].sql, p.post_id))
+        local details = {}
+        for i, r in ipairs(rows) do details[i] = r.detail end
+        local ids = {}
+        for i, x in ipairs(list) do ids[i] = tonumber(x.genre_id) end
+        return table.concat(details, "; "), ids, got[1].sql
+      end
+      for _ = 1, 2 do   -- the first call builds the statement, the second uses the kept one
+        local detail, ids = plan("genre_id")
+        assert.same({ 1, 2, 3 }, ids)
+        assert.not_matches("TEMP B%-TREE", detail)
+        detail, ids = plan("genre_id DESC")
+        assert.same({ 3, 2, 1 }, ids)
+        assert.not_matches("TEMP B%-TREE", detail)
+        -- a later term still sorts, but only the ties of the key
+        detail, ids = plan({ { "genre_id", "DESC" }, "name" })
+        assert.same({ 3, 2, 1 }, ids)
+        assert.not_matches("TEMP B%-TREE FOR ORDER BY", detail)
+        -- another field is sorted as before
+        detail, ids = plan("name")
+        assert.same({ 2, 3, 1 }, ids)   -- jazz, pop, rock
+        assert.matches("TEMP B%-TREE FOR ORDER BY", detail)
+      end
+      db2:close()
+    end)
+
+    it("an order on a text target key stays on the target's column", function()
+      local log, entries = H.recorder()
+      local db2 = H.open { log = log }
+      local Sku = db2:define("Sku", { fields = { code = { type = T.STRING(20), primaryKey = true } } })
+      local Bin = db2:define("Bin", { fields = { label = { type = T.TEXT } } })
+      assert(db2:associate { Bin = { { belongsToMany = "Sku", through = "bin_skus" } } })
+      assert(db2:sync())
+      for _, c in ipairs { "b", "a", "C" } do assert(Sku:create { code = c }) end
+      local bin = assert(Bin:create { label = "x" })
+      assert(bin:setSkus { "b", "C", "a" })
+      local from = #entries + 1
+      local list = assert(bin:getSkus { order = "code" })
+      assert.same({ "C", "a", "b" }, { list[1].code, list[2].code, list[3].code })
+      local got = H.matching(entries, "ORDER BY", from)
+      assert.equal(1, #got)
+      assert.matches('ORDER BY t%."code"', got[1].sql)
+      db2:close()
+    end)
+
     it("a bad order alone raises on every call", function()
       for _ = 1, 2 do
         H.mentions(H.raises(function() return post:getGenres { order = "nope" } end),
