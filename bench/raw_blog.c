@@ -278,6 +278,9 @@ static void conn_open(Conn *c, const char *path, const char *template_path, long
     int tables;
 
     memset(c, 0, sizeof *c);
+    /* SQLite's memory statistics off before SQLite initialises, as junction
+       does when it loads (csrc/junction.c): the same library settings */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
         fail("%s: %s", path, sqlite3_errmsg(c->db));
     /* The workload's settings, and junction's default temp_store: statement
