@@ -187,10 +187,7 @@ static int model_find_by_pk(lua_State *L) {
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
   jn_stmt_bindvalue(L, m->conn, st, 1, 2, m->f[m->pk].type);
-  rc = jn_query_rows(L, m, 1, st, NULL, m->nfields, 1, 0);
-  if (rc != 1) return rc;
-  lua_rawgeti(L, -1, 1);
-  return 1;
+  return jn_query_one(L, m, 1, st);
 }
 
 static int model_find_one(lua_State *L) {

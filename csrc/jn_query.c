@@ -557,11 +557,11 @@ void jn_query_group(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Select
 /* {====== Running */
 
 /*
-** Step st to the end, pushing an array of instances (or, with one, the
-** first instance or nil).  Returns 1, or the fail triple's 3.
+** Step st to the end, pushing an array of instances.  Returns 1, or the
+** fail triple's 3.
 */
 int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const int *cols,
-                  int ncols, int one, int nrec) {
+                  int ncols, int nrec) {
   int rc, n = 0, mt, arr;
   jn_Conn *c = m->conn;
   luaL_getmetatable(L, JN_INST_MT);
@@ -571,10 +571,27 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const int 
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     jn_inst_fromrow(L, m, modelidx, mt, st, cols, ncols, 0, nrec);
     lua_rawseti(L, arr, ++n);
-    if (one) break;
   }
-  if (rc == SQLITE_ROW) rc = SQLITE_DONE;   /* one: the first row is enough */
   lua_remove(L, mt);
+  return jn_error_finish(L, c, st, rc, SQLITE_DONE);
+}
+
+/*
+** The first row of st (every field of m) as an instance, or nil when it has
+** none; st is reset after it (a key's find: no list to make and read back).
+** Returns 1, or the fail triple's 3.
+*/
+int jn_query_one(lua_State *L, jn_Model *m, int modelidx, jn_St *st) {
+  jn_Conn *c = m->conn;
+  int rc = jn_conn_step(L, c, st);
+  if (rc == SQLITE_ROW) {
+    luaL_getmetatable(L, JN_INST_MT);
+    jn_inst_fromrow(L, m, modelidx, lua_gettop(L), st, NULL, m->nfields, 0, 0);
+    lua_remove(L, -2);
+    rc = SQLITE_DONE;
+  } else if (rc == SQLITE_DONE) {
+    lua_pushnil(L);
+  }
   return jn_error_finish(L, c, st, rc, SQLITE_DONE);
 }
 
@@ -587,7 +604,7 @@ int jn_query_found(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const jn_
                    int nrec) {
   int rc, n = 0, mt, arr, k;
   jn_Conn *c = m->conn;
-  if (s->nextra == 0) return jn_query_rows(L, m, modelidx, st, s->cols, s->ncols, 0, nrec);
+  if (s->nextra == 0) return jn_query_rows(L, m, modelidx, st, s->cols, s->ncols, nrec);
   luaL_getmetatable(L, JN_INST_MT);
   mt = lua_gettop(L);
   jn_inst_newlist(L, 0);
