@@ -380,6 +380,7 @@ JN_INTERNAL int jn_scalar_isnull(lua_State *L, int idx);
 /* jn_json.c */
 JN_INTERNAL const char *jn_json_encode(lua_State *L, jn_Buf *b, int idx);
 #define JN_JSON_MAXKEYS 64   /* jn_json_encodeobject's limit */
+#define JN_JSON_MAXNAME 64   /* its names: identifiers (jn_schema_checkident's limit) */
 JN_INTERNAL const char *jn_json_encodeobject(lua_State *L, jn_Buf *b, const char *const *names,
                                              const int *slots, int n);
 JN_INTERNAL const char *jn_json_decode(lua_State *L, const char *s, size_t len);

@@ -5,6 +5,7 @@
 #include "jn.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 
 /* {====== JSON values
 **
@@ -73,11 +74,33 @@ static const unsigned char json_byte_class[256] = {
 ** finds whether any byte needs an escape or starts a multi-byte character:
 ** most text (names, dates) needs neither, and is copied whole.
 */
-static const char *json_add_lstring(lua_State *L, jn_Buf *b, const char *s, size_t n) {
-  const unsigned char *u = (const unsigned char *)s;
+/* A byte of x is below 0x20, is c, has its high bit: whether any is (exact as a test). */
+#define JSON_ONES ((uint64_t)0x0101010101010101ULL)
+#define JSON_HIGH ((uint64_t)0x8080808080808080ULL)
+#define json_below(x, c) (((x) - JSON_ONES * (c)) & ~(x) & JSON_HIGH)
+#define json_haszero(x) json_below(x, 1)
+static int json_word_plain(uint64_t w) {
+  return (json_below(w, 0x20) | json_haszero(w ^ (JSON_ONES * '"'))
+          | json_haszero(w ^ (JSON_ONES * '\\')) | (w & JSON_HIGH)) == 0;
+}
+
+/* json_byte_class of every byte of s[0..n), or-ed: 8 bytes at a time where
+** none of them needs anything (most text), byte by byte elsewhere. */
+static unsigned json_need(const unsigned char *u, size_t n) {
   unsigned need = 0;
-  size_t i;
-  for (i = 0; i < n; i++) need |= json_byte_class[u[i]];
+  size_t i = 0, k;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, u + i, 8);
+    if (json_word_plain(w)) continue;
+    for (k = 0; k < 8; k++) need |= json_byte_class[u[i + k]];
+  }
+  for (; i < n; i++) need |= json_byte_class[u[i]];
+  return need;
+}
+
+static const char *json_add_lstring(lua_State *L, jn_Buf *b, const char *s, size_t n) {
+  unsigned need = json_need((const unsigned char *)s, n);
   if ((need & 2) && !jn_scalar_isutf8(s, n)) return "holds a string that is not UTF-8 text";
   if (need & 1) {
     jn_buf_addl(L, b, "\"", 1);
@@ -270,7 +293,9 @@ static const char *json_add(lua_State *L, jn_Buf *b, int idx, int depth, long *b
 ** Append an object of n keys, names[i] (C strings) with the value at stack
 ** slot slots[i], keys sorted as for a table: what a table of those keys
 ** would write, without making the table (an instance's fields, jn_inst.c).
-** n is at most JN_JSON_MAXKEYS.  NULL, or why it cannot be.  [-0, +0, m]
+** n is at most JN_JSON_MAXKEYS.  The names are field names, identifiers
+** (db:define checks them: letters, digits and _, at most JN_JSON_MAXNAME
+** bytes), so they are written as they are, with no escape to look for.  NULL, or why it cannot be.  [-0, +0, m]
 */
 const char *jn_json_encodeobject(lua_State *L, jn_Buf *b, const char *const *names,
                                  const int *slots, int n) {
@@ -283,17 +308,20 @@ const char *jn_json_encodeobject(lua_State *L, jn_Buf *b, const char *const *nam
     keys[k].s = names[k];
     keys[k].n = strlen(names[k]);
     keys[k].slot = slots[k];
+    if (keys[k].n > JN_JSON_MAXNAME) return "has a field name longer than an identifier";
   }
   json_sort_keys(keys, (size_t)n);
-  jn_buf_addl(L, b, "{", 1);
   for (k = 0; k < n && why == NULL; k++) {
-    if (k > 0) jn_buf_addl(L, b, ",", 1);
-    why = json_add_lstring(L, b, keys[k].s, keys[k].n);
-    if (why == NULL) {
-      jn_buf_addl(L, b, ":", 1);
-      why = json_add(L, b, keys[k].slot, 1, &budget);
-    }
+    char key[JN_JSON_MAXNAME + 4];   /* {"name": or ,"name": in one piece */
+    key[0] = k == 0 ? '{' : ',';
+    key[1] = '"';
+    memcpy(key + 2, keys[k].s, keys[k].n);
+    key[keys[k].n + 2] = '"';
+    key[keys[k].n + 3] = ':';
+    jn_buf_addl(L, b, key, keys[k].n + 4);
+    why = json_add(L, b, keys[k].slot, 1, &budget);
   }
+  if (n == 0) jn_buf_addl(L, b, "{", 1);
   if (why == NULL) jn_buf_addl(L, b, "}", 1);
   return why;
 }

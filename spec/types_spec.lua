@@ -635,6 +635,38 @@ describe("junction.toJSON straight from instances", function()
     assert.same(t, back)
   end)
 
+  -- The strings are looked at 8 bytes at a time: a byte that needs something
+  -- (an escape, a UTF-8 check) must be found at any place in a word or after it.
+  it("finds a byte that needs an escape or a UTF-8 check at every place in a string", function()
+    local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+    local function reference(s)   -- JSON text of a valid UTF-8 string, as junction writes it
+      return '"' .. s:gsub('[%z\1-\31"\\]', function(c)
+        return escapes[c] or ("\\u%04x"):format(c:byte())
+      end) .. '"'
+    end
+    local specials = { "\0", "\1", "\31", '"', "\\", "\n", "é", "😀", "\127", " ", "~", "!", "#", "[", "]" }
+    local bad = { "\128", "\255", "\195", "\237\160\128" }   -- not UTF-8 text
+    for len = 0, 19 do
+      for pos = 1, len + 1 do
+        for _, c in ipairs(specials) do
+          local s = ("a"):rep(pos - 1) .. c .. ("b"):rep(len - pos + 1)
+          assert(Row:create{ s = s })
+          local row = Row:findAll{ order = { { "id", "DESC" } }, limit = 1 }[1]
+          assert.equal("[" .. reference(s) .. "]", junction.toJSON{ s })
+          assert.equal('{"id":' .. tostring(row.id) .. ',"s":' .. reference(s) .. "}", junction.toJSON(row))
+          assert(row:destroy())
+        end
+        for _, c in ipairs(bad) do
+          local s = ("a"):rep(pos - 1) .. c .. ("b"):rep(len - pos + 1)
+          local v, msg, code = junction.toJSON{ s }
+          assert.is_nil(v, s)
+          assert.equal(junction.VALIDATION, code)
+          assert.truthy(msg:find("UTF-8", 1, true), msg)
+        end
+      end
+    end
+  end)
+
   it("writes integers at the ends of their range", function()
     assert.equal("[0,-1,9007199254740991,-9007199254740991]",
       junction.toJSON{ 0, -1, 9007199254740991, -9007199254740991 })
