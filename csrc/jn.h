@@ -131,6 +131,12 @@ typedef struct jn_Conn {
   int txcap;                /* entries allocated (malloc'd, freed on close) */
   unsigned long txserial;   /* the last serial given to a transaction token */
   int nzombie;              /* tokens of transactions ended under a suspended function */
+  /* The transaction check that a running atomic call (jn_conn_atomic) passed
+  ** at its start, valid for its statements while the frames stay as they
+  ** were then (txok_L NULL: none) */
+  const void *txok_L;
+  int txok_depth, txok_zombie;
+  unsigned long txok_serial;
   int own;                  /* running the connection's own BEGIN/COMMIT/... */
   int incall;               /* Lua callbacks (log, defaultValue) now running */
   int inlog;                /* the log function is running */
@@ -596,6 +602,7 @@ JN_INTERNAL int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single,
                                  int *none);
 JN_INTERNAL int jn_assoc_keyfits(lua_State *L, jn_Assoc *a, int idx);
 JN_INTERNAL void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i);
+JN_INTERNAL void jn_assoc_bindkey(lua_State *L, jn_Assoc *a, int idx, jn_St *st, int i);
 JN_INTERNAL jn_St *jn_assoc_slot(lua_State *L, jn_Assoc *a, int slot, const char *key, int *rc);
 JN_INTERNAL int jn_assoc_checkthrough(lua_State *L, jn_Assoc *a, int optsidx);
 JN_INTERNAL int jn_assoc_pertarget(lua_State *L, jn_Assoc *a, int idx, int single, int keys, int n, int fn,

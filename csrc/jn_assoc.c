@@ -369,6 +369,22 @@ void jn_assoc_bindsource(lua_State *L, jn_Assoc *a, int self, jn_St *st, int i) 
   lua_pop(L, 1);
 }
 
+/*
+** Bind the source's key value at idx (read by the method's self check) to
+** parameter i: a value that stays on the caller's stack until the step, so
+** nothing a log function assigns can collect it.  An integer, the common
+** key, goes straight to its binding.
+*/
+void jn_assoc_bindkey(lua_State *L, jn_Assoc *a, int idx, jn_St *st, int i) {
+  jn_Conn *c = a->source->conn;
+  int type = a->source->f[a->source_key].type;
+  sqlite3_int64 v;
+  if (type != JN_T_DATE && lua_type(L, idx) == LUA_TNUMBER && jn_scalar_toi64(L, idx, &v))
+    jn_stmt_bindi64(L, c, st, i, v);
+  else
+    jn_stmt_bindvalue(L, c, st, i, idx, type);
+}
+
 /* }====== */
 
 /* {====== SQL of a belongsToMany */

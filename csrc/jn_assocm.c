@@ -24,9 +24,10 @@ static const char *const get_opts[] = {
 
 /*
 ** The association of the running method (upvalue 1) and its source
-** instance at index 1, saved: raises naming the method otherwise.
+** instance at index 1, saved: raises naming the method otherwise.  Leaves
+** the source's key on top (jn_assoc_bindkey binds it).  [-0, +1, e]
 */
-static jn_Assoc *check_method(lua_State *L) {
+static jn_Assoc *check_method_key(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, 1);
   if (inst != NULL) {   /* the instance metatable is upvalue 3: no registry lookup */
@@ -37,12 +38,18 @@ static jn_Assoc *check_method(lua_State *L) {
   if (inst == NULL || inst->model != a->source)
     luaL_error(L, "%s: bad self (%s instance expected, got %s; call it with ':')",
                jn_assoc_method(L), a->source->name, jn_error_typename(L, 1));
-  jn_conn_checkopen(L, a->source->conn, jn_assoc_method(L), NULL);
+  if (a->source->conn->db == NULL) jn_conn_checkopen(L, a->source->conn, jn_assoc_method(L), NULL);
   if (inst->destroyed) luaL_error(L, "%s: instance was destroyed", jn_assoc_method(L));
   jn_inst_get(L, 1, a->source_key);
   if (!inst->saved || lua_isnil(L, -1))
     luaL_error(L, "%s: the %s is not saved yet (no %s)", jn_assoc_method(L), a->source->name,
                a->source->f[a->source_key].name);
+  return a;
+}
+
+/* check_method_key, the key popped. [-0, +0, e] */
+static jn_Assoc *check_method(lua_State *L) {
+  jn_Assoc *a = check_method_key(L);
   lua_pop(L, 1);
   return a;
 }
@@ -306,16 +313,17 @@ static int int_key(lua_State *L, jn_Assoc *a, int idx, sqlite3_int64 *v) {
 
 /* has/hases: true when every key is linked. */
 static int has_method(lua_State *L, int single) {
-  jn_Assoc *a = check_method(L);
+  jn_Assoc *a;
   sqlite3_int64 v;
   int n;
   lua_settop(L, 2);
+  a = check_method_key(L);                /* 3: the source's key */
   if (single && int_key(L, a, 2, &v)) {   /* the common call: one statement, no key array */
     jn_Conn *c = a->source->conn;
     int rc;
     jn_St *st = jn_assoc_slot(L, a, JN_AS_HAS, "has", &rc);
     if (st == NULL) return jn_error_result(L, c, rc, NULL);
-    jn_assoc_bindsource(L, a, 1, st, 1);
+    jn_assoc_bindkey(L, a, 3, st, 1);
     jn_stmt_bindi64(L, c, st, 2, v);
     rc = jn_conn_step(L, c, st);
     if (rc != SQLITE_ROW) {
@@ -327,6 +335,7 @@ static int has_method(lua_State *L, int single) {
     jn_e_reset(c->eng, st);
     return 1;
   }
+  lua_settop(L, 2);
   n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
   lua_replace(L, 2);
   if (n == 0) { lua_pushboolean(L, 1); return 1; }
@@ -344,11 +353,19 @@ static int btm_hases(lua_State *L) { return has_method(L, 0); }
 */
 static int btm_count(lua_State *L) {
   static const char *const count_opts[] = { "where", "through", NULL };
-  jn_Assoc *a = check_method(L);
-  jn_Conn *c = a->source->conn;
+  jn_Assoc *a;
+  jn_Conn *c;
   jn_St *st;
   int rc;
   lua_settop(L, 2);
+  a = check_method_key(L);                       /* 3: the source's key */
+  c = a->source->conn;
+  if (lua_isnil(L, 2)) {                         /* the common call: no options */
+    st = jn_assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
+    if (st == NULL) return jn_error_result(L, c, rc, NULL);
+    jn_assoc_bindkey(L, a, 3, st, 1);
+    return jn_assoc_pushcount(L, c, st);
+  }
   copy_options(L, 2);
   jn_conn_checkopts(L, 2, count_opts, jn_assoc_method(L));
   if (lua_istable(L, 2)) {
@@ -356,18 +373,18 @@ static int btm_count(lua_State *L) {
     lua_rawget(L, 2);
     lua_pushliteral(L, "through");
     lua_rawget(L, 2);
-    jn_assoc_throughwhere(L, a, 4, jn_assoc_method(L));   /* 3 where, 4 through, 5 its where */
+    jn_assoc_throughwhere(L, a, 5, jn_assoc_method(L));   /* 4 where, 5 through, 6 its where */
   } else {
     lua_pushnil(L);
     lua_pushnil(L);
     lua_pushnil(L);
   }
-  if (lua_isnil(L, 3) && lua_isnil(L, 5)) {
+  if (lua_isnil(L, 4) && lua_isnil(L, 6)) {
     st = jn_assoc_slot(L, a, JN_AS_COUNT, "count", &rc);
     if (st == NULL) return jn_error_result(L, c, rc, NULL);
-    jn_assoc_bindsource(L, a, 1, st, 1);
+    jn_assoc_bindkey(L, a, 3, st, 1);
   } else {
-    st = jn_assoc_countwhere2(L, a, lua_isnil(L, 3) ? 0 : 3, lua_isnil(L, 5) ? 0 : 5, &rc);
+    st = jn_assoc_countwhere2(L, a, lua_isnil(L, 4) ? 0 : 4, lua_isnil(L, 6) ? 0 : 6, &rc);
     if (st == NULL) return jn_error_result(L, c, rc, NULL);
   }
   return jn_assoc_pushcount(L, c, st);

@@ -357,6 +357,38 @@ int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
 }
 
 /*
+** Has the running atomic call's first check (jn_conn_atomic) already
+** answered for a statement of L now?  Inside one C call nothing can end a
+** frame it found live: its owner is L or an ancestor of L, which stays on
+** its stack and cannot be closed, collected or resumed elsewhere until the
+** call returns (a callback cannot yield across it).  What such a callback
+** can do is open or end frames, or kill tokens (re-entering junction): then
+** the depth, the innermost frame's serial or the count of killed tokens
+** differs, and the statement is checked in full.  SQLite's own rollback is
+** looked at every time.
+*/
+static int tx_vouched(lua_State *L, const jn_Conn *c) {
+  return c->txok_L == (const void *)L && c->txok_depth == c->txdepth
+      && c->txok_zombie == c->nzombie
+      && (c->txdepth == 0 || (c->tx[c->txdepth - 1].serial == c->txok_serial
+                              && !jn_e_autocommit(c->eng, c->db)));
+}
+
+/* Vouch for L's statements until tx_unvouch: L has just passed jn_conn_txcheck. */
+static void tx_vouch(lua_State *L, jn_Conn *c) {
+  c->txok_L = L;
+  c->txok_depth = c->txdepth;
+  c->txok_zombie = c->nzombie;
+  c->txok_serial = c->txdepth > 0 ? c->tx[c->txdepth - 1].serial : 0;
+}
+
+/* The atomic call has ended (an inner one ends its outer one's too: that
+** one's statements are checked in full from then on). */
+static void tx_unvouch(jn_Conn *c) {
+  c->txok_L = NULL;
+}
+
+/*
 ** Undo (ok == 0) or keep (ok != 0) what was written under mode.  Rolling
 ** back ignores its own failures: SQLite may already have rolled back.
 */
@@ -541,7 +573,9 @@ static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfi
   }
   lua_pushlightuserdata(L, &w);
   lua_insert(L, base + 1);
+  tx_vouch(L, c);   /* jn_conn_atomic's check holds for the body's statements */
   status = lua_pcall(L, nargs + 1, LUA_MULTRET, 0);
+  tx_unvouch(c);
   *once = w.once;
   if (status != LUA_OK) {
     write_end(c, w.mode, 0);
@@ -805,7 +839,8 @@ static int conn_wire(lua_State *L) {
 ** [-0, +0, e]
 */
 int jn_conn_step(lua_State *L, jn_Conn *c, jn_St *st) {
-  if ((c->txdepth > 0 || c->nzombie > 0) && !c->own && !jn_e_busy(c->eng, st)) {
+  if ((c->txdepth > 0 || c->nzombie > 0) && !c->own && !jn_e_busy(c->eng, st)
+      && !tx_vouched(L, c)) {
     int rc = jn_conn_txcheck(L, c);
     if (rc != SQLITE_OK) return rc;
   }

@@ -279,3 +279,35 @@ describe("an instance incremented inside a transaction that rolls back", functio
     db:close()
   end)
 end)
+
+describe("a callback that opens a transaction in the middle of an atomic call", function()
+  -- The call's first transaction check answers for its statements only while
+  -- the transaction frames stay as they were: a defaultValue function run by
+  -- setGenres that leaves a coroutine suspended inside db:transaction makes
+  -- the call's next statement a statement of that coroutine's transaction.
+  -- (SQLite: on PostgreSQL the call's rollback to its savepoint also ends the
+  -- coroutine's later savepoint, whose release then aborts the transaction.)
+  H.sqlite_only(it, pending)("has the call's writes refused, and nothing written", function()
+    local db = H.open()
+    local co
+    local m = H.blog(db, { weight = { type = T.INTEGER, defaultValue = function()
+      if not co then
+        co = coroutine.create(function() db:transaction(function() coroutine.yield() end) end)
+        assert(coroutine.resume(co))
+      end
+      return 1
+    end } })
+    H.genres(m.Genre)
+    local post = assert(m.Post:create { text = "p" })
+    assert(db:transaction(function()
+      local ok, msg = post:setGenres { 1, 2 }
+      assert.is_nil(ok)
+      H.mentions(msg, "has yielded")
+      assert(coroutine.resume(co))
+      assert.equal("dead", coroutine.status(co))
+      assert.equal(0, post:countGenres())
+    end))
+    assert.equal(0, #assert(db:query("SELECT * FROM tag_post_genre")))
+    db:close()
+  end)
+end)
