@@ -146,6 +146,38 @@ static int key_fits(lua_State *L, int ftype, const jn_Key *k, int idx) {
 }
 
 /*
+** The target instance inst at idx (element elem), read as its key field:
+** an integer key, the common one, fills k at once and
+** returns 1; any other value replaces the instance at idx, for to_key to
+** read, and 0.  Raises for another model's instance or an unsaved one.
+** [-0, +0, e]
+*/
+static int inst_key(lua_State *L, jn_Assoc *a, jn_Inst *inst, int idx, int elem, jn_Key *k,
+                    const char *ctx) {
+  int kf = key_field(a);
+  sqlite3_int64 v;
+  if (inst->model != a->target)
+    luaL_error(L, "%s: bad argument (element %d is a %s instance, expected %s or its key)",
+               ctx, elem, inst->model->name, a->target->name);
+  jn_inst_get(L, idx, kf);
+  if (lua_isnil(L, -1))
+    luaL_error(L, "%s: bad argument (element %d: the %s is not saved yet)", ctx, elem,
+               a->target->name);
+  if (a->target->f[kf].type == JN_T_INTEGER && lua_type(L, -1) == LUA_TNUMBER
+      && jn_scalar_toi64(L, -1, &v)) {   /* it fits, nothing to anchor */
+    memset(k, 0, sizeof *k);
+    k->type = SQLITE_INTEGER;
+    k->i = v;
+    k->pos = elem;
+    k->carries = inst->carries;
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_replace(L, idx);   /* the key value now sits where the instance was */
+  return 0;
+}
+
+/*
 ** The key at idx (a target instance or a key value) as a jn_Key, read as
 ** the target key field's type: a string of digits for an INTEGER key is
 ** that integer, an integer for a TEXT key is its text, a string for a BLOB
@@ -161,14 +193,7 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
   inst = jn_inst_of(L, idx, a->target->conn);
   if (inst != NULL) {
     carries = inst->carries;
-    if (inst->model != a->target)
-      luaL_error(L, "%s: bad argument (element %d is a %s instance, expected %s or its key)",
-                 ctx, elem, inst->model->name, a->target->name);
-    jn_inst_get(L, idx, kf);
-    if (lua_isnil(L, -1))
-      luaL_error(L, "%s: bad argument (element %d: the %s is not saved yet)", ctx, elem,
-                 a->target->name);
-    lua_replace(L, idx);   /* the key value now sits where the instance was */
+    if (inst_key(L, a, inst, idx, elem, k, ctx)) return;
   }
   if (lua_type(L, idx) == LUA_TSTRING) numeric_text(L, idx, ftype);
   t = lua_type(L, idx);
@@ -259,6 +284,28 @@ static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
 #define JN_KEYS_SCAN 24
 
 /*
+** Read the list at idx (n: its length) into keys[0..n), element i at
+** keys[i - 1], in one traversal that is also the list check (read raw, as
+** jn_value_checklist): every key a place 1..n, n of them (no holes).
+** Raises naming ctx.  [-0, +0, e]
+*/
+static void read_list(lua_State *L, jn_Assoc *a, int idx, int n, jn_Key *keys, int arr,
+                      const char *ctx) {
+  int count = 0, i;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    if ((i = jn_value_listpos(L, -2, n)) == 0) {
+      lua_pop(L, 1);
+      jn_value_listfail(L, 0, ctx, "argument #1", "a list");
+    }
+    to_key(L, a, -1, i, &keys[i - 1], arr, ctx);
+    lua_pop(L, 1);
+    count++;
+  }
+  if (count != n) jn_value_listfail(L, 1, ctx, "argument #1", "a list");
+}
+
+/*
 ** Read the argument at idx as keys of a's target: one instance or key
 ** (single), else a list of them (a sequence, read raw); a table given for
 ** one is a list, an instance given for a list is one.  Pushes the key
@@ -287,22 +334,16 @@ int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char
     luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)", ctx,
                a->target->name, jn_error_typename(L, idx));
   n = (int)lua_rawlen(L, idx);
-  jn_value_checklist(L, idx, n, ctx, "argument #1", "a list");
   keys = new_keys(L, n);
   arr = lua_gettop(L);
-  for (i = 1; i <= n; i++) {
-    jn_Key key;
-    lua_rawgeti(L, idx, i);
-    to_key(L, a, -1, i, &key, arr, ctx);
-    lua_pop(L, 1);
-    if (n > JN_KEYS_SCAN || !key_in(keys, k, &key, 0)) keys[k++] = key;
-  }
-  if (n > JN_KEYS_SCAN) {   /* sort, then drop duplicates (the first one stays) */
-    int j = 0;
-    qsort(keys, (size_t)k, sizeof *keys, key_poscmp);
-    for (i = 0; i < k; i++)
-      if (j == 0 || key_cmp(&keys[j - 1], &keys[i]) != 0) keys[j++] = keys[i];
-    k = j;
+  read_list(L, a, idx, n, keys, arr, ctx);
+  if (n <= JN_KEYS_SCAN) {  /* drop duplicates in place: the first one stays */
+    for (i = 0; i < n; i++)
+      if (!key_in(keys, k, &keys[i], 0)) keys[k++] = keys[i];
+  } else {                  /* sort, then drop duplicates (the first one stays) */
+    qsort(keys, (size_t)n, sizeof *keys, key_poscmp);
+    for (i = 0; i < n; i++)
+      if (k == 0 || key_cmp(&keys[k - 1], &keys[i]) != 0) keys[k++] = keys[i];
   }
   return k;
 }

@@ -173,15 +173,27 @@ void jn_value_checklist(lua_State *L, int idx, int n, const char *ctx, const cha
   int count = 0;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
-    double d = lua_type(L, -2) == LUA_TNUMBER ? (double)lua_tonumber(L, -2) : 0.0;
     lua_pop(L, 1);
-    if (!(d >= 1 && d <= (double)n && d == (double)(int)d))
-      luaL_error(L, "%s: bad %s (%s expected, but it has the key %s)", ctx, what, expected,
-                 lua_type(L, -1) == LUA_TSTRING ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
-                                                : jn_value_name(L, -1));
+    if (jn_value_listpos(L, -1, n) == 0) jn_value_listfail(L, 0, ctx, what, expected);
     count++;
   }
-  if (count != n) luaL_error(L, "%s: bad %s (%s expected, but it has holes)", ctx, what, expected);
+  if (count != n) jn_value_listfail(L, 1, ctx, what, expected);
+}
+
+/* The key at idx as a place of a list of n (1..n), or 0 when it is none. */
+int jn_value_listpos(lua_State *L, int idx, int n) {
+  double d = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : 0.0;
+  return d >= 1 && d <= (double)n && d == (double)(int)d ? (int)d : 0;
+}
+
+/* Raise jn_value_checklist's message: the list has holes, or (holes 0) the
+** key on top is no place of it. */
+void jn_value_listfail(lua_State *L, int holes, const char *ctx, const char *what,
+                       const char *expected) {
+  if (holes) luaL_error(L, "%s: bad %s (%s expected, but it has holes)", ctx, what, expected);
+  luaL_error(L, "%s: bad %s (%s expected, but it has the key %s)", ctx, what, expected,
+             lua_type(L, -1) == LUA_TSTRING ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
+                                            : jn_value_name(L, -1));
 }
 
 /* Each converter below: the value at idx (absolute, Lua type t, not nil)
