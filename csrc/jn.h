@@ -320,6 +320,7 @@ typedef struct jn_Assoc {
   jn_Whole del_whole[JN_DELETE_OR + 1];
   jn_Whole dscan_whole[JN_DELETE_OR + 1];
   jn_St *hm[JN_HM_NSTMT];   /* hasMany/hasOne: the statements of jn_hasmany.c */
+  jn_Whole hm_whole[JN_HM_NSTMT];   /* whether each runs without a savepoint */
 } jn_Assoc;
 
 /* }====== */
@@ -399,6 +400,9 @@ JN_INTERNAL void jn_value_uuid4(char *out);
 JN_INTERNAL const char *jn_value_name(lua_State *L, int idx);
 JN_INTERNAL void jn_value_checklist(lua_State *L, int idx, int n, const char *ctx, const char *what,
                                const char *expected);
+JN_INTERNAL int jn_value_listpos(lua_State *L, int idx, int n);
+JN_INTERNAL void jn_value_listfail(lua_State *L, int holes, const char *ctx, const char *what,
+                                   const char *expected);
 
 /* jn_stmt.c */
 JN_INTERNAL jn_St *jn_stmt_slot(lua_State *L, jn_Conn *c, jn_St **slot,

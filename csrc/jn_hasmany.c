@@ -445,15 +445,31 @@ static int set_body(lua_State *L) {
   return 1;
 }
 
+/*
+** The guard of remove's n keys (n > 1).  Up to a chunk, on SQLite, they are
+** one UPDATE whose failure keeps none of its rows (and no count is checked
+** after it, as add checks): inside a transaction it may run without a
+** savepoint (jn_conn_guardone); *one is it, for jn_conn_learnone.
+*/
+static int unlink_guard(lua_State *L, jn_Write *w, jn_Assoc *a, int n, jn_St **one) {
+  int slot = HM_UNLINK * 3 + (n <= HM_SMALL ? 1 : 2), rc;
+  *one = NULL;
+  if (w->c->eng != NULL || n > HM_CHUNK) return jn_conn_writeguard(L, w);
+  if ((*one = stmt(L, a, slot, &rc)) == NULL) return rc;
+  return jn_conn_guardone(L, w, *one, &a->hm_whole[slot]);
+}
+
 /* Body of remove under jn_conn_atomic: [w, inst, keys, n]. */
 static int remove_body(lua_State *L) {
   jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
   sqlite3_int64 changed = 0;
-  if (n > 1 && (rc = jn_conn_writeguard(L, w)) != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
+  jn_St *one = NULL;                   /* the only write, when unlink_guard named it */
+  if (n > 1 && (rc = unlink_guard(L, w, a, n, &one)) != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
   rc = run_chunks(L, a, HM_UNLINK, 2, 3, n, &changed);
   if (rc != SQLITE_OK) return jn_error_result(L, w->c, rc, NULL);
+  if (one != NULL) jn_conn_learnone(L, w, one);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -406,3 +406,57 @@ describe("hasOne set", function()
     db:close()
   end)
 end)
+
+-- removeBooks of up to a chunk of keys is one UPDATE, which keeps all its
+-- rows or none by itself on SQLite: inside a transaction it runs without the
+-- savepoint once junction has read its program (as belongsToMany's writes of
+-- one statement: spec/assoc_spec.lua).  What SQLite ran is in sqlite_stmt.
+describe("hasMany remove of several, inside a transaction", function()
+  local db, Author, Book, ann
+  before_each(function()
+    db = H.open()
+    Author, Book = library(db)
+    ann = assert(Author:create { name = "Ann" })
+    for i = 1, 6 do assert(Book:create { title = "B" .. i, author_id = ann.author_id }) end
+    -- a book of nobody called B1: unlinking book 1 too makes two (0, 'B1') rows
+    assert(Book:create { title = "B1" })
+    assert(db:exec("CREATE UNIQUE INDEX book_nobody ON book (coalesce(author_id, 0), title)"))
+  end)
+  after_each(function() db:close() end)
+
+  local function savepoints()
+    local rows = db:query("SELECT run FROM sqlite_stmt WHERE sql = 'SAVEPOINT jn_w'")
+    if not rows then return nil end
+    return rows[1] and rows[1].run or 0
+  end
+
+  local function linked()
+    local out = {}
+    for _, b in ipairs(assert(Book:findAll { where = { author_id = ann.author_id }, order = "book_id" })) do
+      out[#out + 1] = b.book_id
+    end
+    return out
+  end
+
+  H.sqlite_only(it, pending)("runs without a savepoint after its first use, and a failing one keeps "
+    .. "none of its rows", function()
+    if not savepoints() then return pending("no sqlite_stmt in this SQLite") end
+    assert.is_true(db:transaction(function()
+      assert.is_true(ann:removeBooks { 5, 6 })          -- its program read
+      assert.is_true(ann:addBooks { 5, 6 })
+      local before = savepoints()
+      assert.is_true(ann:removeBooks { 5, 6 })
+      assert.equal(before, savepoints())
+      local kept = assert(Book:create { title = "kept" })
+      -- book 2 goes first or second: either way the UPDATE fails on book 1
+      local ok, msg = ann:removeBooks { 2, 1 }
+      assert.is_nil(ok)
+      H.mentions(msg, "UNIQUE")
+      assert.equal(before, savepoints())
+      assert.same({ 1, 2, 3, 4 }, linked())
+      assert.equal("kept", Book:findByPk(kept.book_id).title)
+    end))
+    assert.same({ 1, 2, 3, 4 }, linked())
+    assert.equal(1, Book:count { where = { title = "kept" } })
+  end)
+end)
