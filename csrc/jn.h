@@ -345,11 +345,20 @@ typedef struct jn_Inst {
 typedef struct jn_Buf {
   char *p;
   size_t n, cap;
-  int idx;                  /* stack index of the userdata holding p */
+  int idx;                  /* stack index of the userdata holding p (nil while p is
+                               jn_buf_initat's memory) */
 } jn_Buf;
 
 JN_INTERNAL void jn_buf_init(lua_State *L, jn_Buf *b);
-JN_INTERNAL void jn_buf_addl(lua_State *L, jn_Buf *b, const char *s, size_t len);
+JN_INTERNAL void jn_buf_initat(lua_State *L, jn_Buf *b, char *mem, size_t cap);
+JN_INTERNAL void jn_buf_reserve(lua_State *L, jn_Buf *b, size_t need);
+/* Append s[0..len).  Inline: most appends fit, and every layer appends
+** piece by piece (a row's JSON is about twenty of them). */
+static inline void jn_buf_addl(lua_State *L, jn_Buf *b, const char *s, size_t len) {
+  if (b->n + len + 1 > b->cap) jn_buf_reserve(L, b, len);
+  memcpy(b->p + b->n, s, len);
+  b->n += len;
+}
 JN_INTERNAL void jn_buf_adds(lua_State *L, jn_Buf *b, const char *s);
 JN_INTERNAL void jn_buf_addquoted(lua_State *L, jn_Buf *b, const char *s, size_t len, char q);
 JN_INTERNAL void jn_buf_addident(lua_State *L, jn_Buf *b, const char *alias, const char *name);

@@ -15,10 +15,24 @@ void jn_buf_init(lua_State *L, jn_Buf *b) {
 }
 
 /*
+** Start an empty buffer in the caller's own memory mem[0..cap) (its C
+** stack: nothing to allocate or collect for a short text); past it, the
+** text moves to a userdata as jn_buf_init's does.  Pushes the slot that
+** userdata will take (nil until then).
+*/
+void jn_buf_initat(lua_State *L, jn_Buf *b, char *mem, size_t cap) {
+  b->cap = cap;
+  b->n = 0;
+  b->p = mem;
+  lua_pushnil(L);
+  b->idx = lua_gettop(L);
+}
+
+/*
 ** Make room for need more bytes (and a NUL): a larger userdata replaces the
 ** old one in its stack slot, so the memory always belongs to Lua.
 */
-static void buf_reserve(lua_State *L, jn_Buf *b, size_t need) {
+void jn_buf_reserve(lua_State *L, jn_Buf *b, size_t need) {
   size_t cap;
   char *p;
   if (b->n + need + 1 <= b->cap) return;
@@ -31,19 +45,13 @@ static void buf_reserve(lua_State *L, jn_Buf *b, size_t need) {
   b->cap = cap;
 }
 
-void jn_buf_addl(lua_State *L, jn_Buf *b, const char *s, size_t len) {
-  buf_reserve(L, b, len);
-  memcpy(b->p + b->n, s, len);
-  b->n += len;
-}
-
 void jn_buf_adds(lua_State *L, jn_Buf *b, const char *s) {
   jn_buf_addl(L, b, s, strlen(s));
 }
 
 /* Append q, s[0..len), q: one reservation for the three. */
 void jn_buf_addquoted(lua_State *L, jn_Buf *b, const char *s, size_t len, char q) {
-  buf_reserve(L, b, len + 2);
+  jn_buf_reserve(L, b, len + 2);
   b->p[b->n++] = q;
   memcpy(b->p + b->n, s, len);
   b->n += len;
@@ -79,7 +87,7 @@ void jn_buf_addint(lua_State *L, jn_Buf *b, long long v) {
 
 /* The text so far, NUL-terminated; valid until the next append. */
 const char *jn_buf_cstr(lua_State *L, jn_Buf *b) {
-  buf_reserve(L, b, 0);
+  jn_buf_reserve(L, b, 0);
   b->p[b->n] = '\0';
   return b->p;
 }

@@ -1582,11 +1582,12 @@ plain tables (see the JSON type for the shapes).
 */
 static int json_to(lua_State *L) {
   jn_Buf b;
+  char mem[1024];                       /* a few rows' text: no buffer to allocate */
   const char *why = NULL;
   int rc;
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  jn_buf_init(L, &b);                   /* 2 */
+  jn_buf_initat(L, &b, mem, sizeof mem);   /* 2 */
   rc = lua_istable(L, 1) ? json_direct_list(L, &b, 1, &why) : json_direct_inst(L, &b, 1, &why);
   if (rc == 0 && (jn_inst_test(L, 1) != NULL || lua_istable(L, 1))) {
     lua_newtable(L);                    /* 3: tables copied */

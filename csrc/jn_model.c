@@ -20,9 +20,15 @@ static const char *method_ctx(char *buf, size_t size, jn_Model *m, const char *m
   return buf;
 }
 
-/* The model at 1, open, called with ':'. */
+/* The model at 1, open, called with ':'.  Every method is a closure over
+** the model metatable (upvalue 1): compared there, no registry lookup. */
 static jn_Model *check_self(lua_State *L, const char *method) {
-  jn_Model *m = (jn_Model *)luaL_testudata(L, 1, JN_MODEL_MT);
+  jn_Model *m = (jn_Model *)lua_touserdata(L, 1);
+  if (m != NULL) {
+    if (!lua_getmetatable(L, 1)) m = NULL;
+    else if (!lua_rawequal(L, -1, lua_upvalueindex(1))) { m = NULL; lua_pop(L, 1); }
+    else lua_pop(L, 1);
+  }
   if (m == NULL)
     luaL_error(L, "Model:%s: bad self (model expected, got %s; call it with ':')", method,
                luaL_typename(L, 1));
@@ -1046,7 +1052,8 @@ static const luaL_Reg model_methods[] = {
 void jn_model_open(lua_State *L) {
   luaL_newmetatable(L, JN_MODEL_MT);
   lua_newtable(L);
-  luaL_setfuncs(L, model_methods, 0);
+  lua_pushvalue(L, -2);                 /* each method's upvalue: check_self's metatable */
+  luaL_setfuncs(L, model_methods, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "Model");
   lua_pushvalue(L, -1);

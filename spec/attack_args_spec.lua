@@ -34,6 +34,24 @@ describe("create with options", function()
     assert.equal(0, A:count())
     db:close()
   end)
+
+  it("every model method refuses a self that is another userdata (an instance, a connection)", function()
+    local db = H.open()
+    local A = db:define("A", { fields = { name = { type = T.TEXT } } })
+    assert(db:sync())
+    local a = assert(A:create { name = "x" })
+    local fake = newproxy and newproxy(true) or io.stdout   -- a userdata with a metatable of its own
+    for _, name in ipairs { "build", "create", "bulkCreate", "findByPk", "findOne", "findAll", "count",
+                            "findOrCreate", "update", "destroy" } do
+      for _, self in ipairs { a, db, fake } do
+        local ok, e = pcall(A[name], self, 1)
+        assert.is_false(ok, name)
+        assert.matches("Model:" .. name .. ": bad self %(model expected, got ", e)
+      end
+    end
+    assert.equal(1, A:count())
+    db:close()
+  end)
 end)
 
 describe("upsert", function()

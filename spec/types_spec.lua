@@ -667,6 +667,20 @@ describe("junction.toJSON straight from instances", function()
     end
   end)
 
+  -- The text starts in a buffer on the C stack and moves to Lua memory past it.
+  it("writes texts of every length around the first buffer's size, and long ones", function()
+    for _, n in ipairs { 1000, 1005, 1010, 1011, 1012, 1013, 1014, 1015, 1020, 1030, 2100, 70000 } do
+      local s = ("x"):rep(n)
+      assert(Row:create{ s = s })
+      local rows = Row:findAll{ order = "id" }
+      local want = {}
+      for i, r in ipairs(rows) do want[i] = '{"id":' .. tostring(r.id) .. ',"s":"' .. r.s .. '"}' end
+      assert.equal("[" .. table.concat(want, ",") .. "]", junction.toJSON(rows))
+      assert.equal('["' .. s .. '"]', junction.toJSON{ s })
+      assert.equal('{"a":"' .. s .. '"}', junction.toJSON{ a = s })
+    end
+  end)
+
   it("writes integers at the ends of their range", function()
     assert.equal("[0,-1,9007199254740991,-9007199254740991]",
       junction.toJSON{ 0, -1, 9007199254740991, -9007199254740991 })
