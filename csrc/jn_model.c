@@ -951,8 +951,10 @@ static int model_index(lua_State *L) {
   }
   if (m == NULL)
     luaL_error(L, "junction.Model.__index: bad self (model expected, got %s)", luaL_typename(L, 1));
-  k = lua_tostring(L, 2);
-  if (k != NULL && lua_type(L, 2) == LUA_TSTRING) {
+  /* the five names a model answers itself, told apart by their first
+  ** letter before any strcmp: a method's name (create, findAll) costs none */
+  k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  if (k != NULL && strchr("ntpia", k[0]) != NULL && k[0] != '\0') {
     if (strcmp(k, "name") == 0) { lua_pushstring(L, m->name); return 1; }
     if (strcmp(k, "tableName") == 0) { lua_pushstring(L, m->table); return 1; }
     if (strcmp(k, "primaryKey") == 0) { lua_pushstring(L, m->f[m->pk].name); return 1; }

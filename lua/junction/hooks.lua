@@ -490,19 +490,22 @@ function M.setup(mod, c)
     return pass(checked(pcall(C.build, self, values, ...)))
   end
 
-  function Model.create(self, values, opts, ...)
+  -- Not a vararg function: the C create reads (self, values), create_with
+  -- (self, values, opts), and a vararg call costs the copy of its frame.
+  -- (C.create is read per call: junction.wire replaces it, wrapped.)
+  function Model.create(self, values, opts)
     -- create(values, { include = ... }): nested creation (junction.assoc)
-    if opts ~= nil and M.create_with then return M.create_with(self, values, opts, ...) end
+    if opts ~= nil and M.create_with then return M.create_with(self, values, opts) end
     local e = entries[self]
     if e == nil then   -- no hooks, no validators: the C create, its results as they come
-      local ok, inst, msg, code, details = pcall(C.create, self, values, opts, ...)
+      local ok, inst, msg, code, details = pcall(C.create, self, values)
       if not ok then checked(false, inst) end   -- raises at the caller's line (not a tail call)
       if msg == nil then return inst end
       if details == nil then return inst, msg, code end
       return inst, msg, code, details
     end
     local inst = build(self, values)
-    if inst == nil then return pass(checked(pcall(C.create, self, values, opts, ...))) end
+    if inst == nil then return pass(checked(pcall(C.create, self, values))) end
     return save(e, self, inst)
   end
 
