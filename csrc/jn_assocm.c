@@ -78,10 +78,14 @@ static void copy_options(lua_State *L, int idx) {
   lua_replace(L, idx);
 }
 
+/* The get method's upvalue (where the write methods keep their body): its
+** SQL text per order string, a table the association's get closures share. */
+#define UPV_ORDERS JN_UPV_BODY
+
 /*
 ** Are the options at 2 { order = <string> } and nothing else (read raw)?
-** That shape's SQL text is kept in the association, per order string
-** (uservalue.get_order): a string names one field, so there are few.
+** Then push the string.  That shape's SQL text is kept per order string
+** (UPV_ORDERS): a string names one field, so there are few.
 */
 static int order_only(lua_State *L) {
   int n = 0;
@@ -90,42 +94,17 @@ static int order_only(lua_State *L) {
   while (lua_next(L, 2) != 0) {
     int ok = ++n == 1 && lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING
              && strcmp(lua_tostring(L, -2), "order") == 0;
-    lua_pop(L, 1);
-    if (!ok) { lua_pop(L, 1); return 0; }
+    if (!ok) { lua_pop(L, n == 1 ? 2 : 3); return 0; }   /* (and the first string) */
+    lua_insert(L, -2);   /* the string stays, below the key */
   }
   return n == 1;
 }
 
-/* Push the kept SQL of get{ order = <the string at 2.order> }, or nil. */
-static void push_order_sql(lua_State *L) {
-  lua_getuservalue(L, lua_upvalueindex(1));
-  lua_getfield(L, -1, "get_order");
-  if (lua_istable(L, -1)) {
-    lua_pushliteral(L, "order");
-    lua_rawget(L, 2);
-    lua_rawget(L, -2);
-  } else {
-    lua_pushnil(L);
-  }
-  lua_replace(L, -3);
-  lua_pop(L, 1);
-}
-
-/* Keep the SQL text (b) of get{ order = <the string at 2.order> }. */
-static void keep_order_sql(lua_State *L, const jn_Buf *b) {
-  lua_getuservalue(L, lua_upvalueindex(1));
-  lua_getfield(L, -1, "get_order");
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "get_order");
-  }
-  lua_pushliteral(L, "order");
-  lua_rawget(L, 2);
+/* Keep the SQL text (b) of get{ order = <the string at orderidx> }. */
+static void keep_order_sql(lua_State *L, int orderidx, const jn_Buf *b) {
+  lua_pushvalue(L, orderidx);
   lua_pushlstring(L, b->p, b->n);
-  lua_rawset(L, -3);
-  lua_pop(L, 2);
+  lua_rawset(L, lua_upvalueindex(UPV_ORDERS));
 }
 
 /*
@@ -144,7 +123,8 @@ static void order_by_link(jn_Assoc *a, jn_Select *s) {
 }
 
 /* The statement of a get with options (at 2): built, from the cache.
-** keep: the options are order_only, whose SQL is kept. */
+** keep: the stack index of the order string of options that are order_only,
+** whose SQL is kept; else 0. */
 static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int keep, int *rc) {
   jn_Buf b;
   int *tcols;
@@ -179,7 +159,7 @@ static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int 
   }
   lua_pop(L, 2);
   jn_query_tail(L, a->target, 2, "t", &b, s, jn_assoc_method(L));
-  if (keep) keep_order_sql(L, &b);
+  if (keep) keep_order_sql(L, keep, &b);
   return jn_stmt_cached(L, a->source->conn, b.p, b.n, rc);
 }
 
@@ -189,16 +169,19 @@ static jn_St *get_stmt(lua_State *L, jn_Assoc *a, jn_Select *s, jn_Rows *r, int 
 @treturn {Instance,...}|fail
 */
 static int btm_get(lua_State *L) {
-  jn_Assoc *a = check_method(L);
-  jn_Conn *c = a->source->conn;
+  jn_Assoc *a;
+  jn_Conn *c;
   jn_Select s;
   jn_Rows r;
   jn_St *st;
   int rc, n = 0, arr, order = 0;
   lua_settop(L, 2);
-  if (order_only(L)) {   /* getGenres{ order = "name" }: its SQL kept, nothing built */
-    push_order_sql(L);   /* 3: the text, or nil */
-    order = lua_isnil(L, 3) ? 1 : 2;
+  a = check_method_key(L);   /* 3: the source's key */
+  c = a->source->conn;
+  if (order_only(L)) {       /* 4: getGenres{ order = "name" }'s string: its SQL kept */
+    lua_pushvalue(L, 4);
+    lua_rawget(L, lua_upvalueindex(UPV_ORDERS));   /* 5: the text, or nil */
+    order = lua_isnil(L, 5) ? 1 : 2;
   }
   if (order != 2) {
     copy_options(L, 2);
@@ -213,7 +196,7 @@ static int btm_get(lua_State *L) {
   if (order == 2) {
     r.ntc = a->through_extra ? a->through->nfields : 0;
     r.tcols = NULL;
-    st = jn_stmt_cachedat(L, c, 3, &rc);   /* the kept text: neither copied nor hashed again */
+    st = jn_stmt_cachedat(L, c, 5, &rc);   /* the kept text: neither copied nor hashed again */
     s.cols = NULL;
     s.ncols = a->target->nfields;
     s.nbind = 0;
@@ -227,11 +210,11 @@ static int btm_get(lua_State *L) {
     s.ncols = a->target->nfields;
     s.nbind = 0;
   } else {
-    st = get_stmt(L, a, &s, &r, order == 1, &rc);
+    st = get_stmt(L, a, &s, &r, order == 1 ? 4 : 0, &rc);
   }
   if (st == NULL) return jn_error_result(L, c, rc, NULL);
   if (s.nbind) jn_select_bindlist(L, c, st, &s);
-  else jn_assoc_bindsource(L, a, 1, st, 1);
+  else jn_assoc_bindkey(L, a, 3, st, 1);
   jn_inst_newlist(L, 0);
   arr = lua_gettop(L);
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
@@ -441,6 +424,20 @@ void jn_assocm_pushbody(lua_State *L, lua_CFunction body) {
   lua_pushcclosure(L, body, 2);
 }
 
+/* Push the table of the association's get closures (UPV_ORDERS), made
+** once, kept in its uservalue. */
+static void push_orders(lua_State *L, int associdx) {
+  lua_getuservalue(L, associdx);
+  lua_getfield(L, -1, "get_order");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "get_order");
+  }
+  lua_remove(L, -2);
+}
+
 /* Make name -> closure(role) in the source's lookup; raise on a clash. */
 static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, const char *ctx) {
   jn_schema_lookup(L, a->source);
@@ -459,7 +456,8 @@ static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, c
     lua_pushvalue(L, associdx);
     lua_pushfstring(L, "%s:%s", a->source->name, name);
     luaL_getmetatable(L, JN_INST_MT);
-    jn_assocm_pushbody(L, role_body[role]);
+    if (role == R_GET) push_orders(L, associdx);
+    else jn_assocm_pushbody(L, role_body[role]);
     lua_pushcclosure(L, role_fn[role], JN_UPV_BODY);
     lua_setfield(L, -4, name);
     lua_pop(L, 1);

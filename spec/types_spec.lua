@@ -650,11 +650,13 @@ describe("junction.toJSON straight from instances", function()
       for pos = 1, len + 1 do
         for _, c in ipairs(specials) do
           local s = ("a"):rep(pos - 1) .. c .. ("b"):rep(len - pos + 1)
-          assert(Row:create{ s = s })
-          local row = Row:findAll{ order = { { "id", "DESC" } }, limit = 1 }[1]
           assert.equal("[" .. reference(s) .. "]", junction.toJSON{ s })
-          assert.equal('{"id":' .. tostring(row.id) .. ',"s":' .. reference(s) .. "}", junction.toJSON(row))
-          assert(row:destroy())
+          if not (H.is_pg and c == "\0") then   -- PostgreSQL's text holds no NUL byte
+            assert(Row:create{ s = s })
+            local row = Row:findAll{ order = { { "id", "DESC" } }, limit = 1 }[1]
+            assert.equal('{"id":' .. tostring(row.id) .. ',"s":' .. reference(s) .. "}", junction.toJSON(row))
+            assert(row:destroy())
+          end
         end
         for _, c in ipairs(bad) do
           local s = ("a"):rep(pos - 1) .. c .. ("b"):rep(len - pos + 1)
