@@ -278,6 +278,7 @@ typedef struct jn_Model {
 #define JN_UV_ASSOCS    "assocs"    /* alias -> association */
 #define JN_UV_OWN       1           /* the model's own class methods and values */
 #define JN_UV_INSTANCE  2           /* Model.instance (lua/junction's instance methods) */
+#define JN_UV_SHARED    3           /* Lua 5.4: the extras table its instances share (jn_inst.c) */
 
 /* }====== */
 
@@ -328,13 +329,15 @@ typedef struct jn_Assoc {
 /* {====== Instances */
 
 typedef struct jn_Inst {
-  jn_Model *model;          /* the model userdata sits at uservalue[nfields + 1] */
+  jn_Model *model;          /* the model userdata is held by its values (jn_inst.c) */
   int saved;                /* the row exists in the database */
   int destroyed;            /* destroy() deleted its row: no more writes or reads */
   unsigned long jserial;    /* the transaction level whose journal holds it, or 0 */
   unsigned char jstate;     /* saved, destroyed, key nil before that level wrote it */
   unsigned char carries;    /* a table was put under a junction model's name: the through
                             ** values of its next link (jn_assoc_pertarget reads them) */
+  unsigned char ownextras;  /* Lua 5.4: user value 1 is its own extras table, not the shared */
+  unsigned char nrec;       /* Lua 5.4: how many extras to size its own table for */
   unsigned char dirty[1];   /* one bit per field, then the journal's bits (jn_inst.c) */
 } jn_Inst;
 
@@ -503,7 +506,11 @@ JN_INTERNAL void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mt
                                  jn_St *st, const int *cols, int ncols, int col0,
                                  int nrec);
 JN_INTERNAL void jn_inst_get(lua_State *L, int instidx, int field);
+JN_INTERNAL void jn_inst_set(lua_State *L, int instidx, int field);
 JN_INTERNAL void jn_inst_pushmodel(lua_State *L, int instidx);
+JN_INTERNAL void jn_inst_extras(lua_State *L, int instidx, int own);
+JN_INTERNAL void jn_inst_getextra(lua_State *L, int instidx, const char *name);
+JN_INTERNAL void jn_inst_setextra(lua_State *L, int instidx, const char *name);
 JN_INTERNAL void jn_inst_newlist(lua_State *L, int narr);
 JN_INTERNAL void jn_inst_open(lua_State *L);
 

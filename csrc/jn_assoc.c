@@ -518,10 +518,8 @@ void jn_assoc_pushrow(lua_State *L, const jn_Rows *r, jn_St *st) {
   jn_inst_fromrow(L, a->target, r->tmodel, r->mt, st, s->cols, s->ncols, r->col0,
                   r->nrec + (r->ntc > 0));
   if (r->ntc > 0) {
-    lua_getuservalue(L, -1);
     jn_inst_fromrow(L, a->through, r->jmodel, r->mt, st, r->tcols, r->ntc, r->col0 + s->ncols, 0);
-    lua_setfield(L, -2, a->through->name);
-    lua_pop(L, 1);
+    jn_inst_setextra(L, -2, a->through->name);
   }
 }
 
@@ -1255,15 +1253,13 @@ static int target_values(lua_State *L, jn_Assoc *a, int e, int elem, int fn, int
   char what[64];
   int any = 0;
   if (inst != NULL && inst->model == a->target) {
-    lua_getuservalue(L, e);
-    lua_pushstring(L, a->through->name);
-    lua_rawget(L, -2);
+    jn_inst_getextra(L, e, a->through->name);
     if (lua_istable(L, -1)) {
       snprintf(what, sizeof what, "%.30s values of element %d", a->through->name, elem);
       through_values(L, a, lua_gettop(L), copy, errs, what);
       any = 1;
     }
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   if (fn) {
     lua_pushvalue(L, fn);

@@ -560,10 +560,9 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int listidx, int map, int tom
     int p;
     lua_rawgeti(L, listidx, i);
     p = lua_gettop(L);
-    lua_getuservalue(L, p);
-    lua_rawgeti(L, -1, a->source_key + 1);
+    jn_inst_get(L, p, a->source_key);   /* p + 1: the parent's key */
     if (lua_isnil(L, -1)) {
-      if (tomany) { jn_inst_newlist(L, 0); lua_setfield(L, p + 1, a->alias); }
+      if (tomany) { jn_inst_newlist(L, 0); jn_inst_setextra(L, p, a->alias); }
       lua_settop(L, p - 1);
       continue;
     }
@@ -577,10 +576,10 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int listidx, int map, int tom
       lua_pushvalue(L, -2);
       lua_rawset(L, map);
       if (nk++) jn_buf_addl(L, j, ",", 1);
-      jn_select_addjson(L, j, p + 2);
+      jn_select_addjson(L, j, p + 1);
     }
     if (tomany) {
-      lua_setfield(L, p + 1, a->alias);
+      jn_inst_setextra(L, p, a->alias);
     } else {
       lua_pushvalue(L, p);
       lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
@@ -728,10 +727,9 @@ static void give_to_parents(lua_State *L, jn_Assoc *a, jn_St *st, int map, int t
       int k, np = (int)lua_rawlen(L, -1);
       for (k = 1; k <= np; k++) {
         lua_rawgeti(L, -1, k);
-        lua_getuservalue(L, -1);
-        lua_pushvalue(L, -4);
-        lua_setfield(L, -2, a->alias);
-        lua_pop(L, 2);
+        lua_pushvalue(L, -3);
+        jn_inst_setextra(L, -2, a->alias);
+        lua_pop(L, 1);
       }
     }
   }
@@ -775,7 +773,7 @@ static int distribute_rows(lua_State *L, const jn_Rows *r, jn_St *st, int map, i
       jn_assoc_pushrow(L, r, st);
     }
     if (as != NULL && r->ntc > 0) {   /* the junction row under through.as */
-      lua_getuservalue(L, -1);
+      jn_inst_extras(L, -1, 1);
       lua_getfield(L, -1, r->a->through->name);
       lua_setfield(L, -2, as);
       lua_pushnil(L);

@@ -2,12 +2,14 @@
 ** jn_inst.c: instances, the rows as userdata.
 **
 ** An instance is a jn_Inst (its model, whether its row exists, one dirty
-** bit per field) with a uservalue table: the field values at 1..n, the
-** model userdata at n+1 (which keeps it alive), and, under string keys,
-** what eager loading attached (post.Genres) and the junction row of a
-** belongsToMany result (genre.TagPostGenre).  Every instance of every model
-** shares the one junction.Instance metatable; the model's lookup table
-** resolves a name to a field index, a method or an association slot.
+** bit per field) with its field values, its model (which it keeps alive)
+** and, under string keys, what eager loading attached (post.Genres), the
+** junction row of a belongsToMany result (genre.TagPostGenre) and the like:
+** on Lua 5.4 in its user values, elsewhere in its uservalue table (the
+** section "Where an instance keeps its values" below).  Every instance of
+** every model shares the one junction.Instance metatable; the model's
+** lookup table resolves a name to a field index, a method or an
+** association slot.
 */
 #include "jn.h"
 #include <stdio.h>
@@ -26,6 +28,224 @@
 /* an instance's allocation: its dirty bits, then the journal's copy of them */
 #define INST_SIZE(m)       (offsetof(jn_Inst, dirty) + 2 * DIRTY_BYTES(m) + 1)
 #define JOURNAL_DIRTY(i)   ((i)->dirty + DIRTY_BYTES((i)->model))
+
+/* {====== Where an instance keeps its values: the one place that knows
+**
+** Lua 5.4: one allocation, lua_newuserdatauv with nfields + 1 user values:
+** user value 1 is the extras table, the field values are user values
+** 2 .. nfields + 1 (strings the interned Lua strings a read made: no copy,
+** repeated values shared).  The extras table holds the model at [1] (which
+** keeps it alive) and, under string keys, what eager loading attached
+** (post.Genres), the junction row of a belongsToMany result
+** (genre.TagPostGenre), the values a find read by their alias and VIRTUAL
+** fields' values.  Until an instance needs one of those, its extras table
+** is one table shared by every instance of its model (JN_UV_SHARED in the
+** model's uservalue, holding only the model): a row read costs the
+** userdata alone.  The first extra gives the instance its own table
+** (own_extras), the model at [1] in it too.
+**
+** Lua 5.1, LuaJIT and 5.3: one uservalue table, the field values at
+** 1 .. nfields, the model at nfields + 1, the extras under string keys in
+** the same table.  (Holding the values in a C array of the userdata there
+** was measured and lost on memory: docs/PERFORMANCE.md "Rows".)
+**
+** Either way the extras are the string keys of one table (jn_inst_extras),
+** where the model sits at MODEL_KEY.
+*/
+
+#if LUA_VERSION_NUM >= 504
+#define MODEL_KEY(m)       ((void)(m), 1)
+#define FIELD_UV(f)        ((f) + 2)
+
+static jn_Inst *alloc_inst(lua_State *L, jn_Model *m) {
+  return (jn_Inst *)lua_newuserdatauv(L, INST_SIZE(m), m->nfields + 1);
+}
+
+/* Push the extras table the instances of the model at modelidx share:
+** made on first use, kept in the model's uservalue. [-0, +1, m] */
+static void push_shared(lua_State *L, int modelidx) {
+  lua_getiuservalue(L, modelidx, 1);
+  if (lua_rawgeti(L, -1, JN_UV_SHARED) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, modelidx);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, JN_UV_SHARED);
+  }
+  lua_replace(L, -2);
+}
+
+/* Give the new instance on top its values' home, before its fields are
+** put (put_field) with the instance on top again. [-0, +0, m] */
+static void begin_values(lua_State *L, jn_Model *m, int modelidx, int nrec) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, -1);
+  inst->nrec = (unsigned char)(nrec < 255 ? nrec : 255);
+  (void)m;
+  push_shared(L, modelidx);
+  lua_setiuservalue(L, -2, 1);
+}
+
+/* Set field f of the instance below the value on top (pops it). */
+#define put_field(L, m, f) ((void)lua_setiuservalue((L), -2, FIELD_UV(f)))
+#define end_values(L)      ((void)0)
+
+/* Push the value of field f of the instance at idx. [-0, +1, -] */
+static void get_value(lua_State *L, int idx, int f) {
+  lua_getiuservalue(L, idx, FIELD_UV(f));
+}
+
+/* Set field f of the instance at idx (absolute) to the value on top. [-1, +0, -] */
+static void set_value(lua_State *L, int idx, int f) {
+  lua_setiuservalue(L, idx, FIELD_UV(f));
+}
+
+/* For a function that reads or writes many fields of one instance (at
+** idx, absolute): push_values pushes what get_at and set_at take as vals
+** (elsewhere the values table; here a nil that keeps the stack alike). */
+#define push_values(L, idx)       lua_pushnil(L)
+#define get_at(L, idx, vals, f)   ((void)(vals), (void)lua_getiuservalue((L), (idx), FIELD_UV(f)))
+#define set_at(L, idx, vals, f)   ((void)(vals), (void)lua_setiuservalue((L), (idx), FIELD_UV(f)))
+/* Push the value of field f for a C function to return: it may leave
+** more below it (elsewhere the values table). */
+static void push_result(lua_State *L, int idx, int f) {
+  lua_getiuservalue(L, idx, FIELD_UV(f));
+}
+
+/* Push the table holding the model and the extras of the instance at idx. */
+static void push_extras(lua_State *L, int idx) {
+  lua_getiuservalue(L, idx, 1);
+}
+
+/* Push the instance's own extras table (idx absolute), made on first need
+** (sized by the hint of the read that made it). [-0, +1, m] */
+static void own_extras(lua_State *L, int idx, jn_Inst *inst) {
+  lua_getiuservalue(L, idx, 1);
+  if (inst->ownextras) return;
+  lua_createtable(L, 1, inst->nrec > 0 ? inst->nrec : 1);
+  lua_rawgeti(L, -2, 1);                /* the model, from the shared table */
+  lua_rawseti(L, -2, 1);
+  lua_replace(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, 1);
+  inst->ownextras = 1;
+}
+
+#else
+#define MODEL_KEY(m)       ((m)->nfields + 1)
+
+static jn_Inst *alloc_inst(lua_State *L, jn_Model *m) {
+  return (jn_Inst *)lua_newuserdata(L, INST_SIZE(m));
+}
+
+/* Push the new instance's table (its values are put in it, then
+** end_values sets it), the model in it. [-0, +1, m] */
+static void begin_values(lua_State *L, jn_Model *m, int modelidx, int nrec) {
+  lua_createtable(L, m->nfields + 1, nrec);
+  lua_pushvalue(L, modelidx);
+  lua_rawseti(L, -2, m->nfields + 1);
+}
+
+#define put_field(L, m, f) lua_rawseti((L), -2, (f) + 1)
+#define end_values(L)      ((void)lua_setuservalue((L), -2))
+
+static void get_value(lua_State *L, int idx, int f) {
+  lua_getuservalue(L, idx);
+  lua_rawgeti(L, -1, f + 1);
+  lua_replace(L, -2);   /* the value over its table: one copy, where a remove rotates */
+}
+
+static void set_value(lua_State *L, int idx, int f) {
+  lua_getuservalue(L, idx);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, f + 1);
+  lua_pop(L, 1);
+}
+
+#define push_values(L, idx)       ((void)lua_getuservalue((L), (idx)))
+#define get_at(L, idx, vals, f)   ((void)(idx), (void)lua_rawgeti((L), (vals), (f) + 1))
+#define set_at(L, idx, vals, f)   ((void)(idx), lua_rawseti((L), (vals), (f) + 1))
+static void push_result(lua_State *L, int idx, int f) {
+  lua_getuservalue(L, idx);
+  lua_rawgeti(L, -1, f + 1);
+}
+
+static void push_extras(lua_State *L, int idx) {
+  lua_getuservalue(L, idx);
+}
+
+static void own_extras(lua_State *L, int idx, jn_Inst *inst) {
+  (void)inst;
+  lua_getuservalue(L, idx);
+}
+#endif
+
+/* Push a new instance of the model at modelidx, no value set and no row:
+** the caller puts its fields (put_field) and ends with end_values.
+** [-0, +1 (+2 until end_values, elsewhere than 5.4), m] */
+static jn_Inst *start_inst(lua_State *L, jn_Model *m, int modelidx, int mtidx, int nrec) {
+  jn_Inst *inst = alloc_inst(L, m);
+  memset(inst, 0, INST_SIZE(m));
+  inst->model = m;
+  m->sealed = 1;   /* its dirty bits and values are sized by nfields */
+  lua_pushvalue(L, mtidx);
+  lua_setmetatable(L, -2);
+  begin_values(L, m, modelidx, nrec);
+  return inst;
+}
+
+/* Push the value of field (0-based) of the instance at instidx. [-0, +1, -] */
+void jn_inst_get(lua_State *L, int instidx, int field) {
+  get_value(L, instidx, field);
+}
+
+/* Set field (0-based) of the instance at instidx to the value on top,
+** popping it, without marking it changed: the raw store under every
+** write of a field. [-1, +0, -] */
+void jn_inst_set(lua_State *L, int instidx, int field) {
+  if (instidx < 0) instidx = lua_gettop(L) + instidx + 1;
+  set_value(L, instidx, field);
+}
+
+/* Push the model of the instance at instidx. [-0, +1, -] */
+void jn_inst_pushmodel(lua_State *L, int instidx) {
+  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
+  push_extras(L, instidx);
+  lua_rawgeti(L, -1, MODEL_KEY(inst->model));
+  lua_replace(L, -2);
+}
+
+/*
+** Push the table of the extras of the instance at instidx (string keys:
+** loaded associations, the junction row, alias values, VIRTUAL values):
+** with own, the instance's own table, made on first need, to write into;
+** without, a table only to read (on 5.4 perhaps the one its model's
+** instances share: never write into that). [-0, +1, m]
+*/
+void jn_inst_extras(lua_State *L, int instidx, int own) {
+  if (instidx < 0) instidx = lua_gettop(L) + instidx + 1;
+  if (own) own_extras(L, instidx, (jn_Inst *)lua_touserdata(L, instidx));
+  else push_extras(L, instidx);
+}
+
+/* Push the extra named name of the instance at instidx. [-0, +1, -] */
+void jn_inst_getextra(lua_State *L, int instidx, const char *name) {
+  push_extras(L, instidx);
+  lua_getfield(L, -1, name);
+  lua_replace(L, -2);
+}
+
+/* Set the extra named name of the instance at instidx to the value on
+** top, popping it. [-1, +0, m] */
+void jn_inst_setextra(lua_State *L, int instidx, const char *name) {
+  if (instidx < 0) instidx = lua_gettop(L) + instidx + 1;
+  jn_inst_extras(L, instidx, 1);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 1);
+}
+
+/* }====== */
 
 /* {====== Creating */
 
@@ -46,20 +266,20 @@ jn_Inst *jn_inst_of(lua_State *L, int idx, const jn_Conn *c) {
   return ok ? (jn_Inst *)p : NULL;
 }
 
-/* Push a new instance with an empty uservalue and no row. [-0, +1, m] */
-static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
-  size_t size = INST_SIZE(m);
-  jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
-  memset(inst, 0, size);
-  inst->model = m;
-  m->sealed = 1;   /* its dirty bits and values are sized by nfields */
-  if (m->conn->instmt_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, m->conn->instmt_ref);
+/* Push the metatable of instances. [-0, +1, -] */
+static void push_instmt(lua_State *L, jn_Conn *c) {
+  if (c->instmt_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, c->instmt_ref);
   else luaL_getmetatable(L, JN_INST_MT);
-  lua_setmetatable(L, -2);
-  lua_createtable(L, m->nfields + 1, 0);
-  lua_pushvalue(L, modelidx);
-  lua_rawseti(L, -2, m->nfields + 1);
-  lua_setuservalue(L, -2);
+}
+
+/* Push a new instance with no value and no row. [-0, +1, m] */
+static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
+  jn_Inst *inst;
+  if (modelidx < 0) modelidx = lua_gettop(L) + modelidx + 1;
+  push_instmt(L, m->conn);
+  inst = start_inst(L, m, modelidx, lua_gettop(L), 0);
+  end_values(L);
+  lua_remove(L, -2);   /* the metatable */
   return inst;
 }
 
@@ -69,53 +289,21 @@ static jn_Inst *new_inst(lua_State *L, jn_Model *m, int modelidx) {
 ** cols is NULL).  mtidx is the stack index of the instance metatable; nrec
 ** the number of string keys (loaded associations) to make room for, so that
 ** eager loading does not rehash every instance it attaches to.
-** This is the hot path of every read: one userdata, one table, the values.
+** This is the hot path of every read: on 5.4 one userdata and the values,
+** elsewhere one userdata, one table, the values.
 ** [-0, +1, m]
 */
 void jn_inst_fromrow(lua_State *L, jn_Model *m, int modelidx, int mtidx,
                      jn_St *st, const int *cols, int ncols, int col0, int nrec) {
-  size_t size = INST_SIZE(m);
-  jn_Inst *inst = (jn_Inst *)lua_newuserdata(L, size);
+  jn_Inst *inst = start_inst(L, m, modelidx, mtidx, nrec);
   int k;
-  memset(inst, 0, size);
-  inst->model = m;
-  m->sealed = 1;
   inst->saved = 1;
-  lua_pushvalue(L, mtidx);
-  lua_setmetatable(L, -2);
-  lua_createtable(L, m->nfields + 1, nrec);
   for (k = 0; k < ncols; k++) {
     int f = cols ? cols[k] : k;
     jn_stmt_pushcolumn(L, m->conn->eng, st, col0 + k, m->f[f].type);
-    lua_rawseti(L, -2, f + 1);
+    put_field(L, m, f);
   }
-  lua_pushvalue(L, modelidx);
-  lua_rawseti(L, -2, m->nfields + 1);
-  lua_setuservalue(L, -2);
-}
-
-/* Push the value of field (0-based) of the instance at instidx. [-0, +1, -] */
-void jn_inst_get(lua_State *L, int instidx, int field) {
-  lua_getuservalue(L, instidx);
-  lua_rawgeti(L, -1, field + 1);
-  lua_replace(L, -2);   /* the value over its table: one copy, where a remove rotates */
-}
-
-/* Set field (0-based) to the value at validx, without marking it changed. */
-static void set_field(lua_State *L, int instidx, int field, int validx) {
-  if (validx < 0) validx = lua_gettop(L) + validx + 1;
-  lua_getuservalue(L, instidx);
-  lua_pushvalue(L, validx);
-  lua_rawseti(L, -2, field + 1);
-  lua_pop(L, 1);
-}
-
-/* Push the model of the instance at instidx. [-0, +1, -] */
-void jn_inst_pushmodel(lua_State *L, int instidx) {
-  jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
-  lua_getuservalue(L, instidx);
-  lua_rawgeti(L, -1, inst->model->nfields + 1);
-  lua_remove(L, -2);
+  end_values(L);
 }
 
 /*
@@ -197,7 +385,7 @@ static void raw_get(lua_State *L, int instidx, int entryidx) {
     jn_inst_get(L, instidx, f - 1);
   } else {
     lua_pop(L, 1);
-    lua_getuservalue(L, instidx);
+    jn_inst_extras(L, instidx, 0);
     lua_getfield(L, entryidx, "name");
     lua_rawget(L, -2);
     lua_remove(L, -2);
@@ -214,7 +402,7 @@ static void raw_set(lua_State *L, jn_Inst *inst, int instidx, int entryidx, int 
     set_named(L, instidx, inst, keyidx, validx, ctx);
   } else {
     lua_pop(L, 1);
-    lua_getuservalue(L, instidx);
+    jn_inst_extras(L, instidx, 1);
     lua_getfield(L, entryidx, "name");
     lua_pushvalue(L, validx);
     lua_rawset(L, -3);
@@ -264,8 +452,8 @@ static void assign(lua_State *L, jn_Inst *inst, int instidx, int keyidx, int val
 
 /*
 ** Take the values of the table at valuesidx into the new instance at
-** instidx (every key a field, marked changed), its uservalue at
-** instidx + 2; the names that go through a set, or are VIRTUAL, are
+** instidx (every key a field, marked changed), its values at instidx + 2
+** (push_values); the names that go through a set, or are VIRTUAL, are
 ** appended as name, value to the list at instidx + 1 for later.
 ** [-0, +0, e]
 */
@@ -307,14 +495,15 @@ static void build_take(lua_State *L, jn_Inst *inst, int instidx, int valuesidx, 
       lua_pushnil(L);
     }
     check_storable(L, m, f, -1, ctx);
-    lua_rawseti(L, instidx + 2, f + 1);
+    set_at(L, instidx, instidx + 2, f);
     DIRTY_SET(inst, f);
   }
   lua_pop(L, 1);
 }
 
 /* Give the declared defaults (of the model at modelidx) to the fields of
-** the new instance (uservalue at instidx + 2) that the values left out.
+** the new instance at instidx (its values at instidx + 2) that the values
+** left out.
 ** [-0, +0, e] */
 static void build_defaults(lua_State *L, jn_Inst *inst, int instidx, int modelidx,
                            const char *ctx) {
@@ -331,7 +520,7 @@ static void build_defaults(lua_State *L, jn_Inst *inst, int instidx, int modelid
       jn_conn_callback(L, m->conn, 0, 1, 0);
       check_storable(L, m, i, -1, ctx);
     }
-    lua_rawseti(L, instidx + 2, i + 1);
+    set_at(L, instidx, instidx + 2, i);
     DIRTY_SET(inst, i);
   }
   lua_pop(L, 1);
@@ -353,7 +542,7 @@ int jn_inst_build(lua_State *L, jn_Model *m, int modelidx, int valuesidx, const 
   instidx = lua_gettop(L);
   /* instidx + 1: key, value, ... that go through a set, after the rest */
   if (m->accessors) lua_newtable(L); else lua_pushnil(L);
-  lua_getuservalue(L, instidx);         /* instidx + 2 */
+  push_values(L, instidx);              /* instidx + 2 */
   if (lua_istable(L, valuesidx)) build_take(L, inst, instidx, valuesidx, ctx);
   build_defaults(L, inst, instidx, modelidx, ctx);
   for (i = 1; m->accessors && i <= (int)lua_rawlen(L, instidx + 1); i += 2) {   /* the sets */
@@ -521,7 +710,7 @@ static int writes_field(jn_Model *m, const unsigned char *dirty, int insert, int
 }
 
 /*
-** Push what a write of the instance (uservalue at uv) stores, one slot per
+** Push what a write of the instance at instidx stores, one slot per
 ** field in field order: each written field's value converted to its type
 ** (jn_inst_value), the timestamps' text ts (nil when ts is NULL), nil in
 ** the slots of fields not written.  A value that cannot be stored is
@@ -530,14 +719,14 @@ static int writes_field(jn_Model *m, const unsigned char *dirty, int insert, int
 ** whatever a log function does to the instance meanwhile.
 ** [-0, +nfields, m]
 */
-static void push_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, int uv,
-                     int errsidx, int insert, int haskey, const char *ts, size_t tslen) {
+static void push_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, int instidx,
+                     int uv, int errsidx, int insert, int haskey, const char *ts, size_t tslen) {
   jn_Model *m = inst->model;
   int i, tsidx = 0;
   luaL_checkstack(L, m->nfields + LUA_MINSTACK, "too many fields");
   for (i = 0; i < m->nfields; i++) {
     if (!writes_field(m, dirty, insert, haskey, i)) { lua_pushnil(L); continue; }
-    lua_rawgeti(L, uv, i + 1);
+    get_at(L, instidx, uv, i);
     if (i == m->updated || (insert && i == m->created && lua_isnil(L, -1))) {
       lua_pop(L, 1);
       if (ts == NULL) lua_pushnil(L);
@@ -553,8 +742,8 @@ static void push_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, in
 
 /* Store the written slots (from base + 1) into the instance: it then holds
 ** exactly what the row holds, and those fields are unchanged. */
-static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, int uv, int base,
-                      int insert, int haskey) {
+static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, int instidx,
+                      int uv, int base, int insert, int haskey) {
   int i;
   for (i = 0; i < inst->model->nfields; i++) {
     if (!writes_field(inst->model, dirty, insert, haskey, i)) continue;
@@ -566,7 +755,7 @@ static void store_row(lua_State *L, jn_Inst *inst, const unsigned char *dirty, i
     } else {
       lua_pushvalue(L, base + 1 + i);
     }
-    lua_rawseti(L, uv, i + 1);
+    set_at(L, instidx, uv, i);
     DIRTY_CLR(inst, i);
   }
 }
@@ -745,8 +934,7 @@ static void journal_undo(lua_State *L, int idx, unsigned char st, const unsigned
   or_bits(inst->dirty, bits, DIRTY_BYTES(inst->model));
   if (st & J_KEYNIL) {                  /* the key the rolled back INSERT gave */
     lua_pushnil(L);
-    set_field(L, idx, inst->model->pk, -1);
-    lua_pop(L, 1);
+    jn_inst_set(L, idx, inst->model->pk);
   }
 }
 
@@ -932,12 +1120,12 @@ static int inst_txsettle(lua_State *L) {
 int jn_inst_check(lua_State *L, int instidx) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, instidx);
   int uv, haskey;
-  lua_getuservalue(L, instidx);
+  push_values(L, instidx);
   uv = lua_gettop(L);
-  lua_rawgeti(L, uv, inst->model->pk + 1);
+  get_at(L, instidx, uv, inst->model->pk);
   haskey = !lua_isnil(L, -1);
   lua_pushnil(L);                       /* the errors slot */
-  push_row(L, inst, inst->dirty, uv, uv + 2, 1, haskey, NULL, 0);
+  push_row(L, inst, inst->dirty, instidx, uv, uv + 2, 1, haskey, NULL, 0);
   if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, inst->model, uv + 2);
   lua_settop(L, uv - 1);
   return SQLITE_OK;
@@ -962,14 +1150,14 @@ int jn_inst_insert(lua_State *L, int instidx) {
   sqlite3_int64 id = 0;
   char ts[32];
   size_t tslen = 0;
-  lua_getuservalue(L, instidx);
+  push_values(L, instidx);
   uv = lua_gettop(L);
-  lua_rawgeti(L, uv, m->pk + 1);
+  get_at(L, instidx, uv, m->pk);
   haskey = !lua_isnil(L, -1);
   lua_pushnil(L);                       /* uv + 2: the errors slot */
   if (m->created >= 0 || m->updated >= 0) tslen = jn_scalar_timestamp(c, ts);
   base = lua_gettop(L);
-  push_row(L, inst, inst->dirty, uv, uv + 2, 1, haskey, ts, tslen);
+  push_row(L, inst, inst->dirty, instidx, uv, uv + 2, 1, haskey, ts, tslen);
   if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
   st = jn_stmt_slot(L, c, &m->st[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT],
                     m->sql[haskey ? JN_MS_INSERT_PK : JN_MS_INSERT], &rc);
@@ -984,12 +1172,12 @@ int jn_inst_insert(lua_State *L, int instidx) {
   if (!haskey && c->dialect->returning_key) rc = jn_conn_runkey(L, c, st, &id);   /* INSERT ... RETURNING */
   else rc = jn_conn_run(L, c, st);
   if (rc == SQLITE_OK) {
-    store_row(L, inst, inst->dirty, uv, base, 1, haskey);
+    store_row(L, inst, inst->dirty, instidx, uv, base, 1, haskey);
     if (!haskey) {
       jn_scalar_pushi64(L, c->dialect->returning_key ? id : jn_e_last_id(c->eng, c->db));
-      lua_rawseti(L, uv, m->pk + 1);
+      set_at(L, instidx, uv, m->pk);
     } else if (c->dialect->move_identity != NULL && (m->f[m->pk].flags & JN_F_AUTOINC)) {
-      lua_rawgeti(L, uv, m->pk + 1);
+      get_at(L, instidx, uv, m->pk);
       jn_sync_move_identity(L, m, lua_gettop(L));
     }
     inst->saved = 1;
@@ -1014,13 +1202,13 @@ int jn_inst_insertrow(lua_State *L, int instidx) {
   int uv, haskey, i;
   char ts[32];
   size_t tslen = 0;
-  lua_getuservalue(L, instidx);
+  push_values(L, instidx);
   uv = lua_gettop(L);
-  lua_rawgeti(L, uv, m->pk + 1);
+  get_at(L, instidx, uv, m->pk);
   haskey = !lua_isnil(L, -1);
   lua_pushnil(L);                       /* uv + 2: the errors slot */
   if (m->created >= 0 || m->updated >= 0) tslen = jn_scalar_timestamp(m->conn, ts);
-  push_row(L, inst, inst->dirty, uv, uv + 2, 1, haskey, ts, tslen);
+  push_row(L, inst, inst->dirty, instidx, uv, uv + 2, 1, haskey, ts, tslen);
   if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
   for (i = 0; i < 3; i++) lua_remove(L, uv);
   return SQLITE_OK;
@@ -1043,9 +1231,9 @@ static int update_row(lua_State *L, int instidx) {
   char ts[32];
   size_t tslen = 0;
   unsigned char *dirty;
-  lua_getuservalue(L, instidx);
+  push_values(L, instidx);
   uv = lua_gettop(L);
-  lua_rawgeti(L, uv, m->pk + 1);        /* uv + 1: the key, pinned until the step */
+  get_at(L, instidx, uv, m->pk);        /* uv + 1: the key, pinned until the step */
   lua_pushnil(L);                       /* uv + 2: the errors slot */
   /* uv + 3: the fields this UPDATE writes (a log function may change the
   ** instance, and so its dirty bits, while the statement runs) */
@@ -1053,7 +1241,7 @@ static int update_row(lua_State *L, int instidx) {
   memcpy(dirty, inst->dirty, DIRTY_BYTES(m));
   if (m->updated >= 0) tslen = jn_scalar_timestamp(c, ts);
   base = lua_gettop(L);
-  push_row(L, inst, dirty, uv, uv + 2, 0, 1, ts, tslen);
+  push_row(L, inst, dirty, instidx, uv, uv + 2, 0, 1, ts, tslen);
   if (!lua_isnil(L, uv + 2)) return jn_inst_invalid(L, m, uv + 2);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, "UPDATE ");
@@ -1081,7 +1269,7 @@ static int update_row(lua_State *L, int instidx) {
   }
   rc = jn_conn_run(L, c, st);
   if (rc == SQLITE_OK && jn_e_changes(c->eng, c->db) == 0) rc = SQLITE_NOTFOUND;   /* deleted elsewhere */
-  if (rc == SQLITE_OK) store_row(L, inst, dirty, uv, base, 0, 1);
+  if (rc == SQLITE_OK) store_row(L, inst, dirty, instidx, uv, base, 0, 1);
   lua_settop(L, uv - 1);
   return rc;
 }
@@ -1187,7 +1375,8 @@ static void set_named(lua_State *L, int instidx, jn_Inst *inst, int keyidx, int 
       lua_istable(L, validx)) {
     if (f == m->pk && inst->saved)
       luaL_error(L, "%s: the primary key '%s' of a saved %s cannot change", ctx, m->f[f].name, m->name);
-    set_field(L, instidx, f, validx);
+    lua_pushvalue(L, validx);
+    jn_inst_set(L, instidx, f);
     DIRTY_SET(inst, f);
   }
   lua_pop(L, 1);
@@ -1228,10 +1417,10 @@ static int inst_reload(lua_State *L) {
   jn_stmt_bindvalue(L, m->conn, st, 1, -1, m->f[m->pk].type);
   rc = jn_conn_step(L, m->conn, st);
   if (rc == SQLITE_ROW) {
-    lua_getuservalue(L, 1);
+    push_values(L, 1);
     for (i = 0; i < m->nfields; i++) {
       jn_stmt_pushcolumn(L, m->conn->eng, st, i, m->f[i].type);
-      lua_rawseti(L, -2, i + 1);
+      set_at(L, 1, -2, i);
     }
     jn_e_reset(m->conn->eng, st);
     inst->saved = 1;
@@ -1419,12 +1608,14 @@ static void push_table(lua_State *L, int idx, int depth) {
   int i, uv;
   if (depth > 32) luaL_error(L, "%s:toTable: associations nested too deep (a cycle?)", m->name);
   lua_createtable(L, 0, m->nfields);
-  lua_getuservalue(L, idx);
-  uv = lua_gettop(L);
+  push_values(L, idx);
   for (i = 0; i < m->nfields; i++) {
-    lua_rawgeti(L, uv, i + 1);
-    lua_setfield(L, uv - 1, m->f[i].name);
+    get_at(L, idx, lua_gettop(L), i);
+    lua_setfield(L, -3, m->f[i].name);
   }
+  lua_pop(L, 1);
+  jn_inst_extras(L, idx, 0);
+  uv = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, uv) != 0) {
     if (lua_type(L, -2) == LUA_TSTRING) {
@@ -1522,29 +1713,27 @@ static int json_direct_inst(lua_State *L, jn_Buf *b, int idx, const char **why) 
   const char *names[JN_JSON_MAXKEYS];
   int slots[JN_JSON_MAXKEYS];
   jn_Inst *inst = jn_inst_test(L, idx);
-  int top = lua_gettop(L), n = 0, plain = 1, uv;
+  int top = lua_gettop(L), n = 0, i;
   jn_Model *m;
   if (inst == NULL) return 0;
   m = inst->model;
   if (m->accessors || m->nfields > JN_JSON_MAXKEYS || !lua_checkstack(L, m->nfields + 8)) return 0;
-  lua_getuservalue(L, idx);
-  uv = lua_gettop(L);
+  jn_inst_extras(L, idx, 0);
   lua_pushnil(L);
-  while (plain && lua_next(L, uv) != 0) {
-    lua_Number k = lua_type(L, -2) == LUA_TNUMBER ? lua_tonumber(L, -2) : 0;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      plain = 0;
-    } else if (k >= 1 && k <= m->nfields && k == (lua_Number)(int)k) {
-      lua_insert(L, -2);                 /* the value stays, below the key */
-      names[n] = m->f[(int)k - 1].name;
-      slots[n++] = lua_gettop(L) - 1;
-    } else {
-      lua_pop(L, 1);                     /* the model, at nfields + 1 */
-    }
+  while (lua_next(L, top + 1) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) { lua_settop(L, top); return 0; }   /* an extra */
   }
-  if (plain) *why = jn_json_encodeobject(L, b, names, slots, n);
+  push_values(L, idx);                  /* top + 2 */
+  for (i = 0; i < m->nfields; i++) {    /* a nil field is left out */
+    get_at(L, idx, top + 2, i);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+    names[n] = m->f[i].name;
+    slots[n++] = lua_gettop(L);
+  }
+  *why = jn_json_encodeobject(L, b, names, slots, n);
   lua_settop(L, top);
-  return plain ? (*why == NULL ? 1 : -1) : 0;
+  return *why == NULL ? 1 : -1;
 }
 
 /*
@@ -1803,21 +1992,20 @@ static int inst_index(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
   switch (lua_type(L, -1)) {
-    case LUA_TNUMBER:
-      lua_getuservalue(L, 1);
-      lua_rawgeti(L, -1, (int)lua_tointeger(L, -2));
+    case LUA_TNUMBER:   /* a field: its 1-based index */
+      push_result(L, 1, (int)lua_tointeger(L, -1) - 1);
       return 1;
     case LUA_TFUNCTION:
       return 1;
     case LUA_TNIL:   /* a value a find read by its alias (attributes = { { expr, "n" } }) */
-      lua_getuservalue(L, 1);
+      push_extras(L, 1);
       lua_pushvalue(L, 2);
       lua_rawget(L, -2);
       if (lua_type(L, 2) == LUA_TSTRING && !lua_isnil(L, -1)) return 1;
       lua_pop(L, 2);
       return no_such(L, m, "cannot read");
-    default:
-      lua_getuservalue(L, 1);
+    default:   /* an association: what eager loading attached, or nil */
+      push_extras(L, 1);
       lua_pushvalue(L, 2);
       lua_rawget(L, -2);
       return 1;
@@ -1844,7 +2032,7 @@ static void set_junction_slot(lua_State *L, jn_Inst *inst, jn_Model *m) {
     luaL_error(L, "%s: cannot set '%s' (a table of %s values, or nil, expected, got %s)", m->name,
                lua_tostring(L, 2), a->through->name, jn_error_typename(L, 3));
   if (lua_istable(L, 3)) inst->carries = 1;   /* never cleared: a hint, the slot decides */
-  lua_getuservalue(L, 1);
+  jn_inst_extras(L, 1, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_rawset(L, -3);
@@ -1926,7 +2114,7 @@ static int inst_tostring(lua_State *L) {
                luaL_typename(L, 1));
   m = inst->model;
   lua_settop(L, 1);
-  lua_getuservalue(L, 1);
+  jn_inst_extras(L, 1, 0);
   uv = lua_gettop(L);
   jn_buf_init(L, &b);
   jn_buf_adds(L, &b, m->name);
@@ -1935,7 +2123,7 @@ static int inst_tostring(lua_State *L) {
     if (i) jn_buf_adds(L, &b, ", ");
     jn_buf_adds(L, &b, m->f[i].name);
     jn_buf_adds(L, &b, "=");
-    lua_rawgeti(L, uv, i + 1);
+    jn_inst_get(L, 1, i);
     add_repr(L, &b, lua_gettop(L));
     lua_pop(L, 1);
   }

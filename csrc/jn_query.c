@@ -611,7 +611,7 @@ int jn_query_found(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const jn_
   arr = lua_gettop(L);
   while ((rc = jn_conn_step(L, c, st)) == SQLITE_ROW) {
     jn_inst_fromrow(L, m, modelidx, mt, st, s->cols, s->ncols, 0, nrec + s->nextra);
-    lua_getuservalue(L, -1);
+    jn_inst_extras(L, -1, 1);
     for (k = 1; k <= s->nextra; k++) {
       int type;
       lua_rawgeti(L, s->extra_idx, -k);
