@@ -579,7 +579,7 @@ JN_INTERNAL void jn_query_columns(lua_State *L, jn_Model *m, int optsidx, const 
                                   const char *ctx);
 JN_INTERNAL int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st,
                               const int *cols, int ncols, int nrec);
-JN_INTERNAL int jn_query_one(lua_State *L, jn_Model *m, int modelidx, jn_St *st);
+JN_INTERNAL int jn_query_one(lua_State *L, jn_Model *m, int modelidx, int mt, jn_St *st);
 JN_INTERNAL void jn_query_group(lua_State *L, jn_Model *m, int optsidx, jn_Buf *b, jn_Select *s,
                                 const char *ctx);
 JN_INTERNAL void jn_query_order(lua_State *L, jn_Model *m, int orderidx, const char *alias,

@@ -81,6 +81,8 @@ static void copy_options(lua_State *L, int idx) {
 /* The get method's upvalue (where the write methods keep their body): its
 ** SQL text per order string, a table the association's get closures share. */
 #define UPV_ORDERS JN_UPV_BODY
+#define UPV_TARGET (JN_UPV_BODY + 1)    /* get: the target model, for its instances */
+#define UPV_THROUGH (JN_UPV_BODY + 2)   /* get: the junction model */
 
 /*
 ** Are the options at 2 { order = <string> } and nothing else (read raw)?
@@ -192,7 +194,8 @@ static int btm_get(lua_State *L) {
   r.col0 = 0;
   r.nrec = 0;
   r.mt = lua_upvalueindex(3);
-  jn_assoc_pushmodels(L, lua_upvalueindex(1), &r.tmodel, &r.jmodel);
+  r.tmodel = lua_upvalueindex(UPV_TARGET);
+  r.jmodel = lua_upvalueindex(UPV_THROUGH);
   if (order == 2) {
     r.ntc = a->through_extra ? a->through->nfields : 0;
     r.tcols = NULL;
@@ -425,7 +428,8 @@ void jn_assocm_pushbody(lua_State *L, lua_CFunction body) {
 }
 
 /* Push the table of the association's get closures (UPV_ORDERS), made
-** once, kept in its uservalue. */
+** once, kept in its uservalue.  (Their other upvalues, UPV_TARGET and
+** UPV_THROUGH, spare a lookup of the models per call.) */
 static void push_orders(lua_State *L, int associdx) {
   lua_getuservalue(L, associdx);
   lua_getfield(L, -1, "get_order");
@@ -456,9 +460,15 @@ static void add_methods(lua_State *L, jn_Assoc *a, int associdx, int namesidx, c
     lua_pushvalue(L, associdx);
     lua_pushfstring(L, "%s:%s", a->source->name, name);
     luaL_getmetatable(L, JN_INST_MT);
-    if (role == R_GET) push_orders(L, associdx);
-    else jn_assocm_pushbody(L, role_body[role]);
-    lua_pushcclosure(L, role_fn[role], JN_UPV_BODY);
+    if (role == R_GET) {
+      int t, j;
+      push_orders(L, associdx);
+      jn_assoc_pushmodels(L, associdx, &t, &j);
+      lua_pushcclosure(L, btm_get, UPV_THROUGH);
+    } else {
+      jn_assocm_pushbody(L, role_body[role]);
+      lua_pushcclosure(L, role_fn[role], JN_UPV_BODY);
+    }
     lua_setfield(L, -4, name);
     lua_pop(L, 1);
   }

@@ -21,7 +21,8 @@ static const char *method_ctx(char *buf, size_t size, jn_Model *m, const char *m
 }
 
 /* The model at 1, open, called with ':'.  Every method is a closure over
-** the model metatable (upvalue 1): compared there, no registry lookup. */
+** the model metatable (upvalue 1; upvalue 2 is the instance metatable):
+** compared there, no registry lookup. */
 static jn_Model *check_self(lua_State *L, const char *method) {
   jn_Model *m = (jn_Model *)lua_touserdata(L, 1);
   if (m != NULL) {
@@ -193,7 +194,7 @@ static int model_find_by_pk(lua_State *L) {
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
   jn_stmt_bindvalue(L, m->conn, st, 1, 2, m->f[m->pk].type);
-  return jn_query_one(L, m, 1, st);
+  return jn_query_one(L, m, 1, lua_upvalueindex(2), st);
 }
 
 static int model_find_one(lua_State *L) {
@@ -1054,8 +1055,9 @@ static const luaL_Reg model_methods[] = {
 void jn_model_open(lua_State *L) {
   luaL_newmetatable(L, JN_MODEL_MT);
   lua_newtable(L);
-  lua_pushvalue(L, -2);                 /* each method's upvalue: check_self's metatable */
-  luaL_setfuncs(L, model_methods, 1);
+  lua_pushvalue(L, -2);                 /* each method's upvalues: check_self's metatable, */
+  luaL_getmetatable(L, JN_INST_MT);     /* and its instances' (jn_inst_open ran first) */
+  luaL_setfuncs(L, model_methods, 2);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "Model");
   lua_pushvalue(L, -1);

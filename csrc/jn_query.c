@@ -579,15 +579,13 @@ int jn_query_rows(lua_State *L, jn_Model *m, int modelidx, jn_St *st, const int 
 /*
 ** The first row of st (every field of m) as an instance, or nil when it has
 ** none; st is reset after it (a key's find: no list to make and read back).
-** Returns 1, or the fail triple's 3.
+** mt: the index of the instance metatable.  Returns 1, or the fail triple's 3.
 */
-int jn_query_one(lua_State *L, jn_Model *m, int modelidx, jn_St *st) {
+int jn_query_one(lua_State *L, jn_Model *m, int modelidx, int mt, jn_St *st) {
   jn_Conn *c = m->conn;
   int rc = jn_conn_step(L, c, st);
   if (rc == SQLITE_ROW) {
-    luaL_getmetatable(L, JN_INST_MT);
-    jn_inst_fromrow(L, m, modelidx, lua_gettop(L), st, NULL, m->nfields, 0, 0);
-    lua_remove(L, -2);
+    jn_inst_fromrow(L, m, modelidx, mt, st, NULL, m->nfields, 0, 0);
     rc = SQLITE_DONE;
   } else if (rc == SQLITE_DONE) {
     lua_pushnil(L);
