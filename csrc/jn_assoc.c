@@ -275,6 +275,11 @@ static int pos_cmp(const void *x, const void *y) {
 static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
   int i;
   if (sorted) return bsearch(k, keys, (size_t)n, sizeof *keys, key_qcmp) != NULL;
+  if (k->type == SQLITE_INTEGER) {   /* the common key: compared here, not by key_cmp */
+    for (i = 0; i < n; i++)
+      if (keys[i].type == SQLITE_INTEGER ? keys[i].i == k->i : key_cmp(&keys[i], k) == 0) return 1;
+    return 0;
+  }
   for (i = 0; i < n; i++)
     if (key_cmp(&keys[i], k) == 0) return 1;
   return 0;
