@@ -149,8 +149,13 @@ typedef struct jn_Conn {
   long long stmt_t0;        /* monotonic ms when the running statement started */
   const void *inst_mt;      /* the instance metatable (pinned in the uservalue): compared, never read */
   int instmt_ref;           /* registry: the instance metatable, or LUA_NOREF once closed */
-  unsigned schema_gen;      /* counts db:exec calls and db:query writes: the connection's own
-                            ** schema may have changed (a TEMP trigger: jn_Whole) */
+  unsigned schema_gen;      /* counts db:exec calls, db:query writes and db:sync: the
+                            ** connection's own schema may have changed (a TEMP trigger: jn_Whole) */
+  /* main's schema cookie as last read (jn_conn_guardone), good while main's data
+  ** version and schema_gen stay what they were then (ck_ok 0: none) */
+  int ck_ok;
+  unsigned ck_dv, ck_gen;
+  long long ck_cookie;
   int ts_frozen;            /* a wire call runs: every timestamp is the time of its first run */
   int ts_taken;             /* ts_at holds that time */
   long long ts_at_sec;

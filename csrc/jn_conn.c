@@ -425,14 +425,39 @@ int jn_conn_writeguard(lua_State *L, jn_Write *w) {
 }
 
 /*
+** Main's data version (SQLITE_FCNTL_DATA_VERSION: it changes with every
+** commit, this connection's or another's, seen when a transaction begins)
+** while main's read or write transaction is open, so that it is the
+** version of the snapshot the statements see.  0 when there is none.
+*/
+static int data_version(jn_Conn *c, unsigned *dv) {
+#if SQLITE_VERSION_NUMBER >= 3034000
+  sqlite3 *db = JN_SQDB(c->db);
+  if (c->eng != NULL || sqlite3_txn_state(db, "main") == SQLITE_TXN_NONE) return 0;
+  return sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, dv) == SQLITE_OK;
+#else
+  (void)c; (void)dv;
+  return 0;   /* no sqlite3_txn_state: the cookie is read every time */
+#endif
+}
+
+/*
 ** Main's schema cookie (PRAGMA schema_version, SQLite only) as the running
 ** transaction sees it: from here to its end nobody else can change it (a
-** snapshot in WAL mode, a shared lock otherwise).
+** snapshot in WAL mode, a shared lock otherwise).  The value last read
+** serves again while main's data version and schema_gen are what they were
+** then: no commit has been seen since, and this connection ran no
+** statement of its own that may have changed the schema.
 */
 static int schema_cookie(jn_Conn *c, long long *cookie) {
   jn_St **slot = &c->st[JN_CS_COOKIE];
   const char *sql = conn_sql[JN_CS_COOKIE];
+  unsigned dv;
   int rc;
+  if (c->ck_ok && c->ck_gen == c->schema_gen && data_version(c, &dv) && dv == c->ck_dv) {
+    *cookie = c->ck_cookie;
+    return SQLITE_OK;
+  }
   if (*slot == NULL && (rc = jn_e_prepare(c->eng, c->db, sql, strlen(sql), slot, NULL)) != SQLITE_OK) {
     *slot = NULL;
     return rc;
@@ -442,7 +467,11 @@ static int schema_cookie(jn_Conn *c, long long *cookie) {
   c->own = 0;
   *cookie = rc == SQLITE_ROW ? jn_e_col_int64(c->eng, *slot, 0) : -1;
   jn_e_reset(c->eng, *slot);
-  return rc == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+  if (rc != SQLITE_ROW) return SQLITE_ERROR;
+  c->ck_ok = data_version(c, &c->ck_dv);
+  c->ck_gen = c->schema_gen;
+  c->ck_cookie = *cookie;
+  return SQLITE_OK;
 }
 
 /*

@@ -1054,6 +1054,7 @@ static int sync_body(lua_State *L) {
   int orderidx = 3, seqidx = 4, force = lua_toboolean(L, 5), n, i, rc;
   jn_Diff d;
   n = (int)lua_rawlen(L, seqidx);
+  c->schema_gen++;   /* it changes the schema (jn_Whole, the cookie jn_conn_guardone keeps) */
   if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK || (rc = lock_schema(L, c)) != SQLITE_OK)
     return jn_error_result(L, c, rc, NULL);
   check_refs(L, c, seqidx, orderidx);

@@ -1478,6 +1478,40 @@ describe("a write of a few links stays all or nothing inside a transaction", fun
     a:close()
     H.drop_place(place)
   end)
+
+  -- junction keeps main's schema cookie while no commit is seen (the data
+  -- version): the next transaction sees the other connection's commit
+  sqlite_it("a trigger another connection adds between two transactions is seen by the next one's write", function()
+    local place = H.place()
+    local a = H.open_at(place)
+    local ma = H.blog(a)
+    assert(a:sync())
+    for i = 1, 10 do assert(ma.Genre:create { name = "g" .. i }) end
+    local p = assert(ma.Post:create { text = "p" })
+    assert.is_true(p:setGenres { 1, 2, 3, 4, 5 })
+    assert.is_true(a:transaction(function()
+      assert.is_true(p:removeGenres { 1, 2, 3, 4, 5 })   -- its program read: whole
+      assert.is_true(p:setGenres { 1, 2, 3, 4, 5 })
+      assert.is_true(p:removeGenres { 1, 2, 3, 4, 5 })   -- no savepoint now
+      assert.is_true(p:setGenres { 1, 2, 3, 4, 5 })
+      return true
+    end))
+    local b = H.open_at(place)
+    assert(b:exec("CREATE TABLE seen (n INTEGER); CREATE TRIGGER t BEFORE DELETE ON tag_post_genre"
+      .. " BEGIN INSERT INTO seen VALUES (1); SELECT RAISE(FAIL, 'refused')"
+      .. " WHERE (SELECT count(*) FROM seen) >= 3; END"))
+    b:close()
+    assert.is_true(a:transaction(function()
+      local ok, msg = p:removeGenres { 1, 2, 3, 4, 5 }
+      assert.is_nil(ok)
+      H.mentions(msg, "refused")
+      return true                                        -- the transaction commits
+    end))
+    local rows = assert(a:query("SELECT genre_id FROM tag_post_genre ORDER BY genre_id"))
+    assert.equal(5, #rows)
+    a:close()
+    H.drop_place(place)
+  end)
 end)
 
 -- On SQLite a write of several links that is one statement (removeGenres of
