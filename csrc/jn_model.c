@@ -168,7 +168,8 @@ static int model_find_by_pk(lua_State *L) {
   char ctx[96];
   jn_Model *m = check_self(L, "findByPk");
   jn_St *st;
-  int rc, rej;
+  sqlite3_int64 v;
+  int rc, rej, fast;
   method_ctx(ctx, sizeof ctx, m, "findByPk");
   if (lua_type(L, 2) != LUA_TNUMBER && lua_type(L, 2) != LUA_TSTRING)
     luaL_error(L, "%s: bad argument #1 (key expected, got %s)", ctx, luaL_typename(L, 2));
@@ -189,11 +190,16 @@ static int model_find_by_pk(lua_State *L) {
     return rejected(L, m, rej, jn_include_find(L, m, 1, 5, 1, ctx));
   }
   lua_settop(L, 2);
-  if (!jn_where_keyvalue(L, m, m->pk, 2, ctx)) { lua_pushnil(L); return 1; }   /* no row has it */
-  lua_replace(L, 2);
+  /* the common key, an integer for an INTEGER key: bound as it is, nothing to convert */
+  fast = m->f[m->pk].type == JN_T_INTEGER && lua_type(L, 2) == LUA_TNUMBER && jn_scalar_toi64(L, 2, &v);
+  if (!fast) {
+    if (!jn_where_keyvalue(L, m, m->pk, 2, ctx)) { lua_pushnil(L); return 1; }   /* no row has it */
+    lua_replace(L, 2);
+  }
   st = jn_stmt_slot(L, m->conn, &m->st[JN_MS_BY_PK], m->sql[JN_MS_BY_PK], &rc);
   if (st == NULL) return jn_error_result(L, m->conn, rc, NULL);
-  jn_stmt_bindvalue(L, m->conn, st, 1, 2, m->f[m->pk].type);
+  if (fast) jn_stmt_bindi64(L, m->conn, st, 1, v);
+  else jn_stmt_bindvalue(L, m->conn, st, 1, 2, m->f[m->pk].type);
   return jn_query_one(L, m, 1, lua_upvalueindex(2), st);
 }
 

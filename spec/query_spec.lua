@@ -235,6 +235,18 @@ describe("a where value its field cannot hold", function()
     assert.is_nil(V:findByPk("x", { attributes = { "id" } }))
     assert.equal(1, assert(V:findByPk "1.0").id)
     assert.equal(1, assert(V:findByPk " 1").id)
+    -- an integer key (bound as it is) finds what a where on the key finds, at every edge
+    local keys = { 1, 2, 3, 0, -1, 1.0, 2.0, 1.5, -0.0, 2^53, 2^53 + 2, -2^53, 2^63, -2^63, 1e300,
+                   1 / 0, -1 / 0, "1", "2", "1e0" }
+    if math.maxinteger then
+      keys[#keys + 1] = math.maxinteger
+      keys[#keys + 1] = math.mininteger
+    end
+    for _, k in ipairs(keys) do
+      local one = V:findOne { where = { id = k } }
+      local byk = V:findByPk(k)
+      assert.equal(one and one.id, byk and byk.id, tostring(k))
+    end
     db:close()
   end)
 end)
