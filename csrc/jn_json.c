@@ -319,7 +319,11 @@ const char *jn_json_encodeobject(lua_State *L, jn_Buf *b, const char *const *nam
     key[keys[k].n + 2] = '"';
     key[keys[k].n + 3] = ':';
     jn_buf_addl(L, b, key, keys[k].n + 4);
-    why = json_add(L, b, keys[k].slot, 1, &budget);
+    switch (lua_type(L, keys[k].slot)) {   /* a field's value: most are strings and numbers */
+      case LUA_TSTRING: why = json_add_string(L, b, keys[k].slot); break;
+      case LUA_TNUMBER: why = json_add_number(L, b, keys[k].slot); break;
+      default: why = json_add(L, b, keys[k].slot, 1, &budget); break;
+    }
   }
   if (n == 0) jn_buf_addl(L, b, "{", 1);
   if (why == NULL) jn_buf_addl(L, b, "}", 1);
