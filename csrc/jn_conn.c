@@ -291,7 +291,10 @@ again:
     ** else (an instance looking at its state) the frames wait for it, else
     ** the server's transaction would stay open under the next statements */
     if (wired(c) && !c->ts_frozen) return SQLITE_OK;
-    end_frames(c, dead, 0);
+    /* the frames above the dead one may have live owners (a coroutine the
+    ** dead one resumed): their functions still run, so mark their tokens,
+    ** else what they write next would commit on its own */
+    end_frames(c, dead, 1);
     if (tx_undo != NULL) tx_undo(L, c);   /* nobody will settle them: db:transaction is gone */
     goto again;
   }
@@ -350,6 +353,9 @@ int jn_conn_txcheck(lua_State *L, jn_Conn *c) {
   }
   if (c->txdepth == 0) return SQLITE_OK;
   if ((rc = reap(L, c)) != SQLITE_OK) return rc;
+  if (c->nzombie > 0 && in_killed(L)) {
+    return JN_RC_KILLED;      /* reap has just ended L's own frame */
+  }
   if (c->txdepth > 0 && jn_e_autocommit(c->eng, c->db)) {
     return JN_RC_ROLLEDBACK;
   }

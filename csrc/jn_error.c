@@ -21,7 +21,7 @@ static const char *refusal(int rc) {
       return "the connection is inside the transaction of a coroutine that has yielded";
     case JN_RC_KILLED:
       return "the transaction this runs in was already rolled back (it was left suspended "
-             "when the transaction around it ended)";
+             "when the transaction around it ended, or the transaction around it was dropped)";
     case JN_RC_ROLLEDBACK:
       return "the transaction was rolled back by an earlier error; nothing more is written "
              "until db:transaction returns";
