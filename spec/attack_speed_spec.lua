@@ -78,7 +78,8 @@ describe("a transaction opened inside one whose coroutine is dropped", function(
     local g = H.genres(m.Genre)
     local p = assert(m.Post:create { text = "p" })
     assert.is_true(p:setGenres { g[4], g[5] })
-    local ran, after, lc, drop = false, nil, nil, nil
+    local ran, after, drop = false, nil, nil
+    local lc
     lc, drop = nested_under_dropped(db, function()
       hook = function()          -- a defaultValue function, between the write's statements
         ran = true
@@ -132,5 +133,137 @@ describe("a transaction opened inside one whose coroutine is dropped", function(
     end))
     H.mentions(err, "in use")
     assert.same({ 1, 2, 3 }, links(db, m))
+  end)
+end)
+
+-- A one-statement link write inside a transaction runs without its savepoint
+-- once junction has read that its program keeps all its rows or none.  A
+-- table that declares ON CONFLICT FAIL makes a statement keep the rows it
+-- wrote before the failing one: that program is not whole, and the write
+-- keeps its savepoint.
+describe("a one-statement link write on a table declaring ON CONFLICT FAIL", function()
+  sqlite_it("keeps none of its rows when its second row fails, and the transaction's earlier writes", function()
+    local db = H.open()
+    local m = H.blog(db)
+    -- a genre may be linked once, and a second link fails with FAIL
+    assert(db:exec([[DROP TABLE "tag_post_genre"; CREATE TABLE "tag_post_genre" (
+      "tag_post_genre_id" INTEGER PRIMARY KEY AUTOINCREMENT,
+      "genre_id" INTEGER UNIQUE ON CONFLICT FAIL REFERENCES "genre" ("genre_id"),
+      "post_id" INTEGER REFERENCES "post" ("post_id"),
+      "created_at" TEXT NOT NULL,
+      "updated_at" TEXT NOT NULL,
+      UNIQUE ("genre_id", "post_id"))]]))
+    local g = H.genres(m.Genre)
+    local p = assert(m.Post:create { text = "p" })
+    local q = assert(m.Post:create { text = "q" })
+    assert.is_true(db:transaction(function()
+      assert.is_true(p:addGenres { g[1], g[2] })     -- its program read
+      assert.is_true(p:removeGenres { g[1], g[2] })
+      assert.is_true(p:addGenres { g[1], g[2] })
+      local kept = assert(m.Post:create { text = "kept" })
+      local ok, msg = q:addGenres { g[3], g[1] }     -- g[3]'s row first, then g[1]'s fails
+      assert.is_nil(ok)
+      H.mentions(msg, "UNIQUE")
+      assert.same({ 1, 2 }, links(db, m))
+      assert.equal("kept", m.Post:findByPk(kept.post_id).text)
+      return true
+    end))
+    assert.same({ 1, 2 }, links(db, m))
+    assert.equal(3, m.Post:count())
+    db:close()
+  end)
+
+  sqlite_it("sees a TEMP trigger made by db:exec inside the same transaction", function()
+    local db = H.open()
+    local m = H.blog(db)
+    local g = H.genres(m.Genre)
+    local p = assert(m.Post:create { text = "p" })
+    assert.is_true(p:setGenres { g[1], g[2], g[3], g[4], g[5] })
+    assert.is_true(db:transaction(function()
+      assert.is_true(p:removeGenres { g[4], g[5] })   -- its program read: whole
+      assert.is_true(p:addGenres { g[4], g[5] })
+      H.refuse_nth(db, "tag_post_genre", "DELETE", 3)
+      local ok, msg = p:removeGenres { g[1], g[2], g[3], g[4] }
+      assert.is_nil(ok)
+      H.mentions(msg, "refused")
+      assert.same({ 1, 2, 3, 4, 5 }, links(db, m))
+      return true
+    end))
+    assert.same({ 1, 2, 3, 4, 5 }, links(db, m))
+    db:close()
+  end)
+end)
+
+-- A key list is read in one traversal with rawget: a metatable on the list
+-- never runs, and what it would answer is not part of the list.
+describe("a key list with a metatable", function()
+  local db, m, g, p
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+    g = H.genres(m.Genre)
+    p = assert(m.Post:create { text = "p" })
+    assert.is_true(p:setGenres { g[4] })
+  end)
+  after_each(function() db:close() end)
+
+  local function raising()
+    return { __index = function() error("__index ran") end, __len = function() error("__len ran") end,
+             __pairs = function() error("__pairs ran") end, __ipairs = function() error("__ipairs ran") end }
+  end
+
+  for _, meth in ipairs { "setGenres", "addGenres", "removeGenres", "hasGenres" } do
+    it(meth .. " reads the raw elements only", function()
+      local list = setmetatable({ g[1], 2 }, raising())
+      local before = links(db, m)
+      local ok = p[meth](p, list)
+      if meth == "setGenres" then assert.same({ 1, 2 }, links(db, m))
+      elseif meth == "addGenres" then assert.same({ 1, 2, 4 }, links(db, m))
+      elseif meth == "removeGenres" then assert.same(before, links(db, m))
+      else assert.is_false(ok) end
+    end)
+  end
+
+  it("an empty list whose __index answers is empty", function()
+    local list = setmetatable({}, { __index = function(_, i) return g[i] end,
+                                    __len = function() return 3 end })
+    assert.is_true(p:addGenres(list))
+    assert.same({ 4 }, links(db, m))
+    assert.is_true(p:hasGenres(list))
+  end)
+
+  it("refuses a hole, a zero key and a string key before writing anything", function()
+    for _, list in ipairs { { g[1], nil, g[3] }, { [0] = g[1], g[2] }, { g[1], x = g[2] } } do
+      H.mentions(H.raises(function() return p:setGenres(list) end), "setGenres", "list")
+      assert.same({ 4 }, links(db, m))
+    end
+  end)
+end)
+
+-- findByPk binds an integer key as it is: whatever the value, it finds what
+-- a where on the key finds.
+describe("findByPk with keys at the edges", function()
+  it("finds what a where finds for each key", function()
+    local db = H.open()
+    local m = H.blog(db)
+    assert(m.Post:create { text = "one" })
+    assert(m.Post:create { text = "two" })
+    local keys = { 1, 2, -0.0, 0, 1.0, 2.0, 1.5, "1", "2", " 1", "1.0", "0x1", "abc", 2^53, -2^53,
+                   2^63, -2^63, 1e308, -1e308 }
+    if H.has_int then keys[#keys + 1] = math.maxinteger; keys[#keys + 1] = math.mininteger end
+    for _, k in ipairs(keys) do
+      local a = m.Post:findByPk(k)
+      local ok, rows = pcall(m.Post.findAll, m.Post, { where = { post_id = k } })
+      if ok and rows then
+        assert.equal(rows[1] and rows[1].text, a and a.text, "key " .. tostring(k))
+      else
+        assert.is_nil(a, "key " .. tostring(k))
+      end
+    end
+    for _, k in ipairs { 0/0, math.huge, -math.huge } do
+      local ok, a = pcall(m.Post.findByPk, m.Post, k)
+      assert.is_true(not ok or a == nil, "key " .. tostring(k))
+    end
+    db:close()
   end)
 end)
