@@ -102,11 +102,28 @@ static int order_only(lua_State *L) {
   return n == 1;
 }
 
-/* Keep the SQL text (b) of get{ order = <the string at orderidx> }. */
+/* How many order strings an association keeps the SQL of.  The strings
+** that name its target's fields are few, but the same order can be spelt
+** in countless ways ("name  DESC", "name desc"): an order taken from a
+** request would otherwise grow the table without end. */
+#define ORDERS_KEPT 64
+
+/* Keep the SQL text (b) of get{ order = <the string at orderidx> }, while
+** fewer than ORDERS_KEPT are kept (their count at the key true). */
 static void keep_order_sql(lua_State *L, int orderidx, const jn_Buf *b) {
+  int t = lua_upvalueindex(UPV_ORDERS);
+  lua_Integer n;
+  lua_pushboolean(L, 1);
+  lua_rawget(L, t);
+  n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (n >= ORDERS_KEPT) return;   /* built each time, as any other options */
+  lua_pushboolean(L, 1);
+  lua_pushinteger(L, n + 1);
+  lua_rawset(L, t);
   lua_pushvalue(L, orderidx);
   lua_pushlstring(L, b->p, b->n);
-  lua_rawset(L, lua_upvalueindex(UPV_ORDERS));
+  lua_rawset(L, t);
 }
 
 /*

@@ -267,3 +267,32 @@ describe("findByPk with keys at the edges", function()
     db:close()
   end)
 end)
+
+-- getX{ order = <string> } keeps the SQL it built per order string.  An
+-- order taken from a request can be spelt in countless ways: what is kept
+-- stays bounded, and every spelling still sorts right.
+describe("getX with many spellings of one order", function()
+  it("keeps a bounded amount, and sorts right past the bound", function()
+    local db = H.open()
+    local m = H.blog(db)
+    local g = H.genres(m.Genre)
+    local p = assert(m.Post:create { text = "p" })
+    assert.is_true(p:setGenres { g[1], g[2], g[3] })
+    local function spelt(i)
+      return "name" .. (" "):rep(i % 100 + 1) .. (i % 2 == 0 and "DESC" or "desc")
+          .. (" "):rep(math.floor(i / 100))
+    end
+    for i = 1, 200 do assert(p:getGenres { order = spelt(i) }) end
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    for i = 201, 5200 do
+      local list = assert(p:getGenres { order = spelt(i) })
+      if i % 500 == 0 then assert.same({ "rock", "pop", "jazz" }, { list[1].name, list[2].name, list[3].name }) end
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(collectgarbage("count") - before < 512, "kept " .. (collectgarbage("count") - before) .. " KB")
+    db:close()
+  end)
+end)
