@@ -268,6 +268,7 @@ typedef struct jn_Model {
   jn_St *st[JN_MS_COUNT];
   int accessors;            /* fields with get/set, or VIRTUAL fields (JN_ACCESSORS) */
   int has_own;              /* the model has its own table (JN_UV_OWN): consult it */
+  int nassocs;              /* associations declared with it as source (jn_Assoc.slot) */
   int cap;                  /* room for this many fields (db:associate adds keys) */
   int sealed;               /* an instance was made: no field may be added any more */
   int lookup_id;            /* its lookup table's index in JN_LOOKUPS (0: none yet) */
@@ -327,6 +328,8 @@ typedef struct jn_Assoc {
   jn_Whole dscan_whole[JN_DELETE_OR + 1];
   jn_St *hm[JN_HM_NSTMT];   /* hasMany/hasOne: the statements of jn_hasmany.c */
   jn_Whole hm_whole[JN_HM_NSTMT];   /* whether each runs without a savepoint */
+  int slot;                 /* its ordinal among its source's associations, from 1: where
+                            ** an instance read with an include holds it (jn_inst.c) */
 } jn_Assoc;
 
 /* }====== */
@@ -341,8 +344,9 @@ typedef struct jn_Inst {
   unsigned char jstate;     /* saved, destroyed, key nil before that level wrote it */
   unsigned char carries;    /* a table was put under a junction model's name: the through
                             ** values of its next link (jn_assoc_pertarget reads them) */
-  unsigned char ownextras;  /* Lua 5.4: user value 1 is its own extras table, not the shared */
+  unsigned char ownextras;  /* an extra was set: on Lua 5.4 user value 1 is its own table */
   unsigned char nrec;       /* Lua 5.4: how many extras to size its own table for */
+  unsigned char nslots;     /* Lua 5.4: user values for loaded associations (jn_Assoc.slot) */
   unsigned char dirty[1];   /* one bit per field, then the journal's bits (jn_inst.c) */
 } jn_Inst;
 
@@ -516,6 +520,7 @@ JN_INTERNAL void jn_inst_pushmodel(lua_State *L, int instidx);
 JN_INTERNAL void jn_inst_extras(lua_State *L, int instidx, int own);
 JN_INTERNAL void jn_inst_getextra(lua_State *L, int instidx, const char *name);
 JN_INTERNAL void jn_inst_setextra(lua_State *L, int instidx, const char *name);
+JN_INTERNAL void jn_inst_setassoc(lua_State *L, int instidx, const jn_Assoc *a);
 JN_INTERNAL void jn_inst_newlist(lua_State *L, int narr);
 JN_INTERNAL void jn_inst_open(lua_State *L);
 

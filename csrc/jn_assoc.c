@@ -1994,6 +1994,7 @@ jn_Assoc *jn_assoc_declare(lua_State *L, char *ctx, size_t ctxsize) {
   a->target = tgt;
   a->alias = alias;
   a->through = tgt;
+  a->slot = ++src->nassocs;
   declare_keys(L, a, uv, ctx);
   if (kind != JN_A_BELONGS_TO_MANY) { lua_pushvalue(L, 4); lua_setfield(L, uv, "through"); }
   if (kind == JN_A_BELONGS_TO_MANY) btm_sql(L, a, uv);

@@ -562,7 +562,7 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int listidx, int map, int tom
     p = lua_gettop(L);
     jn_inst_get(L, p, a->source_key);   /* p + 1: the parent's key */
     if (lua_isnil(L, -1)) {
-      if (tomany) { jn_inst_newlist(L, 0); jn_inst_setextra(L, p, a->alias); }
+      if (tomany) { jn_inst_newlist(L, 0); jn_inst_setassoc(L, p, a); }
       lua_settop(L, p - 1);
       continue;
     }
@@ -579,7 +579,7 @@ static int collect_keys(lua_State *L, jn_Assoc *a, int listidx, int map, int tom
       jn_select_addjson(L, j, p + 1);
     }
     if (tomany) {
-      jn_inst_setextra(L, p, a->alias);
+      jn_inst_setassoc(L, p, a);
     } else {
       lua_pushvalue(L, p);
       lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
@@ -728,7 +728,7 @@ static void give_to_parents(lua_State *L, jn_Assoc *a, jn_St *st, int map, int t
       for (k = 1; k <= np; k++) {
         lua_rawgeti(L, -1, k);
         lua_pushvalue(L, -3);
-        jn_inst_setextra(L, -2, a->alias);
+        jn_inst_setassoc(L, -2, a);
         lua_pop(L, 1);
       }
     }

@@ -42,7 +42,10 @@
 ** is one table shared by every instance of its model (JN_UV_SHARED in the
 ** model's uservalue, holding only the model): a row read costs the
 ** userdata alone.  The first extra gives the instance its own table
-** (own_extras), the model at [1] in it too.
+** (own_extras), the model at [1] in it too.  An instance read with an
+** include has one more user value per association of its model, after
+** the fields (jn_Assoc.slot): what the include loads goes there, and such
+** a parent needs no table of its own.
 **
 ** Lua 5.1, LuaJIT and 5.3: one uservalue table, the field values at
 ** 1 .. nfields, the model at nfields + 1, the extras under string keys in
@@ -56,9 +59,16 @@
 #if LUA_VERSION_NUM >= 504
 #define MODEL_KEY(m)       ((void)(m), 1)
 #define FIELD_UV(f)        ((f) + 2)
+#define SLOT_UV(m, k)      ((m)->nfields + 1 + (k))
 
-static jn_Inst *alloc_inst(lua_State *L, jn_Model *m) {
-  return (jn_Inst *)lua_newuserdatauv(L, INST_SIZE(m), m->nfields + 1);
+/* The association slots of an instance of m read with room for nrec
+** extras (an include's parents): one per association of m. */
+static int slots_for(const jn_Model *m, int nrec) {
+  return nrec > 0 && m->nassocs <= 255 ? m->nassocs : 0;
+}
+
+static jn_Inst *alloc_inst(lua_State *L, jn_Model *m, int nrec) {
+  return (jn_Inst *)lua_newuserdatauv(L, INST_SIZE(m), m->nfields + 1 + slots_for(m, nrec));
 }
 
 /* Push the extras table the instances of the model at modelidx share:
@@ -81,7 +91,7 @@ static void push_shared(lua_State *L, int modelidx) {
 static void begin_values(lua_State *L, jn_Model *m, int modelidx, int nrec) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, -1);
   inst->nrec = (unsigned char)(nrec < 255 ? nrec : 255);
-  (void)m;
+  inst->nslots = (unsigned char)slots_for(m, nrec);
   push_shared(L, modelidx);
   lua_setiuservalue(L, -2, 1);
 }
@@ -117,6 +127,16 @@ static void push_extras(lua_State *L, int idx) {
   lua_getiuservalue(L, idx, 1);
 }
 
+/* Push association slot k (1 .. inst->nslots) of the instance at idx. */
+static void push_slot(lua_State *L, int idx, const jn_Inst *inst, int k) {
+  lua_getiuservalue(L, idx, SLOT_UV(inst->model, k));
+}
+
+/* Set association slot k of the instance at idx (absolute) to the value on top. */
+static void set_slot(lua_State *L, int idx, const jn_Inst *inst, int k) {
+  lua_setiuservalue(L, idx, SLOT_UV(inst->model, k));
+}
+
 /* Push the instance's own extras table (idx absolute), made on first need
 ** (sized by the hint of the read that made it). [-0, +1, m] */
 static void own_extras(lua_State *L, int idx, jn_Inst *inst) {
@@ -134,7 +154,8 @@ static void own_extras(lua_State *L, int idx, jn_Inst *inst) {
 #else
 #define MODEL_KEY(m)       ((m)->nfields + 1)
 
-static jn_Inst *alloc_inst(lua_State *L, jn_Model *m) {
+static jn_Inst *alloc_inst(lua_State *L, jn_Model *m, int nrec) {
+  (void)nrec;
   return (jn_Inst *)lua_newuserdata(L, INST_SIZE(m));
 }
 
@@ -174,8 +195,19 @@ static void push_extras(lua_State *L, int idx) {
   lua_getuservalue(L, idx);
 }
 
+/* no association slots here (jn_Inst.nslots is 0): never called */
+static void push_slot(lua_State *L, int idx, const jn_Inst *inst, int k) {
+  (void)idx; (void)inst; (void)k;
+  lua_pushnil(L);
+}
+
+static void set_slot(lua_State *L, int idx, const jn_Inst *inst, int k) {
+  (void)idx; (void)inst; (void)k;
+  lua_pop(L, 1);
+}
+
 static void own_extras(lua_State *L, int idx, jn_Inst *inst) {
-  (void)inst;
+  inst->ownextras = 1;   /* its table may hold extras now */
   lua_getuservalue(L, idx);
 }
 #endif
@@ -184,7 +216,7 @@ static void own_extras(lua_State *L, int idx, jn_Inst *inst) {
 ** the caller puts its fields (put_field) and ends with end_values.
 ** [-0, +1 (+2 until end_values, elsewhere than 5.4), m] */
 static jn_Inst *start_inst(lua_State *L, jn_Model *m, int modelidx, int mtidx, int nrec) {
-  jn_Inst *inst = alloc_inst(L, m);
+  jn_Inst *inst = alloc_inst(L, m, nrec);
   memset(inst, 0, INST_SIZE(m));
   inst->model = m;
   m->sealed = 1;   /* its dirty bits and values are sized by nfields */
@@ -243,6 +275,58 @@ void jn_inst_setextra(lua_State *L, int instidx, const char *name) {
   lua_insert(L, -2);
   lua_setfield(L, -2, name);
   lua_pop(L, 1);
+}
+
+/* Does the instance have a slot for the association a (of its model)? */
+static int has_slot(const jn_Inst *inst, const jn_Assoc *a) {
+  return a->source == inst->model && a->slot >= 1 && a->slot <= inst->nslots;
+}
+
+/* Set what eager loading loaded for the association a of the instance at
+** instidx (inst.<alias>) to the value on top, popping it: in its slot when
+** it has one, else among its extras. [-1, +0, m] */
+void jn_inst_setassoc(lua_State *L, int instidx, const jn_Assoc *a) {
+  jn_Inst *inst;
+  if (instidx < 0) instidx = lua_gettop(L) + instidx + 1;
+  inst = (jn_Inst *)lua_touserdata(L, instidx);
+  if (has_slot(inst, a)) set_slot(L, instidx, inst, a->slot);
+  else jn_inst_setextra(L, instidx, a->alias);
+}
+
+/* Push a table alias -> value of the associations loaded into the slots
+** of the instance at idx and return 1, or push nothing and return 0 when
+** it has no slots.  For toTable and tostring. [-0, +(0|1), m] */
+static int push_slots(lua_State *L, int idx, const jn_Inst *inst) {
+  int t;
+  if (inst->nslots == 0) return 0;
+  lua_newtable(L);
+  t = lua_gettop(L);
+  jn_inst_pushmodel(L, idx);
+  jn_schema_uv(L, t + 1, JN_UV_ASSOCS);   /* t + 2: alias -> association */
+  lua_pushnil(L);
+  while (lua_istable(L, t + 2) && lua_next(L, t + 2) != 0) {
+    const jn_Assoc *a = (const jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT);
+    if (a != NULL && has_slot(inst, a)) {
+      push_slot(L, idx, inst, a->slot);
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2);
+      lua_rawset(L, t);
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, t);
+  return 1;
+}
+
+/* Has the instance at idx anything loaded into its association slots? */
+static int any_slot(lua_State *L, int idx, const jn_Inst *inst) {
+  int k, any = 0;
+  for (k = 1; k <= inst->nslots && !any; k++) {
+    push_slot(L, idx, inst, k);
+    any = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+  }
+  return any;
 }
 
 /* }====== */
@@ -1601,11 +1685,28 @@ static void push_plain(lua_State *L, int idx, int depth) {
   }
 }
 
+/* Copy the string keys of the table on top into the table below it, their
+** values as plain tables (push_plain); pops the table. [-1, +0, e] */
+static void add_plain(lua_State *L, int depth) {
+  int from = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, from) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      push_plain(L, lua_gettop(L), depth);
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2);
+      lua_rawset(L, from - 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /* Push the instance at idx as a plain table, loaded associations included. */
 static void push_table(lua_State *L, int idx, int depth) {
   jn_Inst *inst = (jn_Inst *)lua_touserdata(L, idx);
   jn_Model *m = inst->model;
-  int i, uv;
+  int i;
   if (depth > 32) luaL_error(L, "%s:toTable: associations nested too deep (a cycle?)", m->name);
   lua_createtable(L, 0, m->nfields);
   push_values(L, idx);
@@ -1615,18 +1716,8 @@ static void push_table(lua_State *L, int idx, int depth) {
   }
   lua_pop(L, 1);
   jn_inst_extras(L, idx, 0);
-  uv = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, uv) != 0) {
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      push_plain(L, lua_gettop(L), depth + 1);
-      lua_pushvalue(L, -3);
-      lua_insert(L, -2);
-      lua_rawset(L, uv - 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  add_plain(L, depth + 1);
+  if (push_slots(L, idx, inst)) add_plain(L, depth + 1);
   if (m->accessors) {   /* what each get gives */
     lua_getfield(L, LUA_REGISTRYINDEX, JN_ACCESSORS);
     lua_pushlightuserdata(L, m);
@@ -1718,12 +1809,15 @@ static int json_direct_inst(lua_State *L, jn_Buf *b, int idx, const char **why) 
   if (inst == NULL) return 0;
   m = inst->model;
   if (m->accessors || m->nfields > JN_JSON_MAXKEYS || !lua_checkstack(L, m->nfields + 8)) return 0;
-  jn_inst_extras(L, idx, 0);
-  lua_pushnil(L);
-  while (lua_next(L, top + 1) != 0) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TSTRING) { lua_settop(L, top); return 0; }   /* an extra */
+  jn_inst_extras(L, idx, 0);            /* top + 1 */
+  if (inst->ownextras) {                /* no extra was ever set: none to look for */
+    lua_pushnil(L);
+    while (lua_next(L, top + 1) != 0) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TSTRING) { lua_settop(L, top); return 0; }   /* an extra */
+    }
   }
+  if (any_slot(L, idx, inst)) { lua_settop(L, top); return 0; }   /* a loaded association */
   push_values(L, idx);                  /* top + 2 */
   for (i = 0; i < m->nfields; i++) {    /* a nil field is left out */
     get_at(L, idx, top + 2, i);
@@ -2004,11 +2098,19 @@ static int inst_index(lua_State *L) {
       if (lua_type(L, 2) == LUA_TSTRING && !lua_isnil(L, -1)) return 1;
       lua_pop(L, 2);
       return no_such(L, m, "cannot read");
-    default:   /* an association: what eager loading attached, or nil */
+    default: {   /* an association: what eager loading attached, or nil */
+      const jn_Assoc *a;
+      if (inst->nslots > 0 && (a = (const jn_Assoc *)luaL_testudata(L, -1, JN_ASSOC_MT)) != NULL &&
+          has_slot(inst, a)) {
+        push_slot(L, 1, inst, a->slot);
+        if (!lua_isnil(L, -1)) return 1;
+        lua_pop(L, 1);   /* not loaded: the name may hold a junction row (genre.TagPostGenre) */
+      }
       push_extras(L, 1);
       lua_pushvalue(L, 2);
       lua_rawget(L, -2);
       return 1;
+    }
   }
 }
 
@@ -2103,6 +2205,22 @@ static void add_repr(lua_State *L, jn_Buf *b, int idx) {
   }
 }
 
+/* Append "; name=value, ..." for the string keys of the table at from
+** (first: none appended yet). */
+static void add_named(lua_State *L, jn_Buf *b, int from, int *first) {
+  lua_pushnil(L);
+  while (lua_next(L, from) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      jn_buf_adds(L, b, *first ? "; " : ", ");
+      *first = 0;
+      jn_buf_adds(L, b, lua_tostring(L, -2));
+      jn_buf_adds(L, b, "=");
+      add_repr(L, b, lua_gettop(L));
+    }
+    lua_pop(L, 1);
+  }
+}
+
 /* Post{post_id=1, text="Hello", ...; Genres=[3]} */
 static int inst_tostring(lua_State *L) {
   jn_Inst *inst = jn_inst_test(L, 1);
@@ -2127,15 +2245,9 @@ static int inst_tostring(lua_State *L) {
     add_repr(L, &b, lua_gettop(L));
     lua_pop(L, 1);
   }
-  lua_pushnil(L);
-  while (lua_next(L, uv) != 0) {
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      jn_buf_adds(L, &b, first ? "; " : ", ");
-      first = 0;
-      jn_buf_adds(L, &b, lua_tostring(L, -2));
-      jn_buf_adds(L, &b, "=");
-      add_repr(L, &b, lua_gettop(L));
-    }
+  add_named(L, &b, uv, &first);
+  if (push_slots(L, 1, inst)) {
+    add_named(L, &b, lua_gettop(L), &first);
     lua_pop(L, 1);
   }
   jn_buf_adds(L, &b, inst->destroyed ? "} (destroyed)" : "}");
