@@ -14,7 +14,9 @@ levels nested up to three deep that commit, raise (a string or a table),
 call junction.abort or return nil, err, and inside transactions run in a
 coroutine that yields after each call and is then dropped (collected) or
 closed with the transaction still open (abandoned: the connection rolls it
-back). The same instance is written at several levels.
+back), and in a transaction of a coroutine inside one of another coroutine
+that is dropped (both rolled back: the database must be as before them).
+The same instance is written at several levels.
 
 After every top-level step, outside any transaction, each instance must
 tell the truth about the database:
@@ -335,6 +337,80 @@ local function op_abandon(depth)
   emit(depth, "end) end)")
 end
 
+-- Every row of every table, as one string.
+local function dump()
+  local parts = {}
+  for _, d in ipairs(models) do
+    for _, r in ipairs(assert(db:query(fmt("SELECT * FROM %s ORDER BY %s", d.tbl, d.pk)))) do
+      local cols = {}
+      for _, f in ipairs(d.fields) do cols[#cols + 1] = tostring(r[f]) end
+      parts[#parts + 1] = d.name .. "(" .. table.concat(cols, ",") .. ")"
+    end
+  end
+  return table.concat(parts, " ")
+end
+
+-- Start coroutine `outer`'s transaction, which runs calls and resumes inner
+-- (whose own transaction then yields inside it), and yields too.  Made in a
+-- function of its own, so that no stack slot keeps outer once it is dropped.
+local function start_outer(depth, inner, weak)
+  local outer = coroutine.create(function()
+    return db:transaction(function()
+      run_ops(depth + 1, rng:int(0, 2), true)
+      local ok, err = coroutine.resume(inner)
+      if not ok then emit(depth, "  --> the inner coroutine raised: " .. tostring(err)) end
+      coroutine.yield()
+      return true
+    end)
+  end)
+  weak[1] = outer
+  local ok, err = coroutine.resume(outer)
+  if not ok then emit(depth, "  --> the outer coroutine raised: " .. tostring(err)) end
+end
+
+-- Outside any transaction: coroutine outer's transaction holds coroutine
+-- inner's, both suspended; outer is dropped (collected) and inner resumed,
+-- runs more calls and ends as op_tx's do.  Nothing of either may be kept:
+-- the connection rolls back outer's transaction and inner's with it, and
+-- refuses inner's later calls (they would commit one by one).
+local function op_dropped_outer(depth)
+  local before = dump()
+  local n1, n2, how = rng:int(0, 2), rng:int(1, 3), rng:pick(ENDS)
+  local weak = setmetatable({}, { __mode = "v" })
+  stats.abandoned = stats.abandoned + 1
+  emit(depth, fmt("outer and inner coroutines' transactions, inner in outer: %d calls, yield; " ..
+    "outer dropped; %d calls, then %s", n1, n2, how))
+  local inner = coroutine.create(function()
+    return db:transaction(function()
+      run_ops(depth + 2, n1, true)
+      coroutine.yield()
+      run_ops(depth + 2, n2, true)
+      if how == "raise" then error("journal says no", 0) end
+      if how == "raise_table" then error({ "journal says no" }, 0) end
+      if how == "abort" then junction.abort("journal aborts", 7) end
+      if how == "retnil" then return nil, "journal returns nil", 8 end
+      return true
+    end)
+  end)
+  start_outer(depth, inner, weak)
+  if rawget(_G, "jit") then jit.flush() end
+  collectgarbage()
+  collectgarbage()
+  if weak[1] ~= nil then         -- still reachable (a slot the collector reads): let it finish
+    emit(depth, "  (outer was not collected: resumed to its end instead)")
+    coroutine.resume(weak[1])
+    if coroutine.status(inner) == "suspended" then coroutine.resume(inner) end
+    return
+  end
+  local ok, a, b = coroutine.resume(inner)
+  emit(depth, fmt("end)  --> %s %s %s", tostring(ok), tostring(a), tostring(b)))
+  local after = dump()
+  if after ~= before then
+    fail(fmt("the transactions of a dropped coroutine and of the one inside it kept writes:\n" ..
+             "#   before: %s\n#   after:  %s", before, after))
+  end
+end
+
 function run_ops(depth, n, no_nest)
   for _ = 1, n do
     local r = rng:next() % 100
@@ -342,6 +418,8 @@ function run_ops(depth, n, no_nest)
       op_tx(depth)
     elseif not no_nest and depth < MAXDEPTH and r < 24 then
       op_abandon(depth)
+    elseif not no_nest and depth == 0 and r < 28 then
+      op_dropped_outer(depth)
     else
       op_call(depth)
     end
