@@ -15,16 +15,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* 32 bytes on a 64-bit machine: a key array is made per call, and its size
+** is garbage the collector walks (setGenres of 5 makes three). */
 typedef struct jn_Key {
   int type;                 /* SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT or SQLITE_BLOB */
   int pos;                  /* where in the list given it first came (1-based) */
   int anchor;               /* text and blob: its slot in the key array's anchor table */
-  sqlite3_int64 i;
-  double d;
-  const char *s;            /* anchored in the uservalue of its key array */
-  size_t n;
-  int none;                 /* no value of the key field's type: no row has it (key_fits) */
-  int carries;              /* given as an instance that may carry through values (jn_Inst) */
+  unsigned char none;       /* no value of the key field's type: no row has it (key_fits) */
+  unsigned char carries;    /* given as an instance that may carry through values (jn_Inst) */
+  union {                   /* the one of them its type says */
+    sqlite3_int64 i;
+    double d;
+    const char *s;          /* text and blob: anchored in the uservalue of its key array */
+  } v;
+  size_t n;                 /* text and blob: its length */
 } jn_Key;
 
 static const char *const kinds[] = { "belongsTo", "hasOne", "hasMany", "belongsToMany", NULL };
@@ -77,7 +81,7 @@ static jn_Key *grow_keys(lua_State *L, int arr, int n, int cap) {
 ** and make k a text or blob key of it. [-1, +0, m] */
 static void anchor_key(lua_State *L, int arr, jn_Key *k, int type) {
   k->type = type;
-  k->s = lua_tolstring(L, -1, &k->n);
+  k->v.s = lua_tolstring(L, -1, &k->n);
   if (lua_getuservalue(L, arr) != LUA_TTABLE) {   /* the array's first anchored key */
     lua_pop(L, 1);
     lua_newtable(L);
@@ -167,7 +171,7 @@ static int inst_key(lua_State *L, jn_Assoc *a, jn_Inst *inst, int idx, int elem,
       && jn_scalar_toi64(L, -1, &v)) {   /* it fits, nothing to anchor */
     memset(k, 0, sizeof *k);
     k->type = SQLITE_INTEGER;
-    k->i = v;
+    k->v.i = v;
     k->pos = elem;
     k->carries = inst->carries;
     lua_pop(L, 1);
@@ -202,26 +206,26 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
   k->carries = carries;
   if (t == LUA_TNUMBER) {
     double d;
-    if (jn_scalar_toi64(L, idx, &k->i)) {
+    if (jn_scalar_toi64(L, idx, &k->v.i)) {
       k->type = SQLITE_INTEGER;
     } else if (d = (double)lua_tonumber(L, idx), d != d || d - d != 0) {
       luaL_error(L, "%s: bad argument (element %d is %s, not a key)", ctx, elem,
                  d != d ? "NaN" : d > 0 ? "infinite" : "-infinite");
     } else if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(sqlite3_int64)d) {
       k->type = SQLITE_INTEGER;
-      k->i = (sqlite3_int64)d;
+      k->v.i = (sqlite3_int64)d;
     } else {
       k->type = SQLITE_FLOAT;
-      k->d = d;
+      k->v.d = d;
     }
     if (k->type == SQLITE_INTEGER && text_type(ftype)) {
       char tmp[32];
-      snprintf(tmp, sizeof tmp, "%lld", (long long)k->i);
+      snprintf(tmp, sizeof tmp, "%lld", (long long)k->v.i);
       lua_pushstring(L, tmp);
       anchor_key(L, arr, k, SQLITE_TEXT);
     }
   } else if (t == LUA_TSTRING) {
-    if (ftype == JN_T_INTEGER && jn_scalar_toi64(L, idx, &k->i)) {
+    if (ftype == JN_T_INTEGER && jn_scalar_toi64(L, idx, &k->v.i)) {
       k->type = SQLITE_INTEGER;
     } else {
       lua_pushvalue(L, idx);
@@ -238,17 +242,17 @@ static int key_cmp(const jn_Key *x, const jn_Key *y) {
   if (x->type != y->type) {
     if (x->type >= SQLITE_TEXT || y->type >= SQLITE_TEXT) return x->type < y->type ? -1 : 1;
     {   /* integer against float: compare as numbers */
-      double dx = x->type == SQLITE_INTEGER ? (double)x->i : x->d;
-      double dy = y->type == SQLITE_INTEGER ? (double)y->i : y->d;
+      double dx = x->type == SQLITE_INTEGER ? (double)x->v.i : x->v.d;
+      double dy = y->type == SQLITE_INTEGER ? (double)y->v.i : y->v.d;
       return dx < dy ? -1 : dx > dy ? 1 : 0;
     }
   }
   switch (x->type) {
-    case SQLITE_INTEGER: return x->i < y->i ? -1 : x->i > y->i ? 1 : 0;
-    case SQLITE_FLOAT: return x->d < y->d ? -1 : x->d > y->d ? 1 : 0;
+    case SQLITE_INTEGER: return x->v.i < y->v.i ? -1 : x->v.i > y->v.i ? 1 : 0;
+    case SQLITE_FLOAT: return x->v.d < y->v.d ? -1 : x->v.d > y->v.d ? 1 : 0;
     default: {
       size_t n = x->n < y->n ? x->n : y->n;
-      int r = n ? memcmp(x->s, y->s, n) : 0;
+      int r = n ? memcmp(x->v.s, y->v.s, n) : 0;
       if (r != 0) return r;
       return x->n < y->n ? -1 : x->n > y->n ? 1 : 0;
     }
@@ -277,7 +281,7 @@ static int key_in(const jn_Key *keys, int n, const jn_Key *k, int sorted) {
   if (sorted) return bsearch(k, keys, (size_t)n, sizeof *keys, key_qcmp) != NULL;
   if (k->type == SQLITE_INTEGER) {   /* the common key: compared here, not by key_cmp */
     for (i = 0; i < n; i++)
-      if (keys[i].type == SQLITE_INTEGER ? keys[i].i == k->i : key_cmp(&keys[i], k) == 0) return 1;
+      if (keys[i].type == SQLITE_INTEGER ? keys[i].v.i == k->v.i : key_cmp(&keys[i], k) == 0) return 1;
     return 0;
   }
   for (i = 0; i < n; i++)
@@ -356,9 +360,9 @@ int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char
 /* Push the value of a key: what a Lua caller gets back. [-0, +1, -] */
 static void push_key(lua_State *L, const jn_Key *k) {
   switch (k->type) {
-    case SQLITE_INTEGER: jn_scalar_pushi64(L, k->i); break;
-    case SQLITE_FLOAT: lua_pushnumber(L, (lua_Number)k->d); break;
-    default: lua_pushlstring(L, k->s, k->n); break;
+    case SQLITE_INTEGER: jn_scalar_pushi64(L, k->v.i); break;
+    case SQLITE_FLOAT: lua_pushnumber(L, (lua_Number)k->v.d); break;
+    default: lua_pushlstring(L, k->v.s, k->n); break;
   }
 }
 
@@ -380,9 +384,9 @@ static void keys_json(lua_State *L, jn_Buf *b, const jn_Key *keys, int n) {
 /* Bind a key of the key array at arr to parameter i. */
 static void bind_key(lua_State *L, jn_Conn *c, jn_St *st, int i, int arr, const jn_Key *k) {
   switch (k->type) {
-    case SQLITE_INTEGER: jn_stmt_bindi64(L, c, st, i, k->i); break;
+    case SQLITE_INTEGER: jn_stmt_bindi64(L, c, st, i, k->v.i); break;
     case SQLITE_FLOAT:
-      lua_pushnumber(L, (lua_Number)k->d);
+      lua_pushnumber(L, (lua_Number)k->v.d);
       jn_stmt_bindvalue(L, c, st, i, -1, JN_T_REAL);
       lua_pop(L, 1);
       break;
@@ -392,7 +396,7 @@ static void bind_key(lua_State *L, jn_Conn *c, jn_St *st, int i, int arr, const 
       jn_stmt_bindvalue(L, c, st, i, -1, JN_T_BLOB);
       lua_pop(L, 2);
       break;
-    default: jn_stmt_bindtext(L, c, st, i, k->s, k->n); break;
+    default: jn_stmt_bindtext(L, c, st, i, k->v.s, k->n); break;
   }
 }
 
@@ -1041,11 +1045,11 @@ int jn_assoc_pushcount(lua_State *L, jn_Conn *c, jn_St *st) {
 static void add_key_text(lua_State *L, jn_Buf *b, const jn_Key *k) {
   char tmp[40];
   switch (k->type) {
-    case SQLITE_INTEGER: snprintf(tmp, sizeof tmp, "%lld", (long long)k->i); break;
-    case SQLITE_FLOAT: snprintf(tmp, sizeof tmp, "%.17g", k->d); break;
+    case SQLITE_INTEGER: snprintf(tmp, sizeof tmp, "%lld", (long long)k->v.i); break;
+    case SQLITE_FLOAT: snprintf(tmp, sizeof tmp, "%.17g", k->v.d); break;
     default:
       jn_buf_addl(L, b, "'", 1);
-      jn_buf_addl(L, b, k->s, k->n);
+      jn_buf_addl(L, b, k->v.s, k->n);
       jn_buf_addl(L, b, "'", 1);
       return;
   }
@@ -1406,7 +1410,7 @@ static int json_keys(jn_Assoc *a, const jn_Key *keys, int n) {
   else if (t == JN_T_TEXT || t == JN_T_STRING || t == JN_T_UUID || t == JN_T_ENUM) want = SQLITE_TEXT;
   else return 0;
   for (i = 0; i < n; i++)   /* JSON text cannot carry a NUL to PostgreSQL */
-    if (keys[i].type != want || (want == SQLITE_TEXT && memchr(keys[i].s, '\0', keys[i].n) != NULL))
+    if (keys[i].type != want || (want == SQLITE_TEXT && memchr(keys[i].v.s, '\0', keys[i].n) != NULL))
       return 0;
   return 1;
 }
@@ -1546,9 +1550,9 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
     memset(k, 0, sizeof *k);
     k->type = type;
     if (type == SQLITE_INTEGER) {
-      k->i = jn_e_col_int64(c->eng, st, 0);
+      k->v.i = jn_e_col_int64(c->eng, st, 0);
     } else if (type == SQLITE_FLOAT) {
-      k->d = jn_e_col_double(c->eng, st, 0);
+      k->v.d = jn_e_col_double(c->eng, st, 0);
     } else {   /* text or blob: a Lua copy, anchored */
       size_t len;
       const char *s = type == SQLITE_BLOB ? (const char *)jn_e_col_blob(c->eng, st, 0, &len)
