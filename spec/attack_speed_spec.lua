@@ -100,6 +100,41 @@ describe("a transaction opened inside one whose coroutine is dropped", function(
     assert.equal(1, m.Post:count())
   end)
 
+  it("refuses a write's next statement when a defaultValue function ends the transaction around it", function()
+    local g = H.genres(m.Genre)
+    local p = assert(m.Post:create { text = "p" })
+    assert.is_true(p:setGenres { g[4], g[5] })
+    local d, res, after
+    local lc = coroutine.create(function()
+      return db:transaction(function()
+        coroutine.yield()
+        hook = function() assert(coroutine.resume(d)) end   -- d's transaction commits, lc's is rolled back
+        res = { p:setGenres { g[1], g[2], g[3] } }
+        after = { m.Post:create { text = "after" } }
+        return true
+      end)
+    end)
+    d = coroutine.create(function()
+      return db:transaction(function()
+        assert(m.Post:create { text = "d's" })
+        assert(coroutine.resume(lc))
+        coroutine.yield()
+        return true
+      end)
+    end)
+    assert(coroutine.resume(d))
+    local ok, r1, msg = coroutine.resume(lc)
+    assert.is_true(ok)
+    assert.is_nil(r1)
+    H.mentions(msg, "rolled back")
+    assert.equal("dead", coroutine.status(d))
+    assert.is_nil(res[1])
+    H.mentions(res[2], "already rolled back")
+    assert.is_nil(after[1])
+    assert.same({ 4, 5 }, links(db, m))
+    assert.equal(2, m.Post:count())                    -- p and d's
+  end)
+
   it("refuses a write's next statement when a defaultValue function leaves a transaction suspended", function()
     local g = H.genres(m.Genre)
     local p = assert(m.Post:create { text = "p" })
