@@ -467,6 +467,7 @@ JN_INTERNAL int jn_conn_runkey(lua_State *L, jn_Conn *c, jn_St *st, sqlite3_int6
 JN_INTERNAL void jn_conn_checkopen(lua_State *L, jn_Conn *c, const char *model,
                                    const char *method);
 JN_INTERNAL int jn_conn_atomic(lua_State *L, jn_Conn *c, lua_CFunction body, int readfirst, int nup);
+JN_INTERNAL jn_Write *jn_conn_bodywrite(lua_State *L);
 /* A method closure whose body runs under jn_conn_atomic keeps that body as a
 ** closure over its first upvalues, made once with the method, at this upvalue:
 ** jn_conn_atomic runs it instead of making a closure per call. */

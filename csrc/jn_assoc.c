@@ -1620,7 +1620,7 @@ static int link_each(lua_State *L, jn_Write *w, jn_Assoc *a, int thr, int per, c
 ** half-way undoes them.
 */
 int jn_assoc_linkbody(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   jn_Conn *c = w->c;
   int thr = lua_isnil(L, 4) ? 0 : 4, per = lua_isnil(L, 7) ? 0 : 7;
@@ -1672,7 +1672,7 @@ int jn_assoc_linkbody(lua_State *L) {
 
 /* Body of remove under jn_conn_atomic: [w, inst, keys, n]. */
 int jn_assoc_unlinkbody(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
   jn_St *one = NULL;                   /* the only write, when guard_one named it */
@@ -1764,6 +1764,7 @@ int jn_assoc_hasrun(lua_State *L, jn_Assoc *a, int self, int arr, int n) {
 ** transaction, so every chunk sees the same links): [w, inst, keys, n]. */
 int jn_assoc_hasbody(lua_State *L) {
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
+  (void)jn_conn_bodywrite(L);
   return jn_assoc_hasrun(L, a, 2, 3, (int)lua_tointeger(L, 4));
 }
 
@@ -1772,7 +1773,7 @@ int jn_assoc_hasbody(lua_State *L) {
 
 /* Body of create under jn_conn_atomic: [w, inst, values, thr|nil, target model]. */
 int jn_assoc_createbody(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   jn_Conn *c = w->c;
   jn_Key *k;

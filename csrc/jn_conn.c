@@ -629,6 +629,17 @@ static int atomic_once(lua_State *L, jn_Conn *c, int base, int nargs, int readfi
 }
 
 /*
+** The jn_Write of a body that jn_conn_atomic runs, at 1.  A method keeps its
+** body as an upvalue, which debug.getupvalue reaches: called any other way,
+** with a value that is no write, it raises instead of reading one.
+*/
+jn_Write *jn_conn_bodywrite(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TLIGHTUSERDATA)
+    luaL_error(L, "junction: a method's body called outside its method");
+  return (jn_Write *)lua_touserdata(L, 1);
+}
+
+/*
 ** Run body (a closure over the calling C function's first nup upvalues:
 ** the one at its upvalue JN_UPV_BODY when that is body, made once with the
 ** method, else a new one) with the stack [jn_Write, args...] under lua_pcall, so that any

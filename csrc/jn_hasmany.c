@@ -374,7 +374,7 @@ static int link_keys(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
 
 /* Body of add under jn_conn_atomic: [w, inst, keys, n]. */
 static int add_body(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   /* one key is one row: atomic by itself; more may fail half-way */
@@ -428,7 +428,7 @@ static int keep_only(lua_State *L, jn_Assoc *a, int self, int keys, int n) {
 
 /* Body of set under jn_conn_atomic: [w, inst, keys, n]. */
 static int set_body(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   sqlite3_int64 changed = 0;
@@ -461,7 +461,7 @@ static int unlink_guard(lua_State *L, jn_Write *w, jn_Assoc *a, int n, jn_St **o
 
 /* Body of remove under jn_conn_atomic: [w, inst, keys, n]. */
 static int remove_body(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc;
   sqlite3_int64 changed = 0;
@@ -575,7 +575,7 @@ static int hm_count(lua_State *L) {
 
 /* Body of hasOne's set under jn_conn_atomic: [w, inst, keys, n (0 or 1)]. */
 static int one_body(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Assoc *a = (jn_Assoc *)lua_touserdata(L, lua_upvalueindex(1));
   int n = (int)lua_tointeger(L, 4), rc, r;
   sqlite3_int64 changed = 0;

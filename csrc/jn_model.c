@@ -66,7 +66,7 @@ static int model_create(lua_State *L) {
 
 /* Body of bulkCreate under jn_conn_atomic: [w, model, list of built instances]. */
 static int bulk_body(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   int i, n = (int)lua_rawlen(L, 3), rc;
   w->once = 1;   /* the instances it saves were built by its caller: not run twice */
   for (i = 1; i <= n; i++) {
@@ -253,7 +253,7 @@ static int run_scalar(lua_State *L, jn_Model *m, const char *sql, size_t len, jn
 ** transaction) of its own and comes back all or nothing.
 */
 static int write_body(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Model *m = (jn_Model *)lua_touserdata(L, 2);
   jn_Select s;
   size_t len;

@@ -1049,7 +1049,7 @@ static int lock_schema(lua_State *L, jn_Conn *c) {
 ** the whole sync, which then writes nothing.
 */
 static int sync_body(lua_State *L) {
-  jn_Write *w = (jn_Write *)lua_touserdata(L, 1);
+  jn_Write *w = jn_conn_bodywrite(L);
   jn_Conn *c = w->c;
   int orderidx = 3, seqidx = 4, force = lua_toboolean(L, 5), n, i, rc;
   jn_Diff d;

@@ -403,3 +403,66 @@ describe("hasMany remove on a table declaring ON CONFLICT FAIL", function()
     db:close()
   end)
 end)
+
+-- A method keeps its atomic body as an upvalue (no closure per call), and
+-- debug.getupvalue reaches it: called by hand, with anything but the write
+-- jn_conn_atomic passes, it must raise, never read a write that is not one.
+describe("a method's kept body called outside its method", function()
+  local db, m
+  before_each(function()
+    db = H.open()
+    m = H.blog(db)
+    db:define("Book", { tableName = "book", timestamps = false, fields = {
+      book_id = { type = T.INTEGER, primaryKey = true, autoIncrement = true },
+      post_id = { type = T.INTEGER } } })
+    assert(db:associate { Post = { { hasMany = "Book", as = "Books", foreignKey = "post_id" } } })
+    assert(db:sync())
+  end)
+  after_each(function() db:close() end)
+
+  -- The C functions among the upvalues of f and of the functions among
+  -- them, two levels down (on Lua 5.1 a method may be a Lua function over the
+  -- C one): its kept body, and any other.
+  local function c_upvalues(f, out, seen, depth)
+    out, seen, depth = out or {}, seen or {}, depth or 0
+    local i = 1
+    while depth < 3 do
+      local name, v = debug.getupvalue(f, i)
+      if name == nil then break end
+      if type(v) == "function" and not seen[v] then
+        seen[v] = true
+        if debug.getinfo(v, "S").what == "C" then out[#out + 1] = v end
+        c_upvalues(v, out, seen, depth + 1)
+      end
+      i = i + 1
+    end
+    return out
+  end
+
+  it("raises for every write method's body, given a table, nil or a number for the write", function()
+    local post = assert(m.Post:create { text = "p" })
+    local g = assert(m.Genre:create { name = "g" })
+    local seen = 0   -- calls refused by a kept body's own check
+    for _, name in ipairs { "setGenres", "addGenres", "addGenre", "removeGenres", "removeGenre",
+                            "hasGenres", "hasGenre", "createGenre", "setBooks", "addBooks",
+                            "removeBooks" } do   -- (hasBooks' body writes nothing: a read)
+      for _, body in ipairs(c_upvalues(post[name])) do
+        for _, w in ipairs { {}, false, 42 } do
+          local ok, err = pcall(body, w, post, {}, 5, 5, true, nil)
+          assert.is_false(ok, name)
+          if tostring(err):find("body called outside its method", 1, true) then
+            seen = seen + 1
+          end
+        end
+      end
+    end
+    -- setGenres, addGenres, addGenre, removeGenres, removeGenre, hasGenres,
+    -- hasGenre, setBooks, addBooks, removeBooks keep a C body each
+    -- (Lua 5.1's debug.getupvalue does not reach a C function's upvalues)
+    if _VERSION ~= "Lua 5.1" or jit then
+      assert.is_true(seen >= 3 * 10, "the kept bodies refuse a call by hand: " .. seen)
+    end
+    assert.is_true(post:setGenres { g })   -- the methods still work
+    assert.is_true(post:hasGenre(g))
+  end)
+end)

@@ -288,9 +288,14 @@ describe("a finalizer that closes the connection during a call", function()
       calling = false
       if ok then
         assert.equal(500, #rows)
-        assert.matches("(open,", tostring(db), 1, true)
-        assert.equal(500, m.Post:count())
-        assert.is_true(db:close())
+        -- a finalizer may also run after the core's call has returned and
+        -- before `calling` is reset (in Lua code of the method's wrapper):
+        -- a close there is allowed and succeeds
+        if not tostring(db):find("(closed,", 1, true) then
+          assert.matches("(open,", tostring(db), 1, true)
+          assert.equal(500, m.Post:count())
+          assert.is_true(db:close())
+        end
         if during > 0 then break end
       else
         assert.matches("Post:findAll: attempt to use a closed connection", tostring(rows))
