@@ -628,7 +628,28 @@ JN_INTERNAL jn_St *jn_assoc_countwhere(lua_State *L, jn_Assoc *a, int w, int *rc
 JN_INTERNAL jn_St *jn_assoc_countwhere2(lua_State *L, jn_Assoc *a, int w, int tw, int *rc);
 JN_INTERNAL void jn_assoc_throughwhere(lua_State *L, jn_Assoc *a, int idx, const char *ctx);
 JN_INTERNAL int jn_assoc_pushcount(lua_State *L, jn_Conn *c, jn_St *st);
-JN_INTERNAL int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx);
+/* A key of a key list (jn_assoc.c).  */
+/* 32 bytes on a 64-bit machine: a key array is made per call, and its size
+** is garbage the collector walks (setGenres of 5 makes three). */
+typedef struct jn_Key {
+  int type;                 /* SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT or SQLITE_BLOB */
+  int pos;                  /* where in the list given it first came (1-based) */
+  int anchor;               /* text and blob: its slot in the key array's anchor table */
+  unsigned char none;       /* no value of the key field's type: no row has it (key_fits) */
+  unsigned char carries;    /* given as an instance that may carry through values (jn_Inst) */
+  union {                   /* the one of them its type says */
+    sqlite3_int64 i;
+    double d;
+    const char *s;          /* text and blob: anchored in the uservalue of its key array */
+  } v;
+  size_t n;                 /* text and blob: its length */
+} jn_Key;
+/* How many keys a method's own room on the C stack holds: a list of up to
+** that many keys whose text needs no anchor is read there, with no
+** allocation per call (jn_assoc_readkeys). */
+#define JN_KEYS_ROOM 16
+JN_INTERNAL int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx,
+                                  jn_Key *room);
 JN_INTERNAL int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx,
                                  int *none);
 JN_INTERNAL int jn_assoc_keyfits(lua_State *L, jn_Assoc *a, int idx);

@@ -15,21 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* 32 bytes on a 64-bit machine: a key array is made per call, and its size
-** is garbage the collector walks (setGenres of 5 makes three). */
-typedef struct jn_Key {
-  int type;                 /* SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT or SQLITE_BLOB */
-  int pos;                  /* where in the list given it first came (1-based) */
-  int anchor;               /* text and blob: its slot in the key array's anchor table */
-  unsigned char none;       /* no value of the key field's type: no row has it (key_fits) */
-  unsigned char carries;    /* given as an instance that may carry through values (jn_Inst) */
-  union {                   /* the one of them its type says */
-    sqlite3_int64 i;
-    double d;
-    const char *s;          /* text and blob: anchored in the uservalue of its key array */
-  } v;
-  size_t n;                 /* text and blob: its length */
-} jn_Key;
 
 static const char *const kinds[] = { "belongsTo", "hasOne", "hasMany", "belongsToMany", NULL };
 
@@ -65,21 +50,38 @@ static jn_Key *new_keys(lua_State *L, int cap) {
 
 /*
 ** Replace the key array at arr (n keys used) by a copy with room for cap,
-** sharing its anchor table.  Returns the new array. [-0, +0, m]
+** sharing its anchor table (a room on the C stack has none: the copy gets
+** its own).  Returns the new array. [-0, +0, m]
 */
 static jn_Key *grow_keys(lua_State *L, int arr, int n, int cap) {
-  jn_Key *old = (jn_Key *)lua_touserdata(L, arr);
-  jn_Key *keys = (jn_Key *)lua_newuserdata(L, (size_t)cap * sizeof(jn_Key));
+  jn_Key *old = (jn_Key *)lua_touserdata(L, arr), *keys;
+  if (lua_type(L, arr) == LUA_TLIGHTUSERDATA) {
+    keys = new_keys(L, cap);
+  } else {
+    keys = (jn_Key *)lua_newuserdata(L, (size_t)cap * sizeof(jn_Key));
+    lua_getuservalue(L, arr);
+    lua_setuservalue(L, -2);
+  }
   memcpy(keys, old, (size_t)n * sizeof(jn_Key));
-  lua_getuservalue(L, arr);
-  lua_setuservalue(L, -2);
   lua_replace(L, arr);
   return keys;
 }
 
-/* Anchor the string on top of the stack in the key array at arr (pops it)
-** and make k a text or blob key of it. [-1, +0, m] */
-static void anchor_key(lua_State *L, int arr, jn_Key *k, int type) {
+/*
+** Anchor the string on top of the stack in the key array at arr (pops it)
+** and make k a text or blob key of it.  A room on the C stack (a light
+** userdata at arr, JN_KEYS_ROOM keys) has no anchor table: its keys move
+** into a new key array first, which replaces it at arr.  Returns k, where
+** it now is. [-1, +0, m]
+*/
+static jn_Key *anchor_key(lua_State *L, int arr, jn_Key *k, int type) {
+  if (lua_type(L, arr) == LUA_TLIGHTUSERDATA) {
+    jn_Key *room = (jn_Key *)lua_touserdata(L, arr);
+    jn_Key *keys = new_keys(L, JN_KEYS_ROOM);
+    memcpy(keys, room, JN_KEYS_ROOM * sizeof *keys);
+    lua_replace(L, arr);
+    k = keys + (k - room);
+  }
   k->type = type;
   k->v.s = lua_tolstring(L, -1, &k->n);
   if (lua_getuservalue(L, arr) != LUA_TTABLE) {   /* the array's first anchored key */
@@ -92,6 +94,7 @@ static void anchor_key(lua_State *L, int arr, jn_Key *k, int type) {
   lua_insert(L, -2);
   lua_rawseti(L, -2, k->anchor);
   lua_pop(L, 1);
+  return k;
 }
 
 /* The field of the target that a key names: its primary key for hasOne and
@@ -222,14 +225,14 @@ static void to_key(lua_State *L, jn_Assoc *a, int idx, int elem, jn_Key *k, int 
       char tmp[32];
       snprintf(tmp, sizeof tmp, "%lld", (long long)k->v.i);
       lua_pushstring(L, tmp);
-      anchor_key(L, arr, k, SQLITE_TEXT);
+      k = anchor_key(L, arr, k, SQLITE_TEXT);
     }
   } else if (t == LUA_TSTRING) {
     if (ftype == JN_T_INTEGER && jn_scalar_toi64(L, idx, &k->v.i)) {
       k->type = SQLITE_INTEGER;
     } else {
       lua_pushvalue(L, idx);
-      anchor_key(L, arr, k, ftype == JN_T_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
+      k = anchor_key(L, arr, k, ftype == JN_T_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
     }
   } else {
     luaL_error(L, "%s: bad argument (element %d is a %s, expected %s or its key)", ctx, elem,
@@ -308,6 +311,7 @@ static void read_list(lua_State *L, jn_Assoc *a, int idx, int n, jn_Key *keys, i
       jn_value_listfail(L, 0, ctx, "argument #1", "a list");
     }
     to_key(L, a, -1, i, &keys[i - 1], arr, ctx);
+    keys = (jn_Key *)lua_touserdata(L, arr);   /* a text key may have moved them */
     lua_pop(L, 1);
     count++;
   }
@@ -320,9 +324,20 @@ static void read_list(lua_State *L, jn_Assoc *a, int idx, int n, jn_Key *keys, i
 ** one is a list, an instance given for a list is one.  Pushes the key
 ** array and returns the number of distinct keys: in the order given when
 ** the list is short, sorted when it is long.  Raises on misuse, naming ctx.
+** room (or NULL): JN_KEYS_ROOM keys on the C stack of the caller, which
+** outlives every use of the array: a list that fits and has no text to
+** anchor is read there, and the array pushed is a light userdata of it,
+** read as the other (lua_touserdata); nothing is allocated.
 ** [-0, +1, e]
 */
-int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx) {
+static jn_Key *push_keys(lua_State *L, int n, jn_Key *room) {
+  if (room == NULL || n > JN_KEYS_ROOM) return new_keys(L, n);
+  lua_pushlightuserdata(L, room);
+  return room;
+}
+
+int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx,
+                      jn_Key *room) {
   jn_Key *keys;
   int i, n, k = 0, arr;
   /* Sequelize's leniency: addGenre{1, 2} is a list, addGenres(genre) one instance */
@@ -332,7 +347,7 @@ int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char
     if (lua_isnil(L, idx))
       luaL_error(L, "%s: bad argument #1 (%s instance or key expected, got nil)", ctx,
                  a->target->name);
-    keys = new_keys(L, 1);
+    keys = push_keys(L, 1, room);
     arr = lua_gettop(L);
     lua_pushvalue(L, idx);
     to_key(L, a, -1, 1, &keys[0], arr, ctx);
@@ -343,9 +358,10 @@ int jn_assoc_readkeys(lua_State *L, jn_Assoc *a, int idx, int single, const char
     luaL_error(L, "%s: bad argument #1 (array of %s instances or keys expected, got %s)", ctx,
                a->target->name, jn_error_typename(L, idx));
   n = (int)lua_rawlen(L, idx);
-  keys = new_keys(L, n);
+  keys = push_keys(L, n, room);
   arr = lua_gettop(L);
   read_list(L, a, idx, n, keys, arr, ctx);
+  keys = (jn_Key *)lua_touserdata(L, arr);
   if (n <= JN_KEYS_SCAN) {  /* drop duplicates in place: the first one stays */
     for (i = 0; i < n; i++)
       if (!key_in(keys, k, &keys[i], 0)) keys[k++] = keys[i];
@@ -1525,14 +1541,16 @@ static int json_write(lua_State *L, jn_Write *w, jn_Assoc *a, int self, int arr,
 /* }====== */
 
 /*
-** Read the keys the source (at self) is linked to now into a new key array
-** (pushed).  Returns their number, or -1 with *rc set when the read fails.
+** Read the keys the source (at self) is linked to now into a key array
+** (pushed): in room (JN_KEYS_ROOM keys on the caller's C stack, as
+** jn_assoc_readkeys) while they fit and need no anchor, else a new one.
+** Returns their number, or -1 with *rc set when the read fails.
 ** [-0, +1, e]
 */
-static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
+static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc, jn_Key *room) {
   jn_Conn *c = a->source->conn;
-  int n = 0, cap = 8, arr;
-  jn_Key *cur = new_keys(L, cap);
+  int n = 0, cap = JN_KEYS_ROOM, arr;
+  jn_Key *cur = push_keys(L, cap, room);
   jn_St *st;
   arr = lua_gettop(L);
   st = jn_assoc_slot(L, a, JN_AS_KEYS, "keys", rc);
@@ -1558,7 +1576,8 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc) {
       const char *s = type == SQLITE_BLOB ? (const char *)jn_e_col_blob(c->eng, st, 0, &len)
                                           : (const char *)jn_e_col_text(c->eng, st, 0, &len);
       lua_pushlstring(L, s != NULL ? s : "", len);
-      anchor_key(L, arr, k, type == SQLITE_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
+      k = anchor_key(L, arr, k, type == SQLITE_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
+      cur = k - (n - 1);   /* the room's keys may have moved */
     }
   }
   jn_e_reset(c->eng, st);
@@ -1627,6 +1646,7 @@ int jn_assoc_linkbody(lua_State *L) {
   int nwant = (int)lua_tointeger(L, 5), del = lua_toboolean(L, 6);
   int ncur, rc, ndel = 0, nins = 0, sorted, i, slow, jmodel;
   jn_Key *want = (jn_Key *)lua_touserdata(L, 3), *cur;
+  jn_Key room[JN_KEYS_ROOM];                     /* the links read, while they fit */
   jn_St *one = NULL;                             /* the only write, when guard_one named it */
   lua_settop(L, 7);
   if (count_none(want, nwant) > 0) return none_fail(L, a, 2, want, nwant);
@@ -1638,7 +1658,7 @@ int jn_assoc_linkbody(lua_State *L) {
     if ((rc = jn_conn_writeguard(L, w)) != SQLITE_OK || (rc = jn_assoc_lockparent(L, a, 2)) != SQLITE_OK)
       return jn_error_result(L, c, rc, NULL);
   }
-  ncur = linked_keys(L, a, 2, &rc);              /* 9 */
+  ncur = linked_keys(L, a, 2, &rc, room);        /* 9 */
   if (ncur < 0) return jn_error_result(L, c, rc, NULL);
   cur = (jn_Key *)lua_touserdata(L, 9);
   sorted = nwant > JN_KEYS_SCAN || ncur > JN_KEYS_SCAN;
@@ -2055,7 +2075,7 @@ static int assoc_info(lua_State *L) {
 int jn_assoc_keylist(lua_State *L, jn_Assoc *a, int idx, int single, const char *ctx, int *none) {
   int n, i, arr;
   jn_Key *keys;
-  n = jn_assoc_readkeys(L, a, idx, single, ctx);
+  n = jn_assoc_readkeys(L, a, idx, single, ctx, NULL);
   arr = lua_gettop(L);
   keys = (jn_Key *)lua_touserdata(L, arr);
   if (n > JN_KEYS_SCAN) qsort(keys, (size_t)n, sizeof *keys, pos_cmp);   /* the order given */

@@ -249,10 +249,11 @@ static int btm_get(lua_State *L) {
 /* set/add (many or one): check everything, then run jn_assoc_linkbody atomically. */
 static int link_method(lua_State *L, int single, int del) {
   jn_Assoc *a = check_method(L);
+  jn_Key room[JN_KEYS_ROOM];   /* the keys of a short list: this frame outlives the call */
   int n, thr, fn;
   lua_settop(L, 3);
   lua_pushvalue(L, 2);                            /* 4: the list as given */
-  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
+  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L), room);
   lua_replace(L, 2);                              /* the key array replaces the list */
   copy_options(L, 3);
   thr = jn_assoc_checkthrough(L, a, 3);
@@ -282,9 +283,10 @@ static int btm_adds(lua_State *L) { return link_method(L, 0, 0); }
 /* remove/removes: the deletes, all or none. */
 static int unlink_method(lua_State *L, int single) {
   jn_Assoc *a = check_method(L);
+  jn_Key room[JN_KEYS_ROOM];
   int n;
   lua_settop(L, 2);
-  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
+  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L), room);
   lua_replace(L, 2);
   lua_pushinteger(L, n);
   return jn_conn_atomic(L, a->source->conn, jn_assoc_unlinkbody, 0, 2);
@@ -317,6 +319,7 @@ static int int_key(lua_State *L, jn_Assoc *a, int idx, sqlite3_int64 *v) {
 /* has/hases: true when every key is linked. */
 static int has_method(lua_State *L, int single) {
   jn_Assoc *a;
+  jn_Key room[JN_KEYS_ROOM];
   sqlite3_int64 v;
   int n;
   lua_settop(L, 2);
@@ -339,7 +342,7 @@ static int has_method(lua_State *L, int single) {
     return 1;
   }
   lua_settop(L, 2);
-  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L));
+  n = jn_assoc_readkeys(L, a, 2, single, jn_assoc_method(L), room);
   lua_replace(L, 2);
   if (n == 0) { lua_pushboolean(L, 1); return 1; }
   if (n <= jn_assoc_hasmax(a)) return jn_assoc_hasrun(L, a, 1, 2, n);   /* one statement: consistent by itself */
