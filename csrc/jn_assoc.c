@@ -1576,8 +1576,8 @@ static int linked_keys(lua_State *L, jn_Assoc *a, int self, int *rc, jn_Key *roo
       const char *s = type == SQLITE_BLOB ? (const char *)jn_e_col_blob(c->eng, st, 0, &len)
                                           : (const char *)jn_e_col_text(c->eng, st, 0, &len);
       lua_pushlstring(L, s != NULL ? s : "", len);
-      k = anchor_key(L, arr, k, type == SQLITE_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
-      cur = k - (n - 1);   /* the room's keys may have moved */
+      (void)anchor_key(L, arr, k, type == SQLITE_BLOB ? SQLITE_BLOB : SQLITE_TEXT);
+      cur = (jn_Key *)lua_touserdata(L, arr);   /* the room's keys may have moved */
     }
   }
   jn_e_reset(c->eng, st);
